@@ -1,0 +1,108 @@
+//! The Call Leg: the object every successful command answers with (calling-api.md §4.1).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::status::{CallStatus, Direction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegType {
+    RelayPstnCall,
+    RelaySipCall,
+    RelayWebrtcCall,
+}
+
+impl LegType {
+    /// Ambiguity register A27: `sip:`/`sips:` → SIP, `verto:`/`client:` → WebRTC, E.164 → PSTN.
+    pub fn for_destination(to: &str) -> LegType {
+        let lower = to.to_ascii_lowercase();
+        if lower.starts_with("sip:") || lower.starts_with("sips:") {
+            LegType::RelaySipCall
+        } else if lower.starts_with("verto:") || lower.starts_with("client:") {
+            LegType::RelayWebrtcCall
+        } else {
+            LegType::RelayPstnCall
+        }
+    }
+
+    pub fn device_type(self) -> &'static str {
+        match self {
+            LegType::RelayPstnCall => "phone",
+            LegType::RelaySipCall => "sip",
+            LegType::RelayWebrtcCall => "webrtc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeDetail {
+    pub description: String,
+    pub charge: f64,
+}
+
+/// All keys are always present; nullable ones serialize as `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallLeg {
+    pub id: Uuid,
+    pub from: String,
+    pub to: String,
+    pub direction: Direction,
+    pub source: String,
+    pub url: Option<String>,
+    pub charge: f64,
+    pub created_at: String,
+    pub charge_details: Vec<ChargeDetail>,
+    pub status: Option<CallStatus>,
+    pub duration: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub billing_ms: Option<i64>,
+    #[serde(rename = "type")]
+    pub leg_type: LegType,
+    pub parent_id: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leg_serializes_every_key() {
+        let leg = CallLeg {
+            id: Uuid::nil(),
+            from: "+15105550100".into(),
+            to: "sip:alice@example.net".into(),
+            direction: Direction::OutboundApi,
+            source: "realtime_api".into(),
+            url: None,
+            charge: 0.0,
+            created_at: "2025-03-02T17:45:09Z".into(),
+            charge_details: vec![],
+            status: Some(CallStatus::Queued),
+            duration: None,
+            duration_ms: None,
+            billing_ms: None,
+            leg_type: LegType::RelaySipCall,
+            parent_id: None,
+        };
+        let v = serde_json::to_value(&leg).unwrap();
+        let obj = v.as_object().unwrap();
+        for key in [
+            "id", "from", "to", "direction", "source", "url", "charge", "created_at",
+            "charge_details", "status", "duration", "duration_ms", "billing_ms", "type", "parent_id",
+        ] {
+            assert!(obj.contains_key(key), "missing {key}");
+        }
+        assert_eq!(v["direction"], "outbound-api");
+        assert_eq!(v["type"], "relay_sip_call");
+        assert!(v["url"].is_null());
+    }
+
+    #[test]
+    fn destination_types() {
+        assert_eq!(LegType::for_destination("sip:a@b"), LegType::RelaySipCall);
+        assert_eq!(LegType::for_destination("SIPS:a@b"), LegType::RelaySipCall);
+        assert_eq!(LegType::for_destination("+14155550100"), LegType::RelayPstnCall);
+        assert_eq!(LegType::for_destination("verto:x@y"), LegType::RelayWebrtcCall);
+    }
+}

@@ -1,0 +1,17 @@
+//! The call-control vocabulary shared by every surface of dialtone.
+//!
+//! A REST command and a SWML method end in the same [`CallCommand`]; the node executes it on the
+//! call actor that owns the call and answers with a [`CommandOk`] or a [`ControlError`]. This crate
+//! is pure data plus the [`CallControl`] trait: no sockets, no tasks, no clock.
+
+pub mod command;
+pub mod dial;
+pub mod leg;
+pub mod service;
+pub mod status;
+
+pub use command::CallCommand;
+pub use dial::{Codec, DialRequest, HttpMethod, StatusEvent};
+pub use leg::{CallLeg, ChargeDetail, LegType};
+pub use service::{CallControl, CallFilter, CallPage, CommandOk, ControlError};
+pub use status::{CallStatus, Direction, EndReason};

@@ -1,0 +1,1 @@
+//! SDP model, offer building and answer negotiation for audio + telephone-event. Pure.

@@ -1,0 +1,1 @@
+//! Calls, call events and the webhook outbox in SQLite, with migrations.

@@ -1,0 +1,1 @@
+//! SWML document model: parsing (JSON/YAML, object or string) and schema validation.
