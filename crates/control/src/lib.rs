@@ -4,6 +4,7 @@
 //! call actor that owns the call and answers with a [`CommandOk`] or a [`ControlError`]. This crate
 //! is pure data plus the [`CallControl`] trait: no sockets, no tasks, no clock.
 
+pub mod call;
 pub mod command;
 pub mod dial;
 pub mod leg;
