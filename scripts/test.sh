@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit/integration tests (cargo), then the end-to-end
+# scenarios against the real binary with real peers (sipp, the official SignalWire SDK).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup-lib.sh
+ensure_build_deps
+apt_install sip-tester tshark sox
+ensure_venv tests/e2e/requirements.txt
+ensure_schema
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+if have cargo-nextest; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+echo "== end-to-end"
+cargo build -p dialtone
+export DIALTONE_BIN="$PWD/target/debug/dialtone"
+"$VENV/bin/python" -m pytest tests/e2e -n 2 -q -p no:cacheprovider "$@"
