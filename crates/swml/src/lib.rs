@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 /// Largest document accepted, in bytes of source text.
+pub mod expr;
+
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -70,7 +72,9 @@ pub fn parse_text(text: &str) -> Result<Value, SwmlError> {
         Err(json_err) => match serde_yaml::from_str::<Value>(trimmed) {
             Ok(v) if v.is_object() => Ok(v),
             Ok(_) => Err(SwmlError::NotAnObject),
-            Err(yaml_err) => Err(SwmlError::Syntax(format!("JSON: {json_err}; YAML: {yaml_err}"))),
+            Err(yaml_err) => Err(SwmlError::Syntax(format!(
+                "JSON: {json_err}; YAML: {yaml_err}"
+            ))),
         },
     }
 }
@@ -118,7 +122,9 @@ fn masked_for_schema(value: &Value) -> Value {
 }
 
 fn mask_step(step: &mut Value) {
-    let Some(obj) = step.as_object_mut() else { return };
+    let Some(obj) = step.as_object_mut() else {
+        return;
+    };
     if obj.len() != 1 {
         return;
     }
@@ -136,7 +142,9 @@ fn mask_step(step: &mut Value) {
 /// Validates a JSON value against the SWML schema; the errors name the failing JSON paths.
 pub fn validate(value: &Value) -> Result<(), SwmlError> {
     let Some(v) = validator() else {
-        return Err(SwmlError::Schema(vec!["the embedded SWML schema failed to compile".into()]));
+        return Err(SwmlError::Schema(vec![
+            "the embedded SWML schema failed to compile".into(),
+        ]));
     };
     let masked = masked_for_schema(value);
     let errors: Vec<String> = v
@@ -170,16 +178,28 @@ mod tests {
         assert!(Document::from_value(Value::String(obj.to_string())).is_ok());
         let yaml = "version: 1.0.0\nsections:\n  main:\n    - answer: {}\n    - play:\n        url: 'silence:2'\n";
         let doc = Document::from_text(yaml).unwrap();
-        assert_eq!(doc.as_value()["sections"]["main"][1]["play"]["url"], "silence:2");
+        assert_eq!(
+            doc.as_value()["sections"]["main"][1]["play"]["url"],
+            "silence:2"
+        );
     }
 
     #[test]
     fn rejects_bad_documents_with_reasons() {
         assert_eq!(Document::from_text("  "), Err(SwmlError::Empty));
-        assert!(matches!(Document::from_text("[1,2]"), Err(SwmlError::NotAnObject)));
-        assert!(matches!(Document::from_text("{not json: [}"), Err(SwmlError::Syntax(_))));
+        assert!(matches!(
+            Document::from_text("[1,2]"),
+            Err(SwmlError::NotAnObject)
+        ));
+        assert!(matches!(
+            Document::from_text("{not json: [}"),
+            Err(SwmlError::Syntax(_))
+        ));
         let no_sections = json!({"version":"1.0.0"});
-        assert!(matches!(Document::from_value(no_sections), Err(SwmlError::Schema(_))));
+        assert!(matches!(
+            Document::from_value(no_sections),
+            Err(SwmlError::Schema(_))
+        ));
         let bad_method = json!({"sections":{"main":[{"no_such_method":{}}]}});
         let Err(SwmlError::Schema(errs)) = Document::from_value(bad_method) else {
             panic!("expected schema error")
@@ -189,8 +209,11 @@ mod tests {
 
     #[test]
     fn every_shared_example_that_exists_validates() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/swml-examples");
-        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/spec/swml-examples");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
