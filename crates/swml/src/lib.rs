@@ -8,6 +8,11 @@ use serde_json::Value;
 
 /// Largest document accepted, in bytes of source text.
 pub mod expr;
+mod methods;
+pub mod run;
+
+pub use methods::{ALL_METHODS, IMPLEMENTED};
+pub use run::{Completion, Effect, HttpRequest, HttpResponse, PlayItem, Run, ScriptWarning};
 
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 

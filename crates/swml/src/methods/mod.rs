@@ -1,0 +1,242 @@
+//! One module per SWML method (swml.md §6). Each exposes `run(&mut Run, &params, now) -> Flow`;
+//! methods that wait for the runtime also handle their completion.
+
+pub(crate) mod answer;
+pub(crate) mod cond;
+pub(crate) mod execute;
+pub(crate) mod goto;
+pub(crate) mod hangup;
+pub(crate) mod play;
+pub(crate) mod request;
+pub(crate) mod send_digits;
+pub(crate) mod set;
+pub(crate) mod sleep;
+pub(crate) mod switch;
+pub(crate) mod transfer;
+pub(crate) mod user_event;
+
+use serde_json::{Map, Value};
+
+use crate::run::{Completion, Flow, Run, Waiting};
+
+/// Every method SWML defines (swml.md §6).
+pub const ALL_METHODS: [&str; 43] = [
+    "ai",
+    "ai_sidecar",
+    "amazon_bedrock",
+    "answer",
+    "cond",
+    "connect",
+    "denoise",
+    "detect_machine",
+    "enter_queue",
+    "execute",
+    "goto",
+    "hangup",
+    "join_conference",
+    "join_room",
+    "label",
+    "live_transcribe",
+    "live_translate",
+    "pay",
+    "play",
+    "prompt",
+    "receive_fax",
+    "record",
+    "record_call",
+    "request",
+    "return",
+    "send_digits",
+    "send_fax",
+    "send_sms",
+    "set",
+    "sip_refer",
+    "sleep",
+    "stop_denoise",
+    "stop_record_call",
+    "stop_stream",
+    "stop_tap",
+    "stream",
+    "switch",
+    "tap",
+    "transcribe",
+    "transcribe_stop",
+    "transfer",
+    "unset",
+    "user_event",
+];
+
+/// The methods this interpreter runs; the rest are recognised and fail the document visibly.
+pub const IMPLEMENTED: [&str; 16] = [
+    "answer",
+    "cond",
+    "execute",
+    "goto",
+    "hangup",
+    "label",
+    "play",
+    "request",
+    "return",
+    "send_digits",
+    "set",
+    "sleep",
+    "switch",
+    "transfer",
+    "unset",
+    "user_event",
+];
+
+pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> Flow {
+    match name {
+        "answer" => answer::run(run, params),
+        "cond" => cond::run(run, params),
+        "execute" => execute::run(run, params),
+        "goto" => goto::run(run, params),
+        "hangup" => hangup::run(run, params),
+        "label" => Flow::Next,
+        "play" => play::run(run, params),
+        "request" => request::run(run, params),
+        "return" => execute::run_return(run, params),
+        execute::RESULT_STEP => execute::run_result(run, params),
+        "send_digits" => send_digits::run(run, params),
+        "set" => set::run_set(run, params),
+        "unset" => set::run_unset(run, params),
+        "sleep" => sleep::run(run, params, now),
+        "switch" => switch::run(run, params),
+        "transfer" => transfer::run(run, params),
+        "user_event" => user_event::run(run, params),
+        other if ALL_METHODS.contains(&other) => {
+            run.fail(
+                "relay_script_method_execute_failed",
+                format!("SWML method `{other}` is not implemented by this dialtone server yet"),
+            );
+            Flow::Stop
+        }
+        other => {
+            run.fail(
+                "relay_script_method_undefined",
+                format!("unknown SWML method `{other}`"),
+            );
+            Flow::Stop
+        }
+    }
+}
+
+pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Completion) {
+    match waiting {
+        Waiting::Method { name } => {
+            let ok = matches!(completion, Completion::Done);
+            let message = match &completion {
+                Completion::Failed { message } => message.clone(),
+                _ => String::new(),
+            };
+            match name {
+                "answer" => set_var(run, "answer_result", if ok { "success" } else { "failed" }),
+                "send_digits" => set_var(
+                    run,
+                    "send_digits_result",
+                    if ok { "success" } else { "failed" },
+                ),
+                _ => {}
+            }
+            if !ok {
+                run.warn(
+                    "relay_script_method_execute_failed",
+                    format!("{name} failed: {message}"),
+                );
+            }
+        }
+        Waiting::Sleep { .. } => {}
+        Waiting::Request {
+            url,
+            save_variables,
+        } => request::on_response(run, url, save_variables, completion),
+        Waiting::ExecuteFetch { params, hooks } => {
+            execute::on_document(run, params, hooks, completion)
+        }
+        Waiting::TransferFetch { params } => transfer::on_document(run, params, completion),
+    }
+}
+
+pub(crate) fn set_var(run: &mut Run, name: &str, value: &str) {
+    run.scope
+        .vars
+        .insert(name.to_string(), Value::String(value.to_string()));
+}
+
+/// `execute`/`transfer` params reach the callee as strings (swml.md §2.6 step 2).
+pub(crate) fn stringify_params(v: &Value) -> Map<String, Value> {
+    fn leaf(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, x)| (k.clone(), leaf(x))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(leaf).collect()),
+            other => Value::String(crate::expr::stringify(other)),
+        }
+    }
+    match v {
+        Value::Object(m) => m.iter().map(|(k, x)| (k.clone(), leaf(x))).collect(),
+        _ => Map::new(),
+    }
+}
+
+/// Destination kinds of `execute.dest` / `transfer.dest` (swml.md §3.5).
+pub(crate) enum Dest {
+    Inline(Value),
+    Url(String),
+    Relay,
+    Section(String),
+    Invalid(String),
+}
+
+pub(crate) fn classify_dest(dest: &Value) -> Dest {
+    match dest {
+        Value::Object(_) => Dest::Inline(dest.clone()),
+        Value::String(s) => {
+            let t = s.trim_start();
+            if t.starts_with('{') {
+                match crate::parse_text(t) {
+                    Ok(v) => Dest::Inline(v),
+                    Err(e) => Dest::Invalid(e.to_string()),
+                }
+            } else if t.starts_with("http://") || t.starts_with("https://") {
+                Dest::Url(t.to_string())
+            } else if let Some((cred, url)) = t.split_once('@').filter(|(c, u)| {
+                !c.contains('/') && (u.starts_with("http://") || u.starts_with("https://"))
+            }) {
+                // `user:pass@https://host/…` spelling: move the credentials into the URL.
+                let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+                Dest::Url(format!("{scheme}://{cred}@{rest}"))
+            } else if t.starts_with("relay:") {
+                Dest::Relay
+            } else if t.is_empty() {
+                Dest::Invalid("empty destination".into())
+            } else {
+                Dest::Section(t.to_string())
+            }
+        }
+        _ => Dest::Invalid("dest must be a string or a document".into()),
+    }
+}
+
+/// Reads a number parameter that may be a whole-string placeholder already expanded to text.
+pub(crate) fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,435 @@
+//! The SWML interpreter: a pure machine, told the time (swml.md §2).
+//!
+//! Driving contract (like str0m's run loop):
+//! 1. [`Run::start`] once, then repeatedly drain [`Run::poll_effect`] and execute each effect.
+//! 2. A blocking effect (answer, play, send_digits, request, fetch) is answered with exactly one
+//!    [`Run::complete`]; until then the script does not advance.
+//! 3. Call [`Run::handle_timeout`] when [`Run::poll_timeout`] is due (`sleep`).
+//! 4. [`Run::call_ended`] when the call goes away; the script stops at once.
+//!
+//! The machine never blocks, owns no sockets and reads no clock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::expr::{ExprError, Scope};
+use crate::methods;
+
+/// Execute frames allowed at once (swml.md §2.12).
+pub const MAX_FRAMES: usize = 32;
+/// Nested block levels allowed in one frame.
+pub const MAX_BLOCK_DEPTH: usize = 64;
+/// Transfers per call (swml.md §2.12).
+pub const MAX_TRANSFERS: u32 = 32;
+/// Instantaneous steps run without yielding before the script is judged runaway.
+pub const MAX_STEPS_PER_ADVANCE: usize = 10_000;
+
+/// One playable item of `play` (swml.md §6.19).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlayItem {
+    Audio {
+        url: String,
+    },
+    Say {
+        text: String,
+        voice: String,
+        language: String,
+        gender: String,
+    },
+    Silence {
+        seconds: f64,
+    },
+    Ring {
+        country: String,
+        seconds: Option<f64>,
+    },
+}
+
+/// What the runtime must do for the script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Blocking: answer (no-op on an answered leg), then report completion.
+    Answer { max_duration_secs: u64 },
+    /// Blocking: play the items in order.
+    Play {
+        items: Vec<PlayItem>,
+        volume_db: f64,
+        status_url: Option<String>,
+        auto_answer: bool,
+    },
+    /// Blocking: send RFC 4733 digits (`w` = 0.5 s, `W` = 1 s pause).
+    SendDigits { digits: String },
+    /// Blocking: an HTTP request; complete with [`Completion::Http`].
+    Request(HttpRequest),
+    /// Blocking: fetch a SWML document (POST, signed); complete with [`Completion::Document`].
+    Fetch { url: String, payload: Value },
+    /// Fire and forget.
+    UserEvent { event: Value },
+    /// Fire and forget: a `calling.script.warning`.
+    Warning(ScriptWarning),
+    /// Terminal: hang the call up. The script is over.
+    Hangup { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub save_variables: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptWarning {
+    pub code: &'static str,
+    pub message: String,
+    pub method: String,
+    pub section: String,
+    pub step_index: usize,
+}
+
+/// How a blocking effect ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Done,
+    Failed { message: String },
+    Http(Result<HttpResponse, String>),
+    Document(Result<Value, String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Level {
+    pub steps: Arc<Vec<Value>>,
+    pub idx: usize,
+}
+
+/// Branch hooks of the `execute` that pushed a frame (swml.md §2.6 step 6).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReturnHooks {
+    pub on_return: Option<Value>,
+    pub result: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub doc: Arc<Value>,
+    pub section: String,
+    pub levels: Vec<Level>,
+    pub params: Map<String, Value>,
+    pub goto_counts: HashMap<String, u32>,
+    pub hooks: ReturnHooks,
+}
+
+/// What a blocking effect will do with its completion.
+#[derive(Debug, Clone)]
+pub(crate) enum Waiting {
+    Method {
+        name: &'static str,
+    },
+    Sleep {
+        until: Option<u64>,
+    },
+    Request {
+        url: String,
+        save_variables: bool,
+    },
+    ExecuteFetch {
+        params: Map<String, Value>,
+        hooks: ReturnHooks,
+    },
+    TransferFetch {
+        params: Map<String, Value>,
+    },
+}
+
+/// What one step did.
+pub(crate) enum Flow {
+    Next,
+    Wait(Waiting, Option<Effect>),
+    /// The step changed the program counter itself (jump, block entry, frame push/pop).
+    Jumped,
+    Stop,
+}
+
+pub struct Run {
+    pub(crate) scope: Scope,
+    pub(crate) stack: Vec<Frame>,
+    pub(crate) waiting: Option<Waiting>,
+    pub(crate) transfers: u32,
+    pub(crate) finished: bool,
+    effects: VecDeque<Effect>,
+    /// Method and position of the step being run, for warnings.
+    pub(crate) current: (String, String, usize),
+}
+
+impl Run {
+    /// A run of `doc` (already loaded and schema-valid) on a call described by `call`.
+    pub fn new(doc: Value, call: Map<String, Value>, envs: Map<String, Value>) -> Run {
+        let mut run = Run {
+            scope: Scope {
+                call,
+                envs,
+                ..Scope::default()
+            },
+            stack: Vec::new(),
+            waiting: None,
+            transfers: 0,
+            finished: false,
+            effects: VecDeque::new(),
+            current: (String::new(), String::new(), 0),
+        };
+        run.enter_document(Arc::new(doc), "main", Map::new(), ReturnHooks::default());
+        run
+    }
+
+    pub fn vars(&self) -> &Map<String, Value> {
+        &self.scope.vars
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<u64> {
+        match &self.waiting {
+            Some(Waiting::Sleep { until }) => *until,
+            _ => None,
+        }
+    }
+
+    pub fn start(&mut self, now: u64) {
+        self.advance(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: u64) {
+        if let Some(Waiting::Sleep { until: Some(t) }) = self.waiting {
+            if now >= t {
+                self.waiting = None;
+                self.advance(now);
+            }
+        }
+    }
+
+    /// The call is gone: nothing more runs (swml.md §2.9).
+    pub fn call_ended(&mut self) {
+        self.finished = true;
+        self.waiting = None;
+    }
+
+    /// Replaces the running document (REST `update` with url/swml, `calling.transfer`).
+    pub fn replace_document(&mut self, now: u64, doc: Value) {
+        if self.finished {
+            return;
+        }
+        self.stack.clear();
+        self.waiting = None;
+        self.enter_document(Arc::new(doc), "main", Map::new(), ReturnHooks::default());
+        self.advance(now);
+    }
+
+    pub fn complete(&mut self, now: u64, completion: Completion) {
+        let Some(waiting) = self.waiting.take() else {
+            return;
+        };
+        if self.finished {
+            return;
+        }
+        methods::on_completion(self, waiting, completion);
+        if !self.finished && self.waiting.is_none() {
+            self.advance(now);
+        }
+    }
+
+    pub(crate) fn emit(&mut self, e: Effect) {
+        self.effects.push_back(e);
+    }
+
+    pub(crate) fn warn(&mut self, code: &'static str, message: impl Into<String>) {
+        let message = message.into();
+        self.scope
+            .vars
+            .insert("script_error".into(), Value::String(code.into()));
+        self.scope.vars.insert(
+            "script_error_message".into(),
+            Value::String(message.clone()),
+        );
+        let (method, section, step_index) = self.current.clone();
+        self.emit(Effect::Warning(ScriptWarning {
+            code,
+            message,
+            method,
+            section,
+            step_index,
+        }));
+    }
+
+    /// Ends the script and the call.
+    pub(crate) fn hang_up(&mut self, reason: &str) {
+        self.finished = true;
+        self.waiting = None;
+        self.emit(Effect::Hangup {
+            reason: reason.to_string(),
+        });
+    }
+
+    /// A fatal error: warn, then hang up with `error` (swml.md §2.11 over-limit policy).
+    pub(crate) fn fail(&mut self, code: &'static str, message: impl Into<String>) {
+        self.warn(code, message);
+        self.hang_up("error");
+    }
+
+    /// Expands placeholders in a step's parameters; expression errors warn and yield "".
+    pub(crate) fn expand(&mut self, v: &Value) -> Value {
+        let mut errors: Vec<ExprError> = Vec::new();
+        let out = self.scope.expand(v, &mut |e| errors.push(e));
+        for e in errors {
+            self.warn("relay_script_js_eval_error", e.to_string());
+        }
+        out
+    }
+
+    pub(crate) fn enter_document(
+        &mut self,
+        doc: Arc<Value>,
+        section: &str,
+        params: Map<String, Value>,
+        hooks: ReturnHooks,
+    ) -> bool {
+        let steps = match doc
+            .get("sections")
+            .and_then(|s| s.get(section))
+            .and_then(Value::as_array)
+        {
+            Some(s) => Arc::new(s.clone()),
+            None => return false,
+        };
+        self.scope.params = params.clone();
+        self.stack.push(Frame {
+            doc,
+            section: section.to_string(),
+            levels: vec![Level { steps, idx: 0 }],
+            params,
+            goto_counts: HashMap::new(),
+            hooks,
+        });
+        true
+    }
+
+    /// Enters a nested block of the current frame; after it, execution resumes after the
+    /// owning step (whose index was already advanced).
+    pub(crate) fn enter_block(&mut self, steps: &Value) -> bool {
+        let Some(arr) = steps.as_array() else {
+            return false;
+        };
+        let Some(frame) = self.stack.last_mut() else {
+            return false;
+        };
+        if frame.levels.len() >= MAX_BLOCK_DEPTH {
+            self.fail("relay_script_nested_too_deep", "blocks nested too deep");
+            return false;
+        }
+        frame.levels.push(Level {
+            steps: Arc::new(arr.clone()),
+            idx: 0,
+        });
+        true
+    }
+
+    /// Pops the top frame (subroutine finished) and runs the caller's hooks. Returns false when
+    /// there is no caller: the script is over.
+    pub(crate) fn pop_frame(&mut self) -> bool {
+        let Some(done) = self.stack.pop() else {
+            return false;
+        };
+        let Some(caller) = self.stack.last() else {
+            self.stack.push(done);
+            return false;
+        };
+        self.scope.params = caller.params.clone();
+        methods::execute::after_return(self, done.hooks);
+        true
+    }
+
+    fn advance(&mut self, now: u64) {
+        let mut budget = MAX_STEPS_PER_ADVANCE;
+        while !self.finished && self.waiting.is_none() {
+            if budget == 0 {
+                self.fail(
+                    "relay_script_internal_error",
+                    "too many steps without waiting (runaway script)",
+                );
+                return;
+            }
+            budget -= 1;
+            let Some(frame) = self.stack.last_mut() else {
+                self.hang_up("hangup");
+                return;
+            };
+            let section = frame.section.clone();
+            let depth = frame.levels.len();
+            let Some(level) = frame.levels.last_mut() else {
+                self.hang_up("hangup");
+                return;
+            };
+            if level.idx >= level.steps.len() {
+                if depth > 1 {
+                    frame.levels.pop();
+                    continue;
+                }
+                // Section ran off its end: return to the caller, or the script is over.
+                if !self.pop_frame() {
+                    self.hang_up("hangup");
+                }
+                continue;
+            }
+            let step = level.steps[level.idx].clone();
+            let step_index = level.idx;
+            level.idx += 1;
+            let (name, params) = match step
+                .as_object()
+                .and_then(|o| o.iter().next().filter(|_| o.len() == 1))
+            {
+                Some((k, v)) => (k.clone(), v.clone()),
+                None => match step.as_str() {
+                    // Bare-string steps such as `- answer` or `- hangup`.
+                    Some(s) => (s.to_string(), Value::Object(Map::new())),
+                    None => {
+                        self.current = (String::new(), section, step_index);
+                        self.warn(
+                            "relay_script_method_missing_name",
+                            "a step must have exactly one method",
+                        );
+                        continue;
+                    }
+                },
+            };
+            self.current = (name.clone(), section, step_index);
+            match methods::dispatch(self, &name, &params, now) {
+                Flow::Next | Flow::Jumped => {}
+                Flow::Wait(w, effect) => {
+                    self.waiting = Some(w);
+                    if let Some(e) = effect {
+                        self.emit(e);
+                    }
+                }
+                Flow::Stop => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! Golden tests: documents run through the interpreter on virtual time with a scripted runtime;
+//! the trace of effects and the final variables are asserted.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use swml::{Completion, Effect, HttpResponse, PlayItem, Run};
+
+/// A scripted runtime: every blocking effect completes at once (or as scripted), time only
+/// moves when the script sleeps.
+struct Sim {
+    run: Run,
+    now: u64,
+    trace: Vec<String>,
+    documents: HashMap<String, Value>,
+    http: HashMap<String, Result<HttpResponse, String>>,
+    fail_plays: bool,
+    fetch_payloads: Vec<Value>,
+}
+
+fn call() -> Map<String, Value> {
+    json!({
+        "call_id": "c-1", "from": "+14155550123", "to": "+15550100000", "type": "phone",
+        "direction": "inbound", "call_state": "answered", "headers": []
+    })
+    .as_object()
+    .cloned()
+    .unwrap()
+}
+
+impl Sim {
+    fn new(doc: Value) -> Sim {
+        let doc = swml::Document::from_value(doc)
+            .expect("document must load")
+            .into_value();
+        Sim::unchecked(doc)
+    }
+
+    /// Skips load-time validation: for runtime checks the schema would already catch.
+    fn unchecked(doc: Value) -> Sim {
+        Sim {
+            run: Run::new(doc, call(), Map::new()),
+            now: 0,
+            trace: Vec::new(),
+            documents: HashMap::new(),
+            http: HashMap::new(),
+            fail_plays: false,
+            fetch_payloads: Vec::new(),
+        }
+    }
+
+    fn from_example(name: &str) -> Sim {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/spec/swml-examples")
+            .join(name);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Sim::new(swml::parse_text(&text).unwrap())
+    }
+
+    fn go(mut self) -> Sim {
+        self.run.start(self.now);
+        for _ in 0..10_000 {
+            let mut pending = None;
+            while let Some(e) = self.run.poll_effect() {
+                self.trace.push(describe(&e));
+                pending = match e {
+                    Effect::Answer { .. } | Effect::SendDigits { .. } => Some(Completion::Done),
+                    Effect::Play { .. } if self.fail_plays => Some(Completion::Failed {
+                        message: "404".into(),
+                    }),
+                    Effect::Play { .. } => Some(Completion::Done),
+                    Effect::Request(r) => Some(Completion::Http(
+                        self.http
+                            .get(&r.url)
+                            .cloned()
+                            .unwrap_or(Err("connection refused".into())),
+                    )),
+                    Effect::Fetch { url, payload } => {
+                        self.fetch_payloads.push(payload);
+                        Some(Completion::Document(
+                            self.documents
+                                .get(&url)
+                                .cloned()
+                                .ok_or("HTTP 500".to_string()),
+                        ))
+                    }
+                    Effect::UserEvent { .. } | Effect::Warning(_) | Effect::Hangup { .. } => {
+                        pending
+                    }
+                };
+            }
+            if let Some(c) = pending {
+                self.run.complete(self.now, c);
+            } else if let Some(t) = self.run.poll_timeout() {
+                self.now = t;
+                self.trace.push(format!("@{t}"));
+                self.run.handle_timeout(self.now);
+            } else {
+                break;
+            }
+        }
+        assert!(
+            self.run.is_finished(),
+            "script did not finish; trace: {:#?}",
+            self.trace
+        );
+        self
+    }
+
+    fn var(&self, name: &str) -> Value {
+        self.run.vars().get(name).cloned().unwrap_or(Value::Null)
+    }
+
+    fn says(&self) -> Vec<String> {
+        self.trace
+            .iter()
+            .filter_map(|t| t.strip_prefix("play say:").map(str::to_string))
+            .collect()
+    }
+}
+
+fn describe(e: &Effect) -> String {
+    match e {
+        Effect::Answer { max_duration_secs } => format!("answer {max_duration_secs}"),
+        Effect::Play {
+            items,
+            volume_db,
+            auto_answer,
+            ..
+        } => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    PlayItem::Audio { url } => format!("audio:{url}"),
+                    PlayItem::Say {
+                        text,
+                        voice,
+                        language,
+                        ..
+                    } => {
+                        if voice == "Polly.Salli" && language == "en-US" {
+                            format!("say:{text}")
+                        } else {
+                            format!("say[{voice}/{language}]:{text}")
+                        }
+                    }
+                    PlayItem::Silence { seconds } => format!("silence:{seconds}"),
+                    PlayItem::Ring { country, seconds } => format!("ring:{country}:{seconds:?}"),
+                })
+                .collect();
+            let mut s = format!("play {}", parts.join(" | "));
+            if *volume_db != 0.0 {
+                s.push_str(&format!(" @{volume_db}dB"));
+            }
+            if !auto_answer {
+                s.push_str(" (early media)");
+            }
+            s
+        }
+        Effect::SendDigits { digits } => format!("send_digits {digits}"),
+        Effect::Request(r) => format!("request {} {}", r.method, r.url),
+        Effect::Fetch { url, .. } => format!("fetch {url}"),
+        Effect::UserEvent { event } => format!("user_event {event}"),
+        Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
+        Effect::Hangup { reason } => format!("hangup {reason}"),
+    }
+}
+
+#[test]
+fn example_06_execute_return() {
+    let sim = Sim::from_example("06-execute-return.json").go();
+    assert_eq!(
+        sim.says(),
+        vec![
+            "Two plus three is 5.",
+            "Alice works in billing. Params here: .",
+            "Hello from a section without return.",
+            "Count is 1.",
+        ]
+    );
+    assert_eq!(sim.var("greeting_count"), json!(1));
+    assert_eq!(sim.var("answer_result"), json!("success"));
+    assert_eq!(sim.trace.last().unwrap(), "hangup hangup");
+}
+
+#[test]
+fn example_07_cond_expressions() {
+    let sim = Sim::from_example("07-cond-expressions.yaml").go();
+    assert_eq!(sim.var("subtotal"), json!(15));
+    assert_eq!(sim.var("tax"), json!(1.2));
+    assert_eq!(sim.var("total"), json!(16.2));
+    assert_eq!(sim.var("qty"), json!("3"));
+    assert_eq!(sim.var("area_code"), json!("415"));
+    assert_eq!(sim.var("count"), json!(3));
+    assert_eq!(sim.var("vip"), json!(true));
+    assert_eq!(sim.var("label"), json!("Welcome"));
+    assert_eq!(
+        sim.says(),
+        vec![
+            "Your total is 16.20 dollars for 3 items from area code 415.",
+            "Priority line.",
+            "Welcome"
+        ]
+    );
+    assert_eq!(
+        sim.trace.last().unwrap(),
+        "hangup hangup",
+        "runs off the end: hang up"
+    );
+}
+
+#[test]
+fn example_09_play_schemes() {
+    let sim = Sim::from_example("09-play-schemes.yaml").go();
+    let plays: Vec<&String> = sim.trace.iter().filter(|t| t.starts_with("play")).collect();
+    assert_eq!(plays[0], "play ring:uk:Some(4.0) (early media)");
+    assert_eq!(
+        plays[1],
+        "play say:Welcome. | silence:1.5 | ring:us:None | audio:https://cdn:pw@media.example.com/audio/jingle.mp3 @6dB"
+    );
+    assert_eq!(
+        plays[2],
+        "play say[gcloud.es-ES-Neural2-A/es-ES]:Hola, bienvenido."
+    );
+    assert_eq!(
+        plays[3],
+        "play say[gcloud.es-ES-Neural2-A/es-ES]:Gracias por llamar."
+    );
+    assert_eq!(
+        plays[4],
+        "play say[amazon.Ruth:neural/en-US]:This sentence uses a different voice."
+    );
+    assert!(plays[5].contains("say[amazon.Joanna/en-US]:<speak>"));
+    assert_eq!(sim.trace[1], "answer 14400");
+}
+
+#[test]
+fn example_17_runs_until_the_unimplemented_send_sms_and_fails_visibly() {
+    let sim = Sim::from_example("17-user-event-send-digits.json").go();
+    assert!(sim.trace[0].starts_with("user_event {\"call_stage\":\"dialing_ivr\""));
+    assert_eq!(sim.trace[1], "@2000", "sleep is virtual time");
+    assert_eq!(sim.trace[2], "send_digits ww1W234#");
+    assert_eq!(sim.says(), vec!["Digits sent: success."]);
+    assert_eq!(
+        sim.trace[sim.trace.len() - 2],
+        "warning relay_script_method_execute_failed (send_sms)"
+    );
+    assert_eq!(sim.trace.last().unwrap(), "hangup error");
+    assert_eq!(
+        sim.var("script_error"),
+        json!("relay_script_method_execute_failed")
+    );
+}
+
+#[test]
+fn every_example_loads_and_runs_to_a_defined_end() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/swml-examples");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with(".md") {
+            continue;
+        }
+        let sim = Sim::from_example(&name).go();
+        let last = sim.trace.last().cloned().unwrap_or_default();
+        assert!(last.starts_with("hangup"), "{name}: ended with {last}");
+    }
+}
+
+#[test]
+fn goto_max_counts_jumps_and_falls_through() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"set": {"n": 0}},
+        {"label": "top"},
+        {"set": {"n": "${n + 1}"}},
+        {"play": {"url": "say:pass ${n}"}},
+        {"goto": {"label": "top", "max": 3}},
+        {"play": {"url": "say:done"}}
+    ]}}))
+    .go();
+    assert_eq!(
+        sim.says(),
+        vec!["pass 1", "pass 2", "pass 3", "pass 4", "done"]
+    );
+}
+
+#[test]
+fn goto_when_false_does_not_jump_and_missing_label_warns() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"label": "top"},
+        {"goto": {"label": "top", "when": "1 > 2"}},
+        {"goto": {"label": "nowhere"}},
+        {"play": {"url": "say:after"}}
+    ]}}))
+    .go();
+    assert_eq!(sim.says(), vec!["after"]);
+    assert!(sim
+        .trace
+        .iter()
+        .any(|t| t == "warning relay_script_method_parameter_invalid_value (goto)"));
+}
+
+#[test]
+fn switch_without_match_or_default_warns_and_falls_through() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"set": {"choice": 7}},
+        {"switch": {"variable": "choice", "case": {"1": [{"play": {"url": "say:one"}}]}}},
+        {"switch": {"variable": "choice", "case": {"7": [{"play": {"url": "say:seven"}}]}}},
+        {"play": {"url": "say:next"}}
+    ]}}))
+    .go();
+    assert_eq!(sim.says(), vec!["seven", "next"]);
+    assert!(sim
+        .trace
+        .iter()
+        .any(|t| t.contains("relay_script_method_no_matching_condition")));
+}
+
+#[test]
+fn remote_execute_posts_payload_and_runs_returned_document_as_subroutine() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"set": {"attempt": 1}},
+        {"execute": {"dest": "https://swml.test/check", "params": {"pin": 1234, "deep": {"x": true}}, "meta": {"secret": 1}}},
+        {"play": {"url": "say:result ${return_value}"}},
+        {"execute": {"dest": "https://swml.test/missing"}},
+        {"play": {"url": "say:error ${script_error}"}}
+    ]}}));
+    sim.documents.insert(
+        "https://swml.test/check".into(),
+        json!({"sections": {"main": [{"return": "${params.pin == '1234' ? 'ok' : 'bad'}"}]}}),
+    );
+    let sim = sim.go();
+    assert_eq!(
+        sim.says(),
+        vec!["result ok", "error relay_script_method_execute_failed"]
+    );
+    let p = &sim.fetch_payloads[0];
+    assert_eq!(p["params"], json!({"pin": "1234", "deep": {"x": "true"}}));
+    assert_eq!(p["vars"]["attempt"], json!(1));
+    assert_eq!(p["call"]["call_id"], json!("c-1"));
+    assert!(p.get("meta").is_none());
+}
+
+#[test]
+fn transfer_replaces_the_script_and_never_returns() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"transfer": {"dest": "https://swml.test/next", "params": {"where": "sales"}}},
+        {"play": {"url": "say:never"}}
+    ]}}));
+    sim.documents.insert(
+        "https://swml.test/next".into(),
+        json!({"sections": {"main": [{"play": {"url": "say:welcome to ${params.where}"}}, {"transfer": {"dest": "tail"}}], "tail": [{"play": {"url": "say:tail"}}]}}),
+    );
+    let sim = sim.go();
+    assert_eq!(sim.says(), vec!["welcome to sales", "tail"]);
+}
+
+#[test]
+fn transfer_loop_is_stopped_at_32() {
+    let sim = Sim::new(json!({"sections": {"main": [{"transfer": {"dest": "main"}}]}})).go();
+    assert_eq!(
+        sim.trace
+            .iter()
+            .filter(|t| t.contains("too_many_transfers"))
+            .count(),
+        1
+    );
+    assert_eq!(sim.trace.last().unwrap(), "hangup error");
+}
+
+#[test]
+fn runaway_instant_loop_is_stopped() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"label": "a"}, {"goto": {"label": "a", "max": 100}}, {"execute": {"dest": "main"}}
+    ]}}))
+    .go();
+    assert_eq!(sim.trace.last().unwrap(), "hangup error");
+}
+
+#[test]
+fn request_sets_response_variables() {
+    let mut sim = Sim::unchecked(json!({"sections": {"main": [
+        {"request": {"url": "https://api.test/x", "method": "get", "save_variables": true, "headers": {"X-Id": "${call.call_id}", "Cookie": "no"}}},
+        {"play": {"url": "say:${request_result} ${request_response_code} ${request_response.name} ${request_response_headers.content-type}"}},
+        {"request": {"url": "https://api.test/down", "method": "POST", "body": {"a": 1}}},
+        {"play": {"url": "say:${request_result} ${return_value}"}},
+        {"request": {"url": "https://api.test/x", "method": "PATCH"}}
+    ]}}));
+    sim.http.insert(
+        "https://api.test/x".into(),
+        Ok(HttpResponse {
+            code: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: r#"{"name":"Ann"}"#.into(),
+        }),
+    );
+    let sim = sim.go();
+    assert_eq!(
+        sim.says(),
+        vec!["success 200 Ann application/json", "failed failed"]
+    );
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t == "warning relay_script_method_parameter_invalid_value (request)"),
+        "Cookie header dropped with a warning"
+    );
+    assert_eq!(
+        sim.var("request_result"),
+        json!("failed"),
+        "PATCH is rejected"
+    );
+}
+
+#[test]
+fn failed_play_warns_and_continues() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"play": {"url": "https://media.test/missing.wav"}},
+        {"hangup": {"reason": "busy"}}
+    ]}}));
+    sim.fail_plays = true;
+    let sim = sim.go();
+    assert_eq!(
+        sim.var("script_error"),
+        json!("relay_script_method_execute_failed")
+    );
+    assert_eq!(sim.trace.last().unwrap(), "hangup busy");
+}
+
+#[test]
+fn bad_play_urls_and_empty_say_are_errors() {
+    let sim = Sim::unchecked(json!({"sections": {"main": [
+        {"play": {"url": "say:${nothing}"}},
+        {"play": {"url": "ftp://x"}},
+        {"play": {"url": "silence:0"}}
+    ]}}))
+    .go();
+    assert_eq!(
+        sim.trace
+            .iter()
+            .filter(|t| t.starts_with("warning relay_script_method_execute_failed"))
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn unset_and_dotted_set() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"set": {"a.b": 1, "x": "y"}},
+        {"unset": ["x", "a.b"]},
+        {"play": {"url": "say:[${x}] ${a}"}}
+    ]}}))
+    .go();
+    assert_eq!(sim.says(), vec!["[] {}"]);
+}
+
+#[test]
+fn call_end_stops_the_script() {
+    let doc = swml::Document::from_value(json!({"sections": {"main": [{"play": {"url": "say:hi"}}, {"play": {"url": "say:never"}}]}}))
+        .unwrap()
+        .into_value();
+    let mut run = Run::new(doc, call(), Map::new());
+    run.start(0);
+    assert!(matches!(run.poll_effect(), Some(Effect::Play { .. })));
+    run.call_ended();
+    run.complete(10, Completion::Done);
+    assert!(run.poll_effect().is_none());
+    assert!(run.is_finished());
+}
+
+#[test]
+fn replace_document_restarts_at_the_new_main() {
+    let doc = swml::Document::from_value(json!({"sections": {"main": [{"sleep": -1}]}}))
+        .unwrap()
+        .into_value();
+    let mut run = Run::new(doc, call(), Map::new());
+    run.start(0);
+    assert_eq!(run.poll_timeout(), None);
+    run.replace_document(5, json!({"sections": {"main": [{"hangup": {}}]}}));
+    assert_eq!(
+        run.poll_effect(),
+        Some(Effect::Hangup {
+            reason: "hangup".into()
+        })
+    );
+}
+
+#[test]
+fn execute_result_hook_sees_on_return_changes() {
+    let sim = Sim::new(json!({"sections": {
+        "main": [
+            {"execute": {"dest": "sub", "on_return": [{"set": {"return_value": "changed"}}],
+                         "result": {"case": {"changed": [{"play": {"url": "say:hook saw change"}}]},
+                                    "default": [{"play": {"url": "say:stale"}}]}}}
+        ],
+        "sub": [{"return": "orig"}]
+    }}))
+    .go();
+    assert_eq!(sim.says(), vec!["hook saw change"]);
+}
