@@ -154,10 +154,11 @@ pub(crate) enum Waiting {
     },
 }
 
-/// What one step did.
+/// What one step did. A short-lived return value, never stored, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Flow {
     Next,
-    Wait(Waiting, Option<Effect>),
+    Wait(Waiting, Option<Box<Effect>>),
     /// The step changed the program counter itself (jump, block entry, frame push/pop).
     Jumped,
     Stop,
@@ -425,7 +426,7 @@ impl Run {
                 Flow::Wait(w, effect) => {
                     self.waiting = Some(w);
                     if let Some(e) = effect {
-                        self.emit(e);
+                        self.emit(*e);
                     }
                 }
                 Flow::Stop => return,

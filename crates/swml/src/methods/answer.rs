@@ -16,8 +16,8 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
         .map(|d| d as u64);
     Flow::Wait(
         Waiting::Method { name: "answer" },
-        Some(Effect::Answer {
+        Some(Box::new(Effect::Answer {
             max_duration_secs: max.unwrap_or(DEFAULT_MAX_DURATION),
-        }),
+        })),
     )
 }

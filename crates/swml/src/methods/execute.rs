@@ -56,7 +56,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
                     params: callee_params,
                     hooks,
                 },
-                Some(Effect::Fetch { url, payload }),
+                Some(Box::new(Effect::Fetch { url, payload })),
             )
         }
         Dest::Relay => {

@@ -54,12 +54,12 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
         .map(str::to_string);
     Flow::Wait(
         Waiting::Method { name: "play" },
-        Some(Effect::Play {
+        Some(Box::new(Effect::Play {
             items,
             volume_db,
             status_url,
             auto_answer,
-        }),
+        })),
     )
 }
 

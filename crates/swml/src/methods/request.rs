@@ -91,7 +91,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
             url,
             save_variables,
         },
-        Some(Effect::Request(req)),
+        Some(Box::new(Effect::Request(req))),
     )
 }
 

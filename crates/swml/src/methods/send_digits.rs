@@ -35,6 +35,6 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
         Waiting::Method {
             name: "send_digits",
         },
-        Some(Effect::SendDigits { digits }),
+        Some(Box::new(Effect::SendDigits { digits })),
     )
 }

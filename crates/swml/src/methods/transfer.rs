@@ -53,7 +53,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
                 Waiting::TransferFetch {
                     params: callee_params,
                 },
-                Some(Effect::Fetch { url, payload }),
+                Some(Box::new(Effect::Fetch { url, payload })),
             )
         }
         Dest::Relay => {
