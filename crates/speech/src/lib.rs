@@ -1,0 +1,153 @@
+//! Speech engines behind provider traits. The embedded default TTS is flite (Debian's
+//! `libflite`), run on one worker thread because flite is not thread-safe; results are cached by
+//! (text, voice, language) so a prompt played to many calls is synthesized once.
+
+mod flite;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+pub use flite::FliteTts;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpeechError {
+    #[error("text is empty")]
+    EmptyText,
+    #[error("text is longer than {0} characters")]
+    TooLong(usize),
+    #[error("speech engine failed: {0}")]
+    Engine(String),
+}
+
+/// What to say and how (SWML `say:` with `say_voice`/`say_language`/`say_gender`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TtsRequest {
+    pub text: String,
+    /// Provider voice id such as `Polly.Salli` or `gcloud.en-US-Neural2-A`; engines map ids they
+    /// do not have onto their own voices.
+    pub voice: String,
+    pub language: String,
+    /// `female` or `male`.
+    pub gender: String,
+}
+
+/// Mono 16-bit PCM at the engine's native rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    pub sample_rate: u32,
+    pub samples: Vec<i16>,
+}
+
+impl Audio {
+    pub fn duration_ms(&self) -> u64 {
+        if self.sample_rate == 0 {
+            return 0;
+        }
+        self.samples.len() as u64 * 1000 / u64::from(self.sample_rate)
+    }
+}
+
+#[async_trait]
+pub trait Tts: Send + Sync + 'static {
+    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, SpeechError>;
+}
+
+/// An LRU cache in front of any engine.
+pub struct CachedTts<T: Tts> {
+    inner: T,
+    capacity: usize,
+    state: Mutex<(HashMap<TtsRequest, Arc<Audio>>, VecDeque<TtsRequest>)>,
+}
+
+impl<T: Tts> CachedTts<T> {
+    pub fn new(inner: T, capacity: usize) -> Self {
+        CachedTts {
+            inner,
+            capacity: capacity.max(1),
+            state: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    fn get(&self, key: &TtsRequest) -> Option<Arc<Audio>> {
+        let mut st = self.state.lock().ok()?;
+        let hit = st.0.get(key).cloned()?;
+        st.1.retain(|k| k != key);
+        st.1.push_back(key.clone());
+        Some(hit)
+    }
+
+    fn put(&self, key: TtsRequest, audio: Arc<Audio>) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if st.0.insert(key.clone(), audio).is_none() {
+            st.1.push_back(key);
+        }
+        while st.0.len() > self.capacity {
+            match st.1.pop_front() {
+                Some(old) => {
+                    st.0.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<T: Tts> Tts for CachedTts<T> {
+    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, SpeechError> {
+        // Gender only matters when the voice id does not pin a voice; keep it in the key anyway.
+        if let Some(hit) = self.get(request) {
+            return Ok(hit);
+        }
+        let audio = self.inner.synthesize(request).await?;
+        self.put(request.clone(), audio.clone());
+        Ok(audio)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl Tts for Counting {
+        async fn synthesize(&self, r: &TtsRequest) -> Result<Arc<Audio>, SpeechError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(Audio {
+                sample_rate: 8000,
+                samples: vec![0; r.text.len()],
+            }))
+        }
+    }
+
+    fn req(t: &str) -> TtsRequest {
+        TtsRequest {
+            text: t.into(),
+            voice: "v".into(),
+            language: "en-US".into(),
+            gender: "female".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_hits_and_evicts_least_recent() {
+        let c = CachedTts::new(Counting(AtomicUsize::new(0)), 2);
+        c.synthesize(&req("a")).await.unwrap();
+        c.synthesize(&req("a")).await.unwrap();
+        assert_eq!(c.inner.0.load(Ordering::SeqCst), 1);
+        c.synthesize(&req("b")).await.unwrap();
+        c.synthesize(&req("a")).await.unwrap(); // a is now most recent
+        c.synthesize(&req("c")).await.unwrap(); // evicts b
+        c.synthesize(&req("a")).await.unwrap();
+        assert_eq!(c.inner.0.load(Ordering::SeqCst), 3);
+        c.synthesize(&req("b")).await.unwrap();
+        assert_eq!(c.inner.0.load(Ordering::SeqCst), 4);
+    }
+}
