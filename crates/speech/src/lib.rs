@@ -54,11 +54,14 @@ pub trait Tts: Send + Sync + 'static {
     async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, SpeechError>;
 }
 
+/// Cached entries and their recency order (oldest first).
+type CacheState = (HashMap<TtsRequest, Arc<Audio>>, VecDeque<TtsRequest>);
+
 /// An LRU cache in front of any engine.
 pub struct CachedTts<T: Tts> {
     inner: T,
     capacity: usize,
-    state: Mutex<(HashMap<TtsRequest, Arc<Audio>>, VecDeque<TtsRequest>)>,
+    state: Mutex<CacheState>,
 }
 
 impl<T: Tts> CachedTts<T> {
