@@ -62,7 +62,10 @@ pub enum Codec {
     Pcma,
     G722,
     /// Opus, optionally pinned to a sample rate (Hz) and ptime (ms): `OPUS@16000H@20I`.
-    Opus { rate: u32, ptime: u32 },
+    Opus {
+        rate: u32,
+        ptime: u32,
+    },
     G729,
     Vp8,
     H264,
@@ -79,11 +82,26 @@ impl Codec {
             "G729" => Codec::G729,
             "VP8" => Codec::Vp8,
             "H264" => Codec::H264,
-            "OPUS" => Codec::Opus { rate: 48000, ptime: 20 },
-            "OPUS@48000H@20I" => Codec::Opus { rate: 48000, ptime: 20 },
-            "OPUS@24000H@20I" => Codec::Opus { rate: 24000, ptime: 20 },
-            "OPUS@16000H@20I" => Codec::Opus { rate: 16000, ptime: 20 },
-            "OPUS@8000H@20I" => Codec::Opus { rate: 8000, ptime: 20 },
+            "OPUS" => Codec::Opus {
+                rate: 48000,
+                ptime: 20,
+            },
+            "OPUS@48000H@20I" => Codec::Opus {
+                rate: 48000,
+                ptime: 20,
+            },
+            "OPUS@24000H@20I" => Codec::Opus {
+                rate: 24000,
+                ptime: 20,
+            },
+            "OPUS@16000H@20I" => Codec::Opus {
+                rate: 16000,
+                ptime: 20,
+            },
+            "OPUS@8000H@20I" => Codec::Opus {
+                rate: 8000,
+                ptime: 20,
+            },
             _ => return None,
         })
     }
@@ -129,7 +147,10 @@ mod tests {
         assert_eq!(Codec::parse("pcmu"), Some(Codec::Pcmu));
         assert_eq!(
             Codec::parse("OPUS@16000H@20I"),
-            Some(Codec::Opus { rate: 16000, ptime: 20 })
+            Some(Codec::Opus {
+                rate: 16000,
+                ptime: 20
+            })
         );
         assert_eq!(Codec::parse("GSM"), None);
         assert!(!Codec::Vp8.is_audio());
@@ -137,7 +158,15 @@ mod tests {
 
     #[test]
     fn status_event_spellings() {
-        for s in ["queued", "initiated", "created", "ringing", "answered", "ending", "ended"] {
+        for s in [
+            "queued",
+            "initiated",
+            "created",
+            "ringing",
+            "answered",
+            "ending",
+            "ended",
+        ] {
             assert_eq!(StatusEvent::parse(s).unwrap().as_str(), s);
         }
         assert_eq!(StatusEvent::parse("completed"), None);

@@ -88,8 +88,21 @@ mod tests {
         let v = serde_json::to_value(&leg).unwrap();
         let obj = v.as_object().unwrap();
         for key in [
-            "id", "from", "to", "direction", "source", "url", "charge", "created_at",
-            "charge_details", "status", "duration", "duration_ms", "billing_ms", "type", "parent_id",
+            "id",
+            "from",
+            "to",
+            "direction",
+            "source",
+            "url",
+            "charge",
+            "created_at",
+            "charge_details",
+            "status",
+            "duration",
+            "duration_ms",
+            "billing_ms",
+            "type",
+            "parent_id",
         ] {
             assert!(obj.contains_key(key), "missing {key}");
         }
@@ -102,7 +115,13 @@ mod tests {
     fn destination_types() {
         assert_eq!(LegType::for_destination("sip:a@b"), LegType::RelaySipCall);
         assert_eq!(LegType::for_destination("SIPS:a@b"), LegType::RelaySipCall);
-        assert_eq!(LegType::for_destination("+14155550100"), LegType::RelayPstnCall);
-        assert_eq!(LegType::for_destination("verto:x@y"), LegType::RelayWebrtcCall);
+        assert_eq!(
+            LegType::for_destination("+14155550100"),
+            LegType::RelayPstnCall
+        );
+        assert_eq!(
+            LegType::for_destination("verto:x@y"),
+            LegType::RelayWebrtcCall
+        );
     }
 }

@@ -20,7 +20,11 @@ pub struct CommandOk {
 
 impl CommandOk {
     pub fn leg(leg: CallLeg) -> Self {
-        CommandOk { leg, control_id: None, extra: Vec::new() }
+        CommandOk {
+            leg,
+            control_id: None,
+            extra: Vec::new(),
+        }
     }
 }
 
@@ -33,13 +37,25 @@ pub enum ControlError {
     /// The call is not in a state that allows the command (422 with a catalogue code such as
     /// `invalid_state`, `cannot_update_completed`, `cannot_cancel_in_progress`).
     #[error("{message}")]
-    InvalidState { code: &'static str, message: String, attribute: Option<String> },
+    InvalidState {
+        code: &'static str,
+        message: String,
+        attribute: Option<String>,
+    },
     /// A parameter is valid in shape but cannot be honoured (422), e.g. an unroutable destination.
     #[error("{message}")]
-    Unprocessable { code: &'static str, message: String, attribute: Option<String> },
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        attribute: Option<String>,
+    },
     /// A second singleton operation (409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, attribute: Option<String> },
+    Conflict {
+        code: &'static str,
+        message: String,
+        attribute: Option<String>,
+    },
     /// The command is valid but this node cannot execute it yet (501).
     #[error("{command} is not implemented by this dialtone server yet")]
     NotImplemented { command: String },
@@ -52,7 +68,11 @@ pub enum ControlError {
 
 impl ControlError {
     pub fn invalid_state(code: &'static str, message: impl Into<String>) -> Self {
-        ControlError::InvalidState { code, message: message.into(), attribute: None }
+        ControlError::InvalidState {
+            code,
+            message: message.into(),
+            attribute: None,
+        }
     }
 }
 
@@ -87,5 +107,6 @@ pub trait CallControl: Send + Sync + 'static {
 
     async fn get_call(&self, project: Uuid, call_id: Uuid) -> Result<CallLeg, ControlError>;
 
-    async fn list_calls(&self, project: Uuid, filter: CallFilter) -> Result<CallPage, ControlError>;
+    async fn list_calls(&self, project: Uuid, filter: CallFilter)
+        -> Result<CallPage, ControlError>;
 }

@@ -124,7 +124,8 @@ impl Serialize for EndReason {
 impl<'de> Deserialize<'de> for EndReason {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        EndReason::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown end reason {s}")))
+        EndReason::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown end reason {s}")))
     }
 }
 
@@ -173,8 +174,16 @@ mod tests {
     #[test]
     fn statuses_round_trip_and_terminality() {
         for s in [
-            "queued", "initiated", "created", "ringing", "answered", "ending", "ended", "failed",
-            "canceled", "completed",
+            "queued",
+            "initiated",
+            "created",
+            "ringing",
+            "answered",
+            "ending",
+            "ended",
+            "failed",
+            "canceled",
+            "completed",
         ] {
             let st = CallStatus::parse(s).unwrap();
             assert_eq!(st.as_str(), s);
@@ -190,7 +199,10 @@ mod tests {
     fn end_reasons_accept_both_spellings_and_emit_relay_ones() {
         assert_eq!(EndReason::parse("no_answer"), Some(EndReason::NoAnswer));
         assert_eq!(EndReason::parse("declined"), Some(EndReason::Decline));
-        assert_eq!(serde_json::to_value(EndReason::NoAnswer).unwrap(), "noAnswer");
+        assert_eq!(
+            serde_json::to_value(EndReason::NoAnswer).unwrap(),
+            "noAnswer"
+        );
         assert_eq!(EndReason::parse("nope"), None);
     }
 }
