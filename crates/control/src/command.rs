@@ -19,11 +19,16 @@ pub struct UpdateParams {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallCommand {
     Update(UpdateParams),
-    End { reason: EndReason },
+    End {
+        reason: EndReason,
+    },
     /// A validated command whose capability is not built on this node yet. The node answers it
     /// with 501 naming the command; it never pretends to succeed. `params` is kept so that a
     /// later node version can execute it.
-    NotBuilt { command: String, params: Value },
+    NotBuilt {
+        command: String,
+        params: Value,
+    },
 }
 
 impl CallCommand {

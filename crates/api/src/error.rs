@@ -1,0 +1,173 @@
+//! SignalWire-shaped error responses (calling-api.md §5) and the mapping from
+//! [`control::ControlError`].
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use control::ControlError;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::validate::{FieldError, Rejection};
+
+/// The documentation link every `errors[]` item carries.
+pub const ERROR_DOCS_URL: &str = "https://signalwire.com/docs/apis/error-codes";
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECS: u32 = 1;
+
+/// One `errors[]` item (`RestApiErrorItem`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorItem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub code: String,
+    pub message: String,
+    pub attribute: Option<String>,
+    pub url: &'static str,
+}
+
+impl ErrorItem {
+    pub fn validation(code: &str, message: impl Into<String>, attribute: Option<String>) -> Self {
+        ErrorItem {
+            kind: "validation_error",
+            code: code.to_owned(),
+            message: message.into(),
+            attribute,
+            url: ERROR_DOCS_URL,
+        }
+    }
+}
+
+impl From<FieldError> for ErrorItem {
+    fn from(e: FieldError) -> Self {
+        ErrorItem::validation(e.code, e.message, e.attribute)
+    }
+}
+
+/// Everything an API request can fail with. Each variant is one documented response.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request")]
+    BadRequest,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 422 with one item per failing attribute.
+    #[error("validation failed")]
+    Unprocessable(Vec<ErrorItem>),
+    /// 409: a second singleton operation.
+    #[error("conflict")]
+    Conflict(Vec<ErrorItem>),
+    /// 501: the command is valid but not built on this node yet.
+    #[error("{command} is not implemented by this dialtone server yet")]
+    NotImplemented { command: String },
+    /// 503: retryable.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::BadRequest => ApiError::BadRequest,
+            Rejection::Invalid(errors) => {
+                ApiError::Unprocessable(errors.into_iter().map(ErrorItem::from).collect())
+            }
+        }
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound => ApiError::NotFound,
+            ControlError::InvalidState {
+                code,
+                message,
+                attribute,
+            }
+            | ControlError::Unprocessable {
+                code,
+                message,
+                attribute,
+            } => ApiError::Unprocessable(vec![ErrorItem::validation(code, message, attribute)]),
+            ControlError::Conflict {
+                code,
+                message,
+                attribute,
+            } => ApiError::Conflict(vec![ErrorItem::validation(code, message, attribute)]),
+            ControlError::NotImplemented { command } => ApiError::NotImplemented { command },
+            ControlError::Unavailable(why) => ApiError::Unavailable(why),
+            ControlError::Internal(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::Unprocessable(items) | ApiError::Conflict(items) => {
+                json!({ "errors": items })
+            }
+            ApiError::NotImplemented { command } => json!({
+                "errors": [{
+                    "type": "not_implemented",
+                    "code": "feature_not_available",
+                    "message": format!("{command} is not implemented by this dialtone server yet"),
+                    "attribute": "command",
+                    "url": ERROR_DOCS_URL,
+                }]
+            }),
+            // The simple documented shape: the reason phrase.
+            other => json!({ "error": other.status().canonical_reason().unwrap_or("Error") }),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(why) => tracing::error!(error = %why, "internal error"),
+            ApiError::Unavailable(why) => tracing::warn!(reason = %why, "service unavailable"),
+            _ => tracing::debug!(status = self.status().as_u16(), "request rejected"),
+        }
+        let mut response = (self.status(), Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"dialtone\""),
+                );
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response
+    }
+}

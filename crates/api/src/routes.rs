@@ -1,0 +1,264 @@
+//! The axum router: `POST /api/calling/calls` and the operator-only GETs.
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use control::{CallFilter, CallStatus, CommandOk};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{json, Value};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::auth::Project;
+use crate::error::{ApiError, ErrorItem};
+use crate::state::ApiState;
+use crate::validate::{self, formats, ValidatedRequest, COMMANDS};
+
+const CALLS_PATH: &str = "/api/calling/calls";
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The Calling API router. Every response carries a fresh `X-Request-Id`.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(CALLS_PATH, post(post_command).get(list_calls))
+        .route("/api/calling/calls/{id}", get(get_call))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// A span per request (filled with the command name once known) and the `X-Request-Id` header.
+async fn request_context(request: Request, next: Next) -> Response {
+    let request_id = Uuid::new_v4();
+    let span = tracing::info_span!(
+        "api_request",
+        %request_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        command = tracing::field::Empty,
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+/// `POST /api/calling/calls`: processing order of calling-api.md §2.1 — auth (extractor, before
+/// the body is read), body size, JSON, envelope and params validation, then the node.
+async fn post_command(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::BadRequest)?;
+    if let Some(name) = value.get("command").and_then(Value::as_str) {
+        if COMMANDS.contains(&name) {
+            tracing::Span::current().record("command", name);
+        }
+    }
+    let validated = validate::validate_request(&value, state.validation)?;
+    tracing::debug!(command = validated.command_name(), "validated");
+    match validated {
+        ValidatedRequest::Dial(request) => {
+            let ok = state.control.dial(project, *request).await?;
+            success(ok, None)
+        }
+        ValidatedRequest::Call {
+            call_id,
+            command,
+            control_id,
+        } => {
+            let ok = state.control.command(project, call_id, command).await?;
+            success(ok, control_id)
+        }
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge),
+        Err(_) => Err(ApiError::BadRequest),
+    }
+}
+
+/// The Call Leg, plus the top-level `control_id` (A1) and any extra keys the node adds.
+fn success(ok: CommandOk, control_id: Option<String>) -> Result<Response, ApiError> {
+    let Ok(Value::Object(mut body)) = serde_json::to_value(&ok.leg) else {
+        return Err(ApiError::Internal("call leg did not serialize".into()));
+    };
+    if let Some(control_id) = ok.control_id.or(control_id) {
+        body.insert("control_id".into(), Value::String(control_id));
+    }
+    body.extend(ok.extra);
+    Ok((StatusCode::OK, Json(Value::Object(body))).into_response())
+}
+
+/// `GET /api/calling/calls/{id}` (operator extension): the Call Leg. An id that is not a UUID,
+/// unknown, or another project's answers 404 alike.
+async fn get_call(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let call_id = id
+        .ok()
+        .and_then(|Path(id)| formats::parse_uuid(&id))
+        .ok_or(ApiError::NotFound)?;
+    let leg = state.control.get_call(project, call_id).await?;
+    Ok(Json(leg).into_response())
+}
+
+/// `GET /api/calling/calls?status=&limit=&cursor=` (operator extension), newest first:
+///
+/// ```json
+/// {"data": [CallLeg, ...], "links": {"next": "/api/calling/calls?limit=50&cursor=..." | null}}
+/// ```
+///
+/// `status` is a Call Leg status, `limit` 1–1000 (default 50), `cursor` the opaque value taken
+/// from a previous `links.next`. Empty values count as absent; bad ones answer 422. `links.next`
+/// is a path-absolute URL that repeats the filter and page size.
+async fn list_calls(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(pairs) = query.map_err(|_| ApiError::BadRequest)?;
+    let filter = list_filter(&pairs)?;
+    let page = state.control.list_calls(project, filter.clone()).await?;
+    let next = page.next_cursor.map(|cursor| {
+        let mut url = format!("{CALLS_PATH}?limit={}", filter.limit);
+        if let Some(status) = filter.status {
+            url.push_str("&status=");
+            url.push_str(status.as_str());
+        }
+        url.push_str("&cursor=");
+        url.push_str(&percent_encode(&cursor));
+        url
+    });
+    Ok(Json(json!({ "data": page.calls, "links": { "next": next } })).into_response())
+}
+
+fn list_filter(pairs: &[(String, String)]) -> Result<CallFilter, ApiError> {
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let mut errors = Vec::new();
+    let status = value("status").and_then(|s| {
+        let parsed = CallStatus::parse(s);
+        if parsed.is_none() {
+            errors.push(ErrorItem::validation(
+                validate::codes::INVALID_PARAMETER,
+                "status must be a call status (queued, initiated, created, ringing, answered, ending, ended, failed, canceled, completed)",
+                Some("status".into()),
+            ));
+        }
+        parsed
+    });
+    let limit = match value("limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                errors.push(ErrorItem::validation(
+                    validate::codes::INVALID_PARAMETER,
+                    format!("limit must be an integer between 1 and {MAX_PAGE_SIZE}"),
+                    Some("limit".into()),
+                ));
+                DEFAULT_PAGE_SIZE
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Unprocessable(errors));
+    }
+    Ok(CallFilter {
+        status,
+        limit,
+        cursor: value("cursor").map(str::to_owned),
+    })
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_encoding() {
+        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(percent_encode("abc-1_2.3~"), "abc-1_2.3~");
+    }
+
+    #[test]
+    fn list_filter_defaults_and_errors() {
+        let f = list_filter(&[]).unwrap();
+        assert_eq!(f.limit, 50);
+        assert_eq!(f.status, None);
+        let pairs = vec![
+            ("status".to_owned(), String::new()),
+            ("limit".to_owned(), String::new()),
+        ];
+        assert_eq!(list_filter(&pairs).unwrap().limit, 50);
+        let bad = vec![
+            ("status".to_owned(), "x".to_owned()),
+            ("limit".to_owned(), "0".to_owned()),
+        ];
+        match list_filter(&bad) {
+            Err(ApiError::Unprocessable(items)) => assert_eq!(items.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn success_merges_control_id_and_extras() {
+        let leg = control::CallLeg {
+            id: Uuid::nil(),
+            from: "+15105550100".into(),
+            to: "+15105550101".into(),
+            direction: control::Direction::OutboundApi,
+            source: "realtime_api".into(),
+            url: None,
+            charge: 0.0,
+            created_at: "2025-03-02T17:45:09Z".into(),
+            charge_details: vec![],
+            status: Some(CallStatus::Answered),
+            duration: None,
+            duration_ms: None,
+            billing_ms: None,
+            leg_type: control::LegType::RelayPstnCall,
+            parent_id: None,
+        };
+        let mut ok = CommandOk::leg(leg);
+        ok.extra.push(("ask_id".into(), json!("a1")));
+        let response = success(ok, Some("c1".into())).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}

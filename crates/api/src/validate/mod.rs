@@ -1,0 +1,391 @@
+//! Validation of a `POST /api/calling/calls` body into control types.
+//!
+//! [`validate_request`] checks the envelope (calling-api.md §2), dispatches on `command` to one
+//! module per concern, and returns either the typed request or every problem found. It is pure:
+//! no I/O, no call lookup (that comes after, so a 422 always wins over a 404, §2.1).
+
+use control::{CallCommand, DialRequest};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+mod ai;
+pub mod codes;
+mod collect;
+mod detect;
+mod dial;
+mod end;
+pub mod fields;
+pub mod formats;
+mod live;
+mod play;
+mod record;
+mod refer;
+mod sidecar;
+mod simple;
+mod stream;
+mod swml;
+mod tap;
+mod transcription;
+mod transfer;
+mod update;
+
+use codes::{
+    INVALID_COMMAND_ATTEMPTED, INVALID_PARAMETER, MISSING_REQUIRED_PARAMETER, MUST_BE_OBJECT,
+};
+use fields::Obj;
+
+/// One problem with the request, reported as one `errors[]` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub code: &'static str,
+    pub message: String,
+    /// Bare name for top-level params, dotted path for nested ones (`digits.max`).
+    pub attribute: Option<String>,
+}
+
+impl FieldError {
+    pub fn new(code: &'static str, attribute: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            code,
+            message: message.into(),
+            attribute: Some(attribute.to_owned()),
+        }
+    }
+}
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// 400 `{"error":"Bad Request"}`.
+    BadRequest,
+    /// 422 with every problem found.
+    Invalid(Vec<FieldError>),
+}
+
+/// Deployment settings that change what validation accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidationOptions {
+    /// Refuse private/reserved IPv4 tap targets (`url_is_unsafe`); ambiguity register A14.
+    pub reject_private_tap_addresses: bool,
+}
+
+impl Default for ValidationOptions {
+    fn default() -> Self {
+        ValidationOptions {
+            reject_private_tap_addresses: true,
+        }
+    }
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValidatedRequest {
+    Dial(Box<DialRequest>),
+    /// Any command on an existing call. `control_id` is the (possibly generated) handle the
+    /// response echoes (ambiguity register A1).
+    Call {
+        call_id: Uuid,
+        command: CallCommand,
+        control_id: Option<String>,
+    },
+}
+
+impl ValidatedRequest {
+    pub fn command_name(&self) -> &str {
+        match self {
+            ValidatedRequest::Dial(_) => "dial",
+            ValidatedRequest::Call { command, .. } => command.name(),
+        }
+    }
+}
+
+/// The 42 command names (calling-api.md §2.2), in the order of that table.
+pub const COMMANDS: [&str; 42] = [
+    "dial",
+    "update",
+    "calling.end",
+    "calling.transfer",
+    "calling.disconnect",
+    "calling.play",
+    "calling.play.pause",
+    "calling.play.resume",
+    "calling.play.stop",
+    "calling.play.volume",
+    "calling.record",
+    "calling.record.pause",
+    "calling.record.resume",
+    "calling.record.stop",
+    "calling.collect",
+    "calling.collect.stop",
+    "calling.collect.start_input_timers",
+    "calling.detect",
+    "calling.detect.stop",
+    "calling.tap",
+    "calling.tap.stop",
+    "calling.stream",
+    "calling.stream.stop",
+    "calling.transcribe",
+    "calling.transcribe.stop",
+    "calling.denoise",
+    "calling.denoise.stop",
+    "calling.ai_hold",
+    "calling.ai_unhold",
+    "calling.ai_message",
+    "calling.ai.stop",
+    "calling.ai_sidecar",
+    "calling.ai_sidecar.poke",
+    "calling.ai_sidecar.ask",
+    "calling.ai_sidecar.stop",
+    "calling.ai_sidecar.status",
+    "calling.live_transcribe",
+    "calling.live_translate",
+    "calling.send_fax.stop",
+    "calling.receive_fax.stop",
+    "calling.refer",
+    "calling.user_event",
+];
+
+/// Validates params of a command that is not typed yet; output goes to `CallCommand::NotBuilt`.
+type ParamsValidator = fn(&mut Obj<'_>);
+
+/// The params validator of every `calling.*` command except `calling.end`.
+fn params_validator(command: &str) -> Option<ParamsValidator> {
+    Some(match command {
+        "calling.transfer" => transfer::transfer,
+        "calling.disconnect"
+        | "calling.denoise"
+        | "calling.denoise.stop"
+        | "calling.ai_sidecar.stop"
+        | "calling.ai_sidecar.status" => simple::no_params,
+        "calling.play" => play::play,
+        "calling.play.volume" => play::volume,
+        "calling.record" => record::record,
+        "calling.record.pause" => record::pause,
+        "calling.collect" => collect::collect,
+        "calling.detect" => detect::detect,
+        "calling.tap" => tap::tap,
+        "calling.stream" => stream::stream,
+        "calling.transcribe" => simple::transcribe,
+        "calling.play.pause"
+        | "calling.play.resume"
+        | "calling.play.stop"
+        | "calling.record.resume"
+        | "calling.record.stop"
+        | "calling.collect.stop"
+        | "calling.collect.start_input_timers"
+        | "calling.detect.stop"
+        | "calling.tap.stop"
+        | "calling.stream.stop"
+        | "calling.transcribe.stop"
+        | "calling.send_fax.stop"
+        | "calling.receive_fax.stop" => simple::control_id_only,
+        "calling.ai_hold" => ai::hold,
+        "calling.ai_unhold" => ai::unhold,
+        "calling.ai_message" => ai::message,
+        "calling.ai.stop" => ai::stop,
+        "calling.ai_sidecar" => sidecar::sidecar,
+        "calling.ai_sidecar.poke" | "calling.ai_sidecar.ask" => sidecar::text,
+        "calling.live_transcribe" => live::transcribe,
+        "calling.live_translate" => live::translate,
+        "calling.refer" => refer::refer,
+        "calling.user_event" => simple::user_event,
+        _ => return None,
+    })
+}
+
+/// Validates a parsed request body.
+pub fn validate_request(
+    body: &Value,
+    options: ValidationOptions,
+) -> Result<ValidatedRequest, Rejection> {
+    let envelope = body.as_object().ok_or(Rejection::BadRequest)?;
+    let command = match envelope.get("command").and_then(Value::as_str) {
+        Some(name) if COMMANDS.contains(&name) => name,
+        other => {
+            let shown = other.map_or_else(|| "missing".to_owned(), |n| format!("'{n}'"));
+            return Err(Rejection::Invalid(vec![FieldError::new(
+                INVALID_COMMAND_ATTEMPTED,
+                "command",
+                format!("command {shown} is not a Calling API command"),
+            )]));
+        }
+    };
+    for key in envelope.keys() {
+        if !matches!(key.as_str(), "command" | "id" | "params") {
+            tracing::info!(attribute = %key, "ignoring unknown envelope key");
+        }
+    }
+
+    let mut errors = Vec::new();
+    let params = match envelope.get("params") {
+        Some(Value::Object(map)) => Some(map),
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new(
+                MISSING_REQUIRED_PARAMETER,
+                "params",
+                "params is required ({} when the command takes none)",
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                MUST_BE_OBJECT,
+                "params",
+                "params must be an object",
+            ));
+            None
+        }
+    };
+
+    let outcome = match command {
+        "dial" => validate_dial(envelope, params, options, &mut errors),
+        "update" => validate_update(envelope, params, options, &mut errors),
+        _ => validate_call_command(command, envelope, params, options, &mut errors),
+    }?;
+    if errors.is_empty() {
+        // Every path that pushes no error yields an outcome.
+        outcome.ok_or_else(|| Rejection::Invalid(Vec::new()))
+    } else {
+        Err(Rejection::Invalid(errors))
+    }
+}
+
+/// Runs a params validator and hands back the normalised params (the errors go to `errors`).
+/// A 400 verdict short-circuits everything.
+fn run_params<'a, R>(
+    params: &'a Map<String, Value>,
+    options: ValidationOptions,
+    errors: &mut Vec<FieldError>,
+    validate: impl FnOnce(&mut Obj<'a>) -> R,
+) -> Result<(Map<String, Value>, R), Rejection> {
+    let mut obj = Obj::root(params, options);
+    let result = validate(&mut obj);
+    let (normalised, params_errors, bad_request) = obj.finish();
+    if bad_request {
+        return Err(Rejection::BadRequest);
+    }
+    errors.extend(params_errors);
+    Ok((normalised, result))
+}
+
+fn validate_dial(
+    envelope: &Map<String, Value>,
+    params: Option<&Map<String, Value>>,
+    options: ValidationOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<ValidatedRequest>, Rejection> {
+    if envelope.get("id").is_some_and(|v| !v.is_null()) {
+        tracing::info!("ignoring top-level id on dial");
+    }
+    let Some(params) = params else {
+        return Ok(None);
+    };
+    let (_, request) = run_params(params, options, errors, dial::dial)?;
+    Ok(Some(ValidatedRequest::Dial(Box::new(request))))
+}
+
+fn validate_update(
+    envelope: &Map<String, Value>,
+    params: Option<&Map<String, Value>>,
+    options: ValidationOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<ValidatedRequest>, Rejection> {
+    // The id travels in params.id; params.call_id and a top-level id are accepted (A24).
+    let candidates = [
+        ("id", params.and_then(|p| p.get("id"))),
+        ("call_id", params.and_then(|p| p.get("call_id"))),
+        ("id", envelope.get("id")),
+    ];
+    let call_id = match candidates
+        .into_iter()
+        .find(|(_, value)| value.is_some_and(|v| !v.is_null()))
+    {
+        Some((attribute, Some(value))) => parse_call_id(attribute, value, errors),
+        _ => {
+            errors.push(FieldError::new(
+                MISSING_REQUIRED_PARAMETER,
+                "id",
+                "id is required (the call to update, in params.id)",
+            ));
+            None
+        }
+    };
+    let Some(params) = params else {
+        return Ok(None);
+    };
+    let (_, update) = run_params(params, options, errors, update::update)?;
+    Ok(call_id.map(|call_id| ValidatedRequest::Call {
+        call_id,
+        command: CallCommand::Update(update),
+        control_id: None,
+    }))
+}
+
+fn validate_call_command(
+    command: &str,
+    envelope: &Map<String, Value>,
+    params: Option<&Map<String, Value>>,
+    options: ValidationOptions,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<ValidatedRequest>, Rejection> {
+    let call_id = match envelope.get("id").filter(|v| !v.is_null()) {
+        Some(value) => parse_call_id("id", value, errors),
+        None => {
+            errors.push(FieldError::new(
+                MISSING_REQUIRED_PARAMETER,
+                "id",
+                "id is required (the call to act on)",
+            ));
+            None
+        }
+    };
+    let Some(params) = params else {
+        return Ok(None);
+    };
+    let typed = if command == "calling.end" {
+        run_params(params, options, errors, end::end)?
+            .1
+            .map(|reason| CallCommand::End { reason })
+    } else if let Some(validator) = params_validator(command) {
+        let (normalised, ()) = run_params(params, options, errors, validator)?;
+        Some(CallCommand::NotBuilt {
+            command: command.to_owned(),
+            params: Value::Object(normalised),
+        })
+    } else {
+        // COMMANDS and params_validator disagree: a bug, not the caller's fault.
+        tracing::error!(command, "no validator for a listed command");
+        errors.push(FieldError::new(
+            INVALID_COMMAND_ATTEMPTED,
+            "command",
+            format!("command '{command}' is not supported"),
+        ));
+        None
+    };
+    let control_id = match &typed {
+        Some(CallCommand::NotBuilt { params, .. }) => params
+            .get("control_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
+    Ok(call_id
+        .zip(typed)
+        .map(|(call_id, command)| ValidatedRequest::Call {
+            call_id,
+            command,
+            control_id,
+        }))
+}
+
+fn parse_call_id(attribute: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<Uuid> {
+    let parsed = value.as_str().and_then(formats::parse_uuid);
+    if parsed.is_none() {
+        errors.push(FieldError::new(
+            INVALID_PARAMETER,
+            attribute,
+            format!("{attribute} must be a call id (UUID)"),
+        ));
+    }
+    parsed
+}

@@ -1,0 +1,68 @@
+//! Pieces shared by the transcription-based commands (live_transcribe, live_translate,
+//! ai_sidecar): legs and speech engine settings.
+
+use serde_json::Value;
+
+use super::codes::INVALID_PARAMETER;
+use super::fields::{Limits, Obj};
+
+pub const TRANSCRIBE_DIRECTIONS: [&str; 2] = ["remote-caller", "local-caller"];
+pub const SPEECH_ENGINES: [&str; 2] = ["deepgram", "google"];
+
+/// A non-empty `TranscribeDirection[]`; `required` false means absent = both legs.
+pub fn directions(o: &mut Obj<'_>, key: &str, required: bool) -> Option<Vec<String>> {
+    let legs = o.field(key, required, |v| {
+        let legs: Option<Vec<String>> = v.as_array().and_then(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .filter(|s| TRANSCRIBE_DIRECTIONS.contains(s))
+                        .map(str::to_owned)
+                })
+                .collect()
+        });
+        match legs {
+            Some(legs) if !legs.is_empty() => {
+                let normalised = Value::from(legs.clone());
+                Ok((legs, normalised))
+            }
+            _ => Err((
+                INVALID_PARAMETER,
+                "must be a non-empty array of remote-caller, local-caller".to_owned(),
+            )),
+        }
+    });
+    if !required {
+        o.default(key, Value::from(TRANSCRIBE_DIRECTIONS.to_vec()));
+    }
+    legs
+}
+
+/// `{webhook?, prompt?}` of a `summarize` action.
+pub fn summarize(s: &mut Obj<'_>) {
+    s.opt_http_url("webhook");
+    s.opt_str("prompt");
+}
+
+/// The speech settings live_transcribe and live_translate share, with SWML's defaults.
+pub fn live_speech_settings(o: &mut Obj<'_>) {
+    o.opt_http_url("webhook");
+    o.bool_or("live_events", false);
+    o.bool_or("ai_summary", false);
+    o.opt_str("ai_summary_prompt");
+    o.enum_or("speech_engine", &SPEECH_ENGINES, "deepgram");
+    o.int_or(
+        "speech_timeout",
+        Limits::between(1500.0, f64::from(i32::MAX)),
+        60000,
+    );
+    let google = o.get("speech_engine").and_then(Value::as_str) == Some("google");
+    o.int_or(
+        "vad_silence_ms",
+        Limits::between(1.0, f64::from(i32::MAX)),
+        if google { 500 } else { 300 },
+    );
+    o.int_or("vad_thresh", Limits::between(0.0, 1800.0), 400);
+    o.int_or("debug_level", Limits::between(0.0, 2.0), 0);
+}
