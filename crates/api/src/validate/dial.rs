@@ -28,7 +28,8 @@ pub fn dial(p: &mut Obj<'_>) -> DialRequest {
     let to_script = p.field("to_script", false, |v| {
         swml::parse_document_or_url(v).map(|doc| (doc.clone(), doc))
     });
-    if to.is_none() && to_script.is_none() && !p.present("to") {
+    // An invalid to_script is reported on its own; `to` is not "missing" then.
+    if to.is_none() && !p.present("to_script") && !p.present("to") {
         p.fail(
             "to",
             MISSING_REQUIRED_PARAMETER,
