@@ -94,6 +94,41 @@ fn matching_brace(bytes: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// The bodies of every placeholder in `s`.
+pub fn placeholder_bodies(s: &str) -> Vec<&str> {
+    scan(s)
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Placeholder(b) => Some(b),
+            Piece::Text(_) => None,
+        })
+        .collect()
+}
+
+/// Whether a placeholder body is a plain path (looked up, never run as JavaScript).
+pub fn is_plain_path(body: &str) -> bool {
+    parse_path(body).is_some()
+}
+
+/// Replaces each placeholder by a neutral literal, for syntax checks of `when` expressions.
+pub fn blank_placeholders(s: &str) -> String {
+    scan(s)
+        .into_iter()
+        .map(|p| match p {
+            Piece::Text(t) => t,
+            Piece::Placeholder(_) => "0",
+        })
+        .collect()
+}
+
+/// Parses an expression without running it.
+pub fn check_syntax(body: &str) -> Result<(), ExprError> {
+    if body.chars().count() > MAX_EXPRESSION_CHARS {
+        return Err(ExprError::TooLong);
+    }
+    js::check_syntax(body)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum PathStep {
     Key(String),
@@ -346,6 +381,18 @@ mod js {
             let source = format!("(\n{body}\n)");
             let result: JsValue = ctx.eval(source).map_err(|e| js_error(&ctx, e))?;
             to_json(&ctx, result)
+        })
+    }
+
+    /// Wrapping the body in a function that is never called parses it without evaluating it.
+    pub(super) fn check_syntax(body: &str) -> Result<(), ExprError> {
+        let rt = Runtime::new().map_err(|e| ExprError::Js(e.to_string()))?;
+        rt.set_memory_limit(JS_MEMORY_LIMIT);
+        let ctx = Context::full(&rt).map_err(|e| ExprError::Js(e.to_string()))?;
+        ctx.with(|ctx| {
+            let source = format!("(function(){{ return (\n{body}\n); }})");
+            let _: JsValue = ctx.eval(source).map_err(|e| js_error(&ctx, e))?;
+            Ok(())
         })
     }
 

@@ -8,8 +8,10 @@ use serde_json::Value;
 
 /// Largest document accepted, in bytes of source text.
 pub mod expr;
+pub mod lint;
 mod methods;
 pub mod run;
+pub mod simulate;
 
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{Completion, Effect, HttpRequest, HttpResponse, PlayItem, Run, ScriptWarning};
