@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::codes::{INVALID_PARAMETER, MISSING_REQUIRED_PARAMETER};
-use super::fields::Obj;
+use super::fields::{check_integer, Limits, Obj};
 
 /// The older RPC document's maximum and default hold (A8).
 const MAX_HOLD_SECS: i64 = 300;
@@ -13,7 +13,7 @@ const MAX_HOLD_SECS: i64 = 300;
 pub fn hold(p: &mut Obj<'_>) {
     p.field("timeout", false, |v| {
         let secs = match v {
-            Value::Number(n) => n.as_i64(),
+            Value::Number(_) => check_integer(v, Limits::ANY).ok().map(|(n, _)| n),
             Value::String(s) => s.trim().parse::<i64>().ok(),
             _ => None,
         };

@@ -249,6 +249,12 @@ impl Harness {
         self.post(&envelope(command, params)).await
     }
 
+    /// A `calling.*` command on an explicit call id.
+    pub async fn command_on(&self, call: Uuid, command: &str, params: Value) -> Reply {
+        self.post(&json!({ "command": command, "id": call.to_string(), "params": params }))
+            .await
+    }
+
     pub async fn get(&self, uri: &str) -> Reply {
         self.send(
             Request::get(uri)
