@@ -25,6 +25,15 @@ const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 1000;
 
 /// The Calling API router. Every response carries a fresh `X-Request-Id`.
+///
+/// - `POST /api/calling/calls`: the 42 commands; `200` with the Call Leg (plus `control_id`
+///   and any extra keys), or a SignalWire error body.
+/// - `GET /api/calling/calls/{id}` (operator extension): the Call Leg; unknown, foreign or
+///   non-UUID ids answer `404 {"error":"Not Found"}`.
+/// - `GET /api/calling/calls?status=&limit=&cursor=` (operator extension), newest first:
+///   `{"data": [CallLeg, ...], "links": {"next": "/api/calling/calls?limit=50&status=ended&cursor=..." | null}}`.
+///   `status` is a Call Leg status, `limit` 1–1000 (default 50), `cursor` the opaque value from
+///   a previous `links.next`; empty values count as absent, bad ones answer 422.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(CALLS_PATH, post(post_command).get(list_calls))

@@ -3272,3 +3272,151 @@ async fn refer_and_user_event_tables() {
     ];
     run_table(rows).await;
 }
+
+// ----- every command, valid and mutated --------------------------------------------------------
+
+/// One valid params object per command.
+fn valid_examples() -> Vec<(&'static str, Value)> {
+    vec![
+        ("dial", dial_base()),
+        (
+            "update",
+            json!({"id": CALL.to_string(), "url": "https://a.example/s"}),
+        ),
+        ("calling.end", json!({"reason": "busy"})),
+        ("calling.transfer", json!({"dest": "sip:bob@pbx"})),
+        ("calling.disconnect", json!({})),
+        ("calling.play", play_base()),
+        ("calling.play.pause", json!({"control_id": "p1"})),
+        ("calling.play.resume", json!({"control_id": "p1"})),
+        ("calling.play.stop", json!({"control_id": "p1"})),
+        (
+            "calling.play.volume",
+            json!({"control_id": "p1", "volume": 3}),
+        ),
+        ("calling.record", record_base()),
+        (
+            "calling.record.pause",
+            json!({"control_id": "r1", "behavior": "silence"}),
+        ),
+        ("calling.record.resume", json!({"control_id": "r1"})),
+        ("calling.record.stop", json!({"control_id": "r1"})),
+        (
+            "calling.collect",
+            json!({"control_id": "c1", "digits": {"max": 4}, "speech": {"hints": ["a"]}}),
+        ),
+        ("calling.collect.stop", json!({"control_id": "c1"})),
+        (
+            "calling.collect.start_input_timers",
+            json!({"control_id": "c1"}),
+        ),
+        (
+            "calling.detect",
+            json!({"control_id": "d1", "detect": {"type": "machine", "params": {}}}),
+        ),
+        ("calling.detect.stop", json!({"control_id": "d1"})),
+        ("calling.tap", tap_base()),
+        ("calling.tap.stop", json!({"control_id": "t1"})),
+        (
+            "calling.stream",
+            json!({"control_id": "s1", "url": "wss://m.example/s", "custom_parameters": {}}),
+        ),
+        ("calling.stream.stop", json!({"control_id": "s1"})),
+        ("calling.transcribe", json!({"control_id": "tr1"})),
+        ("calling.transcribe.stop", json!({"control_id": "tr1"})),
+        ("calling.denoise", json!({})),
+        ("calling.denoise.stop", json!({})),
+        (
+            "calling.ai_hold",
+            json!({"timeout": "60", "prompt": "wait"}),
+        ),
+        ("calling.ai_unhold", json!({"prompt": "back"})),
+        (
+            "calling.ai_message",
+            json!({"message_text": "hi", "role": "user", "reset": {}, "global_data": {}}),
+        ),
+        ("calling.ai.stop", json!({"control_id": "ai"})),
+        (
+            "calling.ai_sidecar",
+            json!({"lang": "en-US", "SWAIG": {"functions": [{"function": "f"}]}, "params": {}, "permissions": {}}),
+        ),
+        ("calling.ai_sidecar.poke", json!({"text": "x"})),
+        ("calling.ai_sidecar.ask", json!({"text": "x"})),
+        ("calling.ai_sidecar.stop", json!({})),
+        ("calling.ai_sidecar.status", json!({})),
+        (
+            "calling.live_transcribe",
+            json!({"action": {"start": {"lang": "en-US"}}}),
+        ),
+        (
+            "calling.live_translate",
+            json!({"action": {"start": {"from_lang": "en", "to_lang": "es", "direction": ["local-caller"]}}}),
+        ),
+        ("calling.send_fax.stop", json!({"control_id": "f1"})),
+        ("calling.receive_fax.stop", json!({"control_id": "f2"})),
+        (
+            "calling.refer",
+            json!({"device": {"type": "sip", "params": {"to": "sip:b@p"}}}),
+        ),
+        ("calling.user_event", json!({"event": {"a": 1}})),
+    ]
+}
+
+#[tokio::test]
+async fn every_command_accepts_a_valid_example() {
+    let examples = valid_examples();
+    let names: Vec<&str> = examples.iter().map(|(c, _)| *c).collect();
+    assert_eq!(names, api::validate::COMMANDS.to_vec());
+    run_table(examples.into_iter().map(|(c, p)| ok(c, p)).collect()).await;
+}
+
+#[tokio::test]
+async fn mutating_any_field_never_breaks_the_server() {
+    let h = Harness::new();
+    let weird = [
+        json!(null),
+        json!(0),
+        json!(-1),
+        json!(1e308),
+        json!(""),
+        json!("x"),
+        json!([]),
+        json!([null]),
+        json!({}),
+        json!({"params": null}),
+        json!(true),
+    ];
+    let mut sent = 0;
+    for (command, params) in valid_examples() {
+        let mut variants = Vec::new();
+        let map = params.as_object().cloned().unwrap_or_default();
+        for (key, value) in &map {
+            for w in &weird {
+                variants.push(with(&params, json!({ key: w.clone() })));
+            }
+            // One level deeper.
+            if let Some(inner) = value.as_object() {
+                for inner_key in inner.keys() {
+                    for w in &weird {
+                        let mut nested = value.clone();
+                        nested[inner_key] = w.clone();
+                        variants.push(with(&params, json!({ key: nested })));
+                    }
+                }
+            }
+        }
+        for variant in variants {
+            let reply = h.command(command, variant.clone()).await;
+            sent += 1;
+            assert!(
+                matches!(reply.status.as_u16(), 200 | 400 | 422),
+                "{command} {variant} → {}",
+                reply.status
+            );
+            if reply.status == 422 {
+                assert!(!reply.error_items().is_empty(), "{command} {variant}");
+            }
+        }
+    }
+    assert!(sent > 500, "{sent}");
+}

@@ -350,6 +350,7 @@ pub async fn run_table(rows: Vec<Row>) -> usize {
     let harness = Harness::new();
     let mut failures = Vec::new();
     let count = rows.len();
+    eprintln!("table: {count} rows");
     for row in rows {
         let before = harness.control.received();
         let reply = harness.command(row.command, row.params.clone()).await;
