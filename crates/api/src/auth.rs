@@ -118,6 +118,46 @@ mod tests {
         assert_eq!(authenticate(&creds, &headers(&lower_scheme)), Some(a));
     }
 
+    /// No early exit on the first project-id match: a rotated token (two credentials for one
+    /// project) works with either token, whichever comes first.
+    #[test]
+    fn every_credential_is_compared() {
+        let id = Uuid::new_v4();
+        let creds = vec![
+            Credential {
+                project_id: id,
+                token: "old".into(),
+            },
+            Credential {
+                project_id: id,
+                token: "new".into(),
+            },
+        ];
+        for token in ["old", "new"] {
+            assert_eq!(
+                authenticate(&creds, &headers(&basic(&id.to_string(), token))),
+                Some(id)
+            );
+        }
+        assert_eq!(
+            authenticate(&creds, &headers(&basic(&id.to_string(), "neither"))),
+            None
+        );
+        assert_eq!(
+            authenticate(&[], &headers(&basic(&id.to_string(), "old"))),
+            None
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_tokens() {
+        let cred = Credential {
+            project_id: Uuid::nil(),
+            token: "PTsecret".into(),
+        };
+        assert!(!format!("{cred:?}").contains("PTsecret"));
+    }
+
     #[test]
     fn malformed_headers_are_refused() {
         let creds = vec![Credential {

@@ -162,10 +162,6 @@ impl<'a> Obj<'a> {
         self.bad_request = true;
     }
 
-    pub fn has_errors(&self) -> bool {
-        !self.errors.is_empty()
-    }
-
     /// The raw value of `key`; `null` reads as absent. Marks the key as known.
     pub fn get(&mut self, key: &str) -> Option<&'a Value> {
         if !self.consulted.iter().any(|k| k == key) {
