@@ -243,8 +243,14 @@ pub fn validate_request(
         _ => validate_call_command(command, envelope, params, options, &mut errors),
     }?;
     if errors.is_empty() {
-        // Every path that pushes no error yields an outcome.
-        outcome.ok_or_else(|| Rejection::Invalid(Vec::new()))
+        // Every path that pushes no error yields an outcome; never answer an empty 422.
+        outcome.ok_or_else(|| {
+            Rejection::Invalid(vec![FieldError::new(
+                INVALID_PARAMETER,
+                "params",
+                "params could not be validated",
+            )])
+        })
     } else {
         Err(Rejection::Invalid(errors))
     }
