@@ -1,1 +1,474 @@
-//! The runtime: call actors, media shards, SIP and RTP I/O, SWML fetch, the CallControl implementation.
+//! The dialtone node: the runtime that owns calls. It runs the SIP endpoint, the media shards,
+//! one actor per call, webhook delivery and the store, and implements [`control::CallControl`]
+//! for the REST API (and later SWML and the bus).
+//!
+//! No global state: everything a node owns hangs off [`Node`], so several nodes can run in one
+//! process (tests) and, later, one node per host behind a proxy.
+
+mod actor;
+pub mod config;
+pub mod events;
+pub mod fetch;
+mod media_leg;
+pub mod ports;
+pub mod routing;
+pub mod shard;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use control::{
+    CallControl, CallFilter, CallLeg, CallPage, CallStatus, CommandOk, ControlError, DialRequest,
+    Direction, EndReason, LegType, StatusEvent,
+};
+
+use crate::actor::{ActorMsg, CallActor};
+pub use crate::config::NodeConfig;
+use crate::events::{CallIdentity, CallTimes};
+use crate::fetch::Fetcher;
+use crate::ports::PortPool;
+use crate::shard::MediaShards;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("store: {0}")]
+    Store(String),
+    #[error("SIP: {0}")]
+    Sip(String),
+    #[error("media: {0}")]
+    Media(#[from] std::io::Error),
+}
+
+/// Milliseconds since the Unix epoch: the wall clock of the I/O edge, passed into the cores.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub(crate) struct CallEntry {
+    project_id: Uuid,
+    inbox: mpsc::Sender<ActorMsg>,
+}
+
+pub(crate) struct NodeInner {
+    pub cfg: NodeConfig,
+    pub store: store::Store,
+    pub delivery: webhook::DeliveryHandle,
+    pub sip: sip::SipEndpoint,
+    pub media: MediaShards,
+    pub ports: PortPool,
+    pub fetcher: Fetcher,
+    calls: Mutex<HashMap<Uuid, CallEntry>>,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+impl Node {
+    /// Opens the store, ends calls a previous process left live, and starts webhook delivery,
+    /// the SIP endpoint and the media shards.
+    pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let store = store::Store::open(cfg.data_dir.join("dialtone.db"))
+            .await
+            .map_err(|e| NodeError::Store(e.to_string()))?;
+        let delivery = webhook::WebhookDelivery::spawn(
+            store.clone(),
+            webhook::DeliveryConfig {
+                signing_key: cfg.signing_key.as_bytes().to_vec(),
+                timeout: cfg.webhook_timeout,
+                backoff: cfg.webhook_backoff.clone(),
+                user_agent: cfg.user_agent.clone(),
+                ..webhook::DeliveryConfig::default()
+            },
+        );
+        let (sip, incoming) = sip::SipEndpoint::start(sip::SipConfig {
+            listen: cfg.sip_listen,
+            external_ip: cfg.external_ip,
+            user_agent: cfg.user_agent.clone(),
+        })
+        .await
+        .map_err(|e| NodeError::Sip(e.to_string()))?;
+        // Inbound routing arrives with the SWML engine; the adapter rejects them meanwhile.
+        drop(incoming);
+        let (media_tx, mut media_rx) = mpsc::channel(4096);
+        let media = MediaShards::start(cfg.media_shards, media_tx)?;
+        let fetcher = Fetcher::new(&cfg.signing_key, cfg.swml_fetch_timeout, cfg.swml_max_bytes, &cfg.user_agent);
+        let ports = PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1);
+        let inner = Arc::new(NodeInner {
+            cfg,
+            store,
+            delivery,
+            sip,
+            media,
+            ports,
+            fetcher,
+            calls: Mutex::new(HashMap::new()),
+        });
+        inner.recover_after_restart().await;
+        // Media events go to the call that owns them.
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some((call_id, ev)) = media_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                if let Some(tx) = inner.inbox_of(call_id) {
+                    let _ = tx.try_send(ActorMsg::Media(ev));
+                }
+            }
+        });
+        Ok(Node { inner })
+    }
+
+    pub fn sip_addr(&self) -> std::net::SocketAddr {
+        self.inner.sip.local_addr()
+    }
+
+    pub fn live_calls(&self) -> usize {
+        self.inner.calls.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Hangs up every live call, waits for them to finish (bounded), stops SIP and media.
+    pub async fn shutdown(&self) {
+        let inboxes: Vec<_> = match self.inner.calls.lock() {
+            Ok(c) => c.values().map(|e| e.inbox.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        for tx in inboxes {
+            let _ = tx.send(ActorMsg::Shutdown).await;
+        }
+        for _ in 0..50 {
+            if self.live_calls() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.inner.sip.shutdown().await;
+        self.inner.media.shutdown();
+        self.inner.delivery.shutdown().await;
+    }
+}
+
+impl NodeInner {
+    fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
+        self.calls.lock().ok()?.get(&call_id).map(|e| e.inbox.clone())
+    }
+
+    pub(crate) fn unregister(&self, call_id: Uuid) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.remove(&call_id);
+        }
+    }
+
+    fn identity_of(&self, r: &store::CallRecord) -> CallIdentity {
+        CallIdentity {
+            call_id: r.id,
+            project_id: r.project_id,
+            space_id: self.cfg.space_id,
+            node_id: r.node_id,
+            segment_id: r.segment_id,
+            event_channel: r.event_channel.clone(),
+            direction: Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
+            leg_type: leg_type_of(&r.leg_type),
+            from: r.from.clone(),
+            to: r.to.clone(),
+        }
+    }
+
+    /// Queues a `calling.call.state` webhook in the durable outbox if the call's subscriber
+    /// asked for `state`.
+    pub(crate) async fn notify_state(&self, r: &store::CallRecord, state: &str, event: &Value) {
+        let Some(url) = r.status_url.as_deref() else { return };
+        if !subscribed(&r.status_events, state) {
+            return;
+        }
+        let body = match serde_json::to_vec(event) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let job = store::NewWebhook {
+            call_id: Some(r.id),
+            url: url.to_string(),
+            body,
+            created_at_ms: now_ms() as i64,
+        };
+        match self.store.enqueue_webhook(job).await {
+            Ok(_) => self.delivery.kick(),
+            Err(e) => warn!(call_id = %r.id, error = %e, "could not queue webhook"),
+        }
+    }
+
+    /// Calls a previous process left live are ended with `error` and their `ended` webhook is
+    /// queued, so no call stays "answered" forever after a crash.
+    async fn recover_after_restart(&self) {
+        let now = now_ms();
+        match self.store.mark_live_calls_ended(EndReason::Error.as_str(), now as i64).await {
+            Ok(records) => {
+                for r in records {
+                    warn!(call_id = %r.id, "call was live when the node stopped; marked ended");
+                    let _ = self
+                        .store
+                        .append_call_event(r.id, now as i64, "ended", r#"{"detail":"node restarted while the call was live"}"#.into())
+                        .await;
+                    let ident = self.identity_of(&r);
+                    let times = CallTimes {
+                        start_ms: r.created_at_ms as u64,
+                        answer_ms: r.answered_at_ms.map(|t| t as u64),
+                        end_ms: Some(now),
+                    };
+                    let ev = ident.state_event("ended", Some(EndReason::Error), times, now);
+                    self.notify_state(&r, "ended", &ev).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "could not recover live calls"),
+        }
+    }
+
+    pub(crate) fn leg_from_record(&self, r: &store::CallRecord) -> CallLeg {
+        let ended = r.ended_at_ms.is_some();
+        CallLeg {
+            id: r.id,
+            from: r.from.clone(),
+            to: r.to.clone(),
+            direction: Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
+            source: "realtime_api".into(),
+            url: r.url.clone(),
+            charge: 0.0,
+            created_at: iso8601(r.created_at_ms),
+            charge_details: Vec::new(),
+            status: CallStatus::parse(&r.status),
+            duration: if ended { Some(r.duration_ms.unwrap_or(0) / 1000) } else { None },
+            duration_ms: if ended { Some(r.duration_ms.unwrap_or(0)) } else { None },
+            billing_ms: if ended { Some(r.billing_ms.unwrap_or(0)) } else { None },
+            leg_type: leg_type_of(&r.leg_type),
+            parent_id: r.parent_id,
+        }
+    }
+}
+
+fn subscribed(status_events_json: &str, state: &str) -> bool {
+    serde_json::from_str::<Vec<String>>(status_events_json)
+        .map(|v| v.iter().any(|s| s == state))
+        .unwrap_or(false)
+}
+
+fn leg_type_of(s: &str) -> LegType {
+    match s {
+        "relay_sip_call" => LegType::RelaySipCall,
+        "relay_webrtc_call" => LegType::RelayWebrtcCall,
+        _ => LegType::RelayPstnCall,
+    }
+}
+
+fn leg_type_str(t: LegType) -> &'static str {
+    match t {
+        LegType::RelayPstnCall => "relay_pstn_call",
+        LegType::RelaySipCall => "relay_sip_call",
+        LegType::RelayWebrtcCall => "relay_webrtc_call",
+    }
+}
+
+/// `2024-05-06T12:20:00Z`.
+fn iso8601(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl CallControl for Node {
+    async fn dial(&self, project: Uuid, request: DialRequest) -> Result<CommandOk, ControlError> {
+        let inner = &self.inner;
+        let Some(to) = request.to.clone() else {
+            return Err(ControlError::NotImplemented { command: "dial with to_script only".into() });
+        };
+        let leg_type = LegType::for_destination(&to);
+        if leg_type == LegType::RelayWebrtcCall {
+            return Err(ControlError::Unprocessable {
+                code: "uri_resolves_to_unsupported_resource",
+                message: "verto:/client: destinations need WebRTC, which this server does not offer".into(),
+                attribute: Some("to".into()),
+            });
+        }
+        let route = routing::resolve(
+            &to,
+            inner.cfg.default_trunk.as_ref(),
+            request.username.as_deref(),
+            request.password.as_deref(),
+        )
+        .map_err(|e| ControlError::Unprocessable {
+            code: match e {
+                routing::RouteError::NoTrunk => "not_routable",
+                _ => "to_destination_unresolvable",
+            },
+            message: e.to_string(),
+            attribute: Some("to".into()),
+        })?;
+        if let Some(doc) = request.swml.clone() {
+            swml::Document::from_value(doc).map_err(|e| ControlError::Unprocessable {
+                code: "invalid_parameter",
+                message: format!("swml: {e}"),
+                attribute: Some("swml".into()),
+            })?;
+        }
+        let call_id = Uuid::new_v4();
+        let segment_id = Uuid::new_v4();
+        let event_channel = format!("swml:{}", Uuid::new_v4());
+        let status_events = if request.status_events.is_empty() {
+            vec![StatusEvent::Ended]
+        } else {
+            request.status_events.clone()
+        };
+        let record = store::CallRecord {
+            id: call_id,
+            project_id: project,
+            node_id: inner.cfg.node_id,
+            segment_id,
+            event_channel: event_channel.clone(),
+            from: request.from.clone(),
+            to: to.clone(),
+            direction: Direction::OutboundApi.as_str().into(),
+            leg_type: leg_type_str(leg_type).into(),
+            url: request.url.clone(),
+            status: CallStatus::Queued.as_str().into(),
+            parent_id: None,
+            created_at_ms: now_ms() as i64,
+            answered_at_ms: None,
+            ended_at_ms: None,
+            end_reason: None,
+            duration_ms: None,
+            billing_ms: None,
+            status_url: request.status_url.clone(),
+            status_events: serde_json::to_string(
+                &status_events.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            )
+            .unwrap_or_else(|_| "[]".into()),
+            dial_request: dial_request_json(&request).to_string(),
+            sip_call_id: None,
+        };
+        inner.store.insert_call(record.clone()).await.map_err(|e| ControlError::Internal(e.to_string()))?;
+        let ident = CallIdentity {
+            call_id,
+            project_id: project,
+            space_id: inner.cfg.space_id,
+            node_id: inner.cfg.node_id,
+            segment_id,
+            event_channel,
+            direction: Direction::OutboundApi,
+            leg_type,
+            from: request.from.clone(),
+            to,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        if let Ok(mut calls) = inner.calls.lock() {
+            calls.insert(call_id, CallEntry { project_id: project, inbox: tx });
+        }
+        let leg = inner.leg_from_record(&record);
+        let actor = CallActor::new(ident, request, route, record, inner.clone(), rx);
+        tokio::spawn(actor.run());
+        info!(%call_id, "dial accepted");
+        Ok(CommandOk::leg(leg))
+    }
+
+    async fn command(
+        &self,
+        project: Uuid,
+        call_id: Uuid,
+        command: control::CallCommand,
+    ) -> Result<CommandOk, ControlError> {
+        let live = self
+            .inner
+            .calls
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&call_id).map(|e| (e.project_id, e.inbox.clone())));
+        match live {
+            Some((owner, inbox)) if owner == project => {
+                let (reply, rx) = oneshot::channel();
+                if inbox.send(ActorMsg::Command { command: command.clone(), reply }).await.is_ok() {
+                    if let Ok(result) = rx.await {
+                        return result;
+                    }
+                }
+                // The actor finished between lookup and delivery: answer from the record.
+                self.command_on_ended(project, call_id, &command).await
+            }
+            Some(_) => Err(ControlError::NotFound),
+            None => self.command_on_ended(project, call_id, &command).await,
+        }
+    }
+
+    async fn get_call(&self, project: Uuid, call_id: Uuid) -> Result<CallLeg, ControlError> {
+        match self.inner.store.get_call(project, call_id).await {
+            Ok(Some(r)) => Ok(self.inner.leg_from_record(&r)),
+            Ok(None) => Err(ControlError::NotFound),
+            Err(e) => Err(ControlError::Internal(e.to_string())),
+        }
+    }
+
+    async fn list_calls(&self, project: Uuid, filter: CallFilter) -> Result<CallPage, ControlError> {
+        let limit = if filter.limit == 0 { 50 } else { filter.limit.min(1000) };
+        let (records, next) = self
+            .inner
+            .store
+            .list_calls(project, filter.status.map(|s| s.as_str()), limit as usize, filter.cursor)
+            .await
+            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        Ok(CallPage {
+            calls: records.iter().map(|r| self.inner.leg_from_record(r)).collect(),
+            next_cursor: next,
+        })
+    }
+}
+
+impl Node {
+    /// A command for a call that has no actor: unknown (404) or over (422, ambiguity register A20).
+    async fn command_on_ended(
+        &self,
+        project: Uuid,
+        call_id: Uuid,
+        command: &control::CallCommand,
+    ) -> Result<CommandOk, ControlError> {
+        match self.inner.store.get_call(project, call_id).await {
+            Ok(Some(_)) => Err(match command {
+                control::CallCommand::Update(_) => {
+                    ControlError::invalid_state("cannot_update_completed", "the call has ended")
+                }
+                _ => ControlError::invalid_state("invalid_state", "the call has ended"),
+            }),
+            Ok(None) => Err(ControlError::NotFound),
+            Err(e) => Err(ControlError::Internal(e.to_string())),
+        }
+    }
+}
+
+/// The dial as stored with the call (credentials never stored).
+fn dial_request_json(r: &DialRequest) -> Value {
+    serde_json::json!({
+        "from": r.from, "to": r.to, "url": r.url, "swml": r.swml, "fallback_url": r.fallback_url,
+        "caller_id": r.caller_id, "timeout": r.timeout_secs, "send_digits": r.send_digits,
+        "custom_variables": r.custom_variables,
+        "codecs": r.codecs.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_and_times() {
+        assert!(subscribed(r#"["ringing","ended"]"#, "ended"));
+        assert!(!subscribed(r#"["ringing"]"#, "ended"));
+        assert!(!subscribed("garbage", "ended"));
+        assert_eq!(iso8601(1_714_998_000_000), "2024-05-06T12:20:00Z");
+    }
+}

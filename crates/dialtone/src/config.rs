@@ -1,0 +1,321 @@
+//! Configuration: a TOML file (named by `DIALTONE_CONFIG` or `--config`), overridden by
+//! `DIALTONE_*` environment variables, with embedded defaults so a fresh machine needs neither.
+//! Every key is documented in the README.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub http_listen: SocketAddr,
+    pub sip_listen: SocketAddr,
+    pub external_ip: Option<IpAddr>,
+    pub rtp_ports: String,
+    pub data_dir: PathBuf,
+    pub project_id: Option<String>,
+    pub api_token: Option<String>,
+    pub signing_key: Option<String>,
+    pub space_id: Option<String>,
+    pub default_trunk: Option<String>,
+    pub media_shards: usize,
+    pub max_body_bytes: usize,
+    pub swml_fetch_timeout_ms: u64,
+    pub swml_max_bytes: usize,
+    pub webhook_timeout_ms: u64,
+    pub webhook_backoff_ms: Vec<u64>,
+    pub log: String,
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            sip_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            external_ip: None,
+            rtp_ports: "20000-29999".into(),
+            data_dir: PathBuf::from("./dialtone-data"),
+            project_id: None,
+            api_token: None,
+            signing_key: None,
+            space_id: None,
+            default_trunk: None,
+            media_shards: 0,
+            max_body_bytes: 1024 * 1024,
+            swml_fetch_timeout_ms: 10_000,
+            swml_max_bytes: 1024 * 1024,
+            webhook_timeout_ms: 10_000,
+            webhook_backoff_ms: vec![1_000, 4_000],
+            log: "info".into(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// The project credentials and keys, from configuration or generated on first start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credentials {
+    pub project_id: Uuid,
+    pub api_token: String,
+    pub signing_key: String,
+    pub space_id: Uuid,
+    pub node_id: Uuid,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        s.apply_env()?;
+        s.check()?;
+        Ok(s)
+    }
+
+    fn apply_env(&mut self) -> anyhow::Result<()> {
+        if let Some(v) = env("DIALTONE_HTTP_LISTEN") {
+            self.http_listen = v
+                .parse()
+                .context("DIALTONE_HTTP_LISTEN must be host:port")?;
+        }
+        if let Some(v) = env("DIALTONE_SIP_LISTEN") {
+            self.sip_listen = v.parse().context("DIALTONE_SIP_LISTEN must be ip:port")?;
+        }
+        if let Some(v) = env("DIALTONE_EXTERNAL_IP") {
+            self.external_ip = Some(
+                v.parse()
+                    .context("DIALTONE_EXTERNAL_IP must be an IP address")?,
+            );
+        }
+        if let Some(v) = env("DIALTONE_RTP_PORTS") {
+            self.rtp_ports = v;
+        }
+        if let Some(v) = env("DIALTONE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        macro_rules! opt {
+            ($var:literal, $field:ident) => {
+                if let Some(v) = env($var) {
+                    self.$field = Some(v);
+                }
+            };
+        }
+        opt!("DIALTONE_PROJECT_ID", project_id);
+        opt!("DIALTONE_API_TOKEN", api_token);
+        opt!("DIALTONE_SIGNING_KEY", signing_key);
+        opt!("DIALTONE_SPACE_ID", space_id);
+        opt!("DIALTONE_DEFAULT_TRUNK", default_trunk);
+        if let Some(v) = env("DIALTONE_MEDIA_SHARDS") {
+            self.media_shards = v
+                .parse()
+                .context("DIALTONE_MEDIA_SHARDS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_WEBHOOK_BACKOFF_MS") {
+            self.webhook_backoff_ms = v
+                .split(',')
+                .map(|p| p.trim().parse::<u64>())
+                .collect::<Result<_, _>>()
+                .context("DIALTONE_WEBHOOK_BACKOFF_MS must be comma-separated milliseconds")?;
+        }
+        if let Some(v) = env("DIALTONE_SWML_FETCH_TIMEOUT_MS") {
+            self.swml_fetch_timeout_ms = v.parse().context("DIALTONE_SWML_FETCH_TIMEOUT_MS")?;
+        }
+        if let Some(v) = env("DIALTONE_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = env("DIALTONE_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let (lo, hi) = self.rtp_port_range()?;
+        if hi < lo + 2 {
+            bail!("rtp_ports {lo}-{hi} leaves no even port pair");
+        }
+        if let Some(trunk) = &self.default_trunk {
+            if !trunk.starts_with("sip:") {
+                bail!(
+                    "default_trunk must be a sip: URI, e.g. sip:user:password@carrier.example:5060"
+                );
+            }
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be text or json");
+        }
+        Ok(())
+    }
+
+    pub fn rtp_port_range(&self) -> anyhow::Result<(u16, u16)> {
+        let (a, b) = self
+            .rtp_ports
+            .split_once('-')
+            .context("rtp_ports must look like 20000-29999")?;
+        let lo: u16 = a.trim().parse().context("rtp_ports low end")?;
+        let hi: u16 = b.trim().parse().context("rtp_ports high end")?;
+        if lo < 1024 || hi < lo {
+            bail!("rtp_ports must be an ascending range above 1023");
+        }
+        Ok((lo, hi))
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Configured values win; otherwise the ones saved in the data dir; otherwise new ones, saved
+/// (mode 0600) and printed once so the operator can use them.
+pub fn credentials(s: &Settings) -> anyhow::Result<Credentials> {
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
+    let path = s.data_dir.join("credentials.toml");
+    let saved: Option<Credentials> = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            Some(toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?)
+        }
+        Err(_) => None,
+    };
+    let parse_uuid = |v: &Option<String>, name: &str| -> anyhow::Result<Option<Uuid>> {
+        v.as_deref()
+            .map(|x| Uuid::parse_str(x).with_context(|| format!("{name} must be a UUID")))
+            .transpose()
+    };
+    let generated = saved.is_none();
+    let base = saved.unwrap_or_else(|| Credentials {
+        project_id: Uuid::new_v4(),
+        api_token: format!("PT{}", random_hex(24)),
+        signing_key: format!("PSK_{}", random_hex(24)),
+        space_id: Uuid::new_v4(),
+        node_id: Uuid::new_v4(),
+    });
+    if generated {
+        let text = toml::to_string(&base).context("serialising credentials")?;
+        write_private(&path, &text)?;
+    }
+    let creds = Credentials {
+        project_id: parse_uuid(&s.project_id, "project_id")?.unwrap_or(base.project_id),
+        api_token: s.api_token.clone().unwrap_or(base.api_token),
+        signing_key: s.signing_key.clone().unwrap_or(base.signing_key),
+        space_id: parse_uuid(&s.space_id, "space_id")?.unwrap_or(base.space_id),
+        node_id: base.node_id,
+    };
+    if generated {
+        // Printed on first start only, on purpose, so the operator can copy them.
+        println!(
+            "dialtone: generated credentials (saved in {}):",
+            path.display()
+        );
+        println!("  DIALTONE_PROJECT_ID={}", creds.project_id);
+        if s.api_token.is_none() {
+            println!("  DIALTONE_API_TOKEN={}", creds.api_token);
+        }
+        if s.signing_key.is_none() {
+            println!("  DIALTONE_SIGNING_KEY={}", creds.signing_key);
+        }
+    }
+    Ok(creds)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+pub fn init_tracing(s: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if s.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_file() {
+        let s = Settings::default();
+        assert_eq!(s.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.sip_listen.to_string(), "0.0.0.0:5060");
+        assert_eq!(s.rtp_port_range().unwrap(), (20000, 29999));
+        let parsed: Settings = toml::from_str(
+            "http_listen = \"127.0.0.1:9000\"\nrtp_ports = \"30000-30100\"\ndefault_trunk = \"sip:a:b@127.0.0.1:5099\"\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.rtp_port_range().unwrap(), (30000, 30100));
+        assert!(toml::from_str::<Settings>("no_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn credentials_generated_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let a = credentials(&s).unwrap();
+        let b = credentials(&s).unwrap();
+        assert_eq!(a.project_id, b.project_id);
+        assert_eq!(a.api_token, b.api_token);
+        let pinned = Settings {
+            api_token: Some("tok".into()),
+            ..s
+        };
+        assert_eq!(credentials(&pinned).unwrap().api_token, "tok");
+    }
+
+    #[test]
+    fn bad_ranges_rejected() {
+        let s = Settings {
+            rtp_ports: "30000".into(),
+            ..Settings::default()
+        };
+        assert!(s.check().is_err());
+        let s = Settings {
+            rtp_ports: "500-600".into(),
+            ..Settings::default()
+        };
+        assert!(s.check().is_err());
+    }
+}

@@ -1,0 +1,511 @@
+//! One call actor per call: a tokio task that owns the call's signalling state and feeds the pure
+//! [`control::call::OutboundCall`] core. Its inbox is one closed enum; it applies one input,
+//! executes the core's outputs, then awaits the next input or the core's deadline.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn, Instrument};
+
+use control::call::{CallInput, CallOutput, OutboundCall};
+use control::command::UpdateParams;
+use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, EndReason};
+
+use crate::events::{CallIdentity, CallTimes};
+use crate::media_leg;
+use crate::routing::Route;
+use crate::shard::{MediaEvent, ShardCommand};
+use crate::{now_ms, NodeInner};
+
+pub(crate) enum ActorMsg {
+    Command { command: CallCommand, reply: oneshot::Sender<Result<CommandOk, ControlError>> },
+    Media(MediaEvent),
+    /// The node is shutting down: hang up.
+    Shutdown,
+}
+
+/// Result of the SWML document fetch/validation started on answer.
+type FetchOutcome = Result<(), String>;
+
+pub(crate) struct CallActor {
+    pub ident: CallIdentity,
+    pub core: OutboundCall,
+    pub request: DialRequest,
+    pub route: Route,
+    pub record: store::CallRecord,
+    pub node: Arc<NodeInner>,
+    pub inbox: mpsc::Receiver<ActorMsg>,
+    rtp: Option<(u16, UdpSocket)>,
+    local_sdp: Option<String>,
+    leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
+    leg: Option<sip::LegHandle>,
+    media_running: bool,
+    fetch: Option<oneshot::Receiver<FetchOutcome>>,
+}
+
+impl CallActor {
+    pub fn new(
+        ident: CallIdentity,
+        request: DialRequest,
+        route: Route,
+        record: store::CallRecord,
+        node: Arc<NodeInner>,
+        inbox: mpsc::Receiver<ActorMsg>,
+    ) -> Self {
+        let core = OutboundCall::new(request.timeout_secs);
+        CallActor {
+            ident,
+            core,
+            request,
+            route,
+            record,
+            node,
+            inbox,
+            rtp: None,
+            local_sdp: None,
+            leg_events: None,
+            leg: None,
+            media_running: false,
+            fetch: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let span = tracing::info_span!("call", call_id = %self.ident.call_id);
+        async move {
+            self.input(CallInput::Start).await;
+            while !self.core.is_finished() {
+                let deadline = self.core.poll_timeout();
+                tokio::select! {
+                    ev = recv_opt(&mut self.leg_events) => match ev {
+                        Some(ev) => self.on_leg_event(ev).await,
+                        None => {
+                            self.leg_events = None;
+                            self.input(CallInput::LegTerminated).await;
+                        }
+                    },
+                    msg = self.inbox.recv() => match msg {
+                        Some(msg) => self.on_message(msg).await,
+                        None => self.input(CallInput::Hangup { reason: EndReason::Hangup }).await,
+                    },
+                    outcome = recv_fetch(&mut self.fetch) => {
+                        self.fetch = None;
+                        self.on_document(outcome).await;
+                    }
+                    _ = sleep_until_ms(deadline) => {
+                        self.core.handle_timeout(now_ms());
+                        self.drain().await;
+                    }
+                }
+            }
+            self.node.unregister(self.ident.call_id);
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn input(&mut self, input: CallInput) {
+        self.core.handle(now_ms(), input);
+        self.drain().await;
+    }
+
+    async fn drain(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                CallOutput::PlaceInvite => self.place_invite().await,
+                CallOutput::CancelInvite => self.cancel_or_bye(true),
+                CallOutput::SendBye => self.cancel_or_bye(false),
+                CallOutput::StatusChanged { status, webhook_state } => {
+                    self.on_status(status, webhook_state).await
+                }
+                CallOutput::Finished { status, end_reason, detail } => {
+                    self.on_finished(status, end_reason, detail).await
+                }
+            }
+        }
+    }
+
+    async fn place_invite(&mut self) {
+        let bind_ip = self.node.cfg.sip_listen.ip();
+        let Some((port, socket)) = self.node.ports.allocate(|p| {
+            let s = UdpSocket::bind(SocketAddr::new(bind_ip, p)).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        }) else {
+            self.core.handle(
+                now_ms(),
+                CallInput::Fail { reason: EndReason::Error, detail: "no free RTP port".into() },
+            );
+            return;
+        };
+        let offer = media_leg::build_offer(&self.node.cfg, port, &self.request.codecs);
+        self.rtp = Some((port, socket));
+        self.local_sdp = Some(offer.clone());
+        let invite = sip::OutboundInvite {
+            target: self.route.request_uri.clone(),
+            from_uri: crate::routing::from_uri(
+                &self.request.from,
+                self.request.caller_id.as_deref(),
+                &self.node.cfg.external_ip.to_string(),
+            ),
+            from_display: None,
+            to_uri: self.route.to_uri.clone(),
+            credentials: match (&self.route.username, &self.route.password) {
+                (Some(u), Some(p)) => {
+                    Some(sip::Credentials { username: u.clone(), password: p.clone() })
+                }
+                _ => None,
+            },
+            sdp_offer: offer,
+            extra_headers: Vec::new(),
+            call_ref: self.ident.call_id.to_string(),
+        };
+        match self.node.sip.invite(invite).await {
+            Ok(leg) => {
+                self.leg_events = Some(leg.events);
+                self.leg = Some(leg.handle);
+                self.core.handle(now_ms(), CallInput::InviteSent);
+            }
+            Err(e) => {
+                warn!(error = %e, "INVITE could not be sent");
+                self.core.handle(
+                    now_ms(),
+                    CallInput::Fail { reason: EndReason::Error, detail: format!("INVITE failed: {e}") },
+                );
+            }
+        }
+    }
+
+    fn cancel_or_bye(&mut self, cancel: bool) {
+        let Some(leg) = self.leg.clone() else {
+            self.core.handle(now_ms(), CallInput::LegTerminated);
+            return;
+        };
+        // The SIP transaction runs on its own; its conclusion comes back as leg events.
+        tokio::spawn(async move {
+            let res = if cancel { leg.cancel().await } else { leg.hangup().await };
+            if let Err(e) = res {
+                warn!(error = %e, cancel, "teardown request failed");
+            }
+        });
+    }
+
+    async fn on_leg_event(&mut self, ev: sip::LegEvent) {
+        match ev {
+            sip::LegEvent::Trying => {}
+            sip::LegEvent::Ringing { .. } => self.input(CallInput::Ringing).await,
+            sip::LegEvent::Answered { sdp } => self.on_answered(sdp).await,
+            sip::LegEvent::Failed { code, reason } => {
+                info!(code, %reason, "far end rejected the call");
+                self.input(CallInput::Rejected { code }).await
+            }
+            sip::LegEvent::RemoteOffer { sdp, respond } => self.on_remote_offer(sdp, respond),
+            sip::LegEvent::RemoteBye => self.input(CallInput::RemoteHangup).await,
+            sip::LegEvent::Terminated => {
+                self.leg_events = None;
+                self.input(CallInput::LegTerminated).await
+            }
+        }
+    }
+
+    async fn on_answered(&mut self, sdp: Option<String>) {
+        let was_pre_answer = self.core.status().is_pre_answer();
+        self.input(CallInput::Answered).await;
+        if !was_pre_answer || self.core.status() != CallStatus::Answered {
+            return;
+        }
+        let negotiated = match (sdp, self.local_sdp.as_deref()) {
+            (Some(answer), Some(offer)) => media_leg::negotiate(offer, &answer),
+            (None, _) => Err("200 OK carried no SDP answer".to_string()),
+            (_, None) => Err("no local offer".to_string()),
+        };
+        match negotiated {
+            Ok(session) => self.start_media(session),
+            Err(detail) => {
+                warn!(%detail, "media negotiation failed; hanging up");
+                self.input(CallInput::Fail { reason: EndReason::Error, detail }).await;
+                return;
+            }
+        }
+        if let Some(digits) = self.request.send_digits.clone() {
+            self.node.media.send(self.ident.call_id, ShardCommand::SendDigits { call_id: self.ident.call_id, digits });
+        }
+        self.start_document_fetch();
+    }
+
+    fn start_media(&mut self, session: media_leg::NegotiatedMedia) {
+        let Some((_, socket)) = self.rtp.as_ref() else { return };
+        let Ok(socket) = socket.try_clone() else {
+            warn!("could not clone RTP socket");
+            return;
+        };
+        let leg = media_leg::new_leg(&session, self.ident.call_id);
+        self.node.media.send(
+            self.ident.call_id,
+            ShardCommand::Add { call_id: self.ident.call_id, socket, remote: session.remote, leg },
+        );
+        self.media_running = true;
+    }
+
+    fn on_remote_offer(
+        &mut self,
+        sdp: Option<String>,
+        respond: oneshot::Sender<Result<String, u16>>,
+    ) {
+        let Some((port, _)) = self.rtp.as_ref() else {
+            let _ = respond.send(Err(488));
+            return;
+        };
+        let Some(offer) = sdp else {
+            // An offerless re-INVITE: offer our current SDP again.
+            let _ = respond.send(self.local_sdp.clone().ok_or(488));
+            return;
+        };
+        match media_leg::answer_remote_offer(&self.node.cfg, *port, &self.request.codecs, &offer) {
+            Ok((answer, remote)) => {
+                self.local_sdp = Some(answer.clone());
+                if let Some(remote) = remote {
+                    self.node.media.send(
+                        self.ident.call_id,
+                        ShardCommand::SetRemote { call_id: self.ident.call_id, remote },
+                    );
+                }
+                let _ = respond.send(Ok(answer));
+            }
+            Err(e) => {
+                warn!(error = %e, "re-INVITE offer not acceptable");
+                let _ = respond.send(Err(488));
+            }
+        }
+    }
+
+    /// On answer the call's SWML (url → fallback_url, or the inline document) is fetched and
+    /// validated. Running it is the SWML engine's job; a document that cannot be had fails the
+    /// call visibly (ambiguity register A15).
+    fn start_document_fetch(&mut self) {
+        let (tx, rx) = oneshot::channel();
+        self.fetch = Some(rx);
+        let fetcher = self.node.fetcher.clone();
+        let url = self.request.url.clone();
+        let fallback = self.request.fallback_url.clone();
+        let method = self.request.url_method;
+        let payload = json!({
+            "call": self.ident.fetch_call_object("answered", Some(&self.route.to_uri)),
+            "vars": {},
+            "envs": self.request.custom_variables,
+            "params": {},
+        });
+        tokio::spawn(
+            async move {
+                let Some(url) = url else {
+                    // Inline documents were validated when the dial was accepted.
+                    let _ = tx.send(Ok(()));
+                    return;
+                };
+                let first = fetcher.fetch_document(&url, method, &payload).await;
+                let outcome = match first {
+                    Ok(_) => Ok(()),
+                    Err(e1) => match fallback {
+                        Some(fb) => match fetcher.fetch_document(&fb, method, &payload).await {
+                            Ok(_) => Ok(()),
+                            Err(e2) => Err(format!("url: {e1}; fallback_url: {e2}")),
+                        },
+                        None => Err(format!("url: {e1}")),
+                    },
+                };
+                let _ = tx.send(outcome);
+            }
+            .in_current_span(),
+        );
+    }
+
+    async fn on_document(&mut self, outcome: FetchOutcome) {
+        match outcome {
+            Ok(()) => info!("SWML document ready; the call carries silence until the SWML engine runs it"),
+            Err(detail) => {
+                warn!(%detail, "SWML document could not be loaded; ending the call");
+                let now = now_ms();
+                let _ = self
+                    .node
+                    .store
+                    .append_call_event(self.ident.call_id, now as i64, "swml_error", json!({ "error": detail }).to_string())
+                    .await;
+                self.input(CallInput::Fail { reason: EndReason::Error, detail }).await;
+            }
+        }
+    }
+
+    async fn on_message(&mut self, msg: ActorMsg) {
+        match msg {
+            ActorMsg::Command { command, reply } => {
+                let result = self.on_command(command).await;
+                let _ = reply.send(result);
+            }
+            ActorMsg::Media(MediaEvent::DigitsSent) => {
+                info!("send_digits finished");
+            }
+            ActorMsg::Shutdown => self.input(CallInput::Hangup { reason: EndReason::Hangup }).await,
+        }
+    }
+
+    async fn on_command(&mut self, command: CallCommand) -> Result<CommandOk, ControlError> {
+        let status = self.core.status();
+        let _span = tracing::info_span!("command", name = command.name()).entered();
+        match command {
+            CallCommand::End { reason } => {
+                if status.is_terminal() || status == CallStatus::Ending {
+                    return Err(ControlError::invalid_state("invalid_state", "the call is already ending"));
+                }
+                self.input(CallInput::Hangup { reason }).await;
+            }
+            CallCommand::Update(params) => self.on_update(status, params).await?,
+            CallCommand::NotBuilt { command, .. } => {
+                return Err(ControlError::NotImplemented { command });
+            }
+        }
+        Ok(CommandOk::leg(self.node.leg_from_record(&self.snapshot_record())))
+    }
+
+    async fn on_update(&mut self, status: CallStatus, p: UpdateParams) -> Result<(), ControlError> {
+        if status.is_terminal() || status == CallStatus::Ending {
+            return Err(ControlError::invalid_state("cannot_update_completed", "the call has ended"));
+        }
+        match p.status {
+            Some(CallStatus::Canceled) if !status.is_pre_answer() => {
+                return Err(ControlError::invalid_state(
+                    "cannot_cancel_in_progress",
+                    "only a call that is not answered yet can be canceled",
+                ))
+            }
+            Some(CallStatus::Completed) if status != CallStatus::Answered => {
+                return Err(ControlError::invalid_state(
+                    "invalid_state",
+                    "only an answered call can be completed",
+                ))
+            }
+            _ => {}
+        }
+        if (p.url.is_some() || p.swml.is_some()) && status != CallStatus::Answered {
+            return Err(ControlError::invalid_state(
+                "cannot_redirect_not_in_progress",
+                "only an answered call can be redirected",
+            ));
+        }
+        if p.url.is_some() || p.swml.is_some() {
+            return Err(ControlError::NotImplemented { command: "update (url/swml redirect)".into() });
+        }
+        if let Some(url) = p.status_url {
+            self.record.status_url = Some(url);
+        }
+        match p.status {
+            Some(CallStatus::Canceled) => self.input(CallInput::Cancel).await,
+            Some(CallStatus::Completed) => {
+                self.input(CallInput::Hangup { reason: EndReason::Hangup }).await
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn snapshot_record(&self) -> store::CallRecord {
+        let mut r = self.record.clone();
+        r.status = self.core.status().as_str().to_string();
+        r
+    }
+
+    fn times(&self) -> CallTimes {
+        CallTimes {
+            start_ms: self.record.created_at_ms as u64,
+            answer_ms: self.core.answered_at(),
+            end_ms: self.core.ended_at(),
+        }
+    }
+
+    async fn on_status(&mut self, status: CallStatus, webhook_state: Option<&'static str>) {
+        let now = now_ms();
+        self.record.status = status.as_str().to_string();
+        if status == CallStatus::Answered {
+            self.record.answered_at_ms = self.core.answered_at().map(|t| t as i64);
+        }
+        self.persist(status.as_str(), now).await;
+        if let Some(state) = webhook_state {
+            let ev = self.ident.state_event(state, None, self.times(), now);
+            self.node.notify_state(&self.record, state, &ev).await;
+        }
+    }
+
+    async fn on_finished(&mut self, status: CallStatus, end_reason: EndReason, detail: Option<String>) {
+        let now = now_ms();
+        if self.media_running {
+            let (tx, rx) = oneshot::channel();
+            self.node.media.send(self.ident.call_id, ShardCommand::Remove { call_id: self.ident.call_id, reply: Some(tx) });
+            if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(1), rx).await {
+                info!(sent = stats.packets_sent, received = stats.packets_received, lost = stats.packets_lost, garbage = stats.garbage_received, "media stats");
+                let _ = self
+                    .node
+                    .store
+                    .append_call_event(self.ident.call_id, now as i64, "media_stats", json!({
+                        "packets_sent": stats.packets_sent,
+                        "packets_received": stats.packets_received,
+                        "packets_lost": stats.packets_lost,
+                        "garbage_received": stats.garbage_received,
+                    }).to_string())
+                    .await;
+            }
+            self.media_running = false;
+        }
+        if let Some((port, _)) = self.rtp.take() {
+            self.node.ports.release(port);
+        }
+        self.record.status = status.as_str().to_string();
+        self.record.ended_at_ms = Some(now as i64);
+        self.record.end_reason = Some(end_reason.as_str().to_string());
+        if let Some(answered) = self.core.answered_at() {
+            let d = now.saturating_sub(answered) as i64;
+            self.record.duration_ms = Some(d);
+            self.record.billing_ms = Some(d);
+        }
+        info!(status = status.as_str(), end_reason = end_reason.as_str(), detail = detail.as_deref().unwrap_or(""), "call finished");
+        self.persist(status.as_str(), now).await;
+        let ev = self.ident.state_event("ended", Some(end_reason), self.times(), now);
+        self.node.notify_state(&self.record, "ended", &ev).await;
+    }
+
+    async fn persist(&mut self, kind: &str, now: u64) {
+        if let Err(e) = self.node.store.update_call(self.record.clone()).await {
+            warn!(error = %e, "could not persist call");
+        }
+        let _ = self
+            .node
+            .store
+            .append_call_event(self.ident.call_id, now as i64, kind, json!({"status": self.record.status}).to_string())
+            .await;
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_fetch(rx: &mut Option<oneshot::Receiver<FetchOutcome>>) -> FetchOutcome {
+    match rx {
+        Some(rx) => rx.await.unwrap_or_else(|_| Err("document fetch task vanished".into())),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_ms(deadline: Option<u64>) {
+    match deadline {
+        Some(at) => {
+            let now = now_ms();
+            tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
+        }
+        None => std::future::pending().await,
+    }
+}

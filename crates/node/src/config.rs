@@ -1,0 +1,31 @@
+//! Everything a node needs to run, already parsed (the binary reads the TOML file and the
+//! environment into this).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::routing::Trunk;
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub sip_listen: SocketAddr,
+    /// Advertised in Via/Contact and SDP; never 0.0.0.0.
+    pub external_ip: IpAddr,
+    pub rtp_ports: (u16, u16),
+    pub data_dir: PathBuf,
+    pub project_id: Uuid,
+    pub api_token: String,
+    pub signing_key: String,
+    pub space_id: Uuid,
+    pub node_id: Uuid,
+    pub default_trunk: Option<Trunk>,
+    pub media_shards: usize,
+    pub swml_fetch_timeout: Duration,
+    pub swml_max_bytes: usize,
+    pub webhook_timeout: Duration,
+    pub webhook_backoff: Vec<Duration>,
+    pub user_agent: String,
+}

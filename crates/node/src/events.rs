@@ -1,0 +1,192 @@
+//! Payloads of `calling.call.state` webhooks and of the SWML fetch request
+//! (calling-events.md §2–§3).
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use control::{Direction, EndReason, LegType};
+
+/// What every event about one call needs to say who it is.
+#[derive(Debug, Clone)]
+pub struct CallIdentity {
+    pub call_id: Uuid,
+    pub project_id: Uuid,
+    pub space_id: Uuid,
+    pub node_id: Uuid,
+    pub segment_id: Uuid,
+    /// `swml:<uuid>` (ambiguity register A29).
+    pub event_channel: String,
+    pub direction: Direction,
+    pub leg_type: LegType,
+    pub from: String,
+    pub to: String,
+}
+
+/// Call times in ms since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallTimes {
+    pub start_ms: u64,
+    pub answer_ms: Option<u64>,
+    pub end_ms: Option<u64>,
+}
+
+impl CallIdentity {
+    /// The `device` object: `phone` with numbers, `sip` with URIs.
+    pub fn device(&self) -> Value {
+        match self.leg_type {
+            LegType::RelayPstnCall => json!({
+                "type": "phone",
+                "params": { "from_number": self.from, "to_number": self.to }
+            }),
+            LegType::RelaySipCall => json!({
+                "type": "sip",
+                "params": { "from": self.from, "to": self.to }
+            }),
+            LegType::RelayWebrtcCall => json!({
+                "type": "webrtc",
+                "params": { "from": self.from, "to": self.to }
+            }),
+        }
+    }
+
+    /// The standard envelope around `params` (calling-events.md §1.1).
+    pub fn envelope(&self, event_type: &str, timestamp_ms: u64, params: Value) -> Value {
+        json!({
+            "event_type": event_type,
+            "event_channel": self.event_channel,
+            "timestamp": timestamp_ms as f64 / 1000.0,
+            "project_id": self.project_id,
+            "space_id": self.space_id,
+            "params": params,
+        })
+    }
+
+    /// A `calling.call.state` event.
+    pub fn state_event(
+        &self,
+        call_state: &str,
+        end_reason: Option<EndReason>,
+        times: CallTimes,
+        now_ms: u64,
+    ) -> Value {
+        let mut params = Map::new();
+        params.insert("call_id".into(), json!(self.call_id));
+        params.insert("node_id".into(), json!(self.node_id));
+        params.insert("segment_id".into(), json!(self.segment_id));
+        params.insert("call_state".into(), json!(call_state));
+        params.insert("direction".into(), json!(self.direction.webhook_str()));
+        params.insert("device".into(), self.device());
+        params.insert("end_reason".into(), json!(end_reason.map(EndReason::as_str)));
+        params.insert("created_by".into(), json!("dial"));
+        params.insert("start_time".into(), json!(times.start_ms));
+        if let Some(a) = times.answer_ms {
+            params.insert("answer_time".into(), json!(a));
+        }
+        if let Some(e) = times.end_ms {
+            params.insert("end_time".into(), json!(e));
+        }
+        self.envelope("calling.call.state", now_ms, Value::Object(params))
+    }
+
+    /// The `call` object of a SWML fetch request.
+    pub fn fetch_call_object(&self, call_state: &str, sip_to_uri: Option<&str>) -> Value {
+        let mut call = Map::new();
+        call.insert("call_id".into(), json!(self.call_id));
+        call.insert("node_id".into(), json!(self.node_id));
+        call.insert("segment_id".into(), json!(self.segment_id));
+        call.insert("call_state".into(), json!(call_state));
+        call.insert("direction".into(), json!(self.direction.webhook_str()));
+        call.insert("type".into(), json!(self.leg_type.device_type()));
+        call.insert("from".into(), json!(self.from));
+        call.insert("to".into(), json!(self.to));
+        call.insert("headers".into(), json!([]));
+        call.insert("project_id".into(), json!(self.project_id));
+        call.insert("space_id".into(), json!(self.space_id));
+        match self.leg_type {
+            LegType::RelayPstnCall => {
+                call.insert("from_number".into(), json!(self.from));
+                call.insert("to_number".into(), json!(self.to));
+            }
+            LegType::RelaySipCall => {
+                call.insert("sip_data".into(), sip_data(&self.from, sip_to_uri.unwrap_or(&self.to)));
+            }
+            LegType::RelayWebrtcCall => {}
+        }
+        Value::Object(call)
+    }
+}
+
+/// `sip_data` for the fetch payload: every key is required inside the object.
+fn sip_data(from: &str, to: &str) -> Value {
+    let (from_user, from_host) = user_host(from);
+    let (to_user, to_host) = user_host(to);
+    json!({
+        "sip_req_host": to_host, "sip_req_uri": to, "sip_req_user": to_user,
+        "sip_from_host": from_host, "sip_from_uri": from, "sip_from_user": from_user,
+        "sip_to_host": to_host, "sip_to_uri": to, "sip_to_user": to_user,
+        "sip_contact_user": to_user, "sip_contact_port": "", "sip_contact_uri": to,
+        "sip_contact_host": to_host, "sip_contact_params": {},
+    })
+}
+
+fn user_host(uri: &str) -> (String, String) {
+    let bare = uri
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:")
+        .split(';')
+        .next()
+        .unwrap_or("");
+    match bare.split_once('@') {
+        Some((u, h)) => (u.to_string(), h.to_string()),
+        None => (String::new(), bare.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(leg_type: LegType) -> CallIdentity {
+        CallIdentity {
+            call_id: Uuid::new_v4(),
+            project_id: Uuid::new_v4(),
+            space_id: Uuid::new_v4(),
+            node_id: Uuid::new_v4(),
+            segment_id: Uuid::new_v4(),
+            event_channel: "swml:x".into(),
+            direction: Direction::OutboundApi,
+            leg_type,
+            from: "+15105550100".into(),
+            to: "sip:alice@127.0.0.1:5099".into(),
+        }
+    }
+
+    #[test]
+    fn state_event_shape() {
+        let id = ident(LegType::RelaySipCall);
+        let times = CallTimes { start_ms: 1000, answer_ms: Some(2000), end_ms: None };
+        let ev = id.state_event("answered", None, times, 2500);
+        assert_eq!(ev["event_type"], "calling.call.state");
+        assert_eq!(ev["timestamp"], 2.5);
+        assert_eq!(ev["params"]["direction"], "outbound");
+        assert_eq!(ev["params"]["device"]["type"], "sip");
+        assert!(ev["params"]["end_reason"].is_null());
+        assert_eq!(ev["params"]["answer_time"], 2000);
+        assert!(ev["params"].get("end_time").is_none());
+        let ended = id.state_event("ended", Some(EndReason::NoAnswer), times, 3000);
+        assert_eq!(ended["params"]["end_reason"], "noAnswer");
+    }
+
+    #[test]
+    fn fetch_call_object_shapes() {
+        let sip = ident(LegType::RelaySipCall).fetch_call_object("answered", None);
+        assert_eq!(sip["type"], "sip");
+        assert_eq!(sip["sip_data"]["sip_to_user"], "alice");
+        assert_eq!(sip["sip_data"]["sip_to_host"], "127.0.0.1:5099");
+        let mut p = ident(LegType::RelayPstnCall);
+        p.to = "+14155550199".into();
+        let phone = p.fetch_call_object("answered", None);
+        assert_eq!(phone["to_number"], "+14155550199");
+        assert!(phone.get("sip_data").is_none());
+    }
+}

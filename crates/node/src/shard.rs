@@ -1,0 +1,279 @@
+//! Media shards: a few OS threads, each owning many calls' RTP sockets and media state, all
+//! ticked together every 20 ms. No thread and no timer per call; the tick never blocks (sockets
+//! are non-blocking, a full events channel drops and counts).
+//!
+//! A shard is told the time by its own loop and passes it down: the media cores never ask.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// The 20 ms media clock.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// A re-latch to a new RTP source is allowed after the old one was silent this long.
+const RELATCH_AFTER_US: u64 = 1_000_000;
+
+/// What a shard drives for one call: the pure per-call media core.
+pub trait MediaLeg: Send {
+    /// Append this tick's outgoing RTP packets to `out`.
+    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>);
+    /// A datagram arrived on the call's RTP port. Returns true if it was a valid RTP packet.
+    fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool;
+    /// Start sending RFC 4733 digits.
+    fn send_digits(&mut self, digits: &str) -> Result<(), String>;
+    /// Notable things since the last call (digits sent, ...).
+    fn poll_event(&mut self) -> Option<MediaEvent>;
+    /// Receive counters for the CDR and for tests.
+    fn stats(&self) -> MediaStats;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    DigitsSent,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub garbage_received: u64,
+}
+
+pub enum ShardCommand {
+    Add { call_id: Uuid, socket: UdpSocket, remote: SocketAddr, leg: Box<dyn MediaLeg> },
+    SetRemote { call_id: Uuid, remote: SocketAddr },
+    SendDigits { call_id: Uuid, digits: String },
+    Remove { call_id: Uuid, reply: Option<tokio::sync::oneshot::Sender<MediaStats>> },
+    Shutdown,
+}
+
+struct LegState {
+    socket: UdpSocket,
+    remote: SocketAddr,
+    latched: bool,
+    last_rx_us: u64,
+    leg: Box<dyn MediaLeg>,
+    packets_sent: u64,
+}
+
+/// Handle to a set of shards; calls are placed by hashing their id.
+#[derive(Clone)]
+pub struct MediaShards {
+    senders: Arc<Vec<std_mpsc::Sender<ShardCommand>>>,
+    pub dropped_events: Arc<AtomicU64>,
+}
+
+impl MediaShards {
+    /// Starts `count` shard threads. Media events go to `events` (bounded; a full channel drops).
+    pub fn start(count: usize, events: mpsc::Sender<(Uuid, MediaEvent)>) -> std::io::Result<Self> {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut senders = Vec::new();
+        for i in 0..count.max(1) {
+            let (tx, rx) = std_mpsc::channel();
+            let ev = events.clone();
+            let dropped = dropped.clone();
+            thread::Builder::new()
+                .name(format!("media-shard-{i}"))
+                .spawn(move || run_shard(rx, ev, dropped))?;
+            senders.push(tx);
+        }
+        Ok(MediaShards { senders: Arc::new(senders), dropped_events: dropped })
+    }
+
+    fn shard_for(&self, call_id: Uuid) -> &std_mpsc::Sender<ShardCommand> {
+        let idx = (call_id.as_u128() % self.senders.len() as u128) as usize;
+        &self.senders[idx]
+    }
+
+    pub fn send(&self, call_id: Uuid, cmd: ShardCommand) {
+        // A send fails only when the shard has stopped (shutdown); nothing left to do then.
+        let _ = self.shard_for(call_id).send(cmd);
+    }
+
+    pub fn shutdown(&self) {
+        for s in self.senders.iter() {
+            let _ = s.send(ShardCommand::Shutdown);
+        }
+    }
+}
+
+fn run_shard(
+    rx: std_mpsc::Receiver<ShardCommand>,
+    events: mpsc::Sender<(Uuid, MediaEvent)>,
+    dropped: Arc<AtomicU64>,
+) {
+    let origin = Instant::now();
+    let mut legs: HashMap<Uuid, LegState> = HashMap::new();
+    let mut next_tick = origin + TICK;
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(4);
+    let mut buf = vec![0u8; 2048];
+    loop {
+        // Commands first, then one tick for every call.
+        loop {
+            match rx.try_recv() {
+                Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => return,
+                Ok(cmd) => apply(cmd, &mut legs),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        let now_us = origin.elapsed().as_micros() as u64;
+        for (call_id, st) in legs.iter_mut() {
+            receive_all(st, now_us, &mut buf);
+            out.clear();
+            st.leg.on_tick(now_us, &mut out);
+            for pkt in &out {
+                // Non-blocking: a full socket buffer loses this packet, never the tick.
+                if st.socket.send_to(pkt, st.remote).is_ok() {
+                    st.packets_sent += 1;
+                }
+            }
+            while let Some(ev) = st.leg.poll_event() {
+                if events.try_send((*call_id, ev)).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // Absolute schedule: a late tick does not shift every later one.
+        let now = Instant::now();
+        if next_tick > now {
+            // Wake early for commands only at tick granularity; commands wait at most one tick.
+            thread::sleep(next_tick - now);
+        } else if now - next_tick > TICK * 50 {
+            // Far behind (machine suspended): resynchronise instead of bursting.
+            next_tick = now;
+        }
+        next_tick += TICK;
+    }
+}
+
+fn receive_all(st: &mut LegState, now_us: u64, buf: &mut [u8]) {
+    // Bounded drain so one flooded port cannot starve the other calls of this shard.
+    for _ in 0..64 {
+        match st.socket.recv_from(buf) {
+            Ok((n, from)) => {
+                let valid = st.leg.on_rtp(now_us, &buf[..n]);
+                if valid {
+                    // Symmetric RTP: answer where the far end really sends from.
+                    let silent_long = now_us.saturating_sub(st.last_rx_us) > RELATCH_AFTER_US;
+                    if from != st.remote && (!st.latched || silent_long) {
+                        st.remote = from;
+                    }
+                    st.latched = true;
+                    st.last_rx_us = now_us;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>) {
+    match cmd {
+        ShardCommand::Add { call_id, socket, remote, leg } => {
+            legs.insert(
+                call_id,
+                LegState { socket, remote, latched: false, last_rx_us: 0, leg, packets_sent: 0 },
+            );
+        }
+        ShardCommand::SetRemote { call_id, remote } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                st.remote = remote;
+                st.latched = false;
+            }
+        }
+        ShardCommand::SendDigits { call_id, digits } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                if let Err(e) = st.leg.send_digits(&digits) {
+                    tracing::warn!(%call_id, error = %e, "send_digits rejected by media");
+                }
+            }
+        }
+        ShardCommand::Remove { call_id, reply } => {
+            let stats = legs.remove(&call_id).map(|st| {
+                let mut s = st.leg.stats();
+                s.packets_sent = st.packets_sent;
+                s
+            });
+            if let Some(r) = reply {
+                let _ = r.send(stats.unwrap_or_default());
+            }
+        }
+        ShardCommand::Shutdown => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counter {
+        ticks: u64,
+        rx: u64,
+    }
+
+    impl MediaLeg for Counter {
+        fn on_tick(&mut self, _now: u64, out: &mut Vec<Vec<u8>>) {
+            self.ticks += 1;
+            out.push(vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        }
+        fn on_rtp(&mut self, _now: u64, data: &[u8]) -> bool {
+            let ok = data.len() >= 12 && data[0] >> 6 == 2;
+            if ok {
+                self.rx += 1;
+            }
+            ok
+        }
+        fn send_digits(&mut self, _d: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn poll_event(&mut self) -> Option<MediaEvent> {
+            None
+        }
+        fn stats(&self) -> MediaStats {
+            MediaStats { packets_received: self.rx, ..Default::default() }
+        }
+    }
+
+    /// Real sockets on loopback: the shard paces ~50 packets/s and latches onto the sender.
+    #[tokio::test]
+    async fn shard_paces_and_latches() {
+        let (ev_tx, _ev_rx) = mpsc::channel(16);
+        let shards = MediaShards::start(1, ev_tx).unwrap();
+        let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let our_addr = ours.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        // Advertised address is wrong on purpose: latching must find the real peer.
+        let bogus: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let id = Uuid::new_v4();
+        shards.send(
+            id,
+            ShardCommand::Add { call_id: id, socket: ours, remote: bogus, leg: Box::new(Counter { ticks: 0, rx: 0 }) },
+        );
+        peer.send_to(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2], our_addr).unwrap();
+        let mut got = 0;
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        while start.elapsed() < Duration::from_millis(1000) {
+            if peer.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        shards.send(id, ShardCommand::Remove { call_id: id, reply: Some(tx) });
+        let stats = rx.await.unwrap();
+        shards.shutdown();
+        assert_eq!(stats.packets_received, 1);
+        // ~50 in one second after latching; generous bounds, this is not a timing test.
+        assert!((30..=60).contains(&got), "got {got} packets in 1 s");
+    }
+}
