@@ -1,7 +1,7 @@
 # Shared set-up for scripts/serve.sh and scripts/test.sh: installs what is missing, nothing else.
 # Debian 12 with the Rust toolchain is the reference machine.
 
-need_apt=()
+export DEBIAN_FRONTEND=noninteractive
 have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -13,13 +13,13 @@ apt_install() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    as_root apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 
 # Build dependencies of the server itself.
 ensure_build_deps() {
-  apt_install pkg-config libopus-dev python3-venv flite1-dev
+  apt_install pkg-config python3-venv flite1-dev
 }
 
 # A private Python environment for the SWML schema (shipped in signalwire-sdk) and the tests.

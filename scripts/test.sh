@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup-lib.sh
 ensure_build_deps
-apt_install sip-tester tshark sox
+# sipp: the far-end peer for the SIP scenarios that land with the call runtime.
+apt_install sip-tester
 ensure_venv tests/e2e/requirements.txt
 ensure_schema
 
@@ -22,4 +23,4 @@ fi
 echo "== end-to-end"
 cargo build -p dialtone
 export DIALTONE_BIN="$PWD/target/debug/dialtone"
-"$VENV/bin/python" -m pytest tests/e2e -n 2 -q -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest tests/e2e -n 2 -q -p no:cacheprovider --timeout 120 "$@"

@@ -104,7 +104,10 @@ fn walk_steps(
             }
             _ => {}
         }
-        check_placeholders(params, &here, out);
+        // AI/SWAIG parameters use their own template functions (swml.md §5.7), not JavaScript.
+        if !matches!(method.as_str(), "ai" | "ai_sidecar" | "amazon_bedrock") {
+            check_placeholders(params, &here, out);
+        }
         // Blocks see the same section labels (goto in a block jumps among top-level steps).
         for_each_block(method, params, |block, sub| {
             walk_steps(block, &format!("{here}/{sub}"), labels, sections, out)
@@ -223,6 +226,14 @@ mod tests {
         assert!(has("`a ===` does not parse"));
         assert!(has("/sections/main/9/cond/0/then/0/goto goto label `gone`"));
         assert_eq!(msgs.len(), 7, "{msgs:#?}");
+    }
+
+    #[test]
+    fn ai_template_functions_are_not_javascript() {
+        let doc = json!({"sections": {"main": [{"ai": {"SWAIG": {"functions": [
+            {"function": "f", "data_map": {"expressions": [{"string": "${lc:args.day}", "pattern": "x"}]}}
+        ]}}}]}});
+        assert_eq!(lint(&doc), vec![]);
     }
 
     #[test]
