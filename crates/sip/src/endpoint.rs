@@ -1,0 +1,445 @@
+//! The endpoint: sockets, the stack's endpoint and transaction loop, and the
+//! router for requests that arrive from the network.
+
+use crate::leg::{self, LegHandle};
+use crate::{IncomingCall, OutboundInvite, OutboundLeg, SipConfig, SipError, SipOptions};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::platform::CancellationToken;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, StatusCode, StatusCodeKind, Transport};
+use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transaction::{EndpointBuilder, TransactionReceiver};
+use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::udp::{UdpConnection, UdpInner};
+use rsipstack::transport::{SipAddr, SipConnection, TlsConfig, TransportLayer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn, Instrument};
+
+/// Methods we answer; advertised in `Allow`.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
+
+/// How long an answered out-of-dialog INVITE transaction is kept to absorb
+/// the ACK and retransmit our final response (timer H is 64·T1).
+const SERVER_INVITE_LINGER: Duration = Duration::from_secs(40);
+
+/// The SIP endpoint: one UDP socket and one TCP listener on the same port,
+/// the stack's transaction layer, and every outbound leg placed through it.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct SipEndpoint {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SipEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipEndpoint")
+            .field("local_addr", &self.inner.local_addr)
+            .field("advertised", &self.inner.advertised)
+            .finish()
+    }
+}
+
+/// The dialog key we route in-dialog requests by: Call-ID and our own tag
+/// (the From tag of our INVITE, the To tag of the far end's requests).
+pub(crate) type LegKey = (String, String);
+
+pub(crate) struct Inner {
+    pub(crate) endpoint: EndpointInnerRef,
+    pub(crate) dialog_layer: DialogLayer,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) advertised: SocketAddr,
+    pub(crate) token: CancellationToken,
+    legs: Mutex<HashMap<LegKey, LegEntry>>,
+    shutting_down: AtomicBool,
+    /// Kept so the receiver stays open until the inbound issue uses it.
+    _incoming_tx: mpsc::Sender<IncomingCall>,
+}
+
+struct LegEntry {
+    dialog: InviteDialog,
+    handle: LegHandle,
+}
+
+impl Inner {
+    pub(crate) fn register_leg(&self, key: LegKey, dialog: InviteDialog, handle: LegHandle) {
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.insert(key, LegEntry { dialog, handle });
+        }
+    }
+
+    pub(crate) fn remove_leg(&self, key: &LegKey) {
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.remove(key);
+        }
+    }
+
+    fn find_dialog(&self, key: &LegKey) -> Option<InviteDialog> {
+        self.legs
+            .lock()
+            .ok()
+            .and_then(|legs| legs.get(key).map(|e| e.dialog.clone()))
+    }
+
+    fn leg_count(&self) -> usize {
+        self.legs.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    fn handles(&self) -> Vec<LegHandle> {
+        self.legs
+            .lock()
+            .map(|l| l.values().map(|e| e.handle.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst) || self.token.is_cancelled()
+    }
+}
+
+fn bind_error(addr: SocketAddr) -> impl FnOnce(std::io::Error) -> SipError {
+    move |source| SipError::Bind { addr, source }
+}
+
+/// Bind UDP and TCP on the same port. With port 0, retry until a port is
+/// free for both.
+fn bind_pair(listen: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener), SipError> {
+    if listen.port() != 0 {
+        let udp = std::net::UdpSocket::bind(listen).map_err(bind_error(listen))?;
+        let tcp = std::net::TcpListener::bind(listen).map_err(bind_error(listen))?;
+        return Ok((udp, tcp));
+    }
+    let mut last_err = None;
+    for _ in 0..32 {
+        let udp = std::net::UdpSocket::bind(listen).map_err(bind_error(listen))?;
+        let port = udp.local_addr().map_err(bind_error(listen))?.port();
+        let addr = SocketAddr::new(listen.ip(), port);
+        match std::net::TcpListener::bind(addr) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(SipError::Bind {
+        addr: listen,
+        source: last_err
+            .unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")),
+    })
+}
+
+impl SipEndpoint {
+    /// Bind UDP and TCP on `cfg.listen`, start the stack, and return the
+    /// endpoint with the receiver of inbound calls (see [`IncomingCall`]).
+    pub async fn start(
+        cfg: SipConfig,
+    ) -> Result<(SipEndpoint, mpsc::Receiver<IncomingCall>), SipError> {
+        Self::start_with(cfg, SipOptions::default()).await
+    }
+
+    /// [`SipEndpoint::start`] with explicit timers and TLS trust anchors.
+    pub async fn start_with(
+        cfg: SipConfig,
+        opts: SipOptions,
+    ) -> Result<(SipEndpoint, mpsc::Receiver<IncomingCall>), SipError> {
+        if cfg.external_ip.is_unspecified() {
+            return Err(SipError::Config(
+                "external_ip must be a routable address, not 0.0.0.0/::".into(),
+            ));
+        }
+        if cfg.external_ip.is_ipv4() != cfg.listen.is_ipv4() && !cfg.listen.ip().is_unspecified() {
+            return Err(SipError::Config(
+                "external_ip and listen must be the same IP family".into(),
+            ));
+        }
+        if opts.t1.is_zero() || opts.t2 < opts.t1 || opts.transaction_timeout < opts.t1 {
+            return Err(SipError::Config(
+                "timers must satisfy 0 < t1 <= t2, t1 <= transaction_timeout".into(),
+            ));
+        }
+        if cfg.user_agent.chars().any(|c| c.is_control()) {
+            return Err(SipError::Config(
+                "user_agent contains control characters".into(),
+            ));
+        }
+
+        let (udp, tcp) = bind_pair(cfg.listen)?;
+        udp.set_nonblocking(true).map_err(bind_error(cfg.listen))?;
+        tcp.set_nonblocking(true).map_err(bind_error(cfg.listen))?;
+        let local_addr = udp.local_addr().map_err(bind_error(cfg.listen))?;
+        let advertised = SocketAddr::new(cfg.external_ip, local_addr.port());
+
+        let token = CancellationToken::new();
+        let transport_layer = TransportLayer::new(token.child_token());
+        if let Some(ca) = opts.tls_ca_pem.clone() {
+            transport_layer.set_tls_config(TlsConfig {
+                ca_certs: Some(ca),
+                ..Default::default()
+            });
+        }
+        let udp = tokio::net::UdpSocket::from_std(udp).map_err(bind_error(cfg.listen))?;
+        let udp_conn = UdpConnection::attach(
+            UdpInner {
+                conn: Arc::new(udp),
+                addr: SipAddr {
+                    r#type: Some(Transport::Udp),
+                    addr: local_addr.into(),
+                },
+            },
+            Some(advertised),
+            Some(token.child_token()),
+        )
+        .await;
+        transport_layer.add_transport(udp_conn.into());
+
+        let option = EndpointOption {
+            t1: opts.t1,
+            t2: opts.t2,
+            t1x64: opts.transaction_timeout,
+            callid_suffix: Some(cfg.external_ip.to_string()),
+            ..Default::default()
+        };
+        let endpoint = EndpointBuilder::new()
+            .with_user_agent(&cfg.user_agent)
+            .with_transport_layer(transport_layer)
+            .with_cancel_token(token.child_token())
+            .with_option(option)
+            .with_allows(vec![
+                Method::Invite,
+                Method::Ack,
+                Method::Cancel,
+                Method::Bye,
+                Method::Options,
+                Method::Update,
+            ])
+            .build();
+        let incoming = endpoint.incoming_transactions()?;
+        let endpoint_inner = endpoint.inner.clone();
+        let dialog_layer = DialogLayer::new(endpoint_inner.clone());
+
+        let (incoming_tx, incoming_rx) = mpsc::channel(16);
+        let inner = Arc::new(Inner {
+            endpoint: endpoint_inner.clone(),
+            dialog_layer,
+            local_addr,
+            advertised,
+            token: token.clone(),
+            legs: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            _incoming_tx: incoming_tx,
+        });
+
+        let span =
+            tracing::info_span!("sip_endpoint", local = %local_addr, advertised = %advertised);
+        // The stack's transaction/timer/transport loop.
+        let serve_token = token.clone();
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = serve_token.cancelled() => {}
+                    r = endpoint_inner.serve() => {
+                        if let Err(e) = r {
+                            warn!(error = %e, "SIP stack stopped");
+                        }
+                    }
+                }
+                drop(endpoint);
+            }
+            .instrument(span.clone()),
+        );
+        tokio::spawn(accept_tcp(inner.clone(), tcp).instrument(span.clone()));
+        tokio::spawn(route_incoming(inner.clone(), incoming).instrument(span));
+
+        info!(%local_addr, %advertised, "SIP endpoint started");
+        Ok((SipEndpoint { inner }, incoming_rx))
+    }
+
+    /// The bound address (UDP and TCP share the port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The address advertised in Via and Contact (`external_ip` and the
+    /// bound port).
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.inner.advertised
+    }
+
+    /// Send an INVITE. Returns once the request is handed to the
+    /// transaction layer; progress and the outcome arrive on
+    /// [`OutboundLeg::events`]. Errors are local (bad URI or header, shut
+    /// down); SIP failures are [`crate::LegEvent::Failed`].
+    pub async fn invite(&self, req: OutboundInvite) -> Result<OutboundLeg, SipError> {
+        if self.inner.is_shut_down() {
+            return Err(SipError::Shutdown);
+        }
+        leg::place(&self.inner, req)
+    }
+
+    /// Hang up every live leg (CANCEL or BYE), wait up to 2 s for them to
+    /// end, then stop the stack and close the sockets. Idempotent.
+    pub async fn shutdown(&self) {
+        if self.inner.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        for handle in self.inner.handles() {
+            handle.hangup().await.ok();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.inner.leg_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.inner.token.cancel();
+        info!(local = %self.inner.local_addr, "SIP endpoint shut down");
+    }
+}
+
+/// Our TCP listener: each accepted stream becomes a connection of the
+/// stack's transport layer (which reads and frames it).
+async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener) {
+    let listener = match tokio::net::TcpListener::from_std(tcp) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "cannot serve the TCP listener");
+            return;
+        }
+    };
+    let local = SipAddr {
+        r#type: Some(Transport::Tcp),
+        addr: inner.advertised.into(),
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = inner.token.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                match TcpConnection::from_stream(
+                    stream,
+                    local.clone(),
+                    Some(inner.token.child_token()),
+                ) {
+                    Ok(conn) => {
+                        debug!(%peer, "TCP connection accepted");
+                        inner
+                            .endpoint
+                            .transport_layer
+                            .add_connection(SipConnection::Tcp(conn));
+                    }
+                    Err(e) => warn!(%peer, error = %e, "cannot use accepted TCP connection"),
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Every request that starts a server transaction lands here.
+async fn route_incoming(inner: Arc<Inner>, mut incoming: TransactionReceiver) {
+    loop {
+        let tx = tokio::select! {
+            _ = inner.token.cancelled() => break,
+            tx = incoming.recv() => match tx {
+                Some(tx) => tx,
+                None => break,
+            },
+        };
+        let inner = inner.clone();
+        tokio::spawn(
+            async move {
+                tokio::select! {
+                    _ = inner.token.cancelled() => {}
+                    _ = handle_request(&inner, tx) => {}
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+fn final_sent(tx: &Transaction) -> bool {
+    tx.last_response
+        .as_ref()
+        .is_some_and(|r| r.status_code.kind() != StatusCodeKind::Provisional)
+}
+
+async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
+    let code = status.code();
+    if let Err(e) = tx.reply_with(status, headers, None).await {
+        debug!(code, error = %e, "cannot send response");
+    }
+}
+
+async fn handle_request(inner: &Inner, mut tx: Transaction) {
+    let method = tx.original.method;
+    let call_id = tx
+        .original
+        .call_id_header()
+        .ok()
+        .map(|c| c.value().to_string());
+    let to_tag = tx
+        .original
+        .to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .map(|t| t.value().to_string());
+    debug!(%method, uri = %tx.original.uri, ?call_id, ?to_tag, "incoming request");
+
+    if let (Some(call_id), Some(to_tag)) = (call_id, to_tag) {
+        // In-dialog: route to the leg's dialog.
+        match inner.find_dialog(&(call_id, to_tag)) {
+            Some(mut dialog) => {
+                if let Err(e) = dialog.handle(&mut tx).await {
+                    debug!(%method, error = %e, "in-dialog request handling failed");
+                }
+                if method != Method::Ack && !final_sent(&tx) {
+                    // The stack leaves requests in an early dialog unanswered.
+                    reply(&mut tx, StatusCode::NotImplemented, vec![]).await;
+                }
+            }
+            None if method == Method::Ack => {}
+            None => reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await,
+        }
+        return;
+    }
+
+    match method {
+        Method::Options => {
+            let headers = vec![
+                Header::Allow(ALLOW.into()),
+                Header::Accept("application/sdp".into()),
+            ];
+            reply(&mut tx, StatusCode::OK, headers).await;
+        }
+        Method::Invite => {
+            // Inbound routing is the next issue: refuse for now.
+            reply(&mut tx, StatusCode::Other(404, "No route".into()), vec![]).await;
+            // Keep the server transaction to retransmit the 404 (UDP) and
+            // absorb the ACK.
+            let _ = tokio::time::timeout(SERVER_INVITE_LINGER, async {
+                while tx.receive().await.is_some() {}
+            })
+            .await;
+        }
+        Method::Ack => {}
+        Method::Bye | Method::Cancel | Method::Update | Method::Info | Method::PRack => {
+            reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
+        }
+        _ => {
+            reply(
+                &mut tx,
+                StatusCode::MethodNotAllowed,
+                vec![Header::Allow(ALLOW.into())],
+            )
+            .await;
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! One outbound leg: building the INVITE, driving its transaction, turning
+//! the stack's dialog states into [`LegEvent`]s, and the [`LegHandle`].
+
+use crate::endpoint::{Inner, LegKey};
+use crate::request::{self, UriTransport};
+use crate::{LegEvent, OutboundInvite, OutboundLeg, SipError};
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogInner, DialogState, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::dialog::DialogId;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::uri::ParamsExt;
+use rsipstack::sip::{
+    Auth, Header, Method, Request, Response, Scheme, StatusCode, StatusCodeKind, Transport, Uri,
+};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn, Instrument, Span};
+
+/// How long the call layer has to answer a [`LegEvent::RemoteOffer`].
+const OFFER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Capacity of a leg's event channel.
+const EVENT_CAPACITY: usize = 64;
+
+/// Act on a placed leg. Cheap to clone; valid for the leg's whole life
+/// (calls after [`LegEvent::Terminated`] are no-ops).
+#[derive(Clone)]
+pub struct LegHandle {
+    core: Arc<LegCore>,
+}
+
+impl std::fmt::Debug for LegHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegHandle")
+            .field("call_ref", &self.core.call_ref)
+            .field("call_id", &self.core.call_id)
+            .finish()
+    }
+}
+
+struct LegCore {
+    dialog: InviteDialog,
+    call_ref: String,
+    call_id: String,
+    span: Span,
+    /// `cancel()` was asked for before the INVITE's final response.
+    cancel_requested: AtomicBool,
+    /// The SDP we last sent (offer, or answer to a remote re-offer).
+    last_local_sdp: Mutex<String>,
+}
+
+fn body_text(body: &[u8]) -> Option<String> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        None
+    } else {
+        Some(String::from_utf8_lossy(body).into_owned())
+    }
+}
+
+fn reason_of(resp: &Response) -> String {
+    resp.wire_reason
+        .clone()
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| resp.status_code.text().to_string())
+}
+
+/// Build the INVITE, hand it to the transaction layer and start the leg's
+/// task.
+pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundLeg, SipError> {
+    let target = request::parse_target(&req.target)?;
+    let from = request::parse_party("from", &req.from_uri)?;
+    let to = request::parse_party("to", &req.to_uri)?;
+    let display = req
+        .from_display
+        .as_deref()
+        .and_then(request::quoted_display_name);
+    let mut extra = Vec::with_capacity(req.extra_headers.len());
+    for (name, value) in &req.extra_headers {
+        extra.push(request::extra_header(name, value)?);
+    }
+
+    // Contact: our advertised address, with the caller's user part.
+    let contact = Uri {
+        scheme: Some(Scheme::Sip),
+        auth: from.auth.as_ref().map(|a| Auth {
+            user: a.user.clone(),
+            password: None,
+        }),
+        host_with_port: inner.advertised.into(),
+        params: vec![],
+        headers: vec![],
+    };
+    // `sips:` without `;transport=tls` still has to go (and say in Via that
+    // it goes) over TLS: name the transport explicitly.
+    let destination = (target.transport == UriTransport::Tls
+        && target.uri.transport() != Some(&Transport::Tls))
+    .then(|| SipAddr {
+        r#type: Some(Transport::Tls),
+        addr: target.uri.host_with_port.clone(),
+    });
+    let sdp = req.sdp_offer.clone();
+    let opt = InviteOption {
+        caller_display_name: display,
+        caller: from,
+        callee: target.uri.clone(),
+        destination: destination.clone(),
+        content_type: Some("application/sdp".into()),
+        contact: contact.clone(),
+        credential: req.credentials.as_ref().map(|c| Credential {
+            username: c.username.clone(),
+            password: c.password.clone(),
+            realm: None,
+            auth_username: None,
+        }),
+        headers: (!extra.is_empty()).then_some(extra),
+        ..Default::default()
+    };
+
+    let mut request = inner.dialog_layer.make_invite_request(&opt)?;
+    // The stack uses the request URI as the To URI; ours may differ.
+    let to_header: Header = rsipstack::sip::typed::To {
+        display_name: None,
+        uri: to,
+        params: vec![],
+    }
+    .into();
+    for h in request.headers.iter_mut() {
+        if matches!(h, Header::To(_)) {
+            *h = to_header.clone();
+        }
+    }
+    if sdp.trim().is_empty() {
+        request
+            .headers
+            .retain(|h| !matches!(h, Header::ContentType(_)));
+    }
+    request.body = sdp.clone().into_bytes();
+    request
+        .headers
+        .unique_push(Header::ContentLength((request.body.len() as u32).into()));
+
+    let key = TransactionKey::from_request(&request, TransactionRole::Client)?;
+    let mut tx = Transaction::new_client(key, request.clone(), inner.endpoint.clone(), None);
+    if let Some(d) = destination {
+        tx.destination = Some(d);
+    }
+    let id = DialogId::try_from(&tx)?;
+    let local_contact = request
+        .contact_header()
+        .ok()
+        .and_then(|c| c.typed().ok().map(|c| c.uri))
+        .unwrap_or(contact);
+    let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
+    let dialog_inner = DialogInner::new(
+        TransactionRole::Client,
+        id.clone(),
+        request,
+        inner.endpoint.clone(),
+        state_tx,
+        opt.credential,
+        Some(local_contact),
+        tx.tu_sender.clone(),
+    )?;
+    let dialog = InviteDialog::from_inner(Arc::new(dialog_inner));
+
+    let span = tracing::info_span!(
+        "sip_leg",
+        call_ref = %req.call_ref,
+        call_id = %id.call_id,
+    );
+    let core = Arc::new(LegCore {
+        dialog: dialog.clone(),
+        call_ref: req.call_ref.clone(),
+        call_id: id.call_id.clone(),
+        span: span.clone(),
+        cancel_requested: AtomicBool::new(false),
+        last_local_sdp: Mutex::new(sdp),
+    });
+    let handle = LegHandle { core: core.clone() };
+    let leg_key: LegKey = (id.call_id.clone(), id.local_tag.clone());
+    inner.register_leg(leg_key.clone(), dialog, handle.clone());
+
+    let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+    {
+        let _enter = span.enter();
+        info!(target = %req.target, "placing INVITE");
+    }
+    let task = LegTask {
+        inner: inner.clone(),
+        core,
+        key: leg_key,
+        events: events_tx,
+        state_rx,
+        trying_sent: false,
+        receiver_gone: false,
+    };
+    tokio::spawn(task.run(tx).instrument(span));
+    Ok(OutboundLeg {
+        events: events_rx,
+        handle,
+    })
+}
+
+type InviteResult = rsipstack::Result<(DialogId, Option<Response>)>;
+
+struct LegTask {
+    inner: Arc<Inner>,
+    core: Arc<LegCore>,
+    key: LegKey,
+    events: mpsc::Sender<LegEvent>,
+    state_rx: tokio::sync::mpsc::UnboundedReceiver<DialogState>,
+    trying_sent: bool,
+    receiver_gone: bool,
+}
+
+/// What the leg does after a dialog state.
+enum Next {
+    Continue,
+    Exit,
+}
+
+impl LegTask {
+    async fn emit(&mut self, ev: LegEvent) {
+        if self.receiver_gone {
+            return;
+        }
+        if self.events.send(ev).await.is_err() {
+            // Nobody listens any more: do not leave an orphan call.
+            self.receiver_gone = true;
+            warn!("leg event receiver dropped; hanging the leg up");
+            LegHandle {
+                core: self.core.clone(),
+            }
+            .start_hangup();
+        }
+    }
+
+    async fn run(mut self, mut tx: Transaction) {
+        // The INVITE transaction runs in its own task: its receive loop is
+        // not cancel-safe, so it is never raced against anything else.
+        let (final_tx, mut final_rx) = oneshot::channel::<InviteResult>();
+        let driver_dialog = self.core.dialog.clone();
+        let token = self.inner.token.clone();
+        tokio::spawn(
+            async move {
+                let work = async {
+                    let result = driver_dialog.process_invite(&mut tx).await;
+                    let accepted = matches!(&result, Ok((_, Some(r)))
+                        if r.status_code.kind() == StatusCodeKind::Successful);
+                    let _ = final_tx.send(result);
+                    if accepted {
+                        // RFC 6026 Accepted state (timer M): keep receiving
+                        // so retransmitted 2xx are ACKed again.
+                        while tx.receive().await.is_some() {}
+                    }
+                };
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = work => {}
+                }
+            }
+            .in_current_span(),
+        );
+
+        let mut answered = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.inner.token.cancelled() => {
+                    self.emit(LegEvent::Terminated).await;
+                    break;
+                }
+                Some(state) = self.state_rx.recv() => {
+                    if let Next::Exit = self.on_state(state, answered).await {
+                        break;
+                    }
+                }
+                result = &mut final_rx, if !answered => {
+                    // States sent before the final response come first.
+                    while let Ok(state) = self.state_rx.try_recv() {
+                        self.on_state(state, false).await;
+                    }
+                    match self.on_final(result).await {
+                        Next::Continue => answered = true,
+                        Next::Exit => break,
+                    }
+                }
+            }
+        }
+        self.inner.remove_leg(&self.key);
+        debug!("leg finished");
+    }
+
+    async fn on_final(&mut self, result: Result<InviteResult, oneshot::error::RecvError>) -> Next {
+        let resp = match result {
+            Ok(Ok((_, Some(resp)))) => resp,
+            Ok(Ok((_, None))) => {
+                self.fail(0, "INVITE transaction ended without a final response")
+                    .await;
+                return Next::Exit;
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "INVITE failed locally");
+                self.fail(0, &e.to_string()).await;
+                return Next::Exit;
+            }
+            Err(_) => {
+                self.fail(0, "INVITE task ended").await;
+                return Next::Exit;
+            }
+        };
+        let code = resp.status_code.code();
+        if resp.status_code.kind() != StatusCodeKind::Successful {
+            info!(code, "INVITE failed");
+            let reason = reason_of(&resp);
+            self.fail(code, &reason).await;
+            return Next::Exit;
+        }
+        info!(code, "answered");
+        self.emit(LegEvent::Answered {
+            sdp: body_text(&resp.body),
+        })
+        .await;
+        // The dialog may already be over: a CANCEL crossed the 200 (the
+        // stack ACKs and BYEs it), or the far end's BYE or our hangup won
+        // the race with this event.
+        if let DialogState::Terminated(_, reason) = self.core.dialog.state() {
+            debug!(?reason, "dialog ended as it was answered");
+            if matches!(reason, TerminatedReason::UasBye) {
+                self.emit(LegEvent::RemoteBye).await;
+            }
+            self.emit(LegEvent::Terminated).await;
+            return Next::Exit;
+        }
+        Next::Continue
+    }
+
+    async fn fail(&mut self, code: u16, reason: &str) {
+        self.emit(LegEvent::Failed {
+            code,
+            reason: reason.to_string(),
+        })
+        .await;
+        self.emit(LegEvent::Terminated).await;
+    }
+
+    async fn on_state(&mut self, state: DialogState, answered: bool) -> Next {
+        match state {
+            DialogState::Trying(_) if !answered && !self.trying_sent => {
+                self.trying_sent = true;
+                self.emit(LegEvent::Trying).await;
+            }
+            DialogState::Early(_, resp) if !answered => {
+                let code = resp.status_code.code();
+                debug!(code, "provisional response");
+                self.emit(LegEvent::Ringing {
+                    code,
+                    sdp: body_text(&resp.body),
+                })
+                .await;
+            }
+            DialogState::Updated(_, req, handle) => self.remote_offer(req, handle),
+            DialogState::Options(_, _, handle) => {
+                tokio::spawn(async move { handle.reply(StatusCode::OK).await.ok() });
+            }
+            DialogState::Info(_, req, handle)
+            | DialogState::Refer(_, req, handle)
+            | DialogState::Message(_, req, handle)
+            | DialogState::Notify(_, req, handle)
+            | DialogState::Publish(_, req, handle) => {
+                debug!(method = %req.method, "in-dialog request not supported, 501");
+                tokio::spawn(async move { handle.reply(StatusCode::NotImplemented).await.ok() });
+            }
+            // During setup the final response (not the state) decides.
+            DialogState::Terminated(_, reason) if answered => {
+                info!(?reason, "dialog terminated");
+                if matches!(reason, TerminatedReason::UasBye) {
+                    self.emit(LegEvent::RemoteBye).await;
+                }
+                self.emit(LegEvent::Terminated).await;
+                return Next::Exit;
+            }
+            _ => {}
+        }
+        Next::Continue
+    }
+
+    /// A re-INVITE or UPDATE from the far end: ask the call layer, answer
+    /// within [`OFFER_TIMEOUT`] whatever happens.
+    fn remote_offer(&self, req: Request, handle: TransactionHandle) {
+        let sdp = body_text(&req.body);
+        let method = req.method;
+        let core = self.core.clone();
+        let events = self.events.clone();
+        let receiver_gone = self.receiver_gone;
+        tokio::spawn(
+            async move {
+                if method == Method::Update && sdp.is_none() {
+                    // A session refresh without an offer: nothing to negotiate.
+                    handle.reply(StatusCode::OK).await.ok();
+                    return;
+                }
+                info!(%method, has_sdp = sdp.is_some(), "remote offer");
+                let (respond, answer) = oneshot::channel();
+                let asked = async {
+                    if receiver_gone {
+                        return None;
+                    }
+                    events
+                        .send(LegEvent::RemoteOffer { sdp, respond })
+                        .await
+                        .ok()?;
+                    answer.await.ok()
+                };
+                let outcome = tokio::time::timeout(OFFER_TIMEOUT, asked)
+                    .await
+                    .ok()
+                    .flatten();
+                let last = core
+                    .last_local_sdp
+                    .lock()
+                    .map(|s| s.clone())
+                    .unwrap_or_default();
+                let (status, body) = match outcome {
+                    Some(Ok(answer)) => {
+                        if let Ok(mut l) = core.last_local_sdp.lock() {
+                            l.clone_from(&answer);
+                        }
+                        (StatusCode::OK, answer)
+                    }
+                    Some(Err(code)) if (300..700).contains(&code) => {
+                        (StatusCode::from(code), String::new())
+                    }
+                    Some(Err(code)) => {
+                        warn!(
+                            code,
+                            "RemoteOffer rejected with a non-error code; sending 500"
+                        );
+                        (StatusCode::ServerInternalError, String::new())
+                    }
+                    None => {
+                        debug!("no answer to the remote offer in time; reusing the last local SDP");
+                        (StatusCode::OK, last)
+                    }
+                };
+                let code = status.code();
+                let r = if body.is_empty() {
+                    handle.reply(status).await
+                } else {
+                    handle
+                        .respond(
+                            status,
+                            Some(vec![Header::ContentType("application/sdp".into())]),
+                            Some(body.into_bytes()),
+                        )
+                        .await
+                };
+                match r {
+                    Ok(()) => debug!(code, "answered remote offer"),
+                    Err(_) => warn!(code, "could not answer the remote offer (transaction gone)"),
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+impl LegHandle {
+    /// Before the final response: CANCEL (same branch as the INVITE); the
+    /// far end's 487 arrives as `Failed { code: 487 }`. Before any response
+    /// at all the CANCEL waits for the first provisional (RFC 3261 §9.1);
+    /// if none ever comes the INVITE ends with timer B (`Failed { 408 }`).
+    ///
+    /// If a 200 crosses the CANCEL, the stack ACKs it and sends BYE; the
+    /// leg reports `Answered` then `Terminated`. On an answered leg this is
+    /// [`LegHandle::hangup`]. Returns once the request is started.
+    pub async fn cancel(&self) -> Result<(), SipError> {
+        match self.core.dialog.state() {
+            DialogState::Calling(_) | DialogState::Trying(_) | DialogState::Early(_, _) => {
+                self.core.cancel_requested.store(true, Ordering::SeqCst);
+                let dialog = self.core.dialog.clone();
+                tokio::spawn(
+                    async move {
+                        info!("cancelling");
+                        if let Err(e) = dialog.cancel().await {
+                            // 481 to the CANCEL: the final response won.
+                            debug!(error = %e, "CANCEL not accepted");
+                        }
+                    }
+                    .instrument(self.core.span.clone()),
+                );
+                Ok(())
+            }
+            DialogState::Terminated(_, _) => Ok(()),
+            _ => {
+                self.start_bye();
+                Ok(())
+            }
+        }
+    }
+
+    /// After answer: BYE (retransmitted per timers E/F on UDP); the leg then
+    /// reports `Terminated`. Before answer: the same as
+    /// [`LegHandle::cancel`]. After the end: no-op. Returns once the request
+    /// is started.
+    pub async fn hangup(&self) -> Result<(), SipError> {
+        match self.core.dialog.state() {
+            DialogState::Calling(_) | DialogState::Trying(_) | DialogState::Early(_, _) => {
+                self.cancel().await
+            }
+            DialogState::Terminated(_, _) => Ok(()),
+            _ => {
+                self.start_bye();
+                Ok(())
+            }
+        }
+    }
+
+    fn start_hangup(&self) {
+        let handle = self.clone();
+        tokio::spawn(async move { handle.hangup().await.ok() });
+    }
+
+    fn start_bye(&self) {
+        let dialog = self.core.dialog.clone();
+        tokio::spawn(
+            async move {
+                info!("sending BYE");
+                if let Err(e) = dialog.bye().await {
+                    warn!(error = %e, "BYE failed");
+                }
+            }
+            .instrument(self.core.span.clone()),
+        );
+    }
+
+    /// Send one DTMF digit as SIP INFO (`application/dtmf-relay`, 160 ms) and
+    /// wait for the far end's final response.
+    pub async fn send_info_dtmf(&self, digit: char) -> Result<(), SipError> {
+        let digit = digit.to_ascii_uppercase();
+        if !matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D') {
+            return Err(SipError::InvalidState(format!(
+                "{digit:?} is not a DTMF digit"
+            )));
+        }
+        if !self.core.dialog.state().is_confirmed() {
+            return Err(SipError::InvalidState(
+                "INFO needs an answered, live leg".into(),
+            ));
+        }
+        let body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
+        let resp = self
+            .core
+            .dialog
+            .info(
+                Some(vec![Header::ContentType("application/dtmf-relay".into())]),
+                Some(body),
+            )
+            .instrument(self.core.span.clone())
+            .await?;
+        match resp {
+            Some(r) if r.status_code.kind() == StatusCodeKind::Successful => Ok(()),
+            Some(r) => Err(SipError::Rejected {
+                code: r.status_code.code(),
+                reason: reason_of(&r),
+            }),
+            None => Err(SipError::Stack("INFO got no response".into())),
+        }
+    }
+}
