@@ -50,15 +50,5 @@ pub(crate) fn run_entries(run: &mut Run, entries: &[Value]) -> Flow {
 }
 
 fn enter(run: &mut Run, block: &Value) -> Flow {
-    if run.enter_block(block) {
-        Flow::Jumped
-    } else if run.is_finished() {
-        Flow::Stop
-    } else {
-        run.warn(
-            "relay_script_element_wrong_type",
-            "a cond block must be a list of steps",
-        );
-        Flow::Next
-    }
+    super::enter_branch(run, block, "cond block")
 }

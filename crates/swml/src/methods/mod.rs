@@ -158,6 +158,22 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
     }
 }
 
+/// Enters a chosen branch (`cond` then/else, `switch` case/default); a block that is not a list
+/// of steps is a warning and the script continues after the owning step.
+pub(crate) fn enter_branch(run: &mut Run, block: &Value, what: &str) -> Flow {
+    if run.enter_block(block) {
+        Flow::Jumped
+    } else if run.is_finished() {
+        Flow::Stop
+    } else {
+        run.warn(
+            "relay_script_element_wrong_type",
+            format!("a {what} must be a list of steps"),
+        );
+        Flow::Next
+    }
+}
+
 pub(crate) fn set_var(run: &mut Run, name: &str, value: &str) {
     run.scope
         .vars

@@ -41,19 +41,7 @@ pub(crate) fn run_cases(
 ) -> Flow {
     let block = cases.get(value).or(default);
     match block {
-        Some(b) => {
-            if run.enter_block(b) {
-                Flow::Jumped
-            } else if run.is_finished() {
-                Flow::Stop
-            } else {
-                run.warn(
-                    "relay_script_element_wrong_type",
-                    "a switch case must be a list of steps",
-                );
-                Flow::Next
-            }
-        }
+        Some(b) => super::enter_branch(run, b, "switch case"),
         None => {
             run.warn(
                 "relay_script_method_no_matching_condition",
