@@ -121,7 +121,8 @@ pub struct OutboundInvite {
     pub target: String,
     /// From URI (`sip:user@host`).
     pub from_uri: String,
-    /// From display name; quotes and control characters are escaped.
+    /// From display name. `"`, `\`, `<`, `>` and control characters are
+    /// dropped (the stack cannot round-trip them, see the crate docs).
     pub from_display: Option<String>,
     /// To URI.
     pub to_uri: String,

@@ -128,20 +128,19 @@ pub(crate) fn parse_party(field: &'static str, s: &str) -> Result<Uri, SipError>
     Ok(uri)
 }
 
-/// A display name rendered inside double quotes: control characters are
-/// dropped, `"` and `\` are escaped (RFC 3261 quoted-string).
+/// A display name safe to put inside double quotes.
+///
+/// rsipstack 0.7.14 re-parses our From header for in-dialog requests with a
+/// name-addr parser that knows no quoted-pair escapes and splits at the first
+/// `<`: an escaped `\"` or a `<` in the name came back mangled in our BYE.
+/// So `"`, `\`, `<`, `>` and control characters are dropped rather than
+/// escaped.
 pub(crate) fn quoted_display_name(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len());
-    for c in name.trim().chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
+    let out: String = name
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '\\' | '<' | '>'))
+        .collect();
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
     if out.is_empty() {
         None
     } else {
@@ -250,8 +249,8 @@ mod tests {
     #[test]
     fn display_names_are_escaped() {
         assert_eq!(
-            quoted_display_name("Ann \"the\" \\ caller\r\n").as_deref(),
-            Some("Ann \\\"the\\\" \\\\ caller")
+            quoted_display_name("Ann \"the\" \\ <caller>\r\n").as_deref(),
+            Some("Ann the caller")
         );
         assert_eq!(quoted_display_name("  \r\n "), None);
     }

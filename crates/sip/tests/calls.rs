@@ -1,0 +1,552 @@
+//! Outbound calls against a real sipp UAS on 127.0.0.1: one scenario per
+//! test (tests/sipp/*.xml), asserting our events, sipp's verdict (exit code
+//! 0 = the scenario passed) and the SIP ladder sipp logged.
+
+mod common;
+
+use common::*;
+use sip::{Credentials, LegEvent};
+use std::time::Duration;
+
+fn sdp_of(ev: Option<&LegEvent>) -> String {
+    match ev {
+        Some(LegEvent::Answered { sdp: Some(sdp) }) => sdp.clone(),
+        other => panic!("expected Answered with SDP, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn answer_then_we_bye() {
+    let sipp = Sipp::uas("answer_then_we_bye", "uas_answer.xml", Tp::Udp).await;
+    let sipp_port = sipp.port;
+    let ep = endpoint().await;
+    let mut leg = ep
+        .invite(invite(sipp.target("+15550002222")))
+        .await
+        .unwrap();
+
+    let evs = events_until(&mut leg.events, 5, is_answered).await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+    assert!(sdp_of(evs.last()).contains("m=audio"));
+
+    leg.handle.hangup().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Terminated"]);
+    // Nothing after Terminated; the stream closes.
+    assert!(leg.events.recv().await.is_none());
+
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0, "sipp scenario failed");
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "< 200", "> ACK", "> BYE", "< 200"]
+    );
+    let inv = ladder.sent_by_us("INVITE")[0];
+    let port = ep.local_addr().port();
+    assert!(
+        inv.header("Via")
+            .unwrap()
+            .starts_with(&format!("SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK")),
+        "{inv:?}"
+    );
+    assert_eq!(
+        inv.header("Contact").unwrap(),
+        format!("<sip:+15550001111@127.0.0.1:{port}>")
+    );
+    assert_eq!(
+        inv.start_line,
+        format!("INVITE sip:+15550002222@127.0.0.1:{sipp_port} SIP/2.0")
+    );
+    assert_eq!(inv.header("To").unwrap(), "<sip:+15550002222@far.test>");
+    let from = inv.header("From").unwrap();
+    assert!(
+        from.starts_with("\"Dial Tone\" <sip:+15550001111@dialtone.test>;tag="),
+        "{from}"
+    );
+    assert_eq!(inv.header("X-Call-Ref").unwrap(), "test");
+    assert_eq!(inv.header("User-Agent").unwrap(), "dialtone-test");
+    assert_eq!(inv.header("Content-Type").unwrap(), "application/sdp");
+    assert!(inv.text.contains("m=audio 40000 RTP/AVP 0 101"));
+
+    // The BYE belongs to the same dialog: same Call-ID and From, To tagged.
+    let bye = ladder.sent_by_us("BYE")[0];
+    assert_eq!(bye.header("From").unwrap(), from);
+    assert_eq!(bye.header("Call-ID"), inv.header("Call-ID"));
+    assert!(bye.header("To").unwrap().contains(";tag="));
+    assert!(bye.start_line.starts_with("BYE sip:127.0.0.1:"));
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn ring_three_seconds_then_answer() {
+    let sipp = Sipp::uas("ring_then_answer", "uas_ring_answer.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let started = tokio::time::Instant::now();
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+
+    let evs = events_until(&mut leg.events, 8, is_answered).await;
+    assert_eq!(
+        names(&evs),
+        ["Trying", "Ringing(180)", "Ringing(183+sdp)", "Answered"]
+    );
+    assert!(started.elapsed() >= Duration::from_millis(2900));
+    match &evs[2] {
+        LegEvent::Ringing {
+            code: 183,
+            sdp: Some(sdp),
+        } => assert!(sdp.contains("a=sendonly")),
+        other => panic!("{other:?}"),
+    }
+
+    leg.handle.hangup().await.unwrap();
+    events_until(&mut leg.events, 5, is_terminated).await;
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 100", "< 180", "< 183", "< 200", "> ACK", "> BYE", "< 200"]
+    );
+    ep.shutdown().await;
+}
+
+async fn refused(test: &str, scenario_file: &str, want: u16, reason: &str) {
+    let sipp = Sipp::uas(test, scenario_file, Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(
+        names(&evs),
+        ["Ringing(180)", &format!("Failed({want})"), "Terminated"]
+    );
+    match &evs[1] {
+        LegEvent::Failed { reason: r, .. } => assert_eq!(r, reason),
+        other => panic!("{other:?}"),
+    }
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", &format!("< {want}"), "> ACK"]
+    );
+    // The ACK of a non-2xx is part of the INVITE transaction: same branch.
+    assert_eq!(
+        ladder.sent_by_us("ACK")[0].header("Via"),
+        ladder.sent_by_us("INVITE")[0].header("Via")
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn busy_486() {
+    refused("busy_486", "uas_busy.xml", 486, "Busy Here").await;
+}
+
+#[tokio::test]
+async fn decline_603() {
+    refused("decline_603", "uas_decline.xml", 603, "Decline").await;
+}
+
+#[tokio::test]
+async fn never_answered_we_cancel() {
+    let sipp = Sipp::uas("we_cancel", "uas_cancel.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, |e| {
+        matches!(e, LegEvent::Ringing { .. })
+    })
+    .await;
+    assert_eq!(names(&evs), ["Ringing(180)"]);
+
+    leg.handle.cancel().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Failed(487)", "Terminated"]);
+
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "> CANCEL", "< 200", "< 487", "> ACK"]
+    );
+    let inv = ladder.sent_by_us("INVITE")[0];
+    let cancel = ladder.sent_by_us("CANCEL")[0];
+    assert_eq!(
+        cancel.header("Via"),
+        inv.header("Via"),
+        "CANCEL on the INVITE's branch"
+    );
+    assert_eq!(
+        cancel.start_line.replace("CANCEL", "INVITE"),
+        inv.start_line
+    );
+    assert!(cancel.cseq().ends_with("CANCEL"));
+    assert_eq!(
+        cancel.cseq().split_whitespace().next(),
+        inv.cseq().split_whitespace().next()
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn hangup_before_answer_is_cancel() {
+    let sipp = Sipp::uas("hangup_early", "uas_cancel.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, |e| {
+        matches!(e, LegEvent::Ringing { .. })
+    })
+    .await;
+    leg.handle.hangup().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Failed(487)", "Terminated"]);
+    let (code, _) = sipp.finish().await;
+    assert_eq!(code, 0);
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn far_end_hangs_up() {
+    let sipp = Sipp::uas("remote_bye", "uas_remote_bye.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(
+        names(&evs),
+        ["Ringing(180)", "Answered", "RemoteBye", "Terminated"]
+    );
+    // Hanging up a finished leg is a no-op.
+    leg.handle.hangup().await.unwrap();
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "< 200", "> ACK", "< BYE", "> 200"]
+    );
+    ep.shutdown().await;
+}
+
+async fn challenged(
+    test: &str,
+    scenario_file: &str,
+    challenge: u16,
+    password: &str,
+) -> Vec<LegEvent> {
+    let sipp = Sipp::uas(test, scenario_file, Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut req = invite(sipp.target("bob"));
+    req.credentials = Some(Credentials {
+        username: "alice".into(),
+        password: password.into(),
+    });
+    let mut leg = ep.invite(req).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, |e| {
+        matches!(e, LegEvent::Answered { .. } | LegEvent::Failed { .. })
+    })
+    .await;
+    if matches!(evs.last(), Some(LegEvent::Answered { .. })) {
+        leg.handle.hangup().await.unwrap();
+    }
+    events_until(&mut leg.events, 5, is_terminated).await;
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    let arrows = ladder.arrows();
+    assert_eq!(
+        arrows[..5],
+        [
+            "> INVITE",
+            &format!("< {challenge}"),
+            "> ACK",
+            "> INVITE",
+            if password == "secret" {
+                "< 180"
+            } else {
+                "< 403"
+            }
+        ]
+    );
+    let invites = ladder.sent_by_us("INVITE");
+    let header = if challenge == 401 {
+        "Authorization"
+    } else {
+        "Proxy-Authorization"
+    };
+    assert!(invites[0].header(header).is_none());
+    let auth = invites[1]
+        .header(header)
+        .expect("credentials on the second INVITE");
+    assert!(
+        auth.starts_with("Digest ") && auth.contains("username=\"alice\""),
+        "{auth}"
+    );
+    // Recompute the digest (sipp cannot check Proxy-Authorization).
+    assert_eq!(
+        digest_matches(&auth, "INVITE", "secret"),
+        password == "secret",
+        "{auth}"
+    );
+    // Same Call-ID and From tag, next CSeq, new branch.
+    assert_eq!(invites[0].header("Call-ID"), invites[1].header("Call-ID"));
+    assert_eq!(invites[0].header("From"), invites[1].header("From"));
+    assert_eq!(invites[0].cseq(), "1 INVITE");
+    assert_eq!(invites[1].cseq(), "2 INVITE");
+    assert_ne!(invites[0].header("Via"), invites[1].header("Via"));
+    ep.shutdown().await;
+    evs
+}
+
+#[tokio::test]
+async fn digest_401_then_answer() {
+    let evs = challenged("auth_401", "uas_auth_401.xml", 401, "secret").await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+}
+
+#[tokio::test]
+async fn digest_407_then_answer() {
+    let evs = challenged("auth_407", "uas_auth_407.xml", 407, "secret").await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+}
+
+#[tokio::test]
+async fn digest_bad_password_403() {
+    let evs = challenged("auth_bad", "uas_auth_401.xml", 401, "wrong").await;
+    assert_eq!(names(&evs), ["Failed(403)"]);
+}
+
+#[tokio::test]
+async fn challenge_without_credentials_fails() {
+    let sipp = Sipp::uas("auth_nocred", "uas_auth_407.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Failed(407)", "Terminated"]);
+    drop(sipp); // it waits for a second INVITE that never comes
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn invite_retransmitted_when_first_is_ignored() {
+    let sipp = Sipp::uas("invite_retrans", "uas_invite_retrans.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_answered).await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+    leg.handle.hangup().await.unwrap();
+    events_until(&mut leg.events, 5, is_terminated).await;
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    let arrows = ladder.arrows();
+    assert_eq!(arrows[..3], ["> INVITE", "> INVITE", "< 180"], "{arrows:?}");
+    let invites = ladder.sent_by_us("INVITE");
+    assert_eq!(
+        invites[0].text, invites[1].text,
+        "a retransmission is identical"
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn bye_retransmitted_when_first_is_ignored() {
+    let sipp = Sipp::uas("bye_retrans", "uas_bye_retrans.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, is_answered).await;
+    leg.handle.hangup().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Terminated"]);
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "< 200", "> ACK", "> BYE", "> BYE", "< 200"]
+    );
+    let byes = ladder.sent_by_us("BYE");
+    assert_eq!(byes[0].text, byes[1].text);
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_racing_a_200_is_acked_and_byed() {
+    let sipp = Sipp::uas("cancel_race", "uas_cancel_race.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, |e| {
+        matches!(e, LegEvent::Ringing { .. })
+    })
+    .await;
+    leg.handle.cancel().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Answered", "Terminated"]);
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "> CANCEL", "< 200", "< 200", "> ACK", "> BYE", "< 200"]
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn far_end_reinvite_and_update_answered() {
+    let sipp = Sipp::uas("reinvite", "uas_reinvite.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, is_answered).await;
+
+    // re-INVITE: new port and sendonly; we answer recvonly.
+    match next_event(&mut leg, 5).await {
+        LegEvent::RemoteOffer {
+            sdp: Some(sdp),
+            respond,
+        } => {
+            assert!(
+                sdp.contains("m=audio 25102") && sdp.contains("a=sendonly"),
+                "{sdp}"
+            );
+            let answer = OFFER
+                .replace("1 1 IN", "1 2 IN")
+                .replace("a=sendrecv", "a=recvonly");
+            respond.send(Ok(answer)).unwrap();
+        }
+        other => panic!("expected the re-INVITE offer, got {other:?}"),
+    }
+    // UPDATE: we never answer; after 2 s the adapter answers 200 with the
+    // last local SDP (our recvonly answer).
+    let started = tokio::time::Instant::now();
+    match next_event(&mut leg, 5).await {
+        LegEvent::RemoteOffer {
+            sdp: Some(sdp),
+            respond,
+        } => {
+            assert!(sdp.contains("m=audio 25104"), "{sdp}");
+            let evs = events_until(&mut leg.events, 5, is_terminated).await;
+            assert!(started.elapsed() >= Duration::from_secs(2));
+            assert_eq!(names(&evs), ["RemoteBye", "Terminated"]);
+            drop(respond);
+        }
+        other => panic!("expected the UPDATE offer, got {other:?}"),
+    }
+
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    // (sipp retransmits its UPDATE while we wait: dedup.)
+    assert_eq!(
+        ladder.arrows_dedup(),
+        [
+            "> INVITE", "< 180", "< 200", "> ACK", "< INVITE", "> 200", "< ACK", "< UPDATE",
+            "> 200", "< BYE", "> 200"
+        ]
+    );
+    let answers: Vec<_> = ladder
+        .0
+        .iter()
+        .filter(|m| m.from_us && m.kind() == "200")
+        .collect();
+    assert!(answers[0].text.contains("a=recvonly"));
+    assert_eq!(
+        answers[0].header("Content-Type").unwrap(),
+        "application/sdp"
+    );
+    assert!(
+        answers[1].text.contains("a=recvonly"),
+        "UPDATE answered with the last local SDP"
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn remote_offer_rejected_with_488() {
+    let sipp = Sipp::uas("reinvite_488", "uas_reinvite_488.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, is_answered).await;
+    match next_event(&mut leg, 5).await {
+        LegEvent::RemoteOffer { respond, .. } => respond.send(Err(488)).unwrap(),
+        other => panic!("{other:?}"),
+    }
+    // The call survives the refused offer; the far end hangs up later.
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["RemoteBye", "Terminated"]);
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows_dedup(),
+        ["> INVITE", "< 180", "< 200", "> ACK", "< INVITE", "> 488", "< ACK", "< BYE", "> 200"]
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn info_dtmf() {
+    let sipp = Sipp::uas("info_dtmf", "uas_info.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, is_answered).await;
+    leg.handle.send_info_dtmf('5').await.unwrap();
+    assert!(leg.handle.send_info_dtmf('x').await.is_err());
+    leg.handle.hangup().await.unwrap();
+    events_until(&mut leg.events, 5, is_terminated).await;
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    let info = ladder.sent_by_us("INFO")[0];
+    assert_eq!(
+        info.header("Content-Type").unwrap(),
+        "application/dtmf-relay"
+    );
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn basic_call_over_tcp() {
+    let sipp = Sipp::uas("tcp_call", "uas_answer.xml", Tp::Tcp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_answered).await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+    leg.handle.hangup().await.unwrap();
+    events_until(&mut leg.events, 5, is_terminated).await;
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "< 200", "> ACK", "> BYE", "< 200"]
+    );
+    let port = ep.local_addr().port();
+    let inv = ladder.sent_by_us("INVITE")[0];
+    assert!(inv
+        .start_line
+        .to_ascii_lowercase()
+        .contains(";transport=tcp"));
+    assert!(inv
+        .header("Via")
+        .unwrap()
+        .starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{port};")));
+    assert_eq!(
+        inv.header("Contact").unwrap(),
+        format!("<sip:+15550001111@127.0.0.1:{port};transport=TCP>"),
+    );
+    for m in ladder
+        .sent_by_us("ACK")
+        .into_iter()
+        .chain(ladder.sent_by_us("BYE"))
+    {
+        assert!(
+            m.header("Via").unwrap().starts_with("SIP/2.0/TCP "),
+            "{m:?}"
+        );
+    }
+    ep.shutdown().await;
+}
+
+#[tokio::test]
+async fn far_end_hangs_up_over_tcp() {
+    let sipp = Sipp::uas("tcp_remote_bye", "uas_remote_bye.xml", Tp::Tcp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(
+        names(&evs),
+        ["Ringing(180)", "Answered", "RemoteBye", "Terminated"]
+    );
+    let (code, _) = sipp.finish().await;
+    assert_eq!(code, 0);
+    ep.shutdown().await;
+}
