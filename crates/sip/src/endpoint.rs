@@ -56,6 +56,7 @@ pub(crate) struct Inner {
     pub(crate) local_addr: SocketAddr,
     pub(crate) advertised: SocketAddr,
     pub(crate) token: CancellationToken,
+    pub(crate) transaction_timeout: Duration,
     legs: Mutex<HashMap<LegKey, LegEntry>>,
     shutting_down: AtomicBool,
     /// Kept so the receiver stays open until the inbound issue uses it.
@@ -228,6 +229,7 @@ impl SipEndpoint {
             local_addr,
             advertised,
             token: token.clone(),
+            transaction_timeout: opts.transaction_timeout,
             legs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             _incoming_tx: incoming_tx,

@@ -104,6 +104,15 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         r#type: Some(Transport::Tls),
         addr: target.uri.host_with_port.clone(),
     });
+    // Where the INVITE goes, resolved the way the transaction will resolve
+    // it (see `LegTask::run`).
+    let mut next_hop = match &destination {
+        Some(d) => d.clone(),
+        None => SipAddr::try_from(&target.uri)?,
+    };
+    if target.transport == UriTransport::Tls && next_hop.addr.port.is_none() {
+        next_hop.addr.port = Some(5061.into());
+    }
     let sdp = req.sdp_offer.clone();
     let opt = InviteOption {
         caller_display_name: display,
@@ -200,14 +209,16 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         trying_sent: false,
         receiver_gone: false,
     };
-    tokio::spawn(task.run(tx).instrument(span));
+    tokio::spawn(task.run(tx, next_hop).instrument(span));
     Ok(OutboundLeg {
         events: events_rx,
         handle,
     })
 }
 
-type InviteResult = rsipstack::Result<(DialogId, Option<Response>)>;
+/// How the INVITE transaction ended: its final response, or why there was
+/// none (a local or transport failure).
+type InviteOutcome = Result<Option<Response>, String>;
 
 struct LegTask {
     inner: Arc<Inner>,
@@ -231,29 +242,55 @@ impl LegTask {
             return;
         }
         if self.events.send(ev).await.is_err() {
-            // Nobody listens any more: do not leave an orphan call.
-            self.receiver_gone = true;
-            warn!("leg event receiver dropped; hanging the leg up");
-            LegHandle {
-                core: self.core.clone(),
-            }
-            .start_hangup();
+            self.on_receiver_gone();
         }
     }
 
-    async fn run(mut self, mut tx: Transaction) {
+    /// Nobody listens any more: do not leave an orphan call.
+    fn on_receiver_gone(&mut self) {
+        if self.receiver_gone {
+            return;
+        }
+        self.receiver_gone = true;
+        warn!("leg event receiver dropped; hanging the leg up");
+        LegHandle {
+            core: self.core.clone(),
+        }
+        .start_hangup();
+    }
+
+    async fn run(mut self, mut tx: Transaction, next_hop: SipAddr) {
         // The INVITE transaction runs in its own task: its receive loop is
         // not cancel-safe, so it is never raced against anything else.
-        let (final_tx, mut final_rx) = oneshot::channel::<InviteResult>();
+        let (final_tx, mut final_rx) = oneshot::channel::<InviteOutcome>();
         let driver_dialog = self.core.dialog.clone();
-        let token = self.inner.token.clone();
+        let inner = self.inner.clone();
         tokio::spawn(
             async move {
                 let work = async {
+                    // Resolve and connect first. The stack treats a failed
+                    // lookup (DNS, TCP refused, TLS handshake) as transient
+                    // and retries it on timer A until timer B, so a dead TCP
+                    // peer would take 32 s to fail: fail it now instead.
+                    let lookup = tokio::time::timeout(
+                        inner.transaction_timeout,
+                        inner.endpoint.transport_layer.lookup(&next_hop, None),
+                    )
+                    .await;
+                    let reached = match lookup {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(format!("cannot reach {next_hop}: {e}")),
+                        Err(_) => Err(format!("cannot reach {next_hop}: timed out")),
+                    };
+                    if let Err(why) = reached {
+                        warn!(reason = %why, "INVITE not sent");
+                        let _ = final_tx.send(Err(why));
+                        return;
+                    }
                     let result = driver_dialog.process_invite(&mut tx).await;
                     let accepted = matches!(&result, Ok((_, Some(r)))
                         if r.status_code.kind() == StatusCodeKind::Successful);
-                    let _ = final_tx.send(result);
+                    let _ = final_tx.send(result.map(|(_, r)| r).map_err(|e| e.to_string()));
                     if accepted {
                         // RFC 6026 Accepted state (timer M): keep receiving
                         // so retransmitted 2xx are ACKed again.
@@ -261,7 +298,7 @@ impl LegTask {
                     }
                 };
                 tokio::select! {
-                    _ = token.cancelled() => {}
+                    _ = inner.token.cancelled() => {}
                     _ = work => {}
                 }
             }
@@ -276,6 +313,7 @@ impl LegTask {
                     self.emit(LegEvent::Terminated).await;
                     break;
                 }
+                _ = self.events.closed(), if !self.receiver_gone => self.on_receiver_gone(),
                 Some(state) = self.state_rx.recv() => {
                     if let Next::Exit = self.on_state(state, answered).await {
                         break;
@@ -297,17 +335,17 @@ impl LegTask {
         debug!("leg finished");
     }
 
-    async fn on_final(&mut self, result: Result<InviteResult, oneshot::error::RecvError>) -> Next {
+    async fn on_final(&mut self, result: Result<InviteOutcome, oneshot::error::RecvError>) -> Next {
         let resp = match result {
-            Ok(Ok((_, Some(resp)))) => resp,
-            Ok(Ok((_, None))) => {
+            Ok(Ok(Some(resp))) => resp,
+            Ok(Ok(None)) => {
                 self.fail(0, "INVITE transaction ended without a final response")
                     .await;
                 return Next::Exit;
             }
-            Ok(Err(e)) => {
-                warn!(error = %e, "INVITE failed locally");
-                self.fail(0, &e.to_string()).await;
+            Ok(Err(why)) => {
+                warn!(reason = %why, "INVITE failed locally");
+                self.fail(0, &why).await;
                 return Next::Exit;
             }
             Err(_) => {
