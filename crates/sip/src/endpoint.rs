@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 /// Methods we answer; advertised in `Allow`.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 
 /// How long an answered out-of-dialog INVITE transaction is kept to absorb
 /// the ACK and retransmit our final response (timer H is 64·T1).

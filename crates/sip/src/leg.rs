@@ -49,8 +49,10 @@ struct LegCore {
     call_ref: String,
     call_id: String,
     span: Span,
-    /// `cancel()` was asked for before the INVITE's final response.
-    cancel_requested: AtomicBool,
+    /// A CANCEL was started (at most one per leg).
+    cancel_started: AtomicBool,
+    /// A BYE was started (at most one per leg).
+    bye_started: AtomicBool,
     /// The SDP we last sent (offer, or answer to a remote re-offer).
     last_local_sdp: Mutex<String>,
 }
@@ -80,7 +82,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         .from_display
         .as_deref()
         .and_then(request::quoted_display_name);
-    let mut extra = Vec::with_capacity(req.extra_headers.len());
+    let mut extra = vec![Header::Allow(crate::endpoint::ALLOW.into())];
     for (name, value) in &req.extra_headers {
         extra.push(request::extra_header(name, value)?);
     }
@@ -127,7 +129,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
             realm: None,
             auth_username: None,
         }),
-        headers: (!extra.is_empty()).then_some(extra),
+        headers: Some(extra),
         ..Default::default()
     };
 
@@ -188,7 +190,8 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         call_ref: req.call_ref.clone(),
         call_id: id.call_id.clone(),
         span: span.clone(),
-        cancel_requested: AtomicBool::new(false),
+        cancel_started: AtomicBool::new(false),
+        bye_started: AtomicBool::new(false),
         last_local_sdp: Mutex::new(sdp),
     });
     let handle = LegHandle { core: core.clone() };
@@ -521,7 +524,9 @@ impl LegHandle {
     pub async fn cancel(&self) -> Result<(), SipError> {
         match self.core.dialog.state() {
             DialogState::Calling(_) | DialogState::Trying(_) | DialogState::Early(_, _) => {
-                self.core.cancel_requested.store(true, Ordering::SeqCst);
+                if self.core.cancel_started.swap(true, Ordering::SeqCst) {
+                    return Ok(());
+                }
                 let dialog = self.core.dialog.clone();
                 tokio::spawn(
                     async move {
@@ -566,6 +571,9 @@ impl LegHandle {
     }
 
     fn start_bye(&self) {
+        if self.core.bye_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let dialog = self.core.dialog.clone();
         tokio::spawn(
             async move {

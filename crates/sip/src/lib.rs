@@ -132,7 +132,7 @@ pub struct OutboundInvite {
     pub sdp_offer: String,
     /// Extra headers (e.g. `X-...`, `P-Asserted-Identity`). Headers the
     /// stack builds itself (Via, From, To, Call-ID, CSeq, Contact,
-    /// Content-*, Max-Forwards, Route, Authorization, User-Agent) are
+    /// Content-*, Max-Forwards, Route, Authorization, User-Agent, Allow) are
     /// refused with [`SipError::InvalidHeader`].
     pub extra_headers: Vec<(String, String)>,
     /// For tracing spans only.

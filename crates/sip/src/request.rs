@@ -172,6 +172,7 @@ const RESERVED: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "user-agent",
+    "allow",
 ];
 
 fn is_token_char(c: char) -> bool {

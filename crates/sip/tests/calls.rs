@@ -66,6 +66,7 @@ async fn answer_then_we_bye() {
     assert_eq!(inv.header("X-Call-Ref").unwrap(), "test");
     assert_eq!(inv.header("User-Agent").unwrap(), "dialtone-test");
     assert_eq!(inv.header("Content-Type").unwrap(), "application/sdp");
+    assert!(inv.header("Allow").unwrap().contains("UPDATE"));
     assert!(inv.text.contains("m=audio 40000 RTP/AVP 0 101"));
 
     // The BYE belongs to the same dialog: same Call-ID and From, To tagged.

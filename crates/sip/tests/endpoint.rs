@@ -361,3 +361,18 @@ async fn dropped_event_receiver_hangs_up() {
     );
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_releases_the_port() {
+    let ep = endpoint().await;
+    let addr = ep.local_addr();
+    ep.shutdown().await;
+    drop(ep);
+    for _ in 0..100 {
+        if std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{addr} still bound after shutdown");
+}
