@@ -12,7 +12,8 @@ use rsipstack::dialog::DialogId;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{
-    Auth, Header, Method, Request, Response, Scheme, StatusCode, StatusCodeKind, Transport, Uri,
+    Auth, Header, Method, Request, Response, Scheme, SipMessage, StatusCode, StatusCodeKind,
+    Transport, Uri,
 };
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
@@ -211,6 +212,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         state_rx,
         trying_sent: false,
         receiver_gone: false,
+        pending: Vec::new(),
     };
     tokio::spawn(task.run(tx, next_hop).instrument(span));
     Ok(OutboundLeg {
@@ -231,6 +233,8 @@ struct LegTask {
     state_rx: tokio::sync::mpsc::UnboundedReceiver<DialogState>,
     trying_sent: bool,
     receiver_gone: bool,
+    /// In-dialog requests seen before `Answered` was emitted.
+    pending: Vec<DialogState>,
 }
 
 /// What the leg does after a dialog state.
@@ -291,13 +295,35 @@ impl LegTask {
                         return;
                     }
                     let result = driver_dialog.process_invite(&mut tx).await;
-                    let accepted = matches!(&result, Ok((_, Some(r)))
-                        if r.status_code.kind() == StatusCodeKind::Successful);
+                    let confirmed_tag = match &result {
+                        Ok((id, Some(r))) if r.status_code.kind() == StatusCodeKind::Successful => {
+                            Some(id.remote_tag.clone())
+                        }
+                        _ => None,
+                    };
                     let _ = final_tx.send(result.map(|(_, r)| r).map_err(|e| e.to_string()));
-                    if accepted {
+                    if let Some(confirmed_tag) = confirmed_tag {
                         // RFC 6026 Accepted state (timer M): keep receiving
-                        // so retransmitted 2xx are ACKed again.
-                        while tx.receive().await.is_some() {}
+                        // so retransmitted 2xx are ACKed again (the
+                        // transaction does that), and end forked branches.
+                        let mut forks: Vec<String> = Vec::new();
+                        while let Some(msg) = tx.receive().await {
+                            let SipMessage::Response(resp) = msg else {
+                                continue;
+                            };
+                            let Some(tag) = to_tag(&resp) else { continue };
+                            if resp.status_code.kind() != StatusCodeKind::Successful
+                                || tag == confirmed_tag
+                                || forks.contains(&tag)
+                            {
+                                continue;
+                            }
+                            forks.push(tag);
+                            tokio::spawn(
+                                bye_forked_branch(inner.clone(), tx.original.clone(), resp)
+                                    .in_current_span(),
+                            );
+                        }
                     }
                 };
                 tokio::select! {
@@ -328,7 +354,14 @@ impl LegTask {
                         self.on_state(state, false).await;
                     }
                     match self.on_final(result).await {
-                        Next::Continue => answered = true,
+                        Next::Continue => {
+                            answered = true;
+                            // Requests of the far end that came before we
+                            // reported the answer.
+                            for state in std::mem::take(&mut self.pending) {
+                                self.on_state(state, true).await;
+                            }
+                        }
                         Next::Exit => break,
                     }
                 }
@@ -392,6 +425,22 @@ impl LegTask {
     }
 
     async fn on_state(&mut self, state: DialogState, answered: bool) -> Next {
+        let in_dialog_request = matches!(
+            state,
+            DialogState::Updated(..)
+                | DialogState::Options(..)
+                | DialogState::Info(..)
+                | DialogState::Refer(..)
+                | DialogState::Message(..)
+                | DialogState::Notify(..)
+                | DialogState::Publish(..)
+        );
+        if in_dialog_request && !answered {
+            // The dialog is confirmed but `Answered` is not out yet: keep
+            // the events in order.
+            self.pending.push(state);
+            return Next::Continue;
+        }
         match state {
             DialogState::Trying(_) if !answered && !self.trying_sent => {
                 self.trying_sent = true;
@@ -509,6 +558,73 @@ impl LegTask {
             }
             .in_current_span(),
         );
+    }
+}
+
+fn to_tag(resp: &Response) -> Option<String> {
+    resp.to_header()
+        .ok()?
+        .tag()
+        .ok()
+        .flatten()
+        .map(|t| t.value().to_string())
+}
+
+/// A second 2xx with another To tag: the INVITE forked and another branch
+/// answered too. The transaction already ACKed it; we keep one session, so
+/// that dialog is ended with a BYE (RFC 3261 §13.2.2.4). The stack does this
+/// only inside `DialogLayer::do_invite`, which we do not use (it cannot send
+/// a To URI different from the request URI), so we build a throwaway
+/// confirmed dialog for the branch and let it send the BYE.
+async fn bye_forked_branch(inner: Arc<Inner>, invite: Request, resp: Response) {
+    let result: Result<(), SipError> = async {
+        let call_id = invite.call_id_header()?.value().to_string();
+        let local_tag = invite
+            .from_header()?
+            .tag()?
+            .map(|t| t.value().to_string())
+            .unwrap_or_default();
+        let remote_tag = to_tag(&resp).unwrap_or_default();
+        let id = DialogId {
+            call_id,
+            local_tag,
+            remote_tag: remote_tag.clone(),
+        };
+        let contact = resp
+            .typed_contact_headers()?
+            .first()
+            .map(|c| c.uri.clone())
+            .ok_or_else(|| SipError::Stack("forked 2xx without Contact".into()))?;
+        let (state_tx, _) = tokio::sync::mpsc::unbounded_channel();
+        let dialog_inner = DialogInner::new(
+            TransactionRole::Client,
+            id.clone(),
+            invite,
+            inner.endpoint.clone(),
+            state_tx,
+            None,
+            None,
+            rsipstack::transaction::transaction::transaction_event_sender_noop(),
+        )?;
+        dialog_inner.set_remote_target(contact, resp.contact_header().ok().cloned());
+        let mut routes: Vec<rsipstack::sip::Route> = resp
+            .typed_record_route_headers()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|rr| rsipstack::sip::Route::new(rr.to_string()))
+            .collect();
+        routes.reverse();
+        *dialog_inner.route_set.lock() = routes;
+        *dialog_inner.state.lock() = DialogState::Confirmed(id, resp);
+        info!(tag = %remote_tag, "a forked branch answered too; ending it with BYE");
+        InviteDialog::from_inner(Arc::new(dialog_inner))
+            .bye()
+            .await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        warn!(error = %e, "could not end a forked branch");
     }
 }
 

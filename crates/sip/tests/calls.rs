@@ -551,3 +551,34 @@ async fn far_end_hangs_up_over_tcp() {
     assert_eq!(code, 0);
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn forked_second_answer_is_acked_and_byed() {
+    let sipp = Sipp::uas("fork", "uas_fork.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_answered).await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+    assert!(
+        sdp_of(evs.last()).contains("o=one"),
+        "the first answer wins"
+    );
+    // The second branch is ended by the adapter, silently.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    leg.handle.hangup().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Terminated"]);
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        [
+            "> INVITE", "< 180", "< 200", "> ACK", "< 200", "> ACK", "> BYE", "< 200", "> BYE",
+            "< 200"
+        ]
+    );
+    let byes = ladder.sent_by_us("BYE");
+    assert!(byes[0].start_line.starts_with("BYE sip:two@"));
+    assert!(byes[1].start_line.starts_with("BYE sip:one@"));
+    ep.shutdown().await;
+}
