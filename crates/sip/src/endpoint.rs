@@ -209,6 +209,7 @@ impl SipEndpoint {
             .with_transport_layer(transport_layer)
             .with_cancel_token(token.child_token())
             .with_option(option)
+            .with_inspector(Box::new(crate::wire::WireFixes))
             .with_allows(vec![
                 Method::Invite,
                 Method::Ack,

@@ -39,6 +39,7 @@ mod endpoint;
 mod error;
 mod leg;
 mod request;
+mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

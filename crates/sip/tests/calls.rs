@@ -278,6 +278,13 @@ async fn challenged(
         auth.starts_with("Digest ") && auth.contains("username=\"alice\""),
         "{auth}"
     );
+    assert!(auth.contains(", qop=auth,"), "qop is a token: {auth}");
+    // Via first, as RFC 3261 §7.3.1 recommends, also on the re-sent INVITE.
+    assert!(
+        invites[1].text.lines().nth(1).unwrap().starts_with("Via: "),
+        "{}",
+        invites[1].text
+    );
     // Recompute the digest (sipp cannot check Proxy-Authorization).
     assert_eq!(
         digest_matches(&auth, "INVITE", "secret"),
