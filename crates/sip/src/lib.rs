@@ -11,29 +11,71 @@
 //!
 //! * One UDP socket and one TCP listener on the same port
 //!   ([`SipConfig::listen`]); Via and Contact advertise
-//!   [`SipConfig::external_ip`] and that port.
+//!   [`SipConfig::external_ip`] and that port; the Call-ID ends in
+//!   `@external_ip`.
 //! * Outbound INVITE to `sip:`/`sips:` URIs; `;transport=tcp` selects TCP,
 //!   `sips:` (or `;transport=tls`) selects TLS (client only, see
-//!   [`SipOptions::tls_ca_pem`]).
+//!   [`SipOptions::tls_ca_pem`]). The next hop is resolved (A/AAAA/SRV) and,
+//!   for TCP/TLS, connected before the INVITE is sent: an unreachable peer is
+//!   `Failed { code: 0 }` at once instead of after timer B.
 //! * Digest auth on 401 and 407: the INVITE is re-sent once with
-//!   credentials; a second challenge is final ([`LegEvent::Failed`] with
-//!   401/407). A stale nonce is retried (the stack allows that).
+//!   credentials (`Authorization` / `Proxy-Authorization`, next CSeq, new
+//!   branch); a second challenge is final ([`LegEvent::Failed`] with
+//!   401/407). A challenge marked `stale=true` is answered again (the stack
+//!   allows that).
 //! * INVITE retransmission on UDP (timer A), timer B → `Failed { code: 408 }`,
-//!   ACK for non-2xx finals (transaction layer), ACK for 2xx before
-//!   [`LegEvent::Answered`] is reported.
-//! * CANCEL on the INVITE's branch; BYE in both directions (our BYE is
+//!   timer C (180 s of ringing) → 408, ACK for non-2xx finals (transaction
+//!   layer, same branch), ACK for 2xx before [`LegEvent::Answered`] is
+//!   reported (and again for every retransmitted 2xx during timer M).
+//! * A second 2xx with another To tag (the INVITE forked) is ACKed and ended
+//!   with a BYE; the first answer is the call.
+//! * CANCEL on the INVITE's branch; BYE in both directions (ours is
 //!   retransmitted per timers E/F on UDP); re-INVITE and UPDATE from the far
-//!   end through [`LegEvent::RemoteOffer`].
-//! * Out-of-dialog OPTIONS → 200; out-of-dialog INVITE → `404 No route` (see
-//!   [`IncomingCall`]); unknown in-dialog requests → 481; datagrams that do
-//!   not parse are dropped and logged by the stack.
+//!   end through [`LegEvent::RemoteOffer`]; in-dialog OPTIONS → 200; other
+//!   in-dialog requests (INFO, REFER, MESSAGE, NOTIFY) → 501; requests in an
+//!   early dialog → 501.
+//! * Out-of-dialog OPTIONS → 200 (with `Allow`); out-of-dialog INVITE →
+//!   `404 No route` (see [`IncomingCall`]); requests for an unknown dialog →
+//!   481; other methods → 405. Datagrams and stream data that do not parse
+//!   are dropped and logged by the stack (tests throw garbage at both).
 //!
 //! # Concurrency
 //!
 //! Each leg runs in its own task (span `sip_leg` with the caller's
-//! `call_ref`). [`LegHandle::cancel`] and [`LegHandle::hangup`] return as
-//! soon as the request is started; the outcome arrives as events, ending
-//! with exactly one [`LegEvent::Terminated`].
+//! `call_ref` and the Call-ID). [`LegHandle::cancel`] and
+//! [`LegHandle::hangup`] return as soon as the request is started (at most
+//! one CANCEL and one BYE per leg); the outcome arrives as events, ending with
+//! exactly one [`LegEvent::Terminated`], after which the stream closes.
+//!
+//! # Notes on the stack (rsipstack 0.7.14)
+//!
+//! * `DialogLayer::do_invite` sends the request URI as the To URI, so the
+//!   adapter builds the INVITE with `make_invite_request`, puts our To back,
+//!   drives `InviteDialog::process_invite` itself and keeps its own dialog
+//!   table (Call-ID + our tag) to route in-dialog requests. The stack's
+//!   `end_forked_branch` is private, hence our own BYE for forked 2xx.
+//! * The stack retries a failed transport lookup (DNS, TCP refused, TLS
+//!   handshake) on timer A until timer B; the adapter resolves/connects
+//!   first so such failures are immediate (`Failed { code: 0 }`).
+//! * Its name-addr parser knows no quoted-pair escapes and splits at the
+//!   first `<`: display names lose `"`, `\`, `<`, `>` (see
+//!   [`OutboundInvite::from_display`]).
+//! * Its digest answer quotes `qop` and its re-sent INVITE carries Via last;
+//!   a `MessageInspector` (`wire.rs`) sends `qop=auth` and Via first.
+//! * It answers `CANCEL` before any provisional response only once one
+//!   arrives (RFC 3261 §9.1): cancelling a far end that never answers ends
+//!   with timer B (`Failed { code: 408 }`).
+//! * A 2xx other than 200 to the INVITE is ACKed by the transaction but the
+//!   stack does not confirm the dialog: reported as `Failed { code }`.
+//! * rustls must use the ring provider: call [`install_crypto_provider`].
+//!
+//! # Not implemented yet
+//!
+//! Inbound calls ([`IncomingCall`]), sending re-INVITE/UPDATE ourselves,
+//! REFER, receiving INFO DTMF, PRACK/100rel on our side (a far end that
+//! requires it gets PRACKs from the stack, untested), session timers, a TLS
+//! listener, early-dialog UPDATE, and the answer SDP of an offerless
+//! re-INVITE (it arrives in the ACK and is not surfaced).
 
 mod endpoint;
 mod error;
@@ -83,7 +125,7 @@ pub struct SipOptions {
     /// Transaction timeout (timers B and F, 64·T1 by the RFC). Default 32 s.
     pub transaction_timeout: Duration,
     /// PEM trust anchors for outbound TLS (`sips:`). Without them no server
-    /// certificate verifies and TLS calls end with timer B (`Failed { code: 408 }`).
+    /// certificate verifies and TLS calls fail (`Failed { code: 0 }`).
     pub tls_ca_pem: Option<Vec<u8>>,
 }
 

@@ -376,3 +376,38 @@ async fn shutdown_releases_the_port() {
     }
     panic!("{addr} still bound after shutdown");
 }
+
+#[tokio::test]
+async fn sips_goes_over_tls_and_a_failed_handshake_fails_at_once() {
+    // A TCP peer that reads the TLS ClientHello and hangs up: no TLS server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hello = Arc::new(Mutex::new(Vec::new()));
+    let hello2 = hello.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 512];
+            if let Ok(n) = s.read(&mut buf).await {
+                hello2.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    let ep = endpoint().await;
+    let started = tokio::time::Instant::now();
+    let mut leg = ep
+        .invite(invite(format!("sips:bob@127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs), ["Failed(0)", "Terminated"]);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // What reached the peer was a TLS handshake record, not SIP.
+    let hello = hello.lock().unwrap().clone();
+    assert_eq!(
+        hello.first(),
+        Some(&0x16),
+        "TLS handshake record: {hello:?}"
+    );
+    ep.shutdown().await;
+}
