@@ -589,3 +589,169 @@ async fn forked_second_answer_is_acked_and_byed() {
     assert!(byes[1].start_line.starts_with("BYE sip:one@"));
     ep.shutdown().await;
 }
+
+/// A CA and a leaf certificate for 127.0.0.1, made with the openssl CLI.
+fn make_certs(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl CLI");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=dialtone test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    (read("ca.pem"), read("leaf.pem"), read("leaf.key"))
+}
+
+/// Terminate TLS on a fresh port and relay the plaintext to `backend`
+/// (sipp over TCP): sipp stands in for a TLS far end.
+async fn tls_front(cert_pem: &[u8], key_pem: &[u8], backend: u16) -> u16 {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{self, ServerConfig};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key_pem).unwrap();
+    let config = ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn basic_call_over_tls() {
+    let dir = scratch_dir("tls_certs");
+    let (ca, leaf, key) = make_certs(&dir);
+    let sipp = Sipp::uas("tls_call", "uas_answer.xml", Tp::Tcp).await;
+    let front = tls_front(&leaf, &key, sipp.port).await;
+    let ep = endpoint_with(sip::SipOptions {
+        tls_ca_pem: Some(ca),
+        ..Default::default()
+    })
+    .await;
+    let mut leg = ep
+        .invite(invite(format!("sips:bob@127.0.0.1:{front}")))
+        .await
+        .unwrap();
+    let evs = events_until(&mut leg.events, 5, is_answered).await;
+    assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
+    leg.handle.hangup().await.unwrap();
+    events_until(&mut leg.events, 5, is_terminated).await;
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows(),
+        ["> INVITE", "< 180", "< 200", "> ACK", "> BYE", "< 200"]
+    );
+    let port = ep.local_addr().port();
+    let inv = ladder.sent_by_us("INVITE")[0];
+    assert_eq!(
+        inv.start_line,
+        format!("INVITE sips:bob@127.0.0.1:{front} SIP/2.0")
+    );
+    assert!(inv
+        .header("Via")
+        .unwrap()
+        .starts_with(&format!("SIP/2.0/TLS 127.0.0.1:{port};")));
+    assert!(
+        inv.header("Contact").unwrap().starts_with("<sips:"),
+        "{inv:?}"
+    );
+    for m in ladder
+        .sent_by_us("ACK")
+        .into_iter()
+        .chain(ladder.sent_by_us("BYE"))
+    {
+        assert!(
+            m.header("Via").unwrap().starts_with("SIP/2.0/TLS "),
+            "{m:?}"
+        );
+    }
+    ep.shutdown().await;
+}
