@@ -83,6 +83,9 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         .from_display
         .as_deref()
         .and_then(request::quoted_display_name);
+    if let Some(c) = &req.credentials {
+        request::check_username(&c.username)?;
+    }
     let mut extra = vec![Header::Allow(crate::endpoint::ALLOW.into())];
     for (name, value) in &req.extra_headers {
         extra.push(request::extra_header(name, value)?);

@@ -58,7 +58,20 @@ fn parse_sip_uri(field: &'static str, s: &str) -> Result<Uri, SipError> {
     if trimmed.starts_with('<') || trimmed.ends_with('>') {
         return Err(uri_error(field, s, "give the bare URI, without <>"));
     }
-    let uri = Uri::try_from(trimmed).map_err(|e| uri_error(field, s, e.to_string()))?;
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(uri_error(
+            field,
+            s,
+            "contains whitespace or control characters",
+        ));
+    }
+    let mut uri = Uri::try_from(trimmed).map_err(|e| uri_error(field, s, e.to_string()))?;
+    // rsipstack keeps the user part as written but percent-encodes it when
+    // it prints the URI: decode it here, or `%2B` would go out as `%252B`.
+    if let Some(auth) = uri.auth.as_mut() {
+        auth.user = percent_decode(&auth.user)
+            .ok_or_else(|| uri_error(field, s, "bad percent-encoding in the user part"))?;
+    }
     match uri.scheme {
         Some(Scheme::Sip) | Some(Scheme::Sips) => {}
         _ => return Err(uri_error(field, s, "scheme must be sip: or sips:")),
@@ -78,6 +91,28 @@ fn parse_sip_uri(field: &'static str, s: &str) -> Result<Uri, SipError> {
         return Err(uri_error(field, s, "port 0"));
     }
     Ok(uri)
+}
+
+/// `%XX` escapes to the characters they stand for; `None` when an escape is
+/// malformed or the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The request URI of an outbound INVITE: `sip:` or `sips:`, with an
@@ -146,6 +181,21 @@ pub(crate) fn quoted_display_name(name: &str) -> Option<String> {
     } else {
         Some(out)
     }
+}
+
+/// A digest username goes into a quoted-string of our Authorization header.
+pub(crate) fn check_username(username: &str) -> Result<(), SipError> {
+    if username.is_empty()
+        || username
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
+        return Err(SipError::InvalidHeader {
+            name: "Authorization".into(),
+            reason: "the username is empty or has quotes, backslashes or control characters".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Headers the stack builds itself; letting the caller add them would
@@ -242,6 +292,17 @@ mod tests {
     }
 
     #[test]
+    fn percent_escapes_are_not_doubled() {
+        let t = parse_target("sip:%2B15551234567@trunk.example.com").unwrap();
+        assert_eq!(t.uri.to_string(), "sip:+15551234567@trunk.example.com");
+        let t = parse_target("sip:a%20b@h.com").unwrap();
+        assert_eq!(t.uri.to_string(), "sip:a%20b@h.com");
+        assert!(parse_target("sip:%2@h.com").is_err());
+        assert!(parse_target("sip:%ff@h.com").is_err());
+        assert!(parse_target("sip:+1 555@h.com").is_err());
+    }
+
+    #[test]
     fn party_uris_drop_transport_and_tag() {
         let u = parse_party("from", "sip:alice@example.com;transport=tcp;tag=x").unwrap();
         assert_eq!(u.to_string(), "sip:alice@example.com");
@@ -254,6 +315,15 @@ mod tests {
             Some("Ann the caller")
         );
         assert_eq!(quoted_display_name("  \r\n "), None);
+    }
+
+    #[test]
+    fn usernames_are_checked() {
+        assert!(check_username("alice").is_ok());
+        assert!(check_username("+15551234567").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("a\"b").is_err());
+        assert!(check_username("a\r\nX: y").is_err());
     }
 
     #[test]

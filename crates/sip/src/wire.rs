@@ -129,6 +129,24 @@ mod tests {
     }
 
     #[test]
+    fn unquote_qop_never_panics() {
+        let alphabet = ["qop", "=", "\"", " ", ",", "auth", "é", "Q", "\t", "x"];
+        let mut x: u32 = 7;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                s.push_str(alphabet[(x % alphabet.len() as u32) as usize]);
+            }
+            if let Some(out) = unquote_qop(&s) {
+                assert_eq!(out.len() + 2, s.len(), "{s:?} -> {out:?}");
+            }
+        }
+    }
+
+    #[test]
     fn via_moves_to_the_top() {
         let mut h = vec![
             Header::CallId("a".into()),
