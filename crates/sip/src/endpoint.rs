@@ -31,10 +31,29 @@ const SERVER_INVITE_LINGER: Duration = Duration::from_secs(40);
 
 /// The SIP endpoint: one UDP socket and one TCP listener on the same port,
 /// the stack's transaction layer, and every outbound leg placed through it.
-/// Cheap to clone.
+/// Cheap to clone. Call [`SipEndpoint::shutdown`] to end it cleanly; when
+/// the last clone is dropped without it, the stack stops at once (sockets
+/// closed, live legs cut without BYE).
 #[derive(Clone)]
 pub struct SipEndpoint {
-    inner: Arc<Inner>,
+    inner: Arc<Owner>,
+}
+
+/// Held only by [`SipEndpoint`] clones (the tasks hold [`Inner`]): dropping
+/// the last one stops everything.
+struct Owner(Arc<Inner>);
+
+impl std::ops::Deref for Owner {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.token.cancel();
+    }
 }
 
 impl std::fmt::Debug for SipEndpoint {
@@ -258,7 +277,12 @@ impl SipEndpoint {
         tokio::spawn(route_incoming(inner.clone(), incoming).instrument(span));
 
         info!(%local_addr, %advertised, "SIP endpoint started");
-        Ok((SipEndpoint { inner }, incoming_rx))
+        Ok((
+            SipEndpoint {
+                inner: Arc::new(Owner(inner)),
+            },
+            incoming_rx,
+        ))
     }
 
     /// The bound address (UDP and TCP share the port).
@@ -280,7 +304,7 @@ impl SipEndpoint {
         if self.inner.is_shut_down() {
             return Err(SipError::Shutdown);
         }
-        leg::place(&self.inner, req)
+        leg::place(&self.inner.0, req)
     }
 
     /// Hang up every live leg (CANCEL or BYE), wait up to 2 s for them to

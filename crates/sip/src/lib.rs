@@ -60,6 +60,9 @@
 //! * Its name-addr parser knows no quoted-pair escapes and splits at the
 //!   first `<`: display names lose `"`, `\`, `<`, `>` (see
 //!   [`OutboundInvite::from_display`]).
+//! * It keeps a URI's user part as written but percent-encodes it when
+//!   printing: `sip:%2B1555@h` would go out as `%252B1555`, so the adapter
+//!   decodes user parts when it parses the caller's URIs.
 //! * Its digest answer quotes `qop` and its re-sent INVITE carries Via last;
 //!   a `MessageInspector` (`wire.rs`) sends `qop=auth` and Via first.
 //! * It answers `CANCEL` before any provisional response only once one

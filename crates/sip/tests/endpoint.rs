@@ -411,3 +411,23 @@ async fn sips_goes_over_tls_and_a_failed_handshake_fails_at_once() {
     );
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn dropping_the_endpoint_releases_the_port() {
+    let ep = endpoint().await;
+    let addr = ep.local_addr();
+    let clone = ep.clone();
+    drop(ep);
+    assert!(
+        std::net::UdpSocket::bind(addr).is_err(),
+        "a clone still owns it"
+    );
+    drop(clone);
+    for _ in 0..100 {
+        if std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{addr} still bound after the last clone was dropped");
+}
