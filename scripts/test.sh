@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup-lib.sh
 ensure_build_deps
-# sipp: the far-end peer for the SIP scenarios that land with the call runtime.
-apt_install sip-tester
+# sipp: the far-end peer of the SIP adapter tests; openssl: their TLS test CA.
+apt_install sip-tester openssl
 ensure_venv tests/e2e/requirements.txt
 ensure_schema
 
