@@ -206,6 +206,19 @@ pub(crate) enum Dest {
     Invalid(String),
 }
 
+/// `relay:` and malformed destinations of `execute`/`transfer`: warn and skip the step.
+pub(crate) fn unusable_dest(run: &mut Run, method: &str, dest: Dest) -> Flow {
+    match dest {
+        Dest::Relay => run.warn(
+            "relay_script_method_parameter_invalid_value",
+            "relay: destinations are not supported",
+        ),
+        Dest::Invalid(why) => run.warn("relay_script_parse_error", format!("{method} dest: {why}")),
+        _ => {}
+    }
+    Flow::Next
+}
+
 pub(crate) fn classify_dest(dest: &Value) -> Dest {
     match dest {
         Value::Object(_) => Dest::Inline(dest.clone()),

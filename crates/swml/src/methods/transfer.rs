@@ -56,16 +56,8 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
                 Some(Box::new(Effect::Fetch { url, payload })),
             )
         }
-        Dest::Relay => {
-            run.warn(
-                "relay_script_method_parameter_invalid_value",
-                "relay: destinations are not supported",
-            );
-            Flow::Next
-        }
-        Dest::Invalid(why) => {
-            run.warn("relay_script_parse_error", format!("transfer dest: {why}"));
-            Flow::Next
+        unusable @ (Dest::Relay | Dest::Invalid(_)) => {
+            super::unusable_dest(run, "transfer", unusable)
         }
     }
 }
