@@ -1,0 +1,311 @@
+//! RFC 3264 offer/answer for one audio stream plus RFC 4733 telephone-events.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::model::{addr_type, Attribute, Connection, MediaDescription, Origin, RtpMap};
+use crate::{Codec, Direction, SdpError, SessionDescription};
+
+/// Dynamic payload types we offer for telephone-event at 8 kHz and 48 kHz.
+const TELEPHONE_EVENT_PT_8K: u8 = 101;
+const TELEPHONE_EVENT_PT_48K: u8 = 102;
+const TELEPHONE_EVENT: &str = "telephone-event";
+/// DTMF events 0-15 plus flash (RFC 4733 §3.2).
+const TELEPHONE_EVENT_FMTP: &str = "0-16";
+const OPUS_FMTP: &str = "useinbandfec=1";
+
+/// What we offer or answer with.
+#[derive(Debug, Clone)]
+pub struct LocalMedia {
+    pub ip: IpAddr,
+    pub port: u16,
+    /// Codecs in preference order; must not be empty ([`SdpError::NoCodecs`]).
+    pub codecs: Vec<Codec>,
+    pub telephone_event: bool,
+    pub session_id: u64,
+    pub session_version: u64,
+    /// Packetization time to announce, normally 20; 0 leaves `a=ptime` out.
+    pub ptime_ms: u32,
+}
+
+/// The outcome of a negotiation: how to send to the peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Negotiated {
+    pub codec: Codec,
+    /// The payload type to send the codec with (the peer's number for it).
+    pub payload_type: u8,
+    pub clock_rate: u32,
+    /// The peer's payload type for telephone-event at the codec's clock rate, if both
+    /// sides have it.
+    pub telephone_event_pt: Option<u8>,
+    /// Media-level `c=` (else session-level) with the `m=` port; IP 0.0.0.0 means hold.
+    pub remote: SocketAddr,
+    /// The peer's direction attribute (`sendrecv` when absent).
+    pub direction: Direction,
+    pub ptime_ms: Option<u32>,
+}
+
+fn dedup_codecs(codecs: &[Codec]) -> Result<Vec<Codec>, SdpError> {
+    if codecs.is_empty() {
+        return Err(SdpError::NoCodecs);
+    }
+    let mut out: Vec<Codec> = Vec::with_capacity(codecs.len());
+    for c in codecs {
+        if !out.contains(c) {
+            out.push(*c);
+        }
+    }
+    Ok(out)
+}
+
+fn rtpmap(payload_type: u8, name: &str, clock_rate: u32, params: Option<&str>) -> Attribute {
+    Attribute::RtpMap(RtpMap {
+        payload_type,
+        encoding_name: name.to_string(),
+        clock_rate,
+        encoding_params: params.map(str::to_string),
+    })
+}
+
+fn fmtp(payload_type: u8, params: &str) -> Attribute {
+    Attribute::Fmtp {
+        payload_type,
+        params: params.to_string(),
+    }
+}
+
+fn codec_attributes(codec: Codec, pt: u8, attrs: &mut Vec<Attribute>) {
+    attrs.push(rtpmap(
+        pt,
+        codec.encoding_name(),
+        codec.rtp_clock_rate(),
+        codec.encoding_params(),
+    ));
+    if codec == Codec::Opus {
+        attrs.push(fmtp(pt, OPUS_FMTP));
+    }
+}
+
+fn event_attributes(pt: u8, clock_rate: u32, attrs: &mut Vec<Attribute>) {
+    attrs.push(rtpmap(pt, TELEPHONE_EVENT, clock_rate, None));
+    attrs.push(fmtp(pt, TELEPHONE_EVENT_FMTP));
+}
+
+fn session(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionDescription {
+    SessionDescription {
+        origin: Origin {
+            username: "dialtone".into(),
+            session_id: local.session_id.to_string(),
+            session_version: local.session_version.to_string(),
+            net_type: "IN".into(),
+            addr_type: addr_type(local.ip).into(),
+            address: local.ip.to_string(),
+        },
+        session_name: "dialtone".into(),
+        connection: Some(Connection::for_ip(local.ip)),
+        timing: vec!["0 0".into()],
+        attributes: Vec::new(),
+        other_lines: Vec::new(),
+        media,
+    }
+}
+
+/// Builds our offer: one `m=audio` RTP/AVP stream with `local.codecs` in order, then
+/// telephone-event at 8 kHz (PT 101) and, when Opus is offered, at 48 kHz (PT 102).
+pub fn build_offer(local: &LocalMedia) -> Result<String, SdpError> {
+    let codecs = dedup_codecs(&local.codecs)?;
+    let mut formats: Vec<u8> = codecs.iter().map(|c| c.default_payload_type()).collect();
+    let mut attributes = Vec::new();
+    for c in &codecs {
+        codec_attributes(*c, c.default_payload_type(), &mut attributes);
+    }
+    if local.telephone_event {
+        formats.push(TELEPHONE_EVENT_PT_8K);
+        event_attributes(TELEPHONE_EVENT_PT_8K, 8000, &mut attributes);
+        if codecs.contains(&Codec::Opus) {
+            formats.push(TELEPHONE_EVENT_PT_48K);
+            event_attributes(TELEPHONE_EVENT_PT_48K, 48000, &mut attributes);
+        }
+    }
+    if local.ptime_ms > 0 {
+        attributes.push(Attribute::Ptime(local.ptime_ms));
+    }
+    attributes.push(Attribute::Direction(Direction::SendRecv));
+    let media = MediaDescription {
+        media: "audio".into(),
+        port: local.port,
+        port_count: None,
+        proto: "RTP/AVP".into(),
+        formats: formats.iter().map(u8::to_string).collect(),
+        connection: None,
+        attributes,
+        other_lines: Vec::new(),
+    };
+    Ok(session(local, vec![media]).to_string())
+}
+
+/// The codec a payload type in `media` stands for: its rtpmap if present, else the
+/// static assignment.
+fn codec_of(media: &MediaDescription, pt: u8) -> Option<Codec> {
+    match media.rtpmap(pt) {
+        Some(m) => Codec::from_rtpmap(&m.encoding_name, m.clock_rate),
+        None => Codec::from_static_payload_type(pt),
+    }
+}
+
+/// The first listed payload type whose codec is in `codecs`.
+fn choose_codec(media: &MediaDescription, codecs: &[Codec]) -> Option<(Codec, u8)> {
+    media.payload_types().find_map(|pt| {
+        codec_of(media, pt)
+            .filter(|c| codecs.contains(c))
+            .map(|c| (c, pt))
+    })
+}
+
+/// The first listed telephone-event payload type at `clock_rate`.
+fn telephone_event_pt(media: &MediaDescription, clock_rate: u32) -> Option<u8> {
+    media.payload_types().find(|pt| {
+        media.rtpmap(*pt).is_some_and(|m| {
+            m.encoding_name.eq_ignore_ascii_case(TELEPHONE_EVENT) && m.clock_rate == clock_rate
+        })
+    })
+}
+
+fn is_audio(m: &MediaDescription) -> bool {
+    m.media.eq_ignore_ascii_case("audio")
+}
+
+fn is_rtp_avp(m: &MediaDescription) -> bool {
+    m.proto.eq_ignore_ascii_case("RTP/AVP") || m.proto.eq_ignore_ascii_case("RTP/AVPF")
+}
+
+/// Negotiates the audio stream `media` of `sdp` against our capabilities.
+fn negotiate_media(
+    local: &LocalMedia,
+    codecs: &[Codec],
+    sdp: &SessionDescription,
+    media: &MediaDescription,
+) -> Result<Negotiated, SdpError> {
+    if media.port == 0 {
+        return Err(SdpError::MediaRejected);
+    }
+    let (codec, payload_type) = choose_codec(media, codecs).ok_or(SdpError::NoCommonCodec)?;
+    let clock_rate = codec.rtp_clock_rate();
+    let telephone_event_pt = if local.telephone_event {
+        telephone_event_pt(media, clock_rate)
+    } else {
+        None
+    };
+    let connection = media
+        .connection
+        .as_ref()
+        .or(sdp.connection.as_ref())
+        .ok_or(SdpError::MissingConnection)?;
+    let remote = SocketAddr::new(connection.ip()?, media.port);
+    Ok(Negotiated {
+        codec,
+        payload_type,
+        clock_rate,
+        telephone_event_pt,
+        remote,
+        direction: media
+            .direction()
+            .or(sdp.direction())
+            .unwrap_or(Direction::SendRecv),
+        ptime_ms: media.ptime().or(sdp.ptime()),
+    })
+}
+
+/// Negotiates the peer's answer to our [`build_offer`]: the first payload type in the
+/// answer's first `m=audio` line that maps to a codec we offered.
+pub fn negotiate_answer(local: &LocalMedia, answer_sdp: &str) -> Result<Negotiated, SdpError> {
+    let codecs = dedup_codecs(&local.codecs)?;
+    let sdp = SessionDescription::parse(answer_sdp)?;
+    let media = sdp
+        .media
+        .iter()
+        .find(|m| is_audio(m))
+        .ok_or(SdpError::NoAudio)?;
+    negotiate_media(local, &codecs, &sdp, media)
+}
+
+/// Answers a peer's offer (a re-INVITE or an inbound call): the first codec in the
+/// offer's order that we support, with the offerer's payload type numbers, plus its
+/// telephone-event at the same clock rate. Every other `m=` line is rejected with port 0,
+/// as RFC 3264 §6 requires one answer line per offer line.
+pub fn answer_offer(
+    local: &LocalMedia,
+    remote_offer_sdp: &str,
+) -> Result<(String, Negotiated), SdpError> {
+    let codecs = dedup_codecs(&local.codecs)?;
+    let offer = SessionDescription::parse(remote_offer_sdp)?;
+    let chosen = match offer
+        .media
+        .iter()
+        .position(|m| is_audio(m) && is_rtp_avp(m))
+    {
+        Some(i) => i,
+        None => {
+            return Err(match offer.media.iter().find(|m| is_audio(m)) {
+                Some(m) => SdpError::UnsupportedTransport(crate::excerpt(&m.proto)),
+                None => SdpError::NoAudio,
+            })
+        }
+    };
+    let offered = &offer.media[chosen];
+    let negotiated = negotiate_media(local, &codecs, &offer, offered)?;
+
+    let mut formats = vec![negotiated.payload_type.to_string()];
+    let mut attributes = Vec::new();
+    codec_attributes(negotiated.codec, negotiated.payload_type, &mut attributes);
+    if let Some(pt) = negotiated.telephone_event_pt {
+        formats.push(pt.to_string());
+        event_attributes(pt, negotiated.clock_rate, &mut attributes);
+    }
+    let ptime = negotiated.ptime_ms.unwrap_or(local.ptime_ms);
+    if ptime > 0 {
+        attributes.push(Attribute::Ptime(ptime));
+    }
+    attributes.push(Attribute::Direction(negotiated.direction.mirrored()));
+
+    let media = offer
+        .media
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if i == chosen {
+                MediaDescription {
+                    media: m.media.clone(),
+                    port: local.port,
+                    port_count: None,
+                    proto: m.proto.clone(),
+                    formats: formats.clone(),
+                    connection: None,
+                    attributes: attributes.clone(),
+                    other_lines: Vec::new(),
+                }
+            } else {
+                rejected(m)
+            }
+        })
+        .collect();
+    Ok((session(local, media).to_string(), negotiated))
+}
+
+/// An answer line refusing an offered stream (RFC 3264 §6).
+fn rejected(m: &MediaDescription) -> MediaDescription {
+    let mut formats = m.formats.clone();
+    formats.truncate(1);
+    if formats.is_empty() {
+        formats.push("0".into());
+    }
+    MediaDescription {
+        media: m.media.clone(),
+        port: 0,
+        port_count: None,
+        proto: m.proto.clone(),
+        formats,
+        connection: None,
+        attributes: Vec::new(),
+        other_lines: Vec::new(),
+    }
+}
