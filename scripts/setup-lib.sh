@@ -19,7 +19,7 @@ apt_install() {
 
 # Build dependencies of the server itself.
 ensure_build_deps() {
-  apt_install pkg-config python3-venv flite1-dev
+  apt_install pkg-config python3-venv flite1-dev libopus-dev
 }
 
 # A private Python environment for the SWML schema (shipped in signalwire-sdk) and the tests.
