@@ -256,6 +256,26 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The address advertised in Via/Contact and SDP: configured, else the SIP listen address,
+/// else (listening on 0.0.0.0) the first non-loopback IPv4 interface. Never 0.0.0.0.
+pub fn external_ip(s: &Settings) -> anyhow::Result<IpAddr> {
+    if let Some(ip) = s.external_ip {
+        if ip.is_unspecified() {
+            bail!("external_ip must not be 0.0.0.0");
+        }
+        return Ok(ip);
+    }
+    if !s.sip_listen.ip().is_unspecified() {
+        return Ok(s.sip_listen.ip());
+    }
+    let interfaces = if_addrs::get_if_addrs().context("listing network interfaces")?;
+    interfaces
+        .iter()
+        .map(|i| i.ip())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .context("no non-loopback IPv4 interface: set external_ip (DIALTONE_EXTERNAL_IP)")
+}
+
 pub fn init_tracing(s: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&s.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -1,7 +1,6 @@
 //! `dialtone`: one binary. `dialtone serve` runs the HTTP API, SIP, media, webhooks and storage.
 
 mod config;
-mod unbuilt;
 
 use std::path::PathBuf;
 
@@ -128,8 +127,13 @@ fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn run(settings: config::Settings) -> anyhow::Result<()> {
     let creds = config::credentials(&settings)?;
+    sip::install_crypto_provider();
+    let node_cfg = node_config(&settings, &creds)?;
+    let node = node::Node::start(node_cfg)
+        .await
+        .context("starting the call runtime")?;
     let state = api::ApiState::new(
-        std::sync::Arc::new(unbuilt::UnbuiltNode),
+        std::sync::Arc::new(node.clone()),
         vec![api::Credential {
             project_id: creds.project_id,
             token: creds.api_token.clone(),
@@ -140,12 +144,51 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http_listen))?;
-    info!(http = %listener.local_addr()?, "dialtone is listening (API only: the SIP calling runtime is not built yet)");
-    axum::serve(listener, app)
+    info!(http = %listener.local_addr()?, sip = %node.sip_addr(), "dialtone is listening");
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .context("HTTP server")?;
-    Ok(())
+        .context("HTTP server");
+    node.shutdown().await;
+    served
+}
+
+fn node_config(
+    s: &config::Settings,
+    creds: &config::Credentials,
+) -> anyhow::Result<node::NodeConfig> {
+    let default_trunk = s
+        .default_trunk
+        .as_deref()
+        .map(node::routing::Trunk::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("default_trunk: {e}"))?;
+    Ok(node::NodeConfig {
+        sip_listen: s.sip_listen,
+        external_ip: config::external_ip(s)?,
+        rtp_ports: s.rtp_port_range()?,
+        data_dir: s.data_dir.clone(),
+        project_id: creds.project_id,
+        api_token: creds.api_token.clone(),
+        signing_key: creds.signing_key.clone(),
+        space_id: creds.space_id,
+        node_id: creds.node_id,
+        default_trunk,
+        media_shards: if s.media_shards == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            s.media_shards
+        },
+        swml_fetch_timeout: std::time::Duration::from_millis(s.swml_fetch_timeout_ms),
+        swml_max_bytes: s.swml_max_bytes,
+        webhook_timeout: std::time::Duration::from_millis(s.webhook_timeout_ms),
+        webhook_backoff: s
+            .webhook_backoff_ms
+            .iter()
+            .map(|ms| std::time::Duration::from_millis(*ms))
+            .collect(),
+        user_agent: format!("dialtone/{}", env!("CARGO_PKG_VERSION")),
+    })
 }
 
 async fn shutdown_signal() {

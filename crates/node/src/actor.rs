@@ -21,7 +21,10 @@ use crate::shard::{MediaEvent, ShardCommand};
 use crate::{now_ms, NodeInner};
 
 pub(crate) enum ActorMsg {
-    Command { command: CallCommand, reply: oneshot::Sender<Result<CommandOk, ControlError>> },
+    Command {
+        command: CallCommand,
+        reply: oneshot::Sender<Result<CommandOk, ControlError>>,
+    },
     Media(MediaEvent),
     /// The node is shutting down: hang up.
     Shutdown,
@@ -39,6 +42,7 @@ pub(crate) struct CallActor {
     pub node: Arc<NodeInner>,
     pub inbox: mpsc::Receiver<ActorMsg>,
     rtp: Option<(u16, UdpSocket)>,
+    local: Option<sdp::LocalMedia>,
     local_sdp: Option<String>,
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
     leg: Option<sip::LegHandle>,
@@ -65,6 +69,7 @@ impl CallActor {
             node,
             inbox,
             rtp: None,
+            local: None,
             local_sdp: None,
             leg_events: None,
             leg: None,
@@ -118,12 +123,15 @@ impl CallActor {
                 CallOutput::PlaceInvite => self.place_invite().await,
                 CallOutput::CancelInvite => self.cancel_or_bye(true),
                 CallOutput::SendBye => self.cancel_or_bye(false),
-                CallOutput::StatusChanged { status, webhook_state } => {
-                    self.on_status(status, webhook_state).await
-                }
-                CallOutput::Finished { status, end_reason, detail } => {
-                    self.on_finished(status, end_reason, detail).await
-                }
+                CallOutput::StatusChanged {
+                    status,
+                    webhook_state,
+                } => self.on_status(status, webhook_state).await,
+                CallOutput::Finished {
+                    status,
+                    end_reason,
+                    detail,
+                } => self.on_finished(status, end_reason, detail).await,
             }
         }
     }
@@ -137,12 +145,29 @@ impl CallActor {
         }) else {
             self.core.handle(
                 now_ms(),
-                CallInput::Fail { reason: EndReason::Error, detail: "no free RTP port".into() },
+                CallInput::Fail {
+                    reason: EndReason::Error,
+                    detail: "no free RTP port".into(),
+                },
             );
             return;
         };
-        let offer = media_leg::build_offer(&self.node.cfg, port, &self.request.codecs);
         self.rtp = Some((port, socket));
+        let local = media_leg::local_media(&self.node.cfg, port, &self.request.codecs);
+        let offer = match media_leg::build_offer(&local) {
+            Ok(o) => o,
+            Err(detail) => {
+                self.core.handle(
+                    now_ms(),
+                    CallInput::Fail {
+                        reason: EndReason::Error,
+                        detail,
+                    },
+                );
+                return;
+            }
+        };
+        self.local = Some(local);
         self.local_sdp = Some(offer.clone());
         let invite = sip::OutboundInvite {
             target: self.route.request_uri.clone(),
@@ -154,9 +179,10 @@ impl CallActor {
             from_display: None,
             to_uri: self.route.to_uri.clone(),
             credentials: match (&self.route.username, &self.route.password) {
-                (Some(u), Some(p)) => {
-                    Some(sip::Credentials { username: u.clone(), password: p.clone() })
-                }
+                (Some(u), Some(p)) => Some(sip::Credentials {
+                    username: u.clone(),
+                    password: p.clone(),
+                }),
                 _ => None,
             },
             sdp_offer: offer,
@@ -173,7 +199,10 @@ impl CallActor {
                 warn!(error = %e, "INVITE could not be sent");
                 self.core.handle(
                     now_ms(),
-                    CallInput::Fail { reason: EndReason::Error, detail: format!("INVITE failed: {e}") },
+                    CallInput::Fail {
+                        reason: EndReason::Error,
+                        detail: format!("INVITE failed: {e}"),
+                    },
                 );
             }
         }
@@ -186,7 +215,11 @@ impl CallActor {
         };
         // The SIP transaction runs on its own; its conclusion comes back as leg events.
         tokio::spawn(async move {
-            let res = if cancel { leg.cancel().await } else { leg.hangup().await };
+            let res = if cancel {
+                leg.cancel().await
+            } else {
+                leg.hangup().await
+            };
             if let Err(e) = res {
                 warn!(error = %e, cancel, "teardown request failed");
             }
@@ -217,37 +250,55 @@ impl CallActor {
         if !was_pre_answer || self.core.status() != CallStatus::Answered {
             return;
         }
-        let negotiated = match (sdp, self.local_sdp.as_deref()) {
-            (Some(answer), Some(offer)) => media_leg::negotiate(offer, &answer),
+        let negotiated = match (sdp, self.local.as_ref()) {
+            (Some(answer), Some(local)) => media_leg::negotiate(local, &answer),
             (None, _) => Err("200 OK carried no SDP answer".to_string()),
             (_, None) => Err("no local offer".to_string()),
         };
-        match negotiated {
-            Ok(session) => self.start_media(session),
+        match negotiated.and_then(|session| self.start_media(session)) {
+            Ok(()) => {}
             Err(detail) => {
                 warn!(%detail, "media negotiation failed; hanging up");
-                self.input(CallInput::Fail { reason: EndReason::Error, detail }).await;
+                self.input(CallInput::Fail {
+                    reason: EndReason::Error,
+                    detail,
+                })
+                .await;
                 return;
             }
         }
         if let Some(digits) = self.request.send_digits.clone() {
-            self.node.media.send(self.ident.call_id, ShardCommand::SendDigits { call_id: self.ident.call_id, digits });
+            self.node.media.send(
+                self.ident.call_id,
+                ShardCommand::SendDigits {
+                    call_id: self.ident.call_id,
+                    digits,
+                },
+            );
         }
         self.start_document_fetch();
     }
 
-    fn start_media(&mut self, session: media_leg::NegotiatedMedia) {
-        let Some((_, socket)) = self.rtp.as_ref() else { return };
-        let Ok(socket) = socket.try_clone() else {
-            warn!("could not clone RTP socket");
-            return;
+    fn start_media(&mut self, session: media_leg::NegotiatedMedia) -> Result<(), String> {
+        let Some((_, socket)) = self.rtp.as_ref() else {
+            return Err("no RTP socket".into());
         };
-        let leg = media_leg::new_leg(&session, self.ident.call_id);
+        let socket = socket
+            .try_clone()
+            .map_err(|e| format!("could not clone RTP socket: {e}"))?;
+        let leg = media_leg::new_leg(&session, self.ident.call_id)?;
+        info!(codec = ?session.codec, remote = %session.remote, "media started");
         self.node.media.send(
             self.ident.call_id,
-            ShardCommand::Add { call_id: self.ident.call_id, socket, remote: session.remote, leg },
+            ShardCommand::Add {
+                call_id: self.ident.call_id,
+                socket,
+                remote: session.remote,
+                leg,
+            },
         );
         self.media_running = true;
+        Ok(())
     }
 
     fn on_remote_offer(
@@ -255,7 +306,7 @@ impl CallActor {
         sdp: Option<String>,
         respond: oneshot::Sender<Result<String, u16>>,
     ) {
-        let Some((port, _)) = self.rtp.as_ref() else {
+        let (Some(_), Some(local)) = (self.rtp.as_ref(), self.local.as_mut()) else {
             let _ = respond.send(Err(488));
             return;
         };
@@ -264,13 +315,16 @@ impl CallActor {
             let _ = respond.send(self.local_sdp.clone().ok_or(488));
             return;
         };
-        match media_leg::answer_remote_offer(&self.node.cfg, *port, &self.request.codecs, &offer) {
+        match media_leg::answer_remote_offer(local, &offer) {
             Ok((answer, remote)) => {
                 self.local_sdp = Some(answer.clone());
                 if let Some(remote) = remote {
                     self.node.media.send(
                         self.ident.call_id,
-                        ShardCommand::SetRemote { call_id: self.ident.call_id, remote },
+                        ShardCommand::SetRemote {
+                            call_id: self.ident.call_id,
+                            remote,
+                        },
                     );
                 }
                 let _ = respond.send(Ok(answer));
@@ -324,16 +378,27 @@ impl CallActor {
 
     async fn on_document(&mut self, outcome: FetchOutcome) {
         match outcome {
-            Ok(()) => info!("SWML document ready; the call carries silence until the SWML engine runs it"),
+            Ok(()) => {
+                info!("SWML document ready; the call carries silence until the SWML engine runs it")
+            }
             Err(detail) => {
                 warn!(%detail, "SWML document could not be loaded; ending the call");
                 let now = now_ms();
                 let _ = self
                     .node
                     .store
-                    .append_call_event(self.ident.call_id, now as i64, "swml_error", json!({ "error": detail }).to_string())
+                    .append_call_event(
+                        self.ident.call_id,
+                        now as i64,
+                        "swml_error",
+                        json!({ "error": detail }).to_string(),
+                    )
                     .await;
-                self.input(CallInput::Fail { reason: EndReason::Error, detail }).await;
+                self.input(CallInput::Fail {
+                    reason: EndReason::Error,
+                    detail,
+                })
+                .await;
             }
         }
     }
@@ -347,17 +412,29 @@ impl CallActor {
             ActorMsg::Media(MediaEvent::DigitsSent) => {
                 info!("send_digits finished");
             }
-            ActorMsg::Shutdown => self.input(CallInput::Hangup { reason: EndReason::Hangup }).await,
+            ActorMsg::Shutdown => {
+                self.input(CallInput::Hangup {
+                    reason: EndReason::Hangup,
+                })
+                .await
+            }
         }
     }
 
     async fn on_command(&mut self, command: CallCommand) -> Result<CommandOk, ControlError> {
+        let span = tracing::info_span!("command", name = command.name());
+        self.run_command(command).instrument(span).await
+    }
+
+    async fn run_command(&mut self, command: CallCommand) -> Result<CommandOk, ControlError> {
         let status = self.core.status();
-        let _span = tracing::info_span!("command", name = command.name()).entered();
         match command {
             CallCommand::End { reason } => {
                 if status.is_terminal() || status == CallStatus::Ending {
-                    return Err(ControlError::invalid_state("invalid_state", "the call is already ending"));
+                    return Err(ControlError::invalid_state(
+                        "invalid_state",
+                        "the call is already ending",
+                    ));
                 }
                 self.input(CallInput::Hangup { reason }).await;
             }
@@ -366,12 +443,17 @@ impl CallActor {
                 return Err(ControlError::NotImplemented { command });
             }
         }
-        Ok(CommandOk::leg(self.node.leg_from_record(&self.snapshot_record())))
+        Ok(CommandOk::leg(
+            self.node.leg_from_record(&self.snapshot_record()),
+        ))
     }
 
     async fn on_update(&mut self, status: CallStatus, p: UpdateParams) -> Result<(), ControlError> {
         if status.is_terminal() || status == CallStatus::Ending {
-            return Err(ControlError::invalid_state("cannot_update_completed", "the call has ended"));
+            return Err(ControlError::invalid_state(
+                "cannot_update_completed",
+                "the call has ended",
+            ));
         }
         match p.status {
             Some(CallStatus::Canceled) if !status.is_pre_answer() => {
@@ -395,7 +477,9 @@ impl CallActor {
             ));
         }
         if p.url.is_some() || p.swml.is_some() {
-            return Err(ControlError::NotImplemented { command: "update (url/swml redirect)".into() });
+            return Err(ControlError::NotImplemented {
+                command: "update (url/swml redirect)".into(),
+            });
         }
         if let Some(url) = p.status_url {
             self.record.status_url = Some(url);
@@ -403,7 +487,10 @@ impl CallActor {
         match p.status {
             Some(CallStatus::Canceled) => self.input(CallInput::Cancel).await,
             Some(CallStatus::Completed) => {
-                self.input(CallInput::Hangup { reason: EndReason::Hangup }).await
+                self.input(CallInput::Hangup {
+                    reason: EndReason::Hangup,
+                })
+                .await
             }
             _ => {}
         }
@@ -437,22 +524,45 @@ impl CallActor {
         }
     }
 
-    async fn on_finished(&mut self, status: CallStatus, end_reason: EndReason, detail: Option<String>) {
+    async fn on_finished(
+        &mut self,
+        status: CallStatus,
+        end_reason: EndReason,
+        detail: Option<String>,
+    ) {
         let now = now_ms();
         if self.media_running {
             let (tx, rx) = oneshot::channel();
-            self.node.media.send(self.ident.call_id, ShardCommand::Remove { call_id: self.ident.call_id, reply: Some(tx) });
+            self.node.media.send(
+                self.ident.call_id,
+                ShardCommand::Remove {
+                    call_id: self.ident.call_id,
+                    reply: Some(tx),
+                },
+            );
             if let Ok(Ok(stats)) = tokio::time::timeout(Duration::from_secs(1), rx).await {
-                info!(sent = stats.packets_sent, received = stats.packets_received, lost = stats.packets_lost, garbage = stats.garbage_received, "media stats");
+                info!(
+                    sent = stats.packets_sent,
+                    received = stats.packets_received,
+                    lost = stats.packets_lost,
+                    garbage = stats.garbage_received,
+                    "media stats"
+                );
                 let _ = self
                     .node
                     .store
-                    .append_call_event(self.ident.call_id, now as i64, "media_stats", json!({
-                        "packets_sent": stats.packets_sent,
-                        "packets_received": stats.packets_received,
-                        "packets_lost": stats.packets_lost,
-                        "garbage_received": stats.garbage_received,
-                    }).to_string())
+                    .append_call_event(
+                        self.ident.call_id,
+                        now as i64,
+                        "media_stats",
+                        json!({
+                            "packets_sent": stats.packets_sent,
+                            "packets_received": stats.packets_received,
+                            "packets_lost": stats.packets_lost,
+                            "garbage_received": stats.garbage_received,
+                        })
+                        .to_string(),
+                    )
                     .await;
             }
             self.media_running = false;
@@ -468,9 +578,16 @@ impl CallActor {
             self.record.duration_ms = Some(d);
             self.record.billing_ms = Some(d);
         }
-        info!(status = status.as_str(), end_reason = end_reason.as_str(), detail = detail.as_deref().unwrap_or(""), "call finished");
+        info!(
+            status = status.as_str(),
+            end_reason = end_reason.as_str(),
+            detail = detail.as_deref().unwrap_or(""),
+            "call finished"
+        );
         self.persist(status.as_str(), now).await;
-        let ev = self.ident.state_event("ended", Some(end_reason), self.times(), now);
+        let ev = self
+            .ident
+            .state_event("ended", Some(end_reason), self.times(), now);
         self.node.notify_state(&self.record, "ended", &ev).await;
     }
 
@@ -481,7 +598,12 @@ impl CallActor {
         let _ = self
             .node
             .store
-            .append_call_event(self.ident.call_id, now as i64, kind, json!({"status": self.record.status}).to_string())
+            .append_call_event(
+                self.ident.call_id,
+                now as i64,
+                kind,
+                json!({"status": self.record.status}).to_string(),
+            )
             .await;
     }
 }
@@ -495,7 +617,9 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 
 async fn recv_fetch(rx: &mut Option<oneshot::Receiver<FetchOutcome>>) -> FetchOutcome {
     match rx {
-        Some(rx) => rx.await.unwrap_or_else(|_| Err("document fetch task vanished".into())),
+        Some(rx) => rx
+            .await
+            .unwrap_or_else(|_| Err("document fetch task vanished".into())),
         None => std::future::pending().await,
     }
 }

@@ -76,7 +76,10 @@ impl CallIdentity {
         params.insert("call_state".into(), json!(call_state));
         params.insert("direction".into(), json!(self.direction.webhook_str()));
         params.insert("device".into(), self.device());
-        params.insert("end_reason".into(), json!(end_reason.map(EndReason::as_str)));
+        params.insert(
+            "end_reason".into(),
+            json!(end_reason.map(EndReason::as_str)),
+        );
         params.insert("created_by".into(), json!("dial"));
         params.insert("start_time".into(), json!(times.start_ms));
         if let Some(a) = times.answer_ms {
@@ -108,7 +111,10 @@ impl CallIdentity {
                 call.insert("to_number".into(), json!(self.to));
             }
             LegType::RelaySipCall => {
-                call.insert("sip_data".into(), sip_data(&self.from, sip_to_uri.unwrap_or(&self.to)));
+                call.insert(
+                    "sip_data".into(),
+                    sip_data(&self.from, sip_to_uri.unwrap_or(&self.to)),
+                );
             }
             LegType::RelayWebrtcCall => {}
         }
@@ -164,7 +170,11 @@ mod tests {
     #[test]
     fn state_event_shape() {
         let id = ident(LegType::RelaySipCall);
-        let times = CallTimes { start_ms: 1000, answer_ms: Some(2000), end_ms: None };
+        let times = CallTimes {
+            start_ms: 1000,
+            answer_ms: Some(2000),
+            end_ms: None,
+        };
         let ev = id.state_event("answered", None, times, 2500);
         assert_eq!(ev["event_type"], "calling.call.state");
         assert_eq!(ev["timestamp"], 2.5);

@@ -40,7 +40,11 @@ impl Fetcher {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Fetcher { client, signing_key: signing_key.as_bytes().to_vec(), max_bytes }
+        Fetcher {
+            client,
+            signing_key: signing_key.as_bytes().to_vec(),
+            max_bytes,
+        }
     }
 
     /// POSTs `payload` (or GETs with its key fields as query parameters, ambiguity register A12)
@@ -59,7 +63,9 @@ impl Fetcher {
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
         let body: Vec<u8> = match method {
-            HttpMethod::Post => serde_json::to_vec(payload).map_err(|e| FetchError::Http(e.to_string()))?,
+            HttpMethod::Post => {
+                serde_json::to_vec(payload).map_err(|e| FetchError::Http(e.to_string()))?
+            }
             HttpMethod::Get => {
                 let call = &payload["call"];
                 let mut q = parsed.query_pairs_mut();
@@ -82,18 +88,28 @@ impl Fetcher {
             HttpMethod::Get => self.client.get(parsed.clone()),
         };
         req = req
-            .header("Accept", "application/json, application/yaml, text/yaml, */*")
+            .header(
+                "Accept",
+                "application/json, application/yaml, text/yaml, */*",
+            )
             .header("X-SignalWire-Signature", sigs.sha1_hex)
             .header("X-SignalWire-SHA256-Signature", sigs.sha256_hex);
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
-        let mut resp = req.send().await.map_err(|e| FetchError::Http(e.to_string()))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?;
         if !resp.status().is_success() {
             return Err(FetchError::Status(resp.status().as_u16()));
         }
         let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| FetchError::Http(e.to_string()))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Http(e.to_string()))?
+        {
             if buf.len() + chunk.len() > self.max_bytes {
                 return Err(FetchError::TooLarge(self.max_bytes));
             }

@@ -48,7 +48,10 @@ pub enum NodeError {
 
 /// Milliseconds since the Unix epoch: the wall clock of the I/O edge, passed into the cores.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub(crate) struct CallEntry {
@@ -102,7 +105,12 @@ impl Node {
         drop(incoming);
         let (media_tx, mut media_rx) = mpsc::channel(4096);
         let media = MediaShards::start(cfg.media_shards, media_tx)?;
-        let fetcher = Fetcher::new(&cfg.signing_key, cfg.swml_fetch_timeout, cfg.swml_max_bytes, &cfg.user_agent);
+        let fetcher = Fetcher::new(
+            &cfg.signing_key,
+            cfg.swml_fetch_timeout,
+            cfg.swml_max_bytes,
+            &cfg.user_agent,
+        );
         let ports = PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1);
         let inner = Arc::new(NodeInner {
             cfg,
@@ -159,7 +167,11 @@ impl Node {
 
 impl NodeInner {
     fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
-        self.calls.lock().ok()?.get(&call_id).map(|e| e.inbox.clone())
+        self.calls
+            .lock()
+            .ok()?
+            .get(&call_id)
+            .map(|e| e.inbox.clone())
     }
 
     pub(crate) fn unregister(&self, call_id: Uuid) {
@@ -186,7 +198,9 @@ impl NodeInner {
     /// Queues a `calling.call.state` webhook in the durable outbox if the call's subscriber
     /// asked for `state`.
     pub(crate) async fn notify_state(&self, r: &store::CallRecord, state: &str, event: &Value) {
-        let Some(url) = r.status_url.as_deref() else { return };
+        let Some(url) = r.status_url.as_deref() else {
+            return;
+        };
         if !subscribed(&r.status_events, state) {
             return;
         }
@@ -210,13 +224,22 @@ impl NodeInner {
     /// queued, so no call stays "answered" forever after a crash.
     async fn recover_after_restart(&self) {
         let now = now_ms();
-        match self.store.mark_live_calls_ended(EndReason::Error.as_str(), now as i64).await {
+        match self
+            .store
+            .mark_live_calls_ended(EndReason::Error.as_str(), now as i64)
+            .await
+        {
             Ok(records) => {
                 for r in records {
                     warn!(call_id = %r.id, "call was live when the node stopped; marked ended");
                     let _ = self
                         .store
-                        .append_call_event(r.id, now as i64, "ended", r#"{"detail":"node restarted while the call was live"}"#.into())
+                        .append_call_event(
+                            r.id,
+                            now as i64,
+                            "ended",
+                            r#"{"detail":"node restarted while the call was live"}"#.into(),
+                        )
                         .await;
                     let ident = self.identity_of(&r);
                     let times = CallTimes {
@@ -245,9 +268,21 @@ impl NodeInner {
             created_at: iso8601(r.created_at_ms),
             charge_details: Vec::new(),
             status: CallStatus::parse(&r.status),
-            duration: if ended { Some(r.duration_ms.unwrap_or(0) / 1000) } else { None },
-            duration_ms: if ended { Some(r.duration_ms.unwrap_or(0)) } else { None },
-            billing_ms: if ended { Some(r.billing_ms.unwrap_or(0)) } else { None },
+            duration: if ended {
+                Some(r.duration_ms.unwrap_or(0) / 1000)
+            } else {
+                None
+            },
+            duration_ms: if ended {
+                Some(r.duration_ms.unwrap_or(0))
+            } else {
+                None
+            },
+            billing_ms: if ended {
+                Some(r.billing_ms.unwrap_or(0))
+            } else {
+                None
+            },
             leg_type: leg_type_of(&r.leg_type),
             parent_id: r.parent_id,
         }
@@ -288,13 +323,17 @@ impl CallControl for Node {
     async fn dial(&self, project: Uuid, request: DialRequest) -> Result<CommandOk, ControlError> {
         let inner = &self.inner;
         let Some(to) = request.to.clone() else {
-            return Err(ControlError::NotImplemented { command: "dial with to_script only".into() });
+            return Err(ControlError::NotImplemented {
+                command: "dial with to_script only".into(),
+            });
         };
         let leg_type = LegType::for_destination(&to);
         if leg_type == LegType::RelayWebrtcCall {
             return Err(ControlError::Unprocessable {
                 code: "uri_resolves_to_unsupported_resource",
-                message: "verto:/client: destinations need WebRTC, which this server does not offer".into(),
+                message:
+                    "verto:/client: destinations need WebRTC, which this server does not offer"
+                        .into(),
                 attribute: Some("to".into()),
             });
         }
@@ -354,7 +393,11 @@ impl CallControl for Node {
             dial_request: dial_request_json(&request).to_string(),
             sip_call_id: None,
         };
-        inner.store.insert_call(record.clone()).await.map_err(|e| ControlError::Internal(e.to_string()))?;
+        inner
+            .store
+            .insert_call(record.clone())
+            .await
+            .map_err(|e| ControlError::Internal(e.to_string()))?;
         let ident = CallIdentity {
             call_id,
             project_id: project,
@@ -369,7 +412,13 @@ impl CallControl for Node {
         };
         let (tx, rx) = mpsc::channel(64);
         if let Ok(mut calls) = inner.calls.lock() {
-            calls.insert(call_id, CallEntry { project_id: project, inbox: tx });
+            calls.insert(
+                call_id,
+                CallEntry {
+                    project_id: project,
+                    inbox: tx,
+                },
+            );
         }
         let leg = inner.leg_from_record(&record);
         let actor = CallActor::new(ident, request, route, record, inner.clone(), rx);
@@ -393,7 +442,14 @@ impl CallControl for Node {
         match live {
             Some((owner, inbox)) if owner == project => {
                 let (reply, rx) = oneshot::channel();
-                if inbox.send(ActorMsg::Command { command: command.clone(), reply }).await.is_ok() {
+                if inbox
+                    .send(ActorMsg::Command {
+                        command: command.clone(),
+                        reply,
+                    })
+                    .await
+                    .is_ok()
+                {
                     if let Ok(result) = rx.await {
                         return result;
                     }
@@ -414,16 +470,32 @@ impl CallControl for Node {
         }
     }
 
-    async fn list_calls(&self, project: Uuid, filter: CallFilter) -> Result<CallPage, ControlError> {
-        let limit = if filter.limit == 0 { 50 } else { filter.limit.min(1000) };
+    async fn list_calls(
+        &self,
+        project: Uuid,
+        filter: CallFilter,
+    ) -> Result<CallPage, ControlError> {
+        let limit = if filter.limit == 0 {
+            50
+        } else {
+            filter.limit.min(1000)
+        };
         let (records, next) = self
             .inner
             .store
-            .list_calls(project, filter.status.map(|s| s.as_str()), limit as usize, filter.cursor)
+            .list_calls(
+                project,
+                filter.status.map(|s| s.as_str()),
+                limit as usize,
+                filter.cursor,
+            )
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
         Ok(CallPage {
-            calls: records.iter().map(|r| self.inner.leg_from_record(r)).collect(),
+            calls: records
+                .iter()
+                .map(|r| self.inner.leg_from_record(r))
+                .collect(),
             next_cursor: next,
         })
     }

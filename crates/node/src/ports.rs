@@ -21,7 +21,14 @@ impl PortPool {
     /// `low..=high`; an odd `low` is rounded up.
     pub fn new(low: u16, high: u16) -> PortPool {
         let low = low + (low % 2);
-        PortPool { low, high, state: Mutex::new(PoolState { next: low, in_use: HashSet::new() }) }
+        PortPool {
+            low,
+            high,
+            state: Mutex::new(PoolState {
+                next: low,
+                in_use: HashSet::new(),
+            }),
+        }
     }
 
     pub fn capacity(&self) -> usize {
@@ -34,10 +41,16 @@ impl PortPool {
 
     /// A free even port for which `try_bind` succeeds (ports taken by other programs are skipped).
     pub fn allocate<T>(&self, mut try_bind: impl FnMut(u16) -> Option<T>) -> Option<(u16, T)> {
-        let Ok(mut st) = self.state.lock() else { return None };
+        let Ok(mut st) = self.state.lock() else {
+            return None;
+        };
         for _ in 0..self.capacity() {
             let port = st.next;
-            st.next = if port >= self.high.saturating_sub(1) { self.low } else { port + 2 };
+            st.next = if port >= self.high.saturating_sub(1) {
+                self.low
+            } else {
+                port + 2
+            };
             if st.in_use.contains(&port) {
                 continue;
             }
@@ -70,7 +83,11 @@ mod tests {
         pool.release(a);
         assert_eq!(pool.allocate(|p| Some(p)).unwrap().0, 20006);
         assert_eq!(pool.allocate(|p| Some(p)).unwrap().0, 20008);
-        assert_eq!(pool.allocate(|p| Some(p)).unwrap().0, 20002, "freed port reused after wrap");
+        assert_eq!(
+            pool.allocate(|p| Some(p)).unwrap().0,
+            20002,
+            "freed port reused after wrap"
+        );
         assert!(pool.allocate(|p| Some(p)).is_none());
     }
 

@@ -65,7 +65,13 @@ impl Trunk {
         let transport_tcp = params
             .split(';')
             .any(|p| p.eq_ignore_ascii_case("transport=tcp"));
-        Ok(Trunk { host, port, transport_tcp, username, password })
+        Ok(Trunk {
+            host,
+            port,
+            transport_tcp,
+            username,
+            password,
+        })
     }
 
     /// The request URI for a number on this trunk.
@@ -92,7 +98,9 @@ pub struct Route {
 }
 
 pub fn is_e164(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else { return false };
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
     (2..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0')
@@ -119,8 +127,12 @@ pub fn resolve(
         return Ok(Route {
             to_uri: strip_uri_params(&uri),
             request_uri: uri,
-            username: username.map(str::to_string).or_else(|| trunk.username.clone()),
-            password: password.map(str::to_string).or_else(|| trunk.password.clone()),
+            username: username
+                .map(str::to_string)
+                .or_else(|| trunk.username.clone()),
+            password: password
+                .map(str::to_string)
+                .or_else(|| trunk.password.clone()),
         });
     }
     Err(RouteError::Unroutable(to.to_string()))
@@ -137,7 +149,11 @@ pub fn from_uri(from: &str, caller_id: Option<&str>, local_host: &str) -> String
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || "+-_.!~*'()&=$,;?/".contains(*c))
             .collect();
-        let user = if user.is_empty() { "dialtone".to_string() } else { user };
+        let user = if user.is_empty() {
+            "dialtone".to_string()
+        } else {
+            user
+        };
         format!("sip:{user}@{local_host}")
     }
 }
@@ -163,7 +179,10 @@ mod tests {
         assert_eq!(t.username.as_deref(), Some("alice"));
         assert_eq!(t.password.as_deref(), Some("s3cret"));
         assert!(!format!("{t:?}").contains("s3cret"));
-        assert_eq!(t.uri_for("+14155550100"), "sip:+14155550100@127.0.0.1:5070;transport=tcp");
+        assert_eq!(
+            t.uri_for("+14155550100"),
+            "sip:+14155550100@127.0.0.1:5070;transport=tcp"
+        );
         let plain = Trunk::parse("sip:carrier.example").unwrap();
         assert_eq!(plain.port, None);
         assert!(Trunk::parse("http://x").is_err());
@@ -172,21 +191,36 @@ mod tests {
 
     #[test]
     fn resolves_sip_and_e164() {
-        let r = resolve("sip:bob@127.0.0.1:5099;transport=tcp", None, Some("u"), Some("p")).unwrap();
+        let r = resolve(
+            "sip:bob@127.0.0.1:5099;transport=tcp",
+            None,
+            Some("u"),
+            Some("p"),
+        )
+        .unwrap();
         assert_eq!(r.request_uri, "sip:bob@127.0.0.1:5099;transport=tcp");
         assert_eq!(r.to_uri, "sip:bob@127.0.0.1:5099");
         assert_eq!(r.username.as_deref(), Some("u"));
-        assert_eq!(resolve("+14155550100", None, None, None), Err(RouteError::NoTrunk));
+        assert_eq!(
+            resolve("+14155550100", None, None, None),
+            Err(RouteError::NoTrunk)
+        );
         let t = Trunk::parse("sip:tu:tp@10.0.0.1").unwrap();
         let r = resolve("+14155550100", Some(&t), None, None).unwrap();
         assert_eq!(r.request_uri, "sip:+14155550100@10.0.0.1");
         assert_eq!(r.password.as_deref(), Some("tp"));
-        assert!(matches!(resolve("verto:x@y", Some(&t), None, None), Err(RouteError::Unroutable(_))));
+        assert!(matches!(
+            resolve("verto:x@y", Some(&t), None, None),
+            Err(RouteError::Unroutable(_))
+        ));
     }
 
     #[test]
     fn from_uris() {
-        assert_eq!(from_uri("+15105550100", None, "127.0.0.1"), "sip:+15105550100@127.0.0.1");
+        assert_eq!(
+            from_uri("+15105550100", None, "127.0.0.1"),
+            "sip:+15105550100@127.0.0.1"
+        );
         assert_eq!(from_uri("x", Some("sip:ceo@corp"), "h"), "sip:ceo@corp");
         assert_eq!(from_uri("<>\"", None, "h"), "sip:dialtone@h");
         assert!(is_e164("+14155550100"));

@@ -48,10 +48,24 @@ pub struct MediaStats {
 }
 
 pub enum ShardCommand {
-    Add { call_id: Uuid, socket: UdpSocket, remote: SocketAddr, leg: Box<dyn MediaLeg> },
-    SetRemote { call_id: Uuid, remote: SocketAddr },
-    SendDigits { call_id: Uuid, digits: String },
-    Remove { call_id: Uuid, reply: Option<tokio::sync::oneshot::Sender<MediaStats>> },
+    Add {
+        call_id: Uuid,
+        socket: UdpSocket,
+        remote: SocketAddr,
+        leg: Box<dyn MediaLeg>,
+    },
+    SetRemote {
+        call_id: Uuid,
+        remote: SocketAddr,
+    },
+    SendDigits {
+        call_id: Uuid,
+        digits: String,
+    },
+    Remove {
+        call_id: Uuid,
+        reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
+    },
     Shutdown,
 }
 
@@ -85,7 +99,10 @@ impl MediaShards {
                 .spawn(move || run_shard(rx, ev, dropped))?;
             senders.push(tx);
         }
-        Ok(MediaShards { senders: Arc::new(senders), dropped_events: dropped })
+        Ok(MediaShards {
+            senders: Arc::new(senders),
+            dropped_events: dropped,
+        })
     }
 
     fn shard_for(&self, call_id: Uuid) -> &std_mpsc::Sender<ShardCommand> {
@@ -177,10 +194,22 @@ fn receive_all(st: &mut LegState, now_us: u64, buf: &mut [u8]) {
 
 fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>) {
     match cmd {
-        ShardCommand::Add { call_id, socket, remote, leg } => {
+        ShardCommand::Add {
+            call_id,
+            socket,
+            remote,
+            leg,
+        } => {
             legs.insert(
                 call_id,
-                LegState { socket, remote, latched: false, last_rx_us: 0, leg, packets_sent: 0 },
+                LegState {
+                    socket,
+                    remote,
+                    latched: false,
+                    last_rx_us: 0,
+                    leg,
+                    packets_sent: 0,
+                },
             );
         }
         ShardCommand::SetRemote { call_id, remote } => {
@@ -238,7 +267,10 @@ mod tests {
             None
         }
         fn stats(&self) -> MediaStats {
-            MediaStats { packets_received: self.rx, ..Default::default() }
+            MediaStats {
+                packets_received: self.rx,
+                ..Default::default()
+            }
         }
     }
 
@@ -251,15 +283,22 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         let our_addr = ours.local_addr().unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
-        peer.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        peer.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         // Advertised address is wrong on purpose: latching must find the real peer.
         let bogus: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let id = Uuid::new_v4();
         shards.send(
             id,
-            ShardCommand::Add { call_id: id, socket: ours, remote: bogus, leg: Box::new(Counter { ticks: 0, rx: 0 }) },
+            ShardCommand::Add {
+                call_id: id,
+                socket: ours,
+                remote: bogus,
+                leg: Box::new(Counter { ticks: 0, rx: 0 }),
+            },
         );
-        peer.send_to(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2], our_addr).unwrap();
+        peer.send_to(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2], our_addr)
+            .unwrap();
         let mut got = 0;
         let start = Instant::now();
         let mut buf = [0u8; 64];
@@ -269,7 +308,13 @@ mod tests {
             }
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        shards.send(id, ShardCommand::Remove { call_id: id, reply: Some(tx) });
+        shards.send(
+            id,
+            ShardCommand::Remove {
+                call_id: id,
+                reply: Some(tx),
+            },
+        );
         let stats = rx.await.unwrap();
         shards.shutdown();
         assert_eq!(stats.packets_received, 1);

@@ -1,0 +1,1 @@
+//! Audio for playback: fetch, cache, decode, resample.

@@ -1,0 +1,218 @@
+//! The seam between a call's signalling and its media: SDP offer/answer for the call's RTP port,
+//! and the per-call media core ([`RtpLeg`]) a shard ticks every 20 ms.
+//!
+//! Until the SWML engine plays audio into the call, the core encodes silence with the negotiated
+//! codec, so the far end receives real, decodable, paced RTP.
+
+use std::net::SocketAddr;
+
+use rand::Rng;
+use uuid::Uuid;
+
+use crate::config::NodeConfig;
+use crate::shard::{MediaEvent, MediaLeg, MediaStats};
+
+/// Codecs offered when the dial names none (the spec's "platform default").
+const DEFAULT_CODECS: [sdp::Codec; 2] = [sdp::Codec::Pcmu, sdp::Codec::Pcma];
+
+/// What offer/answer settled for one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NegotiatedMedia {
+    pub remote: SocketAddr,
+    pub codec: sdp::Codec,
+    pub payload_type: u8,
+    pub telephone_event_pt: Option<u8>,
+}
+
+impl From<sdp::Negotiated> for NegotiatedMedia {
+    fn from(n: sdp::Negotiated) -> Self {
+        NegotiatedMedia {
+            remote: n.remote,
+            codec: n.codec,
+            payload_type: n.payload_type,
+            telephone_event_pt: n.telephone_event_pt,
+        }
+    }
+}
+
+/// The dial's audio codecs in our SDP vocabulary, in the caller's order, without duplicates.
+/// Video and G.729 are accepted by validation but never offered (no encoder).
+pub fn offered_codecs(requested: &[control::Codec]) -> Vec<sdp::Codec> {
+    let mut out = Vec::new();
+    for c in requested {
+        let mapped = match c {
+            control::Codec::Pcmu => Some(sdp::Codec::Pcmu),
+            control::Codec::Pcma => Some(sdp::Codec::Pcma),
+            control::Codec::G722 => Some(sdp::Codec::G722),
+            control::Codec::Opus { .. } => Some(sdp::Codec::Opus),
+            _ => None,
+        };
+        if let Some(m) = mapped {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.extend(DEFAULT_CODECS);
+    }
+    out
+}
+
+/// Our side of the call's media: the advertised address, the RTP port and the codecs we take.
+pub fn local_media(cfg: &NodeConfig, port: u16, codecs: &[control::Codec]) -> sdp::LocalMedia {
+    sdp::LocalMedia {
+        ip: cfg.external_ip,
+        port,
+        codecs: offered_codecs(codecs),
+        telephone_event: true,
+        session_id: rand::thread_rng().gen_range(1..u32::MAX as u64),
+        session_version: 1,
+        ptime_ms: 20,
+    }
+}
+
+pub fn build_offer(local: &sdp::LocalMedia) -> Result<String, String> {
+    sdp::build_offer(local).map_err(|e| format!("building the SDP offer: {e}"))
+}
+
+/// The far end's answer to our offer.
+pub fn negotiate(local: &sdp::LocalMedia, answer: &str) -> Result<NegotiatedMedia, String> {
+    let n = sdp::negotiate_answer(local, answer).map_err(|e| format!("SDP answer: {e}"))?;
+    if n.remote.ip().is_unspecified() || n.remote.port() == 0 {
+        // Held from the start: we still need somewhere to send; symmetric RTP latching finds
+        // the real source once the far end sends.
+        return Err("SDP answer gives no address to send RTP to".into());
+    }
+    Ok(n.into())
+}
+
+/// A re-INVITE/UPDATE offer from the far end: our answer, and the new remote address unless the
+/// far end put the call on hold (`c=0.0.0.0`), in which case the old one stays.
+pub fn answer_remote_offer(
+    local: &mut sdp::LocalMedia,
+    offer: &str,
+) -> Result<(String, Option<SocketAddr>), String> {
+    local.session_version += 1;
+    let (answer, n) = sdp::answer_offer(local, offer).map_err(|e| format!("SDP offer: {e}"))?;
+    let remote = (!n.remote.ip().is_unspecified() && n.remote.port() != 0).then_some(n.remote);
+    Ok((answer, remote))
+}
+
+fn codec_kind(c: sdp::Codec) -> media::CodecKind {
+    match c {
+        sdp::Codec::Pcmu => media::CodecKind::Pcmu,
+        sdp::Codec::Pcma => media::CodecKind::Pcma,
+        sdp::Codec::G722 => media::CodecKind::G722,
+        sdp::Codec::Opus => media::CodecKind::Opus,
+    }
+}
+
+/// A new media core for an answered call.
+pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn MediaLeg>, String> {
+    let kind = codec_kind(session.codec);
+    let encoder = media::encoder(kind).map_err(|e| format!("{kind:?} encoder: {e}"))?;
+    let mut rng = rand::thread_rng();
+    let sender = rtp::RtpSender::new(rtp::SenderConfig {
+        ssrc: rng.gen(),
+        initial_sequence: rng.gen(),
+        initial_timestamp: rng.gen(),
+        audio_payload_type: session.payload_type,
+        event_payload_type: session.telephone_event_pt,
+        timestamp_step: session.codec.rtp_clock_rate() / 50,
+    });
+    tracing::debug!(%call_id, codec = ?session.codec, pt = session.payload_type, "media leg created");
+    Ok(Box::new(RtpLeg {
+        sender,
+        encoder,
+        silence: vec![0; kind.frame_samples()],
+        payload: Vec::with_capacity(256),
+        receiver: rtp::Receiver::new(session.codec.rtp_clock_rate()),
+        audio_pt: session.payload_type,
+        event_pt: session.telephone_event_pt,
+        garbage: 0,
+        other_pt: 0,
+        events: Vec::new(),
+    }))
+}
+
+/// The media core of one call: one RTP packet out per tick, every datagram in accounted.
+struct RtpLeg {
+    sender: rtp::RtpSender,
+    encoder: Box<dyn media::AudioEncoder>,
+    silence: Vec<i16>,
+    payload: Vec<u8>,
+    receiver: rtp::Receiver,
+    audio_pt: u8,
+    event_pt: Option<u8>,
+    garbage: u64,
+    other_pt: u64,
+    events: Vec<MediaEvent>,
+}
+
+impl MediaLeg for RtpLeg {
+    fn on_tick(&mut self, _now_us: u64, out: &mut Vec<Vec<u8>>) {
+        self.payload.clear();
+        if self
+            .encoder
+            .encode(&self.silence, &mut self.payload)
+            .is_err()
+        {
+            // Cannot happen for a frame of the codec's own size; skip the packet, keep the clock.
+            self.payload.clear();
+        }
+        let mut pkt = Vec::with_capacity(12 + self.payload.len().max(4));
+        self.sender.next_packet(&self.payload, &mut pkt);
+        out.push(pkt);
+        while let Some(ev) = self.sender.poll_event() {
+            match ev {
+                rtp::SenderEvent::DigitsDone => self.events.push(MediaEvent::DigitsSent),
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool {
+        match rtp::parse(data) {
+            Ok(pkt) => {
+                if pkt.payload_type == self.audio_pt || Some(pkt.payload_type) == self.event_pt {
+                    self.receiver.on_packet(&pkt, now_us);
+                } else {
+                    // Comfort noise or a codec we did not agree on: a real RTP source all the same.
+                    self.other_pt += 1;
+                }
+                true
+            }
+            Err(_) => {
+                self.garbage += 1;
+                false
+            }
+        }
+    }
+
+    fn send_digits(&mut self, digits: &str) -> Result<(), String> {
+        // `,` is a pause like `w` (spec: "w (wait) and , (pause)").
+        let digits: String = digits
+            .chars()
+            .map(|c| if c == ',' { 'w' } else { c })
+            .collect();
+        self.sender.queue_digits(&digits).map_err(|e| e.to_string())
+    }
+
+    fn poll_event(&mut self) -> Option<MediaEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    fn stats(&self) -> MediaStats {
+        let s = self.receiver.stats();
+        MediaStats {
+            packets_sent: 0,
+            packets_received: s.packets_received + self.other_pt,
+            packets_lost: s.packets_lost,
+            garbage_received: self.garbage,
+        }
+    }
+}
