@@ -92,3 +92,85 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+# --- Call tests (test_calls.py): a dialtone with a call runtime config, sipp far ends, a webhook receiver ---
+
+def rtp_port_range(n=10):
+    """A small RTP range of its own per test: a random even base in 30000-39000, all n ports free now."""
+    import random
+    for _ in range(200):
+        base = random.randrange(30000, 39000, 2)
+        ok = True
+        for p in range(base, base + n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+            if not ok:
+                break
+        if ok:
+            return base, base + n - 1
+    raise RuntimeError("no free RTP range")
+
+
+@pytest.fixture
+def start_dialtone(tmp_path, request):
+    """Factory: start_dialtone(extra_env=None, name="node") -> a started Dialtone with its own RTP range,
+    DIALTONE_EXTERNAL_IP=127.0.0.1 and a short webhook backoff. All are stopped at teardown; their logs
+    are printed when the test failed."""
+    started = []
+
+    def start(extra_env=None, name="node"):
+        lo, hi = rtp_port_range()
+        env = {"DIALTONE_RTP_PORTS": f"{lo}-{hi}", "DIALTONE_EXTERNAL_IP": "127.0.0.1",
+               "DIALTONE_WEBHOOK_BACKOFF_MS": "200,400"}
+        env.update(extra_env or {})
+        where = tmp_path / name
+        where.mkdir(exist_ok=True)
+        d = Dialtone(where, env)
+        d.rtp_range = (lo, hi)
+        started.append(d)
+        return d.start()
+
+    yield start
+    for d in started:
+        d.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for d in started:
+            print(f"==== dialtone log {d.log_path}")
+            print(d.log_path.read_text())
+
+
+@pytest.fixture
+def hooks():
+    """A real webhook receiver verifying signatures with the key the Dialtone class configures."""
+    from webhooks import Webhooks
+    h = Webhooks("test-signing-key")
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def sipp(tmp_path, request):
+    """Factory: sipp("uas.xml", transport="udp", keys={...}) -> a running sipp far end (foreground,
+    -m 1); killed at teardown, its ladder printed when the test failed."""
+    from sipp_peer import Sipp
+    peers = []
+
+    def start(scenario, transport="udp", keys=None, extra=()):
+        p = Sipp(scenario, tmp_path, transport=transport, keys=keys, extra=extra)
+        peers.append(p)
+        return p
+
+    yield start
+    for p in peers:
+        p.kill()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for p in peers:
+            print(f"==== {p.describe()}")

@@ -7,7 +7,9 @@
 pub mod g711;
 pub mod g722;
 mod opus;
+pub mod playback;
 mod plc;
+pub mod ring;
 pub mod tone;
 
 /// The audio codecs dialtone speaks.

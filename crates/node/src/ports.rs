@@ -77,18 +77,18 @@ mod tests {
     fn even_ports_round_robin_and_exhaustion() {
         let pool = PortPool::new(20001, 20008);
         assert_eq!(pool.capacity(), 4);
-        let a = pool.allocate(|p| Some(p)).unwrap().0;
-        let b = pool.allocate(|p| Some(p)).unwrap().0;
+        let a = pool.allocate(Some).unwrap().0;
+        let b = pool.allocate(Some).unwrap().0;
         assert_eq!((a, b), (20002, 20004));
         pool.release(a);
-        assert_eq!(pool.allocate(|p| Some(p)).unwrap().0, 20006);
-        assert_eq!(pool.allocate(|p| Some(p)).unwrap().0, 20008);
+        assert_eq!(pool.allocate(Some).unwrap().0, 20006);
+        assert_eq!(pool.allocate(Some).unwrap().0, 20008);
         assert_eq!(
-            pool.allocate(|p| Some(p)).unwrap().0,
+            pool.allocate(Some).unwrap().0,
             20002,
             "freed port reused after wrap"
         );
-        assert!(pool.allocate(|p| Some(p)).is_none());
+        assert!(pool.allocate(Some).is_none());
     }
 
     #[test]
