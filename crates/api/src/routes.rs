@@ -264,6 +264,9 @@ mod tests {
             billing_ms: None,
             leg_type: control::LegType::RelayPstnCall,
             parent_id: None,
+            end_reason: None,
+            answered_at: None,
+            ended_at: None,
         };
         let mut ok = CommandOk::leg(leg);
         ok.extra.push(("ask_id".into(), json!("a1")));

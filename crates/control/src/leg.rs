@@ -60,6 +60,15 @@ pub struct CallLeg {
     #[serde(rename = "type")]
     pub leg_type: LegType,
     pub parent_id: Option<Uuid>,
+    /// Operator extension (not in SignalWire's Call Leg): why the call ended, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    /// Operator extension: when the far end answered (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<String>,
+    /// Operator extension: when the call ended (ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
 }
 
 #[cfg(test)]
@@ -84,6 +93,9 @@ mod tests {
             billing_ms: None,
             leg_type: LegType::RelaySipCall,
             parent_id: None,
+            end_reason: None,
+            answered_at: None,
+            ended_at: None,
         };
         let v = serde_json::to_value(&leg).unwrap();
         let obj = v.as_object().unwrap();

@@ -285,6 +285,9 @@ impl NodeInner {
             },
             leg_type: leg_type_of(&r.leg_type),
             parent_id: r.parent_id,
+            end_reason: r.end_reason.clone(),
+            answered_at: r.answered_at_ms.map(iso8601),
+            ended_at: r.ended_at_ms.map(iso8601),
         }
     }
 }

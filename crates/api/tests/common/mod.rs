@@ -46,6 +46,9 @@ pub fn leg(id: Uuid, from: &str, to: &str) -> CallLeg {
         billing_ms: None,
         leg_type: LegType::for_destination(to),
         parent_id: None,
+        end_reason: None,
+        answered_at: None,
+        ended_at: None,
     }
 }
 
