@@ -16,7 +16,7 @@ mod fetch;
 mod resample;
 
 pub use decode::decode;
-pub use fetch::{AudioFetcher, CacheStats, FetchConfig};
+pub use fetch::{AudioFetcher, CacheStats, FetchConfig, CACHE_MAX_SAMPLES, DEFAULT_TTL, MAX_TTL};
 pub use resample::resample;
 
 /// Lowest sample rate accepted from a file or asked of [`resample`].
@@ -40,7 +40,7 @@ pub enum AudioError {
     #[error("audio file too large: {0} bytes")]
     TooLarge(u64),
     /// The audio is longer than the configured limit (milliseconds decoded when we stopped).
-    #[error("audio too long: more than {0} ms")]
+    #[error("audio too long: over the limit after {0} ms")]
     TooLong(u64),
     /// The bytes are not a decodable audio file (unknown container, malformed stream, no audio).
     #[error("cannot decode audio: {0}")]

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn, Instrument};
 
@@ -16,7 +16,9 @@ use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, End
 
 use crate::events::{CallIdentity, CallTimes};
 use crate::media_leg;
+use crate::play::Plays;
 use crate::routing::Route;
+use crate::script::ScriptWait;
 use crate::shard::{MediaEvent, ShardCommand};
 use crate::{now_ms, NodeInner};
 
@@ -30,8 +32,29 @@ pub(crate) enum ActorMsg {
     Shutdown,
 }
 
-/// Result of the SWML document fetch/validation started on answer.
-type FetchOutcome = Result<(), String>;
+/// What a task the actor spawned (fetch, synthesis, HTTP) came back with.
+pub(crate) enum TaskDone {
+    /// A SWML document for the call: the first one, one replacing the running flow (`update`,
+    /// `calling.transfer`), or one the script asked for (`execute`/`transfer` URLs).
+    Document {
+        purpose: DocPurpose,
+        result: Result<Value, String>,
+    },
+    /// The audio of a playback is ready (fetched, decoded, synthesised, resampled).
+    PlayReady {
+        id: media::playback::PlaybackId,
+        result: Result<Vec<media::playback::Source>, String>,
+    },
+    /// The script's `request` finished.
+    Http(Result<swml::HttpResponse, String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DocPurpose {
+    Initial,
+    Replace,
+    Script,
+}
 
 pub(crate) struct CallActor {
     pub ident: CallIdentity,
@@ -47,7 +70,13 @@ pub(crate) struct CallActor {
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
     leg: Option<sip::LegHandle>,
     media_running: bool,
-    fetch: Option<oneshot::Receiver<FetchOutcome>>,
+    /// The negotiated media, once answered (its PCM rate is what playback prepares for).
+    pub(crate) media: Option<media_leg::NegotiatedMedia>,
+    pub(crate) tasks_tx: mpsc::UnboundedSender<TaskDone>,
+    tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
+    pub(crate) script: Option<swml::Run>,
+    pub(crate) script_wait: Option<ScriptWait>,
+    pub(crate) plays: Plays,
 }
 
 impl CallActor {
@@ -60,6 +89,7 @@ impl CallActor {
         inbox: mpsc::Receiver<ActorMsg>,
     ) -> Self {
         let core = OutboundCall::new(request.timeout_secs);
+        let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
         CallActor {
             ident,
             core,
@@ -74,7 +104,12 @@ impl CallActor {
             leg_events: None,
             leg: None,
             media_running: false,
-            fetch: None,
+            media: None,
+            tasks_tx,
+            tasks_rx,
+            script: None,
+            script_wait: None,
+            plays: Plays::default(),
         }
     }
 
@@ -84,6 +119,7 @@ impl CallActor {
             self.input(CallInput::Start).await;
             while !self.core.is_finished() {
                 let deadline = self.core.poll_timeout();
+                let script_deadline = self.script_deadline();
                 tokio::select! {
                     ev = recv_opt(&mut self.leg_events) => match ev {
                         Some(ev) => self.on_leg_event(ev).await,
@@ -96,10 +132,8 @@ impl CallActor {
                         Some(msg) => self.on_message(msg).await,
                         None => self.input(CallInput::Hangup { reason: EndReason::Hangup }).await,
                     },
-                    outcome = recv_fetch(&mut self.fetch) => {
-                        self.fetch = None;
-                        self.on_document(outcome).await;
-                    }
+                    Some(done) = self.tasks_rx.recv() => self.on_task(done).await,
+                    _ = sleep_until_ms(script_deadline) => self.script_timeout().await,
                     _ = sleep_until_ms(deadline) => {
                         self.core.handle_timeout(now_ms());
                         self.drain().await;
@@ -112,7 +146,7 @@ impl CallActor {
         .await
     }
 
-    async fn input(&mut self, input: CallInput) {
+    pub(crate) async fn input(&mut self, input: CallInput) {
         self.core.handle(now_ms(), input);
         self.drain().await;
     }
@@ -288,6 +322,7 @@ impl CallActor {
             .map_err(|e| format!("could not clone RTP socket: {e}"))?;
         let leg = media_leg::new_leg(&session, self.ident.call_id)?;
         info!(codec = ?session.codec, remote = %session.remote, "media started");
+        self.media = Some(session.clone());
         self.node.media.send(
             self.ident.call_id,
             ShardCommand::Add {
@@ -336,63 +371,102 @@ impl CallActor {
         }
     }
 
-    /// On answer the call's SWML (url → fallback_url, or the inline document) is fetched and
-    /// validated. Running it is the SWML engine's job; a document that cannot be had fails the
-    /// call visibly (ambiguity register A15).
-    fn start_document_fetch(&mut self) {
-        let (tx, rx) = oneshot::channel();
-        self.fetch = Some(rx);
-        let fetcher = self.node.fetcher.clone();
-        let url = self.request.url.clone();
-        let fallback = self.request.fallback_url.clone();
-        let method = self.request.url_method;
-        let payload = json!({
-            "call": self.ident.fetch_call_object("answered", Some(&self.route.to_uri)),
-            "vars": {},
+    /// The body of every SWML fetch for this call (swml.md §3): call, vars, envs, params.
+    pub(crate) fn fetch_payload(&self) -> Value {
+        let vars = self
+            .script
+            .as_ref()
+            .map(|r| Value::Object(r.vars().clone()))
+            .unwrap_or_else(|| json!({}));
+        json!({
+            "call": self.ident.fetch_call_object(self.core.status().as_str(), Some(&self.route.to_uri)),
+            "vars": vars,
             "envs": self.request.custom_variables,
             "params": {},
-        });
+        })
+    }
+
+    /// Fetches `url` (then `fallback`) in a task; the document comes back as
+    /// [`TaskDone::Document`].
+    pub(crate) fn fetch_document(
+        &self,
+        purpose: DocPurpose,
+        url: String,
+        fallback: Option<String>,
+        method: control::HttpMethod,
+    ) {
+        let fetcher = self.node.fetcher.clone();
+        let payload = self.fetch_payload();
+        let tx = self.tasks_tx.clone();
         tokio::spawn(
             async move {
-                let Some(url) = url else {
-                    // Inline documents were validated when the dial was accepted.
-                    let _ = tx.send(Ok(()));
-                    return;
-                };
-                let first = fetcher.fetch_document(&url, method, &payload).await;
-                let outcome = match first {
-                    Ok(_) => Ok(()),
+                let result = match fetcher.fetch_document(&url, method, &payload).await {
+                    Ok(doc) => Ok(doc.into_value()),
                     Err(e1) => match fallback {
                         Some(fb) => match fetcher.fetch_document(&fb, method, &payload).await {
-                            Ok(_) => Ok(()),
+                            Ok(doc) => Ok(doc.into_value()),
                             Err(e2) => Err(format!("url: {e1}; fallback_url: {e2}")),
                         },
                         None => Err(format!("url: {e1}")),
                     },
                 };
-                let _ = tx.send(outcome);
+                let _ = tx.send(TaskDone::Document { purpose, result });
             }
             .in_current_span(),
         );
     }
 
-    async fn on_document(&mut self, outcome: FetchOutcome) {
-        match outcome {
-            Ok(()) => {
-                info!("SWML document ready; the call carries silence until the SWML engine runs it")
+    /// On answer the call's SWML runs: the inline document (validated when the dial was
+    /// accepted) or the one fetched from url → fallback_url. A document that cannot be had
+    /// fails the call visibly (ambiguity register A15).
+    fn start_document_fetch(&mut self) {
+        match (self.request.swml.clone(), self.request.url.clone()) {
+            (Some(doc), _) => {
+                let _ = self.tasks_tx.send(TaskDone::Document {
+                    purpose: DocPurpose::Initial,
+                    result: Ok(doc),
+                });
             }
-            Err(detail) => {
+            (None, Some(url)) => self.fetch_document(
+                DocPurpose::Initial,
+                url,
+                self.request.fallback_url.clone(),
+                self.request.url_method,
+            ),
+            (None, None) => {
+                // `dial` requires url or swml; a call without either just holds.
+                info!("no SWML document; the call holds until hung up");
+            }
+        }
+    }
+
+    async fn on_task(&mut self, done: TaskDone) {
+        match done {
+            TaskDone::Document { purpose, result } => self.on_document(purpose, result).await,
+            TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
+            TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
+        }
+    }
+
+    async fn on_document(&mut self, purpose: DocPurpose, result: Result<Value, String>) {
+        if self.core.status() != CallStatus::Answered {
+            return;
+        }
+        match (purpose, result) {
+            (DocPurpose::Initial, Ok(doc)) => self.start_script(doc).await,
+            (DocPurpose::Replace, Ok(doc)) => self.replace_script(doc).await,
+            (DocPurpose::Script, result) => {
+                self.complete_script(swml::Completion::Document(result))
+                    .await
+            }
+            (DocPurpose::Replace, Err(detail)) => {
+                warn!(%detail, "replacement SWML document could not be loaded; the flow goes on");
+                self.call_event("swml_error", json!({ "error": detail }))
+                    .await;
+            }
+            (DocPurpose::Initial, Err(detail)) => {
                 warn!(%detail, "SWML document could not be loaded; ending the call");
-                let now = now_ms();
-                let _ = self
-                    .node
-                    .store
-                    .append_call_event(
-                        self.ident.call_id,
-                        now as i64,
-                        "swml_error",
-                        json!({ "error": detail }).to_string(),
-                    )
+                self.call_event("swml_error", json!({ "error": detail }))
                     .await;
                 self.input(CallInput::Fail {
                     reason: EndReason::Error,
@@ -403,15 +477,29 @@ impl CallActor {
         }
     }
 
+    /// Appends an entry to the call's event log in the store.
+    pub(crate) async fn call_event(&self, kind: &str, detail: Value) {
+        let _ = self
+            .node
+            .store
+            .append_call_event(
+                self.ident.call_id,
+                now_ms() as i64,
+                kind,
+                detail.to_string(),
+            )
+            .await;
+    }
+
     async fn on_message(&mut self, msg: ActorMsg) {
         match msg {
             ActorMsg::Command { command, reply } => {
                 let result = self.on_command(command).await;
                 let _ = reply.send(result);
             }
-            ActorMsg::Media(MediaEvent::DigitsSent) => {
-                info!("send_digits finished");
-            }
+            ActorMsg::Media(MediaEvent::DigitsSent) => self.on_digits_sent(Ok(())).await,
+            ActorMsg::Media(MediaEvent::DigitsFailed(e)) => self.on_digits_sent(Err(e)).await,
+            ActorMsg::Media(MediaEvent::Play(ev)) => self.on_player_event(ev).await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,
@@ -439,8 +527,8 @@ impl CallActor {
                 self.input(CallInput::Hangup { reason }).await;
             }
             CallCommand::Update(params) => self.on_update(status, params).await?,
-            CallCommand::NotBuilt { command, .. } => {
-                return Err(ControlError::NotImplemented { command });
+            CallCommand::NotBuilt { command, params } => {
+                return self.on_call_command(status, command, params).await;
             }
         }
         Ok(CommandOk::leg(
@@ -476,13 +564,23 @@ impl CallActor {
                 "only an answered call can be redirected",
             ));
         }
-        if p.url.is_some() || p.swml.is_some() {
-            return Err(ControlError::NotImplemented {
-                command: "update (url/swml redirect)".into(),
-            });
-        }
         if let Some(url) = p.status_url {
             self.record.status_url = Some(url);
+        }
+        if let Some(doc) = p.swml {
+            let doc = swml::Document::from_value(doc).map_err(|e| ControlError::Unprocessable {
+                code: "invalid_parameter",
+                message: format!("swml: {e}"),
+                attribute: Some("swml".into()),
+            })?;
+            self.replace_script(doc.into_value()).await;
+        } else if let Some(url) = p.url {
+            self.fetch_document(
+                crate::actor::DocPurpose::Replace,
+                url,
+                p.fallback_url,
+                control::HttpMethod::Post,
+            );
         }
         match p.status {
             Some(CallStatus::Canceled) => self.input(CallInput::Cancel).await,
@@ -497,7 +595,7 @@ impl CallActor {
         Ok(())
     }
 
-    fn snapshot_record(&self) -> store::CallRecord {
+    pub(crate) fn snapshot_record(&self) -> store::CallRecord {
         let mut r = self.record.clone();
         r.status = self.core.status().as_str().to_string();
         r
@@ -531,6 +629,8 @@ impl CallActor {
         detail: Option<String>,
     ) {
         let now = now_ms();
+        self.end_script();
+        self.end_plays().await;
         if self.media_running {
             let (tx, rx) = oneshot::channel();
             self.node.media.send(
@@ -611,15 +711,6 @@ impl CallActor {
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_fetch(rx: &mut Option<oneshot::Receiver<FetchOutcome>>) -> FetchOutcome {
-    match rx {
-        Some(rx) => rx
-            .await
-            .unwrap_or_else(|_| Err("document fetch task vanished".into())),
         None => std::future::pending().await,
     }
 }

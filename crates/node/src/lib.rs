@@ -10,8 +10,11 @@ pub mod config;
 pub mod events;
 pub mod fetch;
 mod media_leg;
+mod play;
 pub mod ports;
+pub mod prepare;
 pub mod routing;
+mod script;
 pub mod shard;
 
 use std::collections::HashMap;
@@ -67,6 +70,9 @@ pub(crate) struct NodeInner {
     pub media: MediaShards,
     pub ports: PortPool,
     pub fetcher: Fetcher,
+    pub prep: prepare::MediaPrep,
+    /// For SWML `request`.
+    pub http: reqwest::Client,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
 }
 
@@ -112,6 +118,19 @@ impl Node {
             &cfg.user_agent,
         );
         let ports = PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1);
+        let prep = prepare::MediaPrep::new(
+            audio::AudioFetcher::new(audio::FetchConfig {
+                timeout: cfg.swml_fetch_timeout,
+                user_agent: cfg.user_agent.clone(),
+                ..audio::FetchConfig::default()
+            }),
+            start_tts(),
+        );
+        let http = reqwest::Client::builder()
+            .user_agent(&cfg.user_agent)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
         let inner = Arc::new(NodeInner {
             cfg,
             store,
@@ -120,6 +139,8 @@ impl Node {
             media,
             ports,
             fetcher,
+            prep,
+            http,
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
@@ -204,19 +225,24 @@ impl NodeInner {
         if !subscribed(&r.status_events, state) {
             return;
         }
+        self.notify(r.id, url, event).await;
+    }
+
+    /// Queues a webhook about a call in the durable outbox (delivered in order per call).
+    pub(crate) async fn notify(&self, call_id: Uuid, url: &str, event: &Value) {
         let body = match serde_json::to_vec(event) {
             Ok(b) => b,
             Err(_) => return,
         };
         let job = store::NewWebhook {
-            call_id: Some(r.id),
+            call_id: Some(call_id),
             url: url.to_string(),
             body,
             created_at_ms: now_ms() as i64,
         };
         match self.store.enqueue_webhook(job).await {
             Ok(_) => self.delivery.kick(),
-            Err(e) => warn!(call_id = %r.id, error = %e, "could not queue webhook"),
+            Err(e) => warn!(%call_id, error = %e, "could not queue webhook"),
         }
     }
 
@@ -288,6 +314,17 @@ impl NodeInner {
             end_reason: r.end_reason.clone(),
             answered_at: r.answered_at_ms.map(iso8601),
             ended_at: r.ended_at_ms.map(iso8601),
+        }
+    }
+}
+
+/// The embedded speech engine (flite), cached; None (and `say:` fails visibly) if it cannot start.
+fn start_tts() -> Option<Arc<dyn speech::Tts>> {
+    match speech::FliteTts::start() {
+        Ok(engine) => Some(Arc::new(speech::CachedTts::new(engine, 256))),
+        Err(e) => {
+            warn!(error = %e, "text-to-speech engine unavailable");
+            None
         }
     }
 }

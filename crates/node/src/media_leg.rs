@@ -1,16 +1,18 @@
 //! The seam between a call's signalling and its media: SDP offer/answer for the call's RTP port,
 //! and the per-call media core ([`RtpLeg`]) a shard ticks every 20 ms.
 //!
-//! Until the SWML engine plays audio into the call, the core encodes silence with the negotiated
-//! codec, so the far end receives real, decodable, paced RTP.
+//! Every tick the core takes the next 20 ms frame from the call's [`Player`] (silence when
+//! nothing plays), encodes it with the negotiated codec and sends one RTP packet.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use rand::Rng;
 use uuid::Uuid;
 
 use crate::config::NodeConfig;
-use crate::shard::{MediaEvent, MediaLeg, MediaStats};
+use crate::shard::{MediaEvent, MediaLeg, MediaStats, PlayOp};
+use media::playback::{PlaybackId, Player, Source};
 
 /// Codecs offered when the dial names none (the spec's "platform default").
 const DEFAULT_CODECS: [sdp::Codec; 2] = [sdp::Codec::Pcmu, sdp::Codec::Pcma];
@@ -99,6 +101,11 @@ pub fn answer_remote_offer(
     Ok((answer, remote))
 }
 
+/// The PCM rate the call's audio is prepared at (the negotiated codec's own rate).
+pub fn pcm_rate(c: sdp::Codec) -> u32 {
+    codec_kind(c).sample_rate()
+}
+
 fn codec_kind(c: sdp::Codec) -> media::CodecKind {
     match c {
         sdp::Codec::Pcmu => media::CodecKind::Pcmu,
@@ -125,14 +132,15 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
     Ok(Box::new(RtpLeg {
         sender,
         encoder,
-        silence: vec![0; kind.frame_samples()],
+        frame: vec![0; kind.frame_samples()],
+        player: Player::new(kind.sample_rate(), kind.frame_samples()),
         payload: Vec::with_capacity(256),
         receiver: rtp::Receiver::new(session.codec.rtp_clock_rate()),
         audio_pt: session.payload_type,
         event_pt: session.telephone_event_pt,
         garbage: 0,
         other_pt: 0,
-        events: Vec::new(),
+        events: VecDeque::new(),
     }))
 }
 
@@ -140,24 +148,25 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
 struct RtpLeg {
     sender: rtp::RtpSender,
     encoder: Box<dyn media::AudioEncoder>,
-    silence: Vec<i16>,
+    frame: Vec<i16>,
+    player: Player,
     payload: Vec<u8>,
     receiver: rtp::Receiver,
     audio_pt: u8,
     event_pt: Option<u8>,
     garbage: u64,
     other_pt: u64,
-    events: Vec<MediaEvent>,
+    events: VecDeque<MediaEvent>,
 }
 
 impl MediaLeg for RtpLeg {
     fn on_tick(&mut self, _now_us: u64, out: &mut Vec<Vec<u8>>) {
+        self.player.next_frame(&mut self.frame);
+        while let Some(ev) = self.player.poll_event() {
+            self.events.push_back(MediaEvent::Play(ev));
+        }
         self.payload.clear();
-        if self
-            .encoder
-            .encode(&self.silence, &mut self.payload)
-            .is_err()
-        {
+        if self.encoder.encode(&self.frame, &mut self.payload).is_err() {
             // Cannot happen for a frame of the codec's own size; skip the packet, keep the clock.
             self.payload.clear();
         }
@@ -166,7 +175,7 @@ impl MediaLeg for RtpLeg {
         out.push(pkt);
         while let Some(ev) = self.sender.poll_event() {
             match ev {
-                rtp::SenderEvent::DigitsDone => self.events.push(MediaEvent::DigitsSent),
+                rtp::SenderEvent::DigitsDone => self.events.push_back(MediaEvent::DigitsSent),
             }
         }
     }
@@ -198,12 +207,21 @@ impl MediaLeg for RtpLeg {
         self.sender.queue_digits(&digits).map_err(|e| e.to_string())
     }
 
-    fn poll_event(&mut self) -> Option<MediaEvent> {
-        if self.events.is_empty() {
-            None
-        } else {
-            Some(self.events.remove(0))
+    fn play(&mut self, id: PlaybackId, sources: Vec<Source>, volume_db: f64, loops: u32) {
+        self.player.enqueue_looped(id, sources, volume_db, loops);
+    }
+
+    fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool {
+        match op {
+            PlayOp::Pause => self.player.pause(id),
+            PlayOp::Resume => self.player.resume(id),
+            PlayOp::Stop => self.player.stop(id),
+            PlayOp::Volume(db) => self.player.set_volume(id, db),
         }
+    }
+
+    fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
     }
 
     fn stats(&self) -> MediaStats {

@@ -11,6 +11,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use media::playback::{PlaybackId, PlayerEvent, Source};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -28,6 +29,10 @@ pub trait MediaLeg: Send {
     fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool;
     /// Start sending RFC 4733 digits.
     fn send_digits(&mut self, digits: &str) -> Result<(), String>;
+    /// Queue a playback (REST `calling.play` or SWML `play`) behind any already queued.
+    fn play(&mut self, id: PlaybackId, sources: Vec<Source>, volume_db: f64, loops: u32);
+    /// Pause, resume, stop or re-level a playback. False if there is no such playback.
+    fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
     /// Notable things since the last call (digits sent, ...).
     fn poll_event(&mut self) -> Option<MediaEvent>;
     /// Receive counters for the CDR and for tests.
@@ -37,6 +42,16 @@ pub trait MediaLeg: Send {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
     DigitsSent,
+    DigitsFailed(String),
+    Play(PlayerEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlayOp {
+    Pause,
+    Resume,
+    Stop,
+    Volume(f64),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +76,18 @@ pub enum ShardCommand {
     SendDigits {
         call_id: Uuid,
         digits: String,
+    },
+    Play {
+        call_id: Uuid,
+        id: PlaybackId,
+        sources: Vec<Source>,
+        volume_db: f64,
+        loops: u32,
+    },
+    PlayControl {
+        call_id: Uuid,
+        id: PlaybackId,
+        op: PlayOp,
     },
     Remove {
         call_id: Uuid,
@@ -137,7 +164,7 @@ fn run_shard(
         loop {
             match rx.try_recv() {
                 Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => return,
-                Ok(cmd) => apply(cmd, &mut legs),
+                Ok(cmd) => apply(cmd, &mut legs, &events, &dropped),
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
@@ -192,7 +219,17 @@ fn receive_all(st: &mut LegState, now_us: u64, buf: &mut [u8]) {
     }
 }
 
-fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>) {
+fn apply(
+    cmd: ShardCommand,
+    legs: &mut HashMap<Uuid, LegState>,
+    events: &mpsc::Sender<(Uuid, MediaEvent)>,
+    dropped: &AtomicU64,
+) {
+    let emit = |call_id: Uuid, ev: MediaEvent| {
+        if events.try_send((call_id, ev)).is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    };
     match cmd {
         ShardCommand::Add {
             call_id,
@@ -222,7 +259,29 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>) {
             if let Some(st) = legs.get_mut(&call_id) {
                 if let Err(e) = st.leg.send_digits(&digits) {
                     tracing::warn!(%call_id, error = %e, "send_digits rejected by media");
+                    emit(call_id, MediaEvent::DigitsFailed(e));
                 }
+            }
+        }
+        ShardCommand::Play {
+            call_id,
+            id,
+            sources,
+            volume_db,
+            loops,
+        } => match legs.get_mut(&call_id) {
+            Some(st) => st.leg.play(id, sources, volume_db, loops),
+            None => emit(
+                call_id,
+                MediaEvent::Play(PlayerEvent::Error {
+                    id,
+                    message: "the call has no media".into(),
+                }),
+            ),
+        },
+        ShardCommand::PlayControl { call_id, id, op } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                st.leg.control_play(id, op);
             }
         }
         ShardCommand::Remove { call_id, reply } => {
@@ -262,6 +321,10 @@ mod tests {
         }
         fn send_digits(&mut self, _d: &str) -> Result<(), String> {
             Ok(())
+        }
+        fn play(&mut self, _id: PlaybackId, _s: Vec<Source>, _v: f64, _l: u32) {}
+        fn control_play(&mut self, _id: PlaybackId, _op: PlayOp) -> bool {
+            false
         }
         fn poll_event(&mut self) -> Option<MediaEvent> {
             None

@@ -1,0 +1,312 @@
+//! Running the call's SWML on the real call: the actor drives the pure [`swml::Run`] and
+//! executes its effects with the same machinery the REST commands use (the media shard's
+//! player, the document fetcher, the webhook outbox), so every feature is written once.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tracing::{info, warn, Instrument};
+
+use control::call::CallInput;
+use control::EndReason;
+use swml::{Completion, Effect};
+
+use crate::actor::{CallActor, DocPurpose, TaskDone};
+use crate::now_ms;
+use crate::play::PlayOrigin;
+use crate::shard::ShardCommand;
+
+/// The blocking effect the script is waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScriptWait {
+    Play(media::playback::PlaybackId),
+    Digits,
+    Http,
+    Fetch,
+}
+
+/// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
+const REQUEST_MAX_BODY: usize = 64 * 1024;
+
+impl CallActor {
+    /// The document is ready and the call answered: run it.
+    pub(crate) async fn start_script(&mut self, doc: Value) {
+        let call = match self
+            .ident
+            .fetch_call_object("answered", Some(&self.route.to_uri))
+        {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let envs: Map<String, Value> = self
+            .request
+            .custom_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        info!("running the call's SWML document");
+        let mut run = swml::Run::new(doc, call, envs);
+        run.start(now_ms());
+        self.script = Some(run);
+        self.drain_script().await;
+    }
+
+    /// `update` with url/swml or `calling.transfer` to a document: the running flow is
+    /// abandoned (its playback stopped) and the new one starts at its `main`.
+    pub(crate) async fn replace_script(&mut self, doc: Value) {
+        self.stop_script_playback();
+        self.script_wait = None;
+        match self.script.as_mut() {
+            Some(run) if !run.is_finished() => {
+                info!("replacing the running SWML document");
+                run.replace_document(now_ms(), doc);
+                self.drain_script().await;
+            }
+            _ => self.start_script(doc).await,
+        }
+    }
+
+    /// The call is over: nothing more runs.
+    pub(crate) fn end_script(&mut self) {
+        if let Some(run) = self.script.as_mut() {
+            run.call_ended();
+        }
+        self.script_wait = None;
+    }
+
+    pub(crate) fn script_deadline(&self) -> Option<u64> {
+        self.script.as_ref().and_then(|r| r.poll_timeout())
+    }
+
+    pub(crate) async fn script_timeout(&mut self) {
+        if let Some(run) = self.script.as_mut() {
+            run.handle_timeout(now_ms());
+        }
+        self.drain_script().await;
+    }
+
+    /// Answers the effect the script waits on and runs on.
+    pub(crate) async fn complete_script(&mut self, completion: Completion) {
+        if self.script_wait.take().is_none() {
+            return;
+        }
+        if let Some(run) = self.script.as_mut() {
+            run.complete(now_ms(), completion);
+        }
+        self.drain_script().await;
+    }
+
+    pub(crate) async fn on_digits_sent(&mut self, result: Result<(), String>) {
+        match &result {
+            Ok(()) => info!("digits sent"),
+            Err(e) => warn!(error = %e, "digits could not be sent"),
+        }
+        if self.script_wait == Some(ScriptWait::Digits) {
+            let completion = match result {
+                Ok(()) => Completion::Done,
+                Err(message) => Completion::Failed { message },
+            };
+            self.complete_script(completion).await;
+        }
+    }
+
+    /// A playback the script started ended (finished, stopped or failed).
+    pub(crate) async fn on_script_play_ended(
+        &mut self,
+        id: media::playback::PlaybackId,
+        error: Option<String>,
+    ) {
+        if self.script_wait == Some(ScriptWait::Play(id)) {
+            let completion = match error {
+                None => Completion::Done,
+                Some(message) => Completion::Failed { message },
+            };
+            self.complete_script(completion).await;
+        }
+    }
+
+    fn stop_script_playback(&mut self) {
+        if let Some(ScriptWait::Play(id)) = self.script_wait {
+            self.stop_playback(id);
+        }
+    }
+
+    /// Executes every effect the script has emitted, until it blocks or ends.
+    pub(crate) async fn drain_script(&mut self) {
+        loop {
+            let Some(effect) = self.script.as_mut().and_then(|r| r.poll_effect()) else {
+                return;
+            };
+            let name = effect_name(&effect);
+            let span = tracing::info_span!("swml", method = name);
+            self.apply_effect(effect).instrument(span).await;
+        }
+    }
+
+    async fn apply_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Answer { .. } => {
+                // Outbound calls run their document once answered: nothing to do.
+                self.complete_now(Completion::Done);
+            }
+            Effect::Play {
+                items,
+                volume_db,
+                status_url,
+                ..
+            } => {
+                let control_id = uuid::Uuid::new_v4().to_string();
+                let id = self.begin_play(
+                    items,
+                    volume_db,
+                    1,
+                    control_id,
+                    status_url,
+                    PlayOrigin::Script,
+                );
+                self.script_wait = Some(ScriptWait::Play(id));
+            }
+            Effect::SendDigits { digits } => {
+                self.script_wait = Some(ScriptWait::Digits);
+                self.node.media.send(
+                    self.ident.call_id,
+                    ShardCommand::SendDigits {
+                        call_id: self.ident.call_id,
+                        digits,
+                    },
+                );
+            }
+            Effect::Request(req) => {
+                self.script_wait = Some(ScriptWait::Http);
+                let tx = self.tasks_tx.clone();
+                let client = self.node.http.clone();
+                tokio::spawn(
+                    async move {
+                        let result = perform_request(&client, req).await;
+                        let _ = tx.send(TaskDone::Http(result));
+                    }
+                    .in_current_span(),
+                );
+            }
+            Effect::Fetch { url, payload } => {
+                self.script_wait = Some(ScriptWait::Fetch);
+                let fetcher = self.node.fetcher.clone();
+                let tx = self.tasks_tx.clone();
+                tokio::spawn(
+                    async move {
+                        let result = fetcher
+                            .fetch_document(&url, control::HttpMethod::Post, &payload)
+                            .await
+                            .map(|d| d.into_value())
+                            .map_err(|e| e.to_string());
+                        let _ = tx.send(TaskDone::Document {
+                            purpose: DocPurpose::Script,
+                            result,
+                        });
+                    }
+                    .in_current_span(),
+                );
+            }
+            Effect::UserEvent { event } => {
+                self.call_event("user_event", event).await;
+            }
+            Effect::Warning(w) => {
+                warn!(code = w.code, message = %w.message, method = %w.method, "SWML warning");
+                let params = json!({
+                    "call_id": self.ident.call_id,
+                    "node_id": self.ident.node_id,
+                    "segment_id": self.ident.segment_id,
+                    "code": w.code,
+                    "message": w.message,
+                    "method": w.method,
+                    "section": w.section,
+                    "step_index": w.step_index,
+                });
+                self.call_event("swml_warning", params.clone()).await;
+                let event = self
+                    .ident
+                    .envelope("calling.script.warning", now_ms(), params);
+                if let Some(url) = self.record.status_url.clone() {
+                    self.node.notify(self.ident.call_id, &url, &event).await;
+                }
+            }
+            Effect::Hangup { reason } => {
+                let reason = EndReason::parse(&reason).unwrap_or(EndReason::Hangup);
+                info!(reason = reason.as_str(), "SWML hangs up");
+                self.script_wait = None;
+                if !self.core.status().is_terminal() {
+                    self.input(CallInput::Hangup { reason }).await;
+                }
+            }
+        }
+    }
+
+    /// Completes a blocking effect right away (the effect needed no I/O).
+    fn complete_now(&mut self, completion: Completion) {
+        self.script_wait = None;
+        if let Some(run) = self.script.as_mut() {
+            run.complete(now_ms(), completion);
+        }
+    }
+}
+
+fn effect_name(e: &Effect) -> &'static str {
+    match e {
+        Effect::Answer { .. } => "answer",
+        Effect::Play { .. } => "play",
+        Effect::SendDigits { .. } => "send_digits",
+        Effect::Request(_) => "request",
+        Effect::Fetch { .. } => "fetch",
+        Effect::UserEvent { .. } => "user_event",
+        Effect::Warning(_) => "warning",
+        Effect::Hangup { .. } => "hangup",
+    }
+}
+
+/// The HTTP call of SWML `request`, bounded in time and size.
+async fn perform_request(
+    client: &reqwest::Client,
+    req: swml::HttpRequest,
+) -> Result<swml::HttpResponse, String> {
+    let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("unsupported method {}", req.method))?;
+    let url = reqwest::Url::parse(&req.url).map_err(|_| format!("invalid URL {}", req.url))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("invalid URL {}", req.url));
+    }
+    let mut builder = client
+        .request(method, url)
+        .timeout(Duration::from_millis(req.timeout_ms.max(1)));
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    if let Some(body) = req.body {
+        builder = builder.body(body);
+    }
+    let connect_and_send = builder.send();
+    let mut resp = tokio::time::timeout(
+        Duration::from_millis(req.timeout_ms.max(req.connect_timeout_ms).max(1)),
+        connect_and_send,
+    )
+    .await
+    .map_err(|_| "request timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let code = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > REQUEST_MAX_BODY {
+            return Err(format!("response larger than {REQUEST_MAX_BODY} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(swml::HttpResponse {
+        code,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
