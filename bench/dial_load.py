@@ -107,7 +107,7 @@ def run(binary, calls, rate, hold):
                             stdout=uas_log, stderr=uas_log)
     time.sleep(0.5)
     body = {"command": "dial", "params": {"from": "+15105550100", "to": f"sip:bench@127.0.0.1:{uas_port}",
-                                          "swml": {"version": "1.0.0", "sections": {"main": [{"answer": {}}]}},
+                                          "swml": {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"sleep": 600000}]}},
                                           "timeout": 60}}
     latencies, ids = [], []
     lock = threading.Lock()

@@ -14,6 +14,9 @@ use crate::status::{CallStatus, EndReason};
 pub enum CallInput {
     /// The actor picked the call up; it will now place the INVITE.
     Start,
+    /// An inbound call: the caller's INVITE is here and we are ringing it. The caller decides
+    /// how long it rings (no ring timer); the call answers when we send 200 and get the ACK.
+    Offered,
     /// The INVITE went out.
     InviteSent,
     /// 180 or 183 arrived.
@@ -157,6 +160,12 @@ impl OutboundCall {
                 if self.status == CallStatus::Queued {
                     self.set_status(CallStatus::Initiated);
                     self.outputs.push_back(CallOutput::PlaceInvite);
+                }
+            }
+            CallInput::Offered => {
+                if self.status == CallStatus::Queued {
+                    self.set_status(CallStatus::Created);
+                    self.set_status(CallStatus::Ringing);
                 }
             }
             CallInput::InviteSent => {
@@ -361,6 +370,46 @@ mod tests {
             }]
         );
         assert!(c.is_finished());
+    }
+
+    #[test]
+    fn inbound_call_rings_answers_and_is_hung_up() {
+        let mut c = OutboundCall::new(1);
+        c.handle(0, CallInput::Offered);
+        let outs = drain(&mut c);
+        assert!(!outs.contains(&CallOutput::PlaceInvite));
+        assert_eq!(states(&outs), vec!["created", "ringing"]);
+        assert_eq!(c.poll_timeout(), None, "the caller decides how long it rings");
+        c.handle(5_000, CallInput::Answered);
+        assert_eq!(states(&drain(&mut c)), vec!["answered"]);
+        c.handle(9_000, CallInput::Hangup { reason: EndReason::Hangup });
+        assert!(drain(&mut c).contains(&CallOutput::SendBye));
+        c.handle(9_010, CallInput::LegTerminated);
+        assert_eq!(
+            drain(&mut c),
+            vec![CallOutput::Finished {
+                status: CallStatus::Ended,
+                end_reason: EndReason::Hangup,
+                detail: None
+            }]
+        );
+    }
+
+    #[test]
+    fn inbound_caller_gives_up_before_answer() {
+        let mut c = OutboundCall::new(60);
+        c.handle(0, CallInput::Offered);
+        drain(&mut c);
+        c.handle(2_000, CallInput::RemoteHangup);
+        assert_eq!(
+            drain(&mut c),
+            vec![CallOutput::Finished {
+                status: CallStatus::Ended,
+                end_reason: EndReason::Hangup,
+                detail: None
+            }]
+        );
+        assert_eq!(c.answered_at(), None);
     }
 
     #[test]
