@@ -31,6 +31,21 @@ pub struct Settings {
     pub webhook_backoff_ms: Vec<u64>,
     pub log: String,
     pub log_format: String,
+    /// Where inbound calls go (`[[inbound_routes]]` tables).
+    pub inbound_routes: Vec<InboundRouteSetting>,
+    /// `DIALTONE_INBOUND_URL`: a `*` route to this SWML URL for every call no route names.
+    pub inbound_url: Option<String>,
+}
+
+/// One `[[inbound_routes]]` table: `destination` (called number, SIP user or `*`) and either
+/// `url` (a SWML document URL) or `swml` (an inline document as JSON or YAML text).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundRouteSetting {
+    pub destination: String,
+    pub url: Option<String>,
+    pub swml: Option<String>,
+    pub status_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -54,6 +69,8 @@ impl Default for Settings {
             webhook_backoff_ms: vec![1_000, 4_000],
             log: "info".into(),
             log_format: "text".into(),
+            inbound_routes: Vec::new(),
+            inbound_url: None,
         }
     }
 }
@@ -120,6 +137,7 @@ impl Settings {
         opt!("DIALTONE_SIGNING_KEY", signing_key);
         opt!("DIALTONE_SPACE_ID", space_id);
         opt!("DIALTONE_DEFAULT_TRUNK", default_trunk);
+        opt!("DIALTONE_INBOUND_URL", inbound_url);
         if let Some(v) = env("DIALTONE_MEDIA_SHARDS") {
             self.media_shards = v
                 .parse()
@@ -154,6 +172,19 @@ impl Settings {
                 bail!(
                     "default_trunk must be a sip: URI, e.g. sip:user:password@carrier.example:5060"
                 );
+            }
+        }
+        for r in &self.inbound_routes {
+            if r.destination.trim().is_empty() {
+                bail!("inbound_routes: destination must not be empty (use \"*\" for the default route)");
+            }
+            match (&r.url, &r.swml) {
+                (Some(u), None) if u.starts_with("http://") || u.starts_with("https://") => {}
+                (None, Some(_)) => {}
+                _ => bail!(
+                    "inbound_routes {}: give exactly one of url (http/https) or swml",
+                    r.destination
+                ),
             }
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {

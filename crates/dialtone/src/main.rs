@@ -153,6 +153,41 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
     served
 }
 
+/// The configured inbound routes; inline documents are loaded and validated now, so a bad one
+/// stops the start with a clear message rather than failing calls later.
+fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<node::inbound::InboundRoute>> {
+    let mut routes = Vec::new();
+    for r in &s.inbound_routes {
+        let swml = match &r.swml {
+            Some(text) => Some(
+                swml::Document::from_text(text)
+                    .map_err(|e| anyhow::anyhow!("inbound_routes {}: swml: {e}", r.destination))?
+                    .into_value(),
+            ),
+            None => None,
+        };
+        routes.push(node::inbound::InboundRoute {
+            destination: r.destination.trim().to_string(),
+            url: r.url.clone(),
+            swml,
+            status_url: r.status_url.clone(),
+        });
+    }
+    if let Some(url) = &s.inbound_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!("DIALTONE_INBOUND_URL must be an http(s) URL");
+        }
+        routes.retain(|r| r.destination != "*");
+        routes.push(node::inbound::InboundRoute {
+            destination: "*".into(),
+            url: Some(url.clone()),
+            swml: None,
+            status_url: None,
+        });
+    }
+    Ok(routes)
+}
+
 fn node_config(
     s: &config::Settings,
     creds: &config::Credentials,
@@ -163,7 +198,9 @@ fn node_config(
         .map(node::routing::Trunk::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("default_trunk: {e}"))?;
+    let inbound_routes = inbound_routes(s)?;
     Ok(node::NodeConfig {
+        inbound_routes,
         sip_listen: s.sip_listen,
         external_ip: config::external_ip(s)?,
         rtp_ports: s.rtp_port_range()?,

@@ -64,12 +64,17 @@ pub(crate) struct CallActor {
     pub record: store::CallRecord,
     pub node: Arc<NodeInner>,
     pub inbox: mpsc::Receiver<ActorMsg>,
-    rtp: Option<(u16, UdpSocket)>,
-    local: Option<sdp::LocalMedia>,
-    local_sdp: Option<String>,
+    pub(crate) rtp: Option<(u16, UdpSocket)>,
+    pub(crate) local: Option<sdp::LocalMedia>,
+    pub(crate) local_sdp: Option<String>,
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
     leg: Option<sip::LegHandle>,
-    media_running: bool,
+    /// Set for inbound calls: the caller's leg, its offer, our answer.
+    pub(crate) inbound: Option<crate::inbound::InboundState>,
+    pub(crate) in_events: Option<mpsc::Receiver<sip::InboundEvent>>,
+    pub(crate) media_running: bool,
+    /// Playbacks ready before the media runs (inbound, before answer): queued once it does.
+    pub(crate) deferred_plays: Vec<crate::play::ReadyPlay>,
     /// The negotiated media, once answered (its PCM rate is what playback prepares for).
     pub(crate) media: Option<media_leg::NegotiatedMedia>,
     pub(crate) tasks_tx: mpsc::UnboundedSender<TaskDone>,
@@ -103,7 +108,10 @@ impl CallActor {
             local_sdp: None,
             leg_events: None,
             leg: None,
+            inbound: None,
+            in_events: None,
             media_running: false,
+            deferred_plays: Vec::new(),
             media: None,
             tasks_tx,
             tasks_rx,
@@ -116,7 +124,12 @@ impl CallActor {
     pub async fn run(mut self) {
         let span = tracing::info_span!("call", call_id = %self.ident.call_id);
         async move {
-            self.input(CallInput::Start).await;
+            if self.inbound.is_some() {
+                self.input(CallInput::Offered).await;
+                self.offer_inbound().await;
+            } else {
+                self.input(CallInput::Start).await;
+            }
             while !self.core.is_finished() {
                 let deadline = self.core.poll_timeout();
                 let script_deadline = self.script_deadline();
@@ -125,6 +138,13 @@ impl CallActor {
                         Some(ev) => self.on_leg_event(ev).await,
                         None => {
                             self.leg_events = None;
+                            self.input(CallInput::LegTerminated).await;
+                        }
+                    },
+                    ev = recv_opt(&mut self.in_events) => match ev {
+                        Some(ev) => self.on_inbound_event(ev).await,
+                        None => {
+                            self.in_events = None;
                             self.input(CallInput::LegTerminated).await;
                         }
                     },
@@ -243,6 +263,21 @@ impl CallActor {
     }
 
     fn cancel_or_bye(&mut self, cancel: bool) {
+        if let Some(inbound) = self.inbound.as_ref() {
+            let handle = inbound.handle.clone();
+            // Before answer, "cancel" is our rejection of the caller's INVITE.
+            tokio::spawn(async move {
+                let res = if cancel {
+                    handle.reject(480, "Temporarily Unavailable").await
+                } else {
+                    handle.hangup().await
+                };
+                if let Err(e) = res {
+                    warn!(error = %e, cancel, "teardown request failed");
+                }
+            });
+            return;
+        }
         let Some(leg) = self.leg.clone() else {
             self.core.handle(now_ms(), CallInput::LegTerminated);
             return;
@@ -313,7 +348,10 @@ impl CallActor {
         self.start_document_fetch();
     }
 
-    fn start_media(&mut self, session: media_leg::NegotiatedMedia) -> Result<(), String> {
+    pub(crate) fn start_media(
+        &mut self,
+        session: media_leg::NegotiatedMedia,
+    ) -> Result<(), String> {
         let Some((_, socket)) = self.rtp.as_ref() else {
             return Err("no RTP socket".into());
         };
@@ -333,10 +371,15 @@ impl CallActor {
             },
         );
         self.media_running = true;
+        for ready in std::mem::take(&mut self.deferred_plays) {
+            self.node
+                .media
+                .send(self.ident.call_id, ready.into_command(self.ident.call_id));
+        }
         Ok(())
     }
 
-    fn on_remote_offer(
+    pub(crate) fn on_remote_offer(
         &mut self,
         sdp: Option<String>,
         respond: oneshot::Sender<Result<String, u16>>,
@@ -419,7 +462,7 @@ impl CallActor {
     /// On answer the call's SWML runs: the inline document (validated when the dial was
     /// accepted) or the one fetched from url → fallback_url. A document that cannot be had
     /// fails the call visibly (ambiguity register A15).
-    fn start_document_fetch(&mut self) {
+    pub(crate) fn start_document_fetch(&mut self) {
         match (self.request.swml.clone(), self.request.url.clone()) {
             (Some(doc), _) => {
                 let _ = self.tasks_tx.send(TaskDone::Document {
@@ -449,7 +492,11 @@ impl CallActor {
     }
 
     async fn on_document(&mut self, purpose: DocPurpose, result: Result<Value, String>) {
-        if self.core.status() != CallStatus::Answered {
+        let status = self.core.status();
+        // Inbound calls run their document while ringing (it decides whether to answer).
+        let runnable =
+            status == CallStatus::Answered || (self.inbound.is_some() && status.is_pre_answer());
+        if !runnable {
             return;
         }
         match (purpose, result) {

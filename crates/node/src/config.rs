@@ -22,6 +22,8 @@ pub struct NodeConfig {
     pub space_id: Uuid,
     pub node_id: Uuid,
     pub default_trunk: Option<Trunk>,
+    /// Where inbound calls go; none means every inbound INVITE is answered 404.
+    pub inbound_routes: Vec<crate::inbound::InboundRoute>,
     pub media_shards: usize,
     pub swml_fetch_timeout: Duration,
     pub swml_max_bytes: usize,

@@ -9,6 +9,7 @@ mod actor;
 pub mod config;
 pub mod events;
 pub mod fetch;
+pub mod inbound;
 mod media_leg;
 mod play;
 pub mod ports;
@@ -107,8 +108,6 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
-        // Inbound routing arrives with the SWML engine; the adapter rejects them meanwhile.
-        drop(incoming);
         let (media_tx, mut media_rx) = mpsc::channel(4096);
         let media = MediaShards::start(cfg.media_shards, media_tx)?;
         let fetcher = Fetcher::new(
@@ -144,6 +143,22 @@ impl Node {
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
+        // Inbound INVITEs become calls (or 404s) through the routes.
+        let weak_in = Arc::downgrade(&inner);
+        let mut incoming = incoming;
+        tokio::spawn(async move {
+            while let Some(call) = incoming.recv().await {
+                let Some(inner) = weak_in.upgrade() else {
+                    break;
+                };
+                #[allow(unreachable_patterns)] // IncomingCall is non_exhaustive
+                let sip::IncomingCall::Invite { invite, leg } = call
+                else {
+                    continue;
+                };
+                inner.accept_inbound(invite, leg).await;
+            }
+        });
         // Media events go to the call that owns them.
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -187,6 +202,70 @@ impl Node {
 }
 
 impl NodeInner {
+    /// The stored record and the event identity of a new call of this node's project.
+    pub(crate) fn new_call(
+        &self,
+        call_id: Uuid,
+        direction: Direction,
+        leg_type: LegType,
+        request: &DialRequest,
+        to: &str,
+    ) -> (store::CallRecord, CallIdentity) {
+        let segment_id = Uuid::new_v4();
+        let event_channel = format!("swml:{}", Uuid::new_v4());
+        let status_events = if request.status_events.is_empty() {
+            vec![StatusEvent::Ended]
+        } else {
+            request.status_events.clone()
+        };
+        let record = store::CallRecord {
+            id: call_id,
+            project_id: self.cfg.project_id,
+            node_id: self.cfg.node_id,
+            segment_id,
+            event_channel: event_channel.clone(),
+            from: request.from.clone(),
+            to: to.to_string(),
+            direction: direction.as_str().into(),
+            leg_type: leg_type_str(leg_type).into(),
+            url: request.url.clone(),
+            status: CallStatus::Queued.as_str().into(),
+            parent_id: None,
+            created_at_ms: now_ms() as i64,
+            answered_at_ms: None,
+            ended_at_ms: None,
+            end_reason: None,
+            duration_ms: None,
+            billing_ms: None,
+            status_url: request.status_url.clone(),
+            status_events: serde_json::to_string(
+                &status_events.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            )
+            .unwrap_or_else(|_| "[]".into()),
+            dial_request: dial_request_json(request).to_string(),
+            sip_call_id: None,
+        };
+        let ident = CallIdentity {
+            call_id,
+            project_id: self.cfg.project_id,
+            space_id: self.cfg.space_id,
+            node_id: self.cfg.node_id,
+            segment_id,
+            event_channel,
+            direction,
+            leg_type,
+            from: request.from.clone(),
+            to: to.to_string(),
+        };
+        (record, ident)
+    }
+
+    pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid, inbox: mpsc::Sender<ActorMsg>) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.insert(call_id, CallEntry { project_id, inbox });
+        }
+    }
+
     fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
         self.calls
             .lock()
@@ -399,67 +478,20 @@ impl CallControl for Node {
             })?;
         }
         let call_id = Uuid::new_v4();
-        let segment_id = Uuid::new_v4();
-        let event_channel = format!("swml:{}", Uuid::new_v4());
-        let status_events = if request.status_events.is_empty() {
-            vec![StatusEvent::Ended]
-        } else {
-            request.status_events.clone()
-        };
-        let record = store::CallRecord {
-            id: call_id,
+        let (mut record, ident) =
+            inner.new_call(call_id, Direction::OutboundApi, leg_type, &request, &to);
+        record.project_id = project;
+        let ident = CallIdentity {
             project_id: project,
-            node_id: inner.cfg.node_id,
-            segment_id,
-            event_channel: event_channel.clone(),
-            from: request.from.clone(),
-            to: to.clone(),
-            direction: Direction::OutboundApi.as_str().into(),
-            leg_type: leg_type_str(leg_type).into(),
-            url: request.url.clone(),
-            status: CallStatus::Queued.as_str().into(),
-            parent_id: None,
-            created_at_ms: now_ms() as i64,
-            answered_at_ms: None,
-            ended_at_ms: None,
-            end_reason: None,
-            duration_ms: None,
-            billing_ms: None,
-            status_url: request.status_url.clone(),
-            status_events: serde_json::to_string(
-                &status_events.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            )
-            .unwrap_or_else(|_| "[]".into()),
-            dial_request: dial_request_json(&request).to_string(),
-            sip_call_id: None,
+            ..ident
         };
         inner
             .store
             .insert_call(record.clone())
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
-        let ident = CallIdentity {
-            call_id,
-            project_id: project,
-            space_id: inner.cfg.space_id,
-            node_id: inner.cfg.node_id,
-            segment_id,
-            event_channel,
-            direction: Direction::OutboundApi,
-            leg_type,
-            from: request.from.clone(),
-            to,
-        };
         let (tx, rx) = mpsc::channel(64);
-        if let Ok(mut calls) = inner.calls.lock() {
-            calls.insert(
-                call_id,
-                CallEntry {
-                    project_id: project,
-                    inbox: tx,
-                },
-            );
-        }
+        inner.register(call_id, project, tx);
         let leg = inner.leg_from_record(&record);
         let actor = CallActor::new(ident, request, route, record, inner.clone(), rx);
         tokio::spawn(actor.run());

@@ -106,6 +106,18 @@ pub fn pcm_rate(c: sdp::Codec) -> u32 {
     codec_kind(c).sample_rate()
 }
 
+/// Our answer to an inbound call's offer, and what it settles.
+pub fn answer_offer(
+    local: &sdp::LocalMedia,
+    offer: &str,
+) -> Result<(String, NegotiatedMedia), String> {
+    let (answer, n) = sdp::answer_offer(local, offer).map_err(|e| format!("SDP offer: {e}"))?;
+    if n.remote.ip().is_unspecified() || n.remote.port() == 0 {
+        return Err("SDP offer gives no address to send RTP to".into());
+    }
+    Ok((answer, n.into()))
+}
+
 fn codec_kind(c: sdp::Codec) -> media::CodecKind {
     match c {
         sdp::Codec::Pcmu => media::CodecKind::Pcmu,

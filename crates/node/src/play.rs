@@ -34,6 +34,26 @@ struct PlayInfo {
     stop_requested: bool,
 }
 
+/// A playback whose audio is ready, waiting for the call's media to run.
+pub(crate) struct ReadyPlay {
+    id: PlaybackId,
+    sources: Vec<Source>,
+    volume_db: f64,
+    loops: u32,
+}
+
+impl ReadyPlay {
+    pub(crate) fn into_command(self, call_id: uuid::Uuid) -> ShardCommand {
+        ShardCommand::Play {
+            call_id,
+            id: self.id,
+            sources: self.sources,
+            volume_db: self.volume_db,
+            loops: self.loops,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Plays {
     next_id: PlaybackId,
@@ -106,16 +126,19 @@ impl CallActor {
             Ok(sources) => {
                 info.on_player = true;
                 let (volume_db, loops) = (info.volume_db, info.loops);
-                self.node.media.send(
-                    self.ident.call_id,
-                    ShardCommand::Play {
-                        call_id: self.ident.call_id,
-                        id,
-                        sources,
-                        volume_db,
-                        loops,
-                    },
-                );
+                let ready = ReadyPlay {
+                    id,
+                    sources,
+                    volume_db,
+                    loops,
+                };
+                if self.media_running {
+                    self.node
+                        .media
+                        .send(self.ident.call_id, ready.into_command(self.ident.call_id));
+                } else {
+                    self.deferred_plays.push(ready);
+                }
             }
             Err(message) => {
                 warn!(%message, "playback audio could not be prepared");

@@ -19,6 +19,8 @@ use crate::shard::ShardCommand;
 /// The blocking effect the script is waiting on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ScriptWait {
+    /// Our 200 OK to an inbound call is out; the caller's ACK completes `answer`.
+    Answer,
     Play(media::playback::PlaybackId),
     Digits,
     Http,
@@ -146,15 +148,27 @@ impl CallActor {
     async fn apply_effect(&mut self, effect: Effect) {
         match effect {
             Effect::Answer { .. } => {
-                // Outbound calls run their document once answered: nothing to do.
-                self.complete_now(Completion::Done);
+                if self.inbound_unanswered() {
+                    self.script_wait = Some(ScriptWait::Answer);
+                    if let Err(message) = self.answer_inbound().await {
+                        self.complete_now(Completion::Failed { message });
+                    }
+                } else {
+                    // Outbound calls run their document once answered: nothing to do.
+                    self.complete_now(Completion::Done);
+                }
             }
             Effect::Play {
                 items,
                 volume_db,
                 status_url,
-                ..
+                auto_answer,
             } => {
+                if auto_answer && self.inbound_unanswered() {
+                    if let Err(e) = self.answer_inbound().await {
+                        warn!(error = %e, "could not answer before playing");
+                    }
+                }
                 let control_id = uuid::Uuid::new_v4().to_string();
                 let id = self.begin_play(
                     items,

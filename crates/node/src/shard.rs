@@ -255,14 +255,18 @@ fn apply(
                 st.latched = false;
             }
         }
-        ShardCommand::SendDigits { call_id, digits } => {
-            if let Some(st) = legs.get_mut(&call_id) {
+        ShardCommand::SendDigits { call_id, digits } => match legs.get_mut(&call_id) {
+            Some(st) => {
                 if let Err(e) = st.leg.send_digits(&digits) {
                     tracing::warn!(%call_id, error = %e, "send_digits rejected by media");
                     emit(call_id, MediaEvent::DigitsFailed(e));
                 }
             }
-        }
+            None => emit(
+                call_id,
+                MediaEvent::DigitsFailed("the call has no media".into()),
+            ),
+        },
         ShardCommand::Play {
             call_id,
             id,

@@ -1,6 +1,7 @@
 //! The endpoint: sockets, the stack's endpoint and transaction loop, and the
 //! router for requests that arrive from the network.
 
+use crate::inbound::{self, InboundHandle};
 use crate::leg::{self, LegHandle};
 use crate::{IncomingCall, OutboundInvite, OutboundLeg, SipConfig, SipError, SipOptions};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -27,7 +28,7 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 
 /// How long an answered out-of-dialog INVITE transaction is kept to absorb
 /// the ACK and retransmit our final response (timer H is 64·T1).
-const SERVER_INVITE_LINGER: Duration = Duration::from_secs(40);
+pub(crate) const SERVER_INVITE_LINGER: Duration = Duration::from_secs(40);
 
 /// The SIP endpoint: one UDP socket and one TCP listener on the same port,
 /// the stack's transaction layer, and every outbound leg placed through it.
@@ -78,17 +79,33 @@ pub(crate) struct Inner {
     pub(crate) transaction_timeout: Duration,
     legs: Mutex<HashMap<LegKey, LegEntry>>,
     shutting_down: AtomicBool,
-    /// Kept so the receiver stays open until the inbound issue uses it.
-    _incoming_tx: mpsc::Sender<IncomingCall>,
+    /// Inbound calls go to the receiver [`SipEndpoint::start`] returned.
+    pub(crate) incoming_tx: mpsc::Sender<IncomingCall>,
+}
+
+/// A live leg of either direction, as the endpoint sees it.
+#[derive(Clone)]
+pub(crate) enum AnyHandle {
+    Outbound(LegHandle),
+    Inbound(InboundHandle),
+}
+
+impl AnyHandle {
+    async fn hangup(&self) {
+        match self {
+            AnyHandle::Outbound(h) => h.hangup().await.ok(),
+            AnyHandle::Inbound(h) => h.hangup().await.ok(),
+        };
+    }
 }
 
 struct LegEntry {
     dialog: InviteDialog,
-    handle: LegHandle,
+    handle: AnyHandle,
 }
 
 impl Inner {
-    pub(crate) fn register_leg(&self, key: LegKey, dialog: InviteDialog, handle: LegHandle) {
+    pub(crate) fn register_leg(&self, key: LegKey, dialog: InviteDialog, handle: AnyHandle) {
         if let Ok(mut legs) = self.legs.lock() {
             legs.insert(key, LegEntry { dialog, handle });
         }
@@ -111,7 +128,7 @@ impl Inner {
         self.legs.lock().map(|l| l.len()).unwrap_or(0)
     }
 
-    fn handles(&self) -> Vec<LegHandle> {
+    fn handles(&self) -> Vec<AnyHandle> {
         self.legs
             .lock()
             .map(|l| l.values().map(|e| e.handle.clone()).collect())
@@ -154,7 +171,9 @@ fn bind_pair(listen: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpLi
 
 impl SipEndpoint {
     /// Bind UDP and TCP on `cfg.listen`, start the stack, and return the
-    /// endpoint with the receiver of inbound calls (see [`IncomingCall`]).
+    /// endpoint with the receiver of inbound calls (see [`IncomingCall`];
+    /// it queues 16 calls, more are refused with 503). Drop the receiver to
+    /// refuse every inbound call with `404 No route`.
     pub async fn start(
         cfg: SipConfig,
     ) -> Result<(SipEndpoint, mpsc::Receiver<IncomingCall>), SipError> {
@@ -252,7 +271,7 @@ impl SipEndpoint {
             transaction_timeout: opts.transaction_timeout,
             legs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
-            _incoming_tx: incoming_tx,
+            incoming_tx,
         });
 
         let span =
@@ -307,14 +326,14 @@ impl SipEndpoint {
         leg::place(&self.inner.0, req)
     }
 
-    /// Hang up every live leg (CANCEL or BYE), wait up to 2 s for them to
-    /// end, then stop the stack and close the sockets. Idempotent.
+    /// Hang up every live leg (outbound: CANCEL or BYE; inbound: 480 or
+    /// BYE), wait up to 2 s for them to end, then stop the stack and close the sockets. Idempotent.
     pub async fn shutdown(&self) {
         if self.inner.shutting_down.swap(true, Ordering::SeqCst) {
             return;
         }
         for handle in self.inner.handles() {
-            handle.hangup().await.ok();
+            handle.hangup().await;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while self.inner.leg_count() > 0 && tokio::time::Instant::now() < deadline {
@@ -392,20 +411,20 @@ async fn route_incoming(inner: Arc<Inner>, mut incoming: TransactionReceiver) {
     }
 }
 
-fn final_sent(tx: &Transaction) -> bool {
+pub(crate) fn final_sent(tx: &Transaction) -> bool {
     tx.last_response
         .as_ref()
         .is_some_and(|r| r.status_code.kind() != StatusCodeKind::Provisional)
 }
 
-async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
+pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
     let code = status.code();
     if let Err(e) = tx.reply_with(status, headers, None).await {
         debug!(code, error = %e, "cannot send response");
     }
 }
 
-async fn handle_request(inner: &Inner, mut tx: Transaction) {
+async fn handle_request(inner: &Arc<Inner>, mut tx: Transaction) {
     let method = tx.original.method;
     let call_id = tx
         .original
@@ -423,6 +442,11 @@ async fn handle_request(inner: &Inner, mut tx: Transaction) {
     if let (Some(call_id), Some(to_tag)) = (call_id, to_tag) {
         // In-dialog: route to the leg's dialog.
         match inner.find_dialog(&(call_id, to_tag)) {
+            Some(dialog) if method == Method::Invite && inbound::reinvite_too_early(&dialog) => {
+                // A re-INVITE before the caller ACKed our 200 (RFC 3261
+                // §14.2): the stack would never answer it.
+                reply(&mut tx, StatusCode::RequestPending, vec![]).await;
+            }
             Some(mut dialog) => {
                 if let Err(e) = dialog.handle(&mut tx).await {
                     debug!(%method, error = %e, "in-dialog request handling failed");
@@ -446,16 +470,7 @@ async fn handle_request(inner: &Inner, mut tx: Transaction) {
             ];
             reply(&mut tx, StatusCode::OK, headers).await;
         }
-        Method::Invite => {
-            // Inbound routing is the next issue: refuse for now.
-            reply(&mut tx, StatusCode::Other(404, "No route".into()), vec![]).await;
-            // Keep the server transaction to retransmit the 404 (UDP) and
-            // absorb the ACK.
-            let _ = tokio::time::timeout(SERVER_INVITE_LINGER, async {
-                while tx.receive().await.is_some() {}
-            })
-            .await;
-        }
+        Method::Invite => inbound::handle_invite(inner, tx).await,
         Method::Ack => {}
         Method::Bye | Method::Cancel | Method::Update | Method::Info | Method::PRack => {
             reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;

@@ -55,10 +55,10 @@ struct LegCore {
     /// A BYE was started (at most one per leg).
     bye_started: AtomicBool,
     /// The SDP we last sent (offer, or answer to a remote re-offer).
-    last_local_sdp: Mutex<String>,
+    last_local_sdp: Arc<Mutex<String>>,
 }
 
-fn body_text(body: &[u8]) -> Option<String> {
+pub(crate) fn body_text(body: &[u8]) -> Option<String> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         None
     } else {
@@ -66,7 +66,7 @@ fn body_text(body: &[u8]) -> Option<String> {
     }
 }
 
-fn reason_of(resp: &Response) -> String {
+pub(crate) fn reason_of(resp: &Response) -> String {
     resp.wire_reason
         .clone()
         .filter(|r| !r.trim().is_empty())
@@ -196,11 +196,15 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         span: span.clone(),
         cancel_started: AtomicBool::new(false),
         bye_started: AtomicBool::new(false),
-        last_local_sdp: Mutex::new(sdp),
+        last_local_sdp: Arc::new(Mutex::new(sdp)),
     });
     let handle = LegHandle { core: core.clone() };
     let leg_key: LegKey = (id.call_id.clone(), id.local_tag.clone());
-    inner.register_leg(leg_key.clone(), dialog, handle.clone());
+    inner.register_leg(
+        leg_key.clone(),
+        dialog,
+        crate::endpoint::AnyHandle::Outbound(handle.clone()),
+    );
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
     {
@@ -484,84 +488,91 @@ impl LegTask {
         Next::Continue
     }
 
-    /// A re-INVITE or UPDATE from the far end: ask the call layer, answer
-    /// within [`OFFER_TIMEOUT`] whatever happens.
+    /// A re-INVITE or UPDATE from the far end: ask the call layer.
     fn remote_offer(&self, req: Request, handle: TransactionHandle) {
-        let sdp = body_text(&req.body);
-        let method = req.method;
-        let core = self.core.clone();
-        let events = self.events.clone();
-        let receiver_gone = self.receiver_gone;
-        tokio::spawn(
-            async move {
-                if method == Method::Update && sdp.is_none() {
-                    // A session refresh without an offer: nothing to negotiate.
-                    handle.reply(StatusCode::OK).await.ok();
-                    return;
-                }
-                info!(%method, has_sdp = sdp.is_some(), "remote offer");
-                let (respond, answer) = oneshot::channel();
-                let asked = async {
-                    if receiver_gone {
-                        return None;
-                    }
-                    events
-                        .send(LegEvent::RemoteOffer { sdp, respond })
-                        .await
-                        .ok()?;
-                    answer.await.ok()
-                };
-                let outcome = tokio::time::timeout(OFFER_TIMEOUT, asked)
-                    .await
-                    .ok()
-                    .flatten();
-                let last = core
-                    .last_local_sdp
-                    .lock()
-                    .map(|s| s.clone())
-                    .unwrap_or_default();
-                let (status, body) = match outcome {
-                    Some(Ok(answer)) => {
-                        if let Ok(mut l) = core.last_local_sdp.lock() {
-                            l.clone_from(&answer);
-                        }
-                        (StatusCode::OK, answer)
-                    }
-                    Some(Err(code)) if (300..700).contains(&code) => {
-                        (StatusCode::from(code), String::new())
-                    }
-                    Some(Err(code)) => {
-                        warn!(
-                            code,
-                            "RemoteOffer rejected with a non-error code; sending 500"
-                        );
-                        (StatusCode::ServerInternalError, String::new())
-                    }
-                    None => {
-                        debug!("no answer to the remote offer in time; reusing the last local SDP");
-                        (StatusCode::OK, last)
-                    }
-                };
-                let code = status.code();
-                let r = if body.is_empty() {
-                    handle.reply(status).await
-                } else {
-                    handle
-                        .respond(
-                            status,
-                            Some(vec![Header::ContentType("application/sdp".into())]),
-                            Some(body.into_bytes()),
-                        )
-                        .await
-                };
-                match r {
-                    Ok(()) => debug!(code, "answered remote offer"),
-                    Err(_) => warn!(code, "could not answer the remote offer (transaction gone)"),
-                }
-            }
-            .in_current_span(),
+        let events = (!self.receiver_gone).then(|| self.events.clone());
+        answer_remote_offer(
+            req,
+            handle,
+            self.core.last_local_sdp.clone(),
+            events,
+            |sdp, respond| LegEvent::RemoteOffer { sdp, respond },
         );
     }
+}
+
+/// A re-INVITE or UPDATE from the far end (either leg direction): ask the
+/// call layer through `events` (built by `make`), answer within
+/// [`OFFER_TIMEOUT`] whatever happens.
+pub(crate) fn answer_remote_offer<E: Send + 'static>(
+    req: Request,
+    handle: TransactionHandle,
+    last_local_sdp: Arc<Mutex<String>>,
+    events: Option<mpsc::Sender<E>>,
+    make: fn(Option<String>, oneshot::Sender<Result<String, u16>>) -> E,
+) {
+    let sdp = body_text(&req.body);
+    let method = req.method;
+    tokio::spawn(
+        async move {
+            if method == Method::Update && sdp.is_none() {
+                // A session refresh without an offer: nothing to negotiate.
+                handle.reply(StatusCode::OK).await.ok();
+                return;
+            }
+            info!(%method, has_sdp = sdp.is_some(), "remote offer");
+            let (respond, answer) = oneshot::channel();
+            let asked = async {
+                let events = events?;
+                events.send(make(sdp, respond)).await.ok()?;
+                answer.await.ok()
+            };
+            let outcome = tokio::time::timeout(OFFER_TIMEOUT, asked)
+                .await
+                .ok()
+                .flatten();
+            let last = last_local_sdp.lock().map(|s| s.clone()).unwrap_or_default();
+            let (status, body) = match outcome {
+                Some(Ok(answer)) => {
+                    if let Ok(mut l) = last_local_sdp.lock() {
+                        l.clone_from(&answer);
+                    }
+                    (StatusCode::OK, answer)
+                }
+                Some(Err(code)) if (300..700).contains(&code) => {
+                    (StatusCode::from(code), String::new())
+                }
+                Some(Err(code)) => {
+                    warn!(
+                        code,
+                        "RemoteOffer rejected with a non-error code; sending 500"
+                    );
+                    (StatusCode::ServerInternalError, String::new())
+                }
+                None => {
+                    debug!("no answer to the remote offer in time; reusing the last local SDP");
+                    (StatusCode::OK, last)
+                }
+            };
+            let code = status.code();
+            let r = if body.is_empty() {
+                handle.reply(status).await
+            } else {
+                handle
+                    .respond(
+                        status,
+                        Some(vec![Header::ContentType("application/sdp".into())]),
+                        Some(body.into_bytes()),
+                    )
+                    .await
+            };
+            match r {
+                Ok(()) => debug!(code, "answered remote offer"),
+                Err(_) => warn!(code, "could not answer the remote offer (transaction gone)"),
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 fn to_tag(resp: &Response) -> Option<String> {

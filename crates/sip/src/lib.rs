@@ -4,7 +4,8 @@
 //! The stack is `rsipstack =0.7.14` (docs/architecture.md §7). None of its
 //! types appear in this crate's public API: the call layer sees
 //! [`SipEndpoint`], [`OutboundInvite`], [`OutboundLeg`], [`LegEvent`],
-//! [`LegHandle`], [`IncomingCall`] and [`SipError`] only, so the stack can be
+//! [`LegHandle`], [`IncomingCall`], [`InboundInvite`], [`InboundLeg`],
+//! [`InboundEvent`], [`InboundHandle`] and [`SipError`] only, so the stack can be
 //! replaced by our own sans-IO core later without touching the call layer.
 //!
 //! # What the adapter does on the wire
@@ -34,9 +35,22 @@
 //!   end through [`LegEvent::RemoteOffer`]; in-dialog OPTIONS → 200; other
 //!   in-dialog requests (INFO, REFER, MESSAGE, NOTIFY) → 501; requests in an
 //!   early dialog → 501.
-//! * Out-of-dialog OPTIONS → 200 (with `Allow`); out-of-dialog INVITE →
-//!   `404 No route` (see [`IncomingCall`]); requests for an unknown dialog →
-//!   481; other methods → 405. Datagrams and stream data that do not parse
+//! * Out-of-dialog INVITE (inbound call): `100 Trying` at once, then the
+//!   call goes to the receiver of [`SipEndpoint::start`] as
+//!   [`IncomingCall::Invite`] (`try_send`: a full queue is answered `503`, a
+//!   dropped receiver `404 No route`). An INVITE without Contact, or whose
+//!   From/To do not parse, is `400`. The [`InboundHandle`] sends 180/183,
+//!   one final response (200 with our SDP and `Contact` = the advertised
+//!   address, `;transport=tcp` over TCP; or 3xx-6xx), and BYE. The stack
+//!   retransmits our 200 (timer G) until the ACK ([`InboundEvent::Confirmed`])
+//!   or 64·T1 (then BYE, [`InboundEvent::AckTimeout`]) and our non-2xx until
+//!   its ACK; CANCEL before the answer → 200 + 487
+//!   ([`InboundEvent::Canceled`]); the caller's BYE → 200
+//!   ([`InboundEvent::RemoteBye`]); re-INVITE/UPDATE/in-dialog OPTIONS/other
+//!   methods as for outbound legs; a re-INVITE before the caller ACKed our
+//!   200 → 491. Over UDP and TCP.
+//! * Out-of-dialog OPTIONS → 200 (with `Allow`); requests for an unknown
+//!   dialog → 481; other methods → 405. Datagrams and stream data that do not parse
 //!   are dropped and logged by the stack (tests throw garbage at both).
 //!
 //! # Concurrency
@@ -71,17 +85,29 @@
 //! * A 2xx other than 200 to the INVITE is ACKed by the transaction but the
 //!   stack does not confirm the dialog: reported as `Failed { code }`.
 //! * rustls must use the ring provider: call [`install_crypto_provider`].
+//! * Inbound: `DialogLayer::get_or_create_server_invite` registers the
+//!   dialog in the stack's own table, which we do not route by; the adapter
+//!   builds the UAS `DialogInner` itself (same steps) and keeps it in its
+//!   dialog table. The dialog's `handle()` drives the INVITE transaction
+//!   (our responses go through the transaction's event channel).
+//! * Its UAS dialog treats an INVITE in a dialog not yet confirmed as the
+//!   initial INVITE and never answers it: the adapter answers 491 first.
+//! * It drops an INVITE without a From tag unanswered (no transaction).
 //!
 //! # Not implemented yet
 //!
-//! Inbound calls ([`IncomingCall`]), sending re-INVITE/UPDATE ourselves,
+//! Sending re-INVITE/UPDATE ourselves (either direction),
 //! REFER, receiving INFO DTMF, PRACK/100rel on our side (a far end that
 //! requires it gets PRACKs from the stack, untested), session timers, a TLS
-//! listener, early-dialog UPDATE, and the answer SDP of an offerless
-//! re-INVITE (it arrives in the ACK and is not surfaced).
+//! listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
+//! re-INVITE (it arrives in the ACK and is not surfaced), a timeout for
+//! inbound calls the call layer never answers (the caller's CANCEL or
+//! timer C ends them), and routing by anything but the receiver (one queue
+//! for every inbound INVITE).
 
 mod endpoint;
 mod error;
+mod inbound;
 mod leg;
 mod request;
 mod wire;
@@ -91,6 +117,7 @@ use std::time::Duration;
 
 pub use endpoint::SipEndpoint;
 pub use error::SipError;
+pub use inbound::InboundHandle;
 pub use leg::LegHandle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -224,27 +251,84 @@ pub enum LegEvent {
     Terminated,
 }
 
-/// An out-of-dialog request that starts an inbound call.
+/// An out-of-dialog request that starts an inbound call, delivered on the
+/// receiver returned by [`SipEndpoint::start`].
 ///
-/// Reserved for the inbound-routing issue: today the adapter answers every
-/// out-of-dialog INVITE itself with `404 No route` and never sends on the
-/// receiver returned by [`SipEndpoint::start`]. Keep the receiver; the
-/// variants will carry a handle to ring/answer/reject.
+/// The endpoint has already sent `100 Trying`. If the receiver is full the
+/// endpoint answers `503 Service Unavailable` itself; if it was dropped,
+/// `404 No route`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum IncomingCall {
-    /// An INVITE outside any dialog (not emitted yet, see above).
-    Invite(InboundInvite),
+    /// An INVITE outside any dialog: ring, answer or reject it through
+    /// [`InboundLeg::handle`]; what the caller does arrives on
+    /// [`InboundLeg::events`].
+    Invite {
+        invite: InboundInvite,
+        leg: InboundLeg,
+    },
 }
 
-/// The facts of an inbound INVITE (not emitted yet, see [`IncomingCall`]).
+/// The facts of an inbound INVITE, as the caller sent them.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InboundInvite {
+    /// SIP Call-ID.
     pub call_id: String,
+    /// The Request-URI, e.g. `sip:+15551230000@10.0.0.1:5060`.
     pub request_uri: String,
+    /// User part of the Request-URI, percent-decoded (`""` if none).
+    pub request_user: String,
+    /// From URI (no tag, no display name).
     pub from_uri: String,
+    /// User part of the From URI, percent-decoded (`""` if none).
+    pub from_user: String,
+    /// From display name, without quotes.
+    pub from_display: Option<String>,
+    /// To URI.
     pub to_uri: String,
+    /// The SDP offer; `None` for an offerless INVITE (then the SDP given to
+    /// [`InboundHandle::answer`] is our offer; the caller's answer comes in
+    /// the ACK and is not surfaced yet).
     pub sdp: Option<String>,
+    /// Where the INVITE came from (the datagram's source or the TCP peer).
     pub source: SocketAddr,
+    /// `"udp"` or `"tcp"`.
+    pub transport: &'static str,
+    /// Every header of the INVITE, in order, as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// An inbound call: its event stream and a handle to act on it.
+///
+/// If the event receiver is dropped while the call is alive, the adapter
+/// hangs it up (`480` before the answer, BYE after), like outbound legs.
+#[derive(Debug)]
+pub struct InboundLeg {
+    pub events: mpsc::Receiver<InboundEvent>,
+    pub handle: InboundHandle,
+}
+
+/// What happens to an inbound call, in order. [`InboundEvent::Terminated`]
+/// is always the last event.
+#[derive(Debug)]
+pub enum InboundEvent {
+    /// The caller's ACK to our 200 arrived: the call is established.
+    Confirmed,
+    /// The caller sent CANCEL before we answered (the stack already replied
+    /// 200 to the CANCEL and 487 to the INVITE).
+    Canceled,
+    /// Re-INVITE or UPDATE from the caller; same semantics as
+    /// [`LegEvent::RemoteOffer`] (2 s to reply, then the last local SDP).
+    RemoteOffer {
+        sdp: Option<String>,
+        respond: oneshot::Sender<Result<String, u16>>,
+    },
+    /// The caller hung up (we answered its BYE with 200).
+    RemoteBye,
+    /// No ACK for our 200 within 64·T1 ([`SipOptions::transaction_timeout`]):
+    /// the dialog failed and the stack sent BYE.
+    AckTimeout,
+    /// The dialog is gone, for any reason. Last event.
+    Terminated,
 }

@@ -95,7 +95,7 @@ fn parse_sip_uri(field: &'static str, s: &str) -> Result<Uri, SipError> {
 
 /// `%XX` escapes to the characters they stand for; `None` when an escape is
 /// malformed or the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     if !s.contains('%') {
         return Some(s.to_string());
     }

@@ -389,3 +389,72 @@ pub fn digest_matches(header: &str, method: &str, password: &str) -> bool {
     };
     expected == response
 }
+
+/// An endpoint that keeps its receiver of inbound calls.
+pub async fn inbound_endpoint() -> (SipEndpoint, mpsc::Receiver<sip::IncomingCall>) {
+    inbound_endpoint_with(SipOptions::default()).await
+}
+
+/// [`inbound_endpoint`] with explicit timers.
+pub async fn inbound_endpoint_with(
+    opts: SipOptions,
+) -> (SipEndpoint, mpsc::Receiver<sip::IncomingCall>) {
+    init();
+    let cfg = SipConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        external_ip: "127.0.0.1".parse().unwrap(),
+        user_agent: "dialtone-test".into(),
+    };
+    SipEndpoint::start_with(cfg, opts).await.unwrap()
+}
+
+/// The next inbound call, within `secs`.
+pub async fn next_call(
+    calls: &mut mpsc::Receiver<sip::IncomingCall>,
+    secs: u64,
+) -> (sip::InboundInvite, sip::InboundLeg) {
+    let call = tokio::time::timeout(Duration::from_secs(secs), calls.recv())
+        .await
+        .expect("inbound call in time")
+        .expect("inbound receiver open");
+    match call {
+        sip::IncomingCall::Invite { invite, leg } => (invite, leg),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Receive inbound events until `pred` matches; returns everything seen.
+pub async fn inbound_until(
+    rx: &mut mpsc::Receiver<sip::InboundEvent>,
+    secs: u64,
+    pred: impl Fn(&sip::InboundEvent) -> bool,
+) -> Vec<sip::InboundEvent> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out; events so far: {seen:?}"))
+            .unwrap_or_else(|| panic!("event stream closed; events so far: {seen:?}"));
+        let done = pred(&ev);
+        seen.push(ev);
+        if done {
+            return seen;
+        }
+    }
+}
+
+pub fn inbound_names(events: &[sip::InboundEvent]) -> Vec<&'static str> {
+    use sip::InboundEvent as E;
+    events
+        .iter()
+        .map(|e| match e {
+            E::Confirmed => "Confirmed",
+            E::Canceled => "Canceled",
+            E::RemoteOffer { .. } => "RemoteOffer",
+            E::RemoteBye => "RemoteBye",
+            E::AckTimeout => "AckTimeout",
+            E::Terminated => "Terminated",
+        })
+        .collect()
+}
