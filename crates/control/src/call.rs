@@ -379,10 +379,19 @@ mod tests {
         let outs = drain(&mut c);
         assert!(!outs.contains(&CallOutput::PlaceInvite));
         assert_eq!(states(&outs), vec!["created", "ringing"]);
-        assert_eq!(c.poll_timeout(), None, "the caller decides how long it rings");
+        assert_eq!(
+            c.poll_timeout(),
+            None,
+            "the caller decides how long it rings"
+        );
         c.handle(5_000, CallInput::Answered);
         assert_eq!(states(&drain(&mut c)), vec!["answered"]);
-        c.handle(9_000, CallInput::Hangup { reason: EndReason::Hangup });
+        c.handle(
+            9_000,
+            CallInput::Hangup {
+                reason: EndReason::Hangup,
+            },
+        );
         assert!(drain(&mut c).contains(&CallOutput::SendBye));
         c.handle(9_010, CallInput::LegTerminated);
         assert_eq!(
