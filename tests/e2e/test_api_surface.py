@@ -1,4 +1,5 @@
 """The Calling API surface of the real binary, driven by the official SignalWire SDK and raw HTTP."""
+import time
 import uuid
 
 import pytest
@@ -7,18 +8,19 @@ import requests
 SWML = {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"hangup": {}}]}}
 
 
-def test_sdk_dial_gets_a_clear_501_naming_what_is_missing(dialtone):
+def test_sdk_dial_is_accepted_and_an_unreachable_far_end_fails_the_call(dialtone):
     client = dialtone.sdk()
-    with pytest.raises(Exception) as exc:
-        client.calling.dial(from_="+15105550100", to="sip:alice@127.0.0.1:5999", swml=SWML)
-    text = str(exc.value) + repr(getattr(exc.value, "__dict__", {}))
-    assert "501" in text, text
-    r = dialtone.post({"command": "dial", "params": {"from": "+15105550100", "to": "sip:alice@127.0.0.1:5999", "swml": SWML}})
-    assert r.status_code == 501
-    err = r.json()["errors"][0]
-    assert err["code"] == "feature_not_available"
-    assert "dial" in err["message"] and "not built" in err["message"]
-    assert r.headers.get("X-Request-Id")
+    # Nothing listens on this port: the INVITE cannot be delivered over TCP, the call fails.
+    leg = client.calling.dial(from_="+15105550100", to="sip:alice@127.0.0.1:9;transport=tcp", swml=SWML)
+    assert leg["status"] in ("queued", "initiated", "created", "failed"), leg
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        r = requests.get(f"{dialtone.base}/api/calling/calls/{leg['id']}", auth=(dialtone.project, dialtone.token), timeout=5)
+        if r.json()["status"] in ("failed", "ended"):
+            break
+        time.sleep(0.1)
+    got = r.json()
+    assert got["status"] == "failed" and got["end_reason"] == "error", got
 
 
 def test_sdk_validation_errors_surface_the_422_body(dialtone):

@@ -23,6 +23,9 @@ pub enum CallInput {
     Ringing,
     /// 200 OK arrived, was ACKed and its SDP negotiated.
     Answered,
+    /// 200 OK arrived and was ACKed, but its SDP is unusable (none, no common codec): the call
+    /// never counts as answered; we hang the leg up and the call fails.
+    AnsweredUnusable { detail: String },
     /// A final non-2xx response; `code` 0 means no response at all (transport failure).
     Rejected { code: u16 },
     /// The far end sent BYE.
@@ -180,6 +183,20 @@ impl OutboundCall {
                 }
             }
             CallInput::Answered => self.on_answered(now),
+            CallInput::AnsweredUnusable { detail } => {
+                self.ring_deadline = None;
+                match self.pending_end {
+                    Some(_) => self.outputs.push_back(CallOutput::SendBye),
+                    None if self.status.is_pre_answer() => self.begin_teardown(
+                        now,
+                        CallStatus::Failed,
+                        EndReason::Error,
+                        Some(detail),
+                        false,
+                    ),
+                    None => {}
+                }
+            }
             CallInput::Rejected { code } => self.on_rejected(now, code),
             CallInput::RemoteHangup => {
                 let (status, reason) = match self.pending_end.take() {
@@ -400,6 +417,32 @@ mod tests {
                 status: CallStatus::Ended,
                 end_reason: EndReason::Hangup,
                 detail: None
+            }]
+        );
+    }
+
+    #[test]
+    fn unusable_answer_is_byed_and_fails_without_answering() {
+        let mut c = started(30);
+        c.handle(100, CallInput::Ringing);
+        drain(&mut c);
+        c.handle(
+            200,
+            CallInput::AnsweredUnusable {
+                detail: "no codec in common".into(),
+            },
+        );
+        let outs = drain(&mut c);
+        assert!(outs.contains(&CallOutput::SendBye));
+        assert!(!states(&outs).contains(&"answered"));
+        assert_eq!(c.answered_at(), None);
+        c.handle(300, CallInput::LegTerminated);
+        assert_eq!(
+            drain(&mut c),
+            vec![CallOutput::Finished {
+                status: CallStatus::Failed,
+                end_reason: EndReason::Error,
+                detail: Some("no codec in common".into())
             }]
         );
     }

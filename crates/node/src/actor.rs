@@ -314,27 +314,26 @@ impl CallActor {
     }
 
     async fn on_answered(&mut self, sdp: Option<String>) {
-        let was_pre_answer = self.core.status().is_pre_answer();
-        self.input(CallInput::Answered).await;
-        if !was_pre_answer || self.core.status() != CallStatus::Answered {
+        if !self.core.status().is_pre_answer() {
+            // A 200 racing our CANCEL, or a retransmission: the core decides.
+            self.input(CallInput::Answered).await;
             return;
         }
+        // The call is answered only once its media is usable (docs/call-lifecycle.md).
         let negotiated = match (sdp, self.local.as_ref()) {
             (Some(answer), Some(local)) => media_leg::negotiate(local, &answer),
             (None, _) => Err("200 OK carried no SDP answer".to_string()),
             (_, None) => Err("no local offer".to_string()),
         };
-        match negotiated.and_then(|session| self.start_media(session)) {
-            Ok(()) => {}
-            Err(detail) => {
-                warn!(%detail, "media negotiation failed; hanging up");
-                self.input(CallInput::Fail {
-                    reason: EndReason::Error,
-                    detail,
-                })
-                .await;
-                return;
-            }
+        let started = negotiated.and_then(|session| self.start_media(session));
+        if let Err(detail) = started {
+            warn!(%detail, "media negotiation failed; hanging up");
+            self.input(CallInput::AnsweredUnusable { detail }).await;
+            return;
+        }
+        self.input(CallInput::Answered).await;
+        if self.core.status() != CallStatus::Answered {
+            return;
         }
         if let Some(digits) = self.request.send_digits.clone() {
             self.node.media.send(
@@ -571,6 +570,12 @@ impl CallActor {
                         "the call is already ending",
                     ));
                 }
+                // Before answer the default reason is `cancel` (docs/call-lifecycle.md).
+                let reason = if status.is_pre_answer() && reason == EndReason::Hangup {
+                    EndReason::Cancel
+                } else {
+                    reason
+                };
                 self.input(CallInput::Hangup { reason }).await;
             }
             CallCommand::Update(params) => self.on_update(status, params).await?,

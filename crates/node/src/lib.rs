@@ -17,6 +17,7 @@ pub mod prepare;
 pub mod routing;
 mod script;
 pub mod shard;
+mod tick_stats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

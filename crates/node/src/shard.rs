@@ -159,6 +159,8 @@ fn run_shard(
     let mut next_tick = origin + TICK;
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(4);
     let mut buf = vec![0u8; 2048];
+    let mut stats = crate::tick_stats::TickStats::default();
+    let mut scheduled = origin;
     loop {
         // Commands first, then one tick for every call.
         loop {
@@ -168,7 +170,8 @@ fn run_shard(
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
-        let now_us = origin.elapsed().as_micros() as u64;
+        let tick_start = Instant::now();
+        let now_us = tick_start.duration_since(origin).as_micros() as u64;
         for (call_id, st) in legs.iter_mut() {
             receive_all(st, now_us, &mut buf);
             out.clear();
@@ -185,8 +188,24 @@ fn run_shard(
                 }
             }
         }
-        // Absolute schedule: a late tick does not shift every later one.
         let now = Instant::now();
+        if !legs.is_empty() {
+            let late = tick_start.saturating_duration_since(scheduled).as_micros() as u64;
+            let work = now.saturating_duration_since(tick_start).as_micros() as u64;
+            if let Some(r) = stats.record(late, work) {
+                tracing::info!(
+                    calls = legs.len(),
+                    tick_late_p50_us = r.late_p50_us,
+                    tick_late_p99_us = r.late_p99_us,
+                    tick_late_max_us = r.late_max_us,
+                    tick_work_p50_us = r.work_p50_us,
+                    tick_work_p99_us = r.work_p99_us,
+                    "media tick timing"
+                );
+            }
+        }
+        scheduled = next_tick;
+        // Absolute schedule: a late tick does not shift every later one.
         if next_tick > now {
             // Wake early for commands only at tick granularity; commands wait at most one tick.
             thread::sleep(next_tick - now);
