@@ -7,11 +7,18 @@ rate, measures API latency, call setup rate (dial accepted -> answered), then sa
 CPU and memory with all N calls up, and hangs everything up.
 
   python3 bench/dial_load.py --calls 100 500 1000 --rate 200
+  python3 bench/dial_load.py --calls 500 1000 --play     # each call loops a cached prompt
+
+With --play, every call runs SWML that plays the same WAV prompt (served by this script, so
+dialtone fetches it once and plays it from its cache) in a loop. RTP send jitter is read from
+the server's own "media tick timing" reports: how late each 20 ms tick started against its
+absolute schedule (p50/p99 over the hold window), and how long the tick's work took.
 
 Only loopback is used. Results are printed as a Markdown table for docs/benchmarks.md.
 """
-import argparse, base64, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, base64, io, json, math, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time, wave
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,8 +45,9 @@ class Server:
                    DIALTONE_RTP_PORTS=f"{rtp_lo}-{rtp_hi}",
                    DIALTONE_DATA_DIR=self.dir, DIALTONE_PROJECT_ID=PROJECT,
                    DIALTONE_API_TOKEN=TOKEN, DIALTONE_SIGNING_KEY="bench-key",
-                   DIALTONE_LOG="warn")
-        self.log = open(os.path.join(self.dir, "server.log"), "w")
+                   DIALTONE_LOG="warn,node::shard=info", DIALTONE_LOG_FORMAT="json")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
         auth = base64.b64encode(f"{PROJECT}:{TOKEN}".encode()).decode()
         self.headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
@@ -86,6 +94,55 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def tick_reports(server):
+    """Every "media tick timing" report the server's shards have logged so far."""
+    out = []
+    with open(server.log_path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            fields = rec.get("fields", {})
+            if fields.get("message") != "media tick timing":
+                continue
+            out.append(fields)
+    return out
+
+
+class Prompt:
+    """Serves one WAV prompt (a 2 s 440 Hz tone, 8 kHz 16-bit) and counts its GETs."""
+
+    def __init__(self):
+        buf = io.BytesIO()
+        w = wave.open(buf, "wb")
+        w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
+        w.close()
+        body, prompt = buf.getvalue(), self
+        self.gets = 0
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                prompt.gets += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", '"prompt-1"')
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_port}/prompt.wav"
+
+    def stop(self):
+        self.srv.shutdown()
+
+
 def count_status(server, status):
     n, cursor = 0, None
     while True:
@@ -98,7 +155,7 @@ def count_status(server, status):
         cursor = nxt.split("cursor=")[-1]
 
 
-def run(binary, calls, rate, hold):
+def run(binary, calls, rate, hold, play):
     server = Server(binary, 20000, 20000 + 2 * calls + 200)
     uas_port = free_port(socket.SOCK_DGRAM)
     uas_log = open(os.path.join(server.dir, "sipp.log"), "w")
@@ -106,8 +163,12 @@ def run(binary, calls, rate, hold):
                              "-rtp_echo", "-nostdin", "-max_socket", "4096", "-timeout", str(hold + 120)],
                             stdout=uas_log, stderr=uas_log)
     time.sleep(0.5)
+    prompt = Prompt() if play else None
+    steps = [{"answer": {}}, {"sleep": 600000}]
+    if prompt:
+        steps = [{"answer": {}}, {"label": "again"}, {"play": {"url": prompt.url}}, {"goto": {"label": "again", "max": 10000}}]
     body = {"command": "dial", "params": {"from": "+15105550100", "to": f"sip:bench@127.0.0.1:{uas_port}",
-                                          "swml": {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"sleep": 600000}]}},
+                                          "swml": {"version": "1.0.0", "sections": {"main": steps}},
                                           "timeout": 60}}
     latencies, ids = [], []
     lock = threading.Lock()
@@ -138,8 +199,10 @@ def run(binary, calls, rate, hold):
     # Steady state: all calls up, RTP flowing both ways.
     time.sleep(1)
     c1, w1 = server.cpu_seconds(), time.perf_counter()
+    n_reports = len(tick_reports(server))
     time.sleep(hold)
     c2, w2 = server.cpu_seconds(), time.perf_counter()
+    reports = tick_reports(server)[n_reports:]
     rss = server.rss_mib()
     cpu_pct = 100 * (c2 - c1) / (w2 - w1)
     ended = 0
@@ -151,27 +214,49 @@ def run(binary, calls, rate, hold):
     except subprocess.TimeoutExpired:
         sipp.kill()
     server.stop()
+    prompt_gets = prompt.gets if prompt else 0
+    if prompt:
+        prompt.stop()
     lat = sorted(latencies)
     p = lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]
     return {
         "calls": calls, "answered": answered, "fire_s": fired, "setup_rate": answered / setup_time if setup_time else 0,
         "p50_ms": p(0.50), "p99_ms": p(0.99), "cpu_pct": cpu_pct, "cpu_pct_per_call": cpu_pct / max(answered, 1),
         "rss_mib": rss, "rss_kib_per_call": 1024 * rss / max(answered, 1),
+        "tick_late_p50_us": max((r["tick_late_p50_us"] for r in reports), default=None),
+        "tick_late_p99_us": max((r["tick_late_p99_us"] for r in reports), default=None),
+        "tick_late_max_us": max((r["tick_late_max_us"] for r in reports), default=None),
+        "tick_work_p99_us": max((r["tick_work_p99_us"] for r in reports), default=None),
+        "tick_reports": len(reports), "prompt_gets": prompt_gets,
     }
 
 
+def raise_fd_limit():
+    """1000 calls need over 1000 sockets in dialtone and in sipp (children inherit this)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
 def main():
+    raise_fd_limit()
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, nargs="+", default=[100, 500, 1000])
     ap.add_argument("--rate", type=float, default=200.0, help="dials per second")
-    ap.add_argument("--hold", type=float, default=5.0, help="seconds to measure with all calls up")
+    ap.add_argument("--hold", type=float, default=12.0, help="seconds to measure with all calls up (>= 10 to get tick reports)")
+    ap.add_argument("--play", action="store_true", help="every call loops a cached WAV prompt")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
-    rows = [run(a.binary, n, a.rate, a.hold) for n in a.calls]
+    rows = [run(a.binary, n, a.rate, a.hold, a.play) for n in a.calls]
     print("| concurrent calls | answered | setup rate (calls/s) | API p50 (ms) | API p99 (ms) | CPU (% of one core) | CPU per call (%) | RSS (MiB) | RSS per call (KiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['calls']} | {r['answered']} | {r['setup_rate']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_pct']:.0f} | {r['cpu_pct_per_call']:.3f} | {r['rss_mib']:.0f} | {r['rss_kib_per_call']:.0f} |")
+    print()
+    print("| concurrent calls | playing | tick lateness p50 (µs) | p99 (µs) | max (µs) | tick work p99 (µs) | shard reports | prompt GETs |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['calls']} | {'yes' if a.play else 'no'} | {r['tick_late_p50_us']} | {r['tick_late_p99_us']} | {r['tick_late_max_us']} | {r['tick_work_p99_us']} | {r['tick_reports']} | {r['prompt_gets']} |")
 
 
 if __name__ == "__main__":

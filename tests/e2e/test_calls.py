@@ -961,3 +961,37 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     d.sdk().calling.end(call_id, reason="hangup")
     wait_hook(hooks, call_id, "ended")
     sipp_done(far)
+
+
+# ---------------------------------------------------------------- wideband codecs on the wire
+
+@pytest.mark.parametrize("codecs,pt,rtpmap,evclock,ts_step", [
+    ("G722,PCMU", 9, "G722/8000", 8000, 160),      # G.722's RTP clock is 8000 (RFC 3551)
+    ("OPUS", 111, "opus/48000/2", 48000, 960),
+])
+def test_wideband_codecs_are_offered_and_sent_paced(start_dialtone, sipp, hooks, rtp_sink, codecs, pt, rtpmap,
+                                                    evclock, ts_step):
+    far = sipp("uas_rtp_sink_wideband.xml",
+               keys={"rtp_sink": rtp_sink.port, "pt": pt, "codec": rtpmap, "evclock": evclock})
+    d = start_dialtone()
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=5, codecs=codecs)["id"]
+    wait_hook(hooks, call_id, "answered")
+    t_first = rtp_sink.wait_first()
+    while time.time() < t_first + 1.3:
+        time.sleep(0.05)
+    window = [p for p in rtp_sink.packets if p[0] <= t_first + 1.0]
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)
+    offer = far.received("INVITE")[0].body
+    assert f"a=rtpmap:{pt} {rtpmap}" in offer, offer
+    pk = [rtp(p[2]) for p in window]
+    assert 45 <= len(pk) <= 55, f"{len(pk)} packets in 1 s"
+    assert {p["pt"] for p in pk} == {pt}
+    for a, b in zip(pk, pk[1:]):
+        assert (b["seq"] - a["seq"]) % 65536 == 1
+        assert (b["ts"] - a["ts"]) % 2**32 == ts_step, (a["ts"], b["ts"])
+    sizes = {len(p["payload"]) for p in pk}
+    if pt == 9:
+        assert sizes == {160}, sizes  # 20 ms of G.722 at 64 kbit/s
+    else:
+        assert all(0 < s < 200 for s in sizes), sizes  # Opus frames of encoded silence
