@@ -6,6 +6,7 @@ shared/spec/calling-events.md §3 (the calling.call.state payload). Every wait p
 """
 import base64
 import json
+import re
 import socket
 import struct
 import threading
@@ -995,3 +996,32 @@ def test_wideband_codecs_are_offered_and_sent_paced(start_dialtone, sipp, hooks,
         assert sizes == {160}, sizes  # 20 ms of G.722 at 64 kbit/s
     else:
         assert all(0 < s < 200 for s in sizes), sizes  # Opus frames of encoded silence
+
+
+# ---------------------------------------------------------------- garbage RTP from the far end
+
+def test_garbage_rtp_is_counted_and_the_call_carries_on(start_dialtone, sipp, hooks, rtp_sink):
+    far = sipp("uas_rtp_sink.xml", keys={"rtp_sink": rtp_sink.port, "pt": 0, "codec": "PCMU"})
+    d = start_dialtone()
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+    wait_hook(hooks, call_id, "answered")
+    rtp_sink.wait_first()
+    port = check_invite(far.received("INVITE")[0], d)
+    junk = [b"", b"\x00", b"\xff" * 11, b"hello world, not RTP", bytes(range(256)) * 4,
+            b"\x40" + b"\x00" * 20,            # RTP version 1
+            b"\x80\xc8" + b"\x00" * 30,        # RTCP sender report on the RTP port
+            b"\xa0\x00" + b"\x00" * 10]        # padding bit with no room for padding
+    for i in range(200):
+        rtp_sink.sock.sendto(junk[i % len(junk)], ("127.0.0.1", port))
+    t0 = time.time()
+    while time.time() < t0 + 1.2:
+        time.sleep(0.05)
+    after = [p for p in rtp_sink.packets if t0 + 0.1 < p[0] <= t0 + 1.1]
+    assert 45 <= len(after) <= 55, f"{len(after)} RTP packets in the second after the garbage"
+    assert get_call(d, call_id)["status"] == "answered"
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)
+    wait_hook(hooks, call_id, "ended")
+    log = re.sub(r"\x1b\[[0-9;]*m", "", d.log_path.read_text())
+    counts = [int(n) for n in re.findall(r"media stats .*garbage=(\d+)", log)]
+    assert counts and counts[-1] >= 150, counts  # a few may race the first tick
