@@ -28,6 +28,8 @@ pub(crate) enum ActorMsg {
         reply: oneshot::Sender<Result<CommandOk, ControlError>>,
     },
     Media(MediaEvent),
+    /// News from the other call of a bridge (`calling.transfer` to a SIP/phone destination).
+    Peer(crate::bridge::PeerEvent),
     /// The node is shutting down: hang up.
     Shutdown,
 }
@@ -82,6 +84,10 @@ pub(crate) struct CallActor {
     pub(crate) script: Option<swml::Run>,
     pub(crate) script_wait: Option<ScriptWait>,
     pub(crate) plays: Plays,
+    /// The key that places this call's media on a shard: its own id, or for the far leg of a
+    /// bridge the id of the call it is bridged to (bridged media must share one shard).
+    pub(crate) media_key: uuid::Uuid,
+    pub(crate) bridge: crate::bridge::BridgeRole,
 }
 
 impl CallActor {
@@ -95,6 +101,7 @@ impl CallActor {
     ) -> Self {
         let core = OutboundCall::new(request.timeout_secs);
         let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
+        let ident_call_id = ident.call_id;
         CallActor {
             ident,
             core,
@@ -118,6 +125,8 @@ impl CallActor {
             script: None,
             script_wait: None,
             plays: Plays::default(),
+            media_key: ident_call_id,
+            bridge: crate::bridge::BridgeRole::None,
         }
     }
 
@@ -335,9 +344,13 @@ impl CallActor {
         if self.core.status() != CallStatus::Answered {
             return;
         }
+        if self.bridge.is_far_leg() {
+            self.far_leg_answered();
+            return;
+        }
         if let Some(digits) = self.request.send_digits.clone() {
             self.node.media.send(
-                self.ident.call_id,
+                self.media_key,
                 ShardCommand::SendDigits {
                     call_id: self.ident.call_id,
                     digits,
@@ -361,7 +374,7 @@ impl CallActor {
         info!(codec = ?session.codec, remote = %session.remote, "media started");
         self.media = Some(session.clone());
         self.node.media.send(
-            self.ident.call_id,
+            self.media_key,
             ShardCommand::Add {
                 call_id: self.ident.call_id,
                 socket,
@@ -373,7 +386,7 @@ impl CallActor {
         for ready in std::mem::take(&mut self.deferred_plays) {
             self.node
                 .media
-                .send(self.ident.call_id, ready.into_command(self.ident.call_id));
+                .send(self.media_key, ready.into_command(self.ident.call_id));
         }
         Ok(())
     }
@@ -397,7 +410,7 @@ impl CallActor {
                 self.local_sdp = Some(answer.clone());
                 if let Some(remote) = remote {
                     self.node.media.send(
-                        self.ident.call_id,
+                        self.media_key,
                         ShardCommand::SetRemote {
                             call_id: self.ident.call_id,
                             remote,
@@ -546,6 +559,7 @@ impl CallActor {
             ActorMsg::Media(MediaEvent::DigitsSent) => self.on_digits_sent(Ok(())).await,
             ActorMsg::Media(MediaEvent::DigitsFailed(e)) => self.on_digits_sent(Err(e)).await,
             ActorMsg::Media(MediaEvent::Play(ev)) => self.on_player_event(ev).await,
+            ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,
@@ -683,10 +697,11 @@ impl CallActor {
         let now = now_ms();
         self.end_script();
         self.end_plays().await;
+        self.end_bridge(end_reason);
         if self.media_running {
             let (tx, rx) = oneshot::channel();
             self.node.media.send(
-                self.ident.call_id,
+                self.media_key,
                 ShardCommand::Remove {
                     call_id: self.ident.call_id,
                     reply: Some(tx),

@@ -6,6 +6,7 @@
 //! process (tests) and, later, one node per host behind a proxy.
 
 mod actor;
+mod bridge;
 pub mod config;
 pub mod events;
 pub mod fetch;
@@ -267,7 +268,7 @@ impl NodeInner {
         }
     }
 
-    fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
+    pub(crate) fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
         self.calls
             .lock()
             .ok()?

@@ -131,6 +131,7 @@ fn codec_kind(c: sdp::Codec) -> media::CodecKind {
 pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn MediaLeg>, String> {
     let kind = codec_kind(session.codec);
     let encoder = media::encoder(kind).map_err(|e| format!("{kind:?} encoder: {e}"))?;
+    let decoder = media::decoder(kind).map_err(|e| format!("{kind:?} decoder: {e}"))?;
     let mut rng = rand::thread_rng();
     let sender = rtp::RtpSender::new(rtp::SenderConfig {
         ssrc: rng.gen(),
@@ -145,6 +146,12 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
         sender,
         encoder,
         frame: vec![0; kind.frame_samples()],
+        decoder,
+        bridged: false,
+        received: VecDeque::new(),
+        decoded: Vec::with_capacity(kind.frame_samples()),
+        from_peer: Vec::new(),
+        rate: kind.sample_rate(),
         player: Player::new(kind.sample_rate(), kind.frame_samples()),
         payload: Vec::with_capacity(256),
         receiver: rtp::Receiver::new(session.codec.rtp_clock_rate()),
@@ -161,6 +168,14 @@ struct RtpLeg {
     sender: rtp::RtpSender,
     encoder: Box<dyn media::AudioEncoder>,
     frame: Vec<i16>,
+    decoder: Box<dyn media::AudioDecoder>,
+    /// Bridged: the far end's audio is decoded into `received` for the peer.
+    bridged: bool,
+    received: VecDeque<i16>,
+    decoded: Vec<i16>,
+    /// The peer's frame for this tick, at our rate.
+    from_peer: Vec<i16>,
+    rate: u32,
     player: Player,
     payload: Vec<u8>,
     receiver: rtp::Receiver,
@@ -174,6 +189,12 @@ struct RtpLeg {
 impl MediaLeg for RtpLeg {
     fn on_tick(&mut self, _now_us: u64, out: &mut Vec<Vec<u8>>) {
         self.player.next_frame(&mut self.frame);
+        if !self.from_peer.is_empty() {
+            for (out, peer) in self.frame.iter_mut().zip(self.from_peer.iter()) {
+                *out = out.saturating_add(*peer);
+            }
+            self.from_peer.clear();
+        }
         while let Some(ev) = self.player.poll_event() {
             self.events.push_back(MediaEvent::Play(ev));
         }
@@ -197,6 +218,17 @@ impl MediaLeg for RtpLeg {
             Ok(pkt) => {
                 if pkt.payload_type == self.audio_pt || Some(pkt.payload_type) == self.event_pt {
                     self.receiver.on_packet(&pkt, now_us);
+                    if self.bridged && pkt.payload_type == self.audio_pt {
+                        self.decoded.clear();
+                        if self.decoder.decode(pkt.payload, &mut self.decoded).is_ok() {
+                            self.received.extend(self.decoded.iter().copied());
+                            // Keep at most 200 ms: a peer that stalls must not grow memory.
+                            let cap = self.frame.len() * 10;
+                            while self.received.len() > cap {
+                                self.received.pop_front();
+                            }
+                        }
+                    }
                 } else {
                     // Comfort noise or a codec we did not agree on: a real RTP source all the same.
                     self.other_pt += 1;
@@ -232,6 +264,30 @@ impl MediaLeg for RtpLeg {
         }
     }
 
+    fn set_bridged(&mut self, bridged: bool) {
+        self.bridged = bridged;
+        if !bridged {
+            self.received.clear();
+            self.from_peer.clear();
+        }
+    }
+
+    fn take_received_frame(&mut self) -> Option<Vec<i16>> {
+        let n = self.frame.len();
+        if self.received.len() < n {
+            return None;
+        }
+        Some(self.received.drain(..n).collect())
+    }
+
+    fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32) {
+        resample_linear(pcm, rate, self.rate, self.frame.len(), &mut self.from_peer);
+    }
+
+    fn pcm_rate(&self) -> u32 {
+        self.rate
+    }
+
     fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
     }
@@ -244,5 +300,61 @@ impl MediaLeg for RtpLeg {
             packets_lost: s.packets_lost,
             garbage_received: self.garbage,
         }
+    }
+}
+
+/// Converts one frame between call rates (8/16/48 kHz) by linear interpolation into exactly
+/// `out_len` samples. Bridging needs it per 20 ms frame on the media thread, so it is kept
+/// simple and allocation-free beyond `out`.
+fn resample_linear(input: &[i16], in_rate: u32, out_rate: u32, out_len: usize, out: &mut Vec<i16>) {
+    out.clear();
+    if input.is_empty() || in_rate == 0 || out_rate == 0 {
+        return;
+    }
+    if in_rate == out_rate {
+        out.extend(input.iter().take(out_len).copied());
+        out.resize(out_len, 0);
+        return;
+    }
+    let step = f64::from(in_rate) / f64::from(out_rate);
+    let last = input.len() - 1;
+    for i in 0..out_len {
+        let pos = i as f64 * step;
+        let j = (pos as usize).min(last);
+        let k = (j + 1).min(last);
+        let frac = pos - j as f64;
+        let v = f64::from(input[j]) * (1.0 - frac) + f64::from(input[k]) * frac;
+        out.push(v as i16);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_resampling_keeps_length_and_level() {
+        let tone: Vec<i16> = (0..160)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 8000.0).sin()) as i16
+            })
+            .collect();
+        let mut up = Vec::new();
+        resample_linear(&tone, 8000, 16000, 320, &mut up);
+        assert_eq!(up.len(), 320);
+        assert_eq!(up[0], tone[0]);
+        assert_eq!(up[2], tone[1]);
+        let peak = up.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        assert!((7500..=8000).contains(&peak), "{peak}");
+        let mut down = Vec::new();
+        resample_linear(&up, 16000, 8000, 160, &mut down);
+        assert_eq!(down.len(), 160);
+        assert_eq!(down[1], up[2]);
+        let mut same = Vec::new();
+        resample_linear(&tone[..100], 8000, 8000, 160, &mut same);
+        assert_eq!(same.len(), 160);
+        assert_eq!(same[150], 0);
+        resample_linear(&[], 8000, 16000, 320, &mut same);
+        assert!(same.is_empty());
     }
 }

@@ -135,7 +135,7 @@ impl CallActor {
                 if self.media_running {
                     self.node
                         .media
-                        .send(self.ident.call_id, ready.into_command(self.ident.call_id));
+                        .send(self.media_key, ready.into_command(self.ident.call_id));
                 } else {
                     self.deferred_plays.push(ready);
                 }
@@ -188,13 +188,17 @@ impl CallActor {
         Some((id, info.origin, error))
     }
 
+    pub(crate) fn active_playbacks(&self) -> Vec<PlaybackId> {
+        self.plays.by_id.keys().copied().collect()
+    }
+
     pub(crate) fn stop_playback(&mut self, id: PlaybackId) {
         let Some(info) = self.plays.by_id.get_mut(&id) else {
             return;
         };
         if info.on_player {
             self.node.media.send(
-                self.ident.call_id,
+                self.media_key,
                 ShardCommand::PlayControl {
                     call_id: self.ident.call_id,
                     id,
@@ -318,7 +322,7 @@ impl CallActor {
                     }
                 }
                 self.node.media.send(
-                    self.ident.call_id,
+                    self.media_key,
                     ShardCommand::PlayControl {
                         call_id: self.ident.call_id,
                         id,
@@ -330,8 +334,8 @@ impl CallActor {
         Ok(())
     }
 
-    /// `calling.transfer`: a SWML URL or inline document replaces the running flow. SIP and
-    /// phone destinations need bridging (`connect`), which is not built yet.
+    /// `calling.transfer`: a SWML URL or inline document replaces the running flow; a SIP URI
+    /// or phone number is dialled and bridged (bridge.rs).
     async fn rest_transfer(&mut self, p: &Value) -> Result<(), ControlError> {
         match p.get("dest") {
             Some(Value::Object(_)) => {
@@ -356,8 +360,12 @@ impl CallActor {
                 );
                 Ok(())
             }
-            _ => Err(ControlError::NotImplemented {
-                command: "calling.transfer to a SIP or phone destination (bridging)".into(),
+            Some(Value::String(address)) => self.transfer_to_address(&address.clone()).await,
+            _ => Err(ControlError::Unprocessable {
+                code: "invalid_parameter",
+                message: "dest must be a SIP URI, a phone number, a SWML URL or a SWML object"
+                    .into(),
+                attribute: Some("dest".into()),
             }),
         }
     }

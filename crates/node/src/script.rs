@@ -183,7 +183,7 @@ impl CallActor {
             Effect::SendDigits { digits } => {
                 self.script_wait = Some(ScriptWait::Digits);
                 self.node.media.send(
-                    self.ident.call_id,
+                    self.media_key,
                     ShardCommand::SendDigits {
                         call_id: self.ident.call_id,
                         digits,

@@ -35,8 +35,17 @@ pub trait MediaLeg: Send {
     fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
     /// Notable things since the last call (digits sent, ...).
     fn poll_event(&mut self) -> Option<MediaEvent>;
+    /// Bridged to another call: decode what the far end sends so the peer can hear it.
+    fn set_bridged(&mut self, bridged: bool);
+    /// The far end's audio received since the last tick, one 20 ms frame at `pcm_rate()`, if
+    /// a whole frame is there (bridged legs only).
+    fn take_received_frame(&mut self) -> Option<Vec<i16>>;
+    /// The peer's audio for this tick (at the peer's rate `rate`), mixed into what we send.
+    fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32);
     /// Receive counters for the CDR and for tests.
     fn stats(&self) -> MediaStats;
+    /// The PCM rate of the call's codec.
+    fn pcm_rate(&self) -> u32;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +98,14 @@ pub enum ShardCommand {
         id: PlaybackId,
         op: PlayOp,
     },
+    /// Join two calls' audio (both must be on this shard: send with the same key).
+    Bridge {
+        a: Uuid,
+        b: Uuid,
+    },
+    Unbridge {
+        call_id: Uuid,
+    },
     Remove {
         call_id: Uuid,
         reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
@@ -103,6 +120,7 @@ struct LegState {
     last_rx_us: u64,
     leg: Box<dyn MediaLeg>,
     packets_sent: u64,
+    peer: Option<Uuid>,
 }
 
 /// Handle to a set of shards; calls are placed by hashing their id.
@@ -160,6 +178,7 @@ fn run_shard(
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(4);
     let mut buf = vec![0u8; 2048];
     let mut stats = crate::tick_stats::TickStats::default();
+    let mut bridged_frames: Vec<(Uuid, Vec<i16>, u32)> = Vec::new();
     let mut scheduled = origin;
     loop {
         // Commands first, then one tick for every call.
@@ -172,8 +191,11 @@ fn run_shard(
         }
         let tick_start = Instant::now();
         let now_us = tick_start.duration_since(origin).as_micros() as u64;
-        for (call_id, st) in legs.iter_mut() {
+        for st in legs.values_mut() {
             receive_all(st, now_us, &mut buf);
+        }
+        exchange_bridged_audio(&mut legs, &mut bridged_frames);
+        for (call_id, st) in legs.iter_mut() {
             out.clear();
             st.leg.on_tick(now_us, &mut out);
             for pkt in &out {
@@ -214,6 +236,37 @@ fn run_shard(
             next_tick = now;
         }
         next_tick += TICK;
+    }
+}
+
+fn unbridge(legs: &mut HashMap<Uuid, LegState>, call_id: Uuid) {
+    let peer = legs.get_mut(&call_id).and_then(|st| {
+        st.leg.set_bridged(false);
+        st.peer.take()
+    });
+    if let Some(st) = peer.and_then(|p| legs.get_mut(&p)) {
+        st.peer = None;
+        st.leg.set_bridged(false);
+    }
+}
+
+/// Hands every bridged leg's received frame to its peer, before the tick encodes.
+fn exchange_bridged_audio(
+    legs: &mut HashMap<Uuid, LegState>,
+    frames: &mut Vec<(Uuid, Vec<i16>, u32)>,
+) {
+    frames.clear();
+    for st in legs.values_mut() {
+        if let Some(peer) = st.peer {
+            if let Some(frame) = st.leg.take_received_frame() {
+                frames.push((peer, frame, st.leg.pcm_rate()));
+            }
+        }
+    }
+    for (peer, frame, rate) in frames.drain(..) {
+        if let Some(st) = legs.get_mut(&peer) {
+            st.leg.push_bridged_frame(&frame, rate);
+        }
     }
 }
 
@@ -265,6 +318,7 @@ fn apply(
                     last_rx_us: 0,
                     leg,
                     packets_sent: 0,
+                    peer: None,
                 },
             );
         }
@@ -307,7 +361,21 @@ fn apply(
                 st.leg.control_play(id, op);
             }
         }
+        ShardCommand::Bridge { a, b } => {
+            if legs.contains_key(&a) && legs.contains_key(&b) && a != b {
+                for (me, other) in [(a, b), (b, a)] {
+                    if let Some(st) = legs.get_mut(&me) {
+                        st.peer = Some(other);
+                        st.leg.set_bridged(true);
+                    }
+                }
+            } else {
+                tracing::warn!(%a, %b, "bridge of calls not on this shard ignored");
+            }
+        }
+        ShardCommand::Unbridge { call_id } => unbridge(legs, call_id),
         ShardCommand::Remove { call_id, reply } => {
+            unbridge(legs, call_id);
             let stats = legs.remove(&call_id).map(|st| {
                 let mut s = st.leg.stats();
                 s.packets_sent = st.packets_sent;
@@ -348,6 +416,14 @@ mod tests {
         fn play(&mut self, _id: PlaybackId, _s: Vec<Source>, _v: f64, _l: u32) {}
         fn control_play(&mut self, _id: PlaybackId, _op: PlayOp) -> bool {
             false
+        }
+        fn set_bridged(&mut self, _b: bool) {}
+        fn take_received_frame(&mut self) -> Option<Vec<i16>> {
+            None
+        }
+        fn push_bridged_frame(&mut self, _pcm: &[i16], _rate: u32) {}
+        fn pcm_rate(&self) -> u32 {
+            8000
         }
         fn poll_event(&mut self) -> Option<MediaEvent> {
             None
