@@ -1025,3 +1025,17 @@ def test_garbage_rtp_is_counted_and_the_call_carries_on(start_dialtone, sipp, ho
     log = re.sub(r"\x1b\[[0-9;]*m", "", d.log_path.read_text())
     counts = [int(n) for n in re.findall(r"media stats .*garbage=(\d+)", log)]
     assert counts and counts[-1] >= 150, counts  # a few may race the first tick
+
+
+# ---------------------------------------------------------------- to_script
+
+def test_to_script_is_refused_with_501_never_ignored(start_dialtone):
+    d = start_dialtone()
+    script = {"version": "1.0.0", "sections": {"main": [{"play": {"url": "silence:1"}}]}}
+    for params in ({"from": FROM, "to_script": script, "swml": SWML},
+                   {"from": FROM, "to": "sip:bob@127.0.0.1:9", "to_script": script, "swml": SWML}):
+        r = d.post({"command": "dial", "params": params})
+        assert r.status_code == 501, r.text
+        assert "to_script" in r.json()["errors"][0]["message"], r.text
+    listing = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5).json()
+    assert listing["data"] == [], "a refused dial leaves no call behind"

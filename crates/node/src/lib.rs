@@ -443,9 +443,10 @@ fn iso8601(ms: i64) -> String {
 impl CallControl for Node {
     async fn dial(&self, project: Uuid, request: DialRequest) -> Result<CommandOk, ControlError> {
         let inner = &self.inner;
-        let Some(to) = request.to.clone() else {
+        // A script as the destination end (a call between two SWML flows) is not built.
+        let (Some(to), None) = (request.to.clone(), request.to_script.as_ref()) else {
             return Err(ControlError::NotImplemented {
-                command: "dial with to_script only".into(),
+                command: "dial with to_script (a SWML script as the destination end)".into(),
             });
         };
         let leg_type = LegType::for_destination(&to);
