@@ -27,6 +27,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub swml_fetch_timeout_ms: u64,
     pub swml_max_bytes: usize,
+    /// Largest audio file `play` fetches, and its longest duration.
+    pub audio_max_bytes: u64,
+    pub audio_max_seconds: u64,
     pub webhook_timeout_ms: u64,
     pub webhook_backoff_ms: Vec<u64>,
     pub log: String,
@@ -65,6 +68,8 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             swml_fetch_timeout_ms: 10_000,
             swml_max_bytes: 1024 * 1024,
+            audio_max_bytes: 20 * 1024 * 1024,
+            audio_max_seconds: 1800,
             webhook_timeout_ms: 10_000,
             webhook_backoff_ms: vec![1_000, 4_000],
             log: "info".into(),

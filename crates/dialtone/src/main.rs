@@ -218,6 +218,8 @@ fn node_config(
         },
         swml_fetch_timeout: std::time::Duration::from_millis(s.swml_fetch_timeout_ms),
         swml_max_bytes: s.swml_max_bytes,
+        audio_max_bytes: s.audio_max_bytes,
+        audio_max_seconds: s.audio_max_seconds,
         webhook_timeout: std::time::Duration::from_millis(s.webhook_timeout_ms),
         webhook_backoff: s
             .webhook_backoff_ms

@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub media_shards: usize,
     pub swml_fetch_timeout: Duration,
     pub swml_max_bytes: usize,
+    pub audio_max_bytes: u64,
+    pub audio_max_seconds: u64,
     pub webhook_timeout: Duration,
     pub webhook_backoff: Vec<Duration>,
     pub user_agent: String,

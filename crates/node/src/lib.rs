@@ -122,6 +122,8 @@ impl Node {
         let prep = prepare::MediaPrep::new(
             audio::AudioFetcher::new(audio::FetchConfig {
                 timeout: cfg.swml_fetch_timeout,
+                max_bytes: cfg.audio_max_bytes,
+                max_ms: cfg.audio_max_seconds.saturating_mul(1000),
                 user_agent: cfg.user_agent.clone(),
                 ..audio::FetchConfig::default()
             }),
