@@ -4,8 +4,10 @@
 //! ([`CodecKind::sample_rate`]). Decoders take untrusted bytes from the network: they never
 //! panic and report malformed payloads as [`MediaError`].
 
+pub mod dtmf;
 pub mod g711;
 pub mod g722;
+pub mod jitter;
 mod opus;
 pub mod playback;
 mod plc;

@@ -364,6 +364,10 @@ impl CallActor {
         &mut self,
         session: media_leg::NegotiatedMedia,
     ) -> Result<(), String> {
+        if self.media_running {
+            // Early media already runs it (inbound play before answer).
+            return Ok(());
+        }
         let Some((_, socket)) = self.rtp.as_ref() else {
             return Err("no RTP socket".into());
         };

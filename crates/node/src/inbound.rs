@@ -124,6 +124,26 @@ impl CallActor {
         handle.answer(sdp).await.map_err(|e| e.to_string())
     }
 
+    /// SWML `play` with `auto_answer: false` on a ringing inbound call: early media (183 with
+    /// our SDP, media starts before the answer).
+    pub(crate) async fn early_media_inbound(&mut self) -> Result<(), String> {
+        if self.media_running {
+            return Ok(());
+        }
+        let Some(inbound) = self.inbound.as_ref() else {
+            return Ok(());
+        };
+        let Some((sdp, media)) = inbound.answer.clone() else {
+            return Err("no SDP answer prepared".into());
+        };
+        inbound
+            .handle
+            .ringing(Some(sdp))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.start_media(media)
+    }
+
     /// Whether this is an inbound call still waiting to be answered.
     pub(crate) fn inbound_unanswered(&self) -> bool {
         self.inbound.is_some() && self.core.status().is_pre_answer()

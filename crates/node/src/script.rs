@@ -164,9 +164,14 @@ impl CallActor {
                 status_url,
                 auto_answer,
             } => {
-                if auto_answer && self.inbound_unanswered() {
-                    if let Err(e) = self.answer_inbound().await {
-                        warn!(error = %e, "could not answer before playing");
+                if self.inbound_unanswered() {
+                    let ready = if auto_answer {
+                        self.answer_inbound().await
+                    } else {
+                        self.early_media_inbound().await
+                    };
+                    if let Err(e) = ready {
+                        warn!(error = %e, auto_answer, "could not open media before playing");
                     }
                 }
                 let control_id = uuid::Uuid::new_v4().to_string();
