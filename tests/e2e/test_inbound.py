@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from media_sink import HttpPeer, RtpSink, describe, free_rtp_range, labels, major_runs, signature_ok, tone_wav
+from test_playback import wait_until
 
 KEY = "test-signing-key"
 NUMBER = "+15551230000"
@@ -74,16 +75,6 @@ def list_calls(d):
     r = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5)
     assert r.status_code == 200, (r.status_code, r.text)
     return r.json()["data"]
-
-
-def wait_until(pred, timeout, what, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
 
 
 def tones(sink):

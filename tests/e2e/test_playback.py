@@ -15,6 +15,7 @@ import requests
 from media_sink import (HttpPeer, RtpSink, describe, free_rtp_range, labels, major_runs, max_tone_share_db, rms_db, runs,
                         signature_ok, tone_wav, windows)
 from audio_check import goertzel_db
+from test_calls import get_call, wait_status
 
 FROM = "+15105550100"
 KEY = "test-signing-key"
@@ -66,24 +67,6 @@ def dial(d, far, swml=None, url=None, status_url=None, events=None, extras=None)
                                status_events=events, extras=extras)
     assert leg["id"], leg
     return leg
-
-
-def get_call(d, call_id):
-    r = requests.get(f"{d.base}/api/calling/calls/{call_id}", auth=(d.project, d.token), timeout=5)
-    assert r.status_code == 200, (r.status_code, r.text)
-    return r.json()
-
-
-def wait_status(d, call_id, statuses, timeout=10):
-    statuses = (statuses,) if isinstance(statuses, str) else tuple(statuses)
-    deadline = time.time() + timeout
-    leg = None
-    while time.time() < deadline:
-        leg = get_call(d, call_id)
-        if leg["status"] in statuses:
-            return leg
-        time.sleep(0.05)
-    raise AssertionError(f"call {call_id} never reached {statuses}; last: {leg}")
 
 
 def wait_until(pred, timeout, what, step=0.1):
