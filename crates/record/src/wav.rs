@@ -1,0 +1,47 @@
+//! The canonical 44-byte header of a 16-bit PCM WAV file.
+
+/// Bytes before the audio.
+pub(crate) const HEADER_LEN: u64 = 44;
+/// Offset of the RIFF chunk size.
+pub(crate) const RIFF_SIZE_AT: u64 = 4;
+/// Offset of the data chunk size.
+pub(crate) const DATA_SIZE_AT: u64 = 40;
+/// Largest data chunk whose RIFF size (data + 36) still fits in 32 bits.
+pub(crate) const MAX_DATA: u64 = u32::MAX as u64 - (HEADER_LEN - 8);
+
+const WAVE_FORMAT_PCM: u16 = 1;
+pub(crate) const BITS: u16 = 16;
+
+/// The header for `data_len` bytes of audio.
+pub(crate) fn header(sample_rate: u32, channels: u16, data_len: u32) -> [u8; HEADER_LEN as usize] {
+    let block_align = channels * (BITS / 8);
+    let byte_rate = sample_rate * u32::from(block_align);
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[0..4].copy_from_slice(b"RIFF");
+    h[4..8].copy_from_slice(&riff_size(data_len).to_le_bytes());
+    h[8..12].copy_from_slice(b"WAVE");
+    h[12..16].copy_from_slice(b"fmt ");
+    h[16..20].copy_from_slice(&16u32.to_le_bytes());
+    h[20..22].copy_from_slice(&WAVE_FORMAT_PCM.to_le_bytes());
+    h[22..24].copy_from_slice(&channels.to_le_bytes());
+    h[24..28].copy_from_slice(&sample_rate.to_le_bytes());
+    h[28..32].copy_from_slice(&byte_rate.to_le_bytes());
+    h[32..34].copy_from_slice(&block_align.to_le_bytes());
+    h[34..36].copy_from_slice(&BITS.to_le_bytes());
+    h[36..40].copy_from_slice(b"data");
+    h[40..44].copy_from_slice(&data_len.to_le_bytes());
+    h
+}
+
+/// RIFF chunk size for a canonical file with `data_len` bytes of audio.
+pub(crate) fn riff_size(data_len: u32) -> u32 {
+    data_len.saturating_add((HEADER_LEN - 8) as u32)
+}
+
+/// Milliseconds of `frames` sample frames (one sample per channel) at `sample_rate`.
+pub(crate) fn duration_ms(frames: u64, sample_rate: u32) -> u64 {
+    if sample_rate == 0 {
+        return 0;
+    }
+    frames.saturating_mul(1000) / u64::from(sample_rate)
+}
