@@ -72,7 +72,7 @@ mod tests {
         assert_eq!(r.ticks, TICKS_PER_REPORT);
         assert_eq!(r.late_max_us, 99);
         assert!((49..=50).contains(&r.late_p50_us));
-        assert_eq!(r.late_p99_us, 99);
+        assert!((98..=99).contains(&r.late_p99_us), "{}", r.late_p99_us);
         assert_eq!(r.work_p99_us, 7);
     }
 }
