@@ -4,7 +4,9 @@
 //! ([`CodecKind::sample_rate`]). Decoders take untrusted bytes from the network: they never
 //! panic and report malformed payloads as [`MediaError`].
 
+pub mod amd;
 pub mod dtmf;
+pub mod fax;
 pub mod g711;
 pub mod g722;
 pub mod jitter;
@@ -13,6 +15,7 @@ pub mod playback;
 mod plc;
 pub mod ring;
 pub mod tone;
+pub mod vad;
 
 /// The audio codecs dialtone speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
