@@ -1029,13 +1029,49 @@ def test_garbage_rtp_is_counted_and_the_call_carries_on(start_dialtone, sipp, ho
 
 # ---------------------------------------------------------------- to_script
 
-def test_to_script_is_refused_with_501_never_ignored(start_dialtone):
+def test_dial_to_a_script_runs_both_ends_with_rtp_between_them(start_dialtone, hooks):
+    d = start_dialtone()
+    probe = Webhooks("unused")
+    origin = {"version": "1.0.0", "sections": {"main": [{"play": {"url": "silence:1.5"}}, {"hangup": {}}]}}
+    # The destination end proves it ran by calling our server, then holds until the origin hangs up.
+    script = {"version": "1.0.0", "sections": {"main": [
+        {"request": {"url": probe.url("/script-end-ran"), "method": "GET"}},
+        {"play": {"url": "ring:10:us"}}]}}
+    r = d.post({"command": "dial", "params": {"from": FROM, "to_script": script, "swml": origin,
+                                              "status_url": hooks.url(), "status_events": ALL_EVENTS}})
+    assert r.status_code == 200, r.text
+    call_id = r.json()["id"]
+    t0 = time.time()
+    wait_hook(hooks, call_id, "answered")
+    wait_hook(hooks, call_id, "ended", timeout=10)
+    assert 1.2 <= time.time() - t0 <= 6, time.time() - t0
+    assert [a["path"] for a in probe.attempts] == ["/script-end-ran"], probe.attempts
+    probe.stop()
+    listing = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5).json()["data"]
+    child = next(c for c in listing if c["parent_id"] == call_id)
+    final = wait_status(d, child["id"], "ended", timeout=5)
+    assert final["end_reason"] == "hangup", final
+    assert get_call(d, call_id)["end_reason"] == "hangup"
+    # Real RTP flowed between the two ends: each received the other's packets.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        log = re.sub(r"\x1b\[[0-9;]*m", "", d.log_path.read_text())
+        received = [int(n) for n in re.findall(r"media stats .*?received=(\d+)", log)]
+        if len(received) >= 2:
+            break
+        time.sleep(0.1)
+    assert len(received) >= 2 and min(received) >= 50, received
+
+
+def test_to_script_with_a_to_is_refused_with_501(start_dialtone):
     d = start_dialtone()
     script = {"version": "1.0.0", "sections": {"main": [{"play": {"url": "silence:1"}}]}}
-    for params in ({"from": FROM, "to_script": script, "swml": SWML},
-                   {"from": FROM, "to": "sip:bob@127.0.0.1:9", "to_script": script, "swml": SWML}):
-        r = d.post({"command": "dial", "params": params})
-        assert r.status_code == 501, r.text
-        assert "to_script" in r.json()["errors"][0]["message"], r.text
+    r = d.post({"command": "dial", "params": {"from": FROM, "to": "sip:bob@127.0.0.1:9", "to_script": script,
+                                              "swml": SWML}})
+    assert r.status_code == 501, r.text
+    assert "to_script" in r.json()["errors"][0]["message"], r.text
+    bad = d.post({"command": "dial", "params": {"from": FROM, "to_script": "version: 1.0.0\nsections: {}",
+                                                "swml": SWML}})
+    assert bad.status_code == 422, bad.text
     listing = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5).json()
-    assert listing["data"] == [], "a refused dial leaves no call behind"
+    assert listing["data"] == [], "refused dials leave no call behind"

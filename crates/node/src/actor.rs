@@ -88,6 +88,8 @@ pub(crate) struct CallActor {
     /// bridge the id of the call it is bridged to (bridged media must share one shard).
     pub(crate) media_key: uuid::Uuid,
     pub(crate) bridge: crate::bridge::BridgeRole,
+    /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
+    pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
 }
 
 impl CallActor {
@@ -127,13 +129,16 @@ impl CallActor {
             plays: Plays::default(),
             media_key: ident_call_id,
             bridge: crate::bridge::BridgeRole::None,
+            virtual_media: None,
         }
     }
 
     pub async fn run(mut self) {
         let span = tracing::info_span!("call", call_id = %self.ident.call_id);
         async move {
-            if self.inbound.is_some() {
+            if self.virtual_media.is_some() {
+                self.start_virtual().await;
+            } else if self.inbound.is_some() {
                 self.input(CallInput::Offered).await;
                 self.offer_inbound().await;
             } else {

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod prepare;
 pub mod routing;
 mod script;
+mod script_call;
 pub mod shard;
 mod tick_stats;
 
@@ -445,11 +446,15 @@ fn iso8601(ms: i64) -> String {
 impl CallControl for Node {
     async fn dial(&self, project: Uuid, request: DialRequest) -> Result<CommandOk, ControlError> {
         let inner = &self.inner;
-        // A script as the destination end (a call between two SWML flows) is not built.
-        let (Some(to), None) = (request.to.clone(), request.to_script.as_ref()) else {
-            return Err(ControlError::NotImplemented {
-                command: "dial with to_script (a SWML script as the destination end)".into(),
-            });
+        let to = match (request.to.clone(), request.to_script.is_some()) {
+            (Some(to), false) => to,
+            (None, true) => return inner.dial_script(project, request).await,
+            // Which end would run which document is not decided: refused, never guessed.
+            _ => {
+                return Err(ControlError::NotImplemented {
+                    command: "dial with both to and to_script".into(),
+                })
+            }
         };
         let leg_type = LegType::for_destination(&to);
         if leg_type == LegType::RelayWebrtcCall {
