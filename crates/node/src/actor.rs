@@ -90,6 +90,7 @@ pub(crate) struct CallActor {
     pub(crate) bridge: crate::bridge::BridgeRole,
     /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
     pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
+    pub(crate) collects: crate::collect::Collects,
 }
 
 impl CallActor {
@@ -130,6 +131,7 @@ impl CallActor {
             media_key: ident_call_id,
             bridge: crate::bridge::BridgeRole::None,
             virtual_media: None,
+            collects: crate::collect::Collects::default(),
         }
     }
 
@@ -147,6 +149,7 @@ impl CallActor {
             while !self.core.is_finished() {
                 let deadline = self.core.poll_timeout();
                 let script_deadline = self.script_deadline();
+                let collect_deadline = self.collect_deadline();
                 tokio::select! {
                     ev = recv_opt(&mut self.leg_events) => match ev {
                         Some(ev) => self.on_leg_event(ev).await,
@@ -168,6 +171,7 @@ impl CallActor {
                     },
                     Some(done) = self.tasks_rx.recv() => self.on_task(done).await,
                     _ = sleep_until_ms(script_deadline) => self.script_timeout().await,
+                    _ = sleep_until_ms(collect_deadline) => self.collect_timeout().await,
                     _ = sleep_until_ms(deadline) => {
                         self.core.handle_timeout(now_ms());
                         self.drain().await;
@@ -569,6 +573,7 @@ impl CallActor {
             ActorMsg::Media(MediaEvent::DigitsFailed(e)) => self.on_digits_sent(Err(e)).await,
             ActorMsg::Media(MediaEvent::Play(ev)) => self.on_player_event(ev).await,
             ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
+            ActorMsg::Media(MediaEvent::Digit(d)) => self.on_digit(d).await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,

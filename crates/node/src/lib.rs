@@ -7,6 +7,7 @@
 
 mod actor;
 mod bridge;
+mod collect;
 pub mod config;
 pub mod events;
 pub mod fetch;

@@ -152,6 +152,14 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
         decoded: Vec::with_capacity(kind.frame_samples()),
         from_peer: Vec::new(),
         rate: kind.sample_rate(),
+        jitter: media::jitter::JitterBuffer::new(
+            session.codec.rtp_clock_rate() / 50,
+            JITTER_MIN_MS,
+            JITTER_MAX_MS,
+        ),
+        rfc4733: media::dtmf::Rfc4733Receiver::new(session.codec.rtp_clock_rate()),
+        in_band: None,
+        dedup: media::dtmf::DtmfDeduper::with_window_ms(DTMF_DEDUP_MS),
         player: Player::new(kind.sample_rate(), kind.frame_samples()),
         payload: Vec::with_capacity(256),
         receiver: rtp::Receiver::new(session.codec.rtp_clock_rate()),
@@ -161,6 +169,54 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
         other_pt: 0,
         events: VecDeque::new(),
     }))
+}
+
+/// Jitter buffer bounds for the far end's audio.
+const JITTER_MIN_MS: u32 = 40;
+const JITTER_MAX_MS: u32 = 200;
+/// A carrier sending a key both as RFC 4733 and in-band reports it once (the in-band copy
+/// comes out of the jitter buffer up to its delay later).
+const DTMF_DEDUP_MS: u64 = 200 + JITTER_MAX_MS as u64;
+
+impl RtpLeg {
+    fn listening(&self) -> bool {
+        self.bridged || self.in_band.is_some()
+    }
+
+    /// One 20 ms frame of the far end's audio out of the jitter buffer, to the detectors and
+    /// the bridge.
+    fn hear(&mut self, now_us: u64) {
+        self.decoded.clear();
+        match self.jitter.pull(now_us) {
+            media::jitter::Pulled::Frame(payload) => {
+                if self.decoder.decode(&payload, &mut self.decoded).is_err() {
+                    self.decoder.conceal(&mut self.decoded);
+                }
+            }
+            media::jitter::Pulled::Missing => self.decoder.conceal(&mut self.decoded),
+            media::jitter::Pulled::Empty => return,
+        }
+        if let Some(detector) = self.in_band.as_mut() {
+            let found = detector.push(&self.decoded);
+            for d in found {
+                self.offer_digit(now_us, d);
+            }
+        }
+        if self.bridged {
+            self.received.extend(self.decoded.iter().copied());
+            // Keep at most 200 ms: a peer that stalls must not grow memory.
+            let cap = self.frame.len() * 10;
+            while self.received.len() > cap {
+                self.received.pop_front();
+            }
+        }
+    }
+
+    fn offer_digit(&mut self, now_us: u64, d: media::dtmf::Digit) {
+        if let Some(d) = self.dedup.offer(now_us / 1000, d) {
+            self.events.push_back(MediaEvent::Digit(d.digit));
+        }
+    }
 }
 
 /// The media core of one call: one RTP packet out per tick, every datagram in accounted.
@@ -176,6 +232,12 @@ struct RtpLeg {
     /// The peer's frame for this tick, at our rate.
     from_peer: Vec<i16>,
     rate: u32,
+    /// The far end's audio in order (only while someone listens: a bridge or a detector).
+    jitter: media::jitter::JitterBuffer,
+    rfc4733: media::dtmf::Rfc4733Receiver,
+    /// In-band DTMF detection, on while a digit collect runs.
+    in_band: Option<media::dtmf::InBandDetector>,
+    dedup: media::dtmf::DtmfDeduper,
     player: Player,
     payload: Vec<u8>,
     receiver: rtp::Receiver,
@@ -187,7 +249,10 @@ struct RtpLeg {
 }
 
 impl MediaLeg for RtpLeg {
-    fn on_tick(&mut self, _now_us: u64, out: &mut Vec<Vec<u8>>) {
+    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>) {
+        if self.listening() {
+            self.hear(now_us);
+        }
         self.player.next_frame(&mut self.frame);
         if !self.from_peer.is_empty() {
             for (out, peer) in self.frame.iter_mut().zip(self.from_peer.iter()) {
@@ -218,16 +283,18 @@ impl MediaLeg for RtpLeg {
             Ok(pkt) => {
                 if pkt.payload_type == self.audio_pt || Some(pkt.payload_type) == self.event_pt {
                     self.receiver.on_packet(&pkt, now_us);
-                    if self.bridged && pkt.payload_type == self.audio_pt {
-                        self.decoded.clear();
-                        if self.decoder.decode(pkt.payload, &mut self.decoded).is_ok() {
-                            self.received.extend(self.decoded.iter().copied());
-                            // Keep at most 200 ms: a peer that stalls must not grow memory.
-                            let cap = self.frame.len() * 10;
-                            while self.received.len() > cap {
-                                self.received.pop_front();
-                            }
+                    if Some(pkt.payload_type) == self.event_pt {
+                        if let Some(d) = self.rfc4733.on_event(pkt.timestamp, pkt.payload) {
+                            self.offer_digit(now_us, d);
                         }
+                    } else if self.listening() {
+                        self.jitter.push(
+                            now_us,
+                            pkt.ssrc,
+                            pkt.sequence,
+                            pkt.timestamp,
+                            pkt.payload,
+                        );
                     }
                 } else {
                     // Comfort noise or a codec we did not agree on: a real RTP source all the same.
@@ -262,6 +329,10 @@ impl MediaLeg for RtpLeg {
             PlayOp::Stop => self.player.stop(id),
             PlayOp::Volume(db) => self.player.set_volume(id, db),
         }
+    }
+
+    fn set_digit_detection(&mut self, in_band: bool) {
+        self.in_band = in_band.then(|| media::dtmf::InBandDetector::new(self.rate));
     }
 
     fn set_bridged(&mut self, bridged: bool) {

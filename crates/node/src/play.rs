@@ -233,6 +233,9 @@ impl CallActor {
                 | "calling.play.stop"
                 | "calling.play.volume"
                 | "calling.transfer"
+                | "calling.collect"
+                | "calling.collect.stop"
+                | "calling.collect.start_input_timers"
         );
         if needs_answered && status != CallStatus::Answered {
             return Err(ControlError::invalid_state(
@@ -254,6 +257,9 @@ impl CallActor {
                 self.rest_play_control(&params, PlayOp::Volume(volume))?
             }
             "calling.transfer" => self.rest_transfer(&params).await?,
+            "calling.collect" => self.rest_collect(&params)?,
+            "calling.collect.stop" => self.rest_collect_control(&params, true)?,
+            "calling.collect.start_input_timers" => self.rest_collect_control(&params, false)?,
             "calling.user_event" => {
                 let event = params.get("event").cloned().unwrap_or(Value::Null);
                 self.call_event("user_event", event).await;

@@ -35,6 +35,8 @@ pub trait MediaLeg: Send {
     fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
     /// Notable things since the last call (digits sent, ...).
     fn poll_event(&mut self) -> Option<MediaEvent>;
+    /// In-band DTMF detection on the far end's audio (RFC 4733 digits are always reported).
+    fn set_digit_detection(&mut self, in_band: bool);
     /// Bridged to another call: decode what the far end sends so the peer can hear it.
     fn set_bridged(&mut self, bridged: bool);
     /// The far end's audio received since the last tick, one 20 ms frame at `pcm_rate()`, if
@@ -53,6 +55,8 @@ pub enum MediaEvent {
     DigitsSent,
     DigitsFailed(String),
     Play(PlayerEvent),
+    /// A DTMF key the far end pressed (RFC 4733 or in-band, once per press).
+    Digit(char),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,6 +109,10 @@ pub enum ShardCommand {
     },
     Unbridge {
         call_id: Uuid,
+    },
+    DetectDigits {
+        call_id: Uuid,
+        in_band: bool,
     },
     Remove {
         call_id: Uuid,
@@ -374,6 +382,11 @@ fn apply(
             }
         }
         ShardCommand::Unbridge { call_id } => unbridge(legs, call_id),
+        ShardCommand::DetectDigits { call_id, in_band } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                st.leg.set_digit_detection(in_band);
+            }
+        }
         ShardCommand::Remove { call_id, reply } => {
             unbridge(legs, call_id);
             let stats = legs.remove(&call_id).map(|st| {
@@ -418,6 +431,7 @@ mod tests {
             false
         }
         fn set_bridged(&mut self, _b: bool) {}
+        fn set_digit_detection(&mut self, _in_band: bool) {}
         fn take_received_frame(&mut self) -> Option<Vec<i16>> {
             None
         }
