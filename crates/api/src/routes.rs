@@ -38,6 +38,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(CALLS_PATH, post(post_command).get(list_calls))
         .route("/api/calling/calls/{id}", get(get_call))
+        .route("/api/calling/recordings/{file}", get(get_recording))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(request_context))
@@ -127,6 +128,21 @@ async fn get_call(
         .ok_or(ApiError::NotFound)?;
     let leg = state.control.get_call(project, call_id).await?;
     Ok(Json(leg).into_response())
+}
+
+/// `GET /api/calling/recordings/{id}.wav`: a recording's file, for the project that made it
+/// (the URL `calling.call.record` `finished` events carry). Anything else answers 404.
+async fn get_recording(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    file: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = file
+        .ok()
+        .and_then(|Path(f)| f.strip_suffix(".wav").and_then(formats::parse_uuid))
+        .ok_or(ApiError::NotFound)?;
+    let bytes = state.control.recording(project, id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
 }
 
 /// `GET /api/calling/calls?status=&limit=&cursor=` (operator extension), newest first:

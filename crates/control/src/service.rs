@@ -109,4 +109,14 @@ pub trait CallControl: Send + Sync + 'static {
 
     async fn list_calls(&self, project: Uuid, filter: CallFilter)
         -> Result<CallPage, ControlError>;
+
+    /// A recording's WAV bytes (served at the URL its `finished` event gave). Another
+    /// project's or an unknown recording is [`ControlError::NotFound`].
+    async fn recording(
+        &self,
+        _project: Uuid,
+        _recording_id: Uuid,
+    ) -> Result<Vec<u8>, ControlError> {
+        Err(ControlError::NotFound)
+    }
 }

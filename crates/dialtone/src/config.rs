@@ -28,6 +28,8 @@ pub struct Settings {
     pub swml_fetch_timeout_ms: u64,
     pub swml_max_bytes: usize,
     /// Largest audio file `play` fetches, and its longest duration.
+    /// Base of the recording URLs handed out (default `http://<http_listen>`).
+    pub public_url: Option<String>,
     pub audio_max_bytes: u64,
     pub audio_max_seconds: u64,
     pub webhook_timeout_ms: u64,
@@ -68,6 +70,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             swml_fetch_timeout_ms: 10_000,
             swml_max_bytes: 1024 * 1024,
+            public_url: None,
             audio_max_bytes: 20 * 1024 * 1024,
             audio_max_seconds: 1800,
             webhook_timeout_ms: 10_000,
@@ -143,6 +146,7 @@ impl Settings {
         opt!("DIALTONE_SPACE_ID", space_id);
         opt!("DIALTONE_DEFAULT_TRUNK", default_trunk);
         opt!("DIALTONE_INBOUND_URL", inbound_url);
+        opt!("DIALTONE_PUBLIC_URL", public_url);
         if let Some(v) = env("DIALTONE_MEDIA_SHARDS") {
             self.media_shards = v
                 .parse()

@@ -227,6 +227,10 @@ fn node_config(
             .map(|ms| std::time::Duration::from_millis(*ms))
             .collect(),
         user_agent: format!("dialtone/{}", env!("CARGO_PKG_VERSION")),
+        public_url: s
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", s.http_listen)),
     })
 }
 

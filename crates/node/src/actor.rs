@@ -28,6 +28,8 @@ pub(crate) enum ActorMsg {
         reply: oneshot::Sender<Result<CommandOk, ControlError>>,
     },
     Media(MediaEvent),
+    /// The recorder finished one of this call's recordings (its webhook is already queued).
+    RecordingDone(uuid::Uuid),
     /// News from the other call of a bridge (`calling.transfer` to a SIP/phone destination).
     Peer(crate::bridge::PeerEvent),
     /// The node is shutting down: hang up.
@@ -91,6 +93,7 @@ pub(crate) struct CallActor {
     /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
     pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
     pub(crate) collects: crate::collect::Collects,
+    pub(crate) recordings: crate::recording::Recordings,
 }
 
 impl CallActor {
@@ -132,6 +135,7 @@ impl CallActor {
             bridge: crate::bridge::BridgeRole::None,
             virtual_media: None,
             collects: crate::collect::Collects::default(),
+            recordings: crate::recording::Recordings::default(),
         }
     }
 
@@ -574,6 +578,7 @@ impl CallActor {
             ActorMsg::Media(MediaEvent::Play(ev)) => self.on_player_event(ev).await,
             ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
             ActorMsg::Media(MediaEvent::Digit(d)) => self.on_digit(d).await,
+            ActorMsg::RecordingDone(rec_id) => self.on_recording_done(rec_id),
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,
@@ -710,6 +715,7 @@ impl CallActor {
     ) {
         let now = now_ms();
         self.end_script();
+        self.end_recordings();
         self.end_plays().await;
         self.end_bridge(end_reason);
         if self.media_running {

@@ -158,6 +158,7 @@ impl CallActor {
 
     pub(crate) async fn on_digit(&mut self, digit: char) {
         info!(%digit, "the far end pressed a key");
+        self.record_terminator(digit);
         self.call_event("dtmf", json!({ "digit": digit.to_string() }))
             .await;
         let now = now_ms();

@@ -32,4 +32,6 @@ pub struct NodeConfig {
     pub webhook_timeout: Duration,
     pub webhook_backoff: Vec<Duration>,
     pub user_agent: String,
+    /// Base of the URLs handed out for recordings (`http://<http_listen>` by default).
+    pub public_url: String,
 }

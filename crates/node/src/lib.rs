@@ -16,6 +16,8 @@ mod media_leg;
 mod play;
 pub mod ports;
 pub mod prepare;
+mod recorder;
+mod recording;
 pub mod routing;
 mod script;
 mod script_call;
@@ -78,6 +80,7 @@ pub(crate) struct NodeInner {
     pub prep: prepare::MediaPrep,
     /// For SWML `request`.
     pub http: reqwest::Client,
+    pub recorder: recorder::RecorderHandle,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
 }
 
@@ -136,6 +139,9 @@ impl Node {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        recorder::repair_all(&cfg.data_dir.join("recordings"));
+        let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
+        let recorder = recorder::RecorderHandle::start(rec_done_tx)?;
         let inner = Arc::new(NodeInner {
             cfg,
             store,
@@ -146,9 +152,24 @@ impl Node {
             fetcher,
             prep,
             http,
+            recorder,
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
+        // Recordings end on the recorder thread: queue their webhook, tell the call if alive.
+        let weak_rec = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            while let Some(done) = rec_done_rx.recv().await {
+                let Some(inner) = weak_rec.upgrade() else {
+                    break;
+                };
+                let (call_id, rec_id) = (done.call_id, done.rec_id);
+                inner.recording_done(done).await;
+                if let Some(tx) = inner.inbox_of(call_id) {
+                    let _ = tx.try_send(ActorMsg::RecordingDone(rec_id));
+                }
+            }
+        });
         // Inbound INVITEs become calls (or 404s) through the routes.
         let weak_in = Arc::downgrade(&inner);
         let mut incoming = incoming;
@@ -203,6 +224,8 @@ impl Node {
         }
         self.inner.sip.shutdown().await;
         self.inner.media.shutdown();
+        // Recordings still open are finished (their files get their final header).
+        self.inner.recorder.send(recorder::RecorderInput::Shutdown);
         self.inner.delivery.shutdown().await;
     }
 }
@@ -549,6 +572,15 @@ impl CallControl for Node {
         match self.inner.store.get_call(project, call_id).await {
             Ok(Some(r)) => Ok(self.inner.leg_from_record(&r)),
             Ok(None) => Err(ControlError::NotFound),
+            Err(e) => Err(ControlError::Internal(e.to_string())),
+        }
+    }
+
+    async fn recording(&self, project: Uuid, recording_id: Uuid) -> Result<Vec<u8>, ControlError> {
+        let path = self.inner.recording_path(project, recording_id);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ControlError::NotFound),
             Err(e) => Err(ControlError::Internal(e.to_string())),
         }
     }

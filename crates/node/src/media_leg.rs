@@ -160,6 +160,8 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
         rfc4733: media::dtmf::Rfc4733Receiver::new(session.codec.rtp_clock_rate()),
         in_band: None,
         dedup: media::dtmf::DtmfDeduper::with_window_ms(DTMF_DEDUP_MS),
+        call_id,
+        tap: None,
         player: Player::new(kind.sample_rate(), kind.frame_samples()),
         payload: Vec::with_capacity(256),
         receiver: rtp::Receiver::new(session.codec.rtp_clock_rate()),
@@ -180,7 +182,7 @@ const DTMF_DEDUP_MS: u64 = 200 + JITTER_MAX_MS as u64;
 
 impl RtpLeg {
     fn listening(&self) -> bool {
-        self.bridged || self.in_band.is_some()
+        self.bridged || self.in_band.is_some() || self.tap.is_some()
     }
 
     /// One 20 ms frame of the far end's audio out of the jitter buffer, to the detectors and
@@ -194,7 +196,10 @@ impl RtpLeg {
                 }
             }
             media::jitter::Pulled::Missing => self.decoder.conceal(&mut self.decoded),
-            media::jitter::Pulled::Empty => return,
+            media::jitter::Pulled::Empty => {
+                self.decoded.clear();
+                return;
+            }
         }
         if let Some(detector) = self.in_band.as_mut() {
             let found = detector.push(&self.decoded);
@@ -238,6 +243,9 @@ struct RtpLeg {
     /// In-band DTMF detection, on while a digit collect runs.
     in_band: Option<media::dtmf::InBandDetector>,
     dedup: media::dtmf::DtmfDeduper,
+    call_id: Uuid,
+    /// Set while the call is recorded: every tick's audio goes to the recorder.
+    tap: Option<crate::recorder::RecorderHandle>,
     player: Player,
     payload: Vec<u8>,
     receiver: rtp::Receiver,
@@ -259,6 +267,20 @@ impl MediaLeg for RtpLeg {
                 *out = out.saturating_add(*peer);
             }
             self.from_peer.clear();
+        }
+        if let Some(tap) = self.tap.as_ref() {
+            let heard = if self.decoded.len() == self.frame.len() {
+                self.decoded.clone()
+            } else {
+                vec![0; self.frame.len()]
+            };
+            tap.send(crate::recorder::RecorderInput::Frame(
+                crate::recorder::TapFrame {
+                    call_id: self.call_id,
+                    heard,
+                    sent: self.frame.clone(),
+                },
+            ));
         }
         while let Some(ev) = self.player.poll_event() {
             self.events.push_back(MediaEvent::Play(ev));
@@ -329,6 +351,10 @@ impl MediaLeg for RtpLeg {
             PlayOp::Stop => self.player.stop(id),
             PlayOp::Volume(db) => self.player.set_volume(id, db),
         }
+    }
+
+    fn set_tap(&mut self, tap: Option<crate::recorder::RecorderHandle>) {
+        self.tap = tap;
     }
 
     fn set_digit_detection(&mut self, in_band: bool) {

@@ -235,6 +235,10 @@ impl CallActor {
                 | "calling.transfer"
                 | "calling.collect"
                 | "calling.collect.stop"
+                | "calling.record"
+                | "calling.record.pause"
+                | "calling.record.resume"
+                | "calling.record.stop"
                 | "calling.collect.start_input_timers"
         );
         if needs_answered && status != CallStatus::Answered {
@@ -258,6 +262,10 @@ impl CallActor {
             }
             "calling.transfer" => self.rest_transfer(&params).await?,
             "calling.collect" => self.rest_collect(&params)?,
+            "calling.record" => self.rest_record(&params).await?,
+            "calling.record.pause" | "calling.record.resume" | "calling.record.stop" => {
+                self.rest_record_control(&command, &params).await?
+            }
             "calling.collect.stop" => self.rest_collect_control(&params, true)?,
             "calling.collect.start_input_timers" => self.rest_collect_control(&params, false)?,
             "calling.user_event" => {

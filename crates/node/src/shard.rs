@@ -35,6 +35,8 @@ pub trait MediaLeg: Send {
     fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
     /// Notable things since the last call (digits sent, ...).
     fn poll_event(&mut self) -> Option<MediaEvent>;
+    /// While recorded, every tick's audio (heard and sent) goes to the recorder.
+    fn set_tap(&mut self, tap: Option<crate::recorder::RecorderHandle>);
     /// In-band DTMF detection on the far end's audio (RFC 4733 digits are always reported).
     fn set_digit_detection(&mut self, in_band: bool);
     /// Bridged to another call: decode what the far end sends so the peer can hear it.
@@ -113,6 +115,10 @@ pub enum ShardCommand {
     DetectDigits {
         call_id: Uuid,
         in_band: bool,
+    },
+    SetTap {
+        call_id: Uuid,
+        tap: Option<crate::recorder::RecorderHandle>,
     },
     Remove {
         call_id: Uuid,
@@ -382,6 +388,11 @@ fn apply(
             }
         }
         ShardCommand::Unbridge { call_id } => unbridge(legs, call_id),
+        ShardCommand::SetTap { call_id, tap } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                st.leg.set_tap(tap);
+            }
+        }
         ShardCommand::DetectDigits { call_id, in_band } => {
             if let Some(st) = legs.get_mut(&call_id) {
                 st.leg.set_digit_detection(in_band);
@@ -432,6 +443,7 @@ mod tests {
         }
         fn set_bridged(&mut self, _b: bool) {}
         fn set_digit_detection(&mut self, _in_band: bool) {}
+        fn set_tap(&mut self, _tap: Option<crate::recorder::RecorderHandle>) {}
         fn take_received_frame(&mut self) -> Option<Vec<i16>> {
             None
         }

@@ -1,0 +1,285 @@
+//! The node's recording writer: one thread that owns every open recording file. Media shards
+//! hand it each recorded call's 20 ms frames (what the far end said, what we sent) without
+//! blocking; it writes them with `record::WavRecorder`, runs the VAD that ends a recording on
+//! `initial_timeout` / `end_silence_timeout`, enforces `max_length`, and reports every ending
+//! to the node — which queues the `calling.call.record` webhook itself, so a recording that
+//! ends because the call did is still reported.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+
+use tokio::sync::mpsc;
+use tracing::warn;
+use uuid::Uuid;
+
+/// One tick of a recorded call's audio.
+pub struct TapFrame {
+    pub call_id: Uuid,
+    /// What the far end said (decoded; zeros when nothing arrived).
+    pub heard: Vec<i16>,
+    /// What we sent.
+    pub sent: Vec<i16>,
+}
+
+/// What the recorder needs to know about a recording's limits.
+#[derive(Debug, Clone)]
+pub struct RecordLimits {
+    pub max_length_ms: Option<u64>,
+    pub initial_timeout_ms: Option<u64>,
+    pub end_silence_ms: Option<u64>,
+    pub sensitivity: u8,
+    /// The VAD listens to what the far end says (else to what we send).
+    pub vad_on_heard: bool,
+}
+
+/// Who to tell when the recording ends (the webhook is built from it).
+#[derive(Debug, Clone)]
+pub struct RecordingMeta {
+    pub control_id: String,
+    pub status_url: Option<String>,
+    pub url: String,
+    pub format: String,
+    pub audio: serde_json::Value,
+    pub started_ms: u64,
+    pub project_id: Uuid,
+}
+
+pub struct StartRecording {
+    pub rec_id: Uuid,
+    pub call_id: Uuid,
+    pub path: PathBuf,
+    pub opts: record::RecordingOptions,
+    pub limits: RecordLimits,
+    pub meta: RecordingMeta,
+}
+
+pub enum RecorderInput {
+    Frame(TapFrame),
+    Start(Box<StartRecording>),
+    Pause {
+        rec_id: Uuid,
+        behavior: record::PauseBehavior,
+    },
+    Resume {
+        rec_id: Uuid,
+    },
+    Stop {
+        rec_id: Uuid,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordingOutcome {
+    /// Stopped, terminator, end of speech, max length or hang-up.
+    Finished,
+    /// Nothing was said within `initial_timeout`.
+    NoInput,
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordingDone {
+    pub rec_id: Uuid,
+    pub call_id: Uuid,
+    pub outcome: RecordingOutcome,
+    pub duration_ms: u64,
+    pub size_bytes: u64,
+    pub meta: RecordingMeta,
+}
+
+struct Open {
+    call_id: Uuid,
+    writer: record::WavRecorder,
+    limits: RecordLimits,
+    meta: RecordingMeta,
+    vad: media::vad::Vad,
+    heard_speech: bool,
+    frames: u64,
+}
+
+#[derive(Clone)]
+pub struct RecorderHandle {
+    tx: std_mpsc::Sender<RecorderInput>,
+}
+
+impl RecorderHandle {
+    /// Starts the writer thread; endings go to `done`.
+    pub fn start(done: mpsc::UnboundedSender<RecordingDone>) -> std::io::Result<RecorderHandle> {
+        let (tx, rx) = std_mpsc::channel();
+        thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || run(rx, done))?;
+        Ok(RecorderHandle { tx })
+    }
+
+    /// Never blocks (the media thread calls it every tick of a recorded call).
+    pub fn send(&self, input: RecorderInput) {
+        let _ = self.tx.send(input);
+    }
+}
+
+fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<RecordingDone>) {
+    let mut open: HashMap<Uuid, Open> = HashMap::new();
+    while let Ok(input) = rx.recv() {
+        match input {
+            RecorderInput::Frame(f) => {
+                let mut ended = Vec::new();
+                for (rec_id, rec) in open.iter_mut().filter(|(_, r)| r.call_id == f.call_id) {
+                    if let Some(outcome) = write(rec, &f) {
+                        ended.push((*rec_id, outcome));
+                    }
+                }
+                for (rec_id, outcome) in ended {
+                    close(&mut open, rec_id, outcome, &done);
+                }
+            }
+            RecorderInput::Start(start) => {
+                let StartRecording {
+                    rec_id,
+                    call_id,
+                    path,
+                    opts,
+                    limits,
+                    meta,
+                } = *start;
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                match record::WavRecorder::create(&path, opts) {
+                    Ok(writer) => {
+                        let vad = media::vad::Vad::new(opts.sample_rate, limits.sensitivity);
+                        open.insert(
+                            rec_id,
+                            Open {
+                                call_id,
+                                writer,
+                                limits,
+                                meta,
+                                vad,
+                                heard_speech: false,
+                                frames: 0,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        warn!(%rec_id, error = %e, "recording could not start");
+                        let _ = done.send(RecordingDone {
+                            rec_id,
+                            call_id,
+                            outcome: RecordingOutcome::Error(e.to_string()),
+                            duration_ms: 0,
+                            size_bytes: 0,
+                            meta,
+                        });
+                    }
+                }
+            }
+            RecorderInput::Pause { rec_id, behavior } => {
+                if let Some(r) = open.get_mut(&rec_id) {
+                    r.writer.pause(behavior);
+                }
+            }
+            RecorderInput::Resume { rec_id } => {
+                if let Some(r) = open.get_mut(&rec_id) {
+                    r.writer.resume();
+                }
+            }
+            RecorderInput::Stop { rec_id } => {
+                close(&mut open, rec_id, RecordingOutcome::Finished, &done)
+            }
+            RecorderInput::Shutdown => break,
+        }
+    }
+    // Shutting down: finish every file so none is left without its header.
+    let ids: Vec<Uuid> = open.keys().copied().collect();
+    for rec_id in ids {
+        close(&mut open, rec_id, RecordingOutcome::Finished, &done);
+    }
+}
+
+/// Writes one frame; returns how the recording ends if this frame ends it.
+fn write(rec: &mut Open, f: &TapFrame) -> Option<RecordingOutcome> {
+    if let Err(e) = rec.writer.write_frame(Some(&f.heard), Some(&f.sent)) {
+        return Some(RecordingOutcome::Error(e.to_string()));
+    }
+    rec.frames += 1;
+    let elapsed_ms = rec.frames * 20;
+    let voice = if rec.limits.vad_on_heard {
+        &f.heard
+    } else {
+        &f.sent
+    };
+    rec.vad.push_frame(voice);
+    if rec.vad.is_speech() {
+        rec.heard_speech = true;
+    }
+    if rec
+        .limits
+        .max_length_ms
+        .is_some_and(|max| rec.writer.duration_ms() >= max)
+    {
+        return Some(RecordingOutcome::Finished);
+    }
+    if !rec.heard_speech {
+        if rec
+            .limits
+            .initial_timeout_ms
+            .is_some_and(|t| elapsed_ms >= t)
+        {
+            return Some(RecordingOutcome::NoInput);
+        }
+    } else if rec
+        .limits
+        .end_silence_ms
+        .is_some_and(|t| !rec.vad.is_speech() && u64::from(rec.vad.silence_ms()) >= t)
+    {
+        return Some(RecordingOutcome::Finished);
+    }
+    None
+}
+
+fn close(
+    open: &mut HashMap<Uuid, Open>,
+    rec_id: Uuid,
+    outcome: RecordingOutcome,
+    done: &mpsc::UnboundedSender<RecordingDone>,
+) {
+    let Some(rec) = open.remove(&rec_id) else {
+        return;
+    };
+    let (outcome, duration_ms, size_bytes) = match rec.writer.finish() {
+        Ok(info) => (outcome, info.duration_ms, info.size_bytes),
+        Err(e) => (RecordingOutcome::Error(e.to_string()), 0, 0),
+    };
+    let _ = done.send(RecordingDone {
+        rec_id,
+        call_id: rec.call_id,
+        outcome,
+        duration_ms,
+        size_bytes,
+        meta: rec.meta,
+    });
+}
+
+/// Makes every recording a crash left behind playable (header sizes from the file length).
+pub fn repair_all(dir: &std::path::Path) {
+    let Ok(projects) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for project in projects.flatten() {
+        let Ok(files) = std::fs::read_dir(project.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "wav") {
+                if let Err(e) = record::repair(&path) {
+                    warn!(path = %path.display(), error = %e, "recording could not be repaired");
+                }
+            }
+        }
+    }
+}

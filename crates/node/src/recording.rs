@@ -1,0 +1,345 @@
+//! REST `calling.record` (+ `.pause`, `.resume`, `.stop`): a recording of the call's audio in
+//! WAV (mono or stereo, `speak` = what the far end says, `listen` = what it hears, `both`),
+//! written streaming by the node's recorder thread, reported as `calling.call.record` events
+//! (calling-events.md §5) and served back at `GET /api/calling/recordings/{id}.wav`.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use tracing::info;
+use uuid::Uuid;
+
+use control::ControlError;
+use media::playback::Source;
+
+use crate::actor::CallActor;
+use crate::now_ms;
+use crate::recorder::{
+    RecordLimits, RecorderInput, RecordingDone, RecordingMeta, RecordingOutcome,
+};
+use crate::shard::ShardCommand;
+use crate::NodeInner;
+
+/// The beep before a recording that asks for one.
+const BEEP_HZ: f32 = 1000.0;
+const BEEP_MS: u64 = 250;
+
+#[derive(Debug, Clone)]
+struct Active {
+    rec_id: Uuid,
+    terminators: String,
+    meta: RecordingMeta,
+}
+
+#[derive(Default)]
+pub(crate) struct Recordings {
+    by_control_id: HashMap<String, Active>,
+}
+
+fn secs_ms(v: Option<&Value>) -> Option<u64> {
+    v.and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| (s * 1000.0) as u64)
+}
+
+impl CallActor {
+    pub(crate) async fn rest_record(&mut self, p: &Value) -> Result<(), ControlError> {
+        let audio = p
+            .get("record")
+            .and_then(|r| r.get("audio"))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let format = audio
+            .get("format")
+            .and_then(Value::as_str)
+            .unwrap_or("mp3")
+            .to_string();
+        if format != "wav" {
+            return Err(ControlError::NotImplemented {
+                command: format!("calling.record in {format} (only wav is built)"),
+            });
+        }
+        let control_id = p
+            .get("control_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if self.recordings.by_control_id.contains_key(&control_id) {
+            return Err(ControlError::Conflict {
+                code: "control_id_in_use",
+                message: format!("a recording with control_id {control_id} is already active"),
+                attribute: Some("control_id".into()),
+            });
+        }
+        let Some(media) = self.media.as_ref() else {
+            return Err(ControlError::invalid_state(
+                "invalid_state",
+                "the call has no media to record",
+            ));
+        };
+        let rate = crate::media_leg::pcm_rate(media.codec);
+        let stereo = audio
+            .get("stereo")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let direction = audio
+            .get("direction")
+            .and_then(Value::as_str)
+            .unwrap_or("speak");
+        let opts = record::RecordingOptions {
+            sample_rate: rate,
+            channels: if stereo {
+                record::Channels::Stereo
+            } else {
+                record::Channels::Mono
+            },
+            // SignalWire's `speak` is what the call's party says: what we hear.
+            direction: match direction {
+                "listen" => record::Direction::Speak,
+                "both" => record::Direction::Both,
+                _ => record::Direction::Listen,
+            },
+        };
+        let limits = RecordLimits {
+            max_length_ms: audio
+                .get("max_length")
+                .and_then(Value::as_u64)
+                .filter(|s| *s > 0)
+                .map(|s| s.saturating_mul(1000)),
+            initial_timeout_ms: secs_ms(audio.get("initial_timeout")),
+            end_silence_ms: secs_ms(audio.get("end_silence_timeout")),
+            sensitivity: audio
+                .get("input_sensitivity")
+                .and_then(Value::as_f64)
+                .map_or(44, |v| v.clamp(0.0, 100.0) as u8),
+            vad_on_heard: direction != "listen",
+        };
+        let rec_id = Uuid::new_v4();
+        let path = self.node.recording_path(self.ident.project_id, rec_id);
+        let meta = RecordingMeta {
+            control_id: control_id.clone(),
+            status_url: p
+                .get("status_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            url: format!(
+                "{}/api/calling/recordings/{rec_id}.wav",
+                self.node.cfg.public_url.trim_end_matches('/')
+            ),
+            format: format.clone(),
+            audio: json!({ "format": format, "direction": direction, "stereo": stereo }),
+            started_ms: now_ms(),
+            project_id: self.ident.project_id,
+        };
+        let first = self.recordings.by_control_id.is_empty();
+        self.node.recorder.send(RecorderInput::Start(Box::new(
+            crate::recorder::StartRecording {
+                rec_id,
+                call_id: self.ident.call_id,
+                path,
+                opts,
+                limits,
+                meta: meta.clone(),
+            },
+        )));
+        if first {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetTap {
+                    call_id: self.ident.call_id,
+                    tap: Some(self.node.recorder.clone()),
+                },
+            );
+        }
+        if audio.get("beep").and_then(Value::as_bool).unwrap_or(false) {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::Play {
+                    call_id: self.ident.call_id,
+                    id: 0,
+                    sources: vec![Source::Tone {
+                        freqs: vec![BEEP_HZ],
+                        ms: BEEP_MS,
+                    }],
+                    volume_db: 0.0,
+                    loops: 1,
+                },
+            );
+        }
+        info!(%control_id, %rec_id, "recording");
+        let terminators = audio
+            .get("terminators")
+            .and_then(Value::as_str)
+            .unwrap_or("#")
+            .to_string();
+        self.record_event(&meta, json!({ "state": "recording" }))
+            .await;
+        self.recordings.by_control_id.insert(
+            control_id,
+            Active {
+                rec_id,
+                terminators,
+                meta,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn rest_record_control(
+        &mut self,
+        command: &str,
+        p: &Value,
+    ) -> Result<(), ControlError> {
+        let control_id = p
+            .get("control_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(active) = self.recordings.by_control_id.get(control_id).cloned() else {
+            return Err(ControlError::Unprocessable {
+                code: "control_id_not_found",
+                message: format!("no active recording with control_id {control_id}"),
+                attribute: Some("control_id".into()),
+            });
+        };
+        match command {
+            "calling.record.pause" => {
+                let behavior = p.get("behavior").and_then(Value::as_str).unwrap_or("skip");
+                self.node.recorder.send(RecorderInput::Pause {
+                    rec_id: active.rec_id,
+                    behavior: if behavior == "silence" {
+                        record::PauseBehavior::Silence
+                    } else {
+                        record::PauseBehavior::Skip
+                    },
+                });
+                self.record_event(
+                    &active.meta,
+                    json!({ "state": "paused", "pause_behavior": behavior }),
+                )
+                .await;
+            }
+            "calling.record.resume" => {
+                self.node.recorder.send(RecorderInput::Resume {
+                    rec_id: active.rec_id,
+                });
+                self.record_event(&active.meta, json!({ "state": "recording" }))
+                    .await;
+            }
+            _ => self.node.recorder.send(RecorderInput::Stop {
+                rec_id: active.rec_id,
+            }),
+        }
+        Ok(())
+    }
+
+    /// A key the far end pressed stops the recordings it terminates.
+    pub(crate) fn record_terminator(&mut self, digit: char) {
+        for active in self.recordings.by_control_id.values() {
+            if active.terminators.contains(digit) {
+                self.node.recorder.send(RecorderInput::Stop {
+                    rec_id: active.rec_id,
+                });
+            }
+        }
+    }
+
+    /// The recorder finished one (the node already sent its webhook).
+    pub(crate) fn on_recording_done(&mut self, rec_id: Uuid) {
+        self.recordings
+            .by_control_id
+            .retain(|_, a| a.rec_id != rec_id);
+        if self.recordings.by_control_id.is_empty() && self.media_running {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetTap {
+                    call_id: self.ident.call_id,
+                    tap: None,
+                },
+            );
+        }
+    }
+
+    /// The call ends: every recording is finished (and reported by the node).
+    pub(crate) fn end_recordings(&mut self) {
+        for active in self.recordings.by_control_id.values() {
+            self.node.recorder.send(RecorderInput::Stop {
+                rec_id: active.rec_id,
+            });
+        }
+        self.recordings.by_control_id.clear();
+    }
+
+    async fn record_event(&self, meta: &RecordingMeta, state: Value) {
+        let Some(url) = meta.status_url.as_deref() else {
+            return;
+        };
+        let mut params = json!({
+            "call_id": self.ident.call_id,
+            "node_id": self.ident.node_id,
+            "control_id": meta.control_id,
+            "record": { "audio": meta.audio },
+        });
+        if let (Some(p), Some(s)) = (params.as_object_mut(), state.as_object()) {
+            for (k, v) in s {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+        let event = self.ident.envelope("calling.call.record", now_ms(), params);
+        self.node.notify(self.ident.call_id, url, &event).await;
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn recordings_dir(&self) -> std::path::PathBuf {
+        self.cfg.data_dir.join("recordings")
+    }
+
+    pub(crate) fn recording_path(&self, project: Uuid, rec_id: Uuid) -> std::path::PathBuf {
+        self.recordings_dir()
+            .join(project.to_string())
+            .join(format!("{rec_id}.wav"))
+    }
+
+    /// The `finished` / `no_input` / `error` webhook of a recording, queued even when the call
+    /// is already gone.
+    pub(crate) async fn recording_done(&self, done: RecordingDone) {
+        let Some(url) = done.meta.status_url.as_deref() else {
+            return;
+        };
+        let Ok(Some(call)) = self
+            .store
+            .get_call(done.meta.project_id, done.call_id)
+            .await
+        else {
+            return;
+        };
+        let ident = self.identity_of(&call);
+        let duration = done.duration_ms as f64 / 1000.0;
+        let state = match &done.outcome {
+            RecordingOutcome::Finished => "finished",
+            RecordingOutcome::NoInput => "no_input",
+            RecordingOutcome::Error(_) => "error",
+        };
+        let mut params = json!({
+            "call_id": done.call_id,
+            "node_id": ident.node_id,
+            "control_id": done.meta.control_id,
+            "state": state,
+            "recording_id": done.rec_id,
+            "start_time": done.meta.started_ms as f64 / 1000.0,
+            "end_time": now_ms() as f64 / 1000.0,
+            "record": { "audio": done.meta.audio },
+        });
+        if state != "error" {
+            params["url"] = json!(done.meta.url);
+            params["duration"] = json!(duration);
+            params["size"] = json!(done.size_bytes);
+            params["record"]["url"] = json!(done.meta.url);
+            params["record"]["duration"] = json!(duration);
+            params["record"]["size"] = json!(done.size_bytes);
+            params["record"]["format"] = json!(done.meta.format);
+        }
+        let event = ident.envelope("calling.call.record", now_ms(), params);
+        self.notify(done.call_id, url, &event).await;
+    }
+}
