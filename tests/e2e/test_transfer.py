@@ -12,21 +12,9 @@ import requests
 
 from test_calls import RtpSink, dial, get_call, rtp, sipp_done, wait_hook, wait_status
 from audio_check import goertzel_db, ulaw_decode
+from test_collect import ulaw as ulaw_encode
 
 SWML_HOLD = {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"sleep": -1}]}}
-
-
-def ulaw_encode(sample):
-    """G.711 µ-law (for the tone the first far end sends)."""
-    bias, clip = 0x84, 32635
-    sign = 0x80 if sample < 0 else 0
-    sample = min(abs(sample), clip) + bias
-    exponent, mask = 7, 0x4000
-    while exponent > 0 and not sample & mask:
-        exponent -= 1
-        mask >>= 1
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
 def send_tone(sock, dest, freq, seconds, stop):
