@@ -950,13 +950,14 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     leg = dial(d, far.uri("service"), hooks.url(), timeout=5)
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
-    for command, params in [("calling.record", {"record": {"audio": {}}}),
-                            ("calling.collect", {"digits": {"max": 1}}),
-                            ("calling.detect", {"detect": {"type": "machine", "params": {}}})]:
+    for command, params, named in [("calling.record", {"record": {"audio": {}}}, "mp3"),  # the default format
+                                   ("calling.collect", {"speech": {}}, "speech"),
+                                   ("calling.detect", {"detect": {"type": "machine", "params": {}}}, ""),
+                                   ("calling.denoise", {}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)
         err = r.json()["errors"][0]
-        assert command in err["message"], err
+        assert command in err["message"] and named in err["message"], err
     # The call is untouched by the refused commands.
     assert get_call(d, call_id)["status"] == "answered"
     d.sdk().calling.end(call_id, reason="hangup")
