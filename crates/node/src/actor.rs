@@ -2,7 +2,7 @@
 //! [`control::call::OutboundCall`] core. Its inbox is one closed enum; it applies one input,
 //! executes the core's outputs, then awaits the next input or the core's deadline.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -213,12 +213,7 @@ impl CallActor {
     }
 
     async fn place_invite(&mut self) {
-        let bind_ip = self.node.cfg.sip_listen.ip();
-        let Some((port, socket)) = self.node.ports.allocate(|p| {
-            let s = UdpSocket::bind(SocketAddr::new(bind_ip, p)).ok()?;
-            s.set_nonblocking(true).ok()?;
-            Some(s)
-        }) else {
+        let Some((port, socket)) = self.node.allocate_rtp_port() else {
             self.core.handle(
                 now_ms(),
                 CallInput::Fail {
@@ -653,12 +648,8 @@ impl CallActor {
             self.record.status_url = Some(url);
         }
         if let Some(doc) = p.swml {
-            let doc = swml::Document::from_value(doc).map_err(|e| ControlError::Unprocessable {
-                code: "invalid_parameter",
-                message: format!("swml: {e}"),
-                attribute: Some("swml".into()),
-            })?;
-            self.replace_script(doc.into_value()).await;
+            let doc = crate::load_document("swml", doc)?;
+            self.replace_script(doc).await;
         } else if let Some(url) = p.url {
             self.fetch_document(
                 crate::actor::DocPurpose::Replace,

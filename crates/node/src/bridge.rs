@@ -199,17 +199,8 @@ impl NodeInner {
         dest: &str,
         parent_codec: Option<sdp::Codec>,
     ) -> Result<CallActor, ControlError> {
-        let route =
-            routing::resolve(dest, self.cfg.default_trunk.as_ref(), None, None).map_err(|e| {
-                ControlError::Unprocessable {
-                    code: match e {
-                        routing::RouteError::NoTrunk => "not_routable",
-                        _ => "to_destination_unresolvable",
-                    },
-                    message: e.to_string(),
-                    attribute: Some("dest".into()),
-                }
-            })?;
+        let route = routing::resolve(dest, self.cfg.default_trunk.as_ref(), None, None)
+            .map_err(|e| e.to_control("dest"))?;
         let mut codecs = Vec::new();
         if let Some(c) = parent_codec {
             codecs.push(match c {

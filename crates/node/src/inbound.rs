@@ -3,7 +3,6 @@
 //! becomes a call with its own actor running the same engine as outbound calls, an unknown
 //! destination is rejected with 404.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -56,12 +55,7 @@ impl CallActor {
     /// A new inbound call: take an RTP port, prepare our answer to the caller's offer, ring,
     /// and fetch the routed document (it decides whether and when to answer).
     pub(crate) async fn offer_inbound(&mut self) {
-        let bind_ip = self.node.cfg.sip_listen.ip();
-        let Some((port, socket)) = self.node.ports.allocate(|p| {
-            let s = UdpSocket::bind(SocketAddr::new(bind_ip, p)).ok()?;
-            s.set_nonblocking(true).ok()?;
-            Some(s)
-        }) else {
+        let Some((port, socket)) = self.node.allocate_rtp_port() else {
             self.reject_inbound(503, "no free RTP port").await;
             return;
         };

@@ -289,6 +289,16 @@ impl NodeInner {
         (record, ident)
     }
 
+    /// A free even RTP port of the configured range, bound non-blocking on the SIP address.
+    pub(crate) fn allocate_rtp_port(&self) -> Option<(u16, std::net::UdpSocket)> {
+        let bind_ip = self.cfg.sip_listen.ip();
+        self.ports.allocate(|p| {
+            let s = std::net::UdpSocket::bind(std::net::SocketAddr::new(bind_ip, p)).ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        })
+    }
+
     pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid, inbox: mpsc::Sender<ActorMsg>) {
         if let Ok(mut calls) = self.calls.lock() {
             calls.insert(call_id, CallEntry { project_id, inbox });
@@ -496,20 +506,9 @@ impl CallControl for Node {
             request.username.as_deref(),
             request.password.as_deref(),
         )
-        .map_err(|e| ControlError::Unprocessable {
-            code: match e {
-                routing::RouteError::NoTrunk => "not_routable",
-                _ => "to_destination_unresolvable",
-            },
-            message: e.to_string(),
-            attribute: Some("to".into()),
-        })?;
+        .map_err(|e| e.to_control("to"))?;
         if let Some(doc) = request.swml.clone() {
-            swml::Document::from_value(doc).map_err(|e| ControlError::Unprocessable {
-                code: "invalid_parameter",
-                message: format!("swml: {e}"),
-                attribute: Some("swml".into()),
-            })?;
+            load_document("swml", doc)?;
         }
         let call_id = Uuid::new_v4();
         let (mut record, ident) =
@@ -634,6 +633,22 @@ impl Node {
             Ok(None) => Err(ControlError::NotFound),
             Err(e) => Err(ControlError::Internal(e.to_string())),
         }
+    }
+}
+
+/// A SWML document a user sent (`dial.swml`, `update.swml`, a `calling.transfer` object,
+/// `to_script`), schema-checked; an invalid one is a 422 naming `attribute`.
+pub(crate) fn load_document(attribute: &str, doc: Value) -> Result<Value, ControlError> {
+    swml::Document::from_value(doc)
+        .map(swml::Document::into_value)
+        .map_err(|e| invalid_document(attribute, e))
+}
+
+pub(crate) fn invalid_document(attribute: &str, e: swml::SwmlError) -> ControlError {
+    ControlError::Unprocessable {
+        code: "invalid_parameter",
+        message: format!("{attribute}: {e}"),
+        attribute: Some(attribute.into()),
     }
 }
 

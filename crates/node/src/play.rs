@@ -353,14 +353,9 @@ impl CallActor {
     async fn rest_transfer(&mut self, p: &Value) -> Result<(), ControlError> {
         match p.get("dest") {
             Some(Value::Object(_)) => {
-                let doc = p.get("dest").cloned().unwrap_or(Value::Null);
                 let doc =
-                    swml::Document::from_value(doc).map_err(|e| ControlError::Unprocessable {
-                        code: "invalid_parameter",
-                        message: format!("dest: {e}"),
-                        attribute: Some("dest".into()),
-                    })?;
-                self.replace_script(doc.into_value()).await;
+                    crate::load_document("dest", p.get("dest").cloned().unwrap_or(Value::Null))?;
+                self.replace_script(doc).await;
                 Ok(())
             }
             Some(Value::String(url))

@@ -97,6 +97,20 @@ pub struct Route {
     pub password: Option<String>,
 }
 
+impl RouteError {
+    /// The 422 a destination that cannot be routed answers, naming the attribute it came in.
+    pub fn to_control(&self, attribute: &str) -> control::ControlError {
+        control::ControlError::Unprocessable {
+            code: match self {
+                RouteError::NoTrunk => "not_routable",
+                _ => "to_destination_unresolvable",
+            },
+            message: self.to_string(),
+            attribute: Some(attribute.into()),
+        }
+    }
+}
+
 pub fn is_e164(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {
         return false;

@@ -22,27 +22,16 @@ use crate::NodeInner;
 
 /// What the destination end runs: a document URL or an inline document.
 fn script_document(script: Value) -> Result<(Option<String>, Option<Value>), ControlError> {
-    let invalid = |e: swml::SwmlError| ControlError::Unprocessable {
-        code: "invalid_parameter",
-        message: format!("to_script: {e}"),
-        attribute: Some("to_script".into()),
-    };
     match script {
         Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
             Ok((Some(s), None))
         }
-        Value::String(s) => Ok((
-            None,
-            Some(swml::Document::from_text(&s).map_err(invalid)?.into_value()),
-        )),
-        other => Ok((
-            None,
-            Some(
-                swml::Document::from_value(other)
-                    .map_err(invalid)?
-                    .into_value(),
-            ),
-        )),
+        Value::String(s) => {
+            let doc = swml::Document::from_text(&s)
+                .map_err(|e| crate::invalid_document("to_script", e))?;
+            Ok((None, Some(doc.into_value())))
+        }
+        other => Ok((None, Some(crate::load_document("to_script", other)?))),
     }
 }
 
@@ -55,11 +44,7 @@ impl NodeInner {
         let script = request.to_script.take().unwrap_or(Value::Null);
         let (script_url, script_swml) = script_document(script)?;
         if let Some(doc) = request.swml.clone() {
-            swml::Document::from_value(doc).map_err(|e| ControlError::Unprocessable {
-                code: "invalid_parameter",
-                message: format!("swml: {e}"),
-                attribute: Some("swml".into()),
-            })?;
+            crate::load_document("swml", doc)?;
         }
         let (origin_port, origin_socket) = self.virtual_rtp_port()?;
         let (dest_port, dest_socket) = match self.virtual_rtp_port() {
@@ -176,13 +161,7 @@ impl NodeInner {
     }
 
     fn virtual_rtp_port(&self) -> Result<(u16, UdpSocket), ControlError> {
-        let bind_ip = self.cfg.sip_listen.ip();
-        self.ports
-            .allocate(|p| {
-                let s = UdpSocket::bind(SocketAddr::new(bind_ip, p)).ok()?;
-                s.set_nonblocking(true).ok()?;
-                Some(s)
-            })
+        self.allocate_rtp_port()
             .ok_or_else(|| ControlError::Unavailable("no free RTP port".into()))
     }
 }
