@@ -573,6 +573,7 @@ impl CallActor {
             ActorMsg::Media(MediaEvent::Play(ev)) => self.on_player_event(ev).await,
             ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
             ActorMsg::Media(MediaEvent::Digit(d)) => self.on_digit(d).await,
+            ActorMsg::Media(MediaEvent::Listener(ev)) => self.on_listener_event(ev).await,
             ActorMsg::RecordingDone(rec_id) => self.on_recording_done(rec_id),
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {

@@ -251,3 +251,10 @@ impl CallActor {
         self.node.notify(self.ident.call_id, url, &event).await;
     }
 }
+
+impl CallActor {
+    /// What a speech collect's audio tap reported (not built yet).
+    pub(crate) async fn on_speech_event(&mut self, control_id: &str, event: Value) {
+        let _ = (control_id, event);
+    }
+}

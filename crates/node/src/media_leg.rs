@@ -11,7 +11,9 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::config::NodeConfig;
-use crate::shard::{MediaEvent, MediaLeg, MediaStats, PlayOp};
+use crate::shard::{
+    FrameFilter, FrameListener, ListenerEvent, MediaEvent, MediaLeg, MediaStats, PlayOp,
+};
 use media::playback::{PlaybackId, Player, Source};
 
 /// Codecs offered when the dial names none (the spec's "platform default").
@@ -170,6 +172,9 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
         garbage: 0,
         other_pt: 0,
         events: VecDeque::new(),
+        listeners: Vec::new(),
+        listener_events: Vec::new(),
+        filter: None,
     }))
 }
 
@@ -182,7 +187,7 @@ const DTMF_DEDUP_MS: u64 = 200 + JITTER_MAX_MS as u64;
 
 impl RtpLeg {
     fn listening(&self) -> bool {
-        self.bridged || self.in_band.is_some() || self.tap.is_some()
+        self.bridged || self.in_band.is_some() || self.tap.is_some() || !self.listeners.is_empty()
     }
 
     /// One 20 ms frame of the far end's audio out of the jitter buffer, to the detectors and
@@ -198,7 +203,20 @@ impl RtpLeg {
             media::jitter::Pulled::Missing => self.decoder.conceal(&mut self.decoded),
             media::jitter::Pulled::Empty => {
                 self.decoded.clear();
+                self.idle_listeners(now_us);
                 return;
+            }
+        }
+        if let Some(filter) = self.filter.as_mut() {
+            filter.process(&mut self.decoded, self.rate);
+        }
+        for (key, listener) in self.listeners.iter_mut() {
+            listener.on_frame(now_us, &self.decoded, self.rate, &mut self.listener_events);
+            for event in self.listener_events.drain(..) {
+                self.events.push_back(MediaEvent::Listener(ListenerEvent {
+                    key: key.clone(),
+                    event,
+                }));
             }
         }
         if let Some(detector) = self.in_band.as_mut() {
@@ -213,6 +231,18 @@ impl RtpLeg {
             let cap = self.frame.len() * 10;
             while self.received.len() > cap {
                 self.received.pop_front();
+            }
+        }
+    }
+
+    fn idle_listeners(&mut self, now_us: u64) {
+        for (key, listener) in self.listeners.iter_mut() {
+            listener.on_idle(now_us, &mut self.listener_events);
+            for event in self.listener_events.drain(..) {
+                self.events.push_back(MediaEvent::Listener(ListenerEvent {
+                    key: key.clone(),
+                    event,
+                }));
             }
         }
     }
@@ -254,6 +284,11 @@ struct RtpLeg {
     garbage: u64,
     other_pt: u64,
     events: VecDeque<MediaEvent>,
+    /// Detectors and speech taps on the far end's audio, by key.
+    listeners: Vec<(String, Box<dyn FrameListener>)>,
+    listener_events: Vec<serde_json::Value>,
+    /// The denoiser, applied before anyone hears the far end.
+    filter: Option<Box<dyn FrameFilter>>,
 }
 
 impl MediaLeg for RtpLeg {
@@ -383,6 +418,17 @@ impl MediaLeg for RtpLeg {
 
     fn pcm_rate(&self) -> u32 {
         self.rate
+    }
+
+    fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {
+        self.listeners.retain(|(k, _)| *k != key);
+        if let Some(l) = listener {
+            self.listeners.push((key, l));
+        }
+    }
+
+    fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>) {
+        self.filter = filter;
     }
 
     fn poll_event(&mut self) -> Option<MediaEvent> {

@@ -27,6 +27,13 @@ pub(crate) enum ScriptWait {
     Fetch,
 }
 
+impl ScriptWait {
+    /// The call-control operation waited on, if the wait is for one.
+    fn control_id(&self) -> Option<&str> {
+        None
+    }
+}
+
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
 const REQUEST_MAX_BODY: usize = 64 * 1024;
 
@@ -258,6 +265,26 @@ impl CallActor {
                 }
             }
         }
+    }
+
+    /// A call-control operation the script started (record, collect, detect) produced its
+    /// final result: `result` is what its webhook carries (`calling.call.record` params for a
+    /// recording, the collect `result` object, the detect `detect` object). A no-op unless the
+    /// script waits on that `control_id`.
+    pub(crate) async fn script_control_done(&mut self, control_id: &str, result: Value) {
+        if self
+            .script_wait
+            .as_ref()
+            .is_some_and(|w| w.control_id() == Some(control_id))
+        {
+            self.complete_script(Completion::Result(result)).await;
+        }
+    }
+
+    /// Input began on a collect (first digit, or speech started): a prompt the script plays
+    /// for that collect stops (barge-in).
+    pub(crate) fn script_input_started(&mut self, control_id: &str) {
+        let _ = control_id;
     }
 
     /// Completes a blocking effect right away (the effect needed no I/O).

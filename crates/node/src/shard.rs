@@ -50,6 +50,43 @@ pub trait MediaLeg: Send {
     fn stats(&self) -> MediaStats;
     /// The PCM rate of the call's codec.
     fn pcm_rate(&self) -> u32;
+    /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
+    fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
+    /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
+    /// hears it (recording, detectors, speech, the bridge): the denoiser.
+    fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>);
+}
+
+/// Hears the far end's audio on the media thread, one 20 ms frame per tick, after the jitter
+/// buffer and the filter: a detector (`calling.detect`), the speech tap of a collect. It must
+/// not block: heavy work (speech recognition) goes to another thread over a channel.
+pub trait FrameListener: Send {
+    /// One frame of what the far end sent, at `rate`. Events for the call's actor go to
+    /// `events` as [`ListenerEvent`]s under the listener's key.
+    fn on_frame(
+        &mut self,
+        now_us: u64,
+        pcm: &[i16],
+        rate: u32,
+        events: &mut Vec<serde_json::Value>,
+    );
+    /// Called on ticks where no audio came (nothing arrived yet, or a long gap), so timers
+    /// inside a listener still run.
+    fn on_idle(&mut self, now_us: u64, events: &mut Vec<serde_json::Value>) {
+        let _ = (now_us, events);
+    }
+}
+
+/// Changes the far end's audio in place before anyone hears it (one filter per call).
+pub trait FrameFilter: Send {
+    fn process(&mut self, pcm: &mut [i16], rate: u32);
+}
+
+/// What a [`FrameListener`] reported, tagged with the key it was added under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerEvent {
+    pub key: String,
+    pub event: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +96,8 @@ pub enum MediaEvent {
     Play(PlayerEvent),
     /// A DTMF key the far end pressed (RFC 4733 or in-band, once per press).
     Digit(char),
+    /// A listener on the far end's audio reported something.
+    Listener(ListenerEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,6 +158,15 @@ pub enum ShardCommand {
     SetTap {
         call_id: Uuid,
         tap: Option<crate::recorder::RecorderHandle>,
+    },
+    SetListener {
+        call_id: Uuid,
+        key: String,
+        listener: Option<Box<dyn FrameListener>>,
+    },
+    SetFilter {
+        call_id: Uuid,
+        filter: Option<Box<dyn FrameFilter>>,
     },
     Remove {
         call_id: Uuid,
@@ -393,6 +441,20 @@ fn apply(
                 st.leg.set_tap(tap);
             }
         }
+        ShardCommand::SetListener {
+            call_id,
+            key,
+            listener,
+        } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                st.leg.set_listener(key, listener);
+            }
+        }
+        ShardCommand::SetFilter { call_id, filter } => {
+            if let Some(st) = legs.get_mut(&call_id) {
+                st.leg.set_filter(filter);
+            }
+        }
         ShardCommand::DetectDigits { call_id, in_band } => {
             if let Some(st) = legs.get_mut(&call_id) {
                 st.leg.set_digit_detection(in_band);
@@ -444,6 +506,8 @@ mod tests {
         fn set_bridged(&mut self, _b: bool) {}
         fn set_digit_detection(&mut self, _in_band: bool) {}
         fn set_tap(&mut self, _tap: Option<crate::recorder::RecorderHandle>) {}
+        fn set_listener(&mut self, _key: String, _l: Option<Box<dyn FrameListener>>) {}
+        fn set_filter(&mut self, _f: Option<Box<dyn FrameFilter>>) {}
         fn take_received_frame(&mut self) -> Option<Vec<i16>> {
             None
         }

@@ -97,9 +97,13 @@ pub struct ScriptWarning {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
     Done,
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     Http(Result<HttpResponse, String>),
     Document(Result<Value, String>),
+    /// A call-control operation's final result (what its webhook carries).
+    Result(Value),
 }
 
 #[derive(Debug, Clone, PartialEq)]
