@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 . scripts/setup-lib.sh
 ensure_build_deps
 # sipp: the far-end peer of the SIP adapter tests; openssl: their TLS test CA; mpg123: decodes
-# mp3 recordings in the end-to-end tests (an MP3 decoder nobody on the team wrote).
-apt_install sip-tester openssl mpg123
+# mp3 recordings in the end-to-end tests (an MP3 decoder nobody on the team wrote); flite: the
+# far end's speech in the speech and detection tests.
+apt_install sip-tester openssl mpg123 flite
 ensure_venv tests/e2e/requirements.txt
 ensure_schema
 
