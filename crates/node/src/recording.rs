@@ -343,3 +343,13 @@ impl NodeInner {
         self.notify(done.call_id, url, &event).await;
     }
 }
+
+impl CallActor {
+    /// The URL the running recording `control_id` will be served at.
+    pub(crate) fn recording_url(&self, control_id: &str) -> Option<String> {
+        self.recordings
+            .by_control_id
+            .get(control_id)
+            .map(|a| a.meta.url.clone())
+    }
+}

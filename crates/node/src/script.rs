@@ -17,7 +17,7 @@ use crate::play::PlayOrigin;
 use crate::shard::ShardCommand;
 
 /// The blocking effect the script is waiting on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ScriptWait {
     /// Our 200 OK to an inbound call is out; the caller's ACK completes `answer`.
     Answer,
@@ -25,12 +25,43 @@ pub(crate) enum ScriptWait {
     Digits,
     Http,
     Fetch,
+    /// The final result of a recording or detect the script started.
+    Control {
+        control_id: String,
+        /// A machine detect with `detect_message_end`: MACHINE is not final, READY is.
+        until_ready: bool,
+    },
+    /// A prompt: its collect, and its playback while that still plays.
+    Prompt {
+        control_id: String,
+        play: Option<media::playback::PlaybackId>,
+    },
 }
 
 impl ScriptWait {
     /// The call-control operation waited on, if the wait is for one.
     fn control_id(&self) -> Option<&str> {
-        None
+        match self {
+            ScriptWait::Control { control_id, .. } | ScriptWait::Prompt { control_id, .. } => {
+                Some(control_id)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Detect events that end a waiting `detect_machine` (swml.md §6.8: outcomes; lifecycle
+/// markers end it only when no outcome came).
+fn detect_event_is_final(detect: &Value, until_ready: bool) -> bool {
+    let event = detect
+        .pointer("/params/event")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    match event.as_str() {
+        "MACHINE" => !until_ready,
+        "NOT_READY" => false,
+        _ => true,
     }
 }
 
@@ -131,12 +162,31 @@ impl CallActor {
                 Some(message) => Completion::Failed { message },
             };
             self.complete_script(completion).await;
+            return;
+        }
+        // A prompt's playback ended: the collect's input timers start now.
+        let control_id = match self.script_wait.as_mut() {
+            Some(ScriptWait::Prompt { control_id, play }) if *play == Some(id) => {
+                *play = None;
+                control_id.clone()
+            }
+            _ => return,
+        };
+        let p = json!({ "control_id": control_id });
+        if let Err(e) = self
+            .control_command("calling.collect.start_input_timers", p)
+            .await
+        {
+            warn!(error = %e, "the prompt's collect is gone");
         }
     }
 
     fn stop_script_playback(&mut self) {
-        if let Some(ScriptWait::Play(id)) = self.script_wait {
-            self.stop_playback(id);
+        match self.script_wait {
+            Some(ScriptWait::Play(id)) | Some(ScriptWait::Prompt { play: Some(id), .. }) => {
+                self.stop_playback(id)
+            }
+            _ => {}
         }
     }
 
@@ -256,6 +306,16 @@ impl CallActor {
                     self.node.notify(self.ident.call_id, &url, &event).await;
                 }
             }
+            Effect::Control {
+                command,
+                params,
+                wait,
+            } => self.script_control(command, params, wait).await,
+            Effect::Prompt {
+                items,
+                volume_db,
+                collect,
+            } => self.script_prompt(items, volume_db, collect).await,
             Effect::Hangup { reason } => {
                 let reason = EndReason::parse(&reason).unwrap_or(EndReason::Hangup);
                 info!(reason = reason.as_str(), "SWML hangs up");
@@ -287,6 +347,94 @@ impl CallActor {
         let _ = control_id;
     }
 
+    /// Runs a call-control command for the script, exactly as a REST request would.
+    async fn control_command(
+        &mut self,
+        command: &str,
+        params: Value,
+    ) -> Result<control::CommandOk, control::ControlError> {
+        let status = self.core.status();
+        // Boxed: commands can run the script again (transfer), which can run commands.
+        Box::pin(self.on_call_command(status, command.to_string(), params)).await
+    }
+
+    /// Call-control methods work on an answered call: an inbound call still ringing is
+    /// answered first (as `play` does by default).
+    async fn answer_for_control(&mut self) -> Result<(), String> {
+        if self.inbound_unanswered() {
+            self.answer_inbound().await?;
+        }
+        Ok(())
+    }
+
+    /// SWML record / record_call / stop_record_call / detect_machine / denoise: the same
+    /// command REST runs.
+    async fn script_control(
+        &mut self,
+        command: &'static str,
+        params: Value,
+        wait: swml::ControlWait,
+    ) {
+        if let Err(message) = self.answer_for_control().await {
+            self.complete_now(Completion::Failed { message });
+            return;
+        }
+        let control_id = params
+            .get("control_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let until_ready = params
+            .pointer("/detect/params/detect_message_end")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        match self.control_command(command, params).await {
+            Err(e) => self.complete_now(Completion::Failed {
+                message: e.to_string(),
+            }),
+            Ok(_) => match wait {
+                swml::ControlWait::Started => {
+                    let url = self.recording_url(&control_id);
+                    self.complete_now(Completion::Result(
+                        json!({ "control_id": control_id, "url": url }),
+                    ));
+                }
+                swml::ControlWait::Final => {
+                    self.script_wait = Some(ScriptWait::Control {
+                        control_id,
+                        until_ready,
+                    });
+                }
+            },
+        }
+    }
+
+    /// SWML prompt: the collect starts with its timers held, the playback starts; the
+    /// playback's end starts the timers, the first input stops the playback.
+    async fn script_prompt(&mut self, items: Vec<swml::PlayItem>, volume_db: f64, collect: Value) {
+        if let Err(message) = self.answer_for_control().await {
+            self.complete_now(Completion::Failed { message });
+            return;
+        }
+        let control_id = collect
+            .get("control_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Err(e) = self.control_command("calling.collect", collect).await {
+            self.complete_now(Completion::Failed {
+                message: e.to_string(),
+            });
+            return;
+        }
+        let play_id = uuid::Uuid::new_v4().to_string();
+        let id = self.begin_play(items, volume_db, 1, play_id, None, PlayOrigin::Script);
+        self.script_wait = Some(ScriptWait::Prompt {
+            control_id,
+            play: Some(id),
+        });
+    }
+
     /// Completes a blocking effect right away (the effect needed no I/O).
     fn complete_now(&mut self, completion: Completion) {
         self.script_wait = None;
@@ -306,6 +454,8 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::UserEvent { .. } => "user_event",
         Effect::Warning(_) => "warning",
         Effect::Hangup { .. } => "hangup",
+        Effect::Control { command, .. } => command,
+        Effect::Prompt { .. } => "prompt",
     }
 }
 

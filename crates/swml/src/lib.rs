@@ -14,7 +14,9 @@ pub mod run;
 pub mod simulate;
 
 pub use methods::{ALL_METHODS, IMPLEMENTED};
-pub use run::{Completion, Effect, HttpRequest, HttpResponse, PlayItem, Run, ScriptWarning};
+pub use run::{
+    Completion, ControlWait, Effect, HttpRequest, HttpResponse, PlayItem, Run, ScriptWarning,
+};
 
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 

@@ -2,7 +2,7 @@
 //!
 //! Driving contract (like str0m's run loop):
 //! 1. [`Run::start`] once, then repeatedly drain [`Run::poll_effect`] and execute each effect.
-//! 2. A blocking effect (answer, play, send_digits, request, fetch) is answered with exactly one
+//! 2. A blocking effect (answer, play, send_digits, request, fetch, control, prompt) is answered with exactly one
 //!    [`Run::complete`]; until then the script does not advance.
 //! 3. Call [`Run::handle_timeout`] when [`Run::poll_timeout`] is due (`sleep`).
 //! 4. [`Run::call_ended`] when the call goes away; the script stops at once.
@@ -71,6 +71,33 @@ pub enum Effect {
     Warning(ScriptWarning),
     /// Terminal: hang the call up. The script is over.
     Hangup { reason: String },
+    /// A call-control command, the same one the REST API runs (`calling.record`,
+    /// `calling.detect`, `calling.denoise`, ...), with REST-shaped `params`. Blocking: complete
+    /// with [`Completion::Result`] (or `Failed` when the command is refused) once it started
+    /// ([`ControlWait::Started`]: `{control_id, url?}`) or once it produced its final result
+    /// ([`ControlWait::Final`]: what its webhook carries).
+    Control {
+        command: &'static str,
+        params: Value,
+        wait: ControlWait,
+    },
+    /// Blocking: play `items` while `calling.collect` (REST-shaped `collect` params) runs; the
+    /// collect's input timers start when the playback ends, and input stops the playback
+    /// (barge-in). Complete with the collect's `result` object.
+    Prompt {
+        items: Vec<PlayItem>,
+        volume_db: f64,
+        collect: Value,
+    },
+}
+
+/// When a [`Effect::Control`] completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlWait {
+    Started,
+    /// The final result; for a `calling.detect` with `detect_message_end`, the machine's
+    /// `READY` rather than `MACHINE`.
+    Final,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +183,12 @@ pub(crate) enum Waiting {
     TransferFetch {
         params: Map<String, Value>,
     },
+    /// A call-control method (record, prompt, detect_machine, denoise, ...) waiting on its
+    /// command; `started` is when it began (for `detect_ms`).
+    Control {
+        name: &'static str,
+        started: u64,
+    },
 }
 
 /// What one step did. A short-lived return value, never stored, so its size does not matter.
@@ -177,6 +210,8 @@ pub struct Run {
     effects: VecDeque<Effect>,
     /// Method and position of the step being run, for warnings.
     pub(crate) current: (String, String, usize),
+    /// Numbers the control_ids of the commands the script starts.
+    pub(crate) next_control: u64,
 }
 
 impl Run {
@@ -194,6 +229,7 @@ impl Run {
             finished: false,
             effects: VecDeque::new(),
             current: (String::new(), String::new(), 0),
+            next_control: 0,
         };
         run.enter_document(Arc::new(doc), "main", Map::new(), ReturnHooks::default());
         run
@@ -255,10 +291,16 @@ impl Run {
         if self.finished {
             return;
         }
-        methods::on_completion(self, waiting, completion);
+        methods::on_completion(self, waiting, completion, now);
         if !self.finished && self.waiting.is_none() {
             self.advance(now);
         }
+    }
+
+    /// A control_id for a command the script starts, unique on the call.
+    pub(crate) fn new_control_id(&mut self, method: &str) -> String {
+        self.next_control += 1;
+        format!("swml-{method}-{}", self.next_control)
     }
 
     pub(crate) fn emit(&mut self, e: Effect) {

@@ -172,6 +172,66 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             None,
         ),
         Effect::Hangup { reason } => (format!("hangup ({reason})"), None),
+        Effect::Control {
+            command,
+            params,
+            wait,
+        } => {
+            let control_id = params
+                .get("control_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let (took, result) = match (*command, wait) {
+                (_, crate::ControlWait::Started) => (
+                    0,
+                    json!({ "control_id": control_id,
+                            "url": format!("simulated://recordings/{control_id}") }),
+                ),
+                // Nobody speaks in a simulation: recordings and detections end without input.
+                ("calling.record", _) => {
+                    let audio = &params["record"]["audio"];
+                    let wait_s = audio["initial_timeout"]
+                        .as_f64()
+                        .filter(|t| *t > 0.0)
+                        .or(audio["max_length"].as_f64().filter(|t| *t > 0.0))
+                        .unwrap_or(60.0);
+                    (
+                        (wait_s * 1000.0) as u64,
+                        json!({ "control_id": control_id, "state": "no_input" }),
+                    )
+                }
+                _ => {
+                    let wait_s = params["detect"]["params"]["initial_timeout"]
+                        .as_f64()
+                        .unwrap_or(4.5);
+                    (
+                        (wait_s * 1000.0) as u64,
+                        json!({ "type": params["detect"]["type"], "params": { "event": "UNKNOWN" } }),
+                    )
+                }
+            };
+            (
+                format!("{command} {params}"),
+                Some((took, Completion::Result(result))),
+            )
+        }
+        Effect::Prompt {
+            items,
+            volume_db,
+            collect,
+        } => {
+            let initial = collect["initial_timeout"].as_f64().unwrap_or(5.0);
+            (
+                format!(
+                    "prompt ({} items at {volume_db} dB) collect {collect}",
+                    items.len()
+                ),
+                Some((
+                    play_ms(items) + (initial * 1000.0) as u64,
+                    Completion::Result(json!({ "type": "no_input" })),
+                )),
+            )
+        }
     }
 }
 

@@ -29,6 +29,12 @@ struct Sim {
     http: HashMap<String, Result<HttpResponse, String>>,
     fail_plays: bool,
     fetch_payloads: Vec<Value>,
+    /// Results of the script's prompts (collect `result` objects), in order; then no_input.
+    prompt_results: std::collections::VecDeque<Value>,
+    /// The `detect` object a waiting detect_machine ends with.
+    detect_result: Value,
+    /// Call-control commands the script ran, with their params.
+    controls: Vec<(String, Value)>,
 }
 
 fn call() -> Map<String, Value> {
@@ -59,6 +65,9 @@ impl Sim {
             http: HashMap::new(),
             fail_plays: false,
             fetch_payloads: Vec::new(),
+            prompt_results: Default::default(),
+            detect_result: json!({"type": "machine", "params": {"event": "UNKNOWN"}}),
+            controls: Vec::new(),
         }
     }
 
@@ -106,6 +115,31 @@ impl Sim {
                     Effect::UserEvent { .. } | Effect::Warning(_) | Effect::Hangup { .. } => {
                         pending
                     }
+                    Effect::Control {
+                        command,
+                        params,
+                        wait,
+                    } => {
+                        self.controls.push((command.to_string(), params.clone()));
+                        let id = params["control_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        Some(Completion::Result(match (command, wait) {
+                            (_, swml::ControlWait::Started) => {
+                                json!({"control_id": id, "url": format!("https://rec.test/{id}")})
+                            }
+                            ("calling.record", _) => json!({"state": "finished",
+                                "url": format!("https://rec.test/{id}.mp3"), "duration": 3.5}),
+                            _ => self.detect_result.clone(),
+                        }))
+                    }
+                    Effect::Prompt { collect, .. } => Some(Completion::Result({
+                        self.controls.push(("prompt".into(), collect));
+                        self.prompt_results
+                            .pop_front()
+                            .unwrap_or(json!({"type": "no_input"}))
+                    })),
                 };
             }
             if let Some(c) = pending {
@@ -182,6 +216,19 @@ fn describe(e: &Effect) -> String {
         Effect::UserEvent { event } => format!("user_event {event}"),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason } => format!("hangup {reason}"),
+        Effect::Control {
+            command, params, ..
+        } => format!("{command} {}", params["control_id"].as_str().unwrap_or("")),
+        Effect::Prompt { items, collect, .. } => {
+            let say: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    PlayItem::Say { text, .. } => format!("say:{text}"),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            format!("prompt {} collect {collect}", say.join(" | "))
+        }
     }
 }
 
@@ -534,4 +581,157 @@ fn execute_result_hook_sees_on_return_changes() {
     }}))
     .go();
     assert_eq!(sim.says(), vec!["hook saw change"]);
+}
+
+fn digit(d: &str) -> Value {
+    json!({"type": "digit", "params": {"digits": d, "terminator": ""}})
+}
+
+#[test]
+fn example_01_ivr_retries_then_says_goodbye() {
+    let Some(mut sim) = Sim::from_example("01-ivr-menu.yaml") else {
+        return;
+    };
+    sim.prompt_results.push_back(digit("9"));
+    let sim = sim.go();
+    let prompts: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("prompt "))
+        .collect();
+    assert_eq!(prompts.len(), 3, "{:#?}", sim.trace);
+    let collect = &sim.controls[0].1;
+    assert_eq!(
+        collect["digits"],
+        json!({"digit_timeout": 3.0, "max": 1, "terminators": "#"})
+    );
+    assert_eq!(collect["initial_timeout"], 6.0);
+    assert_eq!(collect["start_input_timers"], false);
+    assert!(collect.get("speech").is_none());
+    let says = sim.says();
+    assert_eq!(
+        says.iter()
+            .filter(|s| *s == "That is not a valid choice.")
+            .count(),
+        3
+    );
+    assert_eq!(says.last().map(String::as_str), Some("Goodbye."));
+    assert_eq!(sim.var("prompt_result"), "no_input");
+    assert_eq!(sim.var("prompt_value"), "");
+}
+
+#[test]
+fn example_02_voicemail_records_then_posts_the_url() {
+    let Some(sim) = Sim::from_example("02-voicemail.json") else {
+        return;
+    };
+    let sim = sim.go();
+    let (command, params) = &sim.controls[0];
+    assert_eq!(command, "calling.record");
+    let audio = &params["record"]["audio"];
+    assert_eq!(audio["format"], "mp3");
+    assert_eq!(audio["beep"], true);
+    assert_eq!(audio["terminators"], "#");
+    assert_eq!(audio["end_silence_timeout"], 3.0);
+    assert_eq!(audio["max_length"], 120);
+    assert_eq!(sim.var("record_result"), "success");
+    let url = sim.var("record_url");
+    assert!(url.as_str().unwrap().ends_with(".mp3"), "{url}");
+    assert_eq!(sim.var("request_url"), sim.var("request_url"));
+}
+
+#[test]
+fn example_10_record_call_and_stop_the_latest() {
+    let Some(sim) = Sim::from_example("10-record-call.json") else {
+        return;
+    };
+    let sim = sim.go();
+    let commands: Vec<(&str, &str)> = sim
+        .controls
+        .iter()
+        .map(|(c, p)| (c.as_str(), p["control_id"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(commands[0], ("calling.record", "full-call"));
+    let second = commands[1].1.to_string();
+    assert_ne!(second, "full-call");
+    assert_eq!(commands[2], ("calling.record.stop", second.as_str()));
+    assert_eq!(commands[3], ("calling.record.stop", "full-call"));
+    let first = &sim.controls[0].1["record"]["audio"];
+    assert_eq!(first["stereo"], true);
+    assert_eq!(first["direction"], "both");
+    assert_eq!(first["terminators"], "");
+    let second_audio = &sim.controls[1].1["record"]["audio"];
+    assert_eq!(second_audio["format"], "wav");
+    assert_eq!(second_audio["direction"], "speak");
+    assert_eq!(sim.var("record_control_id"), second.as_str());
+    assert_eq!(sim.var("record_call_result"), "success");
+    assert_eq!(sim.var("stop_record_call_result"), "success");
+    assert!(sim
+        .trace
+        .contains(&format!("play audio:https://rec.test/{second}")));
+}
+
+#[test]
+fn example_11_machine_detection_plays_the_reminder() {
+    let Some(mut sim) = Sim::from_example("11-detect-machine.yaml") else {
+        return;
+    };
+    sim.detect_result = json!({"type": "machine", "params": {"event": "READY", "beep": true}});
+    let sim = sim.go();
+    let (command, params) = &sim.controls[0];
+    assert_eq!(command, "calling.detect");
+    assert_eq!(params["detect"]["type"], "machine");
+    assert_eq!(params["detect"]["params"]["detect_message_end"], true);
+    assert_eq!(params["detect"]["params"]["machine_words_threshold"], 6);
+    assert_eq!(params["timeout"], 20.0);
+    assert_eq!(sim.var("detect_result"), "machine");
+    assert_eq!(sim.var("detect_machine_beep"), true);
+    assert!(sim.says()[0].starts_with("Hello, this is a reminder"));
+}
+
+#[test]
+fn example_14_denoise_on_then_off() {
+    let Some(mut sim) = Sim::from_example("14-denoise.yaml") else {
+        return;
+    };
+    sim.prompt_results.push_back(digit("5"));
+    let sim = sim.go();
+    assert_eq!(
+        sim.says(),
+        vec![
+            "Noise reduction is on.",
+            "Noise reduction is off. You pressed 5."
+        ]
+    );
+}
+
+#[test]
+fn prompt_speech_parameters_switch_the_mode() {
+    let doc = json!({"version": "1.0.0", "sections": {"main": [
+        {"prompt": {"play": "say:Say yes or no.", "speech_hints": ["yes", "no"]}},
+        {"set": {"first": "${prompt_value}"}},
+        {"prompt": {"play": "say:Again.", "speech_timeout": 4, "max_digits": 2}},
+        {"hangup": {}}
+    ]}});
+    let mut sim = Sim::new(doc);
+    sim.prompt_results
+        .push_back(json!({"type": "speech", "params": {"text": " Yes. ", "confidence": 0.8}}));
+    sim.prompt_results
+        .push_back(json!({"type": "digit", "params": {"digits": "", "terminator": "#"}}));
+    let sim = sim.go();
+    let prompts: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("prompt "))
+        .collect();
+    assert_eq!(prompts.len(), 2);
+    let (first, second) = (&sim.controls[0].1, &sim.controls[1].1);
+    assert_eq!(first["speech"], json!({"hints": ["yes", "no"]}));
+    assert!(first.get("digits").is_none());
+    assert_eq!(second["speech"]["speech_timeout"], 4.0);
+    assert_eq!(second["digits"]["max"], 2);
+    assert_eq!(second["digits"]["terminators"], "");
+    assert_eq!(sim.var("first"), "yes");
+    assert_eq!(sim.var("prompt_result"), "no_match");
+    assert_eq!(sim.var("prompt_digit_terminator"), "#");
 }

@@ -3,10 +3,14 @@
 
 pub(crate) mod answer;
 pub(crate) mod cond;
+pub(crate) mod denoise;
+pub(crate) mod detect;
 pub(crate) mod execute;
 pub(crate) mod goto;
 pub(crate) mod hangup;
 pub(crate) mod play;
+pub(crate) mod prompt;
+pub(crate) mod record;
 pub(crate) mod request;
 pub(crate) mod send_digits;
 pub(crate) mod set;
@@ -67,19 +71,26 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 16] = [
+pub const IMPLEMENTED: [&str; 23] = [
     "answer",
     "cond",
+    "denoise",
+    "detect_machine",
     "execute",
     "goto",
     "hangup",
     "label",
     "play",
+    "prompt",
+    "record",
+    "record_call",
     "request",
     "return",
     "send_digits",
     "set",
     "sleep",
+    "stop_denoise",
+    "stop_record_call",
     "switch",
     "transfer",
     "unset",
@@ -95,6 +106,13 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "hangup" => hangup::run(run, params),
         "label" => Flow::Next,
         "play" => play::run(run, params),
+        "prompt" => prompt::run(run, params, now),
+        "record" => record::run_record(run, params, now),
+        "record_call" => record::run_record_call(run, params, now),
+        "stop_record_call" => record::run_stop_record_call(run, params, now),
+        "detect_machine" => detect::run(run, params, now),
+        "denoise" => denoise::run(run, true, now),
+        "stop_denoise" => denoise::run(run, false, now),
         "request" => request::run(run, params),
         "return" => execute::run_return(run, params),
         execute::RESULT_STEP => execute::run_result(run, params),
@@ -122,8 +140,16 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
     }
 }
 
-pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Completion) {
+pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Completion, now: u64) {
     match waiting {
+        Waiting::Control { name, started } => match name {
+            "prompt" => prompt::on_completion(run, completion),
+            "record" | "record_call" | "stop_record_call" => {
+                record::on_completion(run, name, completion)
+            }
+            "denoise" | "stop_denoise" => denoise::on_completion(run, name, completion),
+            _ => detect::on_completion(run, name, started, now, completion),
+        },
         Waiting::Method { name } => {
             let ok = matches!(completion, Completion::Done);
             let message = match &completion {

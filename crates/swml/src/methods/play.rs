@@ -64,7 +64,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
 }
 
 /// Step parameter > `vars.<name>` > built-in default (swml.md §4.5).
-fn tts_setting(run: &Run, p: &Value, name: &str, default: &str) -> String {
+pub(crate) fn tts_setting(run: &Run, p: &Value, name: &str, default: &str) -> String {
     p.get(name)
         .and_then(Value::as_str)
         .or_else(|| run.scope.vars.get(name).and_then(Value::as_str))

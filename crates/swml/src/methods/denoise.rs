@@ -1,0 +1,38 @@
+//! `denoise` / `stop_denoise` (swml.md §6.7, §6.32): REST `calling.denoise` / `.stop`.
+
+use serde_json::json;
+
+use super::set_var;
+use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
+
+pub(crate) fn run(_run: &mut Run, start: bool, now: u64) -> Flow {
+    let (name, command) = if start {
+        ("denoise", "calling.denoise")
+    } else {
+        ("stop_denoise", "calling.denoise.stop")
+    };
+    Flow::Wait(
+        Waiting::Control { name, started: now },
+        Some(Box::new(Effect::Control {
+            command,
+            params: json!({}),
+            wait: ControlWait::Started,
+        })),
+    )
+}
+
+pub(crate) fn on_completion(run: &mut Run, name: &str, c: Completion) {
+    let ok = matches!(c, Completion::Result(_));
+    let value = match (name, ok) {
+        ("denoise", true) => "on",
+        ("denoise", false) => "failed",
+        _ => "off",
+    };
+    set_var(run, "denoise_result", value);
+    if let Completion::Failed { message } = c {
+        run.warn(
+            "relay_script_method_execute_failed",
+            format!("{name} failed: {message}"),
+        );
+    }
+}

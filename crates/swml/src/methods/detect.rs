@@ -1,0 +1,210 @@
+//! `detect_machine` (swml.md §6.8): REST `calling.detect` underneath. One machine detect also
+//! reports fax tones, so `detectors: "amd,fax"` is one command; `"fax"` alone is a fax detect.
+
+use serde_json::{json, Map, Value};
+
+use super::{as_bool, as_f64, set_var};
+use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
+
+fn failed(run: &mut Run, code: &'static str, why: String) -> Flow {
+    run.warn(code, format!("detect_machine: {why}"));
+    set_var(run, "detect_result", "error");
+    Flow::Next
+}
+
+pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let p = match run.expand(params) {
+        Value::Null => Value::Object(Map::new()),
+        v if v.is_object() => v,
+        _ => {
+            return failed(
+                run,
+                "relay_script_element_wrong_type",
+                "takes an object".into(),
+            )
+        }
+    };
+    let detectors = p
+        .get("detectors")
+        .map(crate::expr::stringify)
+        .unwrap_or_else(|| "amd,fax".into());
+    let mut amd = false;
+    let mut fax = false;
+    for d in detectors
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        match d {
+            "amd" => amd = true,
+            "fax" => fax = true,
+            other => {
+                return failed(
+                    run,
+                    "relay_script_method_parameter_invalid_value",
+                    format!("unknown detector `{other}` (amd, fax)"),
+                )
+            }
+        }
+    }
+    if !amd && !fax {
+        return failed(
+            run,
+            "relay_script_method_parameter_invalid_value",
+            "no detector named".into(),
+        );
+    }
+    let wait = match p.get("wait") {
+        None => true,
+        Some(v) => match as_bool(v) {
+            Some(b) => b,
+            None => {
+                return failed(
+                    run,
+                    "relay_script_method_parameter_invalid_value",
+                    "`wait` must be true or false".into(),
+                )
+            }
+        },
+    };
+    let mut dp = Map::new();
+    if amd {
+        for key in [
+            "initial_timeout",
+            "end_silence_timeout",
+            "machine_ready_timeout",
+            "machine_voice_threshold",
+            "machine_words_threshold",
+        ] {
+            if let Some(v) = p.get(key) {
+                match as_f64(v).filter(|x| x.is_finite() && *x >= 0.0) {
+                    Some(x) if key == "machine_words_threshold" => {
+                        dp.insert(key.into(), json!(x.round() as u64));
+                    }
+                    Some(x) => {
+                        dp.insert(key.into(), json!(x));
+                    }
+                    None => {
+                        return failed(
+                            run,
+                            "relay_script_method_parameter_invalid_value",
+                            format!("`{key}` must be a number ≥ 0"),
+                        )
+                    }
+                }
+            }
+        }
+        let message_end = p
+            .get("detect_message_end")
+            .and_then(as_bool)
+            .unwrap_or(false);
+        dp.insert("detect_message_end".into(), json!(message_end));
+    }
+    if fax && !amd {
+        let tone = p
+            .get("tone")
+            .map(crate::expr::stringify)
+            .unwrap_or_else(|| "CED".into())
+            .to_ascii_uppercase();
+        if tone != "CED" && tone != "CNG" {
+            return failed(
+                run,
+                "relay_script_method_parameter_invalid_value",
+                format!("tone `{tone}` is not CED or CNG"),
+            );
+        }
+        dp.insert("tone".into(), json!(tone));
+    }
+    let timeout = match p.get("timeout") {
+        None => 30.0,
+        Some(v) => match as_f64(v).filter(|x| x.is_finite() && *x >= 0.0) {
+            Some(x) => x,
+            None => {
+                return failed(
+                    run,
+                    "relay_script_method_parameter_invalid_value",
+                    "`timeout` must be a number ≥ 0".into(),
+                )
+            }
+        },
+    };
+    let control_id = run.new_control_id("detect");
+    let mut params = json!({
+        "control_id": control_id,
+        "detect": { "type": if amd { "machine" } else { "fax" }, "params": dp },
+        "timeout": timeout,
+    });
+    match p.get("status_url").and_then(Value::as_str) {
+        Some(url) => params["status_url"] = json!(url),
+        None if !wait => {
+            return failed(
+                run,
+                "relay_script_method_parameter_missing",
+                "`wait: false` needs a `status_url`".into(),
+            )
+        }
+        None => {}
+    }
+    Flow::Wait(
+        Waiting::Control {
+            name: if wait {
+                "detect_machine"
+            } else {
+                "detect_machine_background"
+            },
+            started: now,
+        },
+        Some(Box::new(Effect::Control {
+            command: "calling.detect",
+            params,
+            wait: if wait {
+                ControlWait::Final
+            } else {
+                ControlWait::Started
+            },
+        })),
+    )
+}
+
+/// Variables from the detect's result: `completion` carries the `detect` object of the event
+/// that ended the wait (`{type, params: {event, beep?}}`).
+pub(crate) fn on_completion(run: &mut Run, name: &str, started: u64, now: u64, c: Completion) {
+    match c {
+        Completion::Result(_) if name == "detect_machine_background" => {
+            set_var(run, "detect_result", "detecting");
+        }
+        Completion::Result(detect) => {
+            let kind = detect.get("type").and_then(Value::as_str).unwrap_or("");
+            let params = detect.get("params").cloned().unwrap_or(Value::Null);
+            let event = params
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let result = match (kind, event.as_str()) {
+                ("fax", _) | (_, "CED") | (_, "CNG") => "fax",
+                (_, "MACHINE") | (_, "READY") | (_, "NOT_READY") => "machine",
+                (_, "HUMAN") => "human",
+                (_, "ERROR") => "error",
+                _ => "unknown",
+            };
+            set_var(run, "detect_result", result);
+            let beep = params.get("beep").and_then(Value::as_bool).unwrap_or(false);
+            run.scope
+                .vars
+                .insert("detect_machine_beep".into(), json!(beep));
+            run.scope
+                .vars
+                .insert("detect_ms".into(), json!(now.saturating_sub(started)));
+        }
+        other => {
+            set_var(run, "detect_result", "error");
+            if let Completion::Failed { message } = other {
+                run.warn(
+                    "relay_script_method_execute_failed",
+                    format!("detect_machine failed: {message}"),
+                );
+            }
+        }
+    }
+}

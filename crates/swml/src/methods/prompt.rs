@@ -1,0 +1,212 @@
+//! `prompt` (swml.md §6.20): play, and collect DTMF and/or speech with REST `calling.collect`
+//! underneath. The mode follows which parameters are present (§6.20 "Mode selection").
+
+use serde_json::{json, Map, Value};
+
+use super::{as_f64, play, set_var};
+use crate::run::{Completion, Effect, Flow, Run, Waiting};
+
+const DIGIT_KEYS: [&str; 4] = [
+    "max_digits",
+    "terminators",
+    "digit_timeout",
+    "initial_timeout",
+];
+const SPEECH_KEYS: [&str; 4] = [
+    "speech_timeout",
+    "speech_end_timeout",
+    "speech_language",
+    "speech_hints",
+];
+
+fn failed(run: &mut Run, code: &'static str, why: String) -> Flow {
+    run.warn(code, format!("prompt: {why}"));
+    set_prompt(run, "failed", "", "");
+    Flow::Next
+}
+
+fn positive(p: &Value, key: &str) -> Result<Option<f64>, String> {
+    match p.get(key) {
+        None => Ok(None),
+        Some(v) => as_f64(v)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .map(Some)
+            .ok_or_else(|| format!("`{key}` must be a number > 0")),
+    }
+}
+
+pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let p = run.expand(params);
+    if !p.is_object() {
+        return failed(
+            run,
+            "relay_script_element_wrong_type",
+            "takes an object".into(),
+        );
+    }
+    let playables: Vec<String> = match p.get("play") {
+        Some(Value::Array(a)) => a.iter().map(crate::expr::stringify).collect(),
+        Some(v) => vec![crate::expr::stringify(v)],
+        None => {
+            return failed(
+                run,
+                "relay_script_method_parameter_missing",
+                "needs `play`".into(),
+            )
+        }
+    };
+    let voice = play::tts_setting(run, &p, "say_voice", play::DEFAULT_VOICE);
+    let language = play::tts_setting(run, &p, "say_language", play::DEFAULT_LANGUAGE);
+    let gender = play::tts_setting(run, &p, "say_gender", play::DEFAULT_GENDER);
+    let mut items = Vec::with_capacity(playables.len());
+    for u in &playables {
+        match play::parse_playable(u, &voice, &language, &gender) {
+            Ok(item) => items.push(item),
+            Err(why) => return failed(run, "relay_script_method_parameter_invalid_value", why),
+        }
+    }
+    let volume_db = p
+        .get("volume")
+        .and_then(as_f64)
+        .unwrap_or(0.0)
+        .clamp(-40.0, 40.0);
+    match collect_params(run, &p) {
+        Ok(collect) => Flow::Wait(
+            Waiting::Control {
+                name: "prompt",
+                started: now,
+            },
+            Some(Box::new(Effect::Prompt {
+                items,
+                volume_db,
+                collect,
+            })),
+        ),
+        Err(why) => failed(run, "relay_script_method_parameter_invalid_value", why),
+    }
+}
+
+/// REST `calling.collect` params for the prompt's mode.
+fn collect_params(run: &mut Run, p: &Value) -> Result<Value, String> {
+    let has = |keys: &[&str]| keys.iter().any(|k| p.get(*k).is_some());
+    let speech_mode = has(&SPEECH_KEYS);
+    let digit_mode = !speech_mode || has(&DIGIT_KEYS);
+    let control_id = run.new_control_id("prompt");
+    let mut collect = json!({
+        "control_id": control_id,
+        "initial_timeout": positive(p, "initial_timeout")?.unwrap_or(5.0),
+        // The prompt's runtime starts the input timers when its playback ends.
+        "start_input_timers": false,
+    });
+    if digit_mode {
+        let max = match p.get("max_digits") {
+            None => 1,
+            Some(v) => as_f64(v)
+                .filter(|m| m.is_finite() && *m >= 1.0 && *m <= 1000.0)
+                .ok_or("`max_digits` must be a whole number ≥ 1")? as u64,
+        };
+        collect["digits"] = json!({
+            "max": max,
+            // SWML has no default terminator (REST's is `#`): none unless given.
+            "terminators": p.get("terminators").map(crate::expr::stringify).unwrap_or_default(),
+            "digit_timeout": positive(p, "digit_timeout")?.unwrap_or(5.0),
+        });
+    }
+    if speech_mode {
+        let mut speech = Map::new();
+        if let Some(t) = positive(p, "speech_end_timeout")? {
+            speech.insert("end_silence_timeout".into(), json!(t));
+        }
+        if let Some(t) = positive(p, "speech_timeout")? {
+            speech.insert("speech_timeout".into(), json!(t));
+        }
+        if let Some(l) = p.get("speech_language") {
+            speech.insert("language".into(), json!(crate::expr::stringify(l)));
+        }
+        match p.get("speech_hints") {
+            None => {}
+            Some(Value::Array(h)) => {
+                let hints: Vec<String> = h.iter().map(crate::expr::stringify).collect();
+                speech.insert("hints".into(), json!(hints));
+            }
+            Some(_) => return Err("`speech_hints` must be a list of strings".into()),
+        }
+        if let Some(e) = p.get("speech_engine") {
+            speech.insert("engine".into(), json!(crate::expr::stringify(e)));
+        }
+        collect["speech"] = Value::Object(speech);
+    }
+    if let Some(url) = p.get("status_url").and_then(Value::as_str) {
+        collect["status_url"] = json!(url);
+    }
+    Ok(collect)
+}
+
+fn set_prompt(run: &mut Run, result: &str, value: &str, raw: &str) {
+    set_var(run, "prompt_result", result);
+    set_var(run, "prompt_value", value);
+    set_var(run, "prompt_value_raw", raw);
+}
+
+/// Variables from the collect's result (swml.md §6.20 completion table).
+pub(crate) fn on_completion(run: &mut Run, completion: Completion) {
+    let result = match completion {
+        Completion::Result(r) => r,
+        Completion::Failed { message } => {
+            run.warn(
+                "relay_script_method_execute_failed",
+                format!("prompt failed: {message}"),
+            );
+            set_prompt(run, "failed", "", "");
+            return;
+        }
+        _ => Value::Null,
+    };
+    let params = result.get("params").cloned().unwrap_or(Value::Null);
+    let text = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    match result.get("type").and_then(Value::as_str) {
+        Some("digit") => {
+            let digits = text("digits");
+            let terminator = text("terminator");
+            if digits.is_empty() {
+                set_prompt(run, "no_match", "", "");
+            } else {
+                set_prompt(run, "match_digits", &digits, &digits);
+            }
+            set_var(run, "prompt_digit_terminator", &terminator);
+        }
+        Some("speech") => {
+            let raw = text("text");
+            let value = normalize_speech(&raw);
+            if value.is_empty() {
+                set_prompt(run, "no_match", "", &raw);
+            } else {
+                set_prompt(run, "match_speech", &value, &raw);
+            }
+            let confidence = params
+                .get("confidence")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            run.scope
+                .vars
+                .insert("prompt_speech_confidence".into(), json!(confidence));
+        }
+        Some("no_input") => set_prompt(run, "no_input", "", ""),
+        Some("no_match") => set_prompt(run, "no_match", "", ""),
+        _ => set_prompt(run, "failed", "", ""),
+    }
+}
+
+/// swml.md §6.20 [REC]: trimmed, trailing punctuation removed, lower-cased.
+fn normalize_speech(s: &str) -> String {
+    s.trim()
+        .trim_end_matches(|c: char| c.is_ascii_punctuation())
+        .trim()
+        .to_lowercase()
+}

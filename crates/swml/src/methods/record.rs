@@ -1,0 +1,242 @@
+//! `record` (foreground, swml.md §6.22), `record_call` (background, §6.23) and
+//! `stop_record_call` (§6.33): REST `calling.record` / `calling.record.stop` underneath, with
+//! SWML's own defaults (which differ between the two methods and from REST's).
+
+use serde_json::{json, Map, Value};
+
+use super::{as_bool, as_f64, set_var};
+use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
+
+/// Defaults of one recording method.
+struct Defaults {
+    direction: &'static str,
+    terminators: &'static str,
+    initial_timeout: f64,
+    end_silence_timeout: f64,
+}
+
+const RECORD: Defaults = Defaults {
+    direction: "speak",
+    terminators: "#",
+    initial_timeout: 4.0,
+    end_silence_timeout: 5.0,
+};
+
+const RECORD_CALL: Defaults = Defaults {
+    direction: "both",
+    terminators: "",
+    initial_timeout: 0.0,
+    end_silence_timeout: 0.0,
+};
+
+/// The REST `calling.record` params for a SWML recording step, or why they cannot be built.
+fn record_params(p: &Value, d: &Defaults, control_id: &str) -> Result<Value, String> {
+    let mut audio = Map::new();
+    let format = p.get("format").map(crate::expr::stringify);
+    let format = format.as_deref().unwrap_or("wav");
+    if !matches!(format, "wav" | "mp3" | "mp4") {
+        return Err(format!("format `{format}` is not wav, mp3 or mp4"));
+    }
+    audio.insert("format".into(), json!(format));
+    let direction = p.get("direction").map(crate::expr::stringify);
+    let direction = direction.as_deref().unwrap_or(d.direction);
+    if !matches!(direction, "speak" | "listen" | "both") {
+        return Err(format!(
+            "direction `{direction}` is not speak, listen or both"
+        ));
+    }
+    audio.insert("direction".into(), json!(direction));
+    for key in ["stereo", "beep"] {
+        let v = match p.get(key) {
+            None => false,
+            Some(v) => as_bool(v).ok_or_else(|| format!("`{key}` must be true or false"))?,
+        };
+        audio.insert(key.into(), json!(v));
+    }
+    let terminators = p
+        .get("terminators")
+        .map(crate::expr::stringify)
+        .unwrap_or_else(|| d.terminators.to_string());
+    audio.insert("terminators".into(), json!(terminators));
+    for (key, default) in [
+        ("initial_timeout", Some(d.initial_timeout)),
+        ("end_silence_timeout", Some(d.end_silence_timeout)),
+        ("input_sensitivity", Some(44.0)),
+        ("max_length", None),
+    ] {
+        let v = match p.get(key) {
+            Some(v) => Some(
+                as_f64(v)
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| format!("`{key}` must be a number ≥ 0"))?,
+            ),
+            None => default,
+        };
+        match v {
+            // REST's max_length is whole seconds.
+            Some(v) if key == "max_length" => {
+                audio.insert(key.into(), json!(v.ceil() as u64));
+            }
+            Some(v) => {
+                audio.insert(key.into(), json!(v));
+            }
+            None => {}
+        }
+    }
+    let mut params = json!({ "control_id": control_id, "record": { "audio": audio } });
+    if let Some(url) = p.get("status_url").and_then(Value::as_str) {
+        params["status_url"] = json!(url);
+    }
+    Ok(params)
+}
+
+fn object(run: &mut Run, params: &Value, method: &str) -> Option<Value> {
+    match run.expand(params) {
+        Value::Object(m) => Some(Value::Object(m)),
+        Value::Null => Some(Value::Object(Map::new())),
+        _ => {
+            run.warn(
+                "relay_script_element_wrong_type",
+                format!("{method} takes an object"),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn run_record(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let Some(p) = object(run, params, "record") else {
+        set_var(run, "record_result", "failed");
+        return Flow::Next;
+    };
+    let control_id = run.new_control_id("record");
+    match record_params(&p, &RECORD, &control_id) {
+        Ok(params) => Flow::Wait(
+            Waiting::Control {
+                name: "record",
+                started: now,
+            },
+            Some(Box::new(Effect::Control {
+                command: "calling.record",
+                params,
+                wait: ControlWait::Final,
+            })),
+        ),
+        Err(why) => {
+            run.warn(
+                "relay_script_method_parameter_invalid_value",
+                format!("record: {why}"),
+            );
+            set_var(run, "record_result", "failed");
+            Flow::Next
+        }
+    }
+}
+
+pub(crate) fn run_record_call(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let Some(p) = object(run, params, "record_call") else {
+        set_var(run, "record_call_result", "failed");
+        return Flow::Next;
+    };
+    let control_id = match p.get("control_id").map(crate::expr::stringify) {
+        Some(c) if !c.is_empty() => c,
+        _ => run.new_control_id("record_call"),
+    };
+    match record_params(&p, &RECORD_CALL, &control_id) {
+        Ok(params) => Flow::Wait(
+            Waiting::Control {
+                name: "record_call",
+                started: now,
+            },
+            Some(Box::new(Effect::Control {
+                command: "calling.record",
+                params,
+                wait: ControlWait::Started,
+            })),
+        ),
+        Err(why) => {
+            run.warn(
+                "relay_script_method_parameter_invalid_value",
+                format!("record_call: {why}"),
+            );
+            set_var(run, "record_call_result", "failed");
+            Flow::Next
+        }
+    }
+}
+
+pub(crate) fn run_stop_record_call(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let p = run.expand(params);
+    let control_id = p
+        .get("control_id")
+        .map(crate::expr::stringify)
+        .filter(|c| !c.is_empty())
+        .or_else(|| {
+            run.scope
+                .vars
+                .get("record_control_id")
+                .map(crate::expr::stringify)
+        })
+        .filter(|c| !c.is_empty());
+    let Some(control_id) = control_id else {
+        run.warn(
+            "relay_script_method_parameter_missing",
+            "stop_record_call: no control_id and no recording started",
+        );
+        set_var(run, "stop_record_call_result", "failed");
+        return Flow::Next;
+    };
+    Flow::Wait(
+        Waiting::Control {
+            name: "stop_record_call",
+            started: now,
+        },
+        Some(Box::new(Effect::Control {
+            command: "calling.record.stop",
+            params: json!({ "control_id": control_id }),
+            wait: ControlWait::Started,
+        })),
+    )
+}
+
+/// Variables from how a recording method's command ended (swml.md §4.4).
+pub(crate) fn on_completion(run: &mut Run, name: &str, completion: Completion) {
+    match (name, completion) {
+        ("record", Completion::Result(ev)) => {
+            let url = ev.get("url").and_then(Value::as_str).unwrap_or_default();
+            let ok = ev.get("state").and_then(Value::as_str) == Some("finished") && !url.is_empty();
+            set_var(run, "record_url", url);
+            set_var(run, "record_result", if ok { "success" } else { "failed" });
+        }
+        ("record_call", Completion::Result(started)) => {
+            let url = started
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let control_id = started
+                .get("control_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            set_var(run, "record_call_url", url);
+            set_var(run, "record_control_id", control_id);
+            set_var(run, "record_call_result", "success");
+        }
+        ("stop_record_call", Completion::Result(_)) => {
+            set_var(run, "stop_record_call_result", "success")
+        }
+        (name, other) => {
+            let var = match name {
+                "record" => "record_result",
+                "record_call" => "record_call_result",
+                _ => "stop_record_call_result",
+            };
+            set_var(run, var, "failed");
+            if let Completion::Failed { message } = other {
+                run.warn(
+                    "relay_script_method_execute_failed",
+                    format!("{name} failed: {message}"),
+                );
+            }
+        }
+    }
+}
