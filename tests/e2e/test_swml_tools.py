@@ -66,10 +66,22 @@ def test_run_traces_a_document_on_virtual_time(tmp_path):
 
 
 def test_run_reports_unimplemented_methods_visibly():
-    path = os.path.join(EXAMPLES, "02-voicemail.json")
+    path = os.path.join(EXAMPLES, "12-tap.json")
     if not os.path.exists(path):
         pytest.skip("shared examples not present")
     r = run("run", path)
     assert r.returncode == 0
-    assert "not implemented" in r.stdout and "record" in r.stdout
+    assert "not implemented" in r.stdout and "tap" in r.stdout
     assert r.stdout.strip().splitlines()[-1].endswith("hangup (error)")
+
+
+def test_run_simulates_a_voicemail_recording_with_nobody_speaking():
+    path = os.path.join(EXAMPLES, "02-voicemail.json")
+    if not os.path.exists(path):
+        pytest.skip("shared examples not present")
+    r = run("run", path)
+    assert r.returncode == 0, r.stderr
+    assert "calling.record" in r.stdout and '"format":"mp3"' in r.stdout, r.stdout
+    # Silence in a simulation: the recording ends with no_input, so the apology branch plays.
+    assert "could not record your message" in r.stdout, r.stdout
+    assert r.stdout.strip().splitlines()[-1].endswith("hangup (hangup)")
