@@ -58,7 +58,7 @@ impl std::fmt::Debug for Denoiser {
 impl Denoiser {
     /// A denoiser for audio at `rate` Hz, which must divide 48 kHz (8, 16 and 48 kHz do).
     pub fn new(rate: u32) -> Result<Self, UnsupportedRate> {
-        if rate == 0 || RATE_48K % rate != 0 {
+        if rate == 0 || !RATE_48K.is_multiple_of(rate) {
             return Err(UnsupportedRate(rate));
         }
         let factor = (RATE_48K / rate) as usize;
