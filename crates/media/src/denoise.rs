@@ -313,6 +313,17 @@ mod tests {
         assert!(kept_db < -6.0, "tone kept: {kept_db:.1} dB");
     }
 
+    /// CPU cost (run with `--release -- --ignored --nocapture`): 60 s of 8 kHz noise.
+    #[test]
+    #[ignore]
+    fn cost_of_a_minute_of_call_audio() {
+        let mut seed = 99;
+        let x = noise(8000 * 60, 1000.0, &mut seed);
+        let t = std::time::Instant::now();
+        run(8000, &vec![0.0; x.len()], &x);
+        eprintln!("60 s of 8 kHz audio denoised in {:?}", t.elapsed());
+    }
+
     #[test]
     fn silence_stays_silent_and_lengths_match_for_any_frame_size() {
         let mut d = Denoiser::new(8000).unwrap();
