@@ -150,3 +150,16 @@ def test_detect_timeout_duplicate_and_unknown_control_id(start_dialtone, sipp, h
     assert outcomes(evs)[2:] == [("fax", "finished", False)], outcomes(evs)
     d.sdk().calling.end(call_id, reason="hangup")
     sipp_done(far)
+
+
+def test_detect_digits_in_band_without_a_collect(start_dialtone, sipp, hooks, tmp_path):
+    # In-band detection is switched on for the digit detect alone (no collect runs).
+    from test_collect import write_ulaw_dtmf_wav
+    write_ulaw_dtmf_wav(tmp_path / "inband_dtmf.wav", "123#")
+    far, d, call_id = start_call(start_dialtone, sipp, hooks, "uas_dtmf_inband.xml")
+    r = detect(d, call_id, "dig-ib", "digit", {}, hooks, timeout=4)
+    assert r.status_code == 200, r.text
+    evs = detect_events(hooks, call_id)
+    assert [o[1] for o in outcomes(evs)] == ["1", "2", "3", "#", "finished"], outcomes(evs)
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)
