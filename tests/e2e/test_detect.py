@@ -163,3 +163,17 @@ def test_detect_digits_in_band_without_a_collect(start_dialtone, sipp, hooks, tm
     assert [o[1] for o in outcomes(evs)] == ["1", "2", "3", "#", "finished"], outcomes(evs)
     d.sdk().calling.end(call_id, reason="hangup")
     sipp_done(far)
+
+
+def test_detect_and_denoise_need_an_answered_call(start_dialtone, sipp, hooks):
+    far = sipp("uas_cancel.xml")
+    d = start_dialtone()
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=30)["id"]
+    wait_hook(hooks, call_id, "ringing", timeout=5)
+    for command, params in [("calling.detect", {"control_id": "x", "detect": {"type": "machine"}}),
+                            ("calling.detect.stop", {"control_id": "x"}),
+                            ("calling.denoise", {}), ("calling.denoise.stop", {})]:
+        r = d.post({"command": command, "id": call_id, "params": params})
+        assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_state", (command, r.text)
+    d.sdk().calling.end(call_id)
+    sipp_done(far, timeout=10)
