@@ -177,3 +177,42 @@ def test_detect_and_denoise_need_an_answered_call(start_dialtone, sipp, hooks):
         assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_state", (command, r.text)
     d.sdk().calling.end(call_id)
     sipp_done(far, timeout=10)
+
+
+def flite(text, tmp_path):
+    """8 kHz samples of `text` spoken by flite."""
+    import struct
+    import subprocess
+    import wave
+    out = tmp_path / "flite.wav"
+    subprocess.run(["flite", "-t", text, "-o", str(out)], check=True, timeout=30)
+    w = wave.open(str(out))
+    assert w.getframerate() == 8000 and w.getsampwidth() == 2
+    frames = w.readframes(w.getnframes())
+    return list(struct.unpack("<%dh" % (len(frames) // 2), frames))
+
+
+def test_detect_flite_voicemail_greeting_then_beep_is_machine(start_dialtone, sipp, hooks, tmp_path):
+    # Real synthesized speech (≈7 s) instead of the buzz words.
+    speech = flite("Hi, you have reached the voicemail of Alex. I cannot take your call right now, "
+                   "please leave a message after the tone.", tmp_path)
+    write_ulaw_wav(tmp_path / "stream.wav", speech + silence(0.3) + tone(1000, 0.5) + silence(3))
+    far, d, call_id = start_call(start_dialtone, sipp, hooks)
+    r = detect(d, call_id, "amd-v", "machine", {}, hooks)
+    assert r.status_code == 200, r.text
+    evs = detect_events(hooks, call_id, timeout=20)
+    assert outcomes(evs) == [("machine", "MACHINE", False), ("machine", "READY", True),
+                             ("machine", "finished", False)], outcomes(evs)
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)
+
+
+def test_detect_flite_hello_is_human(start_dialtone, sipp, hooks, tmp_path):
+    write_ulaw_wav(tmp_path / "stream.wav", flite("Hello?", tmp_path) + silence(4))
+    far, d, call_id = start_call(start_dialtone, sipp, hooks)
+    r = detect(d, call_id, "amd-hv", "machine", {}, hooks)
+    assert r.status_code == 200, r.text
+    evs = detect_events(hooks, call_id)
+    assert outcomes(evs) == [("machine", "HUMAN", False), ("machine", "finished", False)], outcomes(evs)
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)
