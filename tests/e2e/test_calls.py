@@ -951,9 +951,7 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
     for command, params, named in [("calling.record", {"record": {"audio": {}}}, "mp3"),  # the default format
-                                   ("calling.collect", {"speech": {}}, "speech"),
-                                   ("calling.detect", {"detect": {"type": "machine", "params": {}}}, ""),
-                                   ("calling.denoise", {}, "")]:
+                                   ("calling.collect", {"speech": {}}, "speech")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)
         err = r.json()["errors"][0]

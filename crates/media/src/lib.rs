@@ -5,6 +5,7 @@
 //! panic and report malformed payloads as [`MediaError`].
 
 pub mod amd;
+pub mod denoise;
 pub mod dtmf;
 pub mod fax;
 pub mod g711;

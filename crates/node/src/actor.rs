@@ -94,6 +94,9 @@ pub(crate) struct CallActor {
     pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
     pub(crate) collects: crate::collect::Collects,
     pub(crate) recordings: crate::recording::Recordings,
+    pub(crate) detects: crate::detect::Detects,
+    /// `calling.denoise` is on (the filter is set on the media leg).
+    pub(crate) denoising: bool,
 }
 
 impl CallActor {
@@ -136,6 +139,8 @@ impl CallActor {
             virtual_media: None,
             collects: crate::collect::Collects::default(),
             recordings: crate::recording::Recordings::default(),
+            detects: crate::detect::Detects::default(),
+            denoising: false,
         }
     }
 

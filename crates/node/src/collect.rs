@@ -146,12 +146,12 @@ impl CallActor {
         Ok(())
     }
 
-    fn update_digit_detection(&self) {
+    pub(crate) fn update_digit_detection(&self) {
         self.node.media.send(
             self.media_key,
             ShardCommand::DetectDigits {
                 call_id: self.ident.call_id,
-                in_band: !self.collects.active.is_empty(),
+                in_band: !self.collects.active.is_empty() || self.detecting_digits(),
             },
         );
     }
@@ -161,6 +161,7 @@ impl CallActor {
         self.record_terminator(digit);
         self.call_event("dtmf", json!({ "digit": digit.to_string() }))
             .await;
+        self.detect_digit(digit).await;
         let now = now_ms();
         let mut done = Vec::new();
         let mut started = Vec::new();

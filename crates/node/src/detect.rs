@@ -1,11 +1,655 @@
-//! REST `calling.detect` (+ `.stop`) and SWML `detect_machine`: not built yet.
+//! REST `calling.detect` (+ `.stop`), also what SWML `detect_machine` runs: answering machine,
+//! fax tone and digit detection on the far end's audio, reported as `calling.call.detect`
+//! events (calling-events.md §7).
+//!
+//! Machine and fax detectors run on the media thread as a [`FrameListener`] under the key
+//! `detect:<control_id>`; the listener also keeps the detect's `timeout` on the media clock
+//! (so every detect has one, digit detects included). Digits come from the call's own DTMF
+//! reporting ([`CallActor::on_digit`]), with in-band detection on while a digit detect runs.
+//! A machine detect also reports fax tones (as `fax` typed events) so that one detect covers
+//! SWML's `detectors: "amd,fax"`.
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use tracing::info;
+
+use control::ControlError;
+use media::amd::{Amd, AmdParams, AmdResult};
+use media::fax::{FaxTone, FaxToneDetector};
 
 use crate::actor::CallActor;
+use crate::listen::DETECT_PREFIX;
+use crate::now_ms;
+use crate::shard::{FrameListener, ShardCommand};
+
+/// How long a machine detect holds back a MACHINE verdict that came with a tone: a fax tone
+/// also looks like a beep, and CNG is only recognised at the end of
+/// its 0.5 s burst (up to 0.8 s).
+const TONE_HOLD_MS: u32 = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Machine,
+    Fax,
+    Digit,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Machine => "machine",
+            Kind::Fax => "fax",
+            Kind::Digit => "digit",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Detect {
+    control_id: String,
+    kind: Kind,
+    /// Digit detects: the digits that count (empty = any).
+    digits: String,
+    status_url: Option<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct Detects {
+    active: Vec<Detect>,
+}
+
+/// Machine params as the detector wants them (seconds → ms), with the spec's defaults.
+#[derive(Debug, Clone)]
+struct MachineParams {
+    amd: AmdParams,
+    detect_message_end: bool,
+    detect_interruptions: bool,
+}
+
+fn secs_ms(p: &Value, key: &str, default_s: f64) -> u32 {
+    let s = p
+        .get(key)
+        .and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(default_s);
+    (s * 1000.0).min(f64::from(u32::MAX)) as u32
+}
+
+fn machine_params(p: &Value) -> MachineParams {
+    let end_silence = secs_ms(p, "end_silence_timeout", 1.0);
+    MachineParams {
+        amd: AmdParams {
+            initial_timeout_ms: secs_ms(p, "initial_timeout", 4.5),
+            end_silence_timeout_ms: end_silence,
+            machine_voice_threshold_ms: secs_ms(p, "machine_voice_threshold", 1.25),
+            machine_words_threshold: p
+                .get("machine_words_threshold")
+                .and_then(Value::as_u64)
+                .map_or(6, |w| u32::try_from(w).unwrap_or(u32::MAX)),
+            machine_ready_timeout_ms: secs_ms(
+                p,
+                "machine_ready_timeout",
+                f64::from(end_silence) / 1000.0,
+            ),
+            detect_beep: true,
+        },
+        detect_message_end: p
+            .get("detect_message_end")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        detect_interruptions: p
+            .get("detect_interruptions")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    }
+}
+
+fn tone_name(t: FaxTone) -> &'static str {
+    match t {
+        FaxTone::Cng => "CNG",
+        FaxTone::Ced => "CED",
+    }
+}
+
+fn amd_name(r: &AmdResult) -> &'static str {
+    match r {
+        AmdResult::Human => "HUMAN",
+        AmdResult::Machine => "MACHINE",
+        AmdResult::Unknown => "UNKNOWN",
+        AmdResult::Ready => "READY",
+        AmdResult::NotReady => "NOT_READY",
+    }
+}
+
+/// `{type, params: {event, beep?}}`, the `detect` object of an event.
+fn detect_obj(kind: &str, event: &str, beep: bool) -> Value {
+    let mut params = json!({ "event": event });
+    if beep {
+        params["beep"] = json!(true);
+    }
+    json!({ "type": kind, "params": params })
+}
+
+/// What the listener runs, built on its first frame (when the rate is known).
+enum Detector {
+    Machine {
+        amd: Amd,
+        fax: FaxToneDetector,
+        /// A verdict was given (MACHINE / HUMAN / UNKNOWN).
+        decided: bool,
+        /// Results held back while a tone might be a fax tone, and audio left to hold them.
+        held: Vec<AmdResult>,
+        hold_ms: u32,
+    },
+    Fax {
+        fax: FaxToneDetector,
+    },
+    /// Digits are found by the call's DTMF reporting; the listener only keeps the timeout.
+    Digit,
+}
+
+/// The detect's listener on the far end's audio. Emits `{"detect": {..}}` for each result and
+/// `{"finished": true}` once, last.
+struct DetectListener {
+    kind: Kind,
+    machine: MachineParams,
+    /// Fax detects: the one tone wanted (None = either).
+    tone: Option<FaxTone>,
+    timeout_us: Option<u64>,
+    started_us: Option<u64>,
+    detector: Option<Detector>,
+    rate: u32,
+    silence: Vec<i16>,
+    done: bool,
+}
+
+impl DetectListener {
+    fn build(&self, rate: u32) -> Detector {
+        match self.kind {
+            Kind::Machine => Detector::Machine {
+                amd: Amd::new(rate, self.machine.amd.clone()),
+                fax: FaxToneDetector::new(rate),
+                decided: false,
+                held: Vec::new(),
+                hold_ms: 0,
+            },
+            Kind::Fax => Detector::Fax {
+                fax: FaxToneDetector::new(rate),
+            },
+            Kind::Digit => Detector::Digit,
+        }
+    }
+
+    fn finish(&mut self, events: &mut Vec<Value>) {
+        self.done = true;
+        events.push(json!({ "finished": true }));
+    }
+
+    fn frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<Value>) {
+        if self.done {
+            return;
+        }
+        let started = *self.started_us.get_or_insert(now_us);
+        if self.detector.is_none() || self.rate != rate {
+            self.rate = rate;
+            self.detector = Some(self.build(rate));
+        }
+        let frame_ms = (pcm.len() as u64 * 1000 / u64::from(rate.max(1))) as u32;
+        let machine = self.machine.clone();
+        let mut finish = false;
+        match self.detector.as_mut() {
+            Some(Detector::Machine {
+                amd,
+                fax,
+                decided,
+                held,
+                hold_ms,
+            }) => {
+                if let Some(tone) = fax.push_frame(pcm) {
+                    // A fax, not a person or a machine greeting: report it, drop what was held.
+                    events.push(json!({ "detect": detect_obj("fax", tone_name(tone), false) }));
+                    held.clear();
+                    finish = true;
+                } else {
+                    let mut results = Vec::new();
+                    if let Some(r) = amd.push_frame(pcm) {
+                        results.push(r);
+                    }
+                    if !held.is_empty()
+                        || (results.first() == Some(&AmdResult::Machine) && amd.beep_heard())
+                    {
+                        // A verdict from a tone (a beep, or a fax tone?): wait to see whether it is a fax tone.
+                        if held.is_empty() {
+                            *hold_ms = TONE_HOLD_MS;
+                        }
+                        held.append(&mut results);
+                        *hold_ms = hold_ms.saturating_sub(frame_ms);
+                        if *hold_ms == 0 {
+                            results = std::mem::take(held);
+                        }
+                    }
+                    for r in results {
+                        let beep = amd.beep_heard();
+                        match r {
+                            AmdResult::Human | AmdResult::Unknown => {
+                                *decided = true;
+                                events.push(
+                                    json!({ "detect": detect_obj("machine", amd_name(&r), beep) }),
+                                );
+                                finish = true;
+                            }
+                            AmdResult::Machine => {
+                                *decided = true;
+                                events.push(
+                                    json!({ "detect": detect_obj("machine", "MACHINE", beep) }),
+                                );
+                                if !machine.detect_message_end {
+                                    finish = true;
+                                }
+                            }
+                            AmdResult::Ready if machine.detect_message_end => {
+                                events.push(
+                                    json!({ "detect": detect_obj("machine", "READY", beep) }),
+                                );
+                                if !machine.detect_interruptions {
+                                    finish = true;
+                                }
+                            }
+                            AmdResult::NotReady if machine.detect_interruptions => {
+                                events.push(
+                                    json!({ "detect": detect_obj("machine", "NOT_READY", beep) }),
+                                );
+                            }
+                            _ => {}
+                        }
+                        if finish {
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(Detector::Fax { fax }) => {
+                if let Some(tone) = fax.push_frame(pcm) {
+                    if self.tone.is_none_or(|t| t == tone) {
+                        events.push(json!({ "detect": detect_obj("fax", tone_name(tone), false) }));
+                        finish = true;
+                    }
+                }
+            }
+            Some(Detector::Digit) | None => {}
+        }
+        if !finish
+            && self
+                .timeout_us
+                .is_some_and(|t| now_us.saturating_sub(started) >= t)
+        {
+            // Timeout: a machine detect without a verdict says UNKNOWN first.
+            if let Some(Detector::Machine { decided: false, .. }) = self.detector {
+                events.push(json!({ "detect": detect_obj("machine", "UNKNOWN", false) }));
+            }
+            finish = true;
+        }
+        if finish {
+            self.finish(events);
+        }
+    }
+}
+
+impl FrameListener for DetectListener {
+    fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<Value>) {
+        self.frame(now_us, pcm, rate, events);
+    }
+
+    /// No audio arrived this tick: the far end is silent (many peers send nothing then), and
+    /// the detectors' clock is the audio, so they hear 20 ms of silence.
+    fn on_idle(&mut self, now_us: u64, events: &mut Vec<Value>) {
+        let rate = if self.rate == 0 { 8000 } else { self.rate };
+        let mut silence = std::mem::take(&mut self.silence);
+        silence.resize(rate as usize / 50, 0);
+        self.frame(now_us, &silence, rate, events);
+        self.silence = silence;
+    }
+}
 
 impl CallActor {
+    pub(crate) fn rest_detect(&mut self, p: &Value) -> Result<(), ControlError> {
+        let control_id = p
+            .get("control_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if self
+            .detects
+            .active
+            .iter()
+            .any(|d| d.control_id == control_id)
+        {
+            return Err(ControlError::Conflict {
+                code: "control_id_in_use",
+                message: format!("a detect with control_id {control_id} is already active"),
+                attribute: Some("control_id".into()),
+            });
+        }
+        let spec = p.get("detect").cloned().unwrap_or(Value::Null);
+        let params = spec.get("params").cloned().unwrap_or(Value::Null);
+        let kind = match spec.get("type").and_then(Value::as_str) {
+            Some("machine") => Kind::Machine,
+            Some("fax") => Kind::Fax,
+            Some("digit") => Kind::Digit,
+            _ => {
+                return Err(ControlError::Unprocessable {
+                    code: "invalid_parameter",
+                    message: "detect.type must be machine, fax or digit".into(),
+                    attribute: Some("detect.type".into()),
+                })
+            }
+        };
+        let tone = match params
+            .get("tone")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            Some("CNG") => Some(FaxTone::Cng),
+            Some("CED") => Some(FaxTone::Ced),
+            _ => None,
+        };
+        // 0 means no limit: a maximum run time of nothing would end the detect at once.
+        let timeout_us = p
+            .get("timeout")
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .or(if p.get("timeout").is_some() {
+                None
+            } else {
+                Some(30.0)
+            })
+            .map(|t| (t * 1_000_000.0) as u64);
+        let detect = Detect {
+            control_id: control_id.clone(),
+            kind,
+            digits: params
+                .get("digits")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            status_url: p
+                .get("status_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        let listener = DetectListener {
+            kind,
+            machine: machine_params(&params),
+            tone,
+            timeout_us,
+            started_us: None,
+            detector: None,
+            rate: 0,
+            silence: Vec::new(),
+            done: false,
+        };
+        info!(%control_id, kind = kind.as_str(), "detecting");
+        self.detects.active.push(detect);
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::SetListener {
+                call_id: self.ident.call_id,
+                key: format!("{DETECT_PREFIX}{control_id}"),
+                listener: Some(Box::new(listener)),
+            },
+        );
+        if kind == Kind::Digit {
+            self.update_digit_detection();
+        }
+        Ok(())
+    }
+
+    /// `calling.detect.stop`: the detect ends with its `finished` event.
+    pub(crate) async fn rest_detect_stop(&mut self, p: &Value) -> Result<(), ControlError> {
+        let control_id = p
+            .get("control_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !self
+            .detects
+            .active
+            .iter()
+            .any(|d| d.control_id == control_id)
+        {
+            return Err(ControlError::Unprocessable {
+                code: "control_id_not_found",
+                message: format!("no active detect with control_id {control_id}"),
+                attribute: Some("control_id".into()),
+            });
+        }
+        let control_id = control_id.to_string();
+        self.end_detect(&control_id).await;
+        Ok(())
+    }
+
+    /// Whether a digit detect runs (in-band DTMF detection stays on for it).
+    pub(crate) fn detecting_digits(&self) -> bool {
+        self.detects.active.iter().any(|d| d.kind == Kind::Digit)
+    }
+
+    /// A far-end digit: each digit detect it matches reports it.
+    pub(crate) async fn detect_digit(&mut self, digit: char) {
+        let hits: Vec<Detect> = self
+            .detects
+            .active
+            .iter()
+            .filter(|d| d.kind == Kind::Digit && (d.digits.is_empty() || d.digits.contains(digit)))
+            .cloned()
+            .collect();
+        for d in hits {
+            let obj = detect_obj("digit", &digit.to_string(), false);
+            self.detect_event(&d, obj).await;
+        }
+    }
+
+    /// What a detect's listener reported.
     pub(crate) async fn on_detect_event(&mut self, control_id: &str, event: Value) {
-        let _ = (control_id, event);
+        let Some(d) = self
+            .detects
+            .active
+            .iter()
+            .find(|d| d.control_id == control_id)
+            .cloned()
+        else {
+            return;
+        };
+        if let Some(obj) = event.get("detect") {
+            self.detect_event(&d, obj.clone()).await;
+        }
+        if event.get("finished").is_some() {
+            self.end_detect(control_id).await;
+        }
+    }
+
+    /// Removes a detect and its listener and reports `finished`.
+    async fn end_detect(&mut self, control_id: &str) {
+        let Some(idx) = self
+            .detects
+            .active
+            .iter()
+            .position(|d| d.control_id == control_id)
+        else {
+            return;
+        };
+        let d = self.detects.active.remove(idx);
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::SetListener {
+                call_id: self.ident.call_id,
+                key: format!("{DETECT_PREFIX}{control_id}"),
+                listener: None,
+            },
+        );
+        if d.kind == Kind::Digit {
+            self.update_digit_detection();
+        }
+        info!(control_id, "detect finished");
+        let obj = detect_obj(d.kind.as_str(), "finished", false);
+        self.detect_event(&d, obj).await;
+    }
+
+    /// One `calling.call.detect` webhook (when a status_url is set) and the script hook.
+    async fn detect_event(&mut self, d: &Detect, obj: Value) {
+        info!(control_id = %d.control_id, detect = %obj, "detect event");
+        if let Some(url) = d.status_url.as_deref() {
+            let params = json!({
+                "call_id": self.ident.call_id,
+                "node_id": self.ident.node_id,
+                "control_id": d.control_id,
+                "detect": obj,
+            });
+            let event = self.ident.envelope("calling.call.detect", now_ms(), params);
+            self.node.notify(self.ident.call_id, url, &event).await;
+        }
+        self.script_control_done(&d.control_id, obj).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 8000;
+    const FRAME: usize = 160;
+
+    fn listener(kind: Kind, params: Value, timeout_s: Option<f64>) -> DetectListener {
+        DetectListener {
+            kind,
+            machine: machine_params(&params),
+            tone: None,
+            timeout_us: timeout_s.map(|t| (t * 1e6) as u64),
+            started_us: None,
+            detector: None,
+            rate: 0,
+            silence: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn tone(hz: f32, ms: usize, amp: f32) -> Vec<i16> {
+        (0..RATE as usize * ms / 1000)
+            .map(|i| {
+                ((2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin() * amp) as i16
+            })
+            .collect()
+    }
+
+    /// Voiced, speech-like: a 150 Hz buzz with harmonics in 400 ms words, 300 ms apart.
+    fn voice(ms: usize) -> Vec<i16> {
+        (0..RATE as usize * ms / 1000)
+            .map(|i| {
+                let t = i as f32 / RATE as f32;
+                if (i * 1000 / RATE as usize) % 700 >= 400 {
+                    return 0;
+                }
+                let buzz: f32 = (1..8)
+                    .map(|k| (2.0 * std::f32::consts::PI * 150.0 * k as f32 * t).sin() / k as f32)
+                    .sum();
+                (buzz * 3000.0 * (0.6 + 0.4 * (2.0 * std::f32::consts::PI * 5.0 * t).sin())) as i16
+            })
+            .collect()
+    }
+
+    /// Feeds audio in 20 ms frames on a virtual clock, then silence (idle ticks) for
+    /// `idle_ms`; returns every event.
+    fn run(l: &mut DetectListener, audio: &[i16], idle_ms: u64) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut now = 0u64;
+        for f in audio.chunks(FRAME) {
+            l.on_frame(now, f, RATE, &mut events);
+            now += 20_000;
+        }
+        for _ in 0..idle_ms / 20 {
+            l.on_idle(now, &mut events);
+            now += 20_000;
+        }
+        events
+    }
+
+    fn names(events: &[Value]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e.get("detect") {
+                Some(d) => format!(
+                    "{}:{}{}",
+                    d["type"].as_str().unwrap_or(""),
+                    d["params"]["event"].as_str().unwrap_or(""),
+                    if d["params"]["beep"] == json!(true) {
+                        "+beep"
+                    } else {
+                        ""
+                    }
+                ),
+                None => "finished".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_greeting_then_beep_is_machine_then_ready_with_beep() {
+        let mut l = listener(Kind::Machine, json!({}), Some(30.0));
+        let mut audio = voice(4000);
+        audio.extend(vec![0; 3200]); // 400 ms: shorter than machine_ready_timeout
+        audio.extend(tone(1000.0, 400, 8000.0));
+        let ev = run(&mut l, &audio, 2000);
+        assert_eq!(
+            names(&ev),
+            ["machine:MACHINE", "machine:READY+beep", "finished"]
+        );
+    }
+
+    #[test]
+    fn short_hello_then_silence_is_human() {
+        let mut l = listener(Kind::Machine, json!({}), Some(30.0));
+        let ev = run(&mut l, &voice(500), 3000);
+        assert_eq!(names(&ev), ["machine:HUMAN", "finished"]);
+    }
+
+    #[test]
+    fn cng_during_a_machine_detect_is_reported_as_fax() {
+        let mut l = listener(Kind::Machine, json!({}), Some(30.0));
+        let mut audio = tone(1100.0, 500, 8000.0);
+        audio.extend(vec![0; 8000]);
+        let ev = run(&mut l, &audio, 0);
+        assert_eq!(names(&ev), ["fax:CNG", "finished"]);
+    }
+
+    #[test]
+    fn fax_detect_for_ced_ignores_cng_and_times_out() {
+        let mut l = listener(Kind::Fax, json!({}), Some(2.0));
+        l.tone = Some(FaxTone::Ced);
+        let ev = run(&mut l, &tone(1100.0, 500, 8000.0), 3000);
+        assert_eq!(names(&ev), ["finished"]);
+    }
+
+    #[test]
+    fn silence_until_the_timeout_is_unknown_then_finished_once() {
+        let mut l = listener(Kind::Machine, json!({ "initial_timeout": 10.0 }), Some(1.0));
+        let ev = run(&mut l, &[], 3000);
+        assert_eq!(names(&ev), ["machine:UNKNOWN", "finished"]);
+    }
+
+    #[test]
+    fn digit_detect_listener_only_keeps_the_timeout() {
+        let mut l = listener(Kind::Digit, json!({}), Some(0.5));
+        let ev = run(&mut l, &voice(200), 1000);
+        assert_eq!(names(&ev), ["finished"]);
+        let mut l = listener(Kind::Digit, json!({}), None);
+        assert!(run(&mut l, &[], 5000).is_empty());
+    }
+
+    #[test]
+    fn params_default_per_spec() {
+        let m =
+            machine_params(&json!({ "end_silence_timeout": 2.0, "machine_words_threshold": -3 }));
+        assert_eq!(m.amd.initial_timeout_ms, 4500);
+        assert_eq!(m.amd.machine_ready_timeout_ms, 2000);
+        assert_eq!(m.amd.machine_words_threshold, 6);
+        assert!(m.detect_message_end && !m.detect_interruptions);
     }
 }

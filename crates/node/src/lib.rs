@@ -9,6 +9,7 @@ mod actor;
 mod bridge;
 mod collect;
 pub mod config;
+mod denoise;
 mod detect;
 pub mod events;
 pub mod fetch;

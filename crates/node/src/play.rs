@@ -240,6 +240,10 @@ impl CallActor {
                 | "calling.record.resume"
                 | "calling.record.stop"
                 | "calling.collect.start_input_timers"
+                | "calling.detect"
+                | "calling.detect.stop"
+                | "calling.denoise"
+                | "calling.denoise.stop"
         );
         if needs_answered && status != CallStatus::Answered {
             return Err(ControlError::invalid_state(
@@ -268,6 +272,10 @@ impl CallActor {
             }
             "calling.collect.stop" => self.rest_collect_control(&params, true)?,
             "calling.collect.start_input_timers" => self.rest_collect_control(&params, false)?,
+            "calling.detect" => self.rest_detect(&params)?,
+            "calling.detect.stop" => self.rest_detect_stop(&params).await?,
+            "calling.denoise" => self.rest_denoise(true),
+            "calling.denoise.stop" => self.rest_denoise(false),
             "calling.user_event" => {
                 let event = params.get("event").cloned().unwrap_or(Value::Null);
                 self.call_event("user_event", event).await;
