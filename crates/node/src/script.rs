@@ -332,19 +332,41 @@ impl CallActor {
     /// recording, the collect `result` object, the detect `detect` object). A no-op unless the
     /// script waits on that `control_id`.
     pub(crate) async fn script_control_done(&mut self, control_id: &str, result: Value) {
-        if self
-            .script_wait
-            .as_ref()
-            .is_some_and(|w| w.control_id() == Some(control_id))
-        {
-            self.complete_script(Completion::Result(result)).await;
+        let Some(wait) = self.script_wait.clone() else {
+            return;
+        };
+        if wait.control_id() != Some(control_id) {
+            return;
         }
+        match wait {
+            ScriptWait::Control { until_ready, .. } if result.get("type").is_some() => {
+                // A detect: outcomes complete the wait; the detector is stopped then.
+                if !detect_event_is_final(&result, until_ready) {
+                    return;
+                }
+                let stop = json!({ "control_id": control_id });
+                let _ = self.control_command("calling.detect.stop", stop).await;
+            }
+            ScriptWait::Prompt { play: Some(id), .. } => self.stop_playback(id),
+            _ => {}
+        }
+        self.complete_script(Completion::Result(result)).await;
     }
 
     /// Input began on a collect (first digit, or speech started): a prompt the script plays
     /// for that collect stops (barge-in).
     pub(crate) fn script_input_started(&mut self, control_id: &str) {
-        let _ = control_id;
+        if let Some(ScriptWait::Prompt {
+            control_id: waited,
+            play,
+        }) = self.script_wait.as_mut()
+        {
+            if waited == control_id {
+                if let Some(id) = play.take() {
+                    self.stop_playback(id);
+                }
+            }
+        }
     }
 
     /// Runs a call-control command for the script, exactly as a REST request would.
