@@ -604,6 +604,40 @@ mod tests {
     }
 
     #[test]
+    fn interruptions_are_reported_until_the_timeout_when_asked() {
+        let mut l = listener(
+            Kind::Machine,
+            json!({ "detect_interruptions": true }),
+            Some(12.0),
+        );
+        let mut audio = voice(3000);
+        audio.extend(vec![0; 12000]); // 1.5 s: the greeting ended
+        audio.extend(voice(1000)); // it starts again
+        let ev = run(&mut l, &audio, 8000);
+        assert_eq!(
+            names(&ev),
+            [
+                "machine:MACHINE",
+                "machine:READY",
+                "machine:NOT_READY",
+                "machine:READY",
+                "finished"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_detect_message_end_machine_finishes_at_once() {
+        let mut l = listener(
+            Kind::Machine,
+            json!({ "detect_message_end": false }),
+            Some(30.0),
+        );
+        let ev = run(&mut l, &voice(3000), 2000);
+        assert_eq!(names(&ev), ["machine:MACHINE", "finished"]);
+    }
+
+    #[test]
     fn short_hello_then_silence_is_human() {
         let mut l = listener(Kind::Machine, json!({}), Some(30.0));
         let ev = run(&mut l, &voice(500), 3000);
