@@ -338,19 +338,30 @@ impl CallActor {
         if wait.control_id() != Some(control_id) {
             return;
         }
-        match wait {
+        let detect_done = match wait {
             ScriptWait::Control { until_ready, .. } if result.get("type").is_some() => {
-                // A detect: outcomes complete the wait; the detector is stopped then.
                 if !detect_event_is_final(&result, until_ready) {
                     return;
                 }
-                let stop = json!({ "control_id": control_id });
-                let _ = self.control_command("calling.detect.stop", stop).await;
+                true
             }
-            ScriptWait::Prompt { play: Some(id), .. } => self.stop_playback(id),
-            _ => {}
+            ScriptWait::Prompt { play: Some(id), .. } => {
+                self.stop_playback(id);
+                false
+            }
+            _ => false,
+        };
+        // Taken before stopping the detector, whose own `finished` event must not complete
+        // the wait a second time with the wrong result.
+        self.script_wait = None;
+        if detect_done {
+            let stop = json!({ "control_id": control_id });
+            let _ = self.control_command("calling.detect.stop", stop).await;
         }
-        self.complete_script(Completion::Result(result)).await;
+        if let Some(run) = self.script.as_mut() {
+            run.complete(now_ms(), Completion::Result(result));
+        }
+        self.drain_script().await;
     }
 
     /// Input began on a collect (first digit, or speech started): a prompt the script plays
