@@ -166,9 +166,14 @@ impl Node {
                     break;
                 };
                 let (call_id, rec_id) = (done.call_id, done.rec_id);
-                inner.recording_done(done).await;
+                let control_id = done.meta.control_id.clone();
+                let params = inner.recording_done(done).await;
                 if let Some(tx) = inner.inbox_of(call_id) {
-                    let _ = tx.try_send(ActorMsg::RecordingDone(rec_id));
+                    let _ = tx.try_send(ActorMsg::RecordingDone {
+                        rec_id,
+                        control_id,
+                        params: params.unwrap_or_default(),
+                    });
                 }
             }
         });
@@ -577,8 +582,14 @@ impl CallControl for Node {
         }
     }
 
-    async fn recording(&self, project: Uuid, recording_id: Uuid) -> Result<Vec<u8>, ControlError> {
-        let path = self.inner.recording_path(project, recording_id);
+    async fn recording(
+        &self,
+        project: Uuid,
+        recording_id: Uuid,
+        ext: &str,
+    ) -> Result<Vec<u8>, ControlError> {
+        let format = record::Format::from_name(ext).ok_or(ControlError::NotFound)?;
+        let path = self.inner.recording_path(project, recording_id, format);
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ControlError::NotFound),

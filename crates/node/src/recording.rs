@@ -1,7 +1,8 @@
 //! REST `calling.record` (+ `.pause`, `.resume`, `.stop`): a recording of the call's audio in
-//! WAV (mono or stereo, `speak` = what the far end says, `listen` = what it hears, `both`),
-//! written streaming by the node's recorder thread, reported as `calling.call.record` events
-//! (calling-events.md §5) and served back at `GET /api/calling/recordings/{id}.wav`.
+//! MP3 (the default) or WAV (mono or stereo, `speak` = what the far end says, `listen` = what
+//! it hears, `both`), written streaming by the node's recorder thread, reported as
+//! `calling.call.record` events (calling-events.md §5) and served back at
+//! `GET /api/calling/recordings/{id}.mp3|.wav`. `mp4` is refused (no AAC encoder here).
 
 use std::collections::HashMap;
 
@@ -49,16 +50,22 @@ impl CallActor {
             .and_then(|r| r.get("audio"))
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let format = audio
+        let format_name = audio
             .get("format")
             .and_then(Value::as_str)
             .unwrap_or("mp3")
             .to_string();
-        if format != "wav" {
-            return Err(ControlError::NotImplemented {
-                command: format!("calling.record in {format} (only wav is built)"),
+        let Some(file_format) = record::Format::from_name(&format_name) else {
+            return Err(ControlError::Unprocessable {
+                code: "invalid_parameter",
+                message: format!(
+                    "record.audio.format {format_name} is not supported by this server \
+                     (no AAC encoder for mp4); use mp3 or wav"
+                ),
+                attribute: Some("record.audio.format".into()),
             });
-        }
+        };
+        let format = format_name;
         let control_id = p
             .get("control_id")
             .and_then(Value::as_str)
@@ -115,7 +122,21 @@ impl CallActor {
             vad_on_heard: direction != "listen",
         };
         let rec_id = Uuid::new_v4();
-        let path = self.node.recording_path(self.ident.project_id, rec_id);
+        let path = self
+            .node
+            .recording_path(self.ident.project_id, rec_id, file_format);
+        // Storage that cannot hold the file fails the command, before any `recording` event;
+        // a file the recorder thread then cannot create still ends in an `error` event.
+        if let Some(dir) = path.parent() {
+            if let Err(e) = tokio::fs::create_dir_all(dir).await {
+                tracing::warn!(dir = %dir.display(), error = %e, "recordings cannot be stored");
+                return Err(ControlError::Unprocessable {
+                    code: "recording_storage_unavailable",
+                    message: format!("recordings cannot be stored on this server: {e}"),
+                    attribute: None,
+                });
+            }
+        }
         let meta = RecordingMeta {
             control_id: control_id.clone(),
             status_url: p
@@ -123,8 +144,9 @@ impl CallActor {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             url: format!(
-                "{}/api/calling/recordings/{rec_id}.wav",
-                self.node.cfg.public_url.trim_end_matches('/')
+                "{}/api/calling/recordings/{rec_id}.{}",
+                self.node.cfg.public_url.trim_end_matches('/'),
+                file_format.extension()
             ),
             format: format.clone(),
             audio: json!({ "format": format, "direction": direction, "stereo": stereo }),
@@ -137,6 +159,7 @@ impl CallActor {
                 rec_id,
                 call_id: self.ident.call_id,
                 path,
+                format: file_format,
                 opts,
                 limits,
                 meta: meta.clone(),
@@ -243,8 +266,24 @@ impl CallActor {
         }
     }
 
-    /// The recorder finished one (the node already sent its webhook).
-    pub(crate) fn on_recording_done(&mut self, rec_id: Uuid) {
+    /// The URL the running recording `control_id` will have when it ends.
+    // Called by SWML `record_call` (script.rs), which reports the URL at start.
+    #[allow(dead_code)]
+    pub(crate) fn recording_url(&self, control_id: &str) -> Option<String> {
+        self.recordings
+            .by_control_id
+            .get(control_id)
+            .map(|a| a.meta.url.clone())
+    }
+
+    /// The recorder finished one (the node already sent its webhook); `params` is that
+    /// final event's `params`, handed to a script waiting on `control_id`.
+    pub(crate) async fn on_recording_done(
+        &mut self,
+        rec_id: Uuid,
+        control_id: String,
+        params: Value,
+    ) {
         self.recordings
             .by_control_id
             .retain(|_, a| a.rec_id != rec_id);
@@ -257,6 +296,7 @@ impl CallActor {
                 },
             );
         }
+        self.script_control_done(&control_id, params).await;
     }
 
     /// The call ends: every recording is finished (and reported by the node).
@@ -294,24 +334,27 @@ impl NodeInner {
         self.cfg.data_dir.join("recordings")
     }
 
-    pub(crate) fn recording_path(&self, project: Uuid, rec_id: Uuid) -> std::path::PathBuf {
+    pub(crate) fn recording_path(
+        &self,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) -> std::path::PathBuf {
         self.recordings_dir()
             .join(project.to_string())
-            .join(format!("{rec_id}.wav"))
+            .join(format!("{rec_id}.{}", format.extension()))
     }
 
     /// The `finished` / `no_input` / `error` webhook of a recording, queued even when the call
-    /// is already gone.
-    pub(crate) async fn recording_done(&self, done: RecordingDone) {
-        let Some(url) = done.meta.status_url.as_deref() else {
-            return;
-        };
+    /// is already gone. Returns the event's `params` (also without a status_url), or `None`
+    /// when the call is unknown.
+    pub(crate) async fn recording_done(&self, done: RecordingDone) -> Option<Value> {
         let Ok(Some(call)) = self
             .store
             .get_call(done.meta.project_id, done.call_id)
             .await
         else {
-            return;
+            return None;
         };
         let ident = self.identity_of(&call);
         let duration = done.duration_ms as f64 / 1000.0;
@@ -330,7 +373,8 @@ impl NodeInner {
             "end_time": now_ms() as f64 / 1000.0,
             "record": { "audio": done.meta.audio },
         });
-        if state != "error" {
+        // On error the audio that reached the file before the failure is still served.
+        if state != "error" || done.playable {
             params["url"] = json!(done.meta.url);
             params["duration"] = json!(duration);
             params["size"] = json!(done.size_bytes);
@@ -339,7 +383,10 @@ impl NodeInner {
             params["record"]["size"] = json!(done.size_bytes);
             params["record"]["format"] = json!(done.meta.format);
         }
-        let event = ident.envelope("calling.call.record", now_ms(), params);
-        self.notify(done.call_id, url, &event).await;
+        if let Some(url) = done.meta.status_url.as_deref() {
+            let event = ident.envelope("calling.call.record", now_ms(), params.clone());
+            self.notify(done.call_id, url, &event).await;
+        }
+        Some(params)
     }
 }
