@@ -337,3 +337,66 @@ def test_record_writes_failing_mid_recording_end_it_in_error_keeping_the_audio(s
     d.sdk().calling.end(call_id, reason="hangup")
     wait_hook(hooks, call_id, "ended")
     sipp_done(far)
+
+
+def test_recordings_go_to_an_s3_bucket_and_are_served_from_it(start_dialtone, sipp, hooks, tmp_path):
+    """moto's S3 server (not ours) as the bucket: the finished recording is uploaded, removed from the data dir,
+    and its URL serves the object."""
+    import boto3
+    from conftest import free_port
+    port = free_port()
+    moto_bin = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    server = subprocess.Popen([moto_bin, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testkey", aws_secret_access_key="testsecret")
+        deadline = time.time() + 20
+        while True:
+            try:
+                s3.create_bucket(Bucket="recs")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        far = sipp("uas.xml")
+        d = start_dialtone({"DIALTONE_STORAGE": "s3", "DIALTONE_S3_ENDPOINT": endpoint, "DIALTONE_S3_BUCKET": "recs",
+                            "DIALTONE_S3_REGION": "us-east-1", "DIALTONE_S3_ACCESS_KEY": "testkey",
+                            "DIALTONE_S3_SECRET_KEY": "testsecret", "DIALTONE_S3_PREFIX": "calls/"})
+        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+        wait_hook(hooks, call_id, "answered")
+        r = d.post({"command": "calling.record", "id": call_id,
+                    "params": {"control_id": "s3", "status_url": hooks.url("/rec"), "record": {"audio": {}}}})
+        assert r.status_code == 200, r.text
+        time.sleep(1.5)
+        assert d.post({"command": "calling.record.stop", "id": call_id, "params": {"control_id": "s3"}}).status_code == 200
+        fin = record_events(hooks, call_id, "finished", 5)[-1]["params"]
+        assert fin["state"] == "finished" and fin["url"].endswith(".mp3"), fin
+        rec_id = fin["recording_id"]
+        key = f"calls/{d.project}/{rec_id}.mp3"
+        deadline = time.time() + 15
+        keys = []
+        while time.time() < deadline:
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="recs").get("Contents", [])]
+            local = list((d.data_dir / "recordings").rglob("*.mp3"))
+            if key in keys and not local:
+                break
+            time.sleep(0.2)
+        assert key in keys, keys
+        assert not list((d.data_dir / "recordings").rglob("*.mp3")), "the local copy is removed once uploaded"
+        obj = s3.get_object(Bucket="recs", Key=key)
+        body = obj["Body"].read()
+        assert obj["ContentType"] == "audio/mpeg" and len(body) == fin["size"], (obj["ContentType"], len(body))
+        r = requests.get(fin["url"], auth=(d.project, d.token), timeout=5)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "audio/mpeg" and r.content == body
+        w, samples = decode_mp3(r.content, tmp_path)
+        assert abs(len(samples) / 8000 - fin["duration"]) < 0.4
+        # Still one project's: another's credentials get nothing.
+        assert requests.get(fin["url"], auth=("00000000-0000-4000-8000-000000000000", "x"), timeout=5).status_code == 401
+        d.sdk().calling.end(call_id, reason="hangup")
+        sipp_done(far)
+    finally:
+        server.terminate()
+        server.wait(10)

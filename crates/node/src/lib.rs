@@ -21,6 +21,7 @@ pub mod prepare;
 mod recorder;
 mod recording;
 pub mod routing;
+pub mod s3;
 mod script;
 mod script_call;
 pub mod shard;
@@ -158,6 +159,7 @@ impl Node {
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
+        inner.upload_leftovers();
         // Recordings end on the recorder thread: queue their webhook, tell the call if alive.
         let weak_rec = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -167,7 +169,13 @@ impl Node {
                 };
                 let (call_id, rec_id) = (done.call_id, done.rec_id);
                 let control_id = done.meta.control_id.clone();
+                let upload = record::Format::from_name(&done.meta.format)
+                    .filter(|_| done.playable)
+                    .map(|f| (done.meta.project_id, f));
                 let params = inner.recording_done(done).await;
+                if let Some((project, format)) = upload {
+                    tokio::spawn(inner.clone().upload_recording(project, rec_id, format));
+                }
                 if let Some(tx) = inner.inbox_of(call_id) {
                     let _ = tx.try_send(ActorMsg::RecordingDone {
                         rec_id,
@@ -589,12 +597,9 @@ impl CallControl for Node {
         ext: &str,
     ) -> Result<Vec<u8>, ControlError> {
         let format = record::Format::from_name(ext).ok_or(ControlError::NotFound)?;
-        let path = self.inner.recording_path(project, recording_id, format);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ControlError::NotFound),
-            Err(e) => Err(ControlError::Internal(e.to_string())),
-        }
+        self.inner
+            .recording_bytes(project, recording_id, format)
+            .await
     }
 
     async fn list_calls(

@@ -390,3 +390,122 @@ impl NodeInner {
         Some(params)
     }
 }
+
+/// Tries of one upload before the file is left in the data dir (it is still served from there
+/// and tried again on the next start).
+const UPLOAD_TRIES: u32 = 8;
+
+impl NodeInner {
+    pub(crate) fn s3(&self) -> Option<crate::s3::S3Client> {
+        self.cfg
+            .s3
+            .clone()
+            .map(|c| crate::s3::S3Client::new(c, self.http.clone()))
+    }
+
+    /// The object key of a recording file: `{prefix}{project}/{rec_id}.{ext}`.
+    pub(crate) fn recording_key(
+        s3: &crate::s3::S3Client,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) -> String {
+        s3.key(&format!("{project}/{rec_id}.{}", format.extension()))
+    }
+
+    /// Uploads a finished recording to the bucket (retried with backoff) and then removes the
+    /// local copy; until then the local file is what is served.
+    pub(crate) async fn upload_recording(
+        self: std::sync::Arc<Self>,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) {
+        let Some(s3) = self.s3() else {
+            return;
+        };
+        let path = self.recording_path(project, rec_id, format);
+        let key = Self::recording_key(&s3, project, rec_id, format);
+        let mut wait = std::time::Duration::from_millis(500);
+        for attempt in 1..=UPLOAD_TRIES {
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "recording to upload is unreadable");
+                    return;
+                }
+            };
+            match s3.put(&key, bytes, format.content_type()).await {
+                Ok(()) => {
+                    info!(%rec_id, %key, "recording uploaded");
+                    if let Err(e) = tokio::fs::remove_file(&path).await {
+                        tracing::warn!(path = %path.display(), error = %e, "uploaded recording not removed");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%rec_id, attempt, error = %e, "recording upload failed");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+        tracing::warn!(%rec_id, "recording left in the data dir; upload is tried again on start");
+    }
+
+    /// On start: recordings a previous run did not upload (crash, storage down) are uploaded.
+    pub(crate) fn upload_leftovers(self: &std::sync::Arc<Self>) {
+        if self.cfg.s3.is_none() {
+            return;
+        }
+        let Ok(projects) = std::fs::read_dir(self.recordings_dir()) else {
+            return;
+        };
+        for project in projects.flatten() {
+            let Some(project_id) = project.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(files) = std::fs::read_dir(project.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                let format = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(record::Format::from_name);
+                let rec_id = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse().ok());
+                if let (Some(format), Some(rec_id)) = (format, rec_id) {
+                    tokio::spawn(self.clone().upload_recording(project_id, rec_id, format));
+                }
+            }
+        }
+    }
+
+    /// A recording's bytes: the local file while it is there, else the bucket's object.
+    pub(crate) async fn recording_bytes(
+        &self,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) -> Result<Vec<u8>, ControlError> {
+        let path = self.recording_path(project, rec_id, format);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ControlError::Internal(e.to_string())),
+        }
+        let Some(s3) = self.s3() else {
+            return Err(ControlError::NotFound);
+        };
+        let key = Self::recording_key(&s3, project, rec_id, format);
+        match s3.get(&key).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(ControlError::NotFound),
+            Err(e) => Err(ControlError::Unavailable(format!("recording storage: {e}"))),
+        }
+    }
+}
