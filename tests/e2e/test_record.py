@@ -339,32 +339,41 @@ def test_record_writes_failing_mid_recording_end_it_in_error_keeping_the_audio(s
     sipp_done(far)
 
 
-def test_recordings_go_to_an_s3_bucket_and_are_served_from_it(start_dialtone, sipp, hooks, tmp_path):
-    """moto's S3 server (not ours) as the bucket: the finished recording is uploaded, removed from the data dir,
-    and its URL serves the object."""
+def start_moto(port):
+    """moto's S3 server on 127.0.0.1:port with an empty bucket `recs`: (process, boto3 client)."""
     import boto3
-    from conftest import free_port
-    port = free_port()
     moto_bin = os.path.join(os.path.dirname(sys.executable), "moto_server")
     server = subprocess.Popen([moto_bin, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                      aws_access_key_id="testkey", aws_secret_access_key="testsecret")
+    deadline = time.time() + 20
+    while True:
+        try:
+            s3.create_bucket(Bucket="recs")
+            return server, s3
+        except Exception:
+            if time.time() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.2)
+
+
+def s3_env(port):
+    return {"DIALTONE_STORAGE": "s3", "DIALTONE_S3_ENDPOINT": f"http://127.0.0.1:{port}", "DIALTONE_S3_BUCKET": "recs",
+            "DIALTONE_S3_REGION": "us-east-1", "DIALTONE_S3_ACCESS_KEY": "testkey",
+            "DIALTONE_S3_SECRET_KEY": "testsecret", "DIALTONE_S3_PREFIX": "calls/"}
+
+
+def test_recordings_go_to_an_s3_bucket_and_are_served_from_it(start_dialtone, sipp, hooks, tmp_path):
+    """moto's S3 server (not ours) as the bucket: the finished recording is uploaded, removed from the data dir,
+    and its URL serves the object."""
+    from conftest import free_port
+    port = free_port()
+    server, s3 = start_moto(port)
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testkey", aws_secret_access_key="testsecret")
-        deadline = time.time() + 20
-        while True:
-            try:
-                s3.create_bucket(Bucket="recs")
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
         far = sipp("uas.xml")
-        d = start_dialtone({"DIALTONE_STORAGE": "s3", "DIALTONE_S3_ENDPOINT": endpoint, "DIALTONE_S3_BUCKET": "recs",
-                            "DIALTONE_S3_REGION": "us-east-1", "DIALTONE_S3_ACCESS_KEY": "testkey",
-                            "DIALTONE_S3_SECRET_KEY": "testsecret", "DIALTONE_S3_PREFIX": "calls/"})
+        d = start_dialtone(s3_env(port))
         call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
         wait_hook(hooks, call_id, "answered")
         r = d.post({"command": "calling.record", "id": call_id,
@@ -395,6 +404,43 @@ def test_recordings_go_to_an_s3_bucket_and_are_served_from_it(start_dialtone, si
         assert abs(len(samples) / 8000 - fin["duration"]) < 0.4
         # Still one project's: another's credentials get nothing.
         assert requests.get(fin["url"], auth=("00000000-0000-4000-8000-000000000000", "x"), timeout=5).status_code == 401
+        d.sdk().calling.end(call_id, reason="hangup")
+        sipp_done(far)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_an_upload_that_fails_keeps_the_recording_local_until_the_bucket_answers(start_dialtone, sipp, hooks,
+                                                                                tmp_path):
+    from conftest import free_port
+    port = free_port()
+    far = sipp("uas.xml")
+    d = start_dialtone(s3_env(port))  # nothing listens on the bucket's port yet
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+    wait_hook(hooks, call_id, "answered")
+    r = d.post({"command": "calling.record", "id": call_id,
+                "params": {"control_id": "later", "status_url": hooks.url("/rec"), "record": {"audio": {"format": "wav"}}}})
+    assert r.status_code == 200, r.text
+    time.sleep(1.0)
+    assert d.post({"command": "calling.record.stop", "id": call_id, "params": {"control_id": "later"}}).status_code == 200
+    fin = record_events(hooks, call_id, "finished", 5)[-1]["params"]
+    assert fin["state"] == "finished", fin
+    time.sleep(1.0)  # a try or two have failed by now
+    local = list((d.data_dir / "recordings").rglob("*.wav"))
+    assert len(local) == 1, "kept in the data dir while the bucket is down"
+    w, samples = fetch_wav(d, fin["url"])  # and served from there
+    server, s3 = start_moto(port)
+    try:
+        key = f"calls/{d.project}/{fin['recording_id']}.wav"
+        deadline = time.time() + 20
+        while time.time() < deadline and list((d.data_dir / "recordings").rglob("*.wav")):
+            time.sleep(0.2)
+        assert not list((d.data_dir / "recordings").rglob("*.wav")), "uploaded on a retry, then removed"
+        body = s3.get_object(Bucket="recs", Key=key)["Body"].read()
+        assert len(body) == fin["size"]
+        r = requests.get(fin["url"], auth=(d.project, d.token), timeout=5)
+        assert r.status_code == 200 and r.content == body
         d.sdk().calling.end(call_id, reason="hangup")
         sipp_done(far)
     finally:
