@@ -950,8 +950,10 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     leg = dial(d, far.uri("service"), hooks.url(), timeout=5)
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
-    for command, params, named in [("calling.record", {"record": {"audio": {}}}, "mp3"),  # the default format
-                                   ("calling.collect", {"speech": {}}, "speech")]:
+    # Commands of later issues (tap, stream, transcribe, AI, fax): refused, naming the command.
+    for command, params, named in [("calling.collect", {"speech": {}}, "speech"),
+                                   ("calling.stream", {"control_id": "s1", "url": "wss://127.0.0.1:9/stream"}, ""),
+                                   ("calling.transcribe", {"control_id": "t1"}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)
         err = r.json()["errors"][0]

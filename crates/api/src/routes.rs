@@ -130,19 +130,25 @@ async fn get_call(
     Ok(Json(leg).into_response())
 }
 
-/// `GET /api/calling/recordings/{id}.wav`: a recording's file, for the project that made it
-/// (the URL `calling.call.record` `finished` events carry). Anything else answers 404.
+/// `GET /api/calling/recordings/{id}.wav` / `{id}.mp3`: a recording's file, for the project
+/// that made it (the URL `calling.call.record` `finished` events carry). Anything else
+/// answers 404.
 async fn get_recording(
     State(state): State<ApiState>,
     Project(project): Project,
     file: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let id = file
-        .ok()
-        .and_then(|Path(f)| f.strip_suffix(".wav").and_then(formats::parse_uuid))
+    const TYPES: [(&str, &str); 2] = [("wav", "audio/wav"), ("mp3", "audio/mpeg")];
+    let Path(file) = file.map_err(|_| ApiError::NotFound)?;
+    let (id, ext, content_type) = TYPES
+        .iter()
+        .find_map(|(ext, ct)| {
+            let id = file.strip_suffix(ext)?.strip_suffix('.')?;
+            Some((formats::parse_uuid(id)?, *ext, *ct))
+        })
         .ok_or(ApiError::NotFound)?;
-    let bytes = state.control.recording(project, id).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
+    let bytes = state.control.recording(project, id, ext).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 /// `GET /api/calling/calls?status=&limit=&cursor=` (operator extension), newest first:

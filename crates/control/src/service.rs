@@ -110,12 +110,14 @@ pub trait CallControl: Send + Sync + 'static {
     async fn list_calls(&self, project: Uuid, filter: CallFilter)
         -> Result<CallPage, ControlError>;
 
-    /// A recording's WAV bytes (served at the URL its `finished` event gave). Another
-    /// project's or an unknown recording is [`ControlError::NotFound`].
+    /// A recording's bytes in format `ext` (`wav` or `mp3`: served at the URL its `finished`
+    /// event gave). Another project's or an unknown recording, or one not in that format, is
+    /// [`ControlError::NotFound`].
     async fn recording(
         &self,
         _project: Uuid,
         _recording_id: Uuid,
+        _ext: &str,
     ) -> Result<Vec<u8>, ControlError> {
         Err(ControlError::NotFound)
     }

@@ -40,6 +40,64 @@ pub struct Settings {
     pub inbound_routes: Vec<InboundRouteSetting>,
     /// `DIALTONE_INBOUND_URL`: a `*` route to this SWML URL for every call no route names.
     pub inbound_url: Option<String>,
+    /// Where finished recordings are kept (`[storage]`).
+    pub storage: StorageSetting,
+}
+
+/// `[storage]`: `kind = "local"` (default: the data dir) or `"s3"` (an S3-compatible bucket;
+/// recordings are still written to the data dir first and uploaded when they end).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSetting {
+    pub kind: String,
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: String,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub prefix: String,
+}
+
+impl Default for StorageSetting {
+    fn default() -> Self {
+        StorageSetting {
+            kind: "local".into(),
+            endpoint: None,
+            bucket: None,
+            region: "us-east-1".into(),
+            access_key: None,
+            secret_key: None,
+            prefix: String::new(),
+        }
+    }
+}
+
+impl StorageSetting {
+    /// The S3 settings when `kind = "s3"`; an error names what is missing.
+    pub fn s3(&self) -> anyhow::Result<Option<node::s3::S3Config>> {
+        match self.kind.as_str() {
+            "local" => Ok(None),
+            "s3" => {
+                let need = |v: &Option<String>, name: &str| {
+                    v.clone()
+                        .ok_or_else(|| anyhow::anyhow!("storage kind s3 needs {name}"))
+                };
+                let endpoint = need(&self.endpoint, "endpoint (DIALTONE_S3_ENDPOINT)")?;
+                if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                    bail!("storage endpoint must be an http:// or https:// URL");
+                }
+                Ok(Some(node::s3::S3Config {
+                    endpoint,
+                    bucket: need(&self.bucket, "bucket (DIALTONE_S3_BUCKET)")?,
+                    region: self.region.clone(),
+                    access_key: need(&self.access_key, "access_key (DIALTONE_S3_ACCESS_KEY)")?,
+                    secret_key: need(&self.secret_key, "secret_key (DIALTONE_S3_SECRET_KEY)")?,
+                    prefix: self.prefix.clone(),
+                }))
+            }
+            other => bail!("storage kind must be local or s3, not {other}"),
+        }
+    }
 }
 
 /// One `[[inbound_routes]]` table: `destination` (called number, SIP user or `*`) and either
@@ -79,6 +137,7 @@ impl Default for Settings {
             log_format: "text".into(),
             inbound_routes: Vec::new(),
             inbound_url: None,
+            storage: StorageSetting::default(),
         }
     }
 }
@@ -165,6 +224,26 @@ impl Settings {
         if let Some(v) = env("DIALTONE_LOG") {
             self.log = v;
         }
+        if let Some(v) = env("DIALTONE_STORAGE") {
+            self.storage.kind = v;
+        }
+        let st = &mut self.storage;
+        for (var, field) in [
+            ("DIALTONE_S3_ENDPOINT", &mut st.endpoint),
+            ("DIALTONE_S3_BUCKET", &mut st.bucket),
+            ("DIALTONE_S3_ACCESS_KEY", &mut st.access_key),
+            ("DIALTONE_S3_SECRET_KEY", &mut st.secret_key),
+        ] {
+            if let Some(v) = env(var) {
+                *field = Some(v);
+            }
+        }
+        if let Some(v) = env("DIALTONE_S3_REGION") {
+            st.region = v;
+        }
+        if let Some(v) = env("DIALTONE_S3_PREFIX") {
+            st.prefix = v;
+        }
         if let Some(v) = env("DIALTONE_LOG_FORMAT") {
             self.log_format = v;
         }
@@ -172,6 +251,7 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
+        self.storage.s3()?;
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
             bail!("rtp_ports {lo}-{hi} leaves no even port pair");
@@ -363,6 +443,29 @@ mod tests {
             ..s
         };
         assert_eq!(credentials(&pinned).unwrap().api_token, "tok");
+    }
+
+    #[test]
+    fn storage_s3_from_the_file_needs_its_keys() {
+        let s: Settings = toml::from_str(
+            "[storage]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"b\"\n\
+             access_key = \"k\"\nsecret_key = \"s\"\nprefix = \"rec/\"\n",
+        )
+        .unwrap();
+        let c = s.storage.s3().unwrap().unwrap();
+        assert_eq!(
+            (c.bucket.as_str(), c.region.as_str(), c.prefix.as_str()),
+            ("b", "us-east-1", "rec/")
+        );
+        assert_eq!(Settings::default().storage.s3().unwrap(), None);
+        let missing: Settings = toml::from_str("[storage]\nkind = \"s3\"\n").unwrap();
+        assert!(missing
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("endpoint"));
+        let bad: Settings = toml::from_str("[storage]\nkind = \"ftp\"\n").unwrap();
+        assert!(bad.check().is_err());
     }
 
     #[test]

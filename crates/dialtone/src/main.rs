@@ -231,6 +231,7 @@ fn node_config(
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", s.http_listen)),
+        s3: s.storage.s3()?,
     })
 }
 

@@ -29,7 +29,12 @@ pub(crate) enum ActorMsg {
     },
     Media(MediaEvent),
     /// The recorder finished one of this call's recordings (its webhook is already queued).
-    RecordingDone(uuid::Uuid),
+    RecordingDone {
+        rec_id: uuid::Uuid,
+        control_id: String,
+        /// The final `calling.call.record` event's `params`.
+        params: serde_json::Value,
+    },
     /// News from the other call of a bridge (`calling.transfer` to a SIP/phone destination).
     Peer(crate::bridge::PeerEvent),
     /// The node is shutting down: hang up.
@@ -579,7 +584,11 @@ impl CallActor {
             ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
             ActorMsg::Media(MediaEvent::Digit(d)) => self.on_digit(d).await,
             ActorMsg::Media(MediaEvent::Listener(ev)) => self.on_listener_event(ev).await,
-            ActorMsg::RecordingDone(rec_id) => self.on_recording_done(rec_id),
+            ActorMsg::RecordingDone {
+                rec_id,
+                control_id,
+                params,
+            } => self.on_recording_done(rec_id, control_id, params).await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,

@@ -34,4 +34,6 @@ pub struct NodeConfig {
     pub user_agent: String,
     /// Base of the URLs handed out for recordings (`http://<http_listen>` by default).
     pub public_url: String,
+    /// Where finished recordings go besides the data dir (`[storage] kind = "s3"`).
+    pub s3: Option<crate::s3::S3Config>,
 }

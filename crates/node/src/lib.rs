@@ -22,6 +22,7 @@ pub mod prepare;
 mod recorder;
 mod recording;
 pub mod routing;
+pub mod s3;
 mod script;
 mod script_call;
 pub mod shard;
@@ -159,6 +160,7 @@ impl Node {
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
+        inner.upload_leftovers();
         // Recordings end on the recorder thread: queue their webhook, tell the call if alive.
         let weak_rec = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -167,9 +169,20 @@ impl Node {
                     break;
                 };
                 let (call_id, rec_id) = (done.call_id, done.rec_id);
-                inner.recording_done(done).await;
+                let control_id = done.meta.control_id.clone();
+                let upload = record::Format::from_name(&done.meta.format)
+                    .filter(|_| done.playable)
+                    .map(|f| (done.meta.project_id, f));
+                let params = inner.recording_done(done).await;
+                if let Some((project, format)) = upload {
+                    tokio::spawn(inner.clone().upload_recording(project, rec_id, format));
+                }
                 if let Some(tx) = inner.inbox_of(call_id) {
-                    let _ = tx.try_send(ActorMsg::RecordingDone(rec_id));
+                    let _ = tx.try_send(ActorMsg::RecordingDone {
+                        rec_id,
+                        control_id,
+                        params: params.unwrap_or_default(),
+                    });
                 }
             }
         });
@@ -578,13 +591,16 @@ impl CallControl for Node {
         }
     }
 
-    async fn recording(&self, project: Uuid, recording_id: Uuid) -> Result<Vec<u8>, ControlError> {
-        let path = self.inner.recording_path(project, recording_id);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ControlError::NotFound),
-            Err(e) => Err(ControlError::Internal(e.to_string())),
-        }
+    async fn recording(
+        &self,
+        project: Uuid,
+        recording_id: Uuid,
+        ext: &str,
+    ) -> Result<Vec<u8>, ControlError> {
+        let format = record::Format::from_name(ext).ok_or(ControlError::NotFound)?;
+        self.inner
+            .recording_bytes(project, recording_id, format)
+            .await
     }
 
     async fn list_calls(

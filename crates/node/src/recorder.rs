@@ -1,6 +1,6 @@
 //! The node's recording writer: one thread that owns every open recording file. Media shards
 //! hand it each recorded call's 20 ms frames (what the far end said, what we sent) without
-//! blocking; it writes them with `record::WavRecorder`, runs the VAD that ends a recording on
+//! blocking; it writes them with `record::Recorder` (WAV or MP3), runs the VAD that ends a recording on
 //! `initial_timeout` / `end_silence_timeout`, enforces `max_length`, and reports every ending
 //! to the node — which queues the `calling.call.record` webhook itself, so a recording that
 //! ends because the call did is still reported.
@@ -50,6 +50,7 @@ pub struct StartRecording {
     pub rec_id: Uuid,
     pub call_id: Uuid,
     pub path: PathBuf,
+    pub format: record::Format,
     pub opts: record::RecordingOptions,
     pub limits: RecordLimits,
     pub meta: RecordingMeta,
@@ -87,12 +88,15 @@ pub struct RecordingDone {
     pub outcome: RecordingOutcome,
     pub duration_ms: u64,
     pub size_bytes: u64,
+    /// The file holds playable audio (always on finished / no_input; on error when writes
+    /// failed after some audio was written).
+    pub playable: bool,
     pub meta: RecordingMeta,
 }
 
 struct Open {
     call_id: Uuid,
-    writer: record::WavRecorder,
+    writer: record::Recorder,
     limits: RecordLimits,
     meta: RecordingMeta,
     vad: media::vad::Vad,
@@ -141,6 +145,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                     rec_id,
                     call_id,
                     path,
+                    format,
                     opts,
                     limits,
                     meta,
@@ -148,7 +153,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                match record::WavRecorder::create(&path, opts) {
+                match record::Recorder::create_as(&path, opts, format) {
                     Ok(writer) => {
                         let vad = media::vad::Vad::new(opts.sample_rate, limits.sensitivity);
                         open.insert(
@@ -172,6 +177,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                             outcome: RecordingOutcome::Error(e.to_string()),
                             duration_ms: 0,
                             size_bytes: 0,
+                            playable: false,
                             meta,
                         });
                     }
@@ -250,9 +256,36 @@ fn close(
     let Some(rec) = open.remove(&rec_id) else {
         return;
     };
-    let (outcome, duration_ms, size_bytes) = match rec.writer.finish() {
-        Ok(info) => (outcome, info.duration_ms, info.size_bytes),
-        Err(e) => (RecordingOutcome::Error(e.to_string()), 0, 0),
+    let path = rec.writer.path().to_path_buf();
+    let format = rec.writer.format();
+    // A write error already decided the outcome; finishing then fails too (nothing more is
+    // written), and the file is repaired so what reached it plays.
+    let finished = match outcome {
+        RecordingOutcome::Error(e) => {
+            // Closed before the repair, so nothing buffered lands after it.
+            drop(rec.writer);
+            Err(e)
+        }
+        ok => rec
+            .writer
+            .finish()
+            .map(|info| (ok, info))
+            .map_err(|e| e.to_string()),
+    };
+    let (outcome, duration_ms, size_bytes, playable) = match finished {
+        Ok((outcome, info)) => (outcome, info.duration_ms, info.size_bytes, true),
+        Err(why) => {
+            warn!(%rec_id, error = %why, "recording failed");
+            match repair(&path, format) {
+                Ok(info) => (
+                    RecordingOutcome::Error(why),
+                    info.duration_ms,
+                    info.size_bytes,
+                    info.duration_ms > 0,
+                ),
+                Err(_) => (RecordingOutcome::Error(why), 0, 0, false),
+            }
+        }
     };
     let _ = done.send(RecordingDone {
         rec_id,
@@ -260,11 +293,23 @@ fn close(
         outcome,
         duration_ms,
         size_bytes,
+        playable,
         meta: rec.meta,
     });
 }
 
-/// Makes every recording a crash left behind playable (header sizes from the file length).
+fn repair(
+    path: &std::path::Path,
+    format: record::Format,
+) -> Result<record::RecordingInfo, record::RecordError> {
+    match format {
+        record::Format::Wav => record::repair(path),
+        record::Format::Mp3 => record::repair_mp3(path),
+    }
+}
+
+/// Makes every recording a crash left behind playable (WAV: header sizes from the file
+/// length; MP3: a partial last frame cut off).
 pub fn repair_all(dir: &std::path::Path) {
     let Ok(projects) = std::fs::read_dir(dir) else {
         return;
@@ -275,8 +320,12 @@ pub fn repair_all(dir: &std::path::Path) {
         };
         for file in files.flatten() {
             let path = file.path();
-            if path.extension().is_some_and(|e| e == "wav") {
-                if let Err(e) = record::repair(&path) {
+            let format = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .and_then(record::Format::from_name);
+            if let Some(format) = format {
+                if let Err(e) = repair(&path, format) {
                     warn!(path = %path.display(), error = %e, "recording could not be repaired");
                 }
             }

@@ -1,7 +1,8 @@
 //! REST `calling.record` (+ `.pause`, `.resume`, `.stop`): a recording of the call's audio in
-//! WAV (mono or stereo, `speak` = what the far end says, `listen` = what it hears, `both`),
-//! written streaming by the node's recorder thread, reported as `calling.call.record` events
-//! (calling-events.md §5) and served back at `GET /api/calling/recordings/{id}.wav`.
+//! MP3 (the default) or WAV (mono or stereo, `speak` = what the far end says, `listen` = what
+//! it hears, `both`), written streaming by the node's recorder thread, reported as
+//! `calling.call.record` events (calling-events.md §5) and served back at
+//! `GET /api/calling/recordings/{id}.mp3|.wav`. `mp4` is refused (no AAC encoder here).
 
 use std::collections::HashMap;
 
@@ -49,16 +50,22 @@ impl CallActor {
             .and_then(|r| r.get("audio"))
             .cloned()
             .unwrap_or_else(|| json!({}));
-        let format = audio
+        let format_name = audio
             .get("format")
             .and_then(Value::as_str)
             .unwrap_or("mp3")
             .to_string();
-        if format != "wav" {
-            return Err(ControlError::NotImplemented {
-                command: format!("calling.record in {format} (only wav is built)"),
+        let Some(file_format) = record::Format::from_name(&format_name) else {
+            return Err(ControlError::Unprocessable {
+                code: "invalid_parameter",
+                message: format!(
+                    "record.audio.format {format_name} is not supported by this server \
+                     (no AAC encoder for mp4); use mp3 or wav"
+                ),
+                attribute: Some("record.audio.format".into()),
             });
-        }
+        };
+        let format = format_name;
         let control_id = p
             .get("control_id")
             .and_then(Value::as_str)
@@ -115,7 +122,21 @@ impl CallActor {
             vad_on_heard: direction != "listen",
         };
         let rec_id = Uuid::new_v4();
-        let path = self.node.recording_path(self.ident.project_id, rec_id);
+        let path = self
+            .node
+            .recording_path(self.ident.project_id, rec_id, file_format);
+        // Storage that cannot hold the file fails the command, before any `recording` event;
+        // a file the recorder thread then cannot create still ends in an `error` event.
+        if let Some(dir) = path.parent() {
+            if let Err(e) = tokio::fs::create_dir_all(dir).await {
+                tracing::warn!(dir = %dir.display(), error = %e, "recordings cannot be stored");
+                return Err(ControlError::Unprocessable {
+                    code: "recording_storage_unavailable",
+                    message: format!("recordings cannot be stored on this server: {e}"),
+                    attribute: None,
+                });
+            }
+        }
         let meta = RecordingMeta {
             control_id: control_id.clone(),
             status_url: p
@@ -123,8 +144,9 @@ impl CallActor {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             url: format!(
-                "{}/api/calling/recordings/{rec_id}.wav",
-                self.node.cfg.public_url.trim_end_matches('/')
+                "{}/api/calling/recordings/{rec_id}.{}",
+                self.node.cfg.public_url.trim_end_matches('/'),
+                file_format.extension()
             ),
             format: format.clone(),
             audio: json!({ "format": format, "direction": direction, "stereo": stereo }),
@@ -137,6 +159,7 @@ impl CallActor {
                 rec_id,
                 call_id: self.ident.call_id,
                 path,
+                format: file_format,
                 opts,
                 limits,
                 meta: meta.clone(),
@@ -243,8 +266,24 @@ impl CallActor {
         }
     }
 
-    /// The recorder finished one (the node already sent its webhook).
-    pub(crate) fn on_recording_done(&mut self, rec_id: Uuid) {
+    /// The URL the running recording `control_id` will have when it ends.
+    // Called by SWML `record_call` (script.rs), which reports the URL at start.
+    #[allow(dead_code)]
+    pub(crate) fn recording_url(&self, control_id: &str) -> Option<String> {
+        self.recordings
+            .by_control_id
+            .get(control_id)
+            .map(|a| a.meta.url.clone())
+    }
+
+    /// The recorder finished one (the node already sent its webhook); `params` is that
+    /// final event's `params`, handed to a script waiting on `control_id`.
+    pub(crate) async fn on_recording_done(
+        &mut self,
+        rec_id: Uuid,
+        control_id: String,
+        params: Value,
+    ) {
         self.recordings
             .by_control_id
             .retain(|_, a| a.rec_id != rec_id);
@@ -257,6 +296,7 @@ impl CallActor {
                 },
             );
         }
+        self.script_control_done(&control_id, params).await;
     }
 
     /// The call ends: every recording is finished (and reported by the node).
@@ -294,24 +334,27 @@ impl NodeInner {
         self.cfg.data_dir.join("recordings")
     }
 
-    pub(crate) fn recording_path(&self, project: Uuid, rec_id: Uuid) -> std::path::PathBuf {
+    pub(crate) fn recording_path(
+        &self,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) -> std::path::PathBuf {
         self.recordings_dir()
             .join(project.to_string())
-            .join(format!("{rec_id}.wav"))
+            .join(format!("{rec_id}.{}", format.extension()))
     }
 
     /// The `finished` / `no_input` / `error` webhook of a recording, queued even when the call
-    /// is already gone.
-    pub(crate) async fn recording_done(&self, done: RecordingDone) {
-        let Some(url) = done.meta.status_url.as_deref() else {
-            return;
-        };
+    /// is already gone. Returns the event's `params` (also without a status_url), or `None`
+    /// when the call is unknown.
+    pub(crate) async fn recording_done(&self, done: RecordingDone) -> Option<Value> {
         let Ok(Some(call)) = self
             .store
             .get_call(done.meta.project_id, done.call_id)
             .await
         else {
-            return;
+            return None;
         };
         let ident = self.identity_of(&call);
         let duration = done.duration_ms as f64 / 1000.0;
@@ -330,7 +373,8 @@ impl NodeInner {
             "end_time": now_ms() as f64 / 1000.0,
             "record": { "audio": done.meta.audio },
         });
-        if state != "error" {
+        // On error the audio that reached the file before the failure is still served.
+        if state != "error" || done.playable {
             params["url"] = json!(done.meta.url);
             params["duration"] = json!(duration);
             params["size"] = json!(done.size_bytes);
@@ -339,8 +383,130 @@ impl NodeInner {
             params["record"]["size"] = json!(done.size_bytes);
             params["record"]["format"] = json!(done.meta.format);
         }
-        let event = ident.envelope("calling.call.record", now_ms(), params);
-        self.notify(done.call_id, url, &event).await;
+        if let Some(url) = done.meta.status_url.as_deref() {
+            let event = ident.envelope("calling.call.record", now_ms(), params.clone());
+            self.notify(done.call_id, url, &event).await;
+        }
+        Some(params)
+    }
+}
+
+/// Tries of one upload before the file is left in the data dir (it is still served from there
+/// and tried again on the next start).
+const UPLOAD_TRIES: u32 = 8;
+
+impl NodeInner {
+    pub(crate) fn s3(&self) -> Option<crate::s3::S3Client> {
+        self.cfg
+            .s3
+            .clone()
+            .map(|c| crate::s3::S3Client::new(c, self.http.clone()))
+    }
+
+    /// The object key of a recording file: `{prefix}{project}/{rec_id}.{ext}`.
+    pub(crate) fn recording_key(
+        s3: &crate::s3::S3Client,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) -> String {
+        s3.key(&format!("{project}/{rec_id}.{}", format.extension()))
+    }
+
+    /// Uploads a finished recording to the bucket (retried with backoff) and then removes the
+    /// local copy; until then the local file is what is served.
+    pub(crate) async fn upload_recording(
+        self: std::sync::Arc<Self>,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) {
+        let Some(s3) = self.s3() else {
+            return;
+        };
+        let path = self.recording_path(project, rec_id, format);
+        let key = Self::recording_key(&s3, project, rec_id, format);
+        let mut wait = std::time::Duration::from_millis(500);
+        for attempt in 1..=UPLOAD_TRIES {
+            let bytes = match tokio::fs::read(&path).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "recording to upload is unreadable");
+                    return;
+                }
+            };
+            match s3.put(&key, bytes, format.content_type()).await {
+                Ok(()) => {
+                    info!(%rec_id, %key, "recording uploaded");
+                    if let Err(e) = tokio::fs::remove_file(&path).await {
+                        tracing::warn!(path = %path.display(), error = %e, "uploaded recording not removed");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(%rec_id, attempt, error = %e, "recording upload failed");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                }
+            }
+        }
+        tracing::warn!(%rec_id, "recording left in the data dir; upload is tried again on start");
+    }
+
+    /// On start: recordings a previous run did not upload (crash, storage down) are uploaded.
+    pub(crate) fn upload_leftovers(self: &std::sync::Arc<Self>) {
+        if self.cfg.s3.is_none() {
+            return;
+        }
+        let Ok(projects) = std::fs::read_dir(self.recordings_dir()) else {
+            return;
+        };
+        for project in projects.flatten() {
+            let Some(project_id) = project.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(files) = std::fs::read_dir(project.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let path = file.path();
+                let format = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .and_then(record::Format::from_name);
+                let rec_id = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse().ok());
+                if let (Some(format), Some(rec_id)) = (format, rec_id) {
+                    tokio::spawn(self.clone().upload_recording(project_id, rec_id, format));
+                }
+            }
+        }
+    }
+
+    /// A recording's bytes: the local file while it is there, else the bucket's object.
+    pub(crate) async fn recording_bytes(
+        &self,
+        project: Uuid,
+        rec_id: Uuid,
+        format: record::Format,
+    ) -> Result<Vec<u8>, ControlError> {
+        let path = self.recording_path(project, rec_id, format);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ControlError::Internal(e.to_string())),
+        }
+        let Some(s3) = self.s3() else {
+            return Err(ControlError::NotFound);
+        };
+        let key = Self::recording_key(&s3, project, rec_id, format);
+        match s3.get(&key).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(ControlError::NotFound),
+            Err(e) => Err(ControlError::Unavailable(format!("recording storage: {e}"))),
+        }
     }
 }
 

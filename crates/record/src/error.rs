@@ -33,6 +33,15 @@ pub enum RecordError {
     /// An earlier write failed; the recorder writes nothing more (use [`crate::repair`]).
     #[error("recording stopped after an earlier write error")]
     Failed,
+    /// The MP3 encoder failed.
+    #[error("mp3 encoder: {0}")]
+    Mp3(#[source] crate::LameError),
+    /// The file holds no MP3 frame.
+    #[error("not a repairable MP3 file {path}")]
+    NotMp3 {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is not a WAV file this crate can repair.
     #[error("not a repairable WAV file {path}: {reason}")]
     NotWav {

@@ -1,72 +1,90 @@
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::wav::{self, DATA_SIZE_AT, HEADER_LEN, MAX_DATA, RIFF_SIZE_AT};
-use crate::{Channels, Direction, PauseBehavior, RecordError, RecordingInfo, RecordingOptions};
+use crate::mp3::Mp3Sink;
+use crate::sink::Sink;
+use crate::wav::{self, WavSink};
+use crate::{
+    Channels, Direction, Format, PauseBehavior, RecordError, RecordingInfo, RecordingOptions,
+};
 
 /// Lowest and highest sample rates accepted.
 const MIN_RATE: u32 = 8_000;
 const MAX_RATE: u32 = 192_000;
 
-/// Writes one recording as a 16-bit PCM WAV file, frame by frame.
+/// Writes one recording (WAV or MP3), frame by frame.
 ///
-/// Not a finished file until [`WavRecorder::finish`]; dropped without it, the file is left as
-/// a crash would leave it (header at the last once-a-second checkpoint) and [`crate::repair`]
-/// makes it exact.
+/// Not a finished file until [`Recorder::finish`]; dropped without it, the file is left as
+/// a crash would leave it (up to the last once-a-second checkpoint) and [`crate::repair`] /
+/// [`crate::repair_mp3`] make it whole.
 #[derive(Debug)]
-pub struct WavRecorder {
-    out: BufWriter<File>,
+pub struct Recorder {
+    sink: Box<dyn Sink>,
     path: PathBuf,
     opts: RecordingOptions,
-    /// Bytes per sample frame (all channels).
-    block_align: u64,
+    format: Format,
     /// Sample frames (one sample per channel) in the file.
     frames: u64,
-    /// `frames` when the header was last rewritten.
+    /// `frames` at the last checkpoint.
     frames_at_checkpoint: u64,
     paused: Option<PauseBehavior>,
     /// A write failed: the file's state is unknown, nothing more is written.
     failed: bool,
-    scratch: Vec<u8>,
+    scratch: Vec<i16>,
 }
 
-impl WavRecorder {
-    /// Creates the file (which must not exist yet) and writes a WAV header whose sizes are
-    /// patched as audio arrives.
+/// The WAV recorder of earlier versions: a [`Recorder`] made with [`Recorder::create`].
+pub type WavRecorder = Recorder;
+
+impl Recorder {
+    /// Creates a WAV file (which must not exist yet); see [`Recorder::create_as`].
     pub fn create(path: &Path, opts: RecordingOptions) -> Result<Self, RecordError> {
+        Recorder::create_as(path, opts, Format::Wav)
+    }
+
+    /// Creates the file (which must not exist yet) in `format`. MP3 takes 8 000–48 000 Hz
+    /// rates lame can encode without resampling (8, 11.025, 12, 16, 22.05, 24, 32, 44.1, 48 kHz).
+    pub fn create_as(
+        path: &Path,
+        opts: RecordingOptions,
+        format: Format,
+    ) -> Result<Self, RecordError> {
         if !opts.sample_rate.is_multiple_of(50)
             || !(MIN_RATE..=MAX_RATE).contains(&opts.sample_rate)
         {
             return Err(RecordError::SampleRate(opts.sample_rate));
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| RecordError::io("create", path, e))?;
         let channels = opts.channel_count();
-        let mut out = BufWriter::with_capacity(64 * 1024, file);
-        out.write_all(&wav::header(opts.sample_rate, channels, 0))
-            .and_then(|()| out.flush())
-            .map_err(|e| RecordError::io("write header of", path, e))?;
-        let block_align = u64::from(channels) * u64::from(wav::BITS / 8);
-        Ok(WavRecorder {
-            out,
+        let sink: Box<dyn Sink> = match format {
+            Format::Wav => Box::new(WavSink::create(path, opts.sample_rate, channels)?),
+            Format::Mp3 => {
+                if ![8_000, 16_000, 32_000, 48_000, 12_000, 24_000].contains(&opts.sample_rate) {
+                    return Err(RecordError::SampleRate(opts.sample_rate));
+                }
+                Box::new(Mp3Sink::create(path, opts.sample_rate, channels)?)
+            }
+        };
+        Ok(Recorder {
+            sink,
             path: path.to_path_buf(),
             opts,
-            block_align,
+            format,
             frames: 0,
             frames_at_checkpoint: 0,
             paused: None,
             failed: false,
-            scratch: Vec::with_capacity(opts.frame_samples() * block_align as usize),
+            scratch: Vec::with_capacity(opts.frame_samples() * usize::from(channels)),
         })
     }
 
     /// The options the recording was created with.
     pub fn options(&self) -> RecordingOptions {
         self.opts
+    }
+
+    /// The file's format.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// Where the file is.
@@ -97,39 +115,39 @@ impl WavRecorder {
                 speak.filter(|_| self.opts.direction.includes_speak()),
             ),
         };
-        let data_after = (self.frames + n as u64) * self.block_align;
-        if data_after > MAX_DATA {
-            return Err(RecordError::TooLarge);
-        }
 
         self.scratch.clear();
         let at = |frame: Option<&[i16]>, i: usize| frame.map_or(0, |f| f[i]);
         match self.opts.channels {
             Channels::Mono => {
                 for i in 0..n {
-                    let s = match self.opts.direction {
+                    self.scratch.push(match self.opts.direction {
                         Direction::Listen => at(listen, i),
                         Direction::Speak => at(speak, i),
                         Direction::Both => at(listen, i).saturating_add(at(speak, i)),
-                    };
-                    self.scratch.extend_from_slice(&s.to_le_bytes());
+                    });
                 }
             }
             Channels::Stereo => {
                 for i in 0..n {
-                    self.scratch.extend_from_slice(&at(listen, i).to_le_bytes());
-                    self.scratch.extend_from_slice(&at(speak, i).to_le_bytes());
+                    self.scratch.push(at(listen, i));
+                    self.scratch.push(at(speak, i));
                 }
             }
         }
-        if let Err(e) = self.out.write_all(&self.scratch) {
-            self.failed = true;
-            return Err(RecordError::io("write", &self.path, e));
+        match self.sink.write(&self.scratch) {
+            Ok(()) => {}
+            // Nothing was written: the file is still whole, later frames are refused too.
+            Err(RecordError::TooLarge) => return Err(RecordError::TooLarge),
+            Err(e) => {
+                self.failed = true;
+                return Err(e);
+            }
         }
         self.frames += n as u64;
 
         if self.frames - self.frames_at_checkpoint >= u64::from(self.opts.sample_rate) {
-            if let Err(e) = self.write_sizes(false) {
+            if let Err(e) = self.sink.checkpoint() {
                 self.failed = true;
                 return Err(e);
             }
@@ -154,23 +172,23 @@ impl WavRecorder {
         self.paused
     }
 
-    /// Milliseconds of audio in the file so far (rounded down).
+    /// Milliseconds of audio given to the file so far (rounded down).
     pub fn duration_ms(&self) -> u64 {
         wav::duration_ms(self.frames, self.opts.sample_rate)
     }
 
     /// Bytes of the file so far, header included.
     pub fn size_bytes(&self) -> u64 {
-        HEADER_LEN + self.data_len()
+        self.sink.size_bytes()
     }
 
-    /// Finishes the file: final header, file and directory synced. On error the file is left
-    /// as a crash would leave it ([`crate::repair`] may save it).
+    /// Finishes the file: last data written, file and directory synced. On error the file is
+    /// left as a crash would leave it ([`crate::repair`] / [`crate::repair_mp3`] may save it).
     pub fn finish(mut self) -> Result<RecordingInfo, RecordError> {
         if self.failed {
             return Err(RecordError::Failed);
         }
-        self.write_sizes(true)?;
+        self.sink.finish()?;
         sync_dir(&self.path)?;
         // The file we wrote must still be where the caller will look for it.
         let on_disk = std::fs::metadata(&self.path)
@@ -191,33 +209,6 @@ impl WavRecorder {
             size_bytes: self.size_bytes(),
             path: self.path,
         })
-    }
-
-    fn data_len(&self) -> u64 {
-        self.frames * self.block_align
-    }
-
-    /// Flushes the audio, rewrites the header's sizes and syncs the file (`all`: metadata
-    /// too).
-    fn write_sizes(&mut self, all: bool) -> Result<(), RecordError> {
-        let path = &self.path;
-        let io = |e| RecordError::io("update header of", path, e);
-        // `create` and `write_frame` keep the data under MAX_DATA, which fits in a u32.
-        let data = u32::try_from(self.data_len()).map_err(|_| RecordError::TooLarge)?;
-        self.out.flush().map_err(io)?;
-        let file = self.out.get_mut();
-        file.seek(SeekFrom::Start(RIFF_SIZE_AT)).map_err(io)?;
-        file.write_all(&wav::riff_size(data).to_le_bytes())
-            .map_err(io)?;
-        file.seek(SeekFrom::Start(DATA_SIZE_AT)).map_err(io)?;
-        file.write_all(&data.to_le_bytes()).map_err(io)?;
-        file.seek(SeekFrom::End(0)).map_err(io)?;
-        let synced = if all {
-            file.sync_all()
-        } else {
-            file.sync_data()
-        };
-        synced.map_err(|e| RecordError::io("sync", path, e))
     }
 }
 
@@ -262,24 +253,12 @@ mod tests {
     fn refuses_audio_past_the_wav_size_limit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.wav");
-        let opts = RecordingOptions {
-            sample_rate: 8000,
-            channels: Channels::Stereo,
-            direction: Direction::Both,
-        };
-        let mut rec = WavRecorder::create(&path, opts).unwrap();
-        let frame = vec![1i16; 160];
+        let mut sink = WavSink::create(&path, 8000, 2).unwrap();
+        let frame = vec![1i16; 320];
         // Pretend the file already holds all but one frame's room (without writing 4 GiB).
-        rec.frames = (MAX_DATA / rec.block_align) - 160;
-        rec.frames_at_checkpoint = rec.frames;
-        rec.write_frame(Some(&frame), Some(&frame)).unwrap();
-        assert!(matches!(
-            rec.write_frame(Some(&frame), Some(&frame)),
-            Err(RecordError::TooLarge)
-        ));
-        // Still usable while paused with skip (nothing to write).
-        rec.pause(PauseBehavior::Skip);
-        rec.write_frame(Some(&frame), None).unwrap();
+        sink.data_len = crate::wav::MAX_DATA - 640;
+        sink.write(&frame).unwrap();
+        assert!(matches!(sink.write(&frame), Err(RecordError::TooLarge)));
     }
 
     #[test]

@@ -45,3 +45,90 @@ pub(crate) fn duration_ms(frames: u64, sample_rate: u32) -> u64 {
     }
     frames.saturating_mul(1000) / u64::from(sample_rate)
 }
+
+/// The WAV sink: a canonical header whose sizes are patched at each checkpoint.
+#[derive(Debug)]
+pub(crate) struct WavSink {
+    out: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+    /// Bytes of audio written.
+    pub(crate) data_len: u64,
+}
+
+impl WavSink {
+    pub(crate) fn create(
+        path: &std::path::Path,
+        rate: u32,
+        channels: u16,
+    ) -> Result<Self, crate::RecordError> {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| crate::RecordError::io("create", path, e))?;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+        out.write_all(&header(rate, channels, 0))
+            .and_then(|()| out.flush())
+            .map_err(|e| crate::RecordError::io("write header of", path, e))?;
+        Ok(WavSink {
+            out,
+            path: path.to_path_buf(),
+            data_len: 0,
+        })
+    }
+
+    /// Flushes the audio, rewrites the header's sizes and syncs the file (`all`: metadata
+    /// too).
+    fn write_sizes(&mut self, all: bool) -> Result<(), crate::RecordError> {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = &self.path;
+        let io = |e| crate::RecordError::io("update header of", path, e);
+        // `write` keeps the data under MAX_DATA, which fits in a u32.
+        let data = u32::try_from(self.data_len).map_err(|_| crate::RecordError::TooLarge)?;
+        self.out.flush().map_err(io)?;
+        let file = self.out.get_mut();
+        file.seek(SeekFrom::Start(RIFF_SIZE_AT)).map_err(io)?;
+        file.write_all(&riff_size(data).to_le_bytes()).map_err(io)?;
+        file.seek(SeekFrom::Start(DATA_SIZE_AT)).map_err(io)?;
+        file.write_all(&data.to_le_bytes()).map_err(io)?;
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let synced = if all {
+            file.sync_all()
+        } else {
+            file.sync_data()
+        };
+        synced.map_err(|e| crate::RecordError::io("sync", path, e))
+    }
+}
+
+impl crate::sink::Sink for WavSink {
+    fn write(&mut self, samples: &[i16]) -> Result<(), crate::RecordError> {
+        use std::io::Write;
+        let bytes = samples.len() as u64 * 2;
+        if self.data_len + bytes > MAX_DATA {
+            return Err(crate::RecordError::TooLarge);
+        }
+        let mut raw = Vec::with_capacity(samples.len() * 2);
+        for s in samples {
+            raw.extend_from_slice(&s.to_le_bytes());
+        }
+        self.out
+            .write_all(&raw)
+            .map_err(|e| crate::RecordError::io("write", &self.path, e))?;
+        self.data_len += bytes;
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<(), crate::RecordError> {
+        self.write_sizes(false)
+    }
+
+    fn finish(&mut self) -> Result<(), crate::RecordError> {
+        self.write_sizes(true)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        HEADER_LEN + self.data_len
+    }
+}
