@@ -266,9 +266,8 @@ impl CallActor {
         }
     }
 
-    /// The URL the running recording `control_id` will have when it ends.
-    // Called by SWML `record_call` (script.rs), which reports the URL at start.
-    #[allow(dead_code)]
+    /// The URL the running recording `control_id` will have when it ends (SWML
+    /// `record_call` reports it at start).
     pub(crate) fn recording_url(&self, control_id: &str) -> Option<String> {
         self.recordings
             .by_control_id
@@ -507,15 +506,5 @@ impl NodeInner {
             Ok(None) => Err(ControlError::NotFound),
             Err(e) => Err(ControlError::Unavailable(format!("recording storage: {e}"))),
         }
-    }
-}
-
-impl CallActor {
-    /// The URL the running recording `control_id` will be served at.
-    pub(crate) fn recording_url(&self, control_id: &str) -> Option<String> {
-        self.recordings
-            .by_control_id
-            .get(control_id)
-            .map(|a| a.meta.url.clone())
     }
 }
