@@ -951,7 +951,6 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
     for command, params, named in [("calling.record", {"record": {"audio": {}}}, "mp3"),  # the default format
-                                   ("calling.collect", {"speech": {}}, "speech"),
                                    ("calling.detect", {"detect": {"type": "machine", "params": {}}}, ""),
                                    ("calling.denoise", {}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})

@@ -129,7 +129,7 @@ impl CallActor {
         };
         let mut collect = collect;
         if let Some(sp) = speech {
-            let params = speech_params(&sp, wants_digits, &collect);
+            let params = speech_params(&sp, &collect);
             collect.speech = Some((params.end_silence_ms, params.speech_timeout_ms));
             let listener = SpeechListener::new(self.node.speech.clone(), params);
             self.node.media.send(
@@ -329,9 +329,10 @@ impl CallActor {
 }
 
 /// The listener's parameters from the collect's `speech` object. Spoken digits are in the
-/// grammar when the collect also takes DTMF or gives no hints. `model` and `engine` are
-/// accepted and ignored: the node has one (embedded) engine.
-fn speech_params(sp: &Value, wants_digits: bool, c: &Collect) -> SpeechParams {
+/// grammar only when no hints are given: next to hint phrases, a free digit loop wins too often
+/// on 8 kHz audio (DTMF still works alongside). `model` and `engine` are accepted and ignored:
+/// the node has one (embedded) engine.
+fn speech_params(sp: &Value, c: &Collect) -> SpeechParams {
     let hints: Vec<String> = sp
         .get("hints")
         .and_then(Value::as_array)
@@ -351,7 +352,7 @@ fn speech_params(sp: &Value, wants_digits: bool, c: &Collect) -> SpeechParams {
     SpeechParams {
         request: asr::RecognitionRequest {
             language,
-            digits_allowed: wants_digits || hints.is_empty(),
+            digits_allowed: hints.is_empty(),
             hints,
             sample_rate: 8000,
         },
