@@ -156,3 +156,28 @@ def test_digits_and_speech_speech_first(start_dialtone, sipp, hooks, tmp_path):
     assert len(results) == 1 and results[0]["type"] == "speech", results
     assert results[0]["params"]["text"] == "yes please", results
     end_call(d, far, call_id)
+
+
+def test_continuous_speech_collect_reports_each_utterance_until_stopped(start_dialtone, sipp, hooks, tmp_path):
+    gap = [0] * int(8000 * 2.5)
+    write_ulaw_wav(tmp_path / "stream.wav",
+                   flite_samples(tmp_path, "yes please") + gap + flite_samples(tmp_path, "no thanks") + gap * 2)
+    far, d, call_id = start_call(start_dialtone, sipp, hooks)
+    r = d.post({"command": "calling.collect", "id": call_id,
+                "params": {"control_id": "loop", "initial_timeout": 30, "start_input_timers": True,
+                           "continuous": True, "status_url": hooks.url("/collect"),
+                           "speech": {"hints": ["yes please", "no thanks"], "end_silence_timeout": 1}}})
+    assert r.status_code == 200, r.text
+    deadline = time.time() + 20
+    evs = []
+    while time.time() < deadline and len(evs) < 2:
+        evs = collect_events(hooks, call_id, timeout=0.1)
+        time.sleep(0.1)
+    assert [e["params"]["result"] for e in evs] == [
+        {"type": "speech", "params": {"text": "yes please", "confidence": evs[0]["params"]["result"]["params"]["confidence"]}},
+        {"type": "speech", "params": {"text": "no thanks", "confidence": evs[1]["params"]["result"]["params"]["confidence"]}},
+    ], evs
+    assert all(e["params"]["state"] == "collecting" for e in evs), evs
+    r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "loop"}})
+    assert r.status_code == 200, r.text
+    end_call(d, far, call_id)
