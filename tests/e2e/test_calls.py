@@ -951,8 +951,7 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
     # Commands of later issues (tap, stream, transcribe, AI, fax): refused, naming the command.
-    for command, params, named in [("calling.collect", {"speech": {}}, "speech"),
-                                   ("calling.stream", {"control_id": "s1", "url": "wss://127.0.0.1:9/stream"}, ""),
+    for command, params, named in [("calling.stream", {"control_id": "s1", "url": "wss://127.0.0.1:9/stream"}, ""),
                                    ("calling.transcribe", {"control_id": "t1"}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)

@@ -1,16 +1,21 @@
-//! REST `calling.collect` for digits (+ `.stop`, `.start_input_timers`): the far end's DTMF
-//! (RFC 4733 events always, in-band tones while a collect runs) is gathered per `control_id`
-//! and reported as `calling.call.collect` events (calling-events.md §6). Speech collection
-//! needs an ASR engine and is not built: a collect asking for speech answers 501.
+//! REST `calling.collect` for digits and speech (+ `.stop`, `.start_input_timers`): the far
+//! end's DTMF (RFC 4733 events always, in-band tones while a collect runs) is gathered per
+//! `control_id`; speech goes through a listener on the call's audio to the node's recogniser
+//! (speech.rs). Results are `calling.call.collect` events (calling-events.md §6). With both
+//! digits and speech, whichever completes first wins. `initial_timeout` is one timer for both.
 
 use serde_json::{json, Value};
-use tracing::info;
+use tracing::{info, warn};
 
 use control::ControlError;
 
 use crate::actor::CallActor;
+use crate::listen::SPEECH_PREFIX;
 use crate::now_ms;
 use crate::shard::ShardCommand;
+use crate::speech::{
+    SpeechListener, SpeechParams, DEFAULT_END_SILENCE_MS, DEFAULT_SPEECH_TIMEOUT_MS,
+};
 
 /// Digit terminators when the request gives none (SignalWire's usual `#`).
 const DEFAULT_TERMINATORS: &str = "#";
@@ -18,6 +23,11 @@ const DEFAULT_TERMINATORS: &str = "#";
 const DEFAULT_DIGIT_TIMEOUT_MS: u64 = 5_000;
 /// Time to the first digit when the request gives none (once the input timers run).
 const DEFAULT_INITIAL_TIMEOUT_MS: u64 = 5_000;
+/// A transcript scored below this is reported as `no_match` rather than `speech`.
+const MIN_CONFIDENCE: f64 = 0.3;
+/// Beyond `speech_timeout` + end silence, how long the actor waits for the recogniser before
+/// giving up on an utterance (`no_match`); normally the listener ends it first.
+const RESULT_GRACE_MS: u64 = 5_000;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Collect {
@@ -30,6 +40,13 @@ pub(crate) struct Collect {
     send_start_of_input: bool,
     status_url: Option<String>,
     digits: String,
+    /// The collect takes DTMF (a `digits` object was given).
+    wants_digits: bool,
+    /// The collect takes speech: its utterance limits.
+    speech: Option<(u64, u64)>,
+    partial_results: bool,
+    /// Speech began in the current round (no_match rather than no_input on a timeout).
+    speech_started: bool,
     /// When the running timer (initial or inter-digit) fires; None while timers wait for
     /// `calling.collect.start_input_timers`.
     deadline: Option<u64>,
@@ -49,11 +66,6 @@ fn ms(p: &Value, key: &str) -> Option<u64> {
 
 impl CallActor {
     pub(crate) fn rest_collect(&mut self, p: &Value) -> Result<(), ControlError> {
-        if p.get("speech").is_some_and(|s| !s.is_null()) {
-            return Err(ControlError::NotImplemented {
-                command: "calling.collect with speech (no speech recognition engine yet)".into(),
-            });
-        }
         let control_id = p
             .get("control_id")
             .and_then(Value::as_str)
@@ -72,6 +84,8 @@ impl CallActor {
             });
         }
         let digits = p.get("digits").cloned().unwrap_or(Value::Null);
+        let wants_digits = !digits.is_null();
+        let speech = p.get("speech").filter(|s| s.is_object()).cloned();
         let max = digits
             .get("max")
             .and_then(Value::as_u64)
@@ -104,9 +118,30 @@ impl CallActor {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             digits: String::new(),
+            wants_digits,
+            speech: None,
+            partial_results: p
+                .get("partial_results")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            speech_started: false,
             deadline: start_timers.then(|| now_ms() + initial_timeout_ms),
         };
-        info!(control_id = %collect.control_id, max = collect.max, "collecting digits");
+        let mut collect = collect;
+        if let Some(sp) = speech {
+            let params = speech_params(&sp, &collect);
+            collect.speech = Some((params.end_silence_ms, params.speech_timeout_ms));
+            let listener = SpeechListener::new(self.node.speech.clone(), params);
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetListener {
+                    call_id: self.ident.call_id,
+                    key: format!("{SPEECH_PREFIX}{}", collect.control_id),
+                    listener: Some(Box::new(listener)),
+                },
+            );
+        }
+        info!(control_id = %collect.control_id, digits = wants_digits, speech = collect.speech.is_some(), "collecting");
         self.collects.active.push(collect);
         self.update_digit_detection();
         Ok(())
@@ -136,7 +171,8 @@ impl CallActor {
             });
         };
         if stop {
-            self.collects.active.remove(idx);
+            let c = self.collects.active.remove(idx);
+            self.remove_speech_listener(&c);
             self.update_digit_detection();
         } else if let Some(c) = self.collects.active.get_mut(idx) {
             if c.deadline.is_none() {
@@ -144,6 +180,19 @@ impl CallActor {
             }
         }
         Ok(())
+    }
+
+    fn remove_speech_listener(&self, c: &Collect) {
+        if c.speech.is_some() {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetListener {
+                    call_id: self.ident.call_id,
+                    key: format!("{SPEECH_PREFIX}{}", c.control_id),
+                    listener: None,
+                },
+            );
+        }
     }
 
     pub(crate) fn update_digit_detection(&self) {
@@ -166,7 +215,10 @@ impl CallActor {
         let mut done = Vec::new();
         let mut started = Vec::new();
         for (i, c) in self.collects.active.iter_mut().enumerate() {
-            if c.digits.is_empty() && c.send_start_of_input {
+            if !c.wants_digits {
+                continue;
+            }
+            if c.digits.is_empty() && !c.speech_started {
                 started.push(c.clone());
             }
             if c.terminators.contains(digit) {
@@ -181,8 +233,11 @@ impl CallActor {
             }
         }
         for c in started {
-            self.collect_event(&c, json!({ "type": "start_of_input" }))
-                .await;
+            self.script_input_started(&c.control_id);
+            if c.send_start_of_input {
+                self.collect_event(&c, json!({ "type": "start_of_input" }), None)
+                    .await;
+            }
         }
         self.finish_collects(done).await;
     }
@@ -216,24 +271,42 @@ impl CallActor {
                 continue;
             };
             let result = if c.digits.is_empty() && terminator.is_empty() {
-                json!({ "type": "no_input" })
+                if c.speech_started {
+                    // Speech began but no transcript came in time.
+                    json!({ "type": "no_match" })
+                } else {
+                    json!({ "type": "no_input" })
+                }
             } else {
                 json!({ "type": "digit", "params": { "digits": c.digits, "terminator": terminator } })
             };
-            self.collect_event(&c, result).await;
-            if c.continuous {
-                if let Some(live) = self.collects.active.get_mut(idx) {
-                    live.digits.clear();
-                    live.deadline = Some(now_ms() + live.initial_timeout_ms);
-                }
-            } else {
-                self.collects.active.remove(idx);
-            }
+            self.complete_collect(idx, result).await;
         }
         self.update_digit_detection();
     }
 
-    async fn collect_event(&self, c: &Collect, result: Value) {
+    /// Reports `result` for the collect at `idx`; a continuous collect starts over, another
+    /// ends (its speech listener removed, a waiting SWML script told).
+    async fn complete_collect(&mut self, idx: usize, result: Value) {
+        let Some(c) = self.collects.active.get(idx).cloned() else {
+            return;
+        };
+        let final_flag = c.partial_results.then_some(true);
+        self.collect_event(&c, result.clone(), final_flag).await;
+        if c.continuous {
+            if let Some(live) = self.collects.active.get_mut(idx) {
+                live.digits.clear();
+                live.speech_started = false;
+                live.deadline = Some(now_ms() + live.initial_timeout_ms);
+            }
+        } else {
+            self.collects.active.remove(idx);
+            self.remove_speech_listener(&c);
+            self.script_control_done(&c.control_id, result).await;
+        }
+    }
+
+    async fn collect_event(&self, c: &Collect, result: Value, final_flag: Option<bool>) {
         let Some(url) = c.status_url.as_deref() else {
             return;
         };
@@ -243,6 +316,9 @@ impl CallActor {
             "control_id": c.control_id,
             "result": result,
         });
+        if let Some(f) = final_flag {
+            params["final"] = json!(f);
+        }
         if c.continuous {
             params["state"] = json!("collecting");
         }
@@ -253,9 +329,119 @@ impl CallActor {
     }
 }
 
+/// The listener's parameters from the collect's `speech` object. Spoken digits are in the
+/// grammar only when no hints are given: next to hint phrases, a free digit loop wins too often
+/// on 8 kHz audio (DTMF still works alongside). `model` and `engine` are accepted and ignored:
+/// the node has one (embedded) engine.
+fn speech_params(sp: &Value, c: &Collect) -> SpeechParams {
+    let hints: Vec<String> = sp
+        .get("hints")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    // `engine:tag` overrides (Deepgram:en-US) keep the tag.
+    let language = sp
+        .get("language")
+        .and_then(Value::as_str)
+        .map(|l| l.rsplit(':').next().unwrap_or(l).to_string())
+        .unwrap_or_else(|| "en-US".into());
+    SpeechParams {
+        request: asr::RecognitionRequest {
+            language,
+            digits_allowed: hints.is_empty(),
+            hints,
+            sample_rate: 8000,
+        },
+        end_silence_ms: ms(sp, "end_silence_timeout").unwrap_or(DEFAULT_END_SILENCE_MS),
+        speech_timeout_ms: ms(sp, "speech_timeout").unwrap_or(DEFAULT_SPEECH_TIMEOUT_MS),
+        partial_results: c.partial_results,
+        continuous: c.continuous,
+    }
+}
+
 impl CallActor {
-    /// What a speech collect's audio tap reported (not built yet).
+    /// What a speech collect's audio tap reported (see speech.rs for the event kinds).
     pub(crate) async fn on_speech_event(&mut self, control_id: &str, event: Value) {
-        let _ = (control_id, event);
+        let Some(idx) = self
+            .collects
+            .active
+            .iter()
+            .position(|c| c.control_id == control_id)
+        else {
+            return;
+        };
+        let kind = event
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match kind {
+            "start_of_input" => {
+                let now = now_ms();
+                let Some(c) = self.collects.active.get_mut(idx) else {
+                    return;
+                };
+                let first = !c.speech_started && c.digits.is_empty();
+                c.speech_started = true;
+                // The utterance now bounds the wait instead of initial_timeout.
+                if let Some((end_silence, speech_timeout)) = c.speech {
+                    c.deadline = Some(now + speech_timeout + end_silence + RESULT_GRACE_MS);
+                }
+                let c = c.clone();
+                if first {
+                    self.script_input_started(control_id);
+                    if c.send_start_of_input {
+                        self.collect_event(&c, json!({ "type": "start_of_input" }), None)
+                            .await;
+                    }
+                }
+            }
+            "partial" => {
+                let Some(c) = self.collects.active.get(idx).cloned() else {
+                    return;
+                };
+                if c.partial_results {
+                    let text = event
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    // Partials are not scored until the utterance ends.
+                    let result =
+                        json!({ "type": "speech", "params": { "text": text, "confidence": 0.0 } });
+                    self.collect_event(&c, result, Some(false)).await;
+                }
+            }
+            "result" => {
+                let text = event
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let confidence = event
+                    .get("confidence")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                let result = if text.is_empty() || confidence < MIN_CONFIDENCE {
+                    json!({ "type": "no_match" })
+                } else {
+                    json!({ "type": "speech", "params": { "text": text, "confidence": confidence } })
+                };
+                self.complete_collect(idx, result).await;
+                self.update_digit_detection();
+            }
+            "error" => {
+                let message = event
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                warn!(%control_id, %message, "speech collect failed");
+                self.complete_collect(idx, json!({ "type": "error" })).await;
+                self.update_digit_detection();
+            }
+            _ => {}
+        }
     }
 }

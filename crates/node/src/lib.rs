@@ -26,6 +26,7 @@ pub mod s3;
 mod script;
 mod script_call;
 pub mod shard;
+mod speech;
 mod tick_stats;
 
 use std::collections::HashMap;
@@ -85,6 +86,8 @@ pub(crate) struct NodeInner {
     /// For SWML `request`.
     pub http: reqwest::Client,
     pub recorder: recorder::RecorderHandle,
+    /// Speech recognition for collects (one worker thread, one engine per node).
+    pub speech: speech::SpeechWorker,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
 }
 
@@ -157,6 +160,7 @@ impl Node {
             prep,
             http,
             recorder,
+            speech: speech::SpeechWorker::start(start_asr),
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
@@ -453,9 +457,16 @@ impl NodeInner {
 }
 
 /// The embedded speech engine (flite), cached; None (and `say:` fails visibly) if it cannot start.
-fn start_tts() -> Option<Arc<dyn speech::Tts>> {
-    match speech::FliteTts::start() {
-        Ok(engine) => Some(Arc::new(speech::CachedTts::new(engine, 256))),
+/// The embedded recogniser (pocketsphinx); the reason when it is not installed.
+fn start_asr() -> Result<Arc<dyn asr::SpeechEngine>, String> {
+    asr::Pocketsphinx::new(asr::PocketsphinxConfig::default())
+        .map(|e| Arc::new(e) as Arc<dyn asr::SpeechEngine>)
+        .map_err(|e| e.to_string())
+}
+
+fn start_tts() -> Option<Arc<dyn ::speech::Tts>> {
+    match ::speech::FliteTts::start() {
+        Ok(engine) => Some(Arc::new(::speech::CachedTts::new(engine, 256))),
         Err(e) => {
             warn!(error = %e, "text-to-speech engine unavailable");
             None
