@@ -8,16 +8,30 @@ CPU and memory with all N calls up, and hangs everything up.
 
   python3 bench/dial_load.py --calls 100 500 1000 --rate 200
   python3 bench/dial_load.py --calls 500 1000 --play     # each call loops a cached prompt
+  python3 bench/dial_load.py --calls 500 1000 --listen   # + recording, DTMF detection, VAD
 
 With --play, every call runs SWML that plays the same WAV prompt (served by this script, so
 dialtone fetches it once and plays it from its cache) in a loop. RTP send jitter is read from
 the server's own "media tick timing" reports: how late each 20 ms tick started against its
 absolute schedule (p50/p99 over the hold window), and how long the tick's work took.
 
+With --listen, once every call is answered the script sends it `calling.record` (stereo WAV,
+both directions, initial/end-silence timeouts of 3600 s so the recorder's VAD runs on every
+frame but never ends the recording during the hold) and `calling.collect` for digits (timers
+not started), which turns on in-band (Goertzel) DTMF detection on every frame of the far end's
+audio. --listen implies --play: sipp only echoes what dialtone sends, and with a silent call
+every frame the far end "says" would be digital silence, which the DTMF detector skips without
+running its filters (zero energy) — the tone keeps the receive path doing its full work. So the
+comparison for a --listen run is a --play run; --listen-only record|collect sends just one of
+the two commands, to split the cost. It also reports the server's CPU by thread
+(recorder thread, media shards, the rest), the recorded audio written per second against real
+time (the recorder thread keeping up), and RSS growth over the hold. The recordings are written
+into the server's temporary data dir, deleted with it when the run ends.
+
 Only loopback is used. Results are printed as a Markdown table for docs/benchmarks.md.
 """
 import argparse, base64, io, json, math, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time, wave
-import urllib.request
+import urllib.error, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from concurrent.futures import ThreadPoolExecutor
 
@@ -77,6 +91,35 @@ class Server:
             fields = f.read().rsplit(")", 1)[1].split()
         tick = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / tick
+
+    def thread_cpu(self):
+        """CPU seconds (user+system) by thread group: the thread name without its number."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        base = f"/proc/{self.proc.pid}/task"
+        for tid in os.listdir(base):
+            try:
+                with open(f"{base}/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[tid] = (re.sub(r"[-_]?\d+$", "", name), (int(fields[11]) + int(fields[12])) / tick)
+        return out
+
+    def recorded_bytes(self):
+        """Bytes of every recording file in the data dir so far (a writer flushes once per second of audio)."""
+        total, files = 0, 0
+        for dirpath, _, names in os.walk(os.path.join(self.dir, "recordings")):
+            for n in names:
+                if n.endswith(".wav"):
+                    try:
+                        total += os.path.getsize(os.path.join(dirpath, n))
+                        files += 1
+                    except OSError:
+                        pass
+        return total, files
 
     def rss_mib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -161,15 +204,74 @@ def count_status(server, status):
         cursor = nxt.split("cursor=")[-1]
 
 
-def run(binary, calls, rate, hold, play):
+RECORD = {"control_id": "bench-rec",
+          "record": {"audio": {"format": "wav", "stereo": True, "direction": "both",
+                               "initial_timeout": 3600, "end_silence_timeout": 3600}}}
+COLLECT = {"control_id": "bench-dtmf", "digits": {"max": 20, "digit_timeout": 3600},
+           "initial_timeout": 3600, "start_input_timers": False}
+# A stereo 16-bit recording of an 8 kHz (PCMU) call.
+RECORD_BYTES_PER_S = 8000 * 2 * 2
+
+
+def command_all(server, ids, command, params):
+    """Sends `command` to every call from 32 threads; returns (latencies, errors)."""
+    latencies, errors = [], []
+    lock = threading.Lock()
+
+    def one(cid):
+        try:
+            _, dt = server.post({"command": command, "id": cid, "params": params})
+        except urllib.error.HTTPError as e:
+            with lock:
+                errors.append(f"{command}: HTTP {e.code} {e.read()[:200]!r}")
+            return
+        except Exception as e:
+            with lock:
+                errors.append(f"{command}: {e!r}")
+            return
+        with lock:
+            latencies.append(dt)
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(one, ids))
+    return latencies, errors
+
+
+def cpu_by_group(before, after, wall):
+    """% of one core per thread group between two thread_cpu() samples."""
+    out = {}
+    for tid, (group, secs) in after.items():
+        prev = before.get(tid, (group, 0.0))[1]
+        out[group] = out.get(group, 0.0) + 100 * (secs - prev) / wall
+    return out
+
+
+def run(binary, calls, rate, hold, play, listen):
     server = Server(binary, 20000, 20000 + 2 * calls + 200)
     uas_port = free_port(socket.SOCK_DGRAM)
     uas_log = open(os.path.join(server.dir, "sipp.log"), "w")
     sipp = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mp", str(free_port(socket.SOCK_DGRAM)),
                              "-rtp_echo", "-nostdin", "-max_socket", "4096", "-timeout", str(hold + 120)],
                             stdout=uas_log, stderr=uas_log)
+    prompt = Prompt() if play or listen else None
+    try:
+        return measure(server, prompt, uas_port, calls, rate, hold, listen)
+    finally:
+        # Whatever happened, no sipp, server or data dir (with its recordings) is left behind.
+        if sipp.poll() is None:
+            sipp.send_signal(signal.SIGINT)
+            try:
+                sipp.wait(10)
+            except subprocess.TimeoutExpired:
+                sipp.kill()
+        uas_log.close()
+        server.stop()
+        if prompt:
+            prompt.stop()
+
+
+def measure(server, prompt, uas_port, calls, rate, hold, listen):
     time.sleep(0.5)
-    prompt = Prompt() if play else None
     steps = [{"answer": {}}, {"sleep": 600000}]
     if prompt:
         steps = [{"answer": {}}, {"label": "again"}, {"play": {"url": prompt.url}}, {"goto": {"label": "again", "max": 100}}]
@@ -209,41 +311,61 @@ def run(binary, calls, rate, hold, play):
             break
         time.sleep(0.2)
     setup_time = time.perf_counter() - t0
-    # Steady state: all calls up, RTP flowing both ways.
+    # With --listen: every call (all answered now) is recorded and collects digits.
+    rec_lat, col_lat, cmd_errors = [], [], []
+    if listen:
+        e1 = e2 = []
+        if listen in ("both", "record"):
+            rec_lat, e1 = command_all(server, ids, "calling.record", RECORD)
+        if listen in ("both", "collect"):
+            col_lat, e2 = command_all(server, ids, "calling.collect", COLLECT)
+        cmd_errors = e1 + e2
+    # Steady state: all calls up, RTP flowing both ways (and, with --listen, recorded).
     time.sleep(1)
-    c1, w1 = server.cpu_seconds(), time.perf_counter()
+    c1, w1, th1 = server.cpu_seconds(), time.perf_counter(), server.thread_cpu()
+    rss1 = server.rss_mib()
+    bytes1, _ = server.recorded_bytes()
     n_reports = len(tick_reports(server))
     time.sleep(hold)
-    c2, w2 = server.cpu_seconds(), time.perf_counter()
+    c2, w2, th2 = server.cpu_seconds(), time.perf_counter(), server.thread_cpu()
+    bytes2, rec_files = server.recorded_bytes()
     reports = tick_reports(server)[n_reports:]
     rss = server.rss_mib()
     cpu_pct = 100 * (c2 - c1) / (w2 - w1)
-    ended = 0
+    groups = cpu_by_group(th1, th2, w2 - w1)
     with ThreadPoolExecutor(max_workers=32) as pool:
         list(pool.map(lambda cid: server.post({"command": "calling.end", "id": cid, "params": {"reason": "hangup"}}), ids))
-    sipp.send_signal(signal.SIGINT)
-    try:
-        sipp.wait(10)
-    except subprocess.TimeoutExpired:
-        sipp.kill()
-    server.stop()
     prompt_gets = prompt.gets if prompt else 0
-    if prompt:
-        prompt.stop()
     if errors:
         print(f"{len(errors)} dials failed, e.g. {errors[0]}", file=sys.stderr)
+    if cmd_errors:
+        print(f"{len(cmd_errors)} record/collect commands failed, e.g. {cmd_errors[0]}", file=sys.stderr)
     lat = sorted(latencies) or [float("nan")]
     p = lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]
     return {
         "calls": calls, "answered": answered, "fire_s": fired, "setup_rate": answered / setup_time if setup_time else 0,
         "p50_ms": p(0.50), "p99_ms": p(0.99), "cpu_pct": cpu_pct, "cpu_pct_per_call": cpu_pct / max(answered, 1),
-        "rss_mib": rss, "rss_kib_per_call": 1024 * rss / max(answered, 1),
+        "rss_mib": rss, "rss_kib_per_call": 1024 * rss / max(answered, 1), "rss_growth_mib": rss - rss1,
         "tick_late_p50_us": max((r["tick_late_p50_us"] for r in reports), default=None),
         "tick_late_p99_us": max((r["tick_late_p99_us"] for r in reports), default=None),
         "tick_late_max_us": max((r["tick_late_max_us"] for r in reports), default=None),
         "tick_work_p99_us": max((r["tick_work_p99_us"] for r in reports), default=None),
         "tick_reports": len(reports), "prompt_gets": prompt_gets,
+        "playing": prompt is not None, "listen": listen,
+        "cmd_ok": len(rec_lat) + len(col_lat), "cmd_sent": {"both": 2, "record": 1, "collect": 1}.get(listen, 0) * len(ids),
+        "rec_p50_ms": pct(rec_lat, 0.50), "rec_p99_ms": pct(rec_lat, 0.99),
+        "col_p50_ms": pct(col_lat, 0.50), "col_p99_ms": pct(col_lat, 0.99),
+        "cpu_recorder": groups.get("recorder", 0.0),
+        "cpu_shards": groups.get("media-shard", 0.0),
+        "cpu_other": cpu_pct - groups.get("recorder", 0.0) - groups.get("media-shard", 0.0),
+        "rec_files": rec_files,
+        "rec_realtime_pct": 100 * (bytes2 - bytes1) / ((w2 - w1) * RECORD_BYTES_PER_S * max(answered, 1)),
     }
+
+
+def pct(values, q):
+    v = sorted(values)
+    return 1000 * v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
 def raise_fd_limit():
@@ -260,9 +382,18 @@ def main():
     ap.add_argument("--rate", type=float, default=200.0, help="dials per second")
     ap.add_argument("--hold", type=float, default=12.0, help="seconds to measure with all calls up (>= 10 to get tick reports)")
     ap.add_argument("--play", action="store_true", help="every call loops a cached WAV prompt")
+    ap.add_argument("--listen", action="store_true",
+                    help="every call is also recorded (stereo WAV, VAD on) and collects digits (in-band DTMF detection); implies --play")
+    ap.add_argument("--listen-only", choices=["record", "collect"],
+                    help="with --listen: send only calling.record or only calling.collect (to split the cost)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
-    rows = [run(a.binary, n, a.rate, a.hold, a.play) for n in a.calls]
+    listen = (a.listen_only or "both") if a.listen else None
+    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen) for n in a.calls]
+    mode = {"both": "play + record + collect", "record": "play + record", "collect": "play + collect"}.get(
+        listen, "play" if a.play else "silent")
+    print(f"mode: {mode}")
+    print()
     print("| concurrent calls | answered | setup rate (calls/s) | API p50 (ms) | API p99 (ms) | CPU (% of one core) | CPU per call (%) | RSS (MiB) | RSS per call (KiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -271,8 +402,20 @@ def main():
     print("| concurrent calls | playing | tick lateness p50 (µs) | p99 (µs) | max (µs) | tick work p99 (µs) | shard reports | prompt GETs |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['calls']} | {'yes' if a.play else 'no'} | {r['tick_late_p50_us']} | {r['tick_late_p99_us']} | {r['tick_late_max_us']} | {r['tick_work_p99_us']} | {r['tick_reports']} | {r['prompt_gets']} |")
-
+        print(f"| {r['calls']} | {'yes' if r['playing'] else 'no'} | {r['tick_late_p50_us']} | {r['tick_late_p99_us']} | {r['tick_late_max_us']} | {r['tick_work_p99_us']} | {r['tick_reports']} | {r['prompt_gets']} |")
+    print()
+    print("Server CPU by thread over the hold (% of one core):")
+    print()
+    print("| concurrent calls | recorder thread | media shards | other threads | RSS growth over hold (MiB) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['calls']} | {r['cpu_recorder']:.1f} | {r['cpu_shards']:.1f} | {r['cpu_other']:.1f} | {r['rss_growth_mib']:+.1f} |")
+    if a.listen:
+        print()
+        print("| concurrent calls | record + collect OK | record p50 / p99 (ms) | collect p50 / p99 (ms) | WAV files | audio written (% of real time) |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['calls']} | {r['cmd_ok']} / {r['cmd_sent']} | {r['rec_p50_ms']:.1f} / {r['rec_p99_ms']:.1f} | {r['col_p50_ms']:.1f} / {r['col_p99_ms']:.1f} | {r['rec_files']} | {r['rec_realtime_pct']:.0f} |")
 
 if __name__ == "__main__":
     sys.exit(main())
