@@ -127,16 +127,31 @@ impl RecorderHandle {
 
 fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<RecordingDone>) {
     let mut open: HashMap<Uuid, Open> = HashMap::new();
+    // Each call's open recordings: a frame finds its files without a scan of all of them.
+    let mut by_call: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let forget = |by_call: &mut HashMap<Uuid, Vec<Uuid>>, open: &HashMap<Uuid, Open>, rec_id| {
+        if let Some(call_id) = open.get(&rec_id).map(|r| r.call_id) {
+            if let Some(ids) = by_call.get_mut(&call_id) {
+                ids.retain(|id| *id != rec_id);
+                if ids.is_empty() {
+                    by_call.remove(&call_id);
+                }
+            }
+        }
+    };
     while let Ok(input) = rx.recv() {
         match input {
             RecorderInput::Frame(f) => {
                 let mut ended = Vec::new();
-                for (rec_id, rec) in open.iter_mut().filter(|(_, r)| r.call_id == f.call_id) {
-                    if let Some(outcome) = write(rec, &f) {
-                        ended.push((*rec_id, outcome));
+                for rec_id in by_call.get(&f.call_id).into_iter().flatten() {
+                    if let Some(rec) = open.get_mut(rec_id) {
+                        if let Some(outcome) = write(rec, &f) {
+                            ended.push((*rec_id, outcome));
+                        }
                     }
                 }
                 for (rec_id, outcome) in ended {
+                    forget(&mut by_call, &open, rec_id);
                     close(&mut open, rec_id, outcome, &done);
                 }
             }
@@ -156,6 +171,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 match record::Recorder::create_as(&path, opts, format) {
                     Ok(writer) => {
                         let vad = media::vad::Vad::new(opts.sample_rate, limits.sensitivity);
+                        by_call.entry(call_id).or_default().push(rec_id);
                         open.insert(
                             rec_id,
                             Open {
@@ -194,6 +210,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 }
             }
             RecorderInput::Stop { rec_id } => {
+                forget(&mut by_call, &open, rec_id);
                 close(&mut open, rec_id, RecordingOutcome::Finished, &done)
             }
             RecorderInput::Shutdown => break,

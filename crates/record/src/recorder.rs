@@ -17,6 +17,9 @@ const MAX_RATE: u32 = 192_000;
 /// Not a finished file until [`Recorder::finish`]; dropped without it, the file is left as
 /// a crash would leave it (up to the last once-a-second checkpoint) and [`crate::repair`] /
 /// [`crate::repair_mp3`] make it whole.
+/// Every this many once-a-second checkpoints, the file is also synced to disk.
+const DURABLE_EVERY: u64 = 10;
+
 #[derive(Debug)]
 pub struct Recorder {
     sink: Box<dyn Sink>,
@@ -27,6 +30,8 @@ pub struct Recorder {
     frames: u64,
     /// `frames` at the last checkpoint.
     frames_at_checkpoint: u64,
+    /// Checkpoints so far.
+    checkpoints: u64,
     paused: Option<PauseBehavior>,
     /// A write failed: the file's state is unknown, nothing more is written.
     failed: bool,
@@ -71,6 +76,7 @@ impl Recorder {
             format,
             frames: 0,
             frames_at_checkpoint: 0,
+            checkpoints: 0,
             paused: None,
             failed: false,
             scratch: Vec::with_capacity(opts.frame_samples() * usize::from(channels)),
@@ -147,7 +153,12 @@ impl Recorder {
         self.frames += n as u64;
 
         if self.frames - self.frames_at_checkpoint >= u64::from(self.opts.sample_rate) {
-            if let Err(e) = self.sink.checkpoint() {
+            // Every second the file is whole for a process crash; every DURABLE_EVERY seconds
+            // it is synced to disk too (a sync per file per second is what a thousand
+            // recordings cannot afford).
+            self.checkpoints += 1;
+            let durable = self.checkpoints % DURABLE_EVERY == 0;
+            if let Err(e) = self.sink.checkpoint(durable) {
                 self.failed = true;
                 return Err(e);
             }

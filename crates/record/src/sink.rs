@@ -8,8 +8,9 @@ use crate::RecordError;
 pub trait Sink: Send + std::fmt::Debug {
     /// Appends interleaved sample frames.
     fn write(&mut self, samples: &[i16]) -> Result<(), RecordError>;
-    /// Makes everything written so far survive a crash.
-    fn checkpoint(&mut self) -> Result<(), RecordError>;
+    /// Makes everything written so far survive a crash of the process (handed to the OS,
+    /// headers current); `durable` also syncs it to disk, to survive the machine's crash.
+    fn checkpoint(&mut self, durable: bool) -> Result<(), RecordError>;
     /// Writes what is still buffered and syncs the file; called once, last.
     fn finish(&mut self) -> Result<(), RecordError>;
     /// Bytes of the file so far.

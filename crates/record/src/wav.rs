@@ -78,9 +78,9 @@ impl WavSink {
         })
     }
 
-    /// Flushes the audio, rewrites the header's sizes and syncs the file (`all`: metadata
-    /// too).
-    fn write_sizes(&mut self, all: bool) -> Result<(), crate::RecordError> {
+    /// Flushes the audio, rewrites the header's sizes and, unless `sync` is None, syncs the
+    /// file (`Some(true)`: metadata too).
+    fn write_sizes(&mut self, sync: Option<bool>) -> Result<(), crate::RecordError> {
         use std::io::{Seek, SeekFrom, Write};
         let path = &self.path;
         let io = |e| crate::RecordError::io("update header of", path, e);
@@ -93,10 +93,10 @@ impl WavSink {
         file.seek(SeekFrom::Start(DATA_SIZE_AT)).map_err(io)?;
         file.write_all(&data.to_le_bytes()).map_err(io)?;
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        let synced = if all {
-            file.sync_all()
-        } else {
-            file.sync_data()
+        let synced = match sync {
+            None => Ok(()),
+            Some(true) => file.sync_all(),
+            Some(false) => file.sync_data(),
         };
         synced.map_err(|e| crate::RecordError::io("sync", path, e))
     }
@@ -120,12 +120,12 @@ impl crate::sink::Sink for WavSink {
         Ok(())
     }
 
-    fn checkpoint(&mut self) -> Result<(), crate::RecordError> {
-        self.write_sizes(false)
+    fn checkpoint(&mut self, durable: bool) -> Result<(), crate::RecordError> {
+        self.write_sizes(durable.then_some(false))
     }
 
     fn finish(&mut self) -> Result<(), crate::RecordError> {
-        self.write_sizes(true)
+        self.write_sizes(Some(true))
     }
 
     fn size_bytes(&self) -> u64 {
