@@ -163,3 +163,20 @@ def test_detect_machine_hears_a_short_hello_as_human(start_dialtone, sipp, hooks
     evs = [hooks.parse(e)["params"] for e in hooks.events if e["path"] == "/detect"]
     assert any(e["detect"]["params"].get("event") == "HUMAN" for e in evs), evs
     sipp_done(far)
+
+
+def test_prompt_recognises_the_callers_speech_from_its_hints(start_dialtone, sipp, hooks, tmp_path):
+    from test_speech import write_speech_wav
+    # sipp speaks 1.5 s after the ACK, while the 1 s prompt has already ended.
+    write_speech_wav(tmp_path, "billing department", tail_s=3.0)
+    far = sipp("uas_stream_wav.xml")
+    d = start_dialtone()
+    dial_swml(d, far, doc(
+        {"prompt": {"play": "silence:1", "speech_hints": ["billing department", "technical support"],
+                    "initial_timeout": 4, "speech_end_timeout": 1}},
+        report(hooks, result="prompt_result", value="prompt_value", conf="prompt_speech_confidence"),
+        {"hangup": {}}), hooks)
+    got = reported(hooks, timeout=25)
+    assert got["result"] == "match_speech" and got["value"] == "billing department", got
+    assert 0 < float(got["conf"]) <= 1, got
+    sipp_done(far)
