@@ -157,7 +157,7 @@ impl Recorder {
             // it is synced to disk too (a sync per file per second is what a thousand
             // recordings cannot afford).
             self.checkpoints += 1;
-            let durable = self.checkpoints % DURABLE_EVERY == 0;
+            let durable = self.checkpoints.is_multiple_of(DURABLE_EVERY);
             if let Err(e) = self.sink.checkpoint(durable) {
                 self.failed = true;
                 return Err(e);
