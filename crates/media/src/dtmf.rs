@@ -314,14 +314,22 @@ impl InBandDetector {
         if energy <= 0.0 {
             return None;
         }
-        let rows = self.row_coeffs.map(|c| goertzel_power(x, c));
-        let cols = self.col_coeffs.map(|c| goertzel_power(x, c));
-        let (ri, rp) = strongest(&rows);
-        let (ci, cp) = strongest(&cols);
         // Power of a full-scale sine: (N/2)².
         let full = (n / 2.0) * (n / 2.0);
         let min_power = full * db_ratio(MIN_LEVEL_DB);
-        if rp < min_power || cp < min_power {
+        // Cheap gates first (most audio is no DTMF): a window too quiet to hold two tones at
+        // the minimum level, or without a loud enough row tone, needs no column filters.
+        if energy < 2.0 * min_power * 2.0 / n {
+            return None;
+        }
+        let rows = self.row_coeffs.map(|c| goertzel_power(x, c));
+        let (ri, rp) = strongest(&rows);
+        if rp < min_power {
+            return None;
+        }
+        let cols = self.col_coeffs.map(|c| goertzel_power(x, c));
+        let (ci, cp) = strongest(&cols);
+        if cp < min_power {
             return None;
         }
         if cp > rp * db_ratio(NORMAL_TWIST_DB) || rp > cp * db_ratio(REVERSE_TWIST_DB) {
