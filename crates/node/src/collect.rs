@@ -66,22 +66,14 @@ fn ms(p: &Value, key: &str) -> Option<u64> {
 
 impl CallActor {
     pub(crate) fn rest_collect(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let control_id = crate::play::control_id(p);
         if self
             .collects
             .active
             .iter()
             .any(|c| c.control_id == control_id)
         {
-            return Err(ControlError::Conflict {
-                code: "control_id_in_use",
-                message: format!("a collect with control_id {control_id} is already active"),
-                attribute: Some("control_id".into()),
-            });
+            return Err(crate::play::control_id_in_use("collect", &control_id));
         }
         let digits = p.get("digits").cloned().unwrap_or(Value::Null);
         let wants_digits = !digits.is_null();

@@ -312,22 +312,14 @@ impl FrameListener for DetectListener {
 
 impl CallActor {
     pub(crate) fn rest_detect(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let control_id = crate::play::control_id(p);
         if self
             .detects
             .active
             .iter()
             .any(|d| d.control_id == control_id)
         {
-            return Err(ControlError::Conflict {
-                code: "control_id_in_use",
-                message: format!("a detect with control_id {control_id} is already active"),
-                attribute: Some("control_id".into()),
-            });
+            return Err(crate::play::control_id_in_use("detect", &control_id));
         }
         let spec = p.get("detect").cloned().unwrap_or(Value::Null);
         let params = spec.get("params").cloned().unwrap_or(Value::Null);

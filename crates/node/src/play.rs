@@ -69,6 +69,24 @@ impl Plays {
     }
 }
 
+/// The `control_id` of a REST command's params (the API makes one up when the request had
+/// none, so it is always there once validated).
+pub(crate) fn control_id(p: &Value) -> String {
+    p.get("control_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// 409: an active operation of this kind (`what`) already has this control_id.
+pub(crate) fn control_id_in_use(what: &str, control_id: &str) -> ControlError {
+    ControlError::Conflict {
+        code: "control_id_in_use",
+        message: format!("a {what} with control_id {control_id} is already active"),
+        attribute: Some("control_id".into()),
+    }
+}
+
 impl CallActor {
     /// Starts preparing a playback; it is queued on the player once its audio is ready.
     pub(crate) fn begin_play(
@@ -288,17 +306,9 @@ impl CallActor {
     }
 
     fn rest_play(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let control_id = crate::play::control_id(p);
         if self.plays.by_control_id(&control_id).is_some() {
-            return Err(ControlError::Conflict {
-                code: "control_id_in_use",
-                message: format!("a playback with control_id {control_id} is already active"),
-                attribute: Some("control_id".into()),
-            });
+            return Err(crate::play::control_id_in_use("playback", &control_id));
         }
         let items = rest_play_items(p)?;
         let volume = p.get("volume").and_then(Value::as_f64).unwrap_or(0.0);

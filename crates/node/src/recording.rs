@@ -66,17 +66,9 @@ impl CallActor {
             });
         };
         let format = format_name;
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let control_id = crate::play::control_id(p);
         if self.recordings.by_control_id.contains_key(&control_id) {
-            return Err(ControlError::Conflict {
-                code: "control_id_in_use",
-                message: format!("a recording with control_id {control_id} is already active"),
-                attribute: Some("control_id".into()),
-            });
+            return Err(crate::play::control_id_in_use("recording", &control_id));
         }
         let Some(media) = self.media.as_ref() else {
             return Err(ControlError::invalid_state(
@@ -457,29 +449,18 @@ impl NodeInner {
         if self.cfg.s3.is_none() {
             return;
         }
-        let Ok(projects) = std::fs::read_dir(self.recordings_dir()) else {
-            return;
-        };
-        for project in projects.flatten() {
-            let Some(project_id) = project.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            let Ok(files) = std::fs::read_dir(project.path()) else {
-                continue;
-            };
-            for file in files.flatten() {
-                let path = file.path();
-                let format = path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .and_then(record::Format::from_name);
-                let rec_id = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .and_then(|s| s.parse().ok());
-                if let (Some(format), Some(rec_id)) = (format, rec_id) {
-                    tokio::spawn(self.clone().upload_recording(project_id, rec_id, format));
-                }
+        for rec in crate::recorder::stored_recordings(&self.recordings_dir()) {
+            let project_id = rec.project.parse().ok();
+            let rec_id = rec
+                .path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse().ok());
+            if let (Some(project_id), Some(rec_id)) = (project_id, rec_id) {
+                tokio::spawn(
+                    self.clone()
+                        .upload_recording(project_id, rec_id, rec.format),
+                );
             }
         }
     }
