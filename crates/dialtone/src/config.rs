@@ -42,6 +42,9 @@ pub struct Settings {
     pub inbound_url: Option<String>,
     /// Where finished recordings are kept (`[storage]`).
     pub storage: StorageSetting,
+    /// A free-form speech engine run as a separate process (program and arguments, split on
+    /// whitespace), used instead of the embedded pocketsphinx grammar engine.
+    pub asr_command: Option<String>,
 }
 
 /// `[storage]`: `kind = "local"` (default: the data dir) or `"s3"` (an S3-compatible bucket;
@@ -137,6 +140,7 @@ impl Default for Settings {
             log_format: "text".into(),
             inbound_routes: Vec::new(),
             inbound_url: None,
+            asr_command: None,
             storage: StorageSetting::default(),
         }
     }
@@ -206,6 +210,7 @@ impl Settings {
         opt!("DIALTONE_DEFAULT_TRUNK", default_trunk);
         opt!("DIALTONE_INBOUND_URL", inbound_url);
         opt!("DIALTONE_PUBLIC_URL", public_url);
+        opt!("DIALTONE_ASR_COMMAND", asr_command);
         if let Some(v) = env("DIALTONE_MEDIA_SHARDS") {
             self.media_shards = v
                 .parse()

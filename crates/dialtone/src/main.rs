@@ -232,6 +232,11 @@ fn node_config(
             .clone()
             .unwrap_or_else(|| format!("http://{}", s.http_listen)),
         s3: s.storage.s3()?,
+        asr_command: s
+            .asr_command
+            .as_deref()
+            .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c.is_empty()),
     })
 }
 

@@ -36,4 +36,6 @@ pub struct NodeConfig {
     pub public_url: String,
     /// Where finished recordings go besides the data dir (`[storage] kind = "s3"`).
     pub s3: Option<crate::s3::S3Config>,
+    /// A speech engine in another process (program, arguments) instead of the embedded one.
+    pub asr_command: Option<Vec<String>>,
 }

@@ -101,6 +101,7 @@ impl Node {
     /// Opens the store, ends calls a previous process left live, and starts webhook delivery,
     /// the SIP endpoint and the media shards.
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
+        let asr_command = cfg.asr_command.clone();
         std::fs::create_dir_all(&cfg.data_dir)?;
         let store = store::Store::open(cfg.data_dir.join("dialtone.db"))
             .await
@@ -160,7 +161,7 @@ impl Node {
             prep,
             http,
             recorder,
-            speech: speech::SpeechWorker::start(start_asr),
+            speech: speech::SpeechWorker::start(move || start_asr(asr_command)),
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
@@ -458,10 +459,19 @@ impl NodeInner {
 
 /// The embedded speech engine (flite), cached; None (and `say:` fails visibly) if it cannot start.
 /// The embedded recogniser (pocketsphinx); the reason when it is not installed.
-fn start_asr() -> Result<Arc<dyn asr::SpeechEngine>, String> {
-    asr::Pocketsphinx::new(asr::PocketsphinxConfig::default())
-        .map(|e| Arc::new(e) as Arc<dyn asr::SpeechEngine>)
-        .map_err(|e| e.to_string())
+/// The node's recogniser: a configured engine process, else the embedded grammar engine.
+fn start_asr(command: Option<Vec<String>>) -> Result<Arc<dyn asr::SpeechEngine>, String> {
+    match command {
+        Some(command) => {
+            info!(?command, "speech recognition by an engine process");
+            asr::ProcessEngine::start(command)
+                .map(|e| Arc::new(e) as Arc<dyn asr::SpeechEngine>)
+                .map_err(|e| e.to_string())
+        }
+        None => asr::Pocketsphinx::new(asr::PocketsphinxConfig::default())
+            .map(|e| Arc::new(e) as Arc<dyn asr::SpeechEngine>)
+            .map_err(|e| e.to_string()),
+    }
 }
 
 fn start_tts() -> Option<Arc<dyn ::speech::Tts>> {
