@@ -57,6 +57,12 @@ pub(crate) struct Collects {
     active: Vec<Collect>,
 }
 
+impl Collects {
+    fn position(&self, control_id: &str) -> Option<usize> {
+        self.active.iter().position(|c| c.control_id == control_id)
+    }
+}
+
 fn ms(p: &Value, key: &str) -> Option<u64> {
     p.get(key)
         .and_then(Value::as_f64)
@@ -67,12 +73,7 @@ fn ms(p: &Value, key: &str) -> Option<u64> {
 impl CallActor {
     pub(crate) fn rest_collect(&mut self, p: &Value) -> Result<(), ControlError> {
         let control_id = crate::play::control_id(p);
-        if self
-            .collects
-            .active
-            .iter()
-            .any(|c| c.control_id == control_id)
-        {
+        if self.collects.position(&control_id).is_some() {
             return Err(crate::play::control_id_in_use("collect", &control_id));
         }
         let digits = p.get("digits").cloned().unwrap_or(Value::Null);
@@ -146,21 +147,9 @@ impl CallActor {
         p: &Value,
         stop: bool,
     ) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let Some(idx) = self
-            .collects
-            .active
-            .iter()
-            .position(|c| c.control_id == control_id)
-        else {
-            return Err(ControlError::Unprocessable {
-                code: "control_id_not_found",
-                message: format!("no active collect with control_id {control_id}"),
-                attribute: Some("control_id".into()),
-            });
+        let control_id = crate::play::control_id_ref(p);
+        let Some(idx) = self.collects.position(control_id) else {
+            return Err(crate::play::control_id_not_found("collect", control_id));
         };
         if stop {
             let c = self.collects.active.remove(idx);
@@ -324,7 +313,7 @@ impl CallActor {
 /// The listener's parameters from the collect's `speech` object. Spoken digits are in the
 /// grammar only when no hints are given: next to hint phrases, a free digit loop wins too often
 /// on 8 kHz audio (DTMF still works alongside). `model` and `engine` are accepted and ignored:
-/// the node has one (embedded) engine.
+/// the node has one engine (embedded, or the configured engine process).
 fn speech_params(sp: &Value, c: &Collect) -> SpeechParams {
     let hints: Vec<String> = sp
         .get("hints")
@@ -359,12 +348,7 @@ fn speech_params(sp: &Value, c: &Collect) -> SpeechParams {
 impl CallActor {
     /// What a speech collect's audio tap reported (see speech.rs for the event kinds).
     pub(crate) async fn on_speech_event(&mut self, control_id: &str, event: Value) {
-        let Some(idx) = self
-            .collects
-            .active
-            .iter()
-            .position(|c| c.control_id == control_id)
-        else {
+        let Some(idx) = self.collects.position(control_id) else {
             return;
         };
         let kind = event

@@ -57,6 +57,12 @@ pub(crate) struct Detects {
     active: Vec<Detect>,
 }
 
+impl Detects {
+    fn position(&self, control_id: &str) -> Option<usize> {
+        self.active.iter().position(|d| d.control_id == control_id)
+    }
+}
+
 /// Machine params as the detector wants them (seconds → ms), with the spec's defaults.
 #[derive(Debug, Clone)]
 struct MachineParams {
@@ -313,12 +319,7 @@ impl FrameListener for DetectListener {
 impl CallActor {
     pub(crate) fn rest_detect(&mut self, p: &Value) -> Result<(), ControlError> {
         let control_id = crate::play::control_id(p);
-        if self
-            .detects
-            .active
-            .iter()
-            .any(|d| d.control_id == control_id)
-        {
+        if self.detects.position(&control_id).is_some() {
             return Err(crate::play::control_id_in_use("detect", &control_id));
         }
         let spec = p.get("detect").cloned().unwrap_or(Value::Null);
@@ -398,21 +399,9 @@ impl CallActor {
 
     /// `calling.detect.stop`: the detect ends with its `finished` event.
     pub(crate) async fn rest_detect_stop(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !self
-            .detects
-            .active
-            .iter()
-            .any(|d| d.control_id == control_id)
-        {
-            return Err(ControlError::Unprocessable {
-                code: "control_id_not_found",
-                message: format!("no active detect with control_id {control_id}"),
-                attribute: Some("control_id".into()),
-            });
+        let control_id = crate::play::control_id_ref(p);
+        if self.detects.position(control_id).is_none() {
+            return Err(crate::play::control_id_not_found("detect", control_id));
         }
         let control_id = control_id.to_string();
         self.end_detect(&control_id).await;
@@ -443,9 +432,8 @@ impl CallActor {
     pub(crate) async fn on_detect_event(&mut self, control_id: &str, event: Value) {
         let Some(d) = self
             .detects
-            .active
-            .iter()
-            .find(|d| d.control_id == control_id)
+            .position(control_id)
+            .and_then(|i| self.detects.active.get(i))
             .cloned()
         else {
             return;
@@ -460,12 +448,7 @@ impl CallActor {
 
     /// Removes a detect and its listener and reports `finished`.
     async fn end_detect(&mut self, control_id: &str) {
-        let Some(idx) = self
-            .detects
-            .active
-            .iter()
-            .position(|d| d.control_id == control_id)
-        else {
+        let Some(idx) = self.detects.position(control_id) else {
             return;
         };
         let d = self.detects.active.remove(idx);

@@ -72,10 +72,23 @@ impl Plays {
 /// The `control_id` of a REST command's params (the API makes one up when the request had
 /// none, so it is always there once validated).
 pub(crate) fn control_id(p: &Value) -> String {
+    control_id_ref(p).to_string()
+}
+
+/// [`control_id`], borrowed.
+pub(crate) fn control_id_ref(p: &Value) -> &str {
     p.get("control_id")
         .and_then(Value::as_str)
         .unwrap_or_default()
-        .to_string()
+}
+
+/// 422: no active operation of this kind (`what`) has this control_id.
+pub(crate) fn control_id_not_found(what: &str, control_id: &str) -> ControlError {
+    ControlError::Unprocessable {
+        code: "control_id_not_found",
+        message: format!("no active {what} with control_id {control_id}"),
+        attribute: Some("control_id".into()),
+    }
 }
 
 /// 409: an active operation of this kind (`what`) already has this control_id.
@@ -334,16 +347,9 @@ impl CallActor {
     }
 
     fn rest_play_control(&mut self, p: &Value, op: PlayOp) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let control_id = crate::play::control_id_ref(p);
         let Some(id) = self.plays.by_control_id(control_id) else {
-            return Err(ControlError::Unprocessable {
-                code: "control_id_not_found",
-                message: format!("no active playback with control_id {control_id}"),
-                attribute: Some("control_id".into()),
-            });
+            return Err(crate::play::control_id_not_found("playback", control_id));
         };
         match op {
             PlayOp::Stop => self.stop_playback(id),

@@ -205,16 +205,9 @@ impl CallActor {
         command: &str,
         p: &Value,
     ) -> Result<(), ControlError> {
-        let control_id = p
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let control_id = crate::play::control_id_ref(p);
         let Some(active) = self.recordings.by_control_id.get(control_id).cloned() else {
-            return Err(ControlError::Unprocessable {
-                code: "control_id_not_found",
-                message: format!("no active recording with control_id {control_id}"),
-                attribute: Some("control_id".into()),
-            });
+            return Err(crate::play::control_id_not_found("recording", control_id));
         };
         match command {
             "calling.record.pause" => {

@@ -412,11 +412,7 @@ impl CallActor {
             self.complete_now(Completion::Failed { message });
             return;
         }
-        let control_id = params
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let control_id = crate::play::control_id(&params);
         let until_ready = params
             .pointer("/detect/params/detect_message_end")
             .and_then(Value::as_bool)
@@ -449,11 +445,7 @@ impl CallActor {
             self.complete_now(Completion::Failed { message });
             return;
         }
-        let control_id = collect
-            .get("control_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let control_id = crate::play::control_id(&collect);
         if let Err(e) = self.control_command("calling.collect", collect).await {
             self.complete_now(Completion::Failed {
                 message: e.to_string(),
