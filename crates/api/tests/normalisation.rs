@@ -6,24 +6,22 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use control::command::UpdateParams;
+use control::command::{EndParams, UpdateParams};
 use control::{CallCommand, CallStatus, Codec, EndReason, HttpMethod, StatusEvent};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Sends a command on CALL and returns the params the control layer got (NotBuilt).
+/// Sends a command on CALL and returns the typed command the control layer got, as params
+/// JSON (every default filled in from control::command::defaults).
 async fn normalised(h: &Harness, command: &str, params: Value) -> (Value, Reply) {
     let reply = h.command(command, params).await;
     assert_eq!(reply.status, 200, "{command}: {}", reply.body);
     match h.control.last_command() {
-        Some(CallCommand::NotBuilt {
-            command: name,
-            params,
-        }) => {
-            assert_eq!(name, command);
-            (params, reply)
+        Some(typed) => {
+            assert_eq!(typed.name(), command);
+            (typed.params_json(), reply)
         }
-        other => panic!("{command}: expected NotBuilt, got {other:?}"),
+        None => panic!("{command}: the control layer got nothing"),
     }
 }
 
@@ -208,7 +206,7 @@ async fn end_reasons() {
         assert_eq!(reply.status, 200);
         assert_eq!(
             h.control.last_command(),
-            Some(CallCommand::End { reason: expected }),
+            Some(CallCommand::End(EndParams { reason: expected })),
             "{given}"
         );
         assert!(reply.body.get("control_id").is_none());
@@ -238,7 +236,7 @@ async fn play_defaults_generated_control_id_and_flattened_items() {
             "play": [
                 {"type": "tts", "params": {"text": "Hello", "voice": "en-US-Neural2-A"}},
                 {"type": "audio", "params": {"url": "https://cdn.example/a.mp3"}},
-                {"type": "silence", "params": {"duration": 1}}
+                {"type": "silence", "params": {"duration": 1.0}}
             ],
             "volume": 0.0, "direction": "listen", "loop": 1, "language": "en-US", "gender": "female"
         })
@@ -306,7 +304,8 @@ async fn collect_defaults() {
     assert_eq!(
         params,
         json!({
-            "control_id": "c1", "digits": {"max": 4}, "continuous": false,
+            "control_id": "c1", "initial_timeout": 5.0,
+            "digits": {"max": 4, "terminators": "#", "digit_timeout": 5.0}, "continuous": false,
             "partial_results": false, "send_start_of_input": false, "start_input_timers": false
         })
     );
@@ -326,13 +325,20 @@ async fn detect_defaults() {
         json!({
             "control_id": "d1",
             "detect": {"type": "machine", "params": {
-                "initial_timeout": 4.5, "end_silence_timeout": 2.0, "machine_ready_timeout": 2.0,
+                "initial_timeout": 4.5, "end_silence_timeout": 2.0,
                 "machine_voice_threshold": 1.25, "machine_words_threshold": 6,
                 "detect_interruptions": false, "detect_message_end": true
             }},
             "timeout": 30.0
         })
     );
+    let Some(CallCommand::Detect(detect)) = h.control.last_command() else {
+        panic!("not a detect")
+    };
+    let control::command::Detector::Machine(machine) = detect.detect else {
+        panic!("not a machine detect")
+    };
+    assert_eq!(machine.machine_ready_timeout(), 2.0, "defaults to end_silence_timeout");
     let (params, _) = normalised(
         &h,
         "calling.detect",
@@ -427,7 +433,11 @@ async fn ai_hold_timeout_forms() {
 async fn ai_message_role_defaults_to_system_with_text() {
     let h = Harness::new();
     let (params, _) = normalised(&h, "calling.ai_message", json!({"message_text": "hi"})).await;
-    assert_eq!(params, json!({"message_text": "hi", "role": "system"}));
+    assert_eq!(params, json!({"message_text": "hi"}));
+    let Some(CallCommand::AiMessage(message)) = h.control.last_command() else {
+        panic!("not an ai_message")
+    };
+    assert_eq!(message.role(), control::command::AiRole::System);
     let (params, _) = normalised(&h, "calling.ai_message", json!({"reset": {}})).await;
     assert_eq!(params, json!({"reset": {}}));
 }
@@ -446,7 +456,7 @@ async fn live_transcribe_without_direction_covers_both_legs() {
         json!({"action": {"start": {
             "lang": "en-US", "direction": ["remote-caller", "local-caller"],
             "live_events": false, "ai_summary": false, "speech_engine": "deepgram",
-            "speech_timeout": 60000, "vad_silence_ms": 300, "vad_thresh": 400, "debug_level": 0
+            "speech_timeout": 60000, "vad_thresh": 400, "debug_level": 0
         }}})
     );
     let (params, _) = normalised(
@@ -455,7 +465,14 @@ async fn live_transcribe_without_direction_covers_both_legs() {
         json!({"action": {"start": {"lang": "en-US", "speech_engine": "google"}}}),
     )
     .await;
-    assert_eq!(params["action"]["start"]["vad_silence_ms"], 500);
+    assert!(params["action"]["start"].get("vad_silence_ms").is_none());
+    let Some(CallCommand::LiveTranscribe(live)) = h.control.last_command() else {
+        panic!("not a live_transcribe")
+    };
+    let control::command::LiveTranscribeAction::Start(start) = live.action else {
+        panic!("not a start")
+    };
+    assert_eq!(start.speech.vad_silence_ms(), 500, "google's default");
     let (params, _) = normalised(&h, "calling.live_transcribe", json!({"action": "stop"})).await;
     assert_eq!(params, json!({"action": "stop"}));
 }

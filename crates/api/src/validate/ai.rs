@@ -25,7 +25,6 @@ pub fn hold(p: &mut Obj<'_>) {
             )),
         }
     });
-    p.default("timeout", MAX_HOLD_SECS);
     p.opt_str("prompt");
 }
 
@@ -51,7 +50,6 @@ pub fn message(p: &mut Obj<'_>) {
     }
     p.opt_enum("role", &["system", "user", "assistant"]);
     if text.is_some() {
-        p.default("role", "system");
     }
 }
 

@@ -17,11 +17,11 @@ pub fn collect(p: &mut Obj<'_>) {
     p.opt_num("initial_timeout", Limits::POSITIVE);
     p.opt_object("digits", digits);
     p.opt_object("speech", speech);
-    p.bool_or("continuous", false);
-    p.bool_or("partial_results", false);
-    p.bool_or("send_start_of_input", false);
+    p.opt_bool("continuous");
+    p.opt_bool("partial_results");
+    p.opt_bool("send_start_of_input");
     // A5: the REST default is false — timers wait for calling.collect.start_input_timers.
-    p.bool_or("start_input_timers", false);
+    p.opt_bool("start_input_timers");
     p.opt_http_url("status_url");
 }
 

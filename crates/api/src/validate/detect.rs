@@ -10,7 +10,7 @@ use super::simple::control_id_or_generated;
 pub fn detect(p: &mut Obj<'_>) {
     control_id_or_generated(p);
     p.req_object("detect", detector);
-    p.num_or("timeout", Limits::NON_NEGATIVE, 30.0);
+    p.opt_num("timeout", Limits::NON_NEGATIVE);
     p.opt_http_url("status_url");
 }
 
@@ -43,17 +43,13 @@ fn detector(d: &mut Obj<'_>) {
 }
 
 fn machine(m: &mut Obj<'_>) {
-    m.num_or("initial_timeout", Limits::NON_NEGATIVE, 4.5);
-    let end_silence = m.num_or("end_silence_timeout", Limits::NON_NEGATIVE, 1.0);
-    m.num_or("machine_ready_timeout", Limits::NON_NEGATIVE, end_silence);
-    m.num_or("machine_voice_threshold", Limits::NON_NEGATIVE, 1.25);
-    m.int_or(
-        "machine_words_threshold",
-        Limits::between(0.0, f64::from(i32::MAX)),
-        6,
-    );
-    m.bool_or("detect_interruptions", false);
-    m.bool_or("detect_message_end", true);
+    m.opt_num("initial_timeout", Limits::NON_NEGATIVE);
+    m.opt_num("end_silence_timeout", Limits::NON_NEGATIVE);
+    m.opt_num("machine_ready_timeout", Limits::NON_NEGATIVE);
+    m.opt_num("machine_voice_threshold", Limits::NON_NEGATIVE);
+    m.opt_int("machine_words_threshold", Limits::between(0.0, f64::from(i32::MAX)));
+    m.opt_bool("detect_interruptions");
+    m.opt_bool("detect_message_end");
 }
 
 /// `CNG` or `CED` in either case, normalised to upper case; absent means either tone.

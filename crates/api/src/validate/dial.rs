@@ -199,7 +199,7 @@ fn url_or_swml(p: &mut Obj<'_>) -> (Option<String>, Option<Value>) {
 }
 
 fn url_method(p: &mut Obj<'_>) -> HttpMethod {
-    p.http_method_or_post("url_method");
+    p.opt_http_method("url_method");
     match p.get("url_method").and_then(Value::as_str) {
         Some(m) if m.eq_ignore_ascii_case("GET") => HttpMethod::Get,
         _ => HttpMethod::Post,
@@ -290,11 +290,9 @@ fn codecs(p: &mut Obj<'_>) -> Vec<Codec> {
 }
 
 fn ring_timeout(p: &mut Obj<'_>) -> u32 {
-    let secs = p.int_or(
-        "timeout",
-        Limits::between(1.0, 600.0),
-        DEFAULT_RING_TIMEOUT_SECS,
-    );
+    let secs = p
+        .opt_int("timeout", Limits::between(1.0, 600.0))
+        .unwrap_or(DEFAULT_RING_TIMEOUT_SECS);
     u32::try_from(secs).unwrap_or(DEFAULT_RING_TIMEOUT_SECS as u32)
 }
 

@@ -16,16 +16,11 @@ const HANGUP_REASONS: [&str; 8] = [
     "error",
 ];
 
-/// `None` only when `reason` is invalid (the error is recorded).
-pub fn end(p: &mut Obj<'_>) -> Option<EndReason> {
-    let present = p.present("reason");
-    let reason = p.field("reason", false, |v| {
+/// The reason, in its RELAY spelling (absent: `hangup`, control::command::EndParams).
+pub fn end(p: &mut Obj<'_>) {
+    p.field("reason", false, |v| {
         let (name, _) = check_enum(v, &HANGUP_REASONS)?;
         let reason = EndReason::parse(name).unwrap_or(EndReason::Hangup);
-        Ok((reason, reason.as_str().into()))
+        Ok(((), reason.as_str().into()))
     });
-    match (present, reason) {
-        (false, _) => Some(EndReason::Hangup),
-        (true, reason) => reason,
-    }
 }

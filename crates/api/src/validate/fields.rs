@@ -184,12 +184,6 @@ impl<'a> Obj<'a> {
         self.out.insert(key.to_owned(), value.into());
     }
 
-    /// Sets `value` unless the key already has a normalised value: how defaults are filled in.
-    pub fn default(&mut self, key: &str, value: impl Into<Value>) {
-        if !self.out.contains_key(key) {
-            self.put(key, value);
-        }
-    }
 
     /// Drops a normalised value (when an alias was resolved into another place).
     pub fn remove(&mut self, key: &str) {
@@ -251,10 +245,6 @@ impl<'a> Obj<'a> {
         })
     }
 
-    pub fn str_or(&mut self, key: &str, default: &str) {
-        self.opt_str(key);
-        self.default(key, default);
-    }
 
     /// A string that must satisfy `is_valid`, failing with `code` and `tail`.
     pub fn opt_str_where(
@@ -283,10 +273,6 @@ impl<'a> Obj<'a> {
         self.field(key, true, |v| check_enum(v, allowed))
     }
 
-    pub fn enum_or(&mut self, key: &str, allowed: &[&str], default: &str) {
-        self.opt_enum(key, allowed);
-        self.default(key, default);
-    }
 
     /// An absolute http(s) URL (`not_an_http_url`).
     pub fn opt_http_url(&mut self, key: &str) -> Option<&'a str> {
@@ -298,7 +284,7 @@ impl<'a> Obj<'a> {
     }
 
     /// `GET` or `POST`, any case, normalised to upper case (`invalid_http_method`).
-    pub fn http_method_or_post(&mut self, key: &str) {
+    pub fn opt_http_method(&mut self, key: &str) {
         self.field(key, false, |v| {
             let method = v
                 .as_str()
@@ -307,7 +293,6 @@ impl<'a> Obj<'a> {
                 .ok_or_else(|| problem(INVALID_HTTP_METHOD, "must be GET or POST"))?;
             Ok(((), Value::String(method)))
         });
-        self.default(key, "POST");
     }
 
     /// An array of strings; `min_items` is enforced when given.
@@ -339,11 +324,6 @@ impl<'a> Obj<'a> {
         })
     }
 
-    pub fn bool_or(&mut self, key: &str, default: bool) -> bool {
-        let value = self.opt_bool(key);
-        self.default(key, default);
-        value.unwrap_or(default)
-    }
 
     /// A JSON number within `limits`.
     pub fn opt_num(&mut self, key: &str, limits: Limits) -> Option<f64> {
@@ -354,11 +334,6 @@ impl<'a> Obj<'a> {
         self.field(key, true, |v| check_number(v, limits))
     }
 
-    pub fn num_or(&mut self, key: &str, limits: Limits, default: f64) -> f64 {
-        let value = self.opt_num(key, limits);
-        self.default(key, default);
-        value.unwrap_or(default)
-    }
 
     /// A JSON integer (an integral float such as `5.0` is accepted) within `limits`.
     pub fn opt_int(&mut self, key: &str, limits: Limits) -> Option<i64> {
@@ -369,11 +344,6 @@ impl<'a> Obj<'a> {
         self.field(key, true, |v| check_integer(v, limits))
     }
 
-    pub fn int_or(&mut self, key: &str, limits: Limits, default: i64) -> i64 {
-        let value = self.opt_int(key, limits);
-        self.default(key, default);
-        value.unwrap_or(default)
-    }
 
     // ----- objects and arrays --------------------------------------------------------------
 
@@ -548,7 +518,6 @@ mod tests {
         assert_eq!(o.opt_num("vol", Limits::between(-40.0, 40.0)), None);
         o.opt_object("nested", |d| d.req_int("max", Limits::POSITIVE));
         assert_eq!(o.req_str("nil"), None);
-        o.bool_or("beep", false);
         let (out, errors, bad) = o.finish();
         assert!(!bad);
         let attributes: Vec<_> = errors
@@ -559,7 +528,6 @@ mod tests {
         assert_eq!(errors[1].message, "vol must be between -40 and 40");
         assert_eq!(errors[3].code, MISSING_REQUIRED_PARAMETER);
         assert_eq!(out["n"], json!(5));
-        assert_eq!(out["beep"], json!(false));
         assert!(!out.contains_key("extra"));
     }
 

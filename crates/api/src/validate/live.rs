@@ -8,7 +8,6 @@ use super::fields::Obj;
 use super::transcription::{directions, live_speech_settings, summarize};
 
 const FILTER_PRESETS: [&str; 5] = ["polite", "rude", "professional", "shakespeare", "gen-z"];
-const DEFAULT_VOICE: &str = "elevenlabs.josh";
 
 pub fn transcribe(p: &mut Obj<'_>) {
     action(p, &["start", "summarize"], |name, o| match name {
@@ -75,8 +74,8 @@ fn translate_start(s: &mut Obj<'_>) {
     s.req_str("from_lang");
     s.req_str("to_lang");
     directions(s, "direction", true);
-    s.str_or("from_voice", DEFAULT_VOICE);
-    s.str_or("to_voice", DEFAULT_VOICE);
+    s.opt_str("from_voice");
+    s.opt_str("to_voice");
     for key in ["filter_from", "filter_to"] {
         s.opt_str_where(
             key,

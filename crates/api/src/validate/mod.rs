@@ -145,12 +145,14 @@ pub const COMMANDS: [&str; 42] = [
     "calling.user_event",
 ];
 
-/// Validates params of a command that is not typed yet; output goes to `CallCommand::NotBuilt`.
+/// Checks a command's params and normalises them (aliases resolved, spellings made canonical);
+/// absent parameters stay absent and take their defaults from `control::command::defaults`.
 type ParamsValidator = fn(&mut Obj<'_>);
 
-/// The params validator of every `calling.*` command except `calling.end`.
+/// The params validator of every `calling.*` command.
 fn params_validator(command: &str) -> Option<ParamsValidator> {
     Some(match command {
+        "calling.end" => end::end,
         "calling.transfer" => transfer::transfer,
         "calling.disconnect"
         | "calling.denoise"
@@ -348,16 +350,13 @@ fn validate_call_command(
     let Some(params) = params else {
         return Ok(None);
     };
-    let typed = if command == "calling.end" {
-        run_params(params, options, errors, end::end)?
-            .1
-            .map(|reason| CallCommand::End { reason })
-    } else if let Some(validator) = params_validator(command) {
+    let typed = if let Some(validator) = params_validator(command) {
         let (normalised, ()) = run_params(params, options, errors, validator)?;
-        Some(CallCommand::NotBuilt {
-            command: command.to_owned(),
-            params: Value::Object(normalised),
-        })
+        if errors.is_empty() {
+            typed_command(command, normalised, errors)
+        } else {
+            None
+        }
     } else {
         // COMMANDS and params_validator disagree: a bug, not the caller's fault.
         tracing::error!(command, "no validator for a listed command");
@@ -368,13 +367,10 @@ fn validate_call_command(
         ));
         None
     };
-    let control_id = match &typed {
-        Some(CallCommand::NotBuilt { params, .. }) => params
-            .get("control_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        _ => None,
-    };
+    let control_id = typed
+        .as_ref()
+        .and_then(CallCommand::control_id)
+        .map(str::to_owned);
     Ok(call_id
         .zip(typed)
         .map(|(call_id, command)| ValidatedRequest::Call {
@@ -382,6 +378,27 @@ fn validate_call_command(
             command,
             control_id,
         }))
+}
+
+/// The typed command from params the validator accepted. The validator reports every problem a
+/// caller can make with its attribute; a failure here means it and the typed params disagree.
+fn typed_command(
+    command: &str,
+    normalised: Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<CallCommand> {
+    match CallCommand::from_json(command, Value::Object(normalised)) {
+        Ok(typed) => Some(typed),
+        Err(e) => {
+            tracing::error!(command, error = %e, "validated params do not fit the typed command");
+            errors.push(FieldError::new(
+                INVALID_PARAMETER,
+                "params",
+                format!("params could not be read: {e}"),
+            ));
+            None
+        }
+    }
 }
 
 fn parse_call_id(attribute: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<Uuid> {

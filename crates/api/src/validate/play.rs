@@ -25,17 +25,17 @@ const VOICE_CHARSET: &str = "may only contain letters, digits, '.' and '-'";
 pub fn play(p: &mut Obj<'_>) {
     control_id_or_generated(p);
     media_list(p);
-    p.num_or("volume", VOLUME_DB, 0.0);
-    p.enum_or("direction", &PLAY_DIRECTIONS, "listen");
-    p.int_or("loop", Limits::between(0.0, f64::from(i32::MAX)), 1);
-    p.str_or("language", "en-US");
+    p.opt_num("volume", VOLUME_DB);
+    p.opt_enum("direction", &PLAY_DIRECTIONS);
+    p.opt_int("loop", Limits::between(0.0, f64::from(i32::MAX)));
+    p.opt_str("language");
     p.opt_str_where(
         "voice",
         formats::is_voice_name,
         INVALID_PARAMETER,
         VOICE_CHARSET,
     );
-    p.enum_or("gender", &TTS_GENDERS, "female");
+    p.opt_enum("gender", &TTS_GENDERS);
     p.opt_http_url("status_url");
 }
 

@@ -59,24 +59,23 @@ pub fn record(p: &mut Obj<'_>) {
 
 /// `RecordAudioParams` with the documented defaults filled in.
 fn audio_params(a: &mut Obj<'_>) {
-    a.bool_or("beep", false);
-    a.enum_or("format", &["mp3", "wav", "mp4"], "mp3");
-    a.bool_or("stereo", false);
-    a.enum_or("direction", &PLAY_DIRECTIONS, "speak");
-    a.num_or("initial_timeout", Limits::NON_NEGATIVE, 4.0);
-    a.num_or("end_silence_timeout", Limits::NON_NEGATIVE, 0.5);
-    a.int_or("max_length", Limits::between(0.0, f64::from(i32::MAX)), 0);
+    a.opt_bool("beep");
+    a.opt_enum("format", &["mp3", "wav", "mp4"]);
+    a.opt_bool("stereo");
+    a.opt_enum("direction", &PLAY_DIRECTIONS);
+    a.opt_num("initial_timeout", Limits::NON_NEGATIVE);
+    a.opt_num("end_silence_timeout", Limits::NON_NEGATIVE);
+    a.opt_int("max_length", Limits::between(0.0, f64::from(i32::MAX)));
     a.opt_str_where(
         "terminators",
         formats::is_dtmf,
         INVALID_PARAMETER,
         "may only contain 0-9, A-D, * and #",
     );
-    a.default("terminators", "#");
-    a.num_or("input_sensitivity", Limits::between(0.0, 100.0), 44.0);
+    a.opt_num("input_sensitivity", Limits::between(0.0, 100.0));
 }
 
 pub fn pause(p: &mut Obj<'_>) {
     required_control_id(p);
-    p.enum_or("behavior", &["skip", "silence"], "skip");
+    p.opt_enum("behavior", &["skip", "silence"]);
 }

@@ -24,7 +24,7 @@ pub fn refer(p: &mut Obj<'_>) {
         return;
     };
     let mut d = p.nested(device, p.attr("device"));
-    d.enum_or("type", &["sip"], "sip");
+    d.opt_enum("type", &["sip"]);
     let mut params = match d.get("params") {
         Some(Value::Object(map)) => d.nested(map, d.attr("params")),
         Some(_) => {

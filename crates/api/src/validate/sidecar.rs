@@ -3,16 +3,15 @@
 use serde_json::Value;
 
 use super::codes::{INVALID_PARAMETER, MUST_BE_OBJECT};
-use super::fields::{empty_map, Limits, Obj};
+use super::fields::{Limits, Obj};
 use super::transcription::{directions, summarize, SPEECH_ENGINES, TRANSCRIBE_DIRECTIONS};
 
-const DEFAULT_MODEL: &str = "gpt-4o-mini";
 const RESERVED_FUNCTION: &str = "sidecar_skip";
 
 pub fn sidecar(p: &mut Obj<'_>) {
     p.req_str("lang");
     prompt(p);
-    p.str_or("model", DEFAULT_MODEL);
+    p.opt_str("model");
     // The sidecar needs both legs; a single leg is refused.
     if let Some(legs) = directions(p, "direction", false) {
         if !TRANSCRIBE_DIRECTIONS
@@ -26,7 +25,7 @@ pub fn sidecar(p: &mut Obj<'_>) {
             );
         }
     }
-    p.enum_or("customer_role", &TRANSCRIBE_DIRECTIONS, "remote-caller");
+    p.opt_enum("customer_role", &TRANSCRIBE_DIRECTIONS);
     p.opt_http_url("url");
     p.opt_object("SWAIG", swaig);
     permissions(p);
@@ -104,51 +103,37 @@ fn swaig(s: &mut Obj<'_>) {
     s.opt_array("mcp_servers");
 }
 
-/// All three permissions default to `true`, filled in whether or not the object is sent.
+/// The three SWAIG permissions (each true when absent: control::command::ai).
 fn permissions(p: &mut Obj<'_>) {
     let fill = |o: &mut Obj<'_>| {
-        o.bool_or("swaig_allow_swml", true);
-        o.bool_or("swaig_allow_settings", true);
-        o.bool_or("swaig_set_global_data", true);
+        o.opt_bool("swaig_allow_swml");
+        o.opt_bool("swaig_allow_settings");
+        o.opt_bool("swaig_set_global_data");
     };
-    if p.opt_object("permissions", fill).is_none() && !p.present("permissions") {
-        let mut defaults = p.nested(empty_map(), p.attr("permissions"));
-        fill(&mut defaults);
-        let normalised = p.absorb(defaults);
-        p.put("permissions", normalised);
-    }
+    p.opt_object("permissions", fill);
 }
 
-/// The `params` tuning object with its documented ranges and defaults.
+/// The `params` tuning object with its documented ranges (defaults: control::command::ai).
 fn tuning(p: &mut Obj<'_>) {
     let fill = |t: &mut Obj<'_>| {
-        t.int_or("idle_timeout_ms", Limits::between(50.0, 5000.0), 200);
-        t.int_or("min_interval_ms", Limits::between(0.0, 60000.0), 0);
-        t.int_or("max_iters_per_tick", Limits::between(1.0, 20.0), 5);
-        t.int_or(
-            "max_history_tokens",
-            Limits::between(1000.0, 200000.0),
-            8000,
-        );
-        t.bool_or("act_on_channel", true);
-        t.bool_or("final_summary", false);
-        t.bool_or("ai_summary", false);
+        t.opt_int("idle_timeout_ms", Limits::between(50.0, 5000.0));
+        t.opt_int("min_interval_ms", Limits::between(0.0, 60000.0));
+        t.opt_int("max_iters_per_tick", Limits::between(1.0, 20.0));
+        t.opt_int("max_history_tokens", Limits::between(1000.0, 200000.0));
+        t.opt_bool("act_on_channel");
+        t.opt_bool("final_summary");
+        t.opt_bool("ai_summary");
         t.opt_str("ai_summary_prompt");
-        t.str_or("summary_model", DEFAULT_MODEL);
-        t.bool_or("live_events", false);
-        t.bool_or("verbose_utterances", false);
-        t.enum_or("speech_engine", &SPEECH_ENGINES, "deepgram");
-        t.int_or("speech_timeout", Limits::between(0.0, 600000.0), 0);
+        t.opt_str("summary_model");
+        t.opt_bool("live_events");
+        t.opt_bool("verbose_utterances");
+        t.opt_enum("speech_engine", &SPEECH_ENGINES);
+        t.opt_int("speech_timeout", Limits::between(0.0, 600000.0));
         t.opt_int("vad_silence_ms", Limits::between(0.0, 60000.0));
         t.opt_int("vad_thresh", Limits::between(0.0, 10000.0));
-        t.int_or("debug_level", Limits::between(0.0, 100.0), 0);
-        t.bool_or("debug", false);
+        t.opt_int("debug_level", Limits::between(0.0, 100.0));
+        t.opt_bool("debug");
         t.opt_str("transcribe_prompt");
     };
-    if p.opt_object("params", fill).is_none() && !p.present("params") {
-        let mut defaults = p.nested(empty_map(), p.attr("params"));
-        fill(&mut defaults);
-        let normalised = p.absorb(defaults);
-        p.put("params", normalised);
-    }
+    p.opt_object("params", fill);
 }

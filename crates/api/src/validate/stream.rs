@@ -16,13 +16,9 @@ pub fn stream(p: &mut Obj<'_>) {
     });
     p.opt_str("name");
     p.opt_str("codec");
-    p.enum_or(
-        "track",
-        &["inbound_track", "outbound_track", "both_tracks"],
-        "inbound_track",
-    );
+    p.opt_enum("track", &["inbound_track", "outbound_track", "both_tracks"]);
     p.opt_str("authorization_bearer_token");
     p.opt_any_object("custom_parameters");
     p.opt_http_url("status_url");
-    p.http_method_or_post("status_url_method");
+    p.opt_http_method("status_url_method");
 }

@@ -22,7 +22,7 @@ pub fn tap(p: &mut Obj<'_>) {
 
 /// `{type:"audio", params:{direction}}`; a missing `type` means audio, the only kind there is.
 fn tap_spec(t: &mut Obj<'_>) {
-    t.enum_or("type", &["audio"], "audio");
+    t.opt_enum("type", &["audio"]);
     t.req_object("params", |params| {
         params.req_enum("direction", &PLAY_DIRECTIONS);
     });

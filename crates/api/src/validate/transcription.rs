@@ -34,7 +34,6 @@ pub fn directions(o: &mut Obj<'_>, key: &str, required: bool) -> Option<Vec<Stri
         }
     });
     if !required {
-        o.default(key, Value::from(TRANSCRIBE_DIRECTIONS.to_vec()));
     }
     legs
 }
@@ -45,24 +44,15 @@ pub fn summarize(s: &mut Obj<'_>) {
     s.opt_str("prompt");
 }
 
-/// The speech settings live_transcribe and live_translate share, with SWML's defaults.
+/// The speech settings live_transcribe and live_translate share (defaults: control::command::ai).
 pub fn live_speech_settings(o: &mut Obj<'_>) {
     o.opt_http_url("webhook");
-    o.bool_or("live_events", false);
-    o.bool_or("ai_summary", false);
+    o.opt_bool("live_events");
+    o.opt_bool("ai_summary");
     o.opt_str("ai_summary_prompt");
-    o.enum_or("speech_engine", &SPEECH_ENGINES, "deepgram");
-    o.int_or(
-        "speech_timeout",
-        Limits::between(1500.0, f64::from(i32::MAX)),
-        60000,
-    );
-    let google = o.get("speech_engine").and_then(Value::as_str) == Some("google");
-    o.int_or(
-        "vad_silence_ms",
-        Limits::between(1.0, f64::from(i32::MAX)),
-        if google { 500 } else { 300 },
-    );
-    o.int_or("vad_thresh", Limits::between(0.0, 1800.0), 400);
-    o.int_or("debug_level", Limits::between(0.0, 2.0), 0);
+    o.opt_enum("speech_engine", &SPEECH_ENGINES);
+    o.opt_int("speech_timeout", Limits::between(1500.0, f64::from(i32::MAX)));
+    o.opt_int("vad_silence_ms", Limits::between(1.0, f64::from(i32::MAX)));
+    o.opt_int("vad_thresh", Limits::between(0.0, 1800.0));
+    o.opt_int("debug_level", Limits::between(0.0, 2.0));
 }

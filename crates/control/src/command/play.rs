@@ -1,0 +1,123 @@
+//! `calling.play` and its controls (calling-api.md §6.6–6.8); SWML `play` builds the same
+//! [`PlayParams`].
+
+use serde::{Deserialize, Serialize};
+
+use super::defaults;
+
+/// Which audio of the call an operation works on (`listen` = what the call's party hears,
+/// `speak` = what it says, `both`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioDirection {
+    #[default]
+    Listen,
+    Speak,
+    Both,
+}
+
+impl AudioDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioDirection::Listen => "listen",
+            AudioDirection::Speak => "speak",
+            AudioDirection::Both => "both",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsGender {
+    Male,
+    #[default]
+    Female,
+}
+
+impl TtsGender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TtsGender::Male => "male",
+            TtsGender::Female => "female",
+        }
+    }
+}
+
+/// Text to speak; unset fields take the command's (REST) or the document's (SWML) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TtsItem {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<TtsGender>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+}
+
+/// One playable item (`{type, params}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "params", rename_all = "lowercase")]
+pub enum MediaItem {
+    Audio {
+        url: String,
+    },
+    Tts(TtsItem),
+    /// Seconds of silence.
+    Silence {
+        duration: f64,
+    },
+    /// A country's ringback cadence; `duration` seconds, or until stopped when absent.
+    Ringtone {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<f64>,
+    },
+}
+
+/// `calling.play` (§6.6) and SWML `play` (swml.md §6.19).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayParams {
+    pub control_id: String,
+    pub play: Vec<MediaItem>,
+    /// Gain in dB, -40..=40.
+    #[serde(default)]
+    pub volume: f64,
+    #[serde(default)]
+    pub direction: AudioDirection,
+    /// Times the list plays; 0 repeats until stopped.
+    #[serde(rename = "loop", default = "defaults::one")]
+    pub loops: u32,
+    #[serde(default = "defaults::tts_language")]
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    #[serde(default)]
+    pub gender: TtsGender,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
+}
+
+impl PlayParams {
+    /// A playback of `items` with every other setting at its default.
+    pub fn new(control_id: String, play: Vec<MediaItem>) -> Self {
+        PlayParams {
+            control_id,
+            play,
+            volume: 0.0,
+            direction: AudioDirection::default(),
+            loops: defaults::one(),
+            language: defaults::tts_language(),
+            voice: None,
+            gender: TtsGender::default(),
+            status_url: None,
+        }
+    }
+}
+
+/// `calling.play.volume` (§6.8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlayVolumeParams {
+    pub control_id: String,
+    pub volume: f64,
+}
