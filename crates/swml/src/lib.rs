@@ -15,7 +15,7 @@ pub mod simulate;
 
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{
-    Completion, ControlWait, Effect, HttpRequest, HttpResponse, PlayItem, Run, ScriptWarning,
+    Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning,
 };
 
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;

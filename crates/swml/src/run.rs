@@ -12,6 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use control::command::{CollectParams, PlayParams};
+use control::CallCommand;
 use serde_json::{Map, Value};
 
 use crate::expr::{ExprError, Scope};
@@ -26,37 +28,15 @@ pub const MAX_TRANSFERS: u32 = 32;
 /// Instantaneous steps run without yielding before the script is judged runaway.
 pub const MAX_STEPS_PER_ADVANCE: usize = 10_000;
 
-/// One playable item of `play` (swml.md §6.19).
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlayItem {
-    Audio {
-        url: String,
-    },
-    Say {
-        text: String,
-        voice: String,
-        language: String,
-        gender: String,
-    },
-    Silence {
-        seconds: f64,
-    },
-    Ring {
-        country: String,
-        seconds: Option<f64>,
-    },
-}
-
 /// What the runtime must do for the script.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Blocking: answer (no-op on an answered leg), then report completion.
     Answer { max_duration_secs: u64 },
-    /// Blocking: play the items in order.
+    /// Blocking: play, exactly as REST `calling.play` with these params would; an inbound
+    /// call still ringing is answered first (`auto_answer`) or given early media.
     Play {
-        items: Vec<PlayItem>,
-        volume_db: f64,
-        status_url: Option<String>,
+        params: PlayParams,
         auto_answer: bool,
     },
     /// Blocking: send RFC 4733 digits (`w` = 0.5 s, `W` = 1 s pause).
@@ -71,23 +51,21 @@ pub enum Effect {
     Warning(ScriptWarning),
     /// Terminal: hang the call up. The script is over.
     Hangup { reason: String },
-    /// A call-control command, the same one the REST API runs (`calling.record`,
-    /// `calling.detect`, `calling.denoise`, ...), with REST-shaped `params`. Blocking: complete
+    /// A call-control command, the same typed value the REST API runs (`calling.record`,
+    /// `calling.detect`, `calling.denoise`, ...). Blocking: complete
     /// with [`Completion::Result`] (or `Failed` when the command is refused) once it started
     /// ([`ControlWait::Started`]: `{control_id, url?}`) or once it produced its final result
     /// ([`ControlWait::Final`]: what its webhook carries).
     Control {
-        command: &'static str,
-        params: Value,
+        command: CallCommand,
         wait: ControlWait,
     },
-    /// Blocking: play `items` while `calling.collect` (REST-shaped `collect` params) runs; the
-    /// collect's input timers start when the playback ends, and input stops the playback
-    /// (barge-in). Complete with the collect's `result` object.
+    /// Blocking: play while `calling.collect` runs; the collect's input timers start when the
+    /// playback ends, and input stops the playback (barge-in). Complete with the collect's
+    /// `result` object.
     Prompt {
-        items: Vec<PlayItem>,
-        volume_db: f64,
-        collect: Value,
+        play: PlayParams,
+        collect: CollectParams,
     },
 }
 

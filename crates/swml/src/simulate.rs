@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::{Completion, Effect, HttpResponse, PlayItem, Run};
+use control::command::{MediaItem, PlayParams};
+use control::CallCommand;
+
+use crate::{Completion, Effect, HttpResponse, Run};
 
 /// Speech is estimated at this many ms per character for the virtual clock.
 const SAY_MS_PER_CHAR: u64 = 60;
@@ -96,16 +99,42 @@ pub fn simulate(doc: Value, opts: SimOptions) -> (Vec<TraceLine>, Map<String, Va
     (trace, run.vars().clone())
 }
 
-fn play_ms(items: &[PlayItem]) -> u64 {
-    items
+fn play_ms(play: &PlayParams) -> u64 {
+    play.play
         .iter()
         .map(|i| match i {
-            PlayItem::Audio { .. } => 0,
-            PlayItem::Say { text, .. } => text.chars().count() as u64 * SAY_MS_PER_CHAR,
-            PlayItem::Silence { seconds } => (seconds * 1000.0) as u64,
-            PlayItem::Ring { seconds, .. } => (seconds.unwrap_or(6.0) * 1000.0) as u64,
+            MediaItem::Audio { .. } => 0,
+            MediaItem::Tts(t) => t.text.chars().count() as u64 * SAY_MS_PER_CHAR,
+            MediaItem::Silence { duration } => (duration * 1000.0) as u64,
+            MediaItem::Ringtone { duration, .. } => (duration.unwrap_or(6.0) * 1000.0) as u64,
         })
         .sum()
+}
+
+/// The playables as a document would write them, with the TTS settings.
+fn playables(play: &PlayParams) -> String {
+    let parts: Vec<String> = play
+        .play
+        .iter()
+        .map(|i| match i {
+            MediaItem::Audio { url } => url.clone(),
+            MediaItem::Tts(t) => format!(
+                "say:{} [{}, {}]",
+                t.text,
+                t.voice
+                    .as_deref()
+                    .or(play.voice.as_deref())
+                    .unwrap_or("default voice"),
+                t.language.as_deref().unwrap_or(&play.language)
+            ),
+            MediaItem::Silence { duration } => format!("silence:{duration}"),
+            MediaItem::Ringtone { name, duration } => match duration {
+                Some(s) => format!("ring:{s}:{name}"),
+                None => format!("ring:{name}"),
+            },
+        })
+        .collect();
+    parts.join(", ")
 }
 
 fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>) {
@@ -115,32 +144,17 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             Some((0, Completion::Done)),
         ),
         Effect::Play {
-            items,
-            volume_db,
+            params,
             auto_answer,
-            ..
         } => {
-            let parts: Vec<String> = items
-                .iter()
-                .map(|i| match i {
-                    PlayItem::Audio { url } => url.clone(),
-                    PlayItem::Say {
-                        text,
-                        voice,
-                        language,
-                        ..
-                    } => format!("say:{text} [{voice}, {language}]"),
-                    PlayItem::Silence { seconds } => format!("silence:{seconds}"),
-                    PlayItem::Ring { country, seconds } => match seconds {
-                        Some(s) => format!("ring:{s}:{country}"),
-                        None => format!("ring:{country}"),
-                    },
-                })
-                .collect();
             let early = if *auto_answer { "" } else { " (early media)" };
             (
-                format!("play {} at {volume_db} dB{early}", parts.join(", ")),
-                Some((play_ms(items), Completion::Done)),
+                format!(
+                    "play {} at {} dB{early}",
+                    playables(params),
+                    params.volume
+                ),
+                Some((play_ms(params), Completion::Done)),
             )
         }
         Effect::SendDigits { digits } => (
@@ -172,62 +186,53 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             None,
         ),
         Effect::Hangup { reason } => (format!("hangup ({reason})"), None),
-        Effect::Control {
-            command,
-            params,
-            wait,
-        } => {
-            let control_id = params
-                .get("control_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let (took, result) = match (*command, wait) {
+        Effect::Control { command, wait } => {
+            let control_id = command.control_id().unwrap_or_default();
+            let (took, result) = match (command, wait) {
                 (_, crate::ControlWait::Started) => (
                     0,
                     json!({ "control_id": control_id,
                             "url": format!("simulated://recordings/{control_id}") }),
                 ),
                 // Nobody speaks in a simulation: recordings and detections end without input.
-                ("calling.record", _) => {
-                    let audio = &params["record"]["audio"];
-                    let wait_s = audio["initial_timeout"]
-                        .as_f64()
+                (CallCommand::Record(r), _) => {
+                    let audio = &r.record.audio;
+                    let wait_s = Some(audio.initial_timeout)
                         .filter(|t| *t > 0.0)
-                        .or(audio["max_length"].as_f64().filter(|t| *t > 0.0))
+                        .or(Some(audio.max_length as f64).filter(|t| *t > 0.0))
                         .unwrap_or(60.0);
                     (
                         (wait_s * 1000.0) as u64,
                         json!({ "control_id": control_id, "state": "no_input" }),
                     )
                 }
-                _ => {
-                    let wait_s = params["detect"]["params"]["initial_timeout"]
-                        .as_f64()
-                        .unwrap_or(4.5);
+                (CallCommand::Detect(d), _) => {
+                    let wait_s = match &d.detect {
+                        control::command::Detector::Machine(m) => m.initial_timeout,
+                        _ => control::command::defaults::machine_initial_timeout(),
+                    };
                     (
                         (wait_s * 1000.0) as u64,
-                        json!({ "type": params["detect"]["type"], "params": { "event": "UNKNOWN" } }),
+                        json!({ "type": d.detect.kind(), "params": { "event": "UNKNOWN" } }),
                     )
                 }
+                _ => (0, json!({ "control_id": control_id })),
             };
             (
-                format!("{command} {params}"),
+                format!("{} {}", command.name(), command.params_json()),
                 Some((took, Completion::Result(result))),
             )
         }
-        Effect::Prompt {
-            items,
-            volume_db,
-            collect,
-        } => {
-            let initial = collect["initial_timeout"].as_f64().unwrap_or(5.0);
+        Effect::Prompt { play, collect } => {
+            let collect_json = CallCommand::Collect(collect.clone()).params_json();
             (
                 format!(
-                    "prompt ({} items at {volume_db} dB) collect {collect}",
-                    items.len()
+                    "prompt ({} items at {} dB) collect {collect_json}",
+                    play.play.len(),
+                    play.volume
                 ),
                 Some((
-                    play_ms(items) + (initial * 1000.0) as u64,
+                    play_ms(play) + (collect.initial_timeout * 1000.0) as u64,
                     Completion::Result(json!({ "type": "no_input" })),
                 )),
             )

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
-use swml::{Completion, Effect, HttpResponse, PlayItem, Run};
+use control::command::MediaItem;
+use swml::{Completion, Effect, HttpResponse, Run};
 
 /// The shared SWML examples: `DIALTONE_SWML_EXAMPLES`, else `shared/spec/swml-examples` beside
 /// any ancestor of this crate (where CI puts it).
@@ -115,27 +116,24 @@ impl Sim {
                     Effect::UserEvent { .. } | Effect::Warning(_) | Effect::Hangup { .. } => {
                         pending
                     }
-                    Effect::Control {
-                        command,
-                        params,
-                        wait,
-                    } => {
-                        self.controls.push((command.to_string(), params.clone()));
-                        let id = params["control_id"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string();
+                    Effect::Control { command, wait } => {
+                        self.controls
+                            .push((command.name().to_string(), command.params_json()));
+                        let id = command.control_id().unwrap_or_default().to_string();
                         Some(Completion::Result(match (command, wait) {
                             (_, swml::ControlWait::Started) => {
                                 json!({"control_id": id, "url": format!("https://rec.test/{id}")})
                             }
-                            ("calling.record", _) => json!({"state": "finished",
+                            (control::CallCommand::Record(_), _) => json!({"state": "finished",
                                 "url": format!("https://rec.test/{id}.mp3"), "duration": 3.5}),
                             _ => self.detect_result.clone(),
                         }))
                     }
                     Effect::Prompt { collect, .. } => Some(Completion::Result({
-                        self.controls.push(("prompt".into(), collect));
+                        self.controls.push((
+                            "prompt".into(),
+                            control::CallCommand::Collect(collect).params_json(),
+                        ));
                         self.prompt_results
                             .pop_front()
                             .unwrap_or(json!({"type": "no_input"}))
@@ -176,34 +174,27 @@ fn describe(e: &Effect) -> String {
     match e {
         Effect::Answer { max_duration_secs } => format!("answer {max_duration_secs}"),
         Effect::Play {
-            items,
-            volume_db,
+            params,
             auto_answer,
-            ..
         } => {
-            let parts: Vec<String> = items
+            let parts: Vec<String> = params
+                .play
                 .iter()
                 .map(|i| match i {
-                    PlayItem::Audio { url } => format!("audio:{url}"),
-                    PlayItem::Say {
-                        text,
-                        voice,
-                        language,
-                        ..
-                    } => {
-                        if voice == "Polly.Salli" && language == "en-US" {
-                            format!("say:{text}")
-                        } else {
-                            format!("say[{voice}/{language}]:{text}")
+                    MediaItem::Audio { url } => format!("audio:{url}"),
+                    MediaItem::Tts(t) => match (&params.voice, params.language.as_str()) {
+                        (None, "en-US") => format!("say:{}", t.text),
+                        (voice, language) => {
+                            format!("say[{}/{language}]:{}", voice.as_deref().unwrap_or(""), t.text)
                         }
-                    }
-                    PlayItem::Silence { seconds } => format!("silence:{seconds}"),
-                    PlayItem::Ring { country, seconds } => format!("ring:{country}:{seconds:?}"),
+                    },
+                    MediaItem::Silence { duration } => format!("silence:{duration}"),
+                    MediaItem::Ringtone { name, duration } => format!("ring:{name}:{duration:?}"),
                 })
                 .collect();
             let mut s = format!("play {}", parts.join(" | "));
-            if *volume_db != 0.0 {
-                s.push_str(&format!(" @{volume_db}dB"));
+            if params.volume != 0.0 {
+                s.push_str(&format!(" @{}dB", params.volume));
             }
             if !auto_answer {
                 s.push_str(" (early media)");
@@ -216,17 +207,19 @@ fn describe(e: &Effect) -> String {
         Effect::UserEvent { event } => format!("user_event {event}"),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason } => format!("hangup {reason}"),
-        Effect::Control {
-            command, params, ..
-        } => format!("{command} {}", params["control_id"].as_str().unwrap_or("")),
-        Effect::Prompt { items, collect, .. } => {
-            let say: Vec<String> = items
+        Effect::Control { command, .. } => {
+            format!("{} {}", command.name(), command.control_id().unwrap_or(""))
+        }
+        Effect::Prompt { play, collect } => {
+            let say: Vec<String> = play
+                .play
                 .iter()
                 .map(|i| match i {
-                    PlayItem::Say { text, .. } => format!("say:{text}"),
+                    MediaItem::Tts(t) => format!("say:{}", t.text),
                     other => format!("{other:?}"),
                 })
                 .collect();
+            let collect = control::CallCommand::Collect(collect.clone()).params_json();
             format!("prompt {} collect {collect}", say.join(" | "))
         }
     }
@@ -726,7 +719,12 @@ fn prompt_speech_parameters_switch_the_mode() {
         .collect();
     assert_eq!(prompts.len(), 2);
     let (first, second) = (&sim.controls[0].1, &sim.controls[1].1);
-    assert_eq!(first["speech"], json!({"hints": ["yes", "no"]}));
+    assert_eq!(
+        first["speech"],
+        json!({"hints": ["yes", "no"], "end_silence_timeout": 1.0, "speech_timeout": 60.0,
+               "language": "en-US"}),
+        "the hints, and REST's defaults for the rest"
+    );
     assert!(first.get("digits").is_none());
     assert_eq!(second["speech"]["speech_timeout"], 4.0);
     assert_eq!(second["digits"]["max"], 2);

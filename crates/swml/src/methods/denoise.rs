@@ -1,21 +1,21 @@
 //! `denoise` / `stop_denoise` (swml.md §6.7, §6.32): REST `calling.denoise` / `.stop`.
 
-use serde_json::json;
+use control::command::NoParams;
+use control::CallCommand;
 
 use super::set_var;
 use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
 
 pub(crate) fn run(_run: &mut Run, start: bool, now: u64) -> Flow {
     let (name, command) = if start {
-        ("denoise", "calling.denoise")
+        ("denoise", CallCommand::Denoise(NoParams {}))
     } else {
-        ("stop_denoise", "calling.denoise.stop")
+        ("stop_denoise", CallCommand::DenoiseStop(NoParams {}))
     };
     Flow::Wait(
         Waiting::Control { name, started: now },
         Some(Box::new(Effect::Control {
             command,
-            params: json!({}),
             wait: ControlWait::Started,
         })),
     )

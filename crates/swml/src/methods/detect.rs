@@ -1,6 +1,8 @@
 //! `detect_machine` (swml.md §6.8): REST `calling.detect` underneath. One machine detect also
 //! reports fax tones, so `detectors: "amd,fax"` is one command; `"fax"` alone is a fax detect.
 
+use control::command::{DetectParams, Detector, FaxParams, FaxTone, MachineParams};
+use control::CallCommand;
 use serde_json::{json, Map, Value};
 
 use super::{as_bool, as_f64, set_var};
@@ -67,8 +69,8 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             }
         },
     };
-    let mut dp = Map::new();
-    if amd {
+    let detector = if amd {
+        let mut machine = MachineParams::default();
         for key in [
             "initial_timeout",
             "end_silence_timeout",
@@ -76,47 +78,49 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             "machine_voice_threshold",
             "machine_words_threshold",
         ] {
-            if let Some(v) = p.get(key) {
-                match as_f64(v).filter(|x| x.is_finite() && *x >= 0.0) {
-                    Some(x) if key == "machine_words_threshold" => {
-                        dp.insert(key.into(), json!(x.round() as u64));
-                    }
-                    Some(x) => {
-                        dp.insert(key.into(), json!(x));
-                    }
-                    None => {
-                        return failed(
-                            run,
-                            "relay_script_method_parameter_invalid_value",
-                            format!("`{key}` must be a number ≥ 0"),
-                        )
-                    }
-                }
+            let Some(v) = p.get(key) else { continue };
+            let Some(x) = as_f64(v).filter(|x| x.is_finite() && *x >= 0.0) else {
+                return failed(
+                    run,
+                    "relay_script_method_parameter_invalid_value",
+                    format!("`{key}` must be a number ≥ 0"),
+                );
+            };
+            match key {
+                "initial_timeout" => machine.initial_timeout = x,
+                "end_silence_timeout" => machine.end_silence_timeout = x,
+                "machine_ready_timeout" => machine.machine_ready_timeout = Some(x),
+                "machine_voice_threshold" => machine.machine_voice_threshold = x,
+                _ => machine.machine_words_threshold = x.round().min(f64::from(u32::MAX)) as u32,
             }
         }
-        let message_end = p
+        // SWML's default differs from REST's: the method completes at MACHINE unless asked.
+        machine.detect_message_end = p
             .get("detect_message_end")
             .and_then(as_bool)
             .unwrap_or(false);
-        dp.insert("detect_message_end".into(), json!(message_end));
-    }
-    if fax && !amd {
+        Detector::Machine(machine)
+    } else {
         let tone = p
             .get("tone")
             .map(crate::expr::stringify)
             .unwrap_or_else(|| "CED".into())
             .to_ascii_uppercase();
-        if tone != "CED" && tone != "CNG" {
-            return failed(
-                run,
-                "relay_script_method_parameter_invalid_value",
-                format!("tone `{tone}` is not CED or CNG"),
-            );
-        }
-        dp.insert("tone".into(), json!(tone));
-    }
+        let tone = match tone.as_str() {
+            "CED" => FaxTone::Ced,
+            "CNG" => FaxTone::Cng,
+            _ => {
+                return failed(
+                    run,
+                    "relay_script_method_parameter_invalid_value",
+                    format!("tone `{tone}` is not CED or CNG"),
+                )
+            }
+        };
+        Detector::Fax(FaxParams { tone: Some(tone) })
+    };
     let timeout = match p.get("timeout") {
-        None => 30.0,
+        None => control::command::defaults::detect_timeout(),
         Some(v) => match as_f64(v).filter(|x| x.is_finite() && *x >= 0.0) {
             Some(x) => x,
             None => {
@@ -128,23 +132,23 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             }
         },
     };
-    let control_id = run.new_control_id("detect");
-    let mut params = json!({
-        "control_id": control_id,
-        "detect": { "type": if amd { "machine" } else { "fax" }, "params": dp },
-        "timeout": timeout,
-    });
-    match p.get("status_url").and_then(Value::as_str) {
-        Some(url) => params["status_url"] = json!(url),
-        None if !wait => {
-            return failed(
-                run,
-                "relay_script_method_parameter_missing",
-                "`wait: false` needs a `status_url`".into(),
-            )
-        }
-        None => {}
+    let status_url = p
+        .get("status_url")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if status_url.is_none() && !wait {
+        return failed(
+            run,
+            "relay_script_method_parameter_missing",
+            "`wait: false` needs a `status_url`".into(),
+        );
     }
+    let params = DetectParams {
+        control_id: run.new_control_id("detect"),
+        detect: detector,
+        timeout,
+        status_url,
+    };
     Flow::Wait(
         Waiting::Control {
             name: if wait {
@@ -155,8 +159,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             started: now,
         },
         Some(Box::new(Effect::Control {
-            command: "calling.detect",
-            params,
+            command: CallCommand::Detect(params),
             wait: if wait {
                 ControlWait::Final
             } else {

@@ -1,13 +1,11 @@
-//! `play` (swml.md §6.19): `url` or `urls` of http(s) audio, `say:`, `silence:`, `ring:`.
+//! `play` (swml.md §6.19): `url` or `urls` of http(s) audio, `say:`, `silence:`, `ring:`,
+//! built into the same [`PlayParams`] as REST `calling.play`.
 
+use control::command::{MediaItem, PlayParams, TtsGender, TtsItem};
 use serde_json::Value;
 
 use super::{as_bool, as_f64};
-use crate::run::{Effect, Flow, PlayItem, Run, Waiting};
-
-pub const DEFAULT_VOICE: &str = "Polly.Salli";
-pub const DEFAULT_LANGUAGE: &str = "en-US";
-pub const DEFAULT_GENDER: &str = "female";
+use crate::run::{Effect, Flow, Run, Waiting};
 
 pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
     let p = run.expand(params);
@@ -29,70 +27,82 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
             return Flow::Next;
         }
     };
-    let voice = tts_setting(run, &p, "say_voice", DEFAULT_VOICE);
-    let language = tts_setting(run, &p, "say_language", DEFAULT_LANGUAGE);
-    let gender = tts_setting(run, &p, "say_gender", DEFAULT_GENDER);
-    let mut items = Vec::with_capacity(urls.len());
-    for u in &urls {
-        match parse_playable(u, &voice, &language, &gender) {
-            Ok(item) => items.push(item),
-            Err(why) => {
-                run.warn("relay_script_method_execute_failed", format!("play: {why}"));
-                return Flow::Next;
-            }
+    let mut params = match play_params(run, &p, &urls, "play") {
+        Ok(params) => params,
+        Err(why) => {
+            run.warn("relay_script_method_execute_failed", format!("play: {why}"));
+            return Flow::Next;
         }
-    }
-    let volume_db = p
-        .get("volume")
-        .and_then(as_f64)
-        .unwrap_or(0.0)
-        .clamp(-40.0, 40.0);
-    let auto_answer = p.get("auto_answer").and_then(as_bool).unwrap_or(true);
-    let status_url = p
+    };
+    params.status_url = p
         .get("status_url")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let auto_answer = p.get("auto_answer").and_then(as_bool).unwrap_or(true);
     Flow::Wait(
         Waiting::Method { name: "play" },
         Some(Box::new(Effect::Play {
-            items,
-            volume_db,
-            status_url,
+            params,
             auto_answer,
         })),
     )
 }
 
-/// Step parameter > `vars.<name>` > built-in default (swml.md §4.5).
-pub(crate) fn tts_setting(run: &Run, p: &Value, name: &str, default: &str) -> String {
+/// The `calling.play` params of a `play` (or `prompt`) step: its playables, `volume` and the
+/// `say_*` settings; everything else at the command's defaults.
+pub(crate) fn play_params(
+    run: &mut Run,
+    p: &Value,
+    urls: &[String],
+    method: &str,
+) -> Result<PlayParams, String> {
+    let items = urls
+        .iter()
+        .map(|u| parse_playable(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut params = PlayParams::new(run.new_control_id(method), items);
+    params.volume = p
+        .get("volume")
+        .and_then(as_f64)
+        .unwrap_or(0.0)
+        .clamp(-40.0, 40.0);
+    params.voice = tts_setting(run, p, "say_voice");
+    if let Some(language) = tts_setting(run, p, "say_language") {
+        params.language = language;
+    }
+    match tts_setting(run, p, "say_gender").as_deref() {
+        None => {}
+        Some("male") => params.gender = TtsGender::Male,
+        Some("female") => params.gender = TtsGender::Female,
+        Some(other) => return Err(format!("say_gender `{other}` is not male or female")),
+    }
+    Ok(params)
+}
+
+/// Step parameter > `vars.<name>` > the command's default (swml.md §4.5).
+fn tts_setting(run: &Run, p: &Value, name: &str) -> Option<String> {
     p.get(name)
         .and_then(Value::as_str)
         .or_else(|| run.scope.vars.get(name).and_then(Value::as_str))
-        .unwrap_or(default)
-        .to_string()
+        .map(str::to_string)
 }
 
-pub fn parse_playable(
-    u: &str,
-    voice: &str,
-    language: &str,
-    gender: &str,
-) -> Result<PlayItem, String> {
+pub fn parse_playable(u: &str) -> Result<MediaItem, String> {
     let t = u.trim();
     if t.starts_with("http://") || t.starts_with("https://") {
-        return Ok(PlayItem::Audio { url: t.to_string() });
+        return Ok(MediaItem::Audio { url: t.to_string() });
     }
     if let Some(text) = t.strip_prefix("say:") {
         let text = text.strip_prefix(' ').unwrap_or(text);
         if text.trim().is_empty() {
             return Err("`say:` with empty text".into());
         }
-        return Ok(PlayItem::Say {
+        return Ok(MediaItem::Tts(TtsItem {
             text: text.to_string(),
-            voice: voice.to_string(),
-            language: language.to_string(),
-            gender: gender.to_string(),
-        });
+            language: None,
+            gender: None,
+            voice: None,
+        }));
     }
     if let Some(secs) = t.strip_prefix("silence:") {
         let s: f64 = secs
@@ -102,7 +112,7 @@ pub fn parse_playable(
         if !(s > 0.0 && s.is_finite()) {
             return Err(format!("silence duration must be > 0, got `{secs}`"));
         }
-        return Ok(PlayItem::Silence { seconds: s });
+        return Ok(MediaItem::Silence { duration: s });
     }
     if let Some(rest) = t.strip_prefix("ring:") {
         let rest = rest.trim();
@@ -119,9 +129,9 @@ pub fn parse_playable(
         if country.is_empty() || !country.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
             return Err(format!("bad ring country `{country}`"));
         }
-        return Ok(PlayItem::Ring {
-            country: country.to_ascii_lowercase(),
-            seconds,
+        return Ok(MediaItem::Ringtone {
+            name: country.to_ascii_lowercase(),
+            duration: seconds,
         });
     }
     Err(format!(

@@ -1,7 +1,8 @@
 //! `prompt` (swml.md §6.20): play, and collect DTMF and/or speech with REST `calling.collect`
 //! underneath. The mode follows which parameters are present (§6.20 "Mode selection").
 
-use serde_json::{json, Map, Value};
+use control::command::{CollectParams, DigitsParams, SpeechParams};
+use serde_json::{json, Value};
 
 use super::{as_f64, play, set_var};
 use crate::run::{Completion, Effect, Flow, Run, Waiting};
@@ -55,90 +56,78 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             )
         }
     };
-    let voice = play::tts_setting(run, &p, "say_voice", play::DEFAULT_VOICE);
-    let language = play::tts_setting(run, &p, "say_language", play::DEFAULT_LANGUAGE);
-    let gender = play::tts_setting(run, &p, "say_gender", play::DEFAULT_GENDER);
-    let mut items = Vec::with_capacity(playables.len());
-    for u in &playables {
-        match play::parse_playable(u, &voice, &language, &gender) {
-            Ok(item) => items.push(item),
-            Err(why) => return failed(run, "relay_script_method_parameter_invalid_value", why),
-        }
-    }
-    let volume_db = p
-        .get("volume")
-        .and_then(as_f64)
-        .unwrap_or(0.0)
-        .clamp(-40.0, 40.0);
+    let play = match play::play_params(run, &p, &playables, "prompt-play") {
+        Ok(play) => play,
+        Err(why) => return failed(run, "relay_script_method_parameter_invalid_value", why),
+    };
     match collect_params(run, &p) {
         Ok(collect) => Flow::Wait(
             Waiting::Control {
                 name: "prompt",
                 started: now,
             },
-            Some(Box::new(Effect::Prompt {
-                items,
-                volume_db,
-                collect,
-            })),
+            Some(Box::new(Effect::Prompt { play, collect })),
         ),
         Err(why) => failed(run, "relay_script_method_parameter_invalid_value", why),
     }
 }
 
-/// REST `calling.collect` params for the prompt's mode.
-fn collect_params(run: &mut Run, p: &Value) -> Result<Value, String> {
+/// The `calling.collect` params for the prompt's mode.
+fn collect_params(run: &mut Run, p: &Value) -> Result<CollectParams, String> {
     let has = |keys: &[&str]| keys.iter().any(|k| p.get(*k).is_some());
     let speech_mode = has(&SPEECH_KEYS);
     let digit_mode = !speech_mode || has(&DIGIT_KEYS);
-    let control_id = run.new_control_id("prompt");
-    let mut collect = json!({
-        "control_id": control_id,
-        "initial_timeout": positive(p, "initial_timeout")?.unwrap_or(5.0),
-        // The prompt's runtime starts the input timers when its playback ends.
-        "start_input_timers": false,
-    });
+    let mut collect = CollectParams::new(run.new_control_id("prompt"));
+    if let Some(t) = positive(p, "initial_timeout")? {
+        collect.initial_timeout = t;
+    }
+    // The prompt's runtime starts the input timers when its playback ends.
+    collect.start_input_timers = false;
     if digit_mode {
         let max = match p.get("max_digits") {
             None => 1,
             Some(v) => as_f64(v)
                 .filter(|m| m.is_finite() && *m >= 1.0 && *m <= 1000.0)
-                .ok_or("`max_digits` must be a whole number ≥ 1")? as u64,
+                .ok_or("`max_digits` must be a whole number ≥ 1")? as u32,
         };
-        collect["digits"] = json!({
-            "max": max,
-            // SWML has no default terminator (REST's is `#`): none unless given.
-            "terminators": p.get("terminators").map(crate::expr::stringify).unwrap_or_default(),
-            "digit_timeout": positive(p, "digit_timeout")?.unwrap_or(5.0),
-        });
+        let mut digits = DigitsParams::new(max);
+        // SWML has no default terminator (REST's is `#`): none unless given.
+        digits.terminators = p
+            .get("terminators")
+            .map(crate::expr::stringify)
+            .unwrap_or_default();
+        if let Some(t) = positive(p, "digit_timeout")? {
+            digits.digit_timeout = t;
+        }
+        collect.digits = Some(digits);
     }
     if speech_mode {
-        let mut speech = Map::new();
+        let mut speech = SpeechParams::new();
         if let Some(t) = positive(p, "speech_end_timeout")? {
-            speech.insert("end_silence_timeout".into(), json!(t));
+            speech.end_silence_timeout = t;
         }
         if let Some(t) = positive(p, "speech_timeout")? {
-            speech.insert("speech_timeout".into(), json!(t));
+            speech.speech_timeout = t;
         }
         if let Some(l) = p.get("speech_language") {
-            speech.insert("language".into(), json!(crate::expr::stringify(l)));
+            speech.language = crate::expr::stringify(l);
         }
         match p.get("speech_hints") {
             None => {}
             Some(Value::Array(h)) => {
-                let hints: Vec<String> = h.iter().map(crate::expr::stringify).collect();
-                speech.insert("hints".into(), json!(hints));
+                speech.hints = h.iter().map(crate::expr::stringify).collect();
             }
             Some(_) => return Err("`speech_hints` must be a list of strings".into()),
         }
         if let Some(e) = p.get("speech_engine") {
-            speech.insert("engine".into(), json!(crate::expr::stringify(e)));
+            speech.engine = Some(crate::expr::stringify(e));
         }
-        collect["speech"] = Value::Object(speech);
+        collect.speech = Some(speech);
     }
-    if let Some(url) = p.get("status_url").and_then(Value::as_str) {
-        collect["status_url"] = json!(url);
-    }
+    collect.status_url = p
+        .get("status_url")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(collect)
 }
 

@@ -2,92 +2,103 @@
 //! `stop_record_call` (§6.33): REST `calling.record` / `calling.record.stop` underneath, with
 //! SWML's own defaults (which differ between the two methods and from REST's).
 
-use serde_json::{json, Map, Value};
+use control::command::{
+    AudioDirection, ControlIdParams, RecordAudio, RecordFormat, RecordParams, RecordSpec,
+};
+use control::CallCommand;
+use serde_json::{Map, Value};
 
 use super::{as_bool, as_f64, set_var};
 use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
 
-/// Defaults of one recording method.
+/// The SWML defaults of one recording method (swml.md §6.22, §6.23); they differ between the
+/// two methods and from REST's, so they start from REST's and override what SWML documents.
 struct Defaults {
-    direction: &'static str,
+    direction: AudioDirection,
     terminators: &'static str,
     initial_timeout: f64,
     end_silence_timeout: f64,
 }
 
 const RECORD: Defaults = Defaults {
-    direction: "speak",
+    direction: AudioDirection::Speak,
     terminators: "#",
     initial_timeout: 4.0,
     end_silence_timeout: 5.0,
 };
 
 const RECORD_CALL: Defaults = Defaults {
-    direction: "both",
+    direction: AudioDirection::Both,
     terminators: "",
     initial_timeout: 0.0,
     end_silence_timeout: 0.0,
 };
 
-/// The REST `calling.record` params for a SWML recording step, or why they cannot be built.
-fn record_params(p: &Value, d: &Defaults, control_id: &str) -> Result<Value, String> {
-    let mut audio = Map::new();
-    let format = p.get("format").map(crate::expr::stringify);
-    let format = format.as_deref().unwrap_or("wav");
-    if !matches!(format, "wav" | "mp3" | "mp4") {
-        return Err(format!("format `{format}` is not wav, mp3 or mp4"));
-    }
-    audio.insert("format".into(), json!(format));
-    let direction = p.get("direction").map(crate::expr::stringify);
-    let direction = direction.as_deref().unwrap_or(d.direction);
-    if !matches!(direction, "speak" | "listen" | "both") {
-        return Err(format!(
-            "direction `{direction}` is not speak, listen or both"
-        ));
-    }
-    audio.insert("direction".into(), json!(direction));
-    for key in ["stereo", "beep"] {
-        let v = match p.get(key) {
-            None => false,
-            Some(v) => as_bool(v).ok_or_else(|| format!("`{key}` must be true or false"))?,
+/// The `calling.record` params for a SWML recording step, or why they cannot be built.
+fn record_params(p: &Value, d: &Defaults, control_id: String) -> Result<RecordParams, String> {
+    let mut audio = RecordAudio {
+        // SWML records WAV unless told otherwise.
+        format: RecordFormat::Wav,
+        direction: d.direction,
+        terminators: d.terminators.to_string(),
+        initial_timeout: d.initial_timeout,
+        end_silence_timeout: d.end_silence_timeout,
+        ..RecordAudio::default()
+    };
+    if let Some(format) = p.get("format").map(crate::expr::stringify) {
+        audio.format = match format.as_str() {
+            "wav" => RecordFormat::Wav,
+            "mp3" => RecordFormat::Mp3,
+            "mp4" => RecordFormat::Mp4,
+            other => return Err(format!("format `{other}` is not wav, mp3 or mp4")),
         };
-        audio.insert(key.into(), json!(v));
     }
-    let terminators = p
-        .get("terminators")
-        .map(crate::expr::stringify)
-        .unwrap_or_else(|| d.terminators.to_string());
-    audio.insert("terminators".into(), json!(terminators));
-    for (key, default) in [
-        ("initial_timeout", Some(d.initial_timeout)),
-        ("end_silence_timeout", Some(d.end_silence_timeout)),
-        ("input_sensitivity", Some(44.0)),
-        ("max_length", None),
-    ] {
-        let v = match p.get(key) {
-            Some(v) => Some(
-                as_f64(v)
-                    .filter(|x| x.is_finite() && *x >= 0.0)
-                    .ok_or_else(|| format!("`{key}` must be a number ≥ 0"))?,
-            ),
-            None => default,
+    if let Some(direction) = p.get("direction").map(crate::expr::stringify) {
+        audio.direction = match direction.as_str() {
+            "speak" => AudioDirection::Speak,
+            "listen" => AudioDirection::Listen,
+            "both" => AudioDirection::Both,
+            other => return Err(format!("direction `{other}` is not speak, listen or both")),
         };
-        match v {
-            // REST's max_length is whole seconds.
-            Some(v) if key == "max_length" => {
-                audio.insert(key.into(), json!(v.ceil() as u64));
-            }
-            Some(v) => {
-                audio.insert(key.into(), json!(v));
-            }
-            None => {}
+    }
+    for (key, slot) in [("stereo", &mut audio.stereo), ("beep", &mut audio.beep)] {
+        if let Some(v) = p.get(key) {
+            *slot = as_bool(v).ok_or_else(|| format!("`{key}` must be true or false"))?;
         }
     }
-    let mut params = json!({ "control_id": control_id, "record": { "audio": audio } });
-    if let Some(url) = p.get("status_url").and_then(Value::as_str) {
-        params["status_url"] = json!(url);
+    if let Some(t) = p.get("terminators") {
+        audio.terminators = crate::expr::stringify(t);
     }
-    Ok(params)
+    let number = |key: &str| -> Result<Option<f64>, String> {
+        p.get(key)
+            .map(|v| {
+                as_f64(v)
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| format!("`{key}` must be a number ≥ 0"))
+            })
+            .transpose()
+    };
+    if let Some(x) = number("initial_timeout")? {
+        audio.initial_timeout = x;
+    }
+    if let Some(x) = number("end_silence_timeout")? {
+        audio.end_silence_timeout = x;
+    }
+    if let Some(x) = number("input_sensitivity")? {
+        audio.input_sensitivity = x;
+    }
+    if let Some(x) = number("max_length")? {
+        // REST's max_length is whole seconds.
+        audio.max_length = x.ceil() as u64;
+    }
+    Ok(RecordParams {
+        control_id,
+        record: RecordSpec { audio },
+        status_url: p
+            .get("status_url")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
 }
 
 fn object(run: &mut Run, params: &Value, method: &str) -> Option<Value> {
@@ -110,15 +121,14 @@ pub(crate) fn run_record(run: &mut Run, params: &Value, now: u64) -> Flow {
         return Flow::Next;
     };
     let control_id = run.new_control_id("record");
-    match record_params(&p, &RECORD, &control_id) {
+    match record_params(&p, &RECORD, control_id) {
         Ok(params) => Flow::Wait(
             Waiting::Control {
                 name: "record",
                 started: now,
             },
             Some(Box::new(Effect::Control {
-                command: "calling.record",
-                params,
+                command: CallCommand::Record(params),
                 wait: ControlWait::Final,
             })),
         ),
@@ -142,15 +152,14 @@ pub(crate) fn run_record_call(run: &mut Run, params: &Value, now: u64) -> Flow {
         Some(c) if !c.is_empty() => c,
         _ => run.new_control_id("record_call"),
     };
-    match record_params(&p, &RECORD_CALL, &control_id) {
+    match record_params(&p, &RECORD_CALL, control_id) {
         Ok(params) => Flow::Wait(
             Waiting::Control {
                 name: "record_call",
                 started: now,
             },
             Some(Box::new(Effect::Control {
-                command: "calling.record",
-                params,
+                command: CallCommand::Record(params),
                 wait: ControlWait::Started,
             })),
         ),
@@ -192,8 +201,7 @@ pub(crate) fn run_stop_record_call(run: &mut Run, params: &Value, now: u64) -> F
             started: now,
         },
         Some(Box::new(Effect::Control {
-            command: "calling.record.stop",
-            params: json!({ "control_id": control_id }),
+            command: CallCommand::RecordStop(ControlIdParams { control_id }),
             wait: ControlWait::Started,
         })),
     )
