@@ -38,7 +38,7 @@ def test_collect_digits_until_the_terminator(start_dialtone, sipp, hooks):
     r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "pin"}})
     assert r.status_code == 200, r.text
     r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "pin"}})
-    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "control_id_not_found", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "does_not_exist", r.text
     d.sdk().calling.end(call_id, reason="hangup")
     sipp_done(far)
 

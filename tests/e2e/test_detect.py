@@ -120,7 +120,7 @@ def test_detect_digits_each_matching_key_then_stop(start_dialtone, sipp, hooks):
     evs = detect_events(hooks, call_id)
     assert outcomes(evs)[-1] == ("digit", "finished", False), outcomes(evs)
     r = d.post({"command": "calling.detect.stop", "id": call_id, "params": {"control_id": "dig"}})
-    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "control_id_not_found", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "does_not_exist", r.text
     d.sdk().calling.end(call_id, reason="hangup")
     sipp_done(far)
 
@@ -131,7 +131,7 @@ def test_detect_timeout_duplicate_and_unknown_control_id(start_dialtone, sipp, h
     r = detect(d, call_id, "amd-t", "machine", {"initial_timeout": 20}, hooks, timeout=1.5)
     assert r.status_code == 200, r.text
     r = detect(d, call_id, "amd-t", "fax", {}, hooks)
-    assert r.status_code == 409 and r.json()["errors"][0]["code"] == "control_id_in_use", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "value_not_unique", r.text
     r = detect(d, call_id, "bad", "voice", {}, hooks)
     assert r.status_code in (400, 422), r.text
     evs = detect_events(hooks, call_id)
@@ -141,7 +141,7 @@ def test_detect_timeout_duplicate_and_unknown_control_id(start_dialtone, sipp, h
     assert 1.2 <= elapsed <= 4, elapsed
     # The finished detect's control_id is free again; an unknown one cannot be stopped.
     r = d.post({"command": "calling.detect.stop", "id": call_id, "params": {"control_id": "amd-t"}})
-    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "control_id_not_found", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "does_not_exist", r.text
     r = d.post({"command": "calling.detect.stop", "id": call_id, "params": {"control_id": "nope"}})
     assert r.status_code == 422, r.text
     r = detect(d, call_id, "amd-t", "fax", {}, hooks, timeout=0.5)

@@ -251,7 +251,7 @@ def test_rest_play_pause_resume_volume_stop(node, far, sink, media, hooks):
     start = heard(sink, "tone", 5, after=t_play, timeout=5)
     dup = rest(node, "calling.play", cid, {"control_id": "tone-1",
                                             "play": [{"type": "silence", "params": {"duration": 1}}]})
-    assert dup.status_code == 409 and "control_id_in_use" in dup.text, (dup.status_code, dup.text)
+    assert dup.status_code == 422 and "value_not_unique" in dup.text, (dup.status_code, dup.text)
     time.sleep(0.5)
     t_pause = time.time()
     before = sink.between(start + 0.2, t_pause)
@@ -295,7 +295,7 @@ def test_rest_play_pause_resume_volume_stop(node, far, sink, media, hooks):
         assert j["params"]["call_id"] == cid and j["params"].get("node_id"), j
     # no active playback any more: the controls answer control_id_not_found
     r = rest(node, "calling.play.pause", cid, {"control_id": "tone-1"})
-    assert r.status_code == 422 and "control_id_not_found" in r.text, (r.status_code, r.text)
+    assert r.status_code == 422 and "does_not_exist" in r.text, (r.status_code, r.text)
     assert get_call(node, cid)["status"] == "answered"
     hang_up(node, far, cid)
 

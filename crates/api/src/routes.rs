@@ -89,7 +89,7 @@ async fn post_command(
             command,
             control_id,
         } => {
-            let ok = state.control.command(project, call_id, command).await?;
+            let ok = state.control.command(project, call_id, *command).await?;
             success(ok, control_id)
         }
     }

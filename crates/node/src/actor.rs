@@ -606,7 +606,7 @@ impl CallActor {
     async fn run_command(&mut self, command: CallCommand) -> Result<CommandOk, ControlError> {
         let status = self.core.status();
         match command {
-            CallCommand::End { reason } => {
+            CallCommand::End(control::command::EndParams { reason }) => {
                 if status.is_terminal() || status == CallStatus::Ending {
                     return Err(ControlError::invalid_state(
                         "invalid_state",
@@ -622,9 +622,7 @@ impl CallActor {
                 self.input(CallInput::Hangup { reason }).await;
             }
             CallCommand::Update(params) => self.on_update(status, params).await?,
-            CallCommand::NotBuilt { command, params } => {
-                return self.on_call_command(status, command, params).await;
-            }
+            other => return self.on_call_command(status, other).await,
         }
         Ok(CommandOk::leg(
             self.node.leg_from_record(&self.snapshot_record()),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use control::{ControlError, DialRequest, Direction, EndReason, LegType};
 use media::playback::PlaybackId;
-use swml::PlayItem;
+use control::command::{MediaItem, PlayParams};
 
 use crate::actor::{ActorMsg, CallActor};
 use crate::play::PlayOrigin;
@@ -87,14 +87,14 @@ impl CallActor {
             self.stop_playback(id);
         }
         let ringback = self.begin_play(
-            vec![PlayItem::Ring {
-                country: "us".into(),
-                seconds: Some(f64::INFINITY),
-            }],
-            0.0,
-            1,
-            format!("ringback-{far}"),
-            None,
+            PlayParams::new(
+                format!("ringback-{far}"),
+                vec![MediaItem::Ringtone {
+                    name: "us".into(),
+                    duration: None,
+                    single_cycle: false,
+                }],
+            ),
             PlayOrigin::Rest,
         );
         self.bridge = BridgeRole::Transferred {

@@ -7,22 +7,15 @@
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
+use control::command::CollectParams;
 use control::ControlError;
 
 use crate::actor::CallActor;
 use crate::listen::SPEECH_PREFIX;
 use crate::now_ms;
 use crate::shard::ShardCommand;
-use crate::speech::{
-    SpeechListener, SpeechParams, DEFAULT_END_SILENCE_MS, DEFAULT_SPEECH_TIMEOUT_MS,
-};
+use crate::speech::{SpeechListener, SpeechParams};
 
-/// Digit terminators when the request gives none (SignalWire's usual `#`).
-const DEFAULT_TERMINATORS: &str = "#";
-/// Inter-digit timeout when the request gives none.
-const DEFAULT_DIGIT_TIMEOUT_MS: u64 = 5_000;
-/// Time to the first digit when the request gives none (once the input timers run).
-const DEFAULT_INITIAL_TIMEOUT_MS: u64 = 5_000;
 /// A transcript scored below this is reported as `no_match` rather than `speech`.
 const MIN_CONFIDENCE: f64 = 0.3;
 /// Beyond `speech_timeout` + end silence, how long the actor waits for the recogniser before
@@ -63,66 +56,51 @@ impl Collects {
     }
 }
 
-fn ms(p: &Value, key: &str) -> Option<u64> {
-    p.get(key)
-        .and_then(Value::as_f64)
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| (s * 1000.0) as u64)
+/// Seconds as milliseconds (validated finite and non-negative by the API or the script).
+pub(crate) fn secs_to_ms(secs: f64) -> u64 {
+    if secs.is_finite() && secs > 0.0 {
+        (secs * 1000.0) as u64
+    } else {
+        0
+    }
 }
 
 impl CallActor {
-    pub(crate) fn rest_collect(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id(p);
-        if self.collects.position(&control_id).is_some() {
-            return Err(crate::play::control_id_in_use("collect", &control_id));
+    pub(crate) fn rest_collect(&mut self, p: CollectParams) -> Result<(), ControlError> {
+        if self.collects.position(&p.control_id).is_some() {
+            return Err(crate::play::control_id_in_use("collect", &p.control_id));
         }
-        let digits = p.get("digits").cloned().unwrap_or(Value::Null);
-        let wants_digits = !digits.is_null();
-        let speech = p.get("speech").filter(|s| s.is_object()).cloned();
-        let max = digits
-            .get("max")
-            .and_then(Value::as_u64)
-            .map_or(1, |m| usize::try_from(m).unwrap_or(usize::MAX).max(1));
-        let initial_timeout_ms = ms(p, "initial_timeout").unwrap_or(DEFAULT_INITIAL_TIMEOUT_MS);
-        let start_timers = p
-            .get("start_input_timers")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let initial_timeout_ms = secs_to_ms(p.initial_timeout);
         let collect = Collect {
-            control_id,
-            max,
-            terminators: digits
-                .get("terminators")
-                .and_then(Value::as_str)
-                .unwrap_or(DEFAULT_TERMINATORS)
-                .to_string(),
-            digit_timeout_ms: ms(&digits, "digit_timeout").unwrap_or(DEFAULT_DIGIT_TIMEOUT_MS),
+            control_id: p.control_id,
+            max: p
+                .digits
+                .as_ref()
+                .map_or(1, |d| usize::try_from(d.max).unwrap_or(usize::MAX).max(1)),
+            terminators: p
+                .digits
+                .as_ref()
+                .map(|d| d.terminators.clone())
+                .unwrap_or_default(),
+            digit_timeout_ms: p
+                .digits
+                .as_ref()
+                .map_or(0, |d| secs_to_ms(d.digit_timeout)),
             initial_timeout_ms,
-            continuous: p
-                .get("continuous")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            send_start_of_input: p
-                .get("send_start_of_input")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            status_url: p
-                .get("status_url")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            continuous: p.continuous,
+            send_start_of_input: p.send_start_of_input,
+            status_url: p.status_url,
             digits: String::new(),
-            wants_digits,
+            wants_digits: p.digits.is_some(),
             speech: None,
-            partial_results: p
-                .get("partial_results")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            partial_results: p.partial_results,
             speech_started: false,
-            deadline: start_timers.then(|| now_ms() + initial_timeout_ms),
+            deadline: p.start_input_timers.then(|| now_ms() + initial_timeout_ms),
         };
+        let speech = p.speech;
         let mut collect = collect;
         if let Some(sp) = speech {
-            let params = speech_params(&sp, &collect);
+            let params = speech_params(sp, &collect);
             collect.speech = Some((params.end_silence_ms, params.speech_timeout_ms));
             let listener = SpeechListener::new(self.node.speech.clone(), params);
             self.node.media.send(
@@ -134,7 +112,7 @@ impl CallActor {
                 },
             );
         }
-        info!(control_id = %collect.control_id, digits = wants_digits, speech = collect.speech.is_some(), "collecting");
+        info!(control_id = %collect.control_id, digits = collect.wants_digits, speech = collect.speech.is_some(), "collecting");
         self.collects.active.push(collect);
         self.update_digit_detection();
         Ok(())
@@ -144,10 +122,9 @@ impl CallActor {
     /// `calling.collect.start_input_timers`.
     pub(crate) fn rest_collect_control(
         &mut self,
-        p: &Value,
+        control_id: &str,
         stop: bool,
     ) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id_ref(p);
         let Some(idx) = self.collects.position(control_id) else {
             return Err(crate::play::control_id_not_found("collect", control_id));
         };
@@ -314,32 +291,17 @@ impl CallActor {
 /// grammar only when no hints are given: next to hint phrases, a free digit loop wins too often
 /// on 8 kHz audio (DTMF still works alongside). `model` and `engine` are accepted and ignored:
 /// the node has one engine (embedded, or the configured engine process).
-fn speech_params(sp: &Value, c: &Collect) -> SpeechParams {
-    let hints: Vec<String> = sp
-        .get("hints")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    // `engine:tag` overrides (Deepgram:en-US) keep the tag.
-    let language = sp
-        .get("language")
-        .and_then(Value::as_str)
-        .map(|l| l.rsplit(':').next().unwrap_or(l).to_string())
-        .unwrap_or_else(|| "en-US".into());
+fn speech_params(sp: control::command::SpeechParams, c: &Collect) -> SpeechParams {
+    let language = sp.language_tag().to_string();
     SpeechParams {
         request: asr::RecognitionRequest {
             language,
-            digits_allowed: hints.is_empty(),
-            hints,
+            digits_allowed: sp.hints.is_empty(),
+            hints: sp.hints,
             sample_rate: 8000,
         },
-        end_silence_ms: ms(sp, "end_silence_timeout").unwrap_or(DEFAULT_END_SILENCE_MS),
-        speech_timeout_ms: ms(sp, "speech_timeout").unwrap_or(DEFAULT_SPEECH_TIMEOUT_MS),
+        end_silence_ms: secs_to_ms(sp.end_silence_timeout),
+        speech_timeout_ms: secs_to_ms(sp.speech_timeout),
         partial_results: c.partial_results,
         continuous: c.continuous,
     }

@@ -12,6 +12,7 @@
 use serde_json::{json, Value};
 use tracing::info;
 
+use control::command::{DetectParams, Detector as DetectSpec};
 use control::ControlError;
 use media::amd::{Amd, AmdParams, AmdResult};
 use media::fax::{FaxTone, FaxToneDetector};
@@ -71,41 +72,24 @@ struct MachineParams {
     detect_interruptions: bool,
 }
 
-fn secs_ms(p: &Value, key: &str, default_s: f64) -> u32 {
-    let s = p
-        .get(key)
-        .and_then(Value::as_f64)
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(default_s);
-    (s * 1000.0).min(f64::from(u32::MAX)) as u32
+/// Seconds as the detector's milliseconds.
+fn detector_ms(secs: f64) -> u32 {
+    let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+    (secs * 1000.0).min(f64::from(u32::MAX)) as u32
 }
 
-fn machine_params(p: &Value) -> MachineParams {
-    let end_silence = secs_ms(p, "end_silence_timeout", 1.0);
+fn machine_params(p: &control::command::MachineParams) -> MachineParams {
     MachineParams {
         amd: AmdParams {
-            initial_timeout_ms: secs_ms(p, "initial_timeout", 4.5),
-            end_silence_timeout_ms: end_silence,
-            machine_voice_threshold_ms: secs_ms(p, "machine_voice_threshold", 1.25),
-            machine_words_threshold: p
-                .get("machine_words_threshold")
-                .and_then(Value::as_u64)
-                .map_or(6, |w| u32::try_from(w).unwrap_or(u32::MAX)),
-            machine_ready_timeout_ms: secs_ms(
-                p,
-                "machine_ready_timeout",
-                f64::from(end_silence) / 1000.0,
-            ),
+            initial_timeout_ms: detector_ms(p.initial_timeout),
+            end_silence_timeout_ms: detector_ms(p.end_silence_timeout),
+            machine_voice_threshold_ms: detector_ms(p.machine_voice_threshold),
+            machine_words_threshold: p.machine_words_threshold,
+            machine_ready_timeout_ms: detector_ms(p.machine_ready_timeout()),
             detect_beep: true,
         },
-        detect_message_end: p
-            .get("detect_message_end")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
-        detect_interruptions: p
-            .get("detect_interruptions")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        detect_message_end: p.detect_message_end,
+        detect_interruptions: p.detect_interruptions,
     }
 }
 
@@ -317,62 +301,42 @@ impl FrameListener for DetectListener {
 }
 
 impl CallActor {
-    pub(crate) fn rest_detect(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id(p);
+    pub(crate) fn rest_detect(&mut self, p: DetectParams) -> Result<(), ControlError> {
+        let control_id = p.control_id;
         if self.detects.position(&control_id).is_some() {
             return Err(crate::play::control_id_in_use("detect", &control_id));
         }
-        let spec = p.get("detect").cloned().unwrap_or(Value::Null);
-        let params = spec.get("params").cloned().unwrap_or(Value::Null);
-        let kind = match spec.get("type").and_then(Value::as_str) {
-            Some("machine") => Kind::Machine,
-            Some("fax") => Kind::Fax,
-            Some("digit") => Kind::Digit,
-            _ => {
-                return Err(ControlError::Unprocessable {
-                    code: "invalid_parameter",
-                    message: "detect.type must be machine, fax or digit".into(),
-                    attribute: Some("detect.type".into()),
-                })
-            }
-        };
-        let tone = match params
-            .get("tone")
-            .and_then(Value::as_str)
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            Some("CNG") => Some(FaxTone::Cng),
-            Some("CED") => Some(FaxTone::Ced),
-            _ => None,
+        let (kind, machine, tone, digits) = match &p.detect {
+            DetectSpec::Machine(m) => (Kind::Machine, machine_params(m), None, String::new()),
+            DetectSpec::Fax(f) => (
+                Kind::Fax,
+                machine_params(&Default::default()),
+                f.tone.map(|t| match t {
+                    control::command::FaxTone::Cng => FaxTone::Cng,
+                    control::command::FaxTone::Ced => FaxTone::Ced,
+                }),
+                String::new(),
+            ),
+            DetectSpec::Digit(d) => (
+                Kind::Digit,
+                machine_params(&Default::default()),
+                None,
+                d.digits.clone(),
+            ),
         };
         // 0 means no limit: a maximum run time of nothing would end the detect at once.
-        let timeout_us = p
-            .get("timeout")
-            .and_then(Value::as_f64)
+        let timeout_us = Some(p.timeout)
             .filter(|t| t.is_finite() && *t > 0.0)
-            .or(if p.get("timeout").is_some() {
-                None
-            } else {
-                Some(30.0)
-            })
             .map(|t| (t * 1_000_000.0) as u64);
         let detect = Detect {
             control_id: control_id.clone(),
             kind,
-            digits: params
-                .get("digits")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            status_url: p
-                .get("status_url")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            digits,
+            status_url: p.status_url,
         };
         let listener = DetectListener {
             kind,
-            machine: machine_params(&params),
+            machine,
             tone,
             timeout_us,
             started_us: None,
@@ -398,8 +362,7 @@ impl CallActor {
     }
 
     /// `calling.detect.stop`: the detect ends with its `finished` event.
-    pub(crate) async fn rest_detect_stop(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id_ref(p);
+    pub(crate) async fn rest_detect_stop(&mut self, control_id: &str) -> Result<(), ControlError> {
         if self.detects.position(control_id).is_none() {
             return Err(crate::play::control_id_not_found("detect", control_id));
         }
@@ -493,9 +456,11 @@ mod tests {
     const FRAME: usize = 160;
 
     fn listener(kind: Kind, params: Value, timeout_s: Option<f64>) -> DetectListener {
+        let machine: control::command::MachineParams =
+            serde_json::from_value(params).expect("machine params");
         DetectListener {
             kind,
-            machine: machine_params(&params),
+            machine: machine_params(&machine),
             tone: None,
             timeout_us: timeout_s.map(|t| (t * 1e6) as u64),
             started_us: None,
@@ -654,8 +619,8 @@ mod tests {
 
     #[test]
     fn params_default_per_spec() {
-        let m =
-            machine_params(&json!({ "end_silence_timeout": 2.0, "machine_words_threshold": -3 }));
+        let typed = serde_json::from_value(json!({ "end_silence_timeout": 2.0 })).unwrap();
+        let m = machine_params(&typed);
         assert_eq!(m.amd.initial_timeout_ms, 4500);
         assert_eq!(m.amd.machine_ready_timeout_ms, 2000);
         assert_eq!(m.amd.machine_words_threshold, 6);

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::{info, warn, Instrument};
 
-use control::{CallStatus, CommandOk, ControlError};
+use control::command::{PlayParams, TransferDest, TransferParams};
+use control::{CallCommand, CallStatus, CommandOk, ControlError};
 use media::playback::{PlaybackId, PlayerEvent, Source};
-use swml::PlayItem;
 
 use crate::actor::{CallActor, TaskDone};
 use crate::now_ms;
@@ -69,32 +69,21 @@ impl Plays {
     }
 }
 
-/// The `control_id` of a REST command's params (the API makes one up when the request had
-/// none, so it is always there once validated).
-pub(crate) fn control_id(p: &Value) -> String {
-    control_id_ref(p).to_string()
-}
-
-/// [`control_id`], borrowed.
-pub(crate) fn control_id_ref(p: &Value) -> &str {
-    p.get("control_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
-/// 422: no active operation of this kind (`what`) has this control_id.
+/// 422 `does_not_exist`: no active operation of this kind (`what`) has this control_id
+/// (ambiguity register A20).
 pub(crate) fn control_id_not_found(what: &str, control_id: &str) -> ControlError {
     ControlError::Unprocessable {
-        code: "control_id_not_found",
+        code: "does_not_exist",
         message: format!("no active {what} with control_id {control_id}"),
         attribute: Some("control_id".into()),
     }
 }
 
-/// 409: an active operation of this kind (`what`) already has this control_id.
+/// 422 `value_not_unique`: an active operation of this kind (`what`) already has this
+/// control_id (ambiguity register A10).
 pub(crate) fn control_id_in_use(what: &str, control_id: &str) -> ControlError {
-    ControlError::Conflict {
-        code: "control_id_in_use",
+    ControlError::Unprocessable {
+        code: "value_not_unique",
         message: format!("a {what} with control_id {control_id} is already active"),
         attribute: Some("control_id".into()),
     }
@@ -102,25 +91,17 @@ pub(crate) fn control_id_in_use(what: &str, control_id: &str) -> ControlError {
 
 impl CallActor {
     /// Starts preparing a playback; it is queued on the player once its audio is ready.
-    pub(crate) fn begin_play(
-        &mut self,
-        items: Vec<PlayItem>,
-        volume_db: f64,
-        loops: u32,
-        control_id: String,
-        status_url: Option<String>,
-        origin: PlayOrigin,
-    ) -> PlaybackId {
+    pub(crate) fn begin_play(&mut self, params: PlayParams, origin: PlayOrigin) -> PlaybackId {
         self.plays.next_id += 1;
         let id = self.plays.next_id;
         self.plays.by_id.insert(
             id,
             PlayInfo {
-                control_id,
-                status_url,
+                control_id: params.control_id.clone(),
+                status_url: params.status_url.clone(),
                 origin,
-                volume_db,
-                loops,
+                volume_db: params.volume,
+                loops: params.loops,
                 on_player: false,
                 stop_requested: false,
             },
@@ -134,7 +115,7 @@ impl CallActor {
         let tx = self.tasks_tx.clone();
         tokio::spawn(
             async move {
-                let result = prep.prepare(items, rate).await;
+                let result = prep.prepare(&params, rate).await;
                 let _ = tx.send(TaskDone::PlayReady { id, result });
             }
             .in_current_span(),
@@ -249,105 +230,88 @@ impl CallActor {
         }
     }
 
-    /// REST commands other than `update`/`calling.end`, validated by the API into `params`.
+    /// Every command other than `update`/`calling.end`, from the API or a script.
     pub(crate) async fn on_call_command(
         &mut self,
         status: CallStatus,
-        command: String,
-        params: Value,
+        command: CallCommand,
     ) -> Result<CommandOk, ControlError> {
-        let needs_answered = matches!(
-            command.as_str(),
-            "calling.play"
-                | "calling.play.pause"
-                | "calling.play.resume"
-                | "calling.play.stop"
-                | "calling.play.volume"
-                | "calling.transfer"
-                | "calling.collect"
-                | "calling.collect.stop"
-                | "calling.record"
-                | "calling.record.pause"
-                | "calling.record.resume"
-                | "calling.record.stop"
-                | "calling.collect.start_input_timers"
-                | "calling.detect"
-                | "calling.detect.stop"
-                | "calling.denoise"
-                | "calling.denoise.stop"
-        );
-        if needs_answered && status != CallStatus::Answered {
+        if command.needs_answered_call() && status != CallStatus::Answered {
             return Err(ControlError::invalid_state(
                 "invalid_state",
                 "the call is not answered",
             ));
         }
-        let control_id = params
-            .get("control_id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        match command.as_str() {
-            "calling.play" => self.rest_play(&params)?,
-            "calling.play.pause" => self.rest_play_control(&params, PlayOp::Pause)?,
-            "calling.play.resume" => self.rest_play_control(&params, PlayOp::Resume)?,
-            "calling.play.stop" => self.rest_play_control(&params, PlayOp::Stop)?,
-            "calling.play.volume" => {
-                let volume = params.get("volume").and_then(Value::as_f64).unwrap_or(0.0);
-                self.rest_play_control(&params, PlayOp::Volume(volume))?
+        let control_id = command.control_id().map(str::to_owned);
+        match command {
+            CallCommand::Play(p) => self.rest_play(p)?,
+            CallCommand::PlayPause(p) => self.rest_play_control(&p.control_id, PlayOp::Pause)?,
+            CallCommand::PlayResume(p) => self.rest_play_control(&p.control_id, PlayOp::Resume)?,
+            CallCommand::PlayStop(p) => self.rest_play_control(&p.control_id, PlayOp::Stop)?,
+            CallCommand::PlayVolume(p) => {
+                self.rest_play_control(&p.control_id, PlayOp::Volume(p.volume))?
             }
-            "calling.transfer" => self.rest_transfer(&params).await?,
-            "calling.collect" => self.rest_collect(&params)?,
-            "calling.record" => self.rest_record(&params).await?,
-            "calling.record.pause" | "calling.record.resume" | "calling.record.stop" => {
-                self.rest_record_control(&command, &params).await?
+            CallCommand::Transfer(p) => self.rest_transfer(p).await?,
+            CallCommand::Collect(p) => self.rest_collect(p)?,
+            CallCommand::CollectStop(p) => self.rest_collect_control(&p.control_id, true)?,
+            CallCommand::CollectStartInputTimers(p) => {
+                self.rest_collect_control(&p.control_id, false)?
             }
-            "calling.collect.stop" => self.rest_collect_control(&params, true)?,
-            "calling.collect.start_input_timers" => self.rest_collect_control(&params, false)?,
-            "calling.detect" => self.rest_detect(&params)?,
-            "calling.detect.stop" => self.rest_detect_stop(&params).await?,
-            "calling.denoise" => self.rest_denoise(true),
-            "calling.denoise.stop" => self.rest_denoise(false),
-            "calling.user_event" => {
-                let event = params.get("event").cloned().unwrap_or(Value::Null);
-                self.call_event("user_event", event).await;
+            CallCommand::Record(p) => self.rest_record(p).await?,
+            command @ (CallCommand::RecordPause(_)
+            | CallCommand::RecordResume(_)
+            | CallCommand::RecordStop(_)) => self.rest_record_control(command).await?,
+            CallCommand::Detect(p) => self.rest_detect(p)?,
+            CallCommand::DetectStop(p) => self.rest_detect_stop(&p.control_id).await?,
+            CallCommand::Denoise(_) => self.rest_denoise(true),
+            CallCommand::DenoiseStop(_) => self.rest_denoise(false),
+            CallCommand::UserEvent(p) => {
+                self.call_event("user_event", serde_json::Value::Object(p.event))
+                    .await;
             }
-            _ => return Err(ControlError::NotImplemented { command }),
+            // What the node cannot do yet answers 501 naming the command; never a fake success.
+            CallCommand::Update(_)
+            | CallCommand::End(_)
+            | CallCommand::Disconnect(_)
+            | CallCommand::Tap(_)
+            | CallCommand::TapStop(_)
+            | CallCommand::Stream(_)
+            | CallCommand::StreamStop(_)
+            | CallCommand::Transcribe(_)
+            | CallCommand::TranscribeStop(_)
+            | CallCommand::AiHold(_)
+            | CallCommand::AiUnhold(_)
+            | CallCommand::AiMessage(_)
+            | CallCommand::AiStop(_)
+            | CallCommand::AiSidecar(_)
+            | CallCommand::AiSidecarPoke(_)
+            | CallCommand::AiSidecarAsk(_)
+            | CallCommand::AiSidecarStop(_)
+            | CallCommand::AiSidecarStatus(_)
+            | CallCommand::LiveTranscribe(_)
+            | CallCommand::LiveTranslate(_)
+            | CallCommand::SendFaxStop(_)
+            | CallCommand::ReceiveFaxStop(_)
+            | CallCommand::Refer(_) => {
+                return Err(ControlError::NotImplemented {
+                    command: command.name().to_owned(),
+                })
+            }
         }
         let mut ok = CommandOk::leg(self.node.leg_from_record(&self.snapshot_record()));
         ok.control_id = control_id;
         Ok(ok)
     }
 
-    fn rest_play(&mut self, p: &Value) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id(p);
-        if self.plays.by_control_id(&control_id).is_some() {
-            return Err(crate::play::control_id_in_use("playback", &control_id));
+    fn rest_play(&mut self, p: PlayParams) -> Result<(), ControlError> {
+        if self.plays.by_control_id(&p.control_id).is_some() {
+            return Err(crate::play::control_id_in_use("playback", &p.control_id));
         }
-        let items = rest_play_items(p)?;
-        let volume = p.get("volume").and_then(Value::as_f64).unwrap_or(0.0);
-        let loops = p
-            .get("loop")
-            .and_then(Value::as_u64)
-            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            // `loop: 0` repeats until stopped; the player takes 0 the same way.
-            .unwrap_or(1);
-        let status_url = p
-            .get("status_url")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        self.begin_play(
-            items,
-            volume,
-            loops,
-            control_id,
-            status_url,
-            PlayOrigin::Rest,
-        );
+        self.begin_play(p, PlayOrigin::Rest);
         Ok(())
     }
 
-    fn rest_play_control(&mut self, p: &Value, op: PlayOp) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id_ref(p);
+    fn rest_play_control(&mut self, control_id: &str, op: PlayOp) -> Result<(), ControlError> {
         let Some(id) = self.plays.by_control_id(control_id) else {
             return Err(crate::play::control_id_not_found("playback", control_id));
         };
@@ -374,78 +338,23 @@ impl CallActor {
 
     /// `calling.transfer`: a SWML URL or inline document replaces the running flow; a SIP URI
     /// or phone number is dialled and bridged (bridge.rs).
-    async fn rest_transfer(&mut self, p: &Value) -> Result<(), ControlError> {
-        match p.get("dest") {
-            Some(Value::Object(_)) => {
-                let doc =
-                    crate::load_document("dest", p.get("dest").cloned().unwrap_or(Value::Null))?;
+    async fn rest_transfer(&mut self, p: TransferParams) -> Result<(), ControlError> {
+        if let Some(url) = p.dest.swml_url() {
+            self.fetch_document(
+                crate::actor::DocPurpose::Replace,
+                url.to_owned(),
+                None,
+                control::HttpMethod::Post,
+            );
+            return Ok(());
+        }
+        match p.dest {
+            TransferDest::Document(doc) => {
+                let doc = crate::load_document("dest", doc)?;
                 self.replace_script(doc).await;
                 Ok(())
             }
-            Some(Value::String(url))
-                if url.starts_with("http://") || url.starts_with("https://") =>
-            {
-                self.fetch_document(
-                    crate::actor::DocPurpose::Replace,
-                    url.clone(),
-                    None,
-                    control::HttpMethod::Post,
-                );
-                Ok(())
-            }
-            Some(Value::String(address)) => self.transfer_to_address(&address.clone()).await,
-            _ => Err(ControlError::Unprocessable {
-                code: "invalid_parameter",
-                message: "dest must be a SIP URI, a phone number, a SWML URL or a SWML object"
-                    .into(),
-                attribute: Some("dest".into()),
-            }),
+            TransferDest::Address(address) => self.transfer_to_address(&address).await,
         }
     }
-}
-
-/// The REST media items (`{type, params}`, normalised by the API) as SWML play items, with the
-/// request-level TTS defaults applied (calling-api.md §6.6).
-fn rest_play_items(p: &Value) -> Result<Vec<PlayItem>, ControlError> {
-    let language = p.get("language").and_then(Value::as_str).unwrap_or("en-US");
-    let gender = p.get("gender").and_then(Value::as_str).unwrap_or("female");
-    let voice = p.get("voice").and_then(Value::as_str).unwrap_or("");
-    let items = p
-        .get("play")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let params = item.get("params").cloned().unwrap_or(Value::Null);
-        let s = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
-        let f = |k: &str| params.get(k).and_then(Value::as_f64);
-        match item.get("type").and_then(Value::as_str) {
-            Some("audio") => out.push(PlayItem::Audio {
-                url: s("url").unwrap_or_default(),
-            }),
-            Some("tts") => out.push(PlayItem::Say {
-                text: s("text").unwrap_or_default(),
-                voice: s("voice").unwrap_or_else(|| voice.to_string()),
-                language: s("language").unwrap_or_else(|| language.to_string()),
-                gender: s("gender").unwrap_or_else(|| gender.to_string()),
-            }),
-            Some("silence") => out.push(PlayItem::Silence {
-                seconds: f("duration").unwrap_or(0.0),
-            }),
-            Some("ringtone") => out.push(PlayItem::Ring {
-                country: s("name").unwrap_or_default(),
-                // Omitted duration = until stopped.
-                seconds: Some(f("duration").unwrap_or(f64::MAX)),
-            }),
-            _ => {
-                return Err(ControlError::Unprocessable {
-                    code: "invalid_parameter",
-                    message: "unknown media item type".into(),
-                    attribute: Some("play".into()),
-                })
-            }
-        }
-    }
-    Ok(out)
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use media::playback::Source;
-use swml::PlayItem;
+use control::command::{MediaItem, PlayParams};
 
 #[derive(Clone)]
 pub struct MediaPrep {
@@ -20,42 +20,48 @@ impl MediaPrep {
         MediaPrep { audio, tts }
     }
 
-    /// The sources for `items`, at `rate` Hz. Any item that cannot be had fails the playback
-    /// (a `calling.call.play` `error`, or the SWML method's failure).
-    pub async fn prepare(&self, items: Vec<PlayItem>, rate: u32) -> Result<Vec<Source>, String> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(self.source(item, rate).await?);
+    /// The sources for a playback's items, at `rate` Hz; TTS items take the playback's voice,
+    /// language and gender unless they name their own. Any item that cannot be had fails the
+    /// playback (a `calling.call.play` `error`, or the SWML method's failure).
+    pub async fn prepare(&self, play: &PlayParams, rate: u32) -> Result<Vec<Source>, String> {
+        let mut out = Vec::with_capacity(play.play.len());
+        for item in &play.play {
+            out.push(self.source(play, item, rate).await?);
         }
         Ok(out)
     }
 
-    async fn source(&self, item: PlayItem, rate: u32) -> Result<Source, String> {
+    async fn source(
+        &self,
+        play: &PlayParams,
+        item: &MediaItem,
+        rate: u32,
+    ) -> Result<Source, String> {
         Ok(match item {
-            PlayItem::Audio { url } => {
+            MediaItem::Audio { url } => {
                 let pcm = self
                     .audio
-                    .fetch(&url, rate)
+                    .fetch(url, rate)
                     .await
                     .map_err(|e| format!("{url}: {e}"))?;
                 Source::Pcm(pcm.samples)
             }
-            PlayItem::Say {
-                text,
-                voice,
-                language,
-                gender,
-            } => {
+            MediaItem::Tts(t) => {
                 let tts = self
                     .tts
                     .as_ref()
                     .ok_or_else(|| "no text-to-speech engine is available".to_string())?;
                 let spoken = tts
                     .synthesize(&speech::TtsRequest {
-                        text,
-                        voice,
-                        language,
-                        gender,
+                        text: t.text.clone(),
+                        // No voice named: the engine's own default voice.
+                        voice: t
+                            .voice
+                            .clone()
+                            .or_else(|| play.voice.clone())
+                            .unwrap_or_default(),
+                        language: t.language.clone().unwrap_or_else(|| play.language.clone()),
+                        gender: t.gender.unwrap_or(play.gender).as_str().to_string(),
                     })
                     .await
                     .map_err(|e| format!("say: {e}"))?;
@@ -66,12 +72,20 @@ impl MediaPrep {
                 let pcm = audio::resample(&pcm, rate).map_err(|e| format!("say: {e}"))?;
                 Source::Pcm(pcm.samples)
             }
-            PlayItem::Silence { seconds } => Source::Silence {
-                ms: seconds_to_ms(seconds),
+            MediaItem::Silence { duration } => Source::Silence {
+                ms: seconds_to_ms(*duration),
             },
-            PlayItem::Ring { country, seconds } => Source::Ring {
-                country,
-                ms: seconds.map(seconds_to_ms),
+            MediaItem::Ringtone {
+                name,
+                duration,
+                single_cycle,
+            } => Source::Ring {
+                country: name.clone(),
+                ms: match (duration, single_cycle) {
+                    (_, true) => None,
+                    (Some(seconds), false) => Some(seconds_to_ms(*seconds)),
+                    (None, false) => Some(u64::MAX),
+                },
             },
         })
     }

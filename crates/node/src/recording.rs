@@ -10,10 +10,12 @@ use serde_json::{json, Value};
 use tracing::info;
 use uuid::Uuid;
 
-use control::ControlError;
+use control::command::{AudioDirection, PauseBehavior, RecordParams};
+use control::{CallCommand, ControlError};
 use media::playback::Source;
 
 use crate::actor::CallActor;
+use crate::collect::secs_to_ms;
 use crate::now_ms;
 use crate::recorder::{
     RecordLimits, RecorderInput, RecordingDone, RecordingMeta, RecordingOutcome,
@@ -37,36 +39,21 @@ pub(crate) struct Recordings {
     by_control_id: HashMap<String, Active>,
 }
 
-fn secs_ms(v: Option<&Value>) -> Option<u64> {
-    v.and_then(Value::as_f64)
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| (s * 1000.0) as u64)
-}
-
 impl CallActor {
-    pub(crate) async fn rest_record(&mut self, p: &Value) -> Result<(), ControlError> {
-        let audio = p
-            .get("record")
-            .and_then(|r| r.get("audio"))
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let format_name = audio
-            .get("format")
-            .and_then(Value::as_str)
-            .unwrap_or("mp3")
-            .to_string();
-        let Some(file_format) = record::Format::from_name(&format_name) else {
+    pub(crate) async fn rest_record(&mut self, p: RecordParams) -> Result<(), ControlError> {
+        let audio = &p.record.audio;
+        let format = audio.format.as_str().to_string();
+        let Some(file_format) = record::Format::from_name(&format) else {
             return Err(ControlError::Unprocessable {
                 code: "invalid_parameter",
                 message: format!(
-                    "record.audio.format {format_name} is not supported by this server \
+                    "record.audio.format {format} is not supported by this server \
                      (no AAC encoder for mp4); use mp3 or wav"
                 ),
                 attribute: Some("record.audio.format".into()),
             });
         };
-        let format = format_name;
-        let control_id = crate::play::control_id(p);
+        let control_id = p.control_id.clone();
         if self.recordings.by_control_id.contains_key(&control_id) {
             return Err(crate::play::control_id_in_use("recording", &control_id));
         }
@@ -77,41 +64,30 @@ impl CallActor {
             ));
         };
         let rate = crate::media_leg::pcm_rate(media.codec);
-        let stereo = audio
-            .get("stereo")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let direction = audio
-            .get("direction")
-            .and_then(Value::as_str)
-            .unwrap_or("speak");
+        let direction = audio.direction;
         let opts = record::RecordingOptions {
             sample_rate: rate,
-            channels: if stereo {
+            channels: if audio.stereo {
                 record::Channels::Stereo
             } else {
                 record::Channels::Mono
             },
             // SignalWire's `speak` is what the call's party says: what we hear.
             direction: match direction {
-                "listen" => record::Direction::Speak,
-                "both" => record::Direction::Both,
-                _ => record::Direction::Listen,
+                AudioDirection::Listen => record::Direction::Speak,
+                AudioDirection::Both => record::Direction::Both,
+                AudioDirection::Speak => record::Direction::Listen,
             },
         };
+        let nonzero_ms = |secs: f64| Some(secs_to_ms(secs)).filter(|ms| *ms > 0);
         let limits = RecordLimits {
-            max_length_ms: audio
-                .get("max_length")
-                .and_then(Value::as_u64)
+            max_length_ms: Some(audio.max_length)
                 .filter(|s| *s > 0)
                 .map(|s| s.saturating_mul(1000)),
-            initial_timeout_ms: secs_ms(audio.get("initial_timeout")),
-            end_silence_ms: secs_ms(audio.get("end_silence_timeout")),
-            sensitivity: audio
-                .get("input_sensitivity")
-                .and_then(Value::as_f64)
-                .map_or(44, |v| v.clamp(0.0, 100.0) as u8),
-            vad_on_heard: direction != "listen",
+            initial_timeout_ms: nonzero_ms(audio.initial_timeout),
+            end_silence_ms: nonzero_ms(audio.end_silence_timeout),
+            sensitivity: audio.input_sensitivity.clamp(0.0, 100.0) as u8,
+            vad_on_heard: direction != AudioDirection::Listen,
         };
         let rec_id = Uuid::new_v4();
         let path = self
@@ -131,17 +107,18 @@ impl CallActor {
         }
         let meta = RecordingMeta {
             control_id: control_id.clone(),
-            status_url: p
-                .get("status_url")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            status_url: p.status_url.clone(),
             url: format!(
                 "{}/api/calling/recordings/{rec_id}.{}",
                 self.node.cfg.public_url.trim_end_matches('/'),
                 file_format.extension()
             ),
             format: format.clone(),
-            audio: json!({ "format": format, "direction": direction, "stereo": stereo }),
+            audio: json!({
+                "format": format,
+                "direction": direction.as_str(),
+                "stereo": audio.stereo,
+            }),
             started_ms: now_ms(),
             project_id: self.ident.project_id,
         };
@@ -166,7 +143,7 @@ impl CallActor {
                 },
             );
         }
-        if audio.get("beep").and_then(Value::as_bool).unwrap_or(false) {
+        if audio.beep {
             self.node.media.send(
                 self.media_key,
                 ShardCommand::Play {
@@ -182,11 +159,7 @@ impl CallActor {
             );
         }
         info!(%control_id, %rec_id, "recording");
-        let terminators = audio
-            .get("terminators")
-            .and_then(Value::as_str)
-            .unwrap_or("#")
-            .to_string();
+        let terminators = audio.terminators.clone();
         self.record_event(&meta, json!({ "state": "recording" }))
             .await;
         self.recordings.by_control_id.insert(
@@ -200,33 +173,31 @@ impl CallActor {
         Ok(())
     }
 
+    /// `calling.record.pause`, `.resume` and `.stop`.
     pub(crate) async fn rest_record_control(
         &mut self,
-        command: &str,
-        p: &Value,
+        command: CallCommand,
     ) -> Result<(), ControlError> {
-        let control_id = crate::play::control_id_ref(p);
+        let control_id = command.control_id().unwrap_or_default();
         let Some(active) = self.recordings.by_control_id.get(control_id).cloned() else {
             return Err(crate::play::control_id_not_found("recording", control_id));
         };
         match command {
-            "calling.record.pause" => {
-                let behavior = p.get("behavior").and_then(Value::as_str).unwrap_or("skip");
+            CallCommand::RecordPause(p) => {
                 self.node.recorder.send(RecorderInput::Pause {
                     rec_id: active.rec_id,
-                    behavior: if behavior == "silence" {
-                        record::PauseBehavior::Silence
-                    } else {
-                        record::PauseBehavior::Skip
+                    behavior: match p.behavior {
+                        PauseBehavior::Silence => record::PauseBehavior::Silence,
+                        PauseBehavior::Skip => record::PauseBehavior::Skip,
                     },
                 });
                 self.record_event(
                     &active.meta,
-                    json!({ "state": "paused", "pause_behavior": behavior }),
+                    json!({ "state": "paused", "pause_behavior": p.behavior.as_str() }),
                 )
                 .await;
             }
-            "calling.record.resume" => {
+            CallCommand::RecordResume(_) => {
                 self.node.recorder.send(RecorderInput::Resume {
                     rec_id: active.rec_id,
                 });

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use tracing::{info, warn, Instrument};
 
 use control::call::CallInput;
-use control::EndReason;
+use control::command::{CollectParams, ControlIdParams, DetectParams, Detector, PlayParams};
+use control::{CallCommand, EndReason};
 use swml::{Completion, Effect};
 
 use crate::actor::{CallActor, DocPurpose, TaskDone};
@@ -172,11 +173,8 @@ impl CallActor {
             }
             _ => return,
         };
-        let p = json!({ "control_id": control_id });
-        if let Err(e) = self
-            .control_command("calling.collect.start_input_timers", p)
-            .await
-        {
+        let start = CallCommand::CollectStartInputTimers(ControlIdParams { control_id });
+        if let Err(e) = self.control_command(start).await {
             warn!(error = %e, "the prompt's collect is gone");
         }
     }
@@ -216,9 +214,7 @@ impl CallActor {
                 }
             }
             Effect::Play {
-                items,
-                volume_db,
-                status_url,
+                params,
                 auto_answer,
             } => {
                 if self.inbound_unanswered() {
@@ -231,15 +227,7 @@ impl CallActor {
                         warn!(error = %e, auto_answer, "could not open media before playing");
                     }
                 }
-                let control_id = uuid::Uuid::new_v4().to_string();
-                let id = self.begin_play(
-                    items,
-                    volume_db,
-                    1,
-                    control_id,
-                    status_url,
-                    PlayOrigin::Script,
-                );
+                let id = self.begin_play(params, PlayOrigin::Script);
                 self.script_wait = Some(ScriptWait::Play(id));
             }
             Effect::SendDigits { digits } => {
@@ -306,16 +294,8 @@ impl CallActor {
                     self.node.notify(self.ident.call_id, &url, &event).await;
                 }
             }
-            Effect::Control {
-                command,
-                params,
-                wait,
-            } => self.script_control(command, params, wait).await,
-            Effect::Prompt {
-                items,
-                volume_db,
-                collect,
-            } => self.script_prompt(items, volume_db, collect).await,
+            Effect::Control { command, wait } => self.script_control(command, wait).await,
+            Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Hangup { reason } => {
                 let reason = EndReason::parse(&reason).unwrap_or(EndReason::Hangup);
                 info!(reason = reason.as_str(), "SWML hangs up");
@@ -355,8 +335,10 @@ impl CallActor {
         // the wait a second time with the wrong result.
         self.script_wait = None;
         if detect_done {
-            let stop = json!({ "control_id": control_id });
-            let _ = self.control_command("calling.detect.stop", stop).await;
+            let stop = CallCommand::DetectStop(ControlIdParams {
+                control_id: control_id.to_owned(),
+            });
+            let _ = self.control_command(stop).await;
         }
         if let Some(run) = self.script.as_mut() {
             run.complete(now_ms(), Completion::Result(result));
@@ -383,12 +365,11 @@ impl CallActor {
     /// Runs a call-control command for the script, exactly as a REST request would.
     async fn control_command(
         &mut self,
-        command: &str,
-        params: Value,
+        command: CallCommand,
     ) -> Result<control::CommandOk, control::ControlError> {
         let status = self.core.status();
         // Boxed: commands can run the script again (transfer), which can run commands.
-        Box::pin(self.on_call_command(status, command.to_string(), params)).await
+        Box::pin(self.on_call_command(status, command)).await
     }
 
     /// Call-control methods work on an answered call: an inbound call still ringing is
@@ -402,22 +383,20 @@ impl CallActor {
 
     /// SWML record / record_call / stop_record_call / detect_machine / denoise: the same
     /// command REST runs.
-    async fn script_control(
-        &mut self,
-        command: &'static str,
-        params: Value,
-        wait: swml::ControlWait,
-    ) {
+    async fn script_control(&mut self, command: CallCommand, wait: swml::ControlWait) {
         if let Err(message) = self.answer_for_control().await {
             self.complete_now(Completion::Failed { message });
             return;
         }
-        let control_id = crate::play::control_id(&params);
-        let until_ready = params
-            .pointer("/detect/params/detect_message_end")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        match self.control_command(command, params).await {
+        let control_id = command.control_id().unwrap_or_default().to_owned();
+        let until_ready = matches!(
+            &command,
+            CallCommand::Detect(DetectParams {
+                detect: Detector::Machine(m),
+                ..
+            }) if m.detect_message_end
+        );
+        match self.control_command(command).await {
             Err(e) => self.complete_now(Completion::Failed {
                 message: e.to_string(),
             }),
@@ -440,20 +419,19 @@ impl CallActor {
 
     /// SWML prompt: the collect starts with its timers held, the playback starts; the
     /// playback's end starts the timers, the first input stops the playback.
-    async fn script_prompt(&mut self, items: Vec<swml::PlayItem>, volume_db: f64, collect: Value) {
+    async fn script_prompt(&mut self, play: PlayParams, collect: CollectParams) {
         if let Err(message) = self.answer_for_control().await {
             self.complete_now(Completion::Failed { message });
             return;
         }
-        let control_id = crate::play::control_id(&collect);
-        if let Err(e) = self.control_command("calling.collect", collect).await {
+        let control_id = collect.control_id.clone();
+        if let Err(e) = self.control_command(CallCommand::Collect(collect)).await {
             self.complete_now(Completion::Failed {
                 message: e.to_string(),
             });
             return;
         }
-        let play_id = uuid::Uuid::new_v4().to_string();
-        let id = self.begin_play(items, volume_db, 1, play_id, None, PlayOrigin::Script);
+        let id = self.begin_play(play, PlayOrigin::Script);
         self.script_wait = Some(ScriptWait::Prompt {
             control_id,
             play: Some(id),
@@ -479,7 +457,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::UserEvent { .. } => "user_event",
         Effect::Warning(_) => "warning",
         Effect::Hangup { .. } => "hangup",
-        Effect::Control { command, .. } => command,
+        Effect::Control { command, .. } => command.name(),
         Effect::Prompt { .. } => "prompt",
     }
 }

@@ -37,10 +37,6 @@ const PARTIAL_EVERY_FRAMES: u32 = 10;
 /// A recognition older than this is abandoned by the worker (its listener went away).
 const MAX_SESSION: Duration = Duration::from_secs(300);
 
-/// Silence that ends an utterance when the request gives none.
-pub(crate) const DEFAULT_END_SILENCE_MS: u64 = 1_000;
-/// Longest utterance when the request gives none (then it is recognised as it stands).
-pub(crate) const DEFAULT_SPEECH_TIMEOUT_MS: u64 = 60_000;
 
 enum Job {
     Start {

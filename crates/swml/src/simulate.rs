@@ -128,7 +128,7 @@ fn playables(play: &PlayParams) -> String {
                 t.language.as_deref().unwrap_or(&play.language)
             ),
             MediaItem::Silence { duration } => format!("silence:{duration}"),
-            MediaItem::Ringtone { name, duration } => match duration {
+            MediaItem::Ringtone { name, duration, .. } => match duration {
                 Some(s) => format!("ring:{s}:{name}"),
                 None => format!("ring:{name}"),
             },

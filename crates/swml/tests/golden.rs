@@ -189,7 +189,7 @@ fn describe(e: &Effect) -> String {
                         }
                     },
                     MediaItem::Silence { duration } => format!("silence:{duration}"),
-                    MediaItem::Ringtone { name, duration } => format!("ring:{name}:{duration:?}"),
+                    MediaItem::Ringtone { name, duration, .. } => format!("ring:{name}:{duration:?}"),
                 })
                 .collect();
             let mut s = format!("play {}", parts.join(" | "));

@@ -85,7 +85,7 @@ pub enum ValidatedRequest {
     /// response echoes (ambiguity register A1).
     Call {
         call_id: Uuid,
-        command: CallCommand,
+        command: Box<CallCommand>,
         control_id: Option<String>,
     },
 }
@@ -324,7 +324,7 @@ fn validate_update(
     let (_, update) = run_params(params, options, errors, update::update)?;
     Ok(call_id.map(|call_id| ValidatedRequest::Call {
         call_id,
-        command: CallCommand::Update(update),
+        command: Box::new(CallCommand::Update(update)),
         control_id: None,
     }))
 }
@@ -375,7 +375,7 @@ fn validate_call_command(
         .zip(typed)
         .map(|(call_id, command)| ValidatedRequest::Call {
             call_id,
-            command,
+            command: Box::new(command),
             control_id,
         }))
 }

@@ -9,7 +9,8 @@ use super::fields::{Limits, Obj};
 pub const TRANSCRIBE_DIRECTIONS: [&str; 2] = ["remote-caller", "local-caller"];
 pub const SPEECH_ENGINES: [&str; 2] = ["deepgram", "google"];
 
-/// A non-empty `TranscribeDirection[]`; `required` false means absent = both legs.
+/// A non-empty `TranscribeDirection[]`; when not `required`, absent means both legs
+/// (control::command::ai::both_legs).
 pub fn directions(o: &mut Obj<'_>, key: &str, required: bool) -> Option<Vec<String>> {
     let legs = o.field(key, required, |v| {
         let legs: Option<Vec<String>> = v.as_array().and_then(|items| {
@@ -33,8 +34,6 @@ pub fn directions(o: &mut Obj<'_>, key: &str, required: bool) -> Option<Vec<Stri
             )),
         }
     });
-    if !required {
-    }
     legs
 }
 

@@ -67,11 +67,14 @@ pub enum MediaItem {
     Silence {
         duration: f64,
     },
-    /// A country's ringback cadence; `duration` seconds, or until stopped when absent.
+    /// A country's ringback cadence; `duration` seconds, or until stopped when absent, or
+    /// exactly one cycle when `single_cycle` (SWML's `ring:cc`, swml.md §6.19).
     Ringtone {
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration: Option<f64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        single_cycle: bool,
     },
 }
 

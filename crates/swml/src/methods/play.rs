@@ -132,6 +132,7 @@ pub fn parse_playable(u: &str) -> Result<MediaItem, String> {
         return Ok(MediaItem::Ringtone {
             name: country.to_ascii_lowercase(),
             duration: seconds,
+            single_cycle: seconds.is_none(),
         });
     }
     Err(format!(
