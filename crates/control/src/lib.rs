@@ -9,6 +9,7 @@ pub mod command;
 pub mod dial;
 pub mod leg;
 pub mod service;
+pub mod session;
 pub mod status;
 
 pub use command::CallCommand;

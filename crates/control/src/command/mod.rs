@@ -234,11 +234,19 @@ impl CallCommand {
             Stream(p) => Some(&p.control_id),
             Transcribe(p) => Some(&p.control_id),
             AiStop(p) => p.control_id.as_deref(),
-            PlayPause(p) | PlayResume(p) | PlayStop(p) | RecordResume(p) | RecordStop(p)
-            | CollectStop(p) | CollectStartInputTimers(p) | DetectStop(p) | TapStop(p)
-            | StreamStop(p) | TranscribeStop(p) | SendFaxStop(p) | ReceiveFaxStop(p) => {
-                Some(&p.control_id)
-            }
+            PlayPause(p)
+            | PlayResume(p)
+            | PlayStop(p)
+            | RecordResume(p)
+            | RecordStop(p)
+            | CollectStop(p)
+            | CollectStartInputTimers(p)
+            | DetectStop(p)
+            | TapStop(p)
+            | StreamStop(p)
+            | TranscribeStop(p)
+            | SendFaxStop(p)
+            | ReceiveFaxStop(p) => Some(&p.control_id),
             _ => None,
         }
     }
@@ -281,16 +289,19 @@ mod tests {
             ("calling.disconnect", json!({})),
             ("calling.denoise", json!({})),
             ("calling.play.stop", json!({"control_id": "x"})),
-            ("calling.record", json!({"control_id": "x", "record": {"audio": {}}})),
-            ("calling.collect", json!({"control_id": "x", "digits": {"max": 2}})),
+            (
+                "calling.record",
+                json!({"control_id": "x", "record": {"audio": {}}}),
+            ),
+            (
+                "calling.collect",
+                json!({"control_id": "x", "digits": {"max": 2}}),
+            ),
             (
                 "calling.detect",
                 json!({"control_id": "x", "detect": {"type": "fax", "params": {}}}),
             ),
-            (
-                "calling.live_transcribe",
-                json!({"action": "stop"}),
-            ),
+            ("calling.live_transcribe", json!({"action": "stop"})),
             (
                 "calling.live_translate",
                 json!({"action": {"inject": {"message": "hi", "direction": "local-caller"}}}),

@@ -1,0 +1,697 @@
+//! The session on virtual time: no clock, no sockets, no sleeping.
+
+use serde_json::json;
+
+use super::*;
+use crate::command::{
+    ControlIdParams, DetectParams, Detector, DigitDetectParams, DigitsParams, MachineParams,
+    MediaItem, PauseBehavior, RecordAudio, RecordParams, RecordPauseParams, RecordSpec,
+    SpeechParams,
+};
+
+const REST: Origin = Origin::Rest;
+const SCRIPT: Origin = Origin::Script { wait_final: true };
+
+fn drain(s: &mut CallSession) -> Vec<Action> {
+    std::iter::from_fn(|| s.poll_action()).collect()
+}
+
+fn play(control_id: &str) -> PlayParams {
+    let mut p = PlayParams::new(
+        control_id.into(),
+        vec![MediaItem::Silence { duration: 1.0 }],
+    );
+    p.status_url = Some("http://hooks.test/play".into());
+    p
+}
+
+fn digits(control_id: &str, max: u32) -> CollectParams {
+    let mut c = CollectParams::new(control_id.into());
+    c.digits = Some(DigitsParams::new(max));
+    c.start_input_timers = true;
+    c.status_url = Some("http://hooks.test/collect".into());
+    c
+}
+
+fn cid(id: &str) -> ControlIdParams {
+    ControlIdParams {
+        control_id: id.into(),
+    }
+}
+
+fn code(e: ControlError) -> &'static str {
+    match e {
+        ControlError::Unprocessable { code, .. } | ControlError::InvalidState { code, .. } => code,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn collect_results(actions: &[Action]) -> Vec<CollectResult> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(CallEvent::Collect { result, .. }) => Some(result.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn play_states(actions: &[Action]) -> Vec<PlayState> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(CallEvent::Play { state, .. }) => Some(*state),
+            _ => None,
+        })
+        .collect()
+}
+
+fn script_done(actions: &[Action]) -> Vec<(String, OpResult)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ScriptDone { control_id, result } => Some((control_id.clone(), result.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn play_is_prepared_queued_and_reported() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("p1")), SCRIPT)
+        .unwrap();
+    let a = drain(&mut s);
+    let Some(Action::PreparePlay { id, .. }) = a.first() else {
+        panic!("{a:?}")
+    };
+    let id = *id;
+    s.handle_event(10, SessionEvent::PlayReady { id, result: Ok(()) });
+    assert_eq!(
+        drain(&mut s),
+        [Action::QueuePlay {
+            id,
+            volume_db: 0.0,
+            loops: 1
+        }]
+    );
+    s.handle_event(20, SessionEvent::Player(PlayerEvent::Playing(id)));
+    s.handle_event(1020, SessionEvent::Player(PlayerEvent::Finished(id)));
+    let a = drain(&mut s);
+    assert_eq!(play_states(&a), [PlayState::Playing, PlayState::Finished]);
+    assert_eq!(script_done(&a), [("p1".into(), OpResult::Played(Ok(())))]);
+    assert!(!s.is_active("p1"), "a finished playback leaves the table");
+}
+
+#[test]
+fn stop_before_the_audio_is_ready_never_queues_it() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("p1")), REST)
+        .unwrap();
+    drain(&mut s);
+    s.handle_command(5, CallCommand::PlayStop(cid("p1")), REST)
+        .unwrap();
+    assert!(
+        drain(&mut s).is_empty(),
+        "nothing on the player to stop yet"
+    );
+    s.handle_event(
+        10,
+        SessionEvent::PlayReady {
+            id: 1,
+            result: Ok(()),
+        },
+    );
+    let a = drain(&mut s);
+    assert!(!a.iter().any(|a| matches!(a, Action::QueuePlay { .. })));
+    assert_eq!(play_states(&a), [PlayState::Finished]);
+    assert!(script_done(&a).is_empty(), "REST plays complete no script");
+}
+
+#[test]
+fn audio_that_cannot_be_had_fails_the_playback() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("p1")), SCRIPT)
+        .unwrap();
+    drain(&mut s);
+    s.handle_event(
+        10,
+        SessionEvent::PlayReady {
+            id: 1,
+            result: Err("404".into()),
+        },
+    );
+    let a = drain(&mut s);
+    assert_eq!(play_states(&a), [PlayState::Error]);
+    assert_eq!(
+        script_done(&a),
+        [("p1".into(), OpResult::Played(Err("404".into())))]
+    );
+}
+
+#[test]
+fn play_controls_reach_the_player_once_it_plays() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("p1")), REST)
+        .unwrap();
+    s.handle_event(
+        1,
+        SessionEvent::PlayReady {
+            id: 1,
+            result: Ok(()),
+        },
+    );
+    drain(&mut s);
+    s.handle_command(2, CallCommand::PlayPause(cid("p1")), REST)
+        .unwrap();
+    s.handle_command(
+        3,
+        CallCommand::PlayVolume(crate::command::PlayVolumeParams {
+            control_id: "p1".into(),
+            volume: -6.0,
+        }),
+        REST,
+    )
+    .unwrap();
+    assert_eq!(
+        drain(&mut s),
+        [
+            Action::PlayControl {
+                id: 1,
+                op: PlayerOp::Pause
+            },
+            Action::PlayControl {
+                id: 1,
+                op: PlayerOp::Volume(-6.0)
+            }
+        ]
+    );
+}
+
+#[test]
+fn one_table_for_every_kind_with_the_specs_errors() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("x")), REST)
+        .unwrap();
+    // The same control_id on another kind of operation is not unique either.
+    let e = s
+        .handle_command(0, CallCommand::Collect(digits("x", 1)), REST)
+        .unwrap_err();
+    assert_eq!(code(e), "value_not_unique");
+    let e = s
+        .handle_command(0, CallCommand::Play(play("x")), REST)
+        .unwrap_err();
+    assert_eq!(code(e), "value_not_unique");
+    for command in [
+        CallCommand::PlayStop(cid("nope")),
+        CallCommand::CollectStop(cid("x")),
+        CallCommand::RecordStop(cid("x")),
+        CallCommand::DetectStop(cid("x")),
+        CallCommand::CollectStartInputTimers(cid("nope")),
+    ] {
+        let e = s.handle_command(0, command, REST).unwrap_err();
+        assert_eq!(code(e), "does_not_exist");
+    }
+}
+
+#[test]
+fn digits_end_at_max_at_a_terminator_and_at_the_digit_timeout() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Collect(digits("c1", 3)), REST)
+        .unwrap();
+    assert_eq!(drain(&mut s), [Action::InBandDigits(true)]);
+    assert_eq!(s.poll_timeout(), Some(5_000), "initial timeout");
+    s.handle_event(100, SessionEvent::Digit('1'));
+    assert_eq!(s.poll_timeout(), Some(5_100), "inter-digit timeout");
+    s.handle_event(200, SessionEvent::Digit('2'));
+    s.handle_event(300, SessionEvent::Digit('3'));
+    let a = drain(&mut s);
+    assert_eq!(
+        collect_results(&a),
+        [CollectResult::Digit {
+            digits: "123".into(),
+            terminator: String::new()
+        }]
+    );
+    assert!(a.contains(&Action::InBandDigits(false)));
+
+    s.handle_command(1_000, CallCommand::Collect(digits("c2", 5)), REST)
+        .unwrap();
+    s.handle_event(1_100, SessionEvent::Digit('4'));
+    s.handle_event(1_200, SessionEvent::Digit('#'));
+    assert_eq!(
+        collect_results(&drain(&mut s)),
+        [CollectResult::Digit {
+            digits: "4".into(),
+            terminator: "#".into()
+        }]
+    );
+
+    s.handle_command(2_000, CallCommand::Collect(digits("c3", 5)), REST)
+        .unwrap();
+    s.handle_event(2_100, SessionEvent::Digit('7'));
+    s.handle_timeout(7_099);
+    assert!(collect_results(&drain(&mut s)).is_empty(), "not due yet");
+    s.handle_timeout(7_100);
+    assert_eq!(
+        collect_results(&drain(&mut s)),
+        [CollectResult::Digit {
+            digits: "7".into(),
+            terminator: String::new()
+        }]
+    );
+}
+
+#[test]
+fn no_input_only_once_the_input_timers_run() {
+    let mut s = CallSession::new();
+    let mut c = digits("c1", 1);
+    c.start_input_timers = false;
+    s.handle_command(0, CallCommand::Collect(c), SCRIPT)
+        .unwrap();
+    assert_eq!(s.poll_timeout(), None, "timers wait for start_input_timers");
+    s.handle_command(
+        60_000,
+        CallCommand::CollectStartInputTimers(cid("c1")),
+        REST,
+    )
+    .unwrap();
+    assert_eq!(s.poll_timeout(), Some(65_000));
+    s.handle_timeout(65_000);
+    let a = drain(&mut s);
+    assert_eq!(collect_results(&a), [CollectResult::NoInput]);
+    assert_eq!(
+        script_done(&a),
+        [("c1".into(), OpResult::Collected(CollectResult::NoInput))]
+    );
+}
+
+#[test]
+fn continuous_collect_reports_each_round_and_finished_when_stopped() {
+    let mut s = CallSession::new();
+    let mut c = digits("c1", 1);
+    c.continuous = true;
+    s.handle_command(0, CallCommand::Collect(c), REST).unwrap();
+    s.handle_event(10, SessionEvent::Digit('1'));
+    s.handle_event(20, SessionEvent::Digit('2'));
+    s.handle_timeout(5_020);
+    let a = drain(&mut s);
+    assert_eq!(
+        collect_results(&a),
+        [
+            CollectResult::Digit {
+                digits: "1".into(),
+                terminator: String::new()
+            },
+            CollectResult::Digit {
+                digits: "2".into(),
+                terminator: String::new()
+            },
+            CollectResult::NoInput
+        ]
+    );
+    assert!(a.iter().all(|a| !matches!(
+        a,
+        Action::Event(CallEvent::Collect { state, .. }) if *state != Some("collecting")
+    )));
+    s.handle_command(6_000, CallCommand::CollectStop(cid("c1")), REST)
+        .unwrap();
+    let a = drain(&mut s);
+    assert!(a.iter().any(|a| matches!(
+        a,
+        Action::Event(CallEvent::Collect {
+            result: CollectResult::Finished,
+            state: Some("finished"),
+            ..
+        })
+    )));
+    assert!(!s.is_active("c1"));
+}
+
+#[test]
+fn stopping_a_single_collect_reports_nothing() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Collect(digits("c1", 4)), SCRIPT)
+        .unwrap();
+    drain(&mut s);
+    s.handle_command(10, CallCommand::CollectStop(cid("c1")), REST)
+        .unwrap();
+    let a = drain(&mut s);
+    assert!(collect_results(&a).is_empty());
+    assert!(script_done(&a).is_empty());
+}
+
+#[test]
+fn speech_results_partials_and_low_confidence() {
+    let mut s = CallSession::new();
+    let mut c = CollectParams::new("s1".into());
+    c.speech = Some(SpeechParams {
+        hints: vec!["yes".into(), "no".into()],
+        ..SpeechParams::new()
+    });
+    c.partial_results = true;
+    c.send_start_of_input = true;
+    c.start_input_timers = true;
+    s.handle_command(0, CallCommand::Collect(c), REST).unwrap();
+    let a = drain(&mut s);
+    let Some(Action::SpeechListener {
+        spec: Some(spec), ..
+    }) = a.first()
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!(spec.hints, ["yes", "no"]);
+    assert!(!spec.digits_allowed, "hints leave spoken digits out");
+    s.handle_event(
+        1_000,
+        SessionEvent::Speech {
+            control_id: "s1".into(),
+            event: SpeechEvent::StartOfInput,
+        },
+    );
+    assert_eq!(
+        s.poll_timeout(),
+        Some(1_000 + 60_000 + 1_000 + 5_000),
+        "the utterance bounds the wait now"
+    );
+    s.handle_event(
+        1_500,
+        SessionEvent::Speech {
+            control_id: "s1".into(),
+            event: SpeechEvent::Partial { text: "ye".into() },
+        },
+    );
+    s.handle_event(
+        2_000,
+        SessionEvent::Speech {
+            control_id: "s1".into(),
+            event: SpeechEvent::Result {
+                text: "yes".into(),
+                confidence: 0.9,
+            },
+        },
+    );
+    let a = drain(&mut s);
+    assert_eq!(
+        collect_results(&a),
+        [
+            CollectResult::StartOfInput,
+            CollectResult::Speech {
+                text: "ye".into(),
+                confidence: 0.0
+            },
+            CollectResult::Speech {
+                text: "yes".into(),
+                confidence: 0.9
+            }
+        ]
+    );
+    assert!(a.contains(&Action::SpeechListener {
+        control_id: "s1".into(),
+        spec: None
+    }));
+
+    let mut c = CollectParams::new("s2".into());
+    c.speech = Some(SpeechParams::new());
+    s.handle_command(3_000, CallCommand::Collect(c), REST)
+        .unwrap();
+    s.handle_event(
+        4_000,
+        SessionEvent::Speech {
+            control_id: "s2".into(),
+            event: SpeechEvent::Result {
+                text: "mumble".into(),
+                confidence: 0.1,
+            },
+        },
+    );
+    assert_eq!(collect_results(&drain(&mut s)), [CollectResult::NoMatch]);
+}
+
+#[test]
+fn prompt_timers_start_when_its_playback_ends() {
+    let mut s = CallSession::new();
+    let mut c = digits("c1", 2);
+    c.start_input_timers = true; // the prompt holds them anyway
+    s.start_prompt(0, play("pp"), c).unwrap();
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_event(
+        1,
+        SessionEvent::PlayReady {
+            id: 1,
+            result: Ok(()),
+        },
+    );
+    s.handle_event(3_000, SessionEvent::Player(PlayerEvent::Finished(1)));
+    assert_eq!(s.poll_timeout(), Some(8_000));
+    let a = drain(&mut s);
+    assert!(
+        script_done(&a).is_empty(),
+        "the script waits for the collect"
+    );
+    s.handle_timeout(8_000);
+    assert_eq!(
+        script_done(&drain(&mut s)),
+        [("c1".into(), OpResult::Collected(CollectResult::NoInput))]
+    );
+}
+
+#[test]
+fn prompt_input_stops_its_playback() {
+    let mut s = CallSession::new();
+    s.start_prompt(0, play("pp"), digits("c1", 2)).unwrap();
+    s.handle_event(
+        1,
+        SessionEvent::PlayReady {
+            id: 1,
+            result: Ok(()),
+        },
+    );
+    drain(&mut s);
+    s.handle_event(500, SessionEvent::Digit('5'));
+    let a = drain(&mut s);
+    assert!(
+        a.contains(&Action::PlayControl {
+            id: 1,
+            op: PlayerOp::Stop
+        }),
+        "barge-in: {a:?}"
+    );
+    s.handle_event(520, SessionEvent::Player(PlayerEvent::Stopped(1)));
+    s.handle_event(600, SessionEvent::Digit('6'));
+    assert_eq!(
+        script_done(&drain(&mut s)),
+        [(
+            "c1".into(),
+            OpResult::Collected(CollectResult::Digit {
+                digits: "56".into(),
+                terminator: String::new()
+            })
+        )]
+    );
+}
+
+fn record(control_id: &str) -> RecordParams {
+    RecordParams {
+        control_id: control_id.into(),
+        record: RecordSpec {
+            audio: RecordAudio::default(),
+        },
+        status_url: Some("http://hooks.test/rec".into()),
+    }
+}
+
+#[test]
+fn recordings_pause_resume_stop_on_a_terminator_and_complete_the_script() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Record(record("r1")), SCRIPT)
+        .unwrap();
+    let a = drain(&mut s);
+    assert_eq!(a[0], Action::RecorderTap(true));
+    assert!(matches!(a[1], Action::StartRecording { .. }));
+    s.handle_command(
+        10,
+        CallCommand::RecordPause(RecordPauseParams {
+            control_id: "r1".into(),
+            behavior: PauseBehavior::Silence,
+        }),
+        REST,
+    )
+    .unwrap();
+    s.handle_command(20, CallCommand::RecordResume(cid("r1")), REST)
+        .unwrap();
+    let a = drain(&mut s);
+    let states: Vec<RecordState> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(CallEvent::Record { state, .. }) => Some(*state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            RecordState::Paused(PauseBehavior::Silence),
+            RecordState::Recording
+        ]
+    );
+    s.handle_event(30, SessionEvent::Digit('#'));
+    assert!(drain(&mut s).contains(&Action::RecorderControl {
+        control_id: "r1".into(),
+        op: RecorderOp::Stop
+    }));
+    s.handle_event(
+        40,
+        SessionEvent::RecordingDone {
+            control_id: "r1".into(),
+            params: json!({"state": "finished"}),
+        },
+    );
+    let a = drain(&mut s);
+    assert_eq!(a[0], Action::RecorderTap(false));
+    assert_eq!(
+        script_done(&a),
+        [(
+            "r1".into(),
+            OpResult::Recorded(json!({"state": "finished"}))
+        )]
+    );
+}
+
+fn machine_detect(control_id: &str, message_end: bool) -> DetectParams {
+    DetectParams {
+        control_id: control_id.into(),
+        detect: Detector::Machine(MachineParams {
+            detect_message_end: message_end,
+            ..MachineParams::default()
+        }),
+        timeout: 30.0,
+        status_url: None,
+    }
+}
+
+fn detected(s: &mut CallSession, id: &str, event: &str) {
+    s.handle_event(
+        0,
+        SessionEvent::Detector {
+            control_id: id.into(),
+            event: DetectorEvent::Detected(DetectOutcome::new(DetectKind::Machine, event)),
+        },
+    );
+}
+
+#[test]
+fn a_waiting_machine_detect_ends_at_ready_when_it_waits_for_the_message_end() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Detect(machine_detect("d1", true)), SCRIPT)
+        .unwrap();
+    drain(&mut s);
+    detected(&mut s, "d1", "MACHINE");
+    detected(&mut s, "d1", "NOT_READY");
+    assert!(script_done(&drain(&mut s)).is_empty());
+    detected(&mut s, "d1", "READY");
+    let a = drain(&mut s);
+    assert_eq!(
+        script_done(&a).len(),
+        1,
+        "completed once, not again by finished"
+    );
+    assert!(a.contains(&Action::DetectListener {
+        control_id: "d1".into(),
+        spec: None
+    }));
+    assert!(!s.is_active("d1"));
+
+    s.handle_command(0, CallCommand::Detect(machine_detect("d2", false)), SCRIPT)
+        .unwrap();
+    detected(&mut s, "d2", "MACHINE");
+    let done = script_done(&drain(&mut s));
+    assert_eq!(done.len(), 1);
+    assert!(matches!(&done[0].1, OpResult::Detected(o) if o.event == "MACHINE"));
+}
+
+#[test]
+fn digit_detects_turn_in_band_detection_on_and_report_matching_keys() {
+    let mut s = CallSession::new();
+    let p = DetectParams {
+        control_id: "dd".into(),
+        detect: Detector::Digit(DigitDetectParams {
+            digits: "12".into(),
+        }),
+        timeout: 0.0,
+        status_url: Some("http://hooks.test/d".into()),
+    };
+    s.handle_command(0, CallCommand::Detect(p), REST).unwrap();
+    let a = drain(&mut s);
+    assert!(matches!(
+        &a[0],
+        Action::DetectListener {
+            spec: Some(DetectSpec {
+                timeout_ms: None,
+                ..
+            }),
+            ..
+        }
+    ));
+    assert_eq!(a[1], Action::InBandDigits(true));
+    s.handle_event(10, SessionEvent::Digit('3'));
+    s.handle_event(20, SessionEvent::Digit('2'));
+    let events: Vec<String> = drain(&mut s)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Event(CallEvent::Detect { outcome, .. }) => Some(outcome.event),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events, ["2"]);
+    s.handle_command(30, CallCommand::DetectStop(cid("dd")), REST)
+        .unwrap();
+    let a = drain(&mut s);
+    assert!(a.contains(&Action::InBandDigits(false)));
+}
+
+#[test]
+fn the_call_ending_mid_operation_finishes_plays_and_stops_recordings_silently() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("p1")), SCRIPT)
+        .unwrap();
+    s.handle_command(0, CallCommand::Record(record("r1")), REST)
+        .unwrap();
+    s.handle_command(0, CallCommand::Collect(digits("c1", 2)), SCRIPT)
+        .unwrap();
+    drain(&mut s);
+    s.call_ended();
+    let a = drain(&mut s);
+    assert_eq!(play_states(&a), [PlayState::Finished]);
+    assert!(a.contains(&Action::RecorderControl {
+        control_id: "r1".into(),
+        op: RecorderOp::Stop
+    }));
+    assert!(
+        script_done(&a).is_empty(),
+        "no script runs on an ended call"
+    );
+    assert_eq!(s.poll_timeout(), None);
+    let e = s
+        .handle_command(1, CallCommand::Play(play("p2")), REST)
+        .unwrap_err();
+    assert_eq!(code(e), "invalid_state");
+}
+
+#[test]
+fn denoise_is_an_action_and_transfer_is_not_the_sessions() {
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Denoise(Default::default()), REST)
+        .unwrap();
+    s.handle_command(0, CallCommand::DenoiseStop(Default::default()), REST)
+        .unwrap();
+    assert_eq!(
+        drain(&mut s),
+        [Action::Denoise(true), Action::Denoise(false)]
+    );
+    let transfer = CallCommand::from_json("calling.transfer", json!({"dest": "sip:a@b"})).unwrap();
+    assert!(matches!(
+        s.handle_command(0, transfer, REST),
+        Err(ControlError::Internal(_))
+    ));
+}
