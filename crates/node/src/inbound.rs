@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -241,15 +240,14 @@ impl NodeInner {
             let _ = leg.handle.reject(503, "Service Unavailable").await;
             return;
         }
-        let (tx, rx) = mpsc::channel(64);
-        self.register(call_id, record.project_id, tx);
+        let inbox = self.register(call_id, record.project_id);
         let sip_route = crate::routing::Route {
             request_uri: invite.request_uri.clone(),
             to_uri: invite.to_uri.clone(),
             username: None,
             password: None,
         };
-        let mut actor = CallActor::new(ident, request, sip_route, record, self.clone(), rx);
+        let mut actor = CallActor::new(ident, request, sip_route, record, self.clone(), inbox);
         actor.inbound = Some(InboundState {
             handle: leg.handle,
             offer: invite.sdp.clone(),

@@ -19,6 +19,7 @@ mod media_leg;
 mod play;
 pub mod ports;
 pub mod prepare;
+pub mod queue;
 mod recorder;
 mod recording;
 pub mod routing;
@@ -44,7 +45,7 @@ use control::{
     Direction, EndReason, LegType, StatusEvent,
 };
 
-use crate::actor::{ActorMsg, CallActor};
+use crate::actor::{ActorMsg, CallActor, Inbox};
 pub use crate::config::NodeConfig;
 use crate::events::{CallIdentity, CallTimes};
 use crate::fetch::Fetcher;
@@ -71,8 +72,14 @@ pub(crate) fn now_ms() -> u64 {
 
 pub(crate) struct CallEntry {
     project_id: Uuid,
+    /// Commands: bounded, senders wait (backpressure).
     inbox: mpsc::Sender<ActorMsg>,
+    /// Events for the call: unbounded, never dropped (actor.rs `Inbox`).
+    events: mpsc::UnboundedSender<ActorMsg>,
 }
+
+/// Commands a call's actor holds before a sender has to wait.
+const COMMAND_QUEUE: usize = 64;
 
 pub(crate) struct NodeInner {
     pub cfg: NodeConfig,
@@ -123,7 +130,7 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
-        let (media_tx, mut media_rx) = mpsc::channel(4096);
+        let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
         let media = MediaShards::start(cfg.media_shards, media_tx)?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,
@@ -178,17 +185,27 @@ impl Node {
                 let upload = record::Format::from_name(&done.meta.format)
                     .filter(|_| done.playable)
                     .map(|f| (done.meta.project_id, f));
+                if done.gap_ms > 0 {
+                    let gap = serde_json::json!({
+                        "recording_id": rec_id, "control_id": control_id, "gap_ms": done.gap_ms,
+                    });
+                    let _ = inner
+                        .store
+                        .append_call_event(call_id, now_ms() as i64, "recording_gap", gap.to_string())
+                        .await;
+                }
                 let params = inner.recording_done(done).await;
                 if let Some((project, format)) = upload {
                     tokio::spawn(inner.clone().upload_recording(project, rec_id, format));
                 }
-                if let Some(tx) = inner.inbox_of(call_id) {
-                    let _ = tx.try_send(ActorMsg::RecordingDone {
+                inner.tell(
+                    call_id,
+                    ActorMsg::RecordingDone {
                         rec_id,
                         control_id,
                         params: params.unwrap_or_default(),
-                    });
-                }
+                    },
+                );
             }
         });
         // Inbound INVITEs become calls (or 404s) through the routes.
@@ -207,16 +224,13 @@ impl Node {
                 inner.accept_inbound(invite, leg).await;
             }
         });
-        // Media events go to the call that owns them.
+        // Media events go to the call that owns them (never dropped on the way).
         let weak = Arc::downgrade(&inner);
-        tokio::spawn(async move {
-            while let Some((call_id, ev)) = media_rx.recv().await {
-                let Some(inner) = weak.upgrade() else { break };
-                if let Some(tx) = inner.inbox_of(call_id) {
-                    let _ = tx.try_send(ActorMsg::Media(ev));
-                }
-            }
-        });
+        tokio::spawn(route_media_events(media_rx, move |call_id, msg| {
+            weak.upgrade().map(|inner| {
+                inner.tell(call_id, msg);
+            })
+        }));
         Ok(Node { inner })
     }
 
@@ -320,18 +334,31 @@ impl NodeInner {
         })
     }
 
-    pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid, inbox: mpsc::Sender<ActorMsg>) {
+    /// Makes a new call reachable; its actor takes the returned queues.
+    pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid) -> Inbox {
+        let (inbox, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (events_tx, events) = mpsc::unbounded_channel();
         if let Ok(mut calls) = self.calls.lock() {
-            calls.insert(call_id, CallEntry { project_id, inbox });
+            calls.insert(
+                call_id,
+                CallEntry {
+                    project_id,
+                    inbox,
+                    events: events_tx,
+                },
+            );
         }
+        Inbox { commands, events }
     }
 
-    pub(crate) fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
-        self.calls
+    /// Hands an event to a live call's actor; never blocks, never drops (false: no such call).
+    pub(crate) fn tell(&self, call_id: Uuid, msg: ActorMsg) -> bool {
+        let tx = self
+            .calls
             .lock()
-            .ok()?
-            .get(&call_id)
-            .map(|e| e.inbox.clone())
+            .ok()
+            .and_then(|c| c.get(&call_id).map(|e| e.events.clone()));
+        tx.is_some_and(|tx| tx.send(msg).is_ok())
     }
 
     pub(crate) fn unregister(&self, call_id: Uuid) {
@@ -457,6 +484,20 @@ impl NodeInner {
     }
 }
 
+/// Forwards the shards' events to their calls' actors until the shards or the node stop
+/// (`deliver` answers None once the node is gone). An event for a call that has ended is
+/// discarded: nobody waits on it any more.
+async fn route_media_events<F>(mut events: mpsc::UnboundedReceiver<shard::ShardEvent>, deliver: F)
+where
+    F: Fn(Uuid, ActorMsg) -> Option<()>,
+{
+    while let Some(ev) = events.recv().await {
+        if deliver(ev.call_id, ActorMsg::Media(ev.event, ev.permit)).is_none() {
+            break;
+        }
+    }
+}
+
 /// The embedded speech engine (flite), cached; None (and `say:` fails visibly) if it cannot start.
 /// The embedded recogniser (pocketsphinx); the reason when it is not installed.
 /// The node's recogniser: a configured engine process, else the embedded grammar engine.
@@ -560,10 +601,9 @@ impl CallControl for Node {
             .insert_call(record.clone())
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(64);
-        inner.register(call_id, project, tx);
+        let inbox = inner.register(call_id, project);
         let leg = inner.leg_from_record(&record);
-        let actor = CallActor::new(ident, request, route, record, inner.clone(), rx);
+        let actor = CallActor::new(ident, request, route, record, inner.clone(), inbox);
         tokio::spawn(actor.run());
         info!(%call_id, "dial accepted");
         Ok(CommandOk::leg(leg))
