@@ -204,8 +204,25 @@ impl CallActor {
 
     async fn apply_effect(&mut self, effect: Effect) {
         match effect {
-            Effect::Answer { .. } => {
+            Effect::Answer {
+                max_duration_secs,
+                codecs,
+            } => {
+                // The call is hung up `max_duration` after its answer (swml.md §6.4; capped
+                // at 4 hours by the call core). For an outbound leg, already answered, the
+                // clock started at its answer.
+                self.input(CallInput::LimitDuration {
+                    secs: max_duration_secs,
+                })
+                .await;
                 if self.inbound_unanswered() {
+                    if let Some(Err(message)) =
+                        codecs.as_deref().map(|c| self.restrict_inbound_codecs(c))
+                    {
+                        warn!(%message, "answer.codecs cannot be honoured; the answer fails");
+                        self.complete_now(Completion::Failed { message });
+                        return;
+                    }
                     self.script_wait = Some(ScriptWait::Answer);
                     if let Err(message) = self.answer_inbound().await {
                         self.complete_now(Completion::Failed { message });

@@ -50,8 +50,12 @@ pub enum PlayItem {
 /// What the runtime must do for the script.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Blocking: answer (no-op on an answered leg), then report completion.
-    Answer { max_duration_secs: u64 },
+    /// Blocking: answer (no-op on an answered leg), then report completion. `codecs` is the
+    /// method's comma list, for an inbound call not answered yet.
+    Answer {
+        max_duration_secs: u64,
+        codecs: Option<String>,
+    },
     /// Blocking: play the items in order.
     Play {
         items: Vec<PlayItem>,

@@ -110,7 +110,9 @@ fn play_ms(items: &[PlayItem]) -> u64 {
 
 fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>) {
     match e {
-        Effect::Answer { max_duration_secs } => (
+        Effect::Answer {
+            max_duration_secs, ..
+        } => (
             format!("answer (max_duration {max_duration_secs}s)"),
             Some((0, Completion::Done)),
         ),

@@ -1,0 +1,84 @@
+"""Events and parameters that must do something (issue 9, parts 5 and 6), on real calls: sipp far ends and
+callers, the official SDK, a real webhook receiver.
+
+- SWML `answer.max_duration` hangs the call up on time, `end_reason: "max_duration"` (outbound and inbound).
+- SWML `answer.codecs` picks the codec of an inbound call's answer.
+"""
+import time
+
+from test_calls import FROM, dial, get_call, sipp_done, wait_hook, wait_status
+from test_inbound import CALLER, NUMBER, call_in, doc, list_calls, media, route_toml, sinks, start_node  # noqa: F401
+from test_playback import wait_until
+
+ALL = ["created", "ringing", "answered", "ended"]
+
+
+def events_of(hooks, call_id, event_type):
+    return [hooks.parse(e) for e in hooks.events
+            if hooks.parse(e).get("event_type") == event_type and hooks.parse(e)["params"].get("call_id") == call_id]
+
+
+# ---------------------------------------------------------------- answer.max_duration
+
+def test_answer_max_duration_hangs_up_an_outbound_call_on_time(start_dialtone, sipp, hooks):
+    far = sipp("uas.xml")
+    d = start_dialtone()
+    swml = {"version": "1.0.0", "sections": {"main": [{"answer": {"max_duration": 2}}, {"sleep": -1}]}}
+    call_id = d.sdk().calling.dial(from_=FROM, to=far.uri("service"), swml=swml, status_url=hooks.url(),
+                                   status_events=ALL, extras={"timeout": 5})["id"]
+    answered = wait_hook(hooks, call_id, "answered")
+    ended = wait_hook(hooks, call_id, "ended", timeout=10)
+    sipp_done(far)
+    assert far.arrows_dedup()[-2:] == ["> BYE", "< 200"], far.arrows()
+    p = ended["params"]
+    assert p["end_reason"] == "max_duration", p
+    lasted_ms = p["end_time"] - answered["params"]["answer_time"]
+    assert 1900 <= lasted_ms <= 3000, lasted_ms
+    final = wait_status(d, call_id, "ended", timeout=5)
+    assert final["end_reason"] == "max_duration", final
+    assert 1900 <= final["duration_ms"] <= 3000, final
+
+
+def test_answer_max_duration_on_an_inbound_call_counts_from_the_answer(start_dialtone, tmp_path, sipp, sinks, hooks):
+    # The document rings 1.5 s as early media before answering: the limit starts at the answer, not at the INVITE.
+    swml = doc({"play": {"url": "ring:1.5:us", "auto_answer": False}}, {"answer": {"max_duration": 2}},
+               {"play": {"url": "ring:20:us"}})
+    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml, status_url=hooks.url("/istatus"))])
+    caller = call_in(sipp, d, NUMBER, sink=sinks())
+    assert caller.wait(15) == 0, caller.describe()
+    assert caller.arrows_dedup()[-2:] == ["> BYE", "< 200"], caller.arrows()
+    calls = wait_until(lambda: [c for c in list_calls(d) if c.get("status") == "ended"], 5,
+                       lambda: f"an ended call in {list_calls(d)}")
+    leg = calls[0]
+    assert leg["end_reason"] == "max_duration", leg
+    assert 1900 <= leg["duration_ms"] <= 3000, leg
+    ended = wait_hook(hooks, leg["id"], "ended")
+    assert ended["params"]["end_reason"] == "max_duration", ended
+
+
+# ---------------------------------------------------------------- answer.codecs
+
+def test_answer_codecs_choose_the_inbound_codec(start_dialtone, tmp_path, sipp, sinks):
+    swml = doc({"answer": {"codecs": "PCMA"}}, {"play": {"url": "silence:1"}}, {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml)])
+    sink = sinks()
+    caller = call_in(sipp, d, NUMBER, scenario="inbound_uac_pcmu_pcma.xml", sink=sink)
+    assert caller.wait(15) == 0, caller.describe()
+    ok = caller.received("200")
+    assert ok, caller.describe()
+    body = ok[0].body.replace("\r", "")
+    mline = next(l for l in body.split("\n") if l.startswith("m=audio "))
+    assert mline.split()[3] == "8", body  # PCMA, though the caller listed PCMU first
+    assert "PCMA/8000" in body and "PCMU/8000" not in body, body
+    pts = {p[3] for p in sink.packets}
+    assert pts and pts <= {8, 101}, pts
+
+
+def test_without_answer_codecs_the_callers_first_codec_wins(start_dialtone, tmp_path, sipp, sinks):
+    swml = doc({"answer": {}}, {"play": {"url": "silence:0.5"}}, {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml)])
+    caller = call_in(sipp, d, NUMBER, scenario="inbound_uac_pcmu_pcma.xml", sink=sinks())
+    assert caller.wait(15) == 0, caller.describe()
+    body = caller.received("200")[0].body.replace("\r", "")
+    mline = next(l for l in body.split("\n") if l.startswith("m=audio "))
+    assert mline.split()[3] == "0", body
