@@ -3,6 +3,9 @@ callers, the official SDK, a real webhook receiver.
 
 - SWML `answer.max_duration` hangs the call up on time, `end_reason: "max_duration"` (outbound and inbound).
 - SWML `answer.codecs` picks the codec of an inbound call's answer.
+- Inbound calls' `calling.call.state` say `created_by: "receive"`.
+- SWML `user_event` and REST `calling.user_event` reach the call's status_url as signed
+  `calling.call.user_event` webhooks (docs/call-lifecycle.md "User events").
 """
 import time
 
@@ -54,6 +57,12 @@ def test_answer_max_duration_on_an_inbound_call_counts_from_the_answer(start_dia
     assert 1900 <= leg["duration_ms"] <= 3000, leg
     ended = wait_hook(hooks, leg["id"], "ended")
     assert ended["params"]["end_reason"] == "max_duration", ended
+    # Inbound calls were received (ambiguity register A19).
+    states = [hooks.parse(e)["params"] for e in hooks.for_call(leg["id"])
+              if hooks.parse(e)["event_type"] == "calling.call.state"]
+    assert [s["call_state"] for s in states] == ALL, states
+    assert all(s["created_by"] == "receive" and s["direction"] == "inbound" and "parent" not in s
+               for s in states), states
 
 
 # ---------------------------------------------------------------- answer.codecs
@@ -82,3 +91,47 @@ def test_without_answer_codecs_the_callers_first_codec_wins(start_dialtone, tmp_
     body = caller.received("200")[0].body.replace("\r", "")
     mline = next(l for l in body.split("\n") if l.startswith("m=audio "))
     assert mline.split()[3] == "0", body
+
+
+# ---------------------------------------------------------------- user_event
+
+def test_swml_and_rest_user_events_reach_the_status_url_signed(start_dialtone, sipp, hooks):
+    far = sipp("uas.xml")
+    d = start_dialtone()
+    swml = {"version": "1.0.0", "sections": {"main": [
+        {"set": {"stage": "menu"}},
+        {"user_event": {"event": {"kind": "progress", "stage": "${stage}", "n": 1}}},
+        {"sleep": -1}]}}
+    client = d.sdk()
+    # status_events without "ended" etc.: user events are not call states, they are delivered anyway.
+    call_id = client.calling.dial(from_=FROM, to=far.uri("service"), swml=swml, status_url=hooks.url("/ev"),
+                                  status_events=["answered"], extras={"timeout": 5})["id"]
+    got = wait_until(lambda: events_of(hooks, call_id, "calling.call.user_event"), 10,
+                     lambda: f"a user event; got {[hooks.parse(e) for e in hooks.events]}")
+    ev = got[0]
+    assert ev["params"]["event"] == {"kind": "progress", "stage": "menu", "n": 1}, ev
+    assert ev["params"]["node_id"] and ev["params"]["segment_id"], ev
+    assert ev["project_id"] == d.project and ev["event_channel"].startswith("swml:") and ev.get("space_id"), ev
+    # The SDK's user_event: same webhook, the object as sent.
+    client.calling.user_event(call_id, event={"from": "sdk", "items": [1, 2, {"x": None}]})
+    got = wait_until(lambda: events_of(hooks, call_id, "calling.call.user_event")[1:], 10,
+                     lambda: f"a second user event; got {[hooks.parse(e) for e in hooks.events]}")
+    assert got[0]["params"]["event"] == {"from": "sdk", "items": [1, 2, {"x": None}]}, got
+    raw = [e for e in hooks.events if hooks.parse(e).get("event_type") == "calling.call.user_event"]
+    assert len(raw) == 2 and all(hooks.signature_ok(e) and e["path"] == "/ev" for e in raw), raw
+    client.calling.end(call_id, reason="hangup")
+    sipp_done(far)
+    # Also kept in the call's record of events; nothing else went to the status_url but the asked-for state.
+    kinds = [hooks.parse(e)["event_type"] for e in hooks.events]
+    assert kinds.count("calling.call.state") == 1, kinds
+
+
+def test_user_event_without_status_url_is_accepted(start_dialtone, sipp, hooks):
+    far = sipp("uas.xml")
+    d = start_dialtone()
+    call_id = dial(d, far.uri("service"))["id"]
+    wait_status(d, call_id, "answered")
+    r = d.post({"command": "calling.user_event", "id": call_id, "params": {"event": {"a": 1}}})
+    assert r.status_code == 200, r.text
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)

@@ -66,6 +66,15 @@ impl CallActor {
             codec,
         )?;
         let far = far_actor.ident.call_id;
+        // The far leg's states go where the transferred call's go (`created_by: connect`,
+        // `parent`: docs/call-lifecycle.md).
+        far_actor.record.status_url = self.record.status_url.clone();
+        far_actor.record.status_events = self.record.status_events.clone();
+        far_actor.request.status_url = self.record.status_url.clone();
+        far_actor.ident = far_actor
+            .ident
+            .clone()
+            .child_of(self.ident.call_id, Some(self.ident.leg_type.device_type()));
         self.node
             .store
             .insert_call(far_actor.record.clone())

@@ -320,6 +320,8 @@ impl NodeInner {
             leg_type,
             from: request.from.clone(),
             to: to.to_string(),
+            created_by: events::CreatedBy::of(direction, false),
+            parent: None,
         };
         (record, ident)
     }
@@ -379,6 +381,15 @@ impl NodeInner {
             leg_type: leg_type_of(&r.leg_type),
             from: r.from.clone(),
             to: r.to.clone(),
+            created_by: events::CreatedBy::of(
+                Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
+                r.parent_id.is_some(),
+            ),
+            parent: r.parent_id.map(|call_id| events::ParentLeg {
+                call_id,
+                node_id: r.node_id,
+                device_type: None,
+            }),
         }
     }
 

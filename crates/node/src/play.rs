@@ -309,7 +309,7 @@ impl CallActor {
             "calling.denoise.stop" => self.rest_denoise(false),
             "calling.user_event" => {
                 let event = params.get("event").cloned().unwrap_or(Value::Null);
-                self.call_event("user_event", event).await;
+                self.user_event(event).await;
             }
             _ => return Err(ControlError::NotImplemented { command }),
         }

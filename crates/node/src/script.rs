@@ -300,9 +300,7 @@ impl CallActor {
                     .in_current_span(),
                 );
             }
-            Effect::UserEvent { event } => {
-                self.call_event("user_event", event).await;
-            }
+            Effect::UserEvent { event } => self.user_event(event).await,
             Effect::Warning(w) => {
                 warn!(code = w.code, message = %w.message, method = %w.method, "SWML warning");
                 let params = json!({
@@ -341,6 +339,17 @@ impl CallActor {
                     self.input(CallInput::Hangup { reason }).await;
                 }
             }
+        }
+    }
+
+    /// SWML `user_event` and REST `calling.user_event`: kept in the call's event log and, when
+    /// the call has a `status_url`, delivered there as a signed `calling.call.user_event`
+    /// (whatever `status_events` says: it is not a call state).
+    pub(crate) async fn user_event(&mut self, event: Value) {
+        self.call_event("user_event", event.clone()).await;
+        if let Some(url) = self.record.status_url.clone() {
+            let ev = self.ident.user_event(event, now_ms());
+            self.node.notify(self.ident.call_id, &url, &ev).await;
         }
     }
 

@@ -91,7 +91,8 @@ impl NodeInner {
         let dest_ident = crate::events::CallIdentity {
             project_id: project,
             ..dest_ident
-        };
+        }
+        .child_of(origin_id, Some(LegType::RelaySipCall.device_type()));
         for record in [&origin_record, &dest_record] {
             if let Err(e) = self.store.insert_call(record.clone()).await {
                 self.ports.release(origin_port);
