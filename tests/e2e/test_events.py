@@ -6,6 +6,8 @@ callers, the official SDK, a real webhook receiver.
 - Inbound calls' `calling.call.state` say `created_by: "receive"`.
 - SWML `user_event` and REST `calling.user_event` reach the call's status_url as signed
   `calling.call.user_event` webhooks (docs/call-lifecycle.md "User events").
+- Stopping a continuous collect sends one final `state: "finished"` event; stopping a single one sends nothing
+  (ambiguity register A13).
 """
 import time
 
@@ -135,3 +137,48 @@ def test_user_event_without_status_url_is_accepted(start_dialtone, sipp, hooks):
     assert r.status_code == 200, r.text
     d.sdk().calling.end(call_id, reason="hangup")
     sipp_done(far)
+
+
+# ---------------------------------------------------------------- collect.stop (A13)
+
+def test_stopping_a_continuous_collect_sends_one_finished_event(start_dialtone, sipp, hooks):
+    far = sipp("uas_dtmf.xml")  # presses 1 2 3 # from 1.5 s after the answer, 700 ms apart
+    d = start_dialtone()
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+    wait_hook(hooks, call_id, "answered")
+    r = d.post({"command": "calling.collect", "id": call_id,
+                "params": {"control_id": "keys", "continuous": True, "digits": {"max": 1},
+                           "initial_timeout": 10, "start_input_timers": True, "status_url": hooks.url("/collect")}})
+    assert r.status_code == 200, r.text
+    # A single collect stopped before any input reports nothing.
+    r = d.post({"command": "calling.collect", "id": call_id,
+                "params": {"control_id": "single", "digits": {"max": 5}, "status_url": hooks.url("/collect")}})
+    assert r.status_code == 200, r.text
+    r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "single"}})
+    assert r.status_code == 200, r.text
+
+    def collected():
+        return events_of(hooks, call_id, "calling.call.collect")
+
+    wait_until(lambda: collected()[3:], 10, lambda: f"four results; got {collected()}")
+    results = [e["params"] for e in collected()]
+    assert [p["control_id"] for p in results] == ["keys"] * 4, results
+    assert all(p["state"] == "collecting" for p in results), results
+    assert [p["result"]["params"]["digits"] for p in results[:3]] == ["1", "2", "3"], results
+    r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "keys"}})
+    assert r.status_code == 200, r.text
+    # Queued before the API answered: it is the very next event for the call.
+    final = wait_until(lambda: collected()[4:], 5, lambda: f"the final event; got {collected()}")
+    assert len(final) == 1, final
+    p = final[0]["params"]
+    assert p["control_id"] == "keys" and p["state"] == "finished" and p["result"] == {"type": "finished"}, p
+    assert p["node_id"], p
+    r = d.post({"command": "calling.collect.stop", "id": call_id, "params": {"control_id": "keys"}})
+    assert r.status_code == 422, r.text
+    d.sdk().calling.end(call_id, reason="hangup")
+    sipp_done(far)
+    time.sleep(0.3)
+    assert len(collected()) == 5, collected()
+    assert all(e["path"] == "/collect" and hooks.signature_ok(e) for e in hooks.events
+               if hooks.parse(e).get("event_type") == "calling.call.collect")
+    assert get_call(d, call_id)["status"] == "ended"

@@ -206,6 +206,9 @@ impl CallActor {
                         self.drain().await;
                     }
                 }
+                // Whatever stopped a continuous collect (a command, the script), its final
+                // event is queued now.
+                self.report_stopped_collects().await;
             }
             self.node.unregister(self.ident.call_id);
         }
@@ -591,6 +594,7 @@ impl CallActor {
         match msg {
             ActorMsg::Command { command, reply } => {
                 let result = self.on_command(command).await;
+                self.report_stopped_collects().await;
                 let _ = reply.send(result);
             }
             // A droppable event's permit is released once it is handled.
