@@ -455,7 +455,12 @@ mod tests {
             c.poll_timeout(),
             Some(1_000 + MAX_CALL_DURATION_SECS * 1000)
         );
-        c.handle(2_000, CallInput::Hangup { reason: EndReason::Hangup });
+        c.handle(
+            2_000,
+            CallInput::Hangup {
+                reason: EndReason::Hangup,
+            },
+        );
         assert_eq!(c.max_duration_deadline(), None);
         c.handle(2_100, CallInput::LegTerminated);
         let outs = drain(&mut c);

@@ -296,7 +296,10 @@ mod tests {
             ev["params"]["parent"],
             json!({"device_type": "phone", "call_id": parent, "node_id": id.node_id})
         );
-        assert_eq!(CreatedBy::of(Direction::OutboundApi, false), CreatedBy::Dial);
+        assert_eq!(
+            CreatedBy::of(Direction::OutboundApi, false),
+            CreatedBy::Dial
+        );
     }
 
     #[test]

@@ -329,8 +329,14 @@ mod tests {
     fn answer_codec_lists() {
         use sdp::Codec::*;
         assert_eq!(parse_codec_list("PCMA,PCMU"), vec![Pcma, Pcmu]);
-        assert_eq!(parse_codec_list(" opus@48000h@20i , pcma, PCMA"), vec![Opus, Pcma]);
-        assert_eq!(parse_codec_list("G729,AMR-WB,VP8"), Vec::<sdp::Codec>::new());
+        assert_eq!(
+            parse_codec_list(" opus@48000h@20i , pcma, PCMA"),
+            vec![Opus, Pcma]
+        );
+        assert_eq!(
+            parse_codec_list("G729,AMR-WB,VP8"),
+            Vec::<sdp::Codec>::new()
+        );
         assert_eq!(parse_codec_list("G722,H264"), vec![G722]);
     }
 

@@ -191,7 +191,12 @@ impl Node {
                     });
                     let _ = inner
                         .store
-                        .append_call_event(call_id, now_ms() as i64, "recording_gap", gap.to_string())
+                        .append_call_event(
+                            call_id,
+                            now_ms() as i64,
+                            "recording_gap",
+                            gap.to_string(),
+                        )
                         .await;
                 }
                 let params = inner.recording_done(done).await;
