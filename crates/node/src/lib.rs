@@ -762,6 +762,43 @@ fn dial_request_json(r: &DialRequest) -> Value {
 mod tests {
     use super::*;
 
+    /// The old router gave each call's actor a bounded inbox and `try_send`: a playback's
+    /// `Finished` behind 64 other events was lost and the script waiting on it hung. Now a
+    /// burst of events for a call that is not reading all arrive, in order.
+    #[tokio::test]
+    async fn router_delivers_every_event_of_a_busy_call() {
+        let (sink, rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
+        let call = Uuid::new_v4();
+        for id in 0..1_000u64 {
+            sink.emit(
+                call,
+                shard::MediaEvent::Play(media::playback::PlayerEvent::Playing(id)),
+            );
+        }
+        sink.emit(
+            call,
+            shard::MediaEvent::Play(media::playback::PlayerEvent::Finished(7)),
+        );
+        drop(sink);
+        let (actor_tx, mut actor_rx) = mpsc::unbounded_channel();
+        route_media_events(rx, move |to, msg| {
+            assert_eq!(to, call);
+            actor_tx.send(msg).ok()
+        })
+        .await;
+        let mut got = Vec::new();
+        while let Ok(ActorMsg::Media(ev, _)) = actor_rx.try_recv() {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), 1_001);
+        assert_eq!(
+            got.last(),
+            Some(&shard::MediaEvent::Play(
+                media::playback::PlayerEvent::Finished(7)
+            ))
+        );
+    }
+
     #[test]
     fn subscriptions_and_times() {
         assert!(subscribed(r#"["ringing","ended"]"#, "ended"));
