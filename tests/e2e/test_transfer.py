@@ -76,6 +76,18 @@ def test_transfer_to_sip_bridges_audio_and_hangs_up_together(start_dialtone, sip
         assert len(children) == 1, listing
         assert children[0]["to"] == far_b.uri("bob") and children[0]["status"] == "answered", children[0]
         assert children[0]["direction"] == "outbound"
+        # Its states go to the transferred call's status_url: created_by "connect", with its parent
+        # (ambiguity register A19, docs/call-lifecycle.md).
+        child_answered = wait_hook(hooks, children[0]["id"], "answered")
+        p = child_answered["params"]
+        assert p["created_by"] == "connect", p
+        assert p["parent"]["call_id"] == call_a and p["parent"]["device_type"] == "sip", p
+        assert p["parent"]["node_id"] == p["node_id"], p
+        assert p["direction"] == "outbound", p
+        parent_answered = hooks.parse(next(e for e in hooks.for_call(call_a)
+                                           if hooks.parse(e)["params"]["call_state"] == "answered"))
+        assert parent_answered["params"]["created_by"] == "dial", parent_answered
+        assert "parent" not in parent_answered["params"], parent_answered
 
         # The first call hears no tone of its own (its flow stopped), and hangs up with the far leg.
         stop.set()

@@ -38,6 +38,10 @@ pub enum CallInput {
     Fail { reason: EndReason, detail: String },
     /// The SIP leg is gone (after our CANCEL/BYE completed, or any other way).
     LegTerminated,
+    /// SWML `answer.max_duration`: hang the call up (`max_duration`) this many seconds after
+    /// it was answered (capped at [`MAX_CALL_DURATION_SECS`]; 0 means the cap). Given before
+    /// the answer, the clock starts at the answer; a later one replaces an earlier one.
+    LimitDuration { secs: u64 },
 }
 
 /// What the core asks the actor to do, in order.
@@ -68,7 +72,13 @@ pub enum CallTimer {
     Ring,
     /// Our CANCEL or BYE got no conclusion: force the end so no call is stuck.
     Teardown,
+    /// `answer.max_duration` reached → BYE, `max_duration`.
+    MaxDuration,
 }
+
+/// The longest a call may last once answered when a limit is asked for (swml.md §2.12:
+/// `answer.max_duration` defaults to 4 hours; larger values are capped to it).
+pub const MAX_CALL_DURATION_SECS: u64 = 14_400;
 
 /// How long we wait for a CANCEL/BYE to conclude before declaring the call over anyway.
 pub const TEARDOWN_GRACE_MS: u64 = 34_000;
@@ -79,6 +89,9 @@ pub struct OutboundCall {
     ring_timeout_ms: u64,
     ring_deadline: Option<u64>,
     teardown_deadline: Option<u64>,
+    /// `answer.max_duration` in ms, and when it ends the call once answered.
+    max_duration_ms: Option<u64>,
+    max_duration_deadline: Option<u64>,
     /// Set once we decided how the call ends; the rest is waiting for the leg to go.
     pending_end: Option<(CallStatus, EndReason, Option<String>)>,
     answered_at: Option<u64>,
@@ -93,6 +106,8 @@ impl OutboundCall {
             ring_timeout_ms: u64::from(ring_timeout_secs) * 1000,
             ring_deadline: None,
             teardown_deadline: None,
+            max_duration_ms: None,
+            max_duration_deadline: None,
             pending_end: None,
             answered_at: None,
             ended_at: None,
@@ -122,10 +137,19 @@ impl OutboundCall {
 
     /// The earliest instant the actor must call [`Self::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<u64> {
-        match (self.ring_deadline, self.teardown_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.ring_deadline,
+            self.teardown_deadline,
+            self.max_duration_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When `answer.max_duration` will end the call (ms since the epoch), once answered.
+    pub fn max_duration_deadline(&self) -> Option<u64> {
+        self.max_duration_deadline
     }
 
     pub fn handle_timeout(&mut self, now: u64) {
@@ -136,6 +160,10 @@ impl OutboundCall {
         if self.teardown_deadline.is_some_and(|d| now >= d) {
             self.teardown_deadline = None;
             self.on_timer(now, CallTimer::Teardown);
+        }
+        if self.max_duration_deadline.is_some_and(|d| now >= d) {
+            self.max_duration_deadline = None;
+            self.on_timer(now, CallTimer::MaxDuration);
         }
     }
 
@@ -150,7 +178,18 @@ impl OutboundCall {
                     self.finish(now, status, reason, detail);
                 }
             }
-            CallTimer::Ring => {}
+            CallTimer::MaxDuration
+                if self.status == CallStatus::Answered && self.pending_end.is_none() =>
+            {
+                self.begin_teardown(
+                    now,
+                    CallStatus::Ended,
+                    EndReason::MaxDuration,
+                    Some("answer.max_duration reached".into()),
+                    false,
+                );
+            }
+            CallTimer::Ring | CallTimer::MaxDuration => {}
         }
     }
 
@@ -234,6 +273,15 @@ impl OutboundCall {
                     _ => self.begin_teardown(now, CallStatus::Failed, reason, Some(detail), true),
                 }
             }
+            CallInput::LimitDuration { secs } => {
+                let secs = if secs == 0 {
+                    MAX_CALL_DURATION_SECS
+                } else {
+                    secs.min(MAX_CALL_DURATION_SECS)
+                };
+                self.max_duration_ms = Some(secs * 1000);
+                self.max_duration_deadline = self.answered_at.map(|at| at + secs * 1000);
+            }
             CallInput::LegTerminated => {
                 let (status, reason, detail) =
                     self.pending_end
@@ -253,6 +301,7 @@ impl OutboundCall {
             }
             None if self.status.is_pre_answer() => {
                 self.answered_at = Some(now);
+                self.max_duration_deadline = self.max_duration_ms.map(|ms| now + ms);
                 self.set_status(CallStatus::Answered);
             }
             None => {}
@@ -279,6 +328,7 @@ impl OutboundCall {
         before_answer: bool,
     ) {
         self.ring_deadline = None;
+        self.max_duration_deadline = None;
         self.pending_end = Some((status, reason, detail));
         self.teardown_deadline = Some(now + TEARDOWN_GRACE_MS);
         if self.status == CallStatus::Initiated {
@@ -299,6 +349,7 @@ impl OutboundCall {
     fn finish(&mut self, now: u64, status: CallStatus, reason: EndReason, detail: Option<String>) {
         self.ring_deadline = None;
         self.teardown_deadline = None;
+        self.max_duration_deadline = None;
         self.pending_end = None;
         self.ended_at = Some(now);
         self.status = status;
@@ -362,6 +413,62 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// `answer.max_duration` on virtual time: set after the answer it counts from the answer;
+    /// reached, the call is BYEd and ends `max_duration`.
+    #[test]
+    fn max_duration_hangs_up_after_answer() {
+        let mut c = started(30);
+        c.handle(2_000, CallInput::Answered);
+        drain(&mut c);
+        c.handle(5_000, CallInput::LimitDuration { secs: 10 });
+        assert_eq!(c.poll_timeout(), Some(12_000));
+        c.handle_timeout(11_999);
+        assert!(drain(&mut c).is_empty());
+        c.handle_timeout(12_000);
+        let outs = drain(&mut c);
+        assert!(outs.contains(&CallOutput::SendBye), "{outs:?}");
+        assert_eq!(c.status(), CallStatus::Ending);
+        c.handle(12_050, CallInput::LegTerminated);
+        assert_eq!(
+            drain(&mut c),
+            vec![CallOutput::Finished {
+                status: CallStatus::Ended,
+                end_reason: EndReason::MaxDuration,
+                detail: Some("answer.max_duration reached".into()),
+            }]
+        );
+    }
+
+    /// Given before the answer (an inbound `answer` waits for the ACK), the clock starts at
+    /// the answer; the limit is capped at 4 hours; a hang-up first clears it.
+    #[test]
+    fn max_duration_before_answer_capped_and_cleared() {
+        let mut c = OutboundCall::new(30);
+        c.handle(0, CallInput::Offered);
+        c.handle(100, CallInput::LimitDuration { secs: 1_000_000 });
+        assert_eq!(c.poll_timeout(), None, "not answered yet");
+        c.handle(1_000, CallInput::Answered);
+        drain(&mut c);
+        assert_eq!(
+            c.poll_timeout(),
+            Some(1_000 + MAX_CALL_DURATION_SECS * 1000)
+        );
+        c.handle(
+            2_000,
+            CallInput::Hangup {
+                reason: EndReason::Hangup,
+            },
+        );
+        assert_eq!(c.max_duration_deadline(), None);
+        c.handle(2_100, CallInput::LegTerminated);
+        let outs = drain(&mut c);
+        assert!(outs.contains(&CallOutput::Finished {
+            status: CallStatus::Ended,
+            end_reason: EndReason::Hangup,
+            detail: None,
+        }));
     }
 
     #[test]

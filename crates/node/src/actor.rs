@@ -27,7 +27,9 @@ pub(crate) enum ActorMsg {
         command: CallCommand,
         reply: oneshot::Sender<Result<CommandOk, ControlError>>,
     },
-    Media(MediaEvent),
+    /// An event of the call's media; a droppable one holds its place in the node's budget
+    /// until handled (queue.rs).
+    Media(MediaEvent, Option<crate::queue::Permit>),
     /// The recorder finished one of this call's recordings (its webhook is already queued).
     RecordingDone {
         rec_id: uuid::Uuid,
@@ -39,6 +41,16 @@ pub(crate) enum ActorMsg {
     Peer(crate::bridge::PeerEvent),
     /// The node is shutting down: hang up.
     Shutdown,
+}
+
+/// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
+/// senders wait when it is full: backpressure on the API, nothing lost. Events (media, the
+/// recorder, the other call of a bridge) come on an unbounded one: what an operation or a
+/// script waits on is never dropped, and there are few of them (one per operation, key press
+/// or verdict; droppable media events are bounded by their budget).
+pub(crate) struct Inbox {
+    pub commands: mpsc::Receiver<ActorMsg>,
+    pub events: mpsc::UnboundedReceiver<ActorMsg>,
 }
 
 /// What a task the actor spawned (fetch, synthesis, HTTP) came back with.
@@ -73,6 +85,7 @@ pub(crate) struct CallActor {
     pub record: store::CallRecord,
     pub node: Arc<NodeInner>,
     pub inbox: mpsc::Receiver<ActorMsg>,
+    events: mpsc::UnboundedReceiver<ActorMsg>,
     pub(crate) rtp: Option<(u16, UdpSocket)>,
     pub(crate) local: Option<sdp::LocalMedia>,
     pub(crate) local_sdp: Option<String>,
@@ -111,7 +124,7 @@ impl CallActor {
         route: Route,
         record: store::CallRecord,
         node: Arc<NodeInner>,
-        inbox: mpsc::Receiver<ActorMsg>,
+        inbox: Inbox,
     ) -> Self {
         let core = OutboundCall::new(request.timeout_secs);
         let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
@@ -123,7 +136,8 @@ impl CallActor {
             route,
             record,
             node,
-            inbox,
+            inbox: inbox.commands,
+            events: inbox.events,
             rtp: None,
             local: None,
             local_sdp: None,
@@ -183,6 +197,7 @@ impl CallActor {
                         Some(msg) => self.on_message(msg).await,
                         None => self.input(CallInput::Hangup { reason: EndReason::Hangup }).await,
                     },
+                    Some(msg) = self.events.recv() => self.on_message(msg).await,
                     Some(done) = self.tasks_rx.recv() => self.on_task(done).await,
                     _ = sleep_until_ms(script_deadline) => self.script_timeout().await,
                     _ = sleep_until_ms(collect_deadline) => self.collect_timeout().await,
@@ -191,6 +206,9 @@ impl CallActor {
                         self.drain().await;
                     }
                 }
+                // Whatever stopped a continuous collect (a command, the script), its final
+                // event is queued now.
+                self.report_stopped_collects().await;
             }
             self.node.unregister(self.ident.call_id);
         }
@@ -576,14 +594,12 @@ impl CallActor {
         match msg {
             ActorMsg::Command { command, reply } => {
                 let result = self.on_command(command).await;
+                self.report_stopped_collects().await;
                 let _ = reply.send(result);
             }
-            ActorMsg::Media(MediaEvent::DigitsSent) => self.on_digits_sent(Ok(())).await,
-            ActorMsg::Media(MediaEvent::DigitsFailed(e)) => self.on_digits_sent(Err(e)).await,
-            ActorMsg::Media(MediaEvent::Play(ev)) => self.on_player_event(ev).await,
+            // A droppable event's permit is released once it is handled.
+            ActorMsg::Media(ev, _permit) => self.on_media_event(ev).await,
             ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
-            ActorMsg::Media(MediaEvent::Digit(d)) => self.on_digit(d).await,
-            ActorMsg::Media(MediaEvent::Listener(ev)) => self.on_listener_event(ev).await,
             ActorMsg::RecordingDone {
                 rec_id,
                 control_id,
@@ -595,6 +611,16 @@ impl CallActor {
                 })
                 .await
             }
+        }
+    }
+
+    async fn on_media_event(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::DigitsSent => self.on_digits_sent(Ok(())).await,
+            MediaEvent::DigitsFailed(e) => self.on_digits_sent(Err(e)).await,
+            MediaEvent::Play(ev) => self.on_player_event(ev).await,
+            MediaEvent::Digit(d) => self.on_digit(d).await,
+            MediaEvent::Listener(ev) => self.on_listener_event(ev).await,
         }
     }
 

@@ -5,7 +5,6 @@
 //! the transferred call too (it has no flow left to return to).
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -67,6 +66,15 @@ impl CallActor {
             codec,
         )?;
         let far = far_actor.ident.call_id;
+        // The far leg's states go where the transferred call's go (`created_by: connect`,
+        // `parent`: docs/call-lifecycle.md).
+        far_actor.record.status_url = self.record.status_url.clone();
+        far_actor.record.status_events = self.record.status_events.clone();
+        far_actor.request.status_url = self.record.status_url.clone();
+        far_actor.ident = far_actor
+            .ident
+            .clone()
+            .child_of(self.ident.call_id, Some(self.ident.leg_type.device_type()));
         self.node
             .store
             .insert_call(far_actor.record.clone())
@@ -109,11 +117,12 @@ impl CallActor {
     /// The far leg of a transfer answered (its media runs on the parent's shard).
     pub(crate) fn far_leg_answered(&mut self) {
         if let BridgeRole::FarLeg { parent } = self.bridge {
-            if let Some(inbox) = self.node.inbox_of(parent) {
-                let _ = inbox.try_send(ActorMsg::Peer(PeerEvent::Answered {
+            self.node.tell(
+                parent,
+                ActorMsg::Peer(PeerEvent::Answered {
                     call_id: self.ident.call_id,
-                }));
-            }
+                }),
+            );
         }
     }
 
@@ -178,12 +187,13 @@ impl CallActor {
                 },
             );
         }
-        if let Some(inbox) = self.node.inbox_of(other) {
-            let _ = inbox.try_send(ActorMsg::Peer(PeerEvent::Ended {
+        self.node.tell(
+            other,
+            ActorMsg::Peer(PeerEvent::Ended {
                 call_id: self.ident.call_id,
                 end_reason,
-            }));
-        }
+            }),
+        );
     }
 }
 
@@ -226,9 +236,8 @@ impl NodeInner {
         let (mut record, ident) =
             self.new_call(call_id, Direction::Outbound, leg_type, &request, dest);
         record.parent_id = Some(parent);
-        let (tx, rx) = mpsc::channel(64);
-        self.register(call_id, record.project_id, tx);
-        let mut actor = CallActor::new(ident, request, route, record, self.clone(), rx);
+        let inbox = self.register(call_id, record.project_id);
+        let mut actor = CallActor::new(ident, request, route, record, self.clone(), inbox);
         actor.media_key = media_key;
         Ok(actor)
     }

@@ -48,6 +48,9 @@ pub(crate) struct Collect {
 #[derive(Default)]
 pub(crate) struct Collects {
     active: Vec<Collect>,
+    /// Continuous collects stopped by `calling.collect.stop` whose final `finished` event is
+    /// still to be queued (the stop runs synchronously; the actor queues it right after).
+    stopped: Vec<Collect>,
 }
 
 impl Collects {
@@ -118,8 +121,10 @@ impl CallActor {
         Ok(())
     }
 
-    /// `calling.collect.stop` (no result event: ambiguity register A13) and
-    /// `calling.collect.start_input_timers`.
+    /// `calling.collect.stop` and `calling.collect.start_input_timers`. Stopping a single
+    /// collect reports nothing; stopping a continuous one reports one final event with
+    /// `state: "finished"`, `result: {"type": "finished"}` (ambiguity register A13), queued by
+    /// [`Self::report_stopped_collects`] once the command is done.
     pub(crate) fn rest_collect_control(
         &mut self,
         control_id: &str,
@@ -132,12 +137,26 @@ impl CallActor {
             let c = self.collects.active.remove(idx);
             self.remove_speech_listener(&c);
             self.update_digit_detection();
+            if c.continuous {
+                self.collects.stopped.push(c);
+            }
         } else if let Some(c) = self.collects.active.get_mut(idx) {
             if c.deadline.is_none() {
                 c.deadline = Some(now_ms() + c.initial_timeout_ms);
             }
         }
         Ok(())
+    }
+
+    /// Queues the final event of every continuous collect a command just stopped (before the
+    /// command's reply, so it is in the outbox when the API answers).
+    pub(crate) async fn report_stopped_collects(&mut self) {
+        for c in std::mem::take(&mut self.collects.stopped) {
+            info!(control_id = %c.control_id, "continuous collect stopped");
+            let final_flag = c.partial_results.then_some(true);
+            self.collect_event_in_state(&c, json!({ "type": "finished" }), final_flag, "finished")
+                .await;
+        }
     }
 
     fn remove_speech_listener(&self, c: &Collect) {
@@ -265,6 +284,18 @@ impl CallActor {
     }
 
     async fn collect_event(&self, c: &Collect, result: Value, final_flag: Option<bool>) {
+        self.collect_event_in_state(c, result, final_flag, "collecting")
+            .await
+    }
+
+    /// `state` is said for continuous collects only (`collecting`, or `finished` at the end).
+    async fn collect_event_in_state(
+        &self,
+        c: &Collect,
+        result: Value,
+        final_flag: Option<bool>,
+        state: &str,
+    ) {
         let Some(url) = c.status_url.as_deref() else {
             return;
         };
@@ -278,7 +309,7 @@ impl CallActor {
             params["final"] = json!(f);
         }
         if c.continuous {
-            params["state"] = json!("collecting");
+            params["state"] = json!(state);
         }
         let event = self
             .ident

@@ -20,6 +20,51 @@ pub struct CallIdentity {
     pub leg_type: LegType,
     pub from: String,
     pub to: String,
+    /// What made the call (`created_by`, ambiguity register A19).
+    pub created_by: CreatedBy,
+    /// The call a child leg belongs to (`parent`).
+    pub parent: Option<ParentLeg>,
+}
+
+/// `created_by` of `calling.call.state` (calling-events.md §3, RELAY's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreatedBy {
+    /// A REST `dial`.
+    Dial,
+    /// A child leg made to be connected to its parent call: the far leg of a
+    /// `calling.transfer` to an address, the script end of a `dial` with `to_script`.
+    Connect,
+    /// An inbound call.
+    Receive,
+}
+
+impl CreatedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreatedBy::Dial => "dial",
+            CreatedBy::Connect => "connect",
+            CreatedBy::Receive => "receive",
+        }
+    }
+
+    /// What made a call, from what is stored about it: inbound calls were received, child
+    /// legs connected, the rest dialled.
+    pub fn of(direction: Direction, has_parent: bool) -> CreatedBy {
+        match (direction, has_parent) {
+            (Direction::Inbound, _) => CreatedBy::Receive,
+            (_, true) => CreatedBy::Connect,
+            _ => CreatedBy::Dial,
+        }
+    }
+}
+
+/// `parent` of a child leg's `calling.call.state`: `{device_type, call_id, node_id}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParentLeg {
+    pub call_id: Uuid,
+    pub node_id: Uuid,
+    /// The parent's device type (`sip`, `phone`); left out when not known.
+    pub device_type: Option<&'static str>,
 }
 
 /// Call times in ms since the Unix epoch.
@@ -31,6 +76,20 @@ pub struct CallTimes {
 }
 
 impl CallIdentity {
+    /// This call as a child leg of `parent` (same node), made to be connected to it.
+    pub fn child_of(self, parent: Uuid, device_type: Option<&'static str>) -> CallIdentity {
+        let node_id = self.node_id;
+        CallIdentity {
+            created_by: CreatedBy::Connect,
+            parent: Some(ParentLeg {
+                call_id: parent,
+                node_id,
+                device_type,
+            }),
+            ..self
+        }
+    }
+
     /// The `device` object: `phone` with numbers, `sip` with URIs.
     pub fn device(&self) -> Value {
         match self.leg_type {
@@ -80,7 +139,16 @@ impl CallIdentity {
             "end_reason".into(),
             json!(end_reason.map(EndReason::as_str)),
         );
-        params.insert("created_by".into(), json!("dial"));
+        params.insert("created_by".into(), json!(self.created_by.as_str()));
+        if let Some(p) = &self.parent {
+            let mut parent = Map::new();
+            if let Some(t) = p.device_type {
+                parent.insert("device_type".into(), json!(t));
+            }
+            parent.insert("call_id".into(), json!(p.call_id));
+            parent.insert("node_id".into(), json!(p.node_id));
+            params.insert("parent".into(), Value::Object(parent));
+        }
         params.insert("start_time".into(), json!(times.start_ms));
         if let Some(a) = times.answer_ms {
             params.insert("answer_time".into(), json!(a));
@@ -89,6 +157,21 @@ impl CallIdentity {
             params.insert("end_time".into(), json!(e));
         }
         self.envelope("calling.call.state", now_ms, Value::Object(params))
+    }
+
+    /// A `calling.call.user_event` (SWML `user_event`, REST `calling.user_event`): the event
+    /// object as given, with the call's identity (docs/call-lifecycle.md "User events").
+    pub fn user_event(&self, event: Value, now_ms: u64) -> Value {
+        self.envelope(
+            "calling.call.user_event",
+            now_ms,
+            json!({
+                "call_id": self.call_id,
+                "node_id": self.node_id,
+                "segment_id": self.segment_id,
+                "event": event,
+            }),
+        )
     }
 
     /// The `call` object of a SWML fetch request.
@@ -164,7 +247,59 @@ mod tests {
             leg_type,
             from: "+15105550100".into(),
             to: "sip:alice@127.0.0.1:5099".into(),
+            created_by: CreatedBy::Dial,
+            parent: None,
         }
+    }
+
+    #[test]
+    fn user_event_shape() {
+        let id = ident(LegType::RelaySipCall);
+        let ev = id.user_event(json!({"stage": "menu", "n": 2}), 1_500);
+        assert_eq!(ev["event_type"], "calling.call.user_event");
+        assert_eq!(ev["event_channel"], "swml:x");
+        assert_eq!(ev["timestamp"], 1.5);
+        assert_eq!(ev["params"]["call_id"], json!(id.call_id));
+        assert_eq!(ev["params"]["node_id"], json!(id.node_id));
+        assert_eq!(ev["params"]["segment_id"], json!(id.segment_id));
+        assert_eq!(ev["params"]["event"], json!({"stage": "menu", "n": 2}));
+    }
+
+    #[test]
+    fn created_by_and_parent() {
+        let id = ident(LegType::RelaySipCall);
+        let ev = id.state_event("ringing", None, CallTimes::default(), 1);
+        assert_eq!(ev["params"]["created_by"], "dial");
+        assert!(ev["params"].get("parent").is_none());
+        let inbound = CallIdentity {
+            direction: Direction::Inbound,
+            created_by: CreatedBy::of(Direction::Inbound, false),
+            ..ident(LegType::RelayPstnCall)
+        };
+        let ev = inbound.state_event("ringing", None, CallTimes::default(), 1);
+        assert_eq!(ev["params"]["created_by"], "receive");
+        assert_eq!(ev["params"]["direction"], "inbound");
+        let parent = Uuid::new_v4();
+        let child = CallIdentity {
+            direction: Direction::Outbound,
+            created_by: CreatedBy::of(Direction::Outbound, true),
+            parent: Some(ParentLeg {
+                call_id: parent,
+                node_id: id.node_id,
+                device_type: Some("phone"),
+            }),
+            ..ident(LegType::RelaySipCall)
+        };
+        let ev = child.state_event("answered", None, CallTimes::default(), 1);
+        assert_eq!(ev["params"]["created_by"], "connect");
+        assert_eq!(
+            ev["params"]["parent"],
+            json!({"device_type": "phone", "call_id": parent, "node_id": id.node_id})
+        );
+        assert_eq!(
+            CreatedBy::of(Direction::OutboundApi, false),
+            CreatedBy::Dial
+        );
     }
 
     #[test]

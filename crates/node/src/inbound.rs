@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -116,6 +115,48 @@ impl CallActor {
         inbound.answering = true;
         let handle = inbound.handle.clone();
         handle.answer(sdp).await.map_err(|e| e.to_string())
+    }
+
+    /// SWML `answer.codecs` on a ringing inbound call: our answer is computed again with only
+    /// those codecs (names as swml.md §6.4 lists them, case-insensitive, anything after `@`
+    /// ignored), the first of the caller's offer among them winning. Codecs this server has
+    /// no coder for (G729, AMR-WB, video) are skipped. An error when none is left, when the
+    /// caller offered none of them, or when early media already settled another codec.
+    pub(crate) fn restrict_inbound_codecs(&mut self, list: &str) -> Result<(), String> {
+        let wanted = parse_codec_list(list);
+        if wanted.is_empty() {
+            return Err(format!(
+                "answer.codecs {list:?} names no codec this server can use (PCMU, PCMA, G722, OPUS)"
+            ));
+        }
+        let Some(local) = self.local.clone() else {
+            return Err("no local media prepared".into());
+        };
+        let Some(inbound) = self.inbound.as_mut() else {
+            return Ok(());
+        };
+        if self.media_running {
+            // 183 with our SDP already went out: the codec is settled.
+            let settled = inbound.answer.as_ref().map(|(_, m)| m.codec);
+            return match settled {
+                Some(c) if wanted.contains(&c) => Ok(()),
+                _ => Err("early media already settled a codec outside answer.codecs".into()),
+            };
+        }
+        let Some(offer) = inbound.offer.clone() else {
+            return Err("no SDP offer to answer".into());
+        };
+        let restricted = sdp::LocalMedia {
+            codecs: wanted,
+            ..local
+        };
+        let (sdp, media) = crate::media_leg::answer_offer(&restricted, &offer)
+            .map_err(|e| format!("answer.codecs {list:?}: {e}"))?;
+        info!(codec = ?media.codec, "answering with a codec of answer.codecs");
+        inbound.answer = Some((sdp.clone(), media));
+        self.local_sdp = Some(sdp);
+        self.local = Some(restricted);
+        Ok(())
     }
 
     /// SWML `play` with `auto_answer: false` on a ringing inbound call: early media (183 with
@@ -241,15 +282,14 @@ impl NodeInner {
             let _ = leg.handle.reject(503, "Service Unavailable").await;
             return;
         }
-        let (tx, rx) = mpsc::channel(64);
-        self.register(call_id, record.project_id, tx);
+        let inbox = self.register(call_id, record.project_id);
         let sip_route = crate::routing::Route {
             request_uri: invite.request_uri.clone(),
             to_uri: invite.to_uri.clone(),
             username: None,
             password: None,
         };
-        let mut actor = CallActor::new(ident, request, sip_route, record, self.clone(), rx);
+        let mut actor = CallActor::new(ident, request, sip_route, record, self.clone(), inbox);
         actor.inbound = Some(InboundState {
             handle: leg.handle,
             offer: invite.sdp.clone(),
@@ -262,9 +302,43 @@ impl NodeInner {
     }
 }
 
+/// The codecs of an `answer.codecs` list we have coders for, in its order, without duplicates.
+fn parse_codec_list(list: &str) -> Vec<sdp::Codec> {
+    let mut out = Vec::new();
+    for name in list.split(',') {
+        let name = name.split('@').next().unwrap_or("").trim();
+        let codec = match name.to_ascii_uppercase().as_str() {
+            "PCMU" => sdp::Codec::Pcmu,
+            "PCMA" => sdp::Codec::Pcma,
+            "G722" => sdp::Codec::G722,
+            "OPUS" => sdp::Codec::Opus,
+            _ => continue,
+        };
+        if !out.contains(&codec) {
+            out.push(codec);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answer_codec_lists() {
+        use sdp::Codec::*;
+        assert_eq!(parse_codec_list("PCMA,PCMU"), vec![Pcma, Pcmu]);
+        assert_eq!(
+            parse_codec_list(" opus@48000h@20i , pcma, PCMA"),
+            vec![Opus, Pcma]
+        );
+        assert_eq!(
+            parse_codec_list("G729,AMR-WB,VP8"),
+            Vec::<sdp::Codec>::new()
+        );
+        assert_eq!(parse_codec_list("G722,H264"), vec![G722]);
+    }
 
     fn route(dest: &str) -> InboundRoute {
         InboundRoute {

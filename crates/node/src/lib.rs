@@ -19,6 +19,7 @@ mod media_leg;
 mod play;
 pub mod ports;
 pub mod prepare;
+pub mod queue;
 mod recorder;
 mod recording;
 pub mod routing;
@@ -44,7 +45,7 @@ use control::{
     Direction, EndReason, LegType, StatusEvent,
 };
 
-use crate::actor::{ActorMsg, CallActor};
+use crate::actor::{ActorMsg, CallActor, Inbox};
 pub use crate::config::NodeConfig;
 use crate::events::{CallIdentity, CallTimes};
 use crate::fetch::Fetcher;
@@ -71,8 +72,14 @@ pub(crate) fn now_ms() -> u64 {
 
 pub(crate) struct CallEntry {
     project_id: Uuid,
+    /// Commands: bounded, senders wait (backpressure).
     inbox: mpsc::Sender<ActorMsg>,
+    /// Events for the call: unbounded, never dropped (actor.rs `Inbox`).
+    events: mpsc::UnboundedSender<ActorMsg>,
 }
+
+/// Commands a call's actor holds before a sender has to wait.
+const COMMAND_QUEUE: usize = 64;
 
 pub(crate) struct NodeInner {
     pub cfg: NodeConfig,
@@ -123,7 +130,7 @@ impl Node {
         })
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
-        let (media_tx, mut media_rx) = mpsc::channel(4096);
+        let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
         let media = MediaShards::start(cfg.media_shards, media_tx)?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,
@@ -178,17 +185,32 @@ impl Node {
                 let upload = record::Format::from_name(&done.meta.format)
                     .filter(|_| done.playable)
                     .map(|f| (done.meta.project_id, f));
+                if done.gap_ms > 0 {
+                    let gap = serde_json::json!({
+                        "recording_id": rec_id, "control_id": control_id, "gap_ms": done.gap_ms,
+                    });
+                    let _ = inner
+                        .store
+                        .append_call_event(
+                            call_id,
+                            now_ms() as i64,
+                            "recording_gap",
+                            gap.to_string(),
+                        )
+                        .await;
+                }
                 let params = inner.recording_done(done).await;
                 if let Some((project, format)) = upload {
                     tokio::spawn(inner.clone().upload_recording(project, rec_id, format));
                 }
-                if let Some(tx) = inner.inbox_of(call_id) {
-                    let _ = tx.try_send(ActorMsg::RecordingDone {
+                inner.tell(
+                    call_id,
+                    ActorMsg::RecordingDone {
                         rec_id,
                         control_id,
                         params: params.unwrap_or_default(),
-                    });
-                }
+                    },
+                );
             }
         });
         // Inbound INVITEs become calls (or 404s) through the routes.
@@ -207,16 +229,13 @@ impl Node {
                 inner.accept_inbound(invite, leg).await;
             }
         });
-        // Media events go to the call that owns them.
+        // Media events go to the call that owns them (never dropped on the way).
         let weak = Arc::downgrade(&inner);
-        tokio::spawn(async move {
-            while let Some((call_id, ev)) = media_rx.recv().await {
-                let Some(inner) = weak.upgrade() else { break };
-                if let Some(tx) = inner.inbox_of(call_id) {
-                    let _ = tx.try_send(ActorMsg::Media(ev));
-                }
-            }
-        });
+        tokio::spawn(route_media_events(media_rx, move |call_id, msg| {
+            weak.upgrade().map(|inner| {
+                inner.tell(call_id, msg);
+            })
+        }));
         Ok(Node { inner })
     }
 
@@ -306,6 +325,8 @@ impl NodeInner {
             leg_type,
             from: request.from.clone(),
             to: to.to_string(),
+            created_by: events::CreatedBy::of(direction, false),
+            parent: None,
         };
         (record, ident)
     }
@@ -320,18 +341,31 @@ impl NodeInner {
         })
     }
 
-    pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid, inbox: mpsc::Sender<ActorMsg>) {
+    /// Makes a new call reachable; its actor takes the returned queues.
+    pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid) -> Inbox {
+        let (inbox, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (events_tx, events) = mpsc::unbounded_channel();
         if let Ok(mut calls) = self.calls.lock() {
-            calls.insert(call_id, CallEntry { project_id, inbox });
+            calls.insert(
+                call_id,
+                CallEntry {
+                    project_id,
+                    inbox,
+                    events: events_tx,
+                },
+            );
         }
+        Inbox { commands, events }
     }
 
-    pub(crate) fn inbox_of(&self, call_id: Uuid) -> Option<mpsc::Sender<ActorMsg>> {
-        self.calls
+    /// Hands an event to a live call's actor; never blocks, never drops (false: no such call).
+    pub(crate) fn tell(&self, call_id: Uuid, msg: ActorMsg) -> bool {
+        let tx = self
+            .calls
             .lock()
-            .ok()?
-            .get(&call_id)
-            .map(|e| e.inbox.clone())
+            .ok()
+            .and_then(|c| c.get(&call_id).map(|e| e.events.clone()));
+        tx.is_some_and(|tx| tx.send(msg).is_ok())
     }
 
     pub(crate) fn unregister(&self, call_id: Uuid) {
@@ -352,6 +386,15 @@ impl NodeInner {
             leg_type: leg_type_of(&r.leg_type),
             from: r.from.clone(),
             to: r.to.clone(),
+            created_by: events::CreatedBy::of(
+                Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
+                r.parent_id.is_some(),
+            ),
+            parent: r.parent_id.map(|call_id| events::ParentLeg {
+                call_id,
+                node_id: r.node_id,
+                device_type: None,
+            }),
         }
     }
 
@@ -453,6 +496,20 @@ impl NodeInner {
             end_reason: r.end_reason.clone(),
             answered_at: r.answered_at_ms.map(iso8601),
             ended_at: r.ended_at_ms.map(iso8601),
+        }
+    }
+}
+
+/// Forwards the shards' events to their calls' actors until the shards or the node stop
+/// (`deliver` answers None once the node is gone). An event for a call that has ended is
+/// discarded: nobody waits on it any more.
+async fn route_media_events<F>(mut events: mpsc::UnboundedReceiver<shard::ShardEvent>, deliver: F)
+where
+    F: Fn(Uuid, ActorMsg) -> Option<()>,
+{
+    while let Some(ev) = events.recv().await {
+        if deliver(ev.call_id, ActorMsg::Media(ev.event, ev.permit)).is_none() {
+            break;
         }
     }
 }
@@ -560,10 +617,9 @@ impl CallControl for Node {
             .insert_call(record.clone())
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
-        let (tx, rx) = mpsc::channel(64);
-        inner.register(call_id, project, tx);
+        let inbox = inner.register(call_id, project);
         let leg = inner.leg_from_record(&record);
-        let actor = CallActor::new(ident, request, route, record, inner.clone(), rx);
+        let actor = CallActor::new(ident, request, route, record, inner.clone(), inbox);
         tokio::spawn(actor.run());
         info!(%call_id, "dial accepted");
         Ok(CommandOk::leg(leg))
@@ -705,6 +761,43 @@ fn dial_request_json(r: &DialRequest) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The old router gave each call's actor a bounded inbox and `try_send`: a playback's
+    /// `Finished` behind 64 other events was lost and the script waiting on it hung. Now a
+    /// burst of events for a call that is not reading all arrive, in order.
+    #[tokio::test]
+    async fn router_delivers_every_event_of_a_busy_call() {
+        let (sink, rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
+        let call = Uuid::new_v4();
+        for id in 0..1_000u64 {
+            sink.emit(
+                call,
+                shard::MediaEvent::Play(media::playback::PlayerEvent::Playing(id)),
+            );
+        }
+        sink.emit(
+            call,
+            shard::MediaEvent::Play(media::playback::PlayerEvent::Finished(7)),
+        );
+        drop(sink);
+        let (actor_tx, mut actor_rx) = mpsc::unbounded_channel();
+        route_media_events(rx, move |to, msg| {
+            assert_eq!(to, call);
+            actor_tx.send(msg).ok()
+        })
+        .await;
+        let mut got = Vec::new();
+        while let Ok(ActorMsg::Media(ev, _)) = actor_rx.try_recv() {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), 1_001);
+        assert_eq!(
+            got.last(),
+            Some(&shard::MediaEvent::Play(
+                media::playback::PlayerEvent::Finished(7)
+            ))
+        );
+    }
 
     #[test]
     fn subscriptions_and_times() {

@@ -164,6 +164,7 @@ pub fn new_leg(session: &NegotiatedMedia, call_id: Uuid) -> Result<Box<dyn Media
         dedup: media::dtmf::DtmfDeduper::with_window_ms(DTMF_DEDUP_MS),
         call_id,
         tap: None,
+        tap_gap_frames: 0,
         player: Player::new(kind.sample_rate(), kind.frame_samples()),
         payload: Vec::with_capacity(256),
         receiver: rtp::Receiver::new(session.codec.rtp_clock_rate()),
@@ -276,6 +277,8 @@ struct RtpLeg {
     call_id: Uuid,
     /// Set while the call is recorded: every tick's audio goes to the recorder.
     tap: Option<crate::recorder::RecorderHandle>,
+    /// Frames the recorder queue refused since the last one it took.
+    tap_gap_frames: u32,
     player: Player,
     payload: Vec<u8>,
     receiver: rtp::Receiver,
@@ -304,18 +307,24 @@ impl MediaLeg for RtpLeg {
             self.from_peer.clear();
         }
         if let Some(tap) = self.tap.as_ref() {
-            let heard = if self.decoded.len() == self.frame.len() {
-                self.decoded.clone()
-            } else {
-                vec![0; self.frame.len()]
-            };
-            tap.send(crate::recorder::RecorderInput::Frame(
-                crate::recorder::TapFrame {
-                    call_id: self.call_id,
-                    heard,
-                    sent: self.frame.clone(),
-                },
-            ));
+            // A full recorder queue drops this frame (never waits); the next one says so.
+            match tap.admit_frame() {
+                Some(permit) => {
+                    let heard = if self.decoded.len() == self.frame.len() {
+                        self.decoded.clone()
+                    } else {
+                        vec![0; self.frame.len()]
+                    };
+                    let frame = crate::recorder::TapFrame {
+                        call_id: self.call_id,
+                        heard,
+                        sent: self.frame.clone(),
+                        gap_frames: std::mem::take(&mut self.tap_gap_frames),
+                    };
+                    tap.send_frame(frame, permit);
+                }
+                None => self.tap_gap_frames = self.tap_gap_frames.saturating_add(1),
+            }
         }
         while let Some(ev) = self.player.poll_event() {
             self.events.push_back(MediaEvent::Play(ev));
@@ -390,6 +399,7 @@ impl MediaLeg for RtpLeg {
 
     fn set_tap(&mut self, tap: Option<crate::recorder::RecorderHandle>) {
         self.tap = tap;
+        self.tap_gap_frames = 0;
     }
 
     fn set_digit_detection(&mut self, in_band: bool) {
@@ -474,6 +484,39 @@ fn resample_linear(input: &[i16], in_rate: u32, out_rate: u32, out_len: usize, o
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The recorder queue is full: the media tick drops the frame instead of waiting, and the
+    /// next frame that gets through carries how many were dropped.
+    #[test]
+    fn full_recorder_queue_drops_frames_and_reports_the_gap() {
+        let session = NegotiatedMedia {
+            remote: "127.0.0.1:9".parse().unwrap(),
+            codec: sdp::Codec::Pcmu,
+            payload_type: 0,
+            telephone_event_pt: None,
+        };
+        let mut leg = new_leg(&session, Uuid::new_v4()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let recorder = crate::recorder::RecorderHandle::over(tx, 2);
+        leg.set_tap(Some(recorder.clone()));
+        let mut out = Vec::new();
+        for tick in 0..5u64 {
+            leg.on_tick(tick * 20_000, &mut out);
+        }
+        assert_eq!(out.len(), 5, "every tick still sends its packet");
+        assert_eq!(recorder.dropped_frames(), 3);
+        let gaps = |rx: &std::sync::mpsc::Receiver<crate::recorder::RecorderInput>| {
+            rx.try_iter()
+                .filter_map(|i| match i {
+                    crate::recorder::RecorderInput::Frame(f, _) => Some(f.gap_frames),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(gaps(&rx), vec![0, 0]);
+        leg.on_tick(100_000, &mut out);
+        assert_eq!(gaps(&rx), vec![3]);
+    }
 
     #[test]
     fn linear_resampling_keeps_length_and_level() {

@@ -266,8 +266,7 @@ impl CallActor {
             CallCommand::Denoise(_) => self.rest_denoise(true),
             CallCommand::DenoiseStop(_) => self.rest_denoise(false),
             CallCommand::UserEvent(p) => {
-                self.call_event("user_event", serde_json::Value::Object(p.event))
-                    .await;
+                self.user_event(serde_json::Value::Object(p.event)).await;
             }
             // What the node cannot do yet answers 501 naming the command; never a fake success.
             CallCommand::Update(_)

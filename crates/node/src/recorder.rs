@@ -4,6 +4,15 @@
 //! `initial_timeout` / `end_silence_timeout`, enforces `max_length`, and reports every ending
 //! to the node — which queues the `calling.call.record` webhook itself, so a recording that
 //! ends because the call did is still reported.
+//!
+//! The queue into the thread is bounded for frames only (queue.rs): at most
+//! [`QUEUE_FRAMES`] frames wait at once, all calls together. When the thread falls that far
+//! behind (a slow disk), the media thread drops the tick's frame instead of waiting, counts it
+//! and warns (at most once a second); the call's next frame that gets through carries the
+//! number dropped before it, and the recorder writes that much silence first, so the
+//! recording keeps its timeline. A recording with such a gap says so when it ends (a warning
+//! and a `recording_gap` entry in the call's event log with `gap_ms`). Start, pause, resume
+//! and stop are never dropped.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,6 +23,12 @@ use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::queue::{DropBudget, Permit};
+
+/// Frames (20 ms each, one call's) waiting for the recorder at most, all calls together:
+/// ~40 s of one call's audio, or 80 ms each of 500 recorded calls. At most ~8 MB (48 kHz).
+pub const QUEUE_FRAMES: usize = 2_000;
+
 /// One tick of a recorded call's audio.
 pub struct TapFrame {
     pub call_id: Uuid,
@@ -21,6 +36,9 @@ pub struct TapFrame {
     pub heard: Vec<i16>,
     /// What we sent.
     pub sent: Vec<i16>,
+    /// Frames of this call dropped just before this one (the recorder was behind): written
+    /// as silence first.
+    pub gap_frames: u32,
 }
 
 /// What the recorder needs to know about a recording's limits.
@@ -57,7 +75,8 @@ pub struct StartRecording {
 }
 
 pub enum RecorderInput {
-    Frame(TapFrame),
+    /// A frame holds its place in the frame budget until written.
+    Frame(TapFrame, Permit),
     Start(Box<StartRecording>),
     Pause {
         rec_id: Uuid,
@@ -88,6 +107,8 @@ pub struct RecordingDone {
     pub outcome: RecordingOutcome,
     pub duration_ms: u64,
     pub size_bytes: u64,
+    /// Silence written in place of frames dropped because the recorder was behind.
+    pub gap_ms: u64,
     /// The file holds playable audio (always on finished / no_input; on error when writes
     /// failed after some audio was written).
     pub playable: bool,
@@ -102,11 +123,13 @@ struct Open {
     vad: media::vad::Vad,
     heard_speech: bool,
     frames: u64,
+    gap_frames: u64,
 }
 
 #[derive(Clone)]
 pub struct RecorderHandle {
     tx: std_mpsc::Sender<RecorderInput>,
+    frames: std::sync::Arc<DropBudget>,
 }
 
 impl RecorderHandle {
@@ -116,12 +139,37 @@ impl RecorderHandle {
         thread::Builder::new()
             .name("recorder".into())
             .spawn(move || run(rx, done))?;
-        Ok(RecorderHandle { tx })
+        Ok(RecorderHandle::over(tx, QUEUE_FRAMES))
     }
 
-    /// Never blocks (the media thread calls it every tick of a recorded call).
+    /// A handle onto `tx` holding at most `frames` frames in its queue.
+    pub(crate) fn over(tx: std_mpsc::Sender<RecorderInput>, frames: usize) -> RecorderHandle {
+        RecorderHandle {
+            tx,
+            frames: DropBudget::new("recorder frames", frames),
+        }
+    }
+
+    /// Start, pause, resume, stop, shutdown: never dropped, never blocks.
     pub fn send(&self, input: RecorderInput) {
         let _ = self.tx.send(input);
+    }
+
+    /// A place in the queue for one frame, or None when the recorder is [`QUEUE_FRAMES`]
+    /// behind: the caller drops the frame (counted here) and reports the gap with its next
+    /// frame. Never blocks (the media thread calls it every tick of a recorded call).
+    pub fn admit_frame(&self) -> Option<Permit> {
+        self.frames.try_admit()
+    }
+
+    pub fn send_frame(&self, frame: TapFrame, permit: Permit) {
+        let _ = self.tx.send(RecorderInput::Frame(frame, permit));
+    }
+
+    /// Frames dropped so far because the recorder was behind (all calls).
+    #[allow(dead_code)] // read by tests; a metric later
+    pub fn dropped_frames(&self) -> u64 {
+        self.frames.dropped()
     }
 }
 
@@ -141,11 +189,29 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
     };
     while let Ok(input) = rx.recv() {
         match input {
-            RecorderInput::Frame(f) => {
+            RecorderInput::Frame(f, permit) => {
+                // The place is free again as soon as the frame is out of the queue.
+                drop(permit);
                 let mut ended = Vec::new();
+                let silence = (f.gap_frames > 0).then(|| TapFrame {
+                    call_id: f.call_id,
+                    heard: vec![0; f.heard.len()],
+                    sent: vec![0; f.sent.len()],
+                    gap_frames: 0,
+                });
                 for rec_id in by_call.get(&f.call_id).into_iter().flatten() {
                     if let Some(rec) = open.get_mut(rec_id) {
-                        if let Some(outcome) = write(rec, &f) {
+                        let mut outcome = None;
+                        if let Some(silence) = silence.as_ref() {
+                            rec.gap_frames += u64::from(f.gap_frames);
+                            for _ in 0..f.gap_frames {
+                                outcome = write(rec, silence);
+                                if outcome.is_some() {
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(outcome) = outcome.or_else(|| write(rec, &f)) {
                             ended.push((*rec_id, outcome));
                         }
                     }
@@ -182,6 +248,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                                 vad,
                                 heard_speech: false,
                                 frames: 0,
+                                gap_frames: 0,
                             },
                         );
                     }
@@ -193,6 +260,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                             outcome: RecordingOutcome::Error(e.to_string()),
                             duration_ms: 0,
                             size_bytes: 0,
+                            gap_ms: 0,
                             playable: false,
                             meta,
                         });
@@ -275,6 +343,10 @@ fn close(
     };
     let path = rec.writer.path().to_path_buf();
     let format = rec.writer.format();
+    let gap_ms = rec.gap_frames * 20;
+    if gap_ms > 0 {
+        warn!(%rec_id, gap_ms, "recording has silence where frames were dropped (recorder behind)");
+    }
     // A write error already decided the outcome; finishing then fails too (nothing more is
     // written), and the file is repaired so what reached it plays.
     let finished = match outcome {
@@ -310,6 +382,7 @@ fn close(
         outcome,
         duration_ms,
         size_bytes,
+        gap_ms,
         playable,
         meta: rec.meta,
     });
@@ -368,5 +441,97 @@ pub fn repair_all(dir: &std::path::Path) {
         if let Err(e) = repair(&rec.path, rec.format) {
             warn!(path = %rec.path.display(), error = %e, "recording could not be repaired");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(call_id: Uuid, gap_frames: u32) -> TapFrame {
+        TapFrame {
+            call_id,
+            heard: vec![1000; 160],
+            sent: vec![-1000; 160],
+            gap_frames,
+        }
+    }
+
+    /// Filling the queue: frames past the bound are refused (counted), control inputs never
+    /// are, and a written frame frees its place.
+    #[test]
+    fn full_queue_refuses_frames_not_control() {
+        let (tx, rx) = std_mpsc::channel();
+        let handle = RecorderHandle::over(tx, 3);
+        let call = Uuid::new_v4();
+        for _ in 0..3 {
+            let permit = handle.admit_frame();
+            assert!(permit.is_some());
+            if let Some(p) = permit {
+                handle.send_frame(frame(call, 0), p);
+            }
+        }
+        for _ in 0..4 {
+            assert!(handle.admit_frame().is_none());
+        }
+        assert_eq!(handle.dropped_frames(), 4);
+        let rec_id = Uuid::new_v4();
+        handle.send(RecorderInput::Stop { rec_id });
+        let queued: Vec<RecorderInput> = rx.try_iter().collect();
+        assert_eq!(queued.len(), 4);
+        assert!(matches!(queued.last(), Some(RecorderInput::Stop { .. })));
+        drop(queued);
+        assert!(handle.admit_frame().is_some());
+    }
+
+    /// Frames dropped before a frame are written as silence: the recording keeps its
+    /// timeline and reports the gap.
+    #[test]
+    fn gap_is_written_as_silence_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std_mpsc::channel();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let worker = thread::spawn(move || run(rx, done_tx));
+        let handle = RecorderHandle::over(tx, 100);
+        let (call_id, rec_id) = (Uuid::new_v4(), Uuid::new_v4());
+        handle.send(RecorderInput::Start(Box::new(StartRecording {
+            rec_id,
+            call_id,
+            path: dir.path().join("r.wav"),
+            format: record::Format::Wav,
+            opts: record::RecordingOptions {
+                sample_rate: 8000,
+                channels: record::Channels::Mono,
+                direction: record::Direction::Both,
+            },
+            limits: RecordLimits {
+                max_length_ms: None,
+                initial_timeout_ms: None,
+                end_silence_ms: None,
+                sensitivity: 50,
+                vad_on_heard: true,
+            },
+            meta: RecordingMeta {
+                control_id: "rec".into(),
+                status_url: None,
+                url: String::new(),
+                format: "wav".into(),
+                audio: serde_json::Value::Null,
+                started_ms: 0,
+                project_id: Uuid::new_v4(),
+            },
+        })));
+        for gap in [0, 0, 5, 0] {
+            if let Some(p) = handle.admit_frame() {
+                handle.send_frame(frame(call_id, gap), p);
+            }
+        }
+        handle.send(RecorderInput::Stop { rec_id });
+        handle.send(RecorderInput::Shutdown);
+        worker.join().unwrap();
+        let done = done_rx.try_recv().unwrap();
+        assert_eq!(done.outcome, RecordingOutcome::Finished);
+        assert_eq!(done.gap_ms, 100);
+        assert_eq!(done.duration_ms, (4 + 5) * 20);
     }
 }

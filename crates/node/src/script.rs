@@ -202,8 +202,25 @@ impl CallActor {
 
     async fn apply_effect(&mut self, effect: Effect) {
         match effect {
-            Effect::Answer { .. } => {
+            Effect::Answer {
+                max_duration_secs,
+                codecs,
+            } => {
+                // The call is hung up `max_duration` after its answer (swml.md §6.4; capped
+                // at 4 hours by the call core). For an outbound leg, already answered, the
+                // clock started at its answer.
+                self.input(CallInput::LimitDuration {
+                    secs: max_duration_secs,
+                })
+                .await;
                 if self.inbound_unanswered() {
+                    if let Some(Err(message)) =
+                        codecs.as_deref().map(|c| self.restrict_inbound_codecs(c))
+                    {
+                        warn!(%message, "answer.codecs cannot be honoured; the answer fails");
+                        self.complete_now(Completion::Failed { message });
+                        return;
+                    }
                     self.script_wait = Some(ScriptWait::Answer);
                     if let Err(message) = self.answer_inbound().await {
                         self.complete_now(Completion::Failed { message });
@@ -271,9 +288,7 @@ impl CallActor {
                     .in_current_span(),
                 );
             }
-            Effect::UserEvent { event } => {
-                self.call_event("user_event", event).await;
-            }
+            Effect::UserEvent { event } => self.user_event(event).await,
             Effect::Warning(w) => {
                 warn!(code = w.code, message = %w.message, method = %w.method, "SWML warning");
                 let params = json!({
@@ -304,6 +319,17 @@ impl CallActor {
                     self.input(CallInput::Hangup { reason }).await;
                 }
             }
+        }
+    }
+
+    /// SWML `user_event` and REST `calling.user_event`: kept in the call's event log and, when
+    /// the call has a `status_url`, delivered there as a signed `calling.call.user_event`
+    /// (whatever `status_events` says: it is not a call state).
+    pub(crate) async fn user_event(&mut self, event: Value) {
+        self.call_event("user_event", event.clone()).await;
+        if let Some(url) = self.record.status_url.clone() {
+            let ev = self.ident.user_event(event, now_ms());
+            self.node.notify(self.ident.call_id, &url, &ev).await;
         }
     }
 

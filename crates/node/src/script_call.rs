@@ -8,7 +8,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::info;
 use uuid::Uuid;
 
@@ -92,7 +91,8 @@ impl NodeInner {
         let dest_ident = crate::events::CallIdentity {
             project_id: project,
             ..dest_ident
-        };
+        }
+        .child_of(origin_id, Some(LegType::RelaySipCall.device_type()));
         for record in [&origin_record, &dest_record] {
             if let Err(e) = self.store.insert_call(record.clone()).await {
                 self.ports.release(origin_port);
@@ -113,10 +113,8 @@ impl NodeInner {
             telephone_event_pt: Some(101),
         };
         let leg = self.leg_from_record(&origin_record);
-        let (origin_tx, origin_rx) = mpsc::channel(64);
-        let (dest_tx, dest_rx) = mpsc::channel(64);
-        self.register(origin_id, project, origin_tx);
-        self.register(dest_id, project, dest_tx);
+        let origin_rx = self.register(origin_id, project);
+        let dest_rx = self.register(dest_id, project);
 
         let mut origin = CallActor::new(
             origin_ident,

@@ -1,12 +1,12 @@
 //! Media shards: a few OS threads, each owning many calls' RTP sockets and media state, all
 //! ticked together every 20 ms. No thread and no timer per call; the tick never blocks (sockets
-//! are non-blocking, a full events channel drops and counts).
+//! are non-blocking, events go out on an unbounded channel where only droppable events are
+//! bounded: [`EventSink`]).
 //!
 //! A shard is told the time by its own loop and passes it down: the media cores never ask.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use media::playback::{PlaybackId, PlayerEvent, Source};
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+use crate::queue::{DropBudget, Permit};
 
 /// The 20 ms media clock.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -98,6 +100,77 @@ pub enum MediaEvent {
     Digit(char),
     /// A listener on the far end's audio reported something.
     Listener(ListenerEvent),
+}
+
+impl MediaEvent {
+    /// Whether this event may be dropped when the node is behind: only a speech collect's
+    /// interim hypotheses (`partial`), which a later partial or the final result supersedes.
+    /// Everything else is waited on by an operation or a script (a playback's end, a key, a
+    /// transcript, a detector's verdict) and is never dropped.
+    pub fn is_droppable(&self) -> bool {
+        match self {
+            MediaEvent::Listener(l) => {
+                l.event.get("kind").and_then(serde_json::Value::as_str) == Some("partial")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One event of a call, as a shard hands it to the node.
+#[derive(Debug)]
+pub struct ShardEvent {
+    pub call_id: Uuid,
+    pub event: MediaEvent,
+    /// For a droppable event: its place in the budget, freed when the actor is done with it.
+    pub permit: Option<Permit>,
+}
+
+/// Droppable events admitted at once (sent and not yet handled by their actor), all shards.
+pub const DROPPABLE_EVENTS_IN_FLIGHT: usize = 1024;
+
+/// Where the shards' events go: one unbounded channel, so a send never blocks the tick and
+/// never loses what an operation or a script waits on; droppable events
+/// ([`MediaEvent::is_droppable`]) first take a permit from a budget of
+/// [`DROPPABLE_EVENTS_IN_FLIGHT`] and are dropped, counted and warned about when none is left.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<ShardEvent>,
+    droppable: Arc<DropBudget>,
+}
+
+impl EventSink {
+    pub fn new(droppable_cap: usize) -> (EventSink, mpsc::UnboundedReceiver<ShardEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sink = EventSink {
+            tx,
+            droppable: DropBudget::new("media events (speech partials)", droppable_cap),
+        };
+        (sink, rx)
+    }
+
+    /// Hands `event` to the node. Never blocks.
+    pub fn emit(&self, call_id: Uuid, event: MediaEvent) {
+        let permit = if event.is_droppable() {
+            match self.droppable.try_admit() {
+                Some(p) => Some(p),
+                None => return,
+            }
+        } else {
+            None
+        };
+        // Fails only once the node has stopped listening (shutdown): nothing to tell then.
+        let _ = self.tx.send(ShardEvent {
+            call_id,
+            event,
+            permit,
+        });
+    }
+
+    /// Droppable events dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.droppable.dropped()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -189,26 +262,25 @@ struct LegState {
 #[derive(Clone)]
 pub struct MediaShards {
     senders: Arc<Vec<std_mpsc::Sender<ShardCommand>>>,
-    pub dropped_events: Arc<AtomicU64>,
+    pub events: EventSink,
 }
 
 impl MediaShards {
-    /// Starts `count` shard threads. Media events go to `events` (bounded; a full channel drops).
-    pub fn start(count: usize, events: mpsc::Sender<(Uuid, MediaEvent)>) -> std::io::Result<Self> {
-        let dropped = Arc::new(AtomicU64::new(0));
+    /// Starts `count` shard threads. Media events go to `events` ([`EventSink`]: never
+    /// blocks; only droppable events are bounded).
+    pub fn start(count: usize, events: EventSink) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         for i in 0..count.max(1) {
             let (tx, rx) = std_mpsc::channel();
             let ev = events.clone();
-            let dropped = dropped.clone();
             thread::Builder::new()
                 .name(format!("media-shard-{i}"))
-                .spawn(move || run_shard(rx, ev, dropped))?;
+                .spawn(move || run_shard(rx, ev))?;
             senders.push(tx);
         }
         Ok(MediaShards {
             senders: Arc::new(senders),
-            dropped_events: dropped,
+            events,
         })
     }
 
@@ -229,11 +301,7 @@ impl MediaShards {
     }
 }
 
-fn run_shard(
-    rx: std_mpsc::Receiver<ShardCommand>,
-    events: mpsc::Sender<(Uuid, MediaEvent)>,
-    dropped: Arc<AtomicU64>,
-) {
+fn run_shard(rx: std_mpsc::Receiver<ShardCommand>, events: EventSink) {
     let origin = Instant::now();
     let mut legs: HashMap<Uuid, LegState> = HashMap::new();
     let mut next_tick = origin + TICK;
@@ -247,7 +315,7 @@ fn run_shard(
         loop {
             match rx.try_recv() {
                 Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => return,
-                Ok(cmd) => apply(cmd, &mut legs, &events, &dropped),
+                Ok(cmd) => apply(cmd, &mut legs, &events),
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
@@ -267,9 +335,7 @@ fn run_shard(
                 }
             }
             while let Some(ev) = st.leg.poll_event() {
-                if events.try_send((*call_id, ev)).is_err() {
-                    dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                events.emit(*call_id, ev);
             }
         }
         let now = Instant::now();
@@ -353,17 +419,8 @@ fn receive_all(st: &mut LegState, now_us: u64, buf: &mut [u8]) {
     }
 }
 
-fn apply(
-    cmd: ShardCommand,
-    legs: &mut HashMap<Uuid, LegState>,
-    events: &mpsc::Sender<(Uuid, MediaEvent)>,
-    dropped: &AtomicU64,
-) {
-    let emit = |call_id: Uuid, ev: MediaEvent| {
-        if events.try_send((call_id, ev)).is_err() {
-            dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    };
+fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSink) {
+    let emit = |call_id: Uuid, ev: MediaEvent| events.emit(call_id, ev);
     match cmd {
         ShardCommand::Add {
             call_id,
@@ -526,10 +583,77 @@ mod tests {
         }
     }
 
+    fn partial() -> MediaEvent {
+        MediaEvent::Listener(ListenerEvent {
+            key: "speech:c1".into(),
+            event: serde_json::json!({ "kind": "partial", "text": "hel" }),
+        })
+    }
+
+    /// Filling the droppable budget: further partials are dropped and counted, while events
+    /// that operations and scripts wait on (a playback's end, a key, a transcript) still all
+    /// get through, however many are queued and however slow the consumer is.
+    #[test]
+    fn full_sink_drops_only_droppable_events() {
+        let (sink, mut rx) = EventSink::new(4);
+        let call = Uuid::new_v4();
+        for _ in 0..10 {
+            sink.emit(call, partial());
+        }
+        assert_eq!(sink.dropped(), 6);
+        let id: PlaybackId = 7;
+        for _ in 0..5_000 {
+            sink.emit(call, MediaEvent::Play(PlayerEvent::Finished(id)));
+            sink.emit(call, MediaEvent::Digit('5'));
+        }
+        sink.emit(
+            call,
+            MediaEvent::Listener(ListenerEvent {
+                key: "speech:c1".into(),
+                event: serde_json::json!({ "kind": "result", "text": "hello" }),
+            }),
+        );
+        assert_eq!(sink.dropped(), 6, "non-droppable events are never dropped");
+        let mut got = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            got.push(ev);
+        }
+        assert_eq!(got.len(), 4 + 10_000 + 1);
+        assert_eq!(got.iter().filter(|e| e.permit.is_some()).count(), 4);
+        assert!(matches!(
+            got.last().map(|e| &e.event),
+            Some(MediaEvent::Listener(l)) if l.event["kind"] == "result"
+        ));
+        // Handling the admitted partials frees the budget: new partials flow again.
+        drop(got);
+        sink.emit(call, partial());
+        assert_eq!(sink.dropped(), 6);
+        assert!(rx.try_recv().is_ok_and(|e| e.permit.is_some()));
+    }
+
+    #[test]
+    fn only_partials_are_droppable() {
+        assert!(partial().is_droppable());
+        for kind in ["start_of_input", "result", "error"] {
+            let ev = MediaEvent::Listener(ListenerEvent {
+                key: "speech:c1".into(),
+                event: serde_json::json!({ "kind": kind }),
+            });
+            assert!(!ev.is_droppable(), "{kind}");
+        }
+        let detect = MediaEvent::Listener(ListenerEvent {
+            key: "detect:d1".into(),
+            event: serde_json::json!({ "detect": { "type": "machine" } }),
+        });
+        assert!(!detect.is_droppable());
+        assert!(!MediaEvent::Play(PlayerEvent::Finished(1)).is_droppable());
+        assert!(!MediaEvent::DigitsSent.is_droppable());
+    }
+
     /// Real sockets on loopback: the shard paces ~50 packets/s and latches onto the sender.
     #[tokio::test]
     async fn shard_paces_and_latches() {
-        let (ev_tx, _ev_rx) = mpsc::channel(16);
+        let (ev_tx, _ev_rx) = EventSink::new(16);
         let shards = MediaShards::start(1, ev_tx).unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         ours.set_nonblocking(true).unwrap();

@@ -31,8 +31,12 @@ pub const MAX_STEPS_PER_ADVANCE: usize = 10_000;
 /// What the runtime must do for the script.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Blocking: answer (no-op on an answered leg), then report completion.
-    Answer { max_duration_secs: u64 },
+    /// Blocking: answer (no-op on an answered leg), then report completion. `codecs` is the
+    /// method's comma list, for an inbound call not answered yet.
+    Answer {
+        max_duration_secs: u64,
+        codecs: Option<String>,
+    },
     /// Blocking: play, exactly as REST `calling.play` with these params would; an inbound
     /// call still ringing is answered first (`auto_answer`) or given early media.
     Play {

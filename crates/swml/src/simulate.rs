@@ -139,7 +139,9 @@ fn playables(play: &PlayParams) -> String {
 
 fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>) {
     match e {
-        Effect::Answer { max_duration_secs } => (
+        Effect::Answer {
+            max_duration_secs, ..
+        } => (
             format!("answer (max_duration {max_duration_secs}s)"),
             Some((0, Completion::Done)),
         ),

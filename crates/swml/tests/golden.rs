@@ -172,7 +172,9 @@ impl Sim {
 
 fn describe(e: &Effect) -> String {
     match e {
-        Effect::Answer { max_duration_secs } => format!("answer {max_duration_secs}"),
+        Effect::Answer {
+            max_duration_secs, ..
+        } => format!("answer {max_duration_secs}"),
         Effect::Play {
             params,
             auto_answer,

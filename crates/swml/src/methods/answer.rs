@@ -18,6 +18,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
         Waiting::Method { name: "answer" },
         Some(Box::new(Effect::Answer {
             max_duration_secs: max.unwrap_or(DEFAULT_MAX_DURATION),
+            codecs: p.get("codecs").and_then(Value::as_str).map(str::to_string),
         })),
     )
 }
