@@ -338,7 +338,11 @@ async fn detect_defaults() {
     let control::command::Detector::Machine(machine) = detect.detect else {
         panic!("not a machine detect")
     };
-    assert_eq!(machine.machine_ready_timeout(), 2.0, "defaults to end_silence_timeout");
+    assert_eq!(
+        machine.machine_ready_timeout(),
+        2.0,
+        "defaults to end_silence_timeout"
+    );
     let (params, _) = normalised(
         &h,
         "calling.detect",

@@ -12,11 +12,11 @@ use tracing::{info, warn, Instrument};
 
 use control::call::{CallInput, CallOutput, OutboundCall};
 use control::command::UpdateParams;
+use control::session::{Origin, SessionEvent};
 use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, EndReason};
 
 use crate::events::{CallIdentity, CallTimes};
 use crate::media_leg;
-use crate::play::Plays;
 use crate::routing::Route;
 use crate::script::ScriptWait;
 use crate::shard::{MediaEvent, ShardCommand};
@@ -95,24 +95,21 @@ pub(crate) struct CallActor {
     pub(crate) inbound: Option<crate::inbound::InboundState>,
     pub(crate) in_events: Option<mpsc::Receiver<sip::InboundEvent>>,
     pub(crate) media_running: bool,
-    /// Playbacks ready before the media runs (inbound, before answer): queued once it does.
-    pub(crate) deferred_plays: Vec<crate::play::ReadyPlay>,
     /// The negotiated media, once answered (its PCM rate is what playback prepares for).
     pub(crate) media: Option<media_leg::NegotiatedMedia>,
     pub(crate) tasks_tx: mpsc::UnboundedSender<TaskDone>,
     tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
     pub(crate) script: Option<swml::Run>,
     pub(crate) script_wait: Option<ScriptWait>,
-    pub(crate) plays: Plays,
+    /// The call's operations (control::session) and their I/O handles.
+    pub(crate) ops: crate::ops::Ops,
     /// The key that places this call's media on a shard: its own id, or for the far leg of a
     /// bridge the id of the call it is bridged to (bridged media must share one shard).
     pub(crate) media_key: uuid::Uuid,
     pub(crate) bridge: crate::bridge::BridgeRole,
     /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
     pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
-    pub(crate) collects: crate::collect::Collects,
     pub(crate) recordings: crate::recording::Recordings,
-    pub(crate) detects: crate::detect::Detects,
     /// `calling.denoise` is on (the filter is set on the media leg).
     pub(crate) denoising: bool,
 }
@@ -146,19 +143,16 @@ impl CallActor {
             inbound: None,
             in_events: None,
             media_running: false,
-            deferred_plays: Vec::new(),
             media: None,
             tasks_tx,
             tasks_rx,
             script: None,
             script_wait: None,
-            plays: Plays::default(),
+            ops: crate::ops::Ops::default(),
             media_key: ident_call_id,
             bridge: crate::bridge::BridgeRole::None,
             virtual_media: None,
-            collects: crate::collect::Collects::default(),
             recordings: crate::recording::Recordings::default(),
-            detects: crate::detect::Detects::default(),
             denoising: false,
         }
     }
@@ -177,7 +171,7 @@ impl CallActor {
             while !self.core.is_finished() {
                 let deadline = self.core.poll_timeout();
                 let script_deadline = self.script_deadline();
-                let collect_deadline = self.collect_deadline();
+                let ops_deadline = self.ops.session.poll_timeout();
                 tokio::select! {
                     ev = recv_opt(&mut self.leg_events) => match ev {
                         Some(ev) => self.on_leg_event(ev).await,
@@ -200,15 +194,12 @@ impl CallActor {
                     Some(msg) = self.events.recv() => self.on_message(msg).await,
                     Some(done) = self.tasks_rx.recv() => self.on_task(done).await,
                     _ = sleep_until_ms(script_deadline) => self.script_timeout().await,
-                    _ = sleep_until_ms(collect_deadline) => self.collect_timeout().await,
+                    _ = sleep_until_ms(ops_deadline) => self.op_timeout().await,
                     _ = sleep_until_ms(deadline) => {
                         self.core.handle_timeout(now_ms());
                         self.drain().await;
                     }
                 }
-                // Whatever stopped a continuous collect (a command, the script), its final
-                // event is queued now.
-                self.report_stopped_collects().await;
             }
             self.node.unregister(self.ident.call_id);
         }
@@ -423,7 +414,7 @@ impl CallActor {
             },
         );
         self.media_running = true;
-        for ready in std::mem::take(&mut self.deferred_plays) {
+        for ready in std::mem::take(&mut self.ops.deferred) {
             self.node
                 .media
                 .send(self.media_key, ready.into_command(self.ident.call_id));
@@ -594,7 +585,6 @@ impl CallActor {
         match msg {
             ActorMsg::Command { command, reply } => {
                 let result = self.on_command(command).await;
-                self.report_stopped_collects().await;
                 let _ = reply.send(result);
             }
             // A droppable event's permit is released once it is handled.
@@ -618,8 +608,20 @@ impl CallActor {
         match ev {
             MediaEvent::DigitsSent => self.on_digits_sent(Ok(())).await,
             MediaEvent::DigitsFailed(e) => self.on_digits_sent(Err(e)).await,
-            MediaEvent::Play(ev) => self.on_player_event(ev).await,
-            MediaEvent::Digit(d) => self.on_digit(d).await,
+            MediaEvent::Play(ev) => {
+                use control::session::PlayerEvent as Ev;
+                use media::playback::PlayerEvent as Media;
+                let ev = match ev {
+                    Media::Playing(id) => Ev::Playing(id),
+                    Media::Paused(id) => Ev::Paused(id),
+                    Media::Resumed(id) => Ev::Resumed(id),
+                    Media::Finished(id) => Ev::Finished(id),
+                    Media::Stopped(id) => Ev::Stopped(id),
+                    Media::Error { id, message } => Ev::Error { id, message },
+                };
+                self.op_event(SessionEvent::Player(ev)).await
+            }
+            MediaEvent::Digit(d) => self.op_event(SessionEvent::Digit(d)).await,
             MediaEvent::Listener(ev) => self.on_listener_event(ev).await,
         }
     }
@@ -648,7 +650,7 @@ impl CallActor {
                 self.input(CallInput::Hangup { reason }).await;
             }
             CallCommand::Update(params) => self.on_update(status, params).await?,
-            other => return self.on_call_command(status, other).await,
+            other => return self.on_call_command(status, other, Origin::Rest).await,
         }
         Ok(CommandOk::leg(
             self.node.leg_from_record(&self.snapshot_record()),
@@ -745,8 +747,7 @@ impl CallActor {
     ) {
         let now = now_ms();
         self.end_script();
-        self.end_recordings();
-        self.end_plays().await;
+        self.end_ops().await;
         self.end_bridge(end_reason);
         if self.media_running {
             let (tx, rx) = oneshot::channel();

@@ -8,12 +8,11 @@ use serde_json::json;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use control::{ControlError, DialRequest, Direction, EndReason, LegType};
-use media::playback::PlaybackId;
-use control::command::{MediaItem, PlayParams};
+use control::command::{ControlIdParams, MediaItem, PlayParams};
+use control::session::Origin;
+use control::{CallCommand, ControlError, DialRequest, Direction, EndReason, LegType};
 
 use crate::actor::{ActorMsg, CallActor};
-use crate::play::PlayOrigin;
 use crate::shard::ShardCommand;
 use crate::{routing, NodeInner};
 
@@ -36,7 +35,8 @@ pub(crate) enum BridgeRole {
     /// This call was transferred: `peer` is the far leg, `ringback` plays until it answers.
     Transferred {
         peer: Uuid,
-        ringback: Option<PlaybackId>,
+        /// The ringback playback's control_id.
+        ringback: Option<String>,
     },
     /// This call is the far leg of a transfer of `parent`.
     FarLeg { parent: Uuid },
@@ -91,20 +91,19 @@ impl CallActor {
         info!(far_leg = %far, %dest, "transferring: the flow stops, the far leg is dialled");
         // The call leaves its flow: the script stops, its playback with it.
         self.end_script();
-        for id in self.active_playbacks() {
-            self.stop_playback(id);
-        }
-        let ringback = self.begin_play(
-            PlayParams::new(
-                format!("ringback-{far}"),
-                vec![MediaItem::Ringtone {
-                    name: "us".into(),
-                    duration: None,
-                    single_cycle: false,
-                }],
-            ),
-            PlayOrigin::Rest,
+        self.stop_flow_plays(true).await;
+        let ringback = format!("ringback-{far}");
+        let play = PlayParams::new(
+            ringback.clone(),
+            vec![MediaItem::Ringtone {
+                name: "us".into(),
+                duration: None,
+                single_cycle: false,
+            }],
         );
+        if let Err(e) = self.op_command(CallCommand::Play(play), Origin::Rest).await {
+            warn!(error = %e, "no ringback");
+        }
         self.bridge = BridgeRole::Transferred {
             peer: far,
             ringback: Some(ringback),
@@ -135,8 +134,9 @@ impl CallActor {
                 if *peer != call_id {
                     return;
                 }
-                if let Some(id) = ringback.take() {
-                    self.stop_playback(id);
+                if let Some(control_id) = ringback.take() {
+                    let stop = CallCommand::PlayStop(ControlIdParams { control_id });
+                    let _ = self.op_command(stop, Origin::Rest).await;
                 }
                 info!(far_leg = %call_id, "far leg answered; bridging audio");
                 self.node.media.send(

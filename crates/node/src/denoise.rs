@@ -40,7 +40,7 @@ impl FrameFilter for DenoiseFilter {
 }
 
 impl CallActor {
-    pub(crate) fn rest_denoise(&mut self, on: bool) {
+    pub(crate) fn set_denoise(&mut self, on: bool) {
         if on == self.denoising {
             return;
         }

@@ -1,68 +1,26 @@
-//! REST `calling.detect` (+ `.stop`), also what SWML `detect_machine` runs: answering machine,
-//! fax tone and digit detection on the far end's audio, reported as `calling.call.detect`
-//! events (calling-events.md §7).
-//!
-//! Machine and fax detectors run on the media thread as a [`FrameListener`] under the key
-//! `detect:<control_id>`; the listener also keeps the detect's `timeout` on the media clock
-//! (so every detect has one, digit detects included). Digits come from the call's own DTMF
-//! reporting ([`CallActor::on_digit`]), with in-band detection on while a digit detect runs.
+//! The detector of a `calling.detect` (and SWML `detect_machine`) on the far end's audio:
+//! answering machine and fax tones, as a [`FrameListener`] on the media thread under the key
+//! `detect:<control_id>`. The call's session (control::session) keeps which detect is which;
+//! this listener also keeps the detect's `timeout` on the media clock (so every detect has
+//! one, digit detects included). Digits come from the call's own DTMF reporting, with in-band
+//! detection on while a digit detect runs.
 //! A machine detect also reports fax tones (as `fax` typed events) so that one detect covers
 //! SWML's `detectors: "amd,fax"`.
 
 use serde_json::{json, Value};
-use tracing::info;
 
-use control::command::{DetectParams, Detector as DetectSpec};
-use control::ControlError;
+use control::session::{DetectKind, DetectSpec};
 use media::amd::{Amd, AmdParams, AmdResult};
 use media::fax::{FaxTone, FaxToneDetector};
 
-use crate::actor::CallActor;
-use crate::listen::DETECT_PREFIX;
-use crate::now_ms;
-use crate::shard::{FrameListener, ShardCommand};
+use crate::shard::FrameListener;
 
 /// How long a machine detect holds back a MACHINE verdict that came with a tone: a fax tone
 /// also looks like a beep, and CNG is only recognised at the end of
 /// its 0.5 s burst (up to 0.8 s).
 const TONE_HOLD_MS: u32 = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Machine,
-    Fax,
-    Digit,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Machine => "machine",
-            Kind::Fax => "fax",
-            Kind::Digit => "digit",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Detect {
-    control_id: String,
-    kind: Kind,
-    /// Digit detects: the digits that count (empty = any).
-    digits: String,
-    status_url: Option<String>,
-}
-
-#[derive(Default)]
-pub(crate) struct Detects {
-    active: Vec<Detect>,
-}
-
-impl Detects {
-    fn position(&self, control_id: &str) -> Option<usize> {
-        self.active.iter().position(|d| d.control_id == control_id)
-    }
-}
+type Kind = DetectKind;
 
 /// Machine params as the detector wants them (seconds → ms), with the spec's defaults.
 #[derive(Debug, Clone)]
@@ -139,7 +97,7 @@ enum Detector {
 
 /// The detect's listener on the far end's audio. Emits `{"detect": {..}}` for each result and
 /// `{"finished": true}` once, last.
-struct DetectListener {
+pub(crate) struct DetectListener {
     kind: Kind,
     machine: MachineParams,
     /// Fax detects: the one tone wanted (None = either).
@@ -153,6 +111,23 @@ struct DetectListener {
 }
 
 impl DetectListener {
+    pub(crate) fn new(spec: &DetectSpec) -> DetectListener {
+        DetectListener {
+            kind: spec.kind,
+            machine: machine_params(&spec.machine),
+            tone: spec.tone.map(|t| match t {
+                control::command::FaxTone::Cng => FaxTone::Cng,
+                control::command::FaxTone::Ced => FaxTone::Ced,
+            }),
+            timeout_us: spec.timeout_ms.map(|ms| ms.saturating_mul(1000)),
+            started_us: None,
+            detector: None,
+            rate: 0,
+            silence: Vec::new(),
+            done: false,
+        }
+    }
+
     fn build(&self, rate: u32) -> Detector {
         match self.kind {
             Kind::Machine => Detector::Machine {
@@ -297,154 +272,6 @@ impl FrameListener for DetectListener {
         silence.resize(rate as usize / 50, 0);
         self.frame(now_us, &silence, rate, events);
         self.silence = silence;
-    }
-}
-
-impl CallActor {
-    pub(crate) fn rest_detect(&mut self, p: DetectParams) -> Result<(), ControlError> {
-        let control_id = p.control_id;
-        if self.detects.position(&control_id).is_some() {
-            return Err(crate::play::control_id_in_use("detect", &control_id));
-        }
-        let (kind, machine, tone, digits) = match &p.detect {
-            DetectSpec::Machine(m) => (Kind::Machine, machine_params(m), None, String::new()),
-            DetectSpec::Fax(f) => (
-                Kind::Fax,
-                machine_params(&Default::default()),
-                f.tone.map(|t| match t {
-                    control::command::FaxTone::Cng => FaxTone::Cng,
-                    control::command::FaxTone::Ced => FaxTone::Ced,
-                }),
-                String::new(),
-            ),
-            DetectSpec::Digit(d) => (
-                Kind::Digit,
-                machine_params(&Default::default()),
-                None,
-                d.digits.clone(),
-            ),
-        };
-        // 0 means no limit: a maximum run time of nothing would end the detect at once.
-        let timeout_us = Some(p.timeout)
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .map(|t| (t * 1_000_000.0) as u64);
-        let detect = Detect {
-            control_id: control_id.clone(),
-            kind,
-            digits,
-            status_url: p.status_url,
-        };
-        let listener = DetectListener {
-            kind,
-            machine,
-            tone,
-            timeout_us,
-            started_us: None,
-            detector: None,
-            rate: 0,
-            silence: Vec::new(),
-            done: false,
-        };
-        info!(%control_id, kind = kind.as_str(), "detecting");
-        self.detects.active.push(detect);
-        self.node.media.send(
-            self.media_key,
-            ShardCommand::SetListener {
-                call_id: self.ident.call_id,
-                key: format!("{DETECT_PREFIX}{control_id}"),
-                listener: Some(Box::new(listener)),
-            },
-        );
-        if kind == Kind::Digit {
-            self.update_digit_detection();
-        }
-        Ok(())
-    }
-
-    /// `calling.detect.stop`: the detect ends with its `finished` event.
-    pub(crate) async fn rest_detect_stop(&mut self, control_id: &str) -> Result<(), ControlError> {
-        if self.detects.position(control_id).is_none() {
-            return Err(crate::play::control_id_not_found("detect", control_id));
-        }
-        let control_id = control_id.to_string();
-        self.end_detect(&control_id).await;
-        Ok(())
-    }
-
-    /// Whether a digit detect runs (in-band DTMF detection stays on for it).
-    pub(crate) fn detecting_digits(&self) -> bool {
-        self.detects.active.iter().any(|d| d.kind == Kind::Digit)
-    }
-
-    /// A far-end digit: each digit detect it matches reports it.
-    pub(crate) async fn detect_digit(&mut self, digit: char) {
-        let hits: Vec<Detect> = self
-            .detects
-            .active
-            .iter()
-            .filter(|d| d.kind == Kind::Digit && (d.digits.is_empty() || d.digits.contains(digit)))
-            .cloned()
-            .collect();
-        for d in hits {
-            let obj = detect_obj("digit", &digit.to_string(), false);
-            self.detect_event(&d, obj).await;
-        }
-    }
-
-    /// What a detect's listener reported.
-    pub(crate) async fn on_detect_event(&mut self, control_id: &str, event: Value) {
-        let Some(d) = self
-            .detects
-            .position(control_id)
-            .and_then(|i| self.detects.active.get(i))
-            .cloned()
-        else {
-            return;
-        };
-        if let Some(obj) = event.get("detect") {
-            self.detect_event(&d, obj.clone()).await;
-        }
-        if event.get("finished").is_some() {
-            self.end_detect(control_id).await;
-        }
-    }
-
-    /// Removes a detect and its listener and reports `finished`.
-    async fn end_detect(&mut self, control_id: &str) {
-        let Some(idx) = self.detects.position(control_id) else {
-            return;
-        };
-        let d = self.detects.active.remove(idx);
-        self.node.media.send(
-            self.media_key,
-            ShardCommand::SetListener {
-                call_id: self.ident.call_id,
-                key: format!("{DETECT_PREFIX}{control_id}"),
-                listener: None,
-            },
-        );
-        if d.kind == Kind::Digit {
-            self.update_digit_detection();
-        }
-        info!(control_id, "detect finished");
-        let obj = detect_obj(d.kind.as_str(), "finished", false);
-        self.detect_event(&d, obj).await;
-    }
-
-    /// One `calling.call.detect` webhook (when a status_url is set) and the script hook.
-    async fn detect_event(&mut self, d: &Detect, obj: Value) {
-        info!(control_id = %d.control_id, detect = %obj, "detect event");
-        if let Some(url) = d.status_url.as_deref() {
-            let params = json!({
-                "call_id": self.ident.call_id,
-                "node_id": self.ident.node_id,
-                "control_id": d.control_id,
-                "detect": obj,
-            });
-            let event = self.ident.envelope("calling.call.detect", now_ms(), params);
-            self.node.notify(self.ident.call_id, url, &event).await;
-        }
-        self.script_control_done(&d.control_id, obj).await;
     }
 }
 

@@ -7,7 +7,7 @@
 
 mod actor;
 mod bridge;
-mod collect;
+mod commands;
 pub mod config;
 mod denoise;
 mod detect;
@@ -16,7 +16,7 @@ pub mod fetch;
 pub mod inbound;
 mod listen;
 mod media_leg;
-mod play;
+mod ops;
 pub mod ports;
 pub mod prepare;
 pub mod queue;

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use media::playback::Source;
 use control::command::{MediaItem, PlayParams};
+use media::playback::Source;
 
 #[derive(Clone)]
 pub struct MediaPrep {

@@ -11,11 +11,11 @@ use tracing::info;
 use uuid::Uuid;
 
 use control::command::{AudioDirection, PauseBehavior, RecordParams};
-use control::{CallCommand, ControlError};
+use control::session::{secs_to_ms, RecorderOp, SessionEvent};
+use control::ControlError;
 use media::playback::Source;
 
 use crate::actor::CallActor;
-use crate::collect::secs_to_ms;
 use crate::now_ms;
 use crate::recorder::{
     RecordLimits, RecorderInput, RecordingDone, RecordingMeta, RecordingOutcome,
@@ -30,20 +30,27 @@ const BEEP_MS: u64 = 250;
 #[derive(Debug, Clone)]
 struct Active {
     rec_id: Uuid,
-    terminators: String,
     meta: RecordingMeta,
 }
 
+/// The recorder's handles of the call's recordings (the session keeps the operations).
 #[derive(Default)]
 pub(crate) struct Recordings {
     by_control_id: HashMap<String, Active>,
 }
 
+impl Recordings {
+    pub(crate) fn meta(&self, control_id: &str) -> Option<&RecordingMeta> {
+        self.by_control_id.get(control_id).map(|a| &a.meta)
+    }
+}
+
 impl CallActor {
-    pub(crate) async fn rest_record(&mut self, p: RecordParams) -> Result<(), ControlError> {
-        let audio = &p.record.audio;
-        let format = audio.format.as_str().to_string();
-        let Some(file_format) = record::Format::from_name(&format) else {
+    /// What must hold before a recording starts: a format this server writes, media to
+    /// record, and storage that can hold the file (422 otherwise, before any event).
+    pub(crate) async fn check_recording(&self, p: &RecordParams) -> Result<(), ControlError> {
+        let format = p.record.audio.format.as_str();
+        if record::Format::from_name(format).is_none() {
             return Err(ControlError::Unprocessable {
                 code: "invalid_parameter",
                 message: format!(
@@ -52,16 +59,39 @@ impl CallActor {
                 ),
                 attribute: Some("record.audio.format".into()),
             });
-        };
-        let control_id = p.control_id.clone();
-        if self.recordings.by_control_id.contains_key(&control_id) {
-            return Err(crate::play::control_id_in_use("recording", &control_id));
         }
-        let Some(media) = self.media.as_ref() else {
+        if self.media.is_none() {
             return Err(ControlError::invalid_state(
                 "invalid_state",
                 "the call has no media to record",
             ));
+        }
+        // Storage that cannot hold the file fails the command, before any `recording` event;
+        // a file the recorder thread then cannot create still ends in an `error` event.
+        let dir = self
+            .node
+            .recordings_dir()
+            .join(self.ident.project_id.to_string());
+        if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+            tracing::warn!(dir = %dir.display(), error = %e, "recordings cannot be stored");
+            return Err(ControlError::Unprocessable {
+                code: "recording_storage_unavailable",
+                message: format!("recordings cannot be stored on this server: {e}"),
+                attribute: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Hands a recording the session started to the recorder thread (and plays its beep).
+    pub(crate) fn start_recording(&mut self, control_id: String, p: RecordParams) {
+        let audio = &p.record.audio;
+        let format = audio.format.as_str().to_string();
+        let (Some(file_format), Some(media)) =
+            (record::Format::from_name(&format), self.media.as_ref())
+        else {
+            // check_recording ran first; nothing else can take these away.
+            return;
         };
         let rate = crate::media_leg::pcm_rate(media.codec);
         let direction = audio.direction;
@@ -93,18 +123,6 @@ impl CallActor {
         let path = self
             .node
             .recording_path(self.ident.project_id, rec_id, file_format);
-        // Storage that cannot hold the file fails the command, before any `recording` event;
-        // a file the recorder thread then cannot create still ends in an `error` event.
-        if let Some(dir) = path.parent() {
-            if let Err(e) = tokio::fs::create_dir_all(dir).await {
-                tracing::warn!(dir = %dir.display(), error = %e, "recordings cannot be stored");
-                return Err(ControlError::Unprocessable {
-                    code: "recording_storage_unavailable",
-                    message: format!("recordings cannot be stored on this server: {e}"),
-                    attribute: None,
-                });
-            }
-        }
         let meta = RecordingMeta {
             control_id: control_id.clone(),
             status_url: p.status_url.clone(),
@@ -122,7 +140,6 @@ impl CallActor {
             started_ms: now_ms(),
             project_id: self.ident.project_id,
         };
-        let first = self.recordings.by_control_id.is_empty();
         self.node.recorder.send(RecorderInput::Start(Box::new(
             crate::recorder::StartRecording {
                 rec_id,
@@ -134,15 +151,6 @@ impl CallActor {
                 meta: meta.clone(),
             },
         )));
-        if first {
-            self.node.media.send(
-                self.media_key,
-                ShardCommand::SetTap {
-                    call_id: self.ident.call_id,
-                    tap: Some(self.node.recorder.clone()),
-                },
-            );
-        }
         if audio.beep {
             self.node.media.send(
                 self.media_key,
@@ -159,80 +167,37 @@ impl CallActor {
             );
         }
         info!(%control_id, %rec_id, "recording");
-        let terminators = audio.terminators.clone();
-        self.record_event(&meta, json!({ "state": "recording" }))
-            .await;
-        self.recordings.by_control_id.insert(
-            control_id,
-            Active {
-                rec_id,
-                terminators,
-                meta,
-            },
-        );
-        Ok(())
+        self.recordings
+            .by_control_id
+            .insert(control_id, Active { rec_id, meta });
     }
 
-    /// `calling.record.pause`, `.resume` and `.stop`.
-    pub(crate) async fn rest_record_control(
-        &mut self,
-        command: CallCommand,
-    ) -> Result<(), ControlError> {
-        let control_id = command.control_id().unwrap_or_default();
-        let Some(active) = self.recordings.by_control_id.get(control_id).cloned() else {
-            return Err(crate::play::control_id_not_found("recording", control_id));
+    pub(crate) fn recorder_control(&self, control_id: &str, op: RecorderOp) {
+        let Some(active) = self.recordings.by_control_id.get(control_id) else {
+            return;
         };
-        match command {
-            CallCommand::RecordPause(p) => {
-                self.node.recorder.send(RecorderInput::Pause {
-                    rec_id: active.rec_id,
-                    behavior: match p.behavior {
-                        PauseBehavior::Silence => record::PauseBehavior::Silence,
-                        PauseBehavior::Skip => record::PauseBehavior::Skip,
-                    },
-                });
-                self.record_event(
-                    &active.meta,
-                    json!({ "state": "paused", "pause_behavior": p.behavior.as_str() }),
-                )
-                .await;
-            }
-            CallCommand::RecordResume(_) => {
-                self.node.recorder.send(RecorderInput::Resume {
-                    rec_id: active.rec_id,
-                });
-                self.record_event(&active.meta, json!({ "state": "recording" }))
-                    .await;
-            }
-            _ => self.node.recorder.send(RecorderInput::Stop {
-                rec_id: active.rec_id,
-            }),
-        }
-        Ok(())
-    }
-
-    /// A key the far end pressed stops the recordings it terminates.
-    pub(crate) fn record_terminator(&mut self, digit: char) {
-        for active in self.recordings.by_control_id.values() {
-            if active.terminators.contains(digit) {
-                self.node.recorder.send(RecorderInput::Stop {
-                    rec_id: active.rec_id,
-                });
-            }
-        }
+        let rec_id = active.rec_id;
+        self.node.recorder.send(match op {
+            RecorderOp::Pause(behavior) => RecorderInput::Pause {
+                rec_id,
+                behavior: match behavior {
+                    PauseBehavior::Silence => record::PauseBehavior::Silence,
+                    PauseBehavior::Skip => record::PauseBehavior::Skip,
+                },
+            },
+            RecorderOp::Resume => RecorderInput::Resume { rec_id },
+            RecorderOp::Stop => RecorderInput::Stop { rec_id },
+        });
     }
 
     /// The URL the running recording `control_id` will have when it ends (SWML
     /// `record_call` reports it at start).
     pub(crate) fn recording_url(&self, control_id: &str) -> Option<String> {
-        self.recordings
-            .by_control_id
-            .get(control_id)
-            .map(|a| a.meta.url.clone())
+        self.recordings.meta(control_id).map(|m| m.url.clone())
     }
 
     /// The recorder finished one (the node already sent its webhook); `params` is that
-    /// final event's `params`, handed to a script waiting on `control_id`.
+    /// final event's `params`, handed to the session (and a script waiting on it).
     pub(crate) async fn on_recording_done(
         &mut self,
         rec_id: Uuid,
@@ -242,45 +207,8 @@ impl CallActor {
         self.recordings
             .by_control_id
             .retain(|_, a| a.rec_id != rec_id);
-        if self.recordings.by_control_id.is_empty() && self.media_running {
-            self.node.media.send(
-                self.media_key,
-                ShardCommand::SetTap {
-                    call_id: self.ident.call_id,
-                    tap: None,
-                },
-            );
-        }
-        self.script_control_done(&control_id, params).await;
-    }
-
-    /// The call ends: every recording is finished (and reported by the node).
-    pub(crate) fn end_recordings(&mut self) {
-        for active in self.recordings.by_control_id.values() {
-            self.node.recorder.send(RecorderInput::Stop {
-                rec_id: active.rec_id,
-            });
-        }
-        self.recordings.by_control_id.clear();
-    }
-
-    async fn record_event(&self, meta: &RecordingMeta, state: Value) {
-        let Some(url) = meta.status_url.as_deref() else {
-            return;
-        };
-        let mut params = json!({
-            "call_id": self.ident.call_id,
-            "node_id": self.ident.node_id,
-            "control_id": meta.control_id,
-            "record": { "audio": meta.audio },
-        });
-        if let (Some(p), Some(s)) = (params.as_object_mut(), state.as_object()) {
-            for (k, v) in s {
-                p.insert(k.clone(), v.clone());
-            }
-        }
-        let event = self.ident.envelope("calling.call.record", now_ms(), params);
-        self.node.notify(self.ident.call_id, url, &event).await;
+        self.op_event(SessionEvent::RecordingDone { control_id, params })
+            .await;
     }
 }
 

@@ -8,13 +8,13 @@ use serde_json::{json, Map, Value};
 use tracing::{info, warn, Instrument};
 
 use control::call::CallInput;
-use control::command::{CollectParams, ControlIdParams, DetectParams, Detector, PlayParams};
+use control::command::{CollectParams, PlayParams};
+use control::session::Origin;
 use control::{CallCommand, EndReason};
 use swml::{Completion, Effect};
 
 use crate::actor::{CallActor, DocPurpose, TaskDone};
 use crate::now_ms;
-use crate::play::PlayOrigin;
 use crate::shard::ShardCommand;
 
 /// The blocking effect the script is waiting on.
@@ -22,48 +22,14 @@ use crate::shard::ShardCommand;
 pub(crate) enum ScriptWait {
     /// Our 200 OK to an inbound call is out; the caller's ACK completes `answer`.
     Answer,
-    Play(media::playback::PlaybackId),
     Digits,
     Http,
     Fetch,
-    /// The final result of a recording or detect the script started.
-    Control {
+    /// The final result of an operation the script started (play, prompt, record, detect):
+    /// the session reports it as `Action::ScriptDone`.
+    Op {
         control_id: String,
-        /// A machine detect with `detect_message_end`: MACHINE is not final, READY is.
-        until_ready: bool,
     },
-    /// A prompt: its collect, and its playback while that still plays.
-    Prompt {
-        control_id: String,
-        play: Option<media::playback::PlaybackId>,
-    },
-}
-
-impl ScriptWait {
-    /// The call-control operation waited on, if the wait is for one.
-    fn control_id(&self) -> Option<&str> {
-        match self {
-            ScriptWait::Control { control_id, .. } | ScriptWait::Prompt { control_id, .. } => {
-                Some(control_id)
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Detect events that end a waiting `detect_machine` (swml.md §6.8: outcomes; lifecycle
-/// markers end it only when no outcome came).
-fn detect_event_is_final(detect: &Value, until_ready: bool) -> bool {
-    let event = detect
-        .pointer("/params/event")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    match event.as_str() {
-        "MACHINE" => !until_ready,
-        "NOT_READY" => false,
-        _ => true,
-    }
 }
 
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
@@ -95,7 +61,7 @@ impl CallActor {
     /// `update` with url/swml or `calling.transfer` to a document: the running flow is
     /// abandoned (its playback stopped) and the new one starts at its `main`.
     pub(crate) async fn replace_script(&mut self, doc: Value) {
-        self.stop_script_playback();
+        self.stop_flow_plays(false).await;
         self.script_wait = None;
         match self.script.as_mut() {
             Some(run) if !run.is_finished() => {
@@ -148,43 +114,6 @@ impl CallActor {
                 Err(message) => Completion::Failed { message },
             };
             self.complete_script(completion).await;
-        }
-    }
-
-    /// A playback the script started ended (finished, stopped or failed).
-    pub(crate) async fn on_script_play_ended(
-        &mut self,
-        id: media::playback::PlaybackId,
-        error: Option<String>,
-    ) {
-        if self.script_wait == Some(ScriptWait::Play(id)) {
-            let completion = match error {
-                None => Completion::Done,
-                Some(message) => Completion::Failed { message },
-            };
-            self.complete_script(completion).await;
-            return;
-        }
-        // A prompt's playback ended: the collect's input timers start now.
-        let control_id = match self.script_wait.as_mut() {
-            Some(ScriptWait::Prompt { control_id, play }) if *play == Some(id) => {
-                *play = None;
-                control_id.clone()
-            }
-            _ => return,
-        };
-        let start = CallCommand::CollectStartInputTimers(ControlIdParams { control_id });
-        if let Err(e) = self.control_command(start).await {
-            warn!(error = %e, "the prompt's collect is gone");
-        }
-    }
-
-    fn stop_script_playback(&mut self) {
-        match self.script_wait {
-            Some(ScriptWait::Play(id)) | Some(ScriptWait::Prompt { play: Some(id), .. }) => {
-                self.stop_playback(id)
-            }
-            _ => {}
         }
     }
 
@@ -244,8 +173,17 @@ impl CallActor {
                         warn!(error = %e, auto_answer, "could not open media before playing");
                     }
                 }
-                let id = self.begin_play(params, PlayOrigin::Script);
-                self.script_wait = Some(ScriptWait::Play(id));
+                // Waiting before it starts: its end may be reported while it starts.
+                self.script_wait = Some(ScriptWait::Op {
+                    control_id: params.control_id.clone(),
+                });
+                let play = CallCommand::Play(params);
+                let script = Origin::Script { wait_final: true };
+                if let Err(e) = self.op_command(play, script).await {
+                    self.complete_now(Completion::Failed {
+                        message: e.to_string(),
+                    });
+                }
             }
             Effect::SendDigits { digits } => {
                 self.script_wait = Some(ScriptWait::Digits);
@@ -333,69 +271,25 @@ impl CallActor {
         }
     }
 
-    /// A call-control operation the script started (record, collect, detect) produced its
-    /// final result: `result` is what its webhook carries (`calling.call.record` params for a
-    /// recording, the collect `result` object, the detect `detect` object). A no-op unless the
-    /// script waits on that `control_id`.
-    pub(crate) async fn script_control_done(&mut self, control_id: &str, result: Value) {
-        let Some(wait) = self.script_wait.clone() else {
-            return;
-        };
-        if wait.control_id() != Some(control_id) {
-            return;
+    /// An operation the script started produced its final result (the session's
+    /// `ScriptDone`): a no-op unless the script waits on that `control_id`.
+    pub(crate) async fn script_op_finished(&mut self, control_id: &str, completion: Completion) {
+        match &self.script_wait {
+            Some(ScriptWait::Op { control_id: waited }) if waited == control_id => {}
+            _ => return,
         }
-        let detect_done = match wait {
-            ScriptWait::Control { until_ready, .. } if result.get("type").is_some() => {
-                if !detect_event_is_final(&result, until_ready) {
-                    return;
-                }
-                true
-            }
-            ScriptWait::Prompt { play: Some(id), .. } => {
-                self.stop_playback(id);
-                false
-            }
-            _ => false,
-        };
-        // Taken before stopping the detector, whose own `finished` event must not complete
-        // the wait a second time with the wrong result.
-        self.script_wait = None;
-        if detect_done {
-            let stop = CallCommand::DetectStop(ControlIdParams {
-                control_id: control_id.to_owned(),
-            });
-            let _ = self.control_command(stop).await;
-        }
-        if let Some(run) = self.script.as_mut() {
-            run.complete(now_ms(), Completion::Result(result));
-        }
-        self.drain_script().await;
-    }
-
-    /// Input began on a collect (first digit, or speech started): a prompt the script plays
-    /// for that collect stops (barge-in).
-    pub(crate) fn script_input_started(&mut self, control_id: &str) {
-        if let Some(ScriptWait::Prompt {
-            control_id: waited,
-            play,
-        }) = self.script_wait.as_mut()
-        {
-            if waited == control_id {
-                if let Some(id) = play.take() {
-                    self.stop_playback(id);
-                }
-            }
-        }
+        self.complete_script(completion).await;
     }
 
     /// Runs a call-control command for the script, exactly as a REST request would.
     async fn control_command(
         &mut self,
         command: CallCommand,
+        origin: Origin,
     ) -> Result<control::CommandOk, control::ControlError> {
         let status = self.core.status();
         // Boxed: commands can run the script again (transfer), which can run commands.
-        Box::pin(self.on_call_command(status, command)).await
+        Box::pin(self.on_call_command(status, command, origin)).await
     }
 
     /// Call-control methods work on an answered call: an inbound call still ringing is
@@ -415,31 +309,27 @@ impl CallActor {
             return;
         }
         let control_id = command.control_id().unwrap_or_default().to_owned();
-        let until_ready = matches!(
-            &command,
-            CallCommand::Detect(DetectParams {
-                detect: Detector::Machine(m),
-                ..
-            }) if m.detect_message_end
-        );
-        match self.control_command(command).await {
+        let wait_final = wait == swml::ControlWait::Final;
+        if wait_final {
+            // Waiting before it starts: its end may be reported while it starts.
+            self.script_wait = Some(ScriptWait::Op {
+                control_id: control_id.clone(),
+            });
+        }
+        match self
+            .control_command(command, Origin::Script { wait_final })
+            .await
+        {
             Err(e) => self.complete_now(Completion::Failed {
                 message: e.to_string(),
             }),
-            Ok(_) => match wait {
-                swml::ControlWait::Started => {
-                    let url = self.recording_url(&control_id);
-                    self.complete_now(Completion::Result(
-                        json!({ "control_id": control_id, "url": url }),
-                    ));
-                }
-                swml::ControlWait::Final => {
-                    self.script_wait = Some(ScriptWait::Control {
-                        control_id,
-                        until_ready,
-                    });
-                }
-            },
+            Ok(_) if !wait_final => {
+                let url = self.recording_url(&control_id);
+                self.complete_now(Completion::Result(
+                    json!({ "control_id": control_id, "url": url }),
+                ));
+            }
+            Ok(_) => {}
         }
     }
 
@@ -450,18 +340,14 @@ impl CallActor {
             self.complete_now(Completion::Failed { message });
             return;
         }
-        let control_id = collect.control_id.clone();
-        if let Err(e) = self.control_command(CallCommand::Collect(collect)).await {
+        self.script_wait = Some(ScriptWait::Op {
+            control_id: collect.control_id.clone(),
+        });
+        if let Err(e) = self.op_prompt(play, collect).await {
             self.complete_now(Completion::Failed {
                 message: e.to_string(),
             });
-            return;
         }
-        let id = self.begin_play(play, PlayOrigin::Script);
-        self.script_wait = Some(ScriptWait::Prompt {
-            control_id,
-            play: Some(id),
-        });
     }
 
     /// Completes a blocking effect right away (the effect needed no I/O).

@@ -37,7 +37,6 @@ const PARTIAL_EVERY_FRAMES: u32 = 10;
 /// A recognition older than this is abandoned by the worker (its listener went away).
 const MAX_SESSION: Duration = Duration::from_secs(300);
 
-
 enum Job {
     Start {
         session: u64,
@@ -196,6 +195,23 @@ pub(crate) struct SpeechParams {
     pub speech_timeout_ms: u64,
     pub partial_results: bool,
     pub continuous: bool,
+}
+
+impl SpeechParams {
+    pub(crate) fn from_spec(spec: control::session::SpeechSpec) -> SpeechParams {
+        SpeechParams {
+            request: RecognitionRequest {
+                language: spec.language,
+                hints: spec.hints,
+                digits_allowed: spec.digits_allowed,
+                sample_rate: 8000,
+            },
+            end_silence_ms: spec.end_silence_ms,
+            speech_timeout_ms: spec.speech_timeout_ms,
+            partial_results: spec.partial_results,
+            continuous: spec.continuous,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,9 +14,7 @@ pub mod run;
 pub mod simulate;
 
 pub use methods::{ALL_METHODS, IMPLEMENTED};
-pub use run::{
-    Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning,
-};
+pub use run::{Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning};
 
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 

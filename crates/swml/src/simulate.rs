@@ -151,11 +151,7 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
         } => {
             let early = if *auto_answer { "" } else { " (early media)" };
             (
-                format!(
-                    "play {} at {} dB{early}",
-                    playables(params),
-                    params.volume
-                ),
+                format!("play {} at {} dB{early}", playables(params), params.volume),
                 Some((play_ms(params), Completion::Done)),
             )
         }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
 use control::command::MediaItem;
+use serde_json::{json, Map, Value};
 use swml::{Completion, Effect, HttpResponse, Run};
 
 /// The shared SWML examples: `DIALTONE_SWML_EXAMPLES`, else `shared/spec/swml-examples` beside
@@ -187,11 +187,17 @@ fn describe(e: &Effect) -> String {
                     MediaItem::Tts(t) => match (&params.voice, params.language.as_str()) {
                         (None, "en-US") => format!("say:{}", t.text),
                         (voice, language) => {
-                            format!("say[{}/{language}]:{}", voice.as_deref().unwrap_or(""), t.text)
+                            format!(
+                                "say[{}/{language}]:{}",
+                                voice.as_deref().unwrap_or(""),
+                                t.text
+                            )
                         }
                     },
                     MediaItem::Silence { duration } => format!("silence:{duration}"),
-                    MediaItem::Ringtone { name, duration, .. } => format!("ring:{name}:{duration:?}"),
+                    MediaItem::Ringtone { name, duration, .. } => {
+                        format!("ring:{name}:{duration:?}")
+                    }
                 })
                 .collect();
             let mut s = format!("play {}", parts.join(" | "));

@@ -49,8 +49,7 @@ pub fn message(p: &mut Obj<'_>) {
         );
     }
     p.opt_enum("role", &["system", "user", "assistant"]);
-    if text.is_some() {
-    }
+    if text.is_some() {}
 }
 
 /// `control_id` is reserved and ignored, but kept when sent.

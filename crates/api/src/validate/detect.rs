@@ -47,7 +47,10 @@ fn machine(m: &mut Obj<'_>) {
     m.opt_num("end_silence_timeout", Limits::NON_NEGATIVE);
     m.opt_num("machine_ready_timeout", Limits::NON_NEGATIVE);
     m.opt_num("machine_voice_threshold", Limits::NON_NEGATIVE);
-    m.opt_int("machine_words_threshold", Limits::between(0.0, f64::from(i32::MAX)));
+    m.opt_int(
+        "machine_words_threshold",
+        Limits::between(0.0, f64::from(i32::MAX)),
+    );
     m.opt_bool("detect_interruptions");
     m.opt_bool("detect_message_end");
 }

@@ -184,7 +184,6 @@ impl<'a> Obj<'a> {
         self.out.insert(key.to_owned(), value.into());
     }
 
-
     /// Drops a normalised value (when an alias was resolved into another place).
     pub fn remove(&mut self, key: &str) {
         self.out.remove(key);
@@ -245,7 +244,6 @@ impl<'a> Obj<'a> {
         })
     }
 
-
     /// A string that must satisfy `is_valid`, failing with `code` and `tail`.
     pub fn opt_str_where(
         &mut self,
@@ -272,7 +270,6 @@ impl<'a> Obj<'a> {
     pub fn req_enum(&mut self, key: &str, allowed: &[&str]) -> Option<&'a str> {
         self.field(key, true, |v| check_enum(v, allowed))
     }
-
 
     /// An absolute http(s) URL (`not_an_http_url`).
     pub fn opt_http_url(&mut self, key: &str) -> Option<&'a str> {
@@ -324,7 +321,6 @@ impl<'a> Obj<'a> {
         })
     }
 
-
     /// A JSON number within `limits`.
     pub fn opt_num(&mut self, key: &str, limits: Limits) -> Option<f64> {
         self.field(key, false, |v| check_number(v, limits))
@@ -334,7 +330,6 @@ impl<'a> Obj<'a> {
         self.field(key, true, |v| check_number(v, limits))
     }
 
-
     /// A JSON integer (an integral float such as `5.0` is accepted) within `limits`.
     pub fn opt_int(&mut self, key: &str, limits: Limits) -> Option<i64> {
         self.field(key, false, |v| check_integer(v, limits))
@@ -343,7 +338,6 @@ impl<'a> Obj<'a> {
     pub fn req_int(&mut self, key: &str, limits: Limits) -> Option<i64> {
         self.field(key, true, |v| check_integer(v, limits))
     }
-
 
     // ----- objects and arrays --------------------------------------------------------------
 

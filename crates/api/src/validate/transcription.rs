@@ -50,7 +50,10 @@ pub fn live_speech_settings(o: &mut Obj<'_>) {
     o.opt_bool("ai_summary");
     o.opt_str("ai_summary_prompt");
     o.opt_enum("speech_engine", &SPEECH_ENGINES);
-    o.opt_int("speech_timeout", Limits::between(1500.0, f64::from(i32::MAX)));
+    o.opt_int(
+        "speech_timeout",
+        Limits::between(1500.0, f64::from(i32::MAX)),
+    );
     o.opt_int("vad_silence_ms", Limits::between(1.0, f64::from(i32::MAX)));
     o.opt_int("vad_thresh", Limits::between(0.0, 1800.0));
     o.opt_int("debug_level", Limits::between(0.0, 2.0));

@@ -28,6 +28,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 
+pub use collect::{secs_to_ms, MIN_CONFIDENCE};
 pub use events::*;
 use ops::{Op, OpTable};
 

@@ -1,0 +1,103 @@
+//! Commands on a call, from the API and from scripts: operations (play, collect, record,
+//! detect, denoise) go to the call's session (ops.rs); `calling.transfer` and
+//! `calling.user_event` are handled here; what is not built answers 501.
+
+use control::command::{TransferDest, TransferParams};
+use control::session::Origin;
+use control::{CallCommand, CallStatus, CommandOk, ControlError};
+
+use crate::actor::CallActor;
+
+impl CallActor {
+    /// Every command other than `update`/`calling.end`, from the API (`Origin::Rest`) or a
+    /// script: operations go to the call's session (ops.rs), the rest is handled here.
+    pub(crate) async fn on_call_command(
+        &mut self,
+        status: CallStatus,
+        command: CallCommand,
+        origin: Origin,
+    ) -> Result<CommandOk, ControlError> {
+        if command.needs_answered_call() && status != CallStatus::Answered {
+            return Err(ControlError::invalid_state(
+                "invalid_state",
+                "the call is not answered",
+            ));
+        }
+        let control_id = command.control_id().map(str::to_owned);
+        match command {
+            CallCommand::Transfer(p) => self.rest_transfer(p).await?,
+            CallCommand::UserEvent(p) => {
+                self.user_event(serde_json::Value::Object(p.event)).await;
+            }
+            command @ (CallCommand::Play(_)
+            | CallCommand::PlayPause(_)
+            | CallCommand::PlayResume(_)
+            | CallCommand::PlayStop(_)
+            | CallCommand::PlayVolume(_)
+            | CallCommand::Collect(_)
+            | CallCommand::CollectStop(_)
+            | CallCommand::CollectStartInputTimers(_)
+            | CallCommand::Record(_)
+            | CallCommand::RecordPause(_)
+            | CallCommand::RecordResume(_)
+            | CallCommand::RecordStop(_)
+            | CallCommand::Detect(_)
+            | CallCommand::DetectStop(_)
+            | CallCommand::Denoise(_)
+            | CallCommand::DenoiseStop(_)) => self.op_command(command, origin).await?,
+            // What the node cannot do yet answers 501 naming the command; never a fake success.
+            CallCommand::Update(_)
+            | CallCommand::End(_)
+            | CallCommand::Disconnect(_)
+            | CallCommand::Tap(_)
+            | CallCommand::TapStop(_)
+            | CallCommand::Stream(_)
+            | CallCommand::StreamStop(_)
+            | CallCommand::Transcribe(_)
+            | CallCommand::TranscribeStop(_)
+            | CallCommand::AiHold(_)
+            | CallCommand::AiUnhold(_)
+            | CallCommand::AiMessage(_)
+            | CallCommand::AiStop(_)
+            | CallCommand::AiSidecar(_)
+            | CallCommand::AiSidecarPoke(_)
+            | CallCommand::AiSidecarAsk(_)
+            | CallCommand::AiSidecarStop(_)
+            | CallCommand::AiSidecarStatus(_)
+            | CallCommand::LiveTranscribe(_)
+            | CallCommand::LiveTranslate(_)
+            | CallCommand::SendFaxStop(_)
+            | CallCommand::ReceiveFaxStop(_)
+            | CallCommand::Refer(_) => {
+                return Err(ControlError::NotImplemented {
+                    command: command.name().to_owned(),
+                })
+            }
+        }
+        let mut ok = CommandOk::leg(self.node.leg_from_record(&self.snapshot_record()));
+        ok.control_id = control_id;
+        Ok(ok)
+    }
+
+    /// `calling.transfer`: a SWML URL or inline document replaces the running flow; a SIP URI
+    /// or phone number is dialled and bridged (bridge.rs).
+    async fn rest_transfer(&mut self, p: TransferParams) -> Result<(), ControlError> {
+        if let Some(url) = p.dest.swml_url() {
+            self.fetch_document(
+                crate::actor::DocPurpose::Replace,
+                url.to_owned(),
+                None,
+                control::HttpMethod::Post,
+            );
+            return Ok(());
+        }
+        match p.dest {
+            TransferDest::Document(doc) => {
+                let doc = crate::load_document("dest", doc)?;
+                self.replace_script(doc).await;
+                Ok(())
+            }
+            TransferDest::Address(address) => self.transfer_to_address(&address).await,
+        }
+    }
+}

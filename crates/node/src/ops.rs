@@ -1,0 +1,323 @@
+//! The driver of the call's [`CallSession`]: feeds it commands and what the media path, the
+//! recorder and the recogniser report, and executes its actions — the only place where the
+//! operations of a call touch the shard, the recorder, the preparation tasks, webhooks and the
+//! script. The session itself decides everything (control::session).
+
+use serde_json::{json, Value};
+use tracing::{info, warn, Instrument};
+
+use control::session::{
+    Action, CallEvent, CallSession, OpResult, Origin, PlayerOp, RecordState, SessionEvent,
+};
+use control::{CallCommand, ControlError};
+use media::playback::{PlaybackId, Source};
+
+use crate::actor::{CallActor, TaskDone};
+use crate::listen::{DETECT_PREFIX, SPEECH_PREFIX};
+use crate::now_ms;
+use crate::shard::{PlayOp, ShardCommand};
+
+/// A playback whose audio is ready, waiting for the call's media to run.
+pub(crate) struct ReadyPlay {
+    id: PlaybackId,
+    sources: Vec<Source>,
+    volume_db: f64,
+    loops: u32,
+}
+
+impl ReadyPlay {
+    pub(crate) fn into_command(self, call_id: uuid::Uuid) -> ShardCommand {
+        ShardCommand::Play {
+            call_id,
+            id: self.id,
+            sources: self.sources,
+            volume_db: self.volume_db,
+            loops: self.loops,
+        }
+    }
+}
+
+/// The call's session and the I/O handles of its operations.
+#[derive(Default)]
+pub(crate) struct Ops {
+    pub session: CallSession,
+    /// Prepared audio, by playback, until the session queues it.
+    prepared: std::collections::HashMap<PlaybackId, Vec<Source>>,
+    /// Playbacks ready before the media runs (inbound, before answer): queued once it does.
+    pub deferred: Vec<ReadyPlay>,
+}
+
+impl CallActor {
+    /// Starts or controls an operation for the API or a script.
+    pub(crate) async fn op_command(
+        &mut self,
+        command: CallCommand,
+        origin: Origin,
+    ) -> Result<(), ControlError> {
+        if let CallCommand::Record(p) = &command {
+            self.check_recording(p).await?;
+        }
+        let result = self.ops.session.handle_command(now_ms(), command, origin);
+        // Whatever was queued before a refusal still runs; a refusal queues nothing.
+        self.drain_ops().await;
+        result
+    }
+
+    /// SWML `prompt` (control::session::CallSession::start_prompt).
+    pub(crate) async fn op_prompt(
+        &mut self,
+        play: control::command::PlayParams,
+        collect: control::command::CollectParams,
+    ) -> Result<(), ControlError> {
+        let result = self.ops.session.start_prompt(now_ms(), play, collect);
+        self.drain_ops().await;
+        result
+    }
+
+    pub(crate) async fn op_event(&mut self, event: SessionEvent) {
+        self.ops.session.handle_event(now_ms(), event);
+        self.drain_ops().await;
+    }
+
+    pub(crate) async fn op_timeout(&mut self) {
+        self.ops.session.handle_timeout(now_ms());
+        self.drain_ops().await;
+    }
+
+    /// The playbacks the flow started stop (it left: transfer, replaced document, its end).
+    pub(crate) async fn stop_flow_plays(&mut self, all: bool) {
+        if all {
+            self.ops.session.stop_all_plays();
+        } else {
+            self.ops.session.stop_script_plays();
+        }
+        self.drain_ops().await;
+    }
+
+    /// The call ended: its operations end with it.
+    pub(crate) async fn end_ops(&mut self) {
+        self.ops.session.call_ended();
+        self.drain_ops().await;
+    }
+
+    pub(crate) async fn on_play_ready(
+        &mut self,
+        id: PlaybackId,
+        result: Result<Vec<Source>, String>,
+    ) {
+        let result = match result {
+            Ok(sources) => {
+                self.ops.prepared.insert(id, sources);
+                Ok(())
+            }
+            Err(message) => {
+                warn!(%message, "playback audio could not be prepared");
+                Err(message)
+            }
+        };
+        self.op_event(SessionEvent::PlayReady { id, result }).await;
+    }
+
+    /// Executes the session's actions in order.
+    pub(crate) async fn drain_ops(&mut self) {
+        while let Some(action) = self.ops.session.poll_action() {
+            self.execute(action).await;
+        }
+    }
+
+    async fn execute(&mut self, action: Action) {
+        let call_id = self.ident.call_id;
+        match action {
+            Action::PreparePlay { id, params } => {
+                let rate = self
+                    .media
+                    .as_ref()
+                    .map(|m| crate::media_leg::pcm_rate(m.codec))
+                    .unwrap_or(8000);
+                let prep = self.node.prep.clone();
+                let tx = self.tasks_tx.clone();
+                tokio::spawn(
+                    async move {
+                        let result = prep.prepare(&params, rate).await;
+                        let _ = tx.send(TaskDone::PlayReady { id, result });
+                    }
+                    .in_current_span(),
+                );
+            }
+            Action::QueuePlay {
+                id,
+                volume_db,
+                loops,
+            } => {
+                let ready = ReadyPlay {
+                    id,
+                    sources: self.ops.prepared.remove(&id).unwrap_or_default(),
+                    volume_db,
+                    loops,
+                };
+                if self.media_running {
+                    self.node
+                        .media
+                        .send(self.media_key, ready.into_command(call_id));
+                } else {
+                    self.ops.deferred.push(ready);
+                }
+            }
+            Action::PlayControl { id, op } => {
+                let op = match op {
+                    PlayerOp::Pause => PlayOp::Pause,
+                    PlayerOp::Resume => PlayOp::Resume,
+                    PlayerOp::Stop => PlayOp::Stop,
+                    PlayerOp::Volume(db) => PlayOp::Volume(db),
+                };
+                self.node.media.send(
+                    self.media_key,
+                    ShardCommand::PlayControl { call_id, id, op },
+                );
+            }
+            Action::SpeechListener { control_id, spec } => {
+                let listener = spec.map(|spec| {
+                    Box::new(crate::speech::SpeechListener::new(
+                        self.node.speech.clone(),
+                        crate::speech::SpeechParams::from_spec(spec),
+                    )) as Box<dyn crate::shard::FrameListener>
+                });
+                self.node.media.send(
+                    self.media_key,
+                    ShardCommand::SetListener {
+                        call_id,
+                        key: format!("{SPEECH_PREFIX}{control_id}"),
+                        listener,
+                    },
+                );
+            }
+            Action::DetectListener { control_id, spec } => {
+                let listener = spec.map(|spec| {
+                    Box::new(crate::detect::DetectListener::new(&spec))
+                        as Box<dyn crate::shard::FrameListener>
+                });
+                self.node.media.send(
+                    self.media_key,
+                    ShardCommand::SetListener {
+                        call_id,
+                        key: format!("{DETECT_PREFIX}{control_id}"),
+                        listener,
+                    },
+                );
+            }
+            Action::InBandDigits(in_band) => self.node.media.send(
+                self.media_key,
+                ShardCommand::DetectDigits { call_id, in_band },
+            ),
+            Action::StartRecording { control_id, params } => {
+                self.start_recording(control_id, params);
+            }
+            Action::RecorderTap(on) => {
+                if on || self.media_running {
+                    let tap = on.then(|| self.node.recorder.clone());
+                    self.node
+                        .media
+                        .send(self.media_key, ShardCommand::SetTap { call_id, tap });
+                }
+            }
+            Action::RecorderControl { control_id, op } => self.recorder_control(&control_id, op),
+            Action::Denoise(on) => self.set_denoise(on),
+            Action::Event(event) => self.report(event).await,
+            Action::ScriptDone { control_id, result } => {
+                // Boxed: the script runs on, and may start operations again.
+                Box::pin(self.script_op_done(&control_id, result)).await;
+            }
+        }
+    }
+
+    /// A typed event becomes its webhook (when its operation has a `status_url`).
+    async fn report(&mut self, event: CallEvent) {
+        let (name, status_url, params) = match event {
+            CallEvent::Play {
+                control_id,
+                status_url,
+                state,
+            } => {
+                info!(%control_id, state = state.as_str(), "playback");
+                (
+                    "calling.call.play",
+                    status_url,
+                    json!({ "control_id": control_id, "state": state.as_str() }),
+                )
+            }
+            CallEvent::Collect {
+                control_id,
+                status_url,
+                result,
+                is_final,
+                state,
+            } => {
+                let mut params = json!({ "control_id": control_id, "result": result.to_json() });
+                if let Some(f) = is_final {
+                    params["final"] = json!(f);
+                }
+                if let Some(state) = state {
+                    params["state"] = json!(state);
+                }
+                ("calling.call.collect", status_url, params)
+            }
+            CallEvent::Record {
+                control_id,
+                status_url,
+                state,
+            } => {
+                let audio = self
+                    .recordings
+                    .meta(&control_id)
+                    .map_or(Value::Null, |m| m.audio.clone());
+                let mut params = json!({ "control_id": control_id, "record": { "audio": audio } });
+                match state {
+                    RecordState::Recording => params["state"] = json!("recording"),
+                    RecordState::Paused(behavior) => {
+                        params["state"] = json!("paused");
+                        params["pause_behavior"] = json!(behavior.as_str());
+                    }
+                }
+                ("calling.call.record", status_url, params)
+            }
+            CallEvent::Detect {
+                control_id,
+                status_url,
+                outcome,
+            } => {
+                info!(%control_id, detect = %outcome.to_json(), "detect event");
+                (
+                    "calling.call.detect",
+                    status_url,
+                    json!({ "control_id": control_id, "detect": outcome.to_json() }),
+                )
+            }
+            CallEvent::Dtmf { digit } => {
+                info!(%digit, "the far end pressed a key");
+                self.call_event("dtmf", json!({ "digit": digit.to_string() }))
+                    .await;
+                return;
+            }
+        };
+        let Some(url) = status_url else {
+            return;
+        };
+        let mut params = params;
+        params["call_id"] = json!(self.ident.call_id);
+        params["node_id"] = json!(self.ident.node_id);
+        let event = self.ident.envelope(name, now_ms(), params);
+        self.node.notify(self.ident.call_id, &url, &event).await;
+    }
+
+    /// The final result of an operation a script waits on completes the script's wait.
+    async fn script_op_done(&mut self, control_id: &str, result: OpResult) {
+        let completion = match result {
+            OpResult::Played(Ok(())) => swml::Completion::Done,
+            OpResult::Played(Err(message)) => swml::Completion::Failed { message },
+            OpResult::Collected(r) => swml::Completion::Result(r.to_json()),
+            OpResult::Detected(o) => swml::Completion::Result(o.to_json()),
+            OpResult::Recorded(params) => swml::Completion::Result(params),
+        };
+        self.script_op_finished(control_id, completion).await;
+    }
+}
