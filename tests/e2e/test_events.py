@@ -85,6 +85,24 @@ def test_answer_codecs_choose_the_inbound_codec(start_dialtone, tmp_path, sipp, 
     assert pts and pts <= {8, 101}, pts
 
 
+def test_answer_codecs_the_caller_did_not_offer_fail_the_answer(start_dialtone, tmp_path, sipp, sinks, media):
+    # G722 is not in the caller's offer: that answer fails (answer_result=failed), the call is not answered
+    # by it, and the script goes on — here to an answer without codecs.
+    swml = doc({"answer": {"codecs": "G722"}},
+               {"request": {"url": media.url("/after?r=${answer_result}"), "method": "GET"}},
+               {"answer": {}}, {"play": {"url": "silence:0.5"}}, {"hangup": {}})
+    media.route("/after", "ok", "text/plain")
+    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml)])
+    caller = call_in(sipp, d, NUMBER, scenario="inbound_uac_pcmu_pcma.xml", sink=sinks())
+    assert caller.wait(15) == 0, caller.describe()
+    hits = media.hits("/after")
+    assert [h["full_path"] for h in hits] == ["/after?r=failed"], hits
+    oks = caller.received("200")
+    assert len({m.text for m in oks if "INVITE" in m.text}) == 1, oks  # one answer, from the second `answer`
+    body = oks[0].body.replace("\r", "")
+    assert next(l for l in body.split("\n") if l.startswith("m=audio ")).split()[3] == "0", body
+
+
 def test_without_answer_codecs_the_callers_first_codec_wins(start_dialtone, tmp_path, sipp, sinks):
     swml = doc({"answer": {}}, {"play": {"url": "silence:0.5"}}, {"hangup": {}})
     d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml)])

@@ -121,7 +121,7 @@ impl CallActor {
     /// those codecs (names as swml.md §6.4 lists them, case-insensitive, anything after `@`
     /// ignored), the first of the caller's offer among them winning. Codecs this server has
     /// no coder for (G729, AMR-WB, video) are skipped. An error when none is left, when the
-    /// caller offered none of them, or when early media already settled another codec.
+    /// caller offered none of them, or when our SDP already went out with another codec.
     pub(crate) fn restrict_inbound_codecs(&mut self, list: &str) -> Result<(), String> {
         let wanted = parse_codec_list(list);
         if wanted.is_empty() {
@@ -135,8 +135,9 @@ impl CallActor {
         let Some(inbound) = self.inbound.as_mut() else {
             return Ok(());
         };
-        if self.media_running {
-            // 183 with our SDP already went out: the codec is settled.
+        if self.media_running || inbound.answering {
+            // Our SDP already went out (183 for early media, or the 200 of an answer waiting
+            // for its ACK): the codec is settled.
             let settled = inbound.answer.as_ref().map(|(_, m)| m.codec);
             return match settled {
                 Some(c) if wanted.contains(&c) => Ok(()),
