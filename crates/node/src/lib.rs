@@ -677,16 +677,27 @@ impl Node {
 }
 
 /// A SWML document a user sent (`dial.swml`, `update.swml`, a `calling.transfer` object,
-/// `to_script`), schema-checked; an invalid one is a 422 naming `attribute`.
+/// `to_script`), checked by the runtime validator (docs/swml-validation.md); an invalid one is
+/// a 422 naming `attribute`, with the `relay_script_*` code of its first problem.
 pub(crate) fn load_document(attribute: &str, doc: Value) -> Result<Value, ControlError> {
     swml::Document::from_value(doc)
-        .map(swml::Document::into_value)
+        .map(|d| {
+            log_document_warnings(attribute, &d);
+            d.into_value()
+        })
         .map_err(|e| invalid_document(attribute, e))
+}
+
+/// Unknown names the validator ignored, logged (they are not errors: swml.md §1.7).
+pub(crate) fn log_document_warnings(source: &str, doc: &swml::Document) {
+    for w in doc.warnings() {
+        tracing::info!(source, code = w.code, path = %w.path, "SWML: {}", w.message);
+    }
 }
 
 pub(crate) fn invalid_document(attribute: &str, e: swml::SwmlError) -> ControlError {
     ControlError::Unprocessable {
-        code: "invalid_parameter",
+        code: e.code(),
         message: format!("{attribute}: {e}"),
         attribute: Some(attribute.into()),
     }
