@@ -520,10 +520,24 @@ impl CallControl for Node {
         let to = match (request.to.clone(), request.to_script.is_some()) {
             (Some(to), false) => to,
             (None, true) => return inner.dial_script(project, request).await,
-            // Which end would run which document is not decided: refused, never guessed.
-            _ => {
-                return Err(ControlError::NotImplemented {
-                    command: "dial with both to and to_script".into(),
+            // Both name the destination end: `to_script` *is* the far end (a script, not an
+            // address), so there would be nothing to dial at `to`, and SignalWire documents no
+            // meaning for the pair. Refused with the reason (docs/call-lifecycle.md).
+            (Some(_), true) => {
+                return Err(ControlError::Unprocessable {
+                    code: "incompatible_parameters",
+                    message: "to_script and to both name the destination end: to_script runs \
+                              the destination end as a SWML script, so there is no address to \
+                              dial; send to_script without to, or to without to_script"
+                        .into(),
+                    attribute: Some("to_script".into()),
+                })
+            }
+            (None, false) => {
+                return Err(ControlError::Unprocessable {
+                    code: "missing_required_parameter",
+                    message: "to is required unless to_script is given".into(),
+                    attribute: Some("to".into()),
                 })
             }
         };
