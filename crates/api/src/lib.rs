@@ -50,8 +50,8 @@
 //!   caller-id token (1–64 of `A-Za-z0-9_.-`). `caller_id` follows the same rules with
 //!   `not_valid_for_caller_id`.
 //! - Neither `url` nor `swml` is reported on `url`; both on `swml`. SWML text is tried as JSON,
-//!   then YAML, and must be a mapping; the schema check is the node's. A `to_script` http(s) URL
-//!   stays a string.
+//!   then YAML, and must be a mapping; the SWML validation is the node's
+//!   (docs/swml-validation.md). A `to_script` http(s) URL stays a string.
 //! - `codecs`: trimmed, case-insensitive; `""`/`[]` mean the server default; an empty list
 //!   entry is `invalid_codecs_format`; an unknown name is `invalid_parameter` on `codecs.N`
 //!   (array) or `codecs` (string).
