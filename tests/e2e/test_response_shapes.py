@@ -1,6 +1,7 @@
 """Issue 16 on the real binary: every command's 200 on an answered call is the closed Call Leg of
 calling-api.md §4.1 (plus `control_id`, A1); no error body escapes the SignalWire shape; SWML the
 official API accepts is accepted at dial time, and shape errors are refused with relay_script_* codes."""
+import time
 import uuid
 
 import jsonschema
@@ -228,3 +229,22 @@ def test_swml_the_official_api_accepts_is_accepted_and_shape_errors_are_refused(
     r = dialtone.post({"command": "dial", "params": {"from": "+15105550100", "to": to,
                                                      "swml": {"version": "2.0.0", "sections": {"main": []}}}})
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "relay_script_version_invalid", r.text
+
+
+def test_lenient_swml_forms_run_in_their_normalised_form(start_dialtone, sipp, hooks):
+    """`play: "say:…"`, `execute: "<section>"`, `hangup: null`, a section written as one step
+    (swml.md §1.4) all run with no script warning; an unknown parameter name is ignored."""
+    far = sipp("uas.xml")
+    d = start_dialtone()
+    doc = {"sections": {"main": [{"play": "say:Hello."}, {"execute": "more"}, {"hangup": None}],
+                        "more": {"play": {"url": "say:Bye.", "sdk_extra": 1}}}}
+    leg = d.sdk().calling.dial(from_="+15105550100", to=far.uri("service"), swml=doc, status_url=hooks.url(),
+                               status_events=["answered", "ended"])
+    wait_hook(hooks, leg["id"], "ended", timeout=20)
+    time.sleep(0.5)
+    events = [hooks.parse(e) for e in hooks.events]
+    warnings = [e for e in events if e.get("event_type") == "calling.script.warning"]
+    assert warnings == [], warnings
+    ended = [e for e in events if e.get("event_type") == "calling.call.state" and e["params"]["call_state"] == "ended"]
+    assert ended and ended[-1]["params"]["end_reason"] == "hangup", ended
+    sipp_done(far)

@@ -558,8 +558,10 @@ impl CallControl for Node {
             request.password.as_deref(),
         )
         .map_err(|e| e.to_control("to"))?;
-        if let Some(doc) = request.swml.clone() {
-            load_document("swml", doc)?;
+        // The validator's normalised form is what runs (docs/swml-validation.md).
+        let mut request = request;
+        if let Some(doc) = request.swml.take() {
+            request.swml = Some(load_document("swml", doc)?);
         }
         let call_id = Uuid::new_v4();
         let (mut record, ident) =
