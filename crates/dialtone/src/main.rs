@@ -180,11 +180,14 @@ fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<node::inbound::Inb
     let mut routes = Vec::new();
     for r in &s.inbound_routes {
         let swml = match &r.swml {
-            Some(text) => Some(
-                swml::Document::from_text(text)
-                    .map_err(|e| anyhow::anyhow!("inbound_routes {}: swml: {e}", r.destination))?
-                    .into_value(),
-            ),
+            Some(text) => {
+                let doc = swml::Document::from_text(text)
+                    .map_err(|e| anyhow::anyhow!("inbound_routes {}: swml: {e}", r.destination))?;
+                for w in doc.warnings() {
+                    tracing::warn!(route = %r.destination, "inbound route swml: {w}");
+                }
+                Some(doc.into_value())
+            }
             None => None,
         };
         routes.push(node::inbound::InboundRoute {
