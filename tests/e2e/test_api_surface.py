@@ -39,7 +39,7 @@ def test_commands_on_unknown_calls_are_404_and_end_reason_is_validated(dialtone)
     client = dialtone.sdk()
     call_id = str(uuid.uuid4())
     r = dialtone.post({"command": "calling.end", "id": call_id, "params": {"reason": "hangup"}})
-    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "not_found"
     r = dialtone.post({"command": "calling.end", "id": call_id, "params": {"reason": "sideways"}})
     assert r.status_code == 422 and r.json()["errors"][0]["attribute"] == "reason"
     with pytest.raises(Exception) as exc:
@@ -52,7 +52,7 @@ def test_auth_bad_json_unknown_command_and_oversize(dialtone):
     assert dialtone.post({"command": "dial", "params": {}}, auth=(str(uuid.uuid4()), dialtone.token)).status_code == 401
     r = requests.post(dialtone.base + "/api/calling/calls", data=b"{not json", auth=(dialtone.project, dialtone.token),
                       headers={"Content-Type": "application/json"}, timeout=10)
-    assert r.status_code == 400 and r.json() == {"error": "Bad Request"}
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "bad_request"
     r = dialtone.post({"command": "calling.teleport", "id": str(uuid.uuid4()), "params": {}})
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_command_attempted"
     big = {"command": "dial", "params": {"from": "+15105550100", "to": "+14155550100", "swml": "x" * (2 * 1024 * 1024)}}

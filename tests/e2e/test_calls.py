@@ -1063,15 +1063,17 @@ def test_dial_to_a_script_runs_both_ends_with_rtp_between_them(start_dialtone, h
     assert len(received) >= 2 and min(received) >= 50, received
 
 
-def test_to_script_with_a_to_is_refused_with_501(start_dialtone):
+def test_to_script_with_a_to_is_refused_with_422(start_dialtone):
     d = start_dialtone()
     script = {"version": "1.0.0", "sections": {"main": [{"play": {"url": "silence:1"}}]}}
     r = d.post({"command": "dial", "params": {"from": FROM, "to": "sip:bob@127.0.0.1:9", "to_script": script,
                                               "swml": SWML}})
-    assert r.status_code == 501, r.text
-    assert "to_script" in r.json()["errors"][0]["message"], r.text
+    assert r.status_code == 422, r.text
+    item = r.json()["errors"][0]
+    assert item["code"] == "incompatible_parameters" and item["attribute"] == "to_script", r.text
     bad = d.post({"command": "dial", "params": {"from": FROM, "to_script": "version: 1.0.0\nsections: {}",
                                                 "swml": SWML}})
     assert bad.status_code == 422, bad.text
+    assert bad.json()["errors"][0]["code"] == "relay_script_main_section_missing", bad.text
     listing = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5).json()
     assert listing["data"] == [], "refused dials leave no call behind"

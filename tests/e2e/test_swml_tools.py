@@ -85,3 +85,21 @@ def test_run_simulates_a_voicemail_recording_with_nobody_speaking():
     # Silence in a simulation: the recording ends with no_input, so the apology branch plays.
     assert "could not record your message" in r.stdout, r.stdout
     assert r.stdout.strip().splitlines()[-1].endswith("hangup (hangup)")
+
+
+def test_validate_accepts_the_superset_and_reports_the_sdk_schema_as_a_lint(tmp_path):
+    gap = tmp_path / "gap.yaml"
+    gap.write_text("sections:\n  main:\n"
+                   "    - stream: {url: 'wss://media.example.net/s', an_extra: 1}\n"
+                   "    - send_sms: {to_number: '+15551230000', from_number: '+15551239999', body: hi,"
+                   " status_callback: 'https://hooks.example.net/sms'}\n")
+    r = run("validate", str(gap))
+    assert r.returncode == 0, r.stderr
+    assert "valid" in r.stdout
+    assert "warning: /sections/main/0/stream/an_extra" in r.stderr and "relay_script_method_parameter_undefined" in r.stderr
+    assert "schema lint (signalwire-sdk 3.7.5" in r.stderr and "informational" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sections:\n  main:\n    - play: {url: 'say:a', urls: ['say:b']}\n")
+    r = run("validate", str(bad))
+    assert r.returncode == 1
+    assert "relay_script_method_parameter_conflict" in r.stderr and "/sections/main/0/play" in r.stderr

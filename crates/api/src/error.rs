@@ -1,5 +1,12 @@
 //! SignalWire-shaped error responses (calling-api.md §5) and the mapping from
 //! [`control::ControlError`].
+//!
+//! Every error body is `{"errors": [{type, code, message, attribute, url}]}` (issue 16), except
+//! the 401, which stays the documented `{"error":"Unauthorized"}` (ambiguity register A11: the
+//! operation's OpenAPI declares exactly that closed body, and it is answered before anything of
+//! the request is read). `type` is `validation_error` for 400/409/422,
+//! `request_error` for 404/405/413, `not_implemented` for 501 and `server_error` for 500/503.
+//! docs/call-lifecycle.md ("Error bodies") has the table.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,8 +55,12 @@ impl From<FieldError> for ErrorItem {
 /// Everything an API request can fail with. Each variant is one documented response.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
-    #[error("bad request")]
-    BadRequest,
+    /// 400: the body is not a JSON object, or `calling.collect` has neither mode.
+    #[error("bad request: {message}")]
+    BadRequest {
+        message: String,
+        attribute: Option<String>,
+    },
     #[error("unauthorized")]
     Unauthorized,
     #[error("not found")]
@@ -77,7 +88,7 @@ pub enum ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> Self {
         match r {
-            Rejection::BadRequest => ApiError::BadRequest,
+            Rejection::BadRequest => ApiError::bad_request("the request body is not valid", None),
             Rejection::Invalid(errors) => {
                 ApiError::Unprocessable(errors.into_iter().map(ErrorItem::from).collect())
             }
@@ -112,9 +123,16 @@ impl From<ControlError> for ApiError {
 }
 
 impl ApiError {
+    pub fn bad_request(message: impl Into<String>, attribute: Option<&str>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            attribute: attribute.map(str::to_owned),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -128,21 +146,56 @@ impl ApiError {
     }
 
     fn body(&self) -> serde_json::Value {
+        let item = |kind: &'static str, code: &str, message: String, attribute: Option<String>| json!({ "errors": [ErrorItem { kind, code: code.to_owned(), message, attribute, url: ERROR_DOCS_URL }] });
         match self {
             ApiError::Unprocessable(items) | ApiError::Conflict(items) => {
                 json!({ "errors": items })
             }
-            ApiError::NotImplemented { command } => json!({
-                "errors": [{
-                    "type": "not_implemented",
-                    "code": "feature_not_available",
-                    "message": format!("{command} is not implemented by this dialtone server yet"),
-                    "attribute": "command",
-                    "url": ERROR_DOCS_URL,
-                }]
-            }),
-            // The simple documented shape: the reason phrase.
-            other => json!({ "error": other.status().canonical_reason().unwrap_or("Error") }),
+            ApiError::BadRequest { message, attribute } => item(
+                "validation_error",
+                "bad_request",
+                message.clone(),
+                attribute.clone(),
+            ),
+            // The documented closed shape (A11).
+            ApiError::Unauthorized => json!({ "error": "Unauthorized" }),
+            ApiError::NotFound => item(
+                "request_error",
+                "not_found",
+                "the resource does not exist, or does not belong to this project".into(),
+                None,
+            ),
+            ApiError::MethodNotAllowed => item(
+                "request_error",
+                "method_not_allowed",
+                "this HTTP method is not allowed on this path".into(),
+                None,
+            ),
+            ApiError::PayloadTooLarge => item(
+                "request_error",
+                "payload_too_large",
+                "the request body is larger than this server accepts".into(),
+                None,
+            ),
+            ApiError::NotImplemented { command } => item(
+                "not_implemented",
+                "feature_not_available",
+                format!("{command} is not implemented by this dialtone server yet"),
+                Some("command".into()),
+            ),
+            ApiError::Unavailable(_) => item(
+                "server_error",
+                "service_unavailable",
+                "the server cannot take this request now; retry".into(),
+                None,
+            ),
+            // The reason stays in the log: internals are not told to clients.
+            ApiError::Internal(_) => item(
+                "server_error",
+                "internal_error",
+                "internal server error".into(),
+                None,
+            ),
         }
     }
 }

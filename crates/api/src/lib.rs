@@ -4,18 +4,22 @@
 //! # Choices made where the spec (`calling-api.md`, ambiguity register A1–A31) is silent
 //!
 //! **Transport**
-//! - Order: auth (401) → body size (413 `{"error":"Payload Too Large"}`) → JSON (400) →
+//! - Error bodies: always `{"errors":[{type, code, message, attribute, url}]}` (issue 16), except
+//!   the 401, which is the documented `{"error":"Unauthorized"}` (A11) — see [`error`].
+//! - Order: auth (401) → body size (413 `payload_too_large`) → JSON (400 `bad_request`) →
 //!   `command` (422 `invalid_command_attempted`) → envelope and params (one 422 listing every
 //!   problem) → the node (404/409/422/501/503/500). So a 422 always wins over a 404.
-//! - `Content-Type` is not enforced. Every response (errors, 404 fallback, 405
-//!   `{"error":"Method Not Allowed"}`) carries a fresh UUID v4 in `X-Request-Id`; the tracing
+//! - `Content-Type` is not enforced (the body must still be JSON). Every response (errors, 404
+//!   fallback `not_found`, 405 `method_not_allowed`) carries a fresh UUID v4 in `X-Request-Id`; the tracing
 //!   span `api_request` holds it with method, path and the command name.
-//! - 503 answers `{"error":"Service Unavailable"}` with `Retry-After: 1`. No 429 is produced:
+//! - 503 answers `service_unavailable` with `Retry-After: 1`. No 429 is produced:
 //!   there is no rate limiter in this crate.
 //! - Auth: the Basic username is parsed as a UUID (any case); every credential is compared with
 //!   `subtle` without early exit (only token *length* can leak). The scheme name is
 //!   case-insensitive.
-//! - `CommandOk.control_id` wins over the request's; `CommandOk.extra` keys are merged last.
+//! - Command responses are the closed Call Leg ([`CALL_LEG_KEYS`]): the operator
+//!   extensions (`end_reason`, `answered_at`, `ended_at`) appear only on the operator GETs.
+//!   `CommandOk.control_id` wins over the request's; `CommandOk.extra` keys are merged last.
 //!
 //! **Envelope**
 //! - `params` is required for every command (`missing_required_parameter`, or `must_be_object`).
@@ -46,8 +50,8 @@
 //!   caller-id token (1–64 of `A-Za-z0-9_.-`). `caller_id` follows the same rules with
 //!   `not_valid_for_caller_id`.
 //! - Neither `url` nor `swml` is reported on `url`; both on `swml`. SWML text is tried as JSON,
-//!   then YAML, and must be a mapping; the schema check is the node's. A `to_script` http(s) URL
-//!   stays a string.
+//!   then YAML, and must be a mapping; the SWML validation is the node's
+//!   (docs/swml-validation.md). A `to_script` http(s) URL stays a string.
 //! - `codecs`: trimmed, case-insensitive; `""`/`[]` mean the server default; an empty list
 //!   entry is `invalid_codecs_format`; an unknown name is `invalid_parameter` on `codecs.N`
 //!   (array) or `codecs` (string).
@@ -95,6 +99,6 @@ pub mod validate;
 
 pub use auth::Project;
 pub use error::{ApiError, ErrorItem, ERROR_DOCS_URL};
-pub use routes::router;
+pub use routes::{router, CALL_LEG_KEYS};
 pub use state::{ApiState, Credential};
 pub use validate::{validate_request, FieldError, Rejection, ValidatedRequest, ValidationOptions};

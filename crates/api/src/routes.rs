@@ -71,13 +71,17 @@ async fn post_command(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| ApiError::BadRequest)?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
     if let Some(name) = value.get("command").and_then(Value::as_str) {
         if COMMANDS.contains(&name) {
             tracing::Span::current().record("command", name);
         }
     }
-    let validated = validate::validate_request(&value, state.validation)?;
+    let validated = validate::validate_request(&value, state.validation).map_err(|r| match r {
+        validate::Rejection::BadRequest => bad_request_reason(&value),
+        other => ApiError::from(other),
+    })?;
     tracing::debug!(command = validated.command_name(), "validated");
     match validated {
         ValidatedRequest::Dial(request) => {
@@ -99,15 +103,58 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::PayloadTooLarge),
-        Err(_) => Err(ApiError::BadRequest),
+        Err(_) => Err(ApiError::bad_request(
+            "the request body could not be read",
+            None,
+        )),
     }
 }
 
-/// The Call Leg, plus the top-level `control_id` (A1) and any extra keys the node adds.
+/// The two documented 400s (A30) with their reasons.
+fn bad_request_reason(body: &Value) -> ApiError {
+    if !body.is_object() {
+        return ApiError::bad_request(
+            "the body must be a JSON object with `command` and `params`",
+            None,
+        );
+    }
+    if body.get("command").and_then(Value::as_str) == Some("calling.collect") {
+        return ApiError::bad_request(
+            "calling.collect needs `digits`, `speech` or both",
+            Some("params"),
+        );
+    }
+    ApiError::bad_request("the request body is not valid", None)
+}
+
+/// The keys of SignalWire's Call Leg (calling-api.md §4.1), a closed schema. Command responses
+/// carry exactly these; the operator extensions of [`control::CallLeg`] (`end_reason`,
+/// `answered_at`, `ended_at`) stay on the operator GETs.
+pub const CALL_LEG_KEYS: [&str; 15] = [
+    "id",
+    "from",
+    "to",
+    "direction",
+    "source",
+    "url",
+    "charge",
+    "created_at",
+    "charge_details",
+    "status",
+    "duration",
+    "duration_ms",
+    "billing_ms",
+    "type",
+    "parent_id",
+];
+
+/// The closed Call Leg, plus the top-level `control_id` (A1) and any extra keys the node adds
+/// (A25: `ask_id`, `result` of the sidecar commands).
 fn success(ok: CommandOk, control_id: Option<String>) -> Result<Response, ApiError> {
     let Ok(Value::Object(mut body)) = serde_json::to_value(&ok.leg) else {
         return Err(ApiError::Internal("call leg did not serialize".into()));
     };
+    body.retain(|k, _| CALL_LEG_KEYS.contains(&k.as_str()));
     if let Some(control_id) = ok.control_id.or(control_id) {
         body.insert("control_id".into(), Value::String(control_id));
     }
@@ -165,7 +212,8 @@ async fn list_calls(
     Project(project): Project,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) = query.map_err(|_| ApiError::BadRequest)?;
+    let Query(pairs) =
+        query.map_err(|_| ApiError::bad_request("the query string is not valid", None))?;
     let filter = list_filter(&pairs)?;
     let page = state.control.list_calls(project, filter.clone()).await?;
     let next = page.next_cursor.map(|cursor| {
@@ -268,6 +316,17 @@ mod tests {
         }
     }
 
+    fn futures_body(response: Response) -> Value {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let bytes = rt
+            .block_on(response.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     #[test]
     fn success_merges_control_id_and_extras() {
         let leg = control::CallLeg {
@@ -290,9 +349,30 @@ mod tests {
             answered_at: None,
             ended_at: None,
         };
-        let mut ok = CommandOk::leg(leg);
+        let mut ok = CommandOk::leg(control::CallLeg {
+            end_reason: Some("hangup".into()),
+            answered_at: Some("2025-03-02T17:45:19Z".into()),
+            ended_at: Some("2025-03-02T17:46:19Z".into()),
+            ..leg
+        });
         ok.extra.push(("ask_id".into(), json!("a1")));
         let response = success(ok, Some("c1".into())).unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        let body = futures_body(response);
+        let mut keys: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut expected: Vec<&str> = CALL_LEG_KEYS.to_vec();
+        expected.extend(["control_id", "ask_id"]);
+        expected.sort_unstable();
+        assert_eq!(
+            keys, expected,
+            "no operator extension in a command response"
+        );
+        assert_eq!(body["control_id"], "c1");
     }
 }

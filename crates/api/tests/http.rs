@@ -83,11 +83,17 @@ async fn each_project_sees_only_its_calls() {
     // The other project's credentials are valid, but CALL is not theirs.
     let reply = h.send(post_with(Some(&other), end_body())).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(reply.body, json!({"error": "Not Found"}));
+    assert_eq!(
+        reply.body,
+        json!({"errors": [{"type": "request_error", "code": "not_found", "message": "the resource does not exist, or does not belong to this project", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]})
+    );
     // And FOREIGN_CALL is not ours.
     let reply = h.command_on(FOREIGN_CALL, "calling.end", json!({})).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(reply.body, json!({"error": "Not Found"}));
+    assert_eq!(
+        reply.body,
+        json!({"errors": [{"type": "request_error", "code": "not_found", "message": "the resource does not exist, or does not belong to this project", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]})
+    );
     let reply = h
         .post(&json!({"command": "update", "params": {"id": FOREIGN_CALL.to_string(), "status": "canceled"}}))
         .await;
@@ -142,7 +148,12 @@ async fn unparseable_and_non_object_bodies_are_400() {
     ] {
         let reply = h.post_raw(body.to_owned()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
-        assert_eq!(reply.body, json!({"error": "Bad Request"}));
+        let item = &reply.body["errors"][0];
+        assert_eq!(item["type"], "validation_error", "{body:?}");
+        assert_eq!(item["code"], "bad_request", "{body:?}");
+        assert!(item["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(item["url"], "https://signalwire.com/docs/apis/error-codes");
+        assert_eq!(reply.body.as_object().map(|o| o.len()), Some(1));
         assert_request_id(&reply);
     }
     let reply = h.post_raw(vec![0xff, 0xfe, 0x7b]).await;
@@ -159,7 +170,10 @@ async fn oversize_bodies_are_413() {
                      "params": {"event": {"blob": "x".repeat(300)}}});
     let reply = h.post(&big).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(reply.body, json!({"error": "Payload Too Large"}));
+    assert_eq!(
+        reply.body,
+        json!({"errors": [{"type": "request_error", "code": "payload_too_large", "message": "the request body is larger than this server accepts", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]})
+    );
     assert_request_id(&reply);
     // Just under the limit is fine.
     let small = json!({"command": "calling.end", "id": CALL.to_string(), "params": {}});
@@ -273,7 +287,11 @@ async fn not_implemented_is_501_naming_the_command() {
 async fn every_control_error_maps_to_its_response() {
     let h = Harness::new();
     let cases: Vec<(ControlError, u16, Value)> = vec![
-        (ControlError::NotFound, 404, json!({"error": "Not Found"})),
+        (
+            ControlError::NotFound,
+            404,
+            json!({"errors": [{"type": "request_error", "code": "not_found", "message": "the resource does not exist, or does not belong to this project", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
+        ),
         (
             ControlError::InvalidState {
                 code: "cannot_update_completed",
@@ -310,12 +328,12 @@ async fn every_control_error_maps_to_its_response() {
         (
             ControlError::Unavailable("draining".into()),
             503,
-            json!({"error": "Service Unavailable"}),
+            json!({"errors": [{"type": "server_error", "code": "service_unavailable", "message": "the server cannot take this request now; retry", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
         ),
         (
             ControlError::Internal("disk on fire".into()),
             500,
-            json!({"error": "Internal Server Error"}),
+            json!({"errors": [{"type": "server_error", "code": "internal_error", "message": "internal server error", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
         ),
     ];
     for (error, status, body) in cases {
@@ -387,7 +405,10 @@ async fn unknown_paths_and_methods() {
     let h = Harness::new();
     let reply = h.get("/api/calling/nothing").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert_eq!(reply.body, json!({"error": "Not Found"}));
+    assert_eq!(
+        reply.body,
+        json!({"errors": [{"type": "request_error", "code": "not_found", "message": "the resource does not exist, or does not belong to this project", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]})
+    );
     let reply = h
         .send(
             Request::delete("/api/calling/calls")
@@ -397,7 +418,10 @@ async fn unknown_paths_and_methods() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(reply.body, json!({"error": "Method Not Allowed"}));
+    assert_eq!(
+        reply.body,
+        json!({"errors": [{"type": "request_error", "code": "method_not_allowed", "message": "this HTTP method is not allowed on this path", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]})
+    );
     assert_request_id(&reply);
 }
 
@@ -418,7 +442,10 @@ async fn get_one_call() {
     ] {
         let reply = h.get(&uri).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
-        assert_eq!(reply.body, json!({"error": "Not Found"}));
+        assert_eq!(
+            reply.body,
+            json!({"errors": [{"type": "request_error", "code": "not_found", "message": "the resource does not exist, or does not belong to this project", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]})
+        );
     }
     let reply = h
         .send(

@@ -36,7 +36,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SwmlCommand {
-    /// Check a SWML document (JSON or YAML): the schema, then labels, sections and expressions.
+    /// Check a SWML document (JSON or YAML): the runtime validator (errors and ignored names),
+    /// labels, sections and expressions, and the signalwire-sdk schema as an informational lint.
     Validate { file: PathBuf },
     /// Run a SWML document against a simulated call on virtual time and print what happens.
     Run {
@@ -69,22 +70,42 @@ fn load_document(
 fn swml_tool(command: SwmlCommand) -> anyhow::Result<()> {
     match command {
         SwmlCommand::Validate { file } => {
-            let doc = match load_document(&file)? {
-                Ok(d) => d,
+            // Exit status 1 when dialtone would refuse the document (the runtime validator) or
+            // the semantic lint finds a problem; warnings and the SDK schema lint only report.
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let name = file.display();
+            let mut failed = false;
+            let doc = match swml::Document::from_text(&text) {
+                Ok(d) => Some(d),
                 Err(e) => {
-                    eprintln!("{}: {e}", file.display());
-                    std::process::exit(1);
+                    eprintln!("{name}: invalid: {e}");
+                    failed = true;
+                    None
                 }
             };
-            let findings = swml::lint::lint(doc.as_value());
-            if findings.is_empty() {
-                println!("{}: valid", file.display());
-                return Ok(());
+            if let Some(doc) = &doc {
+                for w in doc.warnings() {
+                    eprintln!("{name}: warning: {w}");
+                }
+                for f in swml::lint::lint(doc.as_value()) {
+                    eprintln!("{name}: {}: {}", f.path, f.message);
+                    failed = true;
+                }
             }
-            for f in &findings {
-                eprintln!("{}: {}: {}", file.display(), f.path, f.message);
+            if let Ok(raw) = swml::parse_text(&text) {
+                for finding in swml::schema_lint(&raw) {
+                    eprintln!(
+                        "{name}: schema lint ({}, informational): {finding}",
+                        swml::SCHEMA_LINT_SOURCE
+                    );
+                }
             }
-            std::process::exit(1);
+            if failed {
+                std::process::exit(1);
+            }
+            println!("{name}: valid");
+            Ok(())
         }
         SwmlCommand::Run {
             file,
@@ -159,11 +180,14 @@ fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<node::inbound::Inb
     let mut routes = Vec::new();
     for r in &s.inbound_routes {
         let swml = match &r.swml {
-            Some(text) => Some(
-                swml::Document::from_text(text)
-                    .map_err(|e| anyhow::anyhow!("inbound_routes {}: swml: {e}", r.destination))?
-                    .into_value(),
-            ),
+            Some(text) => {
+                let doc = swml::Document::from_text(text)
+                    .map_err(|e| anyhow::anyhow!("inbound_routes {}: swml: {e}", r.destination))?;
+                for w in doc.warnings() {
+                    tracing::warn!(route = %r.destination, "inbound route swml: {w}");
+                }
+                Some(doc.into_value())
+            }
             None => None,
         };
         routes.push(node::inbound::InboundRoute {

@@ -116,7 +116,9 @@ impl Fetcher {
             buf.extend_from_slice(&chunk);
         }
         let text = String::from_utf8(buf).map_err(|_| FetchError::NotText)?;
-        Ok(swml::Document::from_text(&text)?)
+        let doc = swml::Document::from_text(&text)?;
+        crate::log_document_warnings("fetched document", &doc);
+        Ok(doc)
     }
 }
 

@@ -577,10 +577,24 @@ impl CallControl for Node {
         let to = match (request.to.clone(), request.to_script.is_some()) {
             (Some(to), false) => to,
             (None, true) => return inner.dial_script(project, request).await,
-            // Which end would run which document is not decided: refused, never guessed.
-            _ => {
-                return Err(ControlError::NotImplemented {
-                    command: "dial with both to and to_script".into(),
+            // Both name the destination end: `to_script` *is* the far end (a script, not an
+            // address), so there would be nothing to dial at `to`, and SignalWire documents no
+            // meaning for the pair. Refused with the reason (docs/call-lifecycle.md).
+            (Some(_), true) => {
+                return Err(ControlError::Unprocessable {
+                    code: "incompatible_parameters",
+                    message: "to_script and to both name the destination end: to_script runs \
+                              the destination end as a SWML script, so there is no address to \
+                              dial; send to_script without to, or to without to_script"
+                        .into(),
+                    attribute: Some("to_script".into()),
+                })
+            }
+            (None, false) => {
+                return Err(ControlError::Unprocessable {
+                    code: "missing_required_parameter",
+                    message: "to is required unless to_script is given".into(),
+                    attribute: Some("to".into()),
                 })
             }
         };
@@ -601,8 +615,10 @@ impl CallControl for Node {
             request.password.as_deref(),
         )
         .map_err(|e| e.to_control("to"))?;
-        if let Some(doc) = request.swml.clone() {
-            load_document("swml", doc)?;
+        // The validator's normalised form is what runs (docs/swml-validation.md).
+        let mut request = request;
+        if let Some(doc) = request.swml.take() {
+            request.swml = Some(load_document("swml", doc)?);
         }
         let call_id = Uuid::new_v4();
         let (mut record, ident) =
@@ -733,16 +749,27 @@ impl Node {
 }
 
 /// A SWML document a user sent (`dial.swml`, `update.swml`, a `calling.transfer` object,
-/// `to_script`), schema-checked; an invalid one is a 422 naming `attribute`.
+/// `to_script`), checked by the runtime validator (docs/swml-validation.md); an invalid one is
+/// a 422 naming `attribute`, with the `relay_script_*` code of its first problem.
 pub(crate) fn load_document(attribute: &str, doc: Value) -> Result<Value, ControlError> {
     swml::Document::from_value(doc)
-        .map(swml::Document::into_value)
+        .map(|d| {
+            log_document_warnings(attribute, &d);
+            d.into_value()
+        })
         .map_err(|e| invalid_document(attribute, e))
+}
+
+/// Unknown names the validator ignored, logged (they are not errors: swml.md §1.7).
+pub(crate) fn log_document_warnings(source: &str, doc: &swml::Document) {
+    for w in doc.warnings() {
+        tracing::info!(source, code = w.code, path = %w.path, "SWML: {}", w.message);
+    }
 }
 
 pub(crate) fn invalid_document(attribute: &str, e: swml::SwmlError) -> ControlError {
     ControlError::Unprocessable {
-        code: "invalid_parameter",
+        code: e.code(),
         message: format!("{attribute}: {e}"),
         attribute: Some(attribute.into()),
     }

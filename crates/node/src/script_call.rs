@@ -42,8 +42,8 @@ impl NodeInner {
     ) -> Result<CommandOk, ControlError> {
         let script = request.to_script.take().unwrap_or(Value::Null);
         let (script_url, script_swml) = script_document(script)?;
-        if let Some(doc) = request.swml.clone() {
-            crate::load_document("swml", doc)?;
+        if let Some(doc) = request.swml.take() {
+            request.swml = Some(crate::load_document("swml", doc)?);
         }
         let (origin_port, origin_socket) = self.virtual_rtp_port()?;
         let (dest_port, dest_socket) = match self.virtual_rtp_port() {

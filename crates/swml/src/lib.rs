@@ -1,12 +1,13 @@
-//! SWML documents: loading from JSON or YAML (object or string form) and validating them against
-//! SignalWire's published schema. The interpreter arrives with the SWML engine; this crate is the
-//! loader every surface (dial, update, transfer, fetched documents) shares.
+//! SWML documents: loading from JSON or YAML (object or string form), the runtime validator
+//! ([`check`], swml.md §1.7) every surface (dial, update, transfer, `to_script`, fetched and
+//! inline documents) shares, the SDK schema as a lint ([`schema_lint`]), semantic lint, the
+//! expression engine, the interpreter and the simulator.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-/// Largest document accepted, in bytes of source text.
+pub mod check;
 pub mod expr;
 pub mod lint;
 mod methods;
@@ -16,6 +17,7 @@ pub mod simulate;
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning};
 
+/// Largest document accepted, in bytes of source text.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -28,21 +30,55 @@ pub enum SwmlError {
     Syntax(String),
     #[error("SWML document must be an object with `sections`")]
     NotAnObject,
-    #[error("SWML document does not match the schema: {}", .0.join("; "))]
-    Schema(Vec<String>),
+    /// The runtime validator refused the document (swml.md §1.7); the first problem's code is
+    /// the document's.
+    #[error("SWML document is invalid: {}", join_problems(.0))]
+    Invalid(Vec<check::Problem>),
 }
 
-/// A parsed, schema-valid SWML document (JSON object form).
+fn join_problems(problems: &[check::Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl SwmlError {
+    /// The SWML error code (swml.md §2.11) for this failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SwmlError::Empty | SwmlError::TooLarge | SwmlError::Syntax(_) => {
+                "relay_script_parse_error"
+            }
+            SwmlError::NotAnObject => "relay_script_element_wrong_type",
+            SwmlError::Invalid(problems) => problems
+                .first()
+                .map_or("relay_script_parse_error", |p| p.code),
+        }
+    }
+}
+
+/// A parsed SWML document that passed the runtime validator ([`check`]), in its normalised
+/// form, with the warnings the validator raised (unknown names, ignored).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Document(Value);
+pub struct Document {
+    value: Value,
+    warnings: Vec<check::Problem>,
+}
 
 impl Document {
     pub fn as_value(&self) -> &Value {
-        &self.0
+        &self.value
     }
 
     pub fn into_value(self) -> Value {
-        self.0
+        self.value
+    }
+
+    /// What the validator ignored (unknown top-level elements and parameter names).
+    pub fn warnings(&self) -> &[check::Problem] {
+        &self.warnings
     }
 
     /// Parses text (JSON first, then YAML) and validates it.
@@ -60,12 +96,15 @@ impl Document {
         if !value.is_object() {
             return Err(SwmlError::NotAnObject);
         }
-        validate(&value)?;
-        Ok(Document(value))
+        let checked = check::check(value).map_err(SwmlError::Invalid)?;
+        Ok(Document {
+            value: checked.value,
+            warnings: checked.warnings,
+        })
     }
 }
 
-/// JSON or YAML text → JSON value, without schema validation.
+/// JSON or YAML text → JSON value, without validation.
 pub fn parse_text(text: &str) -> Result<Value, SwmlError> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(SwmlError::TooLarge);
@@ -86,7 +125,10 @@ pub fn parse_text(text: &str) -> Result<Value, SwmlError> {
     }
 }
 
-fn validator() -> Option<&'static jsonschema::Validator> {
+/// Which schema the lint uses (docs/swml-validation.md).
+pub const SCHEMA_LINT_SOURCE: &str = "signalwire-sdk 3.7.5 swml.schema.json";
+
+fn schema_validator() -> Option<&'static jsonschema::Validator> {
     static VALIDATOR: OnceLock<Option<jsonschema::Validator>> = OnceLock::new();
     VALIDATOR
         .get_or_init(|| {
@@ -98,64 +140,15 @@ fn validator() -> Option<&'static jsonschema::Validator> {
         .as_ref()
 }
 
-/// Methods valid in SWML that the SDK's schema does not define (swml.md §1.6). They are checked by
-/// the interpreter when it loads them, not by the schema.
-const SCHEMA_GAP_METHODS: [&str; 4] = ["stream", "stop_stream", "transcribe", "transcribe_stop"];
-
-/// `connect` fields valid in SWML that the SDK's schema lacks (swml.md §1.6).
-const SCHEMA_GAP_CONNECT_FIELDS: [&str; 8] = [
-    "from_name",
-    "status_url",
-    "name",
-    "codec",
-    "realtime",
-    "status_url_method",
-    "authorization_bearer_token",
-    "custom_parameters",
-];
-
-/// A copy of the document with the schema's known gaps masked: gap methods become a harmless
-/// `label` step and gap `connect` fields are removed, so the rest is still checked strictly.
-fn masked_for_schema(value: &Value) -> Value {
-    let mut doc = value.clone();
-    if let Some(sections) = doc.get_mut("sections").and_then(Value::as_object_mut) {
-        for steps in sections.values_mut().filter_map(Value::as_array_mut) {
-            for step in steps.iter_mut() {
-                mask_step(step);
-            }
-        }
-    }
-    doc
-}
-
-fn mask_step(step: &mut Value) {
-    let Some(obj) = step.as_object_mut() else {
-        return;
+/// The SDK's JSON Schema as a lint (swml.md §1.6): what it says about a document, each finding
+/// naming its JSON path. It is not what decides whether a document runs — [`Document`] is —
+/// because that schema is older than SWML and closed: it lacks `stream`, `transcribe`, and many
+/// fields the current language has. Used by `dialtone swml validate` and the tests.
+pub fn schema_lint(value: &Value) -> Vec<String> {
+    let Some(v) = schema_validator() else {
+        return vec!["the embedded SWML schema failed to compile".into()];
     };
-    if obj.len() != 1 {
-        return;
-    }
-    if SCHEMA_GAP_METHODS.iter().any(|m| obj.contains_key(*m)) {
-        *step = serde_json::json!({ "label": "schema-gap" });
-        return;
-    }
-    if let Some(connect) = obj.get_mut("connect").and_then(Value::as_object_mut) {
-        for field in SCHEMA_GAP_CONNECT_FIELDS {
-            connect.remove(field);
-        }
-    }
-}
-
-/// Validates a JSON value against the SWML schema; the errors name the failing JSON paths.
-pub fn validate(value: &Value) -> Result<(), SwmlError> {
-    let Some(v) = validator() else {
-        return Err(SwmlError::Schema(vec![
-            "the embedded SWML schema failed to compile".into(),
-        ]));
-    };
-    let masked = masked_for_schema(value);
-    let errors: Vec<String> = v
-        .iter_errors(&masked)
+    v.iter_errors(value)
         .take(10)
         .map(|e| {
             let path = e.instance_path().to_string();
@@ -165,12 +158,7 @@ pub fn validate(value: &Value) -> Result<(), SwmlError> {
                 format!("{path}: {e}")
             }
         })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(SwmlError::Schema(errors))
-    }
+        .collect()
 }
 
 #[cfg(test)]
@@ -203,15 +191,18 @@ mod tests {
             Err(SwmlError::Syntax(_))
         ));
         let no_sections = json!({"version":"1.0.0"});
-        assert!(matches!(
-            Document::from_value(no_sections),
-            Err(SwmlError::Schema(_))
-        ));
+        let e = Document::from_value(no_sections).unwrap_err();
+        assert_eq!(e.code(), "relay_script_sections_missing");
         let bad_method = json!({"sections":{"main":[{"no_such_method":{}}]}});
-        let Err(SwmlError::Schema(errs)) = Document::from_value(bad_method) else {
-            panic!("expected schema error")
+        let Err(SwmlError::Invalid(errs)) = Document::from_value(bad_method) else {
+            panic!("expected a validation error")
         };
-        assert!(!errs.is_empty());
+        assert_eq!(errs[0].code, "relay_script_method_undefined");
+        assert_eq!(errs[0].path, "/sections/main/0/no_such_method");
+        assert_eq!(
+            Document::from_text("{not json: [}").unwrap_err().code(),
+            "relay_script_parse_error"
+        );
     }
 
     #[test]

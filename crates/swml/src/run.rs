@@ -197,7 +197,7 @@ pub struct Run {
 }
 
 impl Run {
-    /// A run of `doc` (already loaded and schema-valid) on a call described by `call`.
+    /// A run of `doc` (already loaded and validated by `Document`) on a call described by `call`.
     pub fn new(doc: Value, call: Map<String, Value>, envs: Map<String, Value>) -> Run {
         let mut run = Run {
             scope: Scope {

@@ -741,3 +741,14 @@ fn prompt_speech_parameters_switch_the_mode() {
     assert_eq!(sim.var("prompt_result"), "no_match");
     assert_eq!(sim.var("prompt_digit_terminator"), "#");
 }
+
+#[test]
+fn inline_documents_run_in_their_normalised_form() {
+    // `play: "<url>"` (swml.md §1.4) inside an inline transfer and execute document.
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"execute": {"dest": {"sections": {"main": [{"play": "say:from execute"}, {"return": {}}]}}}},
+        {"transfer": {"dest": {"sections": {"main": [{"play": "say:moved"}]}}}}
+    ]}}))
+    .go();
+    assert_eq!(sim.says(), vec!["from execute", "moved"]);
+}

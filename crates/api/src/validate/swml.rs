@@ -1,5 +1,6 @@
 //! Inline SWML as the API receives it: an object, or JSON or YAML text of one (ambiguity register
-//! A23). Only the shape is checked here; the node validates the document against the SWML schema.
+//! A23). Only the shape is checked here; the node runs the SWML validator
+//! (docs/swml-validation.md).
 
 use serde_json::Value;
 

@@ -368,7 +368,8 @@ pub async fn run_table(rows: Vec<Row>) -> usize {
                 }
             }
             Expect::BadRequest => (reply.status != StatusCode::BAD_REQUEST
-                || reply.body != json!({"error": "Bad Request"}))
+                || reply.body["errors"][0]["code"] != json!("bad_request")
+                || reply.body["errors"][0]["attribute"] != json!("params"))
             .then(|| format!("expected 400, got {} {}", reply.status, reply.body)),
             Expect::Invalid(code, attribute) => {
                 let items = reply.error_items();

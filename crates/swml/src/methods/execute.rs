@@ -76,10 +76,14 @@ pub(crate) fn fetch_payload(run: &Run, params: &Map<String, Value>) -> Value {
 }
 
 fn enter_loaded(run: &mut Run, doc: Value, params: Map<String, Value>, hooks: ReturnHooks) -> Flow {
-    if let Err(e) = crate::Document::from_value(doc.clone()) {
-        run.warn("relay_script_parse_error", format!("execute document: {e}"));
-        return Flow::Next;
-    }
+    // The validator's normalised form (lenient shorthands made canonical) is what runs.
+    let doc = match crate::Document::from_value(doc) {
+        Ok(d) => d.into_value(),
+        Err(e) => {
+            run.warn(e.code(), format!("execute document: {e}"));
+            return Flow::Next;
+        }
+    };
     if run.enter_document(Arc::new(doc), "main", params, hooks) {
         Flow::Jumped
     } else {

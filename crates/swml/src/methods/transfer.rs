@@ -63,13 +63,14 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
 }
 
 fn replace(run: &mut Run, doc: Value, params: Map<String, Value>) -> Flow {
-    if let Err(e) = crate::Document::from_value(doc.clone()) {
-        run.warn(
-            "relay_script_parse_error",
-            format!("transfer document: {e}"),
-        );
-        return Flow::Next;
-    }
+    // The validator's normalised form (lenient shorthands made canonical) is what runs.
+    let doc = match crate::Document::from_value(doc) {
+        Ok(d) => d.into_value(),
+        Err(e) => {
+            run.warn(e.code(), format!("transfer document: {e}"));
+            return Flow::Next;
+        }
+    };
     run.transfers += 1;
     run.stack.clear();
     if run.enter_document(Arc::new(doc), "main", params, ReturnHooks::default()) {
