@@ -106,7 +106,8 @@ pub(crate) struct CallActor {
     /// The key that places this call's media on a shard: its own id, or for the far leg of a
     /// bridge the id of the call it is bridged to (bridged media must share one shard).
     pub(crate) media_key: uuid::Uuid,
-    pub(crate) bridge: crate::bridge::BridgeRole,
+    /// Why the call ended, once it has (told to the other call of a bridge).
+    pub(crate) end_reason: Option<EndReason>,
     /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
     pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
     pub(crate) recordings: crate::recording::Recordings,
@@ -150,7 +151,7 @@ impl CallActor {
             script_wait: None,
             ops: crate::ops::Ops::default(),
             media_key: ident_call_id,
-            bridge: crate::bridge::BridgeRole::None,
+            end_reason: None,
             virtual_media: None,
             recordings: crate::recording::Recordings::default(),
             denoising: false,
@@ -371,8 +372,8 @@ impl CallActor {
         if self.core.status() != CallStatus::Answered {
             return;
         }
-        if self.bridge.is_far_leg() {
-            self.far_leg_answered();
+        if let Some(parent) = self.ops.session.bridge_parent() {
+            self.far_leg_answered(parent);
             return;
         }
         if let Some(digits) = self.request.send_digits.clone() {
@@ -589,7 +590,21 @@ impl CallActor {
             }
             // A droppable event's permit is released once it is handled.
             ActorMsg::Media(ev, _permit) => self.on_media_event(ev).await,
-            ActorMsg::Peer(ev) => self.on_peer_event(ev).await,
+            ActorMsg::Peer(ev) => {
+                let ev = match ev {
+                    crate::bridge::PeerEvent::Answered { call_id } => {
+                        SessionEvent::PeerAnswered { call_id }
+                    }
+                    crate::bridge::PeerEvent::Ended {
+                        call_id,
+                        end_reason,
+                    } => {
+                        info!(peer = %call_id, end_reason = end_reason.as_str(), "the bridged call ended");
+                        SessionEvent::PeerEnded { call_id }
+                    }
+                };
+                self.op_event(ev).await
+            }
             ActorMsg::RecordingDone {
                 rec_id,
                 control_id,
@@ -747,8 +762,8 @@ impl CallActor {
     ) {
         let now = now_ms();
         self.end_script();
+        self.end_reason = Some(end_reason);
         self.end_ops().await;
-        self.end_bridge(end_reason);
         if self.media_running {
             let (tx, rx) = oneshot::channel();
             self.node.media.send(

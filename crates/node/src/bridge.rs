@@ -8,12 +8,9 @@ use serde_json::json;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use control::command::{ControlIdParams, MediaItem, PlayParams};
-use control::session::Origin;
-use control::{CallCommand, ControlError, DialRequest, Direction, EndReason, LegType};
+use control::{ControlError, DialRequest, Direction, EndReason, LegType};
 
 use crate::actor::{ActorMsg, CallActor};
-use crate::shard::ShardCommand;
 use crate::{routing, NodeInner};
 
 /// What one call of a bridge tells the other.
@@ -28,35 +25,10 @@ pub(crate) enum PeerEvent {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) enum BridgeRole {
-    #[default]
-    None,
-    /// This call was transferred: `peer` is the far leg, `ringback` plays until it answers.
-    Transferred {
-        peer: Uuid,
-        /// The ringback playback's control_id.
-        ringback: Option<String>,
-    },
-    /// This call is the far leg of a transfer of `parent`.
-    FarLeg { parent: Uuid },
-}
-
-impl BridgeRole {
-    pub(crate) fn is_far_leg(&self) -> bool {
-        matches!(self, BridgeRole::FarLeg { .. })
-    }
-}
-
 impl CallActor {
     /// `calling.transfer` to a SIP URI or E.164 number.
     pub(crate) async fn transfer_to_address(&mut self, dest: &str) -> Result<(), ControlError> {
-        if self.bridge != BridgeRole::None {
-            return Err(ControlError::invalid_state(
-                "invalid_state",
-                "the call is already being transferred",
-            ));
-        }
+        self.ops.session.check_transfer()?;
         let codec = self.media.as_ref().map(|m| m.codec);
         let mut far_actor = self.node.clone().far_leg(
             self.ident.call_id,
@@ -84,114 +56,24 @@ impl CallActor {
                 self.node.unregister(far);
                 ControlError::Internal(e.to_string())
             })?;
-        far_actor.bridge = BridgeRole::FarLeg {
-            parent: self.ident.call_id,
-        };
+        far_actor.ops.session.far_leg_of(self.ident.call_id);
         launch(far_actor);
         info!(far_leg = %far, %dest, "transferring: the flow stops, the far leg is dialled");
-        // The call leaves its flow: the script stops, its playback with it.
+        // The call leaves its flow: the script stops, its playback with it; ringback plays.
         self.end_script();
-        self.stop_flow_plays(true).await;
-        let ringback = format!("ringback-{far}");
-        let play = PlayParams::new(
-            ringback.clone(),
-            vec![MediaItem::Ringtone {
-                name: "us".into(),
-                duration: None,
-                single_cycle: false,
-            }],
-        );
-        if let Err(e) = self.op_command(CallCommand::Play(play), Origin::Rest).await {
-            warn!(error = %e, "no ringback");
-        }
-        self.bridge = BridgeRole::Transferred {
-            peer: far,
-            ringback: Some(ringback),
-        };
+        self.ops.session.transferred(far, true);
+        self.drain_ops().await;
         self.call_event("transfer", json!({ "dest": dest, "far_leg": far }))
             .await;
         Ok(())
     }
 
     /// The far leg of a transfer answered (its media runs on the parent's shard).
-    pub(crate) fn far_leg_answered(&mut self) {
-        if let BridgeRole::FarLeg { parent } = self.bridge {
-            self.node.tell(
-                parent,
-                ActorMsg::Peer(PeerEvent::Answered {
-                    call_id: self.ident.call_id,
-                }),
-            );
-        }
-    }
-
-    pub(crate) async fn on_peer_event(&mut self, ev: PeerEvent) {
-        match ev {
-            PeerEvent::Answered { call_id } => {
-                let BridgeRole::Transferred { peer, ringback } = &mut self.bridge else {
-                    return;
-                };
-                if *peer != call_id {
-                    return;
-                }
-                if let Some(control_id) = ringback.take() {
-                    let stop = CallCommand::PlayStop(ControlIdParams { control_id });
-                    let _ = self.op_command(stop, Origin::Rest).await;
-                }
-                info!(far_leg = %call_id, "far leg answered; bridging audio");
-                self.node.media.send(
-                    self.media_key,
-                    ShardCommand::Bridge {
-                        a: self.ident.call_id,
-                        b: call_id,
-                    },
-                );
-            }
-            PeerEvent::Ended {
-                call_id,
-                end_reason,
-            } => {
-                let ours = match &self.bridge {
-                    BridgeRole::Transferred { peer, .. } => *peer == call_id,
-                    BridgeRole::FarLeg { parent } => *parent == call_id,
-                    BridgeRole::None => false,
-                };
-                if !ours {
-                    return;
-                }
-                info!(peer = %call_id, end_reason = end_reason.as_str(), "the bridged call ended; hanging up");
-                self.bridge = BridgeRole::None;
-                let status = self.core.status();
-                if !status.is_terminal() && status != control::CallStatus::Ending {
-                    self.input(control::call::CallInput::Hangup {
-                        reason: EndReason::Hangup,
-                    })
-                    .await;
-                }
-            }
-        }
-    }
-
-    /// This call is ending: tell the other call of its bridge.
-    pub(crate) fn end_bridge(&mut self, end_reason: EndReason) {
-        let other = match std::mem::take(&mut self.bridge) {
-            BridgeRole::Transferred { peer, .. } => peer,
-            BridgeRole::FarLeg { parent } => parent,
-            BridgeRole::None => return,
-        };
-        if self.media_running {
-            self.node.media.send(
-                self.media_key,
-                ShardCommand::Unbridge {
-                    call_id: self.ident.call_id,
-                },
-            );
-        }
+    pub(crate) fn far_leg_answered(&mut self, parent: Uuid) {
         self.node.tell(
-            other,
-            ActorMsg::Peer(PeerEvent::Ended {
+            parent,
+            ActorMsg::Peer(PeerEvent::Answered {
                 call_id: self.ident.call_id,
-                end_reason,
             }),
         );
     }

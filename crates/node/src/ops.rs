@@ -223,6 +223,43 @@ impl CallActor {
             Action::RecorderControl { control_id, op } => self.recorder_control(&control_id, op),
             Action::Denoise(on) => self.set_denoise(on),
             Action::Event(event) => self.report(event).await,
+            Action::BridgeMedia { peer } => {
+                info!(far_leg = %peer, "far leg answered; bridging audio");
+                self.node.media.send(
+                    self.media_key,
+                    ShardCommand::Bridge {
+                        a: call_id,
+                        b: peer,
+                    },
+                );
+            }
+            Action::Unbridge => {
+                if self.media_running {
+                    self.node
+                        .media
+                        .send(self.media_key, ShardCommand::Unbridge { call_id });
+                }
+            }
+            Action::PeerEnded { peer } => {
+                self.node.tell(
+                    peer,
+                    crate::actor::ActorMsg::Peer(crate::bridge::PeerEvent::Ended {
+                        call_id,
+                        end_reason: self.end_reason.unwrap_or(control::EndReason::Hangup),
+                    }),
+                );
+            }
+            Action::HangUp => {
+                let status = self.core.status();
+                if !status.is_terminal() && status != control::CallStatus::Ending {
+                    info!("the bridged call ended; hanging up");
+                    // Boxed: hanging up ends the call, which ends its operations.
+                    Box::pin(self.input(control::call::CallInput::Hangup {
+                        reason: control::EndReason::Hangup,
+                    }))
+                    .await;
+                }
+            }
             Action::ScriptDone { control_id, result } => {
                 // Boxed: the script runs on, and may start operations again.
                 Box::pin(self.script_op_done(&control_id, result)).await;

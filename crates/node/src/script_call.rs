@@ -14,7 +14,6 @@ use uuid::Uuid;
 use control::{CommandOk, ControlError, DialRequest, Direction, LegType};
 
 use crate::actor::CallActor;
-use crate::bridge::BridgeRole;
 use crate::media_leg::NegotiatedMedia;
 use crate::routing::Route;
 use crate::NodeInner;
@@ -126,10 +125,7 @@ impl NodeInner {
         );
         origin.rtp = Some((origin_port, origin_socket));
         origin.virtual_media = Some(media_to(dest_port));
-        origin.bridge = BridgeRole::Transferred {
-            peer: dest_id,
-            ringback: None,
-        };
+        origin.ops.session.transferred(dest_id, false);
         let mut dest = CallActor::new(
             dest_ident,
             dest_request,
@@ -140,7 +136,7 @@ impl NodeInner {
         );
         dest.rtp = Some((dest_port, dest_socket));
         dest.virtual_media = Some(media_to(origin_port));
-        dest.bridge = BridgeRole::FarLeg { parent: origin_id };
+        dest.ops.session.far_leg_of(origin_id);
         info!(call_id = %origin_id, script_end = %dest_id, "dial to a script accepted");
         tokio::spawn(origin.run());
         tokio::spawn(dest.run());

@@ -1,6 +1,6 @@
-//! The call's operations — play, collect (digits and speech), record, detect, prompt and
-//! denoise — as one sans-IO state machine told the time, with one op table keyed by
-//! `control_id`.
+//! The call's operations — play, collect (digits and speech), record, detect, prompt,
+//! denoise and bridging — as one sans-IO state machine told the time, with one op table keyed
+//! by `control_id`.
 //!
 //! Driving contract (the shape of [`crate::call::OutboundCall`] and `swml::Run`):
 //! 1. [`CallSession::handle_command`] / [`CallSession::start_prompt`] for what a REST request or
@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use crate::command::{CallCommand, CollectParams, PlayParams};
 use crate::service::ControlError;
 
+mod bridge;
 mod collect;
 mod detect;
 pub mod events;
@@ -103,6 +104,18 @@ pub enum Action {
         control_id: String,
         result: OpResult,
     },
+    /// Join this call's audio with the far leg `peer` (same media shard).
+    BridgeMedia {
+        peer: uuid::Uuid,
+    },
+    /// Take this call's audio out of its bridge.
+    Unbridge,
+    /// Tell the other call of the bridge that this one ended.
+    PeerEnded {
+        peer: uuid::Uuid,
+    },
+    /// Hang this call up (the other call of its bridge ended).
+    HangUp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -145,6 +158,14 @@ pub enum SessionEvent {
         control_id: String,
         params: serde_json::Value,
     },
+    /// The far leg of this call's transfer answered.
+    PeerAnswered {
+        call_id: uuid::Uuid,
+    },
+    /// The other call of this call's bridge ended.
+    PeerEnded {
+        call_id: uuid::Uuid,
+    },
 }
 
 /// The call's player reports, per playback.
@@ -181,6 +202,7 @@ pub struct CallSession {
     actions: VecDeque<Action>,
     in_band_digits: bool,
     recording_tap: bool,
+    bridge: bridge::Bridge,
     ended: bool,
 }
 
@@ -277,6 +299,8 @@ impl CallSession {
             SessionEvent::RecordingDone { control_id, params } => {
                 self.on_recording_done(&control_id, params)
             }
+            SessionEvent::PeerAnswered { call_id } => self.on_peer_answered(call_id),
+            SessionEvent::PeerEnded { call_id } => self.on_peer_ended(call_id),
         }
     }
 
@@ -300,12 +324,14 @@ impl CallSession {
     }
 
     /// The call is gone: every playback reports `finished`, every recording is stopped (the
-    /// recorder reports it), collects and detects end silently. No script is completed.
+    /// recorder reports it), collects and detects end silently, a bridge comes apart. No
+    /// script is completed.
     pub fn call_ended(&mut self) {
         if self.ended {
             return;
         }
         self.ended = true;
+        self.end_bridge();
         for op in self.ops.drain() {
             match op {
                 Op::Play(p) => self.actions.push_back(Action::Event(CallEvent::Play {

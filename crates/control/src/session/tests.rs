@@ -695,3 +695,85 @@ fn denoise_is_an_action_and_transfer_is_not_the_sessions() {
         Err(ControlError::Internal(_))
     ));
 }
+
+#[test]
+fn a_transfer_rings_until_the_far_leg_answers_and_either_end_hangs_up_the_other() {
+    let far = uuid::Uuid::new_v4();
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("flow")), SCRIPT)
+        .unwrap();
+    s.handle_event(
+        1,
+        SessionEvent::PlayReady {
+            id: 1,
+            result: Ok(()),
+        },
+    );
+    drain(&mut s);
+    s.check_transfer().unwrap();
+    s.transferred(far, true);
+    let a = drain(&mut s);
+    assert!(
+        a.contains(&Action::PlayControl {
+            id: 1,
+            op: PlayerOp::Stop
+        }),
+        "the flow's playback stops: {a:?}"
+    );
+    assert!(matches!(
+        a.last(),
+        Some(Action::PreparePlay { params, .. }) if params.control_id == format!("ringback-{far}")
+    ));
+    assert!(s.check_transfer().is_err(), "one bridge at a time");
+    s.handle_event(
+        2,
+        SessionEvent::PlayReady {
+            id: 2,
+            result: Ok(()),
+        },
+    );
+    drain(&mut s);
+    s.handle_event(
+        3,
+        SessionEvent::PeerAnswered {
+            call_id: uuid::Uuid::new_v4(),
+        },
+    );
+    assert!(
+        drain(&mut s).is_empty(),
+        "another call's answer changes nothing"
+    );
+    s.handle_event(4, SessionEvent::PeerAnswered { call_id: far });
+    assert_eq!(
+        drain(&mut s),
+        [
+            Action::PlayControl {
+                id: 2,
+                op: PlayerOp::Stop
+            },
+            Action::BridgeMedia { peer: far }
+        ]
+    );
+    s.handle_event(5, SessionEvent::PeerEnded { call_id: far });
+    assert_eq!(drain(&mut s), [Action::HangUp]);
+    s.call_ended();
+    assert!(
+        !drain(&mut s)
+            .iter()
+            .any(|a| matches!(a, Action::PeerEnded { .. })),
+        "the far leg already knows"
+    );
+}
+
+#[test]
+fn a_far_leg_tells_its_parent_when_it_ends() {
+    let parent = uuid::Uuid::new_v4();
+    let mut s = CallSession::new();
+    s.far_leg_of(parent);
+    assert_eq!(s.bridge_parent(), Some(parent));
+    s.call_ended();
+    assert_eq!(
+        drain(&mut s),
+        [Action::Unbridge, Action::PeerEnded { peer: parent }]
+    );
+}
