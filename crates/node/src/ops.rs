@@ -351,9 +351,7 @@ impl CallActor {
         let completion = match result {
             OpResult::Played(Ok(())) => swml::Completion::Done,
             OpResult::Played(Err(message)) => swml::Completion::Failed { message },
-            OpResult::Collected(r) => swml::Completion::Result(r.to_json()),
-            OpResult::Detected(o) => swml::Completion::Result(o.to_json()),
-            OpResult::Recorded(params) => swml::Completion::Result(params),
+            other => swml::Completion::Op(other),
         };
         self.script_op_finished(control_id, completion).await;
     }

@@ -11,7 +11,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use control::command::{AudioDirection, PauseBehavior, RecordParams};
-use control::session::{secs_to_ms, RecorderOp, SessionEvent};
+use control::session::{secs_to_ms, RecorderOp, RecordingResult, SessionEvent};
 use control::ControlError;
 use media::playback::Source;
 
@@ -207,7 +207,14 @@ impl CallActor {
         self.recordings
             .by_control_id
             .retain(|_, a| a.rec_id != rec_id);
-        self.op_event(SessionEvent::RecordingDone { control_id, params })
+        let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
+        let result = RecordingResult {
+            state: text("state").unwrap_or_default(),
+            url: text("url"),
+            duration: params.get("duration").and_then(Value::as_f64),
+            size: params.get("size").and_then(Value::as_u64),
+        };
+        self.op_event(SessionEvent::RecordingDone { control_id, result })
             .await;
     }
 }

@@ -325,9 +325,7 @@ impl CallActor {
             }),
             Ok(_) if !wait_final => {
                 let url = self.recording_url(&control_id);
-                self.complete_now(Completion::Result(
-                    json!({ "control_id": control_id, "url": url }),
-                ));
+                self.complete_now(Completion::Started { control_id, url });
             }
             Ok(_) => {}
         }

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use control::command::{CollectParams, PlayParams};
+use control::session::OpResult;
 use control::CallCommand;
 use serde_json::{Map, Value};
 
@@ -56,17 +57,17 @@ pub enum Effect {
     /// Terminal: hang the call up. The script is over.
     Hangup { reason: String },
     /// A call-control command, the same typed value the REST API runs (`calling.record`,
-    /// `calling.detect`, `calling.denoise`, ...). Blocking: complete
-    /// with [`Completion::Result`] (or `Failed` when the command is refused) once it started
-    /// ([`ControlWait::Started`]: `{control_id, url?}`) or once it produced its final result
-    /// ([`ControlWait::Final`]: what its webhook carries).
+    /// `calling.detect`, `calling.denoise`, ...). Blocking: complete with
+    /// [`Completion::Started`] once it started ([`ControlWait::Started`]) or
+    /// [`Completion::Op`] with its final result ([`ControlWait::Final`]); `Failed` when the
+    /// command is refused.
     Control {
         command: CallCommand,
         wait: ControlWait,
     },
     /// Blocking: play while `calling.collect` runs; the collect's input timers start when the
     /// playback ends, and input stops the playback (barge-in). Complete with the collect's
-    /// `result` object.
+    /// result ([`Completion::Op`]).
     Prompt {
         play: PlayParams,
         collect: CollectParams,
@@ -111,8 +112,14 @@ pub enum Completion {
     },
     Http(Result<HttpResponse, String>),
     Document(Result<Value, String>),
-    /// A call-control operation's final result (what its webhook carries).
-    Result(Value),
+    /// A call-control operation started ([`ControlWait::Started`]); `url` is where a
+    /// recording will be.
+    Started {
+        control_id: String,
+        url: Option<String>,
+    },
+    /// A call-control operation's final result.
+    Op(OpResult),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use control::command::{MediaItem, PlayParams};
+use control::session::{CollectResult, DetectKind, DetectOutcome, OpResult, RecordingResult};
 use control::CallCommand;
 
 use crate::{Completion, Effect, HttpResponse, Run};
@@ -185,12 +186,14 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
         ),
         Effect::Hangup { reason } => (format!("hangup ({reason})"), None),
         Effect::Control { command, wait } => {
-            let control_id = command.control_id().unwrap_or_default();
-            let (took, result) = match (command, wait) {
+            let control_id = command.control_id().unwrap_or_default().to_owned();
+            let (took, completion) = match (command, wait) {
                 (_, crate::ControlWait::Started) => (
                     0,
-                    json!({ "control_id": control_id,
-                            "url": format!("simulated://recordings/{control_id}") }),
+                    Completion::Started {
+                        url: Some(format!("simulated://recordings/{control_id}")),
+                        control_id,
+                    },
                 ),
                 // Nobody speaks in a simulation: recordings and detections end without input.
                 (CallCommand::Record(r), _) => {
@@ -201,7 +204,10 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                         .unwrap_or(60.0);
                     (
                         (wait_s * 1000.0) as u64,
-                        json!({ "control_id": control_id, "state": "no_input" }),
+                        Completion::Op(OpResult::Recorded(RecordingResult {
+                            state: "no_input".into(),
+                            ..Default::default()
+                        })),
                     )
                 }
                 (CallCommand::Detect(d), _) => {
@@ -209,16 +215,26 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                         control::command::Detector::Machine(m) => m.initial_timeout,
                         _ => control::command::defaults::machine_initial_timeout(),
                     };
+                    let kind = match d.detect {
+                        control::command::Detector::Fax(_) => DetectKind::Fax,
+                        _ => DetectKind::Machine,
+                    };
                     (
                         (wait_s * 1000.0) as u64,
-                        json!({ "type": d.detect.kind(), "params": { "event": "UNKNOWN" } }),
+                        Completion::Op(OpResult::Detected(DetectOutcome::new(kind, "UNKNOWN"))),
                     )
                 }
-                _ => (0, json!({ "control_id": control_id })),
+                _ => (
+                    0,
+                    Completion::Started {
+                        control_id,
+                        url: None,
+                    },
+                ),
             };
             (
                 format!("{} {}", command.name(), command.params_json()),
-                Some((took, Completion::Result(result))),
+                Some((took, completion)),
             )
         }
         Effect::Prompt { play, collect } => {
@@ -231,7 +247,7 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                 ),
                 Some((
                     play_ms(play) + (collect.initial_timeout * 1000.0) as u64,
-                    Completion::Result(json!({ "type": "no_input" })),
+                    Completion::Op(OpResult::Collected(CollectResult::NoInput)),
                 )),
             )
         }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use control::command::MediaItem;
+use control::session::{CollectResult, DetectKind, DetectOutcome, OpResult, RecordingResult};
 use serde_json::{json, Map, Value};
 use swml::{Completion, Effect, HttpResponse, Run};
 
@@ -30,10 +31,10 @@ struct Sim {
     http: HashMap<String, Result<HttpResponse, String>>,
     fail_plays: bool,
     fetch_payloads: Vec<Value>,
-    /// Results of the script's prompts (collect `result` objects), in order; then no_input.
-    prompt_results: std::collections::VecDeque<Value>,
-    /// The `detect` object a waiting detect_machine ends with.
-    detect_result: Value,
+    /// Results of the script's prompts, in order; then no_input.
+    prompt_results: std::collections::VecDeque<CollectResult>,
+    /// What a waiting detect_machine ends with.
+    detect_result: DetectOutcome,
     /// Call-control commands the script ran, with their params.
     controls: Vec<(String, Value)>,
 }
@@ -67,7 +68,7 @@ impl Sim {
             fail_plays: false,
             fetch_payloads: Vec::new(),
             prompt_results: Default::default(),
-            detect_result: json!({"type": "machine", "params": {"event": "UNKNOWN"}}),
+            detect_result: DetectOutcome::new(DetectKind::Machine, "UNKNOWN"),
             controls: Vec::new(),
         }
     }
@@ -120,24 +121,33 @@ impl Sim {
                         self.controls
                             .push((command.name().to_string(), command.params_json()));
                         let id = command.control_id().unwrap_or_default().to_string();
-                        Some(Completion::Result(match (command, wait) {
-                            (_, swml::ControlWait::Started) => {
-                                json!({"control_id": id, "url": format!("https://rec.test/{id}")})
+                        Some(match (command, wait) {
+                            (_, swml::ControlWait::Started) => Completion::Started {
+                                url: Some(format!("https://rec.test/{id}")),
+                                control_id: id,
+                            },
+                            (control::CallCommand::Record(_), _) => {
+                                Completion::Op(OpResult::Recorded(RecordingResult {
+                                    state: "finished".into(),
+                                    url: Some(format!("https://rec.test/{id}.mp3")),
+                                    duration: Some(3.5),
+                                    size: None,
+                                }))
                             }
-                            (control::CallCommand::Record(_), _) => json!({"state": "finished",
-                                "url": format!("https://rec.test/{id}.mp3"), "duration": 3.5}),
-                            _ => self.detect_result.clone(),
-                        }))
+                            _ => Completion::Op(OpResult::Detected(self.detect_result.clone())),
+                        })
                     }
-                    Effect::Prompt { collect, .. } => Some(Completion::Result({
+                    Effect::Prompt { collect, .. } => {
                         self.controls.push((
                             "prompt".into(),
                             control::CallCommand::Collect(collect).params_json(),
                         ));
-                        self.prompt_results
+                        let result = self
+                            .prompt_results
                             .pop_front()
-                            .unwrap_or(json!({"type": "no_input"}))
-                    })),
+                            .unwrap_or(CollectResult::NoInput);
+                        Some(Completion::Op(OpResult::Collected(result)))
+                    }
                 };
             }
             if let Some(c) = pending {
@@ -584,8 +594,11 @@ fn execute_result_hook_sees_on_return_changes() {
     assert_eq!(sim.says(), vec!["hook saw change"]);
 }
 
-fn digit(d: &str) -> Value {
-    json!({"type": "digit", "params": {"digits": d, "terminator": ""}})
+fn digit(d: &str) -> CollectResult {
+    CollectResult::Digit {
+        digits: d.into(),
+        terminator: String::new(),
+    }
 }
 
 #[test]
@@ -677,7 +690,11 @@ fn example_11_machine_detection_plays_the_reminder() {
     let Some(mut sim) = Sim::from_example("11-detect-machine.yaml") else {
         return;
     };
-    sim.detect_result = json!({"type": "machine", "params": {"event": "READY", "beep": true}});
+    sim.detect_result = DetectOutcome {
+        kind: DetectKind::Machine,
+        event: "READY".into(),
+        beep: true,
+    };
     let sim = sim.go();
     let (command, params) = &sim.controls[0];
     assert_eq!(command, "calling.detect");
@@ -715,10 +732,14 @@ fn prompt_speech_parameters_switch_the_mode() {
         {"hangup": {}}
     ]}});
     let mut sim = Sim::new(doc);
-    sim.prompt_results
-        .push_back(json!({"type": "speech", "params": {"text": " Yes. ", "confidence": 0.8}}));
-    sim.prompt_results
-        .push_back(json!({"type": "digit", "params": {"digits": "", "terminator": "#"}}));
+    sim.prompt_results.push_back(CollectResult::Speech {
+        text: " Yes. ".into(),
+        confidence: 0.8,
+    });
+    sim.prompt_results.push_back(CollectResult::Digit {
+        digits: String::new(),
+        terminator: "#".into(),
+    });
     let sim = sim.go();
     let prompts: Vec<&String> = sim
         .trace

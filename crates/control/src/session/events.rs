@@ -153,6 +153,18 @@ pub enum CallEvent {
     Dtmf { digit: char },
 }
 
+/// How a recording ended (its final `calling.call.record` event: `finished`, `no_input` or
+/// `error`), and where it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordingResult {
+    pub state: String,
+    pub url: Option<String>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    /// Bytes.
+    pub size: Option<u64>,
+}
+
 /// The final result of an operation a script waited on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpResult {
@@ -160,8 +172,7 @@ pub enum OpResult {
     Played(Result<(), String>),
     Collected(CollectResult),
     Detected(DetectOutcome),
-    /// The recorder's final `calling.call.record` params.
-    Recorded(Value),
+    Recorded(RecordingResult),
 }
 
 /// What a speech collect's listener is told.

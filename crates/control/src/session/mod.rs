@@ -152,11 +152,10 @@ pub enum SessionEvent {
         control_id: String,
         event: DetectorEvent,
     },
-    /// The recorder finished a recording; `params` is its final `calling.call.record` params
-    /// (the recorder already sent that webhook).
+    /// The recorder finished a recording (it already sent the final webhook).
     RecordingDone {
         control_id: String,
-        params: serde_json::Value,
+        result: RecordingResult,
     },
     /// The far leg of this call's transfer answered.
     PeerAnswered {
@@ -296,8 +295,8 @@ impl CallSession {
             SessionEvent::Detector { control_id, event } => {
                 self.on_detector_event(&control_id, event)
             }
-            SessionEvent::RecordingDone { control_id, params } => {
-                self.on_recording_done(&control_id, params)
+            SessionEvent::RecordingDone { control_id, result } => {
+                self.on_recording_done(&control_id, result)
             }
             SessionEvent::PeerAnswered { call_id } => self.on_peer_answered(call_id),
             SessionEvent::PeerEnded { call_id } => self.on_peer_ended(call_id),

@@ -2,7 +2,9 @@
 //! the recorder writes the files and reports the final event itself.
 
 use super::ops::{Op, RecordOp};
-use super::{Action, CallEvent, CallSession, OpResult, Origin, RecordState, RecorderOp};
+use super::{
+    Action, CallEvent, CallSession, OpResult, Origin, RecordState, RecorderOp, RecordingResult,
+};
 use crate::command::RecordParams;
 use crate::service::ControlError;
 
@@ -78,7 +80,7 @@ impl CallSession {
         }
     }
 
-    pub(super) fn on_recording_done(&mut self, control_id: &str, params: serde_json::Value) {
+    pub(super) fn on_recording_done(&mut self, control_id: &str, result: RecordingResult) {
         let Some(Op::Record(r)) = self.ops.remove(control_id) else {
             return;
         };
@@ -88,7 +90,7 @@ impl CallSession {
             self.actions.push_back(Action::RecorderTap(false));
         }
         if r.origin.script_waits() {
-            self.script_done(control_id, OpResult::Recorded(params));
+            self.script_done(control_id, OpResult::Recorded(result));
         }
     }
 }

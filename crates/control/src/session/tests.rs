@@ -544,7 +544,10 @@ fn recordings_pause_resume_stop_on_a_terminator_and_complete_the_script() {
         40,
         SessionEvent::RecordingDone {
             control_id: "r1".into(),
-            params: json!({"state": "finished"}),
+            result: RecordingResult {
+                state: "finished".into(),
+                ..Default::default()
+            },
         },
     );
     let a = drain(&mut s);
@@ -553,7 +556,10 @@ fn recordings_pause_resume_stop_on_a_terminator_and_complete_the_script() {
         script_done(&a),
         [(
             "r1".into(),
-            OpResult::Recorded(json!({"state": "finished"}))
+            OpResult::Recorded(RecordingResult {
+                state: "finished".into(),
+                ..Default::default()
+            })
         )]
     );
 }

@@ -22,7 +22,7 @@ pub(crate) fn run(_run: &mut Run, start: bool, now: u64) -> Flow {
 }
 
 pub(crate) fn on_completion(run: &mut Run, name: &str, c: Completion) {
-    let ok = matches!(c, Completion::Result(_));
+    let ok = matches!(c, Completion::Started { .. });
     let value = match (name, ok) {
         ("denoise", true) => "on",
         ("denoise", false) => "failed",

@@ -2,6 +2,7 @@
 //! reports fax tones, so `detectors: "amd,fax"` is one command; `"fax"` alone is a fax detect.
 
 use control::command::{DetectParams, Detector, FaxParams, FaxTone, MachineParams};
+use control::session::{DetectKind, OpResult};
 use control::CallCommand;
 use serde_json::{json, Map, Value};
 
@@ -169,33 +170,25 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     )
 }
 
-/// Variables from the detect's result: `completion` carries the `detect` object of the event
-/// that ended the wait (`{type, params: {event, beep?}}`).
+/// Variables from the detect's result: the outcome that ended the wait.
 pub(crate) fn on_completion(run: &mut Run, name: &str, started: u64, now: u64, c: Completion) {
     match c {
-        Completion::Result(_) if name == "detect_machine_background" => {
+        Completion::Started { .. } if name == "detect_machine_background" => {
             set_var(run, "detect_result", "detecting");
         }
-        Completion::Result(detect) => {
-            let kind = detect.get("type").and_then(Value::as_str).unwrap_or("");
-            let params = detect.get("params").cloned().unwrap_or(Value::Null);
-            let event = params
-                .get("event")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_ascii_uppercase();
-            let result = match (kind, event.as_str()) {
-                ("fax", _) | (_, "CED") | (_, "CNG") => "fax",
+        Completion::Op(OpResult::Detected(outcome)) => {
+            let event = outcome.event.to_ascii_uppercase();
+            let result = match (outcome.kind, event.as_str()) {
+                (DetectKind::Fax, _) | (_, "CED") | (_, "CNG") => "fax",
                 (_, "MACHINE") | (_, "READY") | (_, "NOT_READY") => "machine",
                 (_, "HUMAN") => "human",
                 (_, "ERROR") => "error",
                 _ => "unknown",
             };
             set_var(run, "detect_result", result);
-            let beep = params.get("beep").and_then(Value::as_bool).unwrap_or(false);
             run.scope
                 .vars
-                .insert("detect_machine_beep".into(), json!(beep));
+                .insert("detect_machine_beep".into(), json!(outcome.beep));
             run.scope
                 .vars
                 .insert("detect_ms".into(), json!(now.saturating_sub(started)));

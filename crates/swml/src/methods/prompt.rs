@@ -2,6 +2,7 @@
 //! underneath. The mode follows which parameters are present (§6.20 "Mode selection").
 
 use control::command::{CollectParams, DigitsParams, SpeechParams};
+use control::session::{CollectResult, OpResult};
 use serde_json::{json, Value};
 
 use super::{as_f64, play, set_var};
@@ -140,7 +141,7 @@ fn set_prompt(run: &mut Run, result: &str, value: &str, raw: &str) {
 /// Variables from the collect's result (swml.md §6.20 completion table).
 pub(crate) fn on_completion(run: &mut Run, completion: Completion) {
     let result = match completion {
-        Completion::Result(r) => r,
+        Completion::Op(OpResult::Collected(r)) => r,
         Completion::Failed { message } => {
             run.warn(
                 "relay_script_method_execute_failed",
@@ -149,20 +150,10 @@ pub(crate) fn on_completion(run: &mut Run, completion: Completion) {
             set_prompt(run, "failed", "", "");
             return;
         }
-        _ => Value::Null,
+        _ => CollectResult::Error,
     };
-    let params = result.get("params").cloned().unwrap_or(Value::Null);
-    let text = |k: &str| {
-        params
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    match result.get("type").and_then(Value::as_str) {
-        Some("digit") => {
-            let digits = text("digits");
-            let terminator = text("terminator");
+    match result {
+        CollectResult::Digit { digits, terminator } => {
             if digits.is_empty() {
                 set_prompt(run, "no_match", "", "");
             } else {
@@ -170,24 +161,19 @@ pub(crate) fn on_completion(run: &mut Run, completion: Completion) {
             }
             set_var(run, "prompt_digit_terminator", &terminator);
         }
-        Some("speech") => {
-            let raw = text("text");
-            let value = normalize_speech(&raw);
+        CollectResult::Speech { text, confidence } => {
+            let value = normalize_speech(&text);
             if value.is_empty() {
-                set_prompt(run, "no_match", "", &raw);
+                set_prompt(run, "no_match", "", &text);
             } else {
-                set_prompt(run, "match_speech", &value, &raw);
+                set_prompt(run, "match_speech", &value, &text);
             }
-            let confidence = params
-                .get("confidence")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
             run.scope
                 .vars
                 .insert("prompt_speech_confidence".into(), json!(confidence));
         }
-        Some("no_input") => set_prompt(run, "no_input", "", ""),
-        Some("no_match") => set_prompt(run, "no_match", "", ""),
+        CollectResult::NoInput => set_prompt(run, "no_input", "", ""),
+        CollectResult::NoMatch => set_prompt(run, "no_match", "", ""),
         _ => set_prompt(run, "failed", "", ""),
     }
 }

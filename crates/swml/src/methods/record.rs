@@ -5,6 +5,7 @@
 use control::command::{
     AudioDirection, ControlIdParams, RecordAudio, RecordFormat, RecordParams, RecordSpec,
 };
+use control::session::OpResult;
 use control::CallCommand;
 use serde_json::{Map, Value};
 
@@ -210,26 +211,18 @@ pub(crate) fn run_stop_record_call(run: &mut Run, params: &Value, now: u64) -> F
 /// Variables from how a recording method's command ended (swml.md §4.4).
 pub(crate) fn on_completion(run: &mut Run, name: &str, completion: Completion) {
     match (name, completion) {
-        ("record", Completion::Result(ev)) => {
-            let url = ev.get("url").and_then(Value::as_str).unwrap_or_default();
-            let ok = ev.get("state").and_then(Value::as_str) == Some("finished") && !url.is_empty();
-            set_var(run, "record_url", url);
+        ("record", Completion::Op(OpResult::Recorded(r))) => {
+            let url = r.url.unwrap_or_default();
+            let ok = r.state == "finished" && !url.is_empty();
+            set_var(run, "record_url", &url);
             set_var(run, "record_result", if ok { "success" } else { "failed" });
         }
-        ("record_call", Completion::Result(started)) => {
-            let url = started
-                .get("url")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let control_id = started
-                .get("control_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            set_var(run, "record_call_url", url);
-            set_var(run, "record_control_id", control_id);
+        ("record_call", Completion::Started { control_id, url }) => {
+            set_var(run, "record_call_url", url.as_deref().unwrap_or_default());
+            set_var(run, "record_control_id", &control_id);
             set_var(run, "record_call_result", "success");
         }
-        ("stop_record_call", Completion::Result(_)) => {
+        ("stop_record_call", Completion::Started { .. }) => {
             set_var(run, "stop_record_call_result", "success")
         }
         (name, other) => {
