@@ -300,6 +300,20 @@ def test_rest_play_pause_resume_volume_stop(node, far, sink, media, hooks):
     hang_up(node, far, cid)
 
 
+def test_rest_play_direction_speak_or_both_is_refused_not_ignored(node, far, sink, media):
+    leg = dial(node, far, swml=doc(HOLD))
+    cid = leg["id"]
+    wait_status(node, cid, "answered")
+    item = [{"type": "silence", "params": {"duration": 1}}]
+    for direction in ("speak", "both"):
+        r = rest(node, "calling.play", cid, {"play": item, "direction": direction})
+        assert r.status_code == 501, (direction, r.status_code, r.text)
+        assert f"direction {direction}" in r.json()["errors"][0]["message"], r.text
+    ok = rest(node, "calling.play", cid, {"play": item, "direction": "listen"})
+    assert ok.status_code == 200, ok.text
+    hang_up(node, far, leg["id"])
+
+
 def test_rest_ringtone_with_duration_plays_then_finishes(node, far, sink, hooks):
     leg = dial(node, far, swml=doc(HOLD))
     cid = leg["id"]

@@ -2,7 +2,7 @@
 //! detect, denoise) go to the call's session (ops.rs); `calling.transfer` and
 //! `calling.user_event` are handled here; what is not built answers 501.
 
-use control::command::{TransferDest, TransferParams};
+use control::command::{AudioDirection, TransferDest, TransferParams};
 use control::session::Origin;
 use control::{CallCommand, CallStatus, CommandOk, ControlError};
 
@@ -24,6 +24,15 @@ impl CallActor {
             ));
         }
         let control_id = command.control_id().map(str::to_owned);
+        if let CallCommand::Play(p) = &command {
+            if p.direction != AudioDirection::Listen {
+                // Playing "as the party" (to the bridge peer and recordings only) needs a
+                // second mix point in the media graph that does not exist yet.
+                return Err(ControlError::NotImplemented {
+                    command: format!("calling.play with direction {}", p.direction.as_str()),
+                });
+            }
+        }
         match command {
             CallCommand::Transfer(p) => self.rest_transfer(p).await?,
             CallCommand::UserEvent(p) => {

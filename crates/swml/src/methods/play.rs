@@ -61,11 +61,9 @@ pub(crate) fn play_params(
         .map(|u| parse_playable(u))
         .collect::<Result<Vec<_>, _>>()?;
     let mut params = PlayParams::new(run.new_control_id(method), items);
-    params.volume = p
-        .get("volume")
-        .and_then(as_f64)
-        .unwrap_or(0.0)
-        .clamp(-40.0, 40.0);
+    if let Some(volume) = p.get("volume").and_then(as_f64) {
+        params.volume = volume.clamp(-40.0, 40.0);
+    }
     params.voice = tts_setting(run, p, "say_voice");
     if let Some(language) = tts_setting(run, p, "say_language") {
         params.language = language;
