@@ -17,7 +17,7 @@
 //! - Auth: the Basic username is parsed as a UUID (any case); every credential is compared with
 //!   `subtle` without early exit (only token *length* can leak). The scheme name is
 //!   case-insensitive.
-//! - Command responses are the closed Call Leg ([`CALL_LEG_KEYS`]): the operator
+//! - Command responses are the closed Call Leg ([`control::CALL_LEG_KEYS`]): the operator
 //!   extensions (`end_reason`, `answered_at`, `ended_at`) appear only on the operator GETs.
 //!   `CommandOk.control_id` wins over the request's; `CommandOk.extra` keys are merged last.
 //!
@@ -99,6 +99,6 @@ pub mod validate;
 
 pub use auth::Project;
 pub use error::{ApiError, ErrorItem, ERROR_DOCS_URL};
-pub use routes::{router, CALL_LEG_KEYS};
+pub use routes::router;
 pub use state::{ApiState, Credential};
 pub use validate::{validate_request, FieldError, Rejection, ValidatedRequest, ValidationOptions};

@@ -127,34 +127,13 @@ fn bad_request_reason(body: &Value) -> ApiError {
     ApiError::bad_request("the request body is not valid", None)
 }
 
-/// The keys of SignalWire's Call Leg (calling-api.md §4.1), a closed schema. Command responses
-/// carry exactly these; the operator extensions of [`control::CallLeg`] (`end_reason`,
-/// `answered_at`, `ended_at`) stay on the operator GETs.
-pub const CALL_LEG_KEYS: [&str; 15] = [
-    "id",
-    "from",
-    "to",
-    "direction",
-    "source",
-    "url",
-    "charge",
-    "created_at",
-    "charge_details",
-    "status",
-    "duration",
-    "duration_ms",
-    "billing_ms",
-    "type",
-    "parent_id",
-];
-
 /// The closed Call Leg, plus the top-level `control_id` (A1) and any extra keys the node adds
 /// (A25: `ask_id`, `result` of the sidecar commands).
 fn success(ok: CommandOk, control_id: Option<String>) -> Result<Response, ApiError> {
     let Ok(Value::Object(mut body)) = serde_json::to_value(&ok.leg) else {
         return Err(ApiError::Internal("call leg did not serialize".into()));
     };
-    body.retain(|k, _| CALL_LEG_KEYS.contains(&k.as_str()));
+    body.retain(|k, _| control::CALL_LEG_KEYS.contains(&k.as_str()));
     if let Some(control_id) = ok.control_id.or(control_id) {
         body.insert("control_id".into(), Value::String(control_id));
     }
@@ -366,7 +345,7 @@ mod tests {
             .map(String::as_str)
             .collect();
         keys.sort_unstable();
-        let mut expected: Vec<&str> = CALL_LEG_KEYS.to_vec();
+        let mut expected: Vec<&str> = control::CALL_LEG_KEYS.to_vec();
         expected.extend(["control_id", "ask_id"]);
         expected.sort_unstable();
         assert_eq!(

@@ -374,23 +374,7 @@ async fn success_is_the_call_leg_with_extras() {
         reply.headers.get("content-type").unwrap(),
         "application/json"
     );
-    for key in [
-        "id",
-        "from",
-        "to",
-        "direction",
-        "source",
-        "url",
-        "charge",
-        "created_at",
-        "charge_details",
-        "status",
-        "duration",
-        "duration_ms",
-        "billing_ms",
-        "type",
-        "parent_id",
-    ] {
+    for key in control::CALL_LEG_KEYS {
         assert!(reply.body.get(key).is_some(), "missing {key}");
     }
     assert_eq!(reply.body["id"], json!(CALL.to_string()));

@@ -5,6 +5,27 @@ use uuid::Uuid;
 
 use crate::status::{CallStatus, Direction};
 
+/// The keys of SignalWire's Call Leg (calling-api.md §4.1), a closed schema. Command responses
+/// carry exactly these; the operator extensions of [`CallLeg`] (`end_reason`,
+/// `answered_at`, `ended_at`) stay on the operator GETs.
+pub const CALL_LEG_KEYS: [&str; 15] = [
+    "id",
+    "from",
+    "to",
+    "direction",
+    "source",
+    "url",
+    "charge",
+    "created_at",
+    "charge_details",
+    "status",
+    "duration",
+    "duration_ms",
+    "billing_ms",
+    "type",
+    "parent_id",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LegType {
@@ -99,23 +120,7 @@ mod tests {
         };
         let v = serde_json::to_value(&leg).unwrap();
         let obj = v.as_object().unwrap();
-        for key in [
-            "id",
-            "from",
-            "to",
-            "direction",
-            "source",
-            "url",
-            "charge",
-            "created_at",
-            "charge_details",
-            "status",
-            "duration",
-            "duration_ms",
-            "billing_ms",
-            "type",
-            "parent_id",
-        ] {
+        for key in CALL_LEG_KEYS {
             assert!(obj.contains_key(key), "missing {key}");
         }
         assert_eq!(v["direction"], "outbound-api");
