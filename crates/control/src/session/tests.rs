@@ -16,6 +16,11 @@ fn drain(s: &mut CallSession) -> Vec<Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
 }
 
+/// The audio of playback `id` is ready at `now`.
+fn ready(s: &mut CallSession, now: u64, id: PlaybackId) {
+    s.handle_event(now, SessionEvent::PlayReady { id, result: Ok(()) });
+}
+
 fn play(control_id: &str) -> PlayParams {
     let mut p = PlayParams::new(
         control_id.into(),
@@ -115,13 +120,7 @@ fn stop_before_the_audio_is_ready_never_queues_it() {
         drain(&mut s).is_empty(),
         "nothing on the player to stop yet"
     );
-    s.handle_event(
-        10,
-        SessionEvent::PlayReady {
-            id: 1,
-            result: Ok(()),
-        },
-    );
+    ready(&mut s, 10, 1);
     let a = drain(&mut s);
     assert!(!a.iter().any(|a| matches!(a, Action::QueuePlay { .. })));
     assert_eq!(play_states(&a), [PlayState::Finished]);
@@ -154,13 +153,7 @@ fn play_controls_reach_the_player_once_it_plays() {
     let mut s = CallSession::new();
     s.handle_command(0, CallCommand::Play(play("p1")), REST)
         .unwrap();
-    s.handle_event(
-        1,
-        SessionEvent::PlayReady {
-            id: 1,
-            result: Ok(()),
-        },
-    );
+    ready(&mut s, 1, 1);
     drain(&mut s);
     s.handle_command(2, CallCommand::PlayPause(cid("p1")), REST)
         .unwrap();
@@ -435,13 +428,7 @@ fn prompt_timers_start_when_its_playback_ends() {
     c.start_input_timers = true; // the prompt holds them anyway
     s.start_prompt(0, play("pp"), c).unwrap();
     assert_eq!(s.poll_timeout(), None);
-    s.handle_event(
-        1,
-        SessionEvent::PlayReady {
-            id: 1,
-            result: Ok(()),
-        },
-    );
+    ready(&mut s, 1, 1);
     s.handle_event(3_000, SessionEvent::Player(PlayerEvent::Finished(1)));
     assert_eq!(s.poll_timeout(), Some(8_000));
     let a = drain(&mut s);
@@ -460,13 +447,7 @@ fn prompt_timers_start_when_its_playback_ends() {
 fn prompt_input_stops_its_playback() {
     let mut s = CallSession::new();
     s.start_prompt(0, play("pp"), digits("c1", 2)).unwrap();
-    s.handle_event(
-        1,
-        SessionEvent::PlayReady {
-            id: 1,
-            result: Ok(()),
-        },
-    );
+    ready(&mut s, 1, 1);
     drain(&mut s);
     s.handle_event(500, SessionEvent::Digit('5'));
     let a = drain(&mut s);
@@ -708,13 +689,7 @@ fn a_transfer_rings_until_the_far_leg_answers_and_either_end_hangs_up_the_other(
     let mut s = CallSession::new();
     s.handle_command(0, CallCommand::Play(play("flow")), SCRIPT)
         .unwrap();
-    s.handle_event(
-        1,
-        SessionEvent::PlayReady {
-            id: 1,
-            result: Ok(()),
-        },
-    );
+    ready(&mut s, 1, 1);
     drain(&mut s);
     s.check_transfer().unwrap();
     s.transferred(far, true);
@@ -731,13 +706,7 @@ fn a_transfer_rings_until_the_far_leg_answers_and_either_end_hangs_up_the_other(
         Some(Action::PreparePlay { params, .. }) if params.control_id == format!("ringback-{far}")
     ));
     assert!(s.check_transfer().is_err(), "one bridge at a time");
-    s.handle_event(
-        2,
-        SessionEvent::PlayReady {
-            id: 2,
-            result: Ok(()),
-        },
-    );
+    ready(&mut s, 2, 2);
     drain(&mut s);
     s.handle_event(
         3,
