@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::auth::Project;
 use crate::error::{ApiError, ErrorItem};
 use crate::state::ApiState;
-use crate::validate::{self, formats, ValidatedRequest, COMMANDS};
+use crate::validate::{self, formats, ValidatedRequest};
 
 const CALLS_PATH: &str = "/api/calling/calls";
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -74,7 +74,7 @@ async fn post_command(
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
     if let Some(name) = value.get("command").and_then(Value::as_str) {
-        if COMMANDS.contains(&name) {
+        if control::command::CommandName::parse(name).is_some() {
             tracing::Span::current().record("command", name);
         }
     }

@@ -112,14 +112,19 @@ async fn envelope_rules() {
 
 #[tokio::test]
 async fn every_command_is_known() {
-    assert_eq!(api::validate::COMMANDS.len(), 42);
-    let mut unique = api::validate::COMMANDS.to_vec();
+    assert_eq!(
+        control::command::CommandName::ALL.map(|c| c.as_str()).len(),
+        42
+    );
+    let mut unique = control::command::CommandName::ALL
+        .map(|c| c.as_str())
+        .to_vec();
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), 42);
     // None of them is answered invalid_command_attempted, whatever its params.
     let h = Harness::new();
-    for command in api::validate::COMMANDS {
+    for command in control::command::CommandName::ALL.map(|c| c.as_str()) {
         let reply = h.command(command, json!({})).await;
         assert!(
             !reply
@@ -3366,7 +3371,12 @@ fn valid_examples() -> Vec<(&'static str, Value)> {
 async fn every_command_accepts_a_valid_example() {
     let examples = valid_examples();
     let names: Vec<&str> = examples.iter().map(|(c, _)| *c).collect();
-    assert_eq!(names, api::validate::COMMANDS.to_vec());
+    assert_eq!(
+        names,
+        control::command::CommandName::ALL
+            .map(|c| c.as_str())
+            .to_vec()
+    );
     run_table(examples.into_iter().map(|(c, p)| ok(c, p)).collect()).await;
 }
 

@@ -4,6 +4,7 @@
 //! module per concern, and returns either the typed request or every problem found. It is pure:
 //! no I/O, no call lookup (that comes after, so a 422 always wins over a 404, §2.1).
 
+use control::command::CommandName;
 use control::{CallCommand, DialRequest};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -99,99 +100,54 @@ impl ValidatedRequest {
     }
 }
 
-/// The 42 command names (calling-api.md §2.2), in the order of that table.
-pub const COMMANDS: [&str; 42] = [
-    "dial",
-    "update",
-    "calling.end",
-    "calling.transfer",
-    "calling.disconnect",
-    "calling.play",
-    "calling.play.pause",
-    "calling.play.resume",
-    "calling.play.stop",
-    "calling.play.volume",
-    "calling.record",
-    "calling.record.pause",
-    "calling.record.resume",
-    "calling.record.stop",
-    "calling.collect",
-    "calling.collect.stop",
-    "calling.collect.start_input_timers",
-    "calling.detect",
-    "calling.detect.stop",
-    "calling.tap",
-    "calling.tap.stop",
-    "calling.stream",
-    "calling.stream.stop",
-    "calling.transcribe",
-    "calling.transcribe.stop",
-    "calling.denoise",
-    "calling.denoise.stop",
-    "calling.ai_hold",
-    "calling.ai_unhold",
-    "calling.ai_message",
-    "calling.ai.stop",
-    "calling.ai_sidecar",
-    "calling.ai_sidecar.poke",
-    "calling.ai_sidecar.ask",
-    "calling.ai_sidecar.stop",
-    "calling.ai_sidecar.status",
-    "calling.live_transcribe",
-    "calling.live_translate",
-    "calling.send_fax.stop",
-    "calling.receive_fax.stop",
-    "calling.refer",
-    "calling.user_event",
-];
-
 /// Checks a command's params and normalises them (aliases resolved, spellings made canonical);
 /// absent parameters stay absent and take their defaults from `control::command::defaults`.
 type ParamsValidator = fn(&mut Obj<'_>);
 
 /// The params validator of every `calling.*` command.
-fn params_validator(command: &str) -> Option<ParamsValidator> {
+/// `None` for `dial` and `update`, which are validated on their own.
+fn params_validator(command: CommandName) -> Option<ParamsValidator> {
     Some(match command {
-        "calling.end" => end::end,
-        "calling.transfer" => transfer::transfer,
-        "calling.disconnect"
-        | "calling.denoise"
-        | "calling.denoise.stop"
-        | "calling.ai_sidecar.stop"
-        | "calling.ai_sidecar.status" => simple::no_params,
-        "calling.play" => play::play,
-        "calling.play.volume" => play::volume,
-        "calling.record" => record::record,
-        "calling.record.pause" => record::pause,
-        "calling.collect" => collect::collect,
-        "calling.detect" => detect::detect,
-        "calling.tap" => tap::tap,
-        "calling.stream" => stream::stream,
-        "calling.transcribe" => simple::transcribe,
-        "calling.play.pause"
-        | "calling.play.resume"
-        | "calling.play.stop"
-        | "calling.record.resume"
-        | "calling.record.stop"
-        | "calling.collect.stop"
-        | "calling.collect.start_input_timers"
-        | "calling.detect.stop"
-        | "calling.tap.stop"
-        | "calling.stream.stop"
-        | "calling.transcribe.stop"
-        | "calling.send_fax.stop"
-        | "calling.receive_fax.stop" => simple::control_id_only,
-        "calling.ai_hold" => ai::hold,
-        "calling.ai_unhold" => ai::unhold,
-        "calling.ai_message" => ai::message,
-        "calling.ai.stop" => ai::stop,
-        "calling.ai_sidecar" => sidecar::sidecar,
-        "calling.ai_sidecar.poke" | "calling.ai_sidecar.ask" => sidecar::text,
-        "calling.live_transcribe" => live::transcribe,
-        "calling.live_translate" => live::translate,
-        "calling.refer" => refer::refer,
-        "calling.user_event" => simple::user_event,
-        _ => return None,
+        CommandName::End => end::end,
+        CommandName::Transfer => transfer::transfer,
+        CommandName::Disconnect
+        | CommandName::Denoise
+        | CommandName::DenoiseStop
+        | CommandName::AiSidecarStop
+        | CommandName::AiSidecarStatus => simple::no_params,
+        CommandName::Play => play::play,
+        CommandName::PlayVolume => play::volume,
+        CommandName::Record => record::record,
+        CommandName::RecordPause => record::pause,
+        CommandName::Collect => collect::collect,
+        CommandName::Detect => detect::detect,
+        CommandName::Tap => tap::tap,
+        CommandName::Stream => stream::stream,
+        CommandName::Transcribe => simple::transcribe,
+        CommandName::PlayPause
+        | CommandName::PlayResume
+        | CommandName::PlayStop
+        | CommandName::RecordResume
+        | CommandName::RecordStop
+        | CommandName::CollectStop
+        | CommandName::CollectStartInputTimers
+        | CommandName::DetectStop
+        | CommandName::TapStop
+        | CommandName::StreamStop
+        | CommandName::TranscribeStop
+        | CommandName::SendFaxStop
+        | CommandName::ReceiveFaxStop => simple::control_id_only,
+        CommandName::AiHold => ai::hold,
+        CommandName::AiUnhold => ai::unhold,
+        CommandName::AiMessage => ai::message,
+        CommandName::AiStop => ai::stop,
+        CommandName::AiSidecar => sidecar::sidecar,
+        CommandName::AiSidecarPoke | CommandName::AiSidecarAsk => sidecar::text,
+        CommandName::LiveTranscribe => live::transcribe,
+        CommandName::LiveTranslate => live::translate,
+        CommandName::Refer => refer::refer,
+        CommandName::UserEvent => simple::user_event,
+        CommandName::Dial | CommandName::Update => return None,
     })
 }
 
@@ -201,10 +157,11 @@ pub fn validate_request(
     options: ValidationOptions,
 ) -> Result<ValidatedRequest, Rejection> {
     let envelope = body.as_object().ok_or(Rejection::BadRequest)?;
-    let command = match envelope.get("command").and_then(Value::as_str) {
-        Some(name) if COMMANDS.contains(&name) => name,
-        other => {
-            let shown = other.map_or_else(|| "missing".to_owned(), |n| format!("'{n}'"));
+    let name = envelope.get("command").and_then(Value::as_str);
+    let command = match name.and_then(CommandName::parse) {
+        Some(command) => command,
+        None => {
+            let shown = name.map_or_else(|| "missing".to_owned(), |n| format!("'{n}'"));
             return Err(Rejection::Invalid(vec![FieldError::new(
                 INVALID_COMMAND_ATTEMPTED,
                 "command",
@@ -240,8 +197,8 @@ pub fn validate_request(
     };
 
     let outcome = match command {
-        "dial" => validate_dial(envelope, params, options, &mut errors),
-        "update" => validate_update(envelope, params, options, &mut errors),
+        CommandName::Dial => validate_dial(envelope, params, options, &mut errors),
+        CommandName::Update => validate_update(envelope, params, options, &mut errors),
         _ => validate_call_command(command, envelope, params, options, &mut errors),
     }?;
     if errors.is_empty() {
@@ -330,7 +287,7 @@ fn validate_update(
 }
 
 fn validate_call_command(
-    command: &str,
+    command: CommandName,
     envelope: &Map<String, Value>,
     params: Option<&Map<String, Value>>,
     options: ValidationOptions,
@@ -353,17 +310,17 @@ fn validate_call_command(
     let typed = if let Some(validator) = params_validator(command) {
         let (normalised, ()) = run_params(params, options, errors, validator)?;
         if errors.is_empty() {
-            typed_command(command, normalised, errors)
+            typed_command(command.as_str(), normalised, errors)
         } else {
             None
         }
     } else {
-        // COMMANDS and params_validator disagree: a bug, not the caller's fault.
-        tracing::error!(command, "no validator for a listed command");
+        // dial and update never come here: a bug, not the caller's fault.
+        tracing::error!(command = command.as_str(), "no params validator");
         errors.push(FieldError::new(
             INVALID_COMMAND_ATTEMPTED,
             "command",
-            format!("command '{command}' is not supported"),
+            format!("command '{}' is not supported", command.as_str()),
         ));
         None
     };

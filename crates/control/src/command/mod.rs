@@ -63,6 +63,81 @@ pub struct UserEventParams {
     pub event: Map<String, Value>,
 }
 
+/// Declares [`CommandName`] from one table: variant => wire name.
+macro_rules! command_names {
+    ($($variant:ident => $name:literal,)+) => {
+        /// The 42 command names of the Calling API (calling-api.md §2.2), `dial` included, in the
+        /// order of that table.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum CommandName {
+            $($variant,)+
+        }
+
+        impl CommandName {
+            pub const ALL: [CommandName; 42] = [$(CommandName::$variant,)+];
+
+            /// The name on the wire (`"calling.play"`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CommandName::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+command_names! {
+    Dial => "dial",
+    Update => "update",
+    End => "calling.end",
+    Transfer => "calling.transfer",
+    Disconnect => "calling.disconnect",
+    Play => "calling.play",
+    PlayPause => "calling.play.pause",
+    PlayResume => "calling.play.resume",
+    PlayStop => "calling.play.stop",
+    PlayVolume => "calling.play.volume",
+    Record => "calling.record",
+    RecordPause => "calling.record.pause",
+    RecordResume => "calling.record.resume",
+    RecordStop => "calling.record.stop",
+    Collect => "calling.collect",
+    CollectStop => "calling.collect.stop",
+    CollectStartInputTimers => "calling.collect.start_input_timers",
+    Detect => "calling.detect",
+    DetectStop => "calling.detect.stop",
+    Tap => "calling.tap",
+    TapStop => "calling.tap.stop",
+    Stream => "calling.stream",
+    StreamStop => "calling.stream.stop",
+    Transcribe => "calling.transcribe",
+    TranscribeStop => "calling.transcribe.stop",
+    Denoise => "calling.denoise",
+    DenoiseStop => "calling.denoise.stop",
+    AiHold => "calling.ai_hold",
+    AiUnhold => "calling.ai_unhold",
+    AiMessage => "calling.ai_message",
+    AiStop => "calling.ai.stop",
+    AiSidecar => "calling.ai_sidecar",
+    AiSidecarPoke => "calling.ai_sidecar.poke",
+    AiSidecarAsk => "calling.ai_sidecar.ask",
+    AiSidecarStop => "calling.ai_sidecar.stop",
+    AiSidecarStatus => "calling.ai_sidecar.status",
+    LiveTranscribe => "calling.live_transcribe",
+    LiveTranslate => "calling.live_translate",
+    SendFaxStop => "calling.send_fax.stop",
+    ReceiveFaxStop => "calling.receive_fax.stop",
+    Refer => "calling.refer",
+    UserEvent => "calling.user_event",
+}
+
+impl CommandName {
+    /// The command a wire name names (exact spelling).
+    pub fn parse(name: &str) -> Option<CommandName> {
+        CommandName::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", content = "params")]
 pub enum CallCommand {
@@ -174,49 +249,54 @@ impl CallCommand {
 
     /// The Calling API command name.
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Which command this is.
+    pub fn kind(&self) -> CommandName {
         use CallCommand::*;
         match self {
-            Update(_) => "update",
-            End(_) => "calling.end",
-            Transfer(_) => "calling.transfer",
-            Disconnect(_) => "calling.disconnect",
-            Play(_) => "calling.play",
-            PlayPause(_) => "calling.play.pause",
-            PlayResume(_) => "calling.play.resume",
-            PlayStop(_) => "calling.play.stop",
-            PlayVolume(_) => "calling.play.volume",
-            Record(_) => "calling.record",
-            RecordPause(_) => "calling.record.pause",
-            RecordResume(_) => "calling.record.resume",
-            RecordStop(_) => "calling.record.stop",
-            Collect(_) => "calling.collect",
-            CollectStop(_) => "calling.collect.stop",
-            CollectStartInputTimers(_) => "calling.collect.start_input_timers",
-            Detect(_) => "calling.detect",
-            DetectStop(_) => "calling.detect.stop",
-            Tap(_) => "calling.tap",
-            TapStop(_) => "calling.tap.stop",
-            Stream(_) => "calling.stream",
-            StreamStop(_) => "calling.stream.stop",
-            Transcribe(_) => "calling.transcribe",
-            TranscribeStop(_) => "calling.transcribe.stop",
-            Denoise(_) => "calling.denoise",
-            DenoiseStop(_) => "calling.denoise.stop",
-            AiHold(_) => "calling.ai_hold",
-            AiUnhold(_) => "calling.ai_unhold",
-            AiMessage(_) => "calling.ai_message",
-            AiStop(_) => "calling.ai.stop",
-            AiSidecar(_) => "calling.ai_sidecar",
-            AiSidecarPoke(_) => "calling.ai_sidecar.poke",
-            AiSidecarAsk(_) => "calling.ai_sidecar.ask",
-            AiSidecarStop(_) => "calling.ai_sidecar.stop",
-            AiSidecarStatus(_) => "calling.ai_sidecar.status",
-            LiveTranscribe(_) => "calling.live_transcribe",
-            LiveTranslate(_) => "calling.live_translate",
-            SendFaxStop(_) => "calling.send_fax.stop",
-            ReceiveFaxStop(_) => "calling.receive_fax.stop",
-            Refer(_) => "calling.refer",
-            UserEvent(_) => "calling.user_event",
+            Update(_) => CommandName::Update,
+            End(_) => CommandName::End,
+            Transfer(_) => CommandName::Transfer,
+            Disconnect(_) => CommandName::Disconnect,
+            Play(_) => CommandName::Play,
+            PlayPause(_) => CommandName::PlayPause,
+            PlayResume(_) => CommandName::PlayResume,
+            PlayStop(_) => CommandName::PlayStop,
+            PlayVolume(_) => CommandName::PlayVolume,
+            Record(_) => CommandName::Record,
+            RecordPause(_) => CommandName::RecordPause,
+            RecordResume(_) => CommandName::RecordResume,
+            RecordStop(_) => CommandName::RecordStop,
+            Collect(_) => CommandName::Collect,
+            CollectStop(_) => CommandName::CollectStop,
+            CollectStartInputTimers(_) => CommandName::CollectStartInputTimers,
+            Detect(_) => CommandName::Detect,
+            DetectStop(_) => CommandName::DetectStop,
+            Tap(_) => CommandName::Tap,
+            TapStop(_) => CommandName::TapStop,
+            Stream(_) => CommandName::Stream,
+            StreamStop(_) => CommandName::StreamStop,
+            Transcribe(_) => CommandName::Transcribe,
+            TranscribeStop(_) => CommandName::TranscribeStop,
+            Denoise(_) => CommandName::Denoise,
+            DenoiseStop(_) => CommandName::DenoiseStop,
+            AiHold(_) => CommandName::AiHold,
+            AiUnhold(_) => CommandName::AiUnhold,
+            AiMessage(_) => CommandName::AiMessage,
+            AiStop(_) => CommandName::AiStop,
+            AiSidecar(_) => CommandName::AiSidecar,
+            AiSidecarPoke(_) => CommandName::AiSidecarPoke,
+            AiSidecarAsk(_) => CommandName::AiSidecarAsk,
+            AiSidecarStop(_) => CommandName::AiSidecarStop,
+            AiSidecarStatus(_) => CommandName::AiSidecarStatus,
+            LiveTranscribe(_) => CommandName::LiveTranscribe,
+            LiveTranslate(_) => CommandName::LiveTranslate,
+            SendFaxStop(_) => CommandName::SendFaxStop,
+            ReceiveFaxStop(_) => CommandName::ReceiveFaxStop,
+            Refer(_) => CommandName::Refer,
+            UserEvent(_) => CommandName::UserEvent,
         }
     }
 
@@ -312,9 +392,28 @@ mod tests {
         for (name, params) in samples {
             let cmd = CallCommand::from_json(name, params).unwrap();
             assert_eq!(cmd.name(), name);
+            assert_eq!(CommandName::parse(name), Some(cmd.kind()));
             let again = CallCommand::from_json(name, cmd.params_json()).unwrap();
             assert_eq!(again, cmd);
         }
+    }
+
+    /// serde's tags and the name table agree: every name but `dial`/`update` (which are not
+    /// deserialised from a tag) is refused by from_json only for its params, never its name.
+    #[test]
+    fn the_name_table_matches_the_serde_tags() {
+        for kind in CommandName::ALL {
+            if matches!(kind, CommandName::Dial | CommandName::Update) {
+                continue;
+            }
+            let err = CallCommand::from_json(kind.as_str(), json!(null))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown variant"), "{}: {err}", kind.as_str());
+        }
+        assert_eq!(CommandName::parse("calling.bogus"), None);
+        assert_eq!(CommandName::parse("Calling.End"), None);
     }
 
     #[test]
