@@ -531,9 +531,9 @@ fn start_asr(command: Option<Vec<String>>) -> Result<Arc<dyn asr::SpeechEngine>,
     }
 }
 
-fn start_tts() -> Option<Arc<dyn ::speech::Tts>> {
-    match ::speech::FliteTts::start() {
-        Ok(engine) => Some(Arc::new(::speech::CachedTts::new(engine, 256))),
+fn start_tts() -> Option<Arc<dyn ::tts::Tts>> {
+    match ::tts::FliteTts::start() {
+        Ok(engine) => Some(Arc::new(::tts::CachedTts::new(engine, 256))),
         Err(e) => {
             warn!(error = %e, "text-to-speech engine unavailable");
             None
