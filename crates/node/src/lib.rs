@@ -23,7 +23,6 @@ pub mod queue;
 mod recorder;
 mod recording;
 pub mod routing;
-pub mod s3;
 mod script;
 mod script_call;
 pub mod shard;
@@ -93,6 +92,8 @@ pub(crate) struct NodeInner {
     /// For SWML `request`.
     pub http: reqwest::Client,
     pub recorder: recorder::RecorderHandle,
+    /// Where recordings are written, uploaded and served from.
+    pub storage: storage::Recordings,
     /// Speech recognition for collects (one worker thread, one engine per node).
     pub speech: speech::SpeechWorker,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
@@ -154,7 +155,12 @@ impl Node {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        recorder::repair_all(&cfg.data_dir.join("recordings"));
+        let storage = storage::Recordings::new(
+            cfg.data_dir.join("recordings"),
+            cfg.s3.clone(),
+            http.clone(),
+        );
+        recorder::repair_all(storage.dir());
         let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
         let recorder = recorder::RecorderHandle::start(rec_done_tx)?;
         let inner = Arc::new(NodeInner {
@@ -168,11 +174,15 @@ impl Node {
             prep,
             http,
             recorder,
+            storage,
             speech: speech::SpeechWorker::start(move || start_asr(asr_command)),
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
-        inner.upload_leftovers();
+        for (project, rec_id, format) in inner.storage.leftovers() {
+            let storage = inner.storage.clone();
+            tokio::spawn(async move { storage.upload(project, rec_id, format).await });
+        }
         // Recordings end on the recorder thread: queue their webhook, tell the call if alive.
         let weak_rec = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -201,7 +211,8 @@ impl Node {
                 }
                 let params = inner.recording_done(done).await;
                 if let Some((project, format)) = upload {
-                    tokio::spawn(inner.clone().upload_recording(project, rec_id, format));
+                    let storage = inner.storage.clone();
+                    tokio::spawn(async move { storage.upload(project, rec_id, format).await });
                 }
                 inner.tell(
                     call_id,

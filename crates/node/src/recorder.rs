@@ -398,46 +398,10 @@ fn repair(
     }
 }
 
-/// A recording file in the data dir: `<project>/<recording id>.<format>`.
-pub(crate) struct StoredRecording {
-    pub project: String,
-    pub path: std::path::PathBuf,
-    pub format: record::Format,
-}
-
-/// Every recording file below `dir` (files of other kinds are skipped).
-pub(crate) fn stored_recordings(dir: &std::path::Path) -> Vec<StoredRecording> {
-    let mut out = Vec::new();
-    let Ok(projects) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for project in projects.flatten() {
-        let Ok(files) = std::fs::read_dir(project.path()) else {
-            continue;
-        };
-        let name = project.file_name().to_string_lossy().into_owned();
-        for file in files.flatten() {
-            let path = file.path();
-            let format = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .and_then(record::Format::from_name);
-            if let Some(format) = format {
-                out.push(StoredRecording {
-                    project: name.clone(),
-                    path,
-                    format,
-                });
-            }
-        }
-    }
-    out
-}
-
 /// Makes every recording a crash left behind playable (WAV: header sizes from the file
 /// length; MP3: a partial last frame cut off).
 pub fn repair_all(dir: &std::path::Path) {
-    for rec in stored_recordings(dir) {
+    for rec in storage::stored_recordings(dir) {
         if let Err(e) = repair(&rec.path, rec.format) {
             warn!(path = %rec.path.display(), error = %e, "recording could not be repaired");
         }
