@@ -17,10 +17,10 @@ use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, End
 
 use crate::events::{CallIdentity, CallTimes};
 use crate::media_leg;
-use crate::routing::Route;
 use crate::script::ScriptWait;
 use crate::shard::{MediaEvent, ShardCommand};
 use crate::{now_ms, NodeInner};
+use control::routing::Route;
 
 pub(crate) enum ActorMsg {
     Command {
@@ -261,7 +261,7 @@ impl CallActor {
         self.local_sdp = Some(offer.clone());
         let invite = sip::OutboundInvite {
             target: self.route.request_uri.clone(),
-            from_uri: crate::routing::from_uri(
+            from_uri: control::routing::from_uri(
                 &self.request.from,
                 self.request.caller_id.as_deref(),
                 &self.node.cfg.external_ip.to_string(),

@@ -14,7 +14,8 @@ use control::{CallCommand, ControlError, DialRequest, Direction, EndReason, LegT
 
 use crate::actor::{ActorMsg, CallActor};
 use crate::shard::ShardCommand;
-use crate::{routing, NodeInner};
+use crate::NodeInner;
+use control::routing;
 
 /// What one call of a bridge tells the other.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::routing::Trunk;
+use control::routing::Trunk;
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {

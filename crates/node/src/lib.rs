@@ -22,7 +22,6 @@ pub mod prepare;
 pub mod queue;
 mod recorder;
 mod recording;
-pub mod routing;
 mod script;
 mod script_call;
 pub mod shard;
@@ -619,7 +618,7 @@ impl CallControl for Node {
                 attribute: Some("to".into()),
             });
         }
-        let route = routing::resolve(
+        let route = control::routing::resolve(
             &to,
             inner.cfg.default_trunk.as_ref(),
             request.username.as_deref(),

@@ -16,8 +16,8 @@ use control::{CommandOk, ControlError, DialRequest, Direction, LegType};
 use crate::actor::CallActor;
 use crate::bridge::BridgeRole;
 use crate::media_leg::NegotiatedMedia;
-use crate::routing::Route;
 use crate::NodeInner;
+use control::routing::Route;
 
 /// What the destination end runs: a document URL or an inline document.
 fn script_document(script: Value) -> Result<(Option<String>, Option<Value>), ControlError> {
