@@ -15,12 +15,12 @@ use control::command::UpdateParams;
 use control::session::{Origin, SessionEvent};
 use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, EndReason};
 
-use crate::events::{CallIdentity, CallTimes};
 use crate::media_leg;
 use crate::script::ScriptWait;
 use crate::shard::{MediaEvent, ShardCommand};
 use crate::{now_ms, NodeInner};
 use control::routing::Route;
+use webhook::events::{CallIdentity, CallTimes};
 
 pub(crate) enum ActorMsg {
     Command {

@@ -11,7 +11,6 @@ mod commands;
 pub mod config;
 mod denoise;
 mod detect;
-pub mod events;
 pub mod fetch;
 pub mod inbound;
 mod listen;
@@ -45,10 +44,10 @@ use control::{
 
 use crate::actor::{ActorMsg, CallActor, Inbox};
 pub use crate::config::NodeConfig;
-use crate::events::{CallIdentity, CallTimes};
 use crate::fetch::Fetcher;
 use crate::ports::PortPool;
 use crate::shard::MediaShards;
+use webhook::events::{self, CallIdentity, CallTimes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

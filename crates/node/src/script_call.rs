@@ -66,7 +66,7 @@ impl NodeInner {
             &to,
         );
         origin_record.project_id = project;
-        let origin_ident = crate::events::CallIdentity {
+        let origin_ident = webhook::events::CallIdentity {
             project_id: project,
             ..origin_ident
         };
@@ -88,7 +88,7 @@ impl NodeInner {
         );
         dest_record.project_id = project;
         dest_record.parent_id = Some(origin_id);
-        let dest_ident = crate::events::CallIdentity {
+        let dest_ident = webhook::events::CallIdentity {
             project_id: project,
             ..dest_ident
         }

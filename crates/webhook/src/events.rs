@@ -1,5 +1,5 @@
-//! Payloads of `calling.call.state` webhooks and of the SWML fetch request
-//! (calling-events.md §2–§3).
+//! Payloads of call webhooks (`calling.call.state`, `calling.call.user_event`, the envelope
+//! every event has) and of the SWML fetch request (calling-events.md §1–§3).
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
