@@ -17,9 +17,7 @@ use media::playback::Source;
 
 use crate::actor::CallActor;
 use crate::now_ms;
-use crate::recorder::{
-    RecordLimits, RecorderInput, RecordingDone, RecordingMeta, RecordingOutcome,
-};
+use crate::recorder::{RecorderInput, RecordingDone, RecordingMeta};
 use crate::shard::ShardCommand;
 use crate::NodeInner;
 
@@ -105,7 +103,7 @@ impl CallActor {
             },
         };
         let nonzero_ms = |secs: f64| Some(secs_to_ms(secs)).filter(|ms| *ms > 0);
-        let limits = RecordLimits {
+        let limits = record::Limits {
             max_length_ms: Some(audio.max_length)
                 .filter(|s| *s > 0)
                 .map(|s| s.saturating_mul(1000)),
@@ -223,9 +221,9 @@ impl NodeInner {
         let ident = self.identity_of(&call);
         let duration = done.duration_ms as f64 / 1000.0;
         let state = match &done.outcome {
-            RecordingOutcome::Finished => "finished",
-            RecordingOutcome::NoInput => "no_input",
-            RecordingOutcome::Error(_) => "error",
+            record::Outcome::Finished => "finished",
+            record::Outcome::NoInput => "no_input",
+            record::Outcome::Error(_) => "error",
         };
         let mut params = json!({
             "call_id": done.call_id,
