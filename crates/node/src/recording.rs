@@ -219,32 +219,21 @@ impl NodeInner {
             return None;
         };
         let ident = self.identity_of(&call);
-        let duration = done.duration_ms as f64 / 1000.0;
-        let state = match &done.outcome {
-            record::Outcome::Finished => "finished",
-            record::Outcome::NoInput => "no_input",
-            record::Outcome::Error(_) => "error",
-        };
-        let mut params = json!({
-            "call_id": done.call_id,
-            "node_id": ident.node_id,
-            "control_id": done.meta.control_id,
-            "state": state,
-            "recording_id": done.rec_id,
-            "start_time": done.meta.started_ms as f64 / 1000.0,
-            "end_time": now_ms() as f64 / 1000.0,
-            "record": { "audio": done.meta.audio },
+        let params = webhook::events::record_end_params(&webhook::events::RecordEnd {
+            call_id: done.call_id,
+            node_id: ident.node_id,
+            control_id: &done.meta.control_id,
+            state: done.outcome.state(),
+            recording_id: done.rec_id,
+            start_ms: done.meta.started_ms,
+            end_ms: now_ms(),
+            audio: &done.meta.audio,
+            url: &done.meta.url,
+            format: &done.meta.format,
+            duration_ms: done.duration_ms,
+            size_bytes: done.size_bytes,
+            playable: done.playable,
         });
-        // On error the audio that reached the file before the failure is still served.
-        if state != "error" || done.playable {
-            params["url"] = json!(done.meta.url);
-            params["duration"] = json!(duration);
-            params["size"] = json!(done.size_bytes);
-            params["record"]["url"] = json!(done.meta.url);
-            params["record"]["duration"] = json!(duration);
-            params["record"]["size"] = json!(done.size_bytes);
-            params["record"]["format"] = json!(done.meta.format);
-        }
         if let Some(url) = done.meta.status_url.as_deref() {
             let event = ident.envelope("calling.call.record", now_ms(), params.clone());
             self.notify(done.call_id, url, &event).await;

@@ -42,6 +42,17 @@ pub enum Outcome {
     Error(String),
 }
 
+impl Outcome {
+    /// The `state` of the recording's final event.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Outcome::Finished => "finished",
+            Outcome::NoInput => "no_input",
+            Outcome::Error(_) => "error",
+        }
+    }
+}
+
 /// What the final event of a recording reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ending {
@@ -372,6 +383,13 @@ mod tests {
         assert_eq!(rec.push(&loud(1), &quiet(), 0), None);
         assert_eq!(rec.push(&loud(2), &quiet(), 10), Some(Outcome::Finished));
         assert_eq!(rec.end(Outcome::Finished).duration_ms, 100);
+    }
+
+    #[test]
+    fn outcomes_name_their_final_state() {
+        assert_eq!(Outcome::Finished.state(), "finished");
+        assert_eq!(Outcome::NoInput.state(), "no_input");
+        assert_eq!(Outcome::Error("x".into()).state(), "error");
     }
 
     #[test]
