@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use asr::{Pocketsphinx, PocketsphinxConfig, RecognitionRequest, SpeechEngine};
-use speech::{FliteTts, Tts, TtsRequest};
+use tts::{FliteTts, Tts, TtsRequest};
 
 fn main() {
     let rt = match tokio::runtime::Builder::new_current_thread().build() {

@@ -1,7 +1,7 @@
 //! The embedded engine against flite's 8 kHz speech (real libraries, no mocks).
 
 use asr::{Pocketsphinx, PocketsphinxConfig, RecognitionRequest, SpeechEngine, Transcript};
-use speech::{FliteTts, Tts, TtsRequest};
+use tts::{FliteTts, Tts, TtsRequest};
 
 fn say(text: &str) -> Vec<i16> {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -77,7 +77,7 @@ impl Default for StorageSetting {
 
 impl StorageSetting {
     /// The S3 settings when `kind = "s3"`; an error names what is missing.
-    pub fn s3(&self) -> anyhow::Result<Option<node::s3::S3Config>> {
+    pub fn s3(&self) -> anyhow::Result<Option<storage::S3Config>> {
         match self.kind.as_str() {
             "local" => Ok(None),
             "s3" => {
@@ -89,7 +89,7 @@ impl StorageSetting {
                 if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
                     bail!("storage endpoint must be an http:// or https:// URL");
                 }
-                Ok(Some(node::s3::S3Config {
+                Ok(Some(storage::S3Config {
                     endpoint,
                     bucket: need(&self.bucket, "bucket (DIALTONE_S3_BUCKET)")?,
                     region: self.region.clone(),

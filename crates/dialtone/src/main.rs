@@ -219,7 +219,7 @@ fn node_config(
     let default_trunk = s
         .default_trunk
         .as_deref()
-        .map(node::routing::Trunk::parse)
+        .map(control::routing::Trunk::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("default_trunk: {e}"))?;
     let inbound_routes = inbound_routes(s)?;

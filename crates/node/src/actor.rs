@@ -15,12 +15,12 @@ use control::command::UpdateParams;
 use control::session::{Origin, SessionEvent};
 use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, EndReason};
 
-use crate::events::{CallIdentity, CallTimes};
 use crate::media_leg;
-use crate::routing::Route;
 use crate::script::ScriptWait;
 use crate::shard::{MediaEvent, ShardCommand};
 use crate::{now_ms, NodeInner};
+use control::routing::Route;
+use webhook::events::{CallIdentity, CallTimes};
 
 pub(crate) enum ActorMsg {
     Command {
@@ -262,7 +262,7 @@ impl CallActor {
         self.local_sdp = Some(offer.clone());
         let invite = sip::OutboundInvite {
             target: self.route.request_uri.clone(),
-            from_uri: crate::routing::from_uri(
+            from_uri: control::routing::from_uri(
                 &self.request.from,
                 self.request.caller_id.as_deref(),
                 &self.node.cfg.external_ip.to_string(),

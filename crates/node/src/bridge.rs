@@ -11,7 +11,8 @@ use uuid::Uuid;
 use control::{ControlError, DialRequest, Direction, EndReason, LegType};
 
 use crate::actor::{ActorMsg, CallActor};
-use crate::{routing, NodeInner};
+use crate::NodeInner;
+use control::routing;
 
 /// What one call of a bridge tells the other.
 #[derive(Debug, Clone, PartialEq)]

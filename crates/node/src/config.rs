@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::routing::Trunk;
+use control::routing::Trunk;
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -35,7 +35,7 @@ pub struct NodeConfig {
     /// Base of the URLs handed out for recordings (`http://<http_listen>` by default).
     pub public_url: String,
     /// Where finished recordings go besides the data dir (`[storage] kind = "s3"`).
-    pub s3: Option<crate::s3::S3Config>,
+    pub s3: Option<storage::S3Config>,
     /// A speech engine in another process (program, arguments) instead of the embedded one.
     pub asr_command: Option<Vec<String>>,
 }

@@ -257,7 +257,7 @@ impl NodeInner {
         } else {
             invite.from_user.clone()
         };
-        let leg_type = if crate::routing::is_e164(&to) {
+        let leg_type = if control::routing::is_e164(&to) {
             LegType::RelayPstnCall
         } else {
             LegType::RelaySipCall
@@ -284,7 +284,7 @@ impl NodeInner {
             return;
         }
         let inbox = self.register(call_id, record.project_id);
-        let sip_route = crate::routing::Route {
+        let sip_route = control::routing::Route {
             request_uri: invite.request_uri.clone(),
             to_uri: invite.to_uri.clone(),
             username: None,

@@ -11,7 +11,6 @@ mod commands;
 pub mod config;
 mod denoise;
 mod detect;
-pub mod events;
 pub mod fetch;
 pub mod inbound;
 mod listen;
@@ -22,8 +21,6 @@ pub mod prepare;
 pub mod queue;
 mod recorder;
 mod recording;
-pub mod routing;
-pub mod s3;
 mod script;
 mod script_call;
 pub mod shard;
@@ -47,10 +44,10 @@ use control::{
 
 use crate::actor::{ActorMsg, CallActor, Inbox};
 pub use crate::config::NodeConfig;
-use crate::events::{CallIdentity, CallTimes};
 use crate::fetch::Fetcher;
 use crate::ports::PortPool;
 use crate::shard::MediaShards;
+use webhook::events::{self, CallIdentity, CallTimes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -93,6 +90,8 @@ pub(crate) struct NodeInner {
     /// For SWML `request`.
     pub http: reqwest::Client,
     pub recorder: recorder::RecorderHandle,
+    /// Where recordings are written, uploaded and served from.
+    pub storage: storage::Recordings,
     /// Speech recognition for collects (one worker thread, one engine per node).
     pub speech: speech::SpeechWorker,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
@@ -154,7 +153,12 @@ impl Node {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        recorder::repair_all(&cfg.data_dir.join("recordings"));
+        let storage = storage::Recordings::new(
+            cfg.data_dir.join("recordings"),
+            cfg.s3.clone(),
+            http.clone(),
+        );
+        recorder::repair_all(storage.dir());
         let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
         let recorder = recorder::RecorderHandle::start(rec_done_tx)?;
         let inner = Arc::new(NodeInner {
@@ -168,11 +172,15 @@ impl Node {
             prep,
             http,
             recorder,
+            storage,
             speech: speech::SpeechWorker::start(move || start_asr(asr_command)),
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
-        inner.upload_leftovers();
+        for (project, rec_id, format) in inner.storage.leftovers() {
+            let storage = inner.storage.clone();
+            tokio::spawn(async move { storage.upload(project, rec_id, format).await });
+        }
         // Recordings end on the recorder thread: queue their webhook, tell the call if alive.
         let weak_rec = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -201,7 +209,8 @@ impl Node {
                 }
                 let params = inner.recording_done(done).await;
                 if let Some((project, format)) = upload {
-                    tokio::spawn(inner.clone().upload_recording(project, rec_id, format));
+                    let storage = inner.storage.clone();
+                    tokio::spawn(async move { storage.upload(project, rec_id, format).await });
                 }
                 inner.tell(
                     call_id,
@@ -531,9 +540,9 @@ fn start_asr(command: Option<Vec<String>>) -> Result<Arc<dyn asr::SpeechEngine>,
     }
 }
 
-fn start_tts() -> Option<Arc<dyn ::speech::Tts>> {
-    match ::speech::FliteTts::start() {
-        Ok(engine) => Some(Arc::new(::speech::CachedTts::new(engine, 256))),
+fn start_tts() -> Option<Arc<dyn ::tts::Tts>> {
+    match ::tts::FliteTts::start() {
+        Ok(engine) => Some(Arc::new(::tts::CachedTts::new(engine, 256))),
         Err(e) => {
             warn!(error = %e, "text-to-speech engine unavailable");
             None
@@ -608,7 +617,7 @@ impl CallControl for Node {
                 attribute: Some("to".into()),
             });
         }
-        let route = routing::resolve(
+        let route = control::routing::resolve(
             &to,
             inner.cfg.default_trunk.as_ref(),
             request.username.as_deref(),

@@ -11,12 +11,12 @@ use media::playback::Source;
 #[derive(Clone)]
 pub struct MediaPrep {
     audio: audio::AudioFetcher,
-    tts: Option<Arc<dyn speech::Tts>>,
+    tts: Option<Arc<dyn tts::Tts>>,
 }
 
 impl MediaPrep {
     /// `tts` is None when no speech engine could be started; `say:` then fails its playback.
-    pub fn new(audio: audio::AudioFetcher, tts: Option<Arc<dyn speech::Tts>>) -> Self {
+    pub fn new(audio: audio::AudioFetcher, tts: Option<Arc<dyn tts::Tts>>) -> Self {
         MediaPrep { audio, tts }
     }
 
@@ -52,7 +52,7 @@ impl MediaPrep {
                     .as_ref()
                     .ok_or_else(|| "no text-to-speech engine is available".to_string())?;
                 let spoken = tts
-                    .synthesize(&speech::TtsRequest {
+                    .synthesize(&tts::TtsRequest {
                         text: t.text.clone(),
                         // No voice named: the engine's own default voice.
                         voice: t

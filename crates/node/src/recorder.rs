@@ -1,8 +1,8 @@
 //! The node's recording writer: one thread that owns every open recording file. Media shards
 //! hand it each recorded call's 20 ms frames (what the far end said, what we sent) without
-//! blocking; it writes them with `record::Recorder` (WAV or MP3), runs the VAD that ends a recording on
-//! `initial_timeout` / `end_silence_timeout`, enforces `max_length`, and reports every ending
-//! to the node — which queues the `calling.call.record` webhook itself, so a recording that
+//! blocking; it feeds them to each open `record::Recording` (WAV or MP3; which also decides
+//! when `initial_timeout`, `end_silence_timeout` or `max_length` ends it) and reports every
+//! ending to the node — which queues the `calling.call.record` webhook itself, so a recording that
 //! ends because the call did is still reported.
 //!
 //! The queue into the thread is bounded for frames only (queue.rs): at most
@@ -41,17 +41,6 @@ pub struct TapFrame {
     pub gap_frames: u32,
 }
 
-/// What the recorder needs to know about a recording's limits.
-#[derive(Debug, Clone)]
-pub struct RecordLimits {
-    pub max_length_ms: Option<u64>,
-    pub initial_timeout_ms: Option<u64>,
-    pub end_silence_ms: Option<u64>,
-    pub sensitivity: u8,
-    /// The VAD listens to what the far end says (else to what we send).
-    pub vad_on_heard: bool,
-}
-
 /// Who to tell when the recording ends (the webhook is built from it).
 #[derive(Debug, Clone)]
 pub struct RecordingMeta {
@@ -70,7 +59,7 @@ pub struct StartRecording {
     pub path: PathBuf,
     pub format: record::Format,
     pub opts: record::RecordingOptions,
-    pub limits: RecordLimits,
+    pub limits: record::Limits,
     pub meta: RecordingMeta,
 }
 
@@ -91,20 +80,11 @@ pub enum RecorderInput {
     Shutdown,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecordingOutcome {
-    /// Stopped, terminator, end of speech, max length or hang-up.
-    Finished,
-    /// Nothing was said within `initial_timeout`.
-    NoInput,
-    Error(String),
-}
-
 #[derive(Debug, Clone)]
 pub struct RecordingDone {
     pub rec_id: Uuid,
     pub call_id: Uuid,
-    pub outcome: RecordingOutcome,
+    pub outcome: record::Outcome,
     pub duration_ms: u64,
     pub size_bytes: u64,
     /// Silence written in place of frames dropped because the recorder was behind.
@@ -117,13 +97,8 @@ pub struct RecordingDone {
 
 struct Open {
     call_id: Uuid,
-    writer: record::Recorder,
-    limits: RecordLimits,
+    recording: record::Recording,
     meta: RecordingMeta,
-    vad: media::vad::Vad,
-    heard_speech: bool,
-    frames: u64,
-    gap_frames: u64,
 }
 
 #[derive(Clone)]
@@ -193,25 +168,9 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 // The place is free again as soon as the frame is out of the queue.
                 drop(permit);
                 let mut ended = Vec::new();
-                let silence = (f.gap_frames > 0).then(|| TapFrame {
-                    call_id: f.call_id,
-                    heard: vec![0; f.heard.len()],
-                    sent: vec![0; f.sent.len()],
-                    gap_frames: 0,
-                });
                 for rec_id in by_call.get(&f.call_id).into_iter().flatten() {
                     if let Some(rec) = open.get_mut(rec_id) {
-                        let mut outcome = None;
-                        if let Some(silence) = silence.as_ref() {
-                            rec.gap_frames += u64::from(f.gap_frames);
-                            for _ in 0..f.gap_frames {
-                                outcome = write(rec, silence);
-                                if outcome.is_some() {
-                                    break;
-                                }
-                            }
-                        }
-                        if let Some(outcome) = outcome.or_else(|| write(rec, &f)) {
+                        if let Some(outcome) = rec.recording.push(&f.heard, &f.sent, f.gap_frames) {
                             ended.push((*rec_id, outcome));
                         }
                     }
@@ -234,21 +193,15 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                match record::Recorder::create_as(&path, opts, format) {
-                    Ok(writer) => {
-                        let vad = media::vad::Vad::new(opts.sample_rate, limits.sensitivity);
+                match record::Recording::create(&path, opts, format, limits) {
+                    Ok(recording) => {
                         by_call.entry(call_id).or_default().push(rec_id);
                         open.insert(
                             rec_id,
                             Open {
                                 call_id,
-                                writer,
-                                limits,
+                                recording,
                                 meta,
-                                vad,
-                                heard_speech: false,
-                                frames: 0,
-                                gap_frames: 0,
                             },
                         );
                     }
@@ -257,7 +210,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                         let _ = done.send(RecordingDone {
                             rec_id,
                             call_id,
-                            outcome: RecordingOutcome::Error(e.to_string()),
+                            outcome: record::Outcome::Error(e.to_string()),
                             duration_ms: 0,
                             size_bytes: 0,
                             gap_ms: 0,
@@ -269,17 +222,17 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
             }
             RecorderInput::Pause { rec_id, behavior } => {
                 if let Some(r) = open.get_mut(&rec_id) {
-                    r.writer.pause(behavior);
+                    r.recording.pause(behavior);
                 }
             }
             RecorderInput::Resume { rec_id } => {
                 if let Some(r) = open.get_mut(&rec_id) {
-                    r.writer.resume();
+                    r.recording.resume();
                 }
             }
             RecorderInput::Stop { rec_id } => {
                 forget(&mut by_call, &open, rec_id);
-                close(&mut open, rec_id, RecordingOutcome::Finished, &done)
+                close(&mut open, rec_id, record::Outcome::Finished, &done)
             }
             RecorderInput::Shutdown => break,
         }
@@ -287,158 +240,44 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
     // Shutting down: finish every file so none is left without its header.
     let ids: Vec<Uuid> = open.keys().copied().collect();
     for rec_id in ids {
-        close(&mut open, rec_id, RecordingOutcome::Finished, &done);
+        close(&mut open, rec_id, record::Outcome::Finished, &done);
     }
-}
-
-/// Writes one frame; returns how the recording ends if this frame ends it.
-fn write(rec: &mut Open, f: &TapFrame) -> Option<RecordingOutcome> {
-    if let Err(e) = rec.writer.write_frame(Some(&f.heard), Some(&f.sent)) {
-        return Some(RecordingOutcome::Error(e.to_string()));
-    }
-    rec.frames += 1;
-    let elapsed_ms = rec.frames * 20;
-    let voice = if rec.limits.vad_on_heard {
-        &f.heard
-    } else {
-        &f.sent
-    };
-    rec.vad.push_frame(voice);
-    if rec.vad.is_speech() {
-        rec.heard_speech = true;
-    }
-    if rec
-        .limits
-        .max_length_ms
-        .is_some_and(|max| rec.writer.duration_ms() >= max)
-    {
-        return Some(RecordingOutcome::Finished);
-    }
-    if !rec.heard_speech {
-        if rec
-            .limits
-            .initial_timeout_ms
-            .is_some_and(|t| elapsed_ms >= t)
-        {
-            return Some(RecordingOutcome::NoInput);
-        }
-    } else if rec
-        .limits
-        .end_silence_ms
-        .is_some_and(|t| !rec.vad.is_speech() && u64::from(rec.vad.silence_ms()) >= t)
-    {
-        return Some(RecordingOutcome::Finished);
-    }
-    None
 }
 
 fn close(
     open: &mut HashMap<Uuid, Open>,
     rec_id: Uuid,
-    outcome: RecordingOutcome,
+    outcome: record::Outcome,
     done: &mpsc::UnboundedSender<RecordingDone>,
 ) {
     let Some(rec) = open.remove(&rec_id) else {
         return;
     };
-    let path = rec.writer.path().to_path_buf();
-    let format = rec.writer.format();
-    let gap_ms = rec.gap_frames * 20;
+    let gap_ms = rec.recording.gap_ms();
     if gap_ms > 0 {
         warn!(%rec_id, gap_ms, "recording has silence where frames were dropped (recorder behind)");
     }
-    // A write error already decided the outcome; finishing then fails too (nothing more is
-    // written), and the file is repaired so what reached it plays.
-    let finished = match outcome {
-        RecordingOutcome::Error(e) => {
-            // Closed before the repair, so nothing buffered lands after it.
-            drop(rec.writer);
-            Err(e)
-        }
-        ok => rec
-            .writer
-            .finish()
-            .map(|info| (ok, info))
-            .map_err(|e| e.to_string()),
-    };
-    let (outcome, duration_ms, size_bytes, playable) = match finished {
-        Ok((outcome, info)) => (outcome, info.duration_ms, info.size_bytes, true),
-        Err(why) => {
-            warn!(%rec_id, error = %why, "recording failed");
-            match repair(&path, format) {
-                Ok(info) => (
-                    RecordingOutcome::Error(why),
-                    info.duration_ms,
-                    info.size_bytes,
-                    info.duration_ms > 0,
-                ),
-                Err(_) => (RecordingOutcome::Error(why), 0, 0, false),
-            }
-        }
-    };
+    let end = rec.recording.end(outcome);
+    if let record::Outcome::Error(why) = &end.outcome {
+        warn!(%rec_id, error = %why, "recording failed");
+    }
     let _ = done.send(RecordingDone {
         rec_id,
         call_id: rec.call_id,
-        outcome,
-        duration_ms,
-        size_bytes,
-        gap_ms,
-        playable,
+        outcome: end.outcome,
+        duration_ms: end.duration_ms,
+        size_bytes: end.size_bytes,
+        gap_ms: end.gap_ms,
+        playable: end.playable,
         meta: rec.meta,
     });
-}
-
-fn repair(
-    path: &std::path::Path,
-    format: record::Format,
-) -> Result<record::RecordingInfo, record::RecordError> {
-    match format {
-        record::Format::Wav => record::repair(path),
-        record::Format::Mp3 => record::repair_mp3(path),
-    }
-}
-
-/// A recording file in the data dir: `<project>/<recording id>.<format>`.
-pub(crate) struct StoredRecording {
-    pub project: String,
-    pub path: std::path::PathBuf,
-    pub format: record::Format,
-}
-
-/// Every recording file below `dir` (files of other kinds are skipped).
-pub(crate) fn stored_recordings(dir: &std::path::Path) -> Vec<StoredRecording> {
-    let mut out = Vec::new();
-    let Ok(projects) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for project in projects.flatten() {
-        let Ok(files) = std::fs::read_dir(project.path()) else {
-            continue;
-        };
-        let name = project.file_name().to_string_lossy().into_owned();
-        for file in files.flatten() {
-            let path = file.path();
-            let format = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .and_then(record::Format::from_name);
-            if let Some(format) = format {
-                out.push(StoredRecording {
-                    project: name.clone(),
-                    path,
-                    format,
-                });
-            }
-        }
-    }
-    out
 }
 
 /// Makes every recording a crash left behind playable (WAV: header sizes from the file
 /// length; MP3: a partial last frame cut off).
 pub fn repair_all(dir: &std::path::Path) {
-    for rec in stored_recordings(dir) {
-        if let Err(e) = repair(&rec.path, rec.format) {
+    for rec in storage::stored_recordings(dir) {
+        if let Err(e) = record::repair_file(&rec.path, rec.format) {
             warn!(path = %rec.path.display(), error = %e, "recording could not be repaired");
         }
     }
@@ -504,7 +343,7 @@ mod tests {
                 channels: record::Channels::Mono,
                 direction: record::Direction::Both,
             },
-            limits: RecordLimits {
+            limits: record::Limits {
                 max_length_ms: None,
                 initial_timeout_ms: None,
                 end_silence_ms: None,
@@ -530,7 +369,7 @@ mod tests {
         handle.send(RecorderInput::Shutdown);
         worker.join().unwrap();
         let done = done_rx.try_recv().unwrap();
-        assert_eq!(done.outcome, RecordingOutcome::Finished);
+        assert_eq!(done.outcome, record::Outcome::Finished);
         assert_eq!(done.gap_ms, 100);
         assert_eq!(done.duration_ms, (4 + 5) * 20);
     }

@@ -17,9 +17,7 @@ use media::playback::Source;
 
 use crate::actor::CallActor;
 use crate::now_ms;
-use crate::recorder::{
-    RecordLimits, RecorderInput, RecordingDone, RecordingMeta, RecordingOutcome,
-};
+use crate::recorder::{RecorderInput, RecordingDone, RecordingMeta};
 use crate::shard::ShardCommand;
 use crate::NodeInner;
 
@@ -68,12 +66,7 @@ impl CallActor {
         }
         // Storage that cannot hold the file fails the command, before any `recording` event;
         // a file the recorder thread then cannot create still ends in an `error` event.
-        let dir = self
-            .node
-            .recordings_dir()
-            .join(self.ident.project_id.to_string());
-        if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-            tracing::warn!(dir = %dir.display(), error = %e, "recordings cannot be stored");
+        if let Err(e) = self.node.storage.ready(self.ident.project_id).await {
             return Err(ControlError::Unprocessable {
                 code: "recording_storage_unavailable",
                 message: format!("recordings cannot be stored on this server: {e}"),
@@ -110,7 +103,7 @@ impl CallActor {
             },
         };
         let nonzero_ms = |secs: f64| Some(secs_to_ms(secs)).filter(|ms| *ms > 0);
-        let limits = RecordLimits {
+        let limits = record::Limits {
             max_length_ms: Some(audio.max_length)
                 .filter(|s| *s > 0)
                 .map(|s| s.saturating_mul(1000)),
@@ -122,7 +115,8 @@ impl CallActor {
         let rec_id = Uuid::new_v4();
         let path = self
             .node
-            .recording_path(self.ident.project_id, rec_id, file_format);
+            .storage
+            .path(self.ident.project_id, rec_id, file_format);
         let meta = RecordingMeta {
             control_id: control_id.clone(),
             status_url: p.status_url.clone(),
@@ -220,21 +214,6 @@ impl CallActor {
 }
 
 impl NodeInner {
-    pub(crate) fn recordings_dir(&self) -> std::path::PathBuf {
-        self.cfg.data_dir.join("recordings")
-    }
-
-    pub(crate) fn recording_path(
-        &self,
-        project: Uuid,
-        rec_id: Uuid,
-        format: record::Format,
-    ) -> std::path::PathBuf {
-        self.recordings_dir()
-            .join(project.to_string())
-            .join(format!("{rec_id}.{}", format.extension()))
-    }
-
     /// The `finished` / `no_input` / `error` webhook of a recording, queued even when the call
     /// is already gone. Returns the event's `params` (also without a status_url), or `None`
     /// when the call is unknown.
@@ -247,32 +226,21 @@ impl NodeInner {
             return None;
         };
         let ident = self.identity_of(&call);
-        let duration = done.duration_ms as f64 / 1000.0;
-        let state = match &done.outcome {
-            RecordingOutcome::Finished => "finished",
-            RecordingOutcome::NoInput => "no_input",
-            RecordingOutcome::Error(_) => "error",
-        };
-        let mut params = json!({
-            "call_id": done.call_id,
-            "node_id": ident.node_id,
-            "control_id": done.meta.control_id,
-            "state": state,
-            "recording_id": done.rec_id,
-            "start_time": done.meta.started_ms as f64 / 1000.0,
-            "end_time": now_ms() as f64 / 1000.0,
-            "record": { "audio": done.meta.audio },
+        let params = webhook::events::record_end_params(&webhook::events::RecordEnd {
+            call_id: done.call_id,
+            node_id: ident.node_id,
+            control_id: &done.meta.control_id,
+            state: done.outcome.state(),
+            recording_id: done.rec_id,
+            start_ms: done.meta.started_ms,
+            end_ms: now_ms(),
+            audio: &done.meta.audio,
+            url: &done.meta.url,
+            format: &done.meta.format,
+            duration_ms: done.duration_ms,
+            size_bytes: done.size_bytes,
+            playable: done.playable,
         });
-        // On error the audio that reached the file before the failure is still served.
-        if state != "error" || done.playable {
-            params["url"] = json!(done.meta.url);
-            params["duration"] = json!(duration);
-            params["size"] = json!(done.size_bytes);
-            params["record"]["url"] = json!(done.meta.url);
-            params["record"]["duration"] = json!(duration);
-            params["record"]["size"] = json!(done.size_bytes);
-            params["record"]["format"] = json!(done.meta.format);
-        }
         if let Some(url) = done.meta.status_url.as_deref() {
             let event = ident.envelope("calling.call.record", now_ms(), params.clone());
             self.notify(done.call_id, url, &event).await;
@@ -281,89 +249,7 @@ impl NodeInner {
     }
 }
 
-/// Tries of one upload before the file is left in the data dir (it is still served from there
-/// and tried again on the next start).
-const UPLOAD_TRIES: u32 = 8;
-
 impl NodeInner {
-    pub(crate) fn s3(&self) -> Option<crate::s3::S3Client> {
-        self.cfg
-            .s3
-            .clone()
-            .map(|c| crate::s3::S3Client::new(c, self.http.clone()))
-    }
-
-    /// The object key of a recording file: `{prefix}{project}/{rec_id}.{ext}`.
-    pub(crate) fn recording_key(
-        s3: &crate::s3::S3Client,
-        project: Uuid,
-        rec_id: Uuid,
-        format: record::Format,
-    ) -> String {
-        s3.key(&format!("{project}/{rec_id}.{}", format.extension()))
-    }
-
-    /// Uploads a finished recording to the bucket (retried with backoff) and then removes the
-    /// local copy; until then the local file is what is served.
-    pub(crate) async fn upload_recording(
-        self: std::sync::Arc<Self>,
-        project: Uuid,
-        rec_id: Uuid,
-        format: record::Format,
-    ) {
-        let Some(s3) = self.s3() else {
-            return;
-        };
-        let path = self.recording_path(project, rec_id, format);
-        let key = Self::recording_key(&s3, project, rec_id, format);
-        let mut wait = std::time::Duration::from_millis(500);
-        for attempt in 1..=UPLOAD_TRIES {
-            let bytes = match tokio::fs::read(&path).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "recording to upload is unreadable");
-                    return;
-                }
-            };
-            match s3.put(&key, bytes, format.content_type()).await {
-                Ok(()) => {
-                    info!(%rec_id, %key, "recording uploaded");
-                    if let Err(e) = tokio::fs::remove_file(&path).await {
-                        tracing::warn!(path = %path.display(), error = %e, "uploaded recording not removed");
-                    }
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(%rec_id, attempt, error = %e, "recording upload failed");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(30));
-                }
-            }
-        }
-        tracing::warn!(%rec_id, "recording left in the data dir; upload is tried again on start");
-    }
-
-    /// On start: recordings a previous run did not upload (crash, storage down) are uploaded.
-    pub(crate) fn upload_leftovers(self: &std::sync::Arc<Self>) {
-        if self.cfg.s3.is_none() {
-            return;
-        }
-        for rec in crate::recorder::stored_recordings(&self.recordings_dir()) {
-            let project_id = rec.project.parse().ok();
-            let rec_id = rec
-                .path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse().ok());
-            if let (Some(project_id), Some(rec_id)) = (project_id, rec_id) {
-                tokio::spawn(
-                    self.clone()
-                        .upload_recording(project_id, rec_id, rec.format),
-                );
-            }
-        }
-    }
-
     /// A recording's bytes: the local file while it is there, else the bucket's object.
     pub(crate) async fn recording_bytes(
         &self,
@@ -371,19 +257,10 @@ impl NodeInner {
         rec_id: Uuid,
         format: record::Format,
     ) -> Result<Vec<u8>, ControlError> {
-        let path = self.recording_path(project, rec_id, format);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => return Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ControlError::Internal(e.to_string())),
-        }
-        let Some(s3) = self.s3() else {
-            return Err(ControlError::NotFound);
-        };
-        let key = Self::recording_key(&s3, project, rec_id, format);
-        match s3.get(&key).await {
+        match self.storage.bytes(project, rec_id, format).await {
             Ok(Some(bytes)) => Ok(bytes),
             Ok(None) => Err(ControlError::NotFound),
+            Err(storage::StorageError::Io(e)) => Err(ControlError::Internal(e.to_string())),
             Err(e) => Err(ControlError::Unavailable(format!("recording storage: {e}"))),
         }
     }

@@ -15,8 +15,8 @@ use control::{CommandOk, ControlError, DialRequest, Direction, LegType};
 
 use crate::actor::CallActor;
 use crate::media_leg::NegotiatedMedia;
-use crate::routing::Route;
 use crate::NodeInner;
+use control::routing::Route;
 
 /// What the destination end runs: a document URL or an inline document.
 fn script_document(script: Value) -> Result<(Option<String>, Option<Value>), ControlError> {
@@ -65,7 +65,7 @@ impl NodeInner {
             &to,
         );
         origin_record.project_id = project;
-        let origin_ident = crate::events::CallIdentity {
+        let origin_ident = webhook::events::CallIdentity {
             project_id: project,
             ..origin_ident
         };
@@ -87,7 +87,7 @@ impl NodeInner {
         );
         dest_record.project_id = project;
         dest_record.parent_id = Some(origin_id);
-        let dest_ident = crate::events::CallIdentity {
+        let dest_ident = webhook::events::CallIdentity {
             project_id: project,
             ..dest_ident
         }

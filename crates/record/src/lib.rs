@@ -12,11 +12,16 @@
 //! second; a crash leaves whole frames (a partial last one is cut by [`repair_mp3`]).
 //! Dropping a recorder without [`Recorder::finish`] behaves like a crash (the buffered
 //! audio is flushed, the header is left at the last checkpoint).
+//!
+//! [`Recording`] is one `calling.record` over a recorder: the `max_length`,
+//! `initial_timeout` and `end_silence_timeout` (VAD) stops, silence for dropped frames, and
+//! the [`Ending`] its final event reports.
 
 mod error;
 mod lame;
 mod mp3;
 mod recorder;
+mod recording;
 mod repair;
 mod sink;
 mod wav;
@@ -25,6 +30,7 @@ pub use error::RecordError;
 pub use lame::LameError;
 pub use mp3::{repair_mp3, scan as scan_mp3, Mp3Scan};
 pub use recorder::{Recorder, WavRecorder};
+pub use recording::{repair_file, Ending, Limits, Outcome, Recording};
 pub use repair::repair;
 pub use sink::Sink;
 

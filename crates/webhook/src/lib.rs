@@ -9,7 +9,12 @@
 //! order, since the store only hands out a call's oldest pending job and the worker never has
 //! two jobs of one call in flight. Delivery is at-least-once: a job whose outcome was not
 //! recorded (shutdown, crash) is sent again by the next worker on the same store.
+//!
+//! [`events`] holds the JSON the server sends about a call: the event envelope,
+//! `calling.call.state` (with `created_by` and `parent`), `calling.call.user_event`, and the
+//! `call` object of a SWML fetch; the node fills in each call's [`events::CallIdentity`].
 
+pub mod events;
 mod sign;
 
 use std::collections::{HashMap, HashSet};

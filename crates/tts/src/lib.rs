@@ -1,4 +1,4 @@
-//! Speech engines behind provider traits. The embedded default TTS is flite (Debian's
+//! Text-to-speech behind a provider trait. The embedded default engine is flite (Debian's
 //! `libflite`), run on one worker thread because flite is not thread-safe; results are cached by
 //! (text, voice, language) so a prompt played to many calls is synthesized once.
 
@@ -12,7 +12,7 @@ use async_trait::async_trait;
 pub use flite::FliteTts;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SpeechError {
+pub enum TtsError {
     #[error("text is empty")]
     EmptyText,
     #[error("text is longer than {0} characters")]
@@ -51,7 +51,7 @@ impl Audio {
 
 #[async_trait]
 pub trait Tts: Send + Sync + 'static {
-    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, SpeechError>;
+    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, TtsError>;
 }
 
 /// Cached entries and their recency order (oldest first).
@@ -101,7 +101,7 @@ impl<T: Tts> CachedTts<T> {
 
 #[async_trait]
 impl<T: Tts> Tts for CachedTts<T> {
-    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, SpeechError> {
+    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, TtsError> {
         // Gender only matters when the voice id does not pin a voice; keep it in the key anyway.
         if let Some(hit) = self.get(request) {
             return Ok(hit);
@@ -121,7 +121,7 @@ mod tests {
 
     #[async_trait]
     impl Tts for Counting {
-        async fn synthesize(&self, r: &TtsRequest) -> Result<Arc<Audio>, SpeechError> {
+        async fn synthesize(&self, r: &TtsRequest) -> Result<Arc<Audio>, TtsError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(Arc::new(Audio {
                 sample_rate: 8000,

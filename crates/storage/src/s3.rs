@@ -1,10 +1,13 @@
-//! S3-compatible object storage for finished recordings: path-style PUT/GET signed with AWS
-//! Signature V4 over the node's HTTP client (a few lines instead of an SDK's compile time).
+//! An S3-compatible bucket: path-style PUT/GET signed with AWS Signature V4 over the caller's
+//! HTTP client (a few lines instead of an SDK's compile time).
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+
+use crate::{ObjectStore, StorageError};
 
 /// `[storage] kind = "s3"`.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,16 +35,9 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum S3Error {
-    #[error("s3 request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("s3 answered {status}: {body}")]
-    Status { status: u16, body: String },
-}
-
+/// A bucket's objects; keys given to it are prefixed with the configured prefix.
 #[derive(Clone)]
-pub struct S3Client {
+pub struct S3Bucket {
     cfg: S3Config,
     http: reqwest::Client,
 }
@@ -108,9 +104,9 @@ fn authorization(
     )
 }
 
-impl S3Client {
+impl S3Bucket {
     pub fn new(cfg: S3Config, http: reqwest::Client) -> Self {
-        S3Client { cfg, http }
+        S3Bucket { cfg, http }
     }
 
     /// The object key of `name` (prefix included).
@@ -149,10 +145,14 @@ impl S3Client {
             .header("authorization", auth)
             .timeout(Duration::from_secs(60))
     }
+}
 
-    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), S3Error> {
+#[async_trait]
+impl ObjectStore for S3Bucket {
+    async fn put(&self, name: &str, body: Vec<u8>, content_type: &str) -> Result<(), StorageError> {
+        let key = self.key(name);
         let r = self
-            .request(reqwest::Method::PUT, key, &body)
+            .request(reqwest::Method::PUT, &key, &body)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -162,19 +162,19 @@ impl S3Client {
         }
         let status = r.status().as_u16();
         let body = r.text().await.unwrap_or_default();
-        Err(S3Error::Status {
+        Err(StorageError::Status {
             status,
             body: body.chars().take(300).collect(),
         })
     }
 
-    /// The object's bytes, `None` when the bucket has no such key.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, S3Error> {
-        let r = self.request(reqwest::Method::GET, key, b"").send().await?;
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let key = self.key(name);
+        let r = self.request(reqwest::Method::GET, &key, b"").send().await?;
         match r.status().as_u16() {
             200 => Ok(Some(r.bytes().await?.to_vec())),
             404 => Ok(None),
-            status => Err(S3Error::Status {
+            status => Err(StorageError::Status {
                 status,
                 body: r
                     .text()

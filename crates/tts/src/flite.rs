@@ -7,7 +7,7 @@ use std::thread;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use crate::{Audio, SpeechError, Tts, TtsRequest};
+use crate::{Audio, Tts, TtsError, TtsRequest};
 
 /// Longest text synthesized in one request.
 pub const MAX_TEXT_CHARS: usize = 4096;
@@ -56,11 +56,7 @@ enum FliteVoice {
     Slt,
 }
 
-type Job = (
-    String,
-    FliteVoice,
-    oneshot::Sender<Result<Audio, SpeechError>>,
-);
+type Job = (String, FliteVoice, oneshot::Sender<Result<Audio, TtsError>>);
 
 /// The flite engine. Cheap to clone.
 #[derive(Clone)]
@@ -69,12 +65,12 @@ pub struct FliteTts {
 }
 
 impl FliteTts {
-    pub fn start() -> Result<FliteTts, SpeechError> {
+    pub fn start() -> Result<FliteTts, TtsError> {
         let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
             .name("tts-flite".into())
             .spawn(move || worker(rx))
-            .map_err(|e| SpeechError::Engine(e.to_string()))?;
+            .map_err(|e| TtsError::Engine(e.to_string()))?;
         Ok(FliteTts { jobs: tx })
     }
 }
@@ -98,19 +94,19 @@ fn worker(rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn synthesize_blocking(text: &str, vox: *mut cst_voice) -> Result<Audio, SpeechError> {
+fn synthesize_blocking(text: &str, vox: *mut cst_voice) -> Result<Audio, TtsError> {
     if vox.is_null() {
-        return Err(SpeechError::Engine("flite voice not available".into()));
+        return Err(TtsError::Engine("flite voice not available".into()));
     }
     // Interior NULs would cut the text short; drop them.
     let clean: String = text.chars().filter(|c| *c != '\0').collect();
-    let c_text = CString::new(clean).map_err(|e| SpeechError::Engine(e.to_string()))?;
+    let c_text = CString::new(clean).map_err(|e| TtsError::Engine(e.to_string()))?;
     // SAFETY: valid NUL-terminated text and a registered voice; the wave is copied and freed
     // before returning.
     unsafe {
         let w = flite_text_to_wave(c_text.as_ptr(), vox);
         if w.is_null() {
-            return Err(SpeechError::Engine("flite produced no audio".into()));
+            return Err(TtsError::Engine("flite produced no audio".into()));
         }
         let wave = &*w;
         let n = usize::try_from(wave.num_samples).unwrap_or(0)
@@ -131,21 +127,21 @@ fn synthesize_blocking(text: &str, vox: *mut cst_voice) -> Result<Audio, SpeechE
 
 #[async_trait]
 impl Tts for FliteTts {
-    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, SpeechError> {
+    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, TtsError> {
         let text = strip_ssml(&request.text);
         if text.trim().is_empty() {
-            return Err(SpeechError::EmptyText);
+            return Err(TtsError::EmptyText);
         }
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(SpeechError::TooLong(MAX_TEXT_CHARS));
+            return Err(TtsError::TooLong(MAX_TEXT_CHARS));
         }
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send((text, pick_voice(request), tx))
-            .map_err(|_| SpeechError::Engine("flite worker stopped".into()))?;
+            .map_err(|_| TtsError::Engine("flite worker stopped".into()))?;
         let audio = rx
             .await
-            .map_err(|_| SpeechError::Engine("flite worker stopped".into()))??;
+            .map_err(|_| TtsError::Engine("flite worker stopped".into()))??;
         Ok(Arc::new(audio))
     }
 }
@@ -216,12 +212,12 @@ mod tests {
         assert!(long.duration_ms() > 2 * short.duration_ms());
         assert_eq!(
             tts.synthesize(&req("   ", "male")).await,
-            Err(SpeechError::EmptyText)
+            Err(TtsError::EmptyText)
         );
         assert!(tts.synthesize(&req("a\0b", "male")).await.is_ok());
         assert!(matches!(
             tts.synthesize(&req(&"x ".repeat(3000), "male")).await,
-            Err(SpeechError::TooLong(_))
+            Err(TtsError::TooLong(_))
         ));
     }
 

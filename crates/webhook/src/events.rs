@@ -1,5 +1,5 @@
-//! Payloads of `calling.call.state` webhooks and of the SWML fetch request
-//! (calling-events.md §2–§3).
+//! Payloads of call webhooks (`calling.call.state`, `calling.call.user_event`, the envelope
+//! every event has) and of the SWML fetch request (calling-events.md §1–§3).
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -205,6 +205,54 @@ impl CallIdentity {
     }
 }
 
+/// How a recording ended, for the `params` of its final `calling.call.record` event.
+#[derive(Debug, Clone)]
+pub struct RecordEnd<'a> {
+    pub call_id: Uuid,
+    pub node_id: Uuid,
+    pub control_id: &'a str,
+    /// `finished`, `no_input` or `error`.
+    pub state: &'a str,
+    pub recording_id: Uuid,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// The recording's `record.audio` settings as reported at start.
+    pub audio: &'a Value,
+    pub url: &'a str,
+    pub format: &'a str,
+    pub duration_ms: u64,
+    pub size_bytes: u64,
+    /// The file holds audio that can be served.
+    pub playable: bool,
+}
+
+/// The `params` of a recording's final `calling.call.record` event (calling-events.md §5):
+/// where and how long it is, unless it failed with nothing playable.
+pub fn record_end_params(r: &RecordEnd) -> Value {
+    let duration = r.duration_ms as f64 / 1000.0;
+    let mut params = json!({
+        "call_id": r.call_id,
+        "node_id": r.node_id,
+        "control_id": r.control_id,
+        "state": r.state,
+        "recording_id": r.recording_id,
+        "start_time": r.start_ms as f64 / 1000.0,
+        "end_time": r.end_ms as f64 / 1000.0,
+        "record": { "audio": r.audio },
+    });
+    // On error the audio that reached the file before the failure is still served.
+    if r.state != "error" || r.playable {
+        params["url"] = json!(r.url);
+        params["duration"] = json!(duration);
+        params["size"] = json!(r.size_bytes);
+        params["record"]["url"] = json!(r.url);
+        params["record"]["duration"] = json!(duration);
+        params["record"]["size"] = json!(r.size_bytes);
+        params["record"]["format"] = json!(r.format);
+    }
+    params
+}
+
 /// `sip_data` for the fetch payload: every key is required inside the object.
 fn sip_data(from: &str, to: &str) -> Value {
     let (from_user, from_host) = user_host(from);
@@ -320,6 +368,49 @@ mod tests {
         assert!(ev["params"].get("end_time").is_none());
         let ended = id.state_event("ended", Some(EndReason::NoAnswer), times, 3000);
         assert_eq!(ended["params"]["end_reason"], "noAnswer");
+    }
+
+    #[test]
+    fn record_end_params_shape() {
+        let audio = json!({"format": "mp3", "direction": "both", "stereo": false});
+        let (call_id, node_id, rec) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let end = RecordEnd {
+            call_id,
+            node_id,
+            control_id: "c1",
+            state: "finished",
+            recording_id: rec,
+            start_ms: 1_000,
+            end_ms: 3_500,
+            audio: &audio,
+            url: "http://h/api/calling/recordings/r.mp3",
+            format: "mp3",
+            duration_ms: 2_500,
+            size_bytes: 4_000,
+            playable: true,
+        };
+        let p = record_end_params(&end);
+        assert_eq!(p["state"], "finished");
+        assert_eq!(p["start_time"], 1.0);
+        assert_eq!(p["end_time"], 3.5);
+        assert_eq!(p["duration"], 2.5);
+        assert_eq!(p["record"]["size"], 4000);
+        assert_eq!(p["record"]["format"], "mp3");
+        assert_eq!(p["record"]["audio"], audio);
+        assert_eq!(p["url"], p["record"]["url"]);
+        // A failure with nothing playable reports no file.
+        let failed = record_end_params(&RecordEnd {
+            state: "error",
+            playable: false,
+            ..end.clone()
+        });
+        assert!(failed.get("url").is_none());
+        assert!(failed["record"].get("duration").is_none());
+        let partial = record_end_params(&RecordEnd {
+            state: "error",
+            ..end
+        });
+        assert_eq!(partial["duration"], 2.5);
     }
 
     #[test]

@@ -99,8 +99,8 @@ pub struct Route {
 
 impl RouteError {
     /// The 422 a destination that cannot be routed answers, naming the attribute it came in.
-    pub fn to_control(&self, attribute: &str) -> control::ControlError {
-        control::ControlError::Unprocessable {
+    pub fn to_control(&self, attribute: &str) -> crate::ControlError {
+        crate::ControlError::Unprocessable {
             code: match self {
                 RouteError::NoTrunk => "not_routable",
                 _ => "to_destination_unresolvable",
