@@ -180,6 +180,30 @@ fn strip_uri_params(uri: &str) -> String {
     }
 }
 
+/// One configured route for inbound calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundRoute {
+    /// The called number or SIP user (the Request-URI user), or `*` for every other call.
+    pub destination: String,
+    /// Where the call's SWML document is fetched (POST, signed).
+    pub url: Option<String>,
+    /// An inline document (validated when the configuration is loaded).
+    pub swml: Option<serde_json::Value>,
+    /// Where `calling.call.state` webhooks for these calls go.
+    pub status_url: Option<String>,
+}
+
+/// The route for a call to `called_user`: an exact match (a leading `+` is optional on
+/// either side), else the `*` route.
+pub fn route_for<'a>(routes: &'a [InboundRoute], called_user: &str) -> Option<&'a InboundRoute> {
+    let bare = |s: &str| s.trim_start_matches('+').to_ascii_lowercase();
+    let wanted = bare(called_user);
+    routes
+        .iter()
+        .find(|r| r.destination != "*" && bare(&r.destination) == wanted)
+        .or_else(|| routes.iter().find(|r| r.destination == "*"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +264,34 @@ mod tests {
         assert!(is_e164("+14155550100"));
         assert!(!is_e164("+0123"));
         assert!(!is_e164("14155550100"));
+    }
+
+    fn route(dest: &str) -> InboundRoute {
+        InboundRoute {
+            destination: dest.into(),
+            url: Some(format!("http://127.0.0.1/{dest}")),
+            swml: None,
+            status_url: None,
+        }
+    }
+
+    #[test]
+    fn exact_then_default() {
+        let routes = vec![route("+15551230000"), route("support"), route("*")];
+        assert_eq!(
+            route_for(&routes, "15551230000").unwrap().destination,
+            "+15551230000"
+        );
+        assert_eq!(
+            route_for(&routes, "+15551230000").unwrap().destination,
+            "+15551230000"
+        );
+        assert_eq!(
+            route_for(&routes, "Support").unwrap().destination,
+            "support"
+        );
+        assert_eq!(route_for(&routes, "sales").unwrap().destination, "*");
+        assert!(route_for(&routes[..2], "sales").is_none());
+        assert!(route_for(&[], "x").is_none());
     }
 }

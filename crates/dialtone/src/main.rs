@@ -176,7 +176,7 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
 
 /// The configured inbound routes; inline documents are loaded and validated now, so a bad one
 /// stops the start with a clear message rather than failing calls later.
-fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<node::inbound::InboundRoute>> {
+fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<control::routing::InboundRoute>> {
     let mut routes = Vec::new();
     for r in &s.inbound_routes {
         let swml = match &r.swml {
@@ -190,7 +190,7 @@ fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<node::inbound::Inb
             }
             None => None,
         };
-        routes.push(node::inbound::InboundRoute {
+        routes.push(control::routing::InboundRoute {
             destination: r.destination.trim().to_string(),
             url: r.url.clone(),
             swml,
@@ -202,7 +202,7 @@ fn inbound_routes(s: &config::Settings) -> anyhow::Result<Vec<node::inbound::Inb
             anyhow::bail!("DIALTONE_INBOUND_URL must be an http(s) URL");
         }
         routes.retain(|r| r.destination != "*");
-        routes.push(node::inbound::InboundRoute {
+        routes.push(control::routing::InboundRoute {
             destination: "*".into(),
             url: Some(url.clone()),
             swml: None,

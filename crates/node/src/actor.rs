@@ -667,9 +667,7 @@ impl CallActor {
             CallCommand::Update(params) => self.on_update(status, params).await?,
             other => return self.on_call_command(status, other, Origin::Rest).await,
         }
-        Ok(CommandOk::leg(
-            self.node.leg_from_record(&self.snapshot_record()),
-        ))
+        Ok(CommandOk::leg(self.snapshot_record().leg()))
     }
 
     async fn on_update(&mut self, status: CallStatus, p: UpdateParams) -> Result<(), ControlError> {

@@ -83,7 +83,7 @@ impl CallActor {
                 })
             }
         }
-        let mut ok = CommandOk::leg(self.node.leg_from_record(&self.snapshot_record()));
+        let mut ok = CommandOk::leg(self.snapshot_record().leg());
         ok.control_id = control_id;
         Ok(ok)
     }

@@ -23,7 +23,7 @@ pub struct NodeConfig {
     pub node_id: Uuid,
     pub default_trunk: Option<Trunk>,
     /// Where inbound calls go; none means every inbound INVITE is answered 404.
-    pub inbound_routes: Vec<crate::inbound::InboundRoute>,
+    pub inbound_routes: Vec<control::routing::InboundRoute>,
     pub media_shards: usize,
     pub swml_fetch_timeout: Duration,
     pub swml_max_bytes: usize,

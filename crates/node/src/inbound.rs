@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -15,30 +14,7 @@ use control::{DialRequest, Direction, EndReason, LegType, StatusEvent};
 use crate::actor::CallActor;
 use crate::script::ScriptWait;
 use crate::NodeInner;
-
-/// One configured route for inbound calls.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundRoute {
-    /// The called number or SIP user (the Request-URI user), or `*` for every other call.
-    pub destination: String,
-    /// Where the call's SWML document is fetched (POST, signed).
-    pub url: Option<String>,
-    /// An inline document (validated when the configuration is loaded).
-    pub swml: Option<Value>,
-    /// Where `calling.call.state` webhooks for these calls go.
-    pub status_url: Option<String>,
-}
-
-/// The route for a call to `called_user`: an exact match (a leading `+` is optional on
-/// either side), else the `*` route.
-pub fn route_for<'a>(routes: &'a [InboundRoute], called_user: &str) -> Option<&'a InboundRoute> {
-    let bare = |s: &str| s.trim_start_matches('+').to_ascii_lowercase();
-    let wanted = bare(called_user);
-    routes
-        .iter()
-        .find(|r| r.destination != "*" && bare(&r.destination) == wanted)
-        .or_else(|| routes.iter().find(|r| r.destination == "*"))
-}
+use control::routing::route_for;
 
 /// The caller's side of an inbound call, held by its actor.
 pub(crate) struct InboundState {
@@ -123,7 +99,7 @@ impl CallActor {
     /// no coder for (G729, AMR-WB, video) are skipped. An error when none is left, when the
     /// caller offered none of them, or when our SDP already went out with another codec.
     pub(crate) fn restrict_inbound_codecs(&mut self, list: &str) -> Result<(), String> {
-        let wanted = parse_codec_list(list);
+        let wanted = sdp::Codec::list(list);
         if wanted.is_empty() {
             return Err(format!(
                 "answer.codecs {list:?} names no codec this server can use (PCMU, PCMA, G722, OPUS)"
@@ -300,73 +276,5 @@ impl NodeInner {
         actor.in_events = Some(leg.events);
         info!(%call_id, from = %from, to = %to, "inbound call");
         tokio::spawn(actor.run());
-    }
-}
-
-/// The codecs of an `answer.codecs` list we have coders for, in its order, without duplicates.
-fn parse_codec_list(list: &str) -> Vec<sdp::Codec> {
-    let mut out = Vec::new();
-    for name in list.split(',') {
-        let name = name.split('@').next().unwrap_or("").trim();
-        let codec = match name.to_ascii_uppercase().as_str() {
-            "PCMU" => sdp::Codec::Pcmu,
-            "PCMA" => sdp::Codec::Pcma,
-            "G722" => sdp::Codec::G722,
-            "OPUS" => sdp::Codec::Opus,
-            _ => continue,
-        };
-        if !out.contains(&codec) {
-            out.push(codec);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answer_codec_lists() {
-        use sdp::Codec::*;
-        assert_eq!(parse_codec_list("PCMA,PCMU"), vec![Pcma, Pcmu]);
-        assert_eq!(
-            parse_codec_list(" opus@48000h@20i , pcma, PCMA"),
-            vec![Opus, Pcma]
-        );
-        assert_eq!(
-            parse_codec_list("G729,AMR-WB,VP8"),
-            Vec::<sdp::Codec>::new()
-        );
-        assert_eq!(parse_codec_list("G722,H264"), vec![G722]);
-    }
-
-    fn route(dest: &str) -> InboundRoute {
-        InboundRoute {
-            destination: dest.into(),
-            url: Some(format!("http://127.0.0.1/{dest}")),
-            swml: None,
-            status_url: None,
-        }
-    }
-
-    #[test]
-    fn exact_then_default() {
-        let routes = vec![route("+15551230000"), route("support"), route("*")];
-        assert_eq!(
-            route_for(&routes, "15551230000").unwrap().destination,
-            "+15551230000"
-        );
-        assert_eq!(
-            route_for(&routes, "+15551230000").unwrap().destination,
-            "+15551230000"
-        );
-        assert_eq!(
-            route_for(&routes, "Support").unwrap().destination,
-            "support"
-        );
-        assert_eq!(route_for(&routes, "sales").unwrap().destination, "*");
-        assert!(route_for(&routes[..2], "sales").is_none());
-        assert!(route_for(&[], "x").is_none());
     }
 }

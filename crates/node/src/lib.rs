@@ -305,7 +305,7 @@ impl NodeInner {
             from: request.from.clone(),
             to: to.to_string(),
             direction: direction.as_str().into(),
-            leg_type: leg_type_str(leg_type).into(),
+            leg_type: store::leg_type_name(leg_type).into(),
             url: request.url.clone(),
             status: CallStatus::Queued.as_str().into(),
             parent_id: None,
@@ -384,27 +384,7 @@ impl NodeInner {
     }
 
     fn identity_of(&self, r: &store::CallRecord) -> CallIdentity {
-        CallIdentity {
-            call_id: r.id,
-            project_id: r.project_id,
-            space_id: self.cfg.space_id,
-            node_id: r.node_id,
-            segment_id: r.segment_id,
-            event_channel: r.event_channel.clone(),
-            direction: Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
-            leg_type: leg_type_of(&r.leg_type),
-            from: r.from.clone(),
-            to: r.to.clone(),
-            created_by: events::CreatedBy::of(
-                Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
-                r.parent_id.is_some(),
-            ),
-            parent: r.parent_id.map(|call_id| events::ParentLeg {
-                call_id,
-                node_id: r.node_id,
-                device_type: None,
-            }),
-        }
+        CallIdentity::of_record(r, self.cfg.space_id)
     }
 
     /// Queues a `calling.call.state` webhook in the durable outbox if the call's subscriber
@@ -413,7 +393,7 @@ impl NodeInner {
         let Some(url) = r.status_url.as_deref() else {
             return;
         };
-        if !subscribed(&r.status_events, state) {
+        if !r.subscribed(state) {
             return;
         }
         self.notify(r.id, url, event).await;
@@ -471,42 +451,6 @@ impl NodeInner {
             Err(e) => warn!(error = %e, "could not recover live calls"),
         }
     }
-
-    pub(crate) fn leg_from_record(&self, r: &store::CallRecord) -> CallLeg {
-        let ended = r.ended_at_ms.is_some();
-        CallLeg {
-            id: r.id,
-            from: r.from.clone(),
-            to: r.to.clone(),
-            direction: Direction::parse(&r.direction).unwrap_or(Direction::OutboundApi),
-            source: "realtime_api".into(),
-            url: r.url.clone(),
-            charge: 0.0,
-            created_at: iso8601(r.created_at_ms),
-            charge_details: Vec::new(),
-            status: CallStatus::parse(&r.status),
-            duration: if ended {
-                Some(r.duration_ms.unwrap_or(0) / 1000)
-            } else {
-                None
-            },
-            duration_ms: if ended {
-                Some(r.duration_ms.unwrap_or(0))
-            } else {
-                None
-            },
-            billing_ms: if ended {
-                Some(r.billing_ms.unwrap_or(0))
-            } else {
-                None
-            },
-            leg_type: leg_type_of(&r.leg_type),
-            parent_id: r.parent_id,
-            end_reason: r.end_reason.clone(),
-            answered_at: r.answered_at_ms.map(iso8601),
-            ended_at: r.ended_at_ms.map(iso8601),
-        }
-    }
 }
 
 /// Forwards the shards' events to their calls' actors until the shards or the node stop
@@ -548,35 +492,6 @@ fn start_tts() -> Option<Arc<dyn ::tts::Tts>> {
             None
         }
     }
-}
-
-fn subscribed(status_events_json: &str, state: &str) -> bool {
-    serde_json::from_str::<Vec<String>>(status_events_json)
-        .map(|v| v.iter().any(|s| s == state))
-        .unwrap_or(false)
-}
-
-fn leg_type_of(s: &str) -> LegType {
-    match s {
-        "relay_sip_call" => LegType::RelaySipCall,
-        "relay_webrtc_call" => LegType::RelayWebrtcCall,
-        _ => LegType::RelayPstnCall,
-    }
-}
-
-fn leg_type_str(t: LegType) -> &'static str {
-    match t {
-        LegType::RelayPstnCall => "relay_pstn_call",
-        LegType::RelaySipCall => "relay_sip_call",
-        LegType::RelayWebrtcCall => "relay_webrtc_call",
-    }
-}
-
-/// `2024-05-06T12:20:00Z`.
-fn iso8601(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
 }
 
 #[async_trait]
@@ -643,7 +558,7 @@ impl CallControl for Node {
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
         let inbox = inner.register(call_id, project);
-        let leg = inner.leg_from_record(&record);
+        let leg = record.leg();
         let actor = CallActor::new(ident, request, route, record, inner.clone(), inbox);
         tokio::spawn(actor.run());
         info!(%call_id, "dial accepted");
@@ -687,7 +602,7 @@ impl CallControl for Node {
 
     async fn get_call(&self, project: Uuid, call_id: Uuid) -> Result<CallLeg, ControlError> {
         match self.inner.store.get_call(project, call_id).await {
-            Ok(Some(r)) => Ok(self.inner.leg_from_record(&r)),
+            Ok(Some(r)) => Ok(r.leg()),
             Ok(None) => Err(ControlError::NotFound),
             Err(e) => Err(ControlError::Internal(e.to_string())),
         }
@@ -727,10 +642,7 @@ impl CallControl for Node {
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
         Ok(CallPage {
-            calls: records
-                .iter()
-                .map(|r| self.inner.leg_from_record(r))
-                .collect(),
+            calls: records.iter().map(|r| r.leg()).collect(),
             next_cursor: next,
         })
     }
@@ -833,13 +745,5 @@ mod tests {
                 media::playback::PlayerEvent::Finished(7)
             ))
         );
-    }
-
-    #[test]
-    fn subscriptions_and_times() {
-        assert!(subscribed(r#"["ringing","ended"]"#, "ended"));
-        assert!(!subscribed(r#"["ringing"]"#, "ended"));
-        assert!(!subscribed("garbage", "ended"));
-        assert_eq!(iso8601(1_714_998_000_000), "2024-05-06T12:20:00Z");
     }
 }

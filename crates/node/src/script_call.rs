@@ -111,7 +111,7 @@ impl NodeInner {
             payload_type: 0,
             telephone_event_pt: Some(101),
         };
-        let leg = self.leg_from_record(&origin_record);
+        let leg = origin_record.leg();
         let origin_rx = self.register(origin_id, project);
         let dest_rx = self.register(dest_id, project);
 

@@ -25,6 +25,26 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The codecs of a comma list (`answer.codecs`, `OPUS@48000h@20i` spellings) we have
+    /// coders for, in its order, without duplicates.
+    pub fn list(list: &str) -> Vec<Codec> {
+        let mut out = Vec::new();
+        for name in list.split(',') {
+            let name = name.split('@').next().unwrap_or("").trim();
+            let codec = match name.to_ascii_uppercase().as_str() {
+                "PCMU" => Codec::Pcmu,
+                "PCMA" => Codec::Pcma,
+                "G722" => Codec::G722,
+                "OPUS" => Codec::Opus,
+                _ => continue,
+            };
+            if !out.contains(&codec) {
+                out.push(codec);
+            }
+        }
+        out
+    }
+
     pub const ALL: [Codec; 4] = [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus];
 
     /// The rtpmap encoding name (RFC 3551 §6, RFC 7587).
@@ -157,4 +177,21 @@ pub enum SdpError {
 /// Keeps error messages bounded whatever the input.
 pub(crate) fn excerpt(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_codec_lists() {
+        use Codec::*;
+        assert_eq!(Codec::list("PCMA,PCMU"), vec![Pcma, Pcmu]);
+        assert_eq!(
+            Codec::list(" opus@48000h@20i , pcma, PCMA"),
+            vec![Opus, Pcma]
+        );
+        assert_eq!(Codec::list("G729,AMR-WB,VP8"), Vec::<Codec>::new());
+        assert_eq!(Codec::list("G722,H264"), vec![G722]);
+    }
 }

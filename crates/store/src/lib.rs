@@ -8,7 +8,10 @@
 //! handed out strictly in order: [`Store::due_webhooks`] only ever returns the oldest pending
 //! job of a call, so the next one becomes due once that one is delivered or given up.
 
+mod leg;
 mod schema;
+
+pub use leg::leg_type_name;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -57,7 +60,7 @@ pub enum StoreError {
 }
 
 /// One call, as persisted on every status change.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallRecord {
     pub id: Uuid,
     pub project_id: Uuid,

@@ -76,6 +76,29 @@ pub struct CallTimes {
 }
 
 impl CallIdentity {
+    /// The identity of a stored call.
+    pub fn of_record(r: &store::CallRecord, space_id: Uuid) -> CallIdentity {
+        let direction = r.direction();
+        CallIdentity {
+            call_id: r.id,
+            project_id: r.project_id,
+            space_id,
+            node_id: r.node_id,
+            segment_id: r.segment_id,
+            event_channel: r.event_channel.clone(),
+            direction,
+            leg_type: r.leg_type(),
+            from: r.from.clone(),
+            to: r.to.clone(),
+            created_by: CreatedBy::of(direction, r.parent_id.is_some()),
+            parent: r.parent_id.map(|call_id| ParentLeg {
+                call_id,
+                node_id: r.node_id,
+                device_type: None,
+            }),
+        }
+    }
+
     /// This call as a child leg of `parent` (same node), made to be connected to it.
     pub fn child_of(self, parent: Uuid, device_type: Option<&'static str>) -> CallIdentity {
         let node_id = self.node_id;
