@@ -411,6 +411,24 @@ async fn route_incoming(inner: Arc<Inner>, mut incoming: TransactionReceiver) {
     }
 }
 
+/// Why a request must be refused before anything else looks at it: `Max-Forwards: 0` (483)
+/// or a CSeq that does not name the request's method or does not parse (400).
+pub(crate) fn request_fault(req: &rsipstack::sip::Request) -> Option<(StatusCode, &'static str)> {
+    if let Ok(mf) = req.max_forwards_header() {
+        if mf.value().trim().parse::<u32>() == Ok(0) {
+            return Some((StatusCode::TooManyHops, "Max-Forwards is 0"));
+        }
+    }
+    match req.cseq_header().ok().and_then(|c| c.method().ok()) {
+        Some(m) if m == req.method => None,
+        Some(_) => Some((
+            StatusCode::BadRequest,
+            "CSeq method differs from the request's",
+        )),
+        None => Some((StatusCode::BadRequest, "CSeq does not parse")),
+    }
+}
+
 pub(crate) fn final_sent(tx: &Transaction) -> bool {
     tx.last_response
         .as_ref()
@@ -438,6 +456,16 @@ async fn handle_request(inner: &Arc<Inner>, mut tx: Transaction) {
         .and_then(|t| t.tag().ok().flatten())
         .map(|t| t.value().to_string());
     debug!(%method, uri = %tx.original.uri, ?call_id, ?to_tag, "incoming request");
+
+    if let Some((status, why)) = request_fault(&tx.original) {
+        // RFC 3261 §16.3 (Max-Forwards: 0 → 483) and §8.2 (a CSeq whose method is not the
+        // request's → 400). An ACK gets no response; it is dropped.
+        debug!(%method, code = status.code(), why, "request refused");
+        if method != Method::Ack {
+            reply(&mut tx, status, vec![]).await;
+        }
+        return;
+    }
 
     if let (Some(call_id), Some(to_tag)) = (call_id, to_tag) {
         // In-dialog: route to the leg's dialog.

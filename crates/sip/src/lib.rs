@@ -332,3 +332,49 @@ pub enum InboundEvent {
     /// The dialog is gone, for any reason. Last event.
     Terminated,
 }
+
+/// The `tracing` directive for the SIP stack's own target (`rsipstack`) to append to an
+/// operator's log filter, or `None` when the filter names that target itself.
+///
+/// The stack logs every raw SIP message it sends or receives at INFO; a flood of datagrams
+/// would grow the log without bound. Raw SIP is debugging output: it is shown only when the
+/// filter enables DEBUG (or TRACE) for `sip` (or, with no `sip` directive, globally);
+/// otherwise the stack is limited to warnings.
+pub fn stack_log_directive(filter: &str) -> Option<&'static str> {
+    let mut global = None;
+    let mut sip = None;
+    for d in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match d.split_once('=') {
+            Some((target, _)) if target.trim().starts_with("rsipstack") => return None,
+            Some((target, level)) if target.trim() == "sip" => sip = Some(level.trim()),
+            Some(_) => {}
+            None => global = Some(d),
+        }
+    }
+    let verbose = |level: &str| {
+        let l = level.to_ascii_lowercase();
+        l == "debug" || l == "trace"
+    };
+    if sip.or(global).is_some_and(verbose) {
+        Some("rsipstack=info")
+    } else {
+        Some("rsipstack=warn")
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::stack_log_directive as d;
+
+    #[test]
+    fn raw_sip_only_at_debug() {
+        assert_eq!(d("info"), Some("rsipstack=warn"));
+        assert_eq!(d(""), Some("rsipstack=warn"));
+        assert_eq!(d("info,sip=debug"), Some("rsipstack=info"));
+        assert_eq!(d("debug"), Some("rsipstack=info"));
+        assert_eq!(d("debug,sip=info"), Some("rsipstack=warn"));
+        assert_eq!(d("TRACE"), Some("rsipstack=info"));
+        assert_eq!(d("info,rsipstack=debug"), None);
+        assert_eq!(d("info,rsipstack::transport=info"), None);
+    }
+}

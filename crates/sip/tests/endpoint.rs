@@ -432,3 +432,83 @@ async fn dropping_the_endpoint_releases_the_port() {
     }
     panic!("{addr} still bound after the last clone was dropped");
 }
+
+/// A request from a raw UDP socket; returns the first response's status line (or "" on timeout).
+async fn raw_request(
+    sock: &UdpSocket,
+    to: std::net::SocketAddr,
+    method: &str,
+    cseq: &str,
+    max_forwards: &str,
+) -> String {
+    let port = sock.local_addr().unwrap().port();
+    let msg = format!(
+        "{method} sip:bob@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{}\r\n\
+         Max-Forwards: {max_forwards}\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\n\
+         To: <sip:bob@{to}>\r\n\
+         Call-ID: {}@127.0.0.1\r\n\
+         CSeq: {cseq}\r\n\
+         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
+         Content-Length: 0\r\n\r\n",
+        uuid_like(),
+        uuid_like(),
+    );
+    sock.send_to(msg.as_bytes(), to).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await;
+        let Ok(Ok((n, _))) = got else {
+            return String::new();
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let first = text.lines().next().unwrap_or("").to_string();
+        if !first.starts_with("SIP/2.0 100") {
+            return first;
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[tokio::test]
+async fn max_forwards_zero_is_483_and_cseq_mismatch_is_400() {
+    let ep = endpoint().await;
+    let ours = ep.local_addr();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for method in ["OPTIONS", "INVITE"] {
+        let got = raw_request(&sock, ours, method, &format!("1 {method}"), "0").await;
+        assert!(
+            got.starts_with("SIP/2.0 483"),
+            "{method} with Max-Forwards 0: {got:?}"
+        );
+    }
+    for (method, cseq) in [
+        ("OPTIONS", "1 INVITE"),
+        ("INVITE", "2 BYE"),
+        ("INVITE", "3 OPTIONS"),
+    ] {
+        let got = raw_request(&sock, ours, method, cseq, "70").await;
+        assert!(
+            got.starts_with("SIP/2.0 400"),
+            "{method} with CSeq {cseq}: {got:?}"
+        );
+    }
+    // The endpoint keeps serving well-formed requests.
+    let got = raw_request(&sock, ours, "OPTIONS", "4 OPTIONS", "1").await;
+    assert!(got.starts_with("SIP/2.0 200"), "{got:?}");
+    let sipp = Sipp::uac("after_refusals", "uac_options.xml", ours).await;
+    let (code, _) = sipp.finish().await;
+    assert_eq!(code, 0);
+    ep.shutdown().await;
+}
