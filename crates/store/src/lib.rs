@@ -160,6 +160,7 @@ impl Store {
             })?;
             schema::configure(&conn)?;
             schema::migrate(&mut conn)?;
+            owner_only(&path);
             Ok(conn)
         })
         .await
@@ -625,6 +626,32 @@ impl RawCall {
             .transpose()?;
         Ok(r)
     }
+}
+
+/// Makes the database file and its WAL/shared-memory companions readable by the owner only
+/// (0600): they hold call records (numbers, URIs, callback URLs) and webhook bodies.
+/// SQLite creates the companions with the main file's mode, so new ones follow.
+fn owner_only(db: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut names = vec![db.to_path_buf()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            names.push(p.into());
+        }
+        for p in names {
+            if p.exists() {
+                if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot make the file owner-only");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
 }
 
 fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, StoreError> {
