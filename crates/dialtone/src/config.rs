@@ -402,8 +402,14 @@ pub fn external_ip(s: &Settings) -> anyhow::Result<IpAddr> {
 }
 
 pub fn init_tracing(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Raw SIP (the stack logs each message at INFO) only when `sip` is at DEBUG.
+    let with_stack = |f: &str| match sip::stack_log_directive(f) {
+        Some(d) if f.trim().is_empty() => d.to_string(),
+        Some(d) => format!("{f},{d}"),
+        None => f.to_string(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(with_stack(&s.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(with_stack("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
