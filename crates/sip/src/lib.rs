@@ -157,6 +157,38 @@ pub struct SipOptions {
     /// PEM trust anchors for outbound TLS (`sips:`). Without them no server
     /// certificate verifies and TLS calls fail (`Failed { code: 0 }`).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Limits on the TCP listener (docs/security.md).
+    pub tcp: TcpLimits,
+}
+
+/// What the TCP listener allows a peer. An accepted connection is held by the adapter until
+/// its first bytes arrive (it must send within `first_data_timeout`); only then is it handed
+/// to the stack, which closes it after `idle_timeout` without data.
+#[derive(Debug, Clone)]
+pub struct TcpLimits {
+    /// Connections (ours and the stack's, inbound and outbound) beyond which new inbound
+    /// connections are closed at once. Default 1024.
+    pub max_connections: usize,
+    /// Accepted connections that have not sent anything yet, in total. Default 256.
+    pub max_silent: usize,
+    /// The same per peer address. Default 16.
+    pub max_silent_per_peer: usize,
+    /// Time a new connection has to send its first bytes. Default 10 s.
+    pub first_data_timeout: Duration,
+    /// A connection that sends nothing for this long is closed. Default 120 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 1024,
+            max_silent: 256,
+            max_silent_per_peer: 16,
+            first_data_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for SipOptions {
@@ -166,6 +198,7 @@ impl Default for SipOptions {
             t2: Duration::from_secs(4),
             transaction_timeout: Duration::from_secs(32),
             tls_ca_pem: None,
+            tcp: TcpLimits::default(),
         }
     }
 }

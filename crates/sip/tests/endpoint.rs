@@ -512,3 +512,58 @@ async fn max_forwards_zero_is_483_and_cseq_mismatch_is_400() {
     assert_eq!(code, 0);
     ep.shutdown().await;
 }
+
+/// Whether the server closed `s` (EOF or reset) within `within`.
+async fn closed_by_server(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn silent_and_idle_tcp_connections_are_closed() {
+    let ep = endpoint_with(SipOptions {
+        tcp: sip::TcpLimits {
+            max_silent_per_peer: 4,
+            first_data_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let ours = ep.local_addr();
+    // Beyond the per-peer limit of silent connections: closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(ours).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(ours).await.unwrap();
+    assert!(closed_by_server(&mut extra, Duration::from_millis(300)).await);
+    // Another peer address is not affected, and UDP keeps answering meanwhile.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(ours).await.unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let got = raw_request(&sock, ours, "OPTIONS", "1 OPTIONS", "70").await;
+    assert!(got.starts_with("SIP/2.0 200"), "{got:?}");
+    // The silent ones are closed once the first-data time is up.
+    for s in silent.iter_mut() {
+        assert!(closed_by_server(s, Duration::from_secs(2)).await);
+    }
+    assert!(closed_by_server(&mut other, Duration::from_secs(2)).await);
+    // A connection that spoke and then went quiet is closed by the idle timeout.
+    let mut spoke = tokio::net::TcpStream::connect(ours).await.unwrap();
+    spoke.write_all(b"\r\n\r\n").await.unwrap();
+    assert!(!closed_by_server(&mut spoke, Duration::from_millis(600)).await);
+    assert!(closed_by_server(&mut spoke, Duration::from_secs(3)).await);
+    // And a real TCP request is still answered.
+    let sipp = Sipp::uac("after_silent_tcp", "uac_options.xml", ours).await;
+    let (code, _) = sipp.finish().await;
+    assert_eq!(code, 0);
+    ep.shutdown().await;
+}
