@@ -224,3 +224,88 @@ def test_data_files_are_owner_only(tmp_path):
                 assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p.name, oct(p.stat().st_mode))
     finally:
         d.stop()
+
+
+class HangingReceiver:
+    """Accepts HTTP connections and never answers."""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.running = True
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(c)
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hang"
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+UNREACHABLE = "sip:nobody@127.0.0.1:1;transport=tcp"  # connection refused: the call fails at once
+
+
+def dial_failing(d, status_url):
+    r = d.post({"command": "dial", "params": {
+        "from": "+15105550100", "to": UNREACHABLE, "status_url": status_url,
+        "status_events": ["created", "ringing", "answered", "ended"],
+        "swml": {"version": "1.0.0", "sections": {"main": [{"hangup": {}}]}}}})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def test_a_hanging_webhook_receiver_delays_no_other(start_dialtone, hooks):
+    hang = HangingReceiver()
+    try:
+        # Default webhook timeout (10 s) and per-destination limit; more calls to the hanging receiver than the
+        # node has delivery slots in all.
+        d = start_dialtone({"DIALTONE_WEBHOOK_BACKOFF_MS": "60000"})
+        for _ in range(24):
+            dial_failing(d, hang.url())
+        time.sleep(1.0)
+        t0 = time.time()
+        healthy = [dial_failing(d, hooks.url()) for _ in range(3)]
+        for call_id in healthy:
+            ev = hooks.wait_state(call_id, "ended", 5)
+            assert ev is not None, f"healthy receiver's webhook late: {hooks.states(call_id)}"
+        assert time.time() - t0 < 4.0, time.time() - t0
+        assert len(hang.held) <= 4, f"hanging destination took {len(hang.held)} connections"
+        assert http_get_calls(d).status_code == 200
+    finally:
+        hang.close()
+
+
+def test_given_up_webhooks_are_listed_for_the_operator(start_dialtone, hooks):
+    d = start_dialtone()
+    hooks.fail_next(1, 404)  # a 4xx is given up at once
+    call_id = dial_failing(d, hooks.url())
+    deadline = time.time() + 10
+    rows = []
+    while time.time() < deadline:
+        r = requests.get(d.base + "/api/calling/webhooks/failed", auth=(d.project, d.token), timeout=5)
+        assert r.status_code == 200, r.text
+        rows = r.json()["data"]
+        if rows:
+            break
+        time.sleep(0.1)
+    assert rows and rows[0]["call_id"] == call_id and rows[0]["last_error"] == "HTTP 404", rows
+    assert rows[0]["url"] == hooks.url() and rows[0]["attempts"] == 1
+    r = requests.get(d.base + "/api/calling/webhooks/failed", timeout=5)
+    assert r.status_code == 401
+    r = requests.get(d.base + "/api/calling/webhooks/failed?limit=0", auth=(d.project, d.token), timeout=5)
+    assert r.status_code == 422 and r.json()["errors"][0]["attribute"] == "limit"

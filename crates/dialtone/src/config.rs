@@ -34,6 +34,13 @@ pub struct Settings {
     pub audio_max_seconds: u64,
     pub webhook_timeout_ms: u64,
     pub webhook_backoff_ms: Vec<u64>,
+    /// Webhook retries past `webhook_backoff_ms` (doubling, capped) and retention.
+    pub webhook_max_attempts: u32,
+    pub webhook_max_age_ms: u64,
+    pub webhook_max_delay_ms: u64,
+    pub webhook_per_destination: usize,
+    pub webhook_keep_delivered_ms: u64,
+    pub webhook_keep_failed_ms: u64,
     /// HTTP server limits (crates/dialtone/src/http.rs, docs/security.md).
     pub http_max_connections: usize,
     pub http_max_connections_per_peer: usize,
@@ -142,6 +149,12 @@ impl Default for Settings {
             audio_max_seconds: 1800,
             webhook_timeout_ms: 10_000,
             webhook_backoff_ms: vec![1_000, 4_000],
+            webhook_max_attempts: 40,
+            webhook_max_age_ms: 24 * 3600 * 1000,
+            webhook_max_delay_ms: 3600 * 1000,
+            webhook_per_destination: 4,
+            webhook_keep_delivered_ms: 7 * 24 * 3600 * 1000,
+            webhook_keep_failed_ms: 30 * 24 * 3600 * 1000,
             http_max_connections: 1024,
             http_max_connections_per_peer: 256,
             http_header_timeout_ms: 10_000,
@@ -250,7 +263,30 @@ impl Settings {
                     .with_context(|| format!("{var} must be a number"))?;
             }
         }
+        if let Some(v) = env("DIALTONE_WEBHOOK_MAX_ATTEMPTS") {
+            self.webhook_max_attempts = v
+                .parse()
+                .context("DIALTONE_WEBHOOK_MAX_ATTEMPTS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_WEBHOOK_PER_DESTINATION") {
+            self.webhook_per_destination = v
+                .parse()
+                .context("DIALTONE_WEBHOOK_PER_DESTINATION must be a number")?;
+        }
         for (var, field) in [
+            ("DIALTONE_WEBHOOK_MAX_AGE_MS", &mut self.webhook_max_age_ms),
+            (
+                "DIALTONE_WEBHOOK_MAX_DELAY_MS",
+                &mut self.webhook_max_delay_ms,
+            ),
+            (
+                "DIALTONE_WEBHOOK_KEEP_DELIVERED_MS",
+                &mut self.webhook_keep_delivered_ms,
+            ),
+            (
+                "DIALTONE_WEBHOOK_KEEP_FAILED_MS",
+                &mut self.webhook_keep_failed_ms,
+            ),
             (
                 "DIALTONE_HTTP_HEADER_TIMEOUT_MS",
                 &mut self.http_header_timeout_ms,

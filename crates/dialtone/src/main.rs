@@ -2,6 +2,7 @@
 
 mod config;
 mod http;
+mod operator;
 
 use std::path::PathBuf;
 
@@ -170,7 +171,17 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         }],
     )
     .with_max_body_bytes(settings.max_body_bytes);
-    let app = api::router(state);
+    // A second connection to the same database (WAL) for the operator's read-only routes.
+    let operator_store = store::Store::open(settings.data_dir.join("dialtone.db"))
+        .await
+        .context("opening the store for operator routes")?;
+    let app = api::router(state).merge(operator::router(
+        operator_store,
+        vec![api::Credential {
+            project_id: creds.project_id,
+            token: creds.api_token.clone(),
+        }],
+    ));
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http_listen))?;
@@ -298,6 +309,16 @@ fn node_config(
             .iter()
             .map(|ms| std::time::Duration::from_millis(*ms))
             .collect(),
+        webhook_retry: webhook::RetryPolicy {
+            max_attempts: s.webhook_max_attempts,
+            max_age: std::time::Duration::from_millis(s.webhook_max_age_ms),
+            max_delay: std::time::Duration::from_millis(s.webhook_max_delay_ms),
+        },
+        webhook_per_destination: s.webhook_per_destination,
+        webhook_retention: webhook::Retention {
+            delivered: std::time::Duration::from_millis(s.webhook_keep_delivered_ms),
+            given_up: std::time::Duration::from_millis(s.webhook_keep_failed_ms),
+        },
         user_agent: format!("dialtone/{}", env!("CARGO_PKG_VERSION")),
         public_url: s
             .public_url
