@@ -221,6 +221,8 @@ fn raise_fd_limit() -> Option<(u64, u64)> {
             }
         }
     }
+    // rlim_t is not u64 on every platform.
+    #[allow(clippy::unnecessary_cast)]
     Some((lim.rlim_cur as u64, lim.rlim_max as u64))
 }
 
