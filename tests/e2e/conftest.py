@@ -127,7 +127,7 @@ def start_dialtone(tmp_path, request):
     def start(extra_env=None, name="node"):
         lo, hi = rtp_port_range()
         env = {"DIALTONE_RTP_PORTS": f"{lo}-{hi}", "DIALTONE_EXTERNAL_IP": "127.0.0.1",
-               "DIALTONE_WEBHOOK_BACKOFF_MS": "200,400"}
+               "DIALTONE_WEBHOOK_BACKOFF_MS": "200,400", "DIALTONE_WEBHOOK_MAX_ATTEMPTS": "3"}
         env.update(extra_env or {})
         where = tmp_path / name
         where.mkdir(exist_ok=True)

@@ -97,7 +97,7 @@ mod routes;
 mod state;
 pub mod validate;
 
-pub use auth::Project;
+pub use auth::{authenticate, Project};
 pub use error::{ApiError, ErrorItem, ERROR_DOCS_URL};
 pub use routes::router;
 pub use state::{ApiState, Credential};

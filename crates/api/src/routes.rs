@@ -245,11 +245,29 @@ fn list_filter(pairs: &[(String, String)]) -> Result<CallFilter, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::Unprocessable(errors));
     }
+    let cursor = value("cursor").map(str::to_owned);
+    if let Some(raw) = cursor.as_deref() {
+        if !is_cursor_shape(raw) {
+            return Err(ApiError::bad_request(
+                "cursor is not a value this server issued (take it from links.next)",
+                Some("cursor"),
+            ));
+        }
+    }
     Ok(CallFilter {
         status,
         limit,
-        cursor: value("cursor").map(str::to_owned),
+        cursor,
     })
+}
+
+/// Whether `raw` has the shape of the cursors the store issues (`<created_at_ms>:<call id>`).
+/// A malformed cursor is the client's error (400), never the store's (500).
+fn is_cursor_shape(raw: &str) -> bool {
+    raw.len() <= 128
+        && raw
+            .split_once(':')
+            .is_some_and(|(ms, id)| ms.parse::<i64>().is_ok() && uuid::Uuid::parse_str(id).is_ok())
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

@@ -457,7 +457,7 @@ async fn list_calls_pages() {
 
     *h.control.next_cursor.lock().unwrap() = Some("page 2/x".into());
     let reply = h
-        .get("/api/calling/calls?status=ended&limit=10&cursor=abc")
+        .get("/api/calling/calls?status=ended&limit=10&cursor=12%3A00000000-0000-0000-0000-000000000001")
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
@@ -467,7 +467,10 @@ async fn list_calls_pages() {
     let (_, filter) = h.control.filters.lock().unwrap().last().cloned().unwrap();
     assert_eq!(filter.limit, 10);
     assert_eq!(filter.status, Some(CallStatus::Ended));
-    assert_eq!(filter.cursor.as_deref(), Some("abc"));
+    assert_eq!(
+        filter.cursor.as_deref(),
+        Some("12:00000000-0000-0000-0000-000000000001")
+    );
 
     let reply = h.get("/api/calling/calls?status=&limit=&cursor=").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -503,4 +506,25 @@ async fn list_calls_rejects_bad_query_values() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn list_calls_malformed_cursor_is_400() {
+    let h = Harness::new();
+    for cursor in [
+        "x",
+        "12",
+        "x%3Ay",
+        "12%3Anot-a-uuid",
+        "%00%FF",
+        &"9".repeat(300),
+    ] {
+        let reply = h.get(&format!("/api/calling/calls?cursor={cursor}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{cursor}");
+        let got: Vec<String> = reply.error_items().into_iter().map(|(_, a)| a).collect();
+        assert_eq!(got, vec!["cursor".to_string()], "{cursor}");
+    }
+    let good = format!("12%3A{}", uuid::Uuid::new_v4());
+    let reply = h.get(&format!("/api/calling/calls?cursor={good}")).await;
+    assert_eq!(reply.status, StatusCode::OK);
 }

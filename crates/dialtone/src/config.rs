@@ -34,6 +34,19 @@ pub struct Settings {
     pub audio_max_seconds: u64,
     pub webhook_timeout_ms: u64,
     pub webhook_backoff_ms: Vec<u64>,
+    /// Webhook retries past `webhook_backoff_ms` (doubling, capped) and retention.
+    pub webhook_max_attempts: u32,
+    pub webhook_max_age_ms: u64,
+    pub webhook_max_delay_ms: u64,
+    pub webhook_per_destination: usize,
+    pub webhook_keep_delivered_ms: u64,
+    pub webhook_keep_failed_ms: u64,
+    /// HTTP server limits (crates/dialtone/src/http.rs, docs/security.md).
+    pub http_max_connections: usize,
+    pub http_max_connections_per_peer: usize,
+    pub http_header_timeout_ms: u64,
+    pub http_idle_timeout_ms: u64,
+    pub http_request_timeout_ms: u64,
     pub log: String,
     pub log_format: String,
     /// Where inbound calls go (`[[inbound_routes]]` tables).
@@ -136,6 +149,17 @@ impl Default for Settings {
             audio_max_seconds: 1800,
             webhook_timeout_ms: 10_000,
             webhook_backoff_ms: vec![1_000, 4_000],
+            webhook_max_attempts: 40,
+            webhook_max_age_ms: 24 * 3600 * 1000,
+            webhook_max_delay_ms: 3600 * 1000,
+            webhook_per_destination: 4,
+            webhook_keep_delivered_ms: 7 * 24 * 3600 * 1000,
+            webhook_keep_failed_ms: 30 * 24 * 3600 * 1000,
+            http_max_connections: 1024,
+            http_max_connections_per_peer: 256,
+            http_header_timeout_ms: 10_000,
+            http_idle_timeout_ms: 60_000,
+            http_request_timeout_ms: 30_000,
             log: "info".into(),
             log_format: "text".into(),
             inbound_routes: Vec::new(),
@@ -223,6 +247,65 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .context("DIALTONE_WEBHOOK_BACKOFF_MS must be comma-separated milliseconds")?;
         }
+        for (var, field) in [
+            (
+                "DIALTONE_HTTP_MAX_CONNECTIONS",
+                &mut self.http_max_connections,
+            ),
+            (
+                "DIALTONE_HTTP_MAX_CONNECTIONS_PER_PEER",
+                &mut self.http_max_connections_per_peer,
+            ),
+        ] {
+            if let Some(v) = env(var) {
+                *field = v
+                    .parse()
+                    .with_context(|| format!("{var} must be a number"))?;
+            }
+        }
+        if let Some(v) = env("DIALTONE_WEBHOOK_MAX_ATTEMPTS") {
+            self.webhook_max_attempts = v
+                .parse()
+                .context("DIALTONE_WEBHOOK_MAX_ATTEMPTS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_WEBHOOK_PER_DESTINATION") {
+            self.webhook_per_destination = v
+                .parse()
+                .context("DIALTONE_WEBHOOK_PER_DESTINATION must be a number")?;
+        }
+        for (var, field) in [
+            ("DIALTONE_WEBHOOK_MAX_AGE_MS", &mut self.webhook_max_age_ms),
+            (
+                "DIALTONE_WEBHOOK_MAX_DELAY_MS",
+                &mut self.webhook_max_delay_ms,
+            ),
+            (
+                "DIALTONE_WEBHOOK_KEEP_DELIVERED_MS",
+                &mut self.webhook_keep_delivered_ms,
+            ),
+            (
+                "DIALTONE_WEBHOOK_KEEP_FAILED_MS",
+                &mut self.webhook_keep_failed_ms,
+            ),
+            (
+                "DIALTONE_HTTP_HEADER_TIMEOUT_MS",
+                &mut self.http_header_timeout_ms,
+            ),
+            (
+                "DIALTONE_HTTP_IDLE_TIMEOUT_MS",
+                &mut self.http_idle_timeout_ms,
+            ),
+            (
+                "DIALTONE_HTTP_REQUEST_TIMEOUT_MS",
+                &mut self.http_request_timeout_ms,
+            ),
+        ] {
+            if let Some(v) = env(var) {
+                *field = v
+                    .parse()
+                    .with_context(|| format!("{var} must be milliseconds"))?;
+            }
+        }
         if let Some(v) = env("DIALTONE_SWML_FETCH_TIMEOUT_MS") {
             self.swml_fetch_timeout_ms = v.parse().context("DIALTONE_SWML_FETCH_TIMEOUT_MS")?;
         }
@@ -257,6 +340,15 @@ impl Settings {
 
     fn check(&self) -> anyhow::Result<()> {
         self.storage.s3()?;
+        if self.http_max_connections == 0 || self.http_max_connections_per_peer == 0 {
+            bail!("http_max_connections and http_max_connections_per_peer must be at least 1");
+        }
+        if self.http_header_timeout_ms == 0
+            || self.http_idle_timeout_ms == 0
+            || self.http_request_timeout_ms == 0
+        {
+            bail!("http_*_timeout_ms must be at least 1");
+        }
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
             bail!("rtp_ports {lo}-{hi} leaves no even port pair");
@@ -313,6 +405,16 @@ pub fn credentials(s: &Settings) -> anyhow::Result<Credentials> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
     let path = s.data_dir.join("credentials.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The data dir and an existing credentials file are the owner's only.
+        let _ = std::fs::set_permissions(&s.data_dir, std::fs::Permissions::from_mode(0o700));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} owner-only", path.display()))?;
+        }
+    }
     let saved: Option<Credentials> = match std::fs::read_to_string(&path) {
         Ok(text) => {
             Some(toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?)
@@ -402,8 +504,14 @@ pub fn external_ip(s: &Settings) -> anyhow::Result<IpAddr> {
 }
 
 pub fn init_tracing(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Raw SIP (the stack logs each message at INFO) only when `sip` is at DEBUG.
+    let with_stack = |f: &str| match sip::stack_log_directive(f) {
+        Some(d) if f.trim().is_empty() => d.to_string(),
+        Some(d) => format!("{f},{d}"),
+        None => f.to_string(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(with_stack(&s.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(with_stack("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

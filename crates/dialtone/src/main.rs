@@ -1,6 +1,8 @@
 //! `dialtone`: one binary. `dialtone serve` runs the HTTP API, SIP, media, webhooks and storage.
 
 mod config;
+mod http;
+mod operator;
 
 use std::path::PathBuf;
 
@@ -147,6 +149,14 @@ fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn run(settings: config::Settings) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        owner_only_files();
+        match raise_fd_limit() {
+            Some((soft, hard)) => info!(soft, hard, "open file limit"),
+            None => tracing::warn!("cannot read the open file limit"),
+        }
+    }
     let creds = config::credentials(&settings)?;
     sip::install_crypto_provider();
     let node_cfg = node_config(&settings, &creds)?;
@@ -161,17 +171,68 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         }],
     )
     .with_max_body_bytes(settings.max_body_bytes);
-    let app = api::router(state);
+    // A second connection to the same database (WAL) for the operator's read-only routes.
+    let operator_store = store::Store::open(settings.data_dir.join("dialtone.db"))
+        .await
+        .context("opening the store for operator routes")?;
+    let app = api::router(state).merge(operator::router(
+        operator_store,
+        vec![api::Credential {
+            project_id: creds.project_id,
+            token: creds.api_token.clone(),
+        }],
+    ));
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http_listen))?;
     info!(http = %listener.local_addr()?, sip = %node.sip_addr(), "dialtone is listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server");
+    let limits = http::Limits {
+        max_connections: settings.http_max_connections,
+        max_per_peer: settings.http_max_connections_per_peer,
+        header_timeout: std::time::Duration::from_millis(settings.http_header_timeout_ms),
+        idle_timeout: std::time::Duration::from_millis(settings.http_idle_timeout_ms),
+        request_timeout: std::time::Duration::from_millis(settings.http_request_timeout_ms),
+    };
+    http::serve(listener, app, limits, shutdown_signal()).await;
     node.shutdown().await;
-    served
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit, so that connection caps, not the
+/// descriptor limit, decide what is refused. Returns (soft, hard) after the change.
+#[cfg(unix)]
+fn raise_fd_limit() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim = wanted;
+            }
+        }
+    }
+    // rlim_t is not u64 on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    Some((lim.rlim_cur as u64, lim.rlim_max as u64))
+}
+
+/// Files this process creates (database, credentials, recordings) are the owner's only.
+#[cfg(unix)]
+fn owner_only_files() {
+    // SAFETY: umask has no memory effects.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 /// The configured inbound routes; inline documents are loaded and validated now, so a bad one
@@ -250,6 +311,16 @@ fn node_config(
             .iter()
             .map(|ms| std::time::Duration::from_millis(*ms))
             .collect(),
+        webhook_retry: webhook::RetryPolicy {
+            max_attempts: s.webhook_max_attempts,
+            max_age: std::time::Duration::from_millis(s.webhook_max_age_ms),
+            max_delay: std::time::Duration::from_millis(s.webhook_max_delay_ms),
+        },
+        webhook_per_destination: s.webhook_per_destination,
+        webhook_retention: webhook::Retention {
+            delivered: std::time::Duration::from_millis(s.webhook_keep_delivered_ms),
+            given_up: std::time::Duration::from_millis(s.webhook_keep_failed_ms),
+        },
         user_agent: format!("dialtone/{}", env!("CARGO_PKG_VERSION")),
         public_url: s
             .public_url

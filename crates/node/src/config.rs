@@ -31,6 +31,9 @@ pub struct NodeConfig {
     pub audio_max_seconds: u64,
     pub webhook_timeout: Duration,
     pub webhook_backoff: Vec<Duration>,
+    pub webhook_retry: webhook::RetryPolicy,
+    pub webhook_per_destination: usize,
+    pub webhook_retention: webhook::Retention,
     pub user_agent: String,
     /// Base of the URLs handed out for recordings (`http://<http_listen>` by default).
     pub public_url: String,

@@ -118,6 +118,9 @@ impl Node {
                 signing_key: cfg.signing_key.as_bytes().to_vec(),
                 timeout: cfg.webhook_timeout,
                 backoff: cfg.webhook_backoff.clone(),
+                retry: cfg.webhook_retry.clone(),
+                per_destination: cfg.webhook_per_destination,
+                retention: cfg.webhook_retention.clone(),
                 user_agent: cfg.user_agent.clone(),
                 ..webhook::DeliveryConfig::default()
             },

@@ -170,6 +170,8 @@ pub enum SdpError {
     MissingConnection,
     #[error("unusable connection address {0:?}")]
     InvalidAddress(String),
+    #[error("multicast connection address {0:?} (media is unicast only)")]
+    Multicast(String),
     #[error("unsupported audio transport {0:?}")]
     UnsupportedTransport(String),
 }

@@ -200,7 +200,13 @@ fn negotiate_media(
         .as_ref()
         .or(sdp.connection.as_ref())
         .ok_or(SdpError::MissingConnection)?;
-    let remote = SocketAddr::new(connection.ip()?, media.port);
+    let ip = connection.ip()?;
+    if ip.is_multicast() {
+        // RTP to a group address would be heard by every member (and reflected traffic
+        // amplified); calls are unicast only.
+        return Err(SdpError::Multicast(crate::excerpt(&connection.address)));
+    }
+    let remote = SocketAddr::new(ip, media.port);
     Ok(Negotiated {
         codec,
         payload_type,

@@ -129,3 +129,35 @@ fn line_mutations() {
         exercise(&l.join(sep));
     }
 }
+
+#[test]
+fn multicast_connection_is_refused() {
+    for (session_c, media_c) in [
+        ("c=IN IP4 224.2.1.1/127\r\n", ""),
+        ("c=IN IP4 203.0.113.5\r\n", "c=IN IP4 239.255.255.250/1\r\n"),
+        ("", "c=IN IP6 ff02::1\r\n"),
+    ] {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\n{session_c}t=0 0\r\n\
+             m=audio 5004 RTP/AVP 0\r\n{media_c}a=rtpmap:0 PCMU/8000\r\n"
+        );
+        assert!(
+            matches!(
+                answer_offer(&local(), &sdp),
+                Err(sdp::SdpError::Multicast(_))
+            ),
+            "{sdp}"
+        );
+        assert!(
+            matches!(
+                negotiate_answer(&local(), &sdp),
+                Err(sdp::SdpError::Multicast(_))
+            ),
+            "{sdp}"
+        );
+    }
+    // The same offer with a unicast address is answered.
+    let unicast = "v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n\
+                   m=audio 5004 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    assert!(answer_offer(&local(), unicast).is_ok());
+}

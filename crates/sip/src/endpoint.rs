@@ -214,6 +214,7 @@ impl SipEndpoint {
 
         let token = CancellationToken::new();
         let transport_layer = TransportLayer::new(token.child_token());
+        transport_layer.set_stream_idle_timeout(opts.tcp.idle_timeout);
         if let Some(ca) = opts.tls_ca_pem.clone() {
             transport_layer.set_tls_config(TlsConfig {
                 ca_certs: Some(ca),
@@ -292,7 +293,7 @@ impl SipEndpoint {
             }
             .instrument(span.clone()),
         );
-        tokio::spawn(accept_tcp(inner.clone(), tcp).instrument(span.clone()));
+        tokio::spawn(accept_tcp(inner.clone(), tcp, opts.tcp.clone()).instrument(span.clone()));
         tokio::spawn(route_incoming(inner.clone(), incoming).instrument(span));
 
         info!(%local_addr, %advertised, "SIP endpoint started");
@@ -344,9 +345,35 @@ impl SipEndpoint {
     }
 }
 
-/// Our TCP listener: each accepted stream becomes a connection of the
-/// stack's transport layer (which reads and frames it).
-async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener) {
+/// Accepted connections that have not sent anything yet, per peer address.
+#[derive(Default)]
+struct Silent(Mutex<HashMap<std::net::IpAddr, usize>>);
+
+impl Silent {
+    fn take(&self, ip: std::net::IpAddr, max: usize) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+    fn put(&self, ip: std::net::IpAddr) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Our TCP listener: each accepted stream that sends its first bytes in time becomes a
+/// connection of the stack's transport layer (which reads and frames it). Connections beyond
+/// the limits ([`crate::TcpLimits`]) are closed at once.
+async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener, limits: crate::TcpLimits) {
     let listener = match tokio::net::TcpListener::from_std(tcp) {
         Ok(l) => l,
         Err(e) => {
@@ -358,18 +385,53 @@ async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener) {
         r#type: Some(Transport::Tcp),
         addr: inner.advertised.into(),
     };
+    let silent_total = Arc::new(tokio::sync::Semaphore::new(limits.max_silent));
+    let silent_peers = Arc::new(Silent::default());
     loop {
         let accepted = tokio::select! {
             _ = inner.token.cancelled() => break,
             a = listener.accept() => a,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                match TcpConnection::from_stream(
-                    stream,
-                    local.clone(),
-                    Some(inner.token.child_token()),
-                ) {
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if inner.endpoint.transport_layer.connections_count() >= limits.max_connections {
+            debug!(%peer, "TCP connection refused: connection limit reached");
+            continue;
+        }
+        let Ok(permit) = silent_total.clone().try_acquire_owned() else {
+            debug!(%peer, "TCP connection refused: too many silent connections");
+            continue;
+        };
+        if !silent_peers.take(peer.ip(), limits.max_silent_per_peer) {
+            debug!(%peer, "TCP connection refused: too many silent connections from the peer");
+            continue;
+        }
+        let inner = inner.clone();
+        let local = local.clone();
+        let silent_peers = silent_peers.clone();
+        let first_data = limits.first_data_timeout;
+        tokio::spawn(
+            async move {
+                let mut probe = [0u8; 1];
+                let spoke = tokio::select! {
+                    _ = inner.token.cancelled() => false,
+                    r = tokio::time::timeout(first_data, stream.peek(&mut probe)) => {
+                        matches!(r, Ok(Ok(n)) if n > 0)
+                    }
+                };
+                silent_peers.put(peer.ip());
+                drop(permit);
+                if !spoke {
+                    debug!(%peer, "TCP connection closed: nothing sent in time");
+                    return;
+                }
+                match TcpConnection::from_stream(stream, local, Some(inner.token.child_token())) {
                     Ok(conn) => {
                         debug!(%peer, "TCP connection accepted");
                         inner
@@ -380,11 +442,8 @@ async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener) {
                     Err(e) => warn!(%peer, error = %e, "cannot use accepted TCP connection"),
                 }
             }
-            Err(e) => {
-                warn!(error = %e, "TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+            .in_current_span(),
+        );
     }
 }
 
@@ -408,6 +467,24 @@ async fn route_incoming(inner: Arc<Inner>, mut incoming: TransactionReceiver) {
             }
             .in_current_span(),
         );
+    }
+}
+
+/// Why a request must be refused before anything else looks at it: `Max-Forwards: 0` (483)
+/// or a CSeq that does not name the request's method or does not parse (400).
+pub(crate) fn request_fault(req: &rsipstack::sip::Request) -> Option<(StatusCode, &'static str)> {
+    if let Ok(mf) = req.max_forwards_header() {
+        if mf.value().trim().parse::<u32>() == Ok(0) {
+            return Some((StatusCode::TooManyHops, "Max-Forwards is 0"));
+        }
+    }
+    match req.cseq_header().ok().and_then(|c| c.method().ok()) {
+        Some(m) if m == req.method => None,
+        Some(_) => Some((
+            StatusCode::BadRequest,
+            "CSeq method differs from the request's",
+        )),
+        None => Some((StatusCode::BadRequest, "CSeq does not parse")),
     }
 }
 
@@ -438,6 +515,16 @@ async fn handle_request(inner: &Arc<Inner>, mut tx: Transaction) {
         .and_then(|t| t.tag().ok().flatten())
         .map(|t| t.value().to_string());
     debug!(%method, uri = %tx.original.uri, ?call_id, ?to_tag, "incoming request");
+
+    if let Some((status, why)) = request_fault(&tx.original) {
+        // RFC 3261 §16.3 (Max-Forwards: 0 → 483) and §8.2 (a CSeq whose method is not the
+        // request's → 400). An ACK gets no response; it is dropped.
+        debug!(%method, code = status.code(), why, "request refused");
+        if method != Method::Ack {
+            reply(&mut tx, status, vec![]).await;
+        }
+        return;
+    }
 
     if let (Some(call_id), Some(to_tag)) = (call_id, to_tag) {
         // In-dialog: route to the leg's dialog.

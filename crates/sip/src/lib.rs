@@ -157,6 +157,38 @@ pub struct SipOptions {
     /// PEM trust anchors for outbound TLS (`sips:`). Without them no server
     /// certificate verifies and TLS calls fail (`Failed { code: 0 }`).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Limits on the TCP listener (docs/security.md).
+    pub tcp: TcpLimits,
+}
+
+/// What the TCP listener allows a peer. An accepted connection is held by the adapter until
+/// its first bytes arrive (it must send within `first_data_timeout`); only then is it handed
+/// to the stack, which closes it after `idle_timeout` without data.
+#[derive(Debug, Clone)]
+pub struct TcpLimits {
+    /// Connections (ours and the stack's, inbound and outbound) beyond which new inbound
+    /// connections are closed at once. Default 1024.
+    pub max_connections: usize,
+    /// Accepted connections that have not sent anything yet, in total. Default 256.
+    pub max_silent: usize,
+    /// The same per peer address. Default 16.
+    pub max_silent_per_peer: usize,
+    /// Time a new connection has to send its first bytes. Default 10 s.
+    pub first_data_timeout: Duration,
+    /// A connection that sends nothing for this long is closed. Default 120 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        TcpLimits {
+            max_connections: 1024,
+            max_silent: 256,
+            max_silent_per_peer: 16,
+            first_data_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for SipOptions {
@@ -166,6 +198,7 @@ impl Default for SipOptions {
             t2: Duration::from_secs(4),
             transaction_timeout: Duration::from_secs(32),
             tls_ca_pem: None,
+            tcp: TcpLimits::default(),
         }
     }
 }
@@ -331,4 +364,50 @@ pub enum InboundEvent {
     AckTimeout,
     /// The dialog is gone, for any reason. Last event.
     Terminated,
+}
+
+/// The `tracing` directive for the SIP stack's own target (`rsipstack`) to append to an
+/// operator's log filter, or `None` when the filter names that target itself.
+///
+/// The stack logs every raw SIP message it sends or receives at INFO; a flood of datagrams
+/// would grow the log without bound. Raw SIP is debugging output: it is shown only when the
+/// filter enables DEBUG (or TRACE) for `sip` (or, with no `sip` directive, globally);
+/// otherwise the stack is limited to warnings.
+pub fn stack_log_directive(filter: &str) -> Option<&'static str> {
+    let mut global = None;
+    let mut sip = None;
+    for d in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match d.split_once('=') {
+            Some((target, _)) if target.trim().starts_with("rsipstack") => return None,
+            Some((target, level)) if target.trim() == "sip" => sip = Some(level.trim()),
+            Some(_) => {}
+            None => global = Some(d),
+        }
+    }
+    let verbose = |level: &str| {
+        let l = level.to_ascii_lowercase();
+        l == "debug" || l == "trace"
+    };
+    if sip.or(global).is_some_and(verbose) {
+        Some("rsipstack=info")
+    } else {
+        Some("rsipstack=warn")
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::stack_log_directive as d;
+
+    #[test]
+    fn raw_sip_only_at_debug() {
+        assert_eq!(d("info"), Some("rsipstack=warn"));
+        assert_eq!(d(""), Some("rsipstack=warn"));
+        assert_eq!(d("info,sip=debug"), Some("rsipstack=info"));
+        assert_eq!(d("debug"), Some("rsipstack=info"));
+        assert_eq!(d("debug,sip=info"), Some("rsipstack=warn"));
+        assert_eq!(d("TRACE"), Some("rsipstack=info"));
+        assert_eq!(d("info,rsipstack=debug"), None);
+        assert_eq!(d("info,rsipstack::transport=info"), None);
+    }
 }

@@ -432,3 +432,138 @@ async fn dropping_the_endpoint_releases_the_port() {
     }
     panic!("{addr} still bound after the last clone was dropped");
 }
+
+/// A request from a raw UDP socket; returns the first response's status line (or "" on timeout).
+async fn raw_request(
+    sock: &UdpSocket,
+    to: std::net::SocketAddr,
+    method: &str,
+    cseq: &str,
+    max_forwards: &str,
+) -> String {
+    let port = sock.local_addr().unwrap().port();
+    let msg = format!(
+        "{method} sip:bob@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{}\r\n\
+         Max-Forwards: {max_forwards}\r\n\
+         From: <sip:alice@127.0.0.1>;tag=a1\r\n\
+         To: <sip:bob@{to}>\r\n\
+         Call-ID: {}@127.0.0.1\r\n\
+         CSeq: {cseq}\r\n\
+         Contact: <sip:alice@127.0.0.1:{port}>\r\n\
+         Content-Length: 0\r\n\r\n",
+        uuid_like(),
+        uuid_like(),
+    );
+    sock.send_to(msg.as_bytes(), to).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let got = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await;
+        let Ok(Ok((n, _))) = got else {
+            return String::new();
+        };
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let first = text.lines().next().unwrap_or("").to_string();
+        if !first.starts_with("SIP/2.0 100") {
+            return first;
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[tokio::test]
+async fn max_forwards_zero_is_483_and_cseq_mismatch_is_400() {
+    let ep = endpoint().await;
+    let ours = ep.local_addr();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for method in ["OPTIONS", "INVITE"] {
+        let got = raw_request(&sock, ours, method, &format!("1 {method}"), "0").await;
+        assert!(
+            got.starts_with("SIP/2.0 483"),
+            "{method} with Max-Forwards 0: {got:?}"
+        );
+    }
+    for (method, cseq) in [
+        ("OPTIONS", "1 INVITE"),
+        ("INVITE", "2 BYE"),
+        ("INVITE", "3 OPTIONS"),
+    ] {
+        let got = raw_request(&sock, ours, method, cseq, "70").await;
+        assert!(
+            got.starts_with("SIP/2.0 400"),
+            "{method} with CSeq {cseq}: {got:?}"
+        );
+    }
+    // The endpoint keeps serving well-formed requests.
+    let got = raw_request(&sock, ours, "OPTIONS", "4 OPTIONS", "1").await;
+    assert!(got.starts_with("SIP/2.0 200"), "{got:?}");
+    let sipp = Sipp::uac("after_refusals", "uac_options.xml", ours).await;
+    let (code, _) = sipp.finish().await;
+    assert_eq!(code, 0);
+    ep.shutdown().await;
+}
+
+/// Whether the server closed `s` (EOF or reset) within `within`.
+async fn closed_by_server(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn silent_and_idle_tcp_connections_are_closed() {
+    let ep = endpoint_with(SipOptions {
+        tcp: sip::TcpLimits {
+            max_silent_per_peer: 4,
+            first_data_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let ours = ep.local_addr();
+    // Beyond the per-peer limit of silent connections: closed at once.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(ours).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = tokio::net::TcpStream::connect(ours).await.unwrap();
+    assert!(closed_by_server(&mut extra, Duration::from_millis(300)).await);
+    // Another peer address is not affected, and UDP keeps answering meanwhile.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = other.connect(ours).await.unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let got = raw_request(&sock, ours, "OPTIONS", "1 OPTIONS", "70").await;
+    assert!(got.starts_with("SIP/2.0 200"), "{got:?}");
+    // The silent ones are closed once the first-data time is up.
+    for s in silent.iter_mut() {
+        assert!(closed_by_server(s, Duration::from_secs(2)).await);
+    }
+    assert!(closed_by_server(&mut other, Duration::from_secs(2)).await);
+    // A connection that spoke and then went quiet is closed by the idle timeout.
+    let mut spoke = tokio::net::TcpStream::connect(ours).await.unwrap();
+    spoke.write_all(b"\r\n\r\n").await.unwrap();
+    assert!(!closed_by_server(&mut spoke, Duration::from_millis(600)).await);
+    assert!(closed_by_server(&mut spoke, Duration::from_secs(3)).await);
+    // And a real TCP request is still answered.
+    let sipp = Sipp::uac("after_silent_tcp", "uac_options.xml", ours).await;
+    let (code, _) = sipp.finish().await;
+    assert_eq!(code, 0);
+    ep.shutdown().await;
+}

@@ -98,6 +98,18 @@ pub struct NewWebhook {
     pub created_at_ms: i64,
 }
 
+/// A webhook the worker gave up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedWebhook {
+    pub id: i64,
+    pub call_id: Option<Uuid>,
+    pub url: String,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+    pub last_attempt_at_ms: i64,
+    pub last_error: String,
+}
+
 /// A pending webhook handed to the delivery worker.
 #[derive(Debug, Clone)]
 pub struct WebhookJob {
@@ -163,6 +175,7 @@ impl Store {
             })?;
             schema::configure(&conn)?;
             schema::migrate(&mut conn)?;
+            owner_only(&path);
             Ok(conn)
         })
         .await
@@ -408,15 +421,40 @@ impl Store {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<WebhookJob>, StoreError> {
+        self.due_webhooks_except(now_ms, limit, Vec::new()).await
+    }
+
+    /// [`Store::due_webhooks`] without the jobs whose URL is at one of `origins` (each the
+    /// URL text up to the end of its authority, e.g. `https://hooks.example:8443`): the
+    /// delivery worker leaves out destinations that already have all the requests in flight
+    /// it allows, so that their backlog cannot hide other destinations' jobs.
+    pub async fn due_webhooks_except(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        origins: Vec<String>,
+    ) -> Result<Vec<WebhookJob>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |conn| {
+            let mut except = String::new();
+            let mut values: Vec<rusqlite::types::Value> = vec![now_ms.into(), limit.into()];
+            for origin in &origins {
+                let len = i64::try_from(origin.chars().count()).unwrap_or(i64::MAX);
+                let (o, l) = (values.len() + 1, values.len() + 2);
+                values.push(origin.clone().into());
+                values.push(len.into());
+                except.push_str(&format!(
+                    " AND NOT (substr(w.url, 1, ?{l}) = ?{o} AND (length(w.url) = ?{l} \
+                     OR substr(w.url, ?{l} + 1, 1) IN ('/', '?', '#')))"
+                ));
+            }
             let sql = format!(
                 "SELECT w.id, w.call_id, w.url, w.body, w.attempts, w.created_at_ms \
-                 FROM webhook_outbox w WHERE {PENDING_HEAD} AND w.next_attempt_at_ms <= ?1 \
+                 FROM webhook_outbox w WHERE {PENDING_HEAD} AND w.next_attempt_at_ms <= ?1{except} \
                  ORDER BY w.id LIMIT ?2"
             );
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params![now_ms, limit], |row| {
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, Option<String>>(1)?,
@@ -512,6 +550,68 @@ impl Store {
                 params![id, attempts, last_error],
             )?;
             found_job(n, id)
+        })
+        .await
+    }
+
+    /// Retention: removes delivered jobs delivered before `delivered_before_ms` and given-up
+    /// jobs last tried before `given_up_before_ms`. Returns how many rows went.
+    pub async fn purge_webhooks(
+        &self,
+        delivered_before_ms: i64,
+        given_up_before_ms: i64,
+    ) -> Result<usize, StoreError> {
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM webhook_outbox WHERE \
+                 (state = 'delivered' AND delivered_at_ms < ?1) OR \
+                 (state = 'given_up' AND next_attempt_at_ms < ?2)",
+                params![delivered_before_ms, given_up_before_ms],
+            )?;
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Given-up jobs, newest first, at most `limit`: what the operator needs to see of
+    /// undeliverable webhooks.
+    pub async fn given_up_webhooks(&self, limit: usize) -> Result<Vec<FailedWebhook>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, call_id, url, attempts, created_at_ms, next_attempt_at_ms, \
+                 COALESCE(last_error, '') FROM webhook_outbox WHERE state = 'given_up' \
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
+                    row.get::<_, String>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, call_id, url, attempts, created_at_ms, last_attempt_at_ms, last_error) =
+                    row?;
+                out.push(FailedWebhook {
+                    id,
+                    call_id: call_id
+                        .as_deref()
+                        .map(|c| parse_uuid("webhook_outbox.call_id", c))
+                        .transpose()?,
+                    url,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    created_at_ms,
+                    last_attempt_at_ms,
+                    last_error,
+                });
+            }
+            Ok(out)
         })
         .await
     }
@@ -628,6 +728,32 @@ impl RawCall {
             .transpose()?;
         Ok(r)
     }
+}
+
+/// Makes the database file and its WAL/shared-memory companions readable by the owner only
+/// (0600): they hold call records (numbers, URIs, callback URLs) and webhook bodies.
+/// SQLite creates the companions with the main file's mode, so new ones follow.
+fn owner_only(db: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut names = vec![db.to_path_buf()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = db.as_os_str().to_owned();
+            p.push(suffix);
+            names.push(p.into());
+        }
+        for p in names {
+            if p.exists() {
+                if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot make the file owner-only");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
 }
 
 fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, StoreError> {

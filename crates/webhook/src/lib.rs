@@ -50,6 +50,80 @@ pub struct DeliveryConfig {
     pub poll_interval: Duration,
     /// At most this many requests in flight (at least 1).
     pub concurrency: usize,
+    /// At most this many requests in flight to one destination (the URL's scheme, host and
+    /// port as written; at least 1), so that a receiver that hangs holds only its own slots
+    /// and delays no other destination.
+    pub per_destination: usize,
+    /// When to stop retrying.
+    pub retry: RetryPolicy,
+    /// How long finished rows are kept.
+    pub retention: Retention,
+}
+
+/// Retries: after `backoff` runs out, each delay is twice the previous one, at most
+/// `max_delay`, until `max_attempts` attempts were made or the job is older than `max_age`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all; 0 means `backoff.len() + 1` (the list alone decides).
+    pub max_attempts: u32,
+    /// Give up once the next attempt would be later than this after the event; zero: no age
+    /// limit.
+    pub max_age: Duration,
+    /// Cap of the doubled delays.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 0,
+            max_age: Duration::ZERO,
+            max_delay: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before the attempt after `attempts` made ones, or `None` to give up.
+    /// `age_ms` is how old the job is now.
+    pub fn next_delay(&self, backoff: &[Duration], attempts: u32, age_ms: i64) -> Option<Duration> {
+        let max_attempts = if self.max_attempts == 0 {
+            u32::try_from(backoff.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1)
+        } else {
+            self.max_attempts
+        };
+        if attempts >= max_attempts {
+            return None;
+        }
+        let n = attempts.saturating_sub(1) as usize;
+        let delay = match backoff.get(n) {
+            Some(d) => *d,
+            None => {
+                let last = backoff.last().copied().unwrap_or(Duration::from_secs(1));
+                let doublings = u32::try_from(n + 1 - backoff.len())
+                    .unwrap_or(u32::MAX)
+                    .min(40);
+                last.saturating_mul(1u32 << doublings.min(31))
+                    .min(self.max_delay.max(last))
+            }
+        };
+        if !self.max_age.is_zero() {
+            let at = i128::from(age_ms) + delay.as_millis() as i128;
+            if at > self.max_age.as_millis() as i128 {
+                return None;
+            }
+        }
+        Some(delay)
+    }
+}
+
+/// How long finished outbox rows are kept; zero keeps them forever.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Retention {
+    pub delivered: Duration,
+    pub given_up: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -61,6 +135,9 @@ impl Default for DeliveryConfig {
             user_agent: concat!("dialtone/", env!("CARGO_PKG_VERSION")).to_owned(),
             poll_interval: Duration::from_secs(1),
             concurrency: 16,
+            per_destination: 4,
+            retry: RetryPolicy::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -148,8 +225,12 @@ struct Worker {
     stop: watch::Receiver<bool>,
     client: Option<reqwest::Client>,
     tasks: JoinSet<()>,
-    /// Job ids in flight, by the task sending them.
-    in_flight: HashMap<tokio::task::Id, i64>,
+    /// Job ids and their destinations in flight, by the task sending them.
+    in_flight: HashMap<tokio::task::Id, (i64, String)>,
+    /// Requests in flight per destination.
+    per_origin: HashMap<String, usize>,
+    /// When retention last ran (ms).
+    purged_at_ms: i64,
 }
 
 impl Worker {
@@ -160,6 +241,7 @@ impl Worker {
         stop: watch::Receiver<bool>,
     ) -> Worker {
         cfg.concurrency = cfg.concurrency.max(1);
+        cfg.per_destination = cfg.per_destination.max(1);
         if cfg.poll_interval.is_zero() {
             cfg.poll_interval = Duration::from_millis(1);
         }
@@ -171,6 +253,8 @@ impl Worker {
             client: None,
             tasks: JoinSet::new(),
             in_flight: HashMap::new(),
+            per_origin: HashMap::new(),
+            purged_at_ms: 0,
         }
     }
 
@@ -197,7 +281,14 @@ impl Worker {
                             e.id()
                         }
                     };
-                    self.in_flight.remove(&id);
+                    if let Some((_, origin)) = self.in_flight.remove(&id) {
+                        if let Some(n) = self.per_origin.get_mut(&origin) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                self.per_origin.remove(&origin);
+                            }
+                        }
+                    }
                 }
                 _ = self.kick.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -214,18 +305,33 @@ impl Worker {
         let Some(client) = self.client() else {
             return poll;
         };
+        self.retention().await;
         let room = self.cfg.concurrency.saturating_sub(self.tasks.len());
         if room > 0 {
-            // In-flight jobs are still pending, so ask for enough to fill the room anyway.
-            let limit = room + self.in_flight.len();
-            match self.store.due_webhooks(now_ms(), limit).await {
+            // In-flight jobs are still pending, so ask for enough to fill the room anyway;
+            // destinations with no room left are not asked for at all.
+            let full: Vec<String> = self
+                .per_origin
+                .iter()
+                .filter(|(_, n)| **n >= self.cfg.per_destination)
+                .map(|(o, _)| o.clone())
+                .collect();
+            let limit = room + self.in_flight.len() + self.cfg.per_destination * room;
+            match self.store.due_webhooks_except(now_ms(), limit, full).await {
                 Ok(jobs) => {
-                    let busy: HashSet<i64> = self.in_flight.values().copied().collect();
-                    for job in jobs
-                        .into_iter()
-                        .filter(|j| !busy.contains(&j.id))
-                        .take(room)
-                    {
+                    let busy: HashSet<i64> = self.in_flight.values().map(|(id, _)| *id).collect();
+                    let mut started = 0;
+                    for job in jobs.into_iter().filter(|j| !busy.contains(&j.id)) {
+                        if started == room {
+                            break;
+                        }
+                        let origin = origin(&job.url);
+                        let n = self.per_origin.entry(origin.clone()).or_insert(0);
+                        if *n >= self.cfg.per_destination {
+                            continue;
+                        }
+                        *n += 1;
+                        started += 1;
                         let job_id = job.id;
                         let task = self.tasks.spawn(deliver(
                             client.clone(),
@@ -233,7 +339,7 @@ impl Worker {
                             self.store.clone(),
                             job,
                         ));
-                        self.in_flight.insert(task.id(), job_id);
+                        self.in_flight.insert(task.id(), (job_id, origin));
                     }
                 }
                 Err(e) => {
@@ -259,6 +365,35 @@ impl Worker {
                 error!(error = %e, "cannot read the webhook outbox");
                 poll
             }
+        }
+    }
+
+    /// Applies the retention policy, at most once a minute.
+    async fn retention(&mut self) {
+        let r = &self.cfg.retention;
+        if r.delivered.is_zero() && r.given_up.is_zero() {
+            return;
+        }
+        let now = now_ms();
+        if now.saturating_sub(self.purged_at_ms) < 60_000 {
+            return;
+        }
+        self.purged_at_ms = now;
+        let before = |keep: Duration| {
+            if keep.is_zero() {
+                i64::MIN
+            } else {
+                now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX))
+            }
+        };
+        match self
+            .store
+            .purge_webhooks(before(r.delivered), before(r.given_up))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => info!(rows = n, "webhook outbox retention: finished rows removed"),
+            Err(e) => warn!(error = %e, "webhook outbox retention failed"),
         }
     }
 
@@ -319,22 +454,27 @@ async fn deliver(client: reqwest::Client, cfg: Arc<DeliveryConfig>, store: Store
             warn!(job_id = job.id, call_id, attempt, error = %why, "webhook given up");
             store.give_up_webhook(job.id, attempt, &why).await
         }
-        // `backoff[n]` is the delay after attempt n + 1, i.e. after `job.attempts` earlier ones.
-        Outcome::Retry(why) => match cfg.backoff.get(job.attempts as usize) {
-            Some(delay) => {
-                let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-                warn!(job_id = job.id, call_id, attempt, error = %why, retry_in_ms = delay_ms,
+        // `backoff[n]` is the delay after attempt n + 1; then doubling (RetryPolicy).
+        Outcome::Retry(why) => {
+            match cfg
+                .retry
+                .next_delay(&cfg.backoff, attempt, now.saturating_sub(job.created_at_ms))
+            {
+                Some(delay) => {
+                    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+                    warn!(job_id = job.id, call_id, attempt, error = %why, retry_in_ms = delay_ms,
                     "webhook attempt failed; will retry");
-                store
-                    .reschedule_webhook(job.id, attempt, now.saturating_add(delay_ms), &why)
-                    .await
-            }
-            None => {
-                warn!(job_id = job.id, call_id, attempt, error = %why,
+                    store
+                        .reschedule_webhook(job.id, attempt, now.saturating_add(delay_ms), &why)
+                        .await
+                }
+                None => {
+                    warn!(job_id = job.id, call_id, attempt, error = %why,
                     "webhook attempt failed; no attempts left, given up");
-                store.give_up_webhook(job.id, attempt, &why).await
+                    store.give_up_webhook(job.id, attempt, &why).await
+                }
             }
-        },
+        }
     };
     if let Err(e) = recorded {
         // The job stays pending and will be sent again; hold its call back a little so a
@@ -388,6 +528,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     s
+}
+
+/// A URL's destination for the per-destination limit: its text up to the end of the
+/// authority (`https://hooks.example:8443`), credentials included as written. A URL that does
+/// not look like one is its own destination.
+pub fn origin(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            url[..i + 3 + end].to_owned()
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Where a job goes: the URL without credentials, and the credentials as Basic auth.

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use store::{NewWebhook, Store};
 use uuid::Uuid;
-use webhook::{sign, DeliveryConfig, DeliveryHandle, WebhookDelivery};
+use webhook::{sign, DeliveryConfig, DeliveryHandle, Retention, RetryPolicy, WebhookDelivery};
 
 const KEY: &[u8] = b"PSK_test_signing_key";
 
@@ -120,6 +120,7 @@ fn config(backoff_ms: &[u64]) -> DeliveryConfig {
         // Long: deliveries in these tests must come from kicks and the retry timer.
         poll_interval: Duration::from_secs(60),
         concurrency: 16,
+        ..DeliveryConfig::default()
     }
 }
 
@@ -528,4 +529,159 @@ async fn kicks_wake_an_idle_worker() {
     }
     assert_eq!(server.requests().len(), 3);
     worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_delays_no_other_destination() {
+    init();
+    // A receiver that accepts connections and never answers.
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_addr = hang.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hang.accept().await {
+            held.push(s);
+        }
+    });
+    let healthy = Server::start(ok()).await;
+    let store = Store::open_in_memory().await.unwrap();
+    let mut cfg = config(&[10_000]);
+    cfg.timeout = Duration::from_secs(30);
+    let worker = WebhookDelivery::spawn(store.clone(), cfg);
+    // Forty webhooks of forty calls to the hanging receiver first, then ten to the healthy one.
+    for i in 0..40 {
+        enqueue(
+            &store,
+            Some(Uuid::new_v4()),
+            &format!("http://{hang_addr}/h{i}"),
+            "stuck",
+        )
+        .await;
+    }
+    worker.kick();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    for i in 0..10 {
+        enqueue(
+            &store,
+            Some(Uuid::new_v4()),
+            &healthy.url("/ok"),
+            &format!("ok{i}"),
+        )
+        .await;
+        worker.kick();
+    }
+    until("the healthy receiver's webhooks", || {
+        (0..10).all(|i| healthy.count(&format!("ok{i}")) == 1)
+    })
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // The hanging destination holds at most its own slots.
+    assert_eq!(store.pending_webhooks().await.unwrap(), 40);
+    worker.shutdown().await;
+}
+
+#[test]
+fn retry_policy_doubles_after_the_list_up_to_the_cap_and_age() {
+    let backoff = [Duration::from_secs(1), Duration::from_secs(4)];
+    // The default: the list alone decides (three attempts).
+    let p = RetryPolicy::default();
+    assert_eq!(p.next_delay(&backoff, 1, 0), Some(Duration::from_secs(1)));
+    assert_eq!(p.next_delay(&backoff, 2, 0), Some(Duration::from_secs(4)));
+    assert_eq!(p.next_delay(&backoff, 3, 0), None);
+    // Hours of retries: doubling to the cap, bounded by attempts and age.
+    let p = RetryPolicy {
+        max_attempts: 40,
+        max_age: Duration::from_secs(24 * 3600),
+        max_delay: Duration::from_secs(3600),
+    };
+    let mut age = 0i64;
+    let mut delays = Vec::new();
+    let mut attempts = 1;
+    while let Some(d) = p.next_delay(&backoff, attempts, age) {
+        delays.push(d.as_secs());
+        age += d.as_millis() as i64;
+        attempts += 1;
+    }
+    assert_eq!(&delays[..6], [1, 4, 8, 16, 32, 64]);
+    assert!(delays.iter().all(|&d| d <= 3600));
+    assert!(age > 20 * 3600 * 1000 && age <= 24 * 3600 * 1000, "{age}");
+    assert!(attempts <= 40);
+    let p = RetryPolicy {
+        max_attempts: 5,
+        ..p
+    };
+    assert_eq!(p.next_delay(&backoff, 5, 0), None);
+}
+
+#[tokio::test]
+async fn retention_removes_old_finished_rows_and_failures_are_listed() {
+    init();
+    let server = Server::start(|body, _| {
+        if body == "bad" {
+            (404, Duration::ZERO)
+        } else {
+            (200, Duration::ZERO)
+        }
+    })
+    .await;
+    let store = Store::open_in_memory().await.unwrap();
+    let worker = WebhookDelivery::spawn(store.clone(), config(&[]));
+    enqueue(&store, None, &server.url("/a"), "good").await;
+    let bad = enqueue(&store, None, &server.url("/b"), "bad").await;
+    worker.kick();
+    drained(&store).await;
+    let failed = store.given_up_webhooks(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, bad);
+    assert_eq!(failed[0].last_error, "HTTP 404");
+    worker.shutdown().await;
+    // Kept while young; gone once older than the retention.
+    assert_eq!(store.purge_webhooks(0, 0).await.unwrap(), 0);
+    let later = i64::MAX;
+    assert_eq!(store.purge_webhooks(later, i64::MIN).await.unwrap(), 1);
+    assert_eq!(store.given_up_webhooks(10).await.unwrap().len(), 1);
+    assert_eq!(store.purge_webhooks(later, later).await.unwrap(), 1);
+    assert!(store.given_up_webhooks(10).await.unwrap().is_empty());
+    // The worker applies a configured retention by itself.
+    let mut cfg = config(&[]);
+    cfg.retention = Retention {
+        delivered: Duration::from_millis(1),
+        given_up: Duration::from_millis(1),
+    };
+    enqueue(&store, None, &server.url("/b"), "bad").await;
+    let worker = WebhookDelivery::spawn(store.clone(), cfg.clone());
+    worker.kick();
+    drained(&store).await;
+    worker.shutdown().await;
+    assert_eq!(store.given_up_webhooks(10).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let worker = WebhookDelivery::spawn(store.clone(), cfg);
+    until_async(|| async { store.given_up_webhooks(10).await.unwrap().is_empty() }).await;
+    worker.shutdown().await;
+}
+
+async fn until_async<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn origins() {
+    use webhook::origin;
+    assert_eq!(origin("http://a.example:8080/x?y"), "http://a.example:8080");
+    assert_eq!(origin("https://u:p@a.example?q"), "https://u:p@a.example");
+    assert_eq!(origin("https://a.example"), "https://a.example");
+    assert_eq!(origin("nonsense"), "nonsense");
 }
