@@ -11,6 +11,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use media::graph::FrameTap;
 use media::playback::{PlaybackId, PlayerEvent, Source};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -23,99 +24,8 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// A re-latch to a new RTP source is allowed after the old one was silent this long.
 const RELATCH_AFTER_US: u64 = 1_000_000;
 
-/// What a shard drives for one call: the pure per-call media core.
-pub trait MediaLeg: Send {
-    /// Append this tick's outgoing RTP packets to `out`.
-    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>);
-    /// A datagram arrived on the call's RTP port. Returns true if it was a valid RTP packet.
-    fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool;
-    /// Start sending RFC 4733 digits.
-    fn send_digits(&mut self, digits: &str) -> Result<(), String>;
-    /// Queue a playback (REST `calling.play` or SWML `play`) behind any already queued.
-    fn play(&mut self, id: PlaybackId, sources: Vec<Source>, volume_db: f64, loops: u32);
-    /// Pause, resume, stop or re-level a playback. False if there is no such playback.
-    fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
-    /// Notable things since the last call (digits sent, ...).
-    fn poll_event(&mut self) -> Option<MediaEvent>;
-    /// While recorded, every tick's audio (heard and sent) goes to the recorder.
-    fn set_tap(&mut self, tap: Option<crate::recorder::RecorderHandle>);
-    /// In-band DTMF detection on the far end's audio (RFC 4733 digits are always reported).
-    fn set_digit_detection(&mut self, in_band: bool);
-    /// Bridged to another call: decode what the far end sends so the peer can hear it.
-    fn set_bridged(&mut self, bridged: bool);
-    /// The far end's audio received since the last tick, one 20 ms frame at `pcm_rate()`, if
-    /// a whole frame is there (bridged legs only).
-    fn take_received_frame(&mut self) -> Option<Vec<i16>>;
-    /// The peer's audio for this tick (at the peer's rate `rate`), mixed into what we send.
-    fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32);
-    /// Receive counters for the CDR and for tests.
-    fn stats(&self) -> MediaStats;
-    /// The PCM rate of the call's codec.
-    fn pcm_rate(&self) -> u32;
-    /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
-    fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
-    /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
-    /// hears it (recording, detectors, speech, the bridge): the denoiser.
-    fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>);
-}
-
-/// Hears the far end's audio on the media thread, one 20 ms frame per tick, after the jitter
-/// buffer and the filter: a detector (`calling.detect`), the speech tap of a collect. It must
-/// not block: heavy work (speech recognition) goes to another thread over a channel.
-pub trait FrameListener: Send {
-    /// One frame of what the far end sent, at `rate`. Events for the call's actor go to
-    /// `events` as [`ListenerEvent`]s under the listener's key.
-    fn on_frame(
-        &mut self,
-        now_us: u64,
-        pcm: &[i16],
-        rate: u32,
-        events: &mut Vec<serde_json::Value>,
-    );
-    /// Called on ticks where no audio came (nothing arrived yet, or a long gap), so timers
-    /// inside a listener still run.
-    fn on_idle(&mut self, now_us: u64, events: &mut Vec<serde_json::Value>) {
-        let _ = (now_us, events);
-    }
-}
-
-/// Changes the far end's audio in place before anyone hears it (one filter per call).
-pub trait FrameFilter: Send {
-    fn process(&mut self, pcm: &mut [i16], rate: u32);
-}
-
-/// What a [`FrameListener`] reported, tagged with the key it was added under.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListenerEvent {
-    pub key: String,
-    pub event: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum MediaEvent {
-    DigitsSent,
-    DigitsFailed(String),
-    Play(PlayerEvent),
-    /// A DTMF key the far end pressed (RFC 4733 or in-band, once per press).
-    Digit(char),
-    /// A listener on the far end's audio reported something.
-    Listener(ListenerEvent),
-}
-
-impl MediaEvent {
-    /// Whether this event may be dropped when the node is behind: only a speech collect's
-    /// interim hypotheses (`partial`), which a later partial or the final result supersedes.
-    /// Everything else is waited on by an operation or a script (a playback's end, a key, a
-    /// transcript, a detector's verdict) and is never dropped.
-    pub fn is_droppable(&self) -> bool {
-        match self {
-            MediaEvent::Listener(l) => {
-                l.event.get("kind").and_then(serde_json::Value::as_str) == Some("partial")
-            }
-            _ => false,
-        }
-    }
-}
+pub use media::graph::{MediaEvent, MediaLeg, MediaStats, PlayOp};
+pub use media::listen::{FrameFilter, FrameListener};
 
 /// One event of a call, as a shard hands it to the node.
 #[derive(Debug)]
@@ -171,22 +81,6 @@ impl EventSink {
     pub fn dropped(&self) -> u64 {
         self.droppable.dropped()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PlayOp {
-    Pause,
-    Resume,
-    Stop,
-    Volume(f64),
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MediaStats {
-    pub packets_sent: u64,
-    pub packets_received: u64,
-    pub packets_lost: u64,
-    pub garbage_received: u64,
 }
 
 pub enum ShardCommand {
@@ -495,7 +389,9 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
         ShardCommand::Unbridge { call_id } => unbridge(legs, call_id),
         ShardCommand::SetTap { call_id, tap } => {
             if let Some(st) = legs.get_mut(&call_id) {
-                st.leg.set_tap(tap);
+                st.leg.set_tap(tap.map(|handle| {
+                    Box::new(crate::media_leg::RecorderTap { handle, call_id }) as Box<dyn FrameTap>
+                }));
             }
         }
         ShardCommand::SetListener {
@@ -535,6 +431,9 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use media::detect::DetectEvent;
+    use media::listen::{KeyedEvent, ListenerEvent};
+    use media::speech::SpeechEvent;
 
     struct Counter {
         ticks: u64,
@@ -562,7 +461,7 @@ mod tests {
         }
         fn set_bridged(&mut self, _b: bool) {}
         fn set_digit_detection(&mut self, _in_band: bool) {}
-        fn set_tap(&mut self, _tap: Option<crate::recorder::RecorderHandle>) {}
+        fn set_tap(&mut self, _tap: Option<Box<dyn FrameTap>>) {}
         fn set_listener(&mut self, _key: String, _l: Option<Box<dyn FrameListener>>) {}
         fn set_filter(&mut self, _f: Option<Box<dyn FrameFilter>>) {}
         fn take_received_frame(&mut self) -> Option<Vec<i16>> {
@@ -583,11 +482,15 @@ mod tests {
         }
     }
 
-    fn partial() -> MediaEvent {
-        MediaEvent::Listener(ListenerEvent {
+    fn speech(event: SpeechEvent) -> MediaEvent {
+        MediaEvent::Listener(KeyedEvent {
             key: "speech:c1".into(),
-            event: serde_json::json!({ "kind": "partial", "text": "hel" }),
+            event: ListenerEvent::Speech(event),
         })
+    }
+
+    fn partial() -> MediaEvent {
+        speech(SpeechEvent::Partial { text: "hel".into() })
     }
 
     /// Filling the droppable budget: further partials are dropped and counted, while events
@@ -608,9 +511,9 @@ mod tests {
         }
         sink.emit(
             call,
-            MediaEvent::Listener(ListenerEvent {
-                key: "speech:c1".into(),
-                event: serde_json::json!({ "kind": "result", "text": "hello" }),
+            speech(SpeechEvent::Result {
+                text: "hello".into(),
+                confidence: 0.5,
             }),
         );
         assert_eq!(sink.dropped(), 6, "non-droppable events are never dropped");
@@ -622,7 +525,10 @@ mod tests {
         assert_eq!(got.iter().filter(|e| e.permit.is_some()).count(), 4);
         assert!(matches!(
             got.last().map(|e| &e.event),
-            Some(MediaEvent::Listener(l)) if l.event["kind"] == "result"
+            Some(MediaEvent::Listener(KeyedEvent {
+                event: ListenerEvent::Speech(SpeechEvent::Result { .. }),
+                ..
+            }))
         ));
         // Handling the admitted partials frees the budget: new partials flow again.
         drop(got);
@@ -634,16 +540,21 @@ mod tests {
     #[test]
     fn only_partials_are_droppable() {
         assert!(partial().is_droppable());
-        for kind in ["start_of_input", "result", "error"] {
-            let ev = MediaEvent::Listener(ListenerEvent {
-                key: "speech:c1".into(),
-                event: serde_json::json!({ "kind": kind }),
-            });
-            assert!(!ev.is_droppable(), "{kind}");
+        for ev in [
+            SpeechEvent::StartOfInput,
+            SpeechEvent::Result {
+                text: String::new(),
+                confidence: 0.0,
+            },
+            SpeechEvent::Error {
+                message: String::new(),
+            },
+        ] {
+            assert!(!speech(ev.clone()).is_droppable(), "{ev:?}");
         }
-        let detect = MediaEvent::Listener(ListenerEvent {
+        let detect = MediaEvent::Listener(KeyedEvent {
             key: "detect:d1".into(),
-            event: serde_json::json!({ "detect": { "type": "machine" } }),
+            event: ListenerEvent::Detect(DetectEvent::Finished),
         });
         assert!(!detect.is_droppable());
         assert!(!MediaEvent::Play(PlayerEvent::Finished(1)).is_droppable());
