@@ -18,6 +18,7 @@ mod opus;
 pub mod playback;
 mod plc;
 pub mod ring;
+pub mod shard;
 pub mod speech;
 pub mod tone;
 pub mod vad;
