@@ -1,12 +1,11 @@
 //! The detector of a `calling.detect` (and SWML `detect_machine`) on the far end's audio:
-//! answering machine and fax tones, as a [`FrameListener`]. It also keeps the detect's
+//! answering machine and fax tones (a `FrameListener`, media::listen). It also keeps the detect's
 //! `timeout` on the media clock (so every detect has one, digit detects included); digits come
 //! from the call's own DTMF reporting. A machine detect also reports fax tones so that one
 //! detect covers SWML's `detectors: "amd,fax"`. Emits [`DetectEvent`]s, `Finished` once, last.
 
 use crate::amd::{Amd, AmdParams, AmdResult};
 use crate::fax::{FaxTone, FaxToneDetector};
-use crate::listen::{FrameListener, ListenerEvent};
 
 /// How long a machine detect holds back a MACHINE verdict that came with a tone: a fax tone
 /// also looks like a beep, and CNG is only recognised at the end of
@@ -54,12 +53,12 @@ pub enum DetectEvent {
     Finished,
 }
 
-fn machine_event(result: AmdResult, beep: bool) -> ListenerEvent {
-    ListenerEvent::Detect(DetectEvent::Machine { result, beep })
+fn machine_event(result: AmdResult, beep: bool) -> DetectEvent {
+    DetectEvent::Machine { result, beep }
 }
 
-fn fax_event(tone: FaxTone) -> ListenerEvent {
-    ListenerEvent::Detect(DetectEvent::Fax(tone))
+fn fax_event(tone: FaxTone) -> DetectEvent {
+    DetectEvent::Fax(tone)
 }
 
 /// What the listener runs, built on its first frame (when the rate is known).
@@ -123,12 +122,12 @@ impl DetectListener {
         }
     }
 
-    fn finish(&mut self, events: &mut Vec<ListenerEvent>) {
+    fn finish(&mut self, events: &mut Vec<DetectEvent>) {
         self.done = true;
-        events.push(ListenerEvent::Detect(DetectEvent::Finished));
+        events.push(DetectEvent::Finished);
     }
 
-    fn frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<ListenerEvent>) {
+    fn frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<DetectEvent>) {
         if self.done {
             return;
         }
@@ -230,14 +229,21 @@ impl DetectListener {
     }
 }
 
-impl FrameListener for DetectListener {
-    fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<ListenerEvent>) {
+impl DetectListener {
+    /// One frame of the far end's audio.
+    pub fn push_frame(
+        &mut self,
+        now_us: u64,
+        pcm: &[i16],
+        rate: u32,
+        events: &mut Vec<DetectEvent>,
+    ) {
         self.frame(now_us, pcm, rate, events);
     }
 
     /// No audio arrived this tick: the far end is silent (many peers send nothing then), and
     /// the detectors' clock is the audio, so they hear 20 ms of silence.
-    fn on_idle(&mut self, now_us: u64, events: &mut Vec<ListenerEvent>) {
+    pub fn idle(&mut self, now_us: u64, events: &mut Vec<DetectEvent>) {
         let rate = if self.rate == 0 { 8000 } else { self.rate };
         let mut silence = std::mem::take(&mut self.silence);
         silence.resize(rate as usize / 50, 0);
@@ -305,30 +311,29 @@ mod tests {
 
     /// Feeds audio in 20 ms frames on a virtual clock, then silence (idle ticks) for
     /// `idle_ms`; returns every event.
-    fn run(l: &mut DetectListener, audio: &[i16], idle_ms: u64) -> Vec<ListenerEvent> {
+    fn run(l: &mut DetectListener, audio: &[i16], idle_ms: u64) -> Vec<DetectEvent> {
         let mut events = Vec::new();
         let mut now = 0u64;
         for f in audio.chunks(FRAME) {
-            l.on_frame(now, f, RATE, &mut events);
+            l.push_frame(now, f, RATE, &mut events);
             now += 20_000;
         }
         for _ in 0..idle_ms / 20 {
-            l.on_idle(now, &mut events);
+            l.idle(now, &mut events);
             now += 20_000;
         }
         events
     }
 
-    fn names(events: &[ListenerEvent]) -> Vec<String> {
+    fn names(events: &[DetectEvent]) -> Vec<String> {
         events
             .iter()
             .map(|e| match e {
-                ListenerEvent::Detect(DetectEvent::Machine { result, beep }) => {
+                DetectEvent::Machine { result, beep } => {
                     format!("machine:{result:?}{}", if *beep { "+beep" } else { "" })
                 }
-                ListenerEvent::Detect(DetectEvent::Fax(t)) => format!("fax:{t:?}"),
-                ListenerEvent::Detect(DetectEvent::Finished) => "finished".into(),
-                other => format!("{other:?}"),
+                DetectEvent::Fax(t) => format!("fax:{t:?}"),
+                DetectEvent::Finished => "finished".into(),
             })
             .collect()
     }

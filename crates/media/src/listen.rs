@@ -1,9 +1,10 @@
 //! Who hears the far end's audio on the media thread, one 20 ms frame per tick, after the
 //! jitter buffer: one [`FrameFilter`] per call (the denoiser) changes it first, then every
 //! [`FrameListener`] (a detector, the speech segmenter of a collect) hears it and reports
-//! typed [`ListenerEvent`]s.
+//! typed [`ListenerEvent`]s. Layering: `detect` and `speech` know nothing of this module; it
+//! wraps their events (and makes the detector a listener).
 
-use crate::detect::DetectEvent;
+use crate::detect::{DetectEvent, DetectListener};
 use crate::speech::SpeechEvent;
 
 /// Hears the far end's audio, one 20 ms frame per tick, after the jitter buffer and the filter.
@@ -43,4 +44,20 @@ impl ListenerEvent {
 pub struct KeyedEvent {
     pub key: String,
     pub event: ListenerEvent,
+}
+
+impl FrameListener for DetectListener {
+    fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<ListenerEvent>) {
+        let mut found = Vec::new();
+        self.push_frame(now_us, pcm, rate, &mut found);
+        events.extend(found.into_iter().map(ListenerEvent::Detect));
+    }
+
+    /// No audio arrived this tick: the far end is silent (many peers send nothing then), and
+    /// the detectors' clock is the audio, so they hear 20 ms of silence.
+    fn on_idle(&mut self, now_us: u64, events: &mut Vec<ListenerEvent>) {
+        let mut found = Vec::new();
+        self.idle(now_us, &mut found);
+        events.extend(found.into_iter().map(ListenerEvent::Detect));
+    }
 }

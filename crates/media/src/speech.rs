@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 
-use crate::listen::ListenerEvent;
 use crate::vad::{Vad, VadEvent, DEFAULT_SENSITIVITY};
 
 /// Audio kept from before the VAD confirmed speech, so the first syllable is not cut.
@@ -104,7 +103,7 @@ impl SpeechSegmenter {
         pcm: &[i16],
         rate: u32,
         actions: &mut Vec<SegmentAction>,
-        events: &mut Vec<ListenerEvent>,
+        events: &mut Vec<SpeechEvent>,
     ) {
         match self.phase {
             Phase::Done | Phase::Recognising => return,
@@ -127,7 +126,7 @@ impl SpeechSegmenter {
                     actions.push(SegmentAction::Start { rate });
                     actions.extend(self.preroll.drain(..).map(SegmentAction::Audio));
                     self.phase = Phase::Speaking { since_us: now_us };
-                    events.push(ListenerEvent::Speech(SpeechEvent::StartOfInput));
+                    events.push(SpeechEvent::StartOfInput);
                 }
             }
             Phase::Speaking { since_us } => {
@@ -153,18 +152,18 @@ impl SpeechSegmenter {
     }
 
     /// The recogniser's answer for the current utterance.
-    pub fn on_recognised(&mut self, answer: Recognised, events: &mut Vec<ListenerEvent>) {
+    pub fn on_recognised(&mut self, answer: Recognised, events: &mut Vec<SpeechEvent>) {
         match answer {
             Recognised::Partial(text) => {
                 if self.config.partial_results {
-                    events.push(ListenerEvent::Speech(SpeechEvent::Partial { text }));
+                    events.push(SpeechEvent::Partial { text });
                 }
             }
             Recognised::Final { text, confidence } => {
-                events.push(ListenerEvent::Speech(SpeechEvent::Result {
+                events.push(SpeechEvent::Result {
                     text,
                     confidence: (f64::from(confidence) * 100.0).round() / 100.0,
-                }));
+                });
                 self.phase = if self.config.continuous {
                     self.vad = None;
                     Phase::Waiting
@@ -173,7 +172,7 @@ impl SpeechSegmenter {
                 };
             }
             Recognised::Error(message) => {
-                events.push(ListenerEvent::Speech(SpeechEvent::Error { message }));
+                events.push(SpeechEvent::Error { message });
                 self.phase = Phase::Done;
             }
         }
@@ -212,7 +211,7 @@ mod tests {
         s: &mut SpeechSegmenter,
         speech_ms: u64,
         t: &mut u64,
-    ) -> (Vec<SegmentAction>, Vec<ListenerEvent>) {
+    ) -> (Vec<SegmentAction>, Vec<SpeechEvent>) {
         let (mut actions, mut events) = (Vec::new(), Vec::new());
         for i in 0..(speech_ms / 20 + 500) {
             let pcm = if (10..10 + speech_ms / 20).contains(&i) {
@@ -245,7 +244,7 @@ mod tests {
             .sum();
         // Preroll + the speech + the end silence.
         assert!(audio >= 8 * (600 + 500), "{audio}");
-        assert_eq!(events, [ListenerEvent::Speech(SpeechEvent::StartOfInput)]);
+        assert_eq!(events, [SpeechEvent::StartOfInput]);
         assert_eq!(s.phase(), Phase::Recognising);
         let mut events = Vec::new();
         s.on_recognised(Recognised::Partial("yes".into()), &mut events);
@@ -258,10 +257,10 @@ mod tests {
         );
         assert_eq!(
             events,
-            [ListenerEvent::Speech(SpeechEvent::Result {
+            [SpeechEvent::Result {
                 text: "yes please".into(),
                 confidence: 0.9
-            })]
+            }]
         );
         assert_eq!(s.phase(), Phase::Done);
         let mut more = Vec::new();
@@ -283,11 +282,11 @@ mod tests {
             },
             &mut events,
         );
-        assert!(events[0].is_droppable());
+        assert!(matches!(events[0], SpeechEvent::Partial { .. }));
         assert_eq!(s.phase(), Phase::Waiting);
         let (actions, events) = utterance(&mut s, 400, &mut t);
         assert_eq!(actions.first(), Some(&SegmentAction::Start { rate: 8000 }));
-        assert_eq!(events, [ListenerEvent::Speech(SpeechEvent::StartOfInput)]);
+        assert_eq!(events, [SpeechEvent::StartOfInput]);
     }
 
     #[test]
@@ -313,9 +312,9 @@ mod tests {
         s.on_recognised(Recognised::Error("no engine".into()), &mut events);
         assert_eq!(
             events,
-            [ListenerEvent::Speech(SpeechEvent::Error {
+            [SpeechEvent::Error {
                 message: "no engine".into()
-            })]
+            }]
         );
         assert!(!s.in_utterance());
     }

@@ -4,13 +4,12 @@
 
 use std::net::SocketAddr;
 
-use media::graph::{CallGraph, FrameTap, GraphConfig};
+use media::graph::{CallGraph, FrameTap, GraphConfig, MediaLeg};
 use rand::Rng;
 use uuid::Uuid;
 
 use crate::config::NodeConfig;
 use crate::recorder::{RecorderHandle, TapFrame};
-use crate::shard::MediaLeg;
 
 /// Codecs offered when the dial names none (the spec's "platform default").
 const DEFAULT_CODECS: [sdp::Codec; 2] = [sdp::Codec::Pcmu, sdp::Codec::Pcma];

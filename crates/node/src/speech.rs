@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use asr::{RecognitionRequest, Recognizer, SpeechEngine};
 use media::listen::{FrameListener, ListenerEvent};
-use media::speech::{Recognised as Answer, SegmentAction, SegmenterConfig, SpeechSegmenter};
+use media::speech::{
+    Recognised as Answer, SegmentAction, SegmenterConfig, SpeechEvent, SpeechSegmenter,
+};
 use tracing::{debug, info, warn};
 
 /// Frames (20 ms) the shared channel holds: ~10 s of one caller's speech.
@@ -203,6 +205,7 @@ pub(crate) struct SpeechListener {
     partials: bool,
     segmenter: SpeechSegmenter,
     actions: Vec<SegmentAction>,
+    said: Vec<SpeechEvent>,
     worker: SpeechWorker,
     answers_tx: Sender<Answer>,
     answers: Receiver<Answer>,
@@ -220,6 +223,7 @@ impl SpeechListener {
             partials: params.segments.partial_results,
             segmenter: SpeechSegmenter::new(params.segments),
             actions: Vec::new(),
+            said: Vec::new(),
             worker,
             answers_tx,
             answers,
@@ -275,13 +279,13 @@ impl SpeechListener {
     }
 
     /// Every tick: refused jobs again, then the worker's answers to the segmenter.
-    fn drain(&mut self, events: &mut Vec<ListenerEvent>) {
+    fn drain(&mut self) {
         self.flush_pending();
         while let Ok(answer) = self.answers.try_recv() {
             if let Answer::Final { text, confidence } = &answer {
                 info!(%text, confidence, "speech recognised");
             }
-            self.segmenter.on_recognised(answer, events);
+            self.segmenter.on_recognised(answer, &mut self.said);
         }
     }
 
@@ -313,16 +317,18 @@ impl SpeechListener {
 
 impl FrameListener for SpeechListener {
     fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<ListenerEvent>) {
-        self.drain(events);
+        self.drain();
         self.segmenter
-            .on_frame(now_us, pcm, rate, &mut self.actions, events);
+            .on_frame(now_us, pcm, rate, &mut self.actions, &mut self.said);
         self.run_actions();
+        events.extend(self.said.drain(..).map(ListenerEvent::Speech));
     }
 
     fn on_idle(&mut self, now_us: u64, events: &mut Vec<ListenerEvent>) {
-        self.drain(events);
+        self.drain();
         self.segmenter.on_idle(now_us, &mut self.actions);
         self.run_actions();
+        events.extend(self.said.drain(..).map(ListenerEvent::Speech));
     }
 }
 
@@ -340,7 +346,7 @@ impl Drop for SpeechListener {
 mod tests {
     use super::*;
     use asr::{AsrError, Transcript};
-    use media::speech::{Phase, SpeechEvent};
+    use media::speech::Phase;
     use std::sync::Mutex;
 
     /// Recognises every utterance as `text`, recording how much audio it got.
