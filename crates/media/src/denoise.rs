@@ -12,6 +12,7 @@
 //! 1.5 ms each at 8 kHz, 0.7 ms at 16 kHz). [`Denoiser::latency_samples`] gives the total at
 //! the call's rate: ≈ 13 ms at 8 kHz.
 
+use crate::listen::FrameFilter;
 use nnnoiseless::DenoiseState;
 
 /// A denoiser cannot be made for this sample rate.
@@ -185,6 +186,36 @@ fn lowpass(len: usize, fc: f64) -> Vec<f32> {
         .collect();
     let sum: f64 = raw.iter().sum();
     raw.iter().map(|h| (h / sum) as f32).collect()
+}
+
+/// The call's denoiser as its [`FrameFilter`] (`calling.denoise`), so recording, detectors,
+/// speech and the bridge all hear the denoised audio. Made on the first frame, remade if the
+/// rate ever changes; a rate RNNoise cannot take passes unchanged.
+#[derive(Default)]
+pub struct DenoiseFilter {
+    denoiser: Option<Denoiser>,
+    unsupported: bool,
+}
+
+impl FrameFilter for DenoiseFilter {
+    fn process(&mut self, pcm: &mut [i16], rate: u32) {
+        if self.denoiser.as_ref().is_none_or(|d| d.rate() != rate) {
+            match Denoiser::new(rate) {
+                Ok(d) => self.denoiser = Some(d),
+                Err(e) => {
+                    if !self.unsupported {
+                        tracing::warn!(error = %e, "denoise off for this audio");
+                    }
+                    self.unsupported = true;
+                    self.denoiser = None;
+                    return;
+                }
+            }
+        }
+        if let Some(d) = self.denoiser.as_mut() {
+            d.process(pcm);
+        }
+    }
 }
 
 #[cfg(test)]

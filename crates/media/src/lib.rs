@@ -6,15 +6,20 @@
 
 pub mod amd;
 pub mod denoise;
+pub mod detect;
 pub mod dtmf;
 pub mod fax;
 pub mod g711;
 pub mod g722;
+pub mod graph;
 pub mod jitter;
+pub mod listen;
 mod opus;
 pub mod playback;
 mod plc;
 pub mod ring;
+pub mod shard;
+pub mod speech;
 pub mod tone;
 pub mod vad;
 

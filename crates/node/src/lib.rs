@@ -9,8 +9,6 @@ mod actor;
 mod bridge;
 mod commands;
 pub mod config;
-mod denoise;
-mod detect;
 pub mod fetch;
 pub mod inbound;
 mod listen;

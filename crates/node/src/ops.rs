@@ -10,6 +10,8 @@ use control::session::{
     Action, CallEvent, CallSession, OpResult, Origin, PlayerOp, RecordState, SessionEvent,
 };
 use control::{CallCommand, ControlError};
+use media::detect::DetectListener;
+use media::listen::FrameListener;
 use media::playback::{PlaybackId, Source};
 
 use crate::actor::{CallActor, TaskDone};
@@ -180,7 +182,7 @@ impl CallActor {
                     Box::new(crate::speech::SpeechListener::new(
                         self.node.speech.clone(),
                         crate::speech::SpeechParams::from_spec(spec),
-                    )) as Box<dyn crate::shard::FrameListener>
+                    )) as Box<dyn FrameListener>
                 });
                 self.node.media.send(
                     self.media_key,
@@ -193,8 +195,8 @@ impl CallActor {
             }
             Action::DetectListener { control_id, spec } => {
                 let listener = spec.map(|spec| {
-                    Box::new(crate::detect::DetectListener::new(&spec))
-                        as Box<dyn crate::shard::FrameListener>
+                    Box::new(DetectListener::new(crate::listen::detect_config(&spec)))
+                        as Box<dyn FrameListener>
                 });
                 self.node.media.send(
                     self.media_key,

@@ -1,6 +1,7 @@
-//! Media shards: a few OS threads, each owning many calls' RTP sockets and media state, all
-//! ticked together every 20 ms. No thread and no timer per call; the tick never blocks (sockets
-//! are non-blocking, events go out on an unbounded channel where only droppable events are
+//! Media shards: a few OS threads, each owning many calls' RTP sockets and media state
+//! ([`media::shard::ShardMedia`]: the calls' media graphs, bridges and RTP latching), all ticked
+//! together every 20 ms. No thread and no timer per call; the tick never blocks (sockets are
+//! non-blocking, events go out on an unbounded channel where only droppable events are
 //! bounded: [`EventSink`]).
 //!
 //! A shard is told the time by its own loop and passes it down: the media cores never ask.
@@ -11,7 +12,9 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use media::graph::FrameTap;
 use media::playback::{PlaybackId, PlayerEvent, Source};
+use media::shard::ShardMedia;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -20,102 +23,8 @@ use crate::queue::{DropBudget, Permit};
 /// The 20 ms media clock.
 pub const TICK: Duration = Duration::from_millis(20);
 
-/// A re-latch to a new RTP source is allowed after the old one was silent this long.
-const RELATCH_AFTER_US: u64 = 1_000_000;
-
-/// What a shard drives for one call: the pure per-call media core.
-pub trait MediaLeg: Send {
-    /// Append this tick's outgoing RTP packets to `out`.
-    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>);
-    /// A datagram arrived on the call's RTP port. Returns true if it was a valid RTP packet.
-    fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool;
-    /// Start sending RFC 4733 digits.
-    fn send_digits(&mut self, digits: &str) -> Result<(), String>;
-    /// Queue a playback (REST `calling.play` or SWML `play`) behind any already queued.
-    fn play(&mut self, id: PlaybackId, sources: Vec<Source>, volume_db: f64, loops: u32);
-    /// Pause, resume, stop or re-level a playback. False if there is no such playback.
-    fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
-    /// Notable things since the last call (digits sent, ...).
-    fn poll_event(&mut self) -> Option<MediaEvent>;
-    /// While recorded, every tick's audio (heard and sent) goes to the recorder.
-    fn set_tap(&mut self, tap: Option<crate::recorder::RecorderHandle>);
-    /// In-band DTMF detection on the far end's audio (RFC 4733 digits are always reported).
-    fn set_digit_detection(&mut self, in_band: bool);
-    /// Bridged to another call: decode what the far end sends so the peer can hear it.
-    fn set_bridged(&mut self, bridged: bool);
-    /// The far end's audio received since the last tick, one 20 ms frame at `pcm_rate()`, if
-    /// a whole frame is there (bridged legs only).
-    fn take_received_frame(&mut self) -> Option<Vec<i16>>;
-    /// The peer's audio for this tick (at the peer's rate `rate`), mixed into what we send.
-    fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32);
-    /// Receive counters for the CDR and for tests.
-    fn stats(&self) -> MediaStats;
-    /// The PCM rate of the call's codec.
-    fn pcm_rate(&self) -> u32;
-    /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
-    fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
-    /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
-    /// hears it (recording, detectors, speech, the bridge): the denoiser.
-    fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>);
-}
-
-/// Hears the far end's audio on the media thread, one 20 ms frame per tick, after the jitter
-/// buffer and the filter: a detector (`calling.detect`), the speech tap of a collect. It must
-/// not block: heavy work (speech recognition) goes to another thread over a channel.
-pub trait FrameListener: Send {
-    /// One frame of what the far end sent, at `rate`. Events for the call's actor go to
-    /// `events` as [`ListenerEvent`]s under the listener's key.
-    fn on_frame(
-        &mut self,
-        now_us: u64,
-        pcm: &[i16],
-        rate: u32,
-        events: &mut Vec<serde_json::Value>,
-    );
-    /// Called on ticks where no audio came (nothing arrived yet, or a long gap), so timers
-    /// inside a listener still run.
-    fn on_idle(&mut self, now_us: u64, events: &mut Vec<serde_json::Value>) {
-        let _ = (now_us, events);
-    }
-}
-
-/// Changes the far end's audio in place before anyone hears it (one filter per call).
-pub trait FrameFilter: Send {
-    fn process(&mut self, pcm: &mut [i16], rate: u32);
-}
-
-/// What a [`FrameListener`] reported, tagged with the key it was added under.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListenerEvent {
-    pub key: String,
-    pub event: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum MediaEvent {
-    DigitsSent,
-    DigitsFailed(String),
-    Play(PlayerEvent),
-    /// A DTMF key the far end pressed (RFC 4733 or in-band, once per press).
-    Digit(char),
-    /// A listener on the far end's audio reported something.
-    Listener(ListenerEvent),
-}
-
-impl MediaEvent {
-    /// Whether this event may be dropped when the node is behind: only a speech collect's
-    /// interim hypotheses (`partial`), which a later partial or the final result supersedes.
-    /// Everything else is waited on by an operation or a script (a playback's end, a key, a
-    /// transcript, a detector's verdict) and is never dropped.
-    pub fn is_droppable(&self) -> bool {
-        match self {
-            MediaEvent::Listener(l) => {
-                l.event.get("kind").and_then(serde_json::Value::as_str) == Some("partial")
-            }
-            _ => false,
-        }
-    }
-}
+pub use media::graph::{MediaEvent, MediaLeg, MediaStats, PlayOp};
+pub use media::listen::{FrameFilter, FrameListener};
 
 /// One event of a call, as a shard hands it to the node.
 #[derive(Debug)]
@@ -171,22 +80,6 @@ impl EventSink {
     pub fn dropped(&self) -> u64 {
         self.droppable.dropped()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PlayOp {
-    Pause,
-    Resume,
-    Stop,
-    Volume(f64),
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MediaStats {
-    pub packets_sent: u64,
-    pub packets_received: u64,
-    pub packets_lost: u64,
-    pub garbage_received: u64,
 }
 
 pub enum ShardCommand {
@@ -248,16 +141,6 @@ pub enum ShardCommand {
     Shutdown,
 }
 
-struct LegState {
-    socket: UdpSocket,
-    remote: SocketAddr,
-    latched: bool,
-    last_rx_us: u64,
-    leg: Box<dyn MediaLeg>,
-    packets_sent: u64,
-    peer: Option<Uuid>,
-}
-
 /// Handle to a set of shards; calls are placed by hashing their id.
 #[derive(Clone)]
 pub struct MediaShards {
@@ -303,48 +186,49 @@ impl MediaShards {
 
 fn run_shard(rx: std_mpsc::Receiver<ShardCommand>, events: EventSink) {
     let origin = Instant::now();
-    let mut legs: HashMap<Uuid, LegState> = HashMap::new();
+    let mut media: ShardMedia<Uuid> = ShardMedia::default();
+    let mut sockets: HashMap<Uuid, UdpSocket> = HashMap::new();
     let mut next_tick = origin + TICK;
-    let mut out: Vec<Vec<u8>> = Vec::with_capacity(4);
     let mut buf = vec![0u8; 2048];
     let mut stats = crate::tick_stats::TickStats::default();
-    let mut bridged_frames: Vec<(Uuid, Vec<i16>, u32)> = Vec::new();
     let mut scheduled = origin;
     loop {
         // Commands first, then one tick for every call.
         loop {
             match rx.try_recv() {
                 Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => return,
-                Ok(cmd) => apply(cmd, &mut legs, &events),
+                Ok(cmd) => apply(cmd, &mut media, &mut sockets, &events),
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
         let tick_start = Instant::now();
         let now_us = tick_start.duration_since(origin).as_micros() as u64;
-        for st in legs.values_mut() {
-            receive_all(st, now_us, &mut buf);
-        }
-        exchange_bridged_audio(&mut legs, &mut bridged_frames);
-        for (call_id, st) in legs.iter_mut() {
-            out.clear();
-            st.leg.on_tick(now_us, &mut out);
-            for pkt in &out {
-                // Non-blocking: a full socket buffer loses this packet, never the tick.
-                if st.socket.send_to(pkt, st.remote).is_ok() {
-                    st.packets_sent += 1;
+        for (call_id, socket) in sockets.iter() {
+            // Bounded drain so one flooded port cannot starve the other calls of this shard.
+            for _ in 0..64 {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => media.on_datagram(*call_id, now_us, &buf[..n], from),
+                    Err(_) => break,
                 }
             }
-            while let Some(ev) = st.leg.poll_event() {
-                events.emit(*call_id, ev);
-            }
         }
+        media.tick(
+            now_us,
+            // Non-blocking: a full socket buffer loses this packet, never the tick.
+            |call_id, to, pkt| {
+                sockets
+                    .get(&call_id)
+                    .is_some_and(|s| s.send_to(pkt, to).is_ok())
+            },
+            |call_id, ev| events.emit(call_id, ev),
+        );
         let now = Instant::now();
-        if !legs.is_empty() {
+        if !media.is_empty() {
             let late = tick_start.saturating_duration_since(scheduled).as_micros() as u64;
             let work = now.saturating_duration_since(tick_start).as_micros() as u64;
             if let Some(r) = stats.record(late, work) {
                 tracing::info!(
-                    calls = legs.len(),
+                    calls = media.len(),
                     tick_late_p50_us = r.late_p50_us,
                     tick_late_p99_us = r.late_p99_us,
                     tick_late_max_us = r.late_max_us,
@@ -367,59 +251,12 @@ fn run_shard(rx: std_mpsc::Receiver<ShardCommand>, events: EventSink) {
     }
 }
 
-fn unbridge(legs: &mut HashMap<Uuid, LegState>, call_id: Uuid) {
-    let peer = legs.get_mut(&call_id).and_then(|st| {
-        st.leg.set_bridged(false);
-        st.peer.take()
-    });
-    if let Some(st) = peer.and_then(|p| legs.get_mut(&p)) {
-        st.peer = None;
-        st.leg.set_bridged(false);
-    }
-}
-
-/// Hands every bridged leg's received frame to its peer, before the tick encodes.
-fn exchange_bridged_audio(
-    legs: &mut HashMap<Uuid, LegState>,
-    frames: &mut Vec<(Uuid, Vec<i16>, u32)>,
+fn apply(
+    cmd: ShardCommand,
+    media: &mut ShardMedia<Uuid>,
+    sockets: &mut HashMap<Uuid, UdpSocket>,
+    events: &EventSink,
 ) {
-    frames.clear();
-    for st in legs.values_mut() {
-        if let Some(peer) = st.peer {
-            if let Some(frame) = st.leg.take_received_frame() {
-                frames.push((peer, frame, st.leg.pcm_rate()));
-            }
-        }
-    }
-    for (peer, frame, rate) in frames.drain(..) {
-        if let Some(st) = legs.get_mut(&peer) {
-            st.leg.push_bridged_frame(&frame, rate);
-        }
-    }
-}
-
-fn receive_all(st: &mut LegState, now_us: u64, buf: &mut [u8]) {
-    // Bounded drain so one flooded port cannot starve the other calls of this shard.
-    for _ in 0..64 {
-        match st.socket.recv_from(buf) {
-            Ok((n, from)) => {
-                let valid = st.leg.on_rtp(now_us, &buf[..n]);
-                if valid {
-                    // Symmetric RTP: answer where the far end really sends from.
-                    let silent_long = now_us.saturating_sub(st.last_rx_us) > RELATCH_AFTER_US;
-                    if from != st.remote && (!st.latched || silent_long) {
-                        st.remote = from;
-                    }
-                    st.latched = true;
-                    st.last_rx_us = now_us;
-                }
-            }
-            Err(_) => return,
-        }
-    }
-}
-
-fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSink) {
     let emit = |call_id: Uuid, ev: MediaEvent| events.emit(call_id, ev);
     match cmd {
         ShardCommand::Add {
@@ -428,28 +265,13 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
             remote,
             leg,
         } => {
-            legs.insert(
-                call_id,
-                LegState {
-                    socket,
-                    remote,
-                    latched: false,
-                    last_rx_us: 0,
-                    leg,
-                    packets_sent: 0,
-                    peer: None,
-                },
-            );
+            sockets.insert(call_id, socket);
+            media.add(call_id, remote, leg);
         }
-        ShardCommand::SetRemote { call_id, remote } => {
-            if let Some(st) = legs.get_mut(&call_id) {
-                st.remote = remote;
-                st.latched = false;
-            }
-        }
-        ShardCommand::SendDigits { call_id, digits } => match legs.get_mut(&call_id) {
-            Some(st) => {
-                if let Err(e) = st.leg.send_digits(&digits) {
+        ShardCommand::SetRemote { call_id, remote } => media.set_remote(call_id, remote),
+        ShardCommand::SendDigits { call_id, digits } => match media.graph(call_id) {
+            Some(leg) => {
+                if let Err(e) = leg.send_digits(&digits) {
                     tracing::warn!(%call_id, error = %e, "send_digits rejected by media");
                     emit(call_id, MediaEvent::DigitsFailed(e));
                 }
@@ -465,8 +287,8 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
             sources,
             volume_db,
             loops,
-        } => match legs.get_mut(&call_id) {
-            Some(st) => st.leg.play(id, sources, volume_db, loops),
+        } => match media.graph(call_id) {
+            Some(leg) => leg.play(id, sources, volume_db, loops),
             None => emit(
                 call_id,
                 MediaEvent::Play(PlayerEvent::Error {
@@ -476,26 +298,21 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
             ),
         },
         ShardCommand::PlayControl { call_id, id, op } => {
-            if let Some(st) = legs.get_mut(&call_id) {
-                st.leg.control_play(id, op);
+            if let Some(leg) = media.graph(call_id) {
+                leg.control_play(id, op);
             }
         }
         ShardCommand::Bridge { a, b } => {
-            if legs.contains_key(&a) && legs.contains_key(&b) && a != b {
-                for (me, other) in [(a, b), (b, a)] {
-                    if let Some(st) = legs.get_mut(&me) {
-                        st.peer = Some(other);
-                        st.leg.set_bridged(true);
-                    }
-                }
-            } else {
+            if !media.bridge(a, b) {
                 tracing::warn!(%a, %b, "bridge of calls not on this shard ignored");
             }
         }
-        ShardCommand::Unbridge { call_id } => unbridge(legs, call_id),
+        ShardCommand::Unbridge { call_id } => media.unbridge(call_id),
         ShardCommand::SetTap { call_id, tap } => {
-            if let Some(st) = legs.get_mut(&call_id) {
-                st.leg.set_tap(tap);
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_tap(tap.map(|handle| {
+                    Box::new(crate::media_leg::RecorderTap { handle, call_id }) as Box<dyn FrameTap>
+                }));
             }
         }
         ShardCommand::SetListener {
@@ -503,27 +320,23 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
             key,
             listener,
         } => {
-            if let Some(st) = legs.get_mut(&call_id) {
-                st.leg.set_listener(key, listener);
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_listener(key, listener);
             }
         }
         ShardCommand::SetFilter { call_id, filter } => {
-            if let Some(st) = legs.get_mut(&call_id) {
-                st.leg.set_filter(filter);
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_filter(filter);
             }
         }
         ShardCommand::DetectDigits { call_id, in_band } => {
-            if let Some(st) = legs.get_mut(&call_id) {
-                st.leg.set_digit_detection(in_band);
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_digit_detection(in_band);
             }
         }
         ShardCommand::Remove { call_id, reply } => {
-            unbridge(legs, call_id);
-            let stats = legs.remove(&call_id).map(|st| {
-                let mut s = st.leg.stats();
-                s.packets_sent = st.packets_sent;
-                s
-            });
+            sockets.remove(&call_id);
+            let stats = media.remove(call_id);
             if let Some(r) = reply {
                 let _ = r.send(stats.unwrap_or_default());
             }
@@ -535,6 +348,9 @@ fn apply(cmd: ShardCommand, legs: &mut HashMap<Uuid, LegState>, events: &EventSi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use media::detect::DetectEvent;
+    use media::listen::{KeyedEvent, ListenerEvent};
+    use media::speech::SpeechEvent;
 
     struct Counter {
         ticks: u64,
@@ -562,7 +378,7 @@ mod tests {
         }
         fn set_bridged(&mut self, _b: bool) {}
         fn set_digit_detection(&mut self, _in_band: bool) {}
-        fn set_tap(&mut self, _tap: Option<crate::recorder::RecorderHandle>) {}
+        fn set_tap(&mut self, _tap: Option<Box<dyn FrameTap>>) {}
         fn set_listener(&mut self, _key: String, _l: Option<Box<dyn FrameListener>>) {}
         fn set_filter(&mut self, _f: Option<Box<dyn FrameFilter>>) {}
         fn take_received_frame(&mut self) -> Option<Vec<i16>> {
@@ -583,11 +399,15 @@ mod tests {
         }
     }
 
-    fn partial() -> MediaEvent {
-        MediaEvent::Listener(ListenerEvent {
+    fn speech(event: SpeechEvent) -> MediaEvent {
+        MediaEvent::Listener(KeyedEvent {
             key: "speech:c1".into(),
-            event: serde_json::json!({ "kind": "partial", "text": "hel" }),
+            event: ListenerEvent::Speech(event),
         })
+    }
+
+    fn partial() -> MediaEvent {
+        speech(SpeechEvent::Partial { text: "hel".into() })
     }
 
     /// Filling the droppable budget: further partials are dropped and counted, while events
@@ -608,9 +428,9 @@ mod tests {
         }
         sink.emit(
             call,
-            MediaEvent::Listener(ListenerEvent {
-                key: "speech:c1".into(),
-                event: serde_json::json!({ "kind": "result", "text": "hello" }),
+            speech(SpeechEvent::Result {
+                text: "hello".into(),
+                confidence: 0.5,
             }),
         );
         assert_eq!(sink.dropped(), 6, "non-droppable events are never dropped");
@@ -622,7 +442,10 @@ mod tests {
         assert_eq!(got.iter().filter(|e| e.permit.is_some()).count(), 4);
         assert!(matches!(
             got.last().map(|e| &e.event),
-            Some(MediaEvent::Listener(l)) if l.event["kind"] == "result"
+            Some(MediaEvent::Listener(KeyedEvent {
+                event: ListenerEvent::Speech(SpeechEvent::Result { .. }),
+                ..
+            }))
         ));
         // Handling the admitted partials frees the budget: new partials flow again.
         drop(got);
@@ -634,16 +457,21 @@ mod tests {
     #[test]
     fn only_partials_are_droppable() {
         assert!(partial().is_droppable());
-        for kind in ["start_of_input", "result", "error"] {
-            let ev = MediaEvent::Listener(ListenerEvent {
-                key: "speech:c1".into(),
-                event: serde_json::json!({ "kind": kind }),
-            });
-            assert!(!ev.is_droppable(), "{kind}");
+        for ev in [
+            SpeechEvent::StartOfInput,
+            SpeechEvent::Result {
+                text: String::new(),
+                confidence: 0.0,
+            },
+            SpeechEvent::Error {
+                message: String::new(),
+            },
+        ] {
+            assert!(!speech(ev.clone()).is_droppable(), "{ev:?}");
         }
-        let detect = MediaEvent::Listener(ListenerEvent {
+        let detect = MediaEvent::Listener(KeyedEvent {
             key: "detect:d1".into(),
-            event: serde_json::json!({ "detect": { "type": "machine" } }),
+            event: ListenerEvent::Detect(DetectEvent::Finished),
         });
         assert!(!detect.is_droppable());
         assert!(!MediaEvent::Play(PlayerEvent::Finished(1)).is_droppable());

@@ -2,18 +2,13 @@
 //!
 //! One [`SpeechWorker`] thread per node runs every recognition (the engine is created once).
 //! Each speech collect adds a [`SpeechListener`] on the call's audio (key `speech:<control_id>`):
-//! on the media thread it only runs the VAD and timers, and forwards frames of an utterance to
-//! the worker over one bounded channel shared by all calls (a full channel drops the frame and
-//! counts it, never blocks). The worker answers on a per-listener channel that the listener
-//! drains without blocking on every tick, turning answers into listener events for the actor:
+//! on the media thread it runs media's [`SpeechSegmenter`] (VAD, utterances, timers) and
+//! forwards the frames of an utterance to the worker over one bounded channel shared by all
+//! calls (a full channel drops the frame and counts it, never blocks). The worker answers on a
+//! per-listener channel that the listener drains without blocking on every tick and hands to
+//! the segmenter, which turns them into typed speech events for the actor.
 //!
-//! * `{"kind":"start_of_input"}` — the VAD heard speech begin;
-//! * `{"kind":"partial","text":..}` — an interim hypothesis (only with `partial_results`);
-//! * `{"kind":"result","text":..,"confidence":..}` — the utterance's transcript (text may be
-//!   empty: nothing usable recognised);
-//! * `{"kind":"error","message":..}` — the engine is unavailable or failed.
-//!
-//! `initial_timeout` (no_input) is the actor's timer (collect.rs), shared with digits.
+//! `initial_timeout` (no_input) is the session's timer, shared with digits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,16 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use asr::{RecognitionRequest, Recognizer, SpeechEngine};
-use media::vad::{Vad, DEFAULT_SENSITIVITY};
-use serde_json::{json, Value};
+use media::listen::{FrameListener, ListenerEvent};
+use media::speech::{
+    Recognised as Answer, SegmentAction, SegmenterConfig, SpeechEvent, SpeechSegmenter,
+};
 use tracing::{debug, info, warn};
-
-use crate::shard::FrameListener;
 
 /// Frames (20 ms) the shared channel holds: ~10 s of one caller's speech.
 const QUEUE_FRAMES: usize = 512;
-/// Audio kept from before the VAD confirmed speech, so the first syllable is not cut.
-const PREROLL_MS: u32 = 300;
 /// Interim hypotheses are asked for every this many frames of audio (200 ms).
 const PARTIAL_EVERY_FRAMES: u32 = 10;
 /// A recognition older than this is abandoned by the worker (its listener went away).
@@ -54,13 +47,6 @@ enum Job {
     Cancel {
         session: u64,
     },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Answer {
-    Partial(String),
-    Final { text: String, confidence: f32 },
-    Error(String),
 }
 
 /// The node's recogniser thread. Cheap to clone.
@@ -191,10 +177,7 @@ fn run(engine: Result<Arc<dyn SpeechEngine>, String>, jobs: Receiver<Job>) {
 #[derive(Debug, Clone)]
 pub(crate) struct SpeechParams {
     pub request: RecognitionRequest,
-    pub end_silence_ms: u64,
-    pub speech_timeout_ms: u64,
-    pub partial_results: bool,
-    pub continuous: bool,
+    pub segments: SegmenterConfig,
 }
 
 impl SpeechParams {
@@ -206,36 +189,27 @@ impl SpeechParams {
                 digits_allowed: spec.digits_allowed,
                 sample_rate: 8000,
             },
-            end_silence_ms: spec.end_silence_ms,
-            speech_timeout_ms: spec.speech_timeout_ms,
-            partial_results: spec.partial_results,
-            continuous: spec.continuous,
+            segments: SegmenterConfig {
+                end_silence_ms: spec.end_silence_ms,
+                speech_timeout_ms: spec.speech_timeout_ms,
+                partial_results: spec.partial_results,
+                continuous: spec.continuous,
+            },
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Listening for speech to begin.
-    Waiting,
-    /// In an utterance since `since_us`, frames go to the worker.
-    Speaking { since_us: u64 },
-    /// Utterance over, the transcript is awaited.
-    Recognising,
-    /// A non-continuous collect has its result.
-    Done,
-}
-
 /// The tap on a call's audio for one speech collect (runs on the media thread).
 pub(crate) struct SpeechListener {
-    params: SpeechParams,
+    request: RecognitionRequest,
+    partials: bool,
+    segmenter: SpeechSegmenter,
+    actions: Vec<SegmentAction>,
+    said: Vec<SpeechEvent>,
     worker: SpeechWorker,
     answers_tx: Sender<Answer>,
     answers: Receiver<Answer>,
-    vad: Option<Vad>,
-    phase: Phase,
     session: u64,
-    preroll: VecDeque<Vec<i16>>,
     /// A Start/Finish the full channel refused, sent again next tick (only audio is dropped).
     pending: VecDeque<Job>,
     dropped: u64,
@@ -245,14 +219,15 @@ impl SpeechListener {
     pub(crate) fn new(worker: SpeechWorker, params: SpeechParams) -> SpeechListener {
         let (answers_tx, answers) = mpsc::channel();
         SpeechListener {
-            params,
+            request: params.request,
+            partials: params.segments.partial_results,
+            segmenter: SpeechSegmenter::new(params.segments),
+            actions: Vec::new(),
+            said: Vec::new(),
             worker,
             answers_tx,
             answers,
-            vad: None,
-            phase: Phase::Waiting,
             session: 0,
-            preroll: VecDeque::new(),
             pending: VecDeque::new(),
             dropped: 0,
         }
@@ -303,116 +278,63 @@ impl SpeechListener {
         }
     }
 
-    fn drain_answers(&mut self, events: &mut Vec<Value>) {
-        while let Ok(answer) = self.answers.try_recv() {
-            match answer {
-                Answer::Partial(text) => {
-                    if self.params.partial_results {
-                        events.push(json!({ "kind": "partial", "text": text }));
-                    }
-                }
-                Answer::Final { text, confidence } => {
-                    info!(%text, confidence, "speech recognised");
-                    events.push(json!({
-                        "kind": "result",
-                        "text": text,
-                        "confidence": (f64::from(confidence) * 100.0).round() / 100.0,
-                    }));
-                    self.after_result();
-                }
-                Answer::Error(message) => {
-                    events.push(json!({ "kind": "error", "message": message }));
-                    self.phase = Phase::Done;
-                }
-            }
-        }
-    }
-
-    fn after_result(&mut self) {
-        self.phase = if self.params.continuous {
-            self.vad = None;
-            Phase::Waiting
-        } else {
-            Phase::Done
-        };
-    }
-
-    fn finish_utterance(&mut self) {
-        self.send_control(Job::Finish {
-            session: self.session,
-        });
-        self.phase = Phase::Recognising;
-    }
-}
-
-impl FrameListener for SpeechListener {
-    fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<Value>) {
+    /// Every tick: refused jobs again, then the worker's answers to the segmenter.
+    fn drain(&mut self) {
         self.flush_pending();
-        self.drain_answers(events);
-        match self.phase {
-            Phase::Done | Phase::Recognising => return,
-            Phase::Waiting | Phase::Speaking { .. } => {}
+        while let Ok(answer) = self.answers.try_recv() {
+            if let Answer::Final { text, confidence } = &answer {
+                info!(%text, confidence, "speech recognised");
+            }
+            self.segmenter.on_recognised(answer, &mut self.said);
         }
-        let vad = self
-            .vad
-            .get_or_insert_with(|| Vad::new(rate, DEFAULT_SENSITIVITY));
-        let started = matches!(
-            vad.push_frame(pcm),
-            Some(media::vad::VadEvent::SpeechStarted)
-        );
-        let silence_ms = u64::from(vad.silence_ms());
-        let speaking = vad.is_speech();
-        match self.phase {
-            Phase::Waiting => {
-                self.preroll.push_back(pcm.to_vec());
-                let frame_ms = (pcm.len() as u64 * 1000 / u64::from(rate.max(1))).max(1);
-                while self.preroll.len() as u64 * frame_ms > u64::from(PREROLL_MS) {
-                    self.preroll.pop_front();
-                }
-                if started {
+    }
+
+    /// What the segmenter asked for, to the worker.
+    fn run_actions(&mut self) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
+            match action {
+                SegmentAction::Start { rate } => {
                     self.session = self.worker.next_session.fetch_add(1, Ordering::Relaxed);
-                    let mut request = self.params.request.clone();
+                    let mut request = self.request.clone();
                     request.sample_rate = rate;
                     self.send_control(Job::Start {
                         session: self.session,
                         request,
-                        partials: self.params.partial_results,
+                        partials: self.partials,
                         answers: self.answers_tx.clone(),
                     });
-                    for frame in std::mem::take(&mut self.preroll) {
-                        self.send_audio(frame);
-                    }
-                    self.phase = Phase::Speaking { since_us: now_us };
-                    events.push(json!({ "kind": "start_of_input" }));
                 }
+                SegmentAction::Audio(pcm) => self.send_audio(pcm),
+                SegmentAction::Finish => self.send_control(Job::Finish {
+                    session: self.session,
+                }),
             }
-            Phase::Speaking { since_us } => {
-                self.send_audio(pcm.to_vec());
-                let too_long =
-                    now_us.saturating_sub(since_us) / 1000 >= self.params.speech_timeout_ms;
-                if (!speaking && silence_ms >= self.params.end_silence_ms) || too_long {
-                    self.finish_utterance();
-                }
-            }
-            Phase::Recognising | Phase::Done => {}
         }
+        self.actions = actions;
+    }
+}
+
+impl FrameListener for SpeechListener {
+    fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<ListenerEvent>) {
+        self.drain();
+        self.segmenter
+            .on_frame(now_us, pcm, rate, &mut self.actions, &mut self.said);
+        self.run_actions();
+        events.extend(self.said.drain(..).map(ListenerEvent::Speech));
     }
 
-    fn on_idle(&mut self, now_us: u64, events: &mut Vec<Value>) {
-        self.flush_pending();
-        self.drain_answers(events);
-        // No audio at all (the far end stopped sending) ends an utterance too.
-        if let Phase::Speaking { since_us } = self.phase {
-            if now_us.saturating_sub(since_us) / 1000 >= self.params.speech_timeout_ms {
-                self.finish_utterance();
-            }
-        }
+    fn on_idle(&mut self, now_us: u64, events: &mut Vec<ListenerEvent>) {
+        self.drain();
+        self.segmenter.on_idle(now_us, &mut self.actions);
+        self.run_actions();
+        events.extend(self.said.drain(..).map(ListenerEvent::Speech));
     }
 }
 
 impl Drop for SpeechListener {
     fn drop(&mut self) {
-        if matches!(self.phase, Phase::Speaking { .. } | Phase::Recognising) {
+        if self.segmenter.in_utterance() {
             let _ = self.worker.jobs.try_send(Job::Cancel {
                 session: self.session,
             });
@@ -424,6 +346,7 @@ impl Drop for SpeechListener {
 mod tests {
     use super::*;
     use asr::{AsrError, Transcript};
+    use media::speech::Phase;
     use std::sync::Mutex;
 
     /// Recognises every utterance as `text`, recording how much audio it got.
@@ -474,10 +397,22 @@ mod tests {
                 sample_rate: 8000,
                 digits_allowed: false,
             },
-            end_silence_ms: 500,
-            speech_timeout_ms: 10_000,
-            partial_results: partials,
-            continuous,
+            segments: SegmenterConfig {
+                end_silence_ms: 500,
+                speech_timeout_ms: 10_000,
+                partial_results: partials,
+                continuous,
+            },
+        }
+    }
+
+    fn kind(e: &ListenerEvent) -> &'static str {
+        match e {
+            ListenerEvent::Speech(SpeechEvent::StartOfInput) => "start_of_input",
+            ListenerEvent::Speech(SpeechEvent::Partial { .. }) => "partial",
+            ListenerEvent::Speech(SpeechEvent::Result { .. }) => "result",
+            ListenerEvent::Speech(SpeechEvent::Error { .. }) => "error",
+            ListenerEvent::Detect(_) => "detect",
         }
     }
 
@@ -492,7 +427,7 @@ mod tests {
 
     /// Drives `l` with `silence_ms` of silence, `speech_ms` of voice, then silence until the
     /// result (bounded), collecting the events.
-    fn drive(l: &mut SpeechListener, speech_ms: u64, t0: &mut u64) -> Vec<Value> {
+    fn drive(l: &mut SpeechListener, speech_ms: u64, t0: &mut u64) -> Vec<ListenerEvent> {
         let mut events = Vec::new();
         let mut frame = 0;
         for i in 0..(speech_ms / 20 + 1000) {
@@ -504,7 +439,7 @@ mod tests {
             l.on_frame(*t0, &pcm, 8000, &mut events);
             *t0 += 20_000;
             frame += 1;
-            if events.iter().any(|e| e["kind"] == "result") {
+            if events.iter().any(|e| kind(e) == "result") {
                 break;
             }
             // Let the worker thread run.
@@ -526,16 +461,19 @@ mod tests {
         let mut l = SpeechListener::new(worker, params(false, false));
         let mut t = 0;
         let events = drive(&mut l, 600, &mut t);
-        assert_eq!(events[0]["kind"], "start_of_input");
-        let last = events.last().cloned().unwrap_or_default();
-        assert_eq!(last["kind"], "result");
-        assert_eq!(last["text"], "yes please");
-        assert_eq!(last["confidence"], 0.9);
-        assert!(!events.iter().any(|e| e["kind"] == "partial"));
+        assert_eq!(kind(&events[0]), "start_of_input");
+        assert_eq!(
+            events.last(),
+            Some(&ListenerEvent::Speech(SpeechEvent::Result {
+                text: "yes please".into(),
+                confidence: 0.9
+            }))
+        );
+        assert!(!events.iter().any(|e| kind(e) == "partial"));
         // Preroll + the speech + the end silence reached the recogniser.
         let got = samples.lock().map(|s| *s).unwrap_or(0);
         assert!(got >= 8 * (600 + 500), "{got}");
-        assert_eq!(l.phase, Phase::Done);
+        assert_eq!(l.segmenter.phase(), Phase::Done);
     }
 
     #[test]
@@ -548,11 +486,11 @@ mod tests {
         let mut l = SpeechListener::new(worker, params(true, true));
         let mut t = 0;
         let first = drive(&mut l, 1_000, &mut t);
-        assert!(first.iter().any(|e| e["kind"] == "partial"), "{first:?}");
-        assert_eq!(l.phase, Phase::Waiting);
+        assert!(first.iter().any(|e| kind(e) == "partial"), "{first:?}");
+        assert_eq!(l.segmenter.phase(), Phase::Waiting);
         let second = drive(&mut l, 400, &mut t);
-        assert!(second.iter().any(|e| e["kind"] == "start_of_input"));
-        assert!(second.iter().any(|e| e["kind"] == "result"));
+        assert!(second.iter().any(|e| kind(e) == "start_of_input"));
+        assert!(second.iter().any(|e| kind(e) == "result"));
     }
 
     #[test]
@@ -563,15 +501,13 @@ mod tests {
         let mut events = Vec::new();
         for _ in 0..200 {
             events.extend(drive(&mut l, 300, &mut t));
-            if events.iter().any(|e| e["kind"] == "error") {
+            if events.iter().any(|e| kind(e) == "error") {
                 break;
             }
         }
-        let err = events.iter().find(|e| e["kind"] == "error").cloned();
-        assert_eq!(
-            err.and_then(|e| e["message"].as_str().map(str::to_string)),
-            Some("no pocketsphinx".to_string())
-        );
+        assert!(events.contains(&ListenerEvent::Speech(SpeechEvent::Error {
+            message: "no pocketsphinx".into()
+        })));
     }
 
     #[test]

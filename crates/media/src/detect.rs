@@ -1,80 +1,64 @@
 //! The detector of a `calling.detect` (and SWML `detect_machine`) on the far end's audio:
-//! answering machine and fax tones, as a [`FrameListener`] on the media thread under the key
-//! `detect:<control_id>`. The call's session (control::session) keeps which detect is which;
-//! this listener also keeps the detect's `timeout` on the media clock (so every detect has
-//! one, digit detects included). Digits come from the call's own DTMF reporting, with in-band
-//! detection on while a digit detect runs.
-//! A machine detect also reports fax tones (as `fax` typed events) so that one detect covers
-//! SWML's `detectors: "amd,fax"`.
+//! answering machine and fax tones (a `FrameListener`, media::listen). It also keeps the detect's
+//! `timeout` on the media clock (so every detect has one, digit detects included); digits come
+//! from the call's own DTMF reporting. A machine detect also reports fax tones so that one
+//! detect covers SWML's `detectors: "amd,fax"`. Emits [`DetectEvent`]s, `Finished` once, last.
 
-use serde_json::{json, Value};
-
-use control::session::{DetectKind, DetectSpec};
-use media::amd::{Amd, AmdParams, AmdResult};
-use media::fax::{FaxTone, FaxToneDetector};
-
-use crate::shard::FrameListener;
+use crate::amd::{Amd, AmdParams, AmdResult};
+use crate::fax::{FaxTone, FaxToneDetector};
 
 /// How long a machine detect holds back a MACHINE verdict that came with a tone: a fax tone
 /// also looks like a beep, and CNG is only recognised at the end of
 /// its 0.5 s burst (up to 0.8 s).
 const TONE_HOLD_MS: u32 = 1_000;
 
-type Kind = DetectKind;
+/// What a detect listens for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectMode {
+    Machine,
+    Fax,
+    /// Digits are found by the call's DTMF reporting; the listener only keeps the timeout.
+    Digit,
+}
 
-/// Machine params as the detector wants them (seconds → ms), with the spec's defaults.
+/// A machine detect's parameters.
+#[derive(Debug, Clone, Default)]
+pub struct MachineConfig {
+    pub amd: AmdParams,
+    /// After MACHINE, wait for the greeting to end (READY).
+    pub detect_message_end: bool,
+    /// After READY, report the greeting starting again (NOT_READY).
+    pub detect_interruptions: bool,
+}
+
+/// What a [`DetectListener`] runs.
 #[derive(Debug, Clone)]
-struct MachineParams {
-    amd: AmdParams,
-    detect_message_end: bool,
-    detect_interruptions: bool,
+pub struct DetectConfig {
+    pub mode: DetectMode,
+    pub machine: MachineConfig,
+    /// Fax detects: the one tone wanted (None = either).
+    pub tone: Option<FaxTone>,
+    /// None: no limit.
+    pub timeout_ms: Option<u64>,
 }
 
-/// Seconds as the detector's milliseconds.
-fn detector_ms(secs: f64) -> u32 {
-    let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
-    (secs * 1000.0).min(f64::from(u32::MAX)) as u32
+/// What a detect heard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetectEvent {
+    /// An answering-machine verdict or greeting marker, with whether a beep was heard.
+    Machine { result: AmdResult, beep: bool },
+    /// A fax tone.
+    Fax(FaxTone),
+    /// The detector stopped by itself (its timeout, a fax tone, a final verdict); last.
+    Finished,
 }
 
-fn machine_params(p: &control::command::MachineParams) -> MachineParams {
-    MachineParams {
-        amd: AmdParams {
-            initial_timeout_ms: detector_ms(p.initial_timeout),
-            end_silence_timeout_ms: detector_ms(p.end_silence_timeout),
-            machine_voice_threshold_ms: detector_ms(p.machine_voice_threshold),
-            machine_words_threshold: p.machine_words_threshold,
-            machine_ready_timeout_ms: detector_ms(p.machine_ready_timeout()),
-            detect_beep: true,
-        },
-        detect_message_end: p.detect_message_end,
-        detect_interruptions: p.detect_interruptions,
-    }
+fn machine_event(result: AmdResult, beep: bool) -> DetectEvent {
+    DetectEvent::Machine { result, beep }
 }
 
-fn tone_name(t: FaxTone) -> &'static str {
-    match t {
-        FaxTone::Cng => "CNG",
-        FaxTone::Ced => "CED",
-    }
-}
-
-fn amd_name(r: &AmdResult) -> &'static str {
-    match r {
-        AmdResult::Human => "HUMAN",
-        AmdResult::Machine => "MACHINE",
-        AmdResult::Unknown => "UNKNOWN",
-        AmdResult::Ready => "READY",
-        AmdResult::NotReady => "NOT_READY",
-    }
-}
-
-/// `{type, params: {event, beep?}}`, the `detect` object of an event.
-fn detect_obj(kind: &str, event: &str, beep: bool) -> Value {
-    let mut params = json!({ "event": event });
-    if beep {
-        params["beep"] = json!(true);
-    }
-    json!({ "type": kind, "params": params })
+fn fax_event(tone: FaxTone) -> DetectEvent {
+    DetectEvent::Fax(tone)
 }
 
 /// What the listener runs, built on its first frame (when the rate is known).
@@ -91,16 +75,13 @@ enum Detector {
     Fax {
         fax: FaxToneDetector,
     },
-    /// Digits are found by the call's DTMF reporting; the listener only keeps the timeout.
     Digit,
 }
 
-/// The detect's listener on the far end's audio. Emits `{"detect": {..}}` for each result and
-/// `{"finished": true}` once, last.
-pub(crate) struct DetectListener {
-    kind: Kind,
-    machine: MachineParams,
-    /// Fax detects: the one tone wanted (None = either).
+/// The detect's listener on the far end's audio.
+pub struct DetectListener {
+    mode: DetectMode,
+    machine: MachineConfig,
     tone: Option<FaxTone>,
     timeout_us: Option<u64>,
     started_us: Option<u64>,
@@ -111,15 +92,12 @@ pub(crate) struct DetectListener {
 }
 
 impl DetectListener {
-    pub(crate) fn new(spec: &DetectSpec) -> DetectListener {
+    pub fn new(config: DetectConfig) -> DetectListener {
         DetectListener {
-            kind: spec.kind,
-            machine: machine_params(&spec.machine),
-            tone: spec.tone.map(|t| match t {
-                control::command::FaxTone::Cng => FaxTone::Cng,
-                control::command::FaxTone::Ced => FaxTone::Ced,
-            }),
-            timeout_us: spec.timeout_ms.map(|ms| ms.saturating_mul(1000)),
+            mode: config.mode,
+            machine: config.machine,
+            tone: config.tone,
+            timeout_us: config.timeout_ms.map(|ms| ms.saturating_mul(1000)),
             started_us: None,
             detector: None,
             rate: 0,
@@ -129,27 +107,27 @@ impl DetectListener {
     }
 
     fn build(&self, rate: u32) -> Detector {
-        match self.kind {
-            Kind::Machine => Detector::Machine {
+        match self.mode {
+            DetectMode::Machine => Detector::Machine {
                 amd: Amd::new(rate, self.machine.amd.clone()),
                 fax: FaxToneDetector::new(rate),
                 decided: false,
                 held: Vec::new(),
                 hold_ms: 0,
             },
-            Kind::Fax => Detector::Fax {
+            DetectMode::Fax => Detector::Fax {
                 fax: FaxToneDetector::new(rate),
             },
-            Kind::Digit => Detector::Digit,
+            DetectMode::Digit => Detector::Digit,
         }
     }
 
-    fn finish(&mut self, events: &mut Vec<Value>) {
+    fn finish(&mut self, events: &mut Vec<DetectEvent>) {
         self.done = true;
-        events.push(json!({ "finished": true }));
+        events.push(DetectEvent::Finished);
     }
 
-    fn frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<Value>) {
+    fn frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<DetectEvent>) {
         if self.done {
             return;
         }
@@ -171,7 +149,7 @@ impl DetectListener {
             }) => {
                 if let Some(tone) = fax.push_frame(pcm) {
                     // A fax, not a person or a machine greeting: report it, drop what was held.
-                    events.push(json!({ "detect": detect_obj("fax", tone_name(tone), false) }));
+                    events.push(fax_event(tone));
                     held.clear();
                     finish = true;
                 } else {
@@ -197,32 +175,24 @@ impl DetectListener {
                         match r {
                             AmdResult::Human | AmdResult::Unknown => {
                                 *decided = true;
-                                events.push(
-                                    json!({ "detect": detect_obj("machine", amd_name(&r), beep) }),
-                                );
+                                events.push(machine_event(r.clone(), beep));
                                 finish = true;
                             }
                             AmdResult::Machine => {
                                 *decided = true;
-                                events.push(
-                                    json!({ "detect": detect_obj("machine", "MACHINE", beep) }),
-                                );
+                                events.push(machine_event(AmdResult::Machine, beep));
                                 if !machine.detect_message_end {
                                     finish = true;
                                 }
                             }
                             AmdResult::Ready if machine.detect_message_end => {
-                                events.push(
-                                    json!({ "detect": detect_obj("machine", "READY", beep) }),
-                                );
+                                events.push(machine_event(AmdResult::Ready, beep));
                                 if !machine.detect_interruptions {
                                     finish = true;
                                 }
                             }
                             AmdResult::NotReady if machine.detect_interruptions => {
-                                events.push(
-                                    json!({ "detect": detect_obj("machine", "NOT_READY", beep) }),
-                                );
+                                events.push(machine_event(AmdResult::NotReady, beep));
                             }
                             _ => {}
                         }
@@ -235,7 +205,7 @@ impl DetectListener {
             Some(Detector::Fax { fax }) => {
                 if let Some(tone) = fax.push_frame(pcm) {
                     if self.tone.is_none_or(|t| t == tone) {
-                        events.push(json!({ "detect": detect_obj("fax", tone_name(tone), false) }));
+                        events.push(fax_event(tone));
                         finish = true;
                     }
                 }
@@ -249,7 +219,7 @@ impl DetectListener {
         {
             // Timeout: a machine detect without a verdict says UNKNOWN first.
             if let Some(Detector::Machine { decided: false, .. }) = self.detector {
-                events.push(json!({ "detect": detect_obj("machine", "UNKNOWN", false) }));
+                events.push(machine_event(AmdResult::Unknown, false));
             }
             finish = true;
         }
@@ -259,14 +229,21 @@ impl DetectListener {
     }
 }
 
-impl FrameListener for DetectListener {
-    fn on_frame(&mut self, now_us: u64, pcm: &[i16], rate: u32, events: &mut Vec<Value>) {
+impl DetectListener {
+    /// One frame of the far end's audio.
+    pub fn push_frame(
+        &mut self,
+        now_us: u64,
+        pcm: &[i16],
+        rate: u32,
+        events: &mut Vec<DetectEvent>,
+    ) {
         self.frame(now_us, pcm, rate, events);
     }
 
     /// No audio arrived this tick: the far end is silent (many peers send nothing then), and
     /// the detectors' clock is the audio, so they hear 20 ms of silence.
-    fn on_idle(&mut self, now_us: u64, events: &mut Vec<Value>) {
+    pub fn idle(&mut self, now_us: u64, events: &mut Vec<DetectEvent>) {
         let rate = if self.rate == 0 { 8000 } else { self.rate };
         let mut silence = std::mem::take(&mut self.silence);
         silence.resize(rate as usize / 50, 0);
@@ -282,20 +259,30 @@ mod tests {
     const RATE: u32 = 8000;
     const FRAME: usize = 160;
 
-    fn listener(kind: Kind, params: Value, timeout_s: Option<f64>) -> DetectListener {
-        let machine: control::command::MachineParams =
-            serde_json::from_value(params).expect("machine params");
-        DetectListener {
-            kind,
-            machine: machine_params(&machine),
-            tone: None,
-            timeout_us: timeout_s.map(|t| (t * 1e6) as u64),
-            started_us: None,
-            detector: None,
-            rate: 0,
-            silence: Vec::new(),
-            done: false,
+    /// The API's defaults: `machine_ready_timeout` is `end_silence_timeout` (1 s), a machine
+    /// detect waits for the end of the message and ignores interruptions.
+    fn defaults() -> MachineConfig {
+        MachineConfig {
+            amd: AmdParams {
+                machine_ready_timeout_ms: 1000,
+                ..AmdParams::default()
+            },
+            detect_message_end: true,
+            detect_interruptions: false,
         }
+    }
+
+    fn listener(
+        mode: DetectMode,
+        machine: MachineConfig,
+        timeout_s: Option<f64>,
+    ) -> DetectListener {
+        DetectListener::new(DetectConfig {
+            mode,
+            machine,
+            tone: None,
+            timeout_ms: timeout_s.map(|t| (t * 1e3) as u64),
+        })
     }
 
     fn tone(hz: f32, ms: usize, amp: f32) -> Vec<i16> {
@@ -324,57 +311,54 @@ mod tests {
 
     /// Feeds audio in 20 ms frames on a virtual clock, then silence (idle ticks) for
     /// `idle_ms`; returns every event.
-    fn run(l: &mut DetectListener, audio: &[i16], idle_ms: u64) -> Vec<Value> {
+    fn run(l: &mut DetectListener, audio: &[i16], idle_ms: u64) -> Vec<DetectEvent> {
         let mut events = Vec::new();
         let mut now = 0u64;
         for f in audio.chunks(FRAME) {
-            l.on_frame(now, f, RATE, &mut events);
+            l.push_frame(now, f, RATE, &mut events);
             now += 20_000;
         }
         for _ in 0..idle_ms / 20 {
-            l.on_idle(now, &mut events);
+            l.idle(now, &mut events);
             now += 20_000;
         }
         events
     }
 
-    fn names(events: &[Value]) -> Vec<String> {
+    fn names(events: &[DetectEvent]) -> Vec<String> {
         events
             .iter()
-            .map(|e| match e.get("detect") {
-                Some(d) => format!(
-                    "{}:{}{}",
-                    d["type"].as_str().unwrap_or(""),
-                    d["params"]["event"].as_str().unwrap_or(""),
-                    if d["params"]["beep"] == json!(true) {
-                        "+beep"
-                    } else {
-                        ""
-                    }
-                ),
-                None => "finished".into(),
+            .map(|e| match e {
+                DetectEvent::Machine { result, beep } => {
+                    format!("machine:{result:?}{}", if *beep { "+beep" } else { "" })
+                }
+                DetectEvent::Fax(t) => format!("fax:{t:?}"),
+                DetectEvent::Finished => "finished".into(),
             })
             .collect()
     }
 
     #[test]
     fn long_greeting_then_beep_is_machine_then_ready_with_beep() {
-        let mut l = listener(Kind::Machine, json!({}), Some(30.0));
+        let mut l = listener(DetectMode::Machine, defaults(), Some(30.0));
         let mut audio = voice(4000);
         audio.extend(vec![0; 3200]); // 400 ms: shorter than machine_ready_timeout
         audio.extend(tone(1000.0, 400, 8000.0));
         let ev = run(&mut l, &audio, 2000);
         assert_eq!(
             names(&ev),
-            ["machine:MACHINE", "machine:READY+beep", "finished"]
+            ["machine:Machine", "machine:Ready+beep", "finished"]
         );
     }
 
     #[test]
     fn interruptions_are_reported_until_the_timeout_when_asked() {
         let mut l = listener(
-            Kind::Machine,
-            json!({ "detect_interruptions": true }),
+            DetectMode::Machine,
+            MachineConfig {
+                detect_interruptions: true,
+                ..defaults()
+            },
             Some(12.0),
         );
         let mut audio = voice(3000);
@@ -384,10 +368,10 @@ mod tests {
         assert_eq!(
             names(&ev),
             [
-                "machine:MACHINE",
-                "machine:READY",
-                "machine:NOT_READY",
-                "machine:READY",
+                "machine:Machine",
+                "machine:Ready",
+                "machine:NotReady",
+                "machine:Ready",
                 "finished"
             ]
         );
@@ -396,33 +380,36 @@ mod tests {
     #[test]
     fn without_detect_message_end_machine_finishes_at_once() {
         let mut l = listener(
-            Kind::Machine,
-            json!({ "detect_message_end": false }),
+            DetectMode::Machine,
+            MachineConfig {
+                detect_message_end: false,
+                ..defaults()
+            },
             Some(30.0),
         );
         let ev = run(&mut l, &voice(3000), 2000);
-        assert_eq!(names(&ev), ["machine:MACHINE", "finished"]);
+        assert_eq!(names(&ev), ["machine:Machine", "finished"]);
     }
 
     #[test]
     fn short_hello_then_silence_is_human() {
-        let mut l = listener(Kind::Machine, json!({}), Some(30.0));
+        let mut l = listener(DetectMode::Machine, defaults(), Some(30.0));
         let ev = run(&mut l, &voice(500), 3000);
-        assert_eq!(names(&ev), ["machine:HUMAN", "finished"]);
+        assert_eq!(names(&ev), ["machine:Human", "finished"]);
     }
 
     #[test]
     fn cng_during_a_machine_detect_is_reported_as_fax() {
-        let mut l = listener(Kind::Machine, json!({}), Some(30.0));
+        let mut l = listener(DetectMode::Machine, defaults(), Some(30.0));
         let mut audio = tone(1100.0, 500, 8000.0);
         audio.extend(vec![0; 8000]);
         let ev = run(&mut l, &audio, 0);
-        assert_eq!(names(&ev), ["fax:CNG", "finished"]);
+        assert_eq!(names(&ev), ["fax:Cng", "finished"]);
     }
 
     #[test]
     fn fax_detect_for_ced_ignores_cng_and_times_out() {
-        let mut l = listener(Kind::Fax, json!({}), Some(2.0));
+        let mut l = listener(DetectMode::Fax, defaults(), Some(2.0));
         l.tone = Some(FaxTone::Ced);
         let ev = run(&mut l, &tone(1100.0, 500, 8000.0), 3000);
         assert_eq!(names(&ev), ["finished"]);
@@ -430,27 +417,27 @@ mod tests {
 
     #[test]
     fn silence_until_the_timeout_is_unknown_then_finished_once() {
-        let mut l = listener(Kind::Machine, json!({ "initial_timeout": 10.0 }), Some(1.0));
+        let mut l = listener(
+            DetectMode::Machine,
+            MachineConfig {
+                amd: AmdParams {
+                    initial_timeout_ms: 10_000,
+                    ..defaults().amd
+                },
+                ..defaults()
+            },
+            Some(1.0),
+        );
         let ev = run(&mut l, &[], 3000);
-        assert_eq!(names(&ev), ["machine:UNKNOWN", "finished"]);
+        assert_eq!(names(&ev), ["machine:Unknown", "finished"]);
     }
 
     #[test]
     fn digit_detect_listener_only_keeps_the_timeout() {
-        let mut l = listener(Kind::Digit, json!({}), Some(0.5));
+        let mut l = listener(DetectMode::Digit, defaults(), Some(0.5));
         let ev = run(&mut l, &voice(200), 1000);
         assert_eq!(names(&ev), ["finished"]);
-        let mut l = listener(Kind::Digit, json!({}), None);
+        let mut l = listener(DetectMode::Digit, defaults(), None);
         assert!(run(&mut l, &[], 5000).is_empty());
-    }
-
-    #[test]
-    fn params_default_per_spec() {
-        let typed = serde_json::from_value(json!({ "end_silence_timeout": 2.0 })).unwrap();
-        let m = machine_params(&typed);
-        assert_eq!(m.amd.initial_timeout_ms, 4500);
-        assert_eq!(m.amd.machine_ready_timeout_ms, 2000);
-        assert_eq!(m.amd.machine_words_threshold, 6);
-        assert!(m.detect_message_end && !m.detect_interruptions);
     }
 }

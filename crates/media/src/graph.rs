@@ -1,0 +1,479 @@
+//! The per-call media graph a shard ticks every 20 ms, told the time and handed datagrams; it
+//! owns no socket. Every tick it takes the next 20 ms frame from the call's [`Player`]
+//! (silence when nothing plays), mixes in a bridged peer's audio, encodes it with the
+//! negotiated codec and gives back one RTP packet. What the far end sends goes, only while
+//! someone listens, through a jitter buffer and the decoder to the call's [`FrameFilter`], the
+//! in-band DTMF detector, every [`FrameListener`], the bridge and the recording tap.
+
+use std::collections::VecDeque;
+
+use crate::dtmf::{Digit, DtmfDeduper, InBandDetector, Rfc4733Receiver};
+use crate::jitter::{JitterBuffer, Pulled};
+use crate::listen::{FrameFilter, FrameListener, KeyedEvent, ListenerEvent};
+use crate::playback::{PlaybackId, Player, PlayerEvent, Source};
+use crate::{AudioDecoder, AudioEncoder, CodecKind, MediaError};
+
+/// What a shard drives for one call.
+pub trait MediaLeg: Send {
+    /// Append this tick's outgoing RTP packets to `out`.
+    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>);
+    /// A datagram arrived on the call's RTP port. Returns true if it was a valid RTP packet.
+    fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool;
+    /// Start sending RFC 4733 digits.
+    fn send_digits(&mut self, digits: &str) -> Result<(), String>;
+    /// Queue a playback (REST `calling.play` or SWML `play`) behind any already queued.
+    fn play(&mut self, id: PlaybackId, sources: Vec<Source>, volume_db: f64, loops: u32);
+    /// Pause, resume, stop or re-level a playback. False if there is no such playback.
+    fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool;
+    /// Notable things since the last call (digits sent, ...).
+    fn poll_event(&mut self) -> Option<MediaEvent>;
+    /// While recorded, every tick's audio (heard and sent) goes to the tap.
+    fn set_tap(&mut self, tap: Option<Box<dyn FrameTap>>);
+    /// In-band DTMF detection on the far end's audio (RFC 4733 digits are always reported).
+    fn set_digit_detection(&mut self, in_band: bool);
+    /// Bridged to another call: decode what the far end sends so the peer can hear it.
+    fn set_bridged(&mut self, bridged: bool);
+    /// The far end's audio received since the last tick, one 20 ms frame at `pcm_rate()`, if
+    /// a whole frame is there (bridged legs only).
+    fn take_received_frame(&mut self) -> Option<Vec<i16>>;
+    /// The peer's audio for this tick (at the peer's rate `rate`), mixed into what we send.
+    fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32);
+    /// Receive counters for the CDR and for tests.
+    fn stats(&self) -> MediaStats;
+    /// The PCM rate of the call's codec.
+    fn pcm_rate(&self) -> u32;
+    /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
+    fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
+    /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
+    /// hears it (recording, detectors, speech, the bridge): the denoiser.
+    fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>);
+}
+
+/// Where a recorded call's audio goes every tick. Must never block.
+pub trait FrameTap: Send {
+    /// This tick's audio: what was heard from the far end (None: nothing, silence) and what
+    /// was sent, with how many frames were refused since the last one taken. False: refused
+    /// (the queue is full), this frame is lost.
+    fn offer(&mut self, heard: Option<&[i16]>, sent: &[i16], gap_frames: u32) -> bool;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    DigitsSent,
+    DigitsFailed(String),
+    Play(PlayerEvent),
+    /// A DTMF key the far end pressed (RFC 4733 or in-band, once per press).
+    Digit(char),
+    /// A listener on the far end's audio reported something.
+    Listener(KeyedEvent),
+}
+
+impl MediaEvent {
+    /// Whether this event may be dropped when the node is behind: only a speech segment's
+    /// interim hypotheses, which a later partial or the final result supersedes. Everything
+    /// else is waited on by an operation or a script (a playback's end, a key, a transcript, a
+    /// detector's verdict) and is never dropped.
+    pub fn is_droppable(&self) -> bool {
+        match self {
+            MediaEvent::Listener(l) => l.event.is_droppable(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlayOp {
+    Pause,
+    Resume,
+    Stop,
+    Volume(f64),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub garbage_received: u64,
+}
+
+/// What offer/answer settled, and the random start of our RTP stream.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    pub codec: CodecKind,
+    /// The codec's RTP clock rate (8000 for G.722, 48000 for Opus).
+    pub rtp_clock_rate: u32,
+    pub ssrc: u32,
+    pub initial_sequence: u16,
+    pub initial_timestamp: u32,
+    pub payload_type: u8,
+    pub telephone_event_pt: Option<u8>,
+}
+
+/// Jitter buffer bounds for the far end's audio.
+const JITTER_MIN_MS: u32 = 40;
+const JITTER_MAX_MS: u32 = 200;
+/// A carrier sending a key both as RFC 4733 and in-band reports it once (the in-band copy
+/// comes out of the jitter buffer up to its delay later).
+const DTMF_DEDUP_MS: u64 = 200 + JITTER_MAX_MS as u64;
+
+impl CallGraph {
+    /// A new media graph for an answered call.
+    pub fn new(cfg: &GraphConfig) -> Result<CallGraph, MediaError> {
+        let kind = cfg.codec;
+        let step = cfg.rtp_clock_rate / 50;
+        Ok(CallGraph {
+            sender: rtp::RtpSender::new(rtp::SenderConfig {
+                ssrc: cfg.ssrc,
+                initial_sequence: cfg.initial_sequence,
+                initial_timestamp: cfg.initial_timestamp,
+                audio_payload_type: cfg.payload_type,
+                event_payload_type: cfg.telephone_event_pt,
+                timestamp_step: step,
+            }),
+            encoder: crate::encoder(kind)?,
+            frame: vec![0; kind.frame_samples()],
+            decoder: crate::decoder(kind)?,
+            bridged: false,
+            received: VecDeque::new(),
+            decoded: Vec::with_capacity(kind.frame_samples()),
+            from_peer: Vec::new(),
+            rate: kind.sample_rate(),
+            jitter: JitterBuffer::new(step, JITTER_MIN_MS, JITTER_MAX_MS),
+            rfc4733: Rfc4733Receiver::new(cfg.rtp_clock_rate),
+            in_band: None,
+            dedup: DtmfDeduper::with_window_ms(DTMF_DEDUP_MS),
+            tap: None,
+            tap_gap_frames: 0,
+            player: Player::new(kind.sample_rate(), kind.frame_samples()),
+            payload: Vec::with_capacity(256),
+            receiver: rtp::Receiver::new(cfg.rtp_clock_rate),
+            audio_pt: cfg.payload_type,
+            event_pt: cfg.telephone_event_pt,
+            garbage: 0,
+            other_pt: 0,
+            events: VecDeque::new(),
+            listeners: Vec::new(),
+            listener_events: Vec::new(),
+            filter: None,
+        })
+    }
+
+    fn listening(&self) -> bool {
+        self.bridged || self.in_band.is_some() || self.tap.is_some() || !self.listeners.is_empty()
+    }
+
+    /// One 20 ms frame of the far end's audio out of the jitter buffer, to the detectors and
+    /// the bridge.
+    fn hear(&mut self, now_us: u64) {
+        self.decoded.clear();
+        match self.jitter.pull(now_us) {
+            Pulled::Frame(payload) => {
+                if self.decoder.decode(&payload, &mut self.decoded).is_err() {
+                    self.decoder.conceal(&mut self.decoded);
+                }
+            }
+            Pulled::Missing => self.decoder.conceal(&mut self.decoded),
+            Pulled::Empty => {
+                self.decoded.clear();
+                self.idle_listeners(now_us);
+                return;
+            }
+        }
+        if let Some(filter) = self.filter.as_mut() {
+            filter.process(&mut self.decoded, self.rate);
+        }
+        for (key, listener) in self.listeners.iter_mut() {
+            listener.on_frame(now_us, &self.decoded, self.rate, &mut self.listener_events);
+            for event in self.listener_events.drain(..) {
+                self.events.push_back(MediaEvent::Listener(KeyedEvent {
+                    key: key.clone(),
+                    event,
+                }));
+            }
+        }
+        if let Some(detector) = self.in_band.as_mut() {
+            let found = detector.push(&self.decoded);
+            for d in found {
+                self.offer_digit(now_us, d);
+            }
+        }
+        if self.bridged {
+            self.received.extend(self.decoded.iter().copied());
+            // Keep at most 200 ms: a peer that stalls must not grow memory.
+            let cap = self.frame.len() * 10;
+            while self.received.len() > cap {
+                self.received.pop_front();
+            }
+        }
+    }
+
+    fn idle_listeners(&mut self, now_us: u64) {
+        for (key, listener) in self.listeners.iter_mut() {
+            listener.on_idle(now_us, &mut self.listener_events);
+            for event in self.listener_events.drain(..) {
+                self.events.push_back(MediaEvent::Listener(KeyedEvent {
+                    key: key.clone(),
+                    event,
+                }));
+            }
+        }
+    }
+
+    fn offer_digit(&mut self, now_us: u64, d: Digit) {
+        if let Some(d) = self.dedup.offer(now_us / 1000, d) {
+            self.events.push_back(MediaEvent::Digit(d.digit));
+        }
+    }
+}
+
+/// The media graph of one call: one RTP packet out per tick, every datagram in accounted.
+pub struct CallGraph {
+    sender: rtp::RtpSender,
+    encoder: Box<dyn AudioEncoder>,
+    frame: Vec<i16>,
+    decoder: Box<dyn AudioDecoder>,
+    /// Bridged: the far end's audio is decoded into `received` for the peer.
+    bridged: bool,
+    received: VecDeque<i16>,
+    decoded: Vec<i16>,
+    /// The peer's frame for this tick, at our rate.
+    from_peer: Vec<i16>,
+    rate: u32,
+    /// The far end's audio in order (only while someone listens: a bridge or a detector).
+    jitter: JitterBuffer,
+    rfc4733: Rfc4733Receiver,
+    /// In-band DTMF detection, on while a digit collect runs.
+    in_band: Option<InBandDetector>,
+    dedup: DtmfDeduper,
+    /// Set while the call is recorded: every tick's audio goes to the recorder.
+    tap: Option<Box<dyn FrameTap>>,
+    /// Frames the recorder queue refused since the last one it took.
+    tap_gap_frames: u32,
+    player: Player,
+    payload: Vec<u8>,
+    receiver: rtp::Receiver,
+    audio_pt: u8,
+    event_pt: Option<u8>,
+    garbage: u64,
+    other_pt: u64,
+    events: VecDeque<MediaEvent>,
+    /// Detectors and speech taps on the far end's audio, by key.
+    listeners: Vec<(String, Box<dyn FrameListener>)>,
+    listener_events: Vec<ListenerEvent>,
+    /// The denoiser, applied before anyone hears the far end.
+    filter: Option<Box<dyn FrameFilter>>,
+}
+
+impl MediaLeg for CallGraph {
+    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>) {
+        if self.listening() {
+            self.hear(now_us);
+        }
+        self.player.next_frame(&mut self.frame);
+        if !self.from_peer.is_empty() {
+            for (out, peer) in self.frame.iter_mut().zip(self.from_peer.iter()) {
+                *out = out.saturating_add(*peer);
+            }
+            self.from_peer.clear();
+        }
+        if let Some(tap) = self.tap.as_mut() {
+            // A full recorder queue drops this frame (never waits); the next one says so.
+            let heard = (self.decoded.len() == self.frame.len()).then_some(&self.decoded[..]);
+            if tap.offer(heard, &self.frame, self.tap_gap_frames) {
+                self.tap_gap_frames = 0;
+            } else {
+                self.tap_gap_frames = self.tap_gap_frames.saturating_add(1);
+            }
+        }
+        while let Some(ev) = self.player.poll_event() {
+            self.events.push_back(MediaEvent::Play(ev));
+        }
+        self.payload.clear();
+        if self.encoder.encode(&self.frame, &mut self.payload).is_err() {
+            // Cannot happen for a frame of the codec's own size; skip the packet, keep the clock.
+            self.payload.clear();
+        }
+        let mut pkt = Vec::with_capacity(12 + self.payload.len().max(4));
+        self.sender.next_packet(&self.payload, &mut pkt);
+        out.push(pkt);
+        while let Some(ev) = self.sender.poll_event() {
+            match ev {
+                rtp::SenderEvent::DigitsDone => self.events.push_back(MediaEvent::DigitsSent),
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool {
+        match rtp::parse(data) {
+            Ok(pkt) => {
+                if pkt.payload_type == self.audio_pt || Some(pkt.payload_type) == self.event_pt {
+                    self.receiver.on_packet(&pkt, now_us);
+                    if Some(pkt.payload_type) == self.event_pt {
+                        if let Some(d) = self.rfc4733.on_event(pkt.timestamp, pkt.payload) {
+                            self.offer_digit(now_us, d);
+                        }
+                    } else if self.listening() {
+                        self.jitter.push(
+                            now_us,
+                            pkt.ssrc,
+                            pkt.sequence,
+                            pkt.timestamp,
+                            pkt.payload,
+                        );
+                    }
+                } else {
+                    // Comfort noise or a codec we did not agree on: a real RTP source all the same.
+                    self.other_pt += 1;
+                }
+                true
+            }
+            Err(_) => {
+                self.garbage += 1;
+                false
+            }
+        }
+    }
+
+    fn send_digits(&mut self, digits: &str) -> Result<(), String> {
+        // `,` is a pause like `w` (spec: "w (wait) and , (pause)").
+        let digits: String = digits
+            .chars()
+            .map(|c| if c == ',' { 'w' } else { c })
+            .collect();
+        self.sender.queue_digits(&digits).map_err(|e| e.to_string())
+    }
+
+    fn play(&mut self, id: PlaybackId, sources: Vec<Source>, volume_db: f64, loops: u32) {
+        self.player.enqueue_looped(id, sources, volume_db, loops);
+    }
+
+    fn control_play(&mut self, id: PlaybackId, op: PlayOp) -> bool {
+        match op {
+            PlayOp::Pause => self.player.pause(id),
+            PlayOp::Resume => self.player.resume(id),
+            PlayOp::Stop => self.player.stop(id),
+            PlayOp::Volume(db) => self.player.set_volume(id, db),
+        }
+    }
+
+    fn set_tap(&mut self, tap: Option<Box<dyn FrameTap>>) {
+        self.tap = tap;
+        self.tap_gap_frames = 0;
+    }
+
+    fn set_digit_detection(&mut self, in_band: bool) {
+        self.in_band = in_band.then(|| InBandDetector::new(self.rate));
+    }
+
+    fn set_bridged(&mut self, bridged: bool) {
+        self.bridged = bridged;
+        if !bridged {
+            self.received.clear();
+            self.from_peer.clear();
+        }
+    }
+
+    fn take_received_frame(&mut self) -> Option<Vec<i16>> {
+        let n = self.frame.len();
+        if self.received.len() < n {
+            return None;
+        }
+        Some(self.received.drain(..n).collect())
+    }
+
+    fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32) {
+        resample_linear(pcm, rate, self.rate, self.frame.len(), &mut self.from_peer);
+    }
+
+    fn pcm_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {
+        self.listeners.retain(|(k, _)| *k != key);
+        if let Some(l) = listener {
+            self.listeners.push((key, l));
+        }
+    }
+
+    fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>) {
+        self.filter = filter;
+    }
+
+    fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    fn stats(&self) -> MediaStats {
+        let s = self.receiver.stats();
+        MediaStats {
+            packets_sent: 0,
+            packets_received: s.packets_received + self.other_pt,
+            packets_lost: s.packets_lost,
+            garbage_received: self.garbage,
+        }
+    }
+}
+
+/// Converts one frame between call rates (8/16/48 kHz) by linear interpolation into exactly
+/// `out_len` samples. Bridging needs it per 20 ms frame on the media thread, so it is kept
+/// simple and allocation-free beyond `out`.
+pub fn resample_linear(
+    input: &[i16],
+    in_rate: u32,
+    out_rate: u32,
+    out_len: usize,
+    out: &mut Vec<i16>,
+) {
+    out.clear();
+    if input.is_empty() || in_rate == 0 || out_rate == 0 {
+        return;
+    }
+    if in_rate == out_rate {
+        out.extend(input.iter().take(out_len).copied());
+        out.resize(out_len, 0);
+        return;
+    }
+    let step = f64::from(in_rate) / f64::from(out_rate);
+    let last = input.len() - 1;
+    for i in 0..out_len {
+        let pos = i as f64 * step;
+        let j = (pos as usize).min(last);
+        let k = (j + 1).min(last);
+        let frac = pos - j as f64;
+        let v = f64::from(input[j]) * (1.0 - frac) + f64::from(input[k]) * frac;
+        out.push(v as i16);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_resampling_keeps_length_and_level() {
+        let tone: Vec<i16> = (0..160)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 8000.0).sin()) as i16
+            })
+            .collect();
+        let mut up = Vec::new();
+        resample_linear(&tone, 8000, 16000, 320, &mut up);
+        assert_eq!(up.len(), 320);
+        assert_eq!(up[0], tone[0]);
+        assert_eq!(up[2], tone[1]);
+        let peak = up.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        assert!((7500..=8000).contains(&peak), "{peak}");
+        let mut down = Vec::new();
+        resample_linear(&up, 16000, 8000, 160, &mut down);
+        assert_eq!(down.len(), 160);
+        assert_eq!(down[1], up[2]);
+        let mut same = Vec::new();
+        resample_linear(&tone[..100], 8000, 8000, 160, &mut same);
+        assert_eq!(same.len(), 160);
+        assert_eq!(same[150], 0);
+        resample_linear(&[], 8000, 16000, 320, &mut same);
+        assert!(same.is_empty());
+    }
+}

@@ -1,0 +1,281 @@
+//! The media of every call a shard owns, without its sockets: which leg is bridged to which
+//! (each tick, each bridged leg's received audio goes to its peer before anyone encodes),
+//! where each leg's RTP goes (symmetric RTP latching onto where the far end really sends
+//! from), and the tick that turns every graph's frame into packets. The shard's thread reads
+//! the clock, owns the sockets, hands datagrams in and sends the packets this gives back.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::SocketAddr;
+
+use crate::graph::{MediaEvent, MediaLeg, MediaStats};
+
+/// A re-latch to a new RTP source is allowed after the old one was silent this long.
+const RELATCH_AFTER_US: u64 = 1_000_000;
+
+struct Leg<K> {
+    graph: Box<dyn MediaLeg>,
+    remote: SocketAddr,
+    latched: bool,
+    last_rx_us: u64,
+    packets_sent: u64,
+    peer: Option<K>,
+}
+
+/// The calls of one shard by key `K` (the call's id).
+pub struct ShardMedia<K> {
+    legs: HashMap<K, Leg<K>>,
+    bridged_frames: Vec<(K, Vec<i16>, u32)>,
+    out: Vec<Vec<u8>>,
+}
+
+impl<K> Default for ShardMedia<K> {
+    fn default() -> Self {
+        ShardMedia {
+            legs: HashMap::new(),
+            bridged_frames: Vec::new(),
+            out: Vec::with_capacity(4),
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> ShardMedia<K> {
+    pub fn len(&self) -> usize {
+        self.legs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
+    /// A call's graph, sending to `remote` until the far end is heard from elsewhere.
+    pub fn add(&mut self, key: K, remote: SocketAddr, graph: Box<dyn MediaLeg>) {
+        let leg = Leg {
+            graph,
+            remote,
+            latched: false,
+            last_rx_us: 0,
+            packets_sent: 0,
+            peer: None,
+        };
+        self.legs.insert(key, leg);
+    }
+
+    /// The call's graph, for commands.
+    pub fn graph(&mut self, key: K) -> Option<&mut (dyn MediaLeg + 'static)> {
+        self.legs.get_mut(&key).map(|l| l.graph.as_mut())
+    }
+
+    /// The far end moved (a re-INVITE): send there, and latch again.
+    pub fn set_remote(&mut self, key: K, remote: SocketAddr) {
+        if let Some(leg) = self.legs.get_mut(&key) {
+            leg.remote = remote;
+            leg.latched = false;
+        }
+    }
+
+    /// Joins two calls' audio. False (and nothing changes) unless both are here and distinct.
+    pub fn bridge(&mut self, a: K, b: K) -> bool {
+        if a == b || !self.legs.contains_key(&a) || !self.legs.contains_key(&b) {
+            return false;
+        }
+        for (me, other) in [(a, b), (b, a)] {
+            if let Some(leg) = self.legs.get_mut(&me) {
+                leg.peer = Some(other);
+                leg.graph.set_bridged(true);
+            }
+        }
+        true
+    }
+
+    /// Parts the call from its peer, if bridged.
+    pub fn unbridge(&mut self, key: K) {
+        let peer = self.legs.get_mut(&key).and_then(|leg| {
+            leg.graph.set_bridged(false);
+            leg.peer.take()
+        });
+        if let Some(leg) = peer.and_then(|p| self.legs.get_mut(&p)) {
+            leg.peer = None;
+            leg.graph.set_bridged(false);
+        }
+    }
+
+    /// Takes the call out (unbridged first); its receive counters and the packets it sent.
+    pub fn remove(&mut self, key: K) -> Option<MediaStats> {
+        self.unbridge(key);
+        self.legs.remove(&key).map(|leg| {
+            let mut s = leg.graph.stats();
+            s.packets_sent = leg.packets_sent;
+            s
+        })
+    }
+
+    /// A datagram arrived on the call's port from `from`.
+    pub fn on_datagram(&mut self, key: K, now_us: u64, data: &[u8], from: SocketAddr) {
+        let Some(leg) = self.legs.get_mut(&key) else {
+            return;
+        };
+        if leg.graph.on_rtp(now_us, data) {
+            // Symmetric RTP: answer where the far end really sends from.
+            let silent_long = now_us.saturating_sub(leg.last_rx_us) > RELATCH_AFTER_US;
+            if from != leg.remote && (!leg.latched || silent_long) {
+                leg.remote = from;
+            }
+            leg.latched = true;
+            leg.last_rx_us = now_us;
+        }
+    }
+
+    /// One tick for every call: bridged audio crosses over, then each graph gives its packets
+    /// to `send` (which says whether the packet left) and its events to `emit`.
+    pub fn tick(
+        &mut self,
+        now_us: u64,
+        mut send: impl FnMut(K, SocketAddr, &[u8]) -> bool,
+        mut emit: impl FnMut(K, MediaEvent),
+    ) {
+        self.exchange_bridged_audio();
+        for (key, leg) in self.legs.iter_mut() {
+            self.out.clear();
+            leg.graph.on_tick(now_us, &mut self.out);
+            for pkt in &self.out {
+                if send(*key, leg.remote, pkt) {
+                    leg.packets_sent += 1;
+                }
+            }
+            while let Some(ev) = leg.graph.poll_event() {
+                emit(*key, ev);
+            }
+        }
+    }
+
+    /// Hands every bridged leg's received frame to its peer, before the tick encodes.
+    fn exchange_bridged_audio(&mut self) {
+        self.bridged_frames.clear();
+        for leg in self.legs.values_mut() {
+            if let Some(peer) = leg.peer {
+                if let Some(frame) = leg.graph.take_received_frame() {
+                    self.bridged_frames
+                        .push((peer, frame, leg.graph.pcm_rate()));
+                }
+            }
+        }
+        for (peer, frame, rate) in self.bridged_frames.drain(..) {
+            if let Some(leg) = self.legs.get_mut(&peer) {
+                leg.graph.push_bridged_frame(&frame, rate);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{CallGraph, GraphConfig};
+    use crate::CodecKind;
+
+    fn graph(ssrc: u32) -> Box<dyn MediaLeg> {
+        let cfg = GraphConfig {
+            codec: CodecKind::Pcmu,
+            rtp_clock_rate: 8000,
+            ssrc,
+            initial_sequence: 1,
+            initial_timestamp: 0,
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+        };
+        match CallGraph::new(&cfg) {
+            Ok(g) => Box::new(g),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn rtp(seq: u16, payload: u8) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend(std::iter::repeat_n(payload, 160));
+        p
+    }
+
+    #[test]
+    fn latches_onto_the_real_source_and_relatches_only_after_silence() {
+        let mut s = ShardMedia::default();
+        s.add(1u8, addr(9), graph(1));
+        let mut sent_to = Vec::new();
+        let mut tick = |s: &mut ShardMedia<u8>, now: u64| {
+            s.tick(
+                now,
+                |_, to, _| {
+                    sent_to.push(to);
+                    true
+                },
+                |_, _| {},
+            )
+        };
+        s.on_datagram(1, 0, b"not rtp", addr(5000));
+        tick(&mut s, 0);
+        s.on_datagram(1, 10_000, &rtp(1, 0xff), addr(5000));
+        s.on_datagram(1, 20_000, &rtp(2, 0xff), addr(6000));
+        tick(&mut s, 20_000);
+        s.on_datagram(1, 1_100_000, &rtp(3, 0xff), addr(6000));
+        tick(&mut s, 1_100_000);
+        s.set_remote(1, addr(7000));
+        tick(&mut s, 1_120_000);
+        assert_eq!(sent_to, [addr(9), addr(5000), addr(6000), addr(7000)]);
+        let stats = s.remove(1);
+        assert_eq!(
+            stats.map(|s| (s.packets_sent, s.packets_received, s.garbage_received)),
+            Some((4, 3, 1))
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn bridged_legs_hear_each_other_until_unbridged() {
+        let mut s = ShardMedia::default();
+        s.add(1u8, addr(9), graph(1));
+        s.add(2u8, addr(10), graph(2));
+        assert!(!s.bridge(1, 1));
+        assert!(!s.bridge(1, 3));
+        assert!(s.bridge(1, 2));
+        // Loud audio from leg 1's far end comes out of leg 2 once the jitter buffer lets it go.
+        let mut loud_on_2 = 0;
+        for i in 0..30u16 {
+            let now = u64::from(i) * 20_000;
+            s.on_datagram(1, now, &rtp(i, 0x80), addr(5000));
+            s.tick(
+                now,
+                |k, _, pkt| {
+                    if k == 2 && pkt.get(12).is_some_and(|b| *b != 0xff) {
+                        loud_on_2 += 1;
+                    }
+                    true
+                },
+                |_, _| {},
+            );
+        }
+        assert!(loud_on_2 > 10, "{loud_on_2}");
+        s.unbridge(2);
+        let mut after = 0;
+        for i in 30..40u16 {
+            let now = u64::from(i) * 20_000;
+            s.on_datagram(1, now, &rtp(i, 0x80), addr(5000));
+            s.tick(
+                now,
+                |k, _, pkt| {
+                    if k == 2 && pkt.get(12).is_some_and(|b| *b != 0xff) {
+                        after += 1;
+                    }
+                    true
+                },
+                |_, _| {},
+            );
+        }
+        assert_eq!(after, 0);
+    }
+}
