@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::Value;
 
-use control::HttpMethod;
+use control::{ControlError, HttpMethod};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -117,7 +117,7 @@ impl Fetcher {
         }
         let text = String::from_utf8(buf).map_err(|_| FetchError::NotText)?;
         let doc = swml::Document::from_text(&text)?;
-        crate::log_document_warnings("fetched document", &doc);
+        log_document_warnings("fetched document", &doc);
         Ok(doc)
     }
 }
@@ -148,6 +148,33 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A SWML document a user sent (`dial.swml`, `update.swml`, a `calling.transfer` object,
+/// `to_script`), checked by the runtime validator (docs/swml-validation.md); an invalid one is
+/// a 422 naming `attribute`, with the `relay_script_*` code of its first problem.
+pub(crate) fn load_document(attribute: &str, doc: Value) -> Result<Value, ControlError> {
+    swml::Document::from_value(doc)
+        .map(|d| {
+            log_document_warnings(attribute, &d);
+            d.into_value()
+        })
+        .map_err(|e| invalid_document(attribute, e))
+}
+
+/// Unknown names the validator ignored, logged (they are not errors: swml.md §1.7).
+pub(crate) fn log_document_warnings(source: &str, doc: &swml::Document) {
+    for w in doc.warnings() {
+        tracing::info!(source, code = w.code, path = %w.path, "SWML: {}", w.message);
+    }
+}
+
+pub(crate) fn invalid_document(attribute: &str, e: swml::SwmlError) -> ControlError {
+    ControlError::Unprocessable {
+        code: e.code(),
+        message: format!("{attribute}: {e}"),
+        attribute: Some(attribute.into()),
+    }
 }
 
 #[cfg(test)]

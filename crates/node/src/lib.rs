@@ -6,21 +6,13 @@
 //! process (tests) and, later, one node per host behind a proxy.
 
 mod actor;
-mod bridge;
-mod commands;
 pub mod config;
 pub mod fetch;
-pub mod inbound;
-mod listen;
 mod media_leg;
-mod ops;
 pub mod ports;
 pub mod prepare;
 pub mod queue;
 mod recorder;
-mod recording;
-mod script;
-mod script_call;
 pub mod shard;
 mod speech;
 mod tick_stats;
@@ -543,7 +535,7 @@ impl CallControl for Node {
         // The validator's normalised form is what runs (docs/swml-validation.md).
         let mut request = request;
         if let Some(doc) = request.swml.take() {
-            request.swml = Some(load_document("swml", doc)?);
+            request.swml = Some(fetch::load_document("swml", doc)?);
         }
         let call_id = Uuid::new_v4();
         let (mut record, ident) =
@@ -667,33 +659,6 @@ impl Node {
             Ok(None) => Err(ControlError::NotFound),
             Err(e) => Err(ControlError::Internal(e.to_string())),
         }
-    }
-}
-
-/// A SWML document a user sent (`dial.swml`, `update.swml`, a `calling.transfer` object,
-/// `to_script`), checked by the runtime validator (docs/swml-validation.md); an invalid one is
-/// a 422 naming `attribute`, with the `relay_script_*` code of its first problem.
-pub(crate) fn load_document(attribute: &str, doc: Value) -> Result<Value, ControlError> {
-    swml::Document::from_value(doc)
-        .map(|d| {
-            log_document_warnings(attribute, &d);
-            d.into_value()
-        })
-        .map_err(|e| invalid_document(attribute, e))
-}
-
-/// Unknown names the validator ignored, logged (they are not errors: swml.md §1.7).
-pub(crate) fn log_document_warnings(source: &str, doc: &swml::Document) {
-    for w in doc.warnings() {
-        tracing::info!(source, code = w.code, path = %w.path, "SWML: {}", w.message);
-    }
-}
-
-pub(crate) fn invalid_document(attribute: &str, e: swml::SwmlError) -> ControlError {
-    ControlError::Unprocessable {
-        code: e.code(),
-        message: format!("{attribute}: {e}"),
-        attribute: Some(attribute.into()),
     }
 }
 

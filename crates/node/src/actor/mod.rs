@@ -2,6 +2,15 @@
 //! [`control::call::OutboundCall`] core. Its inbox is one closed enum; it applies one input,
 //! executes the core's outputs, then awaits the next input or the core's deadline.
 
+mod bridge;
+mod commands;
+pub(crate) mod inbound;
+mod listen;
+pub(crate) mod ops;
+mod recording;
+mod script;
+pub(crate) mod script_call;
+
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +24,8 @@ use control::command::UpdateParams;
 use control::session::{Origin, SessionEvent};
 use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, EndReason};
 
+use crate::actor::script::ScriptWait;
 use crate::media_leg;
-use crate::script::ScriptWait;
 use crate::shard::{MediaEvent, ShardCommand};
 use crate::{now_ms, NodeInner};
 use control::routing::Route;
@@ -38,7 +47,7 @@ pub(crate) enum ActorMsg {
         params: serde_json::Value,
     },
     /// News from the other call of a bridge (`calling.transfer` to a SIP/phone destination).
-    Peer(crate::bridge::PeerEvent),
+    Peer(crate::actor::bridge::PeerEvent),
     /// The node is shutting down: hang up.
     Shutdown,
 }
@@ -92,7 +101,7 @@ pub(crate) struct CallActor {
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
     leg: Option<sip::LegHandle>,
     /// Set for inbound calls: the caller's leg, its offer, our answer.
-    pub(crate) inbound: Option<crate::inbound::InboundState>,
+    pub(crate) inbound: Option<crate::actor::inbound::InboundState>,
     pub(crate) in_events: Option<mpsc::Receiver<sip::InboundEvent>>,
     pub(crate) media_running: bool,
     /// The negotiated media, once answered (its PCM rate is what playback prepares for).
@@ -102,7 +111,7 @@ pub(crate) struct CallActor {
     pub(crate) script: Option<swml::Run>,
     pub(crate) script_wait: Option<ScriptWait>,
     /// The call's operations (control::session) and their I/O handles.
-    pub(crate) ops: crate::ops::Ops,
+    pub(crate) ops: crate::actor::ops::Ops,
     /// The key that places this call's media on a shard: its own id, or for the far leg of a
     /// bridge the id of the call it is bridged to (bridged media must share one shard).
     pub(crate) media_key: uuid::Uuid,
@@ -110,7 +119,7 @@ pub(crate) struct CallActor {
     pub(crate) end_reason: Option<EndReason>,
     /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
     pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
-    pub(crate) recordings: crate::recording::Recordings,
+    pub(crate) recordings: crate::actor::recording::Recordings,
     /// `calling.denoise` is on (the filter is set on the media leg).
     pub(crate) denoising: bool,
 }
@@ -149,11 +158,11 @@ impl CallActor {
             tasks_rx,
             script: None,
             script_wait: None,
-            ops: crate::ops::Ops::default(),
+            ops: crate::actor::ops::Ops::default(),
             media_key: ident_call_id,
             end_reason: None,
             virtual_media: None,
-            recordings: crate::recording::Recordings::default(),
+            recordings: crate::actor::recording::Recordings::default(),
             denoising: false,
         }
     }
@@ -592,10 +601,10 @@ impl CallActor {
             ActorMsg::Media(ev, _permit) => self.on_media_event(ev).await,
             ActorMsg::Peer(ev) => {
                 let ev = match ev {
-                    crate::bridge::PeerEvent::Answered { call_id } => {
+                    crate::actor::bridge::PeerEvent::Answered { call_id } => {
                         SessionEvent::PeerAnswered { call_id }
                     }
-                    crate::bridge::PeerEvent::Ended {
+                    crate::actor::bridge::PeerEvent::Ended {
                         call_id,
                         end_reason,
                     } => {
@@ -702,7 +711,7 @@ impl CallActor {
             self.record.status_url = Some(url);
         }
         if let Some(doc) = p.swml {
-            let doc = crate::load_document("swml", doc)?;
+            let doc = crate::fetch::load_document("swml", doc)?;
             self.replace_script(doc).await;
         } else if let Some(url) = p.url {
             self.fetch_document(

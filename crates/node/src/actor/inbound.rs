@@ -11,8 +11,8 @@ use uuid::Uuid;
 use control::call::CallInput;
 use control::{DialRequest, Direction, EndReason, LegType, StatusEvent};
 
+use crate::actor::script::ScriptWait;
 use crate::actor::CallActor;
-use crate::script::ScriptWait;
 use crate::NodeInner;
 use control::routing::route_for;
 

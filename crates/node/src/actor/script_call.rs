@@ -26,10 +26,10 @@ fn script_document(script: Value) -> Result<(Option<String>, Option<Value>), Con
         }
         Value::String(s) => {
             let doc = swml::Document::from_text(&s)
-                .map_err(|e| crate::invalid_document("to_script", e))?;
+                .map_err(|e| crate::fetch::invalid_document("to_script", e))?;
             Ok((None, Some(doc.into_value())))
         }
-        other => Ok((None, Some(crate::load_document("to_script", other)?))),
+        other => Ok((None, Some(crate::fetch::load_document("to_script", other)?))),
     }
 }
 
@@ -42,7 +42,7 @@ impl NodeInner {
         let script = request.to_script.take().unwrap_or(Value::Null);
         let (script_url, script_swml) = script_document(script)?;
         if let Some(doc) = request.swml.take() {
-            request.swml = Some(crate::load_document("swml", doc)?);
+            request.swml = Some(crate::fetch::load_document("swml", doc)?);
         }
         let (origin_port, origin_socket) = self.virtual_rtp_port()?;
         let (dest_port, dest_socket) = match self.virtual_rtp_port() {

@@ -14,8 +14,8 @@ use media::detect::DetectListener;
 use media::listen::FrameListener;
 use media::playback::{PlaybackId, Source};
 
+use crate::actor::listen::{DETECT_PREFIX, SPEECH_PREFIX};
 use crate::actor::{CallActor, TaskDone};
-use crate::listen::{DETECT_PREFIX, SPEECH_PREFIX};
 use crate::now_ms;
 use crate::shard::{PlayOp, ShardCommand};
 
@@ -195,8 +195,9 @@ impl CallActor {
             }
             Action::DetectListener { control_id, spec } => {
                 let listener = spec.map(|spec| {
-                    Box::new(DetectListener::new(crate::listen::detect_config(&spec)))
-                        as Box<dyn FrameListener>
+                    Box::new(DetectListener::new(crate::actor::listen::detect_config(
+                        &spec,
+                    ))) as Box<dyn FrameListener>
                 });
                 self.node.media.send(
                     self.media_key,
@@ -245,7 +246,7 @@ impl CallActor {
             Action::PeerEnded { peer } => {
                 self.node.tell(
                     peer,
-                    crate::actor::ActorMsg::Peer(crate::bridge::PeerEvent::Ended {
+                    crate::actor::ActorMsg::Peer(crate::actor::bridge::PeerEvent::Ended {
                         call_id,
                         end_reason: self.end_reason.unwrap_or(control::EndReason::Hangup),
                     }),

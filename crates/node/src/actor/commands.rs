@@ -102,7 +102,7 @@ impl CallActor {
         }
         match p.dest {
             TransferDest::Document(doc) => {
-                let doc = crate::load_document("dest", doc)?;
+                let doc = crate::fetch::load_document("dest", doc)?;
                 self.replace_script(doc).await;
                 Ok(())
             }
