@@ -4,6 +4,7 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use control::session::{CallEvent, RecordState};
 use control::{Direction, EndReason, LegType};
 
 /// What every event about one call needs to say who it is.
@@ -302,6 +303,69 @@ fn user_host(uri: &str) -> (String, String) {
     }
 }
 
+/// The webhook of an operation's event (`calling.call.play`, `.collect`, `.record`,
+/// `.detect`: calling-events.md §4–§7): its event name, the operation's `status_url` and the
+/// `params` without the call's ids. `record_audio` is the recording's `record.audio` object.
+/// None for events that are no webhook (a key press).
+pub fn operation_event(
+    event: CallEvent,
+    record_audio: Option<&Value>,
+) -> Option<(&'static str, Option<String>, Value)> {
+    Some(match event {
+        CallEvent::Play {
+            control_id,
+            status_url,
+            state,
+        } => (
+            "calling.call.play",
+            status_url,
+            json!({ "control_id": control_id, "state": state.as_str() }),
+        ),
+        CallEvent::Collect {
+            control_id,
+            status_url,
+            result,
+            is_final,
+            state,
+        } => {
+            let mut params = json!({ "control_id": control_id, "result": result.to_json() });
+            if let Some(f) = is_final {
+                params["final"] = json!(f);
+            }
+            if let Some(state) = state {
+                params["state"] = json!(state);
+            }
+            ("calling.call.collect", status_url, params)
+        }
+        CallEvent::Record {
+            control_id,
+            status_url,
+            state,
+        } => {
+            let audio = record_audio.cloned().unwrap_or(Value::Null);
+            let mut params = json!({ "control_id": control_id, "record": { "audio": audio } });
+            match state {
+                RecordState::Recording => params["state"] = json!("recording"),
+                RecordState::Paused(behavior) => {
+                    params["state"] = json!("paused");
+                    params["pause_behavior"] = json!(behavior.as_str());
+                }
+            }
+            ("calling.call.record", status_url, params)
+        }
+        CallEvent::Detect {
+            control_id,
+            status_url,
+            outcome,
+        } => (
+            "calling.call.detect",
+            status_url,
+            json!({ "control_id": control_id, "detect": outcome.to_json() }),
+        ),
+        CallEvent::Dtmf { .. } => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +511,53 @@ mod tests {
         let phone = p.fetch_call_object("answered", None);
         assert_eq!(phone["to_number"], "+14155550199");
         assert!(phone.get("sip_data").is_none());
+    }
+
+    #[test]
+    fn operation_events_carry_the_specs_params() {
+        use control::command::PauseBehavior;
+        use control::session::{CollectResult, PlayState};
+        let (name, url, params) = operation_event(
+            CallEvent::Play {
+                control_id: "p".into(),
+                status_url: Some("http://h/p".into()),
+                state: PlayState::Finished,
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (name, url.as_deref()),
+            ("calling.call.play", Some("http://h/p"))
+        );
+        assert_eq!(params, json!({"control_id": "p", "state": "finished"}));
+        let (_, _, params) = operation_event(
+            CallEvent::Collect {
+                control_id: "c".into(),
+                status_url: None,
+                result: CollectResult::Finished,
+                is_final: Some(true),
+                state: Some("finished"),
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            params,
+            json!({"control_id": "c", "result": {"type": "finished"}, "final": true, "state": "finished"})
+        );
+        let audio = json!({"format": "wav"});
+        let (_, _, params) = operation_event(
+            CallEvent::Record {
+                control_id: "r".into(),
+                status_url: None,
+                state: RecordState::Paused(PauseBehavior::Silence),
+            },
+            Some(&audio),
+        )
+        .unwrap();
+        assert_eq!(params["record"]["audio"], audio);
+        assert_eq!(params["pause_behavior"], "silence");
+        assert!(operation_event(CallEvent::Dtmf { digit: '1' }, None).is_none());
     }
 }

@@ -36,6 +36,43 @@ pub struct UpdateParams {
     pub status_url: Option<String>,
 }
 
+impl UpdateParams {
+    /// Whether a call in `status` may be updated this way (calling-api.md §6.2): an ended call
+    /// never; `canceled` only before the answer; `completed` and a new document only once
+    /// answered.
+    pub fn check(&self, status: CallStatus) -> Result<(), crate::ControlError> {
+        use crate::ControlError;
+        if status.is_terminal() || status == CallStatus::Ending {
+            return Err(ControlError::invalid_state(
+                "cannot_update_completed",
+                "the call has ended",
+            ));
+        }
+        match self.status {
+            Some(CallStatus::Canceled) if !status.is_pre_answer() => {
+                return Err(ControlError::invalid_state(
+                    "cannot_cancel_in_progress",
+                    "only a call that is not answered yet can be canceled",
+                ))
+            }
+            Some(CallStatus::Completed) if status != CallStatus::Answered => {
+                return Err(ControlError::invalid_state(
+                    "invalid_state",
+                    "only an answered call can be completed",
+                ))
+            }
+            _ => {}
+        }
+        if (self.url.is_some() || self.swml.is_some()) && status != CallStatus::Answered {
+            return Err(ControlError::invalid_state(
+                "cannot_redirect_not_in_progress",
+                "only an answered call can be redirected",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Commands that take no parameters (`{}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NoParams {}
@@ -414,6 +451,42 @@ mod tests {
         }
         assert_eq!(CommandName::parse("calling.bogus"), None);
         assert_eq!(CommandName::parse("Calling.End"), None);
+    }
+
+    #[test]
+    fn update_rules_follow_the_call_status() {
+        let code = |p: &UpdateParams, s: CallStatus| match p.check(s) {
+            Ok(()) => "ok",
+            Err(crate::ControlError::InvalidState { code, .. }) => code,
+            Err(other) => panic!("{other:?}"),
+        };
+        let cancel = UpdateParams {
+            status: Some(CallStatus::Canceled),
+            ..Default::default()
+        };
+        let complete = UpdateParams {
+            status: Some(CallStatus::Completed),
+            ..Default::default()
+        };
+        let redirect = UpdateParams {
+            url: Some("https://app.example/next".into()),
+            ..Default::default()
+        };
+        assert_eq!(code(&cancel, CallStatus::Ringing), "ok");
+        assert_eq!(
+            code(&cancel, CallStatus::Answered),
+            "cannot_cancel_in_progress"
+        );
+        assert_eq!(code(&complete, CallStatus::Answered), "ok");
+        assert_eq!(code(&complete, CallStatus::Ringing), "invalid_state");
+        assert_eq!(
+            code(&redirect, CallStatus::Ringing),
+            "cannot_redirect_not_in_progress"
+        );
+        assert_eq!(
+            code(&redirect, CallStatus::Ended),
+            "cannot_update_completed"
+        );
     }
 
     #[test]

@@ -680,33 +680,7 @@ impl CallActor {
     }
 
     async fn on_update(&mut self, status: CallStatus, p: UpdateParams) -> Result<(), ControlError> {
-        if status.is_terminal() || status == CallStatus::Ending {
-            return Err(ControlError::invalid_state(
-                "cannot_update_completed",
-                "the call has ended",
-            ));
-        }
-        match p.status {
-            Some(CallStatus::Canceled) if !status.is_pre_answer() => {
-                return Err(ControlError::invalid_state(
-                    "cannot_cancel_in_progress",
-                    "only a call that is not answered yet can be canceled",
-                ))
-            }
-            Some(CallStatus::Completed) if status != CallStatus::Answered => {
-                return Err(ControlError::invalid_state(
-                    "invalid_state",
-                    "only an answered call can be completed",
-                ))
-            }
-            _ => {}
-        }
-        if (p.url.is_some() || p.swml.is_some()) && status != CallStatus::Answered {
-            return Err(ControlError::invalid_state(
-                "cannot_redirect_not_in_progress",
-                "only an answered call can be redirected",
-            ));
-        }
+        p.check(status)?;
         if let Some(url) = p.status_url {
             self.record.status_url = Some(url);
         }

@@ -3,12 +3,10 @@
 //! operations of a call touch the shard, the recorder, the preparation tasks, webhooks and the
 //! script. The session itself decides everything (control::session).
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tracing::{info, warn, Instrument};
 
-use control::session::{
-    Action, CallEvent, CallSession, OpResult, Origin, PlayerOp, RecordState, SessionEvent,
-};
+use control::session::{Action, CallEvent, CallSession, OpResult, Origin, PlayerOp, SessionEvent};
 use control::{CallCommand, ControlError};
 use media::detect::DetectListener;
 use media::listen::FrameListener;
@@ -272,77 +270,33 @@ impl CallActor {
 
     /// A typed event becomes its webhook (when its operation has a `status_url`).
     async fn report(&mut self, event: CallEvent) {
-        let (name, status_url, params) = match event {
+        match &event {
             CallEvent::Play {
-                control_id,
-                status_url,
-                state,
-            } => {
-                info!(%control_id, state = state.as_str(), "playback");
-                (
-                    "calling.call.play",
-                    status_url,
-                    json!({ "control_id": control_id, "state": state.as_str() }),
-                )
-            }
-            CallEvent::Collect {
-                control_id,
-                status_url,
-                result,
-                is_final,
-                state,
-            } => {
-                let mut params = json!({ "control_id": control_id, "result": result.to_json() });
-                if let Some(f) = is_final {
-                    params["final"] = json!(f);
-                }
-                if let Some(state) = state {
-                    params["state"] = json!(state);
-                }
-                ("calling.call.collect", status_url, params)
-            }
-            CallEvent::Record {
-                control_id,
-                status_url,
-                state,
-            } => {
-                let audio = self
-                    .recordings
-                    .meta(&control_id)
-                    .map_or(Value::Null, |m| m.audio.clone());
-                let mut params = json!({ "control_id": control_id, "record": { "audio": audio } });
-                match state {
-                    RecordState::Recording => params["state"] = json!("recording"),
-                    RecordState::Paused(behavior) => {
-                        params["state"] = json!("paused");
-                        params["pause_behavior"] = json!(behavior.as_str());
-                    }
-                }
-                ("calling.call.record", status_url, params)
-            }
+                control_id, state, ..
+            } => info!(%control_id, state = state.as_str(), "playback"),
             CallEvent::Detect {
                 control_id,
-                status_url,
                 outcome,
-            } => {
-                info!(%control_id, detect = %outcome.to_json(), "detect event");
-                (
-                    "calling.call.detect",
-                    status_url,
-                    json!({ "control_id": control_id, "detect": outcome.to_json() }),
-                )
-            }
+                ..
+            } => info!(%control_id, detect = %outcome.to_json(), "detect event"),
             CallEvent::Dtmf { digit } => {
                 info!(%digit, "the far end pressed a key");
                 self.call_event("dtmf", json!({ "digit": digit.to_string() }))
                     .await;
-                return;
             }
+            _ => {}
+        }
+        let audio = match &event {
+            CallEvent::Record { control_id, .. } => {
+                self.recordings.meta(control_id).map(|m| m.audio.clone())
+            }
+            _ => None,
         };
-        let Some(url) = status_url else {
+        let Some((name, Some(url), mut params)) =
+            webhook::events::operation_event(event, audio.as_ref())
+        else {
             return;
         };
-        let mut params = params;
         params["call_id"] = json!(self.ident.call_id);
         params["node_id"] = json!(self.ident.node_id);
         let event = self.ident.envelope(name, now_ms(), params);
