@@ -71,6 +71,7 @@ class Server:
                 return
             except Exception:
                 time.sleep(0.05)
+        self.proc.kill()
         raise RuntimeError("server did not start")
 
     def get(self, path):
@@ -246,8 +247,19 @@ def cpu_by_group(before, after, wall):
     return out
 
 
+def start_server(binary, rtp_lo, rtp_hi):
+    """A free port can be taken before the server binds it (another process's ephemeral
+    port): try fresh ports a few times."""
+    for attempt in range(3):
+        try:
+            return Server(binary, rtp_lo, rtp_hi)
+        except RuntimeError:
+            if attempt == 2:
+                raise
+
+
 def run(binary, calls, rate, hold, play, listen):
-    server = Server(binary, 20000, 20000 + 2 * calls + 200)
+    server = start_server(binary, 20000, 20000 + 2 * calls + 200)
     uas_port = free_port(socket.SOCK_DGRAM)
     uas_log = open(os.path.join(server.dir, "sipp.log"), "w")
     sipp = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mp", str(free_port(socket.SOCK_DGRAM)),

@@ -21,6 +21,10 @@ def free_port():
     return port
 
 
+class PortTaken(RuntimeError):
+    """dialtone could not bind a port the fixture picked."""
+
+
 class Dialtone:
     def __init__(self, tmp_path, extra_env=None):
         self.http_port = free_port()
@@ -37,6 +41,7 @@ class Dialtone:
                         DIALTONE_SIGNING_KEY="test-signing-key",
                         DIALTONE_LOG="debug")
         self.env.update(extra_env or {})
+        self.fixture_ports = {"DIALTONE_HTTP_LISTEN", "DIALTONE_SIP_LISTEN"} - set(extra_env or {})
         self.proc = None
 
     @property
@@ -44,12 +49,38 @@ class Dialtone:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self):
+        # A port picked free can be taken before dialtone binds it (an ephemeral client port
+        # of another test); then pick again rather than fail the test. Ports a test chose
+        # itself are left as they are.
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except PortTaken:
+                if attempt == 2 or not self._repick_ports():
+                    raise
+
+    def _repick_ports(self):
+        repicked = False
+        for key in ("DIALTONE_HTTP_LISTEN", "DIALTONE_SIP_LISTEN"):
+            if key in self.fixture_ports:
+                port = free_port()
+                self.env[key] = f"127.0.0.1:{port}"
+                if key == "DIALTONE_HTTP_LISTEN":
+                    self.http_port = port
+                repicked = True
+        return repicked
+
+    def _start_once(self):
         self.log = open(self.log_path, "a")
+        since = self.log.tell()
         self.proc = subprocess.Popen([BINARY, "serve"], env=self.env, stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"dialtone exited early:\n{self.log_path.read_text()}")
+                log = self.log_path.read_text()
+                if "Address already in use" in log[since:]:
+                    raise PortTaken(log)
+                raise RuntimeError(f"dialtone exited early:\n{log}")
             try:
                 r = requests.get(self.base + "/api/calling/calls", auth=(self.project, self.token), timeout=1)
                 if r.status_code == 200:
