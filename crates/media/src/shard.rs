@@ -243,39 +243,29 @@ mod tests {
         assert!(!s.bridge(1, 1));
         assert!(!s.bridge(1, 3));
         assert!(s.bridge(1, 2));
-        // Loud audio from leg 1's far end comes out of leg 2 once the jitter buffer lets it go.
-        let mut loud_on_2 = 0;
-        for i in 0..30u16 {
-            let now = u64::from(i) * 20_000;
-            s.on_datagram(1, now, &rtp(i, 0x80), addr(5000));
-            s.tick(
-                now,
-                |k, _, pkt| {
-                    if k == 2 && pkt.get(12).is_some_and(|b| *b != 0xff) {
-                        loud_on_2 += 1;
-                    }
-                    true
-                },
-                |_, _| {},
-            );
-        }
-        assert!(loud_on_2 > 10, "{loud_on_2}");
+        // Ticks `frames`, leg 1's far end sending loud audio; how many of leg 2's packets carry it.
+        let loud_packets_on_2 = |s: &mut ShardMedia<u8>, frames: std::ops::Range<u16>| {
+            let mut loud = 0;
+            for i in frames {
+                let now = u64::from(i) * 20_000;
+                s.on_datagram(1, now, &rtp(i, 0x80), addr(5000));
+                s.tick(
+                    now,
+                    |k, _, pkt| {
+                        if k == 2 && pkt.get(12).is_some_and(|b| *b != 0xff) {
+                            loud += 1;
+                        }
+                        true
+                    },
+                    |_, _| {},
+                );
+            }
+            loud
+        };
+        // It comes out of leg 2 once the jitter buffer lets it go.
+        let loud = loud_packets_on_2(&mut s, 0..30);
+        assert!(loud > 10, "{loud}");
         s.unbridge(2);
-        let mut after = 0;
-        for i in 30..40u16 {
-            let now = u64::from(i) * 20_000;
-            s.on_datagram(1, now, &rtp(i, 0x80), addr(5000));
-            s.tick(
-                now,
-                |k, _, pkt| {
-                    if k == 2 && pkt.get(12).is_some_and(|b| *b != 0xff) {
-                        after += 1;
-                    }
-                    true
-                },
-                |_, _| {},
-            );
-        }
-        assert_eq!(after, 0);
+        assert_eq!(loud_packets_on_2(&mut s, 30..40), 0);
     }
 }

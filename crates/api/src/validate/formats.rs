@@ -13,15 +13,8 @@ pub fn parse_uuid(s: &str) -> Option<Uuid> {
     Uuid::try_parse(s).ok()
 }
 
-/// `^\+[1-9]\d{1,14}$`
-pub fn is_e164(s: &str) -> bool {
-    let Some(digits) = s.strip_prefix('+') else {
-        return false;
-    };
-    (2..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
-}
+/// `^\+[1-9]\d{1,14}$` (the same rule routing uses).
+pub use control::routing::is_e164;
 
 /// Case-insensitive prefix test that never slices inside a UTF-8 character.
 pub fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
