@@ -11,6 +11,13 @@ pub const MAX_EXPRESSION_CHARS: usize = 1023;
 const JS_MEMORY_LIMIT: usize = 8 * 1024 * 1024;
 /// QuickJS calls the interrupt handler every few thousand bytecodes; this bounds runaway loops.
 const JS_INTERRUPT_BUDGET: u32 = 20_000;
+/// Interrupt ticks one script may spend over all its expressions (ten runaway expressions'
+/// worth): a loop of heavy expressions fails fast once it is spent, instead of each one
+/// burning its own budget.
+pub const JS_SCRIPT_BUDGET: u32 = 10 * JS_INTERRUPT_BUDGET;
+/// Longest text one string expansion may produce: placeholders splice variables, and a string
+/// of many could otherwise build a huge value from small ones.
+pub const MAX_EXPANDED_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExprError {
@@ -20,6 +27,10 @@ pub enum ExprError {
     Js(String),
     #[error("expression result is a function")]
     Function,
+    #[error("the script has spent its JavaScript budget")]
+    ScriptBudget,
+    #[error("the expanded text is longer than {MAX_EXPANDED_BYTES} bytes")]
+    TooLarge,
 }
 
 /// The four scopes an expression can read (swml.md §4.1).
@@ -29,6 +40,8 @@ pub struct Scope {
     pub vars: Map<String, Value>,
     pub envs: Map<String, Value>,
     pub params: Map<String, Value>,
+    /// Interrupt ticks the script's JavaScript has used so far (of [`JS_SCRIPT_BUDGET`]).
+    pub js_spent: std::cell::Cell<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -271,6 +284,10 @@ impl Scope {
                     Err(e) => on_error(e),
                 },
             }
+            if out.len() > MAX_EXPANDED_BYTES {
+                on_error(ExprError::TooLarge);
+                return Value::String(String::new());
+            }
         }
         Value::String(out)
     }
@@ -363,9 +380,14 @@ mod js {
     use rquickjs::{Context, Ctx, Object, Runtime, Value as JsValue};
     use serde_json::Value;
 
-    use super::{ExprError, Scope, JS_INTERRUPT_BUDGET, JS_MEMORY_LIMIT};
+    use super::{ExprError, Scope, JS_INTERRUPT_BUDGET, JS_MEMORY_LIMIT, JS_SCRIPT_BUDGET};
 
     pub(super) fn eval(scope: &Scope, body: &str) -> Result<Option<Value>, ExprError> {
+        let left = JS_SCRIPT_BUDGET.saturating_sub(scope.js_spent.get());
+        if left == 0 {
+            return Err(ExprError::ScriptBudget);
+        }
+        let limit = left.min(JS_INTERRUPT_BUDGET);
         let rt = Runtime::new().map_err(|e| ExprError::Js(e.to_string()))?;
         rt.set_memory_limit(JS_MEMORY_LIMIT);
         rt.set_max_stack_size(256 * 1024);
@@ -373,15 +395,21 @@ mod js {
         let t = ticks.clone();
         rt.set_interrupt_handler(Some(Box::new(move || {
             t.set(t.get() + 1);
-            t.get() > JS_INTERRUPT_BUDGET
+            t.get() > limit
         })));
         let ctx = Context::full(&rt).map_err(|e| ExprError::Js(e.to_string()))?;
-        ctx.with(|ctx| {
+        let result = ctx.with(|ctx| {
             install_globals(&ctx, scope)?;
             let source = format!("(\n{body}\n)");
             let result: JsValue = ctx.eval(source).map_err(|e| js_error(&ctx, e))?;
             to_json(&ctx, result)
-        })
+        });
+        // Every expression costs at least one tick, so even cheap ones are finite in number.
+        let used = ticks.get().clamp(1, limit);
+        scope
+            .js_spent
+            .set(scope.js_spent.get().saturating_add(used));
+        result
     }
 
     /// Wrapping the body in a function that is never called parses it without evaluating it.
@@ -543,6 +571,10 @@ mod tests {
         let v = s.expand_str("${(function(){ while(true){} })()}", &mut |e| errs.push(e));
         assert_eq!(v, json!(""));
         assert_eq!(errs.len(), 1, "runaway loops are interrupted");
+        assert!(
+            s.js_spent.get() >= 20_000,
+            "its ticks count against the script"
+        );
         let long = format!("${{{}}}", "1+".repeat(600) + "1");
         let mut errs = Vec::new();
         s.expand_str(&long, &mut |e| errs.push(e));
@@ -587,5 +619,42 @@ mod tests {
         assert_eq!(nested, json!({"a": ["1", 5, {"b": "xT-1"}]}));
         assert_eq!(stringify(&json!(5.0)), "5");
         assert_eq!(stringify(&json!(null)), "");
+    }
+
+    #[test]
+    fn the_javascript_budget_is_the_scripts_not_each_expressions() {
+        let s = scope();
+        let runaway = "${(function(){ while(true){} })()}";
+        let mut errs = Vec::new();
+        for _ in 0..10 {
+            s.expand_str(runaway, &mut |e| errs.push(e));
+        }
+        assert!(
+            errs.iter().all(|e| matches!(e, ExprError::Js(_))),
+            "{errs:?}"
+        );
+        assert_eq!(s.js_spent.get(), JS_SCRIPT_BUDGET);
+        // Spent: further expressions fail at once, cheap or not.
+        let mut errs = Vec::new();
+        assert_eq!(s.expand_str(runaway, &mut |e| errs.push(e)), json!(""));
+        assert_eq!(s.expand_str("${1 + 1}", &mut |e| errs.push(e)), json!(""));
+        assert_eq!(errs, vec![ExprError::ScriptBudget, ExprError::ScriptBudget]);
+        // Plain variable paths are not JavaScript and keep working.
+        assert_eq!(s.expand_str("${vars.quantity}", &mut |_| {}), json!("4"));
+    }
+
+    #[test]
+    fn an_expansion_cannot_build_a_huge_string_from_small_variables() {
+        let mut s = scope();
+        s.vars.insert("chunk".into(), json!("x".repeat(64 * 1024)));
+        let doubled = "${vars.chunk}${vars.chunk}";
+        assert_eq!(
+            s.expand_str(doubled, &mut |_| {}).as_str().map(str::len),
+            Some(128 * 1024)
+        );
+        let many = "${vars.chunk}".repeat(5);
+        let mut errs = Vec::new();
+        assert_eq!(s.expand_str(&many, &mut |e| errs.push(e)), json!(""));
+        assert_eq!(errs, vec![ExprError::TooLarge]);
     }
 }

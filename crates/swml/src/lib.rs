@@ -14,6 +14,7 @@ mod methods;
 pub mod run;
 pub mod simulate;
 
+pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning};
 

@@ -773,3 +773,30 @@ fn inline_documents_run_in_their_normalised_form() {
     .go();
     assert_eq!(sim.says(), vec!["from execute", "moved"]);
 }
+
+#[test]
+fn a_doubling_loop_cannot_grow_a_variable_past_its_cap() {
+    let sim = Sim::new(json!({"version": "1.0.0", "sections": {"main": [
+        {"set": {"s": "0123456789abcdef"}},
+        {"label": "again"},
+        {"set": {"s": "${vars.s}${vars.s}"}},
+        {"goto": {"label": "again", "max": 40}},
+        {"hangup": {}}
+    ]}}))
+    .go();
+    let s = sim.var("s");
+    let s = s.as_str().unwrap_or_default();
+    assert!(
+        s.len() <= swml::MAX_VARIABLE_BYTES,
+        "{} bytes kept",
+        s.len()
+    );
+    assert!(s.len() >= 16 * 1024, "it grew until the cap: {}", s.len());
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t.starts_with("warning relay_script_method_parameter_invalid_value")),
+        "{:?}",
+        sim.trace
+    );
+}

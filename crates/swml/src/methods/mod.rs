@@ -13,7 +13,7 @@ pub(crate) mod prompt;
 pub(crate) mod record;
 pub(crate) mod request;
 pub(crate) mod send_digits;
-pub(crate) mod set;
+pub mod set;
 pub(crate) mod sleep;
 pub(crate) mod switch;
 pub(crate) mod transfer;

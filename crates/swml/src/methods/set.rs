@@ -5,6 +5,15 @@ use serde_json::{Map, Value};
 
 use crate::run::{Flow, Run};
 
+/// Largest value one `set` may store (its JSON text).
+pub const MAX_VARIABLE_BYTES: usize = 64 * 1024;
+/// Largest all of a script's variables may be together (their JSON text).
+pub const MAX_VARIABLES_BYTES: usize = 1024 * 1024;
+
+fn json_len(v: &Value) -> usize {
+    serde_json::to_string(v).map_or(usize::MAX, |s| s.len())
+}
+
 pub(crate) fn run_set(run: &mut Run, params: &Value) -> Flow {
     let Some(obj) = params.as_object() else {
         run.warn(
@@ -15,7 +24,26 @@ pub(crate) fn run_set(run: &mut Run, params: &Value) -> Flow {
     };
     for (key, raw) in obj {
         let value = run.expand(raw);
+        let size = json_len(&value);
+        if size > MAX_VARIABLE_BYTES {
+            run.warn(
+                "relay_script_method_parameter_invalid_value",
+                format!("set: `{key}` would hold {size} bytes, more than {MAX_VARIABLE_BYTES}"),
+            );
+            continue;
+        }
+        let before = run.scope.vars.clone();
         assign(&mut run.scope.vars, key, value);
+        let total = serde_json::to_string(&run.scope.vars).map_or(usize::MAX, |s| s.len());
+        if total > MAX_VARIABLES_BYTES {
+            run.scope.vars = before;
+            run.warn(
+                "relay_script_method_parameter_invalid_value",
+                format!(
+                    "set: `{key}` would make the variables larger than {MAX_VARIABLES_BYTES} bytes"
+                ),
+            );
+        }
     }
     Flow::Next
 }
