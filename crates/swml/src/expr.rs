@@ -41,7 +41,37 @@ pub struct Scope {
     pub envs: Map<String, Value>,
     pub params: Map<String, Value>,
     /// Interrupt ticks the script's JavaScript has used so far (of [`JS_SCRIPT_BUDGET`]).
-    pub js_spent: std::cell::Cell<u32>,
+    pub js_spent: JsSpent,
+}
+
+/// A script's JavaScript ticks so far; counted through `&Scope` (evaluation only reads the
+/// scope) and `Sync`, as the scope lives in a call's actor.
+#[derive(Debug, Default)]
+pub struct JsSpent(std::sync::atomic::AtomicU32);
+
+impl JsSpent {
+    pub fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, ticks: u32) {
+        self.0.store(
+            self.get().saturating_add(ticks),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+impl Clone for JsSpent {
+    fn clone(&self) -> Self {
+        JsSpent(std::sync::atomic::AtomicU32::new(self.get()))
+    }
+}
+
+impl PartialEq for JsSpent {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -406,9 +436,7 @@ mod js {
         });
         // Every expression costs at least one tick, so even cheap ones are finite in number.
         let used = ticks.get().clamp(1, limit);
-        scope
-            .js_spent
-            .set(scope.js_spent.get().saturating_add(used));
+        scope.js_spent.add(used);
         result
     }
 
