@@ -579,15 +579,15 @@ impl CallActor {
 
     /// Appends an entry to the call's event log in the store.
     pub(crate) async fn call_event(&self, kind: &str, detail: Value) {
+        self.call_event_at(kind, detail, now_ms()).await;
+    }
+
+    /// [`CallActor::call_event`] stamped `now`.
+    async fn call_event_at(&self, kind: &str, detail: Value, now: u64) {
         let _ = self
             .node
             .store
-            .append_call_event(
-                self.ident.call_id,
-                now_ms() as i64,
-                kind,
-                detail.to_string(),
-            )
+            .append_call_event(self.ident.call_id, now as i64, kind, detail.to_string())
             .await;
     }
 
@@ -762,22 +762,13 @@ impl CallActor {
                     garbage = stats.garbage_received,
                     "media stats"
                 );
-                let _ = self
-                    .node
-                    .store
-                    .append_call_event(
-                        self.ident.call_id,
-                        now as i64,
-                        "media_stats",
-                        json!({
-                            "packets_sent": stats.packets_sent,
-                            "packets_received": stats.packets_received,
-                            "packets_lost": stats.packets_lost,
-                            "garbage_received": stats.garbage_received,
-                        })
-                        .to_string(),
-                    )
-                    .await;
+                let detail = json!({
+                    "packets_sent": stats.packets_sent,
+                    "packets_received": stats.packets_received,
+                    "packets_lost": stats.packets_lost,
+                    "garbage_received": stats.garbage_received,
+                });
+                self.call_event_at("media_stats", detail, now).await;
             }
             self.media_running = false;
         }
@@ -809,16 +800,8 @@ impl CallActor {
         if let Err(e) = self.node.store.update_call(self.record.clone()).await {
             warn!(error = %e, "could not persist call");
         }
-        let _ = self
-            .node
-            .store
-            .append_call_event(
-                self.ident.call_id,
-                now as i64,
-                kind,
-                json!({"status": self.record.status}).to_string(),
-            )
-            .await;
+        let detail = json!({"status": self.record.status});
+        self.call_event_at(kind, detail, now).await;
     }
 }
 
