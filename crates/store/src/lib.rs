@@ -469,10 +469,7 @@ impl Store {
                 let (id, call_id, url, body, attempts, created_at_ms) = row?;
                 jobs.push(WebhookJob {
                     id,
-                    call_id: call_id
-                        .as_deref()
-                        .map(|c| parse_uuid("webhook_outbox.call_id", c))
-                        .transpose()?,
+                    call_id: outbox_call_id(call_id.as_deref())?,
                     url,
                     body,
                     attempts: u32::try_from(attempts).unwrap_or(0),
@@ -600,10 +597,7 @@ impl Store {
                     row?;
                 out.push(FailedWebhook {
                     id,
-                    call_id: call_id
-                        .as_deref()
-                        .map(|c| parse_uuid("webhook_outbox.call_id", c))
-                        .transpose()?,
+                    call_id: outbox_call_id(call_id.as_deref())?,
                     url,
                     attempts: u32::try_from(attempts).unwrap_or(0),
                     created_at_ms,
@@ -754,6 +748,12 @@ fn owner_only(db: &Path) {
     }
     #[cfg(not(unix))]
     let _ = db;
+}
+
+/// The call an outbox row belongs to (none for webhooks about no call).
+fn outbox_call_id(text: Option<&str>) -> Result<Option<Uuid>, StoreError> {
+    text.map(|c| parse_uuid("webhook_outbox.call_id", c))
+        .transpose()
 }
 
 fn parse_uuid(column: &'static str, text: &str) -> Result<Uuid, StoreError> {
