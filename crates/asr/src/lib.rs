@@ -21,6 +21,7 @@
 //! through faster-whisper, scripts/asr/faster_whisper_engine.py), fed one utterance at a time.
 
 pub mod grammar;
+pub mod listener;
 mod process;
 mod sphinx;
 

@@ -17,9 +17,11 @@ pub mod listen;
 mod opus;
 pub mod playback;
 mod plc;
+pub mod queue;
 pub mod ring;
 pub mod shard;
 pub mod speech;
+pub mod tick_stats;
 pub mod tone;
 pub mod vad;
 

@@ -11,11 +11,7 @@ pub mod fetch;
 mod media_leg;
 pub mod ports;
 pub mod prepare;
-pub mod queue;
-mod recorder;
 pub mod shard;
-mod speech;
-mod tick_stats;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -79,11 +75,11 @@ pub(crate) struct NodeInner {
     pub prep: prepare::MediaPrep,
     /// For SWML `request`.
     pub http: reqwest::Client,
-    pub recorder: recorder::RecorderHandle,
+    pub recorder: record::writer::RecorderHandle,
     /// Where recordings are written, uploaded and served from.
     pub storage: storage::Recordings,
     /// Speech recognition for collects (one worker thread, one engine per node).
-    pub speech: speech::SpeechWorker,
+    pub speech: asr::listener::SpeechWorker,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
 }
 
@@ -151,9 +147,9 @@ impl Node {
             cfg.s3.clone(),
             http.clone(),
         );
-        recorder::repair_all(storage.dir());
+        repair_all(storage.dir());
         let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
-        let recorder = recorder::RecorderHandle::start(rec_done_tx)?;
+        let recorder = record::writer::RecorderHandle::start(rec_done_tx)?;
         let inner = Arc::new(NodeInner {
             cfg,
             store,
@@ -166,7 +162,7 @@ impl Node {
             http,
             recorder,
             storage,
-            speech: speech::SpeechWorker::start(move || start_asr(asr_command)),
+            speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
             calls: Mutex::new(HashMap::new()),
         });
         inner.recover_after_restart().await;
@@ -267,7 +263,9 @@ impl Node {
         self.inner.sip.shutdown().await;
         self.inner.media.shutdown();
         // Recordings still open are finished (their files get their final header).
-        self.inner.recorder.send(recorder::RecorderInput::Shutdown);
+        self.inner
+            .recorder
+            .send(record::writer::RecorderInput::Shutdown);
         self.inner.delivery.shutdown().await;
     }
 }
@@ -670,6 +668,16 @@ fn dial_request_json(r: &DialRequest) -> Value {
         "custom_variables": r.custom_variables,
         "codecs": r.codecs.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>(),
     })
+}
+
+/// Makes every recording a crash left behind playable (WAV: header sizes from the file
+/// length; MP3: a partial last frame cut off).
+pub fn repair_all(dir: &std::path::Path) {
+    for rec in storage::stored_recordings(dir) {
+        if let Err(e) = record::repair_file(&rec.path, rec.format) {
+            tracing::warn!(path = %rec.path.display(), error = %e, "recording could not be repaired");
+        }
+    }
 }
 
 #[cfg(test)]

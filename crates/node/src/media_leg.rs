@@ -9,7 +9,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::config::NodeConfig;
-use crate::recorder::{RecorderHandle, TapFrame};
+use record::writer::{RecorderHandle, TapFrame};
 
 /// Codecs offered when the dial names none (the spec's "platform default").
 const DEFAULT_CODECS: [sdp::Codec; 2] = [sdp::Codec::Pcmu, sdp::Codec::Pcma];
@@ -181,7 +181,7 @@ mod tests {
         };
         let mut leg = new_leg(&session, Uuid::new_v4()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let recorder = crate::recorder::RecorderHandle::over(tx, 2);
+        let recorder = record::writer::RecorderHandle::over(tx, 2);
         leg.set_tap(Some(Box::new(RecorderTap {
             handle: recorder.clone(),
             call_id: Uuid::new_v4(),
@@ -192,10 +192,10 @@ mod tests {
         }
         assert_eq!(out.len(), 5, "every tick still sends its packet");
         assert_eq!(recorder.dropped_frames(), 3);
-        let gaps = |rx: &std::sync::mpsc::Receiver<crate::recorder::RecorderInput>| {
+        let gaps = |rx: &std::sync::mpsc::Receiver<record::writer::RecorderInput>| {
             rx.try_iter()
                 .filter_map(|i| match i {
-                    crate::recorder::RecorderInput::Frame(f, _) => Some(f.gap_frames),
+                    record::writer::RecorderInput::Frame(f, _) => Some(f.gap_frames),
                     _ => None,
                 })
                 .collect::<Vec<_>>()

@@ -18,7 +18,7 @@ use media::shard::ShardMedia;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::queue::{DropBudget, Permit};
+use media::queue::{DropBudget, Permit};
 
 /// The 20 ms media clock.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -123,7 +123,7 @@ pub enum ShardCommand {
     },
     SetTap {
         call_id: Uuid,
-        tap: Option<crate::recorder::RecorderHandle>,
+        tap: Option<record::writer::RecorderHandle>,
     },
     SetListener {
         call_id: Uuid,
@@ -190,7 +190,7 @@ fn run_shard(rx: std_mpsc::Receiver<ShardCommand>, events: EventSink) {
     let mut sockets: HashMap<Uuid, UdpSocket> = HashMap::new();
     let mut next_tick = origin + TICK;
     let mut buf = vec![0u8; 2048];
-    let mut stats = crate::tick_stats::TickStats::default();
+    let mut stats = media::tick_stats::TickStats::default();
     let mut scheduled = origin;
     loop {
         // Commands first, then one tick for every call.

@@ -25,6 +25,7 @@ mod recording;
 mod repair;
 mod sink;
 mod wav;
+pub mod writer;
 
 pub use error::RecordError;
 pub use lame::LameError;

@@ -38,7 +38,7 @@ pub(crate) enum ActorMsg {
     },
     /// An event of the call's media; a droppable one holds its place in the node's budget
     /// until handled (queue.rs).
-    Media(MediaEvent, Option<crate::queue::Permit>),
+    Media(MediaEvent, Option<media::queue::Permit>),
     /// The recorder finished one of this call's recordings (its webhook is already queued).
     RecordingDone {
         rec_id: uuid::Uuid,

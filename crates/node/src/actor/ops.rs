@@ -177,9 +177,9 @@ impl CallActor {
             }
             Action::SpeechListener { control_id, spec } => {
                 let listener = spec.map(|spec| {
-                    Box::new(crate::speech::SpeechListener::new(
+                    Box::new(asr::listener::SpeechListener::new(
                         self.node.speech.clone(),
-                        crate::speech::SpeechParams::from_spec(spec),
+                        speech_params(spec),
                     )) as Box<dyn FrameListener>
                 });
                 self.node.media.send(
@@ -311,5 +311,23 @@ impl CallActor {
             other => swml::Completion::Op(other),
         };
         self.script_op_finished(control_id, completion).await;
+    }
+}
+
+/// What the recogniser and the segmenter are told of a speech collect.
+fn speech_params(spec: control::session::SpeechSpec) -> asr::listener::SpeechParams {
+    asr::listener::SpeechParams {
+        request: asr::RecognitionRequest {
+            language: spec.language,
+            hints: spec.hints,
+            digits_allowed: spec.digits_allowed,
+            sample_rate: 8000,
+        },
+        segments: media::speech::SegmenterConfig {
+            end_silence_ms: spec.end_silence_ms,
+            speech_timeout_ms: spec.speech_timeout_ms,
+            partial_results: spec.partial_results,
+            continuous: spec.continuous,
+        },
     }
 }

@@ -17,9 +17,9 @@ use media::playback::Source;
 
 use crate::actor::CallActor;
 use crate::now_ms;
-use crate::recorder::{RecorderInput, RecordingDone, RecordingMeta};
 use crate::shard::ShardCommand;
 use crate::NodeInner;
+use record::writer::{RecorderInput, RecordingDone, RecordingMeta};
 
 /// The beep before a recording that asks for one.
 const BEEP_HZ: f32 = 1000.0;
@@ -135,7 +135,7 @@ impl CallActor {
             project_id: self.ident.project_id,
         };
         self.node.recorder.send(RecorderInput::Start(Box::new(
-            crate::recorder::StartRecording {
+            record::writer::StartRecording {
                 rec_id,
                 call_id: self.ident.call_id,
                 path,

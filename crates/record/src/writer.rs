@@ -1,6 +1,6 @@
 //! The node's recording writer: one thread that owns every open recording file. Media shards
 //! hand it each recorded call's 20 ms frames (what the far end said, what we sent) without
-//! blocking; it feeds them to each open `record::Recording` (WAV or MP3; which also decides
+//! blocking; it feeds them to each open `crate::Recording` (WAV or MP3; which also decides
 //! when `initial_timeout`, `end_silence_timeout` or `max_length` ends it) and reports every
 //! ending to the node — which queues the `calling.call.record` webhook itself, so a recording that
 //! ends because the call did is still reported.
@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 use uuid::Uuid;
 
-use crate::queue::{DropBudget, Permit};
+use media::queue::{DropBudget, Permit};
 
 /// Frames (20 ms each, one call's) waiting for the recorder at most, all calls together:
 /// ~40 s of one call's audio, or 80 ms each of 500 recorded calls. At most ~8 MB (48 kHz).
@@ -57,9 +57,9 @@ pub struct StartRecording {
     pub rec_id: Uuid,
     pub call_id: Uuid,
     pub path: PathBuf,
-    pub format: record::Format,
-    pub opts: record::RecordingOptions,
-    pub limits: record::Limits,
+    pub format: crate::Format,
+    pub opts: crate::RecordingOptions,
+    pub limits: crate::Limits,
     pub meta: RecordingMeta,
 }
 
@@ -69,7 +69,7 @@ pub enum RecorderInput {
     Start(Box<StartRecording>),
     Pause {
         rec_id: Uuid,
-        behavior: record::PauseBehavior,
+        behavior: crate::PauseBehavior,
     },
     Resume {
         rec_id: Uuid,
@@ -84,7 +84,7 @@ pub enum RecorderInput {
 pub struct RecordingDone {
     pub rec_id: Uuid,
     pub call_id: Uuid,
-    pub outcome: record::Outcome,
+    pub outcome: crate::Outcome,
     pub duration_ms: u64,
     pub size_bytes: u64,
     /// Silence written in place of frames dropped because the recorder was behind.
@@ -97,7 +97,7 @@ pub struct RecordingDone {
 
 struct Open {
     call_id: Uuid,
-    recording: record::Recording,
+    recording: crate::Recording,
     meta: RecordingMeta,
 }
 
@@ -118,7 +118,7 @@ impl RecorderHandle {
     }
 
     /// A handle onto `tx` holding at most `frames` frames in its queue.
-    pub(crate) fn over(tx: std_mpsc::Sender<RecorderInput>, frames: usize) -> RecorderHandle {
+    pub fn over(tx: std_mpsc::Sender<RecorderInput>, frames: usize) -> RecorderHandle {
         RecorderHandle {
             tx,
             frames: DropBudget::new("recorder frames", frames),
@@ -193,7 +193,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 if let Some(dir) = path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                match record::Recording::create(&path, opts, format, limits) {
+                match crate::Recording::create(&path, opts, format, limits) {
                     Ok(recording) => {
                         by_call.entry(call_id).or_default().push(rec_id);
                         open.insert(
@@ -210,7 +210,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                         let _ = done.send(RecordingDone {
                             rec_id,
                             call_id,
-                            outcome: record::Outcome::Error(e.to_string()),
+                            outcome: crate::Outcome::Error(e.to_string()),
                             duration_ms: 0,
                             size_bytes: 0,
                             gap_ms: 0,
@@ -232,7 +232,7 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
             }
             RecorderInput::Stop { rec_id } => {
                 forget(&mut by_call, &open, rec_id);
-                close(&mut open, rec_id, record::Outcome::Finished, &done)
+                close(&mut open, rec_id, crate::Outcome::Finished, &done)
             }
             RecorderInput::Shutdown => break,
         }
@@ -240,14 +240,14 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
     // Shutting down: finish every file so none is left without its header.
     let ids: Vec<Uuid> = open.keys().copied().collect();
     for rec_id in ids {
-        close(&mut open, rec_id, record::Outcome::Finished, &done);
+        close(&mut open, rec_id, crate::Outcome::Finished, &done);
     }
 }
 
 fn close(
     open: &mut HashMap<Uuid, Open>,
     rec_id: Uuid,
-    outcome: record::Outcome,
+    outcome: crate::Outcome,
     done: &mpsc::UnboundedSender<RecordingDone>,
 ) {
     let Some(rec) = open.remove(&rec_id) else {
@@ -258,7 +258,7 @@ fn close(
         warn!(%rec_id, gap_ms, "recording has silence where frames were dropped (recorder behind)");
     }
     let end = rec.recording.end(outcome);
-    if let record::Outcome::Error(why) = &end.outcome {
+    if let crate::Outcome::Error(why) = &end.outcome {
         warn!(%rec_id, error = %why, "recording failed");
     }
     let _ = done.send(RecordingDone {
@@ -271,16 +271,6 @@ fn close(
         playable: end.playable,
         meta: rec.meta,
     });
-}
-
-/// Makes every recording a crash left behind playable (WAV: header sizes from the file
-/// length; MP3: a partial last frame cut off).
-pub fn repair_all(dir: &std::path::Path) {
-    for rec in storage::stored_recordings(dir) {
-        if let Err(e) = record::repair_file(&rec.path, rec.format) {
-            warn!(path = %rec.path.display(), error = %e, "recording could not be repaired");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -337,13 +327,13 @@ mod tests {
             rec_id,
             call_id,
             path: dir.path().join("r.wav"),
-            format: record::Format::Wav,
-            opts: record::RecordingOptions {
+            format: crate::Format::Wav,
+            opts: crate::RecordingOptions {
                 sample_rate: 8000,
-                channels: record::Channels::Mono,
-                direction: record::Direction::Both,
+                channels: crate::Channels::Mono,
+                direction: crate::Direction::Both,
             },
-            limits: record::Limits {
+            limits: crate::Limits {
                 max_length_ms: None,
                 initial_timeout_ms: None,
                 end_silence_ms: None,
@@ -369,7 +359,7 @@ mod tests {
         handle.send(RecorderInput::Shutdown);
         worker.join().unwrap();
         let done = done_rx.try_recv().unwrap();
-        assert_eq!(done.outcome, record::Outcome::Finished);
+        assert_eq!(done.outcome, crate::Outcome::Finished);
         assert_eq!(done.gap_ms, 100);
         assert_eq!(done.duration_ms, (4 + 5) * 20);
     }

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asr::{RecognitionRequest, Recognizer, SpeechEngine};
+use crate::{RecognitionRequest, Recognizer, SpeechEngine};
 use media::listen::{FrameListener, ListenerEvent};
 use media::speech::{
     Recognised as Answer, SegmentAction, SegmenterConfig, SpeechEvent, SpeechSegmenter,
@@ -51,7 +51,7 @@ enum Job {
 
 /// The node's recogniser thread. Cheap to clone.
 #[derive(Clone)]
-pub(crate) struct SpeechWorker {
+pub struct SpeechWorker {
     jobs: SyncSender<Job>,
     next_session: Arc<AtomicU64>,
     /// Frames dropped because the channel was full (all calls).
@@ -70,7 +70,7 @@ impl SpeechWorker {
     /// Starts the thread, which first creates the engine with `make` (loading a model takes a
     /// moment, so not on the caller's thread); when that fails every recognition answers an
     /// error naming why.
-    pub(crate) fn start<F>(make: F) -> SpeechWorker
+    pub fn start<F>(make: F) -> SpeechWorker
     where
         F: FnOnce() -> Result<Arc<dyn SpeechEngine>, String> + Send + 'static,
     {
@@ -97,7 +97,7 @@ impl SpeechWorker {
 
     /// Frames dropped so far because the recogniser fell behind.
     #[allow(dead_code)] // read by tests; a metric later
-    pub(crate) fn dropped_frames(&self) -> u64 {
+    pub fn dropped_frames(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
@@ -175,32 +175,13 @@ fn run(engine: Result<Arc<dyn SpeechEngine>, String>, jobs: Receiver<Job>) {
 
 /// What a speech collect asked for.
 #[derive(Debug, Clone)]
-pub(crate) struct SpeechParams {
+pub struct SpeechParams {
     pub request: RecognitionRequest,
     pub segments: SegmenterConfig,
 }
 
-impl SpeechParams {
-    pub(crate) fn from_spec(spec: control::session::SpeechSpec) -> SpeechParams {
-        SpeechParams {
-            request: RecognitionRequest {
-                language: spec.language,
-                hints: spec.hints,
-                digits_allowed: spec.digits_allowed,
-                sample_rate: 8000,
-            },
-            segments: SegmenterConfig {
-                end_silence_ms: spec.end_silence_ms,
-                speech_timeout_ms: spec.speech_timeout_ms,
-                partial_results: spec.partial_results,
-                continuous: spec.continuous,
-            },
-        }
-    }
-}
-
 /// The tap on a call's audio for one speech collect (runs on the media thread).
-pub(crate) struct SpeechListener {
+pub struct SpeechListener {
     request: RecognitionRequest,
     partials: bool,
     segmenter: SpeechSegmenter,
@@ -216,7 +197,7 @@ pub(crate) struct SpeechListener {
 }
 
 impl SpeechListener {
-    pub(crate) fn new(worker: SpeechWorker, params: SpeechParams) -> SpeechListener {
+    pub fn new(worker: SpeechWorker, params: SpeechParams) -> SpeechListener {
         let (answers_tx, answers) = mpsc::channel();
         SpeechListener {
             request: params.request,
@@ -345,7 +326,7 @@ impl Drop for SpeechListener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asr::{AsrError, Transcript};
+    use crate::{AsrError, Transcript};
     use media::speech::Phase;
     use std::sync::Mutex;
 
