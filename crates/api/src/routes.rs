@@ -71,6 +71,9 @@ async fn post_command(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.max_body_bytes).await?;
+    // Refused before parsing: a parsed value costs up to ~40× its text (swml::size).
+    ::swml::size::scan_json(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is too complex: {e}"), None))?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
     if let Some(name) = value.get("command").and_then(Value::as_str) {

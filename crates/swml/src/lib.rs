@@ -13,6 +13,7 @@ pub mod lint;
 mod methods;
 pub mod run;
 pub mod simulate;
+pub mod size;
 
 pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
@@ -20,6 +21,9 @@ pub use run::{Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, S
 
 /// Largest document accepted, in bytes of source text.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// Largest YAML document accepted: its parser holds every event of the document at once
+/// (~80 bytes of memory per byte of text), so YAML is capped lower than JSON.
+pub const MAX_YAML_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SwmlError {
@@ -27,6 +31,10 @@ pub enum SwmlError {
     Empty,
     #[error("SWML document is larger than {MAX_DOCUMENT_BYTES} bytes")]
     TooLarge,
+    #[error("SWML document in YAML is larger than {MAX_YAML_BYTES} bytes (JSON may be larger)")]
+    YamlTooLarge,
+    #[error("SWML document is too complex: {0}")]
+    TooComplex(#[from] size::TooComplex),
     #[error("SWML document is neither JSON nor YAML: {0}")]
     Syntax(String),
     #[error("SWML document must be an object with `sections`")]
@@ -49,9 +57,11 @@ impl SwmlError {
     /// The SWML error code (swml.md §2.11) for this failure.
     pub fn code(&self) -> &'static str {
         match self {
-            SwmlError::Empty | SwmlError::TooLarge | SwmlError::Syntax(_) => {
-                "relay_script_parse_error"
-            }
+            SwmlError::Empty
+            | SwmlError::TooLarge
+            | SwmlError::TooComplex(_)
+            | SwmlError::YamlTooLarge
+            | SwmlError::Syntax(_) => "relay_script_parse_error",
             SwmlError::NotAnObject => "relay_script_element_wrong_type",
             SwmlError::Invalid(problems) => problems
                 .first()
@@ -114,9 +124,13 @@ pub fn parse_text(text: &str) -> Result<Value, SwmlError> {
     if trimmed.is_empty() {
         return Err(SwmlError::Empty);
     }
+    if trimmed.starts_with(['{', '[']) {
+        size::scan_json(trimmed.as_bytes())?;
+    }
     match serde_json::from_str::<Value>(trimmed) {
         Ok(v) => Ok(v),
-        Err(json_err) => match serde_yaml::from_str::<Value>(trimmed) {
+        Err(_) if trimmed.len() > MAX_YAML_BYTES => Err(SwmlError::YamlTooLarge),
+        Err(json_err) => match size::parse_yaml(trimmed)? {
             Ok(v) if v.is_object() => Ok(v),
             Ok(_) => Err(SwmlError::NotAnObject),
             Err(yaml_err) => Err(SwmlError::Syntax(format!(

@@ -36,12 +36,7 @@ pub fn parse_document_or_url(value: &Value) -> Result<Value, Problem> {
 }
 
 fn parse_text(text: &str) -> Option<Value> {
-    let parsed = match serde_json::from_str::<Value>(text) {
-        Ok(v) => v,
-        // YAML is tried second: it accepts almost any text, as a plain string.
-        Err(_) => serde_yaml::from_str::<Value>(text).ok()?,
-    };
-    parsed.is_object().then_some(parsed)
+    ::swml::parse_text(text).ok().filter(Value::is_object)
 }
 
 #[cfg(test)]
