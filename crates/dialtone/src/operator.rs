@@ -48,13 +48,13 @@ async fn failed(
     headers: HeaderMap,
     Query(q): Query<FailedQuery>,
 ) -> Response {
-    if api::authenticate(&op.credentials, &headers).is_none() {
+    let Some(project) = api::authenticate(&op.credentials, &headers) else {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "Unauthorized"})),
         )
             .into_response();
-    }
+    };
     let limit = match q.limit.as_deref().filter(|l| !l.is_empty()) {
         None => 50,
         Some(raw) => match raw.parse::<usize>() {
@@ -69,7 +69,7 @@ async fn failed(
             }
         },
     };
-    match op.store.given_up_webhooks(limit).await {
+    match op.store.given_up_webhooks(project, limit).await {
         Ok(rows) => {
             let data: Vec<_> = rows
                 .into_iter()

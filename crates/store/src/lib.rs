@@ -570,17 +570,23 @@ impl Store {
         .await
     }
 
-    /// Given-up jobs, newest first, at most `limit`: what the operator needs to see of
-    /// undeliverable webhooks.
-    pub async fn given_up_webhooks(&self, limit: usize) -> Result<Vec<FailedWebhook>, StoreError> {
+    /// A project's given-up jobs (those of its calls), newest first, at most `limit`: what the
+    /// operator needs to see of undeliverable webhooks.
+    pub async fn given_up_webhooks(
+        &self,
+        project_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<FailedWebhook>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, call_id, url, attempts, created_at_ms, next_attempt_at_ms, \
-                 COALESCE(last_error, '') FROM webhook_outbox WHERE state = 'given_up' \
-                 ORDER BY id DESC LIMIT ?1",
+                "SELECT w.id, w.call_id, w.url, w.attempts, w.created_at_ms, \
+                 w.next_attempt_at_ms, COALESCE(w.last_error, '') FROM webhook_outbox w \
+                 JOIN calls c ON c.id = w.call_id \
+                 WHERE w.state = 'given_up' AND c.project_id = ?2 \
+                 ORDER BY w.id DESC LIMIT ?1",
             )?;
-            let rows = stmt.query_map(params![limit], |row| {
+            let rows = stmt.query_map(params![limit, project_id.to_string()], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, Option<String>>(1)?,

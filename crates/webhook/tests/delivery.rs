@@ -630,38 +630,67 @@ async fn retention_removes_old_finished_rows_and_failures_are_listed() {
     })
     .await;
     let store = Store::open_in_memory().await.unwrap();
+    // Failures are listed per project: the project of the webhook's call.
+    let project = Uuid::new_v4();
+    let call = Uuid::new_v4();
+    store
+        .insert_call(store::CallRecord {
+            id: call,
+            project_id: project,
+            status_events: "[]".into(),
+            dial_request: "{}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let worker = WebhookDelivery::spawn(store.clone(), config(&[]));
-    enqueue(&store, None, &server.url("/a"), "good").await;
-    let bad = enqueue(&store, None, &server.url("/b"), "bad").await;
+    enqueue(&store, Some(call), &server.url("/a"), "good").await;
+    let bad = enqueue(&store, Some(call), &server.url("/b"), "bad").await;
     worker.kick();
     drained(&store).await;
-    let failed = store.given_up_webhooks(10).await.unwrap();
+    let failed = store.given_up_webhooks(project, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, bad);
     assert_eq!(failed[0].last_error, "HTTP 404");
+    assert!(store
+        .given_up_webhooks(Uuid::new_v4(), 10)
+        .await
+        .unwrap()
+        .is_empty());
     worker.shutdown().await;
     // Kept while young; gone once older than the retention.
     assert_eq!(store.purge_webhooks(0, 0).await.unwrap(), 0);
     let later = i64::MAX;
     assert_eq!(store.purge_webhooks(later, i64::MIN).await.unwrap(), 1);
-    assert_eq!(store.given_up_webhooks(10).await.unwrap().len(), 1);
+    assert_eq!(store.given_up_webhooks(project, 10).await.unwrap().len(), 1);
     assert_eq!(store.purge_webhooks(later, later).await.unwrap(), 1);
-    assert!(store.given_up_webhooks(10).await.unwrap().is_empty());
+    assert!(store
+        .given_up_webhooks(project, 10)
+        .await
+        .unwrap()
+        .is_empty());
     // The worker applies a configured retention by itself.
     let mut cfg = config(&[]);
     cfg.retention = Retention {
         delivered: Duration::from_millis(1),
         given_up: Duration::from_millis(1),
     };
-    enqueue(&store, None, &server.url("/b"), "bad").await;
+    enqueue(&store, Some(call), &server.url("/b"), "bad").await;
     let worker = WebhookDelivery::spawn(store.clone(), cfg.clone());
     worker.kick();
     drained(&store).await;
     worker.shutdown().await;
-    assert_eq!(store.given_up_webhooks(10).await.unwrap().len(), 1);
+    assert_eq!(store.given_up_webhooks(project, 10).await.unwrap().len(), 1);
     tokio::time::sleep(Duration::from_millis(5)).await;
     let worker = WebhookDelivery::spawn(store.clone(), cfg);
-    until_async(|| async { store.given_up_webhooks(10).await.unwrap().is_empty() }).await;
+    until_async(|| async {
+        store
+            .given_up_webhooks(project, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
     worker.shutdown().await;
 }
 
