@@ -140,6 +140,36 @@ def test_per_peer_cap_leaves_room_for_others(tmp_path):
         d.stop()
 
 
+def test_sip_tcp_limits_come_from_the_configuration(tmp_path):
+    """The per-peer cap on silent SIP/TCP connections and the first-data timeout are the
+    operator's settings: 4 per peer, 1 s."""
+    d = Dialtone(tmp_path, {"DIALTONE_SIP_TCP_MAX_SILENT_PER_PEER": "4",
+                            "DIALTONE_SIP_TCP_FIRST_DATA_TIMEOUT_MS": "1000"}).start()
+    held = []
+    try:
+        for _ in range(10):
+            held.append(open_from("127.0.0.5", int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])))
+        time.sleep(0.3)
+        closed_at_once = sum(1 for s in held if closed_by_server(s, 0.05))
+        assert closed_at_once >= 6, closed_at_once
+        time.sleep(1.5)
+        assert all(closed_by_server(s, 0.05) for s in held)
+    finally:
+        for s in held:
+            s.close()
+        d.stop()
+
+
+def closed_by_server(sock, wait):
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
 def sip_request(sock, port, method, cseq, max_forwards="70", body=b"", extra=""):
     mine = sock.getsockname()[1]
     call_id = uuid.uuid4().hex

@@ -47,6 +47,12 @@ pub struct Settings {
     pub http_header_timeout_ms: u64,
     pub http_idle_timeout_ms: u64,
     pub http_request_timeout_ms: u64,
+    /// SIP/TCP listener limits (sip::TcpLimits, docs/security.md).
+    pub sip_tcp_max_connections: usize,
+    pub sip_tcp_max_silent: usize,
+    pub sip_tcp_max_silent_per_peer: usize,
+    pub sip_tcp_first_data_timeout_ms: u64,
+    pub sip_tcp_idle_timeout_ms: u64,
     pub log: String,
     pub log_format: String,
     /// Where inbound calls go (`[[inbound_routes]]` tables).
@@ -160,6 +166,11 @@ impl Default for Settings {
             http_header_timeout_ms: 10_000,
             http_idle_timeout_ms: 60_000,
             http_request_timeout_ms: 30_000,
+            sip_tcp_max_connections: 1024,
+            sip_tcp_max_silent: 256,
+            sip_tcp_max_silent_per_peer: 16,
+            sip_tcp_first_data_timeout_ms: 10_000,
+            sip_tcp_idle_timeout_ms: 120_000,
             log: "info".into(),
             log_format: "text".into(),
             inbound_routes: Vec::new(),
@@ -256,6 +267,15 @@ impl Settings {
                 "DIALTONE_HTTP_MAX_CONNECTIONS_PER_PEER",
                 &mut self.http_max_connections_per_peer,
             ),
+            (
+                "DIALTONE_SIP_TCP_MAX_CONNECTIONS",
+                &mut self.sip_tcp_max_connections,
+            ),
+            ("DIALTONE_SIP_TCP_MAX_SILENT", &mut self.sip_tcp_max_silent),
+            (
+                "DIALTONE_SIP_TCP_MAX_SILENT_PER_PEER",
+                &mut self.sip_tcp_max_silent_per_peer,
+            ),
         ] {
             if let Some(v) = env(var) {
                 *field = v
@@ -298,6 +318,14 @@ impl Settings {
             (
                 "DIALTONE_HTTP_REQUEST_TIMEOUT_MS",
                 &mut self.http_request_timeout_ms,
+            ),
+            (
+                "DIALTONE_SIP_TCP_FIRST_DATA_TIMEOUT_MS",
+                &mut self.sip_tcp_first_data_timeout_ms,
+            ),
+            (
+                "DIALTONE_SIP_TCP_IDLE_TIMEOUT_MS",
+                &mut self.sip_tcp_idle_timeout_ms,
             ),
         ] {
             if let Some(v) = env(var) {
@@ -348,6 +376,14 @@ impl Settings {
             || self.http_request_timeout_ms == 0
         {
             bail!("http_*_timeout_ms must be at least 1");
+        }
+        if self.sip_tcp_max_connections == 0
+            || self.sip_tcp_max_silent == 0
+            || self.sip_tcp_max_silent_per_peer == 0
+            || self.sip_tcp_first_data_timeout_ms == 0
+            || self.sip_tcp_idle_timeout_ms == 0
+        {
+            bail!("sip_tcp_* limits must be at least 1");
         }
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
@@ -593,5 +629,26 @@ mod tests {
             ..Settings::default()
         };
         assert!(s.check().is_err());
+    }
+
+    #[test]
+    fn sip_tcp_limits_from_the_file() {
+        let s: Settings = toml::from_str(
+            "sip_tcp_max_silent_per_peer = 4
+sip_tcp_idle_timeout_ms = 5000
+",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.sip_tcp_max_silent_per_peer, s.sip_tcp_idle_timeout_ms),
+            (4, 5000)
+        );
+        assert!(s.check().is_ok());
+        let zero: Settings = toml::from_str(
+            "sip_tcp_max_connections = 0
+",
+        )
+        .unwrap();
+        assert!(zero.check().unwrap_err().to_string().contains("sip_tcp"));
     }
 }

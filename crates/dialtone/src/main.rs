@@ -332,6 +332,13 @@ fn node_config(
             .as_deref()
             .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
             .filter(|c| !c.is_empty()),
+        sip_tcp: sip::TcpLimits {
+            max_connections: s.sip_tcp_max_connections,
+            max_silent: s.sip_tcp_max_silent,
+            max_silent_per_peer: s.sip_tcp_max_silent_per_peer,
+            first_data_timeout: std::time::Duration::from_millis(s.sip_tcp_first_data_timeout_ms),
+            idle_timeout: std::time::Duration::from_millis(s.sip_tcp_idle_timeout_ms),
+        },
     })
 }
 

@@ -111,11 +111,17 @@ impl Node {
                 ..webhook::DeliveryConfig::default()
             },
         );
-        let (sip, incoming) = sip::SipEndpoint::start(sip::SipConfig {
-            listen: cfg.sip_listen,
-            external_ip: cfg.external_ip,
-            user_agent: cfg.user_agent.clone(),
-        })
+        let (sip, incoming) = sip::SipEndpoint::start_with(
+            sip::SipConfig {
+                listen: cfg.sip_listen,
+                external_ip: cfg.external_ip,
+                user_agent: cfg.user_agent.clone(),
+            },
+            sip::SipOptions {
+                tcp: cfg.sip_tcp.clone(),
+                ..sip::SipOptions::default()
+            },
+        )
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
         let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
