@@ -47,6 +47,8 @@ pub struct Settings {
     pub http_header_timeout_ms: u64,
     pub http_idle_timeout_ms: u64,
     pub http_request_timeout_ms: u64,
+    /// Codec preference for offers and answers, e.g. `PCMU,PCMA,G722,OPUS`.
+    pub codecs: String,
     /// SIP/TCP listener limits (sip::TcpLimits, docs/security.md).
     pub sip_tcp_max_connections: usize,
     pub sip_tcp_max_silent: usize,
@@ -166,6 +168,7 @@ impl Default for Settings {
             http_header_timeout_ms: 10_000,
             http_idle_timeout_ms: 60_000,
             http_request_timeout_ms: 30_000,
+            codecs: "PCMU,PCMA,G722,OPUS".into(),
             sip_tcp_max_connections: 1024,
             sip_tcp_max_silent: 256,
             sip_tcp_max_silent_per_peer: 16,
@@ -210,11 +213,27 @@ impl Settings {
         Ok(s)
     }
 
+    /// The `codecs` list, every name one we have a coder for.
+    pub fn codec_preference(&self) -> anyhow::Result<Vec<sdp::Codec>> {
+        let names: Vec<&str> = self.codecs.split(',').map(str::trim).collect();
+        let codecs = sdp::Codec::list(&self.codecs);
+        if names.iter().any(|n| sdp::Codec::list(n).is_empty()) || codecs.is_empty() {
+            bail!(
+                "codecs must be a comma list of PCMU, PCMA, G722, OPUS (got {:?})",
+                self.codecs
+            );
+        }
+        Ok(codecs)
+    }
+
     fn apply_env(&mut self) -> anyhow::Result<()> {
         if let Some(v) = env("DIALTONE_HTTP_LISTEN") {
             self.http_listen = v
                 .parse()
                 .context("DIALTONE_HTTP_LISTEN must be host:port")?;
+        }
+        if let Some(v) = env("DIALTONE_CODECS") {
+            self.codecs = v;
         }
         if let Some(v) = env("DIALTONE_SIP_LISTEN") {
             self.sip_listen = v.parse().context("DIALTONE_SIP_LISTEN must be ip:port")?;
@@ -385,6 +404,7 @@ impl Settings {
         {
             bail!("sip_tcp_* limits must be at least 1");
         }
+        self.codec_preference()?;
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
             bail!("rtp_ports {lo}-{hi} leaves no even port pair");

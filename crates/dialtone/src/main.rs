@@ -332,6 +332,7 @@ fn node_config(
             .as_deref()
             .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
             .filter(|c| !c.is_empty()),
+        codecs: s.codec_preference()?,
         sip_tcp: sip::TcpLimits {
             max_connections: s.sip_tcp_max_connections,
             max_silent: s.sip_tcp_max_silent,

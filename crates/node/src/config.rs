@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub s3: Option<storage::S3Config>,
     /// A speech engine in another process (program, arguments) instead of the embedded one.
     pub asr_command: Option<Vec<String>>,
+    /// Codecs in preference order, for our offers (when a dial names none) and our answers.
+    pub codecs: Vec<sdp::Codec>,
     /// Limits on the SIP/TCP listener.
     pub sip_tcp: sip::TcpLimits,
 }

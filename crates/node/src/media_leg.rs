@@ -11,9 +11,6 @@ use uuid::Uuid;
 use crate::config::NodeConfig;
 use record::writer::{RecorderHandle, TapFrame};
 
-/// Codecs offered when the dial names none (the spec's "platform default").
-const DEFAULT_CODECS: [sdp::Codec; 2] = [sdp::Codec::Pcmu, sdp::Codec::Pcma];
-
 /// What offer/answer settled for one call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NegotiatedMedia {
@@ -34,9 +31,10 @@ impl From<sdp::Negotiated> for NegotiatedMedia {
     }
 }
 
-/// The dial's audio codecs in our SDP vocabulary, in the caller's order, without duplicates.
-/// Video and G.729 are accepted by validation but never offered (no encoder).
-pub fn offered_codecs(requested: &[control::Codec]) -> Vec<sdp::Codec> {
+/// The dial's audio codecs in our SDP vocabulary, in the caller's order, without duplicates;
+/// the operator's preference list (`codecs`) when it names none. Video and G.729 are accepted
+/// by validation but never offered (no encoder).
+pub fn offered_codecs(requested: &[control::Codec], preference: &[sdp::Codec]) -> Vec<sdp::Codec> {
     let mut out = Vec::new();
     for c in requested {
         let mapped = match c {
@@ -53,7 +51,7 @@ pub fn offered_codecs(requested: &[control::Codec]) -> Vec<sdp::Codec> {
         }
     }
     if out.is_empty() {
-        out.extend(DEFAULT_CODECS);
+        out.extend_from_slice(preference);
     }
     out
 }
@@ -63,7 +61,7 @@ pub fn local_media(cfg: &NodeConfig, port: u16, codecs: &[control::Codec]) -> sd
     sdp::LocalMedia {
         ip: cfg.external_ip,
         port,
-        codecs: offered_codecs(codecs),
+        codecs: offered_codecs(codecs, &cfg.codecs),
         telephone_event: true,
         session_id: rand::thread_rng().gen_range(1..u32::MAX as u64),
         session_version: 1,

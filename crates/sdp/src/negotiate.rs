@@ -9,8 +9,11 @@ use crate::{Codec, Direction, SdpError, SessionDescription};
 const TELEPHONE_EVENT_PT_8K: u8 = 101;
 const TELEPHONE_EVENT_PT_48K: u8 = 102;
 const TELEPHONE_EVENT: &str = "telephone-event";
-/// DTMF events 0-15 plus flash (RFC 4733 §3.2).
+/// DTMF events 0-15 plus flash (RFC 4733 §3.2), what we offer.
 const TELEPHONE_EVENT_FMTP: &str = "0-16";
+/// What an offer without `a=fmtp` for its events means (RFC 4733 §7.1.1), and so what our
+/// answer then says.
+const TELEPHONE_EVENT_FMTP_DEFAULT: &str = "0-15";
 const OPUS_FMTP: &str = "useinbandfec=1";
 
 /// What we offer or answer with.
@@ -34,8 +37,9 @@ pub struct Negotiated {
     /// The payload type to send the codec with (the peer's number for it).
     pub payload_type: u8,
     pub clock_rate: u32,
-    /// The peer's payload type for telephone-event at the codec's clock rate, if both
-    /// sides have it.
+    /// The peer's payload type for telephone-event, if both sides have it: the one at the
+    /// codec's clock rate, else (Opus) the 8 kHz one most endpoints offer. Events are timed
+    /// in the codec's clock either way, as such endpoints (baresip) time them.
     pub telephone_event_pt: Option<u8>,
     /// Media-level `c=` (else session-level) with the `m=` port; IP 0.0.0.0 means hold.
     pub remote: SocketAddr,
@@ -152,22 +156,41 @@ fn codec_of(media: &MediaDescription, pt: u8) -> Option<Codec> {
     }
 }
 
-/// The first listed payload type whose codec is in `codecs`.
-fn choose_codec(media: &MediaDescription, codecs: &[Codec]) -> Option<(Codec, u8)> {
-    media.payload_types().find_map(|pt| {
-        codec_of(media, pt)
-            .filter(|c| codecs.contains(c))
-            .map(|c| (c, pt))
-    })
+/// Which side's order picks the codec.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// The first listed in the peer's SDP (their answer to our offer: their choice).
+    TheirOrder,
+    /// The first of ours the peer listed (our answer to their offer: our preference list).
+    OurOrder,
 }
 
-/// The first listed telephone-event payload type at `clock_rate`.
+/// The codec to use and the peer's payload type for it.
+fn choose_codec(media: &MediaDescription, codecs: &[Codec], pick: Pick) -> Option<(Codec, u8)> {
+    let listed = || {
+        media
+            .payload_types()
+            .filter_map(|pt| codec_of(media, pt).map(|c| (c, pt)))
+    };
+    match pick {
+        Pick::TheirOrder => listed().find(|(c, _)| codecs.contains(c)),
+        Pick::OurOrder => codecs
+            .iter()
+            .find_map(|ours| listed().find(|(c, _)| c == ours)),
+    }
+}
+
+/// The peer's telephone-event payload type for a codec at `clock_rate`: the first listed at
+/// that rate, else, for a codec not at 8 kHz, the first at 8 kHz.
 fn telephone_event_pt(media: &MediaDescription, clock_rate: u32) -> Option<u8> {
-    media.payload_types().find(|pt| {
-        media.rtpmap(*pt).is_some_and(|m| {
-            m.encoding_name.eq_ignore_ascii_case(TELEPHONE_EVENT) && m.clock_rate == clock_rate
+    let at = |rate: u32| {
+        media.payload_types().find(|pt| {
+            media.rtpmap(*pt).is_some_and(|m| {
+                m.encoding_name.eq_ignore_ascii_case(TELEPHONE_EVENT) && m.clock_rate == rate
+            })
         })
-    })
+    };
+    at(clock_rate).or_else(|| (clock_rate != 8000).then(|| at(8000)).flatten())
 }
 
 fn is_audio(m: &MediaDescription) -> bool {
@@ -182,13 +205,14 @@ fn is_rtp_avp(m: &MediaDescription) -> bool {
 fn negotiate_media(
     local: &LocalMedia,
     codecs: &[Codec],
+    pick: Pick,
     sdp: &SessionDescription,
     media: &MediaDescription,
 ) -> Result<Negotiated, SdpError> {
     if media.port == 0 {
         return Err(SdpError::MediaRejected);
     }
-    let (codec, payload_type) = choose_codec(media, codecs).ok_or(SdpError::NoCommonCodec)?;
+    let (codec, payload_type) = choose_codec(media, codecs, pick).ok_or(SdpError::NoCommonCodec)?;
     let clock_rate = codec.rtp_clock_rate();
     let telephone_event_pt = if local.telephone_event {
         telephone_event_pt(media, clock_rate)
@@ -231,12 +255,13 @@ pub fn negotiate_answer(local: &LocalMedia, answer_sdp: &str) -> Result<Negotiat
         .iter()
         .find(|m| is_audio(m))
         .ok_or(SdpError::NoAudio)?;
-    negotiate_media(local, &codecs, &sdp, media)
+    negotiate_media(local, &codecs, Pick::TheirOrder, &sdp, media)
 }
 
-/// Answers a peer's offer (a re-INVITE or an inbound call): the first codec in the
-/// offer's order that we support, with the offerer's payload type numbers, plus its
-/// telephone-event at the same clock rate. Every other `m=` line is rejected with port 0,
+/// Answers a peer's offer (a re-INVITE or an inbound call): the first codec of
+/// `local.codecs` (our preference list) that the offer has, with the offerer's payload type
+/// numbers, plus its telephone-event (at the codec's rate, else 8 kHz) with the events the
+/// offer listed. Every other `m=` line is rejected with port 0,
 /// as RFC 3264 §6 requires one answer line per offer line.
 pub fn answer_offer(
     local: &LocalMedia,
@@ -258,14 +283,19 @@ pub fn answer_offer(
         }
     };
     let offered = &offer.media[chosen];
-    let negotiated = negotiate_media(local, &codecs, &offer, offered)?;
+    let negotiated = negotiate_media(local, &codecs, Pick::OurOrder, &offer, offered)?;
 
     let mut formats = vec![negotiated.payload_type.to_string()];
     let mut attributes = Vec::new();
     codec_attributes(negotiated.codec, negotiated.payload_type, &mut attributes);
     if let Some(pt) = negotiated.telephone_event_pt {
         formats.push(pt.to_string());
-        event_attributes(pt, negotiated.clock_rate, &mut attributes);
+        let rate = offered
+            .rtpmap(pt)
+            .map_or(negotiated.clock_rate, |m| m.clock_rate);
+        attributes.push(rtpmap(pt, TELEPHONE_EVENT, rate, None));
+        let events = offered.fmtp(pt).unwrap_or(TELEPHONE_EVENT_FMTP_DEFAULT);
+        attributes.push(fmtp(pt, events));
     }
     let ptime = negotiated.ptime_ms.unwrap_or(local.ptime_ms);
     if ptime > 0 {

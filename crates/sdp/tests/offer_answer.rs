@@ -394,7 +394,10 @@ fn answer_offer_pcmu_with_events() {
                  a=fmtp:100 0-15\r\n\
                  a=ptime:30\r\n\
                  a=sendonly\r\n";
-    let mut l = local(&[Codec::Pcma, Codec::Pcmu], true);
+    // Our order, not the offer's, picks: PCMA first here.
+    let (_, n) = answer_offer(&local(&[Codec::Pcma, Codec::Pcmu], true), offer).unwrap();
+    assert_eq!((n.codec, n.payload_type), (Codec::Pcma, 8));
+    let mut l = local(&[Codec::Pcmu, Codec::Pcma], true);
     l.session_version = 7;
     let (answer, n) = answer_offer(&l, offer).unwrap();
     assert_eq!(
@@ -419,7 +422,7 @@ fn answer_offer_pcmu_with_events() {
          m=audio 40000 RTP/AVP 0 100\r\n\
          a=rtpmap:0 PCMU/8000\r\n\
          a=rtpmap:100 telephone-event/8000\r\n\
-         a=fmtp:100 0-16\r\n\
+         a=fmtp:100 0-15\r\n\
          a=ptime:30\r\n\
          a=recvonly\r\n"
     );
@@ -457,20 +460,59 @@ fn answer_offer_opus_dynamic() {
                  a=rtpmap:109 opus/48000/2\r\n\
                  a=rtpmap:101 telephone-event/8000\r\n\
                  a=rtpmap:110 telephone-event/48000\r\n";
-    let (answer, n) = answer_offer(&all(), offer).unwrap();
+    let opus_first = local(&[Codec::Opus, Codec::Pcmu], true);
+    let (answer, n) = answer_offer(&opus_first, offer).unwrap();
     assert_eq!(
         (n.codec, n.payload_type, n.telephone_event_pt),
         (Codec::Opus, 109, Some(110))
     );
     assert!(answer.contains("m=audio 40000 RTP/AVP 109 110\r\n"));
     assert!(answer.contains("a=rtpmap:109 opus/48000/2\r\na=fmtp:109 useinbandfec=1\r\n"));
-    assert!(answer.contains("a=rtpmap:110 telephone-event/48000\r\na=fmtp:110 0-16\r\n"));
-    // Local preference does not reorder: offer order wins among supported codecs.
+    // No fmtp in the offer means events 0-15 (RFC 4733 §7.1.1).
+    assert!(answer.contains("a=rtpmap:110 telephone-event/48000\r\na=fmtp:110 0-15\r\n"));
+    // Our preference list picks among what the offer has: PCMU before Opus.
     let (_, n) = answer_offer(&local(&[Codec::Pcmu, Codec::Opus], true), offer).unwrap();
-    assert_eq!(n.codec, Codec::Opus);
+    assert_eq!((n.codec, n.telephone_event_pt), (Codec::Pcmu, Some(101)));
     let (answer, n) = answer_offer(&local(&[Codec::Pcmu], false), offer).unwrap();
     assert_eq!((n.codec, n.telephone_event_pt), (Codec::Pcmu, None));
     assert!(answer.contains("m=audio 40000 RTP/AVP 0\r\n"));
+}
+
+/// Opus with only an 8 kHz telephone-event (baresip): the 8 kHz one is used, both in the
+/// answer we give and in the answer we get, so DTMF works on Opus calls.
+#[test]
+fn opus_calls_use_an_8khz_telephone_event() {
+    let offer = "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n\
+                 m=audio 30000 RTP/AVP 96 101\r\n\
+                 a=rtpmap:96 opus/48000/2\r\n\
+                 a=rtpmap:101 telephone-event/8000\r\n\
+                 a=fmtp:101 0-15\r\n";
+    let (answer, n) = answer_offer(&all(), offer).unwrap();
+    assert_eq!(
+        (n.codec, n.payload_type, n.telephone_event_pt),
+        (Codec::Opus, 96, Some(101))
+    );
+    assert!(answer.contains("m=audio 40000 RTP/AVP 96 101\r\n"));
+    assert!(answer.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"));
+    let n = negotiate_answer(&local(&[Codec::Opus], true), offer).unwrap();
+    assert_eq!(n.telephone_event_pt, Some(101));
+}
+
+/// A G.722-only or Opus-only caller is answered with that codec (the default list has all
+/// four), not refused.
+#[test]
+fn wideband_only_offers_are_answered() {
+    for (m, map, codec) in [
+        ("9", "a=rtpmap:9 G722/8000\r\n", Codec::G722),
+        ("111", "a=rtpmap:111 opus/48000/2\r\n", Codec::Opus),
+    ] {
+        let offer = format!(
+            "v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\n\
+             m=audio 30000 RTP/AVP {m}\r\n{map}"
+        );
+        let (_, n) = answer_offer(&all(), &offer).unwrap();
+        assert_eq!(n.codec, codec);
+    }
 }
 
 #[test]

@@ -95,7 +95,7 @@ impl CallActor {
 
     /// SWML `answer.codecs` on a ringing inbound call: our answer is computed again with only
     /// those codecs (names as swml.md §6.4 lists them, case-insensitive, anything after `@`
-    /// ignored), the first of the caller's offer among them winning. Codecs this server has
+    /// ignored), the first of them the caller offered winning. Codecs this server has
     /// no coder for (G729, AMR-WB, video) are skipped. An error when none is left, when the
     /// caller offered none of them, or when our SDP already went out with another codec.
     pub(crate) fn restrict_inbound_codecs(&mut self, list: &str) -> Result<(), String> {
