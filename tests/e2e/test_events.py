@@ -9,6 +9,7 @@ callers, the official SDK, a real webhook receiver.
 - Stopping a continuous collect sends one final `state: "finished"` event; stopping a single one sends nothing
   (ambiguity register A13).
 """
+import pytest
 import time
 
 from test_calls import FROM, dial, get_call, sipp_done, wait_hook, wait_status
@@ -103,14 +104,38 @@ def test_answer_codecs_the_caller_did_not_offer_fail_the_answer(start_dialtone, 
     assert next(l for l in body.split("\n") if l.startswith("m=audio ")).split()[3] == "0", body
 
 
-def test_without_answer_codecs_the_callers_first_codec_wins(start_dialtone, tmp_path, sipp, sinks):
+@pytest.mark.parametrize("preference,expected_pt", [(None, "0"), ("PCMA,PCMU", "8")])
+def test_without_answer_codecs_our_preference_list_picks(start_dialtone, tmp_path, sipp, sinks, preference,
+                                                         expected_pt):
+    # The caller lists PCMU then PCMA; the operator's `codecs` list decides (default PCMU first).
     swml = doc({"answer": {}}, {"play": {"url": "silence:0.5"}}, {"hangup": {}})
-    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml)])
+    settings = [f'codecs = "{preference}"'] if preference else []
+    d = start_node(start_dialtone, tmp_path, settings + [route_toml(NUMBER, swml=swml)])
     caller = call_in(sipp, d, NUMBER, scenario="inbound_uac_pcmu_pcma.xml", sink=sinks())
     assert caller.wait(15) == 0, caller.describe()
     body = caller.received("200")[0].body.replace("\r", "")
     mline = next(l for l in body.split("\n") if l.startswith("m=audio "))
-    assert mline.split()[3] == "0", body
+    assert mline.split()[3] == expected_pt, body
+
+
+@pytest.mark.parametrize("pt,codec,ts_step", [("9", "G722/8000", 160), ("111", "opus/48000/2", 960)])
+def test_wideband_only_callers_are_answered_with_their_codec(start_dialtone, tmp_path, sipp, sinks, pt, codec,
+                                                            ts_step):
+    # A G.722-only or Opus-only caller was refused with 488 when answers took only PCMU/PCMA.
+    swml = doc({"answer": {}}, {"play": {"url": "silence:1"}}, {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=swml)])
+    sink = sinks()
+    caller = sipp("inbound_uac_one_codec.xml", keys={"rtp_sink": sink.port, "pt": pt, "codec": codec},
+                  extra=("-s", NUMBER, f"127.0.0.1:{d.sip_port}"))
+    assert caller.wait(15) == 0, caller.describe()
+    body = caller.received("200")[0].body.replace("\r", "")
+    mline = next(l for l in body.split("\n") if l.startswith("m=audio "))
+    assert mline.split()[3:] == [pt, "101"], body
+    assert f"a=rtpmap:{pt} {codec}" in body, body
+    packets = [p for p in sink.packets if p[3] == int(pt)]
+    assert len(packets) >= 30, len(sink.packets)
+    steps = {(b[2] - a[2]) % 2**32 for a, b in zip(packets, packets[1:])}
+    assert ts_step in steps, steps
 
 
 # ---------------------------------------------------------------- user_event
