@@ -7,13 +7,16 @@
 //! * [`RtpSender`]: one packet per 20 ms tick, audio or telephone-events, with continuous
 //!   sequence numbers and timestamps.
 //! * [`Receiver`]: RFC 3550 A.1/A.3/A.8 loss, duplicate and jitter accounting.
+//! * [`rtcp`]: RFC 3550 §6 compound SR/RR + SDES CNAME and BYE packets, their parsing, the
+//!   round-trip time from a report block, the ~5 s report schedule.
 
 mod packet;
 mod receiver;
+pub mod rtcp;
 mod sender;
 
 pub use packet::{digit_to_event, parse, write, RtpPacket, TelephoneEvent, RTP_HEADER_LEN};
-pub use receiver::{ReceiveStats, Receiver};
+pub use receiver::{ReceiveStats, Receiver, ReportBlockInputs};
 pub use sender::{RtpSender, SenderConfig, SenderEvent};
 
 /// Everything that can go wrong parsing RTP or queueing digits.

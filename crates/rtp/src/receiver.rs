@@ -67,6 +67,20 @@ impl Source {
     }
 }
 
+/// What an RTCP report block about the stream says (RFC 3550 §6.4.1), from
+/// [`Receiver::report_block_inputs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportBlockInputs {
+    pub ssrc: u32,
+    /// Lost since the previous report, as a fraction of 256 (A.3).
+    pub fraction_lost: u8,
+    pub cumulative_lost: u64,
+    /// Cycles in the high 16 bits, the highest sequence number in the low 16.
+    pub extended_highest_seq: u32,
+    /// Interarrival jitter in RTP timestamp units.
+    pub jitter: u32,
+}
+
 /// Tracks one incoming RTP stream (RFC 3550 A.1/A.3/A.8). An SSRC change starts fresh
 /// sequence tracking; the counters of earlier sources are kept in the totals.
 #[derive(Debug, Clone)]
@@ -79,6 +93,9 @@ pub struct Receiver {
     duplicates: u64,
     ssrc_changes: u64,
     jitter: f64,
+    /// Expected and received totals at the previous report (for the fraction lost).
+    reported_expected: u64,
+    reported_received: u64,
 }
 
 enum Outcome {
@@ -100,6 +117,8 @@ impl Receiver {
             duplicates: 0,
             ssrc_changes: 0,
             jitter: 0.0,
+            reported_expected: 0,
+            reported_received: 0,
         }
     }
 
@@ -149,6 +168,33 @@ impl Receiver {
             self.jitter += (d - self.jitter) / 16.0;
         }
         src.last_transit = Some(transit);
+    }
+
+    /// The report block inputs for the current source, and the start of a new report
+    /// interval; `None` before any packet.
+    pub fn report_block_inputs(&mut self) -> Option<ReportBlockInputs> {
+        let src = self.source.as_ref()?;
+        let stats = self.stats();
+        let expected = stats.packets_received + stats.packets_lost;
+        let expected_interval = expected.saturating_sub(self.reported_expected);
+        let received_interval = stats
+            .packets_received
+            .saturating_sub(self.reported_received);
+        let lost_interval = expected_interval.saturating_sub(received_interval);
+        self.reported_expected = expected;
+        self.reported_received = stats.packets_received;
+        let fraction_lost = if expected_interval == 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval).min(255) as u8
+        };
+        Some(ReportBlockInputs {
+            ssrc: src.ssrc,
+            fraction_lost,
+            cumulative_lost: stats.packets_lost,
+            extended_highest_seq: src.max_ext.saturating_sub(SEQ_MOD) as u32,
+            jitter: self.jitter as u32,
+        })
     }
 
     pub fn stats(&self) -> ReceiveStats {
