@@ -327,6 +327,7 @@ fn node_config(
             .clone()
             .unwrap_or_else(|| format!("http://{}", s.http_listen)),
         s3: s.storage.s3()?,
+        egress: s.egress.policy()?,
         asr_command: s
             .asr_command
             .as_deref()

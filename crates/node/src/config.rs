@@ -41,4 +41,6 @@ pub struct NodeConfig {
     pub s3: Option<storage::S3Config>,
     /// A speech engine in another process (program, arguments) instead of the embedded one.
     pub asr_command: Option<Vec<String>>,
+    /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
+    pub egress: egress::EgressPolicy,
 }

@@ -685,3 +685,33 @@ fn origins() {
     assert_eq!(origin("https://a.example"), "https://a.example");
     assert_eq!(origin("nonsense"), "nonsense");
 }
+
+#[tokio::test]
+async fn a_refused_destination_is_given_up_at_once_and_gets_nothing() {
+    init();
+    let server = Server::start(ok()).await;
+    let store = Store::open_in_memory().await.unwrap();
+    let mut cfg = config(&[10, 10]);
+    cfg.egress = Arc::new(
+        egress::EgressPolicy::parse("public-only", [] as [&str; 0], [] as [&str; 0]).unwrap(),
+    );
+    let worker = WebhookDelivery::spawn(store.clone(), cfg);
+    // A literal loopback address, and a name that resolves to one.
+    let literal = enqueue(&store, None, &server.url("/hook"), "literal").await;
+    let by_name = format!("http://localhost:{}/hook", server.addr.port());
+    let named = enqueue(&store, None, &by_name, "named").await;
+    worker.kick();
+    drained(&store).await;
+    worker.shutdown().await;
+    assert!(server.requests().is_empty());
+    let failed = store.given_up_webhooks(10).await.unwrap();
+    assert_eq!(failed.len(), 2);
+    for f in &failed {
+        assert!(f.id == literal || f.id == named);
+        assert!(
+            f.last_error.contains("refused in public-only mode"),
+            "{}",
+            f.last_error
+        );
+    }
+}
