@@ -126,7 +126,8 @@ def hold():
 def dial(d, victim, witness):
     r = d.post({"command": "dial", "params": {
         "from": FROM, "to_script": hold(), "swml": flow(victim, witness),
-        "status_url": victim.url("/status"), "status_events": ["created", "answered", "ended"]}})
+        # By name: a literal loopback status_url would be refused up front (422, see below).
+        "status_url": victim.name_url("/status"), "status_events": ["created", "answered", "ended"]}})
     assert r.status_code == 200, r.text
     return r.json()["id"]
 
@@ -184,7 +185,7 @@ def test_public_only_refuses_every_user_url_and_the_call_goes_on(start_dialtone)
         assert "error" in play_states(witness), witness.paths()
         # The webhooks to the refused status_url were given up at once, and the operator sees why.
         rows = failed_webhooks(d, 3)
-        assert {r["url"] for r in rows} == {victim.url("/status")}, rows
+        assert {r["url"] for r in rows} == {victim.name_url("/status")}, rows
         assert all(r["attempts"] == 1 and "refused in public-only mode" in r["last_error"] for r in rows), rows
         # Nothing reached the refused receiver.
         time.sleep(0.5)
@@ -258,7 +259,7 @@ def test_a_deny_entry_for_the_receivers_address_refuses_webhooks(start_dialtone)
         doc = {"version": "1.0.0", "sections": {"main": [{"hangup": {}}]}}
         r = d.post({"command": "dial", "params": {
             "from": FROM, "to_script": hold(), "swml": doc,
-            "status_url": victim.url("/status"), "status_events": ["created", "answered", "ended"]}})
+            "status_url": victim.name_url("/status"), "status_events": ["created", "answered", "ended"]}})
         assert r.status_code == 200, r.text
         wait_ended(d, r.json()["id"])
         rows = failed_webhooks(d, 3)
@@ -275,3 +276,54 @@ def test_bad_egress_configuration_stops_the_start(tmp_path):
     p = subprocess.run([BINARY, "serve"], env=d.env, capture_output=True, timeout=20)
     assert p.returncode != 0
     assert b"egress" in p.stderr + p.stdout
+
+
+def wait_answered(d, call_id, timeout=10):
+    deadline = time.time() + timeout
+    leg = None
+    while time.time() < deadline:
+        leg = requests.get(f"{d.base}/api/calling/calls/{call_id}", auth=(d.project, d.token), timeout=5).json()
+        if leg["status"] == "answered":
+            return leg
+        time.sleep(0.05)
+    raise AssertionError(f"call not answered: {leg}")
+
+
+def test_rest_urls_refused_up_front_are_422_and_by_name_fail_like_unreachable(start_dialtone):
+    victim = Receiver("127.0.0.1")
+    witness = Receiver("127.0.0.2")
+    try:
+        d = start_dialtone({"DIALTONE_EGRESS_MODE": "public-only", "DIALTONE_EGRESS_ALLOW": "127.0.0.2"})
+        holding = {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"sleep": -1}]}}
+        # A literal address the policy refuses: a 422 naming the attribute, in SignalWire's error shape.
+        r = d.post({"command": "dial", "params": {"from": FROM, "to_script": hold(), "swml": holding,
+                                                  "status_url": victim.url("/status")}})
+        assert r.status_code == 422, r.text
+        err = r.json()["errors"][0]
+        assert (err["code"], err["attribute"], err["type"]) == ("url_is_unsafe", "status_url", "validation_error"), err
+        assert "public-only" in err["message"], err
+        r = d.post({"command": "dial", "params": {"from": FROM, "to_script": hold(), "swml": holding,
+                                                  "status_url": witness.url("/status")}})
+        assert r.status_code == 200, r.text
+        call_id = r.json()["id"]
+        wait_answered(d, call_id)
+        play = lambda url: d.post({"command": "calling.play", "id": call_id, "params": {
+            "control_id": "p1", "status_url": witness.url("/play-events"),
+            "play": [{"type": "audio", "params": {"url": url}}]}})
+        r = play(victim.url("/audio.wav"))
+        assert r.status_code == 422 and r.json()["errors"][0]["attribute"] == "play.0.params.url", r.text
+        # By name the API cannot tell; the node refuses when the name resolves: a play error event.
+        r = play(victim.name_url("/audio.wav"))
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 10
+        while "error" not in play_states(witness) and time.time() < deadline:
+            time.sleep(0.05)
+        assert "error" in play_states(witness), witness.paths()
+        assert wait_answered(d, call_id)["status"] == "answered"
+        r = d.post({"command": "calling.end", "id": call_id, "params": {"reason": "hangup"}})
+        assert r.status_code == 200, r.text
+        wait_ended(d, call_id)
+        assert victim.paths() == []
+    finally:
+        victim.stop()
+        witness.stop()

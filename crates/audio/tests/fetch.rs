@@ -448,14 +448,8 @@ async fn a_refused_url_is_an_error_and_nothing_is_sent() {
         }
     }
     assert!(server.requests("/tone.wav").is_empty());
-    let f = fetcher_with(egress::EgressPolicy::default());
-    match f
-        .fetch("http://169.254.169.254/latest/meta-data/", 8_000)
-        .await
-    {
-        Err(AudioError::Refused(why)) => assert!(why.contains("metadata"), "{why}"),
-        other => panic!("{other:?}"),
-    }
+    // Non-loopback targets (169.254.169.254 …) are the pure policy's unit tests (crates/egress):
+    // a test here would send a packet off the host if the policy were broken.
 }
 
 #[tokio::test]

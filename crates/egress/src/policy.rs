@@ -411,6 +411,15 @@ impl EgressPolicy {
         }
     }
 
+    /// [`check_url`](Self::check_url) on URL text; text that does not parse as a URL passes
+    /// (its syntax is for the caller to judge). For checks up front, before any request.
+    pub fn check_url_text(&self, raw: &str) -> Result<(), EgressError> {
+        match Url::parse(raw.trim()) {
+            Ok(url) => self.check_url(&url),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// A host name before resolution: refused when a `deny` host entry matches it.
     pub fn check_name(&self, host: &str) -> Result<(), EgressError> {
         match self.deny.iter().find(|e| e.matches_host(host)) {
