@@ -236,6 +236,8 @@ fn urls_are_checked_for_scheme_and_literal_hosts() {
         "http://169.254.43518/",
         "http://0/",
         "http://[::]/",
+        "http://169.254.169.254./",
+        "HTTP://0251.0376.0251.0376/",
     ] {
         assert_eq!(
             rule_of(p.check_url(&url(meta))),
