@@ -81,10 +81,11 @@ async fn post_command(
             tracing::Span::current().record("command", name);
         }
     }
-    let validated = validate::validate_request(&value, state.validation).map_err(|r| match r {
-        validate::Rejection::BadRequest => bad_request_reason(&value),
-        other => ApiError::from(other),
-    })?;
+    let validated =
+        validate::validate_request(&value, state.validation.clone()).map_err(|r| match r {
+            validate::Rejection::BadRequest => bad_request_reason(&value),
+            other => ApiError::from(other),
+        })?;
     tracing::debug!(command = validated.command_name(), "validated");
     match validated {
         ValidatedRequest::Dial(request) => {

@@ -58,12 +58,19 @@ impl ApiState {
         self
     }
 
+    /// The node's egress policy, so that a URL it would refuse from its text alone is a 422
+    /// `url_is_unsafe` at the API (docs/security.md, "Egress").
+    pub fn with_egress(mut self, policy: Arc<egress::EgressPolicy>) -> Self {
+        self.validation.egress = policy;
+        self
+    }
+
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
 
     pub fn validation_options(&self) -> ValidationOptions {
-        self.validation
+        self.validation.clone()
     }
 }
 

@@ -36,6 +36,8 @@ pub struct FetchConfig {
     pub cache_entries: usize,
     /// `User-Agent` sent with every request.
     pub user_agent: String,
+    /// Where audio may be fetched from (docs/security.md, "Egress").
+    pub egress: Arc<egress::EgressPolicy>,
 }
 
 impl Default for FetchConfig {
@@ -46,6 +48,7 @@ impl Default for FetchConfig {
             max_ms: 30 * 60 * 1000,
             cache_entries: 256,
             user_agent: concat!("dialtone-audio/", env!("CARGO_PKG_VERSION")).to_string(),
+            egress: Arc::default(),
         }
     }
 }
@@ -86,7 +89,7 @@ pub struct AudioFetcher {
 
 struct Inner {
     cfg: FetchConfig,
-    client: OnceLock<reqwest::Client>,
+    client: OnceLock<egress::EgressClient>,
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
     tick: AtomicU64,
     hits: AtomicU64,
@@ -147,9 +150,9 @@ impl AudioFetcher {
         }
     }
 
-    /// A fetcher that uses the given client. The per-request timeout and `User-Agent` of `cfg`
-    /// are still applied.
-    pub fn with_client(cfg: FetchConfig, client: reqwest::Client) -> Self {
+    /// A fetcher that uses the given client (which carries its own egress policy). The
+    /// per-request timeout and `User-Agent` of `cfg` are still applied.
+    pub fn with_client(cfg: FetchConfig, client: egress::EgressClient) -> Self {
         let f = Self::new(cfg);
         let _ = f.inner.client.set(client);
         f
@@ -225,6 +228,7 @@ impl AudioFetcher {
             let client = self.client()?;
             let mut req = client
                 .get(target.url.clone())
+                .map_err(|e| AudioError::Refused(e.to_string()))?
                 .timeout(cfg.timeout)
                 .header(header::USER_AGENT, cfg.user_agent.as_str());
             if let Some((user, pass)) = &target.auth {
@@ -340,18 +344,22 @@ impl AudioFetcher {
         Ok(Outcome::Downloaded(pcm))
     }
 
-    fn client(&self) -> Result<&reqwest::Client, AudioError> {
+    fn client(&self) -> Result<&egress::EgressClient, AudioError> {
         if let Some(c) = self.inner.client.get() {
             return Ok(c);
         }
         let cfg = &self.inner.cfg;
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .user_agent(cfg.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .build()
-            .map_err(|e| AudioError::Http(format!("building HTTP client: {}", chain(&e))))?;
+        let client = egress::EgressClient::new(
+            cfg.egress.clone(),
+            egress::ClientOptions {
+                purpose: "audio",
+                timeout: Some(cfg.timeout),
+                connect_timeout: Some(cfg.timeout),
+                user_agent: Some(cfg.user_agent.clone()),
+                max_redirects: MAX_REDIRECTS,
+            },
+        )
+        .map_err(|e| AudioError::Http(format!("building HTTP client: {}", chain(&e))))?;
         // If another task won the race, use its client.
         let _ = self.inner.client.set(client);
         self.inner
@@ -558,6 +566,9 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 fn http_error(e: reqwest::Error) -> AudioError {
+    if let Some(refused) = egress::refusal(&e) {
+        return AudioError::Refused(refused.to_string());
+    }
     if e.is_timeout() {
         return AudioError::Http(format!("timed out: {}", chain(&e)));
     }

@@ -30,6 +30,10 @@ pub enum AudioError {
     /// The URL is not a valid absolute `http`/`https` URL.
     #[error("bad audio URL: {0}")]
     BadUrl(String),
+    /// The egress policy refused the URL, a redirect hop or the address a name resolved to
+    /// (nothing was sent there).
+    #[error("audio URL refused: {0}")]
+    Refused(String),
     /// Transport failure: connect, TLS, timeout, reading the body.
     #[error("HTTP error fetching audio: {0}")]
     Http(String),

@@ -100,6 +100,11 @@ async fn handle(State(s): State<Server>, uri: Uri, headers: HeaderMap) -> Respon
         "/big" => response(StatusCode::OK, &wav, vec![0u8; 2 * 1024 * 1024]),
         "/long.wav" => response(StatusCode::OK, &wav, (*s.long).clone()),
         "/redirect" => response(StatusCode::FOUND, &[("location", "/tone.wav")], Vec::new()),
+        "/redirect-elsewhere" => response(
+            StatusCode::FOUND,
+            &[("location", "http://127.0.0.2:9/tone.wav")],
+            Vec::new(),
+        ),
         "/slow.wav" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             response(StatusCode::OK, &wav, tone)
@@ -417,4 +422,49 @@ async fn lru_keeps_at_most_cache_entries() {
     assert_eq!(f.cache_stats().hits, 1);
     f.fetch(&url, 8_000).await.unwrap();
     assert_eq!(server.requests("/tone.wav").len(), 4);
+}
+
+fn fetcher_with(policy: egress::EgressPolicy) -> AudioFetcher {
+    init();
+    AudioFetcher::new(FetchConfig {
+        timeout: Duration::from_secs(2),
+        egress: Arc::new(policy),
+        ..FetchConfig::default()
+    })
+}
+
+#[tokio::test]
+async fn a_refused_url_is_an_error_and_nothing_is_sent() {
+    let (addr, server) = serve().await;
+    let none: [&str; 0] = [];
+    let f = fetcher_with(egress::EgressPolicy::parse("public-only", none, none).unwrap());
+    for url in [
+        format!("http://{addr}/tone.wav"),
+        format!("http://localhost:{}/tone.wav", addr.port()),
+    ] {
+        match f.fetch(&url, 8_000).await {
+            Err(AudioError::Refused(why)) => assert!(why.contains("public-only"), "{why}"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    assert!(server.requests("/tone.wav").is_empty());
+    // Non-loopback targets (169.254.169.254 …) are the pure policy's unit tests (crates/egress):
+    // a test here would send a packet off the host if the policy were broken.
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_denied_address_is_not_followed() {
+    let (addr, server) = serve().await;
+    let none: [&str; 0] = [];
+    let f = fetcher_with(egress::EgressPolicy::parse("default", none, ["127.0.0.2"]).unwrap());
+    match f
+        .fetch(&format!("http://{addr}/redirect-elsewhere"), 8_000)
+        .await
+    {
+        Err(AudioError::Refused(why)) => {
+            assert!(why.contains("egress.deny entry 127.0.0.2/32"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests("/redirect-elsewhere").len(), 1);
 }

@@ -66,6 +66,42 @@ pub struct Settings {
     /// A free-form speech engine run as a separate process (program and arguments, split on
     /// whitespace), used instead of the embedded pocketsphinx grammar engine.
     pub asr_command: Option<String>,
+    /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
+    pub egress: EgressSetting,
+}
+
+/// `[egress]`: `mode` (`default` or `public-only`), `allow` and `deny` lists of addresses,
+/// CIDRs, host names and `*.domain` patterns.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressSetting {
+    pub mode: String,
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+impl EgressSetting {
+    pub fn policy(&self) -> anyhow::Result<egress::EgressPolicy> {
+        egress::EgressPolicy::parse(&self.mode, &self.allow, &self.deny).context("[egress]")
+    }
+
+    fn apply_env(&mut self) {
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect()
+        };
+        if let Some(v) = env("DIALTONE_EGRESS_MODE") {
+            self.mode = v;
+        }
+        if let Some(v) = env("DIALTONE_EGRESS_ALLOW") {
+            self.allow = list(v);
+        }
+        if let Some(v) = env("DIALTONE_EGRESS_DENY") {
+            self.deny = list(v);
+        }
+    }
 }
 
 /// `[storage]`: `kind = "local"` (default: the data dir) or `"s3"` (an S3-compatible bucket;
@@ -180,6 +216,7 @@ impl Default for Settings {
             inbound_url: None,
             asr_command: None,
             storage: StorageSetting::default(),
+            egress: EgressSetting::default(),
         }
     }
 }
@@ -382,11 +419,13 @@ impl Settings {
         if let Some(v) = env("DIALTONE_LOG_FORMAT") {
             self.log_format = v;
         }
+        self.egress.apply_env();
         Ok(())
     }
 
     fn check(&self) -> anyhow::Result<()> {
         self.storage.s3()?;
+        self.egress.policy()?;
         if self.http_max_connections == 0 || self.http_max_connections_per_peer == 0 {
             bail!("http_max_connections and http_max_connections_per_peer must be at least 1");
         }
@@ -635,6 +674,27 @@ mod tests {
             .contains("endpoint"));
         let bad: Settings = toml::from_str("[storage]\nkind = \"ftp\"\n").unwrap();
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn egress_section_is_parsed_and_checked() {
+        let s: Settings = toml::from_str(
+            "[egress]\nmode = \"public-only\"\nallow = [\"10.1.0.0/16\", \"*.corp.example\"]\n\
+             deny = [\"127.0.0.1\"]\n",
+        )
+        .unwrap();
+        let p = s.egress.policy().unwrap();
+        assert_eq!(p.mode, egress::Mode::PublicOnly);
+        assert_eq!((p.allow.len(), p.deny.len()), (2, 1));
+        assert_eq!(
+            Settings::default().egress.policy().unwrap(),
+            egress::EgressPolicy::default()
+        );
+        let bad: Settings = toml::from_str("[egress]\nmode = \"open\"\n").unwrap();
+        assert!(bad.check().is_err());
+        let bad: Settings = toml::from_str("[egress]\ndeny = [\"10.0.0.0/99\"]\n").unwrap();
+        assert!(bad.check().is_err());
+        assert!(toml::from_str::<Settings>("[egress]\nallow_all = true\n").is_err());
     }
 
     #[test]

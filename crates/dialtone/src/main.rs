@@ -170,7 +170,8 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
             token: creds.api_token.clone(),
         }],
     )
-    .with_max_body_bytes(settings.max_body_bytes);
+    .with_max_body_bytes(settings.max_body_bytes)
+    .with_egress(std::sync::Arc::new(settings.egress.policy()?));
     // A second connection to the same database (WAL) for the operator's read-only routes.
     let operator_store = store::Store::open(settings.data_dir.join("dialtone.db"))
         .await
@@ -327,6 +328,7 @@ fn node_config(
             .clone()
             .unwrap_or_else(|| format!("http://{}", s.http_listen)),
         s3: s.storage.s3()?,
+        egress: s.egress.policy()?,
         asr_command: s
             .asr_command
             .as_deref()

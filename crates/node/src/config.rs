@@ -45,4 +45,6 @@ pub struct NodeConfig {
     pub codecs: Vec<sdp::Codec>,
     /// Limits on the SIP/TCP listener.
     pub sip_tcp: sip::TcpLimits,
+    /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
+    pub egress: egress::EgressPolicy,
 }

@@ -14,6 +14,8 @@ pub enum FetchError {
     BadUrl(String),
     #[error("request failed: {0}")]
     Http(String),
+    #[error("request refused: {0}")]
+    Refused(String),
     #[error("HTTP status {0}")]
     Status(u16),
     #[error("response larger than {0} bytes")]
@@ -26,25 +28,35 @@ pub enum FetchError {
 
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: egress::EgressClient,
     signing_key: Vec<u8>,
     max_bytes: usize,
 }
 
 impl Fetcher {
-    pub fn new(signing_key: &str, timeout: Duration, max_bytes: usize, user_agent: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(user_agent)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Fetcher {
+    /// Fails only when no HTTP client can be built (no TLS provider).
+    pub fn new(
+        signing_key: &str,
+        timeout: Duration,
+        max_bytes: usize,
+        user_agent: &str,
+        egress: std::sync::Arc<egress::EgressPolicy>,
+    ) -> Result<Self, reqwest::Error> {
+        let client = egress::EgressClient::new(
+            egress,
+            egress::ClientOptions {
+                purpose: "swml fetch",
+                timeout: Some(timeout),
+                connect_timeout: Some(timeout),
+                user_agent: Some(user_agent.to_owned()),
+                max_redirects: 3,
+            },
+        )?;
+        Ok(Fetcher {
             client,
             signing_key: signing_key.as_bytes().to_vec(),
             max_bytes,
-        }
+        })
     }
 
     /// POSTs `payload` (or GETs with its key fields as query parameters, ambiguity register A12)
@@ -79,13 +91,15 @@ impl Fetcher {
             }
         };
         let sigs = webhook::sign(&self.signing_key, parsed.as_str(), &body);
+        let refused = |e: egress::EgressError| FetchError::Refused(e.to_string());
         let mut req = match method {
             HttpMethod::Post => self
                 .client
                 .post(parsed.clone())
+                .map_err(refused)?
                 .header("Content-Type", "application/json")
                 .body(body),
-            HttpMethod::Get => self.client.get(parsed.clone()),
+            HttpMethod::Get => self.client.get(parsed.clone()).map_err(refused)?,
         };
         req = req
             .header(
@@ -97,10 +111,10 @@ impl Fetcher {
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let mut resp = req.send().await.map_err(|e| match egress::refusal(&e) {
+            Some(r) => FetchError::Refused(r.to_string()),
+            None => FetchError::Http(e.to_string()),
+        })?;
         if !resp.status().is_success() {
             return Err(FetchError::Status(resp.status().as_u16()));
         }

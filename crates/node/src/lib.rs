@@ -43,6 +43,8 @@ pub enum NodeError {
     Sip(String),
     #[error("media: {0}")]
     Media(#[from] std::io::Error),
+    #[error("HTTP client: {0}")]
+    Http(String),
 }
 
 /// Milliseconds since the Unix epoch: the wall clock of the I/O edge, passed into the cores.
@@ -73,8 +75,8 @@ pub(crate) struct NodeInner {
     pub ports: PortPool,
     pub fetcher: Fetcher,
     pub prep: prepare::MediaPrep,
-    /// For SWML `request`.
-    pub http: reqwest::Client,
+    /// For SWML `request`, under the egress policy.
+    pub http: egress::EgressClient,
     pub recorder: record::writer::RecorderHandle,
     /// Where recordings are written, uploaded and served from.
     pub storage: storage::Recordings,
@@ -95,6 +97,9 @@ impl Node {
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
         let asr_command = cfg.asr_command.clone();
         std::fs::create_dir_all(&cfg.data_dir)?;
+        let egress_policy = Arc::new(cfg.egress.clone());
+        tracing::info!(mode = %cfg.egress.mode, allow = ?cfg.egress.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            deny = ?cfg.egress.deny.iter().map(ToString::to_string).collect::<Vec<_>>(), "egress policy");
         let store = store::Store::open(cfg.data_dir.join("dialtone.db"))
             .await
             .map_err(|e| NodeError::Store(e.to_string()))?;
@@ -108,6 +113,7 @@ impl Node {
                 per_destination: cfg.webhook_per_destination,
                 retention: cfg.webhook_retention.clone(),
                 user_agent: cfg.user_agent.clone(),
+                egress: egress_policy.clone(),
                 ..webhook::DeliveryConfig::default()
             },
         );
@@ -131,7 +137,9 @@ impl Node {
             cfg.swml_fetch_timeout,
             cfg.swml_max_bytes,
             &cfg.user_agent,
-        );
+            egress_policy.clone(),
+        )
+        .map_err(|e| NodeError::Http(e.to_string()))?;
         let ports = PortPool::new(cfg.rtp_ports.0, cfg.rtp_ports.1);
         let prep = prepare::MediaPrep::new(
             audio::AudioFetcher::new(audio::FetchConfig {
@@ -139,20 +147,28 @@ impl Node {
                 max_bytes: cfg.audio_max_bytes,
                 max_ms: cfg.audio_max_seconds.saturating_mul(1000),
                 user_agent: cfg.user_agent.clone(),
+                egress: egress_policy.clone(),
                 ..audio::FetchConfig::default()
             }),
             start_tts(),
         );
-        let http = reqwest::Client::builder()
+        let http = egress::EgressClient::new(
+            egress_policy,
+            egress::ClientOptions {
+                purpose: "swml request",
+                user_agent: Some(cfg.user_agent.clone()),
+                max_redirects: 3,
+                ..egress::ClientOptions::default()
+            },
+        )
+        .map_err(|e| NodeError::Http(e.to_string()))?;
+        // The operator's own bucket: not a user-supplied URL, so no egress policy.
+        let s3_http = reqwest::Client::builder()
             .user_agent(&cfg.user_agent)
-            .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let storage = storage::Recordings::new(
-            cfg.data_dir.join("recordings"),
-            cfg.s3.clone(),
-            http.clone(),
-        );
+        let storage =
+            storage::Recordings::new(cfg.data_dir.join("recordings"), cfg.s3.clone(), s3_http);
         repair_all(storage.dir());
         let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
         let recorder = record::writer::RecorderHandle::start(rec_done_tx)?;

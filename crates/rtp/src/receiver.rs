@@ -183,11 +183,9 @@ impl Receiver {
         let lost_interval = expected_interval.saturating_sub(received_interval);
         self.reported_expected = expected;
         self.reported_received = stats.packets_received;
-        let fraction_lost = if expected_interval == 0 {
-            0
-        } else {
-            ((lost_interval << 8) / expected_interval).min(255) as u8
-        };
+        let fraction_lost = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .map_or(0, |f| f.min(255) as u8);
         Some(ReportBlockInputs {
             ssrc: src.ssrc,
             fraction_lost,

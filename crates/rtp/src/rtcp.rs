@@ -83,7 +83,7 @@ fn header(out: &mut Vec<u8>, count: u8, pt: u8) -> usize {
 
 /// Fills in the length word of the packet begun at `at` (padding it to 32 bits first).
 fn finish(out: &mut Vec<u8>, at: usize) {
-    while (out.len() - at) % 4 != 0 {
+    while !(out.len() - at).is_multiple_of(4) {
         out.push(0);
     }
     let words = ((out.len() - at) / 4 - 1) as u16;

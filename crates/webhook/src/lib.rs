@@ -58,6 +58,8 @@ pub struct DeliveryConfig {
     pub retry: RetryPolicy,
     /// How long finished rows are kept.
     pub retention: Retention,
+    /// Where webhooks may go (docs/security.md, "Egress"); a refused URL is given up at once.
+    pub egress: Arc<egress::EgressPolicy>,
 }
 
 /// Retries: after `backoff` runs out, each delay is twice the previous one, at most
@@ -138,6 +140,7 @@ impl Default for DeliveryConfig {
             per_destination: 4,
             retry: RetryPolicy::default(),
             retention: Retention::default(),
+            egress: Arc::default(),
         }
     }
 }
@@ -223,7 +226,7 @@ struct Worker {
     cfg: Arc<DeliveryConfig>,
     kick: Arc<Notify>,
     stop: watch::Receiver<bool>,
-    client: Option<reqwest::Client>,
+    client: Option<egress::EgressClient>,
     tasks: JoinSet<()>,
     /// Job ids and their destinations in flight, by the task sending them.
     in_flight: HashMap<tokio::task::Id, (i64, String)>,
@@ -398,7 +401,7 @@ impl Worker {
     }
 
     /// The HTTP client, built on first use and again after a failed build.
-    fn client(&mut self) -> Option<reqwest::Client> {
+    fn client(&mut self) -> Option<egress::EgressClient> {
         if self.client.is_none() {
             match build_client(&self.cfg) {
                 Ok(c) => self.client = Some(c),
@@ -409,12 +412,12 @@ impl Worker {
     }
 }
 
-fn build_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Error> {
+fn build_client(cfg: &DeliveryConfig) -> Result<egress::EgressClient, reqwest::Error> {
     let user_agent = match HeaderValue::from_str(&cfg.user_agent) {
-        Ok(v) => v,
+        Ok(_) => cfg.user_agent.clone(),
         Err(_) => {
             warn!(user_agent = %cfg.user_agent, "invalid webhook User-Agent; using the default");
-            HeaderValue::from_static(concat!("dialtone/", env!("CARGO_PKG_VERSION")))
+            concat!("dialtone/", env!("CARGO_PKG_VERSION")).to_owned()
         }
     };
     // reqwest panics when no rustls provider is installed; the binary installs ring at start,
@@ -422,17 +425,26 @@ fn build_client(cfg: &DeliveryConfig) -> Result<reqwest::Client, reqwest::Error>
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    reqwest::Client::builder()
-        .user_agent(user_agent)
-        .timeout(cfg.timeout)
-        .connect_timeout(cfg.timeout)
-        // The signature covers the URL we were given; a redirect would break it.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    egress::EgressClient::new(
+        cfg.egress.clone(),
+        egress::ClientOptions {
+            purpose: "webhook",
+            timeout: Some(cfg.timeout),
+            connect_timeout: Some(cfg.timeout),
+            user_agent: Some(user_agent),
+            // The signature covers the URL we were given; a redirect would break it.
+            max_redirects: 0,
+        },
+    )
 }
 
 /// One attempt at one job, and recording its outcome.
-async fn deliver(client: reqwest::Client, cfg: Arc<DeliveryConfig>, store: Store, job: WebhookJob) {
+async fn deliver(
+    client: egress::EgressClient,
+    cfg: Arc<DeliveryConfig>,
+    store: Store,
+    job: WebhookJob,
+) {
     let attempt = job.attempts.saturating_add(1);
     let call_id = job.call_id.map(|c| c.to_string()).unwrap_or_default();
     let outcome = attempt_once(&client, &cfg, &job).await;
@@ -484,14 +496,21 @@ async fn deliver(client: reqwest::Client, cfg: Arc<DeliveryConfig>, store: Store
     }
 }
 
-async fn attempt_once(client: &reqwest::Client, cfg: &DeliveryConfig, job: &WebhookJob) -> Outcome {
+async fn attempt_once(
+    client: &egress::EgressClient,
+    cfg: &DeliveryConfig,
+    job: &WebhookJob,
+) -> Outcome {
     let target = match Target::parse(&job.url) {
         Ok(t) => t,
         Err(why) => return Outcome::Permanent(why),
     };
     let sigs = sign(&cfg.signing_key, target.url.as_str(), &job.body);
-    let mut request = client
-        .post(target.url)
+    let request = match client.post(target.url) {
+        Ok(r) => r,
+        Err(refused) => return Outcome::Permanent(refused.to_string()),
+    };
+    let mut request = request
         .header(CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, sigs.sha1_hex)
         .header(SHA256_SIGNATURE_HEADER, sigs.sha256_hex)
@@ -503,6 +522,10 @@ async fn attempt_once(client: &reqwest::Client, cfg: &DeliveryConfig, job: &Webh
         Ok(response) => classify(response.status()),
         Err(e) if e.is_builder() => Outcome::Permanent(format!("cannot build the request: {e}")),
         Err(e) if e.is_timeout() => Outcome::Retry(format!("timed out: {e}")),
+        // Refused where the name resolved: as final as a refused URL.
+        Err(e) if egress::refusal(&e).is_some() => {
+            Outcome::Permanent(egress::refusal(&e).map_or_else(String::new, ToString::to_string))
+        }
         Err(e) => Outcome::Retry(format!("request failed: {}", error_chain(&e))),
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::codes::{
     INVALID_HTTP_METHOD, INVALID_PARAMETER, MISSING_REQUIRED_PARAMETER, MUST_BE_OBJECT,
-    NOT_AN_HTTP_URL,
+    NOT_AN_HTTP_URL, URL_IS_UNSAFE,
 };
 use super::formats;
 use super::{FieldError, ValidationOptions};
@@ -125,11 +125,11 @@ impl<'a> Obj<'a> {
 
     /// A nested object whose attributes are reported under `path` (e.g. `play.0.params`).
     pub fn nested(&self, src: &'a Map<String, Value>, path: String) -> Obj<'a> {
-        Self::at(src, path, self.options)
+        Self::at(src, path, self.options.clone())
     }
 
     pub fn options(&self) -> ValidationOptions {
-        self.options
+        self.options.clone()
     }
 
     /// This object's own attribute path (empty at the top).
@@ -272,12 +272,15 @@ impl<'a> Obj<'a> {
     }
 
     /// An absolute http(s) URL (`not_an_http_url`).
+    /// The node's egress policy refusing it from the text alone is `url_is_unsafe`.
     pub fn opt_http_url(&mut self, key: &str) -> Option<&'a str> {
-        self.field(key, false, check_http_url)
+        let egress = self.options.egress.clone();
+        self.field(key, false, |v| check_egress_url(&egress, v))
     }
 
     pub fn req_http_url(&mut self, key: &str) -> Option<&'a str> {
-        self.field(key, true, check_http_url)
+        let egress = self.options.egress.clone();
+        self.field(key, true, |v| check_egress_url(&egress, v))
     }
 
     /// `GET` or `POST`, any case, normalised to upper case (`invalid_http_method`).
@@ -444,6 +447,30 @@ pub fn check_http_url(v: &Value) -> Result<(&str, Value), Problem> {
     match v.as_str() {
         Some(s) if formats::is_http_url(s) => Ok((s, v.clone())),
         _ => Err(problem(NOT_AN_HTTP_URL, "must be an http or https URL")),
+    }
+}
+
+/// [`check_http_url`], then the egress policy's verdict on the URL text.
+pub fn check_egress_url<'v>(
+    egress: &egress::EgressPolicy,
+    v: &'v Value,
+) -> Result<(&'v str, Value), Problem> {
+    let (s, norm) = check_http_url(v)?;
+    check_egress(egress, s)?;
+    Ok((s, norm))
+}
+
+/// `url_is_unsafe` when the egress policy refuses `url` before any request.
+pub fn check_egress(egress: &egress::EgressPolicy, url: &str) -> Result<(), Problem> {
+    match egress.check_url_text(url) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(problem(
+            URL_IS_UNSAFE,
+            match e.rule() {
+                Some(rule) => format!("is refused by the egress policy: {rule}"),
+                None => format!("is refused by the egress policy: {e}"),
+            },
+        )),
     }
 }
 

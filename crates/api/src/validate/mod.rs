@@ -64,16 +64,20 @@ pub enum Rejection {
 }
 
 /// Deployment settings that change what validation accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationOptions {
     /// Refuse private/reserved IPv4 tap targets (`url_is_unsafe`); ambiguity register A14.
     pub reject_private_tap_addresses: bool,
+    /// The node's egress policy: an http(s) URL it refuses from the text alone (scheme, an
+    /// address literal, a denied name) is a 422 `url_is_unsafe` (docs/security.md, "Egress").
+    pub egress: std::sync::Arc<egress::EgressPolicy>,
 }
 
 impl Default for ValidationOptions {
     fn default() -> Self {
         ValidationOptions {
             reject_private_tap_addresses: true,
+            egress: std::sync::Arc::default(),
         }
     }
 }

@@ -11,7 +11,14 @@ const DEST_FORMS: &str = "must be a sip: URI, an E.164 number, an http(s) SWML U
                           object or a device object ({type: phone|sip, params})";
 
 pub fn transfer(p: &mut Obj<'_>) {
-    p.field("dest", true, |v| normalise_dest(v).map(|d| ((), d)));
+    let egress = p.options().egress;
+    p.field("dest", true, |v| {
+        let dest = normalise_dest(v)?;
+        if let Some(url) = dest.as_str().filter(|s| formats::is_http_url(s)) {
+            super::fields::check_egress(&egress, url)?;
+        }
+        Ok(((), dest))
+    });
 }
 
 fn normalise_dest(value: &Value) -> Result<Value, Problem> {

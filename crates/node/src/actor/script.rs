@@ -374,7 +374,7 @@ fn effect_name(e: &Effect) -> &'static str {
 
 /// The HTTP call of SWML `request`, bounded in time and size.
 async fn perform_request(
-    client: &reqwest::Client,
+    client: &egress::EgressClient,
     req: swml::HttpRequest,
 ) -> Result<swml::HttpResponse, String> {
     let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
@@ -385,6 +385,7 @@ async fn perform_request(
     }
     let mut builder = client
         .request(method, url)
+        .map_err(|e| e.to_string())?
         .timeout(Duration::from_millis(req.timeout_ms.max(1)));
     for (k, v) in &req.headers {
         builder = builder.header(k.as_str(), v.as_str());
@@ -399,7 +400,7 @@ async fn perform_request(
     )
     .await
     .map_err(|_| "request timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| egress::refusal(&e).map_or_else(|| e.to_string(), ToString::to_string))?;
     let code = resp.status().as_u16();
     let headers = resp
         .headers()
