@@ -5,34 +5,11 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use axum::http::StatusCode;
 use common::Harness;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: heapcount::Counting = heapcount::Counting;
 
 const MB: usize = 1_000_000;
 
@@ -73,10 +50,9 @@ async fn hostile_bodies_cost_the_api_little() {
     ];
     for (body, status) in cases {
         let len = body.len();
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = heapcount::start();
         let reply = h.post_raw(body).await;
-        let peak = PEAK.load(Ordering::Relaxed) - base;
+        let peak = heapcount::peak_since(base);
         println!("{len} bytes of body: {status}, {peak} bytes of heap");
         assert_eq!(reply.status, status, "{len} bytes: {:?}", reply.body);
         assert!(peak < 30 * MB, "{len} bytes of body: {peak} bytes of heap");
