@@ -119,7 +119,7 @@ impl Node {
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
         let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
-        let media = MediaShards::start(cfg.media_shards, media_tx)?;
+        let media = MediaShards::start(cfg.media_shards, media_tx, cfg.rtp_latch)?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,
             cfg.swml_fetch_timeout,

@@ -760,6 +760,7 @@ impl CallActor {
                     received = stats.packets_received,
                     lost = stats.packets_lost,
                     garbage = stats.garbage_received,
+                    rejected = stats.packets_rejected,
                     "media stats"
                 );
                 let detail = json!({
@@ -767,6 +768,7 @@ impl CallActor {
                     "packets_received": stats.packets_received,
                     "packets_lost": stats.packets_lost,
                     "garbage_received": stats.garbage_received,
+                    "packets_rejected": stats.packets_rejected,
                 });
                 self.call_event_at("media_stats", detail, now).await;
             }
