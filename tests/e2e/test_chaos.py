@@ -198,3 +198,39 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
             sipp.kill()
             sipp.wait(5)
         sipp_err.close()
+
+
+def test_kill_9_during_an_inbound_call_then_the_caller_gets_a_bye(start_dialtone, sipp, tmp_path):
+    """The same for a call the far end placed (our dialog is the UAS side): after kill -9 and a restart the
+    caller (sipp, tests/e2e/sipp/inbound_uac_wait_bye.xml) gets a BYE it accepts and the call is ended."""
+    from media_sink import RtpSink
+    from test_inbound import NUMBER, doc, route_toml, start_node
+
+    d = start_node(start_dialtone, tmp_path, [route_toml(NUMBER, swml=doc({"answer": {}}, {"sleep": -1}))])
+    sink = RtpSink()
+    try:
+        caller = sipp("inbound_uac_wait_bye.xml", keys={"rtp_sink": sink.port},
+                      extra=("-s", NUMBER, f"127.0.0.1:{d.sip_port}"))
+        assert sink.wait_first(10) is not None, "the call was not answered"
+
+        def the_call():
+            r = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5)
+            return r.json()["data"]
+        poll("the inbound call answered", lambda: [c["status"] for c in the_call()] == ["answered"] or the_call(),
+             timeout=10)
+        call_id = the_call()[0]["id"]
+        d.proc.kill()
+        d.proc.wait(10)
+        d.log.close()
+        killed_at = time.time()
+        assert caller.proc.poll() is None, "the caller ended before the restart"
+        d.start()
+        rc = caller.wait(15)
+        assert rc == 0, caller.describe()
+        byes = caller.received("BYE")
+        assert len(byes) >= 1 and byes[0].when >= killed_at - 0.5, caller.arrows()
+        assert byes[0].request_uri.startswith("sip:sipp@127.0.0.1"), byes[0].start_line  # the caller's Contact
+        leg = get_call(d, call_id)
+        assert leg["status"] == "ended" and leg["end_reason"] == "error", leg
+    finally:
+        sink.close()
