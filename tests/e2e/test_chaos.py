@@ -3,9 +3,11 @@
 machine with a debug build, load average 7; set it lower on a slower runner).
 
 One sipp UAS process answers all N calls (tests/e2e/sipp/uas.xml: holds each call until it gets a BYE, then
-answers 200; `-m N`: it exits 0 only once every call got its BYE). Every call records (half WAV, half MP3)
-with its state and record webhooks going to a receiver that is down until after the crash. After the
-restart we check:
+answers 200; `-m N`: it exits 0 only once every call got its BYE). Every call records (half WAV, half MP3).
+Half the calls send their webhooks (state and record) to a receiver that is down until after the crash, the
+other half to a slow one that holds each request for minutes, so some are in flight when the server dies
+(and, a call's webhooks going out in order, the rest of those calls' wait behind them). After the restart
+we check:
   - every far end got a BYE from the restarted server (sipp exits 0; its ladder has N BYEs, all after the kill),
   - every call record is ended (`error`, the reason for calls a crash ended) with its end time,
   - every recording got its final `calling.call.record` (finished, url, duration, size) and its file plays:
@@ -82,6 +84,10 @@ def mp3_rate(data):
 def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dialtone, tmp_path):
     lo, hi = rtp_port_range(2 * N + 8)
     hook_port = down_port()  # nothing listens here until after the crash: every webhook stays pending
+    slow = Webhooks("test-signing-key")
+    # Record webhooks: in flight (or queued behind those) at the crash; the held requests outlive the test
+    # (their handler threads are daemons) and never count as delivered.
+    slow.delay = 600.0
     d = start_dialtone({"DIALTONE_RTP_PORTS": f"{lo}-{hi}",
                         # Retried every second at most, never given up while the receiver is down.
                         "DIALTONE_WEBHOOK_BACKOFF_MS": "300,600", "DIALTONE_WEBHOOK_MAX_ATTEMPTS": "200",
@@ -97,15 +103,17 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
         cwd=str(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sipp_err)
     try:
         time.sleep(0.3)
-        status_url = f"http://127.0.0.1:{hook_port}/status"
-        record_url = f"http://127.0.0.1:{hook_port}/rec"
+        receiver = {}  # call id -> its webhooks' base URL
         calls = []
         for i in range(N):
+            base = f"http://127.0.0.1:{hook_port}" if i % 2 == 0 else slow.url("")
+            status_url = base + "/status"
             r = d.post({"command": "dial", "params": {
                 "from": "+15105550100", "to": f"sip:chaos{i}@127.0.0.1:{sip_port}", "swml": SWML,
                 "status_url": status_url, "status_events": ["created", "ringing", "answered", "ended"]}})
             assert r.status_code == 200, r.text
             calls.append(r.json()["id"])
+            receiver[calls[-1]] = base
         poll("every call answered", lambda: all(get_call(d, c)["status"] == "answered" for c in calls) or
              [get_call(d, c)["status"] for c in calls], timeout=30)
         formats = {}
@@ -113,8 +121,10 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
             fmt = "wav" if i % 2 == 0 else "mp3"
             formats[call_id] = fmt
             r = d.post({"command": "calling.record", "id": call_id,
-                        "params": {"control_id": f"rec-{i}", "status_url": record_url,
-                                   "record": {"audio": {"format": fmt, "direction": "both"}}}})
+                        "params": {"control_id": f"rec-{i}", "status_url": receiver[call_id] + "/rec",
+                                   # The far end is silent: no initial/end-silence timeout may end it.
+                                   "record": {"audio": {"format": fmt, "direction": "both",
+                                                        "initial_timeout": 0, "end_silence_timeout": 0}}}})
             assert r.status_code == 200, r.text
         time.sleep(RECORD_SECONDS)
 
@@ -132,6 +142,7 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
         assert sipp.poll() is None, "sipp ended before the restart: some call got a BYE it should not have"
 
         hooks = Webhooks("test-signing-key", port=hook_port)
+        slow.delay = 0.0
         try:
             started = time.time()
             d.start()
@@ -153,7 +164,7 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
             # Every recording got its final event, and its file plays.
             def finals():
                 out = {}
-                for e in hooks.json():
+                for e in hooks.json() + slow.json():
                     if e.get("event_type") == "calling.call.record" and e["params"].get("state") != "recording":
                         out[e["params"]["call_id"]] = e["params"]
                 return out
@@ -180,13 +191,17 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
                 with sqlite3.connect(str(db)) as c:
                     return c.execute("SELECT COUNT(*) FROM webhook_outbox WHERE state != 'delivered'").fetchone()[0]
             poll("every webhook delivered", lambda: undelivered() == 0 or undelivered(), timeout=30, step=0.3)
-            delivered = hooks.json()
+            delivered = hooks.json() + slow.json()
             for call_id in calls:
                 states = [e["params"]["call_state"] for e in delivered
                           if e.get("event_type") == "calling.call.state" and e["params"]["call_id"] == call_id]
                 assert {"created", "answered", "ended"} <= set(states), (call_id, states)
                 assert states.index("answered") < states.index("ended"), states
             assert all(hooks.signature_ok(e) for e in hooks.events)
+            assert all(slow.signature_ok(e) for e in slow.events)
+            # The slow receiver held requests when the server died: those were sent again.
+            in_flight = [t for t, _ in slow.arrived if t < started]
+            assert in_flight, "no record webhook was in flight at the crash"
             with sqlite3.connect(str(db)) as c:
                 assert c.execute("SELECT COUNT(*) FROM live_dialogs").fetchone()[0] == 0
                 assert c.execute("SELECT COUNT(*) FROM open_recordings").fetchone()[0] == 0
@@ -194,6 +209,7 @@ def test_kill_9_during_recorded_calls_then_restart_repairs_everything(start_dial
         finally:
             hooks.stop()
     finally:
+        slow.stop()
         if sipp.poll() is None:
             sipp.kill()
             sipp.wait(5)
