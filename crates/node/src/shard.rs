@@ -559,4 +559,51 @@ mod tests {
         // ~50 in one second after latching; generous bounds, this is not a timing test.
         assert!((30..=60).contains(&got), "got {got} packets in 1 s");
     }
+
+    /// Real sockets: a stranger on another loopback address gets nothing and is counted in
+    /// the shards' total (the number metrics read); the advertised address still latches.
+    #[tokio::test]
+    async fn a_stranger_is_refused_and_counted() {
+        let (ev_tx, _ev_rx) = EventSink::new(16);
+        let shards = MediaShards::start(2, ev_tx, LatchPolicy::SdpAddress).unwrap();
+        let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let our_addr = ours.local_addr().unwrap();
+        let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let id = Uuid::new_v4();
+        shards.send(
+            id,
+            ShardCommand::Add {
+                call_id: id,
+                socket: ours,
+                remote: "127.0.0.1:9".parse().unwrap(),
+                leg: Box::new(Counter { ticks: 0, rx: 0 }),
+            },
+        );
+        let rtp = [0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        let mut got = 0;
+        let mut buf = [0u8; 64];
+        for _ in 0..5 {
+            stranger.send_to(&rtp, our_addr).unwrap();
+            if stranger.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        shards.send(
+            id,
+            ShardCommand::Remove {
+                call_id: id,
+                reply: Some(tx),
+            },
+        );
+        let stats = rx.await.unwrap();
+        shards.shutdown();
+        assert_eq!(got, 0, "the stranger received the call's packets");
+        assert_eq!((stats.packets_received, stats.packets_rejected), (0, 5));
+        assert_eq!(shards.rtp_rejected(), 5);
+    }
 }
