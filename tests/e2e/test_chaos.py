@@ -250,3 +250,23 @@ def test_kill_9_during_an_inbound_call_then_the_caller_gets_a_bye(start_dialtone
         assert leg["status"] == "ended" and leg["end_reason"] == "error", leg
     finally:
         sink.close()
+
+
+def test_a_far_end_gone_during_the_crash_does_not_hold_up_the_restart(start_dialtone, sipp):
+    """The far end died with us: its BYE cannot be answered. The restarted server still takes calls at once
+    (the BYEs wait at most 2 s before the node starts) and ends the call."""
+    d = start_dialtone()
+    far = sipp("uas.xml")
+    r = d.post({"command": "dial", "params": {"from": "+15105550100", "to": far.uri("service"), "swml": SWML}})
+    assert r.status_code == 200, r.text
+    call_id = r.json()["id"]
+    poll("the call answered", lambda: get_call(d, call_id)["status"] == "answered", timeout=10)
+    d.proc.kill()
+    d.proc.wait(10)
+    d.log.close()
+    far.kill()
+    t0 = time.time()
+    d.start()
+    assert time.time() - t0 < 8, f"the restart took {time.time() - t0:.1f}s"
+    leg = get_call(d, call_id)
+    assert leg["status"] == "ended" and leg["end_reason"] == "error", leg
