@@ -10,6 +10,8 @@
   hooks.signature_ok(event)                  both SignalWire signature headers are right
   hooks.stop() / Webhooks(key, port=p)       to take the receiver down and bring it back on the same port
   hooks.reply = (b'{...}', "application/json")  answer 2xx POSTs/GETs with this body (a SWML document server)
+  hooks.delay = 5.0                          a slow receiver: hold each request this long before reading it
+  hooks.arrived                              (time, path) of every request as it arrived (before any delay)
 """
 import hashlib
 import hmac
@@ -35,10 +37,17 @@ class Webhooks:
         self.lock = threading.Lock()
         self._fail = []  # statuses to answer the next POSTs with
         self.reply = None  # (body bytes, content type) for 2xx answers
+        self.delay = 0.0  # seconds each request is held before it is read and answered
+        self.arrived = []
         hooks = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
+                with hooks.lock:
+                    hooks.arrived.append((time.time(), self.path))
+                    delay = hooks.delay
+                if delay:
+                    time.sleep(delay)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with hooks.lock:
                     status = hooks._fail.pop(0) if hooks._fail else 200

@@ -17,6 +17,8 @@ pub struct Settings {
     pub sip_listen: SocketAddr,
     pub external_ip: Option<IpAddr>,
     pub rtp_ports: String,
+    /// Whose RTP a call accepts: `sdp-address` (default) or `any`.
+    pub rtp_latch: String,
     pub data_dir: PathBuf,
     pub project_id: Option<String>,
     pub api_token: Option<String>,
@@ -178,6 +180,7 @@ impl Default for Settings {
             sip_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
             external_ip: None,
             rtp_ports: "20000-29999".into(),
+            rtp_latch: "sdp-address".into(),
             data_dir: PathBuf::from("./dialtone-data"),
             project_id: None,
             api_token: None,
@@ -283,6 +286,9 @@ impl Settings {
         }
         if let Some(v) = env("DIALTONE_RTP_PORTS") {
             self.rtp_ports = v;
+        }
+        if let Some(v) = env("DIALTONE_RTP_LATCH") {
+            self.rtp_latch = v;
         }
         if let Some(v) = env("DIALTONE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -444,6 +450,7 @@ impl Settings {
             bail!("sip_tcp_* limits must be at least 1");
         }
         self.codec_preference()?;
+        self.rtp_latch_policy()?;
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
             bail!("rtp_ports {lo}-{hi} leaves no even port pair");
@@ -472,6 +479,11 @@ impl Settings {
             bail!("log_format must be text or json");
         }
         Ok(())
+    }
+
+    pub fn rtp_latch_policy(&self) -> anyhow::Result<node::shard::LatchPolicy> {
+        node::shard::LatchPolicy::parse(&self.rtp_latch)
+            .context("rtp_latch must be \"sdp-address\" or \"any\"")
     }
 
     pub fn rtp_port_range(&self) -> anyhow::Result<(u16, u16)> {
@@ -713,22 +725,28 @@ mod tests {
 
     #[test]
     fn sip_tcp_limits_from_the_file() {
-        let s: Settings = toml::from_str(
-            "sip_tcp_max_silent_per_peer = 4
-sip_tcp_idle_timeout_ms = 5000
-",
-        )
-        .unwrap();
+        let s: Settings =
+            toml::from_str("sip_tcp_max_silent_per_peer = 4\nsip_tcp_idle_timeout_ms = 5000\n")
+                .unwrap();
         assert_eq!(
             (s.sip_tcp_max_silent_per_peer, s.sip_tcp_idle_timeout_ms),
             (4, 5000)
         );
         assert!(s.check().is_ok());
-        let zero: Settings = toml::from_str(
-            "sip_tcp_max_connections = 0
-",
-        )
-        .unwrap();
+        let zero: Settings = toml::from_str("sip_tcp_max_connections = 0\n").unwrap();
         assert!(zero.check().unwrap_err().to_string().contains("sip_tcp"));
+    }
+
+    #[test]
+    fn rtp_latch_is_sdp_address_unless_any_is_chosen() {
+        let s = Settings::default();
+        assert_eq!(
+            s.rtp_latch_policy().unwrap(),
+            node::shard::LatchPolicy::SdpAddress
+        );
+        let s: Settings = toml::from_str("rtp_latch = \"any\"\n").unwrap();
+        assert_eq!(s.rtp_latch_policy().unwrap(), node::shard::LatchPolicy::Any);
+        let s: Settings = toml::from_str("rtp_latch = \"sdp\"\n").unwrap();
+        assert!(s.check().unwrap_err().to_string().contains("rtp_latch"));
     }
 }

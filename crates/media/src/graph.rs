@@ -95,6 +95,8 @@ pub struct MediaStats {
     pub packets_received: u64,
     pub packets_lost: u64,
     pub garbage_received: u64,
+    /// Datagrams refused by the RTP source check (`media::latch`), set by the shard.
+    pub packets_rejected: u64,
 }
 
 /// What offer/answer settled, and the random start of our RTP stream.
@@ -412,6 +414,7 @@ impl MediaLeg for CallGraph {
             packets_received: s.packets_received + self.other_pt,
             packets_lost: s.packets_lost,
             garbage_received: self.garbage,
+            packets_rejected: 0,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod g711;
 pub mod g722;
 pub mod graph;
 pub mod jitter;
+pub mod latch;
 pub mod listen;
 mod opus;
 pub mod playback;

@@ -1,7 +1,7 @@
 //! The media of every call a shard owns, without its sockets: which leg is bridged to which
 //! (each tick, each bridged leg's received audio goes to its peer before anyone encodes),
-//! where each leg's RTP goes (symmetric RTP latching onto where the far end really sends
-//! from), and the tick that turns every graph's frame into packets. The shard's thread reads
+//! where each leg's RTP goes and whose it accepts (symmetric RTP latching with a source check:
+//! [`crate::latch`]), and the tick that turns every graph's frame into packets. The shard's thread reads
 //! the clock, owns the sockets, hands datagrams in and sends the packets this gives back.
 
 use std::collections::HashMap;
@@ -9,15 +9,11 @@ use std::hash::Hash;
 use std::net::SocketAddr;
 
 use crate::graph::{MediaEvent, MediaLeg, MediaStats};
-
-/// A re-latch to a new RTP source is allowed after the old one was silent this long.
-const RELATCH_AFTER_US: u64 = 1_000_000;
+use crate::latch::{Admit, Latch, LatchPolicy, RejectReport};
 
 struct Leg<K> {
     graph: Box<dyn MediaLeg>,
-    remote: SocketAddr,
-    latched: bool,
-    last_rx_us: u64,
+    latch: Latch,
     packets_sent: u64,
     peer: Option<K>,
 }
@@ -27,15 +23,31 @@ pub struct ShardMedia<K> {
     legs: HashMap<K, Leg<K>>,
     bridged_frames: Vec<(K, Vec<i16>, u32)>,
     out: Vec<Vec<u8>>,
+    policy: LatchPolicy,
+    rejected: u64,
 }
 
 impl<K> Default for ShardMedia<K> {
     fn default() -> Self {
+        ShardMedia::new(LatchPolicy::default())
+    }
+}
+
+impl<K> ShardMedia<K> {
+    /// No calls yet; each call's RTP sources are checked by `policy`.
+    pub fn new(policy: LatchPolicy) -> Self {
         ShardMedia {
             legs: HashMap::new(),
             bridged_frames: Vec::new(),
             out: Vec::with_capacity(4),
+            policy,
+            rejected: 0,
         }
+    }
+
+    /// Datagrams rejected by the source check, every call of this shard since it started.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected
     }
 }
 
@@ -52,9 +64,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     pub fn add(&mut self, key: K, remote: SocketAddr, graph: Box<dyn MediaLeg>) {
         let leg = Leg {
             graph,
-            remote,
-            latched: false,
-            last_rx_us: 0,
+            latch: Latch::new(self.policy, remote),
             packets_sent: 0,
             peer: None,
         };
@@ -69,8 +79,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     /// The far end moved (a re-INVITE): send there, and latch again.
     pub fn set_remote(&mut self, key: K, remote: SocketAddr) {
         if let Some(leg) = self.legs.get_mut(&key) {
-            leg.remote = remote;
-            leg.latched = false;
+            leg.latch.set_advertised(remote);
         }
     }
 
@@ -106,23 +115,34 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         self.legs.remove(&key).map(|leg| {
             let mut s = leg.graph.stats();
             s.packets_sent = leg.packets_sent;
+            s.packets_rejected = leg.latch.rejected();
             s
         })
     }
 
-    /// A datagram arrived on the call's port from `from`.
-    pub fn on_datagram(&mut self, key: K, now_us: u64, data: &[u8], from: SocketAddr) {
-        let Some(leg) = self.legs.get_mut(&key) else {
-            return;
-        };
-        if leg.graph.on_rtp(now_us, data) {
-            // Symmetric RTP: answer where the far end really sends from.
-            let silent_long = now_us.saturating_sub(leg.last_rx_us) > RELATCH_AFTER_US;
-            if from != leg.remote && (!leg.latched || silent_long) {
-                leg.remote = from;
+    /// A datagram arrived on the call's port from `from`. A source the call's latch refuses
+    /// never reaches its media; `Some` when a warning about such datagrams is due (at most
+    /// once a second per call).
+    pub fn on_datagram(
+        &mut self,
+        key: K,
+        now_us: u64,
+        data: &[u8],
+        from: SocketAddr,
+    ) -> Option<RejectReport> {
+        let leg = self.legs.get_mut(&key)?;
+        match leg.latch.admit(now_us, from) {
+            Admit::No(report) => {
+                self.rejected += 1;
+                report
             }
-            leg.latched = true;
-            leg.last_rx_us = now_us;
+            Admit::Yes => {
+                if leg.graph.on_rtp(now_us, data) {
+                    // Symmetric RTP: answer where the far end really sends from.
+                    leg.latch.heard(now_us, from);
+                }
+                None
+            }
         }
     }
 
@@ -139,7 +159,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             self.out.clear();
             leg.graph.on_tick(now_us, &mut self.out);
             for pkt in &self.out {
-                if send(*key, leg.remote, pkt) {
+                if send(*key, leg.latch.target(), pkt) {
                     leg.packets_sent += 1;
                 }
             }
@@ -202,37 +222,98 @@ mod tests {
         p
     }
 
+    fn stranger(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 2], port))
+    }
+
+    /// Ticks once and says where the leg's packets went.
+    fn tick_to(s: &mut ShardMedia<u8>, now: u64) -> Vec<SocketAddr> {
+        let mut sent_to = Vec::new();
+        s.tick(
+            now,
+            |_, to, _| {
+                sent_to.push(to);
+                true
+            },
+            |_, _| {},
+        );
+        sent_to
+    }
+
     #[test]
     fn latches_onto_the_real_source_and_relatches_only_after_silence() {
         let mut s = ShardMedia::default();
         s.add(1u8, addr(9), graph(1));
         let mut sent_to = Vec::new();
-        let mut tick = |s: &mut ShardMedia<u8>, now: u64| {
-            s.tick(
-                now,
-                |_, to, _| {
-                    sent_to.push(to);
-                    true
-                },
-                |_, _| {},
-            )
-        };
-        s.on_datagram(1, 0, b"not rtp", addr(5000));
-        tick(&mut s, 0);
+        assert_eq!(s.on_datagram(1, 0, b"not rtp", addr(5000)), None);
+        sent_to.extend(tick_to(&mut s, 0));
         s.on_datagram(1, 10_000, &rtp(1, 0xff), addr(5000));
-        s.on_datagram(1, 20_000, &rtp(2, 0xff), addr(6000));
-        tick(&mut s, 20_000);
+        // Another port while the far end talks: refused (and reported, the first time).
+        assert!(s
+            .on_datagram(1, 20_000, &rtp(2, 0xff), addr(6000))
+            .is_some());
+        sent_to.extend(tick_to(&mut s, 20_000));
         s.on_datagram(1, 1_100_000, &rtp(3, 0xff), addr(6000));
-        tick(&mut s, 1_100_000);
+        sent_to.extend(tick_to(&mut s, 1_100_000));
         s.set_remote(1, addr(7000));
-        tick(&mut s, 1_120_000);
+        sent_to.extend(tick_to(&mut s, 1_120_000));
         assert_eq!(sent_to, [addr(9), addr(5000), addr(6000), addr(7000)]);
         let stats = s.remove(1);
         assert_eq!(
-            stats.map(|s| (s.packets_sent, s.packets_received, s.garbage_received)),
-            Some((4, 3, 1))
+            stats.map(|s| (
+                s.packets_sent,
+                s.packets_received,
+                s.garbage_received,
+                s.packets_rejected
+            )),
+            Some((4, 2, 1, 1))
         );
+        assert_eq!(s.rejected_total(), 1);
         assert!(s.is_empty());
+    }
+
+    /// Finding: while the far end was silent, any sender of valid RTP took the call's audio.
+    #[test]
+    fn a_stranger_never_gets_the_audio_nor_reaches_the_call() {
+        let mut s = ShardMedia::default();
+        s.add(1u8, addr(9), graph(1));
+        let mut sent_to = Vec::new();
+        let mut reports = 0;
+        for i in 0..200u16 {
+            let now = u64::from(i) * 20_000;
+            // The far end talks for a second, then goes silent; the stranger never stops.
+            if i < 50 {
+                s.on_datagram(1, now, &rtp(i, 0xff), addr(5000));
+            }
+            if s.on_datagram(1, now, &rtp(1000 + i, 0xff), stranger(5000))
+                .is_some()
+            {
+                reports += 1;
+            }
+            sent_to.extend(tick_to(&mut s, now));
+        }
+        assert!(sent_to.iter().all(|a| *a == addr(5000)), "{sent_to:?}");
+        assert_eq!(reports, 4, "one warning a second");
+        let stats = s.remove(1);
+        assert_eq!(
+            stats.map(|s| (s.packets_received, s.packets_rejected)),
+            Some((50, 200))
+        );
+        assert_eq!(s.rejected_total(), 200);
+    }
+
+    #[test]
+    fn latching_to_any_source_is_the_old_opt_in_behaviour() {
+        let mut s = ShardMedia::new(LatchPolicy::Any);
+        s.add(1u8, addr(9), graph(1));
+        s.on_datagram(1, 0, &rtp(1, 0xff), addr(5000));
+        assert_eq!(tick_to(&mut s, 0), [addr(5000)]);
+        s.on_datagram(1, 20_000, &rtp(2, 0xff), stranger(5000));
+        assert_eq!(tick_to(&mut s, 20_000), [addr(5000)]);
+        // The far end silent for more than a second: the stranger takes it.
+        s.on_datagram(1, 1_100_000, &rtp(3, 0xff), stranger(5000));
+        assert_eq!(tick_to(&mut s, 1_100_000), [stranger(5000)]);
+        assert_eq!(s.remove(1).map(|s| s.packets_rejected), Some(0));
     }
 
     #[test]

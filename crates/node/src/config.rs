@@ -15,6 +15,8 @@ pub struct NodeConfig {
     /// Advertised in Via/Contact and SDP; never 0.0.0.0.
     pub external_ip: IpAddr,
     pub rtp_ports: (u16, u16),
+    /// Whose RTP a call accepts: the SDP's address (default) or any source (opt-in).
+    pub rtp_latch: media::latch::LatchPolicy,
     pub data_dir: PathBuf,
     pub project_id: Uuid,
     pub api_token: String,

@@ -131,7 +131,7 @@ impl Node {
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
         let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
-        let media = MediaShards::start(cfg.media_shards, media_tx)?;
+        let media = MediaShards::start(cfg.media_shards, media_tx, cfg.rtp_latch)?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,
             cfg.swml_fetch_timeout,
@@ -430,9 +430,12 @@ impl NodeInner {
         }
     }
 
-    /// Calls a previous process left live are ended with `error` and their `ended` webhook is
-    /// queued, so no call stays "answered" forever after a crash.
+    /// After a crash: recordings the previous process was writing are repaired and get their
+    /// final event; each far end of a call left answered gets a BYE; calls left live are ended
+    /// with `error` and their `ended` webhook is queued, so no call stays "answered" forever.
     async fn recover_after_restart(&self) {
+        self.finish_recordings_cut_by_crash().await;
+        self.end_dialogs_left_up().await;
         let now = now_ms();
         match self
             .store
@@ -462,6 +465,41 @@ impl NodeInner {
                 }
             }
             Err(e) => warn!(error = %e, "could not recover live calls"),
+        }
+    }
+}
+
+impl NodeInner {
+    /// A BYE to each far end of a dialog a previous process left up, all at once; waits up to
+    /// 2 s for their answers (the rest go on in the background), then forgets them.
+    async fn end_dialogs_left_up(&self) {
+        let dialogs = self.store.live_dialogs().await.unwrap_or_else(|e| {
+            warn!(error = %e, "could not read the dialogs left up");
+            Vec::new()
+        });
+        let mut byes = tokio::task::JoinSet::new();
+        for (call_id, text) in dialogs {
+            let (sip, store) = (self.sip.clone(), self.store.clone());
+            byes.spawn(async move {
+                let sent = match sip::SavedDialog::decode(&text) {
+                    Ok(d) => sip.bye_saved(&d).await,
+                    Err(e) => Err(e),
+                };
+                match sent {
+                    Ok(()) => info!(%call_id, "far end of a call left up by a restart got its BYE"),
+                    Err(e) => {
+                        warn!(%call_id, error = %e, "BYE to a call left up by a restart failed")
+                    }
+                }
+                let _ = store.forget_dialog(call_id).await;
+            });
+        }
+        let all = async { while byes.join_next().await.is_some() {} };
+        if tokio::time::timeout(std::time::Duration::from_secs(2), all)
+            .await
+            .is_err()
+        {
+            byes.detach_all();
         }
     }
 }

@@ -8,11 +8,13 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use media::graph::FrameTap;
+pub use media::latch::LatchPolicy;
 use media::playback::{PlaybackId, PlayerEvent, Source};
 use media::shard::ShardMedia;
 use tokio::sync::mpsc;
@@ -146,25 +148,35 @@ pub enum ShardCommand {
 pub struct MediaShards {
     senders: Arc<Vec<std_mpsc::Sender<ShardCommand>>>,
     pub events: EventSink,
+    rtp_rejected: Arc<AtomicU64>,
 }
 
 impl MediaShards {
     /// Starts `count` shard threads. Media events go to `events` ([`EventSink`]: never
-    /// blocks; only droppable events are bounded).
-    pub fn start(count: usize, events: EventSink) -> std::io::Result<Self> {
+    /// blocks; only droppable events are bounded). Each call's RTP sources are checked by
+    /// `latch` ([`media::latch`]).
+    pub fn start(count: usize, events: EventSink, latch: LatchPolicy) -> std::io::Result<Self> {
         let mut senders = Vec::new();
+        let rtp_rejected = Arc::new(AtomicU64::new(0));
         for i in 0..count.max(1) {
             let (tx, rx) = std_mpsc::channel();
             let ev = events.clone();
+            let rejected = rtp_rejected.clone();
             thread::Builder::new()
                 .name(format!("media-shard-{i}"))
-                .spawn(move || run_shard(rx, ev))?;
+                .spawn(move || run_shard(rx, ev, latch, rejected))?;
             senders.push(tx);
         }
         Ok(MediaShards {
             senders: Arc::new(senders),
             events,
+            rtp_rejected,
         })
+    }
+
+    /// RTP datagrams refused by the source check since start, all shards (for metrics).
+    pub fn rtp_rejected(&self) -> u64 {
+        self.rtp_rejected.load(Ordering::Relaxed)
     }
 
     fn shard_for(&self, call_id: Uuid) -> &std_mpsc::Sender<ShardCommand> {
@@ -184,9 +196,16 @@ impl MediaShards {
     }
 }
 
-fn run_shard(rx: std_mpsc::Receiver<ShardCommand>, events: EventSink) {
+fn run_shard(
+    rx: std_mpsc::Receiver<ShardCommand>,
+    events: EventSink,
+    latch: LatchPolicy,
+    rejected: Arc<AtomicU64>,
+) {
     let origin = Instant::now();
-    let mut media: ShardMedia<Uuid> = ShardMedia::default();
+    let mut media: ShardMedia<Uuid> = ShardMedia::new(latch);
+    // This shard's rejections already added to the node's counter.
+    let mut counted = 0;
     let mut sockets: HashMap<Uuid, UdpSocket> = HashMap::new();
     let mut next_tick = origin + TICK;
     let mut buf = vec![0u8; 2048];
@@ -207,10 +226,25 @@ fn run_shard(rx: std_mpsc::Receiver<ShardCommand>, events: EventSink) {
             // Bounded drain so one flooded port cannot starve the other calls of this shard.
             for _ in 0..64 {
                 match socket.recv_from(&mut buf) {
-                    Ok((n, from)) => media.on_datagram(*call_id, now_us, &buf[..n], from),
+                    Ok((n, from)) => {
+                        if let Some(r) = media.on_datagram(*call_id, now_us, &buf[..n], from) {
+                            tracing::warn!(
+                                %call_id,
+                                from = %r.from,
+                                rejected = r.since_last,
+                                rejected_total = r.total,
+                                "RTP from an address the call's SDP did not advertise dropped"
+                            );
+                        }
+                    }
                     Err(_) => break,
                 }
             }
+        }
+        let total = media.rejected_total();
+        if total > counted {
+            rejected.fetch_add(total - counted, Ordering::Relaxed);
+            counted = total;
         }
         media.tick(
             now_us,
@@ -482,7 +516,7 @@ mod tests {
     #[tokio::test]
     async fn shard_paces_and_latches() {
         let (ev_tx, _ev_rx) = EventSink::new(16);
-        let shards = MediaShards::start(1, ev_tx).unwrap();
+        let shards = MediaShards::start(1, ev_tx, LatchPolicy::default()).unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         ours.set_nonblocking(true).unwrap();
         let our_addr = ours.local_addr().unwrap();
@@ -524,5 +558,52 @@ mod tests {
         assert_eq!(stats.packets_received, 1);
         // ~50 in one second after latching; generous bounds, this is not a timing test.
         assert!((30..=60).contains(&got), "got {got} packets in 1 s");
+    }
+
+    /// Real sockets: a stranger on another loopback address gets nothing and is counted in
+    /// the shards' total (the number metrics read); the advertised address still latches.
+    #[tokio::test]
+    async fn a_stranger_is_refused_and_counted() {
+        let (ev_tx, _ev_rx) = EventSink::new(16);
+        let shards = MediaShards::start(2, ev_tx, LatchPolicy::SdpAddress).unwrap();
+        let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let our_addr = ours.local_addr().unwrap();
+        let stranger = UdpSocket::bind("127.0.0.2:0").unwrap();
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let id = Uuid::new_v4();
+        shards.send(
+            id,
+            ShardCommand::Add {
+                call_id: id,
+                socket: ours,
+                remote: "127.0.0.1:9".parse().unwrap(),
+                leg: Box::new(Counter { ticks: 0, rx: 0 }),
+            },
+        );
+        let rtp = [0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        let mut got = 0;
+        let mut buf = [0u8; 64];
+        for _ in 0..5 {
+            stranger.send_to(&rtp, our_addr).unwrap();
+            if stranger.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        shards.send(
+            id,
+            ShardCommand::Remove {
+                call_id: id,
+                reply: Some(tx),
+            },
+        );
+        let stats = rx.await.unwrap();
+        shards.shutdown();
+        assert_eq!(got, 0, "the stranger received the call's packets");
+        assert_eq!((stats.packets_received, stats.packets_rejected), (0, 5));
+        assert_eq!(shards.rtp_rejected(), 5);
     }
 }

@@ -95,6 +95,45 @@ pub struct RecordingDone {
     pub meta: RecordingMeta,
 }
 
+impl RecordingDone {
+    /// The ending of a recording a crash cut off (the process died while it was written):
+    /// the file at `path` is repaired so it plays (`crate::repair_file`) and reported
+    /// `finished` with the duration and size it now has; a file that cannot be repaired (gone,
+    /// not audio) is reported as an `error` and not playable.
+    pub fn after_crash(
+        rec_id: Uuid,
+        call_id: Uuid,
+        path: &std::path::Path,
+        meta: RecordingMeta,
+    ) -> RecordingDone {
+        let repaired = crate::Format::from_name(&meta.format)
+            .ok_or_else(|| format!("unknown recording format {:?}", meta.format))
+            .and_then(|f| crate::repair_file(path, f).map_err(|e| e.to_string()));
+        let (outcome, duration_ms, size_bytes, playable) = match repaired {
+            Ok(info) => (
+                crate::Outcome::Finished,
+                info.duration_ms,
+                info.size_bytes,
+                true,
+            ),
+            Err(why) => {
+                warn!(%rec_id, error = %why, "recording cut by a crash could not be repaired");
+                (crate::Outcome::Error(why), 0, 0, false)
+            }
+        };
+        RecordingDone {
+            rec_id,
+            call_id,
+            outcome,
+            duration_ms,
+            size_bytes,
+            gap_ms: 0,
+            playable,
+            meta,
+        }
+    }
+}
+
 struct Open {
     call_id: Uuid,
     recording: crate::Recording,
@@ -362,5 +401,68 @@ mod tests {
         assert_eq!(done.outcome, crate::Outcome::Finished);
         assert_eq!(done.gap_ms, 100);
         assert_eq!(done.duration_ms, (4 + 5) * 20);
+    }
+
+    fn meta(format: &str) -> RecordingMeta {
+        RecordingMeta {
+            control_id: "rec".into(),
+            status_url: Some("http://127.0.0.1:9/rec".into()),
+            url: String::new(),
+            format: format.into(),
+            audio: serde_json::Value::Null,
+            started_ms: 0,
+            project_id: Uuid::new_v4(),
+        }
+    }
+
+    /// A WAV file as a crash leaves it: the header still says no data, one second of 8 kHz
+    /// mono audio behind it.
+    fn crashed_wav(path: &std::path::Path) {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"RIFF");
+        b.extend_from_slice(&36u32.to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        b.extend_from_slice(&16u32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        b.extend_from_slice(&1u16.to_le_bytes()); // mono
+        b.extend_from_slice(&8000u32.to_le_bytes());
+        b.extend_from_slice(&16000u32.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&16u16.to_le_bytes());
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend(std::iter::repeat_n(0x11u8, 16_000));
+        std::fs::write(path, b).unwrap();
+    }
+
+    #[test]
+    fn a_recording_cut_by_a_crash_is_repaired_and_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.wav");
+        crashed_wav(&path);
+        let (rec_id, call_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let done = RecordingDone::after_crash(rec_id, call_id, &path, meta("wav"));
+        assert_eq!(done.outcome, crate::Outcome::Finished);
+        assert!(done.playable);
+        assert_eq!((done.duration_ms, done.size_bytes), (1000, 44 + 16_000));
+        assert_eq!((done.rec_id, done.call_id), (rec_id, call_id));
+        assert_eq!(
+            done.meta.status_url.as_deref(),
+            Some("http://127.0.0.1:9/rec")
+        );
+        // The header now says so.
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[40..44], &16_000u32.to_le_bytes());
+    }
+
+    #[test]
+    fn a_recording_whose_file_is_gone_ends_in_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.mp3");
+        let done = RecordingDone::after_crash(Uuid::new_v4(), Uuid::new_v4(), &gone, meta("mp3"));
+        assert!(matches!(done.outcome, crate::Outcome::Error(_)));
+        assert!(!done.playable);
+        let odd = RecordingDone::after_crash(Uuid::new_v4(), Uuid::new_v4(), &gone, meta("mp4"));
+        assert!(matches!(odd.outcome, crate::Outcome::Error(_)));
     }
 }

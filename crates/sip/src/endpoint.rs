@@ -327,6 +327,34 @@ impl SipEndpoint {
         leg::place(&self.inner.0, req)
     }
 
+    /// Ends a dialog a previous process left up (a crash): BYE to its remote target through
+    /// its route set, with the next CSeq, and waits for the far end's final response (at
+    /// most the transaction timeout). The dialog is not kept afterwards; whatever the far end
+    /// answers (200, 481), it is over.
+    pub async fn bye_saved(&self, saved: &crate::SavedDialog) -> Result<(), SipError> {
+        if self.inner.is_shut_down() {
+            return Err(SipError::Shutdown);
+        }
+        let snapshot = saved.snapshot()?;
+        let id = snapshot.id.clone();
+        let (state_tx, _state_rx) = self.inner.dialog_layer.new_dialog_state_channel();
+        self.inner
+            .dialog_layer
+            .restore_from_snapshot(snapshot, state_tx)?;
+        let result = match self.inner.dialog_layer.get_dialog(&id) {
+            Some(rsipstack::dialog::dialog::Dialog::Invite(d)) => {
+                tracing::info!(call_id = %id.call_id, "ending a dialog left by a previous process with BYE");
+                d.bye().await.map_err(SipError::from)
+            }
+            _ => Err(SipError::Stack(format!(
+                "saved dialog {} could not be restored",
+                id.call_id
+            ))),
+        };
+        self.inner.dialog_layer.remove_dialog(&id);
+        result
+    }
+
     /// Hang up every live leg (outbound: CANCEL or BYE; inbound: 480 or
     /// BYE), wait up to 2 s for them to end, then stop the stack and close the sockets. Idempotent.
     pub async fn shutdown(&self) {

@@ -65,6 +65,12 @@ fn already_final() -> SipError {
 }
 
 impl InboundHandle {
+    /// The dialog once the caller's ACK confirmed it, to persist so a restart can end it
+    /// ([`crate::SavedDialog`]); `None` before and after.
+    pub fn saved_dialog(&self) -> Option<crate::SavedDialog> {
+        crate::SavedDialog::of(&self.core.dialog)
+    }
+
     /// `180 Ringing`, or `183 Session Progress` with `early_sdp` (early
     /// media). May be sent more than once; an error after the final
     /// response or once the caller cancelled.

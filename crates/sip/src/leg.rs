@@ -643,6 +643,12 @@ async fn bye_forked_branch(inner: Arc<Inner>, invite: Request, resp: Response) {
 }
 
 impl LegHandle {
+    /// The dialog once answered, to persist so a restart can end it ([`crate::SavedDialog`]);
+    /// `None` before the answer and after the end.
+    pub fn saved_dialog(&self) -> Option<crate::SavedDialog> {
+        crate::SavedDialog::of(&self.core.dialog)
+    }
+
     /// Before the final response: CANCEL (same branch as the INVITE); the
     /// far end's 487 arrives as `Failed { code: 487 }`. Before any response
     /// at all the CANCEL waits for the first provisional (RFC 3261 §9.1);

@@ -5,7 +5,7 @@
 //! types appear in this crate's public API: the call layer sees
 //! [`SipEndpoint`], [`OutboundInvite`], [`OutboundLeg`], [`LegEvent`],
 //! [`LegHandle`], [`IncomingCall`], [`InboundInvite`], [`InboundLeg`],
-//! [`InboundEvent`], [`InboundHandle`] and [`SipError`] only, so the stack can be
+//! [`InboundEvent`], [`InboundHandle`], [`SavedDialog`] and [`SipError`] only, so the stack can be
 //! replaced by our own sans-IO core later without touching the call layer.
 //!
 //! # What the adapter does on the wire
@@ -110,6 +110,7 @@ mod error;
 mod inbound;
 mod leg;
 mod request;
+mod saved;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};
@@ -119,6 +120,7 @@ pub use endpoint::SipEndpoint;
 pub use error::SipError;
 pub use inbound::InboundHandle;
 pub use leg::LegHandle;
+pub use saved::SavedDialog;
 use tokio::sync::{mpsc, oneshot};
 
 /// Install rustls' `ring` crypto provider as the process default, once.

@@ -28,10 +28,30 @@ async fn answer_then_we_bye() {
     let evs = events_until(&mut leg.events, 5, is_answered).await;
     assert_eq!(names(&evs), ["Ringing(180)", "Answered"]);
     assert!(sdp_of(evs.last()).contains("m=audio"));
+    // What a crash repair needs: the far end's Contact, both tags, our CSeq.
+    let saved = leg
+        .handle
+        .saved_dialog()
+        .expect("an answered leg has a dialog to save");
+    assert!(saved.uac);
+    assert!(
+        saved
+            .remote_target
+            .contains(&format!("127.0.0.1:{sipp_port}")),
+        "{saved:?}"
+    );
+    assert!(saved.remote_tag.contains("SIPpTag01"), "{saved:?}");
+    assert!(saved.from.contains(&saved.local_tag), "{saved:?}");
+    assert_eq!(saved.local_cseq, 1);
 
     leg.handle.hangup().await.unwrap();
     let evs = events_until(&mut leg.events, 5, is_terminated).await;
     assert_eq!(names(&evs), ["Terminated"]);
+    assert_eq!(
+        leg.handle.saved_dialog(),
+        None,
+        "nothing to save once ended"
+    );
     // Nothing after Terminated; the stream closes.
     assert!(leg.events.recv().await.is_none());
 
@@ -753,5 +773,74 @@ async fn basic_call_over_tls() {
             "{m:?}"
         );
     }
+    ep.shutdown().await;
+}
+
+/// Crash repair: a dialog saved as text (what a node persisted before it died) is ended by
+/// a BYE from an endpoint that never saw the call: to the first route (loose routing), the
+/// Request-URI the remote target, our tags and the next CSeq; the far end's 200 (sent to
+/// the Via, as RFC 3261 §18.2.2 says) completes it.
+#[tokio::test]
+async fn a_saved_dialog_is_ended_by_a_restarted_endpoint() {
+    let far = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let far_addr = far.local_addr().unwrap();
+    let saved = sip::SavedDialog {
+        uac: true,
+        call_id: "crash-1@127.0.0.1".into(),
+        local_tag: "ours1".into(),
+        remote_tag: "theirs1".into(),
+        from: "<sip:+15550001111@127.0.0.1>;tag=ours1".into(),
+        to: "<sip:+15550002222@far.test>;tag=theirs1".into(),
+        local_cseq: 1,
+        remote_cseq: 0,
+        local_contact: Some("sip:+15550001111@127.0.0.1:5060".into()),
+        remote_target: "sip:bob@far.test:5099".into(),
+        route_set: vec![format!("<sip:{far_addr};lr>")],
+    };
+    let text = saved.encode().unwrap();
+    let restored = sip::SavedDialog::decode(&text).unwrap();
+    assert_eq!(restored, saved);
+
+    let ep = endpoint().await;
+    let bye = tokio::spawn({
+        let ep = ep.clone();
+        async move { ep.bye_saved(&restored).await }
+    });
+    let mut buf = vec![0u8; 4096];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), far.recv_from(&mut buf))
+        .await
+        .expect("a BYE within 5 s")
+        .unwrap();
+    let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        req.starts_with("BYE sip:bob@far.test:5099 SIP/2.0\r\n"),
+        "{req}"
+    );
+    let header = |name: &str| {
+        req.lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+            })
+            .map(|l| l[name.len() + 1..].trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("Call-ID"), "crash-1@127.0.0.1");
+    assert_eq!(header("CSeq"), "2 BYE");
+    assert!(header("From").contains("tag=ours1"), "{req}");
+    assert!(header("To").contains("tag=theirs1"), "{req}");
+    assert!(header("Route").contains(&far_addr.to_string()), "{req}");
+    // The 200, built from the request's own headers.
+    let mut resp = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        resp += &format!("{name}: {}\r\n", header(name));
+    }
+    resp += "Content-Length: 0\r\n\r\n";
+    far.send_to(resp.as_bytes(), from).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), bye)
+        .await
+        .expect("the BYE completes on the 200")
+        .unwrap();
+    assert!(result.is_ok(), "{result:?}");
     ep.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Calls, call events and the webhook outbox in SQLite, with migrations.
+//! Calls, call events, the webhook outbox and what a restart repairs after a crash (live SIP
+//! dialogs, open recordings) in SQLite, with migrations.
 //!
 //! [`Store`] is a cheap-to-clone handle on one SQLite connection (WAL mode). Every method is
 //! async and runs its SQLite work on tokio's blocking pool, so callers never block a runtime
@@ -8,9 +9,11 @@
 //! handed out strictly in order: [`Store::due_webhooks`] only ever returns the oldest pending
 //! job of a call, so the next one becomes due once that one is delivered or given up.
 
+mod crash;
 mod leg;
 mod schema;
 
+pub use crash::OpenRecording;
 pub use leg::leg_type_name;
 
 use std::path::{Path, PathBuf};

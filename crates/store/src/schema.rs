@@ -66,6 +66,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_pending_by_due ON webhook_outbox (next_attempt_at_ms, id)
         WHERE state = 'pending';
     "#,
+    // 2: what a restart needs after a crash (crash.rs): the SIP dialogs of answered calls (to
+    // send each far end a BYE) and the recordings still being written (for their final event).
+    r#"
+    CREATE TABLE live_dialogs (
+        call_id      TEXT PRIMARY KEY NOT NULL,
+        dialog       TEXT NOT NULL,
+        saved_at_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE open_recordings (
+        id             TEXT PRIMARY KEY NOT NULL,
+        call_id        TEXT NOT NULL,
+        project_id     TEXT NOT NULL,
+        control_id     TEXT NOT NULL,
+        status_url     TEXT,
+        url            TEXT NOT NULL,
+        format         TEXT NOT NULL,
+        audio          TEXT NOT NULL,
+        path           TEXT NOT NULL,
+        started_at_ms  INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes and understands.

@@ -729,6 +729,9 @@ impl CallActor {
             self.record.answered_at_ms = self.core.answered_at().map(|t| t as i64);
         }
         self.persist(status.as_str(), now).await;
+        if status == CallStatus::Answered {
+            self.save_dialog(now).await;
+        }
         if let Some(state) = webhook_state {
             let ev = self.ident.state_event(state, None, self.times(), now);
             self.node.notify_state(&self.record, state, &ev).await;
@@ -760,6 +763,7 @@ impl CallActor {
                     received = stats.packets_received,
                     lost = stats.packets_lost,
                     garbage = stats.garbage_received,
+                    rejected = stats.packets_rejected,
                     "media stats"
                 );
                 let detail = json!({
@@ -767,6 +771,7 @@ impl CallActor {
                     "packets_received": stats.packets_received,
                     "packets_lost": stats.packets_lost,
                     "garbage_received": stats.garbage_received,
+                    "packets_rejected": stats.packets_rejected,
                 });
                 self.call_event_at("media_stats", detail, now).await;
             }
@@ -790,10 +795,33 @@ impl CallActor {
             "call finished"
         );
         self.persist(status.as_str(), now).await;
+        if self.record.answered_at_ms.is_some() {
+            let _ = self.node.store.forget_dialog(self.ident.call_id).await;
+        }
         let ev = self
             .ident
             .state_event("ended", Some(end_reason), self.times(), now);
         self.node.notify_state(&self.record, "ended", &ev).await;
+    }
+
+    /// Keeps the answered call's SIP dialog in the store until it ends, so that a start
+    /// after a crash can send the far end a BYE (`NodeInner::end_dialogs_left_up`).
+    async fn save_dialog(&self, now: u64) {
+        let saved = match (&self.leg, &self.inbound) {
+            (Some(leg), _) => leg.saved_dialog(),
+            (None, Some(inbound)) => inbound.handle.saved_dialog(),
+            (None, None) => None,
+        };
+        let Some(text) = saved.and_then(|d| d.encode().ok()) else {
+            return;
+        };
+        let saved = self
+            .node
+            .store
+            .save_dialog(self.ident.call_id, text, now as i64);
+        if let Err(e) = saved.await {
+            warn!(error = %e, "could not keep the call's SIP dialog");
+        }
     }
 
     async fn persist(&mut self, kind: &str, now: u64) {

@@ -211,7 +211,7 @@ impl CallActor {
                 ShardCommand::DetectDigits { call_id, in_band },
             ),
             Action::StartRecording { control_id, params } => {
-                self.start_recording(control_id, params);
+                self.start_recording(control_id, params).await;
             }
             Action::RecorderTap(on) => {
                 if on || self.media_running {

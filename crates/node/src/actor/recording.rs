@@ -77,7 +77,7 @@ impl CallActor {
     }
 
     /// Hands a recording the session started to the recorder thread (and plays its beep).
-    pub(crate) fn start_recording(&mut self, control_id: String, p: RecordParams) {
+    pub(crate) async fn start_recording(&mut self, control_id: String, p: RecordParams) {
         let audio = &p.record.audio;
         let format = audio.format.as_str().to_string();
         let (Some(file_format), Some(media)) =
@@ -134,6 +134,22 @@ impl CallActor {
             started_ms: now_ms(),
             project_id: self.ident.project_id,
         };
+        // Kept until its final event is queued: a crash before that is repaired on start.
+        let open = store::OpenRecording {
+            id: rec_id,
+            call_id: self.ident.call_id,
+            project_id: meta.project_id,
+            control_id: control_id.clone(),
+            status_url: meta.status_url.clone(),
+            url: meta.url.clone(),
+            format: meta.format.clone(),
+            audio: meta.audio.to_string(),
+            path: path.to_string_lossy().into_owned(),
+            started_at_ms: meta.started_ms as i64,
+        };
+        if let Err(e) = self.node.store.recording_started(open).await {
+            tracing::warn!(%rec_id, error = %e, "could not keep the recording's metadata");
+        }
         self.node.recorder.send(RecorderInput::Start(Box::new(
             record::writer::StartRecording {
                 rec_id,
@@ -218,6 +234,40 @@ impl NodeInner {
     /// is already gone. Returns the event's `params` (also without a status_url), or `None`
     /// when the call is unknown.
     pub(crate) async fn recording_done(&self, done: RecordingDone) -> Option<Value> {
+        let rec_id = done.rec_id;
+        let params = self.queue_record_event(done).await;
+        // The final event is in the outbox: nothing left to repair after a crash.
+        if let Err(e) = self.store.recording_closed(rec_id).await {
+            tracing::warn!(%rec_id, error = %e, "could not close the recording's metadata");
+        }
+        params
+    }
+
+    /// Recordings a crash cut off (started, no final event queued): each file is repaired and
+    /// its final `calling.call.record` event queued, as if it had ended now.
+    pub(crate) async fn finish_recordings_cut_by_crash(&self) {
+        let open = match self.store.open_recordings().await {
+            Ok(open) => open,
+            Err(e) => return tracing::warn!(error = %e, "could not read open recordings"),
+        };
+        for r in open {
+            tracing::warn!(rec_id = %r.id, call_id = %r.call_id, "recording was cut by a restart; repaired");
+            let meta = RecordingMeta {
+                control_id: r.control_id,
+                status_url: r.status_url,
+                url: r.url,
+                format: r.format,
+                audio: serde_json::from_str(&r.audio).unwrap_or(Value::Null),
+                started_ms: r.started_at_ms as u64,
+                project_id: r.project_id,
+            };
+            let path = std::path::Path::new(&r.path);
+            let done = RecordingDone::after_crash(r.id, r.call_id, path, meta);
+            self.recording_done(done).await;
+        }
+    }
+
+    async fn queue_record_event(&self, done: RecordingDone) -> Option<Value> {
         let Ok(Some(call)) = self
             .store
             .get_call(done.meta.project_id, done.call_id)
