@@ -39,7 +39,9 @@ class Dialtone:
                         DIALTONE_PROJECT_ID=self.project,
                         DIALTONE_API_TOKEN=self.token,
                         DIALTONE_SIGNING_KEY="test-signing-key",
-                        DIALTONE_LOG="debug")
+                        DIALTONE_LOG="debug",
+                        # Stop at once on SIGTERM (test_ops.py sets its own drain).
+                        DIALTONE_DRAIN_SECS="0")
         self.env.update(extra_env or {})
         self.fixture_ports = {"DIALTONE_HTTP_LISTEN", "DIALTONE_SIP_LISTEN"} - set(extra_env or {})
         self.proc = None

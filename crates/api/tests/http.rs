@@ -331,6 +331,14 @@ async fn every_control_error_maps_to_its_response() {
             json!({"errors": [{"type": "server_error", "code": "service_unavailable", "message": "the server cannot take this request now; retry", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
         ),
         (
+            ControlError::AtCapacity {
+                code: "max_calls_reached",
+                message: "this server is at its limit of 2 concurrent calls (max_calls)".into(),
+            },
+            503,
+            json!({"errors": [{"type": "server_error", "code": "max_calls_reached", "message": "this server is at its limit of 2 concurrent calls (max_calls)", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
+        ),
+        (
             ControlError::Internal("disk on fire".into()),
             500,
             json!({"errors": [{"type": "server_error", "code": "internal_error", "message": "internal server error", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),

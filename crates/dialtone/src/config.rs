@@ -58,6 +58,10 @@ pub struct Settings {
     /// A free-form speech engine run as a separate process (program and arguments, split on
     /// whitespace), used instead of the embedded pocketsphinx grammar engine.
     pub asr_command: Option<String>,
+    /// Calls held at once at most (every leg counts; 0: only the RTP ports limit).
+    pub max_calls: usize,
+    /// On SIGTERM: seconds live calls may go on before the rest are hung up.
+    pub drain_secs: u64,
 }
 
 /// `[storage]`: `kind = "local"` (default: the data dir) or `"s3"` (an S3-compatible bucket;
@@ -166,6 +170,8 @@ impl Default for Settings {
             inbound_url: None,
             asr_command: None,
             storage: StorageSetting::default(),
+            max_calls: 1000,
+            drain_secs: 30,
         }
     }
 }
@@ -334,6 +340,12 @@ impl Settings {
         }
         if let Some(v) = env("DIALTONE_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = env("DIALTONE_MAX_CALLS") {
+            self.max_calls = v.parse().context("DIALTONE_MAX_CALLS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_DRAIN_SECS") {
+            self.drain_secs = v.parse().context("DIALTONE_DRAIN_SECS must be seconds")?;
         }
         Ok(())
     }

@@ -41,4 +41,9 @@ pub struct NodeConfig {
     pub s3: Option<storage::S3Config>,
     /// A speech engine in another process (program, arguments) instead of the embedded one.
     pub asr_command: Option<Vec<String>>,
+    /// Calls (every leg counts) held at once at most; more are refused with 503 (API and SIP).
+    /// 0: no cap but the RTP ports.
+    pub max_calls: usize,
+    /// What the node counts for `/metrics`.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }

@@ -134,6 +134,8 @@ impl CallActor {
             started_ms: now_ms(),
             project_id: self.ident.project_id,
         };
+        // Every start ends in exactly one RecordingDone, which takes it off again.
+        self.node.cfg.metrics.recordings_active.inc();
         self.node.recorder.send(RecorderInput::Start(Box::new(
             record::writer::StartRecording {
                 rec_id,
