@@ -536,3 +536,29 @@ async fn list_calls_malformed_cursor_is_400() {
     let reply = h.get(&format!("/api/calling/calls?cursor={good}")).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+// ----- OpenAPI ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn openapi_document_is_served_without_credentials() {
+    let h = Harness::new();
+    let reply = h
+        .send(
+            Request::get("/api/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["openapi"], "3.1.0");
+    let post = &reply.body["paths"]["/api/calling/calls"]["post"];
+    for status in ["200", "401", "422", "503"] {
+        assert!(post["responses"][status].is_object(), "{status}");
+    }
+    let schemas = reply.body["components"]["schemas"].as_object().unwrap();
+    assert_eq!(
+        schemas["CallRequest"]["oneOf"].as_array().unwrap().len(),
+        control::command::CommandName::ALL.len()
+    );
+    assert_eq!(h.control.received(), 0);
+}
