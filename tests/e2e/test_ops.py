@@ -125,6 +125,7 @@ def test_metrics_move_after_a_call(start_dialtone, tmp_path, sipp, hooks):
     assert value(during, "dialtone_calls", state="answered") == 1, during
     assert value(during, "dialtone_calls_live") == 1
     assert value(during, "dialtone_rtp_packets_total", direction="out") > 0
+    time.sleep(0.3)  # more ticks, more packets
     d.sdk().calling.end(leg["id"], reason="hangup")
     wait_hook(hooks, leg["id"], "ended")
     assert far.wait(10) == 0, far.describe()

@@ -36,10 +36,12 @@ async fn health() -> Response {
 }
 
 async fn ready(State(p): State<Probes>) -> Response {
-    let store_ok = matches!(
-        tokio::time::timeout(STORE_CHECK, p.store.schema_version()).await,
-        Ok(Ok(_))
-    );
+    // The node's own connection (the one calls are written through) and the operator's.
+    let store_ok = p.node.store_up(STORE_CHECK).await
+        && matches!(
+            tokio::time::timeout(STORE_CHECK, p.store.schema_version()).await,
+            Ok(Ok(_))
+        );
     let (sip_ok, media_ok) = p.node.sip_and_media_up();
     let draining = p.node.is_draining();
     let ready = store_ok && sip_ok && media_ok && !draining;

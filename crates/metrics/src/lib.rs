@@ -181,7 +181,8 @@ pub struct Metrics {
     pub rtp_rejected: Counter,
     /// Recordings open now.
     pub recordings_active: Gauge,
-    /// Errors by kind (`api_5xx`, `call_error`, `invite_failed`, `webhook_given_up`, …).
+    /// Errors by kind (`api_5xx`, `call_error`, `invite_failed`, `store_write`,
+    /// `webhook_enqueue`).
     pub errors: Family<Counter>,
 }
 

@@ -271,6 +271,14 @@ impl Node {
         &self.inner.cfg.metrics
     }
 
+    /// Whether the node's own store connection answers (within `limit`).
+    pub async fn store_up(&self, limit: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.inner.store.schema_version()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// Whether the SIP endpoint serves and every media shard thread runs.
     pub fn sip_and_media_up(&self) -> (bool, bool) {
         (self.inner.sip.is_running(), self.inner.media.all_running())
@@ -489,7 +497,10 @@ impl NodeInner {
         };
         match self.store.enqueue_webhook(job).await {
             Ok(_) => self.delivery.kick(),
-            Err(e) => warn!(%call_id, error = %e, "could not queue webhook"),
+            Err(e) => {
+                warn!(%call_id, error = %e, "could not queue webhook");
+                self.cfg.metrics.errors.with(&["webhook_enqueue"]).inc();
+            }
         }
     }
 

@@ -297,6 +297,7 @@ impl CallActor {
             }
             Err(e) => {
                 warn!(error = %e, "INVITE could not be sent");
+                self.node.cfg.metrics.errors.with(&["invite_failed"]).inc();
                 self.core.handle(
                     now_ms(),
                     CallInput::Fail {
@@ -815,6 +816,7 @@ impl CallActor {
     async fn persist(&mut self, kind: &str, now: u64) {
         if let Err(e) = self.node.store.update_call(self.record.clone()).await {
             warn!(error = %e, "could not persist call");
+            self.node.cfg.metrics.errors.with(&["store_write"]).inc();
         }
         let detail = json!({"status": self.record.status});
         self.call_event_at(kind, detail, now).await;
