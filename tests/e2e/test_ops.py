@@ -125,6 +125,14 @@ def test_metrics_move_after_a_call(start_dialtone, tmp_path, sipp, hooks):
     assert value(during, "dialtone_calls", state="answered") == 1, during
     assert value(during, "dialtone_calls_live") == 1
     assert value(during, "dialtone_rtp_packets_total", direction="out") > 0
+    assert value(during, "dialtone_recordings_active") == 0
+    d.sdk().calling.record(leg["id"], control_id="rec1", audio={"format": "wav"})
+    assert value(scrape(d), "dialtone_recordings_active") == 1
+    d.sdk().calling.record_stop(leg["id"], control_id="rec1")
+    deadline = time.time() + 5
+    while time.time() < deadline and value(scrape(d), "dialtone_recordings_active") != 0:
+        time.sleep(0.1)
+    assert value(scrape(d), "dialtone_recordings_active") == 0
     time.sleep(0.3)  # more ticks, more packets
     d.sdk().calling.end(leg["id"], reason="hangup")
     wait_hook(hooks, leg["id"], "ended")
@@ -137,7 +145,7 @@ def test_metrics_move_after_a_call(start_dialtone, tmp_path, sipp, hooks):
     assert value(after, "dialtone_media_tick_lateness_seconds_count") > 10
     assert value(after, "dialtone_rtp_packets_total", direction="out") > value(during, "dialtone_rtp_packets_total", direction="out")
     posts = value(after, "dialtone_api_request_duration_seconds_count", method="POST", route="/api/calling/calls", status="200")
-    assert posts == 2 + value(before, "dialtone_api_request_duration_seconds_count", method="POST",
+    assert posts == 4 + value(before, "dialtone_api_request_duration_seconds_count", method="POST",
                               route="/api/calling/calls", status="200"), after
     assert value(after, "dialtone_api_request_duration_seconds_bucket", method="POST", route="/api/calling/calls",
                  status="200", le="+Inf") == posts
@@ -271,3 +279,20 @@ def test_sigterm_exits_as_soon_as_the_last_call_ends(start_dialtone, tmp_path, s
     assert time.time() - t_end < 10
     assert hooks.wait_state(leg["id"], "ended", 1) is not None, hooks.states(leg["id"])
     assert far.wait(10) == 0, far.describe()
+
+
+def test_a_second_sigterm_cuts_the_drain_short(start_dialtone, tmp_path, sipp, hooks):
+    d = start_node(start_dialtone, tmp_path, {"DIALTONE_DRAIN_SECS": "60"})
+    far = sipp("uas.xml")
+    leg = dial(d, far.uri("service"), hooks.url(), ALL_EVENTS)
+    wait_hook(hooks, leg["id"], "answered")
+    d.proc.send_signal(signal.SIGTERM)
+    deadline = time.time() + 3
+    while time.time() < deadline and requests.get(d.base + "/ready", timeout=5).status_code != 503:
+        time.sleep(0.05)
+    t_second = time.time()
+    d.proc.send_signal(signal.SIGTERM)
+    bye = far.wait_for("BYE", timeout=10)
+    assert bye is not None and bye.when - t_second < 3, far.describe()
+    assert d.proc.wait(15) == 0
+    assert hooks.wait_state(leg["id"], "ended", 1) is not None, hooks.states(leg["id"])
