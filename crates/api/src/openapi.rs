@@ -138,6 +138,33 @@ pub fn properties(command: CommandName) -> Vec<(&'static str, Value)> {
             ("device", object()),
             status_url,
         ],
+        C::Stream => vec![
+            control_id,
+            ("url", string()),
+            ("name", string()),
+            ("codec", string()),
+            ("track", string()),
+            ("authorization_bearer_token", string()),
+            ("custom_parameters", object()),
+            status_url,
+        ],
+        C::Transcribe => vec![control_id, status_url],
+        C::Refer => vec![("device", object()), status_url],
+        C::LiveTranscribe => vec![("action", json!({"type": ["string", "object"]}))],
+        C::LiveTranslate => vec![
+            ("action", json!({"type": ["string", "object"]})),
+            status_url,
+        ],
+        C::AiMessage => vec![
+            ("role", string()),
+            ("message_text", string()),
+            ("reset", object()),
+            ("global_data", object()),
+        ],
+        C::AiHold => vec![("prompt", string())],
+        C::AiUnhold => vec![("prompt", string())],
+        C::AiStop => vec![control_id],
+        C::AiSidecarPoke | C::AiSidecarAsk => vec![("text", string())],
         C::PlayPause
         | C::PlayResume
         | C::PlayStop
@@ -152,7 +179,12 @@ pub fn properties(command: CommandName) -> Vec<(&'static str, Value)> {
         | C::TranscribeStop
         | C::SendFaxStop
         | C::ReceiveFaxStop => vec![control_id],
-        _ => Vec::new(),
+        C::Disconnect
+        | C::Denoise
+        | C::DenoiseStop
+        | C::AiSidecar
+        | C::AiSidecarStop
+        | C::AiSidecarStatus => Vec::new(),
     }
 }
 
