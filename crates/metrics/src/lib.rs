@@ -167,7 +167,7 @@ pub struct Metrics {
     pub calls_refused: Family<Counter>,
     /// Calls ended, by end reason.
     pub calls_ended: Family<Counter>,
-    /// From the INVITE to the 200 OK of outbound calls.
+    /// Outbound calls and transfer legs: from the call's creation (the dial) to its answer.
     pub dial_answer: Histogram,
     /// API requests by method, route and status.
     pub api_requests: Family<Histogram>,
@@ -272,7 +272,7 @@ impl Metrics {
         );
         t.histogram(
             "dialtone_dial_answer_seconds",
-            "Outbound calls: from the INVITE to the answer.",
+            "Outbound calls and transfer legs: from the dial (the call created) to the answer.",
             &[],
             &self.dial_answer,
         );
