@@ -124,6 +124,11 @@ def test_every_request_the_sdk_sends_validates_against_the_served_document(start
     validate_spec(doc)
     request_schema = {"$ref": "#/components/schemas/CallRequest", "components": doc["components"]}
     validator = jsonschema.Draft202012Validator(request_schema)
+    responses = doc["paths"]["/api/calling/calls"]["post"]["responses"]
+
+    def response_validator(status):
+        schema = responses[str(status)]["content"]["application/json"]["schema"]
+        return jsonschema.Draft202012Validator({**schema, "components": doc["components"]})
 
     proxy = RecordingProxy(d.base)
     try:
@@ -161,6 +166,13 @@ def test_every_request_the_sdk_sends_validates_against_the_served_document(start
         codes = {e.get("code") for e in json.loads(reply or b"{}").get("errors", [])} if status == 422 else set()
         if status == 400 or codes & SHAPE_CODES:
             problems.append((body["command"], f"answered {status}: {reply[:300]!r}", body))
+        # And what the server answered is what the document says for that status.
+        if str(status) not in responses:
+            problems.append((body["command"], f"undocumented status {status}", body))
+        else:
+            bad = [e.message for e in response_validator(status).iter_errors(json.loads(reply))]
+            if bad:
+                problems.append((body["command"], f"{status} reply: {bad[:2]}", reply[:300].decode()))
     assert not problems, json.dumps(problems, indent=1)[:4000]
     # A body the validators refuse is refused by the document too (the document is not vacuous).
     for bad in ({"command": "calling.play", "id": UUID, "params": {}},
