@@ -59,7 +59,9 @@ class Server:
                    DIALTONE_RTP_PORTS=f"{rtp_lo}-{rtp_hi}",
                    DIALTONE_DATA_DIR=self.dir, DIALTONE_PROJECT_ID=PROJECT,
                    DIALTONE_API_TOKEN=TOKEN, DIALTONE_SIGNING_KEY="bench-key",
-                   DIALTONE_LOG="warn,node::shard=info", DIALTONE_LOG_FORMAT="json")
+                   DIALTONE_LOG="warn,node::shard=info", DIALTONE_LOG_FORMAT="json",
+                   # No call cap but the RTP range: the benchmark sizes the range for its calls.
+                   DIALTONE_MAX_CALLS="0")
         self.log_path = os.path.join(self.dir, "server.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)

@@ -39,7 +39,9 @@ class Dialtone:
                         DIALTONE_PROJECT_ID=self.project,
                         DIALTONE_API_TOKEN=self.token,
                         DIALTONE_SIGNING_KEY="test-signing-key",
-                        DIALTONE_LOG="debug")
+                        DIALTONE_LOG="debug",
+                        # Stop at once on SIGTERM (test_ops.py sets its own drain).
+                        DIALTONE_DRAIN_SECS="0")
         self.env.update(extra_env or {})
         self.fixture_ports = {"DIALTONE_HTTP_LISTEN", "DIALTONE_SIP_LISTEN"} - set(extra_env or {})
         self.proc = None
@@ -156,7 +158,9 @@ def start_dialtone(tmp_path, request):
     started = []
 
     def start(extra_env=None, name="node"):
-        lo, hi = rtp_port_range()
+        # 64 ports (32 calls): calls beyond the free ports are refused up front (503 no_rtp_port), so a test
+        # that dials in bursts needs room even for calls that fail at once.
+        lo, hi = rtp_port_range(64)
         env = {"DIALTONE_RTP_PORTS": f"{lo}-{hi}", "DIALTONE_EXTERNAL_IP": "127.0.0.1",
                "DIALTONE_WEBHOOK_BACKOFF_MS": "200,400", "DIALTONE_WEBHOOK_MAX_ATTEMPTS": "3"}
         env.update(extra_env or {})

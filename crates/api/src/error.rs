@@ -81,6 +81,10 @@ pub enum ApiError {
     /// 503: retryable.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// 503 with a reason the client is told: the node takes no new call now (`max_calls`,
+    /// RTP ports, drain).
+    #[error("service unavailable: {message}")]
+    AtCapacity { code: &'static str, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -117,6 +121,7 @@ impl From<ControlError> for ApiError {
             } => ApiError::Conflict(vec![ErrorItem::validation(code, message, attribute)]),
             ControlError::NotImplemented { command } => ApiError::NotImplemented { command },
             ControlError::Unavailable(why) => ApiError::Unavailable(why),
+            ControlError::AtCapacity { code, message } => ApiError::AtCapacity { code, message },
             ControlError::Internal(why) => ApiError::Internal(why),
         }
     }
@@ -140,7 +145,9 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::AtCapacity { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -189,6 +196,9 @@ impl ApiError {
                 "the server cannot take this request now; retry".into(),
                 None,
             ),
+            ApiError::AtCapacity { code, message } => {
+                item("server_error", code, message.clone(), None)
+            }
             // The reason stays in the log: internals are not told to clients.
             ApiError::Internal(_) => item(
                 "server_error",
@@ -205,6 +215,7 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(why) => tracing::error!(error = %why, "internal error"),
             ApiError::Unavailable(why) => tracing::warn!(reason = %why, "service unavailable"),
+            ApiError::AtCapacity { message, .. } => tracing::info!(%message, "new call refused"),
             _ => tracing::debug!(status = self.status().as_u16(), "request rejected"),
         }
         let mut response = (self.status(), Json(self.body())).into_response();
@@ -216,7 +227,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"dialtone\""),
                 );
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::AtCapacity { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}

@@ -93,6 +93,7 @@
 
 mod auth;
 pub mod error;
+pub mod openapi;
 mod routes;
 mod state;
 pub mod validate;

@@ -39,10 +39,17 @@ pub fn router(state: ApiState) -> Router {
         .route(CALLS_PATH, post(post_command).get(list_calls))
         .route("/api/calling/calls/{id}", get(get_call))
         .route("/api/calling/recordings/{file}", get(get_recording))
+        .route("/api/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// `GET /api/openapi.json`: the OpenAPI 3.1 document (no credentials; built once).
+async fn openapi() -> Response {
+    static DOCUMENT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(crate::openapi::document).clone()).into_response()
 }
 
 /// A span per request (filled with the command name once known) and the `X-Request-Id` header.

@@ -331,6 +331,14 @@ async fn every_control_error_maps_to_its_response() {
             json!({"errors": [{"type": "server_error", "code": "service_unavailable", "message": "the server cannot take this request now; retry", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
         ),
         (
+            ControlError::AtCapacity {
+                code: "max_calls_reached",
+                message: "this server is at its limit of 2 concurrent calls (max_calls)".into(),
+            },
+            503,
+            json!({"errors": [{"type": "server_error", "code": "max_calls_reached", "message": "this server is at its limit of 2 concurrent calls (max_calls)", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
+        ),
+        (
             ControlError::Internal("disk on fire".into()),
             500,
             json!({"errors": [{"type": "server_error", "code": "internal_error", "message": "internal server error", "attribute": null, "url": "https://signalwire.com/docs/apis/error-codes"}]}),
@@ -527,4 +535,30 @@ async fn list_calls_malformed_cursor_is_400() {
     let good = format!("12%3A{}", uuid::Uuid::new_v4());
     let reply = h.get(&format!("/api/calling/calls?cursor={good}")).await;
     assert_eq!(reply.status, StatusCode::OK);
+}
+
+// ----- OpenAPI ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn openapi_document_is_served_without_credentials() {
+    let h = Harness::new();
+    let reply = h
+        .send(
+            Request::get("/api/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["openapi"], "3.1.0");
+    let post = &reply.body["paths"]["/api/calling/calls"]["post"];
+    for status in ["200", "401", "422", "503"] {
+        assert!(post["responses"][status].is_object(), "{status}");
+    }
+    let schemas = reply.body["components"]["schemas"].as_object().unwrap();
+    assert_eq!(
+        schemas["CallRequest"]["oneOf"].as_array().unwrap().len(),
+        control::command::CommandName::ALL.len()
+    );
+    assert_eq!(h.control.received(), 0);
 }

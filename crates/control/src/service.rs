@@ -62,6 +62,10 @@ pub enum ControlError {
     /// The node is shutting down or overloaded (503, retryable).
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The node refuses a new call for a reason the client may be told (503, retryable):
+    /// `max_calls_reached`, `no_rtp_port`, `draining`.
+    #[error("{message}")]
+    AtCapacity { code: &'static str, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }

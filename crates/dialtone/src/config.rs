@@ -68,6 +68,10 @@ pub struct Settings {
     /// A free-form speech engine run as a separate process (program and arguments, split on
     /// whitespace), used instead of the embedded pocketsphinx grammar engine.
     pub asr_command: Option<String>,
+    /// Calls held at once at most (every leg counts; 0: only the RTP ports limit).
+    pub max_calls: usize,
+    /// On SIGTERM: seconds live calls may go on before the rest are hung up.
+    pub drain_secs: u64,
     /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
     pub egress: EgressSetting,
 }
@@ -220,6 +224,8 @@ impl Default for Settings {
             asr_command: None,
             storage: StorageSetting::default(),
             egress: EgressSetting::default(),
+            max_calls: 1000,
+            drain_secs: 30,
         }
     }
 }
@@ -426,6 +432,12 @@ impl Settings {
             self.log_format = v;
         }
         self.egress.apply_env();
+        if let Some(v) = env("DIALTONE_MAX_CALLS") {
+            self.max_calls = v.parse().context("DIALTONE_MAX_CALLS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_DRAIN_SECS") {
+            self.drain_secs = v.parse().context("DIALTONE_DRAIN_SECS must be seconds")?;
+        }
         Ok(())
     }
 

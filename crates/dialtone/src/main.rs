@@ -3,6 +3,7 @@
 mod config;
 mod http;
 mod operator;
+mod ops;
 
 use std::path::PathBuf;
 
@@ -176,13 +177,22 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
     let operator_store = store::Store::open(settings.data_dir.join("dialtone.db"))
         .await
         .context("opening the store for operator routes")?;
-    let app = api::router(state).merge(operator::router(
-        operator_store,
-        vec![api::Credential {
-            project_id: creds.project_id,
-            token: creds.api_token.clone(),
-        }],
-    ));
+    let app = api::router(state)
+        .merge(operator::router(
+            operator_store.clone(),
+            vec![api::Credential {
+                project_id: creds.project_id,
+                token: creds.api_token.clone(),
+            }],
+        ))
+        .merge(ops::router(ops::Probes {
+            node: node.clone(),
+            store: operator_store,
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            node.metrics().clone(),
+            ops::timed,
+        ));
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http_listen))?;
@@ -194,9 +204,41 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         idle_timeout: std::time::Duration::from_millis(settings.http_idle_timeout_ms),
         request_timeout: std::time::Duration::from_millis(settings.http_request_timeout_ms),
     };
-    http::serve(listener, app, limits, shutdown_signal()).await;
-    node.shutdown().await;
+    let drain = std::time::Duration::from_secs(settings.drain_secs);
+    http::serve(listener, app, limits, drain_on_signal(node.clone(), drain)).await;
+    node.shutdown_flushing(WEBHOOK_FLUSH).await;
+    info!("dialtone stopped");
     Ok(())
+}
+
+/// How long a shutdown waits for the outbox to empty after the last call ended.
+const WEBHOOK_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Resolves once a SIGTERM (or Ctrl-C) came and the drain is over: new calls are refused at
+/// once (API and SIP 503, `/ready` 503) while the API keeps serving, and live calls may go on
+/// for up to `drain`; a second signal cuts the drain short. What is left is then hung up.
+async fn drain_on_signal(node: node::Node, drain: std::time::Duration) {
+    shutdown_signal().await;
+    node.begin_drain();
+    info!(
+        live_calls = node.live_calls(),
+        drain_secs = drain.as_secs(),
+        "shutting down: no new calls, draining"
+    );
+    let wait = async {
+        let deadline = tokio::time::Instant::now() + drain;
+        while node.live_calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = wait => {}
+        _ = shutdown_signal() => info!("second signal: the drain is cut short"),
+    }
+    info!(
+        live_calls = node.live_calls(),
+        "drain over; hanging up the rest"
+    );
 }
 
 /// Raises the soft limit on open files to the hard limit, so that connection caps, not the
@@ -343,6 +385,8 @@ fn node_config(
             first_data_timeout: std::time::Duration::from_millis(s.sip_tcp_first_data_timeout_ms),
             idle_timeout: std::time::Duration::from_millis(s.sip_tcp_idle_timeout_ms),
         },
+        max_calls: s.max_calls,
+        metrics: metrics::Metrics::new(),
     })
 }
 

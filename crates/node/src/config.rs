@@ -49,4 +49,9 @@ pub struct NodeConfig {
     pub sip_tcp: sip::TcpLimits,
     /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
     pub egress: egress::EgressPolicy,
+    /// Calls (every leg counts) held at once at most; more are refused with 503 (API and SIP).
+    /// 0: no cap but the RTP ports.
+    pub max_calls: usize,
+    /// What the node counts for `/metrics`.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }

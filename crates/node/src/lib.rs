@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod shard;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -83,6 +84,8 @@ pub(crate) struct NodeInner {
     /// Speech recognition for collects (one worker thread, one engine per node).
     pub speech: asr::listener::SpeechWorker,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
+    /// Set by [`Node::begin_drain`]: new calls are refused (503).
+    draining: AtomicBool,
 }
 
 /// A running node. Cheap to clone.
@@ -131,7 +134,12 @@ impl Node {
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
         let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
-        let media = MediaShards::start(cfg.media_shards, media_tx, cfg.rtp_latch)?;
+        let media = MediaShards::start(
+            cfg.media_shards,
+            media_tx,
+            cfg.rtp_latch,
+            cfg.metrics.clone(),
+        )?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,
             cfg.swml_fetch_timeout,
@@ -186,6 +194,7 @@ impl Node {
             storage,
             speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
             calls: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
         });
         inner.recover_after_restart().await;
         for (project, rec_id, format) in inner.storage.leftovers() {
@@ -218,6 +227,7 @@ impl Node {
                         )
                         .await;
                 }
+                inner.cfg.metrics.recordings_active.dec();
                 let params = inner.recording_done(done).await;
                 if let Some((project, format)) = upload {
                     let storage = inner.storage.clone();
@@ -267,8 +277,54 @@ impl Node {
         self.inner.calls.lock().map(|c| c.len()).unwrap_or(0)
     }
 
+    /// Stop taking calls (API and SIP answer 503 `draining`); live calls go on.
+    pub fn begin_drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn max_calls(&self) -> usize {
+        self.inner.cfg.max_calls
+    }
+
+    pub fn rtp_ports_free(&self) -> usize {
+        self.inner.ports.free()
+    }
+
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.inner.cfg.metrics
+    }
+
+    /// Whether the node's own store connection answers (within `limit`).
+    pub async fn store_up(&self, limit: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.inner.store.schema_version()).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Whether the SIP endpoint serves and every media shard thread runs.
+    pub fn sip_and_media_up(&self) -> (bool, bool) {
+        (self.inner.sip.is_running(), self.inner.media.all_running())
+    }
+
+    /// Webhooks delivered, rescheduled and given up since the start.
+    pub fn webhook_stats(&self) -> webhook::DeliveryStats {
+        self.inner.delivery.stats()
+    }
+
     /// Hangs up every live call, waits for them to finish (bounded), stops SIP and media.
     pub async fn shutdown(&self) {
+        self.shutdown_flushing(std::time::Duration::ZERO).await
+    }
+
+    /// [`Node::shutdown`], and before webhook delivery stops, waits up to `flush` for the
+    /// outbox to empty (the calls' final webhooks); a webhook whose next attempt is due only
+    /// after that is left for the next start.
+    pub async fn shutdown_flushing(&self, flush: std::time::Duration) {
         let inboxes: Vec<_> = match self.inner.calls.lock() {
             Ok(c) => c.values().map(|e| e.inbox.clone()).collect(),
             Err(_) => Vec::new(),
@@ -288,6 +344,15 @@ impl Node {
         self.inner
             .recorder
             .send(record::writer::RecorderInput::Shutdown);
+        let deadline = tokio::time::Instant::now() + flush;
+        let last_due = now_ms().saturating_add(flush.as_millis() as u64) as i64;
+        while tokio::time::Instant::now() < deadline {
+            match self.inner.store.next_webhook_due_at().await {
+                Ok(Some(due)) if due <= last_due => {}
+                _ => break,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         self.inner.delivery.shutdown().await;
     }
 }
@@ -363,11 +428,44 @@ impl NodeInner {
         })
     }
 
-    /// Makes a new call reachable; its actor takes the returned queues.
-    pub(crate) fn register(&self, call_id: Uuid, project_id: Uuid) -> Inbox {
+    /// Makes a new call reachable if the node takes it: not draining, under `max_calls`, and
+    /// (`needs_port`: it has no RTP port yet) a port free. Checked and counted under one lock,
+    /// so concurrent dials cannot overshoot. Its actor takes the returned queues.
+    pub(crate) fn register(
+        &self,
+        call_id: Uuid,
+        project_id: Uuid,
+        needs_port: bool,
+    ) -> Result<Inbox, ControlError> {
+        let Ok(mut calls) = self.calls.lock() else {
+            return Err(ControlError::Internal("call table poisoned".into()));
+        };
+        let max = self.cfg.max_calls;
+        let refusal = if self.draining.load(Ordering::SeqCst) {
+            Some((
+                "draining",
+                "this server is shutting down and takes no new calls".into(),
+            ))
+        } else if max > 0 && calls.len() >= max {
+            Some((
+                "max_calls_reached",
+                format!("this server is at its limit of {max} concurrent calls (max_calls)"),
+            ))
+        } else if needs_port && (self.ports.free() == 0 || calls.len() >= self.ports.capacity()) {
+            Some((
+                "no_rtp_port",
+                "every RTP port of this server is in use (rtp_ports)".into(),
+            ))
+        } else {
+            None
+        };
+        if let Some((code, message)) = refusal {
+            self.cfg.metrics.calls_refused.with(&[code]).inc();
+            return Err(ControlError::AtCapacity { code, message });
+        }
         let (inbox, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events) = mpsc::unbounded_channel();
-        if let Ok(mut calls) = self.calls.lock() {
+        {
             calls.insert(
                 call_id,
                 CallEntry {
@@ -377,7 +475,7 @@ impl NodeInner {
                 },
             );
         }
-        Inbox { commands, events }
+        Ok(Inbox { commands, events })
     }
 
     /// Hands an event to a live call's actor; never blocks, never drops (false: no such call).
@@ -426,7 +524,10 @@ impl NodeInner {
         };
         match self.store.enqueue_webhook(job).await {
             Ok(_) => self.delivery.kick(),
-            Err(e) => warn!(%call_id, error = %e, "could not queue webhook"),
+            Err(e) => {
+                warn!(%call_id, error = %e, "could not queue webhook");
+                self.cfg.metrics.errors.with(&["webhook_enqueue"]).inc();
+            }
         }
     }
 
@@ -603,15 +704,15 @@ impl CallControl for Node {
             project_id: project,
             ..ident
         };
-        inner
-            .store
-            .insert_call(record.clone())
-            .await
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
-        let inbox = inner.register(call_id, project);
+        let inbox = inner.register(call_id, project, true)?;
+        if let Err(e) = inner.store.insert_call(record.clone()).await {
+            inner.unregister(call_id);
+            return Err(ControlError::Internal(e.to_string()));
+        }
         let leg = record.leg();
         let actor = CallActor::new(ident, request, route, record, inner.clone(), inbox);
         tokio::spawn(actor.run());
+        inner.cfg.metrics.call_setups.with(&["outbound"]).inc();
         info!(%call_id, "dial accepted");
         Ok(CommandOk::leg(leg))
     }

@@ -39,6 +39,16 @@ impl PortPool {
         }
     }
 
+    /// Ports of the range not handed out (some may still be taken by other programs).
+    pub fn free(&self) -> usize {
+        let used = self
+            .state
+            .lock()
+            .map(|st| st.in_use.len())
+            .unwrap_or(usize::MAX);
+        self.capacity().saturating_sub(used)
+    }
+
     /// A free even port for which `try_bind` succeeds (ports taken by other programs are skipped).
     pub fn allocate<T>(&self, mut try_bind: impl FnMut(u16) -> Option<T>) -> Option<(u16, T)> {
         let Ok(mut st) = self.state.lock() else {
@@ -89,6 +99,9 @@ mod tests {
             "freed port reused after wrap"
         );
         assert!(pool.allocate(Some).is_none());
+        assert_eq!(pool.free(), 0);
+        pool.release(20004);
+        assert_eq!(pool.free(), 1);
     }
 
     #[test]

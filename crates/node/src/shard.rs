@@ -147,6 +147,7 @@ pub enum ShardCommand {
 #[derive(Clone)]
 pub struct MediaShards {
     senders: Arc<Vec<std_mpsc::Sender<ShardCommand>>>,
+    threads: Arc<Vec<thread::JoinHandle<()>>>,
     pub events: EventSink,
     rtp_rejected: Arc<AtomicU64>,
 }
@@ -155,20 +156,30 @@ impl MediaShards {
     /// Starts `count` shard threads. Media events go to `events` ([`EventSink`]: never
     /// blocks; only droppable events are bounded). Each call's RTP sources are checked by
     /// `latch` ([`media::latch`]).
-    pub fn start(count: usize, events: EventSink, latch: LatchPolicy) -> std::io::Result<Self> {
+    pub fn start(
+        count: usize,
+        events: EventSink,
+        latch: LatchPolicy,
+        metrics: Arc<metrics::Metrics>,
+    ) -> std::io::Result<Self> {
         let mut senders = Vec::new();
+        let mut threads = Vec::new();
         let rtp_rejected = Arc::new(AtomicU64::new(0));
         for i in 0..count.max(1) {
             let (tx, rx) = std_mpsc::channel();
             let ev = events.clone();
+            let m = metrics.clone();
             let rejected = rtp_rejected.clone();
-            thread::Builder::new()
-                .name(format!("media-shard-{i}"))
-                .spawn(move || run_shard(rx, ev, latch, rejected))?;
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("media-shard-{i}"))
+                    .spawn(move || run_shard(rx, ev, latch, rejected, m))?,
+            );
             senders.push(tx);
         }
         Ok(MediaShards {
             senders: Arc::new(senders),
+            threads: Arc::new(threads),
             events,
             rtp_rejected,
         })
@@ -177,6 +188,11 @@ impl MediaShards {
     /// RTP datagrams refused by the source check since start, all shards (for metrics).
     pub fn rtp_rejected(&self) -> u64 {
         self.rtp_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Whether every shard thread still runs (the node's readiness).
+    pub fn all_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
     }
 
     fn shard_for(&self, call_id: Uuid) -> &std_mpsc::Sender<ShardCommand> {
@@ -201,7 +217,13 @@ fn run_shard(
     events: EventSink,
     latch: LatchPolicy,
     rejected: Arc<AtomicU64>,
+    metrics: Arc<metrics::Metrics>,
 ) {
+    let (rtp_in, rtp_out) = (
+        metrics.rtp_packets.with(&["in"]),
+        metrics.rtp_packets.with(&["out"]),
+    );
+    let rtp_out_dropped = metrics.rtp_dropped.with(&["out"]);
     let origin = Instant::now();
     let mut media: ShardMedia<Uuid> = ShardMedia::new(latch);
     // This shard's rejections already added to the node's counter.
@@ -222,11 +244,13 @@ fn run_shard(
         }
         let tick_start = Instant::now();
         let now_us = tick_start.duration_since(origin).as_micros() as u64;
+        let (mut n_in, mut n_out, mut n_failed) = (0u64, 0u64, 0u64);
         for (call_id, socket) in sockets.iter() {
             // Bounded drain so one flooded port cannot starve the other calls of this shard.
             for _ in 0..64 {
                 match socket.recv_from(&mut buf) {
                     Ok((n, from)) => {
+                        n_in += 1;
                         if let Some(r) = media.on_datagram(*call_id, now_us, &buf[..n], from) {
                             tracing::warn!(
                                 %call_id,
@@ -244,22 +268,39 @@ fn run_shard(
         let total = media.rejected_total();
         if total > counted {
             rejected.fetch_add(total - counted, Ordering::Relaxed);
+            metrics.rtp_rejected.add(total - counted);
             counted = total;
         }
         media.tick(
             now_us,
             // Non-blocking: a full socket buffer loses this packet, never the tick.
             |call_id, to, pkt| {
-                sockets
+                let sent = sockets
                     .get(&call_id)
-                    .is_some_and(|s| s.send_to(pkt, to).is_ok())
+                    .is_some_and(|s| s.send_to(pkt, to).is_ok());
+                if sent {
+                    n_out += 1;
+                } else {
+                    n_failed += 1;
+                }
+                sent
             },
             |call_id, ev| events.emit(call_id, ev),
         );
+        for (counter, n) in [
+            (&rtp_in, n_in),
+            (&rtp_out, n_out),
+            (&rtp_out_dropped, n_failed),
+        ] {
+            if n > 0 {
+                counter.add(n);
+            }
+        }
         let now = Instant::now();
         if !media.is_empty() {
             let late = tick_start.saturating_duration_since(scheduled).as_micros() as u64;
             let work = now.saturating_duration_since(tick_start).as_micros() as u64;
+            metrics.media_tick_lateness.observe_secs(late as f64 / 1e6);
             if let Some(r) = stats.record(late, work) {
                 tracing::info!(
                     calls = media.len(),
@@ -516,7 +557,8 @@ mod tests {
     #[tokio::test]
     async fn shard_paces_and_latches() {
         let (ev_tx, _ev_rx) = EventSink::new(16);
-        let shards = MediaShards::start(1, ev_tx, LatchPolicy::default()).unwrap();
+        let shards =
+            MediaShards::start(1, ev_tx, LatchPolicy::default(), metrics::Metrics::new()).unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         ours.set_nonblocking(true).unwrap();
         let our_addr = ours.local_addr().unwrap();
@@ -565,7 +607,8 @@ mod tests {
     #[tokio::test]
     async fn a_stranger_is_refused_and_counted() {
         let (ev_tx, _ev_rx) = EventSink::new(16);
-        let shards = MediaShards::start(2, ev_tx, LatchPolicy::SdpAddress).unwrap();
+        let shards =
+            MediaShards::start(2, ev_tx, LatchPolicy::SdpAddress, metrics::Metrics::new()).unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         ours.set_nonblocking(true).unwrap();
         let our_addr = ours.local_addr().unwrap();

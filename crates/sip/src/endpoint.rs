@@ -310,6 +310,12 @@ impl SipEndpoint {
         self.inner.local_addr
     }
 
+    /// Whether the endpoint still serves (not shut down, stack not stopped):
+    /// the node's readiness check.
+    pub fn is_running(&self) -> bool {
+        !self.inner.is_shut_down()
+    }
+
     /// The address advertised in Via and Contact (`external_ip` and the
     /// bound port).
     pub fn advertised_addr(&self) -> SocketAddr {

@@ -355,6 +355,27 @@ impl Store {
         .await
     }
 
+    /// Calls still live (`ended_at_ms` unset) by status, for the operator's `/metrics`
+    /// (the partial index `calls_live` keeps it to the live rows).
+    pub async fn live_calls_by_status(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT status, COUNT(*) FROM calls WHERE ended_at_ms IS NULL \
+                 GROUP BY status ORDER BY status",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (status, n) = row?;
+                out.push((status, u64::try_from(n).unwrap_or(0)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Ends every call still live (`ended_at_ms` unset): status `ended`, `end_reason`,
     /// `ended_at_ms = now_ms`, and for answered calls `duration_ms = billing_ms = now_ms -
     /// answered_at_ms`. Returns the updated records.

@@ -253,8 +253,13 @@ async fn live_calls_are_ended_with_durations() {
     for r in [&ringing, &answered, &done] {
         store.insert_call(r.clone()).await.unwrap();
     }
+    assert_eq!(
+        store.live_calls_by_status().await.unwrap(),
+        [("answered".to_string(), 1), ("ringing".to_string(), 1)]
+    );
     let ended = store.mark_live_calls_ended("error", 9_000).await.unwrap();
     assert_eq!(ended.len(), 2);
+    assert!(store.live_calls_by_status().await.unwrap().is_empty());
     let by_id = |id| ended.iter().find(|r| r.id == id).unwrap().clone();
 
     let a = by_id(answered.id);

@@ -18,6 +18,7 @@ pub mod events;
 mod sign;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -145,6 +146,22 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// What delivery has done since the worker started (the operator's `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub delivered: u64,
+    /// Failed attempts that were rescheduled.
+    pub retries: u64,
+    pub given_up: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    delivered: AtomicU64,
+    retries: AtomicU64,
+    given_up: AtomicU64,
+}
+
 /// Starts the delivery worker.
 pub struct WebhookDelivery;
 
@@ -155,9 +172,13 @@ impl WebhookDelivery {
     pub fn spawn(store: Store, cfg: DeliveryConfig) -> DeliveryHandle {
         let kick = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(Worker::new(store, cfg, Arc::clone(&kick), stop_rx).run());
+        let counters = Arc::new(Counters::default());
+        let mut worker = Worker::new(store, cfg, Arc::clone(&kick), stop_rx);
+        worker.counters = Arc::clone(&counters);
+        let task = tokio::spawn(worker.run());
         DeliveryHandle {
             inner: Arc::new(HandleInner {
+                counters,
                 kick,
                 stop: stop_tx,
                 task: Mutex::new(Some(task)),
@@ -173,6 +194,7 @@ pub struct DeliveryHandle {
 }
 
 struct HandleInner {
+    counters: Arc<Counters>,
     kick: Arc<Notify>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -189,6 +211,16 @@ impl DeliveryHandle {
     /// busy are coalesced, none is lost.
     pub fn kick(&self) {
         self.inner.kick.notify_one();
+    }
+
+    /// Delivered, rescheduled and given-up counts since the worker started.
+    pub fn stats(&self) -> DeliveryStats {
+        let c = &self.inner.counters;
+        DeliveryStats {
+            delivered: c.delivered.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            given_up: c.given_up.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops the worker and waits for it to end. Attempts in flight are abandoned; their jobs
@@ -234,6 +266,7 @@ struct Worker {
     per_origin: HashMap<String, usize>,
     /// When retention last ran (ms).
     purged_at_ms: i64,
+    counters: Arc<Counters>,
 }
 
 impl Worker {
@@ -258,6 +291,7 @@ impl Worker {
             in_flight: HashMap::new(),
             per_origin: HashMap::new(),
             purged_at_ms: 0,
+            counters: Arc::default(),
         }
     }
 
@@ -341,6 +375,7 @@ impl Worker {
                             Arc::clone(&self.cfg),
                             self.store.clone(),
                             job,
+                            Arc::clone(&self.counters),
                         ));
                         self.in_flight.insert(task.id(), (job_id, origin));
                     }
@@ -444,6 +479,7 @@ async fn deliver(
     cfg: Arc<DeliveryConfig>,
     store: Store,
     job: WebhookJob,
+    counters: Arc<Counters>,
 ) {
     let attempt = job.attempts.saturating_add(1);
     let call_id = job.call_id.map(|c| c.to_string()).unwrap_or_default();
@@ -458,12 +494,14 @@ async fn deliver(
                 attempt,
                 "webhook delivered"
             );
+            counters.delivered.fetch_add(1, Ordering::Relaxed);
             store
                 .mark_webhook_delivered(job.id, now, status.as_u16())
                 .await
         }
         Outcome::Permanent(why) => {
             warn!(job_id = job.id, call_id, attempt, error = %why, "webhook given up");
+            counters.given_up.fetch_add(1, Ordering::Relaxed);
             store.give_up_webhook(job.id, attempt, &why).await
         }
         // `backoff[n]` is the delay after attempt n + 1; then doubling (RetryPolicy).
@@ -476,6 +514,7 @@ async fn deliver(
                     let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
                     warn!(job_id = job.id, call_id, attempt, error = %why, retry_in_ms = delay_ms,
                     "webhook attempt failed; will retry");
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
                     store
                         .reschedule_webhook(job.id, attempt, now.saturating_add(delay_ms), &why)
                         .await
@@ -483,6 +522,7 @@ async fn deliver(
                 None => {
                     warn!(job_id = job.id, call_id, attempt, error = %why,
                     "webhook attempt failed; no attempts left, given up");
+                    counters.given_up.fetch_add(1, Ordering::Relaxed);
                     store.give_up_webhook(job.id, attempt, &why).await
                 }
             }

@@ -324,6 +324,14 @@ async fn server_error_is_retried_with_backoff() {
     for s in server.requests() {
         assert_signed(&s, &url);
     }
+    assert_eq!(
+        worker.stats(),
+        webhook::DeliveryStats {
+            delivered: 1,
+            retries: 1,
+            given_up: 0
+        }
+    );
     worker.shutdown().await;
 }
 
@@ -353,6 +361,8 @@ async fn retries_stop_after_the_last_backoff() {
         assert_eq!(server.count(body), 3, "{body}");
     }
     assert!(store.due_webhooks(i64::MAX, 10).await.unwrap().is_empty());
+    let stats = worker.stats();
+    assert_eq!((stats.retries, stats.given_up, stats.delivered), (6, 3, 0));
     worker.shutdown().await;
 }
 

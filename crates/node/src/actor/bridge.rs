@@ -119,7 +119,8 @@ impl NodeInner {
         let (mut record, ident) =
             self.new_call(call_id, Direction::Outbound, leg_type, &request, dest);
         record.parent_id = Some(parent);
-        let inbox = self.register(call_id, record.project_id);
+        let inbox = self.register(call_id, record.project_id, true)?;
+        self.cfg.metrics.call_setups.with(&["transfer"]).inc();
         let mut actor = CallActor::new(ident, request, route, record, self.clone(), inbox);
         actor.media_key = media_key;
         Ok(actor)

@@ -254,12 +254,21 @@ impl NodeInner {
             ..DialRequest::default()
         };
         let (record, ident) = self.new_call(call_id, Direction::Inbound, leg_type, &request, &to);
+        let inbox = match self.register(call_id, record.project_id, true) {
+            Ok(inbox) => inbox,
+            Err(e) => {
+                info!(to = %invite.request_uri, reason = %e, "inbound call refused; 503");
+                let _ = leg.handle.reject(503, "Service Unavailable").await;
+                return;
+            }
+        };
         if let Err(e) = self.store.insert_call(record.clone()).await {
             warn!(error = %e, "could not store the inbound call; 503");
+            self.unregister(call_id);
             let _ = leg.handle.reject(503, "Service Unavailable").await;
             return;
         }
-        let inbox = self.register(call_id, record.project_id);
+        self.cfg.metrics.call_setups.with(&["inbound"]).inc();
         let sip_route = control::routing::Route {
             request_uri: invite.request_uri.clone(),
             to_uri: invite.to_uri.clone(),

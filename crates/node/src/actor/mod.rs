@@ -297,6 +297,7 @@ impl CallActor {
             }
             Err(e) => {
                 warn!(error = %e, "INVITE could not be sent");
+                self.node.cfg.metrics.errors.with(&["invite_failed"]).inc();
                 self.core.handle(
                     now_ms(),
                     CallInput::Fail {
@@ -727,6 +728,14 @@ impl CallActor {
         self.record.status = status.as_str().to_string();
         if status == CallStatus::Answered {
             self.record.answered_at_ms = self.core.answered_at().map(|t| t as i64);
+            if self.inbound.is_none() && self.virtual_media.is_none() {
+                let waited = now.saturating_sub(self.record.created_at_ms.max(0) as u64);
+                self.node
+                    .cfg
+                    .metrics
+                    .dial_answer
+                    .observe_secs(waited as f64 / 1000.0);
+            }
         }
         self.persist(status.as_str(), now).await;
         if status == CallStatus::Answered {
@@ -766,6 +775,9 @@ impl CallActor {
                     rejected = stats.packets_rejected,
                     "media stats"
                 );
+                let m = &self.node.cfg.metrics;
+                m.rtp_dropped.with(&["in"]).add(stats.packets_lost);
+                m.rtp_rejected.add(stats.garbage_received);
                 let detail = json!({
                     "packets_sent": stats.packets_sent,
                     "packets_received": stats.packets_received,
@@ -787,6 +799,11 @@ impl CallActor {
             let d = now.saturating_sub(answered) as i64;
             self.record.duration_ms = Some(d);
             self.record.billing_ms = Some(d);
+        }
+        let m = &self.node.cfg.metrics;
+        m.calls_ended.with(&[end_reason.as_str()]).inc();
+        if end_reason == EndReason::Error {
+            m.errors.with(&["call_error"]).inc();
         }
         info!(
             status = status.as_str(),
@@ -827,6 +844,7 @@ impl CallActor {
     async fn persist(&mut self, kind: &str, now: u64) {
         if let Err(e) = self.node.store.update_call(self.record.clone()).await {
             warn!(error = %e, "could not persist call");
+            self.node.cfg.metrics.errors.with(&["store_write"]).inc();
         }
         let detail = json!({"status": self.record.status});
         self.call_event_at(kind, detail, now).await;

@@ -150,6 +150,8 @@ impl CallActor {
         if let Err(e) = self.node.store.recording_started(open).await {
             tracing::warn!(%rec_id, error = %e, "could not keep the recording's metadata");
         }
+        // Every start ends in exactly one RecordingDone, which takes it off again.
+        self.node.cfg.metrics.recordings_active.inc();
         self.node.recorder.send(RecorderInput::Start(Box::new(
             record::writer::StartRecording {
                 rec_id,

@@ -92,13 +92,29 @@ impl NodeInner {
             ..dest_ident
         }
         .child_of(origin_id, Some(LegType::RelaySipCall.device_type()));
+        let registered = self.register(origin_id, project, false).and_then(|o| {
+            self.register(dest_id, project, false)
+                .map(|d| (o, d))
+                .inspect_err(|_| self.unregister(origin_id))
+        });
+        let (origin_rx, dest_rx) = match registered {
+            Ok(r) => r,
+            Err(e) => {
+                self.ports.release(origin_port);
+                self.ports.release(dest_port);
+                return Err(e);
+            }
+        };
         for record in [&origin_record, &dest_record] {
             if let Err(e) = self.store.insert_call(record.clone()).await {
+                self.unregister(origin_id);
+                self.unregister(dest_id);
                 self.ports.release(origin_port);
                 self.ports.release(dest_port);
                 return Err(ControlError::Internal(e.to_string()));
             }
         }
+        self.cfg.metrics.call_setups.with(&["script"]).inc();
         let route = Route {
             request_uri: to.clone(),
             to_uri: to.clone(),
@@ -112,8 +128,6 @@ impl NodeInner {
             telephone_event_pt: Some(101),
         };
         let leg = origin_record.leg();
-        let origin_rx = self.register(origin_id, project);
-        let dest_rx = self.register(dest_id, project);
 
         let mut origin = CallActor::new(
             origin_ident,
@@ -156,7 +170,10 @@ impl NodeInner {
 
     fn virtual_rtp_port(&self) -> Result<(u16, UdpSocket), ControlError> {
         self.allocate_rtp_port()
-            .ok_or_else(|| ControlError::Unavailable("no free RTP port".into()))
+            .ok_or_else(|| ControlError::AtCapacity {
+                code: "no_rtp_port",
+                message: "every RTP port of this server is in use (rtp_ports)".into(),
+            })
     }
 }
 
