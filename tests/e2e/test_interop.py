@@ -195,6 +195,11 @@ def test_inbound_answer_picks_our_preference_among_baresips_codecs(start_dialton
     peer.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
     peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     assert codec_set(peer) == BARESIP_CODEC[expect]
+    # baresip offers telephone-event only at 8 kHz (PT 101, events 0-15), also beside Opus: the
+    # answer takes that one and echoes its event list.
+    answer = sent_sdp_answers(d)
+    assert len(answer) == 1, answer
+    assert "a=rtpmap:101 telephone-event/8000" in answer[0] and "a=fmtp:101 0-15\r\n" in answer[0], answer[0]
     peer.ctrl.cmd("hangup", check=False)
 
 
