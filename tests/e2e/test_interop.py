@@ -149,6 +149,7 @@ def test_codec_matrix_audio_and_dtmf_both_ways(start_dialtone, tmp_path, baresip
     digits = [peer.ctrl.wait_event("CALL_DTMF_START", timeout=5)["param"] for _ in range(3)]
     assert digits == ["4", "5", "6"], digits
     peer.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    assert len(peer.ctrl.events_of("CALL_DTMF_START")) == 3, "each digit once"
 
     # The codec on the wire, both ways, as baresip set it up (it offered/accepted only that one).
     log = peer.log()
