@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 ensure_build_deps
 # sipp: the far-end peer of the SIP adapter tests; openssl: their TLS test CA; mpg123: decodes
 # mp3 recordings in the end-to-end tests (an MP3 decoder nobody on the team wrote); flite: the
-# far end's speech in the speech and detection tests.
-apt_install sip-tester openssl mpg123 flite
+# far end's speech in the speech and detection tests; baresip-core: the softphone of the interop
+# codec matrix (tests/e2e/test_interop.py).
+apt_install sip-tester openssl mpg123 flite baresip-core
 ensure_venv tests/e2e/requirements.txt
 ensure_schema
 
