@@ -283,10 +283,6 @@ def test_baresip_hold_and_resume_are_answered_recvonly_then_sendrecv(start_dialt
     peer.ctrl.wait_event("CALL_CLOSED", timeout=5)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: the SDP direction is ignored for sending: dialtone answers "
-                                       "baresip's hold (a=sendonly) with a=recvonly but keeps sending ~50 RTP "
-                                       "packets/s (the media shard sends every packet a graph produces, "
-                                       "whatever the negotiated direction)")
 @pytest.mark.parametrize("direction", ["inbound", "outbound"])
 def test_baresip_hold_stops_dialtone_sending(start_dialtone, tmp_path, baresip, hooks, direction):
     d, peer = held_call(start_dialtone, tmp_path, baresip, hooks, direction)

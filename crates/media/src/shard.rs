@@ -15,6 +15,9 @@ struct Leg<K> {
     graph: Box<dyn MediaLeg>,
     latch: Latch,
     packets_sent: u64,
+    /// False while the far end does not take our audio (it holds the call: `sendonly`,
+    /// `inactive`, `c=0.0.0.0`): the graph still ticks, its packets are not sent.
+    sending: bool,
     peer: Option<K>,
 }
 
@@ -66,6 +69,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             graph,
             latch: Latch::new(self.policy, remote),
             packets_sent: 0,
+            sending: true,
             peer: None,
         };
         self.legs.insert(key, leg);
@@ -80,6 +84,14 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     pub fn set_remote(&mut self, key: K, remote: SocketAddr) {
         if let Some(leg) = self.legs.get_mut(&key) {
             leg.latch.set_advertised(remote);
+        }
+    }
+
+    /// Whether the far end takes our audio now (SDP direction, hold); while it does not, the
+    /// call's media runs on (playback timing, events, recording) but nothing is sent.
+    pub fn set_sending(&mut self, key: K, sending: bool) {
+        if let Some(leg) = self.legs.get_mut(&key) {
+            leg.sending = sending;
         }
     }
 
@@ -158,6 +170,9 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         for (key, leg) in self.legs.iter_mut() {
             self.out.clear();
             leg.graph.on_tick(now_us, &mut self.out);
+            if !leg.sending {
+                self.out.clear();
+            }
             for pkt in &self.out {
                 if send(*key, leg.latch.target(), pkt) {
                     leg.packets_sent += 1;
@@ -348,5 +363,21 @@ mod tests {
         assert!(loud > 10, "{loud}");
         s.unbridge(2);
         assert_eq!(loud_packets_on_2(&mut s, 30..40), 0);
+    }
+
+    /// A held call (the far end said `sendonly`/`inactive`) ticks on but sends nothing, and
+    /// sends again once resumed.
+    #[test]
+    fn a_held_call_sends_nothing_until_resumed() {
+        let mut s: ShardMedia<u8> = ShardMedia::default();
+        s.add(1, addr(5004), graph(1));
+        assert_eq!(tick_to(&mut s, 20_000).len(), 1);
+        s.set_sending(1, false);
+        for t in 2..10 {
+            assert!(tick_to(&mut s, t * 20_000).is_empty());
+        }
+        s.set_sending(1, true);
+        assert_eq!(tick_to(&mut s, 200_000).len(), 1);
+        assert_eq!(s.remove(1).map(|st| st.packets_sent), Some(2));
     }
 }

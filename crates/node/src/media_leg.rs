@@ -18,6 +18,8 @@ pub struct NegotiatedMedia {
     pub codec: sdp::Codec,
     pub payload_type: u8,
     pub telephone_event_pt: Option<u8>,
+    /// The far end takes our audio (its direction is `sendrecv`/`recvonly`).
+    pub sending: bool,
 }
 
 impl From<sdp::Negotiated> for NegotiatedMedia {
@@ -27,8 +29,18 @@ impl From<sdp::Negotiated> for NegotiatedMedia {
             codec: n.codec,
             payload_type: n.payload_type,
             telephone_event_pt: n.telephone_event_pt,
+            sending: takes_our_audio(&n),
         }
     }
+}
+
+/// Whether the far end of `n` takes our audio: not when it said `sendonly` or `inactive`, nor
+/// when it held the call the old way (`c=0.0.0.0`).
+fn takes_our_audio(n: &sdp::Negotiated) -> bool {
+    matches!(
+        n.direction,
+        sdp::Direction::SendRecv | sdp::Direction::RecvOnly
+    ) && !n.remote.ip().is_unspecified()
 }
 
 /// The dial's audio codecs in our SDP vocabulary, in the caller's order, without duplicates;
@@ -84,16 +96,17 @@ pub fn negotiate(local: &sdp::LocalMedia, answer: &str) -> Result<NegotiatedMedi
     Ok(n.into())
 }
 
-/// A re-INVITE/UPDATE offer from the far end: our answer, and the new remote address unless the
-/// far end put the call on hold (`c=0.0.0.0`), in which case the old one stays.
+/// A re-INVITE/UPDATE offer from the far end: our answer, the new remote address unless the
+/// far end put the call on hold (`c=0.0.0.0`), in which case the old one stays, and whether it
+/// takes our audio now (a hold or a resume).
 pub fn answer_remote_offer(
     local: &mut sdp::LocalMedia,
     offer: &str,
-) -> Result<(String, Option<SocketAddr>), String> {
+) -> Result<(String, Option<SocketAddr>, bool), String> {
     local.session_version += 1;
     let (answer, n) = sdp::answer_offer(local, offer).map_err(|e| format!("SDP offer: {e}"))?;
     let remote = (!n.remote.ip().is_unspecified() && n.remote.port() != 0).then_some(n.remote);
-    Ok((answer, remote))
+    Ok((answer, remote, takes_our_audio(&n)))
 }
 
 /// The PCM rate the call's audio is prepared at (the negotiated codec's own rate).
@@ -176,6 +189,7 @@ mod tests {
             codec: sdp::Codec::Pcmu,
             payload_type: 0,
             telephone_event_pt: None,
+            sending: true,
         };
         let mut leg = new_leg(&session, Uuid::new_v4()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();

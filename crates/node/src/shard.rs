@@ -95,6 +95,11 @@ pub enum ShardCommand {
         call_id: Uuid,
         remote: SocketAddr,
     },
+    /// Whether the far end takes our audio (SDP direction, hold).
+    SetSending {
+        call_id: Uuid,
+        sending: bool,
+    },
     SendDigits {
         call_id: Uuid,
         digits: String,
@@ -344,6 +349,7 @@ fn apply(
             media.add(call_id, remote, leg);
         }
         ShardCommand::SetRemote { call_id, remote } => media.set_remote(call_id, remote),
+        ShardCommand::SetSending { call_id, sending } => media.set_sending(call_id, sending),
         ShardCommand::SendDigits { call_id, digits } => match media.graph(call_id) {
             Some(leg) => {
                 if let Err(e) = leg.send_digits(&digits) {

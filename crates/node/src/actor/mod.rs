@@ -424,6 +424,17 @@ impl CallActor {
                 leg,
             },
         );
+        if !session.sending {
+            // The far end answered (or offered) `sendonly`/`inactive`: held from the start.
+            info!("the far end takes no audio yet (SDP direction): not sending");
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetSending {
+                    call_id: self.ident.call_id,
+                    sending: false,
+                },
+            );
+        }
         self.media_running = true;
         for ready in std::mem::take(&mut self.ops.deferred) {
             self.node
@@ -448,8 +459,16 @@ impl CallActor {
             return;
         };
         match media_leg::answer_remote_offer(local, &offer) {
-            Ok((answer, remote)) => {
+            Ok((answer, remote, sending)) => {
                 self.local_sdp = Some(answer.clone());
+                info!(sending, "far end's offer answered (hold when not sending)");
+                self.node.media.send(
+                    self.media_key,
+                    ShardCommand::SetSending {
+                        call_id: self.ident.call_id,
+                        sending,
+                    },
+                );
                 if let Some(remote) = remote {
                     self.node.media.send(
                         self.media_key,

@@ -126,6 +126,7 @@ impl NodeInner {
             codec: sdp::Codec::Pcmu,
             payload_type: 0,
             telephone_event_pt: Some(101),
+            sending: true,
         };
         let leg = origin_record.leg();
 
