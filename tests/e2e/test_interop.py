@@ -295,3 +295,30 @@ def test_baresip_hold_stops_dialtone_sending(start_dialtone, tmp_path, baresip, 
     peer.ctrl.cmd("hangup", check=False)
     # RFC 3264 §6.1: nothing is sent on a recvonly stream.
     assert during_hold <= 2, f"dialtone sent {during_hold} RTP packets in 2 s of hold"
+
+
+# ---------------------------------------------------------------- RTCP
+
+def test_rtcp_reports_go_both_ways_and_give_a_round_trip(start_dialtone, tmp_path, baresip, hooks):
+    """dialtone sends SR/RR + SDES every ~5 s from its RTP port + 1 and reads baresip's reports: after
+    ~12 s both sides have reported, baresip's report blocks about our stream gave a round-trip time, and
+    the call's media_stats event carries it."""
+    from test_rtp_source import media_stats
+    peer = baresip(codecs=["PCMU"], tone=THEIR_TONE, seconds=20)
+    d = start_node(start_dialtone, tmp_path)
+    leg = d.sdk().calling.dial(from_=FROM, to=peer.uri(), swml=doc({"play": {"url": "ring:20:us"}}),
+                               status_url=hooks.url(), status_events=["answered", "ended"])
+    peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    time.sleep(12)
+    debug = peer.ctrl.cmd("audio_debug")["data"]
+    peer.ctrl.cmd("hangup", check=False)
+    peer.ctrl.wait_event("CALL_CLOSED", timeout=5)
+    rtcp = media_stats(d, leg["id"])["rtcp"]
+    assert rtcp["reports_sent"] >= 2, (rtcp, debug)
+    assert rtcp["reports_received"] >= 1, (rtcp, debug)
+    assert rtcp["rtt_ms"] is not None and rtcp["rtt_ms"] < 100, (rtcp, debug)
+    assert rtcp["remote_packets_lost"] == 0, rtcp
+    # baresip got ours too: its RTCP member for us carries a round trip (from our report blocks
+    # about its stream) and the packet count of our SR (psent).
+    member = re.search(r"RTT=([\d.]+)ms.*?psent=(\d+)", debug, re.S)
+    assert member and float(member.group(1)) > 0 and int(member.group(2)) > 100, debug

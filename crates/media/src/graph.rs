@@ -47,6 +47,11 @@ pub trait MediaLeg: Send {
     /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
     /// hears it (recording, detectors, speech, the bridge): the denoiser.
     fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>);
+    /// What the call's RTCP reports need of its streams (`None`: no RTCP for this leg); each
+    /// call starts a new report interval of the received stream's counters.
+    fn rtcp_inputs(&mut self) -> Option<crate::rtcp::RtcpInputs> {
+        None
+    }
 }
 
 /// Where a recorded call's audio goes every tick. Must never block.
@@ -97,6 +102,8 @@ pub struct MediaStats {
     pub garbage_received: u64,
     /// Datagrams refused by the RTP source check (`media::latch`), set by the shard.
     pub packets_rejected: u64,
+    /// What RTCP told (set by the shard).
+    pub rtcp: crate::rtcp::RtcpStats,
 }
 
 /// What offer/answer settled, and the random start of our RTP stream.
@@ -415,7 +422,16 @@ impl MediaLeg for CallGraph {
             packets_lost: s.packets_lost,
             garbage_received: self.garbage,
             packets_rejected: 0,
+            rtcp: crate::rtcp::RtcpStats::default(),
         }
+    }
+
+    fn rtcp_inputs(&mut self) -> Option<crate::rtcp::RtcpInputs> {
+        Some(crate::rtcp::RtcpInputs {
+            ssrc: self.sender.ssrc(),
+            rtp_timestamp: self.sender.timestamp(),
+            received: self.receiver.report_block_inputs(),
+        })
     }
 }
 

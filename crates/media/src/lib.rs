@@ -20,6 +20,7 @@ pub mod playback;
 mod plc;
 pub mod queue;
 pub mod ring;
+pub mod rtcp;
 pub mod shard;
 pub mod speech;
 pub mod tick_stats;

@@ -5,11 +5,12 @@
 //! the clock, owns the sockets, hands datagrams in and sends the packets this gives back.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use crate::graph::{MediaEvent, MediaLeg, MediaStats};
 use crate::latch::{Admit, Latch, LatchPolicy, RejectReport};
+use crate::rtcp::CallRtcp;
 
 struct Leg<K> {
     graph: Box<dyn MediaLeg>,
@@ -18,7 +19,23 @@ struct Leg<K> {
     /// False while the far end does not take our audio (it holds the call: `sendonly`,
     /// `inactive`, `c=0.0.0.0`): the graph still ticks, its packets are not sent.
     sending: bool,
+    rtcp: CallRtcp,
+    /// Our stream's SSRC, when the graph has RTCP.
+    ssrc: Option<u32>,
     peer: Option<K>,
+}
+
+/// Where a leg's RTCP goes: the port above its RTP target (RFC 3550 §11).
+fn rtcp_target(rtp: SocketAddr) -> SocketAddr {
+    SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+}
+
+/// A stable 0.0..=1.0 draw per call and report, so calls started together report apart.
+fn spread<K: Hash>(key: &K, now_us: u64) -> f64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    now_us.hash(&mut h);
+    (h.finish() % 1001) as f64 / 1000.0
 }
 
 /// The calls of one shard by key `K` (the call's id).
@@ -64,12 +81,15 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     }
 
     /// A call's graph, sending to `remote` until the far end is heard from elsewhere.
-    pub fn add(&mut self, key: K, remote: SocketAddr, graph: Box<dyn MediaLeg>) {
+    pub fn add(&mut self, key: K, remote: SocketAddr, mut graph: Box<dyn MediaLeg>) {
+        let ssrc = graph.rtcp_inputs().map(|i| i.ssrc);
         let leg = Leg {
             graph,
             latch: Latch::new(self.policy, remote),
             packets_sent: 0,
             sending: true,
+            rtcp: CallRtcp::new(format!("dialtone@{}", remote.ip())),
+            ssrc,
             peer: None,
         };
         self.legs.insert(key, leg);
@@ -128,8 +148,44 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             let mut s = leg.graph.stats();
             s.packets_sent = leg.packets_sent;
             s.packets_rejected = leg.latch.rejected();
+            s.rtcp = leg.rtcp.stats();
             s
         })
+    }
+
+    /// The RTCP BYE that ends the call's stream, and where it goes (before [`Self::remove`]).
+    pub fn rtcp_bye(&mut self, key: K) -> Option<(SocketAddr, Vec<u8>)> {
+        let leg = self.legs.get(&key)?;
+        Some((rtcp_target(leg.latch.target()), leg.rtcp.bye(leg.ssrc?)))
+    }
+
+    /// Each call's RTCP report when due (every ~5 s), to `send` with its destination. `ntp`
+    /// is the wall clock (RFC 3550 §4).
+    pub fn poll_rtcp(&mut self, now_us: u64, ntp: u64, mut send: impl FnMut(K, SocketAddr, &[u8])) {
+        for (key, leg) in self.legs.iter_mut() {
+            let graph = &mut leg.graph;
+            let report = leg
+                .rtcp
+                .poll_report(now_us, ntp, spread(key, now_us), || graph.rtcp_inputs());
+            if let Some(pkt) = report {
+                send(*key, rtcp_target(leg.latch.target()), &pkt);
+            }
+        }
+    }
+
+    /// A datagram on the call's RTCP port. Only the far end's address is heard (the port may
+    /// differ, as for RTP); false when refused or malformed.
+    pub fn on_rtcp(&mut self, key: K, ntp: u64, data: &[u8], from: SocketAddr) -> bool {
+        let Some(leg) = self.legs.get_mut(&key) else {
+            return false;
+        };
+        if from.ip() != leg.latch.target().ip() {
+            return false;
+        }
+        let Some(ours) = leg.ssrc else {
+            return false;
+        };
+        leg.rtcp.on_rtcp(ntp, data, ours)
     }
 
     /// A datagram arrived on the call's port from `from`. A source the call's latch refuses
@@ -176,6 +232,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             for pkt in &self.out {
                 if send(*key, leg.latch.target(), pkt) {
                     leg.packets_sent += 1;
+                    leg.rtcp.on_sent(pkt.len());
                 }
             }
             while let Some(ev) = leg.graph.poll_event() {

@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod shard;
 
 use std::collections::HashMap;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -419,13 +420,17 @@ impl NodeInner {
     }
 
     /// A free even RTP port of the configured range, bound non-blocking on the SIP address.
-    pub(crate) fn allocate_rtp_port(&self) -> Option<(u16, std::net::UdpSocket)> {
+    /// An even RTP port and its socket, with the RTCP socket on the port above when that one
+    /// is free too (RTCP is then simply not sent).
+    pub(crate) fn allocate_rtp_port(&self) -> Option<(u16, (UdpSocket, Option<UdpSocket>))> {
         let bind_ip = self.cfg.sip_listen.ip();
-        self.ports.allocate(|p| {
-            let s = std::net::UdpSocket::bind(std::net::SocketAddr::new(bind_ip, p)).ok()?;
+        let bind = move |p: u16| {
+            let s = UdpSocket::bind(std::net::SocketAddr::new(bind_ip, p)).ok()?;
             s.set_nonblocking(true).ok()?;
             Some(s)
-        })
+        };
+        self.ports
+            .allocate(|p| bind(p).map(|rtp| (rtp, p.checked_add(1).and_then(bind))))
     }
 
     /// Makes a new call reachable if the node takes it: not draining, under `max_calls`, and

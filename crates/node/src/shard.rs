@@ -95,6 +95,11 @@ pub enum ShardCommand {
         call_id: Uuid,
         remote: SocketAddr,
     },
+    /// The call's RTCP socket (its RTP port + 1), after `Add`.
+    SetRtcpSocket {
+        call_id: Uuid,
+        socket: UdpSocket,
+    },
     /// Whether the far end takes our audio (SDP direction, hold).
     SetSending {
         call_id: Uuid,
@@ -233,7 +238,7 @@ fn run_shard(
     let mut media: ShardMedia<Uuid> = ShardMedia::new(latch);
     // This shard's rejections already added to the node's counter.
     let mut counted = 0;
-    let mut sockets: HashMap<Uuid, UdpSocket> = HashMap::new();
+    let mut sockets: HashMap<Uuid, CallSockets> = HashMap::new();
     let mut next_tick = origin + TICK;
     let mut buf = vec![0u8; 2048];
     let mut stats = media::tick_stats::TickStats::default();
@@ -250,10 +255,20 @@ fn run_shard(
         let tick_start = Instant::now();
         let now_us = tick_start.duration_since(origin).as_micros() as u64;
         let (mut n_in, mut n_out, mut n_failed) = (0u64, 0u64, 0u64);
-        for (call_id, socket) in sockets.iter() {
+        let ntp = if media.is_empty() {
+            0
+        } else {
+            media::rtcp::ntp_now()
+        };
+        for (call_id, call) in sockets.iter() {
+            if let Some(rtcp) = &call.rtcp {
+                while let Ok((n, from)) = rtcp.recv_from(&mut buf) {
+                    media.on_rtcp(*call_id, ntp, &buf[..n], from);
+                }
+            }
             // Bounded drain so one flooded port cannot starve the other calls of this shard.
             for _ in 0..64 {
-                match socket.recv_from(&mut buf) {
+                match call.rtp.recv_from(&mut buf) {
                     Ok((n, from)) => {
                         n_in += 1;
                         if let Some(r) = media.on_datagram(*call_id, now_us, &buf[..n], from) {
@@ -282,7 +297,7 @@ fn run_shard(
             |call_id, to, pkt| {
                 let sent = sockets
                     .get(&call_id)
-                    .is_some_and(|s| s.send_to(pkt, to).is_ok());
+                    .is_some_and(|s| s.rtp.send_to(pkt, to).is_ok());
                 if sent {
                     n_out += 1;
                 } else {
@@ -292,6 +307,11 @@ fn run_shard(
             },
             |call_id, ev| events.emit(call_id, ev),
         );
+        media.poll_rtcp(now_us, ntp, |call_id, to, pkt| {
+            if let Some(rtcp) = sockets.get(&call_id).and_then(|s| s.rtcp.as_ref()) {
+                let _ = rtcp.send_to(pkt, to);
+            }
+        });
         for (counter, n) in [
             (&rtp_in, n_in),
             (&rtp_out, n_out),
@@ -331,10 +351,16 @@ fn run_shard(
     }
 }
 
+/// A call's sockets: RTP, and RTCP on the port above when it could be bound.
+struct CallSockets {
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+}
+
 fn apply(
     cmd: ShardCommand,
     media: &mut ShardMedia<Uuid>,
-    sockets: &mut HashMap<Uuid, UdpSocket>,
+    sockets: &mut HashMap<Uuid, CallSockets>,
     events: &EventSink,
 ) {
     let emit = |call_id: Uuid, ev: MediaEvent| events.emit(call_id, ev);
@@ -345,8 +371,19 @@ fn apply(
             remote,
             leg,
         } => {
-            sockets.insert(call_id, socket);
+            sockets.insert(
+                call_id,
+                CallSockets {
+                    rtp: socket,
+                    rtcp: None,
+                },
+            );
             media.add(call_id, remote, leg);
+        }
+        ShardCommand::SetRtcpSocket { call_id, socket } => {
+            if let Some(call) = sockets.get_mut(&call_id) {
+                call.rtcp = Some(socket);
+            }
         }
         ShardCommand::SetRemote { call_id, remote } => media.set_remote(call_id, remote),
         ShardCommand::SetSending { call_id, sending } => media.set_sending(call_id, sending),
@@ -416,6 +453,13 @@ fn apply(
             }
         }
         ShardCommand::Remove { call_id, reply } => {
+            // RTCP BYE: the far end learns our stream ended (RFC 3550 §6.6).
+            if let (Some((to, bye)), Some(rtcp)) = (
+                media.rtcp_bye(call_id),
+                sockets.get(&call_id).and_then(|s| s.rtcp.as_ref()),
+            ) {
+                let _ = rtcp.send_to(&bye, to);
+            }
             sockets.remove(&call_id);
             let stats = media.remove(call_id);
             if let Some(r) = reply {

@@ -30,11 +30,12 @@ impl CallActor {
     /// A new inbound call: take an RTP port, prepare our answer to the caller's offer, ring,
     /// and fetch the routed document (it decides whether and when to answer).
     pub(crate) async fn offer_inbound(&mut self) {
-        let Some((port, socket)) = self.node.allocate_rtp_port() else {
+        let Some((port, (socket, rtcp))) = self.node.allocate_rtp_port() else {
             self.reject_inbound(503, "no free RTP port").await;
             return;
         };
         self.rtp = Some((port, socket));
+        self.rtcp = rtcp;
         let local = crate::media_leg::local_media(&self.node.cfg, port, &self.request.codecs);
         let offer = self.inbound.as_ref().and_then(|i| i.offer.clone());
         let Some(offer) = offer else {

@@ -96,6 +96,8 @@ pub(crate) struct CallActor {
     pub inbox: mpsc::Receiver<ActorMsg>,
     events: mpsc::UnboundedReceiver<ActorMsg>,
     pub(crate) rtp: Option<(u16, UdpSocket)>,
+    /// The RTCP socket on the port above, when it was free.
+    pub(crate) rtcp: Option<UdpSocket>,
     pub(crate) local: Option<sdp::LocalMedia>,
     pub(crate) local_sdp: Option<String>,
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
@@ -146,6 +148,7 @@ impl CallActor {
             inbox: inbox.commands,
             events: inbox.events,
             rtp: None,
+            rtcp: None,
             local: None,
             local_sdp: None,
             leg_events: None,
@@ -242,7 +245,7 @@ impl CallActor {
     }
 
     async fn place_invite(&mut self) {
-        let Some((port, socket)) = self.node.allocate_rtp_port() else {
+        let Some((port, (socket, rtcp))) = self.node.allocate_rtp_port() else {
             self.core.handle(
                 now_ms(),
                 CallInput::Fail {
@@ -253,6 +256,7 @@ impl CallActor {
             return;
         };
         self.rtp = Some((port, socket));
+        self.rtcp = rtcp;
         let local = media_leg::local_media(&self.node.cfg, port, &self.request.codecs);
         let offer = match media_leg::build_offer(&local) {
             Ok(o) => o,
@@ -424,6 +428,15 @@ impl CallActor {
                 leg,
             },
         );
+        if let Some(socket) = self.rtcp.as_ref().and_then(|s| s.try_clone().ok()) {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetRtcpSocket {
+                    call_id: self.ident.call_id,
+                    socket,
+                },
+            );
+        }
         if !session.sending {
             // The far end answered (or offered) `sendonly`/`inactive`: held from the start.
             info!("the far end takes no audio yet (SDP direction): not sending");
@@ -803,6 +816,14 @@ impl CallActor {
                     "packets_lost": stats.packets_lost,
                     "garbage_received": stats.garbage_received,
                     "packets_rejected": stats.packets_rejected,
+                    "rtcp": {
+                        "reports_sent": stats.rtcp.reports_sent,
+                        "reports_received": stats.rtcp.reports_received,
+                        "rtt_ms": stats.rtcp.rtt_ms,
+                        "remote_fraction_lost": stats.rtcp.remote_fraction_lost,
+                        "remote_packets_lost": stats.rtcp.remote_packets_lost,
+                        "remote_jitter": stats.rtcp.remote_jitter,
+                    },
                 });
                 self.call_event_at("media_stats", detail, now).await;
             }

@@ -171,6 +171,7 @@ impl NodeInner {
 
     fn virtual_rtp_port(&self) -> Result<(u16, UdpSocket), ControlError> {
         self.allocate_rtp_port()
+            .map(|(port, (rtp, _))| (port, rtp))
             .ok_or_else(|| ControlError::AtCapacity {
                 code: "no_rtp_port",
                 message: "every RTP port of this server is in use (rtp_ports)".into(),
