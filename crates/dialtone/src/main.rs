@@ -332,6 +332,12 @@ fn node_config(
             .as_deref()
             .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
             .filter(|c| !c.is_empty()),
+        script_threads: if s.script_threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| (n.get() / 2).max(2))
+        } else {
+            s.script_threads
+        },
+        js_budget: s.swml_js_budget,
     })
 }
 

@@ -41,4 +41,8 @@ pub struct NodeConfig {
     pub s3: Option<storage::S3Config>,
     /// A speech engine in another process (program, arguments) instead of the embedded one.
     pub asr_command: Option<Vec<String>>,
+    /// Threads that run SWML steps and their JavaScript (the evaluator pool).
+    pub script_threads: usize,
+    /// A call's JavaScript budget in interrupt ticks (`swml::expr::JS_SCRIPT_BUDGET`).
+    pub js_budget: u32,
 }

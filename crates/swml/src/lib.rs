@@ -14,9 +14,12 @@ mod methods;
 pub mod run;
 pub mod simulate;
 
+pub use expr::JsBudget;
 pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
-pub use run::{Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning};
+pub use run::{
+    Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning, Step,
+};
 
 /// Largest document accepted, in bytes of source text.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;

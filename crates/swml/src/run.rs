@@ -190,6 +190,16 @@ pub(crate) enum Flow {
     Stop,
 }
 
+/// One call into the machine that may run steps, and so evaluate JavaScript: what a runtime
+/// hands to an evaluator thread (the rest of the contract is cheap and never evaluates).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Start,
+    Timeout,
+    Complete(Completion),
+    Replace(Value),
+}
+
 pub struct Run {
     pub(crate) scope: Scope,
     pub(crate) stack: Vec<Frame>,
@@ -222,6 +232,21 @@ impl Run {
         };
         run.enter_document(Arc::new(doc), "main", Map::new(), ReturnHooks::default());
         run
+    }
+
+    /// Shares `budget` (the call's, over every document it runs) with this run's JavaScript.
+    pub fn set_js_budget(&mut self, budget: crate::expr::JsBudget) {
+        self.scope.js = budget;
+    }
+
+    /// [`Run::start`], [`Run::handle_timeout`], [`Run::complete`] or [`Run::replace_document`].
+    pub fn step(&mut self, now: u64, step: Step) {
+        match step {
+            Step::Start => self.start(now),
+            Step::Timeout => self.handle_timeout(now),
+            Step::Complete(c) => self.complete(now, c),
+            Step::Replace(doc) => self.replace_document(now, doc),
+        }
     }
 
     pub fn vars(&self) -> &Map<String, Value> {
@@ -335,9 +360,23 @@ impl Run {
         let mut errors: Vec<ExprError> = Vec::new();
         let out = self.scope.expand(v, &mut |e| errors.push(e));
         for e in errors {
-            self.warn("relay_script_js_eval_error", e.to_string());
+            self.expr_error(e);
         }
         out
+    }
+
+    /// An expression failed: a warning, and the script continues with empty text — unless
+    /// the call's JavaScript budget is spent (the script fails: a warning, then hangup with
+    /// `error`) or the call is ending (the script stops quietly).
+    pub(crate) fn expr_error(&mut self, e: ExprError) {
+        if self.finished {
+            return;
+        }
+        match e {
+            ExprError::Cancelled => self.call_ended(),
+            ExprError::ScriptBudget => self.fail("relay_script_js_eval_error", e.to_string()),
+            e => self.warn("relay_script_js_eval_error", e.to_string()),
+        }
     }
 
     pub(crate) fn enter_document(
@@ -456,7 +495,14 @@ impl Run {
                 },
             };
             self.current = (name.clone(), section, step_index);
-            match methods::dispatch(self, &name, &params, now) {
+            let flow = methods::dispatch(self, &name, &params, now);
+            if self.finished {
+                // The step failed the script (its JavaScript budget, for one): what it
+                // would have done next is not done.
+                self.waiting = None;
+                return;
+            }
+            match flow {
                 Flow::Next | Flow::Jumped => {}
                 Flow::Wait(w, effect) => {
                     self.waiting = Some(w);

@@ -471,6 +471,52 @@ fn runaway_instant_loop_is_stopped() {
     assert_eq!(sim.trace.last().unwrap(), "hangup error");
 }
 
+/// A goto loop over a runaway expression: the call's budget (here two expressions' worth)
+/// runs out, and the script fails (a warning, then hangup `error`) instead of looping on.
+#[test]
+fn a_loop_of_runaway_javascript_fails_once_the_calls_budget_is_spent() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"label": "top"},
+        {"set": {"x": "${(function(){ var n = 0; for (;;) { n++; } })()}"}},
+        {"goto": {"label": "top", "max": 100}},
+        {"play": {"url": "say:never"}}
+    ]}}));
+    let budget = swml::JsBudget::new(4_000);
+    sim.run.set_js_budget(budget.clone());
+    let sim = sim.go();
+    assert_eq!(budget.get(), 4_000);
+    assert_eq!(sim.trace.last().unwrap(), "hangup error", "{:?}", sim.trace);
+    assert_eq!(
+        sim.var("script_error_message"),
+        json!("the script has spent its JavaScript budget")
+    );
+    assert!(sim.says().is_empty());
+}
+
+/// Cancelling the budget from another thread stops the expression running on this one; the
+/// script then stops quietly (the call is ending: no warning, no hangup of its own).
+#[test]
+fn cancelling_the_budget_stops_a_running_expression_and_the_script() {
+    let mut run = Run::new(
+        json!({"sections": {"main": [
+            {"set": {"x": "${(function(){ var n = 0; for (;;) { n++; } })()}"}},
+            {"play": {"url": "say:never"}}
+        ]}}),
+        call(),
+        Map::new(),
+    );
+    let budget = swml::JsBudget::new(u32::MAX);
+    run.set_js_budget(budget.clone());
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        budget.cancel();
+    });
+    run.step(0, swml::Step::Start);
+    canceller.join().unwrap();
+    assert!(run.is_finished());
+    assert_eq!(run.poll_effect(), None);
+}
+
 #[test]
 fn request_sets_response_variables() {
     let mut sim = Sim::unchecked(json!({"sections": {"main": [
