@@ -517,6 +517,28 @@ fn cancelling_the_budget_stops_a_running_expression_and_the_script() {
     assert_eq!(run.poll_effect(), None);
 }
 
+/// Text to speak is capped like REST `calling.play` (3,000 characters per `say:`, 10,000 per
+/// play): over the cap the method fails with a warning and nothing is played.
+#[test]
+fn an_over_cap_say_fails_the_play_with_a_warning() {
+    let long = "a".repeat(3001);
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"play": {"url": format!("say:{long}")}},
+        {"play": {"urls": ["say:ok", format!("say:{}", "b".repeat(3000))]}}
+    ]}}))
+    .go();
+    assert_eq!(
+        sim.trace[0],
+        "warning relay_script_method_execute_failed (play)"
+    );
+    assert!(sim
+        .var("script_error_message")
+        .as_str()
+        .unwrap()
+        .contains("at most 3000 per item"));
+    assert_eq!(sim.says().len(), 1, "{:?}", sim.trace);
+}
+
 #[test]
 fn request_sets_response_variables() {
     let mut sim = Sim::unchecked(json!({"sections": {"main": [
