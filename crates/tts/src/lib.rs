@@ -3,6 +3,7 @@
 //! (text, voice, language) so a prompt played to many calls is synthesized once.
 
 mod flite;
+pub mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 pub use flite::FliteTts;
+pub use stream::{split_sentences, SpeechStream};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TtsError {
