@@ -120,6 +120,15 @@ def test_runaway_scripts_leave_the_api_fast_and_end_promptly(start_dialtone):
         assert took < 1.2, f"calling.end took {took:.2f} s"
         assert leg["end_reason"] == "hangup", leg
     assert requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=2).status_code == 200
+    # Their queued steps went away with them: a well-behaved script runs at once.
+    t0 = time.time()
+    r = d.post({"command": "dial", "params": {"from": FROM, "to_script": HOLD, "swml": {
+        "version": "1.0.0", "sections": {"main": [{"play": {"url": "silence:0.5"}}, {"hangup": {}}]}}}})
+    assert r.status_code == 200, r.text
+    polite = wait_ended(d, r.json()["id"], timeout=10)
+    took = time.time() - t0
+    assert polite is not None and polite["end_reason"] == "hangup", polite
+    assert took < 3, f"a script without JavaScript took {took:.1f} s after the runaway ones ended"
 
 
 def test_a_runaway_script_fails_once_its_calls_budget_is_spent(start_dialtone, hooks):

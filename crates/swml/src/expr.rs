@@ -15,6 +15,10 @@ const JS_INTERRUPT_BUDGET: u32 = 20_000;
 /// worth): a loop of heavy expressions fails fast once it is spent, instead of each one
 /// burning its own budget.
 pub const JS_SCRIPT_BUDGET: u32 = 10 * JS_INTERRUPT_BUDGET;
+/// Interrupt ticks a script may spend in one go before it yields (`swml::Run` waits on a
+/// timeout due at once): between slices its runtime handles the call's other events and other
+/// scripts run.
+pub const JS_SLICE: u32 = JS_INTERRUPT_BUDGET / 4;
 /// Longest text one string expansion may produce: placeholders splice variables, and a string
 /// of many could otherwise build a huge value from small ones.
 pub const MAX_EXPANDED_BYTES: usize = 256 * 1024;

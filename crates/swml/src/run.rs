@@ -161,6 +161,11 @@ pub(crate) enum Waiting {
     Sleep {
         until: Option<u64>,
     },
+    /// The script spent a slice of JavaScript in one go: it goes on at `at` (at once), so a
+    /// runtime can handle other events between slices and let other scripts run.
+    Yield {
+        at: u64,
+    },
     Request {
         url: String,
         save_variables: bool,
@@ -261,9 +266,15 @@ impl Run {
         self.effects.pop_front()
     }
 
+    /// Waiting only to go on after a slice of JavaScript ([`crate::expr::JS_SLICE`]).
+    pub fn is_yielding(&self) -> bool {
+        matches!(self.waiting, Some(Waiting::Yield { .. }))
+    }
+
     pub fn poll_timeout(&self) -> Option<u64> {
         match &self.waiting {
             Some(Waiting::Sleep { until }) => *until,
+            Some(Waiting::Yield { at }) => Some(*at),
             _ => None,
         }
     }
@@ -273,7 +284,7 @@ impl Run {
     }
 
     pub fn handle_timeout(&mut self, now: u64) {
-        if let Some(Waiting::Sleep { until: Some(t) }) = self.waiting {
+        if let Some(Waiting::Sleep { until: Some(t) } | Waiting::Yield { at: t }) = self.waiting {
             if now >= t {
                 self.waiting = None;
                 self.advance(now);
@@ -443,7 +454,12 @@ impl Run {
 
     fn advance(&mut self, now: u64) {
         let mut budget = MAX_STEPS_PER_ADVANCE;
+        let js_at_start = self.scope.js.get();
         while !self.finished && self.waiting.is_none() {
+            if self.scope.js.get().saturating_sub(js_at_start) >= crate::expr::JS_SLICE {
+                self.waiting = Some(Waiting::Yield { at: now });
+                return;
+            }
             if budget == 0 {
                 self.fail(
                     "relay_script_internal_error",

@@ -493,6 +493,42 @@ fn a_loop_of_runaway_javascript_fails_once_the_calls_budget_is_spent() {
     assert!(sim.says().is_empty());
 }
 
+/// A step that spent a slice of JavaScript yields: the run waits on a timeout due at once
+/// (so its runtime can serve other events and scripts) and goes on when it fires.
+#[test]
+fn a_script_yields_after_a_slice_of_javascript() {
+    let mut run = Run::new(
+        json!({"sections": {"main": [
+            {"label": "top"},
+            {"set": {"x": "${(function(){ var n = 0; for (;;) { n++; } })()}"}},
+            {"goto": {"label": "top", "max": 100}}
+        ]}}),
+        call(),
+        Map::new(),
+    );
+    let budget = swml::JsBudget::new(swml::expr::JS_SLICE * 2 + 100);
+    run.set_js_budget(budget.clone());
+    run.step(7, swml::Step::Start);
+    assert!(!run.is_finished() && run.is_yielding());
+    assert_eq!(run.poll_timeout(), Some(7));
+    assert!(budget.get() >= swml::expr::JS_SLICE);
+    run.step(8, swml::Step::Timeout);
+    let mut yields = 1;
+    while run.poll_timeout().is_some() {
+        run.step(9, swml::Step::Timeout);
+        yields += 1;
+        assert!(yields < 5);
+    }
+    assert!(run.is_finished());
+    let effects: Vec<Effect> = std::iter::from_fn(|| run.poll_effect()).collect();
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::Hangup {
+            reason: "error".into()
+        })
+    );
+}
+
 /// Cancelling the budget from another thread stops the expression running on this one; the
 /// script then stops quietly (the call is ending: no warning, no hangup of its own).
 #[test]

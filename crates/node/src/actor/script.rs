@@ -97,7 +97,7 @@ impl CallActor {
         let Some(run) = self.script.take() else {
             return;
         };
-        self.script = self.node.eval.step(run, now_ms(), step).await;
+        self.script = self.node.eval.step(run, now_ms(), step, &self.js).await;
         if self.script.is_none() {
             warn!("the script's step failed on the evaluator; the script is stopped");
             self.script_wait = None;
