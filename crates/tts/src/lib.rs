@@ -1,8 +1,9 @@
 //! Text-to-speech behind a provider trait. The embedded default engine is flite (Debian's
-//! `libflite`), run on one worker thread because flite is not thread-safe; results are cached by
-//! (text, voice, language) so a prompt played to many calls is synthesized once.
+//! `libflite`), initialised once and run on [`flite::WORKERS`] threads that share its voices;
+//! results are cached by (text, voice, language) so a prompt played to many calls is
+//! synthesized once. Long text is spoken sentence by sentence ([`stream`]).
 
-mod flite;
+pub mod flite;
 pub mod stream;
 
 use std::collections::{HashMap, VecDeque};
