@@ -11,6 +11,7 @@ pub mod check;
 pub mod expr;
 pub mod lint;
 mod methods;
+pub mod pool;
 pub mod run;
 pub mod simulate;
 
