@@ -132,10 +132,10 @@ def test_runaway_scripts_leave_the_api_fast_and_end_promptly(start_dialtone):
 
 
 def test_a_runaway_script_fails_once_its_calls_budget_is_spent(start_dialtone, hooks):
-    # About two runaway expressions' worth of ticks per call: each script fails on its own.
-    d = start(start_dialtone, budget=6_000, name="budget")
+    # A small budget (15 % of one runaway expression) per call: each script fails on its own.
+    d = start(start_dialtone, budget=3_000, name="budget")
     ids = [dial_hostile(d, status_url=hooks.url()) for _ in range(CALLS)]
-    deadline = time.time() + 40
+    deadline = time.time() + 45
     legs = {}
     while time.time() < deadline and len(legs) < CALLS:
         for i in ids:
