@@ -5,12 +5,14 @@ whole script) ends a script that keeps looping, with its documented warning and 
 
 Runs against the binary the e2e suite uses (a debug build in CI: QuickJS unoptimised, so each budget tick costs
 more than in release; the budgets below are set in ticks, not time)."""
+import socket
 import threading
 import time
 
 import requests
 
 from conftest import rtp_port_range
+from test_hardening import sip_request
 
 FROM = "+15105550100"
 RUNAWAY = "${(function(){ var n = 0; for (;;) { n++; } })()}"
@@ -106,6 +108,20 @@ def test_runaway_scripts_leave_the_api_fast_and_end_promptly(start_dialtone):
     print(f"API latency with {CALLS} runaway scripts: p50 {sorted(latencies)[100] * 1000:.1f} ms, "
           f"p99 {worst * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; idle p99 {baseline * 1000:.1f} ms")
     assert worst < limit, f"p99 {worst * 1000:.1f} ms (idle p99 {baseline * 1000:.1f} ms)"
+    # SIP is answered as promptly: 50 out-of-dialog OPTIONS, one after another.
+    sip_port = int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    sip_latencies = []
+    try:
+        for i in range(50):
+            t0 = time.perf_counter()
+            assert sip_request(u, sip_port, "OPTIONS", f"{i + 1} OPTIONS").startswith("SIP/2.0 200")
+            sip_latencies.append(time.perf_counter() - t0)
+    finally:
+        u.close()
+    print(f"SIP OPTIONS with {CALLS} runaway scripts: p99 {p99(sip_latencies) * 1000:.1f} ms")
+    assert p99(sip_latencies) < limit, f"OPTIONS p99 {p99(sip_latencies) * 1000:.1f} ms"
     # The scripts were still running: nothing has ended them.
     assert all(get_call(d, i)["status"] == "answered" for i in ids)
 
