@@ -4,7 +4,9 @@
 //! 1. [`Run::start`] once, then repeatedly drain [`Run::poll_effect`] and execute each effect.
 //! 2. A blocking effect (answer, play, send_digits, request, fetch, control, prompt) is answered with exactly one
 //!    [`Run::complete`]; until then the script does not advance.
-//! 3. Call [`Run::handle_timeout`] when [`Run::poll_timeout`] is due (`sleep`).
+//! 3. Call [`Run::handle_timeout`] when [`Run::poll_timeout`] is due (`sleep`, or at once after
+//!    a slice of JavaScript: [`Run::is_yielding`]). [`Run::step`] wraps the calls of 1–3 that
+//!    may run steps (and JavaScript), for a runtime that runs them on other threads.
 //! 4. [`Run::call_ended`] when the call goes away; the script stops at once.
 //!
 //! The machine never blocks, owns no sockets and reads no clock.
