@@ -1245,6 +1245,39 @@ async fn play_table() {
             "play",
         ),
         invalid("calling.play", play_item(json!(5)), NOT_OBJECT, "play.0"),
+        // Text to speak: at most 3,000 characters per item and 10,000 per command.
+        ok(
+            "calling.play",
+            play_item(json!({"type": "tts", "params": {"text": "é".repeat(3000)}})),
+        ),
+        invalid(
+            "calling.play",
+            play_item(json!({"type": "tts", "params": {"text": "é".repeat(3001)}})),
+            INVALID,
+            "play.0.params.text",
+        ),
+        invalid(
+            "calling.play",
+            play_item(json!({"type": "tts", "text": long(3001)})),
+            INVALID,
+            "play.0.text",
+        ),
+        ok(
+            "calling.play",
+            with(
+                &b,
+                json!({"play": vec![json!({"type": "tts", "text": long(2500)}); 4]}),
+            ),
+        ),
+        invalid(
+            "calling.play",
+            with(
+                &b,
+                json!({"play": vec![json!({"type": "tts", "text": long(2500)}); 5]}),
+            ),
+            INVALID,
+            "play",
+        ),
         invalid(
             "calling.play",
             play_item(json!({"params": {"url": "https://x.example/a"}})),

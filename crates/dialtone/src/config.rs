@@ -26,6 +26,10 @@ pub struct Settings {
     pub space_id: Option<String>,
     pub default_trunk: Option<String>,
     pub media_shards: usize,
+    /// Threads of the SWML evaluator pool (0: half the cores, at least 2) and a call's
+    /// JavaScript budget in interrupt ticks (docs/security.md).
+    pub script_threads: usize,
+    pub swml_js_budget: u32,
     pub max_body_bytes: usize,
     pub swml_fetch_timeout_ms: u64,
     pub swml_max_bytes: usize,
@@ -192,6 +196,8 @@ impl Default for Settings {
             space_id: None,
             default_trunk: None,
             media_shards: 0,
+            script_threads: 0,
+            swml_js_budget: swml::expr::JS_SCRIPT_BUDGET,
             max_body_bytes: 1024 * 1024,
             swml_fetch_timeout_ms: 10_000,
             swml_max_bytes: 1024 * 1024,
@@ -318,6 +324,16 @@ impl Settings {
             self.media_shards = v
                 .parse()
                 .context("DIALTONE_MEDIA_SHARDS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_SCRIPT_THREADS") {
+            self.script_threads = v
+                .parse()
+                .context("DIALTONE_SCRIPT_THREADS must be a number")?;
+        }
+        if let Some(v) = env("DIALTONE_SWML_JS_BUDGET") {
+            self.swml_js_budget = v
+                .parse()
+                .context("DIALTONE_SWML_JS_BUDGET must be a number")?;
         }
         if let Some(v) = env("DIALTONE_WEBHOOK_BACKOFF_MS") {
             self.webhook_backoff_ms = v

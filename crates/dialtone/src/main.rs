@@ -387,6 +387,12 @@ fn node_config(
         },
         max_calls: s.max_calls,
         metrics: metrics::Metrics::new(),
+        script_threads: if s.script_threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| (n.get() / 2).max(2))
+        } else {
+            s.script_threads
+        },
+        js_budget: s.swml_js_budget,
     })
 }
 

@@ -18,8 +18,25 @@ const TONE_AMPLITUDE: i16 = 10362;
 const MIN_DB: f64 = -40.0;
 const MAX_DB: f64 = 40.0;
 
+/// Audio that arrives while it plays (speech synthesised sentence by sentence), polled by the
+/// player on the media thread: it must never block.
+pub trait ChunkStream: Send + Sync + std::fmt::Debug {
+    fn poll_chunk(&mut self) -> StreamPoll;
+}
+
+/// What a [`ChunkStream`] has now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamPoll {
+    /// The next chunk of samples, at the call's rate.
+    Chunk(Arc<[i16]>),
+    /// Nothing yet: the player plays silence and asks again next frame.
+    Pending,
+    /// No more chunks.
+    End,
+}
+
 /// Something to play, already at the call's PCM rate.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Source {
     /// Decoded audio file or synthesised speech.
     Pcm(Arc<[i16]>),
@@ -30,6 +47,9 @@ pub enum Source {
     Ring { country: String, ms: Option<u64> },
     /// Plain tone of `freqs` summed, for `ms` milliseconds (e.g. a beep).
     Tone { freqs: Vec<f32>, ms: u64 },
+    /// Audio still arriving: while the next chunk is not there the playback waits (silence,
+    /// not finished); it ends when the stream does.
+    Stream(Box<dyn ChunkStream>),
 }
 
 /// Identifies a playback; chosen by the caller.
@@ -78,6 +98,14 @@ enum Item {
         remaining: u64,
         total: u64,
     },
+    Stream {
+        stream: Box<dyn ChunkStream>,
+        /// Every chunk received, kept for the next loop of the playback.
+        chunks: Vec<Arc<[i16]>>,
+        chunk: usize,
+        pos: usize,
+        ended: bool,
+    },
 }
 
 impl Item {
@@ -100,6 +128,10 @@ impl Item {
                 *segment_pos = 0;
                 *remaining = *total;
             }
+            Item::Stream { chunk, pos, .. } => {
+                *chunk = 0;
+                *pos = 0;
+            }
         }
     }
 
@@ -110,13 +142,53 @@ impl Item {
             Item::Silence { remaining, .. }
             | Item::Tone { remaining, .. }
             | Item::Ring { remaining, .. } => *remaining == 0,
+            Item::Stream {
+                chunks,
+                chunk,
+                ended,
+                ..
+            } => *ended && *chunk >= chunks.len(),
         }
     }
 
     /// Writes up to `out.len()` samples; returns how many were written. Fewer than
-    /// `out.len()` means the item is exhausted (it may also be exhausted after a full write).
+    /// `out.len()` means the item is exhausted (it may also be exhausted after a full write),
+    /// or, for a stream, that its next chunk has not arrived yet.
     fn fill(&mut self, out: &mut [i16]) -> usize {
         match self {
+            Item::Stream {
+                stream,
+                chunks,
+                chunk,
+                pos,
+                ended,
+            } => {
+                let mut written = 0;
+                while written < out.len() {
+                    if let Some(data) = chunks.get(*chunk) {
+                        let rest = data.get(*pos..).unwrap_or(&[]);
+                        let n = rest.len().min(out.len() - written);
+                        out[written..written + n].copy_from_slice(&rest[..n]);
+                        written += n;
+                        *pos += n;
+                        if *pos >= data.len() {
+                            *chunk += 1;
+                            *pos = 0;
+                        }
+                        continue;
+                    }
+                    if *ended {
+                        break;
+                    }
+                    match stream.poll_chunk() {
+                        StreamPoll::Chunk(data) if !data.is_empty() => chunks.push(data),
+                        StreamPoll::Chunk(_) => {}
+                        StreamPoll::Pending => break,
+                        StreamPoll::End => *ended = true,
+                    }
+                }
+                written
+            }
             Item::Pcm { data, pos } => {
                 let rest = data.get(*pos..).unwrap_or(&[]);
                 let n = rest.len().min(out.len());
@@ -217,6 +289,8 @@ struct Playback {
     started: bool,
     /// Set when a source could not be prepared: the playback errors out at its start.
     error: Option<String>,
+    /// Samples produced in the current pass.
+    pass_samples: u64,
 }
 
 impl Playback {
@@ -227,7 +301,9 @@ impl Playback {
         loop {
             while let Some(item) = self.items.get_mut(self.index) {
                 if written < out.len() {
-                    written += item.fill(&mut out[written..]);
+                    let n = item.fill(&mut out[written..]);
+                    written += n;
+                    self.pass_samples += n as u64;
                 }
                 if item.is_exhausted() {
                     // Continue with the next source in the same frame (no gap).
@@ -237,8 +313,9 @@ impl Playback {
                     break;
                 }
             }
-            // Every item holds at least one sample, so each further pass makes progress.
-            if self.is_done() && self.start_next_pass() {
+            // A pass that produced nothing (a stream that ended empty) is not repeated, so each
+            // further pass makes progress.
+            if self.is_done() && self.pass_samples > 0 && self.start_next_pass() {
                 continue;
             }
             break;
@@ -267,6 +344,7 @@ impl Playback {
             item.rewind();
         }
         self.index = 0;
+        self.pass_samples = 0;
         true
     }
 
@@ -345,6 +423,7 @@ impl Player {
             paused: false,
             started: false,
             error,
+            pass_samples: 0,
         });
     }
 
@@ -353,6 +432,13 @@ impl Player {
         let rate = self.sample_rate;
         let item = match source {
             Source::Pcm(data) => Item::Pcm { data, pos: 0 },
+            Source::Stream(stream) => Item::Stream {
+                stream,
+                chunks: Vec::new(),
+                chunk: 0,
+                pos: 0,
+                ended: false,
+            },
             Source::Silence { ms } => {
                 let total = ms_to_samples(ms, rate);
                 Item::Silence {
@@ -505,6 +591,9 @@ impl Player {
                 let id = p.id;
                 self.queue.pop_front();
                 self.events.push_back(PlayerEvent::Finished(id));
+            } else if pos < out.len() {
+                // A stream waiting for its next chunk: silence until it comes.
+                break;
             }
         }
         out[pos..].fill(0);
@@ -1089,5 +1178,96 @@ mod tests {
             assert!(peak(&all) > 1000, "{cc}");
             assert_eq!(events(&mut p), vec![Playing(1), Finished(1)], "{cc}");
         }
+    }
+
+    /// A stream scripted poll by poll, shared with the test so it can feed it between frames.
+    #[derive(Debug, Clone, Default)]
+    struct Scripted(Arc<std::sync::Mutex<std::collections::VecDeque<StreamPoll>>>);
+
+    impl Scripted {
+        fn push(&self, p: StreamPoll) {
+            self.0.lock().unwrap().push_back(p);
+        }
+    }
+
+    impl ChunkStream for Scripted {
+        fn poll_chunk(&mut self) -> StreamPoll {
+            self.0
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(StreamPoll::Pending)
+        }
+    }
+
+    #[test]
+    fn a_stream_plays_its_chunks_and_waits_in_silence_for_the_next() {
+        let mut p = player();
+        let s = Scripted::default();
+        s.push(StreamPoll::Chunk(constant(240, 100)));
+        p.enqueue(1, vec![Source::Stream(Box::new(s.clone()))], 0.0);
+        p.enqueue(2, vec![Source::Pcm(constant(160, 7))], 0.0);
+        // 240 samples: one full frame, then 80 and silence while the next is synthesised.
+        assert_eq!(frame(&mut p), vec![100; 160]);
+        assert_eq!(events(&mut p), vec![PlayerEvent::Playing(1)]);
+        let f = frame(&mut p);
+        assert_eq!(&f[..80], &[100; 80][..]);
+        assert_eq!(&f[80..], &[0; 80][..]);
+        // Still waiting: silence, not finished, the next playback does not start.
+        for _ in 0..10 {
+            assert_eq!(frame(&mut p), vec![0; 160]);
+        }
+        assert_eq!(events(&mut p), vec![]);
+        s.push(StreamPoll::Chunk(constant(100, 200)));
+        s.push(StreamPoll::Chunk(constant(0, 0)));
+        s.push(StreamPoll::Chunk(constant(100, 300)));
+        s.push(StreamPoll::End);
+        let f = frame(&mut p);
+        assert_eq!(&f[..100], &[200; 100][..]);
+        assert_eq!(&f[100..], &[300; 60][..]);
+        // The stream's end and the next playback in the same frame, without a gap.
+        let f = frame(&mut p);
+        assert_eq!(&f[..40], &[300; 40][..]);
+        assert_eq!(&f[40..], &[7; 120][..]);
+        assert_eq!(
+            events(&mut p),
+            vec![PlayerEvent::Finished(1), PlayerEvent::Playing(2)]
+        );
+    }
+
+    #[test]
+    fn a_looped_stream_replays_what_it_received_and_an_empty_one_ends() {
+        let mut p = player();
+        let s = Scripted::default();
+        s.push(StreamPoll::Chunk(ramp(100, 1)));
+        s.push(StreamPoll::End);
+        p.enqueue_looped(1, vec![Source::Stream(Box::new(s))], 0.0, 3);
+        let (samples, _) = run(&mut p, 100);
+        assert_eq!(&samples[..300], &[&ramp(100, 1)[..]; 3].concat()[..]);
+        assert_eq!(
+            events(&mut p),
+            vec![PlayerEvent::Playing(1), PlayerEvent::Finished(1)]
+        );
+        // Looping forever over a stream that ended with nothing does not spin.
+        let empty = Scripted::default();
+        empty.push(StreamPoll::End);
+        p.enqueue_looped(2, vec![Source::Stream(Box::new(empty))], 0.0, 0);
+        assert_eq!(frame(&mut p), vec![0; 160]);
+        assert_eq!(
+            events(&mut p),
+            vec![PlayerEvent::Playing(2), PlayerEvent::Finished(2)]
+        );
+    }
+
+    #[test]
+    fn stopping_a_waiting_stream_drops_it() {
+        let mut p = player();
+        let s = Scripted::default();
+        p.enqueue(1, vec![Source::Stream(Box::new(s.clone()))], 0.0);
+        assert_eq!(frame(&mut p), vec![0; 160]);
+        assert_eq!(Arc::strong_count(&s.0), 2);
+        assert!(p.stop(1));
+        assert_eq!(Arc::strong_count(&s.0), 1);
+        assert!(p.is_idle());
     }
 }

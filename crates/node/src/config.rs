@@ -54,4 +54,8 @@ pub struct NodeConfig {
     pub max_calls: usize,
     /// What the node counts for `/metrics`.
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// Threads that run SWML steps and their JavaScript (the evaluator pool).
+    pub script_threads: usize,
+    /// A call's JavaScript budget in interrupt ticks (`swml::expr::JS_SCRIPT_BUDGET`).
+    pub js_budget: u32,
 }

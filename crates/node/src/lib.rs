@@ -7,6 +7,7 @@
 
 mod actor;
 pub mod config;
+mod eval;
 pub mod fetch;
 mod media_leg;
 pub mod ports;
@@ -63,6 +64,9 @@ pub(crate) struct CallEntry {
     inbox: mpsc::Sender<ActorMsg>,
     /// Events for the call: unbounded, never dropped (actor.rs `Inbox`).
     events: mpsc::UnboundedSender<ActorMsg>,
+    /// The call's JavaScript budget: cancelled when the call is ended, so a script step
+    /// running on the evaluator pool stops at once.
+    js: swml::JsBudget,
 }
 
 /// Commands a call's actor holds before a sender has to wait.
@@ -84,6 +88,8 @@ pub(crate) struct NodeInner {
     pub storage: storage::Recordings,
     /// Speech recognition for collects (one worker thread, one engine per node).
     pub speech: asr::listener::SpeechWorker,
+    /// Where SWML steps (and their JavaScript) run, off the async runtime.
+    pub(crate) eval: eval::ScriptPool,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
     /// Set by [`Node::begin_drain`]: new calls are refused (503).
     draining: AtomicBool,
@@ -181,6 +187,7 @@ impl Node {
         repair_all(storage.dir());
         let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
         let recorder = record::writer::RecorderHandle::start(rec_done_tx)?;
+        let eval = eval::ScriptPool::start(cfg.script_threads)?;
         let inner = Arc::new(NodeInner {
             cfg,
             store,
@@ -194,6 +201,7 @@ impl Node {
             recorder,
             storage,
             speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
+            eval,
             calls: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
         });
@@ -327,7 +335,13 @@ impl Node {
     /// after that is left for the next start.
     pub async fn shutdown_flushing(&self, flush: std::time::Duration) {
         let inboxes: Vec<_> = match self.inner.calls.lock() {
-            Ok(c) => c.values().map(|e| e.inbox.clone()).collect(),
+            Ok(c) => c
+                .values()
+                .map(|e| {
+                    e.js.cancel();
+                    e.inbox.clone()
+                })
+                .collect(),
             Err(_) => Vec::new(),
         };
         for tx in inboxes {
@@ -470,6 +484,7 @@ impl NodeInner {
         }
         let (inbox, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events) = mpsc::unbounded_channel();
+        let js = swml::JsBudget::new(self.cfg.js_budget);
         {
             calls.insert(
                 call_id,
@@ -477,10 +492,15 @@ impl NodeInner {
                     project_id,
                     inbox,
                     events: events_tx,
+                    js: js.clone(),
                 },
             );
         }
-        Ok(Inbox { commands, events })
+        Ok(Inbox {
+            commands,
+            events,
+            js,
+        })
     }
 
     /// Hands an event to a live call's actor; never blocks, never drops (false: no such call).
@@ -728,12 +748,15 @@ impl CallControl for Node {
         call_id: Uuid,
         command: control::CallCommand,
     ) -> Result<CommandOk, ControlError> {
-        let live = self
-            .inner
-            .calls
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&call_id).map(|e| (e.project_id, e.inbox.clone())));
+        let live = self.inner.calls.lock().ok().and_then(|c| {
+            c.get(&call_id).map(|e| {
+                // Ending a call stops its script's JavaScript now, not after its step.
+                if e.project_id == project && matches!(command, control::CallCommand::End(_)) {
+                    e.js.cancel();
+                }
+                (e.project_id, e.inbox.clone())
+            })
+        });
         match live {
             Some((owner, inbox)) if owner == project => {
                 let (reply, rx) = oneshot::channel();

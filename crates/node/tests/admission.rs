@@ -42,6 +42,8 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         codecs: sdp::Codec::ALL.to_vec(),
         sip_tcp: sip::TcpLimits::default(),
         egress: egress::EgressPolicy::default(),
+        script_threads: 2,
+        js_budget: swml::expr::JS_SCRIPT_BUDGET,
     }
 }
 

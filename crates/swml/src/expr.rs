@@ -15,6 +15,10 @@ const JS_INTERRUPT_BUDGET: u32 = 20_000;
 /// worth): a loop of heavy expressions fails fast once it is spent, instead of each one
 /// burning its own budget.
 pub const JS_SCRIPT_BUDGET: u32 = 10 * JS_INTERRUPT_BUDGET;
+/// Interrupt ticks a script may spend in one go before it yields (`swml::Run` waits on a
+/// timeout due at once): between slices its runtime handles the call's other events and other
+/// scripts run.
+pub const JS_SLICE: u32 = JS_INTERRUPT_BUDGET / 4;
 /// Longest text one string expansion may produce: placeholders splice variables, and a string
 /// of many could otherwise build a huge value from small ones.
 pub const MAX_EXPANDED_BYTES: usize = 256 * 1024;
@@ -29,6 +33,8 @@ pub enum ExprError {
     Function,
     #[error("the script has spent its JavaScript budget")]
     ScriptBudget,
+    #[error("JavaScript evaluation cancelled: the call is ending")]
+    Cancelled,
     #[error("the expanded text is longer than {MAX_EXPANDED_BYTES} bytes")]
     TooLarge,
 }
@@ -40,37 +46,75 @@ pub struct Scope {
     pub vars: Map<String, Value>,
     pub envs: Map<String, Value>,
     pub params: Map<String, Value>,
-    /// Interrupt ticks the script's JavaScript has used so far (of [`JS_SCRIPT_BUDGET`]).
-    pub js_spent: JsSpent,
+    /// The call's JavaScript budget (by default [`JS_SCRIPT_BUDGET`] ticks).
+    pub js: JsBudget,
 }
 
-/// A script's JavaScript ticks so far; counted through `&Scope` (evaluation only reads the
-/// scope) and `Sync`, as the scope lives in a call's actor.
-#[derive(Debug, Default)]
-pub struct JsSpent(std::sync::atomic::AtomicU32);
+/// A call's JavaScript budget: interrupt ticks spent so far out of a limit, and a cancel flag.
+/// Shared (cheap to clone) between the script's [`Scope`], the thread that evaluates it and
+/// whoever may end the call: the engine's interrupt handler reads both on every tick, so
+/// [`JsBudget::cancel`] stops an expression that is running on another thread.
+#[derive(Debug, Clone)]
+pub struct JsBudget(std::sync::Arc<BudgetState>);
 
-impl JsSpent {
+#[derive(Debug)]
+struct BudgetState {
+    spent: std::sync::atomic::AtomicU32,
+    limit: u32,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl JsBudget {
+    /// A budget of `limit` interrupt ticks over all the expressions that share it.
+    pub fn new(limit: u32) -> JsBudget {
+        JsBudget(std::sync::Arc::new(BudgetState {
+            spent: std::sync::atomic::AtomicU32::new(0),
+            limit,
+            cancelled: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
     pub fn get(&self) -> u32 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.0.spent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.0.limit
+    }
+
+    fn left(&self) -> u32 {
+        self.0.limit.saturating_sub(self.get())
     }
 
     fn add(&self, ticks: u32) {
-        self.0.store(
+        self.0.spent.store(
             self.get().saturating_add(ticks),
             std::sync::atomic::Ordering::Relaxed,
         );
     }
-}
 
-impl Clone for JsSpent {
-    fn clone(&self) -> Self {
-        JsSpent(std::sync::atomic::AtomicU32::new(self.get()))
+    /// Stops any running expression at its next interrupt tick and every later one at once
+    /// ([`ExprError::Cancelled`]): the call is going away.
+    pub fn cancel(&self) {
+        self.0
+            .cancelled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
-impl PartialEq for JsSpent {
+impl Default for JsBudget {
+    fn default() -> Self {
+        JsBudget::new(JS_SCRIPT_BUDGET)
+    }
+}
+
+impl PartialEq for JsBudget {
     fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
+        self.get() == other.get() && self.limit() == other.limit()
     }
 }
 
@@ -410,10 +454,14 @@ mod js {
     use rquickjs::{Context, Ctx, Object, Runtime, Value as JsValue};
     use serde_json::Value;
 
-    use super::{ExprError, Scope, JS_INTERRUPT_BUDGET, JS_MEMORY_LIMIT, JS_SCRIPT_BUDGET};
+    use super::{ExprError, Scope, JS_INTERRUPT_BUDGET, JS_MEMORY_LIMIT};
 
     pub(super) fn eval(scope: &Scope, body: &str) -> Result<Option<Value>, ExprError> {
-        let left = JS_SCRIPT_BUDGET.saturating_sub(scope.js_spent.get());
+        let budget = scope.js.clone();
+        if budget.is_cancelled() {
+            return Err(ExprError::Cancelled);
+        }
+        let left = budget.left();
         if left == 0 {
             return Err(ExprError::ScriptBudget);
         }
@@ -423,9 +471,10 @@ mod js {
         rt.set_max_stack_size(256 * 1024);
         let ticks = Rc::new(Cell::new(0u32));
         let t = ticks.clone();
+        let cancel = budget.clone();
         rt.set_interrupt_handler(Some(Box::new(move || {
             t.set(t.get() + 1);
-            t.get() > limit
+            t.get() > limit || cancel.is_cancelled()
         })));
         let ctx = Context::full(&rt).map_err(|e| ExprError::Js(e.to_string()))?;
         let result = ctx.with(|ctx| {
@@ -436,7 +485,10 @@ mod js {
         });
         // Every expression costs at least one tick, so even cheap ones are finite in number.
         let used = ticks.get().clamp(1, limit);
-        scope.js_spent.add(used);
+        budget.add(used);
+        if budget.is_cancelled() {
+            return Err(ExprError::Cancelled);
+        }
         result
     }
 
@@ -599,10 +651,7 @@ mod tests {
         let v = s.expand_str("${(function(){ while(true){} })()}", &mut |e| errs.push(e));
         assert_eq!(v, json!(""));
         assert_eq!(errs.len(), 1, "runaway loops are interrupted");
-        assert!(
-            s.js_spent.get() >= 20_000,
-            "its ticks count against the script"
-        );
+        assert!(s.js.get() >= 20_000, "its ticks count against the script");
         let long = format!("${{{}}}", "1+".repeat(600) + "1");
         let mut errs = Vec::new();
         s.expand_str(&long, &mut |e| errs.push(e));
@@ -661,7 +710,7 @@ mod tests {
             errs.iter().all(|e| matches!(e, ExprError::Js(_))),
             "{errs:?}"
         );
-        assert_eq!(s.js_spent.get(), JS_SCRIPT_BUDGET);
+        assert_eq!(s.js.get(), JS_SCRIPT_BUDGET);
         // Spent: further expressions fail at once, cheap or not.
         let mut errs = Vec::new();
         assert_eq!(s.expand_str(runaway, &mut |e| errs.push(e)), json!(""));

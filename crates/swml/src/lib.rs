@@ -11,13 +11,17 @@ pub mod check;
 pub mod expr;
 pub mod lint;
 mod methods;
+pub mod pool;
 pub mod run;
 pub mod simulate;
 pub mod size;
 
+pub use expr::JsBudget;
 pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
-pub use run::{Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning};
+pub use run::{
+    Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning, Step,
+};
 
 /// Largest document accepted, in bytes of source text.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;

@@ -4,7 +4,9 @@
 //! 1. [`Run::start`] once, then repeatedly drain [`Run::poll_effect`] and execute each effect.
 //! 2. A blocking effect (answer, play, send_digits, request, fetch, control, prompt) is answered with exactly one
 //!    [`Run::complete`]; until then the script does not advance.
-//! 3. Call [`Run::handle_timeout`] when [`Run::poll_timeout`] is due (`sleep`).
+//! 3. Call [`Run::handle_timeout`] when [`Run::poll_timeout`] is due (`sleep`, or at once after
+//!    a slice of JavaScript: [`Run::is_yielding`]). [`Run::step`] wraps the calls of 1–3 that
+//!    may run steps (and JavaScript), for a runtime that runs them on other threads.
 //! 4. [`Run::call_ended`] when the call goes away; the script stops at once.
 //!
 //! The machine never blocks, owns no sockets and reads no clock.
@@ -161,6 +163,11 @@ pub(crate) enum Waiting {
     Sleep {
         until: Option<u64>,
     },
+    /// The script spent a slice of JavaScript in one go: it goes on at `at` (at once), so a
+    /// runtime can handle other events between slices and let other scripts run.
+    Yield {
+        at: u64,
+    },
     Request {
         url: String,
         save_variables: bool,
@@ -188,6 +195,16 @@ pub(crate) enum Flow {
     /// The step changed the program counter itself (jump, block entry, frame push/pop).
     Jumped,
     Stop,
+}
+
+/// One call into the machine that may run steps, and so evaluate JavaScript: what a runtime
+/// hands to an evaluator thread (the rest of the contract is cheap and never evaluates).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Start,
+    Timeout,
+    Complete(Completion),
+    Replace(Value),
 }
 
 pub struct Run {
@@ -224,6 +241,21 @@ impl Run {
         run
     }
 
+    /// Shares `budget` (the call's, over every document it runs) with this run's JavaScript.
+    pub fn set_js_budget(&mut self, budget: crate::expr::JsBudget) {
+        self.scope.js = budget;
+    }
+
+    /// [`Run::start`], [`Run::handle_timeout`], [`Run::complete`] or [`Run::replace_document`].
+    pub fn step(&mut self, now: u64, step: Step) {
+        match step {
+            Step::Start => self.start(now),
+            Step::Timeout => self.handle_timeout(now),
+            Step::Complete(c) => self.complete(now, c),
+            Step::Replace(doc) => self.replace_document(now, doc),
+        }
+    }
+
     pub fn vars(&self) -> &Map<String, Value> {
         &self.scope.vars
     }
@@ -236,9 +268,15 @@ impl Run {
         self.effects.pop_front()
     }
 
+    /// Waiting only to go on after a slice of JavaScript ([`crate::expr::JS_SLICE`]).
+    pub fn is_yielding(&self) -> bool {
+        matches!(self.waiting, Some(Waiting::Yield { .. }))
+    }
+
     pub fn poll_timeout(&self) -> Option<u64> {
         match &self.waiting {
             Some(Waiting::Sleep { until }) => *until,
+            Some(Waiting::Yield { at }) => Some(*at),
             _ => None,
         }
     }
@@ -248,7 +286,7 @@ impl Run {
     }
 
     pub fn handle_timeout(&mut self, now: u64) {
-        if let Some(Waiting::Sleep { until: Some(t) }) = self.waiting {
+        if let Some(Waiting::Sleep { until: Some(t) } | Waiting::Yield { at: t }) = self.waiting {
             if now >= t {
                 self.waiting = None;
                 self.advance(now);
@@ -335,9 +373,23 @@ impl Run {
         let mut errors: Vec<ExprError> = Vec::new();
         let out = self.scope.expand(v, &mut |e| errors.push(e));
         for e in errors {
-            self.warn("relay_script_js_eval_error", e.to_string());
+            self.expr_error(e);
         }
         out
+    }
+
+    /// An expression failed: a warning, and the script continues with empty text — unless
+    /// the call's JavaScript budget is spent (the script fails: a warning, then hangup with
+    /// `error`) or the call is ending (the script stops quietly).
+    pub(crate) fn expr_error(&mut self, e: ExprError) {
+        if self.finished {
+            return;
+        }
+        match e {
+            ExprError::Cancelled => self.call_ended(),
+            ExprError::ScriptBudget => self.fail("relay_script_js_eval_error", e.to_string()),
+            e => self.warn("relay_script_js_eval_error", e.to_string()),
+        }
     }
 
     pub(crate) fn enter_document(
@@ -404,7 +456,12 @@ impl Run {
 
     fn advance(&mut self, now: u64) {
         let mut budget = MAX_STEPS_PER_ADVANCE;
+        let js_at_start = self.scope.js.get();
         while !self.finished && self.waiting.is_none() {
+            if self.scope.js.get().saturating_sub(js_at_start) >= crate::expr::JS_SLICE {
+                self.waiting = Some(Waiting::Yield { at: now });
+                return;
+            }
             if budget == 0 {
                 self.fail(
                     "relay_script_internal_error",
@@ -456,7 +513,14 @@ impl Run {
                 },
             };
             self.current = (name.clone(), section, step_index);
-            match methods::dispatch(self, &name, &params, now) {
+            let flow = methods::dispatch(self, &name, &params, now);
+            if self.finished {
+                // The step failed the script (its JavaScript budget, for one): what it
+                // would have done next is not done.
+                self.waiting = None;
+                return;
+            }
+            match flow {
                 Flow::Next | Flow::Jumped => {}
                 Flow::Wait(w, effect) => {
                     self.waiting = Some(w);

@@ -471,6 +471,110 @@ fn runaway_instant_loop_is_stopped() {
     assert_eq!(sim.trace.last().unwrap(), "hangup error");
 }
 
+/// A goto loop over a runaway expression: the call's budget (here two expressions' worth)
+/// runs out, and the script fails (a warning, then hangup `error`) instead of looping on.
+#[test]
+fn a_loop_of_runaway_javascript_fails_once_the_calls_budget_is_spent() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"label": "top"},
+        {"set": {"x": "${(function(){ var n = 0; for (;;) { n++; } })()}"}},
+        {"goto": {"label": "top", "max": 100}},
+        {"play": {"url": "say:never"}}
+    ]}}));
+    let budget = swml::JsBudget::new(4_000);
+    sim.run.set_js_budget(budget.clone());
+    let sim = sim.go();
+    assert_eq!(budget.get(), 4_000);
+    assert_eq!(sim.trace.last().unwrap(), "hangup error", "{:?}", sim.trace);
+    assert_eq!(
+        sim.var("script_error_message"),
+        json!("the script has spent its JavaScript budget")
+    );
+    assert!(sim.says().is_empty());
+}
+
+/// A step that spent a slice of JavaScript yields: the run waits on a timeout due at once
+/// (so its runtime can serve other events and scripts) and goes on when it fires.
+#[test]
+fn a_script_yields_after_a_slice_of_javascript() {
+    let mut run = Run::new(
+        json!({"sections": {"main": [
+            {"label": "top"},
+            {"set": {"x": "${(function(){ var n = 0; for (;;) { n++; } })()}"}},
+            {"goto": {"label": "top", "max": 100}}
+        ]}}),
+        call(),
+        Map::new(),
+    );
+    let budget = swml::JsBudget::new(swml::expr::JS_SLICE * 2 + 100);
+    run.set_js_budget(budget.clone());
+    run.step(7, swml::Step::Start);
+    assert!(!run.is_finished() && run.is_yielding());
+    assert_eq!(run.poll_timeout(), Some(7));
+    assert!(budget.get() >= swml::expr::JS_SLICE);
+    run.step(8, swml::Step::Timeout);
+    let mut yields = 1;
+    while run.poll_timeout().is_some() {
+        run.step(9, swml::Step::Timeout);
+        yields += 1;
+        assert!(yields < 5);
+    }
+    assert!(run.is_finished());
+    let effects: Vec<Effect> = std::iter::from_fn(|| run.poll_effect()).collect();
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::Hangup {
+            reason: "error".into()
+        })
+    );
+}
+
+/// Cancelling the budget from another thread stops the expression running on this one; the
+/// script then stops quietly (the call is ending: no warning, no hangup of its own).
+#[test]
+fn cancelling_the_budget_stops_a_running_expression_and_the_script() {
+    let mut run = Run::new(
+        json!({"sections": {"main": [
+            {"set": {"x": "${(function(){ var n = 0; for (;;) { n++; } })()}"}},
+            {"play": {"url": "say:never"}}
+        ]}}),
+        call(),
+        Map::new(),
+    );
+    let budget = swml::JsBudget::new(u32::MAX);
+    run.set_js_budget(budget.clone());
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        budget.cancel();
+    });
+    run.step(0, swml::Step::Start);
+    canceller.join().unwrap();
+    assert!(run.is_finished());
+    assert_eq!(run.poll_effect(), None);
+}
+
+/// Text to speak is capped like REST `calling.play` (3,000 characters per `say:`, 10,000 per
+/// play): over the cap the method fails with a warning and nothing is played.
+#[test]
+fn an_over_cap_say_fails_the_play_with_a_warning() {
+    let long = "a".repeat(3001);
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"play": {"url": format!("say:{long}")}},
+        {"play": {"urls": ["say:ok", format!("say:{}", "b".repeat(3000))]}}
+    ]}}))
+    .go();
+    assert_eq!(
+        sim.trace[0],
+        "warning relay_script_method_execute_failed (play)"
+    );
+    assert!(sim
+        .var("script_error_message")
+        .as_str()
+        .unwrap()
+        .contains("at most 3000 per item"));
+    assert_eq!(sim.says().len(), 1, "{:?}", sim.trace);
+}
+
 #[test]
 fn request_sets_response_variables() {
     let mut sim = Sim::unchecked(json!({"sections": {"main": [

@@ -1,7 +1,9 @@
-//! The embedded TTS: flite via a small FFI, on one dedicated thread.
+//! The embedded TTS: flite via a small FFI, on a few dedicated threads. flite 2.x is thread
+//! safe once initialised (its README; its testsuite's `multi_thread_main.c` shares one voice
+//! between threads): it is initialised once per process, then the workers share the voices.
 
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 
 use async_trait::async_trait;
@@ -58,37 +60,68 @@ enum FliteVoice {
 
 type Job = (String, FliteVoice, oneshot::Sender<Result<Audio, TtsError>>);
 
+/// Synthesis threads: a long text's chunks and several calls' speech go on side by side.
+pub const WORKERS: usize = 2;
+
 /// The flite engine. Cheap to clone.
 #[derive(Clone)]
 pub struct FliteTts {
     jobs: mpsc::Sender<Job>,
 }
 
+/// The registered voices (static in libflite, alive for the whole process).
+#[derive(Clone, Copy)]
+struct Voices {
+    kal: *mut cst_voice,
+    slt: *mut cst_voice,
+}
+
+// SAFETY: the voices are read-only once registered; flite synthesises with them from several
+// threads after initialisation.
+unsafe impl Send for Voices {}
+unsafe impl Sync for Voices {}
+
+/// flite is initialised and its voices registered once per process, before any synthesis.
+fn voices() -> Voices {
+    static VOICES: OnceLock<Voices> = OnceLock::new();
+    // SAFETY: called once (OnceLock), before any worker synthesises.
+    *VOICES.get_or_init(|| unsafe {
+        flite_init();
+        Voices {
+            kal: register_cmu_us_kal(std::ptr::null()),
+            slt: register_cmu_us_slt(std::ptr::null()),
+        }
+    })
+}
+
 impl FliteTts {
     pub fn start() -> Result<FliteTts, TtsError> {
+        let voices = voices();
         let (tx, rx) = mpsc::channel::<Job>();
-        thread::Builder::new()
-            .name("tts-flite".into())
-            .spawn(move || worker(rx))
-            .map_err(|e| TtsError::Engine(e.to_string()))?;
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..WORKERS {
+            let rx = rx.clone();
+            thread::Builder::new()
+                .name(format!("tts-flite-{i}"))
+                .spawn(move || worker(&rx, voices))
+                .map_err(|e| TtsError::Engine(e.to_string()))?;
+        }
         Ok(FliteTts { jobs: tx })
     }
 }
 
-fn worker(rx: mpsc::Receiver<Job>) {
-    // SAFETY: flite is initialised and used only on this thread; the voices live for the
-    // whole process.
-    let (kal, slt) = unsafe {
-        flite_init();
-        (
-            register_cmu_us_kal(std::ptr::null()),
-            register_cmu_us_slt(std::ptr::null()),
-        )
-    };
-    while let Ok((text, voice, reply)) = rx.recv() {
+fn worker(rx: &Mutex<mpsc::Receiver<Job>>, voices: Voices) {
+    loop {
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((text, voice, reply)) = job else {
+            return;
+        };
         let vox = match voice {
-            FliteVoice::Kal => kal,
-            FliteVoice::Slt => slt,
+            FliteVoice::Kal => voices.kal,
+            FliteVoice::Slt => voices.slt,
         };
         let _ = reply.send(synthesize_blocking(&text, vox));
     }
@@ -219,6 +252,52 @@ mod tests {
             tts.synthesize(&req(&"x ".repeat(3000), "male")).await,
             Err(TtsError::TooLong(_))
         ));
+    }
+
+    fn rms(a: &Audio) -> f64 {
+        (a.samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / a.samples.len() as f64)
+            .sqrt()
+    }
+
+    /// Both voices on both workers at once give what one at a time gives: the same samples
+    /// for the diphone voice (deterministic), the same length and level for the CG voice
+    /// (its excitation is random even alone).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_synthesis_matches_sequential() {
+        let tts = Arc::new(FliteTts::start().unwrap());
+        let texts = [
+            ("male", "the quick brown fox jumps over the lazy dog"),
+            ("female", "please hold while we connect your call"),
+            ("male", "your balance is forty two dollars and ten cents"),
+            ("female", "thank you for calling, goodbye"),
+            (
+                "male",
+                "press one for sales, two for support, or stay on the line",
+            ),
+        ];
+        let mut alone = Vec::new();
+        for (gender, text) in texts {
+            alone.push(tts.synthesize(&req(text, gender)).await.unwrap());
+        }
+        for _ in 0..4 {
+            let tasks: Vec<_> = texts
+                .iter()
+                .map(|(gender, text)| {
+                    let tts = tts.clone();
+                    let r = req(text, gender);
+                    tokio::spawn(async move { tts.synthesize(&r).await })
+                })
+                .collect();
+            for ((task, expected), (gender, _)) in tasks.into_iter().zip(&alone).zip(texts) {
+                let got = task.await.unwrap().unwrap();
+                if gender == "male" {
+                    assert!(got == *expected, "diphone speech differs when concurrent");
+                } else {
+                    assert_eq!(got.samples.len(), expected.samples.len());
+                    assert!((rms(&got) / rms(expected) - 1.0).abs() < 0.1);
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Text-to-speech behind a provider trait. The embedded default engine is flite (Debian's
-//! `libflite`), run on one worker thread because flite is not thread-safe; results are cached by
-//! (text, voice, language) so a prompt played to many calls is synthesized once.
+//! `libflite`), initialised once and run on [`flite::WORKERS`] threads that share its voices;
+//! results are cached by (text, voice, language) so a prompt played to many calls is
+//! synthesized once. Long text is spoken sentence by sentence ([`stream`]).
 
-mod flite;
+pub mod flite;
+pub mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 pub use flite::FliteTts;
+pub use stream::{split_sentences, SpeechStream};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TtsError {
@@ -54,22 +57,36 @@ pub trait Tts: Send + Sync + 'static {
     async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, TtsError>;
 }
 
-/// Cached entries and their recency order (oldest first).
-type CacheState = (HashMap<TtsRequest, Arc<Audio>>, VecDeque<TtsRequest>);
+/// Most audio the cache keeps, in bytes of samples: entries are a few seconds each (one
+/// sentence of a long text), so the entry count alone would not bound memory.
+pub const CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
-/// An LRU cache in front of any engine.
+/// Cached entries, their recency order (oldest first) and their size in bytes.
+type CacheState = (HashMap<TtsRequest, Arc<Audio>>, VecDeque<TtsRequest>, usize);
+
+fn audio_bytes(a: &Audio) -> usize {
+    a.samples.len() * std::mem::size_of::<i16>()
+}
+
+/// An LRU cache in front of any engine, bounded by entries and by [`CACHE_MAX_BYTES`].
 pub struct CachedTts<T: Tts> {
     inner: T,
     capacity: usize,
+    max_bytes: usize,
     state: Mutex<CacheState>,
 }
 
 impl<T: Tts> CachedTts<T> {
     pub fn new(inner: T, capacity: usize) -> Self {
+        Self::with_max_bytes(inner, capacity, CACHE_MAX_BYTES)
+    }
+
+    pub fn with_max_bytes(inner: T, capacity: usize, max_bytes: usize) -> Self {
         CachedTts {
             inner,
             capacity: capacity.max(1),
-            state: Mutex::new((HashMap::new(), VecDeque::new())),
+            max_bytes,
+            state: Mutex::new((HashMap::new(), VecDeque::new(), 0)),
         }
     }
 
@@ -82,18 +99,22 @@ impl<T: Tts> CachedTts<T> {
     }
 
     fn put(&self, key: TtsRequest, audio: Arc<Audio>) {
+        let size = audio_bytes(&audio);
+        if size > self.max_bytes {
+            return;
+        }
         let Ok(mut st) = self.state.lock() else {
             return;
         };
-        if st.0.insert(key.clone(), audio).is_none() {
-            st.1.push_back(key);
+        st.2 += size;
+        match st.0.insert(key.clone(), audio) {
+            None => st.1.push_back(key),
+            Some(old) => st.2 -= audio_bytes(&old),
         }
-        while st.0.len() > self.capacity {
-            match st.1.pop_front() {
-                Some(old) => {
-                    st.0.remove(&old);
-                }
-                None => break,
+        while st.0.len() > self.capacity || st.2 > self.max_bytes {
+            let Some(old) = st.1.pop_front() else { break };
+            if let Some(gone) = st.0.remove(&old) {
+                st.2 -= audio_bytes(&gone);
             }
         }
     }
@@ -137,6 +158,29 @@ mod tests {
             language: "en-US".into(),
             gender: "female".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn cache_is_bounded_by_bytes_too() {
+        // Entries of 2 bytes per character; room for 100 bytes.
+        let c = CachedTts::with_max_bytes(Counting(AtomicUsize::new(0)), 100, 100);
+        c.synthesize(&req(&"a".repeat(30))).await.unwrap(); // 60 bytes
+        c.synthesize(&req(&"b".repeat(15))).await.unwrap(); // 30 bytes: 90 in all
+        c.synthesize(&req(&"c".repeat(10))).await.unwrap(); // 20: evicts a
+        assert_eq!(c.state.lock().unwrap().2, 50);
+        c.synthesize(&req(&"b".repeat(15))).await.unwrap();
+        assert_eq!(c.inner.0.load(Ordering::SeqCst), 3, "b is still cached");
+        c.synthesize(&req(&"a".repeat(30))).await.unwrap();
+        assert_eq!(c.inner.0.load(Ordering::SeqCst), 4, "a was evicted");
+        // Too big for the cache at all: served, not kept.
+        c.synthesize(&req(&"d".repeat(60))).await.unwrap();
+        assert!(c.state.lock().unwrap().2 <= 100);
+        assert!(!c
+            .state
+            .lock()
+            .unwrap()
+            .0
+            .contains_key(&req(&"d".repeat(60))));
     }
 
     #[tokio::test]

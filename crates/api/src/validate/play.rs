@@ -1,5 +1,6 @@
 //! `calling.play` and `calling.play.volume` (calling-api.md §6.6, §6.8).
 
+use control::command::{MAX_TTS_CHARS_PER_ITEM, MAX_TTS_CHARS_PER_PLAY};
 use serde_json::{Map, Value};
 
 use super::codes::{INVALID_PARAMETER, MISSING_REQUIRED_PARAMETER, MUST_BE_OBJECT};
@@ -62,18 +63,34 @@ fn media_list(p: &mut Obj<'_>) {
         return;
     }
     let mut normalised = Vec::with_capacity(items.len());
+    let mut tts_chars = 0;
     for (index, item) in items.iter().enumerate() {
         let key = format!("play.{index}");
         let Some(item) = item.as_object() else {
             p.fail(&key, MUST_BE_OBJECT, "must be an object {type, params}");
             continue;
         };
-        normalised.push(media_item(p, &key, item));
+        normalised.push(media_item(p, &key, item, &mut tts_chars));
+    }
+    if tts_chars > MAX_TTS_CHARS_PER_PLAY {
+        p.fail(
+            "play",
+            INVALID_PARAMETER,
+            format!(
+                "has {tts_chars} characters of text to speak; at most {MAX_TTS_CHARS_PER_PLAY} per command"
+            ),
+        );
     }
     p.put("play", normalised);
 }
 
-fn media_item<'a>(p: &mut Obj<'a>, key: &str, item: &'a Map<String, Value>) -> Value {
+/// One item; `tts_chars` counts the text to speak of every item (capped per command).
+fn media_item<'a>(
+    p: &mut Obj<'a>,
+    key: &str,
+    item: &'a Map<String, Value>,
+    tts_chars: &mut usize,
+) -> Value {
     let path = p.attr(key);
     let mut outer = p.nested(item, path.clone());
     let kind = outer.req_enum("type", &MEDIA_TYPES);
@@ -96,7 +113,17 @@ fn media_item<'a>(p: &mut Obj<'a>, key: &str, item: &'a Map<String, Value>) -> V
             params.req_http_url("url");
         }
         Some("tts") => {
-            params.req_str("text");
+            if let Some(text) = params.req_str("text") {
+                let n = text.chars().count();
+                *tts_chars += n;
+                if n > MAX_TTS_CHARS_PER_ITEM {
+                    params.fail(
+                        "text",
+                        INVALID_PARAMETER,
+                        format!("is {n} characters; at most {MAX_TTS_CHARS_PER_ITEM} per item"),
+                    );
+                }
+            }
             params.opt_str("language");
             params.opt_enum("gender", &TTS_GENDERS);
             params.opt_str_where(

@@ -43,6 +43,34 @@ impl TtsGender {
     }
 }
 
+/// Longest text one `tts` item (SWML `say:`) may carry, in characters. SignalWire documents no
+/// limit; this keeps one item's synthesis short and bounded (about three minutes of speech).
+pub const MAX_TTS_CHARS_PER_ITEM: usize = 3_000;
+/// Longest text all the `tts` items of one play (or prompt) may carry together.
+pub const MAX_TTS_CHARS_PER_PLAY: usize = 10_000;
+
+/// Why a play's text-to-speech is over the caps, if it is: the REST API answers 422 with the
+/// same limits (api::validate::play), a SWML `play`/`prompt` fails with this message.
+pub fn tts_text_over_cap(items: &[MediaItem]) -> Option<String> {
+    let mut total = 0usize;
+    for (index, item) in items.iter().enumerate() {
+        if let MediaItem::Tts(t) = item {
+            let n = t.text.chars().count();
+            if n > MAX_TTS_CHARS_PER_ITEM {
+                return Some(format!(
+                    "text of item {index} is {n} characters; at most {MAX_TTS_CHARS_PER_ITEM} per item"
+                ));
+            }
+            total += n;
+        }
+    }
+    (total > MAX_TTS_CHARS_PER_PLAY).then(|| {
+        format!(
+            "text to speak is {total} characters in all; at most {MAX_TTS_CHARS_PER_PLAY} per play"
+        )
+    })
+}
+
 /// Text to speak; unset fields take the command's (REST) or the document's (SWML) settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TtsItem {
@@ -123,4 +151,35 @@ impl PlayParams {
 pub struct PlayVolumeParams {
     pub control_id: String,
     pub volume: f64,
+}
+
+#[cfg(test)]
+mod tts_cap_tests {
+    use super::*;
+
+    fn say(n: usize) -> MediaItem {
+        MediaItem::Tts(TtsItem {
+            text: "é".repeat(n),
+            language: None,
+            gender: None,
+            voice: None,
+        })
+    }
+
+    #[test]
+    fn tts_text_is_capped_per_item_and_per_play_in_characters() {
+        assert_eq!(tts_text_over_cap(&[say(MAX_TTS_CHARS_PER_ITEM)]), None);
+        let one = tts_text_over_cap(&[say(1), say(MAX_TTS_CHARS_PER_ITEM + 1)]).unwrap();
+        assert!(
+            one.contains("item 1") && one.contains("3000 per item"),
+            "{one}"
+        );
+        let four = vec![say(MAX_TTS_CHARS_PER_ITEM); 3];
+        assert_eq!(tts_text_over_cap(&four), None);
+        let mut over = four.clone();
+        over.push(say(MAX_TTS_CHARS_PER_PLAY - 3 * MAX_TTS_CHARS_PER_ITEM + 1));
+        assert!(tts_text_over_cap(&over).unwrap().contains("10000 per play"));
+        let silence = MediaItem::Silence { duration: 1.0 };
+        assert_eq!(tts_text_over_cap(&[silence]), None);
+    }
 }

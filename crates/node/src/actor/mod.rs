@@ -60,6 +60,8 @@ pub(crate) enum ActorMsg {
 pub(crate) struct Inbox {
     pub commands: mpsc::Receiver<ActorMsg>,
     pub events: mpsc::UnboundedReceiver<ActorMsg>,
+    /// The call's JavaScript budget, shared with its `CallEntry` (which cancels it).
+    pub js: swml::JsBudget,
 }
 
 /// What a task the actor spawned (fetch, synthesis, HTTP) came back with.
@@ -112,6 +114,8 @@ pub(crate) struct CallActor {
     tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
     pub(crate) script: Option<swml::Run>,
     pub(crate) script_wait: Option<ScriptWait>,
+    /// Every document the call runs spends this one budget.
+    pub(crate) js: swml::JsBudget,
     /// The call's operations (control::session) and their I/O handles.
     pub(crate) ops: crate::actor::ops::Ops,
     /// The key that places this call's media on a shard: its own id, or for the far leg of a
@@ -161,6 +165,7 @@ impl CallActor {
             tasks_rx,
             script: None,
             script_wait: None,
+            js: inbox.js,
             ops: crate::actor::ops::Ops::default(),
             media_key: ident_call_id,
             end_reason: None,

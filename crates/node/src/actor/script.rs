@@ -53,8 +53,9 @@ impl CallActor {
             .collect();
         info!("running the call's SWML document");
         let mut run = swml::Run::new(doc, call, envs);
-        run.start(now_ms());
+        run.set_js_budget(self.js.clone());
         self.script = Some(run);
+        self.step_script(swml::Step::Start).await;
         self.drain_script().await;
     }
 
@@ -66,7 +67,7 @@ impl CallActor {
         match self.script.as_mut() {
             Some(run) if !run.is_finished() => {
                 info!("replacing the running SWML document");
-                run.replace_document(now_ms(), doc);
+                self.step_script(swml::Step::Replace(doc)).await;
                 self.drain_script().await;
             }
             _ => self.start_script(doc).await,
@@ -86,10 +87,21 @@ impl CallActor {
     }
 
     pub(crate) async fn script_timeout(&mut self) {
-        if let Some(run) = self.script.as_mut() {
-            run.handle_timeout(now_ms());
-        }
+        self.step_script(swml::Step::Timeout).await;
         self.drain_script().await;
+    }
+
+    /// Runs one step of the script (it may evaluate JavaScript) on the node's evaluator pool,
+    /// off the async runtime. Ending the call cancels the call's budget, which stops it.
+    async fn step_script(&mut self, step: swml::Step) {
+        let Some(run) = self.script.take() else {
+            return;
+        };
+        self.script = self.node.eval.step(run, now_ms(), step, &self.js).await;
+        if self.script.is_none() {
+            warn!("the script's step failed on the evaluator; the script is stopped");
+            self.script_wait = None;
+        }
     }
 
     /// Answers the effect the script waits on and runs on.
@@ -97,9 +109,7 @@ impl CallActor {
         if self.script_wait.take().is_none() {
             return;
         }
-        if let Some(run) = self.script.as_mut() {
-            run.complete(now_ms(), completion);
-        }
+        self.step_script(swml::Step::Complete(completion)).await;
         self.drain_script().await;
     }
 
@@ -147,16 +157,16 @@ impl CallActor {
                         codecs.as_deref().map(|c| self.restrict_inbound_codecs(c))
                     {
                         warn!(%message, "answer.codecs cannot be honoured; the answer fails");
-                        self.complete_now(Completion::Failed { message });
+                        self.complete_now(Completion::Failed { message }).await;
                         return;
                     }
                     self.script_wait = Some(ScriptWait::Answer);
                     if let Err(message) = self.answer_inbound().await {
-                        self.complete_now(Completion::Failed { message });
+                        self.complete_now(Completion::Failed { message }).await;
                     }
                 } else {
                     // Outbound calls run their document once answered: nothing to do.
-                    self.complete_now(Completion::Done);
+                    self.complete_now(Completion::Done).await;
                 }
             }
             Effect::Play {
@@ -182,7 +192,8 @@ impl CallActor {
                 if let Err(e) = self.op_command(play, script).await {
                     self.complete_now(Completion::Failed {
                         message: e.to_string(),
-                    });
+                    })
+                    .await;
                 }
             }
             Effect::SendDigits { digits } => {
@@ -305,7 +316,7 @@ impl CallActor {
     /// command REST runs.
     async fn script_control(&mut self, command: CallCommand, wait: swml::ControlWait) {
         if let Err(message) = self.answer_for_control().await {
-            self.complete_now(Completion::Failed { message });
+            self.complete_now(Completion::Failed { message }).await;
             return;
         }
         let control_id = command.control_id().unwrap_or_default().to_owned();
@@ -320,12 +331,16 @@ impl CallActor {
             .control_command(command, Origin::Script { wait_final })
             .await
         {
-            Err(e) => self.complete_now(Completion::Failed {
-                message: e.to_string(),
-            }),
+            Err(e) => {
+                self.complete_now(Completion::Failed {
+                    message: e.to_string(),
+                })
+                .await
+            }
             Ok(_) if !wait_final => {
                 let url = self.recording_url(&control_id);
-                self.complete_now(Completion::Started { control_id, url });
+                self.complete_now(Completion::Started { control_id, url })
+                    .await;
             }
             Ok(_) => {}
         }
@@ -335,7 +350,7 @@ impl CallActor {
     /// playback's end starts the timers, the first input stops the playback.
     async fn script_prompt(&mut self, play: PlayParams, collect: CollectParams) {
         if let Err(message) = self.answer_for_control().await {
-            self.complete_now(Completion::Failed { message });
+            self.complete_now(Completion::Failed { message }).await;
             return;
         }
         self.script_wait = Some(ScriptWait::Op {
@@ -344,16 +359,15 @@ impl CallActor {
         if let Err(e) = self.op_prompt(play, collect).await {
             self.complete_now(Completion::Failed {
                 message: e.to_string(),
-            });
+            })
+            .await;
         }
     }
 
     /// Completes a blocking effect right away (the effect needed no I/O).
-    fn complete_now(&mut self, completion: Completion) {
+    async fn complete_now(&mut self, completion: Completion) {
         self.script_wait = None;
-        if let Some(run) = self.script.as_mut() {
-            run.complete(now_ms(), completion);
-        }
+        self.step_script(swml::Step::Complete(completion)).await;
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn run_entries(run: &mut Run, entries: &[Value]) -> Flow {
             match run.scope.condition(when) {
                 Ok(true) => return enter(run, then),
                 Ok(false) => {}
-                Err(e) => run.warn("relay_script_js_eval_error", e.to_string()),
+                Err(e) => run.expr_error(e),
             }
         } else if let Some(else_block) = obj.get("else") {
             if i == last || !entries[i + 1..].iter().any(|e| e.get("when").is_some()) {

@@ -38,7 +38,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
             Ok(true) => {}
             Ok(false) => return Flow::Next,
             Err(e) => {
-                run.warn("relay_script_js_eval_error", e.to_string());
+                run.expr_error(e);
                 return Flow::Next;
             }
         }

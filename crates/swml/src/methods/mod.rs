@@ -172,7 +172,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
                 );
             }
         }
-        Waiting::Sleep { .. } => {}
+        Waiting::Sleep { .. } | Waiting::Yield { .. } => {}
         Waiting::Request {
             url,
             save_variables,

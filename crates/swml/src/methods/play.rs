@@ -60,6 +60,9 @@ pub(crate) fn play_params(
         .iter()
         .map(|u| parse_playable(u))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(why) = control::command::tts_text_over_cap(&items) {
+        return Err(why);
+    }
     let mut params = PlayParams::new(run.new_control_id(method), items);
     if let Some(volume) = p.get("volume").and_then(as_f64) {
         params.volume = volume.clamp(-40.0, 40.0);

@@ -1,0 +1,276 @@
+//! Speech in chunks: the text is split into sentences (long ones at commas, then spaces) and
+//! synthesised one chunk after another, each chunk handed to the player as soon as it is
+//! ready ([`SpeechStream`], a [`media::playback::ChunkStream`]), so a long `say` starts
+//! playing after its first sentence and the engine never holds more than one chunk.
+
+use std::sync::Arc;
+
+use media::playback::{ChunkStream, StreamPoll};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::{Audio, Tts, TtsRequest};
+
+/// Longest chunk handed to the engine, in characters.
+pub const MAX_CHUNK_CHARS: usize = 240;
+/// Chunks synthesised ahead of the one playing (bounds memory for any length of text).
+pub const CHUNKS_AHEAD: usize = 2;
+
+/// Splits `text` into chunks of at most `max_chars` characters: at sentence ends (`.`, `!`,
+/// `?` followed by a space or the end, and line breaks); a longer sentence at its last comma,
+/// semicolon or colon, else its last space, else anywhere. Chunks are trimmed; chunks with
+/// nothing to pronounce (no letter or digit) are dropped.
+pub fn split_sentences(text: &str, max_chars: usize) -> Vec<String> {
+    let max_chars = max_chars.max(1);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut current: Vec<char> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        current.push(c);
+        let next_is_break = chars.get(i + 1).is_none_or(|n| n.is_whitespace());
+        if c == '\n' || (matches!(c, '.' | '!' | '?') && next_is_break) {
+            push_chunk(&mut out, &current);
+            current.clear();
+        } else if current.len() >= max_chars {
+            let cut = cut_point(&current);
+            push_chunk(&mut out, &current[..cut]);
+            current.drain(..cut);
+        }
+        i += 1;
+    }
+    push_chunk(&mut out, &current);
+    out
+}
+
+/// Where to cut a full chunk: after its last clause mark, else at its last space, else at
+/// its end (never at its very start, so every cut makes progress).
+fn cut_point(chunk: &[char]) -> usize {
+    let after = |pred: fn(char) -> bool| {
+        chunk
+            .iter()
+            .rposition(|c| pred(*c))
+            .map(|i| i + 1)
+            .filter(|&i| i > 1 && i < chunk.len())
+    };
+    after(|c| matches!(c, ',' | ';' | ':'))
+        .or_else(|| after(char::is_whitespace))
+        .unwrap_or(chunk.len())
+}
+
+fn push_chunk(out: &mut Vec<String>, chunk: &[char]) {
+    let s: String = chunk.iter().collect();
+    let s = s.trim();
+    if s.chars().any(char::is_alphanumeric) {
+        out.push(s.to_string());
+    }
+}
+
+/// One chunk of speech at the call's rate, or why it could not be had.
+pub type Chunk = Result<Arc<[i16]>, String>;
+
+/// Speech arriving chunk by chunk from a synthesis task; dropping it stops the task.
+#[derive(Debug)]
+pub struct SpeechStream {
+    rx: mpsc::Receiver<Chunk>,
+    first: Option<Arc<[i16]>>,
+}
+
+impl SpeechStream {
+    /// Starts synthesising `request` chunk by chunk on a task (within a tokio runtime);
+    /// `convert` turns each chunk's audio into samples at the call's rate. Markup (SSML) is
+    /// not split: it is one chunk.
+    pub fn start<F>(tts: Arc<dyn Tts>, request: TtsRequest, convert: F) -> SpeechStream
+    where
+        F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Send + 'static,
+    {
+        let chunks = if request.text.trim_start().starts_with('<') {
+            vec![request.text.clone()]
+        } else {
+            split_sentences(&request.text, MAX_CHUNK_CHARS)
+        };
+        let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
+        tokio::spawn(async move {
+            for (index, text) in chunks.into_iter().enumerate() {
+                let chunk = TtsRequest {
+                    text,
+                    ..request.clone()
+                };
+                let audio = match tts.synthesize(&chunk).await {
+                    Ok(audio) => convert(&audio),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = &audio {
+                    if index > 0 {
+                        // The speech so far plays on; this sentence is skipped.
+                        warn!(error = %e, chunk = index, "a sentence could not be synthesised");
+                        continue;
+                    }
+                }
+                let first_failed = audio.is_err();
+                if tx.send(audio).await.is_err() || first_failed {
+                    return;
+                }
+            }
+        });
+        SpeechStream { rx, first: None }
+    }
+
+    /// Waits for the first chunk, so an engine that cannot speak fails the playback before
+    /// it starts; text with nothing to pronounce is an error too.
+    pub async fn first_chunk(&mut self) -> Result<(), String> {
+        match self.rx.recv().await {
+            Some(Ok(samples)) => {
+                self.first = Some(samples);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Err("text is empty".into()),
+        }
+    }
+}
+
+impl ChunkStream for SpeechStream {
+    fn poll_chunk(&mut self) -> StreamPoll {
+        if let Some(first) = self.first.take() {
+            return StreamPoll::Chunk(first);
+        }
+        match self.rx.try_recv() {
+            Ok(Ok(samples)) => StreamPoll::Chunk(samples),
+            Ok(Err(_)) | Err(mpsc::error::TryRecvError::Disconnected) => StreamPoll::End,
+            Err(mpsc::error::TryRecvError::Empty) => StreamPoll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TtsError;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What is pronounced: letters and digits, in order.
+    fn squash(s: &str) -> String {
+        s.chars().filter(|c| c.is_alphanumeric()).collect()
+    }
+
+    #[test]
+    fn sentences_split_at_their_ends_and_line_breaks() {
+        let text = "Hello there. How are you? Fine!\\nNext line\nThe value is 3.14 today. Done";
+        let text = text.replace("\\n", "\n");
+        assert_eq!(
+            split_sentences(&text, 240),
+            vec![
+                "Hello there.",
+                "How are you?",
+                "Fine!",
+                "Next line",
+                "The value is 3.14 today.",
+                "Done"
+            ]
+        );
+    }
+
+    #[test]
+    fn long_sentences_split_at_commas_then_spaces_then_anywhere() {
+        let text = "one two three, four five six seven eight nine ten eleven twelve";
+        let chunks = split_sentences(text, 20);
+        assert_eq!(chunks[0], "one two three,");
+        assert!(chunks.iter().all(|c| c.chars().count() <= 20), "{chunks:?}");
+        assert_eq!(squash(&chunks.concat()), squash(text));
+        let word = "x".repeat(50);
+        let chunks = split_sentences(&word, 20);
+        assert_eq!(chunks, vec!["x".repeat(20), "x".repeat(20), "x".repeat(10)]);
+    }
+
+    #[test]
+    fn every_letter_is_kept_in_order_and_no_chunk_is_too_long() {
+        let mut text = String::new();
+        for i in 0..400 {
+            text.push_str(&format!("Sentence number {i} has, a comma; and words"));
+            text.push_str([". ", "! ", "? ", "\n", " ", "... "][i % 6]);
+        }
+        text.push_str(&"é".repeat(700));
+        for max in [1, 7, 60, 240] {
+            let chunks = split_sentences(&text, max);
+            assert!(chunks.iter().all(|c| c.chars().count() <= max));
+            assert!(squash(&chunks.concat()) == squash(&text), "max {max}");
+        }
+        assert!(split_sentences(" ... \n !? ", 240).is_empty());
+    }
+
+    /// An engine that speaks one sample per character, slowly after the first call.
+    struct Slow(AtomicUsize);
+
+    #[async_trait]
+    impl Tts for Slow {
+        async fn synthesize(&self, r: &TtsRequest) -> Result<Arc<Audio>, TtsError> {
+            if r.text.contains("bad") {
+                return Err(TtsError::Engine("cannot".into()));
+            }
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(Audio {
+                sample_rate: 8000,
+                samples: vec![1; r.text.chars().count()],
+            }))
+        }
+    }
+
+    fn request(text: &str) -> TtsRequest {
+        TtsRequest {
+            text: text.into(),
+            voice: String::new(),
+            language: "en-US".into(),
+            gender: "female".into(),
+        }
+    }
+
+    fn convert(a: &Audio) -> Result<Arc<[i16]>, String> {
+        Ok(Arc::from(a.samples.as_slice()))
+    }
+
+    #[tokio::test]
+    async fn a_stream_yields_each_sentence_in_order_and_skips_a_failed_one() {
+        let engine = Arc::new(Slow(AtomicUsize::new(0)));
+        let mut s = SpeechStream::start(
+            engine.clone(),
+            request("One. A bad one. Three three."),
+            convert,
+        );
+        s.first_chunk().await.unwrap();
+        let mut lengths = Vec::new();
+        loop {
+            match s.poll_chunk() {
+                StreamPoll::Chunk(c) => lengths.push(c.len()),
+                StreamPoll::Pending => tokio::task::yield_now().await,
+                StreamPoll::End => break,
+            }
+        }
+        assert_eq!(lengths, vec![4, 12]);
+        assert_eq!(engine.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_first_sentence_failing_fails_the_stream_and_synthesis_stays_ahead_by_two() {
+        let engine = Arc::new(Slow(AtomicUsize::new(0)));
+        let mut s = SpeechStream::start(engine.clone(), request("bad. Two."), convert);
+        assert_eq!(
+            s.first_chunk().await,
+            Err("speech engine failed: cannot".into())
+        );
+        assert_eq!(engine.0.load(Ordering::SeqCst), 0);
+        // Nobody plays: the task synthesises the first chunk and at most two more, then waits.
+        let text = (0..20)
+            .map(|i| format!("Line {i}."))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let engine = Arc::new(Slow(AtomicUsize::new(0)));
+        let _s = SpeechStream::start(engine.clone(), request(&text), convert);
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(engine.0.load(Ordering::SeqCst), 1 + CHUNKS_AHEAD);
+    }
+}
