@@ -369,7 +369,7 @@ fn pick_stream(
     let audio = || offer.media.iter().enumerate().filter(|(_, m)| is_audio(m));
     if encryption != Encryption::Forbidden {
         let secure = audio()
-            .filter(|(_, m)| is_rtp_savp(m) || is_rtp_avp(m))
+            .filter(|(_, m)| m.port != 0 && (is_rtp_savp(m) || is_rtp_avp(m)))
             .find_map(|(i, m)| crypto_lines(m).into_iter().next().map(|c| (i, Some(c))));
         if let Some(found) = secure {
             return Ok(found);

@@ -184,6 +184,11 @@ fn prefers_the_secure_stream_of_a_two_line_offer() {
     let (_, negotiated, srtp) =
         answer_offer_srtp(&local(), &offer, Encryption::Forbidden, &ours()).unwrap();
     assert_eq!((negotiated.remote.port(), srtp), (10000, None));
+    // A secure stream the offerer already rejected (port 0) is not chosen.
+    let offer = offer.replace("m=audio 10002", "m=audio 0");
+    let (_, negotiated, srtp) =
+        answer_offer_srtp(&local(), &offer, Encryption::Optional, &ours()).unwrap();
+    assert_eq!((negotiated.remote.port(), srtp), (10000, None));
 }
 
 #[test]
