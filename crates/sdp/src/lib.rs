@@ -5,12 +5,21 @@
 //!   `rtpmap`, `fmtp`, `ptime` and direction attributes parsed.
 //! * [`build_offer`], [`negotiate_answer`] and [`answer_offer`]: the RFC 3264 offer/answer
 //!   exchange for one audio stream with G.711, G.722, Opus and RFC 4733 telephone-events.
+//! * [`answer_offer_srtp`], [`build_offer_srtp`] and [`negotiate_answer_srtp`]: the same
+//!   with SDES-SRTP (RFC 4568 `a=crypto`, `RTP/SAVP`) under an [`Encryption`] policy.
 
+mod crypto;
 mod model;
 mod negotiate;
 
+pub use crypto::{
+    crypto_lines, Crypto, CryptoSuite, Encryption, SdesKey, SrtpParams, SDES_KEY_SALT_LEN,
+};
 pub use model::{Attribute, Connection, MediaDescription, Origin, RtpMap, SessionDescription};
-pub use negotiate::{answer_offer, build_offer, negotiate_answer, LocalMedia, Negotiated};
+pub use negotiate::{
+    add_sdes, answer_offer, answer_offer_srtp, build_offer, build_offer_srtp, negotiate_answer,
+    negotiate_answer_srtp, LocalMedia, Negotiated,
+};
 
 /// Largest SDP body accepted, in bytes.
 pub const MAX_SDP_LEN: usize = 64 * 1024;
@@ -174,6 +183,10 @@ pub enum SdpError {
     Multicast(String),
     #[error("unsupported audio transport {0:?}")]
     UnsupportedTransport(String),
+    #[error("no usable a=crypto line (SRTP suite AES_CM_128_HMAC_SHA1_80/_32, one inline key)")]
+    NoCommonCrypto,
+    #[error("encryption is mandatory but the offer has only plain RTP")]
+    EncryptionRequired,
 }
 
 /// Keeps error messages bounded whatever the input.

@@ -2,8 +2,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::crypto::{crypto_lines, has_crypto_attribute, Crypto, Encryption, SdesKey, SrtpParams};
 use crate::model::{addr_type, Attribute, Connection, MediaDescription, Origin, RtpMap};
-use crate::{Codec, Direction, SdpError, SessionDescription};
+use crate::{Codec, Direction, SdpError, SessionDescription, SDES_KEY_SALT_LEN};
 
 /// Dynamic payload types we offer for telephone-event at 8 kHz and 48 kHz.
 const TELEPHONE_EVENT_PT_8K: u8 = 101;
@@ -116,6 +117,31 @@ fn session(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionDescripti
 /// Builds our offer: one `m=audio` RTP/AVP stream with `local.codecs` in order, then
 /// telephone-event at 8 kHz (PT 101) and, when Opus is offered, at 48 kHz (PT 102).
 pub fn build_offer(local: &LocalMedia) -> Result<String, SdpError> {
+    Ok(session(local, vec![offer_media(local)?]).to_string())
+}
+
+/// [`build_offer`] made an SRTP offer with [`add_sdes`]: `RTP/SAVP` and our `a=crypto`
+/// lines (usually one, `1 AES_CM_128_HMAC_SHA1_80` with a fresh key).
+pub fn build_offer_srtp(local: &LocalMedia, crypto: &[Crypto]) -> Result<String, SdpError> {
+    let mut media = offer_media(local)?;
+    add_sdes(&mut media, crypto);
+    Ok(session(local, vec![media]).to_string())
+}
+
+/// Makes a media section an SDES-SRTP one: the proto becomes `RTP/SAVP` (`RTP/SAVPF` from
+/// `RTP/AVPF`) and `crypto` are added as `a=crypto` lines after the other attributes.
+pub fn add_sdes(media: &mut MediaDescription, crypto: &[Crypto]) {
+    media.proto = if media.proto.eq_ignore_ascii_case("RTP/AVPF") {
+        "RTP/SAVPF".into()
+    } else {
+        "RTP/SAVP".into()
+    };
+    media
+        .attributes
+        .extend(crypto.iter().map(Crypto::to_attribute));
+}
+
+fn offer_media(local: &LocalMedia) -> Result<MediaDescription, SdpError> {
     let codecs = dedup_codecs(&local.codecs)?;
     let mut formats: Vec<u8> = codecs.iter().map(|c| c.default_payload_type()).collect();
     let mut attributes = Vec::new();
@@ -134,7 +160,7 @@ pub fn build_offer(local: &LocalMedia) -> Result<String, SdpError> {
         attributes.push(Attribute::Ptime(local.ptime_ms));
     }
     attributes.push(Attribute::Direction(Direction::SendRecv));
-    let media = MediaDescription {
+    Ok(MediaDescription {
         media: "audio".into(),
         port: local.port,
         port_count: None,
@@ -143,8 +169,7 @@ pub fn build_offer(local: &LocalMedia) -> Result<String, SdpError> {
         connection: None,
         attributes,
         other_lines: Vec::new(),
-    };
-    Ok(session(local, vec![media]).to_string())
+    })
 }
 
 /// The codec a payload type in `media` stands for: its rtpmap if present, else the
@@ -199,6 +224,10 @@ fn is_audio(m: &MediaDescription) -> bool {
 
 fn is_rtp_avp(m: &MediaDescription) -> bool {
     m.proto.eq_ignore_ascii_case("RTP/AVP") || m.proto.eq_ignore_ascii_case("RTP/AVPF")
+}
+
+fn is_rtp_savp(m: &MediaDescription) -> bool {
+    m.proto.eq_ignore_ascii_case("RTP/SAVP") || m.proto.eq_ignore_ascii_case("RTP/SAVPF")
 }
 
 /// Negotiates the audio stream `media` of `sdp` against our capabilities.
@@ -258,30 +287,120 @@ pub fn negotiate_answer(local: &LocalMedia, answer_sdp: &str) -> Result<Negotiat
     negotiate_media(local, &codecs, Pick::TheirOrder, &sdp, media)
 }
 
+/// Negotiates the answer to our [`build_offer_srtp`]: as [`negotiate_answer`], plus the
+/// answer's `a=crypto` line, which must carry the tag and suite of one we offered
+/// ([`SdpError::NoCommonCrypto`] otherwise: an SRTP offer answered in the clear).
+pub fn negotiate_answer_srtp(
+    local: &LocalMedia,
+    answer_sdp: &str,
+    offered: &[Crypto],
+) -> Result<(Negotiated, SrtpParams), SdpError> {
+    let codecs = dedup_codecs(&local.codecs)?;
+    let sdp = SessionDescription::parse(answer_sdp)?;
+    let media = sdp
+        .media
+        .iter()
+        .find(|m| is_audio(m))
+        .ok_or(SdpError::NoAudio)?;
+    let negotiated = negotiate_media(local, &codecs, Pick::TheirOrder, &sdp, media)?;
+    let srtp = crypto_lines(media)
+        .into_iter()
+        .find_map(|theirs| {
+            offered
+                .iter()
+                .find(|ours| ours.tag == theirs.tag && ours.suite == theirs.suite)
+                .map(|ours| SrtpParams {
+                    suite: ours.suite,
+                    tag: ours.tag,
+                    local: ours.key.clone(),
+                    remote: theirs.key,
+                })
+        })
+        .ok_or(SdpError::NoCommonCrypto)?;
+    Ok((negotiated, srtp))
+}
+
 /// Answers a peer's offer (a re-INVITE or an inbound call): the first codec of
 /// `local.codecs` (our preference list) that the offer has, with the offerer's payload type
 /// numbers, plus its telephone-event (at the codec's rate, else 8 kHz) with the events the
 /// offer listed. Every other `m=` line is rejected with port 0,
-/// as RFC 3264 §6 requires one answer line per offer line.
+/// as RFC 3264 §6 requires one answer line per offer line. Plain RTP only: this is
+/// [`answer_offer_srtp`] with [`Encryption::Forbidden`].
 pub fn answer_offer(
     local: &LocalMedia,
     remote_offer_sdp: &str,
 ) -> Result<(String, Negotiated), SdpError> {
+    let (sdp, negotiated, _) = answer_with(
+        local,
+        remote_offer_sdp,
+        Encryption::Forbidden,
+        &[0; SDES_KEY_SALT_LEN],
+    )?;
+    Ok((sdp, negotiated))
+}
+
+/// [`answer_offer`] with SDES-SRTP (RFC 4568 §7.1.2) under an encryption policy:
+///
+/// * `Forbidden`: exactly [`answer_offer`]; `a=crypto` lines are ignored, an offer with only
+///   `RTP/SAVP` audio is refused ([`SdpError::UnsupportedTransport`]).
+/// * `Optional`: the first audio stream (`RTP/SAVP`, or best-effort `RTP/AVP` with crypto
+///   lines) with a usable `a=crypto` line is answered with SRTP; failing that, the first
+///   plain `RTP/AVP` one in the clear.
+/// * `Mandatory`: SRTP or [`SdpError::NoCommonCrypto`] / [`SdpError::EncryptionRequired`].
+///
+/// With SRTP the answer echoes the stream's proto and carries one `a=crypto` line: the
+/// offer's first usable line's tag and suite with our key `key_salt` (fresh random bytes
+/// from the caller; 16 of key then 14 of salt). The [`SrtpParams`] say which key protects
+/// what we send (ours) and which unprotects what we receive (theirs, with its MKI).
+pub fn answer_offer_srtp(
+    local: &LocalMedia,
+    remote_offer_sdp: &str,
+    encryption: Encryption,
+    key_salt: &[u8; SDES_KEY_SALT_LEN],
+) -> Result<(String, Negotiated, Option<SrtpParams>), SdpError> {
+    answer_with(local, remote_offer_sdp, encryption, key_salt)
+}
+
+/// The audio stream to answer and, for SRTP, the offer's crypto line we take.
+fn pick_stream(
+    offer: &SessionDescription,
+    encryption: Encryption,
+) -> Result<(usize, Option<Crypto>), SdpError> {
+    let audio = || offer.media.iter().enumerate().filter(|(_, m)| is_audio(m));
+    if encryption != Encryption::Forbidden {
+        let secure = audio()
+            .filter(|(_, m)| m.port != 0 && (is_rtp_savp(m) || is_rtp_avp(m)))
+            .find_map(|(i, m)| crypto_lines(m).into_iter().next().map(|c| (i, Some(c))));
+        if let Some(found) = secure {
+            return Ok(found);
+        }
+    }
+    if encryption != Encryption::Mandatory {
+        if let Some((i, _)) = audio().find(|(_, m)| is_rtp_avp(m)) {
+            return Ok((i, None));
+        }
+    }
+    let first = audio().next().map(|(_, m)| m).ok_or(SdpError::NoAudio)?;
+    Err(if encryption == Encryption::Forbidden {
+        SdpError::UnsupportedTransport(crate::excerpt(&first.proto))
+    } else if audio().any(|(_, m)| is_rtp_savp(m) || has_crypto_attribute(m)) {
+        SdpError::NoCommonCrypto
+    } else if audio().any(|(_, m)| is_rtp_avp(m)) {
+        SdpError::EncryptionRequired
+    } else {
+        SdpError::UnsupportedTransport(crate::excerpt(&first.proto))
+    })
+}
+
+fn answer_with(
+    local: &LocalMedia,
+    remote_offer_sdp: &str,
+    encryption: Encryption,
+    key_salt: &[u8; SDES_KEY_SALT_LEN],
+) -> Result<(String, Negotiated, Option<SrtpParams>), SdpError> {
     let codecs = dedup_codecs(&local.codecs)?;
     let offer = SessionDescription::parse(remote_offer_sdp)?;
-    let chosen = match offer
-        .media
-        .iter()
-        .position(|m| is_audio(m) && is_rtp_avp(m))
-    {
-        Some(i) => i,
-        None => {
-            return Err(match offer.media.iter().find(|m| is_audio(m)) {
-                Some(m) => SdpError::UnsupportedTransport(crate::excerpt(&m.proto)),
-                None => SdpError::NoAudio,
-            })
-        }
-    };
+    let (chosen, crypto) = pick_stream(&offer, encryption)?;
     let offered = &offer.media[chosen];
     let negotiated = negotiate_media(local, &codecs, Pick::OurOrder, &offer, offered)?;
 
@@ -302,6 +421,16 @@ pub fn answer_offer(
         attributes.push(Attribute::Ptime(ptime));
     }
     attributes.push(Attribute::Direction(negotiated.direction.mirrored()));
+    let srtp = crypto.map(|theirs| {
+        let ours = Crypto::new(theirs.tag, theirs.suite, *key_salt);
+        attributes.push(ours.to_attribute());
+        SrtpParams {
+            suite: theirs.suite,
+            tag: theirs.tag,
+            local: SdesKey::new(*key_salt),
+            remote: theirs.key,
+        }
+    });
 
     let media = offer
         .media
@@ -324,7 +453,7 @@ pub fn answer_offer(
             }
         })
         .collect();
-    Ok((session(local, media).to_string(), negotiated))
+    Ok((session(local, media).to_string(), negotiated, srtp))
 }
 
 /// An answer line refusing an offered stream (RFC 3264 §6).
