@@ -112,6 +112,9 @@ mod leg;
 mod request;
 mod wire;
 
+#[doc(hidden)]
+pub mod fuzz;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
