@@ -95,7 +95,10 @@ pub fn sdp_negotiate(data: &[u8]) {
             Ok(parsed) => parsed,
             Err(e) => panic!("our answer does not parse: {e}\n{answer}"),
         };
-        let first_audio = parsed.media.iter().find(|m| m.media == "audio");
+        let first_audio = parsed
+            .media
+            .iter()
+            .find(|m| m.media.eq_ignore_ascii_case("audio"));
         if first_audio.is_none_or(|m| m.port == 0) {
             return;
         }
