@@ -193,9 +193,20 @@ fn decode_inner(bytes: &[u8], hint_ext: Option<&str>, max_ms: u64) -> Result<Pcm
 const MAX_WAV_CHANNELS: u16 = 64;
 
 /// Rejects WAV headers that are known to trip symphonia's RIFF reader (an arithmetic overflow
-/// on absurd channel counts in debug builds) before it sees them. Anything that is not a
-/// RIFF/WAVE file, or has no readable `fmt ` chunk, is left to the probe.
+/// on absurd channel counts in debug builds) before it sees them. The probe finds a RIFF
+/// header anywhere in the file (after an ID3 tag or junk), so every `RIFF` is looked at.
+/// Anything that is not a RIFF/WAVE file, or has no readable `fmt ` chunk, is left to the probe.
 fn precheck_wav(bytes: &[u8]) -> Result<(), AudioError> {
+    let mut from = 0;
+    while let Some(at) = bytes[from..].windows(4).position(|w| w == b"RIFF") {
+        precheck_riff(&bytes[from + at..])?;
+        from += at + 1;
+    }
+    Ok(())
+}
+
+/// [`precheck_wav`] of a RIFF header at the start of `bytes`.
+fn precheck_riff(bytes: &[u8]) -> Result<(), AudioError> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Ok(());
     }

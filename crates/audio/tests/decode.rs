@@ -243,6 +243,22 @@ fn absurd_channel_count_is_unsupported() {
 }
 
 #[test]
+fn absurd_channel_count_after_junk_is_unsupported() {
+    // Found by the audio_decode fuzz target: the probe finds a RIFF header after an ID3 tag and
+    // junk, where the channel check (which looked at the start of the file only) missed it.
+    let t = tone(1000.0, 8_000, 0.01, 0.5);
+    let mut wav = wav16(8_000, 1, &t, &t);
+    // 60,000 channels of 2 bytes: the block-align product overflows u16.
+    wav[22..24].copy_from_slice(&60_000u16.to_le_bytes());
+    for prefix in [&b"ID3\x03\x00\x00\x00\x00\x00\x00"[..], &[0u8; 37][..]] {
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(&wav);
+        let r = decode(&bytes, None, 60_000);
+        assert!(matches!(r, Err(AudioError::Unsupported(_))), "{r:?}");
+    }
+}
+
+#[test]
 fn too_long_is_rejected() {
     let bytes = tone_wav(1000.0, 8_000, 2.0);
     match decode(&bytes, Some("wav"), 1_000) {

@@ -252,10 +252,6 @@ fn transport_name(t: Transport) -> &'static str {
 
 /// The facts of the INVITE; `None` when a header we need does not parse.
 fn describe(tx: &Transaction) -> Option<InboundInvite> {
-    let req = &tx.original;
-    let call_id = req.call_id_header().ok()?.value().to_string();
-    let from = req.from_header().ok()?.typed().ok()?;
-    let to = req.to_header().ok()?.typed().ok()?;
     let (source, transport) = match &tx.connection {
         Some(conn) => (
             conn.get_remote_addr().and_then(|a| a.get_socketaddr().ok()),
@@ -263,6 +259,18 @@ fn describe(tx: &Transaction) -> Option<InboundInvite> {
         ),
         None => (None, "udp"),
     };
+    describe_request(&tx.original, source, transport)
+}
+
+/// [`describe`] of the request alone (the fuzz targets call it without a transaction).
+pub(crate) fn describe_request(
+    req: &rsipstack::sip::Request,
+    source: Option<SocketAddr>,
+    transport: &'static str,
+) -> Option<InboundInvite> {
+    let call_id = req.call_id_header().ok()?.value().to_string();
+    let from = req.from_header().ok()?.typed().ok()?;
+    let to = req.to_header().ok()?.typed().ok()?;
     Some(InboundInvite {
         call_id,
         request_uri: uri_text(&req.uri),

@@ -575,7 +575,7 @@ pub(crate) fn answer_remote_offer<E: Send + 'static>(
     );
 }
 
-fn to_tag(resp: &Response) -> Option<String> {
+pub(crate) fn to_tag(resp: &Response) -> Option<String> {
     resp.to_header()
         .ok()?
         .tag()

@@ -113,6 +113,9 @@ mod request;
 mod saved;
 mod wire;
 
+#[doc(hidden)]
+pub mod fuzz;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 

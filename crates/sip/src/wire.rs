@@ -50,7 +50,7 @@ impl MessageInspector for WireFixes {
 
 /// Move the Via headers to the top, keeping their order and the order of
 /// everything else.
-fn via_first(headers: &mut Vec<Header>) {
+pub(crate) fn via_first(headers: &mut Vec<Header>) {
     if headers
         .iter()
         .position(|h| !matches!(h, Header::Via(_)))
@@ -71,7 +71,7 @@ fn via_first(headers: &mut Vec<Header>) {
 
 /// `... qop="auth", ...` → `... qop=auth, ...`; `None` when there is
 /// nothing to change.
-fn unquote_qop(value: &str) -> Option<String> {
+pub(crate) fn unquote_qop(value: &str) -> Option<String> {
     let lower = value.to_ascii_lowercase();
     let mut search = 0;
     while let Some(pos) = lower[search..].find("qop") {

@@ -493,9 +493,17 @@ mod js {
     }
 
     /// Wrapping the body in a function that is never called parses it without evaluating it.
+    /// A body can close the wrapper and run code of its own (`1); })(); while (true) {} (…`),
+    /// so the same interrupt budget and stack cap as [`eval`] apply.
     pub(super) fn check_syntax(body: &str) -> Result<(), ExprError> {
         let rt = Runtime::new().map_err(|e| ExprError::Js(e.to_string()))?;
         rt.set_memory_limit(JS_MEMORY_LIMIT);
+        rt.set_max_stack_size(256 * 1024);
+        let ticks = Rc::new(Cell::new(0u32));
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            ticks.set(ticks.get() + 1);
+            ticks.get() > JS_INTERRUPT_BUDGET
+        })));
         let ctx = Context::full(&rt).map_err(|e| ExprError::Js(e.to_string()))?;
         ctx.with(|ctx| {
             let source = format!("(function(){{ return (\n{body}\n); }})");
@@ -733,5 +741,18 @@ mod tests {
         let mut errs = Vec::new();
         assert_eq!(s.expand_str(&many, &mut |e| errs.push(e)), json!(""));
         assert_eq!(errs, vec![ExprError::TooLarge]);
+    }
+
+    #[test]
+    fn a_syntax_check_that_breaks_out_of_its_wrapper_is_bounded() {
+        // Seen while writing the swml_expr fuzz target: the body closes the never-called wrapper
+        // function and loops at the top level; the check ran forever.
+        let started = std::time::Instant::now();
+        let body = "1); })(); while (true) {} (function(){ return (1";
+        assert!(matches!(check_syntax(body), Err(ExprError::Js(_))));
+        let recurse = "1); })(); (function f(){ f(); })(); (function(){ return (1";
+        assert!(check_syntax(recurse).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        assert_eq!(check_syntax("vars.a + 1"), Ok(()));
     }
 }
