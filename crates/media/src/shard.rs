@@ -22,6 +22,7 @@ struct Leg<K> {
     rtcp: CallRtcp,
     /// Our stream's SSRC, when the graph has RTCP.
     ssrc: Option<u32>,
+    seed: u64,
     peer: Option<K>,
 }
 
@@ -30,12 +31,18 @@ fn rtcp_target(rtp: SocketAddr) -> SocketAddr {
     SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
 }
 
-/// A stable 0.0..=1.0 draw per call and report, so calls started together report apart.
-fn spread<K: Hash>(key: &K, now_us: u64) -> f64 {
+/// A per-call seed (hashed once, when the call is added) for its report spread.
+fn seed_of<K: Hash>(key: &K) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
-    now_us.hash(&mut h);
-    (h.finish() % 1001) as f64 / 1000.0
+    h.finish()
+}
+
+/// A 0.0..=1.0 draw per call and report, so calls started together report apart. Runs for
+/// every call on every tick: a multiply, not a hash.
+fn spread(seed: u64, now_us: u64) -> f64 {
+    let mixed = (seed ^ now_us).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The calls of one shard by key `K` (the call's id).
@@ -90,6 +97,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             sending: true,
             rtcp: CallRtcp::new(format!("dialtone@{}", remote.ip())),
             ssrc,
+            seed: seed_of(&key),
             peer: None,
         };
         self.legs.insert(key, leg);
@@ -166,7 +174,9 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             let graph = &mut leg.graph;
             let report = leg
                 .rtcp
-                .poll_report(now_us, ntp, spread(key, now_us), || graph.rtcp_inputs());
+                .poll_report(now_us, ntp, spread(leg.seed, now_us), || {
+                    graph.rtcp_inputs()
+                });
             if let Some(pkt) = report {
                 send(*key, rtcp_target(leg.latch.target()), &pkt);
             }
