@@ -277,14 +277,23 @@ fn negotiate_media(
 /// Negotiates the peer's answer to our [`build_offer`]: the first payload type in the
 /// answer's first `m=audio` line that maps to a codec we offered.
 pub fn negotiate_answer(local: &LocalMedia, answer_sdp: &str) -> Result<Negotiated, SdpError> {
-    let codecs = dedup_codecs(&local.codecs)?;
     let sdp = SessionDescription::parse(answer_sdp)?;
+    negotiate_answer_audio(local, &sdp).map(|(n, _)| n)
+}
+
+/// The answer's first `m=audio` line negotiated against what we offered.
+fn negotiate_answer_audio<'a>(
+    local: &LocalMedia,
+    sdp: &'a SessionDescription,
+) -> Result<(Negotiated, &'a MediaDescription), SdpError> {
+    let codecs = dedup_codecs(&local.codecs)?;
     let media = sdp
         .media
         .iter()
         .find(|m| is_audio(m))
         .ok_or(SdpError::NoAudio)?;
-    negotiate_media(local, &codecs, Pick::TheirOrder, &sdp, media)
+    let negotiated = negotiate_media(local, &codecs, Pick::TheirOrder, sdp, media)?;
+    Ok((negotiated, media))
 }
 
 /// Negotiates the answer to our [`build_offer_srtp`]: as [`negotiate_answer`], plus the
@@ -295,14 +304,8 @@ pub fn negotiate_answer_srtp(
     answer_sdp: &str,
     offered: &[Crypto],
 ) -> Result<(Negotiated, SrtpParams), SdpError> {
-    let codecs = dedup_codecs(&local.codecs)?;
     let sdp = SessionDescription::parse(answer_sdp)?;
-    let media = sdp
-        .media
-        .iter()
-        .find(|m| is_audio(m))
-        .ok_or(SdpError::NoAudio)?;
-    let negotiated = negotiate_media(local, &codecs, Pick::TheirOrder, &sdp, media)?;
+    let (negotiated, media) = negotiate_answer_audio(local, &sdp)?;
     let srtp = crypto_lines(media)
         .into_iter()
         .find_map(|theirs| {
