@@ -316,7 +316,8 @@ def test_rtcp_reports_go_both_ways_and_give_a_round_trip(start_dialtone, tmp_pat
     rtcp = media_stats(d, leg["id"])["rtcp"]
     assert rtcp["reports_sent"] >= 2, (rtcp, debug)
     assert rtcp["reports_received"] >= 1, (rtcp, debug)
-    assert rtcp["rtt_ms"] is not None and rtcp["rtt_ms"] < 100, (rtcp, debug)
+    # Loopback: a few ms, plus up to a tick of ours and baresip's scheduling on a loaded machine.
+    assert rtcp["rtt_ms"] is not None and rtcp["rtt_ms"] < 250, (rtcp, debug)
     assert rtcp["remote_packets_lost"] == 0, rtcp
     # baresip got ours too: its RTCP member for us carries a round trip (from our report blocks
     # about its stream) and the packet count of our SR (psent).

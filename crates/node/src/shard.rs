@@ -239,7 +239,6 @@ fn run_shard(
     // This shard's rejections already added to the node's counter.
     let mut counted = 0;
     let mut sockets: HashMap<Uuid, CallSockets> = HashMap::new();
-    let mut ticks: u64 = 0;
     let mut next_tick = origin + TICK;
     let mut buf = vec![0u8; 2048];
     let mut stats = media::tick_stats::TickStats::default();
@@ -261,12 +260,10 @@ fn run_shard(
         } else {
             media::rtcp::ntp_now()
         };
-        // RTCP comes every few seconds: its sockets are read every tenth tick (200 ms), not
-        // every tick (a syscall per call per tick for nothing).
-        ticks = ticks.wrapping_add(1);
-        let read_rtcp = ticks.is_multiple_of(10);
+        // RTCP sockets are read every tick, although reports come every few seconds: the
+        // arrival time of a report is part of the round trip it measures.
         for (call_id, call) in sockets.iter() {
-            if let Some(rtcp) = call.rtcp.as_ref().filter(|_| read_rtcp) {
+            if let Some(rtcp) = &call.rtcp {
                 while let Ok((n, from)) = rtcp.recv_from(&mut buf) {
                     media.on_rtcp(*call_id, ntp, &buf[..n], from);
                 }
