@@ -1,7 +1,8 @@
 """baresip (Debian `baresip-core`, 1.0) as a real softphone in a test: one headless process per peer.
 
   peer = BaresipPeer(tmp_path / "bob", codecs=["PCMU"], tone=440, seconds=12)   # made, not started
-                                      (codecs: our names, PCMU PCMA G722 OPUS; rtp_stats, wav_codec optional)
+                                      (codecs: our names, PCMU PCMA G722 OPUS; rtp_stats, wav_codec optional;
+                                      account_params e.g. ";mediaenc=srtp-mand"; rtcp_mux=True offers/accepts it)
   peer.start()                        baresip -f DIR in the foreground; connects the ctrl_tcp client
   peer.uri()                          sip:bob@127.0.0.1:<sip port> (what dialtone dials)
   peer.ctrl                           a baresip_ctrl.Baresip: cmd("dial ..."), cmd("sndcode 123#"), wait_event(...)
@@ -89,7 +90,7 @@ def read_wav(path):
 
 class BaresipPeer:
     def __init__(self, where, codecs=("PCMU",), tone=440, seconds=12, user="bob", answermode="auto",
-                 rtp_stats=False, wav_codec=None):
+                 rtp_stats=False, wav_codec=None, account_params="", rtcp_mux=False):
         self.dir = os.path.abspath(str(where))
         os.makedirs(self.dir, exist_ok=True)
         self.codecs = list(codecs)
@@ -107,7 +108,8 @@ class BaresipPeer:
         write_tone_wav(self.src_wav, tone, seconds, rate=first[1], channels=first[2])
         fields = {"SIP_PORT": str(self.sip_port), "CTRL_PORT": str(self.ctrl_port), "SRC_WAV": self.src_wav,
                   "RTP_RANGE": f"{rtp}-{rtp + 9}", "DIR": self.dir, "RTP_STATS": "yes" if rtp_stats else "no",
-                  "USER": user, "ANSWERMODE": answermode, "CODECS": ",".join(CODECS[c][0] for c in self.codecs)}
+                  "USER": user, "ANSWERMODE": answermode, "CODECS": ",".join(CODECS[c][0] for c in self.codecs),
+                  "ACCOUNT_EXTRA": account_params, "RTCP_MUX": "yes" if rtcp_mux else "no"}
         for name in ("config", "accounts"):
             with open(os.path.join(TEMPLATES, name + ".in")) as f:
                 lines = f.read().splitlines(keepends=True)

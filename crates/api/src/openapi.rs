@@ -78,6 +78,10 @@ pub fn properties(command: CommandName) -> Vec<(&'static str, Value)> {
             ),
             ("timeout", integer()),
             ("codecs", string_or_strings()),
+            (
+                "encryption",
+                json!({"enum": ["forbidden", "optional", "mandatory"]}),
+            ),
             ("send_digits", string()),
             ("username", string()),
             ("password", string()),

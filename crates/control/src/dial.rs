@@ -111,6 +111,30 @@ impl Codec {
     }
 }
 
+/// SRTP for a SIP leg, as SWML `connect`'s `encryption` names it (swml.md §6.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEncryption {
+    /// Plain RTP only.
+    Forbidden,
+    /// SRTP when the other side takes it, plain RTP otherwise.
+    Optional,
+    /// SRTP or no call.
+    Mandatory,
+}
+
+impl MediaEncryption {
+    pub const NAMES: [&'static str; 3] = ["forbidden", "optional", "mandatory"];
+
+    pub fn parse(name: &str) -> Option<MediaEncryption> {
+        match name {
+            "forbidden" => Some(MediaEncryption::Forbidden),
+            "optional" => Some(MediaEncryption::Optional),
+            "mandatory" => Some(MediaEncryption::Mandatory),
+            _ => None,
+        }
+    }
+}
+
 /// A `dial` after validation. `swml` holds the parsed inline document (object form) when given.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DialRequest {
@@ -130,6 +154,9 @@ pub struct DialRequest {
     pub status_events: Vec<StatusEvent>,
     /// Empty means "the server's default offer".
     pub codecs: Vec<Codec>,
+    /// SRTP for the leg (an extension: SWML `connect`'s parameter); `None` is the server's
+    /// `outbound_encryption`.
+    pub encryption: Option<MediaEncryption>,
     /// Ring timeout in seconds, 1–600 (default 60, ambiguity register A22).
     pub timeout_secs: u32,
     pub max_price_per_minute: Option<f64>,

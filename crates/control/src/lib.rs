@@ -14,7 +14,7 @@ pub mod session;
 pub mod status;
 
 pub use command::CallCommand;
-pub use dial::{Codec, DialRequest, HttpMethod, StatusEvent};
+pub use dial::{Codec, DialRequest, HttpMethod, MediaEncryption, StatusEvent};
 pub use leg::{CallLeg, ChargeDetail, LegType, CALL_LEG_KEYS};
 pub use service::{CallControl, CallFilter, CallPage, CommandOk, ControlError};
 pub use status::{CallStatus, Direction, EndReason};

@@ -55,6 +55,10 @@ pub struct Settings {
     pub http_request_timeout_ms: u64,
     /// Codec preference for offers and answers, e.g. `PCMU,PCMA,G722,OPUS`.
     pub codecs: String,
+    /// SDES-SRTP for calls we answer (`forbidden`, `optional`, `mandatory`) and the default for
+    /// calls we place (a dial's `encryption` overrides it), docs/srtp.md.
+    pub inbound_encryption: String,
+    pub outbound_encryption: String,
     /// SIP/TCP listener limits (sip::TcpLimits, docs/security.md).
     pub sip_tcp_max_connections: usize,
     pub sip_tcp_max_silent: usize,
@@ -218,6 +222,8 @@ impl Default for Settings {
             http_idle_timeout_ms: 60_000,
             http_request_timeout_ms: 30_000,
             codecs: "PCMU,PCMA,G722,OPUS".into(),
+            inbound_encryption: "optional".into(),
+            outbound_encryption: "forbidden".into(),
             sip_tcp_max_connections: 1024,
             sip_tcp_max_silent: 256,
             sip_tcp_max_silent_per_peer: 16,
@@ -278,6 +284,19 @@ impl Settings {
         Ok(codecs)
     }
 
+    /// `inbound_encryption` and `outbound_encryption`, each one of SignalWire's names.
+    pub fn encryption(&self) -> anyhow::Result<(sdp::Encryption, sdp::Encryption)> {
+        let parse = |key: &str, v: &str| {
+            sdp::Encryption::from_name(v).with_context(|| {
+                format!("{key} must be forbidden, optional or mandatory (got {v:?})")
+            })
+        };
+        Ok((
+            parse("inbound_encryption", &self.inbound_encryption)?,
+            parse("outbound_encryption", &self.outbound_encryption)?,
+        ))
+    }
+
     fn apply_env(&mut self) -> anyhow::Result<()> {
         if let Some(v) = env("DIALTONE_HTTP_LISTEN") {
             self.http_listen = v
@@ -286,6 +305,12 @@ impl Settings {
         }
         if let Some(v) = env("DIALTONE_CODECS") {
             self.codecs = v;
+        }
+        if let Some(v) = env("DIALTONE_INBOUND_ENCRYPTION") {
+            self.inbound_encryption = v;
+        }
+        if let Some(v) = env("DIALTONE_OUTBOUND_ENCRYPTION") {
+            self.outbound_encryption = v;
         }
         if let Some(v) = env("DIALTONE_SIP_LISTEN") {
             self.sip_listen = v.parse().context("DIALTONE_SIP_LISTEN must be ip:port")?;
@@ -478,6 +503,7 @@ impl Settings {
             bail!("sip_tcp_* limits must be at least 1");
         }
         self.codec_preference()?;
+        self.encryption()?;
         self.rtp_latch_policy()?;
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {

@@ -378,6 +378,8 @@ fn node_config(
             .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
             .filter(|c| !c.is_empty()),
         codecs: s.codec_preference()?,
+        inbound_encryption: s.encryption()?.0,
+        outbound_encryption: s.encryption()?.1,
         sip_tcp: sip::TcpLimits {
             max_connections: s.sip_tcp_max_connections,
             max_silent: s.sip_tcp_max_silent,

@@ -102,6 +102,8 @@ pub struct MediaStats {
     pub garbage_received: u64,
     /// Datagrams refused by the RTP source check (`media::latch`), set by the shard.
     pub packets_rejected: u64,
+    /// SRTP/SRTCP datagrams that did not authenticate or were replays, set by the shard.
+    pub srtp_rejected: u64,
     /// What RTCP told (set by the shard).
     pub rtcp: crate::rtcp::RtcpStats,
 }
@@ -422,6 +424,7 @@ impl MediaLeg for CallGraph {
             packets_lost: s.packets_lost,
             garbage_received: self.garbage,
             packets_rejected: 0,
+            srtp_rejected: 0,
             rtcp: crate::rtcp::RtcpStats::default(),
         }
     }

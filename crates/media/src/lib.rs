@@ -21,6 +21,7 @@ mod plc;
 pub mod queue;
 pub mod ring;
 pub mod rtcp;
+pub mod secure;
 pub mod shard;
 pub mod speech;
 pub mod tick_stats;

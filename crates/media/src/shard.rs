@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use crate::graph::{MediaEvent, MediaLeg, MediaStats};
 use crate::latch::{Admit, Latch, LatchPolicy, RejectReport};
 use crate::rtcp::CallRtcp;
+use crate::secure::SrtpSession;
 
 struct Leg<K> {
     graph: Box<dyn MediaLeg>,
@@ -24,6 +25,51 @@ struct Leg<K> {
     ssrc: Option<u32>,
     seed: u64,
     peer: Option<K>,
+    /// SDES-SRTP: every datagram in and packet out passes through it.
+    srtp: Option<SrtpSession>,
+    /// RTCP rides on the RTP port (RFC 5761; both sides said `a=rtcp-mux`).
+    rtcp_mux: bool,
+}
+
+/// Where one of a call's RTCP packets goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcpDestination {
+    pub to: SocketAddr,
+    /// Send it from the call's RTP socket (RTCP-mux), not from its RTCP socket.
+    pub muxed: bool,
+}
+
+/// Whether a datagram on a muxed RTP port is RTCP (RFC 5761 §4: packet types 192..=223 in the
+/// second byte; RTP payload types there would collide with them, and nobody uses those).
+fn is_rtcp(data: &[u8]) -> bool {
+    data.len() >= 8 && (192..=223).contains(&data[1])
+}
+
+impl<K> Leg<K> {
+    fn rtcp_destination(&self) -> RtcpDestination {
+        let rtp = self.latch.target();
+        RtcpDestination {
+            to: if self.rtcp_mux { rtp } else { rtcp_target(rtp) },
+            muxed: self.rtcp_mux,
+        }
+    }
+
+    fn on_rtcp(&mut self, ntp: u64, data: &[u8], from: SocketAddr) -> bool {
+        if from.ip() != self.latch.target().ip() {
+            return false;
+        }
+        let Some(ours) = self.ssrc else {
+            return false;
+        };
+        let plain = match self.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtcp(data) {
+                Some(p) => p,
+                None => return false,
+            },
+            None => data,
+        };
+        self.rtcp.on_rtcp(ntp, plain, ours)
+    }
 }
 
 /// Where a leg's RTCP goes: the port above its RTP target (RFC 3550 §11).
@@ -52,6 +98,8 @@ pub struct ShardMedia<K> {
     out: Vec<Vec<u8>>,
     policy: LatchPolicy,
     rejected: u64,
+    /// The wall clock of this round (NTP format), for muxed RTCP read with the RTP.
+    ntp: u64,
 }
 
 impl<K> Default for ShardMedia<K> {
@@ -69,7 +117,14 @@ impl<K> ShardMedia<K> {
             out: Vec::with_capacity(4),
             policy,
             rejected: 0,
+            ntp: 0,
         }
+    }
+
+    /// The wall clock (RFC 3550 NTP format) for the datagrams handed in next: RTCP that
+    /// arrives muxed on an RTP port is timed by it (round-trip time).
+    pub fn set_ntp(&mut self, ntp: u64) {
+        self.ntp = ntp;
     }
 
     /// Datagrams rejected by the source check, every call of this shard since it started.
@@ -99,6 +154,8 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             ssrc,
             seed: seed_of(&key),
             peer: None,
+            srtp: None,
+            rtcp_mux: false,
         };
         self.legs.insert(key, leg);
     }
@@ -120,6 +177,30 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     pub fn set_sending(&mut self, key: K, sending: bool) {
         if let Some(leg) = self.legs.get_mut(&key) {
             leg.sending = sending;
+        }
+    }
+
+    /// The call's SRTP from now on (`None`: plain RTP). Set it right after [`Self::add`], before
+    /// the first tick, so no plain packet leaves an encrypted call.
+    pub fn set_srtp(&mut self, key: K, srtp: Option<SrtpSession>) {
+        if let Some(leg) = self.legs.get_mut(&key) {
+            leg.srtp = srtp;
+        }
+    }
+
+    /// The far end re-keyed (a re-INVITE's new `a=crypto` key); false when the call has no
+    /// SRTP or the key is unusable.
+    pub fn rekey_srtp_remote(&mut self, key: K, theirs: &crate::secure::SrtpKey) -> bool {
+        self.legs
+            .get_mut(&key)
+            .and_then(|leg| leg.srtp.as_mut())
+            .is_some_and(|s| s.rekey_remote(theirs).is_ok())
+    }
+
+    /// Whether the call's RTCP rides on its RTP port (RFC 5761).
+    pub fn set_rtcp_mux(&mut self, key: K, muxed: bool) {
+        if let Some(leg) = self.legs.get_mut(&key) {
+            leg.rtcp_mux = muxed;
         }
     }
 
@@ -156,20 +237,34 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             let mut s = leg.graph.stats();
             s.packets_sent = leg.packets_sent;
             s.packets_rejected = leg.latch.rejected();
+            s.srtp_rejected = leg.srtp.as_ref().map_or(0, SrtpSession::rejected);
+            if let Some(e) = leg.srtp.as_ref().and_then(SrtpSession::last_error) {
+                tracing::info!(rejected = s.srtp_rejected, last_error = %e, "SRTP datagrams refused");
+            }
             s.rtcp = leg.rtcp.stats();
             s
         })
     }
 
     /// The RTCP BYE that ends the call's stream, and where it goes (before [`Self::remove`]).
-    pub fn rtcp_bye(&mut self, key: K) -> Option<(SocketAddr, Vec<u8>)> {
-        let leg = self.legs.get(&key)?;
-        Some((rtcp_target(leg.latch.target()), leg.rtcp.bye(leg.ssrc?)))
+    pub fn rtcp_bye(&mut self, key: K) -> Option<(RtcpDestination, Vec<u8>)> {
+        let leg = self.legs.get_mut(&key)?;
+        let bye = leg.rtcp.bye(leg.ssrc?);
+        let wire = match leg.srtp.as_mut() {
+            Some(srtp) => srtp.protect_rtcp(&bye)?.to_vec(),
+            None => bye,
+        };
+        Some((leg.rtcp_destination(), wire))
     }
 
     /// Each call's RTCP report when due (every ~5 s), to `send` with its destination. `ntp`
     /// is the wall clock (RFC 3550 §4).
-    pub fn poll_rtcp(&mut self, now_us: u64, ntp: u64, mut send: impl FnMut(K, SocketAddr, &[u8])) {
+    pub fn poll_rtcp(
+        &mut self,
+        now_us: u64,
+        ntp: u64,
+        mut send: impl FnMut(K, RtcpDestination, &[u8]),
+    ) {
         for (key, leg) in self.legs.iter_mut() {
             let graph = &mut leg.graph;
             let report = leg
@@ -177,25 +272,27 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
                 .poll_report(now_us, ntp, spread(leg.seed, now_us), || {
                     graph.rtcp_inputs()
                 });
-            if let Some(pkt) = report {
-                send(*key, rtcp_target(leg.latch.target()), &pkt);
+            let Some(pkt) = report else { continue };
+            let to = leg.rtcp_destination();
+            match leg.srtp.as_mut() {
+                Some(srtp) => {
+                    if let Some(wire) = srtp.protect_rtcp(&pkt) {
+                        send(*key, to, wire);
+                    }
+                }
+                None => send(*key, to, &pkt),
             }
         }
     }
 
-    /// A datagram on the call's RTCP port. Only the far end's address is heard (the port may
-    /// differ, as for RTP); false when refused or malformed.
+    /// A datagram on the call's RTCP port (or, muxed, on its RTP port). Only the far end's
+    /// address is heard (the port may differ, as for RTP); with SRTP only what authenticates;
+    /// false when refused or malformed.
     pub fn on_rtcp(&mut self, key: K, ntp: u64, data: &[u8], from: SocketAddr) -> bool {
         let Some(leg) = self.legs.get_mut(&key) else {
             return false;
         };
-        if from.ip() != leg.latch.target().ip() {
-            return false;
-        }
-        let Some(ours) = leg.ssrc else {
-            return false;
-        };
-        leg.rtcp.on_rtcp(ntp, data, ours)
+        leg.on_rtcp(ntp, data, from)
     }
 
     /// A datagram arrived on the call's port from `from`. A source the call's latch refuses
@@ -209,13 +306,23 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         from: SocketAddr,
     ) -> Option<RejectReport> {
         let leg = self.legs.get_mut(&key)?;
+        if leg.rtcp_mux && is_rtcp(data) {
+            leg.on_rtcp(self.ntp, data, from);
+            return None;
+        }
         match leg.latch.admit(now_us, from) {
             Admit::No(report) => {
                 self.rejected += 1;
                 report
             }
             Admit::Yes => {
-                if leg.graph.on_rtp(now_us, data) {
+                // Only authentic packets reach the graph or move the latch: with
+                // `rtp_latch = any` a stranger's garbage must not take the call over.
+                let plain = match leg.srtp.as_mut() {
+                    Some(srtp) => srtp.unprotect_rtp(data)?,
+                    None => data,
+                };
+                if leg.graph.on_rtp(now_us, plain) {
                     // Symmetric RTP: answer where the far end really sends from.
                     leg.latch.heard(now_us, from);
                 }
@@ -240,8 +347,16 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
                 self.out.clear();
             }
             for pkt in &self.out {
-                if send(*key, leg.latch.target(), pkt) {
+                let wire = match leg.srtp.as_mut() {
+                    Some(srtp) => match srtp.protect_rtp(pkt) {
+                        Some(w) => w,
+                        None => continue,
+                    },
+                    None => pkt,
+                };
+                if send(*key, leg.latch.target(), wire) {
                     leg.packets_sent += 1;
+                    // RFC 3550's octet count is of the plain payload.
                     leg.rtcp.on_sent(pkt.len());
                 }
             }
@@ -446,5 +561,128 @@ mod tests {
         s.set_sending(1, true);
         assert_eq!(tick_to(&mut s, 200_000).len(), 1);
         assert_eq!(s.remove(1).map(|st| st.packets_sent), Some(2));
+    }
+
+    fn srtp_pair() -> (SrtpSession, SrtpSession) {
+        use crate::secure::SrtpKey;
+        let ours = SrtpKey {
+            key_salt: (0..30).collect(),
+            mki: Vec::new(),
+        };
+        let theirs = SrtpKey {
+            key_salt: (100..130).collect(),
+            mki: Vec::new(),
+        };
+        let suite = srtp::Suite::AesCm128HmacSha1_80;
+        match (
+            SrtpSession::new(suite, &ours, &theirs),
+            SrtpSession::new(suite, &theirs, &ours),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => panic!("keys"),
+        }
+    }
+
+    /// An SRTP call: what leaves is SRTP the far end can open, what the far end protects
+    /// reaches the graph, and a plain or forged packet from the far end's own address is
+    /// refused and counted, never heard and never moving the latch.
+    #[test]
+    fn an_srtp_call_sends_and_hears_only_protected_packets() {
+        let mut s: ShardMedia<u8> = ShardMedia::new(LatchPolicy::Any);
+        let (ours, mut far_end) = srtp_pair();
+        s.add(1, addr(5004), graph(1));
+        s.set_srtp(1, Some(ours));
+        let mut sent = Vec::new();
+        s.tick(
+            20_000,
+            |_, _, pkt| {
+                sent.push(pkt.to_vec());
+                true
+            },
+            |_, _| {},
+        );
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].len(),
+            12 + 160 + 10,
+            "RTP header, G.711 payload, 80-bit tag"
+        );
+        let opened = far_end.unprotect_rtp(&sent[0]).map(<[u8]>::to_vec);
+        assert_eq!(opened.as_ref().map(Vec::len), Some(172));
+
+        for seq in 1..=3 {
+            let wire = far_end.protect_rtp(&rtp(seq, 0xff)).map(<[u8]>::to_vec);
+            s.on_datagram(
+                1,
+                u64::from(seq) * 20_000,
+                &wire.unwrap_or_default(),
+                addr(6000),
+            );
+        }
+        // Plain RTP and a forgery from another address: refused before the graph or latch.
+        s.on_datagram(1, 100_000, &rtp(4, 0xff), addr(6000));
+        let mut forged = far_end
+            .protect_rtp(&rtp(5, 0xff))
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        forged[30] ^= 0x40;
+        s.on_datagram(1, 120_000, &forged, stranger(7000));
+        assert_eq!(
+            tick_to(&mut s, 140_000),
+            vec![addr(6000)],
+            "latched on the authentic source"
+        );
+        let stats = s.remove(1).unwrap_or_default();
+        assert_eq!((stats.packets_received, stats.srtp_rejected), (3, 2));
+    }
+
+    /// RTCP-mux: reports go to the RTP target, marked to leave by the RTP socket, and RTCP
+    /// arriving on the RTP port is told apart from RTP (never counted as garbage audio).
+    #[test]
+    fn muxed_rtcp_shares_the_rtp_port() {
+        let mut s: ShardMedia<u8> = ShardMedia::default();
+        s.add(1, addr(5004), graph(1));
+        s.set_rtcp_mux(1, true);
+        tick_to(&mut s, 20_000);
+        let mut reports = Vec::new();
+        for t in 0..400u64 {
+            s.poll_rtcp(t * 20_000, t << 20, |_, to, pkt| {
+                reports.push((to, pkt.to_vec()))
+            });
+        }
+        assert!(!reports.is_empty(), "a report within 8 s");
+        let (to, sr) = &reports[0];
+        assert_eq!(
+            *to,
+            RtcpDestination {
+                to: addr(5004),
+                muxed: true
+            }
+        );
+        assert_eq!(sr[1], 200, "a sender report");
+        // The far end's receiver report about our SSRC 1, on the RTP port.
+        let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 9];
+        rr.extend_from_slice(&1u32.to_be_bytes());
+        rr.extend_from_slice(&[0; 20]);
+        s.on_datagram(1, 8_000_000, &rr, addr(5004));
+        let stats = s.remove(1).unwrap_or_default();
+        assert_eq!(stats.rtcp.reports_received, 1);
+        assert_eq!((stats.packets_received, stats.garbage_received), (0, 0));
+    }
+
+    /// Without mux the same report on the RTP port is not RTCP (it is refused as RTP).
+    #[test]
+    fn unmuxed_rtcp_goes_to_the_port_above() {
+        let mut s: ShardMedia<u8> = ShardMedia::default();
+        s.add(1, addr(5004), graph(1));
+        tick_to(&mut s, 20_000);
+        let bye = s.rtcp_bye(1).map(|(to, _)| to);
+        assert_eq!(
+            bye,
+            Some(RtcpDestination {
+                to: addr(5005),
+                muxed: false
+            })
+        );
     }
 }

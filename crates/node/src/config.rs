@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub asr_command: Option<Vec<String>>,
     /// Codecs in preference order, for our offers (when a dial names none) and our answers.
     pub codecs: Vec<sdp::Codec>,
+    /// SDES-SRTP for calls we answer, and for calls we place when the dial names none.
+    pub inbound_encryption: sdp::Encryption,
+    pub outbound_encryption: sdp::Encryption,
     /// Limits on the SIP/TCP listener.
     pub sip_tcp: sip::TcpLimits,
     /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).

@@ -20,17 +20,52 @@ pub struct NegotiatedMedia {
     pub telephone_event_pt: Option<u8>,
     /// The far end takes our audio (its direction is `sendrecv`/`recvonly`).
     pub sending: bool,
+    /// SDES-SRTP keys, when the call is encrypted.
+    pub srtp: Option<sdp::SrtpParams>,
+    /// RTCP on the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
 }
 
-impl From<sdp::Negotiated> for NegotiatedMedia {
-    fn from(n: sdp::Negotiated) -> Self {
+impl NegotiatedMedia {
+    fn new(n: sdp::Negotiated, srtp: Option<sdp::SrtpParams>) -> Self {
         NegotiatedMedia {
             remote: n.remote,
             codec: n.codec,
             payload_type: n.payload_type,
             telephone_event_pt: n.telephone_event_pt,
             sending: takes_our_audio(&n),
+            srtp,
+            rtcp_mux: n.rtcp_mux,
         }
+    }
+}
+
+/// Our media encryption policy in the SDP crate's terms.
+pub fn encryption_of(e: control::MediaEncryption) -> sdp::Encryption {
+    match e {
+        control::MediaEncryption::Forbidden => sdp::Encryption::Forbidden,
+        control::MediaEncryption::Optional => sdp::Encryption::Optional,
+        control::MediaEncryption::Mandatory => sdp::Encryption::Mandatory,
+    }
+}
+
+/// A fresh SDES master key and salt (RFC 4568 §6.1: random per session).
+fn fresh_key() -> [u8; sdp::SDES_KEY_SALT_LEN] {
+    rand::thread_rng().gen()
+}
+
+/// The call's SRTP contexts for the shard, from what SDP settled.
+pub fn srtp_session(p: &sdp::SrtpParams) -> Result<media::secure::SrtpSession, String> {
+    let suite = srtp::Suite::from_name(p.suite.name())
+        .ok_or_else(|| format!("SRTP suite {} has no transform", p.suite.name()))?;
+    media::secure::SrtpSession::new(suite, &srtp_key(&p.local), &srtp_key(&p.remote))
+        .map_err(|e| format!("SRTP keys: {e}"))
+}
+
+pub fn srtp_key(k: &sdp::SdesKey) -> media::secure::SrtpKey {
+    media::secure::SrtpKey {
+        key_salt: k.key_salt.to_vec(),
+        mki: k.mki_bytes(),
     }
 }
 
@@ -81,32 +116,94 @@ pub fn local_media(cfg: &NodeConfig, port: u16, codecs: &[control::Codec]) -> sd
     }
 }
 
-pub fn build_offer(local: &sdp::LocalMedia) -> Result<String, String> {
-    sdp::build_offer(local).map_err(|e| format!("building the SDP offer: {e}"))
+/// Our offer under `encryption` and the `a=crypto` lines it carries (none when plain):
+/// `optional` adds them to a plain `RTP/AVP` offer (best effort), `mandatory` offers
+/// `RTP/SAVP`.
+pub fn build_offer(
+    local: &sdp::LocalMedia,
+    encryption: sdp::Encryption,
+) -> Result<(String, Vec<sdp::Crypto>), String> {
+    let crypto = match encryption {
+        sdp::Encryption::Forbidden => Vec::new(),
+        _ => vec![sdp::Crypto::new(
+            1,
+            sdp::CryptoSuite::AesCm128HmacSha1_80,
+            fresh_key(),
+        )],
+    };
+    let offer = match encryption {
+        sdp::Encryption::Forbidden => sdp::build_offer(local),
+        sdp::Encryption::Optional => sdp::build_offer_best_effort_srtp(local, &crypto),
+        sdp::Encryption::Mandatory => sdp::build_offer_srtp(local, &crypto),
+    }
+    .map_err(|e| format!("building the SDP offer: {e}"))?;
+    Ok((offer, crypto))
 }
 
-/// The far end's answer to our offer.
-pub fn negotiate(local: &sdp::LocalMedia, answer: &str) -> Result<NegotiatedMedia, String> {
-    let n = sdp::negotiate_answer(local, answer).map_err(|e| format!("SDP answer: {e}"))?;
+/// The far end's answer to our offer (which carried `offered` crypto lines).
+pub fn negotiate(
+    local: &sdp::LocalMedia,
+    answer: &str,
+    offered: &[sdp::Crypto],
+    encryption: sdp::Encryption,
+) -> Result<NegotiatedMedia, String> {
+    let settled = if offered.is_empty() {
+        sdp::negotiate_answer(local, answer).map(|n| (n, None))
+    } else {
+        match sdp::negotiate_answer_srtp(local, answer, offered) {
+            Ok((n, keys)) => Ok((n, Some(keys))),
+            // Best effort: a peer that does not do SDES answered in the clear.
+            Err(sdp::SdpError::NoCommonCrypto) if encryption != sdp::Encryption::Mandatory => {
+                sdp::negotiate_answer(local, answer).map(|n| (n, None))
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let (n, keys) = settled.map_err(|e| format!("SDP answer: {e}"))?;
     if n.remote.ip().is_unspecified() || n.remote.port() == 0 {
         // Held from the start: we still need somewhere to send; symmetric RTP latching finds
         // the real source once the far end sends.
         return Err("SDP answer gives no address to send RTP to".into());
     }
-    Ok(n.into())
+    Ok(NegotiatedMedia::new(n, keys))
 }
 
-/// A re-INVITE/UPDATE offer from the far end: our answer, the new remote address unless the
-/// far end put the call on hold (`c=0.0.0.0`), in which case the old one stays, and whether it
-/// takes our audio now (a hold or a resume).
+/// What our answer to a re-INVITE/UPDATE offer settled.
+pub struct Reanswer {
+    pub sdp: String,
+    /// The far end's new address, unless it put the call on hold (`c=0.0.0.0`): the old one
+    /// stays then.
+    pub remote: Option<SocketAddr>,
+    /// Whether it takes our audio now (a hold or a resume).
+    pub sending: bool,
+    pub srtp: Option<sdp::SrtpParams>,
+    pub rtcp_mux: bool,
+}
+
+/// A re-INVITE/UPDATE offer from the far end. Our key stays the one `current` has (RFC 4568
+/// §7.1.4: our stream's rollover counter and index go on) unless the suite changes.
 pub fn answer_remote_offer(
     local: &mut sdp::LocalMedia,
     offer: &str,
-) -> Result<(String, Option<SocketAddr>, bool), String> {
+    encryption: sdp::Encryption,
+    current: Option<&sdp::SrtpParams>,
+) -> Result<Reanswer, String> {
     local.session_version += 1;
-    let (answer, n) = sdp::answer_offer(local, offer).map_err(|e| format!("SDP offer: {e}"))?;
-    let remote = (!n.remote.ip().is_unspecified() && n.remote.port() != 0).then_some(n.remote);
-    Ok((answer, remote, takes_our_audio(&n)))
+    let key = current.map_or_else(fresh_key, |c| c.local.key_salt);
+    let mut answered = sdp::answer_offer_srtp(local, offer, encryption, &key);
+    if let (Ok((_, _, Some(new))), Some(old)) = (&answered, current) {
+        if new.suite != old.suite {
+            answered = sdp::answer_offer_srtp(local, offer, encryption, &fresh_key());
+        }
+    }
+    let (sdp, n, srtp) = answered.map_err(|e| format!("SDP offer: {e}"))?;
+    Ok(Reanswer {
+        sdp,
+        remote: (!n.remote.ip().is_unspecified() && n.remote.port() != 0).then_some(n.remote),
+        sending: takes_our_audio(&n),
+        srtp,
+        rtcp_mux: n.rtcp_mux,
+    })
 }
 
 /// The PCM rate the call's audio is prepared at (the negotiated codec's own rate).
@@ -114,16 +211,18 @@ pub fn pcm_rate(c: sdp::Codec) -> u32 {
     codec_kind(c).sample_rate()
 }
 
-/// Our answer to an inbound call's offer, and what it settles.
+/// Our answer to an inbound call's offer under `encryption`, and what it settles.
 pub fn answer_offer(
     local: &sdp::LocalMedia,
     offer: &str,
+    encryption: sdp::Encryption,
 ) -> Result<(String, NegotiatedMedia), String> {
-    let (answer, n) = sdp::answer_offer(local, offer).map_err(|e| format!("SDP offer: {e}"))?;
+    let (answer, n, srtp) = sdp::answer_offer_srtp(local, offer, encryption, &fresh_key())
+        .map_err(|e| format!("SDP offer: {e}"))?;
     if n.remote.ip().is_unspecified() || n.remote.port() == 0 {
         return Err("SDP offer gives no address to send RTP to".into());
     }
-    Ok((answer, n.into()))
+    Ok((answer, NegotiatedMedia::new(n, srtp)))
 }
 
 fn codec_kind(c: sdp::Codec) -> media::CodecKind {
@@ -190,6 +289,8 @@ mod tests {
             payload_type: 0,
             telephone_event_pt: None,
             sending: true,
+            srtp: None,
+            rtcp_mux: false,
         };
         let mut leg = new_leg(&session, Uuid::new_v4()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -215,5 +316,107 @@ mod tests {
         assert_eq!(gaps(&rx), vec![0, 0]);
         leg.on_tick(100_000, &mut out);
         assert_eq!(gaps(&rx), vec![3]);
+    }
+
+    fn local() -> sdp::LocalMedia {
+        sdp::LocalMedia {
+            ip: "127.0.0.1".parse().unwrap(),
+            port: 40000,
+            codecs: vec![sdp::Codec::Pcmu],
+            telephone_event: true,
+            session_id: 1,
+            session_version: 1,
+            ptime_ms: 20,
+        }
+    }
+
+    /// The far end's answer to `offer`, as an SDES peer (`srtp`) or a plain one would give it.
+    fn far_answer(offer: &str, srtp: bool) -> String {
+        let far = sdp::LocalMedia {
+            port: 50000,
+            ..local()
+        };
+        let policy = if srtp {
+            sdp::Encryption::Optional
+        } else {
+            sdp::Encryption::Forbidden
+        };
+        let (answer, _, _) = sdp::answer_offer_srtp(&far, offer, policy, &[7; 30]).unwrap();
+        answer
+    }
+
+    /// `optional` offers keys in a plain RTP/AVP offer: an SDES peer's answer encrypts the
+    /// call, a plain peer's answer leaves it plain; `mandatory` offers RTP/SAVP and refuses a
+    /// plain answer; `forbidden` offers no keys.
+    #[test]
+    fn offers_and_answers_under_each_encryption_policy() {
+        use sdp::Encryption::*;
+        let (offer, crypto) = build_offer(&local(), Optional).unwrap();
+        assert!(
+            offer.contains("RTP/AVP 0 101")
+                && offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
+        );
+        let n = negotiate(&local(), &far_answer(&offer, true), &crypto, Optional).unwrap();
+        let keys = n.srtp.unwrap();
+        assert_eq!(keys.remote.key_salt, [7; 30]);
+        assert_eq!(keys.local.key_salt, crypto[0].key.key_salt);
+        assert!(srtp_session(&keys).is_ok());
+        let plain = negotiate(&local(), &far_answer(&offer, false), &crypto, Optional).unwrap();
+        assert!(plain.srtp.is_none());
+
+        let (offer, crypto) = build_offer(&local(), Mandatory).unwrap();
+        assert!(offer.contains("RTP/SAVP 0 101"));
+        assert!(
+            negotiate(&local(), &far_answer(&offer, true), &crypto, Mandatory)
+                .is_ok_and(|n| n.srtp.is_some())
+        );
+        let plain_answer = far_answer(&build_offer(&local(), Forbidden).unwrap().0, false);
+        assert!(negotiate(&local(), &plain_answer, &crypto, Mandatory).is_err());
+
+        let (offer, crypto) = build_offer(&local(), Forbidden).unwrap();
+        assert!(crypto.is_empty() && !offer.contains("crypto"));
+        // Two offers never share a key.
+        assert_ne!(
+            build_offer(&local(), Optional).unwrap().1,
+            build_offer(&local(), Optional).unwrap().1
+        );
+    }
+
+    /// A re-INVITE from an SRTP peer: our answer keeps our key (our stream goes on), and
+    /// takes the peer's new key when it re-keys.
+    #[test]
+    fn a_reinvite_keeps_our_key() {
+        let far = sdp::LocalMedia {
+            port: 50000,
+            ..local()
+        };
+        let peer_offer = |key: u8| {
+            sdp::build_offer_srtp(
+                &far,
+                &[sdp::Crypto::new(
+                    3,
+                    sdp::CryptoSuite::AesCm128HmacSha1_32,
+                    [key; 30],
+                )],
+            )
+            .unwrap()
+        };
+        let (_, first) = answer_offer(&local(), &peer_offer(1), sdp::Encryption::Optional).unwrap();
+        let first = first.srtp.unwrap();
+        let mut l = local();
+        let re = answer_remote_offer(
+            &mut l,
+            &peer_offer(2),
+            sdp::Encryption::Optional,
+            Some(&first),
+        )
+        .unwrap();
+        let again = re.srtp.unwrap();
+        assert_eq!(
+            (again.local.key_salt, again.remote.key_salt),
+            (first.local.key_salt, [2; 30])
+        );
+        assert!(re.sdp.contains("a=crypto:3 AES_CM_128_HMAC_SHA1_32"));
+        assert!(answer_offer(&local(), &peer_offer(1), sdp::Encryption::Forbidden).is_err());
     }
 }

@@ -90,6 +90,23 @@ pub enum ShardCommand {
         socket: UdpSocket,
         remote: SocketAddr,
         leg: Box<dyn MediaLeg>,
+        /// Set before the first tick, so no plain packet leaves an encrypted call.
+        srtp: Option<media::secure::SrtpSession>,
+        rtcp_mux: bool,
+    },
+    /// The call's SRTP replaced (a re-INVITE changed it; `None`: plain from now on).
+    SetSrtp {
+        call_id: Uuid,
+        srtp: Option<media::secure::SrtpSession>,
+    },
+    /// The far end re-keyed: its new key, ours unchanged.
+    RekeySrtpRemote {
+        call_id: Uuid,
+        theirs: media::secure::SrtpKey,
+    },
+    SetRtcpMux {
+        call_id: Uuid,
+        muxed: bool,
     },
     SetRemote {
         call_id: Uuid,
@@ -260,6 +277,7 @@ fn run_shard(
         } else {
             media::rtcp::ntp_now()
         };
+        media.set_ntp(ntp);
         // RTCP sockets are read every tick, although reports come every few seconds: the
         // arrival time of a report is part of the round trip it measures.
         for (call_id, call) in sockets.iter() {
@@ -309,10 +327,8 @@ fn run_shard(
             },
             |call_id, ev| events.emit(call_id, ev),
         );
-        media.poll_rtcp(now_us, ntp, |call_id, to, pkt| {
-            if let Some(rtcp) = sockets.get(&call_id).and_then(|s| s.rtcp.as_ref()) {
-                let _ = rtcp.send_to(pkt, to);
-            }
+        media.poll_rtcp(now_us, ntp, |call_id, dest, pkt| {
+            send_rtcp(&sockets, call_id, dest, pkt);
         });
         for (counter, n) in [
             (&rtp_in, n_in),
@@ -353,6 +369,26 @@ fn run_shard(
     }
 }
 
+/// One RTCP packet out: from the RTP socket when muxed, else from the RTCP socket.
+fn send_rtcp(
+    sockets: &HashMap<Uuid, CallSockets>,
+    call_id: Uuid,
+    dest: media::shard::RtcpDestination,
+    pkt: &[u8],
+) {
+    let Some(call) = sockets.get(&call_id) else {
+        return;
+    };
+    let socket = if dest.muxed {
+        Some(&call.rtp)
+    } else {
+        call.rtcp.as_ref()
+    };
+    if let Some(socket) = socket {
+        let _ = socket.send_to(pkt, dest.to);
+    }
+}
+
 /// A call's sockets: RTP, and RTCP on the port above when it could be bound.
 struct CallSockets {
     rtp: UdpSocket,
@@ -372,6 +408,8 @@ fn apply(
             socket,
             remote,
             leg,
+            srtp,
+            rtcp_mux,
         } => {
             sockets.insert(
                 call_id,
@@ -381,7 +419,16 @@ fn apply(
                 },
             );
             media.add(call_id, remote, leg);
+            media.set_srtp(call_id, srtp);
+            media.set_rtcp_mux(call_id, rtcp_mux);
         }
+        ShardCommand::SetSrtp { call_id, srtp } => media.set_srtp(call_id, srtp),
+        ShardCommand::RekeySrtpRemote { call_id, theirs } => {
+            if !media.rekey_srtp_remote(call_id, &theirs) {
+                tracing::warn!(%call_id, "SRTP re-key of a call without SRTP ignored");
+            }
+        }
+        ShardCommand::SetRtcpMux { call_id, muxed } => media.set_rtcp_mux(call_id, muxed),
         ShardCommand::SetRtcpSocket { call_id, socket } => {
             if let Some(call) = sockets.get_mut(&call_id) {
                 call.rtcp = Some(socket);
@@ -456,11 +503,8 @@ fn apply(
         }
         ShardCommand::Remove { call_id, reply } => {
             // RTCP BYE: the far end learns our stream ended (RFC 3550 §6.6).
-            if let (Some((to, bye)), Some(rtcp)) = (
-                media.rtcp_bye(call_id),
-                sockets.get(&call_id).and_then(|s| s.rtcp.as_ref()),
-            ) {
-                let _ = rtcp.send_to(&bye, to);
+            if let Some((dest, bye)) = media.rtcp_bye(call_id) {
+                send_rtcp(sockets, call_id, dest, &bye);
             }
             sockets.remove(&call_id);
             let stats = media.remove(call_id);
@@ -627,6 +671,8 @@ mod tests {
                 socket: ours,
                 remote: bogus,
                 leg: Box::new(Counter { ticks: 0, rx: 0 }),
+                srtp: None,
+                rtcp_mux: false,
             },
         );
         peer.send_to(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2], our_addr)
@@ -676,6 +722,8 @@ mod tests {
                 socket: ours,
                 remote: "127.0.0.1:9".parse().unwrap(),
                 leg: Box::new(Counter { ticks: 0, rx: 0 }),
+                srtp: None,
+                rtcp_mux: false,
             },
         );
         let rtp = [0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];

@@ -40,6 +40,8 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         metrics: metrics::Metrics::new(),
         rtp_latch: media::latch::LatchPolicy::default(),
         codecs: sdp::Codec::ALL.to_vec(),
+        inbound_encryption: sdp::Encryption::Optional,
+        outbound_encryption: sdp::Encryption::Forbidden,
         sip_tcp: sip::TcpLimits::default(),
         egress: egress::EgressPolicy::default(),
         script_threads: 2,

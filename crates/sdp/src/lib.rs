@@ -17,8 +17,8 @@ pub use crypto::{
 };
 pub use model::{Attribute, Connection, MediaDescription, Origin, RtpMap, SessionDescription};
 pub use negotiate::{
-    add_sdes, answer_offer, answer_offer_srtp, build_offer, build_offer_srtp, negotiate_answer,
-    negotiate_answer_srtp, LocalMedia, Negotiated,
+    add_sdes, answer_offer, answer_offer_srtp, build_offer, build_offer_best_effort_srtp,
+    build_offer_srtp, negotiate_answer, negotiate_answer_srtp, LocalMedia, Negotiated,
 };
 
 /// Largest SDP body accepted, in bytes.

@@ -47,6 +47,9 @@ pub struct Negotiated {
     /// The peer's direction attribute (`sendrecv` when absent).
     pub direction: Direction,
     pub ptime_ms: Option<u32>,
+    /// RTCP shares the RTP port (RFC 5761): the peer's SDP has `a=rtcp-mux` (in an answer:
+    /// it accepted ours; in an offer: our answer accepts it).
+    pub rtcp_mux: bool,
 }
 
 fn dedup_codecs(codecs: &[Codec]) -> Result<Vec<Codec>, SdpError> {
@@ -68,6 +71,21 @@ fn rtpmap(payload_type: u8, name: &str, clock_rate: u32, params: Option<&str>) -
         encoding_name: name.to_string(),
         clock_rate,
         encoding_params: params.map(str::to_string),
+    })
+}
+
+const RTCP_MUX: &str = "rtcp-mux";
+
+fn rtcp_mux_attribute() -> Attribute {
+    Attribute::Other {
+        name: RTCP_MUX.into(),
+        value: None,
+    }
+}
+
+fn has_rtcp_mux(media: &MediaDescription) -> bool {
+    media.attributes.iter().any(|a| {
+        matches!(a, Attribute::Other { name, value: None } if name.eq_ignore_ascii_case(RTCP_MUX))
     })
 }
 
@@ -128,6 +146,21 @@ pub fn build_offer_srtp(local: &LocalMedia, crypto: &[Crypto]) -> Result<String,
     Ok(session(local, vec![media]).to_string())
 }
 
+/// Best-effort SRTP (what `encryption: optional` offers): [`build_offer`]'s plain `RTP/AVP`
+/// stream with our `a=crypto` lines added. A peer that knows SDES answers with one of them
+/// and the call is encrypted; any other peer ignores the lines and answers in the clear
+/// (an `RTP/SAVP` offer would be refused by it).
+pub fn build_offer_best_effort_srtp(
+    local: &LocalMedia,
+    crypto: &[Crypto],
+) -> Result<String, SdpError> {
+    let mut media = offer_media(local)?;
+    media
+        .attributes
+        .extend(crypto.iter().map(Crypto::to_attribute));
+    Ok(session(local, vec![media]).to_string())
+}
+
 /// Makes a media section an SDES-SRTP one: the proto becomes `RTP/SAVP` (`RTP/SAVPF` from
 /// `RTP/AVPF`) and `crypto` are added as `a=crypto` lines after the other attributes.
 pub fn add_sdes(media: &mut MediaDescription, crypto: &[Crypto]) {
@@ -160,6 +193,8 @@ fn offer_media(local: &LocalMedia) -> Result<MediaDescription, SdpError> {
         attributes.push(Attribute::Ptime(local.ptime_ms));
     }
     attributes.push(Attribute::Direction(Direction::SendRecv));
+    // RFC 5761 §5.1.1: offered; our RTCP port stays open in case the answer declines it.
+    attributes.push(rtcp_mux_attribute());
     Ok(MediaDescription {
         media: "audio".into(),
         port: local.port,
@@ -271,6 +306,7 @@ fn negotiate_media(
             .or(sdp.direction())
             .unwrap_or(Direction::SendRecv),
         ptime_ms: media.ptime().or(sdp.ptime()),
+        rtcp_mux: has_rtcp_mux(media),
     })
 }
 
@@ -424,6 +460,9 @@ fn answer_with(
         attributes.push(Attribute::Ptime(ptime));
     }
     attributes.push(Attribute::Direction(negotiated.direction.mirrored()));
+    if negotiated.rtcp_mux {
+        attributes.push(rtcp_mux_attribute());
+    }
     let srtp = crypto.map(|theirs| {
         let ours = Crypto::new(theirs.tag, theirs.suite, *key_salt);
         attributes.push(ours.to_attribute());

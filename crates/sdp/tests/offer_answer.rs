@@ -63,7 +63,8 @@ fn offer_pcmu_only() {
          a=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\n\
          a=ptime:20\r\n\
-         a=sendrecv\r\n"
+         a=sendrecv\r\n\
+         a=rtcp-mux\r\n"
     );
 }
 
@@ -88,7 +89,8 @@ fn offer_all_codecs() {
          a=rtpmap:102 telephone-event/48000\r\n\
          a=fmtp:102 0-16\r\n\
          a=ptime:20\r\n\
-         a=sendrecv\r\n"
+         a=sendrecv\r\n\
+         a=rtcp-mux\r\n"
     );
 }
 
@@ -144,6 +146,7 @@ fn sipp_default_answer() {
             remote: sa([127, 0, 0, 1], 6000),
             direction: Direction::SendRecv,
             ptime_ms: None,
+            rtcp_mux: false,
         }
     );
 }
@@ -410,6 +413,7 @@ fn answer_offer_pcmu_with_events() {
             remote: sa([198, 51, 100, 1], 20000),
             direction: Direction::SendOnly,
             ptime_ms: Some(30),
+            rtcp_mux: false,
         }
     );
     assert_eq!(
@@ -569,4 +573,20 @@ fn hold_reinvite_answered() {
     let (answer, n) = answer_offer(&all(), &offer).unwrap();
     assert_eq!(n.remote.ip(), IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     assert!(answer.contains("a=recvonly\r\n"));
+}
+
+/// RFC 5761: an answer that keeps `a=rtcp-mux` accepts ours; an offer's `a=rtcp-mux` is
+/// accepted in our answer; without it, neither side muxes.
+#[test]
+fn rtcp_mux_is_offered_and_accepted() {
+    let muxed_answer = format!("{SIPP}a=rtcp-mux\r\n");
+    assert!(negotiate_answer(&all(), &muxed_answer).unwrap().rtcp_mux);
+    assert!(!negotiate_answer(&all(), SIPP).unwrap().rtcp_mux);
+    let (answer, n) = answer_offer(&all(), &muxed_answer).unwrap();
+    assert!(
+        n.rtcp_mux && answer.ends_with("a=sendrecv\r\na=rtcp-mux\r\n"),
+        "{answer}"
+    );
+    let (answer, n) = answer_offer(&all(), SIPP).unwrap();
+    assert!(!n.rtcp_mux && !answer.contains("rtcp-mux"), "{answer}");
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use control::{Codec, DialRequest, HttpMethod, StatusEvent};
+use control::{Codec, DialRequest, HttpMethod, MediaEncryption, StatusEvent};
 use serde_json::{Map, Value};
 
 use super::codes::*;
@@ -54,6 +54,9 @@ pub fn dial(p: &mut Obj<'_>) -> DialRequest {
         status_url: p.opt_http_url("status_url").map(str::to_owned),
         status_events: status_events(p),
         codecs: codecs(p),
+        encryption: p
+            .opt_enum("encryption", &MediaEncryption::NAMES)
+            .and_then(MediaEncryption::parse),
         timeout_secs: ring_timeout(p),
         max_price_per_minute: p.opt_num("max_price_per_minute", Limits::NON_NEGATIVE),
         send_digits: send_digits(p),

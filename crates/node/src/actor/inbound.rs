@@ -43,7 +43,7 @@ impl CallActor {
                 .await;
             return;
         };
-        match crate::media_leg::answer_offer(&local, &offer) {
+        match crate::media_leg::answer_offer(&local, &offer, self.encryption()) {
             Ok((sdp, media)) => {
                 self.local_sdp = Some(sdp.clone());
                 if let Some(inbound) = self.inbound.as_mut() {
@@ -109,6 +109,7 @@ impl CallActor {
         let Some(local) = self.local.clone() else {
             return Err("no local media prepared".into());
         };
+        let encryption = self.encryption();
         let Some(inbound) = self.inbound.as_mut() else {
             return Ok(());
         };
@@ -128,7 +129,7 @@ impl CallActor {
             codecs: wanted,
             ..local
         };
-        let (sdp, media) = crate::media_leg::answer_offer(&restricted, &offer)
+        let (sdp, media) = crate::media_leg::answer_offer(&restricted, &offer, encryption)
             .map_err(|e| format!("answer.codecs {list:?}: {e}"))?;
         info!(codec = ?media.codec, "answering with a codec of answer.codecs");
         inbound.answer = Some((sdp.clone(), media));

@@ -102,6 +102,8 @@ pub(crate) struct CallActor {
     pub(crate) rtcp: Option<UdpSocket>,
     pub(crate) local: Option<sdp::LocalMedia>,
     pub(crate) local_sdp: Option<String>,
+    /// The `a=crypto` lines of our offer (empty: a plain offer).
+    offered_crypto: Vec<sdp::Crypto>,
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
     leg: Option<sip::LegHandle>,
     /// Set for inbound calls: the caller's leg, its offer, our answer.
@@ -155,6 +157,7 @@ impl CallActor {
             rtcp: None,
             local: None,
             local_sdp: None,
+            offered_crypto: Vec::new(),
             leg_events: None,
             leg: None,
             inbound: None,
@@ -263,8 +266,11 @@ impl CallActor {
         self.rtp = Some((port, socket));
         self.rtcp = rtcp;
         let local = media_leg::local_media(&self.node.cfg, port, &self.request.codecs);
-        let offer = match media_leg::build_offer(&local) {
-            Ok(o) => o,
+        let offer = match media_leg::build_offer(&local, self.encryption()) {
+            Ok((o, crypto)) => {
+                self.offered_crypto = crypto;
+                o
+            }
             Err(detail) => {
                 self.core.handle(
                     now_ms(),
@@ -377,7 +383,9 @@ impl CallActor {
         }
         // The call is answered only once its media is usable (docs/call-lifecycle.md).
         let negotiated = match (sdp, self.local.as_ref()) {
-            (Some(answer), Some(local)) => media_leg::negotiate(local, &answer),
+            (Some(answer), Some(local)) => {
+                media_leg::negotiate(local, &answer, &self.offered_crypto, self.encryption())
+            }
             (None, _) => Err("200 OK carried no SDP answer".to_string()),
             (_, None) => Err("no local offer".to_string()),
         };
@@ -422,7 +430,18 @@ impl CallActor {
             .try_clone()
             .map_err(|e| format!("could not clone RTP socket: {e}"))?;
         let leg = media_leg::new_leg(&session, self.ident.call_id)?;
-        info!(codec = ?session.codec, remote = %session.remote, "media started");
+        let srtp = session
+            .srtp
+            .as_ref()
+            .map(media_leg::srtp_session)
+            .transpose()?;
+        info!(
+            codec = ?session.codec,
+            remote = %session.remote,
+            srtp = ?session.srtp.as_ref().map(|p| p.suite.name()),
+            rtcp_mux = session.rtcp_mux,
+            "media started"
+        );
         self.media = Some(session.clone());
         self.node.media.send(
             self.media_key,
@@ -431,6 +450,8 @@ impl CallActor {
                 socket,
                 remote: session.remote,
                 leg,
+                srtp,
+                rtcp_mux: session.rtcp_mux,
             },
         );
         if let Some(socket) = self.rtcp.as_ref().and_then(|s| s.try_clone().ok()) {
@@ -467,6 +488,8 @@ impl CallActor {
         sdp: Option<String>,
         respond: oneshot::Sender<Result<String, u16>>,
     ) {
+        let encryption = self.encryption();
+        let current = self.media.as_ref().and_then(|m| m.srtp.clone());
         let (Some(_), Some(local)) = (self.rtp.as_ref(), self.local.as_mut()) else {
             let _ = respond.send(Err(488));
             return;
@@ -476,33 +499,86 @@ impl CallActor {
             let _ = respond.send(self.local_sdp.clone().ok_or(488));
             return;
         };
-        match media_leg::answer_remote_offer(local, &offer) {
-            Ok((answer, remote, sending)) => {
-                self.local_sdp = Some(answer.clone());
-                info!(sending, "far end's offer answered (hold when not sending)");
-                self.node.media.send(
-                    self.media_key,
-                    ShardCommand::SetSending {
-                        call_id: self.ident.call_id,
-                        sending,
-                    },
+        match media_leg::answer_remote_offer(local, &offer, encryption, current.as_ref()) {
+            Ok(re) => {
+                self.local_sdp = Some(re.sdp.clone());
+                info!(
+                    sending = re.sending,
+                    "far end's offer answered (hold when not sending)"
                 );
-                if let Some(remote) = remote {
-                    self.node.media.send(
-                        self.media_key,
-                        ShardCommand::SetRemote {
-                            call_id: self.ident.call_id,
-                            remote,
-                        },
-                    );
+                let call_id = self.ident.call_id;
+                let mut commands = vec![ShardCommand::SetSending {
+                    call_id,
+                    sending: re.sending,
+                }];
+                if let Some(remote) = re.remote {
+                    commands.push(ShardCommand::SetRemote { call_id, remote });
                 }
-                let _ = respond.send(Ok(answer));
+                match self.srtp_change(current.as_ref(), re.srtp.as_ref()) {
+                    Ok(Some(cmd)) => commands.push(cmd),
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(error = %e, "re-INVITE keys unusable");
+                        let _ = respond.send(Err(488));
+                        return;
+                    }
+                }
+                commands.push(ShardCommand::SetRtcpMux {
+                    call_id,
+                    muxed: re.rtcp_mux,
+                });
+                if let Some(m) = self.media.as_mut() {
+                    m.srtp = re.srtp;
+                    m.rtcp_mux = re.rtcp_mux;
+                    m.sending = re.sending;
+                }
+                for cmd in commands {
+                    self.node.media.send(self.media_key, cmd);
+                }
+                let _ = respond.send(Ok(re.sdp));
             }
             Err(e) => {
                 warn!(error = %e, "re-INVITE offer not acceptable");
                 let _ = respond.send(Err(488));
             }
         }
+    }
+
+    /// The call's SRTP policy: the server's for calls it answers, the dial's (else the
+    /// server's default) for calls it places.
+    pub(crate) fn encryption(&self) -> sdp::Encryption {
+        if self.inbound.is_some() {
+            self.node.cfg.inbound_encryption
+        } else {
+            self.request
+                .encryption
+                .map_or(self.node.cfg.outbound_encryption, media_leg::encryption_of)
+        }
+    }
+
+    /// What the shard must change after a re-INVITE settled `new` keys where `old` were
+    /// (RFC 4568 §7.1.4): nothing for the same keys, only the far end's context for its new
+    /// key, the whole session otherwise.
+    fn srtp_change(
+        &self,
+        old: Option<&sdp::SrtpParams>,
+        new: Option<&sdp::SrtpParams>,
+    ) -> Result<Option<ShardCommand>, String> {
+        let call_id = self.ident.call_id;
+        Ok(match (old, new) {
+            (None, None) => None,
+            (Some(o), Some(n)) if o == n => None,
+            (Some(o), Some(n)) if o.local == n.local && o.suite == n.suite => {
+                Some(ShardCommand::RekeySrtpRemote {
+                    call_id,
+                    theirs: media_leg::srtp_key(&n.remote),
+                })
+            }
+            (_, n) => Some(ShardCommand::SetSrtp {
+                call_id,
+                srtp: n.map(media_leg::srtp_session).transpose()?,
+            }),
+        })
     }
 
     /// The body of every SWML fetch for this call (swml.md §3): call, vars, envs, params.
@@ -821,6 +897,9 @@ impl CallActor {
                     "packets_lost": stats.packets_lost,
                     "garbage_received": stats.garbage_received,
                     "packets_rejected": stats.packets_rejected,
+                    "srtp": self.media.as_ref().and_then(|m| m.srtp.as_ref()).map(|p| p.suite.name()),
+                    "srtp_rejected": stats.srtp_rejected,
+                    "rtcp_mux": self.media.as_ref().is_some_and(|m| m.rtcp_mux),
                     "rtcp": {
                         "reports_sent": stats.rtcp.reports_sent,
                         "reports_received": stats.rtcp.reports_received,

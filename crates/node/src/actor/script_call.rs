@@ -127,6 +127,8 @@ impl NodeInner {
             payload_type: 0,
             telephone_event_pt: Some(101),
             sending: true,
+            srtp: None,
+            rtcp_mux: false,
         };
         let leg = origin_record.leg();
 
