@@ -157,6 +157,10 @@ pub struct DialRequest {
     /// SRTP for the leg (an extension: SWML `connect`'s parameter); `None` is the server's
     /// `outbound_encryption`.
     pub encryption: Option<MediaEncryption>,
+    /// Extra SIP INVITE headers and the caller's display name (SWML `connect`'s `headers`,
+    /// `from_name`).
+    pub headers: Vec<(String, String)>,
+    pub from_name: Option<String>,
     /// Ring timeout in seconds, 1–600 (default 60, ambiguity register A22).
     pub timeout_secs: u32,
     pub max_price_per_minute: Option<f64>,

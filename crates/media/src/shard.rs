@@ -95,6 +95,8 @@ fn spread(seed: u64, now_us: u64) -> f64 {
 pub struct ShardMedia<K> {
     legs: HashMap<K, Leg<K>>,
     bridged_frames: Vec<(K, Vec<i16>, u32)>,
+    /// Keys pressed on a bridged leg this tick, to send on its peer (RFC 4733 across).
+    bridged_digits: Vec<(K, char)>,
     out: Vec<Vec<u8>>,
     policy: LatchPolicy,
     rejected: u64,
@@ -114,6 +116,7 @@ impl<K> ShardMedia<K> {
         ShardMedia {
             legs: HashMap::new(),
             bridged_frames: Vec::new(),
+            bridged_digits: Vec::new(),
             out: Vec::with_capacity(4),
             policy,
             rejected: 0,
@@ -361,7 +364,17 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
                 }
             }
             while let Some(ev) = leg.graph.poll_event() {
+                if let (MediaEvent::Digit(d), Some(peer)) = (&ev, leg.peer) {
+                    self.bridged_digits.push((peer, *d));
+                }
                 emit(*key, ev);
+            }
+        }
+        // A key pressed on one side of a bridge is sent to the other as RFC 4733 events.
+        for (peer, digit) in self.bridged_digits.drain(..) {
+            if let Some(leg) = self.legs.get_mut(&peer) {
+                let mut buf = [0u8; 4];
+                let _ = leg.graph.send_digits(digit.encode_utf8(&mut buf));
             }
         }
     }

@@ -74,6 +74,9 @@ pub enum Effect {
         play: PlayParams,
         collect: CollectParams,
     },
+    /// Blocking: dial the plan's far ends and bridge the first to answer; complete with
+    /// [`Completion::Connect`] when the bridge ended or every destination failed.
+    Connect(crate::methods::connect::ConnectPlan),
 }
 
 /// When a [`Effect::Control`] completes.
@@ -122,6 +125,9 @@ pub enum Completion {
     },
     /// A call-control operation's final result.
     Op(OpResult),
+    /// A `connect` ended: `Ok` after a bridge (the far end hung up), `Err` with the failure
+    /// reason (`no_answer`, `busy`, `declined`, `error`) when no destination was bridged.
+    Connect(Result<(), String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +190,11 @@ pub(crate) enum Waiting {
     Control {
         name: &'static str,
         started: u64,
+    },
+    /// A `connect` dialling or bridged; its `result` hook and `transfer_after_bridge` run after.
+    Connect {
+        result: Option<Value>,
+        transfer_after_bridge: Option<String>,
     },
 }
 

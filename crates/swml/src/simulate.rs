@@ -185,6 +185,28 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             None,
         ),
         Effect::Hangup { reason } => (format!("hangup ({reason})"), None),
+        // Nobody answers in a simulation.
+        Effect::Connect(plan) => (
+            format!(
+                "connect {}",
+                plan.stages
+                    .iter()
+                    .map(|s| s
+                        .iter()
+                        .map(|d| d.to.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" + "))
+                    .collect::<Vec<_>>()
+                    .join(", then ")
+            ),
+            Some((
+                plan.stages
+                    .iter()
+                    .map(|s| s.iter().map(|d| d.timeout_secs).max().unwrap_or(0) as u64 * 1000)
+                    .sum(),
+                Completion::Connect(Err("no_answer".into())),
+            )),
+        ),
         Effect::Control { command, wait } => {
             let control_id = command.control_id().unwrap_or_default().to_owned();
             let (took, completion) = match (command, wait) {

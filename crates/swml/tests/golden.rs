@@ -117,6 +117,8 @@ impl Sim {
                     Effect::UserEvent { .. } | Effect::Warning(_) | Effect::Hangup { .. } => {
                         pending
                     }
+                    // Nobody answers in these runs.
+                    Effect::Connect(_) => Some(Completion::Connect(Err("no_answer".into()))),
                     Effect::Control { command, wait } => {
                         self.controls
                             .push((command.name().to_string(), command.params_json()));
@@ -225,6 +227,18 @@ fn describe(e: &Effect) -> String {
         Effect::UserEvent { event } => format!("user_event {event}"),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason } => format!("hangup {reason}"),
+        Effect::Connect(plan) => format!(
+            "connect {}",
+            plan.stages
+                .iter()
+                .map(|s| s
+                    .iter()
+                    .map(|d| d.to.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         Effect::Control { command, .. } => {
             format!("{} {}", command.name(), command.control_id().unwrap_or(""))
         }

@@ -92,7 +92,8 @@ impl NodeInner {
         dest: &str,
         parent_codec: Option<sdp::Codec>,
     ) -> Result<CallActor, ControlError> {
-        let route = routing::resolve(dest, self.cfg.default_trunk.as_ref(), None, None)
+        // Checked here so a bad destination is reported on `dest`.
+        routing::resolve(dest, self.cfg.default_trunk.as_ref(), None, None)
             .map_err(|e| e.to_control("dest"))?;
         let mut codecs = Vec::new();
         if let Some(c) = parent_codec {
@@ -114,13 +115,32 @@ impl NodeInner {
             codecs,
             ..DialRequest::default()
         };
+        self.cfg.metrics.call_setups.with(&["transfer"]).inc();
+        self.child_leg(parent, media_key, request)
+    }
+
+    /// The actor of a call dialled to be bridged to `parent` (`request.to` is where), its
+    /// media on the parent's shard (`media_key`), not started yet.
+    pub(crate) fn child_leg(
+        self: std::sync::Arc<Self>,
+        parent: Uuid,
+        media_key: Uuid,
+        request: DialRequest,
+    ) -> Result<CallActor, ControlError> {
+        let dest = request.to.clone().unwrap_or_default();
+        let route = routing::resolve(
+            &dest,
+            self.cfg.default_trunk.as_ref(),
+            request.username.as_deref(),
+            request.password.as_deref(),
+        )
+        .map_err(|e| e.to_control("to"))?;
         let call_id = Uuid::new_v4();
-        let leg_type = LegType::for_destination(dest);
+        let leg_type = LegType::for_destination(&dest);
         let (mut record, ident) =
-            self.new_call(call_id, Direction::Outbound, leg_type, &request, dest);
+            self.new_call(call_id, Direction::Outbound, leg_type, &request, &dest);
         record.parent_id = Some(parent);
         let inbox = self.register(call_id, record.project_id, true)?;
-        self.cfg.metrics.call_setups.with(&["transfer"]).inc();
         let mut actor = CallActor::new(ident, request, route, record, self.clone(), inbox);
         actor.media_key = media_key;
         Ok(actor)
@@ -129,6 +149,6 @@ impl NodeInner {
 
 /// Runs a far leg's actor. A plain function, not async: the actor that transfers must not
 /// contain the future of the actor it starts.
-fn launch(actor: CallActor) {
+pub(crate) fn launch(actor: CallActor) {
     tokio::spawn(actor.run());
 }

@@ -4,6 +4,7 @@
 
 mod bridge;
 mod commands;
+pub(crate) mod connect;
 pub(crate) mod inbound;
 mod listen;
 pub(crate) mod ops;
@@ -130,6 +131,8 @@ pub(crate) struct CallActor {
     pub(crate) recordings: crate::actor::recording::Recordings,
     /// `calling.denoise` is on (the filter is set on the media leg).
     pub(crate) denoising: bool,
+    /// A SWML `connect` dialling or bridged.
+    pub(crate) connect: Option<crate::actor::connect::Connecting>,
 }
 
 impl CallActor {
@@ -175,6 +178,7 @@ impl CallActor {
             virtual_media: None,
             recordings: crate::actor::recording::Recordings::default(),
             denoising: false,
+            connect: None,
         }
     }
 
@@ -291,7 +295,7 @@ impl CallActor {
                 self.request.caller_id.as_deref(),
                 &self.node.cfg.external_ip.to_string(),
             ),
-            from_display: None,
+            from_display: self.request.from_name.clone(),
             to_uri: self.route.to_uri.clone(),
             credentials: match (&self.route.username, &self.route.password) {
                 (Some(u), Some(p)) => Some(sip::Credentials {
@@ -301,7 +305,7 @@ impl CallActor {
                 _ => None,
             },
             sdp_offer: offer,
-            extra_headers: Vec::new(),
+            extra_headers: self.request.headers.clone(),
             call_ref: self.ident.call_id.to_string(),
         };
         match self.node.sip.invite(invite).await {
@@ -714,6 +718,9 @@ impl CallActor {
             // A droppable event's permit is released once it is handled.
             ActorMsg::Media(ev, _permit) => self.on_media_event(ev).await,
             ActorMsg::Peer(ev) => {
+                if self.connect_peer_event(&ev).await {
+                    return;
+                }
                 let ev = match ev {
                     crate::actor::bridge::PeerEvent::Answered { call_id } => {
                         SessionEvent::PeerAnswered { call_id }
@@ -868,6 +875,7 @@ impl CallActor {
     ) {
         let now = now_ms();
         self.end_script();
+        self.end_connect();
         self.end_reason = Some(end_reason);
         self.end_ops().await;
         if self.media_running {

@@ -30,6 +30,8 @@ pub(crate) enum ScriptWait {
     Op {
         control_id: String,
     },
+    /// A `connect` dialling or bridged (crate::actor::connect).
+    Connect,
 }
 
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
@@ -260,6 +262,7 @@ impl CallActor {
             }
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
+            Effect::Connect(plan) => self.start_connect(plan).await,
             Effect::Hangup { reason } => {
                 let reason = EndReason::parse(&reason).unwrap_or(EndReason::Hangup);
                 info!(reason = reason.as_str(), "SWML hangs up");
@@ -383,6 +386,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::Hangup { .. } => "hangup",
         Effect::Control { command, .. } => command.name(),
         Effect::Prompt { .. } => "prompt",
+        Effect::Connect(_) => "connect",
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod answer;
 pub(crate) mod cond;
+pub mod connect;
 pub(crate) mod denoise;
 pub(crate) mod detect;
 pub(crate) mod execute;
@@ -71,9 +72,10 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 23] = [
+pub const IMPLEMENTED: [&str; 24] = [
     "answer",
     "cond",
+    "connect",
     "denoise",
     "detect_machine",
     "execute",
@@ -101,6 +103,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
     match name {
         "answer" => answer::run(run, params),
         "cond" => cond::run(run, params),
+        "connect" => connect::run(run, params),
         "execute" => execute::run(run, params),
         "goto" => goto::run(run, params),
         "hangup" => hangup::run(run, params),
@@ -181,6 +184,10 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
             execute::on_document(run, params, hooks, completion)
         }
         Waiting::TransferFetch { params } => transfer::on_document(run, params, completion),
+        Waiting::Connect {
+            result,
+            transfer_after_bridge,
+        } => connect::on_completion(run, result, transfer_after_bridge, completion),
     }
 }
 

@@ -1,0 +1,483 @@
+//! `connect` (swml.md §6.6): dial one or more far ends and bridge the caller to the first that
+//! answers. The four forms become stages of destinations: `to` one stage of one, `serial` one
+//! stage per destination, `parallel` one stage of all, `serial_parallel` its groups. The
+//! runtime dials stage after stage (all of a stage at once) and completes with
+//! [`Completion::Connect`]: `Ok` once a bridge ran and the far end hung up, `Err(reason)` when
+//! every destination failed.
+
+use serde_json::{json, Map, Value};
+
+use super::set_var;
+use crate::expr::stringify;
+use crate::run::{Completion, Effect, Flow, Run, Waiting};
+
+/// Ring timeout per destination when none is given (seconds).
+pub const DEFAULT_TIMEOUT_SECS: u32 = 60;
+/// Longest bridge when `max_duration` is not given (swml.md §6.6: 4 hours).
+pub const DEFAULT_MAX_DURATION_SECS: u64 = 14_400;
+/// Destinations one `connect` may dial in all.
+pub const MAX_DESTINATIONS: usize = 32;
+
+/// One far end to dial.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConnectDest {
+    /// A SIP URI or an E.164 number.
+    pub to: String,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Comma list, as `codecs` spells it.
+    pub codecs: Option<String>,
+    pub timeout_secs: u32,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `forbidden`, `optional` or `mandatory`.
+    pub encryption: Option<String>,
+    pub call_state_url: Option<String>,
+    pub call_state_events: Vec<String>,
+}
+
+/// What a `connect` asks the runtime to do.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConnectPlan {
+    /// Dialled in order; the destinations of one stage at once.
+    pub stages: Vec<Vec<ConnectDest>>,
+    /// What the caller hears while dialling; empty: a US ring.
+    pub ringback: Vec<control::command::MediaItem>,
+    /// Leave an unanswered caller unanswered until a far end answers.
+    pub answer_on_bridge: bool,
+    pub max_duration_secs: u64,
+    /// Where `calling.call.connect` events go.
+    pub status_url: Option<String>,
+}
+
+/// Why a `connect` could not even start (the step fails with `connect_failed_reason = error`).
+fn refuse(run: &mut Run, code: &'static str, message: String) -> Flow {
+    run.warn(code, format!("connect: {message}"));
+    set_var(run, "connect_result", "failed");
+    set_var(run, "connect_failed_reason", "error");
+    set_var(run, "return_value", "failed");
+    Flow::Next
+}
+
+pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
+    let p = run.expand(params);
+    let Value::Object(top) = &p else {
+        return refuse(
+            run,
+            "relay_script_element_wrong_type",
+            "parameters must be an object".into(),
+        );
+    };
+    let plan = match plan(top) {
+        Ok(plan) => plan,
+        Err(message) => return refuse(run, "relay_script_method_parameter_invalid_value", message),
+    };
+    Flow::Wait(
+        Waiting::Connect {
+            // Unexpanded: the hook's expressions are evaluated when it runs, after the connect.
+            result: params.get("result").cloned(),
+            transfer_after_bridge: top
+                .get("transfer_after_bridge")
+                .map(stringify)
+                .filter(|s| !s.is_empty()),
+        },
+        Some(Box::new(Effect::Connect(plan))),
+    )
+}
+
+/// The plan of an expanded `connect` object, or why it cannot run here.
+pub fn plan(top: &Map<String, Value>) -> Result<ConnectPlan, String> {
+    for (key, why) in [
+        (
+            "confirm",
+            "`confirm` scripts are not built on this server yet",
+        ),
+        ("webrtc_media", "WebRTC media is not built on this server"),
+    ] {
+        if top.get(key).is_some_and(|v| v != &Value::Bool(false)) {
+            return Err(why.into());
+        }
+    }
+    let defaults = dest_of(top, None)?;
+    let stages: Vec<Vec<ConnectDest>> = if let Some(to) = top.get("to") {
+        vec![vec![dest_of(top, Some(to)).map(|d| d.to_owned())?]]
+    } else if let Some(list) = top.get("serial") {
+        list_of(list, "serial")?
+            .iter()
+            .map(|d| one(d, &defaults).map(|d| vec![d]))
+            .collect::<Result<_, _>>()?
+    } else if let Some(list) = top.get("parallel") {
+        vec![list_of(list, "parallel")?
+            .iter()
+            .map(|d| one(d, &defaults))
+            .collect::<Result<_, _>>()?]
+    } else if let Some(groups) = top.get("serial_parallel") {
+        list_of(groups, "serial_parallel")?
+            .iter()
+            .map(|g| {
+                list_of(g, "a serial_parallel group")?
+                    .iter()
+                    .map(|d| one(d, &defaults))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        return Err("needs `to`, `serial`, `parallel` or `serial_parallel`".into());
+    };
+    let count: usize = stages.iter().map(Vec::len).sum();
+    if count == 0 || stages.iter().any(Vec::is_empty) {
+        return Err("has no destination to dial".into());
+    }
+    if count > MAX_DESTINATIONS {
+        return Err(format!(
+            "dials {count} destinations; at most {MAX_DESTINATIONS}"
+        ));
+    }
+    Ok(ConnectPlan {
+        stages,
+        ringback: ringback(top.get("ringback"))
+            .iter()
+            .map(|u| super::play::parse_playable(u).map_err(|e| format!("ringback: {e}")))
+            .collect::<Result<_, _>>()?,
+        answer_on_bridge: truthy(top.get("answer_on_bridge")),
+        max_duration_secs: top
+            .get("max_duration")
+            .and_then(number)
+            .filter(|n| *n > 0.0)
+            .map_or(DEFAULT_MAX_DURATION_SECS, |n| n as u64),
+        status_url: top
+            .get("status_url")
+            .map(stringify)
+            .filter(|s| !s.is_empty()),
+    })
+}
+
+fn list_of<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, String> {
+    v.as_array().ok_or_else(|| format!("{what} must be a list"))
+}
+
+/// A destination of a list: a string (`to` alone) or an object, each inheriting the top level.
+fn one(item: &Value, defaults: &ConnectDest) -> Result<ConnectDest, String> {
+    match item {
+        Value::String(_) => {
+            let mut d = defaults.clone();
+            d.to = checked_to(item)?;
+            Ok(d)
+        }
+        Value::Object(o) => {
+            let mut d = dest_of(o, o.get("to"))?;
+            // Per-destination fields override the top level's (swml.md §6.6).
+            let inherit = |mine: &mut Option<String>, top: &Option<String>| {
+                if mine.is_none() {
+                    mine.clone_from(top);
+                }
+            };
+            inherit(&mut d.from, &defaults.from);
+            inherit(&mut d.from_name, &defaults.from_name);
+            inherit(&mut d.codecs, &defaults.codecs);
+            inherit(&mut d.username, &defaults.username);
+            inherit(&mut d.password, &defaults.password);
+            inherit(&mut d.encryption, &defaults.encryption);
+            inherit(&mut d.call_state_url, &defaults.call_state_url);
+            if d.headers.is_empty() {
+                d.headers.clone_from(&defaults.headers);
+            }
+            if !o.contains_key("timeout") {
+                d.timeout_secs = defaults.timeout_secs;
+            }
+            if !o.contains_key("call_state_events") {
+                d.call_state_events.clone_from(&defaults.call_state_events);
+            }
+            Ok(d)
+        }
+        _ => Err("a destination must be a string or an object".into()),
+    }
+}
+
+/// The fields of a destination (or of the top level, `to` absent).
+fn dest_of(o: &Map<String, Value>, to: Option<&Value>) -> Result<ConnectDest, String> {
+    let text = |key: &str| o.get(key).map(stringify).filter(|s| !s.is_empty());
+    for key in ["confirm", "webrtc_media"] {
+        if o.get(key).is_some_and(|v| v != &Value::Bool(false)) {
+            return Err(format!("`{key}` is not built on this server yet"));
+        }
+    }
+    let encryption = text("encryption");
+    if let Some(e) = &encryption {
+        if !["forbidden", "optional", "mandatory"].contains(&e.as_str()) {
+            return Err(format!(
+                "encryption must be forbidden, optional or mandatory (got {e:?})"
+            ));
+        }
+    }
+    let timeout_secs = match o.get("timeout").and_then(number) {
+        Some(t) if (1.0..=600.0).contains(&t) => t as u32,
+        Some(t) => return Err(format!("timeout {t} must be 1 to 600 seconds")),
+        None => DEFAULT_TIMEOUT_SECS,
+    };
+    let headers = match o.get("headers") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|h| {
+                let name = h.get("name").map(stringify).unwrap_or_default();
+                let value = h.get("value").map(stringify).unwrap_or_default();
+                if name.is_empty() {
+                    Err("a header needs a `name`".to_string())
+                } else {
+                    Ok((name, value))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => Vec::new(),
+    };
+    Ok(ConnectDest {
+        to: match to {
+            Some(t) => checked_to(t)?,
+            None => String::new(),
+        },
+        from: text("from"),
+        from_name: text("from_name"),
+        headers,
+        codecs: text("codecs"),
+        timeout_secs,
+        username: text("username"),
+        password: text("password"),
+        encryption,
+        call_state_url: text("call_state_url"),
+        call_state_events: match o.get("call_state_events") {
+            Some(Value::Array(items)) => items.iter().map(stringify).collect(),
+            _ => vec!["ended".into()],
+        },
+    })
+}
+
+/// A destination this server can dial: a SIP URI or an E.164 number. Queues, streams and
+/// Fabric addresses are named as not built.
+fn checked_to(v: &Value) -> Result<String, String> {
+    let to = stringify(v).trim().to_string();
+    let lower = to.to_ascii_lowercase();
+    let not_built = [
+        ("queue:", "connecting to a queue"),
+        ("stream:", "stream destinations"),
+        ("/", "Resource Addresses"),
+        ("verto:", "WebRTC destinations"),
+    ];
+    if let Some((_, what)) = not_built.iter().find(|(p, _)| lower.starts_with(p)) {
+        return Err(format!("{what} ({to:?}) are not built on this server yet"));
+    }
+    let digits = to.strip_prefix('+').unwrap_or("");
+    let e164 = (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    let sip = (lower.starts_with("sip:") || lower.starts_with("sips:"))
+        && to.len() > 5
+        && (to.contains('@') || to.contains('.'))
+        && !to.contains(char::is_whitespace);
+    if e164 || sip {
+        Ok(to)
+    } else {
+        Err(format!("{to:?} is neither a SIP URI nor an E.164 number"))
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+fn ringback(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items.iter().map(stringify).collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The connect ended: the variables of swml.md §4.4, then the `result` hook (default variable
+/// `connect_result`), then `transfer_after_bridge` when a bridge ran.
+pub(crate) fn on_completion(
+    run: &mut Run,
+    result: Option<Value>,
+    transfer_after_bridge: Option<String>,
+    completion: Completion,
+) {
+    let outcome = match completion {
+        Completion::Connect(outcome) => outcome,
+        Completion::Failed { message } => Err(message),
+        _ => Err("error".into()),
+    };
+    match &outcome {
+        Ok(()) => {
+            set_var(run, "connect_result", "connected");
+            set_var(run, "return_value", "connected");
+        }
+        Err(reason) => {
+            set_var(run, "connect_result", "failed");
+            set_var(run, "connect_failed_reason", reason);
+            set_var(run, "return_value", "failed");
+        }
+    }
+    // The block entered last runs first: the transfer below, the result hook on top.
+    if let (Ok(()), Some(dest)) = (&outcome, transfer_after_bridge) {
+        run.enter_block(&Value::Array(vec![json!({ "transfer": { "dest": dest } })]));
+    }
+    if let Some(mut hook) = result {
+        if let Value::Object(o) = &mut hook {
+            o.entry("variable")
+                .or_insert_with(|| Value::String("connect_result".into()));
+        }
+        run.enter_block(&Value::Array(vec![
+            json!({ super::execute::RESULT_STEP: hook }),
+        ]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(v: Value) -> Result<ConnectPlan, String> {
+        match v {
+            Value::Object(o) => plan(&o),
+            _ => Err("not an object".into()),
+        }
+    }
+
+    #[test]
+    fn the_four_forms_become_stages() {
+        let p = plan_of(json!({"to": "sip:a@example.com", "timeout": 5, "from": "+15551110000"}))
+            .unwrap();
+        assert_eq!(p.stages.len(), 1);
+        assert_eq!(p.stages[0][0].timeout_secs, 5);
+        assert_eq!(p.stages[0][0].from.as_deref(), Some("+15551110000"));
+
+        let p = plan_of(
+            json!({"serial": [{"to": "sip:a@x.org"}, {"to": "+15552220000", "timeout": 9}],
+                               "timeout": 7, "codecs": "PCMA"}),
+        )
+        .unwrap();
+        assert_eq!(
+            p.stages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![1, 1]
+        );
+        assert_eq!(
+            (p.stages[0][0].timeout_secs, p.stages[1][0].timeout_secs),
+            (7, 9)
+        );
+        assert_eq!(
+            p.stages[1][0].codecs.as_deref(),
+            Some("PCMA"),
+            "inherited from the top"
+        );
+
+        let p = plan_of(json!({"parallel": [{"to": "sip:a@x.org"}, {"to": "sip:b@x.org"}, {"to": "sip:c@x.org"}]})).unwrap();
+        assert_eq!(p.stages.iter().map(Vec::len).collect::<Vec<_>>(), vec![3]);
+
+        let p = plan_of(json!({"serial_parallel": [[{"to": "sip:a@x.org"}, {"to": "sip:b@x.org"}], [{"to": "sip:c@x.org"}]]})).unwrap();
+        assert_eq!(
+            p.stages.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        assert_eq!(p.max_duration_secs, DEFAULT_MAX_DURATION_SECS);
+    }
+
+    #[test]
+    fn what_cannot_run_here_is_named() {
+        for (v, needle) in [
+            (json!({"to": "queue:support"}), "queue"),
+            (json!({"to": "stream:wss://x"}), "stream"),
+            (json!({"to": "/public/room"}), "Resource"),
+            (json!({"to": "hello"}), "neither"),
+            (
+                json!({"to": "sip:a@x.org", "confirm": "https://x/c"}),
+                "confirm",
+            ),
+            (json!({"to": "sip:a@x.org", "webrtc_media": true}), "WebRTC"),
+            (
+                json!({"to": "sip:a@x.org", "encryption": "always"}),
+                "encryption",
+            ),
+            (json!({"to": "sip:a@x.org", "timeout": 0}), "timeout"),
+            (json!({"serial": []}), "no destination"),
+            (json!({"parallel": "sip:a@x.org"}), "list"),
+        ] {
+            let e = plan_of(v.clone()).unwrap_err();
+            assert!(e.contains(needle), "{v}: {e}");
+        }
+        let many: Vec<Value> = (0..40).map(|i| json!(format!("sip:u{i}@x.org"))).collect();
+        assert!(plan_of(json!({ "parallel": many }))
+            .unwrap_err()
+            .contains("at most"));
+    }
+
+    /// Runs `doc` until its `connect`, completes it with `outcome`, and returns the effects
+    /// after it and the variables.
+    fn after_connect(doc: Value, outcome: Result<(), String>) -> (Vec<Effect>, Map<String, Value>) {
+        let mut run = Run::new(doc, Map::new(), Map::new());
+        run.start(0);
+        let mut seen_connect = false;
+        while let Some(e) = run.poll_effect() {
+            seen_connect |= matches!(e, Effect::Connect(_));
+        }
+        assert!(seen_connect);
+        run.complete(10, Completion::Connect(outcome));
+        let effects = std::iter::from_fn(|| run.poll_effect()).collect();
+        (effects, run.vars().clone())
+    }
+
+    fn doc(connect: Value) -> Value {
+        json!({"version": "1.0.0", "sections": {
+            "main": [{"connect": connect}, {"user_event": {"event": {"next": "${connect_result}"}}}],
+            "after": [{"user_event": {"event": {"after": true}}}]
+        }})
+    }
+
+    #[test]
+    fn a_failed_connect_sets_its_variables_and_runs_the_result_hook() {
+        let hook = json!({"case": {"failed": [{"user_event": {"event": {"why": "${connect_failed_reason}"}}}]}});
+        let (effects, vars) = after_connect(
+            doc(json!({"to": "sip:a@x.org", "result": hook, "transfer_after_bridge": "after"})),
+            Err("busy".into()),
+        );
+        assert_eq!(vars["connect_result"], "failed");
+        assert_eq!(vars["connect_failed_reason"], "busy");
+        assert_eq!(vars["return_value"], "failed");
+        let events: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::UserEvent { event } => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        // The hook saw the reason; no transfer after a failed connect; the next step runs.
+        assert_eq!(
+            events,
+            vec![json!({"why": "busy"}), json!({"next": "failed"})]
+        );
+    }
+
+    #[test]
+    fn a_connect_that_bridged_goes_on_with_transfer_after_bridge() {
+        let (effects, vars) = after_connect(
+            doc(json!({"to": "sip:a@x.org", "transfer_after_bridge": "after"})),
+            Ok(()),
+        );
+        assert_eq!(vars["connect_result"], "connected");
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::UserEvent { event } if event == &json!({"after": true}))));
+        assert!(!effects
+            .iter()
+            .any(|e| matches!(e, Effect::UserEvent { event } if event.get("next").is_some())));
+    }
+}

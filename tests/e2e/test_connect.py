@@ -1,0 +1,135 @@
+"""SWML `connect` (swml.md §6.6) between real softphones: a baresip caller dials dialtone, whose inbound
+SWML connects it to one or more baresips (or sipp far ends that are busy). Audio is checked by content:
+every baresip sends its own tone and records what it heard, so the caller must hear the tone of the far
+end that was bridged (and no other), and that far end the caller's. RFC 4733 digits cross the bridge.
+After the far end hangs up, the caller's script goes on with `connect_result`.
+"""
+import time
+
+import pytest
+
+from test_interop import NUMBER, baresip, doc, start_node, tone_share  # noqa: F401
+
+CALLER_TONE = 440
+
+
+def reported(hooks, path="/vars", timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for e in list(hooks.events):
+            if e["path"] == path:
+                return hooks.parse(e)
+        time.sleep(0.05)
+    raise AssertionError(f"nothing on {path}; got {[e['path'] for e in hooks.events]}")
+
+
+def connect_states(hooks):
+    out = []
+    for e in list(hooks.events):
+        if e["path"] == "/connect":
+            body = hooks.parse(e)
+            out.append(body["params"]["connect_state"])
+    return out
+
+
+def report_step(hooks):
+    return {"request": {"url": hooks.url("/vars"), "method": "POST",
+                        "body": {"result": "${connect_result}", "reason": "${connect_failed_reason}",
+                                 "rv": "${return_value}"}}}
+
+
+def heard(peer, freq):
+    rate, _, samples = peer.heard()
+    return tone_share(samples, rate, freq)
+
+
+def test_connect_to_one_phone_bridges_audio_and_digits_then_the_script_goes_on(start_dialtone, tmp_path, baresip,
+                                                                                hooks):
+    far = baresip(codecs=["PCMU"], tone=1000, seconds=7, user="bob")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"connect": {"to": far.uri(), "status_url": hooks.url("/connect")}},
+               report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    far.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    time.sleep(2.0)
+    caller.ctrl.cmd("sndcode 73#")
+    digits = [far.ctrl.wait_event("CALL_DTMF_START", timeout=5)["param"] for _ in range(3)]
+    assert digits == ["7", "3", "#"], digits
+    # The far end's WAV ends after 7 s: it hangs up, the caller's script reports and hangs up.
+    got = reported(hooks)
+    assert got["result"] == "connected" and got["rv"] == "connected", got
+    caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    hit, voiced = heard(caller, 1000)
+    assert hit >= 40, f"the caller heard {hit} windows of the far end's 1 kHz out of {voiced} voiced"
+    hit, voiced = heard(far, CALLER_TONE)
+    assert hit >= 40, f"the far end heard {hit} windows of the caller's {CALLER_TONE} Hz out of {voiced}"
+    assert connect_states(hooks) == ["connecting", "connected", "disconnected"], connect_states(hooks)
+
+
+def test_parallel_the_second_to_answer_first_wins_and_the_others_are_cancelled(start_dialtone, tmp_path, baresip,
+                                                                                hooks):
+    tones = [700, 1000, 1400]
+    fars = [baresip(codecs=["PCMU"], tone=t, seconds=6, user=f"far{i}", answermode="manual")
+            for i, t in enumerate(tones)]
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"connect": {"parallel": [{"to": f.uri()} for f in fars], "status_url": hooks.url("/connect")}},
+               report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    for f in fars:
+        f.ctrl.wait_event("CALL_INCOMING", timeout=10)
+    time.sleep(1.0)
+    fars[1].ctrl.cmd("accept")
+    fars[1].ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    for i in (0, 2):
+        fars[i].ctrl.wait_event("CALL_CLOSED", timeout=10)
+        assert not fars[i].ctrl.events_of("CALL_ESTABLISHED"), f"far{i} was cancelled, never answered"
+    got = reported(hooks)
+    assert got["result"] == "connected", got
+    caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    hit, voiced = heard(caller, 1000)
+    assert hit >= 30, f"the caller heard {hit} windows of far1's tone out of {voiced}"
+    for other in (700, 1400):
+        assert heard(caller, other)[0] == 0, f"the caller heard {other} Hz of a cancelled leg"
+
+
+def test_serial_a_busy_far_end_then_one_that_answers(start_dialtone, tmp_path, baresip, sipp, hooks):
+    busy = sipp("uas_busy.xml")
+    far = baresip(codecs=["PCMU"], tone=1000, seconds=5, user="bob")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"connect": {"serial": [{"to": busy.uri("busy")}, {"to": far.uri()}],
+                            "status_url": hooks.url("/connect")}},
+               report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    far.ctrl.wait_event("CALL_ESTABLISHED", timeout=15)
+    got = reported(hooks)
+    assert got["result"] == "connected", got
+    caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    assert heard(caller, 1000)[0] >= 20
+
+
+def test_every_destination_failing_sets_connect_failed_reason(start_dialtone, tmp_path, baresip, sipp, hooks):
+    busy = sipp("uas_busy.xml")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"connect": {"to": busy.uri("busy"), "status_url": hooks.url("/connect"),
+                            "result": {"case": {"failed": [report_step(hooks), {"hangup": {}}]}}}},
+               {"hangup": {"reason": "busy"}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    got = reported(hooks)
+    assert (got["result"], got["reason"], got["rv"]) == ("failed", "busy", "failed"), got
+    assert connect_states(hooks) == ["connecting", "failed"], connect_states(hooks)
+
+
+@pytest.mark.parametrize("to", ["queue:support", "hello", "/public/room"])
+def test_a_destination_that_cannot_be_dialled_fails_the_step_not_the_call(start_dialtone, tmp_path, baresip, hooks,
+                                                                           to):
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"answer": {}}, {"connect": {"to": to}}, report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    got = reported(hooks)
+    assert (got["result"], got["reason"]) == ("failed", "error"), got
