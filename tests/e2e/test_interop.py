@@ -23,6 +23,7 @@ import shutil
 import time
 
 import pytest
+import requests
 
 from audio_check import goertzel_db
 from baresip_peer import BaresipPeer
@@ -311,6 +312,11 @@ def test_rtcp_reports_go_both_ways_and_give_a_round_trip(start_dialtone, tmp_pat
     peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     time.sleep(12)
     debug = peer.ctrl.cmd("audio_debug")["data"]
+    # While the call is up, GET /calls/{id} carries its live statistics.
+    live = get_call(d, leg["id"])
+    assert live["status"] == "answered", live
+    assert live["held"] is False, live
+    check_media_stats(live, final=False)
     peer.ctrl.cmd("hangup", check=False)
     peer.ctrl.wait_event("CALL_CLOSED", timeout=5)
     rtcp = media_stats(d, leg["id"])["rtcp"]
@@ -323,3 +329,42 @@ def test_rtcp_reports_go_both_ways_and_give_a_round_trip(start_dialtone, tmp_pat
     # about its stream) and the packet count of our SR (psent).
     member = re.search(r"RTT=([\d.]+)ms.*?psent=(\d+)", debug, re.S)
     assert member and float(member.group(1)) > 0 and int(member.group(2)) > 100, debug
+    # After the hang-up: the final statistics, at least what the live ones said.
+    final = wait_final_stats(d, leg["id"])
+    assert "held" not in final, final
+    stats = check_media_stats(final, final=True)
+    assert stats["packets_sent"] >= live["media_stats"]["packets_sent"], (stats, live)
+    assert stats["rtcp_reports_sent"] == rtcp["reports_sent"], (stats, rtcp)
+    assert stats["rtt_ms"] == rtcp["rtt_ms"], (stats, rtcp)
+
+
+def get_call(d, call_id):
+    r = requests.get(f"{d.base}/api/calling/calls/{call_id}", auth=(d.project, d.token), timeout=5)
+    r.raise_for_status()
+    return r.json()
+
+
+def wait_final_stats(d, call_id, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        leg = get_call(d, call_id)
+        if (leg.get("media_stats") or {}).get("final"):
+            return leg
+        time.sleep(0.1)
+    raise AssertionError(f"no final media_stats: {leg}")
+
+
+def check_media_stats(leg, final):
+    """Plausible statistics of a PCMU call of several seconds with baresip on loopback."""
+    s = leg.get("media_stats")
+    assert s is not None, leg
+    assert s["final"] is final, s
+    assert s["packets_sent"] > 200 and s["packets_received"] > 200, s
+    assert s["packets_lost"] == 0, s
+    assert 0 <= s["jitter_ms"] < 50, s
+    assert s["rtcp_received"] is True and s["rtcp_reports_received"] >= 1, s
+    assert s["rtcp_reports_sent"] >= 1, s
+    assert s["rtt_ms"] is not None and 0 <= s["rtt_ms"] < 1000, s
+    assert s["remote_packets_lost"] == 0 and s["remote_fraction_lost"] == 0, s
+    assert s["remote_jitter_ms"] is not None and 0 <= s["remote_jitter_ms"] < 50, s
+    return s

@@ -2,7 +2,7 @@
 //! while we don't), and what the far end's reports tell us (its loss, its jitter, the round
 //! trip). Pure: told the time (`now_us` on the shard's clock, `ntp` on the wall clock).
 
-use rtp::rtcp::{self, ReportBlock, RtcpSchedule, SenderInfo};
+use rtp::rtcp::{self, RtcpSchedule, SenderInfo};
 
 /// What a call's graph tells its RTCP: our stream's source and clock, and the counters of the
 /// stream we receive.
@@ -38,9 +38,92 @@ pub struct CallRtcp {
     packets: u32,
     octets: u32,
     sent_since_report: bool,
+    reports_sent: u64,
+    far: FarEndReports,
+}
+
+/// What the far end's reports have said over a call: its last SR (for our blocks' LSR/DLSR),
+/// the round trip, its view of our stream.
+#[derive(Debug, Clone, Default)]
+pub struct FarEndReports {
     /// The far end's last SR: its middle NTP bits and when (our NTP) it came.
     last_sr: Option<(u32, u64)>,
+    /// `reports_sent` stays 0 here.
     stats: RtcpStats,
+}
+
+impl FarEndReports {
+    /// A datagram from the far end's RTCP port, `ntp` its arrival. Malformed ones are ignored
+    /// (false).
+    pub fn on_rtcp(&mut self, ntp: u64, data: &[u8], our_ssrc: Option<u32>) -> bool {
+        let Ok(got) = rtcp::parse(data) else {
+            return false;
+        };
+        self.stats.reports_received += 1;
+        if let Some((_, info)) = got.sender {
+            self.last_sr = Some((rtcp::ntp_middle(info.ntp), ntp));
+        }
+        if let Some(b) = got.blocks.iter().find(|b| Some(b.ssrc) == our_ssrc) {
+            self.stats.remote_fraction_lost = Some(b.fraction_lost);
+            self.stats.remote_packets_lost = Some(b.cumulative_lost);
+            self.stats.remote_jitter = Some(b.jitter);
+            if let Some(rtt) = rtcp::round_trip_ms(b, ntp) {
+                self.stats.rtt_ms = Some(rtt);
+            }
+        }
+        true
+    }
+
+    pub fn stats(&self) -> RtcpStats {
+        self.stats
+    }
+}
+
+/// A live view of one call's RTCP, kept by whoever sends the call's packets and reads its
+/// RTCP socket (the node's shard), from the same packets its [`CallRtcp`] sees: what the
+/// call's actor is told while the call runs (the [`CallRtcp`]'s own stats come at removal).
+#[derive(Debug, Clone, Default)]
+pub struct RtcpView {
+    far: FarEndReports,
+    reports_sent: u64,
+    packets_sent: u64,
+    /// Our stream's SSRC, from the first RTP packet sent.
+    ssrc: Option<u32>,
+}
+
+impl RtcpView {
+    /// An RTP packet left for the far end.
+    pub fn on_rtp_sent(&mut self, pkt: &[u8]) {
+        self.packets_sent += 1;
+        if self.ssrc.is_none() {
+            self.ssrc = pkt
+                .get(8..12)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes);
+        }
+    }
+
+    /// One of our reports left.
+    pub fn on_report_sent(&mut self) {
+        self.reports_sent += 1;
+    }
+
+    /// A datagram the call's RTCP accepted from the far end (false: not a report).
+    pub fn on_rtcp(&mut self, ntp: u64, data: &[u8]) -> bool {
+        // Before we have sent, no block is about us.
+        self.far.on_rtcp(ntp, data, self.ssrc)
+    }
+
+    pub fn packets_sent(&self) -> u64 {
+        self.packets_sent
+    }
+
+    pub fn stats(&self) -> RtcpStats {
+        RtcpStats {
+            reports_sent: self.reports_sent,
+            ..self.far.stats()
+        }
+    }
 }
 
 impl CallRtcp {
@@ -51,8 +134,8 @@ impl CallRtcp {
             packets: 0,
             octets: 0,
             sent_since_report: false,
-            last_sr: None,
-            stats: RtcpStats::default(),
+            reports_sent: 0,
+            far: FarEndReports::default(),
         }
     }
 
@@ -91,8 +174,8 @@ impl CallRtcp {
         self.sent_since_report = false;
         let block = inputs
             .received
-            .map(|r| rtcp::report_block(&r, self.last_sr, ntp));
-        self.stats.reports_sent += 1;
+            .map(|r| rtcp::report_block(&r, self.far.last_sr, ntp));
+        self.reports_sent += 1;
         Some(rtcp::compound_report(
             inputs.ssrc,
             &self.cname,
@@ -108,30 +191,14 @@ impl CallRtcp {
 
     /// A datagram from the far end's RTCP port. Malformed ones are ignored (false).
     pub fn on_rtcp(&mut self, ntp: u64, data: &[u8], our_ssrc: u32) -> bool {
-        let Ok(got) = rtcp::parse(data) else {
-            return false;
-        };
-        self.stats.reports_received += 1;
-        if let Some((_, info)) = got.sender {
-            self.last_sr = Some((rtcp::ntp_middle(info.ntp), ntp));
-        }
-        if let Some(about_us) = got.blocks.iter().find(|b| b.ssrc == our_ssrc) {
-            self.learn(about_us, ntp);
-        }
-        true
-    }
-
-    fn learn(&mut self, b: &ReportBlock, ntp: u64) {
-        self.stats.remote_fraction_lost = Some(b.fraction_lost);
-        self.stats.remote_packets_lost = Some(b.cumulative_lost);
-        self.stats.remote_jitter = Some(b.jitter);
-        if let Some(rtt) = rtcp::round_trip_ms(b, ntp) {
-            self.stats.rtt_ms = Some(rtt);
-        }
+        self.far.on_rtcp(ntp, data, Some(our_ssrc))
     }
 
     pub fn stats(&self) -> RtcpStats {
-        self.stats
+        RtcpStats {
+            reports_sent: self.reports_sent,
+            ..self.far.stats()
+        }
     }
 }
 
@@ -206,6 +273,28 @@ mod tests {
             .unwrap();
         // Back to us 40 ms later: RTT 80 ms (the 100 ms they held it is taken out).
         assert!(ours.on_rtcp(NTP + 180 * MS, &rr, 0x1111));
+        // A live view fed the same packets says the same.
+        let mut view = RtcpView::default();
+        assert!(view.on_rtcp(NTP, &rr), "a report before we sent is counted");
+        assert_eq!(view.stats().rtt_ms, None, "…but no block is about us yet");
+        let mut rtp_pkt = vec![0x80, 0, 0, 1, 0, 0, 0, 0];
+        rtp_pkt.extend_from_slice(&0x1111u32.to_be_bytes());
+        rtp_pkt.extend_from_slice(&[0; 160]);
+        for _ in 0..250 {
+            view.on_rtp_sent(&rtp_pkt);
+        }
+        view.on_report_sent();
+        let mut view_after = view.clone();
+        assert!(view_after.on_rtcp(NTP + 180 * MS, &rr));
+        assert_eq!(view_after.packets_sent(), 250);
+        assert_eq!(
+            RtcpStats {
+                reports_received: 1,
+                ..view_after.stats()
+            },
+            ours.stats()
+        );
+        assert!(!view.on_rtcp(NTP, &[0x80, 201]), "malformed");
         let s = ours.stats();
         assert_eq!(s.reports_sent, 1);
         assert_eq!(s.reports_received, 1);

@@ -262,10 +262,14 @@ fn run_shard(
         };
         // RTCP sockets are read every tick, although reports come every few seconds: the
         // arrival time of a report is part of the round trip it measures.
-        for (call_id, call) in sockets.iter() {
+        for (call_id, call) in sockets.iter_mut() {
             if let Some(rtcp) = &call.rtcp {
                 while let Ok((n, from)) = rtcp.recv_from(&mut buf) {
-                    media.on_rtcp(*call_id, ntp, &buf[..n], from);
+                    if media.on_rtcp(*call_id, ntp, &buf[..n], from)
+                        && call.live.on_rtcp(ntp, &buf[..n])
+                    {
+                        call.stats_due = true;
+                    }
                 }
             }
             // Bounded drain so one flooded port cannot starve the other calls of this shard.
@@ -297,9 +301,13 @@ fn run_shard(
             now_us,
             // Non-blocking: a full socket buffer loses this packet, never the tick.
             |call_id, to, pkt| {
-                let sent = sockets
-                    .get(&call_id)
-                    .is_some_and(|s| s.rtp.send_to(pkt, to).is_ok());
+                let sent = sockets.get_mut(&call_id).is_some_and(|s| {
+                    let sent = s.rtp.send_to(pkt, to).is_ok();
+                    if sent {
+                        s.live.on_rtp_sent(pkt);
+                    }
+                    sent
+                });
                 if sent {
                     n_out += 1;
                 } else {
@@ -310,10 +318,18 @@ fn run_shard(
             |call_id, ev| events.emit(call_id, ev),
         );
         media.poll_rtcp(now_us, ntp, |call_id, to, pkt| {
-            if let Some(rtcp) = sockets.get(&call_id).and_then(|s| s.rtcp.as_ref()) {
-                let _ = rtcp.send_to(pkt, to);
+            if let Some(call) = sockets.get_mut(&call_id) {
+                if call
+                    .rtcp
+                    .as_ref()
+                    .is_some_and(|r| r.send_to(pkt, to).is_ok())
+                {
+                    call.live.on_report_sent();
+                    call.stats_due = true;
+                }
             }
         });
+        emit_live_stats(&mut media, &mut sockets, &events);
         for (counter, n) in [
             (&rtp_in, n_in),
             (&rtp_out, n_out),
@@ -353,10 +369,47 @@ fn run_shard(
     }
 }
 
-/// A call's sockets: RTP, and RTCP on the port above when it could be bound.
+/// A call's sockets: RTP, and RTCP on the port above when it could be bound; and what the
+/// call's actor is told of its media while it runs.
 struct CallSockets {
     rtp: UdpSocket,
     rtcp: Option<UdpSocket>,
+    /// The packets that left and the reports that came, seen here (`media::shard` gives its
+    /// own RTCP stats only when the call is removed).
+    live: media::rtcp::RtcpView,
+    /// A report went or came since the actor was last told.
+    stats_due: bool,
+}
+
+impl CallSockets {
+    fn new(rtp: UdpSocket) -> Self {
+        CallSockets {
+            rtp,
+            rtcp: None,
+            live: Default::default(),
+            stats_due: false,
+        }
+    }
+}
+
+/// Tells each call's actor its media counters after an RTCP report went or came (every few
+/// seconds per call): a droppable event, never a wait.
+fn emit_live_stats(
+    media: &mut ShardMedia<Uuid>,
+    sockets: &mut HashMap<Uuid, CallSockets>,
+    events: &EventSink,
+) {
+    for (call_id, call) in sockets.iter_mut() {
+        if !std::mem::take(&mut call.stats_due) {
+            continue;
+        }
+        if let Some(graph) = media.graph(*call_id) {
+            let mut stats = graph.stats();
+            stats.packets_sent = call.live.packets_sent();
+            stats.rtcp = call.live.stats();
+            events.emit(*call_id, MediaEvent::Stats(stats));
+        }
+    }
 }
 
 fn apply(
@@ -373,13 +426,7 @@ fn apply(
             remote,
             leg,
         } => {
-            sockets.insert(
-                call_id,
-                CallSockets {
-                    rtp: socket,
-                    rtcp: None,
-                },
-            );
+            sockets.insert(call_id, CallSockets::new(socket));
             media.add(call_id, remote, leg);
         }
         ShardCommand::SetRtcpSocket { call_id, socket } => {
