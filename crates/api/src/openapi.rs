@@ -286,7 +286,7 @@ fn operator_extensions() -> Map<String, Value> {
         "media_stats": {
             "type": "object",
             "description": "Operator extension: RTP/RTCP statistics, once the call's media ran; \
-                updated after each RTCP report sent or received (every few seconds) and final \
+                updated after RTCP reports sent or received (at most every 4 s) and final \
                 at hang-up. Counts are RTP packets, times milliseconds; remote_* values are \
                 what the far end's RTCP reports say about our stream.",
             "required": ["final", "updated_at", "packets_sent", "packets_received",

@@ -329,7 +329,7 @@ fn run_shard(
                 }
             }
         });
-        emit_live_stats(&mut media, &mut sockets, &events);
+        emit_live_stats(now_us, &mut media, &mut sockets, &events);
         for (counter, n) in [
             (&rtp_in, n_in),
             (&rtp_out, n_out),
@@ -379,7 +379,13 @@ struct CallSockets {
     live: media::rtcp::RtcpView,
     /// A report went or came since the actor was last told.
     stats_due: bool,
+    /// When (shard µs) the actor was last told.
+    stats_told_us: Option<u64>,
 }
+
+/// A call's actor hears its live stats at most this often (each one is a store write): the
+/// first report at once, then about once per RTCP interval however many reports go and come.
+const LIVE_STATS_EVERY_US: u64 = 4_000_000;
 
 impl CallSockets {
     fn new(rtp: UdpSocket) -> Self {
@@ -388,21 +394,28 @@ impl CallSockets {
             rtcp: None,
             live: Default::default(),
             stats_due: false,
+            stats_told_us: None,
         }
     }
 }
 
-/// Tells each call's actor its media counters after an RTCP report went or came (every few
-/// seconds per call): a droppable event, never a wait.
+/// Tells each call's actor its media counters after an RTCP report went or came, at most
+/// every [`LIVE_STATS_EVERY_US`]: a droppable event, never a wait.
 fn emit_live_stats(
+    now_us: u64,
     media: &mut ShardMedia<Uuid>,
     sockets: &mut HashMap<Uuid, CallSockets>,
     events: &EventSink,
 ) {
     for (call_id, call) in sockets.iter_mut() {
-        if !std::mem::take(&mut call.stats_due) {
+        let recent = call
+            .stats_told_us
+            .is_some_and(|t| now_us.saturating_sub(t) < LIVE_STATS_EVERY_US);
+        if !call.stats_due || recent {
             continue;
         }
+        call.stats_due = false;
+        call.stats_told_us = Some(now_us);
         if let Some(graph) = media.graph(*call_id) {
             let mut stats = graph.stats();
             stats.packets_sent = call.live.packets_sent();
@@ -743,9 +756,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let rr = rtp::rtcp::compound_report(0x0a0b_0c0d, "peer", None, None);
         peer.send_to(&rr, rtcp_addr).unwrap();
-        // Our own first report (due within 2.5 s, by the call's spread) is told too.
+        // Our own first report (due within 2.5 s, by the call's spread) is told too; when it
+        // came first, the far end's waits for the next telling (LIVE_STATS_EVERY_US).
         let stats = loop {
-            let ev = tokio::time::timeout(Duration::from_secs(2), ev_rx.recv())
+            let ev = tokio::time::timeout(Duration::from_secs(6), ev_rx.recv())
                 .await
                 .unwrap()
                 .unwrap();
