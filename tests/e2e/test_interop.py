@@ -372,8 +372,10 @@ def check_media_stats(leg, final):
 
 # ---------------------------------------------------------------- hold during operations (issue 15 item 4)
 
-def test_hold_keeps_the_recording_and_the_collect_and_resumes_cleanly(start_dialtone, tmp_path, baresip, hooks):
-    """An inbound PCMU call records itself (record_call) and collects digits (prompt) while baresip holds
+@pytest.mark.parametrize("direction", ["inbound", "outbound"])
+def test_hold_keeps_the_recording_and_the_collect_and_resumes_cleanly(start_dialtone, tmp_path, baresip, hooks,
+                                                                      direction):
+    """A PCMU call records itself (record_call) and collects digits (prompt) while baresip holds
     it (re-INVITE sendonly) for ~2.5 s and resumes: nothing is sent while held, GET /calls/{id} says
     `held` then not, the keys pressed after the resume end the collect, the recording spans the whole
     call (hold included) and after the resume holds baresip's tone in its far-end channel and the
@@ -381,14 +383,15 @@ def test_hold_keeps_the_recording_and_the_collect_and_resumes_cleanly(start_dial
     media = HttpPeer()
     media.route("/tone1k-2s.wav", tone_wav(OUR_TONE, 2.0, 8000), "audio/wav")
     try:
-        _hold_during_operations(start_dialtone, tmp_path, baresip, hooks, media)
+        _hold_during_operations(start_dialtone, tmp_path, baresip, hooks, media, direction)
     finally:
         media.stop()
 
 
-def _hold_during_operations(start_dialtone, tmp_path, baresip, hooks, media):
+def _hold_during_operations(start_dialtone, tmp_path, baresip, hooks, media, direction):
+    steps = [{"answer": {}}] if direction == "inbound" else []
     swml = doc(
-        {"answer": {}},
+        *steps,
         {"record_call": {"format": "wav", "stereo": True, "direction": "both"}},
         {"prompt": {"play": ["silence:1"], "max_digits": 4, "terminators": "#", "digit_timeout": 3,
                     "initial_timeout": 20}},
@@ -400,8 +403,13 @@ def _hold_during_operations(start_dialtone, tmp_path, baresip, hooks, media):
         {"hangup": {}},
     )
     peer = baresip(codecs=["PCMU"], tone=THEIR_TONE, seconds=25)
-    d = start_node(start_dialtone, tmp_path, swml)
-    peer.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    if direction == "inbound":
+        d = start_node(start_dialtone, tmp_path, swml)
+        peer.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    else:
+        d = start_node(start_dialtone, tmp_path)
+        d.sdk().calling.dial(from_=FROM, to=peer.uri(), swml=swml, status_url=hooks.url(),
+                             status_events=["answered", "ended"])
     peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     t_up = time.time()
     r = requests.get(f"{d.base}/api/calling/calls?limit=1", auth=(d.project, d.token), timeout=5)
