@@ -150,7 +150,8 @@ pub fn rtp_packet(data: &[u8]) {
 }
 
 /// RTCP as a call receives it on its RTCP port: `rtp::rtcp::parse` of any datagram, and the
-/// call's RTCP state reading it. What we build parses back to what we put in.
+/// call's RTCP state reading it (and the shard's live view of it). What we build parses back
+/// to what we put in.
 pub fn rtcp_packet(data: &[u8]) {
     let mut call = media::rtcp::CallRtcp::new("fuzz@dialtone".into());
     let ntp = 0xE9B3_1234_0000_0000u64;
@@ -161,8 +162,14 @@ pub fn rtcp_packet(data: &[u8]) {
             assert_eq!(rtp::rtcp::parse(&again).map(|r| r.blocks), Ok(vec![*b]));
         }
     }
-    call.on_rtcp(ntp, data, 0x1111);
-    let _ = call.stats();
+    let accepted = call.on_rtcp(ntp, data, 0x1111);
+    // The shard's live view of the same datagram (after our stream began) says the same.
+    let mut view = media::rtcp::RtcpView::default();
+    let mut rtp_pkt = vec![0x80, 0, 0, 1, 0, 0, 0, 0];
+    rtp_pkt.extend_from_slice(&0x1111u32.to_be_bytes());
+    view.on_rtp_sent(&rtp_pkt);
+    assert_eq!(view.on_rtcp(ntp, data), accepted);
+    assert_eq!(view.stats(), call.stats());
 }
 
 /// The SWML loader and the runtime validator: `parse_text` then `check::check`; a document that
