@@ -277,6 +277,55 @@ fn schema_name(command: CommandName) -> String {
     )
 }
 
+/// The Call Leg's operator extensions (not required: command responses never carry them).
+fn operator_extensions() -> Map<String, Value> {
+    let count = || json!({"type": "integer", "minimum": 0});
+    let ms = |what: &str| json!({"type": ["number", "null"], "minimum": 0, "description": what});
+    let ext = json!({
+        "end_reason": {"type": "string", "description": "Operator extension: why the call ended"},
+        "answered_at": {"type": "string", "description": "Operator extension: ISO 8601"},
+        "ended_at": {"type": "string", "description": "Operator extension: ISO 8601"},
+        "held": {"type": "boolean", "description": "Operator extension, while the call is up: \
+            the far end holds it (its SDP takes no audio: sendonly, inactive or c=0.0.0.0)"},
+        "media_stats": {
+            "type": "object",
+            "description": "Operator extension: RTP/RTCP statistics, once the call's media ran; \
+                updated after RTCP reports sent or received (at most every 4 s) and final \
+                at hang-up. Counts are RTP packets, times milliseconds; remote_* values are \
+                what the far end's RTCP reports say about our stream.",
+            "required": ["final", "updated_at", "packets_sent", "packets_received",
+                "packets_lost", "jitter_ms", "rtcp_received", "rtcp_reports_sent",
+                "rtcp_reports_received", "rtt_ms", "remote_packets_lost",
+                "remote_fraction_lost", "remote_jitter_ms"],
+            "properties": {
+                "final": {"type": "boolean", "description": "true once the call ended"},
+                "updated_at": {"type": "string", "description": "ISO 8601, ms"},
+                "packets_sent": count(),
+                "packets_received": count(),
+                "packets_lost": {"type": "integer", "minimum": 0,
+                    "description": "the far end's packets we never received (as we measured)"},
+                "jitter_ms": {"type": "number", "minimum": 0,
+                    "description": "interarrival jitter of the far end's stream (as we measured)"},
+                "rtcp_received": {"type": "boolean",
+                    "description": "whether the far end sent any RTCP report"},
+                "rtcp_reports_sent": count(),
+                "rtcp_reports_received": count(),
+                "rtt_ms": {"type": ["integer", "null"], "minimum": 0,
+                    "description": "round trip from the far end's LSR/DLSR about our SRs"},
+                "remote_packets_lost": {"type": ["integer", "null"],
+                    "description": "cumulative loss of our stream the far end reported"},
+                "remote_fraction_lost": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                    "description": "the far end's loss of our stream since its previous report"},
+                "remote_jitter_ms": ms("the far end's interarrival jitter of our stream"),
+            },
+        },
+    });
+    match ext {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut schemas = Map::new();
@@ -287,10 +336,12 @@ pub fn document() -> Value {
         schemas.insert(name, command_schema(command));
     }
     schemas.insert("CallRequest".into(), json!({"oneOf": one_of}));
-    let leg: Map<String, Value> = control::CALL_LEG_KEYS
+    let mut leg: Map<String, Value> = control::CALL_LEG_KEYS
         .iter()
         .map(|k| ((*k).to_owned(), json!({})))
         .collect();
+    // Operator extensions: on the operator GETs only, never on command responses.
+    leg.extend(operator_extensions());
     schemas.insert(
         "CallLeg".into(),
         json!({"type": "object", "required": control::CALL_LEG_KEYS, "properties": leg}),

@@ -356,8 +356,12 @@ mod tests {
             end_reason: None,
             answered_at: None,
             ended_at: None,
+            media_stats: None,
+            held: None,
         };
         let mut ok = CommandOk::leg(control::CallLeg {
+            media_stats: Some(control::MediaReport::default()),
+            held: Some(true),
             end_reason: Some("hangup".into()),
             answered_at: Some("2025-03-02T17:45:19Z".into()),
             ended_at: Some("2025-03-02T17:46:19Z".into()),

@@ -426,6 +426,44 @@ async fn get_one_call() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["id"], json!(CALL.to_string()));
     assert_eq!(reply.body["type"], "relay_sip_call");
+    // The operator extensions: the hold flag and the media statistics, named with their units.
+    assert_eq!(reply.body["held"], json!(true));
+    assert_eq!(
+        reply.body["media_stats"],
+        json!({
+            "final": false,
+            "updated_at": "2025-03-02T17:45:19.250Z",
+            "packets_sent": 500,
+            "packets_received": 498,
+            "packets_lost": 2,
+            "jitter_ms": 1.5,
+            "rtcp_received": true,
+            "rtcp_reports_sent": 2,
+            "rtcp_reports_received": 1,
+            "rtt_ms": 12,
+            "remote_packets_lost": 0,
+            "remote_fraction_lost": 0.0,
+            "remote_jitter_ms": null,
+        })
+    );
+    // Every key the document promises for media_stats is there, and no other.
+    let doc = api::openapi::document();
+    let schema = &doc["components"]["schemas"]["CallLeg"]["properties"]["media_stats"];
+    let mut promised: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    let mut got: Vec<&str> = reply.body["media_stats"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    promised.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(promised, got);
     for uri in [
         format!("/api/calling/calls/{FOREIGN_CALL}"),
         format!("/api/calling/calls/{}", Uuid::new_v4()),

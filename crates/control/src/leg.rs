@@ -90,6 +90,46 @@ pub struct CallLeg {
     /// Operator extension: when the call ended (ISO 8601).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
+    /// Operator extension: the call's RTP/RTCP statistics, once its media ran (updated while
+    /// it is live, final at hang-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_stats: Option<MediaReport>,
+    /// Operator extension: while the call is up, whether the far end holds it (its SDP says
+    /// `sendonly`/`inactive` or `c=0.0.0.0`: we send it no audio).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<bool>,
+}
+
+/// A call's media statistics (operator extension of the Call Leg, `media_stats`). Counts are
+/// RTP packets; times are milliseconds. "Remote" values are what the far end's RTCP receiver
+/// reports say about our stream; the others are what we sent and measured.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MediaReport {
+    /// False while the call is live (the last report), true once it ended.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// When these counters were taken (ISO 8601).
+    pub updated_at: String,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// The far end's packets we never received (RFC 3550 cumulative loss, as we measured).
+    pub packets_lost: u64,
+    /// Interarrival jitter of the far end's stream as we measured it (RFC 3550 §6.4.1), ms.
+    pub jitter_ms: f64,
+    /// Whether the far end sent any RTCP report.
+    pub rtcp_received: bool,
+    pub rtcp_reports_sent: u64,
+    pub rtcp_reports_received: u64,
+    /// Round trip (ms) from the far end's last report block about our SRs (LSR/DLSR);
+    /// `null` until it echoed one.
+    pub rtt_ms: Option<u32>,
+    /// The far end's count of our packets it lost (cumulative, may be negative with
+    /// duplicates); `null` until it reported about our stream.
+    pub remote_packets_lost: Option<i64>,
+    /// The far end's loss of our stream since its previous report, 0.0–1.0.
+    pub remote_fraction_lost: Option<f64>,
+    /// The far end's interarrival jitter of our stream, ms.
+    pub remote_jitter_ms: Option<f64>,
 }
 
 #[cfg(test)]
@@ -117,6 +157,8 @@ mod tests {
             end_reason: None,
             answered_at: None,
             ended_at: None,
+            media_stats: None,
+            held: None,
         };
         let v = serde_json::to_value(&leg).unwrap();
         let obj = v.as_object().unwrap();

@@ -15,6 +15,6 @@ pub mod status;
 
 pub use command::CallCommand;
 pub use dial::{Codec, DialRequest, HttpMethod, MediaEncryption, StatusEvent};
-pub use leg::{CallLeg, ChargeDetail, LegType, CALL_LEG_KEYS};
+pub use leg::{CallLeg, ChargeDetail, LegType, MediaReport, CALL_LEG_KEYS};
 pub use service::{CallControl, CallFilter, CallPage, CommandOk, ControlError};
 pub use status::{CallStatus, Direction, EndReason};

@@ -161,8 +161,8 @@ pub fn rtcp_packet(data: &[u8]) {
             assert_eq!(rtp::rtcp::parse(&again).map(|r| r.blocks), Ok(vec![*b]));
         }
     }
-    call.on_rtcp(ntp, data, 0x1111);
-    let _ = call.stats();
+    let accepted = call.on_rtcp(ntp, data, 0x1111);
+    assert_eq!(call.stats().reports_received, u64::from(accepted));
 }
 
 /// The SWML loader and the runtime validator: `parse_text` then `check::check`; a document that

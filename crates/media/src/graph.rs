@@ -71,16 +71,21 @@ pub enum MediaEvent {
     Digit(char),
     /// A listener on the far end's audio reported something.
     Listener(KeyedEvent),
+    /// The call's media counters while it is live (after an RTCP report went or came);
+    /// each one supersedes the last, so it may be dropped.
+    Stats(MediaStats),
 }
 
 impl MediaEvent {
-    /// Whether this event may be dropped when the node is behind: only a speech segment's
-    /// interim hypotheses, which a later partial or the final result supersedes. Everything
-    /// else is waited on by an operation or a script (a playback's end, a key, a transcript, a
-    /// detector's verdict) and is never dropped.
+    /// Whether this event may be dropped when the node is behind: a speech segment's
+    /// interim hypotheses, which a later partial or the final result supersedes, and live
+    /// media counters, which the next report (or the final ones at hang-up) supersede.
+    /// Everything else is waited on by an operation or a script (a playback's end, a key, a
+    /// transcript, a detector's verdict) and is never dropped.
     pub fn is_droppable(&self) -> bool {
         match self {
             MediaEvent::Listener(l) => l.event.is_droppable(),
+            MediaEvent::Stats(_) => true,
             _ => false,
         }
     }
@@ -104,8 +109,31 @@ pub struct MediaStats {
     pub packets_rejected: u64,
     /// SRTP/SRTCP datagrams that did not authenticate or were replays, set by the shard.
     pub srtp_rejected: u64,
+    /// Interarrival jitter of the far end's stream as we measured it (RFC 3550 A.8), in µs.
+    pub jitter_us: u64,
+    /// The RTP clock of our stream (what the far end's jitter about it is counted in).
+    pub rtp_clock_rate: u32,
     /// What RTCP told (set by the shard).
     pub rtcp: crate::rtcp::RtcpStats,
+}
+
+impl MediaStats {
+    /// Our measured jitter of the far end's stream, in ms.
+    pub fn jitter_ms(&self) -> f64 {
+        self.jitter_us as f64 / 1000.0
+    }
+
+    /// The far end's jitter of our stream (its last report block about us), in ms.
+    pub fn remote_jitter_ms(&self) -> Option<f64> {
+        let units = self.rtcp.remote_jitter?;
+        (self.rtp_clock_rate > 0)
+            .then(|| f64::from(units) * 1000.0 / f64::from(self.rtp_clock_rate))
+    }
+
+    /// The far end's loss of our stream since its previous report, 0.0–1.0.
+    pub fn remote_fraction_lost(&self) -> Option<f64> {
+        self.rtcp.remote_fraction_lost.map(|f| f64::from(f) / 256.0)
+    }
 }
 
 /// What offer/answer settled, and the random start of our RTP stream.
@@ -159,6 +187,7 @@ impl CallGraph {
             player: Player::new(kind.sample_rate(), kind.frame_samples()),
             payload: Vec::with_capacity(256),
             receiver: rtp::Receiver::new(cfg.rtp_clock_rate),
+            rtp_clock_rate: cfg.rtp_clock_rate,
             audio_pt: cfg.payload_type,
             event_pt: cfg.telephone_event_pt,
             garbage: 0,
@@ -264,6 +293,7 @@ pub struct CallGraph {
     player: Player,
     payload: Vec<u8>,
     receiver: rtp::Receiver,
+    rtp_clock_rate: u32,
     audio_pt: u8,
     event_pt: Option<u8>,
     garbage: u64,
@@ -425,6 +455,8 @@ impl MediaLeg for CallGraph {
             garbage_received: self.garbage,
             packets_rejected: 0,
             srtp_rejected: 0,
+            jitter_us: jitter_us(s.jitter_rtp_units, self.rtp_clock_rate),
+            rtp_clock_rate: self.rtp_clock_rate,
             rtcp: crate::rtcp::RtcpStats::default(),
         }
     }
@@ -436,6 +468,14 @@ impl MediaLeg for CallGraph {
             received: self.receiver.report_block_inputs(),
         })
     }
+}
+
+/// A jitter in RTP clock units as µs (0 for a clock of 0).
+fn jitter_us(units: f64, clock_rate: u32) -> u64 {
+    if clock_rate == 0 || !units.is_finite() || units <= 0.0 {
+        return 0;
+    }
+    (units * 1_000_000.0 / f64::from(clock_rate)) as u64
 }
 
 /// Converts one frame between call rates (8/16/48 kHz) by linear interpolation into exactly
@@ -472,6 +512,30 @@ pub fn resample_linear(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jitters in RTP clock units become ms at the call's clock; loss fractions are /256.
+    #[test]
+    fn stats_in_milliseconds() {
+        assert_eq!(jitter_us(80.0, 8000), 10_000);
+        assert_eq!(jitter_us(480.0, 48_000), 10_000);
+        assert_eq!((jitter_us(5.0, 0), jitter_us(f64::NAN, 8000)), (0, 0));
+        let mut s = MediaStats {
+            jitter_us: 1_500,
+            rtp_clock_rate: 8000,
+            ..Default::default()
+        };
+        assert_eq!(s.jitter_ms(), 1.5);
+        assert_eq!(
+            (s.remote_jitter_ms(), s.remote_fraction_lost()),
+            (None, None)
+        );
+        s.rtcp.remote_jitter = Some(16);
+        s.rtcp.remote_fraction_lost = Some(64);
+        assert_eq!(s.remote_jitter_ms(), Some(2.0));
+        assert_eq!(s.remote_fraction_lost(), Some(0.25));
+        s.rtp_clock_rate = 0;
+        assert_eq!(s.remote_jitter_ms(), None);
+    }
 
     #[test]
     fn linear_resampling_keeps_length_and_level() {

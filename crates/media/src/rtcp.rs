@@ -2,7 +2,7 @@
 //! while we don't), and what the far end's reports tell us (its loss, its jitter, the round
 //! trip). Pure: told the time (`now_us` on the shard's clock, `ntp` on the wall clock).
 
-use rtp::rtcp::{self, ReportBlock, RtcpSchedule, SenderInfo};
+use rtp::rtcp::{self, RtcpSchedule, SenderInfo};
 
 /// What a call's graph tells its RTCP: our stream's source and clock, and the counters of the
 /// stream we receive.
@@ -38,9 +38,45 @@ pub struct CallRtcp {
     packets: u32,
     octets: u32,
     sent_since_report: bool,
+    reports_sent: u64,
+    far: FarEndReports,
+}
+
+/// What the far end's reports have said over a call: its last SR (for our blocks' LSR/DLSR),
+/// the round trip, its view of our stream.
+#[derive(Debug, Clone, Default)]
+pub struct FarEndReports {
     /// The far end's last SR: its middle NTP bits and when (our NTP) it came.
     last_sr: Option<(u32, u64)>,
+    /// `reports_sent` stays 0 here.
     stats: RtcpStats,
+}
+
+impl FarEndReports {
+    /// A datagram from the far end's RTCP port, `ntp` its arrival. Malformed ones are ignored
+    /// (false).
+    pub fn on_rtcp(&mut self, ntp: u64, data: &[u8], our_ssrc: Option<u32>) -> bool {
+        let Ok(got) = rtcp::parse(data) else {
+            return false;
+        };
+        self.stats.reports_received += 1;
+        if let Some((_, info)) = got.sender {
+            self.last_sr = Some((rtcp::ntp_middle(info.ntp), ntp));
+        }
+        if let Some(b) = got.blocks.iter().find(|b| Some(b.ssrc) == our_ssrc) {
+            self.stats.remote_fraction_lost = Some(b.fraction_lost);
+            self.stats.remote_packets_lost = Some(b.cumulative_lost);
+            self.stats.remote_jitter = Some(b.jitter);
+            if let Some(rtt) = rtcp::round_trip_ms(b, ntp) {
+                self.stats.rtt_ms = Some(rtt);
+            }
+        }
+        true
+    }
+
+    pub fn stats(&self) -> RtcpStats {
+        self.stats
+    }
 }
 
 impl CallRtcp {
@@ -51,8 +87,8 @@ impl CallRtcp {
             packets: 0,
             octets: 0,
             sent_since_report: false,
-            last_sr: None,
-            stats: RtcpStats::default(),
+            reports_sent: 0,
+            far: FarEndReports::default(),
         }
     }
 
@@ -91,8 +127,8 @@ impl CallRtcp {
         self.sent_since_report = false;
         let block = inputs
             .received
-            .map(|r| rtcp::report_block(&r, self.last_sr, ntp));
-        self.stats.reports_sent += 1;
+            .map(|r| rtcp::report_block(&r, self.far.last_sr, ntp));
+        self.reports_sent += 1;
         Some(rtcp::compound_report(
             inputs.ssrc,
             &self.cname,
@@ -108,30 +144,14 @@ impl CallRtcp {
 
     /// A datagram from the far end's RTCP port. Malformed ones are ignored (false).
     pub fn on_rtcp(&mut self, ntp: u64, data: &[u8], our_ssrc: u32) -> bool {
-        let Ok(got) = rtcp::parse(data) else {
-            return false;
-        };
-        self.stats.reports_received += 1;
-        if let Some((_, info)) = got.sender {
-            self.last_sr = Some((rtcp::ntp_middle(info.ntp), ntp));
-        }
-        if let Some(about_us) = got.blocks.iter().find(|b| b.ssrc == our_ssrc) {
-            self.learn(about_us, ntp);
-        }
-        true
-    }
-
-    fn learn(&mut self, b: &ReportBlock, ntp: u64) {
-        self.stats.remote_fraction_lost = Some(b.fraction_lost);
-        self.stats.remote_packets_lost = Some(b.cumulative_lost);
-        self.stats.remote_jitter = Some(b.jitter);
-        if let Some(rtt) = rtcp::round_trip_ms(b, ntp) {
-            self.stats.rtt_ms = Some(rtt);
-        }
+        self.far.on_rtcp(ntp, data, Some(our_ssrc))
     }
 
     pub fn stats(&self) -> RtcpStats {
-        self.stats
+        RtcpStats {
+            reports_sent: self.reports_sent,
+            ..self.far.stats()
+        }
     }
 }
 

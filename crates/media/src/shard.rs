@@ -29,6 +29,10 @@ struct Leg<K> {
     srtp: Option<SrtpSession>,
     /// RTCP rides on the RTP port (RFC 5761; both sides said `a=rtcp-mux`).
     rtcp_mux: bool,
+    /// A report went or came since the call's live stats were last handed out.
+    stats_due: bool,
+    /// When (µs) they were last handed out.
+    stats_told_us: Option<u64>,
 }
 
 /// Where one of a call's RTCP packets goes.
@@ -46,6 +50,15 @@ fn is_rtcp(data: &[u8]) -> bool {
 }
 
 impl<K> Leg<K> {
+    fn stats(&self) -> MediaStats {
+        let mut s = self.graph.stats();
+        s.packets_sent = self.packets_sent;
+        s.packets_rejected = self.latch.rejected();
+        s.srtp_rejected = self.srtp.as_ref().map_or(0, SrtpSession::rejected);
+        s.rtcp = self.rtcp.stats();
+        s
+    }
+
     fn rtcp_destination(&self) -> RtcpDestination {
         let rtp = self.latch.target();
         RtcpDestination {
@@ -68,7 +81,9 @@ impl<K> Leg<K> {
             },
             None => data,
         };
-        self.rtcp.on_rtcp(ntp, plain, ours)
+        let report = self.rtcp.on_rtcp(ntp, plain, ours);
+        self.stats_due |= report;
+        report
     }
 }
 
@@ -159,6 +174,8 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             peer: None,
             srtp: None,
             rtcp_mux: false,
+            stats_due: false,
+            stats_told_us: None,
         };
         self.legs.insert(key, leg);
     }
@@ -237,16 +254,33 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     pub fn remove(&mut self, key: K) -> Option<MediaStats> {
         self.unbridge(key);
         self.legs.remove(&key).map(|leg| {
-            let mut s = leg.graph.stats();
-            s.packets_sent = leg.packets_sent;
-            s.packets_rejected = leg.latch.rejected();
-            s.srtp_rejected = leg.srtp.as_ref().map_or(0, SrtpSession::rejected);
+            let s = leg.stats();
             if let Some(e) = leg.srtp.as_ref().and_then(SrtpSession::last_error) {
                 tracing::info!(rejected = s.srtp_rejected, last_error = %e, "SRTP datagrams refused");
             }
-            s.rtcp = leg.rtcp.stats();
             s
         })
+    }
+
+    /// Each call's counters while it runs, after an RTCP report went or came, at most every
+    /// `every_us` per call (each one costs its actor a store write).
+    pub fn poll_live_stats(
+        &mut self,
+        now_us: u64,
+        every_us: u64,
+        mut f: impl FnMut(K, MediaStats),
+    ) {
+        for (key, leg) in self.legs.iter_mut() {
+            let recent = leg
+                .stats_told_us
+                .is_some_and(|t| now_us.saturating_sub(t) < every_us);
+            if !leg.stats_due || recent {
+                continue;
+            }
+            leg.stats_due = false;
+            leg.stats_told_us = Some(now_us);
+            f(*key, leg.stats());
+        }
     }
 
     /// The RTCP BYE that ends the call's stream, and where it goes (before [`Self::remove`]).
@@ -276,6 +310,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
                     graph.rtcp_inputs()
                 });
             let Some(pkt) = report else { continue };
+            leg.stats_due = true;
             let to = leg.rtcp_destination();
             match leg.srtp.as_mut() {
                 Some(srtp) => {

@@ -415,6 +415,8 @@ impl NodeInner {
             .unwrap_or_else(|_| "[]".into()),
             dial_request: dial_request_json(request).to_string(),
             sip_call_id: None,
+            media_stats: None,
+            held: false,
         };
         let ident = CallIdentity {
             call_id,

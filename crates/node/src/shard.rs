@@ -55,7 +55,7 @@ impl EventSink {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = EventSink {
             tx,
-            droppable: DropBudget::new("media events (speech partials)", droppable_cap),
+            droppable: DropBudget::new("media events (speech partials, live stats)", droppable_cap),
         };
         (sink, rx)
     }
@@ -330,6 +330,10 @@ fn run_shard(
         media.poll_rtcp(now_us, ntp, |call_id, dest, pkt| {
             send_rtcp(&sockets, call_id, dest, pkt);
         });
+        // Live counters for the call's actor (and its record): a droppable event, never a wait.
+        media.poll_live_stats(now_us, LIVE_STATS_EVERY_US, |call_id, stats| {
+            events.emit(call_id, MediaEvent::Stats(stats))
+        });
         for (counter, n) in [
             (&rtp_in, n_in),
             (&rtp_out, n_out),
@@ -368,6 +372,10 @@ fn run_shard(
         next_tick += TICK;
     }
 }
+
+/// A call's actor hears its live stats at most this often (each one is a store write): the
+/// first report at once, then about once per RTCP interval however many reports go and come.
+const LIVE_STATS_EVERY_US: u64 = 4_000_000;
 
 /// One RTCP packet out: from the RTP socket when muxed, else from the RTCP socket.
 fn send_rtcp(
@@ -559,6 +567,13 @@ mod tests {
         fn pcm_rate(&self) -> u32 {
             8000
         }
+        fn rtcp_inputs(&mut self) -> Option<media::rtcp::RtcpInputs> {
+            Some(media::rtcp::RtcpInputs {
+                ssrc: 0x0102_0304,
+                rtp_timestamp: 0,
+                received: None,
+            })
+        }
         fn poll_event(&mut self) -> Option<MediaEvent> {
             None
         }
@@ -626,8 +641,9 @@ mod tests {
     }
 
     #[test]
-    fn only_partials_are_droppable() {
+    fn only_partials_and_live_stats_are_droppable() {
         assert!(partial().is_droppable());
+        assert!(MediaEvent::Stats(MediaStats::default()).is_droppable());
         for ev in [
             SpeechEvent::StartOfInput,
             SpeechEvent::Result {
@@ -698,6 +714,70 @@ mod tests {
         assert_eq!(stats.packets_received, 1);
         // ~50 in one second after latching; generous bounds, this is not a timing test.
         assert!((30..=60).contains(&got), "got {got} packets in 1 s");
+    }
+
+    /// Real sockets: a report from the far end's RTCP port reaches the call's actor as live
+    /// stats (a droppable event), with the RTP sent so far; the media thread never waits.
+    #[tokio::test]
+    async fn a_far_end_report_becomes_live_stats() {
+        let (ev_tx, mut ev_rx) = EventSink::new(16);
+        let shards =
+            MediaShards::start(1, ev_tx, LatchPolicy::default(), metrics::Metrics::new()).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&rtp, &rtcp] {
+            s.set_nonblocking(true).unwrap();
+        }
+        let rtcp_addr = rtcp.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let id = Uuid::new_v4();
+        shards.send(
+            id,
+            ShardCommand::Add {
+                call_id: id,
+                socket: rtp,
+                remote: peer.local_addr().unwrap(),
+                leg: Box::new(Counter { ticks: 0, rx: 0 }),
+                srtp: None,
+                rtcp_mux: false,
+            },
+        );
+        shards.send(
+            id,
+            ShardCommand::SetRtcpSocket {
+                call_id: id,
+                socket: rtcp,
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let rr = rtp::rtcp::compound_report(0x0a0b_0c0d, "peer", None, None);
+        peer.send_to(&rr, rtcp_addr).unwrap();
+        // Our own first report (due within 2.5 s, by the call's spread) is told too; when it
+        // came first, the far end's waits for the next telling (LIVE_STATS_EVERY_US).
+        let stats = loop {
+            let ev = tokio::time::timeout(Duration::from_secs(6), ev_rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(ev.permit.is_some(), "live stats are droppable");
+            let MediaEvent::Stats(stats) = ev.event else {
+                panic!("{:?}", ev.event);
+            };
+            if stats.rtcp.reports_received > 0 {
+                break stats;
+            }
+            assert_eq!(stats.rtcp.reports_sent, 1, "{stats:?}");
+        };
+        shards.send(
+            id,
+            ShardCommand::Remove {
+                call_id: id,
+                reply: None,
+            },
+        );
+        shards.shutdown();
+        assert_eq!(stats.rtcp.reports_received, 1);
+        assert!(stats.packets_sent >= 5, "{stats:?}");
     }
 
     /// Real sockets: a stranger on another loopback address gets nothing and is counted in

@@ -29,6 +29,12 @@ impl CallRecord {
             end_reason: self.end_reason.clone(),
             answered_at: self.answered_at_ms.map(iso8601),
             ended_at: self.ended_at_ms.map(iso8601),
+            // A row that does not parse (written by another version) shows no stats.
+            media_stats: self
+                .media_stats
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
+            held: (self.answered_at_ms.is_some() && !ended).then_some(self.held),
         }
     }
 
@@ -91,5 +97,29 @@ mod tests {
         assert_eq!(r.leg().billing_ms, Some(0));
         r.status_events = "garbage".into();
         assert!(!r.subscribed("ended"));
+        assert_eq!(
+            r.leg().held,
+            None,
+            "not answered, then ended: no hold state"
+        );
+        r.ended_at_ms = None;
+        r.answered_at_ms = Some(1_714_998_001_000);
+        r.held = true;
+        assert_eq!(r.leg().held, Some(true));
+        assert_eq!(r.leg().media_stats, None);
+        r.media_stats = Some(r#"{"final":true}"#.into());
+        assert_eq!(
+            r.leg().media_stats,
+            None,
+            "a row that does not parse shows none"
+        );
+        let report = control::MediaReport {
+            is_final: true,
+            packets_sent: 10,
+            rtt_ms: Some(3),
+            ..control::MediaReport::default()
+        };
+        r.media_stats = serde_json::to_string(&report).ok();
+        assert_eq!(r.leg().media_stats, Some(report));
     }
 }

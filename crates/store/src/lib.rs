@@ -89,6 +89,12 @@ pub struct CallRecord {
     /// JSON text.
     pub dial_request: String,
     pub sip_call_id: Option<String>,
+    /// JSON text of the call's `control::MediaReport`, once its media ran. Read with the row;
+    /// written only by [`Store::set_media_stats`] (insert and update leave it alone).
+    pub media_stats: Option<String>,
+    /// Whether the far end holds the call. Read with the row; written only by
+    /// [`Store::set_held`].
+    pub held: bool,
 }
 
 /// A webhook to put in the outbox.
@@ -149,7 +155,7 @@ impl std::fmt::Debug for Store {
 const CALL_COLUMNS: &str = "id, project_id, node_id, segment_id, event_channel, from_addr, \
     to_addr, direction, leg_type, url, status, parent_id, created_at_ms, answered_at_ms, \
     ended_at_ms, end_reason, duration_ms, billing_ms, status_url, status_events, dial_request, \
-    sip_call_id";
+    sip_call_id, media_stats, held";
 
 const INSERT_CALL: &str = "INSERT INTO calls (id, project_id, node_id, segment_id, \
     event_channel, from_addr, to_addr, direction, leg_type, url, status, parent_id, \
@@ -242,6 +248,36 @@ impl Store {
         self.with_conn(move |conn| match execute_call(conn, UPDATE_CALL, &r)? {
             0 => Err(StoreError::CallNotFound(r.id)),
             _ => Ok(()),
+        })
+        .await
+    }
+
+    /// Stores the call's media statistics (JSON text); [`StoreError::CallNotFound`] if there is
+    /// no such call.
+    pub async fn set_media_stats(&self, id: Uuid, json: String) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            match conn.execute(
+                "UPDATE calls SET media_stats = ?2 WHERE id = ?1",
+                params![id.to_string(), json],
+            )? {
+                0 => Err(StoreError::CallNotFound(id)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Stores whether the far end holds the call; [`StoreError::CallNotFound`] if there is no
+    /// such call.
+    pub async fn set_held(&self, id: Uuid, held: bool) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            match conn.execute(
+                "UPDATE calls SET held = ?2 WHERE id = ?1",
+                params![id.to_string(), held],
+            )? {
+                0 => Err(StoreError::CallNotFound(id)),
+                _ => Ok(()),
+            }
         })
         .await
     }
@@ -735,6 +771,8 @@ impl RawCall {
                 status_events: row.get(19)?,
                 dial_request: row.get(20)?,
                 sip_call_id: row.get(21)?,
+                media_stats: row.get(22)?,
+                held: row.get(23)?,
             },
         })
     }

@@ -88,6 +88,13 @@ const MIGRATIONS: &[&str] = &[
         started_at_ms  INTEGER NOT NULL
     );
     "#,
+    // 3: a call's media statistics (JSON of `control::MediaReport`, written while it is live
+    // and at hang-up) and whether the far end holds it; written apart from the rest of the
+    // row (`Store::set_media_stats`, `Store::set_held`).
+    r#"
+    ALTER TABLE calls ADD COLUMN media_stats TEXT;
+    ALTER TABLE calls ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes and understands.

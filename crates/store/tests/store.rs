@@ -25,6 +25,8 @@ fn record(project: Uuid, created_at_ms: i64, status: &str) -> CallRecord {
         status_events: r#"["ended"]"#.into(),
         dial_request: r#"{"from":"a","to":"b"}"#.into(),
         sip_call_id: None,
+        media_stats: None,
+        held: false,
     }
 }
 
@@ -110,6 +112,40 @@ async fn update_replaces_the_row() {
     let err = store.update_call(missing.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::CallNotFound(id) if id == missing.id));
     assert!(err.to_string().contains(&missing.id.to_string()));
+}
+
+/// Media stats and the hold flag are written apart from the row: a whole-row update (the
+/// actor's status changes) leaves them as they are.
+#[tokio::test]
+async fn media_stats_and_hold_survive_row_updates() {
+    let store = Store::open_in_memory().await.unwrap();
+    let project = Uuid::new_v4();
+    let mut r = record(project, 10, "answered");
+    store.insert_call(r.clone()).await.unwrap();
+    let got = store.get_call(project, r.id).await.unwrap().unwrap();
+    assert_eq!((got.media_stats, got.held), (None, false));
+    store
+        .set_media_stats(r.id, r#"{"packets_sent":1}"#.into())
+        .await
+        .unwrap();
+    store.set_held(r.id, true).await.unwrap();
+    r.status = "ending".into();
+    store.update_call(r.clone()).await.unwrap();
+    let got = store.get_call(project, r.id).await.unwrap().unwrap();
+    assert_eq!(got.media_stats.as_deref(), Some(r#"{"packets_sent":1}"#));
+    assert!(got.held);
+    assert_eq!(got.status, "ending");
+    store.set_held(r.id, false).await.unwrap();
+    assert!(!store.get_call(project, r.id).await.unwrap().unwrap().held);
+    let missing = Uuid::new_v4();
+    assert!(matches!(
+        store.set_media_stats(missing, "{}".into()).await,
+        Err(StoreError::CallNotFound(id)) if id == missing
+    ));
+    assert!(matches!(
+        store.set_held(missing, true).await,
+        Err(StoreError::CallNotFound(_))
+    ));
 }
 
 #[tokio::test]

@@ -49,6 +49,27 @@ pub fn leg(id: Uuid, from: &str, to: &str) -> CallLeg {
         end_reason: None,
         answered_at: None,
         ended_at: None,
+        media_stats: None,
+        held: None,
+    }
+}
+
+/// The media statistics the fake's calls carry.
+pub fn media_report() -> control::MediaReport {
+    control::MediaReport {
+        is_final: false,
+        updated_at: "2025-03-02T17:45:19.250Z".into(),
+        packets_sent: 500,
+        packets_received: 498,
+        packets_lost: 2,
+        jitter_ms: 1.5,
+        rtcp_received: true,
+        rtcp_reports_sent: 2,
+        rtcp_reports_received: 1,
+        rtt_ms: Some(12),
+        remote_packets_lost: Some(0),
+        remote_fraction_lost: Some(0.0),
+        remote_jitter_ms: None,
     }
 }
 
@@ -127,7 +148,11 @@ impl CallControl for Recorder {
         if Self::owner(call_id) != Some(project) {
             return Err(ControlError::NotFound);
         }
-        Ok(leg(call_id, "+15105550100", "sip:alice@pbx.example.net"))
+        Ok(CallLeg {
+            media_stats: Some(media_report()),
+            held: Some(true),
+            ..leg(call_id, "+15105550100", "sip:alice@pbx.example.net")
+        })
     }
 
     async fn list_calls(

@@ -195,7 +195,9 @@ impl CallActor {
                 info!("the caller canceled before answer");
                 self.input(CallInput::RemoteHangup).await;
             }
-            sip::InboundEvent::RemoteOffer { sdp, respond } => self.on_remote_offer(sdp, respond),
+            sip::InboundEvent::RemoteOffer { sdp, respond } => {
+                self.on_remote_offer(sdp, respond).await
+            }
             sip::InboundEvent::RemoteBye => self.input(CallInput::RemoteHangup).await,
             sip::InboundEvent::AckTimeout => {
                 self.input(CallInput::Fail {

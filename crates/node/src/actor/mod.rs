@@ -27,7 +27,7 @@ use control::{CallCommand, CallStatus, CommandOk, ControlError, DialRequest, End
 
 use crate::actor::script::ScriptWait;
 use crate::media_leg;
-use crate::shard::{MediaEvent, ShardCommand};
+use crate::shard::{MediaEvent, MediaStats, ShardCommand};
 use crate::{now_ms, NodeInner};
 use control::routing::Route;
 use webhook::events::{CallIdentity, CallTimes};
@@ -111,6 +111,8 @@ pub(crate) struct CallActor {
     pub(crate) inbound: Option<crate::actor::inbound::InboundState>,
     pub(crate) in_events: Option<mpsc::Receiver<sip::InboundEvent>>,
     pub(crate) media_running: bool,
+    /// The far end holds the call (its SDP takes no audio from us).
+    pub(crate) held: bool,
     /// The negotiated media, once answered (its PCM rate is what playback prepares for).
     pub(crate) media: Option<media_leg::NegotiatedMedia>,
     pub(crate) tasks_tx: mpsc::UnboundedSender<TaskDone>,
@@ -166,6 +168,7 @@ impl CallActor {
             inbound: None,
             in_events: None,
             media_running: false,
+            held: false,
             media: None,
             tasks_tx,
             tasks_rx,
@@ -370,7 +373,7 @@ impl CallActor {
                 info!(code, %reason, "far end rejected the call");
                 self.input(CallInput::Rejected { code }).await
             }
-            sip::LegEvent::RemoteOffer { sdp, respond } => self.on_remote_offer(sdp, respond),
+            sip::LegEvent::RemoteOffer { sdp, respond } => self.on_remote_offer(sdp, respond).await,
             sip::LegEvent::RemoteBye => self.input(CallInput::RemoteHangup).await,
             sip::LegEvent::Terminated => {
                 self.leg_events = None;
@@ -470,6 +473,13 @@ impl CallActor {
         if !session.sending {
             // The far end answered (or offered) `sendonly`/`inactive`: held from the start.
             info!("the far end takes no audio yet (SDP direction): not sending");
+            self.held = true;
+            let (store, call_id) = (self.node.store.clone(), self.ident.call_id);
+            tokio::spawn(async move {
+                if let Err(e) = store.set_held(call_id, true).await {
+                    warn!(error = %e, "hold state not stored");
+                }
+            });
             self.node.media.send(
                 self.media_key,
                 ShardCommand::SetSending {
@@ -487,7 +497,7 @@ impl CallActor {
         Ok(())
     }
 
-    pub(crate) fn on_remote_offer(
+    pub(crate) async fn on_remote_offer(
         &mut self,
         sdp: Option<String>,
         respond: oneshot::Sender<Result<String, u16>>,
@@ -540,6 +550,10 @@ impl CallActor {
                     self.node.media.send(self.media_key, cmd);
                 }
                 let _ = respond.send(Ok(re.sdp));
+                if self.held == re.sending {
+                    self.held = !re.sending;
+                    self.store_held(self.held).await;
+                }
             }
             Err(e) => {
                 warn!(error = %e, "re-INVITE offer not acceptable");
@@ -768,6 +782,39 @@ impl CallActor {
             }
             MediaEvent::Digit(d) => self.op_event(SessionEvent::Digit(d)).await,
             MediaEvent::Listener(ev) => self.on_listener_event(ev).await,
+            // Only while the media runs: the final stats, once stored, stay.
+            MediaEvent::Stats(stats) if self.media_running => {
+                self.store_media_stats(&stats, false, now_ms()).await
+            }
+            MediaEvent::Stats(_) => {}
+        }
+    }
+
+    /// The call's media statistics on its record (`GET /api/calling/calls/{id}`).
+    async fn store_media_stats(&self, stats: &MediaStats, is_final: bool, now: u64) {
+        let report = media_report(stats, is_final, now);
+        let Ok(json) = serde_json::to_string(&report) else {
+            return;
+        };
+        if let Err(e) = self
+            .node
+            .store
+            .set_media_stats(self.ident.call_id, json)
+            .await
+        {
+            warn!(error = %e, "media stats not stored");
+        }
+    }
+
+    /// Whether the far end holds the call, on its record and in the log.
+    async fn store_held(&self, held: bool) {
+        if held {
+            info!("call held by the far end (its SDP takes no audio): not sending");
+        } else {
+            info!("call resumed by the far end: sending");
+        }
+        if let Err(e) = self.node.store.set_held(self.ident.call_id, held).await {
+            warn!(error = %e, "hold state not stored");
         }
     }
 
@@ -918,6 +965,7 @@ impl CallActor {
                     },
                 });
                 self.call_event_at("media_stats", detail, now).await;
+                self.store_media_stats(&stats, true, now).await;
             }
             self.media_running = false;
         }
@@ -997,5 +1045,27 @@ async fn sleep_until_ms(deadline: Option<u64>) {
             tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
         }
         None => std::future::pending().await,
+    }
+}
+
+/// A call's media counters as its record shows them (`control::MediaReport`).
+fn media_report(s: &MediaStats, is_final: bool, now_ms: u64) -> control::MediaReport {
+    let updated_at = chrono::DateTime::from_timestamp_millis(now_ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    control::MediaReport {
+        is_final,
+        updated_at,
+        packets_sent: s.packets_sent,
+        packets_received: s.packets_received,
+        packets_lost: s.packets_lost,
+        jitter_ms: s.jitter_ms(),
+        rtcp_received: s.rtcp.reports_received > 0,
+        rtcp_reports_sent: s.rtcp.reports_sent,
+        rtcp_reports_received: s.rtcp.reports_received,
+        rtt_ms: s.rtcp.rtt_ms,
+        remote_packets_lost: s.rtcp.remote_packets_lost.map(i64::from),
+        remote_fraction_lost: s.remote_fraction_lost(),
+        remote_jitter_ms: s.remote_jitter_ms(),
     }
 }
