@@ -45,8 +45,12 @@ pub struct NodeConfig {
     pub asr_command: Option<Vec<String>>,
     /// Codecs in preference order, for our offers (when a dial names none) and our answers.
     pub codecs: Vec<sdp::Codec>,
-    /// Limits on the SIP/TCP listener.
+    /// Limits on the SIP/TCP listener (and the TLS one).
     pub sip_tcp: sip::TcpLimits,
+    /// The SIP/TLS listener (address, certificate, key), if any.
+    pub sip_tls: Option<sip::TlsServer>,
+    /// PEM trust anchors for calls we place over TLS (`sips:`, `;transport=tls`).
+    pub sip_tls_ca_pem: Option<Vec<u8>>,
     /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
     pub egress: egress::EgressPolicy,
     /// Calls (every leg counts) held at once at most; more are refused with 503 (API and SIP).

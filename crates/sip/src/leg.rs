@@ -91,15 +91,26 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         extra.push(request::extra_header(name, value)?);
     }
 
-    // Contact: our advertised address, with the caller's user part.
+    // Contact: our advertised address, with the caller's user part. Toward a TLS target,
+    // when we listen for TLS, our TLS listener (with `;transport=tls`, which the stack keeps
+    // as given), so the far end's requests come back over TLS.
+    let tls_contact = (target.transport == UriTransport::Tls)
+        .then_some(inner.tls_advertised)
+        .flatten();
     let contact = Uri {
-        scheme: Some(Scheme::Sip),
+        scheme: Some(match (tls_contact, target.uri.scheme.as_ref()) {
+            (Some(_), Some(Scheme::Sips)) => Scheme::Sips,
+            _ => Scheme::Sip,
+        }),
         auth: from.auth.as_ref().map(|a| Auth {
             user: a.user.clone(),
             password: None,
         }),
-        host_with_port: inner.advertised.into(),
-        params: vec![],
+        host_with_port: tls_contact.unwrap_or(inner.advertised).into(),
+        params: match tls_contact {
+            Some(_) => vec![rsipstack::sip::Param::Transport(Transport::Tls)],
+            None => vec![],
+        },
         headers: vec![],
     };
     // `sips:` without `;transport=tls` still has to go (and say in Via that

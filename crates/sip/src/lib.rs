@@ -111,6 +111,7 @@ mod inbound;
 mod leg;
 mod request;
 mod saved;
+mod tls;
 mod wire;
 
 #[doc(hidden)]
@@ -162,8 +163,35 @@ pub struct SipOptions {
     /// PEM trust anchors for outbound TLS (`sips:`). Without them no server
     /// certificate verifies and TLS calls fail (`Failed { code: 0 }`).
     pub tls_ca_pem: Option<Vec<u8>>,
-    /// Limits on the TCP listener (docs/security.md).
+    /// A SIP-over-TLS listener beside UDP and TCP; `None` (the default) binds none.
+    pub tls: Option<TlsServer>,
+    /// Limits on the TCP listener, and on the TLS listener too (docs/security.md).
     pub tcp: TcpLimits,
+}
+
+/// The TLS listener: where it listens and the certificate it presents. Calls that arrive
+/// over it are answered with a Contact on it (`;transport=tls`, or `sips:` when the
+/// Request-URI was `sips:`), so the caller's in-dialog requests come back over TLS; our own
+/// requests over TLS name its port in Via, and calls we place to `sips:`/`;transport=tls`
+/// targets give it as their Contact. No client certificate is asked for.
+#[derive(Clone)]
+pub struct TlsServer {
+    /// Address to listen on; port 0 picks one ([`SipEndpoint::tls_local_addr`]).
+    pub listen: SocketAddr,
+    /// The certificate chain, PEM, leaf first.
+    pub cert_pem: Vec<u8>,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("listen", &self.listen)
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 /// What the TCP listener allows a peer. An accepted connection is held by the adapter until
@@ -203,6 +231,7 @@ impl Default for SipOptions {
             t2: Duration::from_secs(4),
             transaction_timeout: Duration::from_secs(32),
             tls_ca_pem: None,
+            tls: None,
             tcp: TcpLimits::default(),
         }
     }

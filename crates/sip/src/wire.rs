@@ -8,6 +8,9 @@
 //!   the end of the header list; RFC 3261 §7.3.1 recommends Via first, and
 //!   some proxies only look there.
 //!
+//! * It has no TLS listener of its own (ours is in endpoint.rs), so the Via of a request
+//!   sent over TLS names our UDP port; it gets the TLS listener's.
+//!
 //! Neither change touches what the transaction layer matches on (the Via
 //! branch and values are unchanged; only order and one quote pair).
 
@@ -15,13 +18,20 @@ use rsipstack::sip::{Header, SipMessage};
 use rsipstack::transaction::endpoint::MessageInspector;
 use rsipstack::transport::SipAddr;
 
-pub(crate) struct WireFixes;
+pub(crate) struct WireFixes {
+    /// Our advertised UDP address and TLS listener address: a request sent over TLS names
+    /// the latter in its Via (see `tls::fix_tls_via`).
+    pub(crate) tls_via: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
 
 impl MessageInspector for WireFixes {
     fn before_send(&self, msg: SipMessage, _dest: Option<&SipAddr>) -> SipMessage {
         match msg {
             SipMessage::Request(mut req) => {
                 via_first(&mut req.headers.0);
+                if let Some((udp, tls)) = self.tls_via {
+                    crate::tls::fix_tls_via(&mut req.headers.0, udp, tls);
+                }
                 for h in req.headers.iter_mut() {
                     match h {
                         Header::Authorization(a) => {
