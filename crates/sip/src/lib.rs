@@ -13,10 +13,12 @@
 //! * One UDP socket and one TCP listener on the same port
 //!   ([`SipConfig::listen`]); Via and Contact advertise
 //!   [`SipConfig::external_ip`] and that port; the Call-ID ends in
-//!   `@external_ip`.
+//!   `@external_ip`. Optionally a TLS listener on its own port
+//!   ([`SipOptions::tls`], [`TlsServer`]), with the TCP listener's limits: calls
+//!   over it get a Contact on it, requests we send over TLS name it in Via.
 //! * Outbound INVITE to `sip:`/`sips:` URIs; `;transport=tcp` selects TCP,
-//!   `sips:` (or `;transport=tls`) selects TLS (client only, see
-//!   [`SipOptions::tls_ca_pem`]). The next hop is resolved (A/AAAA/SRV) and,
+//!   `sips:` (or `;transport=tls`) selects TLS (trust anchors:
+//!   [`SipOptions::tls_ca_pem`]; with a TLS listener, the Contact is on it). The next hop is resolved (A/AAAA/SRV) and,
 //!   for TCP/TLS, connected before the INVITE is sent: an unreachable peer is
 //!   `Failed { code: 0 }` at once instead of after timer B.
 //! * Digest auth on 401 and 407: the INVITE is re-sent once with
@@ -48,7 +50,8 @@
 //!   ([`InboundEvent::Canceled`]); the caller's BYE → 200
 //!   ([`InboundEvent::RemoteBye`]); re-INVITE/UPDATE/in-dialog OPTIONS/other
 //!   methods as for outbound legs; a re-INVITE before the caller ACKed our
-//!   200 → 491. Over UDP and TCP.
+//!   200 → 491. Over UDP, TCP and TLS (Contact `;transport=tls` on the TLS
+//!   listener, `sips:` when the Request-URI was).
 //! * Out-of-dialog OPTIONS → 200 (with `Allow`); requests for an unknown
 //!   dialog → 481; other methods → 405. Datagrams and stream data that do not parse
 //!   are dropped and logged by the stack (tests throw garbage at both).
@@ -93,13 +96,19 @@
 //! * Its UAS dialog treats an INVITE in a dialog not yet confirmed as the
 //!   initial INVITE and never answers it: the adapter answers 491 first.
 //! * It drops an INVITE without a From tag unanswered (no transaction).
+//! * A non-INVITE server transaction that sent its final response ends at
+//!   once and drops `last_response`: the adapter counts a terminated
+//!   transaction as answered (no second, 501, response is attempted).
+//! * Its Via for a request over TLS names the port of its first listener
+//!   (UDP: our TLS listener is not one of its listeners, so the adapter
+//!   keeps its own accept loop and limits); `wire.rs` puts the TLS port there.
 //!
 //! # Not implemented yet
 //!
 //! Sending re-INVITE/UPDATE ourselves (either direction),
 //! REFER, receiving INFO DTMF, PRACK/100rel on our side (a far end that
-//! requires it gets PRACKs from the stack, untested), session timers, a TLS
-//! listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
+//! requires it gets PRACKs from the stack, untested), session timers, client
+//! certificates on the TLS listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
 //! re-INVITE (it arrives in the ACK and is not surfaced), a timeout for
 //! inbound calls the call layer never answers (the caller's CANCEL or
 //! timer C ends them), and routing by anything but the receiver (one queue

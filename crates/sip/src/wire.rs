@@ -11,7 +11,7 @@
 //! * It has no TLS listener of its own (ours is in endpoint.rs), so the Via of a request
 //!   sent over TLS names our UDP port; it gets the TLS listener's.
 //!
-//! Neither change touches what the transaction layer matches on (the Via
+//! None of the changes touches what the transaction layer matches on (the Via
 //! branch and values are unchanged; only order and one quote pair).
 
 use rsipstack::sip::{Header, SipMessage};
