@@ -277,9 +277,9 @@ impl SipEndpoint {
             .with_transport_layer(transport_layer)
             .with_cancel_token(token.child_token())
             .with_option(option)
-            .with_inspector(Box::new(crate::wire::WireFixes {
-                tls_via: tls_advertised.map(|tls| (advertised, tls)),
-            }))
+            .with_inspector(Box::new(crate::wire::WireFixes::new(
+                tls_advertised.map(|tls| (advertised, tls)),
+            )))
             .with_allows(vec![
                 Method::Invite,
                 Method::Ack,

@@ -395,6 +395,10 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
         }
     };
     *dialog_inner.remote_contact.lock() = tx.original.contact_header().ok().cloned();
+    if let Some(written) = crate::wire::contact_udp_uri(&tx.original.headers) {
+        // The stack's parse of the caller's Contact dropped `;transport=udp`.
+        crate::wire::restore_udp(&mut dialog_inner.remote_uri.lock(), &written);
+    }
     if let Some(t @ (Transport::Tcp | Transport::Tls)) = transport {
         let mut remote_uri = dialog_inner.remote_uri.lock();
         if !remote_uri

@@ -47,6 +47,9 @@ impl std::fmt::Debug for LegHandle {
 
 struct LegCore {
     dialog: InviteDialog,
+    /// The same dialog's state, to put back what the stack's parse of the far end's Contact
+    /// dropped (`;transport=udp`).
+    dialog_inner: Arc<DialogInner>,
     call_ref: String,
     call_id: String,
     span: Span,
@@ -193,7 +196,8 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         Some(local_contact),
         tx.tu_sender.clone(),
     )?;
-    let dialog = InviteDialog::from_inner(Arc::new(dialog_inner));
+    let dialog_inner = Arc::new(dialog_inner);
+    let dialog = InviteDialog::from_inner(dialog_inner.clone());
 
     let span = tracing::info_span!(
         "sip_leg",
@@ -202,6 +206,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
     );
     let core = Arc::new(LegCore {
         dialog: dialog.clone(),
+        dialog_inner,
         call_ref: req.call_ref.clone(),
         call_id: id.call_id.clone(),
         span: span.clone(),
@@ -415,6 +420,10 @@ impl LegTask {
             return Next::Exit;
         }
         info!(code, "answered");
+        if let Some(written) = crate::wire::contact_udp_uri(&resp.headers) {
+            let mut target = self.core.dialog_inner.remote_uri.lock();
+            crate::wire::restore_udp(&mut target, &written);
+        }
         self.emit(LegEvent::Answered {
             sdp: body_text(&resp.body),
         })
