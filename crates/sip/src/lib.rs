@@ -99,6 +99,9 @@
 //! * A non-INVITE server transaction that sent its final response ends at
 //!   once and drops `last_response`: the adapter counts a terminated
 //!   transaction as answered (no second, 501, response is attempted).
+//! * Its ACK to a non-2xx final copies the response's Via (`received=`,
+//!   `rport=` value) and its typed Contact drops `;transport=udp` from remote
+//!   targets: `wire.rs` and the dialog setup put both back (docs/interop.md).
 //! * Its Via for a request over TLS names the port of its first listener
 //!   (UDP: our TLS listener is not one of its listeners, so the adapter
 //!   keeps its own accept loop and limits); `wire.rs` puts the TLS port there.
