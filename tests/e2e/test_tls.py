@@ -126,6 +126,18 @@ def starts(trace, event, prefix):
     return [raw for e, _, _, raw in trace if e == event and raw.startswith(prefix)]
 
 
+def invite_answers(d):
+    """200 OKs to INVITEs dialtone sent over a TLS stream (first answer, then re-INVITEs)."""
+    out = []
+    for line in log_text(d).splitlines():
+        if "stream send" in line and "src=TLS" in line:
+            m = re.search(r'raw_message="(.*?)(?<!\\)"', line)
+            raw = m.group(1).encode().decode("unicode_escape") if m else ""
+            if raw.startswith("SIP/2.0 200") and " INVITE\r\n" in raw:
+                out.append(raw)
+    return out
+
+
 def check_plaintext_refused(port):
     """A plaintext OPTIONS to the TLS port gets no SIP answer; the same over TLS gets 200."""
     options = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKplain\r\n"
@@ -216,6 +228,15 @@ def test_inbound_call_over_tls_audio_both_ways_caller_hangs_up(start_dialtone, t
     peer.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.tls_port};transport=tls")
     peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     got = reported(hooks, timeout=15)
+    # In-dialog re-INVITEs from baresip (hold, resume) reach us over TLS and are answered there.
+    for command, direction in (("hold", "a=recvonly"), ("resume", "a=sendrecv")):
+        n = len(invite_answers(d))
+        peer.ctrl.cmd(command)
+        deadline = time.time() + 5
+        while time.time() < deadline and len(invite_answers(d)) <= n:
+            time.sleep(0.1)
+        answers = invite_answers(d)
+        assert len(answers) == n + 1 and direction in answers[-1], (command, answers)
     peer.ctrl.cmd("hangup", check=False)
     peer.ctrl.wait_event("CALL_CLOSED", timeout=10)
     time.sleep(0.5)
@@ -223,6 +244,8 @@ def test_inbound_call_over_tls_audio_both_ways_caller_hangs_up(start_dialtone, t
 
     new = call_ids(d) - before
     invites = [c for c in new if starts(sip_trace(d, c), "stream received", "INVITE ")]
+    assert len(invites) == 1, new
+    assert len(starts(sip_trace(d, invites[0]), "stream received", "INVITE ")) == 3, "INVITE, hold, resume"
     assert len(invites) == 1, new
     trace = assert_all_tls(d, invites[0])
     ok = starts(trace, "stream send", "SIP/2.0 200 OK")
