@@ -269,3 +269,26 @@ async fn tls_connection_that_never_handshakes_is_closed() {
     assert_eq!(n, 0);
     ep.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_tls_connection_is_closed() {
+    let dir = scratch_dir("tls_idle");
+    let (ca, leaf, key) = make_certs(&dir);
+    let limits = TcpLimits {
+        idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let ep = start(tls_opts(&leaf, &key, limits)).await.unwrap();
+    let port = ep.tls_local_addr().unwrap().port();
+    let mut s = connect(&ca, port).await;
+    // Handshake done, then nothing: closed after the idle timeout (EOF or an error, both end
+    // the read).
+    let started = std::time::Instant::now();
+    let mut b = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(3), s.read(&mut b))
+        .await
+        .expect("closed in time");
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    ep.shutdown().await;
+}
