@@ -74,7 +74,7 @@ def tls_port(d, timeout=5):
     raise AssertionError(f"no TLS listener in the log:\n{log_text(d)}")
 
 
-def start_tls_node(start_dialtone, tmp_path, certs, swml=None):
+def start_tls_node(start_dialtone, tmp_path, certs, swml=None, ca=None):
     routes = ""
     if swml is not None:
         routes = f"[[inbound_routes]]\ndestination = \"{NUMBER}\"\nswml = '''\n{json.dumps(swml)}\n'''\n"
@@ -83,7 +83,7 @@ def start_tls_node(start_dialtone, tmp_path, certs, swml=None):
     lo, hi = free_rtp_range(20)
     d = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_RTP_PORTS": f"{lo}-{hi}",
                         "DIALTONE_SIP_TLS_LISTEN": "127.0.0.1:0", "DIALTONE_TLS_CERT_FILE": certs["cert"],
-                        "DIALTONE_TLS_KEY_FILE": certs["key"], "DIALTONE_TLS_CA_FILE": certs["ca"]})
+                        "DIALTONE_TLS_KEY_FILE": certs["key"], "DIALTONE_TLS_CA_FILE": ca or certs["ca"]})
     d.sip_port = int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
     d.tls_port = tls_port(d)
     return d
@@ -308,3 +308,20 @@ def test_bad_certificate_files_stop_start_up_with_a_clear_error(start_dialtone, 
         start_dialtone(env)
     assert "dialtone exited early" in str(e.value) and want in str(e.value), str(e.value)[-2000:]
     assert "panicked" not in str(e.value)
+
+
+def test_outbound_tls_to_a_certificate_the_ca_file_does_not_sign_fails(start_dialtone, tmp_path, baresip, hooks):
+    """tls_ca_file is what verifies the far end: baresip's leaf is signed by another CA, so the
+    handshake fails, the call fails at once and baresip never sees an INVITE."""
+    from test_calls import wait_status
+    certs = make_certs(tmp_path / "certs")
+    other = make_certs(tmp_path / "other")
+    d = start_tls_node(start_dialtone, tmp_path, certs, ca=other["ca"])
+    peer = tls_peer(baresip, certs)
+    leg = d.sdk().calling.dial(from_=FROM, to=peer.tls_uri(), swml=doc({"hangup": {}}),
+                               status_url=hooks.url(), status_events=["answered", "ended"])
+    assert hooks.wait_state(leg["id"], "ended", timeout=10), hooks.states(leg["id"])
+    assert wait_status(d, leg["id"], "failed", timeout=5)["status"] == "failed"
+    assert "answered" not in hooks.states(leg["id"])
+    time.sleep(0.5)
+    assert not [e for e in peer.ctrl.events if e.get("type") == "CALL_INCOMING"], peer.ctrl.events
