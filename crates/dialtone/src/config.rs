@@ -248,8 +248,8 @@ impl Default for Settings {
 
 impl Settings {
     /// The TLS listener of `sip_tls_listen`, its certificate and key read from their files;
-    /// `None` when `sip_tls_listen` is not set. A file that cannot be read is an error naming it
-    /// (whether its content is a usable certificate and key is checked when the listener starts).
+    /// `None` when `sip_tls_listen` is not set. A file that cannot be read, or a certificate and
+    /// key that do not make a TLS server, is an error naming the files.
     pub fn sip_tls(&self) -> anyhow::Result<Option<sip::TlsServer>> {
         let Some(listen) = self.sip_tls_listen else {
             return Ok(None);
@@ -257,11 +257,19 @@ impl Settings {
         let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
             bail!("sip_tls_listen needs tls_cert_file and tls_key_file");
         };
-        Ok(Some(sip::TlsServer {
+        let tls = sip::TlsServer {
             listen,
             cert_pem: read_pem("tls_cert_file", cert)?,
             key_pem: read_pem("tls_key_file", key)?,
-        }))
+        };
+        tls.check().with_context(|| {
+            format!(
+                "tls_cert_file {} and tls_key_file {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        Ok(Some(tls))
     }
 
     /// The CA bundle of `tls_ca_file`, if set.
@@ -846,9 +854,11 @@ mod tests {
         );
         let s: Settings = toml::from_str(&text).unwrap();
         s.check().unwrap();
-        let tls = s.sip_tls().unwrap().unwrap();
-        assert_eq!(tls.listen.to_string(), "127.0.0.1:5061");
+        assert_eq!(s.sip_tls_listen.unwrap().to_string(), "127.0.0.1:5061");
         assert!(s.tls_ca_pem().unwrap().is_some());
+        // PEM, but no certificate and key a TLS server can use: the error names the files.
+        let e = format!("{:#}", s.sip_tls().unwrap_err());
+        assert!(e.contains("x.pem") && e.contains("TLS"), "{e}");
 
         let missing = Settings {
             tls_key_file: Some(dir.join("missing.pem")),

@@ -196,6 +196,15 @@ pub struct TlsServer {
     pub key_pem: Vec<u8>,
 }
 
+impl TlsServer {
+    /// Whether the certificate and key make a TLS server (what [`SipEndpoint::start_with`]
+    /// checks before binding): PEM with a certificate, a private key, the key the
+    /// certificate's. Errors are [`SipError::Config`].
+    pub fn check(&self) -> Result<(), SipError> {
+        tls::acceptor(&self.cert_pem, &self.key_pem).map(|_| ())
+    }
+}
+
 impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsServer")
