@@ -31,8 +31,8 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 /// the ACK and retransmit our final response (timer H is 64·T1).
 pub(crate) const SERVER_INVITE_LINGER: Duration = Duration::from_secs(40);
 
-/// The SIP endpoint: one UDP socket and one TCP listener on the same port,
-/// the stack's transaction layer, and every outbound leg placed through it.
+/// The SIP endpoint: one UDP socket and one TCP listener on the same port
+/// (and a TLS listener when [`SipOptions::tls`] asks for one), the stack's transaction layer, and every outbound leg placed through it.
 /// Cheap to clone. Call [`SipEndpoint::shutdown`] to end it cleanly; when
 /// the last clone is dropped without it, the stack stops at once (sockets
 /// closed, live legs cut without BYE).
@@ -184,7 +184,9 @@ impl SipEndpoint {
         Self::start_with(cfg, SipOptions::default()).await
     }
 
-    /// [`SipEndpoint::start`] with explicit timers and TLS trust anchors.
+    /// [`SipEndpoint::start`] with explicit timers, TLS trust anchors and TLS listener. A
+    /// TLS certificate and key that do not make a server are [`SipError::Config`], checked
+    /// before anything is bound.
     pub async fn start_with(
         cfg: SipConfig,
         opts: SipOptions,
@@ -230,6 +232,7 @@ impl SipEndpoint {
                 let l = std::net::TcpListener::bind(listen).map_err(bind_error(*listen))?;
                 l.set_nonblocking(true).map_err(bind_error(*listen))?;
                 let bound = l.local_addr().map_err(bind_error(*listen))?;
+                let l = tokio::net::TcpListener::from_std(l).map_err(bind_error(*listen))?;
                 Some((acceptor.clone(), l, bound))
             }
             None => None,
@@ -238,6 +241,7 @@ impl SipEndpoint {
         let tls_advertised = tls_local.map(|a| SocketAddr::new(cfg.external_ip, a.port()));
         udp.set_nonblocking(true).map_err(bind_error(cfg.listen))?;
         tcp.set_nonblocking(true).map_err(bind_error(cfg.listen))?;
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(bind_error(cfg.listen))?;
         let local_addr = udp.local_addr().map_err(bind_error(cfg.listen))?;
         let advertised = SocketAddr::new(cfg.external_ip, local_addr.port());
 
@@ -326,18 +330,10 @@ impl SipEndpoint {
             }
             .instrument(span.clone()),
         );
-        let tcp = match tokio::net::TcpListener::from_std(tcp) {
-            Ok(l) => l,
-            Err(e) => return Err(bind_error(cfg.listen)(e)),
-        };
         tokio::spawn(
             accept_streams(inner.clone(), tcp, None, opts.tcp.clone()).instrument(span.clone()),
         );
         if let Some((acceptor, listener, bound)) = tls_listener {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => return Err(bind_error(bound)(e)),
-            };
             tokio::spawn(
                 accept_streams(inner.clone(), listener, Some(acceptor), opts.tcp.clone())
                     .instrument(span.clone()),
