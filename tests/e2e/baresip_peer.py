@@ -5,6 +5,8 @@
                                       account_params e.g. ";mediaenc=srtp-mand"; rtcp_mux=True offers/accepts it)
   peer.start()                        baresip -f DIR in the foreground; connects the ctrl_tcp client
   peer.uri()                          sip:bob@127.0.0.1:<sip port> (what dialtone dials)
+  peer.tls_uri()                      sip:bob@127.0.0.1:<sip port + 1>;transport=tls (with extra_config
+                                      ["sip_certificate PEM"], the cert and key in one file)
   peer.ctrl                           a baresip_ctrl.Baresip: cmd("dial ..."), cmd("sndcode 123#"), wait_event(...)
   peer.heard()                        (rate, channels, samples) of the newest sndfile "-dec.wav" (what it heard)
   peer.log()                          its stdout/stderr so far
@@ -90,7 +92,7 @@ def read_wav(path):
 
 class BaresipPeer:
     def __init__(self, where, codecs=("PCMU",), tone=440, seconds=12, user="bob", answermode="auto",
-                 rtp_stats=False, wav_codec=None, account_params="", rtcp_mux=False):
+                 rtp_stats=False, wav_codec=None, account_params="", rtcp_mux=False, extra_config=()):
         self.dir = os.path.abspath(str(where))
         os.makedirs(self.dir, exist_ok=True)
         self.codecs = list(codecs)
@@ -119,6 +121,8 @@ class BaresipPeer:
                     for k, v in fields.items():
                         line = line.replace(f"@{k}@", v)
                 out.append(line)
+            if name == "config":
+                out += [line + "\n" for line in extra_config]
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write("".join(out))
         open(os.path.join(self.dir, "contacts"), "w").close()
@@ -140,6 +144,10 @@ class BaresipPeer:
     def uri(self, user=None):
         """Its account's address: baresip answers 404 to a Request-URI whose user is not the account's."""
         return f"sip:{user or self.user}@127.0.0.1:{self.sip_port}"
+
+    def tls_uri(self, user=None):
+        """The same over TLS (baresip's TLS port is sip_port + 1; give it `sip_certificate`)."""
+        return f"sip:{user or self.user}@127.0.0.1:{self.sip_port + 1};transport=tls"
 
     def log(self):
         try:

@@ -65,6 +65,12 @@ pub struct Settings {
     pub sip_tcp_max_silent_per_peer: usize,
     pub sip_tcp_first_data_timeout_ms: u64,
     pub sip_tcp_idle_timeout_ms: u64,
+    /// SIP over TLS: the listener (off unless set), its certificate chain and key (PEM
+    /// files), and the CA bundle (PEM) that verifies the far end of calls we place over TLS.
+    pub sip_tls_listen: Option<SocketAddr>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
     pub log: String,
     pub log_format: String,
     /// Where inbound calls go (`[[inbound_routes]]` tables).
@@ -229,6 +235,10 @@ impl Default for Settings {
             sip_tcp_max_silent_per_peer: 16,
             sip_tcp_first_data_timeout_ms: 10_000,
             sip_tcp_idle_timeout_ms: 120_000,
+            sip_tls_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
             log: "info".into(),
             log_format: "text".into(),
             inbound_routes: Vec::new(),
@@ -240,6 +250,50 @@ impl Default for Settings {
             drain_secs: 30,
         }
     }
+}
+
+impl Settings {
+    /// The TLS listener of `sip_tls_listen`, its certificate and key read from their files;
+    /// `None` when `sip_tls_listen` is not set. A file that cannot be read, or a certificate and
+    /// key that do not make a TLS server, is an error naming the files.
+    pub fn sip_tls(&self) -> anyhow::Result<Option<sip::TlsServer>> {
+        let Some(listen) = self.sip_tls_listen else {
+            return Ok(None);
+        };
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            bail!("sip_tls_listen needs tls_cert_file and tls_key_file");
+        };
+        let tls = sip::TlsServer {
+            listen,
+            cert_pem: read_pem("tls_cert_file", cert)?,
+            key_pem: read_pem("tls_key_file", key)?,
+        };
+        tls.check().with_context(|| {
+            format!(
+                "tls_cert_file {} and tls_key_file {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        Ok(Some(tls))
+    }
+
+    /// The CA bundle of `tls_ca_file`, if set.
+    pub fn tls_ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.tls_ca_file
+            .as_deref()
+            .map(|p| read_pem("tls_ca_file", p))
+            .transpose()
+    }
+}
+
+fn read_pem(key: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    let data =
+        std::fs::read(path).with_context(|| format!("{key}: cannot read {}", path.display()))?;
+    if !data.windows(11).any(|w| w == b"-----BEGIN ") {
+        bail!("{key}: {} is not a PEM file", path.display());
+    }
+    Ok(data)
 }
 
 /// The project credentials and keys, from configuration or generated on first start.
@@ -329,6 +383,21 @@ impl Settings {
         }
         if let Some(v) = env("DIALTONE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("DIALTONE_SIP_TLS_LISTEN") {
+            self.sip_tls_listen = Some(
+                v.parse()
+                    .context("DIALTONE_SIP_TLS_LISTEN must be ip:port")?,
+            );
+        }
+        for (var, field) in [
+            ("DIALTONE_TLS_CERT_FILE", &mut self.tls_cert_file),
+            ("DIALTONE_TLS_KEY_FILE", &mut self.tls_key_file),
+            ("DIALTONE_TLS_CA_FILE", &mut self.tls_ca_file),
+        ] {
+            if let Some(v) = env(var) {
+                *field = Some(PathBuf::from(v));
+            }
         }
         macro_rules! opt {
             ($var:literal, $field:ident) => {
@@ -501,6 +570,11 @@ impl Settings {
             || self.sip_tcp_idle_timeout_ms == 0
         {
             bail!("sip_tcp_* limits must be at least 1");
+        }
+        if self.sip_tls_listen.is_some()
+            && (self.tls_cert_file.is_none() || self.tls_key_file.is_none())
+        {
+            bail!("sip_tls_listen needs tls_cert_file and tls_key_file");
         }
         self.codec_preference()?;
         self.encryption()?;
@@ -775,6 +849,59 @@ mod tests {
             ..Settings::default()
         };
         assert!(s.check().is_err());
+    }
+
+    #[test]
+    fn sip_tls_keys() {
+        let off = Settings::default();
+        assert!(off.sip_tls().unwrap().is_none());
+        assert!(off.tls_ca_pem().unwrap().is_none());
+
+        let no_files: Settings = toml::from_str("sip_tls_listen = \"127.0.0.1:5061\"\n").unwrap();
+        assert!(no_files
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("tls_cert_file"));
+
+        let dir = std::env::temp_dir().join(format!("dialtone-tls-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = dir.join("x.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not pem").unwrap();
+        let text = format!(
+            "sip_tls_listen = \"127.0.0.1:5061\"\ntls_cert_file = {:?}\ntls_key_file = {:?}\ntls_ca_file = {:?}\n",
+            pem, pem, pem
+        );
+        let s: Settings = toml::from_str(&text).unwrap();
+        s.check().unwrap();
+        assert_eq!(s.sip_tls_listen.unwrap().to_string(), "127.0.0.1:5061");
+        assert!(s.tls_ca_pem().unwrap().is_some());
+        // PEM, but no certificate and key a TLS server can use: the error names the files.
+        let e = format!("{:#}", s.sip_tls().unwrap_err());
+        assert!(e.contains("x.pem") && e.contains("TLS"), "{e}");
+
+        let missing = Settings {
+            tls_key_file: Some(dir.join("missing.pem")),
+            ..s.clone()
+        };
+        let e = missing.sip_tls().unwrap_err().to_string();
+        assert!(
+            e.contains("tls_key_file") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let junk = Settings {
+            tls_ca_file: Some(junk),
+            ..s
+        };
+        let e = junk.tls_ca_pem().unwrap_err().to_string();
+        assert!(e.contains("not a PEM"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

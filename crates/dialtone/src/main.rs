@@ -387,6 +387,8 @@ fn node_config(
             first_data_timeout: std::time::Duration::from_millis(s.sip_tcp_first_data_timeout_ms),
             idle_timeout: std::time::Duration::from_millis(s.sip_tcp_idle_timeout_ms),
         },
+        sip_tls: s.sip_tls()?,
+        sip_tls_ca_pem: s.tls_ca_pem()?,
         max_calls: s.max_calls,
         metrics: metrics::Metrics::new(),
         script_threads: if s.script_threads == 0 {

@@ -48,8 +48,12 @@ pub struct NodeConfig {
     /// SDES-SRTP for calls we answer, and for calls we place when the dial names none.
     pub inbound_encryption: sdp::Encryption,
     pub outbound_encryption: sdp::Encryption,
-    /// Limits on the SIP/TCP listener.
+    /// Limits on the SIP/TCP listener (and the TLS one).
     pub sip_tcp: sip::TcpLimits,
+    /// The SIP/TLS listener (address, certificate, key), if any.
+    pub sip_tls: Option<sip::TlsServer>,
+    /// PEM trust anchors for calls we place over TLS (`sips:`, `;transport=tls`).
+    pub sip_tls_ca_pem: Option<Vec<u8>>,
     /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
     pub egress: egress::EgressPolicy,
     /// Calls (every leg counts) held at once at most; more are refused with 503 (API and SIP).

@@ -135,6 +135,8 @@ impl Node {
             },
             sip::SipOptions {
                 tcp: cfg.sip_tcp.clone(),
+                tls: cfg.sip_tls.clone(),
+                tls_ca_pem: cfg.sip_tls_ca_pem.clone(),
                 ..sip::SipOptions::default()
             },
         )

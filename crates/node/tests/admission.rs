@@ -43,6 +43,8 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         inbound_encryption: sdp::Encryption::Optional,
         outbound_encryption: sdp::Encryption::Forbidden,
         sip_tcp: sip::TcpLimits::default(),
+        sip_tls: None,
+        sip_tls_ca_pem: None,
         egress: egress::EgressPolicy::default(),
         script_threads: 2,
         js_budget: swml::expr::JS_SCRIPT_BUDGET,

@@ -13,6 +13,7 @@ use rsipstack::transaction::endpoint::{EndpointInnerRef, EndpointOption};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::{EndpointBuilder, TransactionReceiver};
 use rsipstack::transport::tcp::TcpConnection;
+use rsipstack::transport::tls::TlsConnection;
 use rsipstack::transport::udp::{UdpConnection, UdpInner};
 use rsipstack::transport::{SipAddr, SipConnection, TlsConfig, TransportLayer};
 use std::collections::HashMap;
@@ -30,8 +31,8 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 /// the ACK and retransmit our final response (timer H is 64·T1).
 pub(crate) const SERVER_INVITE_LINGER: Duration = Duration::from_secs(40);
 
-/// The SIP endpoint: one UDP socket and one TCP listener on the same port,
-/// the stack's transaction layer, and every outbound leg placed through it.
+/// The SIP endpoint: one UDP socket and one TCP listener on the same port
+/// (and a TLS listener when [`SipOptions::tls`] asks for one), the stack's transaction layer, and every outbound leg placed through it.
 /// Cheap to clone. Call [`SipEndpoint::shutdown`] to end it cleanly; when
 /// the last clone is dropped without it, the stack stops at once (sockets
 /// closed, live legs cut without BYE).
@@ -75,6 +76,9 @@ pub(crate) struct Inner {
     pub(crate) dialog_layer: DialogLayer,
     pub(crate) local_addr: SocketAddr,
     pub(crate) advertised: SocketAddr,
+    /// The TLS listener's bound address and the address it is advertised as, when there is one.
+    pub(crate) tls_local: Option<SocketAddr>,
+    pub(crate) tls_advertised: Option<SocketAddr>,
     pub(crate) token: CancellationToken,
     pub(crate) transaction_timeout: Duration,
     legs: Mutex<HashMap<LegKey, LegEntry>>,
@@ -180,7 +184,9 @@ impl SipEndpoint {
         Self::start_with(cfg, SipOptions::default()).await
     }
 
-    /// [`SipEndpoint::start`] with explicit timers and TLS trust anchors.
+    /// [`SipEndpoint::start`] with explicit timers, TLS trust anchors and TLS listener. A
+    /// TLS certificate and key that do not make a server are [`SipError::Config`], checked
+    /// before anything is bound.
     pub async fn start_with(
         cfg: SipConfig,
         opts: SipOptions,
@@ -206,9 +212,36 @@ impl SipEndpoint {
             ));
         }
 
+        // The certificate is checked before anything is bound: a bad file is a clear error.
+        let tls_acceptor = match &opts.tls {
+            Some(t) => {
+                if t.listen.is_ipv4() != cfg.external_ip.is_ipv4()
+                    && !t.listen.ip().is_unspecified()
+                {
+                    return Err(SipError::Config(
+                        "external_ip and the TLS listen address must be the same IP family".into(),
+                    ));
+                }
+                Some((crate::tls::acceptor(&t.cert_pem, &t.key_pem)?, t.listen))
+            }
+            None => None,
+        };
         let (udp, tcp) = bind_pair(cfg.listen)?;
+        let tls_listener = match &tls_acceptor {
+            Some((acceptor, listen)) => {
+                let l = std::net::TcpListener::bind(listen).map_err(bind_error(*listen))?;
+                l.set_nonblocking(true).map_err(bind_error(*listen))?;
+                let bound = l.local_addr().map_err(bind_error(*listen))?;
+                let l = tokio::net::TcpListener::from_std(l).map_err(bind_error(*listen))?;
+                Some((acceptor.clone(), l, bound))
+            }
+            None => None,
+        };
+        let tls_local = tls_listener.as_ref().map(|(_, _, bound)| *bound);
+        let tls_advertised = tls_local.map(|a| SocketAddr::new(cfg.external_ip, a.port()));
         udp.set_nonblocking(true).map_err(bind_error(cfg.listen))?;
         tcp.set_nonblocking(true).map_err(bind_error(cfg.listen))?;
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(bind_error(cfg.listen))?;
         let local_addr = udp.local_addr().map_err(bind_error(cfg.listen))?;
         let advertised = SocketAddr::new(cfg.external_ip, local_addr.port());
 
@@ -248,7 +281,9 @@ impl SipEndpoint {
             .with_transport_layer(transport_layer)
             .with_cancel_token(token.child_token())
             .with_option(option)
-            .with_inspector(Box::new(crate::wire::WireFixes))
+            .with_inspector(Box::new(crate::wire::WireFixes::new(
+                tls_advertised.map(|tls| (advertised, tls)),
+            )))
             .with_allows(vec![
                 Method::Invite,
                 Method::Ack,
@@ -268,6 +303,8 @@ impl SipEndpoint {
             dialog_layer,
             local_addr,
             advertised,
+            tls_local,
+            tls_advertised,
             token: token.clone(),
             transaction_timeout: opts.transaction_timeout,
             legs: Mutex::new(HashMap::new()),
@@ -293,7 +330,16 @@ impl SipEndpoint {
             }
             .instrument(span.clone()),
         );
-        tokio::spawn(accept_tcp(inner.clone(), tcp, opts.tcp.clone()).instrument(span.clone()));
+        tokio::spawn(
+            accept_streams(inner.clone(), tcp, None, opts.tcp.clone()).instrument(span.clone()),
+        );
+        if let Some((acceptor, listener, bound)) = tls_listener {
+            tokio::spawn(
+                accept_streams(inner.clone(), listener, Some(acceptor), opts.tcp.clone())
+                    .instrument(span.clone()),
+            );
+            info!(tls_local = %bound, "SIP TLS listener started");
+        }
         tokio::spawn(route_incoming(inner.clone(), incoming).instrument(span));
 
         info!(%local_addr, %advertised, "SIP endpoint started");
@@ -308,6 +354,11 @@ impl SipEndpoint {
     /// The bound address (UDP and TCP share the port).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The TLS listener's bound address, when [`crate::SipOptions::tls`] asked for one.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.inner.tls_local
     }
 
     /// Whether the endpoint still serves (not shut down, stack not stopped):
@@ -404,20 +455,31 @@ impl Silent {
     }
 }
 
-/// Our TCP listener: each accepted stream that sends its first bytes in time becomes a
-/// connection of the stack's transport layer (which reads and frames it). Connections beyond
-/// the limits ([`crate::TcpLimits`]) are closed at once.
-async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener, limits: crate::TcpLimits) {
-    let listener = match tokio::net::TcpListener::from_std(tcp) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(error = %e, "cannot serve the TCP listener");
-            return;
-        }
-    };
-    let local = SipAddr {
-        r#type: Some(Transport::Tcp),
-        addr: inner.advertised.into(),
+/// Our TCP and TLS listeners: each accepted stream that sends its first bytes in time (for
+/// TLS: whose handshake also completes within that time) becomes a connection of the stack's
+/// transport layer (which reads and frames it). Connections beyond the limits
+/// ([`crate::TcpLimits`]) are closed at once.
+async fn accept_streams(
+    inner: Arc<Inner>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: crate::TcpLimits,
+) {
+    let (kind, local) = match &tls {
+        None => (
+            "TCP",
+            SipAddr {
+                r#type: Some(Transport::Tcp),
+                addr: inner.advertised.into(),
+            },
+        ),
+        Some(_) => (
+            "TLS",
+            SipAddr {
+                r#type: Some(Transport::Tls),
+                addr: inner.tls_advertised.unwrap_or(inner.advertised).into(),
+            },
+        ),
     };
     let silent_total = Arc::new(tokio::sync::Semaphore::new(limits.max_silent));
     let silent_peers = Arc::new(Silent::default());
@@ -429,51 +491,93 @@ async fn accept_tcp(inner: Arc<Inner>, tcp: std::net::TcpListener, limits: crate
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                warn!(error = %e, "TCP accept failed");
+                warn!(error = %e, kind, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         if inner.endpoint.transport_layer.connections_count() >= limits.max_connections {
-            debug!(%peer, "TCP connection refused: connection limit reached");
+            debug!(%peer, kind, "connection refused: connection limit reached");
             continue;
         }
         let Ok(permit) = silent_total.clone().try_acquire_owned() else {
-            debug!(%peer, "TCP connection refused: too many silent connections");
+            debug!(%peer, kind, "connection refused: too many silent connections");
             continue;
         };
         if !silent_peers.take(peer.ip(), limits.max_silent_per_peer) {
-            debug!(%peer, "TCP connection refused: too many silent connections from the peer");
+            debug!(%peer, kind, "connection refused: too many silent connections from the peer");
             continue;
         }
         let inner = inner.clone();
         let local = local.clone();
         let silent_peers = silent_peers.clone();
         let first_data = limits.first_data_timeout;
+        let tls = tls.clone();
         tokio::spawn(
             async move {
                 let mut probe = [0u8; 1];
+                let started = tokio::time::Instant::now();
                 let spoke = tokio::select! {
                     _ = inner.token.cancelled() => false,
                     r = tokio::time::timeout(first_data, stream.peek(&mut probe)) => {
                         matches!(r, Ok(Ok(n)) if n > 0)
                     }
                 };
-                silent_peers.put(peer.ip());
-                drop(permit);
                 if !spoke {
-                    debug!(%peer, "TCP connection closed: nothing sent in time");
+                    silent_peers.put(peer.ip());
+                    drop(permit);
+                    debug!(%peer, kind, "connection closed: nothing sent in time");
                     return;
                 }
-                match TcpConnection::from_stream(stream, local, Some(inner.token.child_token())) {
-                    Ok(conn) => {
-                        debug!(%peer, "TCP connection accepted");
-                        inner
-                            .endpoint
-                            .transport_layer
-                            .add_connection(SipConnection::Tcp(conn));
+                let conn = match tls {
+                    None => {
+                        silent_peers.put(peer.ip());
+                        drop(permit);
+                        TcpConnection::from_stream(stream, local, Some(inner.token.child_token()))
+                            .map(SipConnection::Tcp)
                     }
-                    Err(e) => warn!(%peer, error = %e, "cannot use accepted TCP connection"),
+                    Some(acceptor) => {
+                        // The handshake counts as the first data: it has what is left of
+                        // `first_data_timeout`, and the connection stays silent until it ends.
+                        let left = first_data.saturating_sub(started.elapsed());
+                        let handshake = tokio::select! {
+                            _ = inner.token.cancelled() => None,
+                            r = tokio::time::timeout(left, acceptor.accept(stream)) => Some(r),
+                        };
+                        silent_peers.put(peer.ip());
+                        drop(permit);
+                        let tls_stream = match handshake {
+                            Some(Ok(Ok(s))) => s,
+                            Some(Ok(Err(e))) => {
+                                debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Some(Err(_)) => {
+                                debug!(%peer, "TLS connection closed: handshake not done in time");
+                                return;
+                            }
+                            None => return,
+                        };
+                        let remote = SipAddr {
+                            r#type: Some(Transport::Tls),
+                            addr: peer.into(),
+                        };
+                        TlsConnection::from_server_stream(
+                            tls_stream,
+                            local,
+                            remote,
+                            Some(inner.token.child_token()),
+                        )
+                        .await
+                        .map(SipConnection::Tls)
+                    }
+                };
+                match conn {
+                    Ok(conn) => {
+                        debug!(%peer, kind, "connection accepted");
+                        inner.endpoint.transport_layer.add_connection(conn);
+                    }
+                    Err(e) => warn!(%peer, kind, error = %e, "cannot use accepted connection"),
                 }
             }
             .in_current_span(),
@@ -522,10 +626,15 @@ pub(crate) fn request_fault(req: &rsipstack::sip::Request) -> Option<(StatusCode
     }
 }
 
+/// Whether the server transaction has had its final response. A non-INVITE transaction that
+/// answered ends at once (reliable transports, and a 2xx on any) and the stack then drops its
+/// `last_response`: a terminated transaction has answered, too (nothing can be sent on it).
 pub(crate) fn final_sent(tx: &Transaction) -> bool {
-    tx.last_response
-        .as_ref()
-        .is_some_and(|r| r.status_code.kind() != StatusCodeKind::Provisional)
+    tx.state == rsipstack::transaction::TransactionState::Terminated
+        || tx
+            .last_response
+            .as_ref()
+            .is_some_and(|r| r.status_code.kind() != StatusCodeKind::Provisional)
 }
 
 pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {

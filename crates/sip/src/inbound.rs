@@ -310,6 +310,36 @@ async fn refuse(tx: &mut Transaction, status: StatusCode) {
     linger(tx).await;
 }
 
+/// Our Contact (without user) for a dialog whose INVITE arrived over `transport`: over TLS
+/// the TLS listener's address, `sips:` when the Request-URI was `sips:` (RFC 3261 §8.1.1.8)
+/// and `sip:...;transport=tls` otherwise; over TCP `;transport=tcp`; else plain.
+pub(crate) fn contact_for(
+    transport: Option<Transport>,
+    sips: bool,
+    advertised: std::net::SocketAddr,
+    tls_advertised: Option<std::net::SocketAddr>,
+) -> Uri {
+    let (scheme, addr, params) = match transport {
+        Some(Transport::Tls) if sips => {
+            (Scheme::Sips, tls_advertised.unwrap_or(advertised), vec![])
+        }
+        Some(t @ Transport::Tls) => (
+            Scheme::Sip,
+            tls_advertised.unwrap_or(advertised),
+            vec![Param::Transport(t)],
+        ),
+        Some(t @ Transport::Tcp) => (Scheme::Sip, advertised, vec![Param::Transport(t)]),
+        _ => (Scheme::Sip, advertised, vec![]),
+    };
+    Uri {
+        scheme: Some(scheme),
+        auth: None,
+        host_with_port: addr.into(),
+        params,
+        headers: vec![],
+    }
+}
+
 /// An out-of-dialog INVITE: 100 Trying, then a UAS dialog handed to the
 /// call layer, whose INVITE transaction this task drives to its end.
 pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
@@ -330,21 +360,20 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
     };
     id.local_tag = make_tag().to_string();
 
-    // Contact: our advertised address, with the called user; over TCP the
-    // caller must keep using TCP for its in-dialog requests.
+    // Contact: our advertised address, with the called user; over TCP or TLS
+    // the caller must keep using that transport for its in-dialog requests.
     let transport = tx.connection.as_ref().map(|c| c.transport());
     let contact = Uri {
-        scheme: Some(Scheme::Sip),
         auth: (!invite.request_user.is_empty()).then(|| Auth {
             user: invite.request_user.clone(),
             password: None,
         }),
-        host_with_port: inner.advertised.into(),
-        params: match transport {
-            Some(t @ Transport::Tcp) => vec![Param::Transport(t)],
-            _ => vec![],
-        },
-        headers: vec![],
+        ..contact_for(
+            transport,
+            tx.original.uri.scheme == Some(Scheme::Sips),
+            inner.advertised,
+            inner.tls_advertised,
+        )
     };
     let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
     let dialog_inner = match DialogInner::new(
@@ -366,6 +395,10 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
         }
     };
     *dialog_inner.remote_contact.lock() = tx.original.contact_header().ok().cloned();
+    if let Some(written) = crate::wire::contact_udp_uri(&tx.original.headers) {
+        // The stack's parse of the caller's Contact dropped `;transport=udp`.
+        crate::wire::restore_udp(&mut dialog_inner.remote_uri.lock(), &written);
+    }
     if let Some(t @ (Transport::Tcp | Transport::Tls)) = transport {
         let mut remote_uri = dialog_inner.remote_uri.lock();
         if !remote_uri

@@ -47,6 +47,9 @@ impl std::fmt::Debug for LegHandle {
 
 struct LegCore {
     dialog: InviteDialog,
+    /// The same dialog's state, to put back what the stack's parse of the far end's Contact
+    /// dropped (`;transport=udp`).
+    dialog_inner: Arc<DialogInner>,
     call_ref: String,
     call_id: String,
     span: Span,
@@ -91,15 +94,26 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         extra.push(request::extra_header(name, value)?);
     }
 
-    // Contact: our advertised address, with the caller's user part.
+    // Contact: our advertised address, with the caller's user part. Toward a TLS target,
+    // when we listen for TLS, our TLS listener (with `;transport=tls`, which the stack keeps
+    // as given), so the far end's requests come back over TLS.
+    let tls_contact = (target.transport == UriTransport::Tls)
+        .then_some(inner.tls_advertised)
+        .flatten();
     let contact = Uri {
-        scheme: Some(Scheme::Sip),
+        scheme: Some(match (tls_contact, target.uri.scheme.as_ref()) {
+            (Some(_), Some(Scheme::Sips)) => Scheme::Sips,
+            _ => Scheme::Sip,
+        }),
         auth: from.auth.as_ref().map(|a| Auth {
             user: a.user.clone(),
             password: None,
         }),
-        host_with_port: inner.advertised.into(),
-        params: vec![],
+        host_with_port: tls_contact.unwrap_or(inner.advertised).into(),
+        params: match tls_contact {
+            Some(_) => vec![rsipstack::sip::Param::Transport(Transport::Tls)],
+            None => vec![],
+        },
         headers: vec![],
     };
     // `sips:` without `;transport=tls` still has to go (and say in Via that
@@ -182,7 +196,8 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         Some(local_contact),
         tx.tu_sender.clone(),
     )?;
-    let dialog = InviteDialog::from_inner(Arc::new(dialog_inner));
+    let dialog_inner = Arc::new(dialog_inner);
+    let dialog = InviteDialog::from_inner(dialog_inner.clone());
 
     let span = tracing::info_span!(
         "sip_leg",
@@ -191,6 +206,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
     );
     let core = Arc::new(LegCore {
         dialog: dialog.clone(),
+        dialog_inner,
         call_ref: req.call_ref.clone(),
         call_id: id.call_id.clone(),
         span: span.clone(),
@@ -404,6 +420,10 @@ impl LegTask {
             return Next::Exit;
         }
         info!(code, "answered");
+        if let Some(written) = crate::wire::contact_udp_uri(&resp.headers) {
+            let mut target = self.core.dialog_inner.remote_uri.lock();
+            crate::wire::restore_udp(&mut target, &written);
+        }
         self.emit(LegEvent::Answered {
             sdp: body_text(&resp.body),
         })

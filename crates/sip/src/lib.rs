@@ -13,10 +13,12 @@
 //! * One UDP socket and one TCP listener on the same port
 //!   ([`SipConfig::listen`]); Via and Contact advertise
 //!   [`SipConfig::external_ip`] and that port; the Call-ID ends in
-//!   `@external_ip`.
+//!   `@external_ip`. Optionally a TLS listener on its own port
+//!   ([`SipOptions::tls`], [`TlsServer`]), with the TCP listener's limits: calls
+//!   over it get a Contact on it, requests we send over TLS name it in Via.
 //! * Outbound INVITE to `sip:`/`sips:` URIs; `;transport=tcp` selects TCP,
-//!   `sips:` (or `;transport=tls`) selects TLS (client only, see
-//!   [`SipOptions::tls_ca_pem`]). The next hop is resolved (A/AAAA/SRV) and,
+//!   `sips:` (or `;transport=tls`) selects TLS (trust anchors:
+//!   [`SipOptions::tls_ca_pem`]; with a TLS listener, the Contact is on it). The next hop is resolved (A/AAAA/SRV) and,
 //!   for TCP/TLS, connected before the INVITE is sent: an unreachable peer is
 //!   `Failed { code: 0 }` at once instead of after timer B.
 //! * Digest auth on 401 and 407: the INVITE is re-sent once with
@@ -48,7 +50,8 @@
 //!   ([`InboundEvent::Canceled`]); the caller's BYE → 200
 //!   ([`InboundEvent::RemoteBye`]); re-INVITE/UPDATE/in-dialog OPTIONS/other
 //!   methods as for outbound legs; a re-INVITE before the caller ACKed our
-//!   200 → 491. Over UDP and TCP.
+//!   200 → 491. Over UDP, TCP and TLS (Contact `;transport=tls` on the TLS
+//!   listener, `sips:` when the Request-URI was).
 //! * Out-of-dialog OPTIONS → 200 (with `Allow`); requests for an unknown
 //!   dialog → 481; other methods → 405. Datagrams and stream data that do not parse
 //!   are dropped and logged by the stack (tests throw garbage at both).
@@ -93,13 +96,22 @@
 //! * Its UAS dialog treats an INVITE in a dialog not yet confirmed as the
 //!   initial INVITE and never answers it: the adapter answers 491 first.
 //! * It drops an INVITE without a From tag unanswered (no transaction).
+//! * A non-INVITE server transaction that sent its final response ends at
+//!   once and drops `last_response`: the adapter counts a terminated
+//!   transaction as answered (no second, 501, response is attempted).
+//! * Its ACK to a non-2xx final copies the response's Via (`received=`,
+//!   `rport=` value) and its typed Contact drops `;transport=udp` from remote
+//!   targets: `wire.rs` and the dialog setup put both back (docs/interop.md).
+//! * Its Via for a request over TLS names the port of its first listener
+//!   (UDP: our TLS listener is not one of its listeners, so the adapter
+//!   keeps its own accept loop and limits); `wire.rs` puts the TLS port there.
 //!
 //! # Not implemented yet
 //!
 //! Sending re-INVITE/UPDATE ourselves (either direction),
 //! REFER, receiving INFO DTMF, PRACK/100rel on our side (a far end that
-//! requires it gets PRACKs from the stack, untested), session timers, a TLS
-//! listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
+//! requires it gets PRACKs from the stack, untested), session timers, client
+//! certificates on the TLS listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
 //! re-INVITE (it arrives in the ACK and is not surfaced), a timeout for
 //! inbound calls the call layer never answers (the caller's CANCEL or
 //! timer C ends them), and routing by anything but the receiver (one queue
@@ -111,6 +123,7 @@ mod inbound;
 mod leg;
 mod request;
 mod saved;
+mod tls;
 mod wire;
 
 #[doc(hidden)]
@@ -162,8 +175,44 @@ pub struct SipOptions {
     /// PEM trust anchors for outbound TLS (`sips:`). Without them no server
     /// certificate verifies and TLS calls fail (`Failed { code: 0 }`).
     pub tls_ca_pem: Option<Vec<u8>>,
-    /// Limits on the TCP listener (docs/security.md).
+    /// A SIP-over-TLS listener beside UDP and TCP; `None` (the default) binds none.
+    pub tls: Option<TlsServer>,
+    /// Limits on the TCP listener, and on the TLS listener too (docs/security.md).
     pub tcp: TcpLimits,
+}
+
+/// The TLS listener: where it listens and the certificate it presents. Calls that arrive
+/// over it are answered with a Contact on it (`;transport=tls`, or `sips:` when the
+/// Request-URI was `sips:`), so the caller's in-dialog requests come back over TLS; our own
+/// requests over TLS name its port in Via, and calls we place to `sips:`/`;transport=tls`
+/// targets give it as their Contact. No client certificate is asked for.
+#[derive(Clone)]
+pub struct TlsServer {
+    /// Address to listen on; port 0 picks one ([`SipEndpoint::tls_local_addr`]).
+    pub listen: SocketAddr,
+    /// The certificate chain, PEM, leaf first.
+    pub cert_pem: Vec<u8>,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: Vec<u8>,
+}
+
+impl TlsServer {
+    /// Whether the certificate and key make a TLS server (what [`SipEndpoint::start_with`]
+    /// checks before binding): PEM with a certificate, a private key, the key the
+    /// certificate's. Errors are [`SipError::Config`].
+    pub fn check(&self) -> Result<(), SipError> {
+        tls::acceptor(&self.cert_pem, &self.key_pem).map(|_| ())
+    }
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("listen", &self.listen)
+            .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 /// What the TCP listener allows a peer. An accepted connection is held by the adapter until
@@ -203,6 +252,7 @@ impl Default for SipOptions {
             t2: Duration::from_secs(4),
             transaction_timeout: Duration::from_secs(32),
             tls_ca_pem: None,
+            tls: None,
             tcp: TcpLimits::default(),
         }
     }
