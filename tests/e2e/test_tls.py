@@ -325,3 +325,36 @@ def test_outbound_tls_to_a_certificate_the_ca_file_does_not_sign_fails(start_dia
     assert "answered" not in hooks.states(leg["id"])
     time.sleep(0.5)
     assert not [e for e in peer.ctrl.events if e.get("type") == "CALL_INCOMING"], peer.ctrl.events
+
+
+def test_srtp_over_tls_both_ways_with_an_srtp_mandatory_phone(start_dialtone, tmp_path, baresip, hooks, media):
+    """The deployment SDES is meant for: keys in SDP over SIP/TLS, media in SRTP. baresip with
+    `mediaenc=srtp-mand` calls us over TLS (inbound) and is called over TLS with
+    `encryption: mandatory` (outbound); tones checked by content both ways each time, the call's
+    media_stats names the suite."""
+    from test_rtp_source import media_stats
+    certs = make_certs(tmp_path / "certs")
+    d = start_tls_node(start_dialtone, tmp_path, certs, script(hooks, media.url("/tone1k.wav"), inbound=True))
+    peer = baresip(codecs=["PCMU"], tone=THEIR_TONE, seconds=15, account_params=";mediaenc=srtp-mand",
+                   extra_config=[f"sip_certificate\t{certs['both']}", f"sip_cafile\t{certs['ca']}"])
+    peer.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.tls_port};transport=tls")
+    peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    got = reported(hooks, timeout=15)
+    peer.ctrl.cmd("hangup", check=False)
+    peer.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    check_audio(d, peer, got)
+    answers = invite_answers(d)
+    assert answers and "RTP/SAVP" in answers[0] and "a=crypto:" in answers[0], answers
+
+    hooks.events.clear()
+    out = baresip(codecs=["PCMU"], tone=THEIR_TONE, seconds=15, account_params=";mediaenc=srtp-mand",
+                  extra_config=[f"sip_certificate\t{certs['both']}", f"sip_cafile\t{certs['ca']}"])
+    leg = d.sdk().calling.dial(from_=FROM, to=out.tls_uri(),
+                               swml=script(hooks, media.url("/tone1k.wav"), inbound=False),
+                               extras={"encryption": "mandatory"})
+    out.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    got = reported(hooks, timeout=15)
+    out.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    check_audio(d, out, got)
+    stats = media_stats(d, leg["id"])
+    assert stats["srtp"] == "AES_CM_128_HMAC_SHA1_80" and stats["srtp_rejected"] <= 1, stats
