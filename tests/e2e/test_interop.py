@@ -464,3 +464,23 @@ def _hold_during_operations(start_dialtone, tmp_path, baresip, hooks, media, dir
     final = wait_final_stats(d, call_id)
     assert "held" not in final, final
     assert final["media_stats"]["packets_received"] > 200, final
+
+
+# ---------------------------------------------------------------- directions on a first INVITE and `inactive`
+
+def test_a_first_offer_already_sendonly_then_sendrecv_then_inactive(start_dialtone, tmp_path, sipp):
+    """sipp calls with a first INVITE that is already `a=sendonly` (answered `a=recvonly`: dialtone sends
+    nothing), re-INVITEs `a=sendrecv` (answered `a=sendrecv`: ~2.5 s of RTP) and then `a=inactive`
+    (answered `a=inactive`: nothing again). The RTP that reaches sipp's port is one ~2.5 s burst."""
+    from test_calls import RtpSink
+    sink = RtpSink()
+    d = start_node(start_dialtone, tmp_path, doc({"answer": {}}, {"play": {"url": "ring:9:us"}}, {"hangup": {}}))
+    caller = sipp("inbound_uac_directions.xml", keys={"rtp_sink": sink.port},
+                  extra=("-s", NUMBER, f"127.0.0.1:{d.sip_port}"))
+    assert caller.wait(25) == 0, caller.describe()
+    answers = sent_sdp_answers(d)
+    dirs = [next(a for a in ("sendrecv", "sendonly", "recvonly", "inactive") if f"a={a}" in s) for s in answers]
+    assert dirs == ["recvonly", "sendrecv", "inactive"], answers
+    times = [p[0] for p in sink.packets]
+    assert 80 <= len(times) <= 150, f"{len(times)} packets; expected only the 2.5 s sendrecv window"
+    assert times[-1] - times[0] < 3.0, f"RTP spread over {times[-1] - times[0]:.1f} s, not one window"
