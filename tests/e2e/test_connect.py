@@ -133,3 +133,38 @@ def test_a_destination_that_cannot_be_dialled_fails_the_step_not_the_call(start_
     caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
     got = reported(hooks)
     assert (got["result"], got["reason"]) == ("failed", "error"), got
+
+
+def test_calling_disconnect_parts_the_bridge_and_both_calls_go_on(start_dialtone, tmp_path, baresip, hooks):
+    """REST `calling.disconnect` on the caller of a connect: the bridge comes apart without hanging up
+    either call; the caller's script goes on (`connect_result = connected`), the far end stays up on its
+    own. A second disconnect is 422 (not bridged)."""
+    import requests
+    far = baresip(codecs=["PCMU"], tone=1000, seconds=20, user="bob")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"connect": {"to": far.uri(), "status_url": hooks.url("/connect")}},
+               report_step(hooks), {"play": {"url": "silence:30"}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    far.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    time.sleep(1.0)
+    calls = requests.get(f"{d.base}/api/calling/calls", auth=(d.project, d.token), timeout=5).json()["data"]
+    parent = next(c for c in calls if c.get("parent_id") is None)
+    child = next(c for c in calls if c.get("parent_id") == parent["id"])
+    r = d.post({"command": "calling.disconnect", "id": parent["id"], "params": {}})
+    assert r.status_code == 200, r.text
+    got = reported(hooks)
+    assert got["result"] == "connected", got
+    time.sleep(1.5)
+    assert not far.ctrl.events_of("CALL_CLOSED") and not caller.ctrl.events_of("CALL_CLOSED"), "both stay up"
+    r = requests.get(f"{d.base}/api/calling/calls/{child['id']}", auth=(d.project, d.token), timeout=5)
+    assert r.json()["status"] == "answered", r.text
+    assert connect_states(hooks) == ["connecting", "connected", "disconnected"], connect_states(hooks)
+    again = d.post({"command": "calling.disconnect", "id": parent["id"], "params": {}})
+    assert again.status_code == 422, again.text
+    # The far end, on its own now, is ended like any call.
+    end = d.post({"command": "calling.end", "id": child["id"], "params": {"reason": "hangup"}})
+    assert end.status_code == 200, end.text
+    far.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    time.sleep(0.5)
+    assert not caller.ctrl.events_of("CALL_CLOSED"), "the caller's call outlives its former far end"

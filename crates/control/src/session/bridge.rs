@@ -68,6 +68,14 @@ impl CallSession {
         self.bridge = Bridge::FarLeg { parent };
     }
 
+    /// `calling.disconnect` on (or by the parent of) this far leg: it stays up on its own,
+    /// no longer tied to `parent` (its end no longer ends the parent, nor the parent's it).
+    pub fn detach_from(&mut self, parent: Uuid) {
+        if self.bridge == (Bridge::FarLeg { parent }) {
+            self.bridge = Bridge::None;
+        }
+    }
+
     /// The call this far leg bridges to, if it is one.
     pub fn bridge_parent(&self) -> Option<Uuid> {
         match self.bridge {

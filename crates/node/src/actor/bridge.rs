@@ -24,6 +24,8 @@ pub(crate) enum PeerEvent {
         call_id: Uuid,
         end_reason: EndReason,
     },
+    /// `calling.disconnect`: the bridge came apart, both calls stay up.
+    Disconnected { call_id: Uuid },
 }
 
 impl CallActor {

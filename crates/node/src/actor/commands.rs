@@ -35,6 +35,7 @@ impl CallActor {
         }
         match command {
             CallCommand::Transfer(p) => self.rest_transfer(p).await?,
+            CallCommand::Disconnect(_) => self.disconnect().await?,
             CallCommand::UserEvent(p) => {
                 self.user_event(serde_json::Value::Object(p.event)).await;
             }
@@ -57,7 +58,6 @@ impl CallActor {
             // What the node cannot do yet answers 501 naming the command; never a fake success.
             CallCommand::Update(_)
             | CallCommand::End(_)
-            | CallCommand::Disconnect(_)
             | CallCommand::Tap(_)
             | CallCommand::TapStop(_)
             | CallCommand::Stream(_)

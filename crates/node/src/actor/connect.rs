@@ -244,7 +244,66 @@ impl CallActor {
                 }
                 true
             }
+            PeerEvent::Disconnected { call_id } => {
+                if c.bridged != Some(call_id) {
+                    return false;
+                }
+                self.connect_disconnected(call_id).await;
+                true
+            }
         }
+    }
+
+    /// `calling.disconnect` (on either call of a connect's bridge): the audio is parted, the
+    /// far leg stays up on its own and the caller's script goes on (`connect_result =
+    /// connected`). 422 when the call is not bridged by a `connect`.
+    pub(crate) async fn disconnect(&mut self) -> Result<(), control::ControlError> {
+        if let Some(peer) = self.connect.as_ref().and_then(|c| c.bridged) {
+            self.node.tell(
+                peer,
+                ActorMsg::Peer(PeerEvent::Disconnected {
+                    call_id: self.ident.call_id,
+                }),
+            );
+            self.connect_disconnected(peer).await;
+            return Ok(());
+        }
+        if let Some(parent) = self.ops.session.bridge_parent() {
+            self.ops.session.detach_from(parent);
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::Unbridge {
+                    call_id: self.ident.call_id,
+                },
+            );
+            self.node.tell(
+                parent,
+                ActorMsg::Peer(PeerEvent::Disconnected {
+                    call_id: self.ident.call_id,
+                }),
+            );
+            return Ok(());
+        }
+        Err(control::ControlError::invalid_state(
+            "invalid_state",
+            "the call is not bridged by a connect",
+        ))
+    }
+
+    async fn connect_disconnected(&mut self, peer: Uuid) {
+        info!(%peer, "connect: disconnected; both calls go on");
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::Unbridge {
+                call_id: self.ident.call_id,
+            },
+        );
+        if let Some(c) = self.connect.as_mut() {
+            // The far leg is no longer ours to end with the caller.
+            c.bridged = None;
+        }
+        self.connect_event("disconnected", Some(peer), None).await;
+        self.finish_connect(Ok(())).await;
     }
 
     /// Tells a leg of the connect to go (CANCEL while ringing, BYE once answered).

@@ -736,6 +736,11 @@ impl CallActor {
                     return;
                 }
                 let ev = match ev {
+                    crate::actor::bridge::PeerEvent::Disconnected { call_id } => {
+                        // Our parent parted the bridge: we stay up on our own.
+                        self.ops.session.detach_from(call_id);
+                        return;
+                    }
                     crate::actor::bridge::PeerEvent::Answered { call_id } => {
                         SessionEvent::PeerAnswered { call_id }
                     }
