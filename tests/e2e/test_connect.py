@@ -168,3 +168,40 @@ def test_calling_disconnect_parts_the_bridge_and_both_calls_go_on(start_dialtone
     far.ctrl.wait_event("CALL_CLOSED", timeout=10)
     time.sleep(0.5)
     assert not caller.ctrl.events_of("CALL_CLOSED"), "the caller's call outlives its former far end"
+
+
+def test_confirm_rejects_the_first_answer_and_accepts_the_next(start_dialtone, tmp_path, baresip, hooks):
+    """`confirm` runs on each answered far leg before it is bridged: far0's script hangs up (that leg
+    fails, dialling goes on), far1's runs to its end (accepted, bridged). The caller hears far1's tone,
+    never far0's; far0 answered and was hung up."""
+    far0 = baresip(codecs=["PCMU"], tone=700, seconds=10, user="far0")
+    far1 = baresip(codecs=["PCMU"], tone=1000, seconds=8, user="far1")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=30, user="alice")
+    swml = doc({"connect": {"serial": [
+        {"to": far0.uri(), "confirm": [{"play": {"url": "silence:0.5"}}, {"hangup": {}}]},
+        {"to": far1.uri(), "confirm": [{"play": {"url": "silence:0.5"}}], "confirm_timeout": 5},
+    ], "status_url": hooks.url("/connect")}}, report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    far0.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    far0.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    far1.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    got = reported(hooks)
+    assert got["result"] == "connected", got
+    caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    assert heard(caller, 1000)[0] >= 30, "the caller heard the accepted far end"
+    assert heard(caller, 700)[0] == 0, "the rejected far end was never bridged"
+    assert connect_states(hooks) == ["connecting", "connected", "disconnected"], connect_states(hooks)
+
+
+def test_a_confirm_past_confirm_timeout_fails_that_leg(start_dialtone, tmp_path, baresip, hooks):
+    far = baresip(codecs=["PCMU"], tone=1000, seconds=20, user="bob")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=30, user="alice")
+    swml = doc({"connect": {"to": far.uri(), "timeout": 5, "confirm_timeout": 2,
+                            "confirm": [{"sleep": 30000}]}}, report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    far.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    got = reported(hooks, timeout=15)
+    assert got["result"] == "failed", got
+    far.ctrl.wait_event("CALL_CLOSED", timeout=5)

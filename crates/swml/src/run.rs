@@ -56,8 +56,13 @@ pub enum Effect {
     UserEvent { event: Value },
     /// Fire and forget: a `calling.script.warning`.
     Warning(ScriptWarning),
-    /// Terminal: hang the call up. The script is over.
-    Hangup { reason: String },
+    /// Terminal: hang the call up. The script is over. `end_of_document`: the document ran
+    /// off its end (no `hangup` step said so), which a `connect` `confirm` script reads as
+    /// "accepted".
+    Hangup {
+        reason: String,
+        end_of_document: bool,
+    },
     /// A call-control command, the same typed value the REST API runs (`calling.record`,
     /// `calling.detect`, `calling.denoise`, ...). Blocking: complete with
     /// [`Completion::Started`] once it started ([`ControlWait::Started`]) or
@@ -366,10 +371,20 @@ impl Run {
 
     /// Ends the script and the call.
     pub(crate) fn hang_up(&mut self, reason: &str) {
+        self.finish(reason, false);
+    }
+
+    /// The document ran off its end: the call is hung up (swml.md §2.9).
+    fn end_of_document(&mut self) {
+        self.finish("hangup", true);
+    }
+
+    fn finish(&mut self, reason: &str, end_of_document: bool) {
         self.finished = true;
         self.waiting = None;
         self.emit(Effect::Hangup {
             reason: reason.to_string(),
+            end_of_document,
         });
     }
 
@@ -482,13 +497,13 @@ impl Run {
             }
             budget -= 1;
             let Some(frame) = self.stack.last_mut() else {
-                self.hang_up("hangup");
+                self.end_of_document();
                 return;
             };
             let section = frame.section.clone();
             let depth = frame.levels.len();
             let Some(level) = frame.levels.last_mut() else {
-                self.hang_up("hangup");
+                self.end_of_document();
                 return;
             };
             if level.idx >= level.steps.len() {
@@ -498,7 +513,7 @@ impl Run {
                 }
                 // Section ran off its end: return to the caller, or the script is over.
                 if !self.pop_frame() {
-                    self.hang_up("hangup");
+                    self.end_of_document();
                 }
                 continue;
             }

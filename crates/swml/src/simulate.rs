@@ -184,7 +184,7 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             ),
             None,
         ),
-        Effect::Hangup { reason } => (format!("hangup ({reason})"), None),
+        Effect::Hangup { reason, .. } => (format!("hangup ({reason})"), None),
         // Nobody answers in a simulation.
         Effect::Connect(plan) => (
             format!(

@@ -226,7 +226,7 @@ fn describe(e: &Effect) -> String {
         Effect::Fetch { url, .. } => format!("fetch {url}"),
         Effect::UserEvent { event } => format!("user_event {event}"),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
-        Effect::Hangup { reason } => format!("hangup {reason}"),
+        Effect::Hangup { reason, .. } => format!("hangup {reason}"),
         Effect::Connect(plan) => format!(
             "connect {}",
             plan.stages
@@ -538,7 +538,8 @@ fn a_script_yields_after_a_slice_of_javascript() {
     assert_eq!(
         effects.last(),
         Some(&Effect::Hangup {
-            reason: "error".into()
+            reason: "error".into(),
+            end_of_document: false,
         })
     );
 }
@@ -693,7 +694,8 @@ fn replace_document_restarts_at_the_new_main() {
     assert_eq!(
         run.poll_effect(),
         Some(Effect::Hangup {
-            reason: "hangup".into()
+            reason: "hangup".into(),
+            end_of_document: false,
         })
     );
 }

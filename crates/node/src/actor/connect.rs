@@ -138,7 +138,14 @@ impl CallActor {
             .iter()
             .filter_map(|e| StatusEvent::parse(e))
             .collect();
+        let (swml, url) = match &dest.confirm {
+            Some(swml::Confirm::Url(u)) => (None, Some(u.clone())),
+            Some(c) => (c.inline_document(), None),
+            None => (None, None),
+        };
         let request = DialRequest {
+            swml,
+            url,
             from: dest.from.clone().unwrap_or_else(|| self.ident.from.clone()),
             to: Some(dest.to.clone()),
             timeout_secs: dest.timeout_secs,
@@ -171,6 +178,17 @@ impl CallActor {
             return Err(format!("could not store the leg: {e}"));
         }
         leg.ops.session.far_leg_of(self.ident.call_id);
+        if dest.confirm.is_some() {
+            leg.confirming = true;
+            // The ring and the confirm script, each its own allowance.
+            let secs = u64::from(dest.timeout_secs)
+                + u64::from(dest.confirm_timeout_secs.unwrap_or(dest.timeout_secs));
+            let node = self.node.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                node.tell(id, ActorMsg::ConfirmTimeout);
+            });
+        }
         self.node.cfg.metrics.call_setups.with(&["connect"]).inc();
         crate::actor::bridge::launch(leg);
         Ok(id)
@@ -337,6 +355,17 @@ impl CallActor {
         if self.script_wait == Some(ScriptWait::Connect) {
             // Boxed: completing runs the script on, which may start another connect.
             Box::pin(self.complete_script(Completion::Connect(outcome))).await;
+        }
+    }
+
+    /// This far leg's `confirm` script ran to its end without hanging up: the leg is
+    /// accepted and its parent bridges it.
+    pub(crate) fn confirm_accepted(&mut self) {
+        self.confirming = false;
+        self.end_script();
+        if let Some(parent) = self.ops.session.bridge_parent() {
+            info!("connect: the confirm script accepted this leg");
+            self.far_leg_answered(parent);
         }
     }
 

@@ -51,6 +51,8 @@ pub(crate) enum ActorMsg {
     Peer(crate::actor::bridge::PeerEvent),
     /// The node is shutting down: hang up.
     Shutdown,
+    /// A `connect` far leg's `confirm` ran out of time: hang up unless it was accepted.
+    ConfirmTimeout,
 }
 
 /// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
@@ -135,6 +137,8 @@ pub(crate) struct CallActor {
     pub(crate) denoising: bool,
     /// A SWML `connect` dialling or bridged.
     pub(crate) connect: Option<crate::actor::connect::Connecting>,
+    /// This far leg of a `connect` runs its `confirm` script before it is bridged.
+    pub(crate) confirming: bool,
 }
 
 impl CallActor {
@@ -182,6 +186,7 @@ impl CallActor {
             recordings: crate::actor::recording::Recordings::default(),
             denoising: false,
             connect: None,
+            confirming: false,
         }
     }
 
@@ -407,7 +412,13 @@ impl CallActor {
             return;
         }
         if let Some(parent) = self.ops.session.bridge_parent() {
-            self.far_leg_answered(parent);
+            if self.confirming {
+                // The connect's `confirm` runs first; its end tells the parent.
+                info!("connect: running the confirm script on this leg");
+                self.start_document_fetch();
+            } else {
+                self.far_leg_answered(parent);
+            }
             return;
         }
         if let Some(digits) = self.request.send_digits.clone() {
@@ -759,6 +770,16 @@ impl CallActor {
                 control_id,
                 params,
             } => self.on_recording_done(rec_id, control_id, params).await,
+            ActorMsg::ConfirmTimeout if self.confirming => {
+                info!("connect: the confirm script ran out of time; this leg fails");
+                self.confirming = false;
+                self.end_script();
+                self.input(CallInput::Hangup {
+                    reason: EndReason::Hangup,
+                })
+                .await
+            }
+            ActorMsg::ConfirmTimeout => {}
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,

@@ -263,7 +263,14 @@ impl CallActor {
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
-            Effect::Hangup { reason } => {
+            Effect::Hangup {
+                reason,
+                end_of_document,
+            } => {
+                if end_of_document && self.confirming {
+                    self.confirm_accepted();
+                    return;
+                }
                 let reason = EndReason::parse(&reason).unwrap_or(EndReason::Hangup);
                 info!(reason = reason.as_str(), "SWML hangs up");
                 self.script_wait = None;

@@ -35,6 +35,38 @@ pub struct ConnectDest {
     pub encryption: Option<String>,
     pub call_state_url: Option<String>,
     pub call_state_events: Vec<String>,
+    /// A script run on this leg once it answers, before it is bridged (unexpanded: it runs
+    /// with the leg's own `call`).
+    pub confirm: Option<Confirm>,
+    /// How long `confirm` may take (default: the leg's `timeout`).
+    pub confirm_timeout_secs: Option<u32>,
+}
+
+/// `confirm`: a SWML document's URL, or inline steps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Confirm {
+    Url(String),
+    Steps(Value),
+}
+
+impl Confirm {
+    fn of(v: &Value) -> Result<Confirm, String> {
+        match v {
+            Value::String(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                Ok(Confirm::Url(u.clone()))
+            }
+            Value::Array(_) => Ok(Confirm::Steps(v.clone())),
+            _ => Err("confirm must be an http(s) URL or a list of steps".into()),
+        }
+    }
+
+    /// The document the leg runs: the steps as its `main`.
+    pub fn inline_document(&self) -> Option<Value> {
+        match self {
+            Confirm::Steps(steps) => Some(json!({"version": "1.0.0", "sections": {"main": steps}})),
+            Confirm::Url(_) => None,
+        }
+    }
 }
 
 /// What a `connect` asks the runtime to do.
@@ -61,7 +93,8 @@ fn refuse(run: &mut Run, code: &'static str, message: String) -> Flow {
 }
 
 pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
-    let p = run.expand(params);
+    // `confirm` scripts run later on the far leg with its own `call`: not expanded here.
+    let p = run.expand(&without_confirms(params));
     let Value::Object(top) = &p else {
         return refuse(
             run,
@@ -69,7 +102,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
             "parameters must be an object".into(),
         );
     };
-    let plan = match plan(top) {
+    let plan = match plan(top).and_then(|plan| with_confirms(plan, params)) {
         Ok(plan) => plan,
         Err(message) => return refuse(run, "relay_script_method_parameter_invalid_value", message),
     };
@@ -186,6 +219,9 @@ fn one(item: &Value, defaults: &ConnectDest) -> Result<ConnectDest, String> {
             if !o.contains_key("timeout") {
                 d.timeout_secs = defaults.timeout_secs;
             }
+            if d.confirm_timeout_secs.is_none() {
+                d.confirm_timeout_secs = defaults.confirm_timeout_secs;
+            }
             if !o.contains_key("call_state_events") {
                 d.call_state_events.clone_from(&defaults.call_state_events);
             }
@@ -198,11 +234,16 @@ fn one(item: &Value, defaults: &ConnectDest) -> Result<ConnectDest, String> {
 /// The fields of a destination (or of the top level, `to` absent).
 fn dest_of(o: &Map<String, Value>, to: Option<&Value>) -> Result<ConnectDest, String> {
     let text = |key: &str| o.get(key).map(stringify).filter(|s| !s.is_empty());
-    for key in ["confirm", "webrtc_media"] {
-        if o.get(key).is_some_and(|v| v != &Value::Bool(false)) {
-            return Err(format!("`{key}` is not built on this server yet"));
-        }
+    if o.get("webrtc_media")
+        .is_some_and(|v| v != &Value::Bool(false))
+    {
+        return Err("`webrtc_media` is not built on this server".into());
     }
+    let confirm_timeout_secs = match o.get("confirm_timeout").and_then(number) {
+        Some(t) if (1.0..=600.0).contains(&t) => Some(t as u32),
+        Some(t) => return Err(format!("confirm_timeout {t} must be 1 to 600 seconds")),
+        None => None,
+    };
     let encryption = text("encryption");
     if let Some(e) = &encryption {
         if !["forbidden", "optional", "mandatory"].contains(&e.as_str()) {
@@ -249,7 +290,74 @@ fn dest_of(o: &Map<String, Value>, to: Option<&Value>) -> Result<ConnectDest, St
             Some(Value::Array(items)) => items.iter().map(stringify).collect(),
             _ => vec!["ended".into()],
         },
+        confirm: o.get("confirm").map(Confirm::of).transpose()?,
+        confirm_timeout_secs,
     })
+}
+
+/// The four lists of destinations of a `connect` object, by key.
+const LISTS: [&str; 2] = ["serial", "parallel"];
+
+/// `params` without any `confirm` (top level and per destination).
+fn without_confirms(params: &Value) -> Value {
+    let mut p = params.clone();
+    let strip = |v: &mut Value| {
+        if let Value::Object(o) = v {
+            o.remove("confirm");
+        }
+    };
+    strip(&mut p);
+    if let Value::Object(o) = &mut p {
+        for key in LISTS {
+            if let Some(Value::Array(items)) = o.get_mut(key) {
+                items.iter_mut().for_each(strip);
+            }
+        }
+        if let Some(Value::Array(groups)) = o.get_mut("serial_parallel") {
+            for g in groups.iter_mut() {
+                if let Value::Array(items) = g {
+                    items.iter_mut().for_each(strip);
+                }
+            }
+        }
+    }
+    p
+}
+
+/// The plan with each destination's unexpanded `confirm` (its own, else the top level's).
+fn with_confirms(mut plan: ConnectPlan, raw: &Value) -> Result<ConnectPlan, String> {
+    let of = |v: Option<&Value>| {
+        v.and_then(|v| v.get("confirm"))
+            .map(Confirm::of)
+            .transpose()
+    };
+    let top = of(Some(raw))?;
+    let stages: Vec<Vec<Option<&Value>>> = if raw.get("to").is_some() {
+        vec![vec![None]]
+    } else if let Some(Value::Array(items)) = raw.get("serial") {
+        items.iter().map(|d| vec![Some(d)]).collect()
+    } else if let Some(Value::Array(items)) = raw.get("parallel") {
+        vec![items.iter().map(Some).collect()]
+    } else if let Some(Value::Array(groups)) = raw.get("serial_parallel") {
+        groups
+            .iter()
+            .map(|g| {
+                g.as_array()
+                    .map_or_else(Vec::new, |i| i.iter().map(Some).collect())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (stage, raws) in plan.stages.iter_mut().zip(stages) {
+        for (dest, raw) in stage.iter_mut().zip(raws) {
+            dest.confirm = match of(raw)? {
+                Some(c) => Some(c),
+                None => top.clone(),
+            };
+        }
+    }
+    Ok(plan)
 }
 
 /// A destination this server can dial: a SIP URI or an E.164 number. Queues, streams and
@@ -389,6 +497,32 @@ mod tests {
             vec![2, 1]
         );
         assert_eq!(p.max_duration_secs, DEFAULT_MAX_DURATION_SECS);
+    }
+
+    /// `confirm` stays unexpanded (it runs with the far leg's `call`), per destination or
+    /// inherited from the top level.
+    #[test]
+    fn confirm_scripts_are_kept_as_written() {
+        let raw = json!({"serial": [{"to": "sip:a@x.org", "confirm": [{"play": {"url": "say:${call.to}"}}]},
+                                    {"to": "sip:b@x.org"}],
+                         "confirm": "https://x.org/confirm", "confirm_timeout": 9});
+        let Value::Object(top) = without_confirms(&raw) else {
+            panic!()
+        };
+        let p = with_confirms(plan(&top).unwrap(), &raw).unwrap();
+        assert_eq!(
+            p.stages[0][0].confirm,
+            Some(Confirm::Steps(json!([{"play": {"url": "say:${call.to}"}}])))
+        );
+        assert_eq!(
+            p.stages[1][0].confirm,
+            Some(Confirm::Url("https://x.org/confirm".into()))
+        );
+        assert_eq!(
+            p.stages[1][0].confirm_timeout_secs,
+            Some(9),
+            "inherited from the top level"
+        );
     }
 
     #[test]
