@@ -8,6 +8,7 @@ pub mod call;
 pub mod command;
 pub mod dial;
 pub mod leg;
+pub mod queue;
 pub mod routing;
 pub mod service;
 pub mod session;

@@ -25,8 +25,9 @@ struct Leg<K> {
     ssrc: Option<u32>,
     seed: u64,
     peer: Option<K>,
-    /// SDES-SRTP: every datagram in and packet out passes through it.
-    srtp: Option<SrtpSession>,
+    /// SDES-SRTP: every datagram in and packet out passes through it (boxed: ~4 KiB of key
+    /// schedules that plain calls should not carry).
+    srtp: Option<Box<SrtpSession>>,
     /// RTCP rides on the RTP port (RFC 5761; both sides said `a=rtcp-mux`).
     rtcp_mux: bool,
     /// A report went or came since the call's live stats were last handed out.
@@ -34,6 +35,11 @@ struct Leg<K> {
     /// When (µs) they were last handed out.
     stats_told_us: Option<u64>,
 }
+
+/// A call's media taken out of one shard to go into another ([`ShardMedia::take`],
+/// [`ShardMedia::put`]): everything about it moves (graph, latch, RTCP, SRTP), so its streams
+/// go on without a break. Calls joined in one audio mix must share a shard.
+pub struct MovedLeg<K>(Leg<K>);
 
 /// Where one of a call's RTCP packets goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +60,7 @@ impl<K> Leg<K> {
         let mut s = self.graph.stats();
         s.packets_sent = self.packets_sent;
         s.packets_rejected = self.latch.rejected();
-        s.srtp_rejected = self.srtp.as_ref().map_or(0, SrtpSession::rejected);
+        s.srtp_rejected = self.srtp.as_ref().map_or(0, |s| s.rejected());
         s.rtcp = self.rtcp.stats();
         s
     }
@@ -202,7 +208,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
 
     /// The call's SRTP from now on (`None`: plain RTP). Set it right after [`Self::add`], before
     /// the first tick, so no plain packet leaves an encrypted call.
-    pub fn set_srtp(&mut self, key: K, srtp: Option<SrtpSession>) {
+    pub fn set_srtp(&mut self, key: K, srtp: Option<Box<SrtpSession>>) {
         if let Some(leg) = self.legs.get_mut(&key) {
             leg.srtp = srtp;
         }
@@ -222,6 +228,17 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         if let Some(leg) = self.legs.get_mut(&key) {
             leg.rtcp_mux = muxed;
         }
+    }
+
+    /// Takes the call out to move it to another shard (unbridged first).
+    pub fn take(&mut self, key: K) -> Option<MovedLeg<K>> {
+        self.unbridge(key);
+        self.legs.remove(&key).map(MovedLeg)
+    }
+
+    /// A call taken out of another shard, here from now on.
+    pub fn put(&mut self, key: K, moved: MovedLeg<K>) {
+        self.legs.insert(key, moved.0);
     }
 
     /// Joins two calls' audio. False (and nothing changes) unless both are here and distinct.
@@ -255,7 +272,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         self.unbridge(key);
         self.legs.remove(&key).map(|leg| {
             let s = leg.stats();
-            if let Some(e) = leg.srtp.as_ref().and_then(SrtpSession::last_error) {
+            if let Some(e) = leg.srtp.as_ref().and_then(|s| s.last_error()) {
                 tracing::info!(rejected = s.srtp_rejected, last_error = %e, "SRTP datagrams refused");
             }
             s
@@ -639,7 +656,7 @@ mod tests {
         let mut s: ShardMedia<u8> = ShardMedia::new(LatchPolicy::Any);
         let (ours, mut far_end) = srtp_pair();
         s.add(1, addr(5004), graph(1));
-        s.set_srtp(1, Some(ours));
+        s.set_srtp(1, Some(Box::new(ours)));
         let mut sent = Vec::new();
         s.tick(
             20_000,
@@ -732,5 +749,35 @@ mod tests {
                 muxed: false
             })
         );
+    }
+
+    /// A call moved between shards keeps its stream: sequence numbers go on and it is
+    /// still latched where it was.
+    #[test]
+    fn a_call_moves_between_shards_without_a_break() {
+        let mut a: ShardMedia<u8> = ShardMedia::default();
+        let mut b: ShardMedia<u8> = ShardMedia::default();
+        a.add(1, addr(5004), graph(1));
+        let mut seqs = Vec::new();
+        let mut record = |s: &mut ShardMedia<u8>, now| {
+            s.tick(
+                now,
+                |_, _, pkt| {
+                    seqs.push(u16::from_be_bytes([pkt[2], pkt[3]]));
+                    true
+                },
+                |_, _| {},
+            )
+        };
+        record(&mut a, 20_000);
+        let moved = a.take(1);
+        assert!(a.is_empty() && moved.is_some());
+        if let Some(m) = moved {
+            b.put(1, m);
+        }
+        record(&mut b, 40_000);
+        assert_eq!(seqs.len(), 2);
+        assert_eq!(seqs[1], seqs[0].wrapping_add(1));
+        assert_eq!(b.remove(1).map(|s| s.packets_sent), Some(2));
     }
 }

@@ -91,6 +91,9 @@ pub(crate) struct NodeInner {
     /// Where SWML steps (and their JavaScript) run, off the async runtime.
     pub(crate) eval: eval::ScriptPool,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
+    /// This node's call queues (SWML `enter_queue`, `connect` to `queue:`). Scaling out
+    /// will move them to the shared store; callers and agents must be on one node today.
+    pub(crate) queues: Mutex<control::queue::Queues>,
     /// Set by [`Node::begin_drain`]: new calls are refused (503).
     draining: AtomicBool,
 }
@@ -205,6 +208,7 @@ impl Node {
             speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
             eval,
             calls: Mutex::new(HashMap::new()),
+            queues: Mutex::new(control::queue::Queues::default()),
             draining: AtomicBool::new(false),
         });
         inner.recover_after_restart().await;

@@ -55,10 +55,11 @@ fn fresh_key() -> [u8; sdp::SDES_KEY_SALT_LEN] {
 }
 
 /// The call's SRTP contexts for the shard, from what SDP settled.
-pub fn srtp_session(p: &sdp::SrtpParams) -> Result<media::secure::SrtpSession, String> {
+pub fn srtp_session(p: &sdp::SrtpParams) -> Result<Box<media::secure::SrtpSession>, String> {
     let suite = srtp::Suite::from_name(p.suite.name())
         .ok_or_else(|| format!("SRTP suite {} has no transform", p.suite.name()))?;
     media::secure::SrtpSession::new(suite, &srtp_key(&p.local), &srtp_key(&p.remote))
+        .map(Box::new)
         .map_err(|e| format!("SRTP keys: {e}"))
 }
 

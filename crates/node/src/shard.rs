@@ -91,13 +91,13 @@ pub enum ShardCommand {
         remote: SocketAddr,
         leg: Box<dyn MediaLeg>,
         /// Set before the first tick, so no plain packet leaves an encrypted call.
-        srtp: Option<media::secure::SrtpSession>,
+        srtp: Option<Box<media::secure::SrtpSession>>,
         rtcp_mux: bool,
     },
     /// The call's SRTP replaced (a re-INVITE changed it; `None`: plain from now on).
     SetSrtp {
         call_id: Uuid,
-        srtp: Option<media::secure::SrtpSession>,
+        srtp: Option<Box<media::secure::SrtpSession>>,
     },
     /// The far end re-keyed: its new key, ours unchanged.
     RekeySrtpRemote {
@@ -167,6 +167,16 @@ pub enum ShardCommand {
         call_id: Uuid,
         reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
     },
+    /// Takes the call's media (and sockets) out, to move it to another shard.
+    Export {
+        call_id: Uuid,
+        reply: tokio::sync::oneshot::Sender<Option<Box<ExportedCall>>>,
+    },
+    /// A call exported by another shard, here from now on.
+    Import {
+        call_id: Uuid,
+        call: Box<ExportedCall>,
+    },
     Shutdown,
 }
 
@@ -222,9 +232,17 @@ impl MediaShards {
         self.threads.iter().all(|t| !t.is_finished())
     }
 
+    fn shard_index(&self, key: Uuid) -> usize {
+        (key.as_u128() % self.senders.len() as u128) as usize
+    }
+
     fn shard_for(&self, call_id: Uuid) -> &std_mpsc::Sender<ShardCommand> {
-        let idx = (call_id.as_u128() % self.senders.len() as u128) as usize;
-        &self.senders[idx]
+        &self.senders[self.shard_index(call_id)]
+    }
+
+    /// Whether calls placed by these two keys share a shard.
+    pub fn same_shard(&self, a: Uuid, b: Uuid) -> bool {
+        self.shard_index(a) == self.shard_index(b)
     }
 
     pub fn send(&self, call_id: Uuid, cmd: ShardCommand) {
@@ -397,6 +415,12 @@ fn send_rtcp(
     }
 }
 
+/// A call's media and sockets on their way from one shard to another.
+pub struct ExportedCall {
+    leg: media::shard::MovedLeg<Uuid>,
+    sockets: CallSockets,
+}
+
 /// A call's sockets: RTP, and RTCP on the port above when it could be bound.
 struct CallSockets {
     rtp: UdpSocket,
@@ -519,6 +543,17 @@ fn apply(
             if let Some(r) = reply {
                 let _ = r.send(stats.unwrap_or_default());
             }
+        }
+        ShardCommand::Export { call_id, reply } => {
+            let call = match (media.take(call_id), sockets.remove(&call_id)) {
+                (Some(leg), Some(sockets)) => Some(Box::new(ExportedCall { leg, sockets })),
+                _ => None,
+            };
+            let _ = reply.send(call);
+        }
+        ShardCommand::Import { call_id, call } => {
+            sockets.insert(call_id, call.sockets);
+            media.put(call_id, call.leg);
         }
         ShardCommand::Shutdown => {}
     }

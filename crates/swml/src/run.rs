@@ -82,6 +82,8 @@ pub enum Effect {
     /// Blocking: dial the plan's far ends and bridge the first to answer; complete with
     /// [`Completion::Connect`] when the bridge ended or every destination failed.
     Connect(crate::methods::connect::ConnectPlan),
+    /// Blocking: wait in a queue; complete with [`Completion::Queue`].
+    EnterQueue(crate::methods::enter_queue::QueuePlan),
 }
 
 /// When a [`Effect::Control`] completes.
@@ -133,6 +135,8 @@ pub enum Completion {
     /// A `connect` ended: `Ok` after a bridge (the far end hung up), `Err` with the failure
     /// reason (`no_answer`, `busy`, `declined`, `error`) when no destination was bridged.
     Connect(Result<(), String>),
+    /// An `enter_queue` ended.
+    Queue(crate::methods::enter_queue::QueueOutcome),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +203,10 @@ pub(crate) enum Waiting {
     /// A `connect` dialling or bridged; its `result` hook and `transfer_after_bridge` run after.
     Connect {
         result: Option<Value>,
+        transfer_after_bridge: Option<String>,
+    },
+    /// An `enter_queue` waiting; `transfer_after_bridge` runs after a bridge.
+    Queue {
         transfer_after_bridge: Option<String>,
     },
 }

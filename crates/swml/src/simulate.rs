@@ -185,6 +185,22 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             None,
         ),
         Effect::Hangup { reason, .. } => (format!("hangup ({reason})"), None),
+        // Nobody takes a queued caller in a simulation: it waits until `wait_time`.
+        Effect::EnterQueue(plan) => (
+            format!(
+                "enter_queue {} (wait_time {}s)",
+                plan.queue_name, plan.wait_time_secs
+            ),
+            Some((
+                plan.wait_time_secs * 1000,
+                Completion::Queue(crate::QueueOutcome {
+                    result: "timeout".into(),
+                    wait_time: plan.wait_time_secs as i64,
+                    entry_position: 1,
+                    entry_size: 1,
+                }),
+            )),
+        ),
         // Nobody answers in a simulation.
         Effect::Connect(plan) => (
             format!(

@@ -119,6 +119,12 @@ impl Sim {
                     }
                     // Nobody answers in these runs.
                     Effect::Connect(_) => Some(Completion::Connect(Err("no_answer".into()))),
+                    Effect::EnterQueue(_) => Some(Completion::Queue(swml::QueueOutcome {
+                        result: "timeout".into(),
+                        wait_time: 1,
+                        entry_position: 1,
+                        entry_size: 1,
+                    })),
                     Effect::Control { command, wait } => {
                         self.controls
                             .push((command.name().to_string(), command.params_json()));
@@ -227,6 +233,7 @@ fn describe(e: &Effect) -> String {
         Effect::UserEvent { event } => format!("user_event {event}"),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason, .. } => format!("hangup {reason}"),
+        Effect::EnterQueue(plan) => format!("enter_queue {}", plan.queue_name),
         Effect::Connect(plan) => format!(
             "connect {}",
             plan.stages

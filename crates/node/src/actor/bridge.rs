@@ -11,6 +11,7 @@ use uuid::Uuid;
 use control::{ControlError, DialRequest, Direction, EndReason, LegType};
 
 use crate::actor::{ActorMsg, CallActor};
+use crate::shard::ShardCommand;
 use crate::NodeInner;
 use control::routing;
 
@@ -26,6 +27,8 @@ pub(crate) enum PeerEvent {
     },
     /// `calling.disconnect`: the bridge came apart, both calls stay up.
     Disconnected { call_id: Uuid },
+    /// An agent's `connect` to `queue:` took this queued caller and bridged to it.
+    QueueBridged { agent: Uuid },
 }
 
 impl CallActor {
@@ -69,6 +72,52 @@ impl CallActor {
         self.call_event("transfer", json!({ "dest": dest, "far_leg": far }))
             .await;
         Ok(())
+    }
+
+    /// Joins this call's audio with `peer`'s (on this call's shard), now or, when this call's
+    /// media is not running yet (an answer waiting for its ACK), as soon as it runs.
+    pub(crate) fn bridge_media(&mut self, peer: Uuid) {
+        if self.media_running {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::Bridge {
+                    a: self.ident.call_id,
+                    b: peer,
+                },
+            );
+        } else {
+            self.pending_bridge = Some(peer);
+        }
+    }
+
+    /// Moves this call's media to the shard of `key` (calls joined in one mix must share a
+    /// shard); false when it could not be moved (it has no media on its shard any more).
+    pub(crate) async fn move_media_to(&mut self, key: Uuid) -> bool {
+        if !self.media_running || self.node.media.same_shard(self.media_key, key) {
+            self.media_key = key;
+            return true;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::Export {
+                call_id: self.ident.call_id,
+                reply: tx,
+            },
+        );
+        let Ok(Some(call)) = rx.await else {
+            warn!("the call's media could not be moved to another shard");
+            return false;
+        };
+        self.node.media.send(
+            key,
+            ShardCommand::Import {
+                call_id: self.ident.call_id,
+                call,
+            },
+        );
+        self.media_key = key;
+        true
     }
 
     /// The far leg of a transfer answered (its media runs on the parent's shard).

@@ -102,6 +102,24 @@ impl CallActor {
             };
             let mut launched = Vec::new();
             for dest in &stage {
+                if let Some(name) = dest.to.strip_prefix("queue:") {
+                    match self.take_from_queue(name).await {
+                        Ok(caller) => {
+                            // Waiting callers are answered already: bridged at once.
+                            for leg in launched {
+                                self.end_leg(leg);
+                            }
+                            self.bridged_with(caller).await;
+                            return;
+                        }
+                        Err(reason) => {
+                            if let Some(c) = self.connect.as_mut() {
+                                c.last_failure = reason.into();
+                            }
+                        }
+                    }
+                    continue;
+                }
                 match self.launch_leg(dest, c_max(&self.connect)).await {
                     Ok(id) => launched.push(id),
                     Err(e) => {
@@ -210,34 +228,8 @@ impl CallActor {
                     self.end_leg(call_id);
                     return true;
                 }
-                c.bridged = Some(call_id);
-                let others = std::mem::take(&mut c.ringing);
-                let ringback = c.ringback.take();
-                for other in others {
-                    self.end_leg(other);
-                }
-                if let Some(control_id) = ringback {
-                    let _ = self.ops.session.handle_command(
-                        now_ms(),
-                        CallCommand::PlayStop(ControlIdParams { control_id }),
-                        Origin::Rest,
-                    );
-                    self.drain_ops().await;
-                }
-                if self.inbound_unanswered() {
-                    if let Err(e) = self.answer_inbound().await {
-                        warn!(error = %e, "connect: could not answer the caller");
-                    }
-                }
-                info!(peer = %call_id, "connect: bridged");
-                self.node.media.send(
-                    self.media_key,
-                    ShardCommand::Bridge {
-                        a: self.ident.call_id,
-                        b: call_id,
-                    },
-                );
-                self.connect_event("connected", Some(call_id), None).await;
+                self.bridge_media(call_id);
+                self.bridged_with(call_id).await;
                 true
             }
             PeerEvent::Ended {
@@ -262,6 +254,7 @@ impl CallActor {
                 }
                 true
             }
+            PeerEvent::QueueBridged { .. } => false,
             PeerEvent::Disconnected { call_id } => {
                 if c.bridged != Some(call_id) {
                     return false;
@@ -284,6 +277,9 @@ impl CallActor {
                 }),
             );
             self.connect_disconnected(peer).await;
+            return Ok(());
+        }
+        if self.queue_disconnect().await {
             return Ok(());
         }
         if let Some(parent) = self.ops.session.bridge_parent() {
@@ -322,6 +318,35 @@ impl CallActor {
         }
         self.connect_event("disconnected", Some(peer), None).await;
         self.finish_connect(Ok(())).await;
+    }
+
+    /// A far end is bridged (its audio joined already): the rest of the stage goes, the
+    /// ringback stops, the caller is answered if it waited for this.
+    async fn bridged_with(&mut self, peer: Uuid) {
+        let Some(c) = self.connect.as_mut() else {
+            return;
+        };
+        c.bridged = Some(peer);
+        let others = std::mem::take(&mut c.ringing);
+        let ringback = c.ringback.take();
+        for other in others {
+            self.end_leg(other);
+        }
+        if let Some(control_id) = ringback {
+            let _ = self.ops.session.handle_command(
+                now_ms(),
+                CallCommand::PlayStop(ControlIdParams { control_id }),
+                Origin::Rest,
+            );
+            self.drain_ops().await;
+        }
+        if self.inbound_unanswered() {
+            if let Err(e) = self.answer_inbound().await {
+                warn!(error = %e, "connect: could not answer the caller");
+            }
+        }
+        info!(%peer, "connect: bridged");
+        self.connect_event("connected", Some(peer), None).await;
     }
 
     /// Tells a leg of the connect to go (CANCEL while ringing, BYE once answered).

@@ -8,6 +8,7 @@ pub(crate) mod connect;
 pub(crate) mod inbound;
 mod listen;
 pub(crate) mod ops;
+pub(crate) mod queue;
 mod recording;
 mod script;
 pub(crate) mod script_call;
@@ -53,6 +54,8 @@ pub(crate) enum ActorMsg {
     Shutdown,
     /// A `connect` far leg's `confirm` ran out of time: hang up unless it was accepted.
     ConfirmTimeout,
+    /// An `enter_queue`'s `wait_time` ran out.
+    QueueTimeout,
 }
 
 /// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
@@ -139,6 +142,10 @@ pub(crate) struct CallActor {
     pub(crate) connect: Option<crate::actor::connect::Connecting>,
     /// This far leg of a `connect` runs its `confirm` script before it is bridged.
     pub(crate) confirming: bool,
+    /// The caller waits in a queue (SWML `enter_queue`).
+    pub(crate) queued: Option<crate::actor::queue::Queued>,
+    /// A call to bridge with once this call's media runs (it was answered, the ACK is due).
+    pub(crate) pending_bridge: Option<uuid::Uuid>,
 }
 
 impl CallActor {
@@ -187,6 +194,8 @@ impl CallActor {
             denoising: false,
             connect: None,
             confirming: false,
+            queued: None,
+            pending_bridge: None,
         }
     }
 
@@ -500,6 +509,9 @@ impl CallActor {
             );
         }
         self.media_running = true;
+        if let Some(peer) = self.pending_bridge.take() {
+            self.bridge_media(peer);
+        }
         for ready in std::mem::take(&mut self.ops.deferred) {
             self.node
                 .media
@@ -743,10 +755,11 @@ impl CallActor {
             // A droppable event's permit is released once it is handled.
             ActorMsg::Media(ev, _permit) => self.on_media_event(ev).await,
             ActorMsg::Peer(ev) => {
-                if self.connect_peer_event(&ev).await {
+                if self.connect_peer_event(&ev).await || self.queue_peer_event(&ev).await {
                     return;
                 }
                 let ev = match ev {
+                    crate::actor::bridge::PeerEvent::QueueBridged { .. } => return,
                     crate::actor::bridge::PeerEvent::Disconnected { call_id } => {
                         // Our parent parted the bridge: we stay up on our own.
                         self.ops.session.detach_from(call_id);
@@ -780,6 +793,7 @@ impl CallActor {
                 .await
             }
             ActorMsg::ConfirmTimeout => {}
+            ActorMsg::QueueTimeout => self.queue_timeout().await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,
@@ -948,8 +962,9 @@ impl CallActor {
     ) {
         let now = now_ms();
         self.end_script();
-        self.end_connect();
         self.end_reason = Some(end_reason);
+        self.end_connect();
+        self.end_queue();
         self.end_ops().await;
         if self.media_running {
             let (tx, rx) = oneshot::channel();

@@ -32,6 +32,8 @@ pub(crate) enum ScriptWait {
     },
     /// A `connect` dialling or bridged (crate::actor::connect).
     Connect,
+    /// An `enter_queue` waiting or bridged (crate::actor::queue).
+    Queue,
 }
 
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
@@ -263,6 +265,7 @@ impl CallActor {
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
+            Effect::EnterQueue(plan) => self.start_enter_queue(plan).await,
             Effect::Hangup {
                 reason,
                 end_of_document,
@@ -394,6 +397,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::Control { command, .. } => command.name(),
         Effect::Prompt { .. } => "prompt",
         Effect::Connect(_) => "connect",
+        Effect::EnterQueue(_) => "enter_queue",
     }
 }
 

@@ -158,6 +158,14 @@ pub fn plan(top: &Map<String, Value>) -> Result<ConnectPlan, String> {
     } else {
         return Err("needs `to`, `serial`, `parallel` or `serial_parallel`".into());
     };
+    let queued = stages.iter().flatten().any(|d| d.to.starts_with("queue:"));
+    if queued
+        && top
+            .get("transfer_after_bridge")
+            .is_none_or(|v| stringify(v).is_empty())
+    {
+        return Err("a `queue:` destination needs `transfer_after_bridge`".into());
+    }
     let count: usize = stages.iter().map(Vec::len).sum();
     if count == 0 || stages.iter().any(Vec::is_empty) {
         return Err("has no destination to dial".into());
@@ -365,8 +373,11 @@ fn with_confirms(mut plan: ConnectPlan, raw: &Value) -> Result<ConnectPlan, Stri
 fn checked_to(v: &Value) -> Result<String, String> {
     let to = stringify(v).trim().to_string();
     let lower = to.to_ascii_lowercase();
+    if let Some(name) = to.strip_prefix("queue:") {
+        control::queue::check_name(name).map_err(|e| format!("{to:?}: {e}"))?;
+        return Ok(to);
+    }
     let not_built = [
-        ("queue:", "connecting to a queue"),
         ("stream:", "stream destinations"),
         ("/", "Resource Addresses"),
         ("verto:", "WebRTC destinations"),
@@ -527,8 +538,13 @@ mod tests {
 
     #[test]
     fn what_cannot_run_here_is_named() {
+        assert!(plan_of(
+            json!({"to": "queue:support", "transfer_after_bridge": "https://x.org/after"})
+        )
+        .is_ok());
         for (v, needle) in [
-            (json!({"to": "queue:support"}), "queue"),
+            (json!({"to": "queue:support"}), "transfer_after_bridge"),
+            (json!({"to": "queue:"}), "queue name"),
             (json!({"to": "stream:wss://x"}), "stream"),
             (json!({"to": "/public/room"}), "Resource"),
             (json!({"to": "hello"}), "neither"),

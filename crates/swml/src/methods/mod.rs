@@ -6,6 +6,7 @@ pub(crate) mod cond;
 pub mod connect;
 pub(crate) mod denoise;
 pub(crate) mod detect;
+pub mod enter_queue;
 pub(crate) mod execute;
 pub(crate) mod goto;
 pub(crate) mod hangup;
@@ -72,12 +73,13 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 24] = [
+pub const IMPLEMENTED: [&str; 25] = [
     "answer",
     "cond",
     "connect",
     "denoise",
     "detect_machine",
+    "enter_queue",
     "execute",
     "goto",
     "hangup",
@@ -104,6 +106,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "answer" => answer::run(run, params),
         "cond" => cond::run(run, params),
         "connect" => connect::run(run, params),
+        "enter_queue" => enter_queue::run(run, params),
         "execute" => execute::run(run, params),
         "goto" => goto::run(run, params),
         "hangup" => hangup::run(run, params),
@@ -188,6 +191,9 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
             result,
             transfer_after_bridge,
         } => connect::on_completion(run, result, transfer_after_bridge, completion),
+        Waiting::Queue {
+            transfer_after_bridge,
+        } => enter_queue::on_completion(run, transfer_after_bridge, completion),
     }
 }
 
