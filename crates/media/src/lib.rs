@@ -19,6 +19,7 @@ mod opus;
 pub mod playback;
 mod plc;
 pub mod queue;
+pub mod resample;
 pub mod ring;
 pub mod rtcp;
 pub mod secure;
