@@ -31,6 +31,9 @@ pub enum ResampleError {
     ZeroRate,
     #[error("ratio {to}/{from} too fine (terms above {MAX_RATIO_TERM} in lowest terms)")]
     Ratio { from: u32, to: u32 },
+    /// A conference needs whole samples per 20 ms frame.
+    #[error("sample rate {0} has no whole number of samples per 20 ms")]
+    NotWholeFrames(u32),
 }
 
 /// One direction of one stream's rate conversion, with its state. See the module docs.
