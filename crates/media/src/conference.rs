@@ -427,22 +427,22 @@ impl<K: Copy + Eq + Hash> ConferenceMix<K> {
         }
         // What each one hears: the other rates, its own rate's sum less itself, whispers.
         for p in self.participants.values_mut() {
-            let Some(g) = self.groups.iter().find(|g| g.rate == p.rate) else {
-                continue;
-            };
-            if p.deaf {
-                p.out.iter_mut().for_each(|s| *s = 0);
-            } else {
-                let heard = g.others.iter().zip(&g.sum).zip(&p.whisper);
-                if p.in_room() {
-                    for (o, (((a, b), w), own)) in p.out.iter_mut().zip(heard.zip(&p.input)) {
-                        *o = soft_clip(a + b + w - own);
-                    }
-                } else {
-                    for (o, ((a, b), w)) in p.out.iter_mut().zip(heard) {
-                        *o = soft_clip(a + b + w);
+            let group = self.groups.iter().find(|g| g.rate == p.rate);
+            match group {
+                Some(g) if !p.deaf => {
+                    let heard = g.others.iter().zip(&g.sum).zip(&p.whisper);
+                    if p.in_room() {
+                        for (o, (((a, b), w), own)) in p.out.iter_mut().zip(heard.zip(&p.input)) {
+                            *o = soft_clip(a + b + w - own);
+                        }
+                    } else {
+                        for (o, ((a, b), w)) in p.out.iter_mut().zip(heard) {
+                            *o = soft_clip(a + b + w);
+                        }
                     }
                 }
+                // Deaf (or, never, a rate without its group): silence.
+                _ => p.out.iter_mut().for_each(|s| *s = 0),
             }
             p.pushed = false;
             p.input.iter_mut().for_each(|s| *s = 0.0);
