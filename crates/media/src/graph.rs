@@ -11,6 +11,7 @@ use crate::dtmf::{Digit, DtmfDeduper, InBandDetector, Rfc4733Receiver};
 use crate::jitter::{JitterBuffer, Pulled};
 use crate::listen::{FrameFilter, FrameListener, KeyedEvent, ListenerEvent};
 use crate::playback::{PlaybackId, Player, PlayerEvent, Source};
+use crate::resample::Resampler;
 use crate::{AudioDecoder, AudioEncoder, CodecKind, MediaError};
 
 /// What a shard drives for one call.
@@ -177,6 +178,7 @@ impl CallGraph {
             received: VecDeque::new(),
             decoded: Vec::with_capacity(kind.frame_samples()),
             from_peer: Vec::new(),
+            peer_resampler: None,
             rate: kind.sample_rate(),
             jitter: JitterBuffer::new(step, JITTER_MIN_MS, JITTER_MAX_MS),
             rfc4733: Rfc4733Receiver::new(cfg.rtp_clock_rate),
@@ -279,6 +281,8 @@ pub struct CallGraph {
     decoded: Vec<i16>,
     /// The peer's frame for this tick, at our rate.
     from_peer: Vec<i16>,
+    /// Converts the peer's audio to our rate when it differs (made on the first frame).
+    peer_resampler: Option<Resampler>,
     rate: u32,
     /// The far end's audio in order (only while someone listens: a bridge or a detector).
     jitter: JitterBuffer,
@@ -412,6 +416,8 @@ impl MediaLeg for CallGraph {
         if !bridged {
             self.received.clear();
             self.from_peer.clear();
+            // The next peer is a new stream.
+            self.peer_resampler = None;
         }
     }
 
@@ -424,7 +430,22 @@ impl MediaLeg for CallGraph {
     }
 
     fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32) {
-        resample_linear(pcm, rate, self.rate, self.frame.len(), &mut self.from_peer);
+        self.from_peer.clear();
+        let n = self.frame.len();
+        if rate == self.rate {
+            self.from_peer.extend(pcm.iter().take(n).copied());
+        } else {
+            if self.peer_resampler.as_ref().map(Resampler::from_rate) != Some(rate) {
+                self.peer_resampler = Resampler::new(rate, self.rate).ok();
+            }
+            let Some(resampler) = self.peer_resampler.as_mut() else {
+                // A rate no call has (0, or a ratio too fine): the peer is not heard.
+                return;
+            };
+            resampler.process(pcm, &mut self.from_peer);
+        }
+        // 20 ms in gives exactly 20 ms out; anything else is padded or cut to our frame.
+        self.from_peer.resize(n, 0);
     }
 
     fn pcm_rate(&self) -> u32 {
@@ -478,37 +499,6 @@ fn jitter_us(units: f64, clock_rate: u32) -> u64 {
     (units * 1_000_000.0 / f64::from(clock_rate)) as u64
 }
 
-/// Converts one frame between call rates (8/16/48 kHz) by linear interpolation into exactly
-/// `out_len` samples. Bridging needs it per 20 ms frame on the media thread, so it is kept
-/// simple and allocation-free beyond `out`.
-pub fn resample_linear(
-    input: &[i16],
-    in_rate: u32,
-    out_rate: u32,
-    out_len: usize,
-    out: &mut Vec<i16>,
-) {
-    out.clear();
-    if input.is_empty() || in_rate == 0 || out_rate == 0 {
-        return;
-    }
-    if in_rate == out_rate {
-        out.extend(input.iter().take(out_len).copied());
-        out.resize(out_len, 0);
-        return;
-    }
-    let step = f64::from(in_rate) / f64::from(out_rate);
-    let last = input.len() - 1;
-    for i in 0..out_len {
-        let pos = i as f64 * step;
-        let j = (pos as usize).min(last);
-        let k = (j + 1).min(last);
-        let frac = pos - j as f64;
-        let v = f64::from(input[j]) * (1.0 - frac) + f64::from(input[k]) * frac;
-        out.push(v as i16);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,29 +527,56 @@ mod tests {
         assert_eq!(s.remote_jitter_ms(), None);
     }
 
+    fn config(codec: CodecKind) -> GraphConfig {
+        GraphConfig {
+            codec,
+            rtp_clock_rate: 8000,
+            ssrc: 1,
+            initial_sequence: 1,
+            initial_timestamp: 0,
+            payload_type: 9,
+            telephone_event_pt: None,
+        }
+    }
+
+    /// A narrowband peer's tone reaches a wideband call band-limited (no image at 7 kHz),
+    /// at its level, with no click between frames; same rates are copied.
     #[test]
-    fn linear_resampling_keeps_length_and_level() {
-        let tone: Vec<i16> = (0..160)
-            .map(|i| {
-                (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 8000.0).sin()) as i16
-            })
-            .collect();
-        let mut up = Vec::new();
-        resample_linear(&tone, 8000, 16000, 320, &mut up);
-        assert_eq!(up.len(), 320);
-        assert_eq!(up[0], tone[0]);
-        assert_eq!(up[2], tone[1]);
-        let peak = up.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
-        assert!((7500..=8000).contains(&peak), "{peak}");
-        let mut down = Vec::new();
-        resample_linear(&up, 16000, 8000, 160, &mut down);
-        assert_eq!(down.len(), 160);
-        assert_eq!(down[1], up[2]);
-        let mut same = Vec::new();
-        resample_linear(&tone[..100], 8000, 8000, 160, &mut same);
-        assert_eq!(same.len(), 160);
-        assert_eq!(same[150], 0);
-        resample_linear(&[], 8000, 16000, 320, &mut same);
-        assert!(same.is_empty());
+    fn bridged_frames_are_resampled_across_frames() {
+        let Ok(mut g) = CallGraph::new(&config(CodecKind::G722)) else {
+            panic!("graph");
+        };
+        let mut gen = crate::tone::ToneGenerator::new(8000, &[1000.0], 10_000);
+        let mut heard = Vec::new();
+        let mut frame = vec![0i16; 160];
+        for _ in 0..50 {
+            gen.fill(&mut frame);
+            g.push_bridged_frame(&frame, 8000);
+            assert_eq!(g.from_peer.len(), 320);
+            heard.extend_from_slice(&g.from_peer);
+        }
+        let steady = &heard[320 * 5..];
+        let level = crate::tone::goertzel_dbfs(steady, 16_000, 1000.0);
+        let image = crate::tone::goertzel_dbfs(steady, 16_000, 7000.0);
+        let want = 20.0 * (10_000.0f32 / 32768.0).log10();
+        assert!((level - want).abs() < 0.2, "{level} {want}");
+        assert!(image < level - 60.0, "{image}");
+        // The largest step between neighbours stays that of a 1 kHz sine at 16 kHz.
+        let max_step = steady
+            .windows(2)
+            .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
+            .max()
+            .unwrap_or(0);
+        assert!(max_step < 4000, "{max_step}");
+        // A wideband peer: copied, padded to a frame; an unusable rate gives nothing.
+        g.push_bridged_frame(&[5; 100], 16_000);
+        assert_eq!(
+            (g.from_peer.len(), g.from_peer[99], g.from_peer[100]),
+            (320, 5, 0)
+        );
+        g.push_bridged_frame(&frame, 0);
+        assert!(g.from_peer.is_empty());
+        g.push_bridged_frame(&[], 48_000);
+        assert_eq!(g.from_peer.len(), 320);
     }
 }

@@ -5,6 +5,7 @@
 //! panic and report malformed payloads as [`MediaError`].
 
 pub mod amd;
+pub mod conference;
 pub mod denoise;
 pub mod detect;
 pub mod dtmf;
@@ -19,6 +20,7 @@ mod opus;
 pub mod playback;
 mod plc;
 pub mod queue;
+pub mod resample;
 pub mod ring;
 pub mod rtcp;
 pub mod secure;
