@@ -77,6 +77,10 @@ pub enum Effect {
     /// Blocking: dial the plan's far ends and bridge the first to answer; complete with
     /// [`Completion::Connect`] when the bridge ended or every destination failed.
     Connect(crate::methods::connect::ConnectPlan),
+    /// Blocking: a SIP REFER of the call, exactly as REST `calling.refer` with these params
+    /// would; complete with [`Completion::Refer`] once its outcome is known (`Failed` when
+    /// the command is refused, e.g. on a call that is not SIP).
+    Refer(control::command::ReferParams),
 }
 
 /// When a [`Effect::Control`] completes.
@@ -128,6 +132,17 @@ pub enum Completion {
     /// A `connect` ended: `Ok` after a bridge (the far end hung up), `Err` with the failure
     /// reason (`no_answer`, `busy`, `declined`, `error`) when no destination was bridged.
     Connect(Result<(), String>),
+    /// A `sip_refer` ended.
+    Refer(ReferResult),
+}
+
+/// How a REFER ended: the transfer succeeded (the NOTIFYs reported a 2xx), the answer to the
+/// REFER and the last status the NOTIFYs reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferResult {
+    pub success: bool,
+    pub response_code: Option<u16>,
+    pub notify_code: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +210,10 @@ pub(crate) enum Waiting {
     Connect {
         result: Option<Value>,
         transfer_after_bridge: Option<String>,
+    },
+    /// A `sip_refer` to `to` waiting for its outcome.
+    Refer {
+        to: String,
     },
 }
 

@@ -119,6 +119,7 @@ impl Sim {
                     }
                     // Nobody answers in these runs.
                     Effect::Connect(_) => Some(Completion::Connect(Err("no_answer".into()))),
+                    Effect::Refer(_) => Some(Completion::Refer(swml::ReferResult::default())),
                     Effect::Control { command, wait } => {
                         self.controls
                             .push((command.name().to_string(), command.params_json()));
@@ -227,6 +228,7 @@ fn describe(e: &Effect) -> String {
         Effect::UserEvent { event } => format!("user_event {event}"),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason } => format!("hangup {reason}"),
+        Effect::Refer(p) => format!("sip_refer {}", p.device.params.to),
         Effect::Connect(plan) => format!(
             "connect {}",
             plan.stages
