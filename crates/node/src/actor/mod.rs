@@ -9,6 +9,7 @@ pub(crate) mod inbound;
 mod listen;
 pub(crate) mod ops;
 mod recording;
+mod refer;
 mod script;
 pub(crate) mod script_call;
 
@@ -80,6 +81,11 @@ pub(crate) enum TaskDone {
     },
     /// The script's `request` finished.
     Http(Result<swml::HttpResponse, String>),
+    /// A REFER (`calling.refer` or `sip_refer`) ended (refer.rs).
+    Refer {
+        for_script: bool,
+        result: swml::ReferResult,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +141,8 @@ pub(crate) struct CallActor {
     pub(crate) denoising: bool,
     /// A SWML `connect` dialling or bridged.
     pub(crate) connect: Option<crate::actor::connect::Connecting>,
+    /// A REFER of this call is waiting for its outcome (refer.rs).
+    pub(crate) refer_running: bool,
 }
 
 impl CallActor {
@@ -182,6 +190,7 @@ impl CallActor {
             recordings: crate::actor::recording::Recordings::default(),
             denoising: false,
             connect: None,
+            refer_running: false,
         }
     }
 
@@ -673,6 +682,7 @@ impl CallActor {
             TaskDone::Document { purpose, result } => self.on_document(purpose, result).await,
             TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
+            TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
         }
     }
 

@@ -32,6 +32,8 @@ pub(crate) enum ScriptWait {
     },
     /// A `connect` dialling or bridged (crate::actor::connect).
     Connect,
+    /// A `sip_refer` waiting for the REFER's outcome (crate::actor::refer).
+    Refer,
 }
 
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
@@ -263,6 +265,15 @@ impl CallActor {
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
+            Effect::Refer(params) => {
+                self.script_wait = Some(ScriptWait::Refer);
+                if let Err(e) = self.start_refer(params, true) {
+                    self.complete_now(Completion::Failed {
+                        message: e.to_string(),
+                    })
+                    .await;
+                }
+            }
             Effect::Hangup { reason } => {
                 let reason = EndReason::parse(&reason).unwrap_or(EndReason::Hangup);
                 info!(reason = reason.as_str(), "SWML hangs up");
@@ -387,6 +398,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::Control { command, .. } => command.name(),
         Effect::Prompt { .. } => "prompt",
         Effect::Connect(_) => "connect",
+        Effect::Refer(_) => "sip_refer",
     }
 }
 
