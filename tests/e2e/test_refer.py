@@ -135,3 +135,65 @@ def test_a_refer_from_the_far_end_is_declined_603(start_dialtone, tmp_path, bare
     assert "SIP/2.0 603 Decline" in log and "Warning: 399 dialtone" in log, "603 with a Warning on the wire"
     end = d.post({"command": "calling.end", "id": call_id, "params": {"reason": "hangup"}})
     assert end.status_code in (200, 404, 422), end.text
+
+
+def test_sip_refer_on_an_inbound_call_transfers_the_caller(start_dialtone, tmp_path, baresip, hooks):
+    """The caller's leg (dialtone answered it): the REFER goes the other way in that dialog. The route's
+    destination is a SIP user, not a phone number: a call to a number is a PSTN leg (422 / failed)."""
+    import json
+    from media_sink import free_rtp_range
+    a = baresip(codecs=["PCMU"], seconds=30, user="alice")
+    b = baresip(codecs=["PCMU"], seconds=30, user="bob")
+    swml = doc({"answer": {}}, {"sip_refer": {"to_uri": b.uri(), "status_url": hooks.url("/refer")}},
+               {"request": {"url": hooks.url("/vars"), "method": "POST",
+                            "body": {"result": "${sip_refer_result}", "to_code": "${sip_refer_to_response_code}"}}},
+               {"hangup": {}})
+    cfg = tmp_path / "dialtone.toml"
+    cfg.write_text(f"[[inbound_routes]]\ndestination = \"desk\"\nswml = '''\n{json.dumps(swml)}\n'''\n")
+    lo, hi = free_rtp_range(20)
+    d = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_RTP_PORTS": f"{lo}-{hi}"})
+    sip_port = int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
+    a.ctrl.cmd(f"dial sip:desk@127.0.0.1:{sip_port}")
+    a.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    est = b.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    assert "alice" in est.get("peeruri", "alice"), est
+    ev = wait_on(hooks, "/refer")
+    assert ev["params"]["state"] == "success" and ev["params"]["sip_notify_response_code"] == "200", ev
+    assert wait_on(hooks, "/vars") == {"result": "success", "to_code": "200"}
+
+
+@pytest.mark.parametrize("credentials", ["good", "none"])
+def test_a_challenged_refer_is_answered_with_its_own_credentials(start_dialtone, sipp, hooks, credentials):
+    """sipp challenges the REFER (401). With the REFER's username/password it is re-sent with a digest
+    (verified by sipp), then 202 and NOTIFYs 100/200: success. Without credentials the REFER fails
+    (state failed, code 401) and the call goes on: the stack's dialog is not ended by the challenge."""
+    from test_calls import sipp_done
+    far = sipp("uas_refer_auth.xml")
+    d = start_dialtone()
+    call_id = dial(d, far.uri("service"), doc({"play": {"url": "silence:30"}}))
+    wait_answered(d, call_id)
+    target = {"to": "sip:queue@127.0.0.1:9"}
+    if credentials == "good":
+        target.update(username="alice", password="secret")
+    r = d.post({"command": "calling.refer", "id": call_id,
+                "params": {"device": {"type": "sip", "params": target}, "status_url": hooks.url("/refer")}})
+    assert r.status_code == 200, r.text
+    ev = wait_on(hooks, "/refer", timeout=20)["params"]
+    if credentials == "good":
+        assert ev["state"] == "success" and ev["sip_refer_response_code"] == "202", ev
+        assert ev["sip_notify_response_code"] == "200", ev
+    else:
+        assert ev["state"] == "failed", ev
+        assert "sip_notify_response_code" not in ev, ev
+    leg = requests.get(f"{d.base}/api/calling/calls/{call_id}", auth=(d.project, d.token), timeout=5).json()
+    assert leg["status"] == "answered", leg
+    end = d.post({"command": "calling.end", "id": call_id, "params": {"reason": "hangup"}})
+    assert end.status_code == 200, end.text
+    sipp_done(far)
+    refers = far.received("REFER")
+    assert refers[0].header("Refer-To") == "<sip:queue@127.0.0.1:9>", refers[0].header("Refer-To")
+    if credentials == "good":
+        assert len(refers) == 2 and refers[1].header("Authorization").startswith("Digest "), refers
+        assert 'username="alice"' in refers[1].header("Authorization")
+    else:
+        assert len(refers) == 1, refers
