@@ -563,6 +563,8 @@ impl InboundTask {
             }
         }
         self.inner.remove_leg(&self.key);
+        // A REFER still waiting for NOTIFYs learns the leg is gone.
+        self.core.refer_slot.close();
         debug!("inbound call finished");
     }
 

@@ -400,6 +400,8 @@ impl LegTask {
             }
         }
         self.inner.remove_leg(&self.key);
+        // A REFER still waiting for NOTIFYs learns the leg is gone.
+        self.core.refer_slot.close();
         debug!("leg finished");
     }
 

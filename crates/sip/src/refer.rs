@@ -81,7 +81,7 @@ impl ReferSlot {
         Some(rx)
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Ok(mut slot) = self.0.lock() {
             *slot = None;
         }
