@@ -105,7 +105,8 @@ COMMANDS = [
                                                      "direction": ["remote-caller", "local-caller"]}}}),
     ("calling.send_fax.stop", {"control_id": "f1"}),
     ("calling.receive_fax.stop", {"control_id": "f2"}),
-    ("calling.refer", {"device": {"type": "sip", "params": {"to": "sip:bob@127.0.0.1:9"}}}),
+    # calling.refer really sends a REFER, which this plain sipp far end would abort on: its 200 (the
+    # closed leg) is checked in test_refer.py.
     ("calling.disconnect", {}),
     ("calling.user_event", {"event": {"kind": "hello"}}),
     ("calling.transfer", {"dest": {"version": "1.0.0", "sections": {"main": [{"sleep": -1}]}}}),

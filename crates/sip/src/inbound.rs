@@ -54,6 +54,13 @@ struct InboundCore {
     bye_pending: AtomicBool,
     /// The SDP we last sent (our answer, or answer to a re-offer).
     last_local_sdp: Arc<Mutex<String>>,
+    /// The dialog's state, the caller's INVITE and its connection (for a REFER's copy of
+    /// the dialog), and where the NOTIFYs of our REFER go.
+    dialog_inner: Arc<DialogInner>,
+    invite: rsipstack::sip::Request,
+    connection: Option<rsipstack::transport::SipConnection>,
+    endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
+    refer_slot: crate::refer::ReferSlot,
 }
 
 fn gone() -> SipError {
@@ -65,6 +72,20 @@ fn already_final() -> SipError {
 }
 
 impl InboundHandle {
+    /// Transfer the caller by REFER once the call is confirmed; as [`crate::LegHandle::refer`].
+    pub async fn refer(&self, req: crate::ReferRequest) -> Result<crate::ReferOutcome, SipError> {
+        let d = crate::refer::ReferDialog {
+            real: &self.core.dialog_inner,
+            initial: self.core.invite.clone(),
+            endpoint: self.core.endpoint.clone(),
+            connection: self.core.connection.clone(),
+            slot: &self.core.refer_slot,
+        };
+        crate::refer::refer(d, req)
+            .instrument(self.core.span.clone())
+            .await
+    }
+
     /// The dialog once the caller's ACK confirmed it, to persist so a restart can end it
     /// ([`crate::SavedDialog`]); `None` before and after.
     pub fn saved_dialog(&self) -> Option<crate::SavedDialog> {
@@ -410,7 +431,8 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
         }
     }
     dialog_inner.set_server_connection(tx.connection.clone());
-    let dialog = InviteDialog::from_inner(Arc::new(dialog_inner));
+    let dialog_inner = Arc::new(dialog_inner);
+    let dialog = InviteDialog::from_inner(dialog_inner.clone());
 
     let span = tracing::info_span!("sip_inbound", call_id = %id.call_id);
     let core = Arc::new(InboundCore {
@@ -421,6 +443,11 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
         bye_started: AtomicBool::new(false),
         bye_pending: AtomicBool::new(false),
         last_local_sdp: Arc::new(Mutex::new(String::new())),
+        dialog_inner,
+        invite: tx.original.clone(),
+        connection: tx.connection.clone(),
+        endpoint: inner.endpoint.clone(),
+        refer_slot: Default::default(),
     });
     let handle = InboundHandle { core: core.clone() };
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
@@ -536,6 +563,8 @@ impl InboundTask {
             }
         }
         self.inner.remove_leg(&self.key);
+        // A REFER still waiting for NOTIFYs learns the leg is gone.
+        self.core.refer_slot.close();
         debug!("inbound call finished");
     }
 
@@ -567,10 +596,10 @@ impl InboundTask {
             DialogState::Options(_, _, handle) => {
                 tokio::spawn(async move { handle.reply(StatusCode::OK).await.ok() });
             }
+            DialogState::Refer(_, req, handle) => crate::refer::decline_incoming(&req, handle),
+            DialogState::Notify(_, req, handle) => self.core.refer_slot.on_notify(req, handle),
             DialogState::Info(_, req, handle)
-            | DialogState::Refer(_, req, handle)
             | DialogState::Message(_, req, handle)
-            | DialogState::Notify(_, req, handle)
             | DialogState::Publish(_, req, handle) => {
                 debug!(method = %req.method, "in-dialog request not supported, 501");
                 tokio::spawn(async move { handle.reply(StatusCode::NotImplemented).await.ok() });

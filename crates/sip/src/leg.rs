@@ -59,6 +59,11 @@ struct LegCore {
     bye_started: AtomicBool,
     /// The SDP we last sent (offer, or answer to a remote re-offer).
     last_local_sdp: Arc<Mutex<String>>,
+    /// Our INVITE (a REFER's copy of the dialog is built from it).
+    invite: Request,
+    endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
+    /// Where the NOTIFYs of our REFER go.
+    refer_slot: crate::refer::ReferSlot,
 }
 
 pub(crate) fn body_text(body: &[u8]) -> Option<String> {
@@ -186,6 +191,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         .and_then(|c| c.typed().ok().map(|c| c.uri))
         .unwrap_or(contact);
     let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
+    let invite = request.clone();
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
         id.clone(),
@@ -213,6 +219,9 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         cancel_started: AtomicBool::new(false),
         bye_started: AtomicBool::new(false),
         last_local_sdp: Arc::new(Mutex::new(sdp)),
+        invite,
+        endpoint: inner.endpoint.clone(),
+        refer_slot: Default::default(),
     });
     let handle = LegHandle { core: core.clone() };
     let leg_key: LegKey = (id.call_id.clone(), id.local_tag.clone());
@@ -391,6 +400,8 @@ impl LegTask {
             }
         }
         self.inner.remove_leg(&self.key);
+        // A REFER still waiting for NOTIFYs learns the leg is gone.
+        self.core.refer_slot.close();
         debug!("leg finished");
     }
 
@@ -486,10 +497,10 @@ impl LegTask {
             DialogState::Options(_, _, handle) => {
                 tokio::spawn(async move { handle.reply(StatusCode::OK).await.ok() });
             }
+            DialogState::Refer(_, req, handle) => crate::refer::decline_incoming(&req, handle),
+            DialogState::Notify(_, req, handle) => self.core.refer_slot.on_notify(req, handle),
             DialogState::Info(_, req, handle)
-            | DialogState::Refer(_, req, handle)
             | DialogState::Message(_, req, handle)
-            | DialogState::Notify(_, req, handle)
             | DialogState::Publish(_, req, handle) => {
                 debug!(method = %req.method, "in-dialog request not supported, 501");
                 tokio::spawn(async move { handle.reply(StatusCode::NotImplemented).await.ok() });
@@ -740,6 +751,22 @@ impl LegHandle {
             }
             .instrument(self.core.span.clone()),
         );
+    }
+
+    /// Transfer the far end by REFER and follow its NOTIFYs to the outcome (refer.rs). Errors
+    /// only when the REFER cannot be sent (bad URI, leg not answered, one already running);
+    /// a refused or failed transfer is an `Ok` outcome with `success: false`.
+    pub async fn refer(&self, req: crate::ReferRequest) -> Result<crate::ReferOutcome, SipError> {
+        let d = crate::refer::ReferDialog {
+            real: &self.core.dialog_inner,
+            initial: self.core.invite.clone(),
+            endpoint: self.core.endpoint.clone(),
+            connection: None,
+            slot: &self.core.refer_slot,
+        };
+        crate::refer::refer(d, req)
+            .instrument(self.core.span.clone())
+            .await
     }
 
     /// Send one DTMF digit as SIP INFO (`application/dtmf-relay`, 160 ms) and

@@ -34,9 +34,15 @@
 //!   with a BYE; the first answer is the call.
 //! * CANCEL on the INVITE's branch; BYE in both directions (ours is
 //!   retransmitted per timers E/F on UDP); re-INVITE and UPDATE from the far
-//!   end through [`LegEvent::RemoteOffer`]; in-dialog OPTIONS → 200; other
-//!   in-dialog requests (INFO, REFER, MESSAGE, NOTIFY) → 501; requests in an
-//!   early dialog → 501.
+//!   end through [`LegEvent::RemoteOffer`]; in-dialog OPTIONS → 200; a REFER
+//!   from the far end → 603 with a `Warning` (we do not take transfers); a
+//!   NOTIFY of the refer subscription of our own REFER → 200, any other
+//!   NOTIFY → 481; other in-dialog requests (INFO, MESSAGE) → 501; requests
+//!   in an early dialog → 501.
+//! * REFER on an answered leg, either direction ([`LegHandle::refer`],
+//!   [`InboundHandle::refer`]): `Refer-To`, optional `Referred-By`, digest
+//!   auth with the REFER's own credentials, then the NOTIFY `message/sipfrag`
+//!   progress until a final status (refer.rs).
 //! * Out-of-dialog INVITE (inbound call): `100 Trying` at once, then the
 //!   call goes to the receiver of [`SipEndpoint::start`] as
 //!   [`IncomingCall::Invite`] (`try_send`: a full queue is answered `503`, a
@@ -109,7 +115,7 @@
 //! # Not implemented yet
 //!
 //! Sending re-INVITE/UPDATE ourselves (either direction),
-//! REFER, receiving INFO DTMF, PRACK/100rel on our side (a far end that
+//! acting on a REFER of the far end, receiving INFO DTMF, PRACK/100rel on our side (a far end that
 //! requires it gets PRACKs from the stack, untested), session timers, client
 //! certificates on the TLS listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
 //! re-INVITE (it arrives in the ACK and is not surfaced), a timeout for
@@ -121,6 +127,7 @@ mod endpoint;
 mod error;
 mod inbound;
 mod leg;
+mod refer;
 mod request;
 mod saved;
 mod tls;
@@ -136,6 +143,7 @@ pub use endpoint::SipEndpoint;
 pub use error::SipError;
 pub use inbound::InboundHandle;
 pub use leg::LegHandle;
+pub use refer::{ReferOutcome, ReferRequest};
 pub use saved::SavedDialog;
 use tokio::sync::{mpsc, oneshot};
 

@@ -50,7 +50,7 @@ fn uri_error(field: &'static str, uri: &str, reason: impl Into<String>) -> SipEr
     }
 }
 
-fn parse_sip_uri(field: &'static str, s: &str) -> Result<Uri, SipError> {
+pub(crate) fn parse_sip_uri(field: &'static str, s: &str) -> Result<Uri, SipError> {
     if has_forbidden_chars(s) {
         return Err(uri_error(field, s, "contains CR, LF or NUL"));
     }

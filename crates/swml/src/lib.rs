@@ -22,7 +22,8 @@ pub use methods::enter_queue::{QueueOutcome, QueuePlan};
 pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{
-    Completion, ControlWait, Effect, HttpRequest, HttpResponse, Run, ScriptWarning, Step,
+    Completion, ControlWait, Effect, HttpRequest, HttpResponse, ReferResult, Run, ScriptWarning,
+    Step,
 };
 
 /// Largest document accepted, in bytes of source text.

@@ -84,6 +84,10 @@ pub enum Effect {
     Connect(crate::methods::connect::ConnectPlan),
     /// Blocking: wait in a queue; complete with [`Completion::Queue`].
     EnterQueue(crate::methods::enter_queue::QueuePlan),
+    /// Blocking: a SIP REFER of the call, exactly as REST `calling.refer` with these params
+    /// would; complete with [`Completion::Refer`] once its outcome is known (`Failed` when
+    /// the command is refused, e.g. on a call that is not SIP).
+    Refer(control::command::ReferParams),
 }
 
 /// When a [`Effect::Control`] completes.
@@ -137,6 +141,17 @@ pub enum Completion {
     Connect(Result<(), String>),
     /// An `enter_queue` ended.
     Queue(crate::methods::enter_queue::QueueOutcome),
+    /// A `sip_refer` ended.
+    Refer(ReferResult),
+}
+
+/// How a REFER ended: the transfer succeeded (the NOTIFYs reported a 2xx), the answer to the
+/// REFER and the last status the NOTIFYs reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferResult {
+    pub success: bool,
+    pub response_code: Option<u16>,
+    pub notify_code: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +223,10 @@ pub(crate) enum Waiting {
     /// An `enter_queue` waiting; `transfer_after_bridge` runs after a bridge.
     Queue {
         transfer_after_bridge: Option<String>,
+    },
+    /// A `sip_refer` to `to` waiting for its outcome.
+    Refer {
+        to: String,
     },
 }
 

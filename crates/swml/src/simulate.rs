@@ -223,6 +223,18 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                 Completion::Connect(Err("no_answer".into())),
             )),
         ),
+        // Nobody takes a transfer in a simulation: the REFER is declined at once.
+        Effect::Refer(p) => (
+            format!("sip_refer {}", p.device.params.to),
+            Some((
+                0,
+                Completion::Refer(crate::ReferResult {
+                    success: false,
+                    response_code: Some(603),
+                    notify_code: None,
+                }),
+            )),
+        ),
         Effect::Control { command, wait } => {
             let control_id = command.control_id().unwrap_or_default().to_owned();
             let (took, completion) = match (command, wait) {

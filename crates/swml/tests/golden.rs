@@ -125,6 +125,7 @@ impl Sim {
                         entry_position: 1,
                         entry_size: 1,
                     })),
+                    Effect::Refer(_) => Some(Completion::Refer(swml::ReferResult::default())),
                     Effect::Control { command, wait } => {
                         self.controls
                             .push((command.name().to_string(), command.params_json()));
@@ -234,6 +235,7 @@ fn describe(e: &Effect) -> String {
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason, .. } => format!("hangup {reason}"),
         Effect::EnterQueue(plan) => format!("enter_queue {}", plan.queue_name),
+        Effect::Refer(p) => format!("sip_refer {}", p.device.params.to),
         Effect::Connect(plan) => format!(
             "connect {}",
             plan.stages

@@ -183,6 +183,34 @@ impl CallIdentity {
         self.envelope("calling.call.state", now_ms, Value::Object(params))
     }
 
+    /// A `calling.call.refer` (calling-events.md §11): the REFER's outcome, its target, and
+    /// the codes as strings when they came (the answer to the REFER, the NOTIFYs' last status).
+    pub fn refer_event(
+        &self,
+        refer_to: &str,
+        success: bool,
+        response_code: Option<u16>,
+        notify_code: Option<u16>,
+        now_ms: u64,
+    ) -> Value {
+        let mut params = Map::new();
+        params.insert("call_id".into(), json!(self.call_id));
+        params.insert("node_id".into(), json!(self.node_id));
+        params.insert("segment_id".into(), json!(self.segment_id));
+        params.insert("sip_refer_to".into(), json!(refer_to));
+        params.insert(
+            "state".into(),
+            json!(if success { "success" } else { "failed" }),
+        );
+        if let Some(c) = response_code {
+            params.insert("sip_refer_response_code".into(), json!(c.to_string()));
+        }
+        if let Some(c) = notify_code {
+            params.insert("sip_notify_response_code".into(), json!(c.to_string()));
+        }
+        self.envelope("calling.call.refer", now_ms, Value::Object(params))
+    }
+
     /// A `calling.call.user_event` (SWML `user_event`, REST `calling.user_event`): the event
     /// object as given, with the call's identity (docs/call-lifecycle.md "User events").
     pub fn user_event(&self, event: Value, now_ms: u64) -> Value {
@@ -398,6 +426,22 @@ mod tests {
         assert_eq!(ev["params"]["node_id"], json!(id.node_id));
         assert_eq!(ev["params"]["segment_id"], json!(id.segment_id));
         assert_eq!(ev["params"]["event"], json!({"stage": "menu", "n": 2}));
+    }
+
+    #[test]
+    fn refer_event_shape() {
+        let id = ident(LegType::RelaySipCall);
+        let ev = id.refer_event("sip:b@pbx", true, Some(202), Some(200), 2_000);
+        assert_eq!(ev["event_type"], "calling.call.refer");
+        let p = &ev["params"];
+        assert_eq!(p["call_id"], json!(id.call_id));
+        assert_eq!(p["sip_refer_to"], "sip:b@pbx");
+        assert_eq!(p["state"], "success");
+        assert_eq!(p["sip_refer_response_code"], "202");
+        assert_eq!(p["sip_notify_response_code"], "200");
+        let refused = id.refer_event("sip:b@pbx", false, Some(603), None, 2_000);
+        assert_eq!(refused["params"]["state"], "failed");
+        assert!(refused["params"].get("sip_notify_response_code").is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Commands on a call, from the API and from scripts: operations (play, collect, record,
 //! detect, denoise) go to the call's session (ops.rs); `calling.transfer` and
-//! `calling.user_event` are handled here; what is not built answers 501.
+//! `calling.user_event` are handled here, `calling.refer` in refer.rs (shared with SWML
+//! `sip_refer`); what is not built answers 501.
 
 use control::command::{AudioDirection, TransferDest, TransferParams};
 use control::session::Origin;
@@ -36,6 +37,7 @@ impl CallActor {
         match command {
             CallCommand::Transfer(p) => self.rest_transfer(p).await?,
             CallCommand::Disconnect(_) => self.disconnect().await?,
+            CallCommand::Refer(p) => self.start_refer(p, false)?,
             CallCommand::UserEvent(p) => {
                 self.user_event(serde_json::Value::Object(p.event)).await;
             }
@@ -76,8 +78,7 @@ impl CallActor {
             | CallCommand::LiveTranscribe(_)
             | CallCommand::LiveTranslate(_)
             | CallCommand::SendFaxStop(_)
-            | CallCommand::ReceiveFaxStop(_)
-            | CallCommand::Refer(_) => {
+            | CallCommand::ReceiveFaxStop(_) => {
                 return Err(ControlError::NotImplemented {
                     command: command.name().to_owned(),
                 })

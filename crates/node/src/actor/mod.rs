@@ -10,6 +10,7 @@ mod listen;
 pub(crate) mod ops;
 pub(crate) mod queue;
 mod recording;
+mod refer;
 mod script;
 pub(crate) mod script_call;
 
@@ -85,6 +86,11 @@ pub(crate) enum TaskDone {
     },
     /// The script's `request` finished.
     Http(Result<swml::HttpResponse, String>),
+    /// A REFER (`calling.refer` or `sip_refer`) ended (refer.rs).
+    Refer {
+        for_script: bool,
+        result: swml::ReferResult,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +152,8 @@ pub(crate) struct CallActor {
     pub(crate) queued: Option<crate::actor::queue::Queued>,
     /// A call to bridge with once this call's media runs (it was answered, the ACK is due).
     pub(crate) pending_bridge: Option<uuid::Uuid>,
+    /// A REFER of this call is waiting for its outcome (refer.rs).
+    pub(crate) refer_running: bool,
 }
 
 impl CallActor {
@@ -196,6 +204,7 @@ impl CallActor {
             confirming: false,
             queued: None,
             pending_bridge: None,
+            refer_running: false,
         }
     }
 
@@ -696,6 +705,7 @@ impl CallActor {
             TaskDone::Document { purpose, result } => self.on_document(purpose, result).await,
             TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
+            TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
         }
     }
 

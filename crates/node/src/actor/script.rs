@@ -34,6 +34,8 @@ pub(crate) enum ScriptWait {
     Connect,
     /// An `enter_queue` waiting or bridged (crate::actor::queue).
     Queue,
+    /// A `sip_refer` waiting for the REFER's outcome (crate::actor::refer).
+    Refer,
 }
 
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
@@ -266,6 +268,15 @@ impl CallActor {
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
             Effect::EnterQueue(plan) => self.start_enter_queue(plan).await,
+            Effect::Refer(params) => {
+                self.script_wait = Some(ScriptWait::Refer);
+                if let Err(e) = self.start_refer(params, true) {
+                    self.complete_now(Completion::Failed {
+                        message: e.to_string(),
+                    })
+                    .await;
+                }
+            }
             Effect::Hangup {
                 reason,
                 end_of_document,
@@ -398,6 +409,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::Prompt { .. } => "prompt",
         Effect::Connect(_) => "connect",
         Effect::EnterQueue(_) => "enter_queue",
+        Effect::Refer(_) => "sip_refer",
     }
 }
 

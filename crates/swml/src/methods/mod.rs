@@ -16,6 +16,7 @@ pub(crate) mod record;
 pub(crate) mod request;
 pub(crate) mod send_digits;
 pub mod set;
+pub(crate) mod sip_refer;
 pub(crate) mod sleep;
 pub(crate) mod switch;
 pub(crate) mod transfer;
@@ -73,7 +74,7 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 25] = [
+pub const IMPLEMENTED: [&str; 26] = [
     "answer",
     "cond",
     "connect",
@@ -92,6 +93,7 @@ pub const IMPLEMENTED: [&str; 25] = [
     "return",
     "send_digits",
     "set",
+    "sip_refer",
     "sleep",
     "stop_denoise",
     "stop_record_call",
@@ -124,6 +126,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         execute::RESULT_STEP => execute::run_result(run, params),
         "send_digits" => send_digits::run(run, params),
         "set" => set::run_set(run, params),
+        "sip_refer" => sip_refer::run(run, params),
         "unset" => set::run_unset(run, params),
         "sleep" => sleep::run(run, params, now),
         "switch" => switch::run(run, params),
@@ -194,6 +197,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
         Waiting::Queue {
             transfer_after_bridge,
         } => enter_queue::on_completion(run, transfer_after_bridge, completion),
+        Waiting::Refer { to } => sip_refer::on_completion(run, to, completion),
     }
 }
 
