@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod command;
+pub mod conference;
 pub mod dial;
 pub mod leg;
 pub mod queue;

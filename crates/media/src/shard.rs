@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
+use crate::conference::ConferenceMix;
 use crate::graph::{MediaEvent, MediaLeg, MediaStats};
 use crate::latch::{Admit, Latch, LatchPolicy, RejectReport};
 use crate::rtcp::CallRtcp;
@@ -118,6 +119,10 @@ pub struct ShardMedia<K> {
     bridged_frames: Vec<(K, Vec<i16>, u32)>,
     /// Keys pressed on a bridged leg this tick, to send on its peer (RFC 4733 across).
     bridged_digits: Vec<(K, char)>,
+    /// Conferences by their key; every participant's leg is on this shard.
+    conferences: HashMap<K, ConferenceMix<K>>,
+    /// Which conference each participant is in.
+    conference_of: HashMap<K, K>,
     out: Vec<Vec<u8>>,
     policy: LatchPolicy,
     rejected: u64,
@@ -138,6 +143,8 @@ impl<K> ShardMedia<K> {
             legs: HashMap::new(),
             bridged_frames: Vec::new(),
             bridged_digits: Vec::new(),
+            conferences: HashMap::new(),
+            conference_of: HashMap::new(),
             out: Vec::with_capacity(4),
             policy,
             rejected: 0,
@@ -233,12 +240,103 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     /// Takes the call out to move it to another shard (unbridged first).
     pub fn take(&mut self, key: K) -> Option<MovedLeg<K>> {
         self.unbridge(key);
+        self.conference_leave(key);
         self.legs.remove(&key).map(MovedLeg)
     }
 
     /// A call taken out of another shard, here from now on.
     pub fn put(&mut self, key: K, moved: MovedLeg<K>) {
         self.legs.insert(key, moved.0);
+    }
+
+    /// The call joins conference `conf` (made on first use; mixed at 16 kHz): from the next
+    /// tick it hears everyone else in it and, unless `muted`, they hear it. False unless the
+    /// call is here, in no bridge and no other conference.
+    pub fn conference_join(&mut self, conf: K, key: K, muted: bool) -> bool {
+        let Some(leg) = self.legs.get_mut(&key) else {
+            return false;
+        };
+        if leg.peer.is_some() || self.conference_of.contains_key(&key) {
+            return false;
+        }
+        let rate = leg.graph.pcm_rate();
+        let mix = match self.conferences.entry(conf) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => match ConferenceMix::new(16_000) {
+                Ok(m) => e.insert(m),
+                Err(_) => return false,
+            },
+        };
+        if mix.join(key, rate).is_err() {
+            return false;
+        }
+        mix.set_muted(key, muted);
+        leg.graph.set_bridged(true);
+        self.conference_of.insert(key, conf);
+        true
+    }
+
+    /// Mutes or unmutes a participant (its audio reaches nobody while muted).
+    pub fn conference_set_muted(&mut self, key: K, muted: bool) -> bool {
+        let Some(conf) = self.conference_of.get(&key) else {
+            return false;
+        };
+        self.conferences
+            .get_mut(conf)
+            .is_some_and(|m| m.set_muted(key, muted))
+    }
+
+    /// `coach` hears everyone; only `target` hears it (None: an ordinary participant again).
+    pub fn conference_set_coach(&mut self, coach: K, target: Option<K>) -> bool {
+        let Some(conf) = self.conference_of.get(&coach) else {
+            return false;
+        };
+        self.conferences
+            .get_mut(conf)
+            .is_some_and(|m| m.set_coach(coach, target))
+    }
+
+    /// The call leaves its conference (the conference goes when its last participant does).
+    pub fn conference_leave(&mut self, key: K) {
+        let Some(conf) = self.conference_of.remove(&key) else {
+            return;
+        };
+        if let Some(leg) = self.legs.get_mut(&key) {
+            leg.graph.set_bridged(false);
+        }
+        if let Some(mix) = self.conferences.get_mut(&conf) {
+            mix.leave(key);
+            if mix.is_empty() {
+                self.conferences.remove(&conf);
+            }
+        }
+    }
+
+    /// Each conference's mix for this tick: every participant's received frame in, each one's
+    /// mix of the others out, before the graphs encode.
+    fn exchange_conference_audio(&mut self) {
+        for (key, conf) in &self.conference_of {
+            let (Some(leg), Some(mix)) = (self.legs.get_mut(key), self.conferences.get_mut(conf))
+            else {
+                continue;
+            };
+            if let Some(frame) = leg.graph.take_received_frame() {
+                mix.push(*key, &frame, leg.graph.pcm_rate());
+            }
+        }
+        for mix in self.conferences.values_mut() {
+            mix.mix();
+        }
+        for (key, conf) in &self.conference_of {
+            let (Some(leg), Some(mix)) = (self.legs.get_mut(key), self.conferences.get(conf))
+            else {
+                continue;
+            };
+            if let Some(out) = mix.mix_for(*key) {
+                let rate = leg.graph.pcm_rate();
+                leg.graph.push_bridged_frame(out, rate);
+            }
+        }
     }
 
     /// Joins two calls' audio. False (and nothing changes) unless both are here and distinct.
@@ -270,6 +368,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     /// Takes the call out (unbridged first); its receive counters and the packets it sent.
     pub fn remove(&mut self, key: K) -> Option<MediaStats> {
         self.unbridge(key);
+        self.conference_leave(key);
         self.legs.remove(&key).map(|leg| {
             let s = leg.stats();
             if let Some(e) = leg.srtp.as_ref().and_then(|s| s.last_error()) {
@@ -395,6 +494,9 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         mut emit: impl FnMut(K, MediaEvent),
     ) {
         self.exchange_bridged_audio();
+        if !self.conferences.is_empty() {
+            self.exchange_conference_audio();
+        }
         for (key, leg) in self.legs.iter_mut() {
             self.out.clear();
             leg.graph.on_tick(now_us, &mut self.out);
@@ -779,5 +881,58 @@ mod tests {
         assert_eq!(seqs.len(), 2);
         assert_eq!(seqs[1], seqs[0].wrapping_add(1));
         assert_eq!(b.remove(1).map(|s| s.packets_sent), Some(2));
+    }
+
+    /// A conference of three: what one says reaches the others, never itself; a muted one
+    /// reaches nobody; one that left hears nothing more.
+    #[test]
+    fn conference_participants_hear_the_others_but_not_themselves() {
+        let mut s: ShardMedia<u8> = ShardMedia::default();
+        for k in 1..=3u8 {
+            s.add(k, addr(5000 + u16::from(k)), graph(u32::from(k)));
+            assert!(s.conference_join(100, k, k == 3));
+        }
+        assert!(!s.conference_join(100, 1, false), "already in");
+        let mut loud_to = std::collections::HashMap::<u8, usize>::new();
+        for t in 0..30u64 {
+            let now = t * 20_000;
+            // 1 and 3 talk (µ-law 0x00: a loud sample); 2 is silent (0xff).
+            for (k, byte) in [(1u8, 0x00u8), (2, 0xff), (3, 0x00)] {
+                s.on_datagram(k, now, &rtp(t as u16, byte), addr(6000 + u16::from(k)));
+            }
+            s.tick(
+                now,
+                |k, _, pkt| {
+                    if t >= 20
+                        && pkt[12..]
+                            .iter()
+                            .filter(|b| **b != 0xff && **b != 0x7f)
+                            .count()
+                            > 100
+                    {
+                        *loud_to.entry(k).or_default() += 1;
+                    }
+                    true
+                },
+                |_, _| {},
+            );
+        }
+        assert!(
+            loud_to.get(&2).copied().unwrap_or(0) >= 8,
+            "2 hears 1: {loud_to:?}"
+        );
+        assert!(
+            loud_to.get(&3).copied().unwrap_or(0) >= 8,
+            "3 hears 1: {loud_to:?}"
+        );
+        assert_eq!(
+            loud_to.get(&1),
+            None,
+            "1 hears neither itself nor the muted 3: {loud_to:?}"
+        );
+        s.conference_leave(1);
+        s.conference_leave(2);
+        s.conference_leave(3);
+        assert!(s.conferences.is_empty() && s.conference_of.is_empty());
     }
 }

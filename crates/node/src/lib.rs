@@ -94,6 +94,8 @@ pub(crate) struct NodeInner {
     /// This node's call queues (SWML `enter_queue`, `connect` to `queue:`). Scaling out
     /// will move them to the shared store; callers and agents must be on one node today.
     pub(crate) queues: Mutex<control::queue::Queues>,
+    /// This node's conferences (SWML `join_conference`); their audio is mixed on one shard.
+    pub(crate) conferences: Mutex<control::conference::Conferences>,
     /// Set by [`Node::begin_drain`]: new calls are refused (503).
     draining: AtomicBool,
 }
@@ -209,6 +211,7 @@ impl Node {
             eval,
             calls: Mutex::new(HashMap::new()),
             queues: Mutex::new(control::queue::Queues::default()),
+            conferences: Mutex::new(control::conference::Conferences::default()),
             draining: AtomicBool::new(false),
         });
         inner.recover_after_restart().await;

@@ -167,6 +167,20 @@ pub enum ShardCommand {
         call_id: Uuid,
         reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
     },
+    /// The call joins a conference's mix (its media already on the conference's shard).
+    ConferenceJoin {
+        conference: Uuid,
+        call_id: Uuid,
+        muted: bool,
+    },
+    ConferenceLeave {
+        call_id: Uuid,
+    },
+    /// The call coaches `target` (it hears everyone, only `target` hears it).
+    ConferenceCoach {
+        call_id: Uuid,
+        target: Uuid,
+    },
     /// Takes the call's media (and sockets) out, to move it to another shard.
     Export {
         call_id: Uuid,
@@ -542,6 +556,21 @@ fn apply(
             let stats = media.remove(call_id);
             if let Some(r) = reply {
                 let _ = r.send(stats.unwrap_or_default());
+            }
+        }
+        ShardCommand::ConferenceJoin {
+            conference,
+            call_id,
+            muted,
+        } => {
+            if !media.conference_join(conference, call_id, muted) {
+                tracing::warn!(%call_id, %conference, "conference join refused by the media shard");
+            }
+        }
+        ShardCommand::ConferenceLeave { call_id } => media.conference_leave(call_id),
+        ShardCommand::ConferenceCoach { call_id, target } => {
+            if !media.conference_set_coach(call_id, Some(target)) {
+                tracing::warn!(%call_id, %target, "coach refused: not in one conference");
             }
         }
         ShardCommand::Export { call_id, reply } => {

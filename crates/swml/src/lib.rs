@@ -19,6 +19,7 @@ pub mod size;
 pub use expr::JsBudget;
 pub use methods::connect::{Confirm, ConnectDest, ConnectPlan};
 pub use methods::enter_queue::{QueueOutcome, QueuePlan};
+pub use methods::join_conference::ConferencePlan;
 pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{

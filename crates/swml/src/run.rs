@@ -88,6 +88,8 @@ pub enum Effect {
     /// would; complete with [`Completion::Refer`] once its outcome is known (`Failed` when
     /// the command is refused, e.g. on a call that is not SIP).
     Refer(control::command::ReferParams),
+    /// Blocking: join a conference until it ends; complete with [`Completion::Conference`].
+    JoinConference(crate::methods::join_conference::ConferencePlan),
 }
 
 /// When a [`Effect::Control`] completes.
@@ -143,6 +145,8 @@ pub enum Completion {
     Queue(crate::methods::enter_queue::QueueOutcome),
     /// A `sip_refer` ended.
     Refer(ReferResult),
+    /// The participant left its conference: `join_conference_result` (`completed`, `failed`).
+    Conference(String),
 }
 
 /// How a REFER ended: the transfer succeeded (the NOTIFYs reported a 2xx), the answer to the
@@ -227,6 +231,10 @@ pub(crate) enum Waiting {
     /// A `sip_refer` to `to` waiting for its outcome.
     Refer {
         to: String,
+    },
+    /// In a conference; its `result` hook runs after.
+    Conference {
+        result: Option<Value>,
     },
 }
 

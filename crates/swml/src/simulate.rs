@@ -185,6 +185,10 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             None,
         ),
         Effect::Hangup { reason, .. } => (format!("hangup ({reason})"), None),
+        Effect::JoinConference(plan) => (
+            format!("join_conference {}", plan.name),
+            Some((0, Completion::Conference("completed".into()))),
+        ),
         // Nobody takes a queued caller in a simulation: it waits until `wait_time`.
         Effect::EnterQueue(plan) => (
             format!(

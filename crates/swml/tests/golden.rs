@@ -119,6 +119,7 @@ impl Sim {
                     }
                     // Nobody answers in these runs.
                     Effect::Connect(_) => Some(Completion::Connect(Err("no_answer".into()))),
+                    Effect::JoinConference(_) => Some(Completion::Conference("completed".into())),
                     Effect::EnterQueue(_) => Some(Completion::Queue(swml::QueueOutcome {
                         result: "timeout".into(),
                         wait_time: 1,
@@ -235,6 +236,7 @@ fn describe(e: &Effect) -> String {
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason, .. } => format!("hangup {reason}"),
         Effect::EnterQueue(plan) => format!("enter_queue {}", plan.queue_name),
+        Effect::JoinConference(plan) => format!("join_conference {}", plan.name),
         Effect::Refer(p) => format!("sip_refer {}", p.device.params.to),
         Effect::Connect(plan) => format!(
             "connect {}",

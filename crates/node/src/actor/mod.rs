@@ -4,6 +4,7 @@
 
 mod bridge;
 mod commands;
+pub(crate) mod conference;
 pub(crate) mod connect;
 pub(crate) mod inbound;
 mod listen;
@@ -57,6 +58,10 @@ pub(crate) enum ActorMsg {
     ConfirmTimeout,
     /// An `enter_queue`'s `wait_time` ran out.
     QueueTimeout,
+    /// The conference this call waits in started.
+    ConferenceStarted,
+    /// The conference this call is in ended.
+    ConferenceEnded,
 }
 
 /// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
@@ -152,6 +157,10 @@ pub(crate) struct CallActor {
     pub(crate) queued: Option<crate::actor::queue::Queued>,
     /// A call to bridge with once this call's media runs (it was answered, the ACK is due).
     pub(crate) pending_bridge: Option<uuid::Uuid>,
+    /// A conference mix to join once this call's media runs (answered, its ACK still due).
+    pub(crate) pending_mix: bool,
+    /// The conference this call is in (SWML `join_conference`).
+    pub(crate) participant: Option<crate::actor::conference::Participant>,
     /// A REFER of this call is waiting for its outcome (refer.rs).
     pub(crate) refer_running: bool,
 }
@@ -204,6 +213,8 @@ impl CallActor {
             confirming: false,
             queued: None,
             pending_bridge: None,
+            pending_mix: false,
+            participant: None,
             refer_running: false,
         }
     }
@@ -521,6 +532,9 @@ impl CallActor {
         if let Some(peer) = self.pending_bridge.take() {
             self.bridge_media(peer);
         }
+        if std::mem::take(&mut self.pending_mix) {
+            self.mix_in();
+        }
         for ready in std::mem::take(&mut self.ops.deferred) {
             self.node
                 .media
@@ -804,6 +818,8 @@ impl CallActor {
             }
             ActorMsg::ConfirmTimeout => {}
             ActorMsg::QueueTimeout => self.queue_timeout().await,
+            ActorMsg::ConferenceStarted => self.conference_started().await,
+            ActorMsg::ConferenceEnded => self.conference_ended().await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,
@@ -975,6 +991,7 @@ impl CallActor {
         self.end_reason = Some(end_reason);
         self.end_connect();
         self.end_queue();
+        self.leave_conference().await;
         self.end_ops().await;
         if self.media_running {
             let (tx, rx) = oneshot::channel();

@@ -34,6 +34,8 @@ pub(crate) enum ScriptWait {
     Connect,
     /// An `enter_queue` waiting or bridged (crate::actor::queue).
     Queue,
+    /// In a conference (crate::actor::conference).
+    Conference,
     /// A `sip_refer` waiting for the REFER's outcome (crate::actor::refer).
     Refer,
 }
@@ -268,6 +270,7 @@ impl CallActor {
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
             Effect::EnterQueue(plan) => self.start_enter_queue(plan).await,
+            Effect::JoinConference(plan) => self.start_join_conference(plan).await,
             Effect::Refer(params) => {
                 self.script_wait = Some(ScriptWait::Refer);
                 if let Err(e) = self.start_refer(params, true) {
@@ -409,6 +412,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::Prompt { .. } => "prompt",
         Effect::Connect(_) => "connect",
         Effect::EnterQueue(_) => "enter_queue",
+        Effect::JoinConference(_) => "join_conference",
         Effect::Refer(_) => "sip_refer",
     }
 }

@@ -10,6 +10,7 @@ pub mod enter_queue;
 pub(crate) mod execute;
 pub(crate) mod goto;
 pub(crate) mod hangup;
+pub mod join_conference;
 pub(crate) mod play;
 pub(crate) mod prompt;
 pub(crate) mod record;
@@ -74,7 +75,7 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 26] = [
+pub const IMPLEMENTED: [&str; 27] = [
     "answer",
     "cond",
     "connect",
@@ -84,6 +85,7 @@ pub const IMPLEMENTED: [&str; 26] = [
     "execute",
     "goto",
     "hangup",
+    "join_conference",
     "label",
     "play",
     "prompt",
@@ -109,6 +111,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "cond" => cond::run(run, params),
         "connect" => connect::run(run, params),
         "enter_queue" => enter_queue::run(run, params),
+        "join_conference" => join_conference::run(run, params),
         "execute" => execute::run(run, params),
         "goto" => goto::run(run, params),
         "hangup" => hangup::run(run, params),
@@ -197,6 +200,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
         Waiting::Queue {
             transfer_after_bridge,
         } => enter_queue::on_completion(run, transfer_after_bridge, completion),
+        Waiting::Conference { result } => join_conference::on_completion(run, result, completion),
         Waiting::Refer { to } => sip_refer::on_completion(run, to, completion),
     }
 }
