@@ -50,15 +50,6 @@ def levels(peer, freqs, start_s=1.0, win_s=0.1):
     return {f: (statistics.median(v) if v else -200.0, len(v)) for f, v in out.items()}
 
 
-def wait_for(hooks, path, count, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = [hooks.parse(e) for e in list(hooks.events) if e["path"] == path]
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"{path}: {[e['path'] for e in hooks.events]}")
-
 
 def test_four_participants_hear_each_other_not_themselves_and_the_chair_ends_it(start_dialtone, tmp_path,
                                                                                  baresip, hooks):
@@ -80,8 +71,8 @@ def test_four_participants_hear_each_other_not_themselves_and_the_chair_ends_it(
     a.ctrl.cmd(f"dial sip:{CHAIR}@127.0.0.1:{d.sip_port}")
     a.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     # a's WAV ends after 7 s: it hangs up with end_on_exit; the others' scripts go on and hang up.
-    members = wait_for(hooks, "/member", 2)
-    muted = wait_for(hooks, "/muted", 1)
+    members = hooks.wait_on("/member", 2)
+    muted = hooks.wait_on("/muted", 1)
     assert [g["result"] for g in members + muted] == ["completed"] * 3, (members, muted)
     for peer in (a, b, c, m):
         peer.ctrl.wait_event("CALL_CLOSED", timeout=10)
@@ -97,7 +88,7 @@ def test_four_participants_hear_each_other_not_themselves_and_the_chair_ends_it(
             else:
                 assert level < -25, f"{name} should not hear {other} ({f} Hz): {got}"
         assert got[freqs[0]][1] >= 20, f"{name} heard too little: {got}"
-    statuses = [hooks.parse(e)["params"]["status"] for e in list(hooks.events) if e["path"] == "/conf"]
+    statuses = [e["params"]["status"] for e in hooks.on("/conf")]
     assert statuses[:2] == ["participant-join", "conference-start"] or "participant-join" in statuses, statuses
     assert statuses[-2:] == ["participant-leave", "conference-end"], statuses
 
@@ -116,7 +107,7 @@ def test_waiting_participants_hear_the_wait_audio_until_someone_starts_it(start_
     time.sleep(3)
     a = baresip(codecs=["PCMU"], tone=500, seconds=5, user="a")
     a.ctrl.cmd(f"dial sip:{CHAIR}@127.0.0.1:{d.sip_port}")
-    got = wait_for(hooks, "/member", 1)
+    got = hooks.wait_on("/member", 1)
     assert got[0]["result"] == "completed", got
     b.ctrl.wait_event("CALL_CLOSED", timeout=10)
     rate, _, samples = b.heard()
@@ -124,3 +115,29 @@ def test_waiting_participants_hear_the_wait_audio_until_someone_starts_it(start_
     first = samples[int(0.5 * rate):int(2.5 * rate)]
     assert goertzel_db(first, 440, rate) > -10 and goertzel_db(first, 500, rate) < -25
     assert levels(b, [500], start_s=4.5)[500][0] > -12, "then the chair's tone"
+
+
+def test_join_room_is_an_audio_room_and_a_bad_name_fails(start_dialtone, tmp_path, baresip, hooks):
+    """SignalWire rooms are video; here `join_room` joins an audio room (a conference of its own
+    namespace): two participants hear each other. A name outside `[A-Za-z0-9_-]` fails the step
+    (`join_room_result = failed`) and the script goes on."""
+    routes = {
+        MEMBER: doc({"join_room": {"name": "stand-up_1"}}),
+        MUTED: doc({"join_room": {"name": "not a room"}},
+                   {"request": {"url": hooks.url("/room"), "method": "POST", "body": {"r": "${join_room_result}"}}},
+                   {"hangup": {}}),
+    }
+    d = start(start_dialtone, tmp_path, routes)
+    a = baresip(codecs=["PCMU"], tone=500, seconds=6, user="a")
+    b = baresip(codecs=["PCMU"], tone=1000, seconds=6, user="b")
+    for peer in (a, b):
+        peer.ctrl.cmd(f"dial sip:{MEMBER}@127.0.0.1:{d.sip_port}")
+        peer.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+    bad = baresip(codecs=["PCMU"], tone=1500, seconds=20, user="x")
+    bad.ctrl.cmd(f"dial sip:{MUTED}@127.0.0.1:{d.sip_port}")
+    got = hooks.wait_on("/room", 1)
+    assert got[0]["r"] == "failed", got
+    for peer in (a, b):
+        peer.ctrl.wait_event("CALL_CLOSED", timeout=15)
+    assert levels(a, [1000])[1000][0] > -12 and levels(b, [500])[500][0] > -12
+    assert levels(a, [500])[500][0] < -25, "not its own voice"

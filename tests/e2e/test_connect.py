@@ -14,22 +14,11 @@ CALLER_TONE = 440
 
 
 def reported(hooks, path="/vars", timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for e in list(hooks.events):
-            if e["path"] == path:
-                return hooks.parse(e)
-        time.sleep(0.05)
-    raise AssertionError(f"nothing on {path}; got {[e['path'] for e in hooks.events]}")
+    return hooks.wait_on(path, timeout=timeout)[0]
 
 
 def connect_states(hooks):
-    out = []
-    for e in list(hooks.events):
-        if e["path"] == "/connect":
-            body = hooks.parse(e)
-            out.append(body["params"]["connect_state"])
-    return out
+    return [e["params"]["connect_state"] for e in hooks.on("/connect")]
 
 
 def report_step(hooks):

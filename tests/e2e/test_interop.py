@@ -348,7 +348,8 @@ def wait_final_stats(d, call_id, timeout=5):
     deadline = time.time() + timeout
     while time.time() < deadline:
         leg = get_call(d, call_id)
-        if (leg.get("media_stats") or {}).get("final"):
+        # The final counters are stored just before the call's end is.
+        if (leg.get("media_stats") or {}).get("final") and leg.get("status") == "ended":
             return leg
         time.sleep(0.1)
     raise AssertionError(f"no final media_stats: {leg}")

@@ -25,18 +25,6 @@ def start(start_dialtone, tmp_path, routes):
     return d
 
 
-def events(hooks, path):
-    return [hooks.parse(e) for e in list(hooks.events) if e["path"] == path]
-
-
-def wait_for(hooks, path, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = events(hooks, path)
-        if got:
-            return got[0]
-        time.sleep(0.05)
-    raise AssertionError(f"nothing on {path}; got {[e['path'] for e in hooks.events]}")
 
 
 def report(hooks, path):
@@ -61,17 +49,17 @@ def test_an_agent_takes_the_waiting_caller_and_both_go_on(start_dialtone, tmp_pa
         agent = baresip(codecs=["PCMU"], tone=AGENT_TONE, seconds=6, user="agent")
         caller.ctrl.cmd(f"dial sip:{CALLER_NUMBER}@127.0.0.1:{d.sip_port}")
         caller.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
-        enq = wait_for(hooks, "/queue")["params"]
+        enq = hooks.wait_on("/queue")[0]["params"]
         assert (enq["status"], enq["name"], enq["position"], enq["size"]) == ("enqueue", "support", 1, 1), enq
         time.sleep(3.0)  # the caller hears the hold audio
         agent.ctrl.cmd(f"dial sip:{AGENT_NUMBER}@127.0.0.1:{d.sip_port}")
         agent.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
         # The agent's WAV ends after 6 s: it hangs up; the caller's script goes on.
-        got_caller = wait_for(hooks, "/caller")
+        got_caller = hooks.wait_on("/caller")[0]
         assert got_caller["queue_result"] == "connected", got_caller
         assert int(got_caller["wait_time"]) >= 2 and got_caller["entry_position"] == "1", got_caller
         caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
-        statuses = [e["params"]["status"] for e in events(hooks, "/queue")]
+        statuses = [e["params"]["status"] for e in hooks.on("/queue")]
         assert statuses == ["enqueue", "dequeue"], statuses
         rate, _, heard = caller.heard()
         assert tone_share(heard, rate, HOLD_TONE)[0] >= 15, "the caller heard the hold audio"
@@ -95,8 +83,8 @@ def test_a_caller_past_wait_time_goes_on_and_an_empty_queue_fails_the_connect(st
     agent = baresip(codecs=["PCMU"], tone=AGENT_TONE, seconds=30, user="agent")
     caller.ctrl.cmd(f"dial sip:{CALLER_NUMBER}@127.0.0.1:{d.sip_port}")
     agent.ctrl.cmd(f"dial sip:{AGENT_NUMBER}@127.0.0.1:{d.sip_port}")
-    got = wait_for(hooks, "/caller", timeout=15)
+    got = hooks.wait_on("/caller", timeout=15)[0]
     assert got["queue_result"] == "timeout" and int(got["wait_time"]) >= 2, got
-    assert [e["params"]["status"] for e in events(hooks, "/queue")] == ["enqueue", "leave"]
-    got = wait_for(hooks, "/agent", timeout=15)
+    assert [e["params"]["status"] for e in hooks.on("/queue")] == ["enqueue", "leave"]
+    got = hooks.wait_on("/agent", timeout=15)[0]
     assert got["connect_result"] == "failed", got

@@ -13,18 +13,6 @@ import requests
 from test_interop import FROM, baresip, doc, start_node  # noqa: F401
 
 
-def events_on(hooks, path):
-    return [hooks.parse(e) for e in list(hooks.events) if e["path"] == path]
-
-
-def wait_on(hooks, path, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = events_on(hooks, path)
-        if got:
-            return got[0]
-        time.sleep(0.05)
-    raise AssertionError(f"nothing on {path}; got {[e['path'] for e in hooks.events]}")
 
 
 def wait_answered(d, call_id, timeout=15):
@@ -71,8 +59,8 @@ def test_swml_sip_refer_transfers_baresip_a_to_baresip_b(start_dialtone, tmp_pat
     # A obeys: it calls B, who answers (the call B gets is A's).
     est = b.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     assert "alice" in est.get("peeruri", "alice"), est
-    check_refer_event(wait_on(hooks, "/refer"), call_id, b.uri())
-    got = wait_on(hooks, "/vars")
+    check_refer_event(hooks.wait_on("/refer")[0], call_id, b.uri())
+    got = hooks.wait_on("/vars")[0]
     assert got == {"result": "success", "to": b.uri(), "code": "202", "to_code": "200", "rv": "success"}, got
 
 
@@ -89,7 +77,7 @@ def test_rest_calling_refer_transfers_and_reports_to_status_url(start_dialtone, 
     assert r.json()["id"] == call_id and r.json()["status"] == "answered", r.json()
     est = b.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     assert "alice" in est.get("peeruri", "alice"), est
-    check_refer_event(wait_on(hooks, "/refer"), call_id, b.uri())
+    check_refer_event(hooks.wait_on("/refer")[0], call_id, b.uri())
 
 
 def check_422(r, needle):
@@ -157,9 +145,9 @@ def test_sip_refer_on_an_inbound_call_transfers_the_caller(start_dialtone, tmp_p
     a.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     est = b.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
     assert "alice" in est.get("peeruri", "alice"), est
-    ev = wait_on(hooks, "/refer")
+    ev = hooks.wait_on("/refer")[0]
     assert ev["params"]["state"] == "success" and ev["params"]["sip_notify_response_code"] == "200", ev
-    assert wait_on(hooks, "/vars") == {"result": "success", "to_code": "200"}
+    assert hooks.wait_on("/vars")[0] == {"result": "success", "to_code": "200"}
 
 
 @pytest.mark.parametrize("credentials", ["good", "none"])
@@ -178,7 +166,7 @@ def test_a_challenged_refer_is_answered_with_its_own_credentials(start_dialtone,
     r = d.post({"command": "calling.refer", "id": call_id,
                 "params": {"device": {"type": "sip", "params": target}, "status_url": hooks.url("/refer")}})
     assert r.status_code == 200, r.text
-    ev = wait_on(hooks, "/refer", timeout=20)["params"]
+    ev = hooks.wait_on("/refer", timeout=20)[0]["params"]
     if credentials == "good":
         assert ev["state"] == "success" and ev["sip_refer_response_code"] == "202", ev
         assert ev["sip_notify_response_code"] == "200", ev

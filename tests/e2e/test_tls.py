@@ -27,9 +27,8 @@ import time
 
 import pytest
 
-from baresip_peer import BaresipPeer
-from media_sink import HttpPeer, free_rtp_range, tone_wav
-from test_interop import OUR_TONE, THEIR_TONE, doc, reported, tone_share
+from media_sink import free_rtp_range
+from test_interop import OUR_TONE, THEIR_TONE, baresip, doc, media, reported, tone_share  # noqa: F401
 from test_record import fetch_wav
 
 pytestmark = pytest.mark.skipif(shutil.which("baresip") is None or shutil.which("openssl") is None,
@@ -163,32 +162,6 @@ def check_plaintext_refused(port):
         s.sendall(options.replace(b"SIP/2.0/TCP", b"SIP/2.0/TLS").replace(b"plain-probe", b"tls-probe"))
         got = s.recv(4096)
     assert got.startswith(b"SIP/2.0 200"), got
-
-
-@pytest.fixture
-def media():
-    p = HttpPeer()
-    p.route("/tone1k.wav", tone_wav(OUR_TONE, 4.0, 8000), "audio/wav")
-    yield p
-    p.stop()
-
-
-@pytest.fixture
-def baresip(tmp_path, request):
-    peers = []
-
-    def start(**kw):
-        p = BaresipPeer(tmp_path / f"baresip{len(peers)}", **kw)
-        peers.append(p)
-        return p.start()
-
-    yield start
-    for p in peers:
-        p.kill()
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for p in peers:
-            print(f"==== {p.describe()}")
 
 
 def tls_peer(baresip, certs):

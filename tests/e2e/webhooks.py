@@ -99,6 +99,20 @@ class Webhooks:
     def json(self):
         return [self.parse(e) for e in self.events]
 
+    def on(self, path):
+        """The parsed bodies delivered to `path` (hooks.url(path)), in order."""
+        return [self.parse(e) for e in self.events if e["path"] == path]
+
+    def wait_on(self, path, count=1, timeout=30):
+        """The first `count` bodies delivered to `path`, waiting for them."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.on(path)
+            if len(got) >= count:
+                return got[:count]
+            time.sleep(0.05)
+        raise AssertionError(f"{len(self.on(path))} of {count} on {path}; got {[e['path'] for e in self.events]}")
+
     def for_call(self, call_id, attempts=False):
         src = list(self.attempts) if attempts else self.events
         return [e for e in src if self.parse(e).get("params", {}).get("call_id") == call_id]

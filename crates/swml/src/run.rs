@@ -232,9 +232,10 @@ pub(crate) enum Waiting {
     Refer {
         to: String,
     },
-    /// In a conference; its `result` hook runs after.
+    /// In a conference (or, `room`, a `join_room`); its `result` hook runs after.
     Conference {
         result: Option<Value>,
+        room: bool,
     },
 }
 

@@ -207,18 +207,7 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
         ),
         // Nobody answers in a simulation.
         Effect::Connect(plan) => (
-            format!(
-                "connect {}",
-                plan.stages
-                    .iter()
-                    .map(|s| s
-                        .iter()
-                        .map(|d| d.to.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" + "))
-                    .collect::<Vec<_>>()
-                    .join(", then ")
-            ),
+            format!("connect {}", plan.describe()),
             Some((
                 plan.stages
                     .iter()

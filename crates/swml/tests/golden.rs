@@ -238,18 +238,7 @@ fn describe(e: &Effect) -> String {
         Effect::EnterQueue(plan) => format!("enter_queue {}", plan.queue_name),
         Effect::JoinConference(plan) => format!("join_conference {}", plan.name),
         Effect::Refer(p) => format!("sip_refer {}", p.device.params.to),
-        Effect::Connect(plan) => format!(
-            "connect {}",
-            plan.stages
-                .iter()
-                .map(|s| s
-                    .iter()
-                    .map(|d| d.to.as_str())
-                    .collect::<Vec<_>>()
-                    .join("+"))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
+        Effect::Connect(plan) => format!("connect {}", plan.describe()),
         Effect::Control { command, .. } => {
             format!("{} {}", command.name(), command.control_id().unwrap_or(""))
         }

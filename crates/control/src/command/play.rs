@@ -106,6 +106,17 @@ pub enum MediaItem {
     },
 }
 
+impl MediaItem {
+    /// A US ring, repeating until stopped: ringback, and hold audio when none is given.
+    pub fn us_ring() -> MediaItem {
+        MediaItem::Ringtone {
+            name: "us".into(),
+            duration: None,
+            single_cycle: false,
+        }
+    }
+}
+
 /// `calling.play` (§6.6) and SWML `play` (swml.md §6.19).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayParams {

@@ -48,14 +48,7 @@ impl CallSession {
             return;
         }
         let ringback = format!("ringback-{peer}");
-        let play = PlayParams::new(
-            ringback.clone(),
-            vec![MediaItem::Ringtone {
-                name: "us".into(),
-                duration: None,
-                single_cycle: false,
-            }],
-        );
+        let play = PlayParams::new(ringback.clone(), vec![MediaItem::us_ring()]);
         let ringback = self
             .handle_command(0, CallCommand::Play(play), Origin::Rest)
             .ok()

@@ -128,11 +128,7 @@ impl CallActor {
             return;
         };
         let items = if p.plan.wait_audio.is_empty() {
-            vec![MediaItem::Ringtone {
-                name: "us".into(),
-                duration: None,
-                single_cycle: false,
-            }]
+            vec![MediaItem::us_ring()]
         } else {
             p.plan.wait_audio.clone()
         };

@@ -61,11 +61,7 @@ impl CallActor {
         }
         let ringback = format!("connect-ringback-{}", Uuid::new_v4());
         let items = if plan.ringback.is_empty() {
-            vec![MediaItem::Ringtone {
-                name: "us".into(),
-                duration: None,
-                single_cycle: false,
-            }]
+            vec![MediaItem::us_ring()]
         } else {
             plan.ringback.clone()
         };

@@ -64,11 +64,7 @@ impl CallActor {
         let control_id = format!("queue-{}", Uuid::new_v4());
         let items = if plan.wait_audio.is_empty() {
             // No hold music is bundled: the caller hears a ring until an agent takes it.
-            vec![MediaItem::Ringtone {
-                name: "us".into(),
-                duration: None,
-                single_cycle: false,
-            }]
+            vec![MediaItem::us_ring()]
         } else {
             plan.wait_audio.clone()
         };

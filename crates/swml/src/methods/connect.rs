@@ -83,6 +83,22 @@ pub struct ConnectPlan {
     pub status_url: Option<String>,
 }
 
+impl ConnectPlan {
+    /// The destinations as text: `a + b` for one stage's, `, then ` between stages.
+    pub fn describe(&self) -> String {
+        self.stages
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|d| d.to.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            })
+            .collect::<Vec<_>>()
+            .join(", then ")
+    }
+}
+
 /// Why a `connect` could not even start (the step fails with `connect_failed_reason = error`).
 fn refuse(run: &mut Run, code: &'static str, message: String) -> Flow {
     run.warn(code, format!("connect: {message}"));
@@ -450,14 +466,8 @@ pub(crate) fn on_completion(
     if let (Ok(()), Some(dest)) = (&outcome, transfer_after_bridge) {
         run.enter_block(&Value::Array(vec![json!({ "transfer": { "dest": dest } })]));
     }
-    if let Some(mut hook) = result {
-        if let Value::Object(o) = &mut hook {
-            o.entry("variable")
-                .or_insert_with(|| Value::String("connect_result".into()));
-        }
-        run.enter_block(&Value::Array(vec![
-            json!({ super::execute::RESULT_STEP: hook }),
-        ]));
+    if let Some(hook) = result {
+        super::execute::enter_result_hook(run, hook, "connect_result");
     }
 }
 

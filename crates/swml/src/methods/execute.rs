@@ -153,6 +153,16 @@ pub(crate) fn after_return(run: &mut Run, hooks: ReturnHooks) {
     }
 }
 
+/// Enters a method's `result` hook (switch-object or cond-array) as the next step; a
+/// switch-object without `variable` switches on `default_variable`.
+pub(crate) fn enter_result_hook(run: &mut Run, mut hook: Value, default_variable: &str) {
+    if let Value::Object(o) = &mut hook {
+        o.entry("variable")
+            .or_insert_with(|| Value::String(default_variable.into()));
+    }
+    run.enter_block(&Value::Array(vec![json!({ RESULT_STEP: hook })]));
+}
+
 pub(crate) fn run_result(run: &mut Run, result: &Value) -> Flow {
     match result {
         Value::Array(entries) => super::cond::run_entries(run, entries),

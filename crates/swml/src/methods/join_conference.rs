@@ -34,6 +34,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
         Ok(plan) => Flow::Wait(
             Waiting::Conference {
                 result: params.get("result").cloned(),
+                room: false,
             },
             Some(Box::new(Effect::JoinConference(plan))),
         ),
@@ -47,6 +48,48 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
             Flow::Next
         }
     }
+}
+
+/// `join_room` (swml.md §6.14): SignalWire rooms are video; on this audio-only server a room
+/// is an audio conference of its own namespace (`room:<name>`), started on entry, never ended
+/// by one participant. `join_room_result` is `joined` (once the room ended) or `failed`.
+pub(crate) fn run_room(run: &mut Run, params: &Value) -> Flow {
+    let p = run.expand(params);
+    let name = match &p {
+        Value::Object(o) => o.get("name").map(stringify).unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    };
+    let valid = !name.is_empty()
+        && name.len() <= 120
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        run.warn(
+            "relay_script_method_parameter_invalid_value",
+            "join_room: `name` must be letters, digits, `_` and `-`",
+        );
+        set_var(run, "join_room_result", "failed");
+        return Flow::Next;
+    }
+    let plan = ConferencePlan {
+        name: format!("room:{name}"),
+        muted: false,
+        start_on_enter: true,
+        end_on_exit: false,
+        wait_audio: Vec::new(),
+        max_participants: control::conference::MAX_PARTICIPANTS,
+        status_callback: None,
+        coach: None,
+    };
+    Flow::Wait(
+        Waiting::Conference {
+            result: None,
+            room: true,
+        },
+        Some(Box::new(Effect::JoinConference(plan))),
+    )
 }
 
 /// The hook runs later with the variables of then: not expanded now.
@@ -101,21 +144,29 @@ pub fn plan(o: &Map<String, Value>) -> Result<ConferencePlan, String> {
 }
 
 /// The participant left: `join_conference_result`, `return_value`, then the `result` hook.
-pub(crate) fn on_completion(run: &mut Run, result: Option<Value>, completion: Completion) {
+pub(crate) fn on_completion(
+    run: &mut Run,
+    result: Option<Value>,
+    room: bool,
+    completion: Completion,
+) {
     let outcome = match completion {
         Completion::Conference(r) => r,
         _ => "failed".into(),
     };
+    if room {
+        let r = if outcome == "failed" {
+            "failed"
+        } else {
+            "joined"
+        };
+        set_var(run, "join_room_result", r);
+        return;
+    }
     set_var(run, "join_conference_result", &outcome);
     set_var(run, "return_value", &outcome);
-    if let Some(mut hook) = result {
-        if let Value::Object(o) = &mut hook {
-            o.entry("variable")
-                .or_insert_with(|| Value::String("join_conference_result".into()));
-        }
-        run.enter_block(&Value::Array(vec![
-            json!({ super::execute::RESULT_STEP: hook }),
-        ]));
+    if let Some(hook) = result {
+        super::execute::enter_result_hook(run, hook, "join_conference_result");
     }
 }
 

@@ -75,7 +75,7 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 27] = [
+pub const IMPLEMENTED: [&str; 28] = [
     "answer",
     "cond",
     "connect",
@@ -86,6 +86,7 @@ pub const IMPLEMENTED: [&str; 27] = [
     "goto",
     "hangup",
     "join_conference",
+    "join_room",
     "label",
     "play",
     "prompt",
@@ -112,6 +113,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "connect" => connect::run(run, params),
         "enter_queue" => enter_queue::run(run, params),
         "join_conference" => join_conference::run(run, params),
+        "join_room" => join_conference::run_room(run, params),
         "execute" => execute::run(run, params),
         "goto" => goto::run(run, params),
         "hangup" => hangup::run(run, params),
@@ -200,7 +202,9 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
         Waiting::Queue {
             transfer_after_bridge,
         } => enter_queue::on_completion(run, transfer_after_bridge, completion),
-        Waiting::Conference { result } => join_conference::on_completion(run, result, completion),
+        Waiting::Conference { result, room } => {
+            join_conference::on_completion(run, result, room, completion)
+        }
         Waiting::Refer { to } => sip_refer::on_completion(run, to, completion),
     }
 }
