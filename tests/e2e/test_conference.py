@@ -4,27 +4,18 @@ others' tones and never its own; a participant that joined `muted` is heard by n
 everyone. The chair (`end_on_exit`) hangs up: the conference ends for everyone and their scripts go on
 with `join_conference_result = completed`. The mixer runs on one media shard: every participant's media
 moves there."""
-import json
 import math
 import statistics
 import time
 
 from audio_check import goertzel_db
-from media_sink import free_rtp_range
-from test_interop import baresip  # noqa: F401
+from test_interop import baresip, start_node  # noqa: F401
 
 CHAIR, MEMBER, MUTED = "+15551230010", "+15551230011", "+15551230012"
 
 
 def start(start_dialtone, tmp_path, routes):
-    text = "".join(f"[[inbound_routes]]\ndestination = \"{n}\"\nswml = '''\n{json.dumps(s)}\n'''\n"
-                   for n, s in routes.items())
-    cfg = tmp_path / "dialtone.toml"
-    cfg.write_text(text)
-    lo, hi = free_rtp_range(40)
-    d = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_RTP_PORTS": f"{lo}-{hi}"})
-    d.sip_port = int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
-    return d
+    return start_node(start_dialtone, tmp_path, routes=routes)
 
 
 def doc(*steps):

@@ -115,12 +115,15 @@ def baresip(tmp_path, request):
             print(f"==== {p.describe()}")
 
 
-def start_node(start_dialtone, tmp_path, swml=None, extra_env=None):
-    routes = ""
+def start_node(start_dialtone, tmp_path, swml=None, extra_env=None, routes=None):
+    """A node whose inbound route for NUMBER runs `swml`, or with `routes` ({number: swml})."""
+    routes = dict(routes or {})
     if swml is not None:
-        routes = f"[[inbound_routes]]\ndestination = \"{NUMBER}\"\nswml = '''\n{json.dumps(swml)}\n'''\n"
+        routes[NUMBER] = swml
+    text = "".join(f"[[inbound_routes]]\ndestination = \"{n}\"\nswml = '''\n{json.dumps(s)}\n'''\n"
+                   for n, s in routes.items())
     cfg = tmp_path / "dialtone.toml"
-    cfg.write_text(routes)
+    cfg.write_text(text)
     lo, hi = free_rtp_range(20)
     d = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_RTP_PORTS": f"{lo}-{hi}", **(extra_env or {})})
     d.sip_port = int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])

@@ -3,11 +3,10 @@
 `queue:<name>`: it takes the longest-waiting caller and both hear each other (tones checked by content).
 When the agent hangs up, the caller's script goes on at `transfer_after_bridge` with `queue_result =
 connected`. A caller past `wait_time` goes on with the next step (`queue_result = timeout`)."""
-import json
 import time
 
-from media_sink import HttpPeer, free_rtp_range, tone_wav
-from test_interop import baresip, doc, tone_share  # noqa: F401
+from media_sink import HttpPeer, tone_wav
+from test_interop import baresip, start_node, doc, tone_share  # noqa: F401
 
 CALLER_NUMBER = "+15551230001"
 AGENT_NUMBER = "+15551230002"
@@ -15,14 +14,7 @@ HOLD_TONE, CALLER_TONE, AGENT_TONE = 1000, 440, 700
 
 
 def start(start_dialtone, tmp_path, routes):
-    text = "".join(f"[[inbound_routes]]\ndestination = \"{n}\"\nswml = '''\n{json.dumps(s)}\n'''\n"
-                   for n, s in routes.items())
-    cfg = tmp_path / "dialtone.toml"
-    cfg.write_text(text)
-    lo, hi = free_rtp_range(20)
-    d = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_RTP_PORTS": f"{lo}-{hi}"})
-    d.sip_port = int(d.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
-    return d
+    return start_node(start_dialtone, tmp_path, routes=routes)
 
 
 
