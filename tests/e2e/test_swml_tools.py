@@ -66,12 +66,12 @@ def test_run_traces_a_document_on_virtual_time(tmp_path):
 
 
 def test_run_reports_unimplemented_methods_visibly():
-    path = os.path.join(EXAMPLES, "12-tap.json")
+    path = os.path.join(EXAMPLES, "18-ai-agent.json")
     if not os.path.exists(path):
         pytest.skip("shared examples not present")
     r = run("run", path)
     assert r.returncode == 0
-    assert "not implemented" in r.stdout and "tap" in r.stdout
+    assert "not implemented" in r.stdout and "`ai`" in r.stdout
     assert r.stdout.strip().splitlines()[-1].endswith("hangup (error)")
 
 

@@ -71,6 +71,12 @@ pub struct Settings {
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
     pub tls_ca_file: Option<PathBuf>,
+    /// PEM certificates trusted for `wss://` streams and taps besides the public web roots
+    /// (a self-hosted endpoint with its own CA, tests with a self-signed certificate).
+    pub ws_ca_file: Option<PathBuf>,
+    /// RTP taps (`calling.tap`, SWML `tap` to `rtp://`) may send to private, loopback and
+    /// reserved addresses; off by default (ambiguity register A14).
+    pub tap_allow_private: bool,
     pub log: String,
     pub log_format: String,
     /// Where inbound calls go (`[[inbound_routes]]` tables).
@@ -239,6 +245,8 @@ impl Default for Settings {
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_file: None,
+            ws_ca_file: None,
+            tap_allow_private: false,
             log: "info".into(),
             log_format: "text".into(),
             inbound_routes: Vec::new(),
@@ -276,6 +284,14 @@ impl Settings {
             )
         })?;
         Ok(Some(tls))
+    }
+
+    /// The CA bundle of `ws_ca_file`, if set.
+    pub fn ws_ca_pem(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        self.ws_ca_file
+            .as_deref()
+            .map(|p| read_pem("ws_ca_file", p))
+            .transpose()
     }
 
     /// The CA bundle of `tls_ca_file`, if set.
@@ -394,6 +410,7 @@ impl Settings {
             ("DIALTONE_TLS_CERT_FILE", &mut self.tls_cert_file),
             ("DIALTONE_TLS_KEY_FILE", &mut self.tls_key_file),
             ("DIALTONE_TLS_CA_FILE", &mut self.tls_ca_file),
+            ("DIALTONE_WS_CA_FILE", &mut self.ws_ca_file),
         ] {
             if let Some(v) = env(var) {
                 *field = Some(PathBuf::from(v));
@@ -414,6 +431,13 @@ impl Settings {
         opt!("DIALTONE_INBOUND_URL", inbound_url);
         opt!("DIALTONE_PUBLIC_URL", public_url);
         opt!("DIALTONE_ASR_COMMAND", asr_command);
+        if let Some(v) = env("DIALTONE_TAP_ALLOW_PRIVATE") {
+            self.tap_allow_private = match v.as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => bail!("DIALTONE_TAP_ALLOW_PRIVATE must be true or false"),
+            };
+        }
         if let Some(v) = env("DIALTONE_MEDIA_SHARDS") {
             self.media_shards = v
                 .parse()

@@ -172,6 +172,7 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
         }],
     )
     .with_max_body_bytes(settings.max_body_bytes)
+    .with_reject_private_tap_addresses(!settings.tap_allow_private)
     .with_egress(std::sync::Arc::new(settings.egress.policy()?));
     // A second connection to the same database (WAL) for the operator's read-only routes.
     let operator_store = store::Store::open(settings.data_dir.join("dialtone.db"))
@@ -389,6 +390,8 @@ fn node_config(
         },
         sip_tls: s.sip_tls()?,
         sip_tls_ca_pem: s.tls_ca_pem()?,
+        ws_ca_pem: s.ws_ca_pem()?,
+        tap_allow_private: s.tap_allow_private,
         max_calls: s.max_calls,
         metrics: metrics::Metrics::new(),
         script_threads: if s.script_threads == 0 {

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 
 use crate::dtmf::{Digit, DtmfDeduper, InBandDetector, Rfc4733Receiver};
+use crate::fork::{FrameSource, MediaFork};
 use crate::jitter::{JitterBuffer, Pulled};
 use crate::listen::{FrameFilter, FrameListener, KeyedEvent, ListenerEvent};
 use crate::playback::{PlaybackId, Player, PlayerEvent, Source};
@@ -43,6 +44,14 @@ pub trait MediaLeg: Send {
     fn stats(&self) -> MediaStats;
     /// The PCM rate of the call's codec.
     fn pcm_rate(&self) -> u32;
+    /// Adds (Some) or removes (None) a fork of the call's audio (a tap, a stream) under `key`.
+    fn set_fork(&mut self, key: String, fork: Option<Box<dyn crate::fork::MediaFork>>) {
+        let _ = (key, fork);
+    }
+    /// Adds (Some) or removes (None) audio mixed into what the call sends under `key`.
+    fn set_source(&mut self, key: String, source: Option<Box<dyn crate::fork::FrameSource>>) {
+        let _ = (key, source);
+    }
     /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
     /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
@@ -198,11 +207,17 @@ impl CallGraph {
             listeners: Vec::new(),
             listener_events: Vec::new(),
             filter: None,
+            forks: Vec::new(),
+            sources: Vec::new(),
         })
     }
 
     fn listening(&self) -> bool {
-        self.bridged || self.in_band.is_some() || self.tap.is_some() || !self.listeners.is_empty()
+        self.bridged
+            || self.in_band.is_some()
+            || self.tap.is_some()
+            || !self.listeners.is_empty()
+            || !self.forks.is_empty()
     }
 
     /// One 20 ms frame of the far end's audio out of the jitter buffer, to the detectors and
@@ -308,6 +323,10 @@ pub struct CallGraph {
     listener_events: Vec<ListenerEvent>,
     /// The denoiser, applied before anyone hears the far end.
     filter: Option<Box<dyn FrameFilter>>,
+    /// Taps and streams, by key: each tick's audio both ways.
+    forks: Vec<(String, Box<dyn MediaFork>)>,
+    /// Audio from outside mixed into what the call sends (a stream's bot), by key.
+    sources: Vec<(String, Box<dyn FrameSource>)>,
 }
 
 impl MediaLeg for CallGraph {
@@ -321,6 +340,15 @@ impl MediaLeg for CallGraph {
                 *out = out.saturating_add(*peer);
             }
             self.from_peer.clear();
+        }
+        for (_, source) in self.sources.iter_mut() {
+            source.mix_into(now_us, &mut self.frame, self.rate);
+        }
+        if !self.forks.is_empty() {
+            let heard = (self.decoded.len() == self.frame.len()).then_some(&self.decoded[..]);
+            for (_, fork) in self.forks.iter_mut() {
+                fork.on_frame(now_us, heard, &self.frame, self.rate);
+            }
         }
         if let Some(tap) = self.tap.as_mut() {
             // A full recorder queue drops this frame (never waits); the next one says so.
@@ -461,6 +489,20 @@ impl MediaLeg for CallGraph {
 
     fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>) {
         self.filter = filter;
+    }
+
+    fn set_fork(&mut self, key: String, fork: Option<Box<dyn MediaFork>>) {
+        self.forks.retain(|(k, _)| *k != key);
+        if let Some(f) = fork {
+            self.forks.push((key, f));
+        }
+    }
+
+    fn set_source(&mut self, key: String, source: Option<Box<dyn FrameSource>>) {
+        self.sources.retain(|(k, _)| *k != key);
+        if let Some(s) = source {
+            self.sources.push((key, s));
+        }
     }
 
     fn poll_event(&mut self) -> Option<MediaEvent> {

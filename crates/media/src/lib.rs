@@ -10,6 +10,7 @@ pub mod denoise;
 pub mod detect;
 pub mod dtmf;
 pub mod fax;
+pub mod fork;
 pub mod g711;
 pub mod g722;
 pub mod graph;

@@ -56,6 +56,10 @@ pub struct NodeConfig {
     pub sip_tls_ca_pem: Option<Vec<u8>>,
     /// Where URLs a user or a document supplies may lead (`[egress]`, docs/security.md).
     pub egress: egress::EgressPolicy,
+    /// PEM certificates trusted for `wss://` streams and taps besides the public roots.
+    pub ws_ca_pem: Option<Vec<u8>>,
+    /// RTP taps may send to private, loopback and reserved addresses (off: refused).
+    pub tap_allow_private: bool,
     /// Calls (every leg counts) held at once at most; more are refused with 503 (API and SIP).
     /// 0: no cap but the RTP ports.
     pub max_calls: usize,

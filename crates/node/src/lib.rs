@@ -9,6 +9,7 @@ mod actor;
 pub mod config;
 mod eval;
 pub mod fetch;
+mod fork;
 mod media_leg;
 pub mod ports;
 pub mod prepare;
@@ -83,6 +84,8 @@ pub(crate) struct NodeInner {
     pub prep: prepare::MediaPrep,
     /// For SWML `request`, under the egress policy.
     pub http: egress::EgressClient,
+    /// Connects the WebSockets of taps and streams (egress policy, TLS trust).
+    pub(crate) ws: fork::ws::WsConnector,
     pub recorder: record::writer::RecorderHandle,
     /// Where recordings are written, uploaded and served from.
     pub storage: storage::Recordings,
@@ -174,6 +177,8 @@ impl Node {
             }),
             start_tts(),
         );
+        let ws = fork::ws::WsConnector::new(cfg.egress.clone(), cfg.ws_ca_pem.as_deref())
+            .map_err(NodeError::Http)?;
         let http = egress::EgressClient::new(
             egress_policy,
             egress::ClientOptions {
@@ -205,6 +210,7 @@ impl Node {
             fetcher,
             prep,
             http,
+            ws,
             recorder,
             storage,
             speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
@@ -546,15 +552,26 @@ impl NodeInner {
         self.notify(r.id, url, event).await;
     }
 
+    /// A webhook sent with GET: the event's scalars in the URL's query, no body (A12).
+    pub(crate) async fn notify_get(&self, call_id: Uuid, url: &str, event: &Value) {
+        if let Some(url) = events::get_url(url, event) {
+            self.enqueue_webhook(call_id, url, Vec::new()).await;
+        }
+    }
+
     /// Queues a webhook about a call in the durable outbox (delivered in order per call).
     pub(crate) async fn notify(&self, call_id: Uuid, url: &str, event: &Value) {
         let body = match serde_json::to_vec(event) {
             Ok(b) => b,
             Err(_) => return,
         };
+        self.enqueue_webhook(call_id, url.to_string(), body).await;
+    }
+
+    async fn enqueue_webhook(&self, call_id: Uuid, url: String, body: Vec<u8>) {
         let job = store::NewWebhook {
             call_id: Some(call_id),
-            url: url.to_string(),
+            url,
             body,
             created_at_ms: now_ms() as i64,
         };

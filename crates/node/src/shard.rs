@@ -163,6 +163,18 @@ pub enum ShardCommand {
         call_id: Uuid,
         filter: Option<Box<dyn FrameFilter>>,
     },
+    /// Adds (Some) or removes (None) a tap or stream of the call's audio.
+    SetFork {
+        call_id: Uuid,
+        key: String,
+        fork: Option<Box<dyn media::fork::MediaFork>>,
+    },
+    /// Adds (Some) or removes (None) audio mixed into what the call sends (a stream's bot).
+    SetSource {
+        call_id: Uuid,
+        key: String,
+        source: Option<Box<dyn media::fork::FrameSource>>,
+    },
     Remove {
         call_id: Uuid,
         reply: Option<tokio::sync::oneshot::Sender<MediaStats>>,
@@ -540,6 +552,20 @@ fn apply(
         ShardCommand::SetFilter { call_id, filter } => {
             if let Some(leg) = media.graph(call_id) {
                 leg.set_filter(filter);
+            }
+        }
+        ShardCommand::SetFork { call_id, key, fork } => {
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_fork(key, fork);
+            }
+        }
+        ShardCommand::SetSource {
+            call_id,
+            key,
+            source,
+        } => {
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_source(key, source);
             }
         }
         ShardCommand::DetectDigits { call_id, in_band } => {

@@ -45,6 +45,8 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         sip_tcp: sip::TcpLimits::default(),
         sip_tls: None,
         sip_tls_ca_pem: None,
+        ws_ca_pem: None,
+        tap_allow_private: false,
         egress: egress::EgressPolicy::default(),
         script_threads: 2,
         js_budget: swml::expr::JS_SCRIPT_BUDGET,

@@ -253,6 +253,16 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                         })),
                     )
                 }
+                // A simulated tap or stream runs at once (nothing is sent anywhere).
+                (CallCommand::Tap(_) | CallCommand::Stream(_), _) => (
+                    0,
+                    Completion::Op(OpResult::Forked(Ok(control::session::ForkInfo {
+                        codec: "PCMU".into(),
+                        rate: 8000,
+                        ptime: 20,
+                        source: None,
+                    }))),
+                ),
                 (CallCommand::Detect(d), _) => {
                     let wait_s = match &d.detect {
                         control::command::Detector::Machine(m) => m.initial_timeout,

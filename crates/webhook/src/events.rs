@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use control::session::{CallEvent, RecordState};
+use control::session::{CallEvent, ForkInfo, ForkSpec, ForkState, RecordState};
 use control::{Direction, EndReason, LegType};
 
 /// What every event about one call needs to say who it is.
@@ -391,7 +391,82 @@ pub fn operation_event(
             json!({ "control_id": control_id, "detect": outcome.to_json() }),
         ),
         CallEvent::Dtmf { .. } => return None,
+        CallEvent::Fork { spec, state, info } => fork_event(*spec, state, info.as_ref()),
     })
+}
+
+/// `calling.call.tap` (calling-events.md §8) or `calling.call.stream` (§9.1); the caller adds
+/// `call_id`, `node_id` and `segment_id`.
+fn fork_event(
+    spec: ForkSpec,
+    state: ForkState,
+    info: Option<&ForkInfo>,
+) -> (&'static str, Option<String>, Value) {
+    let finished = matches!(state, ForkState::Finished { .. });
+    match spec {
+        ForkSpec::Tap(t) => {
+            let mut device = serde_json::to_value(&t.device).unwrap_or(Value::Null);
+            // The echo carries what was negotiated.
+            if let (Some(info), Some(params)) = (info, device.get_mut("params")) {
+                params["codec"] = json!(info.codec);
+                if matches!(t.device, control::command::TapDevice::Rtp { .. }) {
+                    params["ptime"] = json!(info.ptime);
+                } else {
+                    params["rate"] = json!(info.rate);
+                }
+            }
+            let params = json!({
+                "control_id": t.control_id,
+                "state": if finished { "finished" } else { "tapping" },
+                "tap": serde_json::to_value(&t.tap).unwrap_or(Value::Null),
+                "device": device,
+            });
+            ("calling.call.tap", t.status_url, params)
+        }
+        ForkSpec::Stream(s) => {
+            let mut params = json!({
+                "control_id": s.control_id,
+                "state": if finished { "finished" } else { "streaming" },
+                "url": s.url,
+            });
+            if let Some(name) = s.name {
+                params["name"] = json!(name);
+            }
+            ("calling.call.stream", s.status_url, params)
+        }
+    }
+}
+
+/// A webhook sent with GET (a stream's `status_url_method: GET`, ambiguity register A12): the
+/// event's top-level scalars and its `params` scalars as the query of `url`.
+pub fn get_url(url: &str, event: &Value) -> Option<String> {
+    let mut parsed = reqwest::Url::parse(url).ok()?;
+    {
+        let mut q = parsed.query_pairs_mut();
+        let scalars = |v: &Value| -> Option<String> {
+            match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            }
+        };
+        if let Value::Object(top) = event {
+            for (k, v) in top {
+                if let Some(text) = scalars(v) {
+                    q.append_pair(k, &text);
+                }
+            }
+        }
+        if let Some(Value::Object(params)) = event.get("params") {
+            for (k, v) in params {
+                if let Some(text) = scalars(v) {
+                    q.append_pair(k, &text);
+                }
+            }
+        }
+    }
+    Some(parsed.to_string())
 }
 
 #[cfg(test)]

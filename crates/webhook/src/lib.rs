@@ -546,15 +546,23 @@ async fn attempt_once(
         Err(why) => return Outcome::Permanent(why),
     };
     let sigs = sign(&cfg.signing_key, target.url.as_str(), &job.body);
-    let request = match client.post(target.url) {
+    // A job without a body is a GET webhook: its event is in the URL's query
+    // (events::get_url); every POSTed event has a JSON body.
+    let request = if job.body.is_empty() {
+        client.get(target.url)
+    } else {
+        client.post(target.url).map(|r| {
+            r.header(CONTENT_TYPE, "application/json")
+                .body(job.body.clone())
+        })
+    };
+    let request = match request {
         Ok(r) => r,
         Err(refused) => return Outcome::Permanent(refused.to_string()),
     };
     let mut request = request
-        .header(CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, sigs.sha1_hex)
-        .header(SHA256_SIGNATURE_HEADER, sigs.sha256_hex)
-        .body(job.body.clone());
+        .header(SHA256_SIGNATURE_HEADER, sigs.sha256_hex);
     if let Some(auth) = target.authorization {
         request = request.header(AUTHORIZATION, auth);
     }

@@ -151,6 +151,66 @@ pub enum CallEvent {
     },
     /// The far end pressed a key (a call-event row, no webhook).
     Dtmf { digit: char },
+    /// A tap or a stream started (`tapping`/`streaming`) or ended (`finished`).
+    Fork {
+        spec: Box<ForkSpec>,
+        state: ForkState,
+        /// What the running fork reported (the negotiated codec and packet time).
+        info: Option<ForkInfo>,
+    },
+}
+
+/// A media fork as asked for: a tap or a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForkSpec {
+    Tap(crate::command::TapParams),
+    Stream(crate::command::StreamParams),
+}
+
+impl ForkSpec {
+    pub fn control_id(&self) -> &str {
+        match self {
+            ForkSpec::Tap(t) => &t.control_id,
+            ForkSpec::Stream(s) => &s.control_id,
+        }
+    }
+
+    /// `tap` or `stream`: the word in errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ForkSpec::Tap(_) => "tap",
+            ForkSpec::Stream(_) => "stream",
+        }
+    }
+
+    pub fn status_url(&self) -> Option<&str> {
+        match self {
+            ForkSpec::Tap(t) => t.status_url.as_deref(),
+            ForkSpec::Stream(s) => s.status_url.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForkState {
+    Started,
+    /// Ended; `reason` says why when known (`stopped`, `hangup`, the peer closed, …).
+    Finished {
+        reason: Option<String>,
+    },
+}
+
+/// What a running fork is: the codec, rate and packet time it sends, and for an RTP tap the
+/// address it sends from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ForkInfo {
+    /// `PCMU`, `PCMA`, `L16`.
+    pub codec: String,
+    pub rate: u32,
+    /// Milliseconds per packet (RTP taps); 20 for WebSockets.
+    pub ptime: u32,
+    /// The local address an RTP tap sends from.
+    pub source: Option<std::net::SocketAddr>,
 }
 
 /// How a recording ended (its final `calling.call.record` event: `finished`, `no_input` or
@@ -173,6 +233,8 @@ pub enum OpResult {
     Collected(CollectResult),
     Detected(DetectOutcome),
     Recorded(RecordingResult),
+    /// A tap or stream runs (`Ok`) or could not start (`Err` with why).
+    Forked(Result<ForkInfo, String>),
 }
 
 /// What a speech collect's listener is told.

@@ -23,6 +23,7 @@ mod bridge;
 mod collect;
 mod detect;
 pub mod events;
+mod fork;
 mod ops;
 mod play;
 mod record;
@@ -116,6 +117,16 @@ pub enum Action {
     },
     /// Hang this call up (the other call of its bridge ended).
     HangUp,
+    /// Build and start a tap or a stream, then report [`SessionEvent::ForkStarted`] or
+    /// [`SessionEvent::ForkEnded`].
+    StartFork {
+        control_id: String,
+        spec: ForkSpec,
+    },
+    /// Take a tap or stream down (its `finished` event is already reported).
+    StopFork {
+        control_id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,6 +175,16 @@ pub enum SessionEvent {
     /// The other call of this call's bridge ended.
     PeerEnded {
         call_id: uuid::Uuid,
+    },
+    /// A tap or stream runs.
+    ForkStarted {
+        control_id: String,
+        info: ForkInfo,
+    },
+    /// A tap or stream ended by itself (its peer closed, it could not connect).
+    ForkEnded {
+        control_id: String,
+        reason: String,
     },
 }
 
@@ -252,6 +273,10 @@ impl CallSession {
                 self.actions.push_back(Action::Denoise(false));
                 Ok(())
             }
+            CallCommand::Tap(p) => self.start_fork(ForkSpec::Tap(p), origin),
+            CallCommand::TapStop(p) => self.stop_fork(&p.control_id, "tap"),
+            CallCommand::Stream(p) => self.start_fork(ForkSpec::Stream(p), origin),
+            CallCommand::StreamStop(p) => self.stop_fork(&p.control_id, "stream"),
             other => Err(ControlError::Internal(format!(
                 "{} is not an operation of the call session",
                 other.name()
@@ -300,6 +325,12 @@ impl CallSession {
             }
             SessionEvent::PeerAnswered { call_id } => self.on_peer_answered(call_id),
             SessionEvent::PeerEnded { call_id } => self.on_peer_ended(call_id),
+            SessionEvent::ForkStarted { control_id, info } => {
+                self.on_fork_started(&control_id, info)
+            }
+            SessionEvent::ForkEnded { control_id, reason } => {
+                self.on_fork_ended(&control_id, reason)
+            }
         }
     }
 
@@ -331,6 +362,17 @@ impl CallSession {
         }
         self.ended = true;
         self.end_bridge();
+        let forks: Vec<String> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Fork(f) => Some(f.spec.control_id().to_owned()),
+                _ => None,
+            })
+            .collect();
+        for control_id in forks {
+            self.end_fork(&control_id, Some("hangup".into()));
+        }
         for op in self.ops.drain() {
             match op {
                 Op::Play(p) => self.actions.push_back(Action::Event(CallEvent::Play {
@@ -342,7 +384,7 @@ impl CallSession {
                     control_id: r.control_id,
                     op: RecorderOp::Stop,
                 }),
-                Op::Collect(_) | Op::Detect(_) => {}
+                Op::Collect(_) | Op::Detect(_) | Op::Fork(_) => {}
             }
         }
     }

@@ -73,6 +73,7 @@ pub(super) enum Op {
     Collect(CollectOp),
     Record(RecordOp),
     Detect(DetectOp),
+    Fork(super::fork::ForkOp),
 }
 
 impl Op {
@@ -82,6 +83,7 @@ impl Op {
             Op::Collect(_) => "collect",
             Op::Record(_) => "recording",
             Op::Detect(_) => "detect",
+            Op::Fork(f) => f.spec.kind(),
         }
     }
 }

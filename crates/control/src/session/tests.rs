@@ -752,3 +752,180 @@ fn a_far_leg_tells_its_parent_when_it_ends() {
         [Action::Unbridge, Action::PeerEnded { peer: parent }]
     );
 }
+
+fn tap(control_id: &str) -> CallCommand {
+    CallCommand::from_json(
+        "calling.tap",
+        json!({"control_id": control_id, "tap": {"type": "audio", "params": {"direction": "both"}},
+               "device": {"type": "rtp", "params": {"addr": "203.0.113.1", "port": 4000}},
+               "status_url": "http://hooks.test/tap"}),
+    )
+    .unwrap()
+}
+
+fn stream(control_id: &str, codec: Option<&str>) -> CallCommand {
+    let mut p = json!({"control_id": control_id, "url": "wss://bot.test/media"});
+    if let Some(c) = codec {
+        p["codec"] = json!(c);
+    }
+    CallCommand::from_json("calling.stream", p).unwrap()
+}
+
+fn fork_states(actions: &[Action]) -> Vec<ForkState> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(CallEvent::Fork { state, .. }) => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A tap starts its fork, reports `tapping` once it runs (a waiting script is done then) and
+/// `finished` with a stop that takes it down; a second stop is `does_not_exist`.
+#[test]
+fn a_tap_runs_then_stops() {
+    let mut s = CallSession::new();
+    s.handle_command(0, tap("t"), SCRIPT).unwrap();
+    let a = drain(&mut s);
+    assert!(
+        matches!(a.as_slice(), [Action::StartFork { control_id, spec: ForkSpec::Tap(_) }] if control_id == "t")
+    );
+    let info = ForkInfo {
+        codec: "PCMU".into(),
+        rate: 8000,
+        ptime: 20,
+        source: None,
+    };
+    s.handle_event(
+        1,
+        SessionEvent::ForkStarted {
+            control_id: "t".into(),
+            info: info.clone(),
+        },
+    );
+    let a = drain(&mut s);
+    assert_eq!(fork_states(&a), vec![ForkState::Started]);
+    assert_eq!(
+        script_done(&a),
+        vec![("t".to_string(), OpResult::Forked(Ok(info)))]
+    );
+    // A stream cannot stop a tap.
+    assert_eq!(
+        code(
+            s.handle_command(2, CallCommand::StreamStop(cid("t")), REST)
+                .unwrap_err()
+        ),
+        "does_not_exist"
+    );
+    s.handle_command(2, CallCommand::TapStop(cid("t")), REST)
+        .unwrap();
+    let a = drain(&mut s);
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::StopFork { control_id } if control_id == "t")));
+    assert_eq!(
+        fork_states(&a),
+        vec![ForkState::Finished {
+            reason: Some("stopped".into())
+        }]
+    );
+    assert!(
+        script_done(&a).is_empty(),
+        "the script was done at the start"
+    );
+    assert_eq!(
+        code(
+            s.handle_command(3, CallCommand::TapStop(cid("t")), REST)
+                .unwrap_err()
+        ),
+        "does_not_exist"
+    );
+    // The fork's task reporting its end afterwards changes nothing.
+    s.handle_event(
+        4,
+        SessionEvent::ForkEnded {
+            control_id: "t".into(),
+            reason: "stopped".into(),
+        },
+    );
+    assert!(drain(&mut s).is_empty());
+}
+
+/// A fork that cannot start fails a waiting script with why, and still reports `finished`.
+#[test]
+fn a_stream_that_cannot_connect_fails_its_script() {
+    let mut s = CallSession::new();
+    s.handle_command(0, stream("s", None), SCRIPT).unwrap();
+    drain(&mut s);
+    s.handle_event(
+        1,
+        SessionEvent::ForkEnded {
+            control_id: "s".into(),
+            reason: "refused".into(),
+        },
+    );
+    let a = drain(&mut s);
+    assert_eq!(
+        script_done(&a),
+        vec![("s".to_string(), OpResult::Forked(Err("refused".into())))]
+    );
+    assert_eq!(
+        fork_states(&a),
+        vec![ForkState::Finished {
+            reason: Some("refused".into())
+        }]
+    );
+    assert!(!s.is_active("s"));
+}
+
+/// Codecs a fork cannot send are refused before anything starts; control ids are shared with
+/// every other operation; forks end with the call.
+#[test]
+fn fork_requests_are_checked_and_end_with_the_call() {
+    let mut s = CallSession::new();
+    assert_eq!(
+        code(
+            s.handle_command(0, stream("s", Some("OPUS")), REST)
+                .unwrap_err()
+        ),
+        "invalid_parameter"
+    );
+    let opus_tap = CallCommand::from_json(
+        "calling.tap",
+        json!({"control_id": "t", "tap": {"params": {"direction": "speak"}},
+               "device": {"type": "ws", "params": {"uri": "wss://x.test/", "codec": "OPUS"}}}),
+    )
+    .unwrap();
+    assert!(matches!(
+        s.handle_command(0, opus_tap, REST),
+        Err(ControlError::NotImplemented { .. })
+    ));
+    assert!(drain(&mut s).is_empty());
+    s.handle_command(0, CallCommand::Play(play("x")), REST)
+        .unwrap();
+    assert_eq!(
+        code(s.handle_command(0, tap("x"), REST).unwrap_err()),
+        "value_not_unique"
+    );
+    s.handle_command(0, stream("s", Some("L16@16000h")), REST)
+        .unwrap();
+    s.handle_command(0, tap("t"), REST).unwrap();
+    drain(&mut s);
+    s.call_ended();
+    let a = drain(&mut s);
+    let stops = a
+        .iter()
+        .filter(|x| matches!(x, Action::StopFork { .. }))
+        .count();
+    assert_eq!(stops, 2);
+    assert_eq!(
+        fork_states(&a),
+        vec![
+            ForkState::Finished {
+                reason: Some("hangup".into())
+            };
+            2
+        ]
+    );
+}

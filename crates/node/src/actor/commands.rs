@@ -56,14 +56,14 @@ impl CallActor {
             | CallCommand::Detect(_)
             | CallCommand::DetectStop(_)
             | CallCommand::Denoise(_)
-            | CallCommand::DenoiseStop(_)) => self.op_command(command, origin).await?,
-            // What the node cannot do yet answers 501 naming the command; never a fake success.
-            CallCommand::Update(_)
-            | CallCommand::End(_)
+            | CallCommand::DenoiseStop(_)
             | CallCommand::Tap(_)
             | CallCommand::TapStop(_)
             | CallCommand::Stream(_)
-            | CallCommand::StreamStop(_)
+            | CallCommand::StreamStop(_)) => self.op_command(command, origin).await?,
+            // What the node cannot do yet answers 501 naming the command; never a fake success.
+            CallCommand::Update(_)
+            | CallCommand::End(_)
             | CallCommand::Transcribe(_)
             | CallCommand::TranscribeStop(_)
             | CallCommand::AiHold(_)

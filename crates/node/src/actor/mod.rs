@@ -6,6 +6,7 @@ mod bridge;
 mod commands;
 pub(crate) mod conference;
 pub(crate) mod connect;
+mod fork;
 pub(crate) mod inbound;
 mod listen;
 pub(crate) mod ops;
@@ -15,6 +16,7 @@ mod refer;
 mod script;
 pub(crate) mod script_call;
 
+use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +98,13 @@ pub(crate) enum TaskDone {
         for_script: bool,
         result: swml::ReferResult,
     },
+    /// A tap or stream runs: its media ends, to install in the call's shard (fork.rs).
+    ForkReady {
+        control_id: String,
+        parts: Box<crate::actor::fork::ForkParts>,
+    },
+    /// A tap or stream ended, or could not start.
+    ForkEnded { control_id: String, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +172,8 @@ pub(crate) struct CallActor {
     pub(crate) participant: Option<crate::actor::conference::Participant>,
     /// A REFER of this call is waiting for its outcome (refer.rs).
     pub(crate) refer_running: bool,
+    /// Taps and streams being set up or running: what stops each one's task (fork.rs).
+    pub(crate) forks: HashMap<String, tokio::sync::oneshot::Sender<()>>,
 }
 
 impl CallActor {
@@ -213,6 +224,7 @@ impl CallActor {
             confirming: false,
             queued: None,
             pending_bridge: None,
+            forks: HashMap::new(),
             pending_mix: false,
             participant: None,
             refer_running: false,
@@ -720,6 +732,12 @@ impl CallActor {
             TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
             TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
+            TaskDone::ForkReady { control_id, parts } => {
+                self.on_fork_ready(control_id, parts).await
+            }
+            TaskDone::ForkEnded { control_id, reason } => {
+                self.on_fork_ended(control_id, reason).await
+            }
         }
     }
 

@@ -261,6 +261,8 @@ impl CallActor {
                     .await;
                 }
             }
+            Action::StartFork { control_id, spec } => self.start_fork(control_id, spec),
+            Action::StopFork { control_id } => self.stop_fork(&control_id),
             Action::ScriptDone { control_id, result } => {
                 // Boxed: the script runs on, and may start operations again.
                 Box::pin(self.script_op_done(&control_id, result)).await;
@@ -292,6 +294,11 @@ impl CallActor {
             }
             _ => None,
         };
+        // Streams may ask for GET webhooks (status_url_method).
+        let get = matches!(&event, CallEvent::Fork { spec, .. }
+            if matches!(&**spec, control::session::ForkSpec::Stream(s)
+                if s.status_url_method == control::HttpMethod::Get));
+        let is_fork = matches!(&event, CallEvent::Fork { .. });
         let Some((name, Some(url), mut params)) =
             webhook::events::operation_event(event, audio.as_ref())
         else {
@@ -299,8 +306,15 @@ impl CallActor {
         };
         params["call_id"] = json!(self.ident.call_id);
         params["node_id"] = json!(self.ident.node_id);
+        if is_fork {
+            params["segment_id"] = json!(self.ident.segment_id);
+        }
         let event = self.ident.envelope(name, now_ms(), params);
-        self.node.notify(self.ident.call_id, &url, &event).await;
+        if get {
+            self.node.notify_get(self.ident.call_id, &url, &event).await;
+        } else {
+            self.node.notify(self.ident.call_id, &url, &event).await;
+        }
     }
 
     /// The final result of an operation a script waits on completes the script's wait.

@@ -8,6 +8,7 @@ pub(crate) mod denoise;
 pub(crate) mod detect;
 pub mod enter_queue;
 pub(crate) mod execute;
+pub(crate) mod fork;
 pub(crate) mod goto;
 pub(crate) mod hangup;
 pub mod join_conference;
@@ -75,7 +76,7 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 28] = [
+pub const IMPLEMENTED: [&str; 32] = [
     "answer",
     "cond",
     "connect",
@@ -100,7 +101,11 @@ pub const IMPLEMENTED: [&str; 28] = [
     "sleep",
     "stop_denoise",
     "stop_record_call",
+    "stop_stream",
+    "stop_tap",
+    "stream",
     "switch",
+    "tap",
     "transfer",
     "unset",
     "user_event",
@@ -123,6 +128,10 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "record" => record::run_record(run, params, now),
         "record_call" => record::run_record_call(run, params, now),
         "stop_record_call" => record::run_stop_record_call(run, params, now),
+        "tap" => fork::run_start(run, "tap", params, now),
+        "stream" => fork::run_start(run, "stream", params, now),
+        "stop_tap" => fork::run_stop(run, "stop_tap", params, now),
+        "stop_stream" => fork::run_stop(run, "stop_stream", params, now),
         "detect_machine" => detect::run(run, params, now),
         "denoise" => denoise::run(run, true, now),
         "stop_denoise" => denoise::run(run, false, now),
@@ -162,6 +171,9 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
                 record::on_completion(run, name, completion)
             }
             "denoise" | "stop_denoise" => denoise::on_completion(run, name, completion),
+            "tap" | "stop_tap" | "stream" | "stop_stream" => {
+                fork::on_completion(run, name, completion)
+            }
             _ => detect::on_completion(run, name, started, now, completion),
         },
         Waiting::Method { name } => {
