@@ -467,3 +467,44 @@ def test_bad_fork_requests_are_refused_and_the_call_goes_on(start_dialtone, tmp_
     # The call is unharmed.
     assert d.sdk().calling.end(leg["id"], reason="hangup")
     peer.ctrl.wait_event("CALL_CLOSED", timeout=10)
+
+
+def test_connect_to_a_stream_lasts_until_the_server_hangs_up(start_dialtone, tmp_path, baresip, hooks):
+    certs = make_certs(tmp_path / "certs")
+    bot = {}
+
+    async def talk_then_leave(ws, start):
+        bot["start"] = time.time()
+        audio = tone_ulaw(BOT_TONE, 2.0)
+        await ws.send(json.dumps({"event": "media", "media": {"payload": base64.b64encode(audio).decode()}}))
+        await asyncio.sleep(3.5)
+        bot["closed"] = time.time()
+        await ws.close()
+
+    server = WsServer(server_ssl(certs), on_start=talk_then_leave)
+    try:
+        d = stream_node(start_dialtone, tmp_path, certs)
+        peer = baresip(codecs=["PCMU"], tone=THEIR_TONE, seconds=20)
+        swml = doc(
+            {"connect": {"to": f"stream:wss://127.0.0.1:{server.port}/bot", "realtime": True, "codec": "PCMU",
+                         "custom_parameters": {"lang": "en"}}},
+            {"request": {"url": hooks.url("/vars"), "method": "POST",
+                         "body": {"result": "${connect_result}"}}},
+            {"hangup": {}},
+        )
+        d.sdk().calling.dial(from_=FROM, to=peer.uri(), swml=swml)
+        assert hooks.wait_on("/vars", 1, timeout=20)
+        reported_at = time.time()
+        assert hooks.on("/vars")[0]["result"] == "connected", hooks.on("/vars")
+        # The connect held the document until the server left.
+        assert reported_at >= bot["closed"], (reported_at, bot)
+        start = server.events("start")[0][1]
+        assert start["start"]["customParameters"] == {"lang": "en"}
+        msgs, pcm = track_audio(server, "inbound")
+        check_media_stream(msgs, pcm, THEIR_TONE)
+        peer.ctrl.wait_event("CALL_CLOSED", timeout=10)
+        rate, _, heard = peer.heard()
+        hit, _ = tone_share(heard, rate, BOT_TONE)
+        assert hit >= 12, hit
+    finally:
+        server.stop()

@@ -48,6 +48,9 @@ impl CallActor {
     /// dials the first stage. The script waits for [`Completion::Connect`].
     pub(crate) async fn start_connect(&mut self, plan: ConnectPlan) {
         self.script_wait = Some(ScriptWait::Connect);
+        if let Some(stream) = plan.stream {
+            return self.connect_to_stream(stream).await;
+        }
         if self.inbound_unanswered() {
             let started = if plan.answer_on_bridge {
                 // Ringback as early media; the answer waits for the far end's.

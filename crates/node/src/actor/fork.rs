@@ -200,6 +200,39 @@ impl CallActor {
         }
     }
 
+    /// SWML `connect` to `stream:wss://…`: the caller (answered first) is connected to a
+    /// stream, both ways, until the stream ends (the server closes, `stop_stream`) or the call
+    /// does; then the connect completes (`connected`, or `failed` when it never ran).
+    pub(crate) async fn connect_to_stream(&mut self, params: control::command::StreamParams) {
+        if self.inbound_unanswered() {
+            if let Err(e) = self.answer_inbound().await {
+                warn!(error = %e, "connect: could not answer the caller");
+            }
+        }
+        info!(url = %params.url, "connect: to a stream");
+        let started = Box::pin(self.op_command(
+            control::CallCommand::Stream(params),
+            control::session::Origin::Rest,
+        ))
+        .await;
+        if let Err(e) = started {
+            warn!(error = %e, "connect: the stream cannot start");
+            Box::pin(self.complete_script(swml::Completion::Connect(Err("error".into())))).await;
+        }
+    }
+
+    /// A stream ended: when it was a `connect`'s, the connect is over.
+    pub(crate) async fn on_stream_finished(&mut self, control_id: &str, ran: bool) {
+        if control_id != swml::STREAM_CONTROL_ID
+            || self.script_wait != Some(crate::actor::script::ScriptWait::Connect)
+            || self.connect.is_some()
+        {
+            return;
+        }
+        let result = if ran { Ok(()) } else { Err("error".into()) };
+        Box::pin(self.complete_script(swml::Completion::Connect(result))).await;
+    }
+
     /// An RTP tap's socket (on the node's media address, any port) and its media end.
     fn rtp_tap(
         &self,

@@ -299,6 +299,22 @@ impl CallActor {
             if matches!(&**spec, control::session::ForkSpec::Stream(s)
                 if s.status_url_method == control::HttpMethod::Get));
         let is_fork = matches!(&event, CallEvent::Fork { .. });
+        let stream_finished = match &event {
+            CallEvent::Fork {
+                spec,
+                state: control::session::ForkState::Finished { .. },
+                info,
+            } => match &**spec {
+                control::session::ForkSpec::Stream(s) => {
+                    Some((s.control_id.clone(), info.is_some()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((control_id, ran)) = stream_finished {
+            self.on_stream_finished(&control_id, ran).await;
+        }
         let Some((name, Some(url), mut params)) =
             webhook::events::operation_event(event, audio.as_ref())
         else {

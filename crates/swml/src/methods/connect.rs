@@ -81,7 +81,13 @@ pub struct ConnectPlan {
     pub max_duration_secs: u64,
     /// Where `calling.call.connect` events go.
     pub status_url: Option<String>,
+    /// `to: "stream:wss://…"`: the caller is connected to a media stream instead of a far end
+    /// (no stages then); the connect lasts as long as the stream.
+    pub stream: Option<control::command::StreamParams>,
 }
+
+/// The `control_id` of a `connect` to a stream.
+pub const STREAM_CONTROL_ID: &str = "connect-stream";
 
 impl ConnectPlan {
     /// The destinations as text: `a + b` for one stage's, `, then ` between stages.
@@ -148,6 +154,23 @@ pub fn plan(top: &Map<String, Value>) -> Result<ConnectPlan, String> {
             return Err(why.into());
         }
     }
+    if let Some(url) = top
+        .get("to")
+        .map(stringify)
+        .and_then(|to| to.trim().strip_prefix("stream:").map(str::to_owned))
+    {
+        // The destination's stream fields are the top level's (swml.md §6.6).
+        let mut fields = top.clone();
+        fields.insert("url".into(), Value::String(url));
+        fields.remove("status_url");
+        let stream = super::fork::stream_params(&fields, STREAM_CONTROL_ID.into())?;
+        control::command::ForkFormat::parse_stream(stream.codec.as_deref())?;
+        return Ok(ConnectPlan {
+            stream: Some(stream),
+            max_duration_secs: DEFAULT_MAX_DURATION_SECS,
+            ..ConnectPlan::default()
+        });
+    }
     let defaults = dest_of(top, None)?;
     let stages: Vec<Vec<ConnectDest>> = if let Some(to) = top.get("to") {
         vec![vec![dest_of(top, Some(to)).map(|d| d.to_owned())?]]
@@ -207,6 +230,7 @@ pub fn plan(top: &Map<String, Value>) -> Result<ConnectPlan, String> {
             .get("status_url")
             .map(stringify)
             .filter(|s| !s.is_empty()),
+        stream: None,
     })
 }
 
@@ -394,11 +418,14 @@ fn checked_to(v: &Value) -> Result<String, String> {
         return Ok(to);
     }
     let not_built = [
-        ("stream:", "stream destinations"),
+        ("stream:", "stream destinations in a list"),
         ("/", "Resource Addresses"),
         ("verto:", "WebRTC destinations"),
     ];
     if let Some((_, what)) = not_built.iter().find(|(p, _)| lower.starts_with(p)) {
+        if lower.starts_with("stream:") {
+            return Err(format!("{what} ({to:?}): a stream is only a single `to`"));
+        }
         return Err(format!("{what} ({to:?}) are not built on this server yet"));
     }
     let digits = to.strip_prefix('+').unwrap_or("");
@@ -546,6 +573,27 @@ mod tests {
         );
     }
 
+    /// `to: stream:wss://…` is a stream with the top level's stream fields, no stages.
+    #[test]
+    fn a_stream_destination_is_a_stream() {
+        let p = plan_of(
+            json!({"to": "stream:wss://bot.example/s", "codec": "PCMA", "name": "b",
+                               "realtime": true, "authorization_bearer_token": "t",
+                               "custom_parameters": {"n": 1}}),
+        )
+        .unwrap();
+        assert!(p.stages.is_empty());
+        let s = p.stream.unwrap();
+        assert_eq!(s.url, "wss://bot.example/s");
+        assert_eq!(
+            (s.codec.as_deref(), s.name.as_deref()),
+            (Some("PCMA"), Some("b"))
+        );
+        assert_eq!(s.authorization_bearer_token.as_deref(), Some("t"));
+        assert_eq!(s.custom_parameters.unwrap()["n"], json!("1"));
+        assert_eq!(s.control_id, STREAM_CONTROL_ID);
+    }
+
     #[test]
     fn what_cannot_run_here_is_named() {
         assert!(plan_of(
@@ -555,7 +603,9 @@ mod tests {
         for (v, needle) in [
             (json!({"to": "queue:support"}), "transfer_after_bridge"),
             (json!({"to": "queue:"}), "queue name"),
-            (json!({"to": "stream:wss://x"}), "stream"),
+            (json!({"serial": ["stream:wss://x"]}), "single `to`"),
+            (json!({"to": "stream:ws://x"}), "wss://"),
+            (json!({"to": "stream:wss://x", "codec": "G729"}), "G729"),
             (json!({"to": "/public/room"}), "Resource"),
             (json!({"to": "hello"}), "neither"),
             (

@@ -86,7 +86,10 @@ fn tap_params(p: &Map<String, Value>, control_id: String) -> Result<TapParams, S
 }
 
 /// The `calling.stream` params of a SWML `stream`, or why there are none.
-fn stream_params(p: &Map<String, Value>, control_id: String) -> Result<StreamParams, String> {
+pub(crate) fn stream_params(
+    p: &Map<String, Value>,
+    control_id: String,
+) -> Result<StreamParams, String> {
     let url = text(p, "url").ok_or("`url` is required")?;
     if !url.starts_with("wss://") {
         return Err(format!("url `{url}` is not a wss:// URL"));
