@@ -950,9 +950,9 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     leg = dial(d, far.uri("service"), hooks.url(), timeout=5)
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
-    # Commands of later issues (transcribe, AI, fax): refused, naming the command.
-    for command, params, named in [("calling.transcribe", {"control_id": "t1"}, ""),
-                                   ("calling.ai_message", {"role": "user", "message_text": "hi"}, "")]:
+    # Commands of later issues (AI, fax): refused, naming the command.
+    for command, params, named in [("calling.ai_message", {"role": "user", "message_text": "hi"}, ""),
+                                   ("calling.receive_fax.stop", {"control_id": "f1"}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)
         err = r.json()["errors"][0]

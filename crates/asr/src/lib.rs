@@ -72,6 +72,33 @@ pub trait SpeechEngine: Send + Sync {
 }
 
 /// One utterance being recognised.
+/// Free-form transcription of a whole recording (`calling.transcribe`), after the call and off
+/// the media path: the words of `pcm` (mono at `rate`, 8 or 16 kHz) in order. Blocking.
+pub trait Transcriber: Send + Sync {
+    /// Short engine name for logs.
+    fn name(&self) -> &str;
+    fn transcribe(&self, pcm: &[i16], rate: u32, language: &str) -> Result<String, AsrError>;
+}
+
+/// The longest piece of a recording given to an engine at once (Whisper's window): a long call
+/// is transcribed piece by piece and the texts joined.
+pub const TRANSCRIBE_PIECE_SECS: usize = 30;
+
+/// `pcm` in pieces of [`TRANSCRIBE_PIECE_SECS`] at `rate`.
+pub fn transcription_pieces(pcm: &[i16], rate: u32) -> std::slice::Chunks<'_, i16> {
+    pcm.chunks((rate as usize * TRANSCRIBE_PIECE_SECS).max(1))
+}
+
+/// Texts of consecutive pieces joined by single spaces (empty pieces left out).
+pub fn join_pieces<I: IntoIterator<Item = String>>(texts: I) -> String {
+    texts
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub trait Recognizer: Send {
     /// Audio at the request's sample rate, in arrival order.
     fn push(&mut self, pcm: &[i16]);

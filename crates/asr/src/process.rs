@@ -173,6 +173,30 @@ impl Recognizer for ProcessRecognizer {
     }
 }
 
+impl crate::Transcriber for ProcessEngine {
+    fn name(&self) -> &str {
+        "engine process"
+    }
+
+    /// Each piece is one request to the engine (no hints).
+    fn transcribe(&self, pcm: &[i16], rate: u32, language: &str) -> Result<String, AsrError> {
+        use crate::SpeechEngine as _;
+        let request = RecognitionRequest {
+            language: language.to_string(),
+            hints: Vec::new(),
+            sample_rate: rate,
+            digits_allowed: false,
+        };
+        let mut texts = Vec::new();
+        for piece in crate::transcription_pieces(pcm, rate) {
+            let mut rec = self.start(&request)?;
+            rec.push(piece);
+            texts.push(rec.finish()?.text);
+        }
+        Ok(crate::join_pieces(texts))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

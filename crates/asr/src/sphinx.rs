@@ -36,6 +36,7 @@ type PsInit = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
 type PsFree = unsafe extern "C" fn(*mut c_void) -> c_int;
 type PsSetJsgfString = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
 type PsSetSearch = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+type PsSetLmFile = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
 type PsUtt = unsafe extern "C" fn(*mut c_void) -> c_int;
 type PsProcessRaw = unsafe extern "C" fn(*mut c_void, *const i16, usize, c_int, c_int) -> c_int;
 type PsGetHyp = unsafe extern "C" fn(*mut c_void, *mut i32) -> *const c_char;
@@ -53,6 +54,7 @@ struct Lib {
     ps_free: PsFree,
     ps_set_jsgf_string: PsSetJsgfString,
     ps_set_search: PsSetSearch,
+    ps_set_lm_file: PsSetLmFile,
     ps_start_utt: PsUtt,
     ps_end_utt: PsUtt,
     ps_process_raw: PsProcessRaw,
@@ -90,6 +92,7 @@ impl Lib {
             ps_free: sym(&ps, "ps_free")?,
             ps_set_jsgf_string: sym(&ps, "ps_set_jsgf_string")?,
             ps_set_search: sym(&ps, "ps_set_search")?,
+            ps_set_lm_file: sym(&ps, "ps_set_lm_file")?,
             ps_start_utt: sym(&ps, "ps_start_utt")?,
             ps_end_utt: sym(&ps, "ps_end_utt")?,
             ps_process_raw: sym(&ps, "ps_process_raw")?,
@@ -144,6 +147,8 @@ pub struct Pocketsphinx {
     /// Dictionary words and their phone count (first pronunciation).
     words: Arc<HashMap<String, usize>>,
     pool: Arc<Mutex<Vec<Decoder>>>,
+    /// The statistical language model of free-form transcription (`en-us.lm.bin`), if there.
+    lm: Option<CString>,
 }
 
 impl Pocketsphinx {
@@ -171,10 +176,17 @@ impl Pocketsphinx {
             CString::new(p.to_string_lossy().into_owned())
                 .map_err(|_| AsrError::Unavailable("model path contains NUL".into()))
         };
+        let lm_path = cfg.model_dir.join("en-us.lm.bin");
+        let lm = if lm_path.is_file() {
+            Some(cstr(lm_path)?)
+        } else {
+            None
+        };
         let engine = Pocketsphinx {
             lib: Arc::new(Lib::load()?),
             hmm: cstr(hmm_path)?,
             dict: cstr(dict_path)?,
+            lm,
             words: Arc::new(words),
             pool: Arc::new(Mutex::new(Vec::new())),
         };
@@ -289,6 +301,68 @@ impl SpeechEngine for Pocketsphinx {
         }))
     }
 }
+
+/// The embedded default for whole-call transcripts: pocketsphinx with its US English language
+/// model, on a decoder of its own (the model is large: loaded per transcript, freed after).
+/// Its accuracy on telephone audio is low (docs/streaming.md "Transcription").
+impl crate::Transcriber for Pocketsphinx {
+    fn name(&self) -> &str {
+        "pocketsphinx (language model)"
+    }
+
+    fn transcribe(&self, pcm: &[i16], rate: u32, _language: &str) -> Result<String, AsrError> {
+        let lm = self.lm.as_ref().ok_or_else(|| {
+            AsrError::Unavailable("no language model (en-us.lm.bin) for free-form speech".into())
+        })?;
+        let upsample = match rate {
+            8_000 => true,
+            MODEL_RATE => false,
+            r => {
+                return Err(AsrError::Engine(format!(
+                    "sample rate {r} Hz not supported (8000 or 16000)"
+                )))
+            }
+        };
+        let dec = self.new_decoder()?;
+        let lib = &dec.lib;
+        // SAFETY: valid decoder and C strings; the search is added by name, then selected.
+        let rc = unsafe { (lib.ps_set_lm_file)(dec.ps, LM_SEARCH.as_ptr(), lm.as_ptr()) };
+        if rc < 0 || unsafe { (lib.ps_set_search)(dec.ps, LM_SEARCH.as_ptr()) } < 0 {
+            return Err(AsrError::Unavailable(
+                "the language model did not load".into(),
+            ));
+        }
+        let mut up = upsample.then(Upsampler::new);
+        let mut scratch = Vec::new();
+        let mut texts = Vec::new();
+        for piece in crate::transcription_pieces(pcm, rate) {
+            let data: &[i16] = match up.as_mut() {
+                Some(u) => {
+                    scratch.clear();
+                    u.process(piece, &mut scratch);
+                    &scratch
+                }
+                None => piece,
+            };
+            // SAFETY: valid decoder; `data` readable for its length; one utterance per piece.
+            unsafe {
+                if (lib.ps_start_utt)(dec.ps) < 0 {
+                    return Err(AsrError::Engine("could not start the utterance".into()));
+                }
+                let rc = (lib.ps_process_raw)(dec.ps, data.as_ptr(), data.len(), 0, 1);
+                (lib.ps_end_utt)(dec.ps);
+                if rc < 0 {
+                    return Err(AsrError::Engine("decoding failed".into()));
+                }
+            }
+            texts.push(SphinxRecognizer::hyp(&dec).0);
+        }
+        Ok(crate::join_pieces(texts))
+    }
+}
+
+/// The name of the language-model search.
+const LM_SEARCH: &CStr = c"transcript";
 
 struct SphinxRecognizer {
     dec: Option<Decoder>,

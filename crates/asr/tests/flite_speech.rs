@@ -185,3 +185,25 @@ fn flite_binary_voice_is_recognised() {
     assert_eq!(t.text, "yes please");
     assert!(t.confidence > 0.5, "{t:?}");
 }
+
+/// The embedded transcriber (language-model mode) finds most words of free speech that no
+/// grammar names, piece by piece; silence gives nothing; another rate is an error.
+#[test]
+fn free_speech_is_transcribed_by_the_language_model() {
+    use asr::Transcriber as _;
+    let e = engine();
+    let mut pcm = say("the weather is nice today");
+    pcm.extend(std::iter::repeat_n(0i16, 8000));
+    pcm.extend(say("please call me back tomorrow morning"));
+    let text = e.transcribe(&pcm, 8000, "en-US").expect("transcribe");
+    let wanted = [
+        "weather", "nice", "today", "call", "back", "tomorrow", "morning",
+    ];
+    let found = wanted.iter().filter(|w| text.contains(*w)).count();
+    assert!(found >= 4, "{text:?}");
+    assert_eq!(
+        e.transcribe(&[0; 16_000], 8000, "en-US").expect("silence"),
+        ""
+    );
+    assert!(e.transcribe(&pcm, 44_100, "en-US").is_err());
+}

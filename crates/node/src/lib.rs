@@ -14,6 +14,7 @@ mod media_leg;
 pub mod ports;
 pub mod prepare;
 pub mod shard;
+mod transcribe;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -86,6 +87,8 @@ pub(crate) struct NodeInner {
     pub http: egress::EgressClient,
     /// Connects the WebSockets of taps and streams (egress policy, TLS trust).
     pub(crate) ws: fork::ws::WsConnector,
+    /// Whole-call transcription's engine, started on first use (transcribe.rs).
+    pub(crate) transcriber: tokio::sync::OnceCell<transcribe::Engine>,
     pub recorder: record::writer::RecorderHandle,
     /// Where recordings are written, uploaded and served from.
     pub storage: storage::Recordings,
@@ -211,6 +214,7 @@ impl Node {
             prep,
             http,
             ws,
+            transcriber: tokio::sync::OnceCell::new(),
             recorder,
             storage,
             speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
@@ -252,7 +256,26 @@ impl Node {
                         .await;
                 }
                 inner.cfg.metrics.recordings_active.dec();
+                // A transcription's recording: transcribed now that it ended.
+                let transcript =
+                    done.meta
+                        .transcript
+                        .clone()
+                        .map(|target| transcribe::TranscriptJob {
+                            call_id,
+                            project_id: done.meta.project_id,
+                            path: inner.storage.path(
+                                done.meta.project_id,
+                                rec_id,
+                                record::Format::Wav,
+                            ),
+                            playable: done.playable,
+                            target,
+                        });
                 let params = inner.recording_done(done).await;
+                if let Some(job) = transcript {
+                    tokio::spawn(inner.clone().transcribe_recording(job));
+                }
                 if let Some((project, format)) = upload {
                     let storage = inner.storage.clone();
                     tokio::spawn(async move { storage.upload(project, rec_id, format).await });

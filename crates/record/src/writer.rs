@@ -44,6 +44,8 @@ pub struct TapFrame {
 /// Who to tell when the recording ends (the webhook is built from it).
 #[derive(Debug, Clone)]
 pub struct RecordingMeta {
+    /// Set for a whole-call transcription's recording: transcribed once it ends.
+    pub transcript: Option<TranscriptTarget>,
     pub control_id: String,
     pub status_url: Option<String>,
     pub url: String,
@@ -51,6 +53,14 @@ pub struct RecordingMeta {
     pub audio: serde_json::Value,
     pub started_ms: u64,
     pub project_id: Uuid,
+}
+
+/// Where a transcription's transcript goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptTarget {
+    pub status_url: Option<String>,
+    /// The leg transcribed (`params.segment_id` of `calling.transcript.*`).
+    pub segment_id: Uuid,
 }
 
 pub struct StartRecording {
@@ -380,6 +390,7 @@ mod tests {
                 vad_on_heard: true,
             },
             meta: RecordingMeta {
+                transcript: None,
                 control_id: "rec".into(),
                 status_url: None,
                 url: String::new(),
@@ -405,6 +416,7 @@ mod tests {
 
     fn meta(format: &str) -> RecordingMeta {
         RecordingMeta {
+            transcript: None,
             control_id: "rec".into(),
             status_url: Some("http://127.0.0.1:9/rec".into()),
             url: String::new(),

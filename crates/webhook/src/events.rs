@@ -437,6 +437,41 @@ fn fork_event(
     }
 }
 
+/// Who a transcript is about.
+#[derive(Debug, Clone, Copy)]
+pub struct TranscriptIds {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub space_id: Uuid,
+    pub call_id: Uuid,
+    pub segment_id: Uuid,
+}
+
+/// `calling.transcript.completed` / `calling.transcript.failed` (calling-events.md §9.2): no
+/// `event_channel`, a closed `params`; `text` only when there is some (never on `failed`).
+pub fn transcript_event(
+    event_type: &str,
+    ids: TranscriptIds,
+    text: Option<&str>,
+    timestamp_ms: u64,
+) -> Value {
+    let mut params = json!({
+        "id": ids.id,
+        "call_id": ids.call_id,
+        "segment_id": ids.segment_id,
+    });
+    if let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) {
+        params["text"] = json!(t);
+    }
+    json!({
+        "event_type": event_type,
+        "timestamp": timestamp_ms as f64 / 1000.0,
+        "project_id": ids.project_id,
+        "space_id": ids.space_id,
+        "params": params,
+    })
+}
+
 /// A webhook sent with GET (a stream's `status_url_method: GET`, ambiguity register A12): the
 /// event's top-level scalars and its `params` scalars as the query of `url`.
 pub fn get_url(url: &str, event: &Value) -> Option<String> {

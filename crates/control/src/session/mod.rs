@@ -88,6 +88,8 @@ pub enum Action {
     StartRecording {
         control_id: String,
         params: crate::command::RecordParams,
+        /// Set for a `calling.transcribe`: the recording is transcribed once it ends.
+        transcript: Option<TranscriptRequest>,
     },
     /// Route the call's audio to the recorder (on with the first recording, off after the last).
     RecorderTap(bool),
@@ -127,6 +129,12 @@ pub enum Action {
     StopFork {
         control_id: String,
     },
+}
+
+/// Where a whole-call transcript goes (`calling.transcribe`'s `status_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptRequest {
+    pub status_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -257,7 +265,9 @@ impl CallSession {
             CallCommand::Collect(p) => self.start_collect(now, p, origin, None),
             CallCommand::CollectStop(p) => self.stop_collect(&p.control_id),
             CallCommand::CollectStartInputTimers(p) => self.start_input_timers(now, &p.control_id),
-            CallCommand::Record(p) => self.start_record(p, origin),
+            CallCommand::Record(p) => self.start_record(p, origin, None),
+            CallCommand::Transcribe(p) => self.start_transcribe(p, origin),
+            CallCommand::TranscribeStop(p) => self.stop_transcribe(&p.control_id),
             CallCommand::RecordPause(p) => {
                 self.control_record(&p.control_id, RecorderOp::Pause(p.behavior))
             }

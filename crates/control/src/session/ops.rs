@@ -53,6 +53,10 @@ pub(super) struct RecordOp {
     pub origin: Origin,
     pub status_url: Option<String>,
     pub terminators: String,
+    /// A `calling.transcribe`'s recording (transcribed when it ends).
+    pub transcript: bool,
+    /// Asked to stop (the recorder has not reported its end yet).
+    pub stopping: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -2,10 +2,13 @@
 //! the recorder writes the files and reports the final event itself.
 
 use super::ops::{Op, RecordOp};
+use super::TranscriptRequest;
 use super::{
     Action, CallEvent, CallSession, OpResult, Origin, RecordState, RecorderOp, RecordingResult,
 };
-use crate::command::RecordParams;
+use crate::command::{
+    AudioDirection, RecordAudio, RecordFormat, RecordParams, RecordSpec, TranscribeParams,
+};
 use crate::service::ControlError;
 
 impl CallSession {
@@ -13,12 +16,15 @@ impl CallSession {
         &mut self,
         p: RecordParams,
         origin: Origin,
+        transcript: Option<TranscriptRequest>,
     ) -> Result<(), ControlError> {
         let op = RecordOp {
             control_id: p.control_id.clone(),
             origin,
             status_url: p.status_url.clone(),
             terminators: p.record.audio.terminators.clone(),
+            transcript: transcript.is_some(),
+            stopping: false,
         };
         self.ops.insert(p.control_id.clone(), Op::Record(op))?;
         if !self.recording_tap {
@@ -29,6 +35,7 @@ impl CallSession {
         self.actions.push_back(Action::StartRecording {
             control_id: control_id.clone(),
             params: p,
+            transcript,
         });
         self.emit(CallEvent::Record {
             control_id,
@@ -44,6 +51,10 @@ impl CallSession {
         op: RecorderOp,
     ) -> Result<(), ControlError> {
         let r = self.ops.record(control_id)?.clone();
+        if r.transcript {
+            // A transcription's recording is not one of the call's recordings.
+            return Err(super::ops::does_not_exist("recording", control_id));
+        }
         self.actions.push_back(Action::RecorderControl {
             control_id: control_id.to_owned(),
             op,
@@ -58,6 +69,60 @@ impl CallSession {
             control_id: r.control_id,
             status_url: r.status_url,
             state,
+        });
+        Ok(())
+    }
+
+    /// `calling.transcribe` (calling-api.md §6.19): the whole call (both parties, mixed) is
+    /// recorded; the driver transcribes it once the recording ends (stop, or the call's end)
+    /// and sends `calling.transcript.*`. One per call: a second answers 409.
+    pub(super) fn start_transcribe(
+        &mut self,
+        p: TranscribeParams,
+        origin: Origin,
+    ) -> Result<(), ControlError> {
+        if self
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Record(r) if r.transcript))
+        {
+            return Err(ControlError::Conflict {
+                code: "transcription_active",
+                message: "this call is already being transcribed (one transcription per call)"
+                    .into(),
+                attribute: None,
+            });
+        }
+        let audio = RecordAudio {
+            format: RecordFormat::Wav,
+            direction: AudioDirection::Both,
+            stereo: false,
+            terminators: String::new(),
+            initial_timeout: 0.0,
+            end_silence_timeout: 0.0,
+            max_length: 0,
+            ..RecordAudio::default()
+        };
+        let params = RecordParams {
+            control_id: p.control_id,
+            record: RecordSpec { audio },
+            status_url: None,
+        };
+        let transcript = TranscriptRequest {
+            status_url: p.status_url,
+        };
+        self.start_record(params, origin, Some(transcript))
+    }
+
+    /// `calling.transcribe.stop`: the recording ends, its transcript follows.
+    pub(super) fn stop_transcribe(&mut self, control_id: &str) -> Result<(), ControlError> {
+        match self.ops.get_mut(control_id) {
+            Some(Op::Record(r)) if r.transcript && !r.stopping => r.stopping = true,
+            _ => return Err(super::ops::does_not_exist("transcription", control_id)),
+        }
+        self.actions.push_back(Action::RecorderControl {
+            control_id: control_id.to_owned(),
+            op: RecorderOp::Stop,
         });
         Ok(())
     }

@@ -929,3 +929,73 @@ fn fork_requests_are_checked_and_end_with_the_call() {
         ]
     );
 }
+
+/// A transcription is a recording of the whole call that only `transcribe.stop` stops (once);
+/// one per call (409); its recording's end frees the slot.
+#[test]
+fn one_transcription_per_call() {
+    let mut s = CallSession::new();
+    let t = |id: &str| {
+        CallCommand::from_json(
+            "calling.transcribe",
+            json!({"control_id": id, "status_url": "http://hooks.test/t"}),
+        )
+        .unwrap()
+    };
+    s.handle_command(0, t("t1"), REST).unwrap();
+    let a = drain(&mut s);
+    let started = a.iter().find_map(|x| match x {
+        Action::StartRecording {
+            params, transcript, ..
+        } => Some((params.clone(), transcript.clone())),
+        _ => None,
+    });
+    let Some((params, Some(transcript))) = started else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        transcript.status_url.as_deref(),
+        Some("http://hooks.test/t")
+    );
+    assert_eq!(
+        params.record.audio.direction,
+        crate::command::AudioDirection::Both
+    );
+    assert_eq!(params.status_url, None);
+    assert!(matches!(
+        s.handle_command(1, t("t2"), REST),
+        Err(ControlError::Conflict { .. })
+    ));
+    assert_eq!(
+        code(
+            s.handle_command(1, CallCommand::RecordStop(cid("t1")), REST)
+                .unwrap_err()
+        ),
+        "does_not_exist"
+    );
+    s.handle_command(2, CallCommand::TranscribeStop(cid("t1")), REST)
+        .unwrap();
+    assert!(drain(&mut s).iter().any(|x| matches!(
+        x,
+        Action::RecorderControl {
+            op: RecorderOp::Stop,
+            ..
+        }
+    )));
+    assert_eq!(
+        code(
+            s.handle_command(3, CallCommand::TranscribeStop(cid("t1")), REST)
+                .unwrap_err()
+        ),
+        "does_not_exist"
+    );
+    s.handle_event(
+        4,
+        SessionEvent::RecordingDone {
+            control_id: "t1".into(),
+            result: RecordingResult::default(),
+        },
+    );
+    drain(&mut s);
+    s.handle_command(5, t("t3"), REST).unwrap();
+}

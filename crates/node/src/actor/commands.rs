@@ -60,12 +60,12 @@ impl CallActor {
             | CallCommand::Tap(_)
             | CallCommand::TapStop(_)
             | CallCommand::Stream(_)
-            | CallCommand::StreamStop(_)) => self.op_command(command, origin).await?,
+            | CallCommand::StreamStop(_)
+            | CallCommand::Transcribe(_)
+            | CallCommand::TranscribeStop(_)) => self.op_command(command, origin).await?,
             // What the node cannot do yet answers 501 naming the command; never a fake success.
             CallCommand::Update(_)
             | CallCommand::End(_)
-            | CallCommand::Transcribe(_)
-            | CallCommand::TranscribeStop(_)
             | CallCommand::AiHold(_)
             | CallCommand::AiUnhold(_)
             | CallCommand::AiMessage(_)

@@ -210,8 +210,12 @@ impl CallActor {
                 self.media_key,
                 ShardCommand::DetectDigits { call_id, in_band },
             ),
-            Action::StartRecording { control_id, params } => {
-                self.start_recording(control_id, params).await;
+            Action::StartRecording {
+                control_id,
+                params,
+                transcript,
+            } => {
+                self.start_recording(control_id, params, transcript).await;
             }
             Action::RecorderTap(on) => {
                 if on || self.media_running {

@@ -77,7 +77,12 @@ impl CallActor {
     }
 
     /// Hands a recording the session started to the recorder thread (and plays its beep).
-    pub(crate) async fn start_recording(&mut self, control_id: String, p: RecordParams) {
+    pub(crate) async fn start_recording(
+        &mut self,
+        control_id: String,
+        p: RecordParams,
+        transcript: Option<control::session::TranscriptRequest>,
+    ) {
         let audio = &p.record.audio;
         let format = audio.format.as_str().to_string();
         let (Some(file_format), Some(media)) =
@@ -118,6 +123,10 @@ impl CallActor {
             .storage
             .path(self.ident.project_id, rec_id, file_format);
         let meta = RecordingMeta {
+            transcript: transcript.map(|t| record::writer::TranscriptTarget {
+                status_url: t.status_url,
+                segment_id: self.ident.segment_id,
+            }),
             control_id: control_id.clone(),
             status_url: p.status_url.clone(),
             url: format!(
@@ -254,7 +263,9 @@ impl NodeInner {
         };
         for r in open {
             tracing::warn!(rec_id = %r.id, call_id = %r.call_id, "recording was cut by a restart; repaired");
+            // A transcription cut by the crash is not transcribed (docs/streaming.md).
             let meta = RecordingMeta {
+                transcript: None,
                 control_id: r.control_id,
                 status_url: r.status_url,
                 url: r.url,

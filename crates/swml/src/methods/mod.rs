@@ -21,6 +21,7 @@ pub mod set;
 pub(crate) mod sip_refer;
 pub(crate) mod sleep;
 pub(crate) mod switch;
+pub(crate) mod transcribe;
 pub(crate) mod transfer;
 pub(crate) mod user_event;
 
@@ -76,7 +77,7 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 32] = [
+pub const IMPLEMENTED: [&str; 34] = [
     "answer",
     "cond",
     "connect",
@@ -106,6 +107,8 @@ pub const IMPLEMENTED: [&str; 32] = [
     "stream",
     "switch",
     "tap",
+    "transcribe",
+    "transcribe_stop",
     "transfer",
     "unset",
     "user_event",
@@ -132,6 +135,8 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "stream" => fork::run_start(run, "stream", params, now),
         "stop_tap" => fork::run_stop(run, "stop_tap", params, now),
         "stop_stream" => fork::run_stop(run, "stop_stream", params, now),
+        "transcribe" => transcribe::run_start(run, params, now),
+        "transcribe_stop" => transcribe::run_stop(run, now),
         "detect_machine" => detect::run(run, params, now),
         "denoise" => denoise::run(run, true, now),
         "stop_denoise" => denoise::run(run, false, now),
@@ -174,6 +179,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
             "tap" | "stop_tap" | "stream" | "stop_stream" => {
                 fork::on_completion(run, name, completion)
             }
+            "transcribe" | "transcribe_stop" => transcribe::on_completion(run, name, completion),
             _ => detect::on_completion(run, name, started, now, completion),
         },
         Waiting::Method { name } => {
