@@ -7,9 +7,6 @@ use serde_json::json;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use control::command::{ControlIdParams, MediaItem, PlayParams};
-use control::session::Origin;
-use control::CallCommand;
 use swml::{Completion, ConferencePlan};
 
 use crate::actor::script::ScriptWait;
@@ -124,37 +121,19 @@ impl CallActor {
     }
 
     async fn play_conference_wait(&mut self) {
-        let Some(p) = self.participant.as_ref() else {
+        let Some(items) = self.participant.as_ref().map(|p| p.plan.wait_audio.clone()) else {
             return;
         };
-        let items = if p.plan.wait_audio.is_empty() {
-            vec![MediaItem::us_ring()]
-        } else {
-            p.plan.wait_audio.clone()
-        };
         let id = format!("conference-wait-{}", Uuid::new_v4());
-        let mut play = PlayParams::new(id.clone(), items);
-        play.loops = 0;
-        let ok = self
-            .ops
-            .session
-            .handle_command(now_ms(), CallCommand::Play(play), Origin::Rest)
-            .is_ok();
-        self.drain_ops().await;
-        if let (true, Some(p)) = (ok, self.participant.as_mut()) {
-            p.wait_play = Some(id);
+        let started = self.start_looped_play(id, items).await;
+        if let Some(p) = self.participant.as_mut() {
+            p.wait_play = started;
         }
     }
 
     async fn stop_conference_wait(&mut self) {
-        if let Some(control_id) = self.participant.as_mut().and_then(|p| p.wait_play.take()) {
-            let _ = self.ops.session.handle_command(
-                now_ms(),
-                CallCommand::PlayStop(ControlIdParams { control_id }),
-                Origin::Rest,
-            );
-            self.drain_ops().await;
-        }
+        let wait_play = self.participant.as_mut().and_then(|p| p.wait_play.take());
+        self.stop_play(wait_play).await;
     }
 
     /// Another participant started the conference: stop waiting, into the mix.
