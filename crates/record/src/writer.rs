@@ -51,6 +51,17 @@ pub struct RecordingMeta {
     pub audio: serde_json::Value,
     pub started_ms: u64,
     pub project_id: Uuid,
+    /// A conference's recording (its frames come keyed by the conference's id, not a call's).
+    pub conference: Option<ConferenceOf>,
+}
+
+/// The conference a recording is of: its final event is a `calling.conference` `record-stop`
+/// to the `status_url`, sent about the call that asked for it.
+#[derive(Debug, Clone)]
+pub struct ConferenceOf {
+    pub conference_id: Uuid,
+    pub name: String,
+    pub call_id: Uuid,
 }
 
 pub struct StartRecording {
@@ -387,6 +398,7 @@ mod tests {
                 audio: serde_json::Value::Null,
                 started_ms: 0,
                 project_id: Uuid::new_v4(),
+                conference: None,
             },
         })));
         for gap in [0, 0, 5, 0] {
@@ -412,6 +424,7 @@ mod tests {
             audio: serde_json::Value::Null,
             started_ms: 0,
             project_id: Uuid::new_v4(),
+            conference: None,
         }
     }
 
