@@ -203,6 +203,16 @@ impl Conferences {
         Left::default()
     }
 
+    /// The recording `rec_id` of `name` never started (its starter's media could not join):
+    /// forgotten, so the next participant to join starts it.
+    pub fn recording_not_started(&mut self, name: &str, rec_id: Uuid) {
+        if let Some(c) = self.by_name.get_mut(name) {
+            if c.recording.as_ref().is_some_and(|r| r.rec_id == rec_id) {
+                c.recording = None;
+            }
+        }
+    }
+
     /// Participants of `name` now.
     pub fn participants(&self, name: &str) -> Vec<Uuid> {
         self.by_name
@@ -326,6 +336,15 @@ mod tests {
         let left = c.leave("r", id(3), false);
         assert!(left.ended && left.rest.is_empty());
         assert_eq!(left.recording, Some(rec));
+        // One that never started is handed to the next to join.
+        c.join("s", ask(1, true)).unwrap();
+        let first = c.list()[0].recording_id.unwrap();
+        c.recording_not_started("s", first);
+        assert_eq!(c.list()[0].recording_id, None);
+        let next = c.join("s", entry(2, true, 10)).unwrap().record.unwrap();
+        assert_ne!(next.rec_id, first);
+        c.leave("s", id(1), false);
+        c.leave("s", id(2), false);
         // Not asked: never recorded; asked later in a running one: from then on.
         c.join("q", entry(1, true, 10)).unwrap();
         assert_eq!(c.list()[0].recording_id, None);

@@ -71,15 +71,12 @@ impl CallActor {
             }
         };
         if !self.move_media_to(joined.conference_id).await {
-            let left = self
-                .node
-                .conferences
-                .lock()
-                .ok()
-                .map(|mut c| c.leave(&plan.name, me, false));
-            // A recording it would have started never ran.
-            if let Some(rec) = left.and_then(|l| l.recording) {
-                warn!(rec_id = %rec.rec_id, "the conference's recording never started");
+            if let Ok(mut c) = self.node.conferences.lock() {
+                // A recording it was to start is left to the next participant.
+                if let Some(rec) = joined.record.as_ref() {
+                    c.recording_not_started(&plan.name, rec.rec_id);
+                }
+                c.leave(&plan.name, me, false);
             }
             return self
                 .conference_done_with("media could not move".into(), "failed")
@@ -367,13 +364,15 @@ impl CallActor {
             return;
         };
         let (name, end) = (p.plan.name.clone(), p.plan.end_on_exit);
+        // A recording it was still to start (its media never ran) is left to the next one.
+        let unstarted = p.record.as_ref().map(|r| r.rec_id);
         let me = self.ident.call_id;
-        let left = self
-            .node
-            .conferences
-            .lock()
-            .ok()
-            .map(|mut c| c.leave(&name, me, end));
+        let left = self.node.conferences.lock().ok().map(|mut c| {
+            if let Some(rec_id) = unstarted {
+                c.recording_not_started(&name, rec_id);
+            }
+            c.leave(&name, me, end)
+        });
         self.conference_event("participant-leave", json!({})).await;
         if let Some(left) = left {
             if let Some(rec) = left.recording {
