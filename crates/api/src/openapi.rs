@@ -355,6 +355,23 @@ pub fn document() -> Value {
                 "attribute": {"type": ["string", "null"]}, "url": url()}}}}}),
     );
     schemas.insert(
+        "Participant".into(),
+        json!({"type": "object", "required": ["call_id", "muted", "coach"], "properties": {
+            "call_id": uuid(), "muted": boolean(),
+            "coach": {"type": ["string", "null"], "format": "uuid",
+                      "description": "The call id of the participant it coaches"}}}),
+    );
+    schemas.insert(
+        "Conference".into(),
+        json!({"type": "object",
+            "description": "Operator extension: a conference of this node (SWML join_conference)",
+            "required": ["id", "name", "started", "recording_id", "participants"], "properties": {
+            "id": uuid(), "name": string(), "started": boolean(),
+            "recording_id": {"type": ["string", "null"], "format": "uuid",
+                             "description": "While record-from-start records it"},
+            "participants": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}}),
+    );
+    schemas.insert(
         "Unauthorized".into(),
         json!({"type": "object", "required": ["error"], "properties": {"error": {"const": "Unauthorized"}}}),
     );
@@ -426,6 +443,42 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "The Call Leg",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallLeg"}}}}},
             }},
+            "/api/calling/conferences": {"get": {
+                "operationId": "listConferences",
+                "summary": "Operator extension: the node's conferences and their participants",
+                "responses": {"200": {"description": "Conferences by name",
+                    "content": {"application/json": {"schema": {"type": "object", "required": ["data"],
+                        "properties": {"data": {"type": "array",
+                            "items": {"$ref": "#/components/schemas/Conference"}}}}}}}},
+            }},
+            "/api/calling/conferences/{conference_id}/participants/{call_id}": {
+                "parameters": [
+                    {"name": "conference_id", "in": "path", "required": true, "schema": uuid()},
+                    {"name": "call_id", "in": "path", "required": true, "schema": uuid()},
+                ],
+                "post": {
+                    "operationId": "updateParticipant",
+                    "summary": "Operator extension: mute or unmute a participant",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema":
+                        {"type": "object", "required": ["muted"], "additionalProperties": false,
+                         "properties": {"muted": boolean()}}}}},
+                    "responses": {
+                        "200": {"description": "The participant",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Participant"}}}},
+                        "404": {"description": "No such conference, or the call is not in it"},
+                        "422": {"description": "The body is not {\"muted\": true|false}"},
+                    },
+                },
+                "delete": {
+                    "operationId": "kickParticipant",
+                    "summary": "Operator extension: take a participant out (its call stays up, \
+                                its SWML goes on with join_conference_result = completed)",
+                    "responses": {
+                        "204": {"description": "Taken out"},
+                        "404": {"description": "No such conference, or the call is not in it"},
+                    },
+                },
+            },
             "/health": probe("Alive"),
             "/ready": probe("Store, SIP and media up; not draining"),
             "/metrics": probe("Prometheus text"),

@@ -34,11 +34,21 @@ const MAX_PAGE_SIZE: u32 = 1000;
 ///   `{"data": [CallLeg, ...], "links": {"next": "/api/calling/calls?limit=50&status=ended&cursor=..." | null}}`.
 ///   `status` is a Call Leg status, `limit` 1–1000 (default 50), `cursor` the opaque value from
 ///   a previous `links.next`; empty values count as absent, bad ones answer 422.
+/// - Conferences (operator extensions, docs/connect.md): `GET /api/calling/conferences`
+///   (`{"data": [{id, name, started, recording_id, participants: [{call_id, muted, coach}]}]}`),
+///   `POST /api/calling/conferences/{id}/participants/{call_id}` with `{"muted": bool}` (the
+///   participant), `DELETE` on the same path (kick: 204; the call stays up, its SWML goes on).
+///   Unknown conference or participant: 404; a body other than `{"muted": bool}`: 422.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(CALLS_PATH, post(post_command).get(list_calls))
         .route("/api/calling/calls/{id}", get(get_call))
         .route("/api/calling/recordings/{file}", get(get_recording))
+        .route("/api/calling/conferences", get(list_conferences))
+        .route(
+            "/api/calling/conferences/{conference}/participants/{call}",
+            post(update_participant).delete(kick_participant),
+        )
         .route("/api/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -186,6 +196,93 @@ async fn get_recording(
         .ok_or(ApiError::NotFound)?;
     let bytes = state.control.recording(project, id, ext).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// `GET /api/calling/conferences` (operator extension): the node's conferences with the
+/// project's participants, by name.
+async fn list_conferences(
+    State(state): State<ApiState>,
+    Project(project): Project,
+) -> Result<Response, ApiError> {
+    let data = state.control.list_conferences(project).await?;
+    Ok(Json(json!({ "data": data })).into_response())
+}
+
+/// The two ids of a participant's path; anything that is not a UUID is 404.
+fn participant_path(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(Uuid, Uuid), ApiError> {
+    let Path((conference, call)) = path.map_err(|_| ApiError::NotFound)?;
+    match (formats::parse_uuid(&conference), formats::parse_uuid(&call)) {
+        (Some(conference), Some(call)) => Ok((conference, call)),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// `POST /api/calling/conferences/{id}/participants/{call_id}` with `{"muted": true|false}`
+/// (operator extension): the participant as it is now.
+async fn update_participant(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
+    let muted = participant_update(&value)?;
+    let (conference, call) = participant_path(path)?;
+    let participant = state
+        .control
+        .conference_mute(project, conference, call, muted)
+        .await?;
+    Ok(Json(participant).into_response())
+}
+
+/// What a participant update asks: `{"muted": bool}` and nothing else (422 otherwise).
+fn participant_update(value: &Value) -> Result<bool, ApiError> {
+    let invalid = |message: &str, attribute: Option<&str>| {
+        ApiError::Unprocessable(vec![ErrorItem::validation(
+            validate::codes::INVALID_PARAMETER,
+            message,
+            attribute.map(str::to_owned),
+        )])
+    };
+    let Some(object) = value.as_object() else {
+        return Err(invalid(
+            "the body must be an object: {\"muted\": true|false}",
+            None,
+        ));
+    };
+    if let Some(other) = object.keys().find(|k| k.as_str() != "muted") {
+        return Err(invalid(
+            &format!("unknown parameter {other}: only `muted` can be changed"),
+            Some(other),
+        ));
+    }
+    match object.get("muted") {
+        Some(Value::Bool(muted)) => Ok(*muted),
+        _ => Err(invalid(
+            "muted is required and must be true or false",
+            Some("muted"),
+        )),
+    }
+}
+
+/// `DELETE /api/calling/conferences/{id}/participants/{call_id}` (operator extension): the
+/// participant is taken out; its call stays up and its SWML goes on
+/// (`join_conference_result = completed`). 204.
+async fn kick_participant(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let (conference, call) = participant_path(path)?;
+    state
+        .control
+        .conference_kick(project, conference, call)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/calling/calls?status=&limit=&cursor=` (operator extension), newest first:

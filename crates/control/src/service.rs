@@ -125,4 +125,42 @@ pub trait CallControl: Send + Sync + 'static {
     ) -> Result<Vec<u8>, ControlError> {
         Err(ControlError::NotFound)
     }
+
+    /// The node's conferences and their participants (operator extension,
+    /// `GET /api/calling/conferences`).
+    async fn list_conferences(
+        &self,
+        _project: Uuid,
+    ) -> Result<Vec<crate::conference::ConferenceInfo>, ControlError> {
+        Err(ControlError::NotImplemented {
+            command: "conferences".into(),
+        })
+    }
+
+    /// Mutes or unmutes a participant (operator extension). An unknown conference, or a call
+    /// not in it, is [`ControlError::NotFound`].
+    async fn conference_mute(
+        &self,
+        _project: Uuid,
+        _conference_id: Uuid,
+        _call_id: Uuid,
+        _muted: bool,
+    ) -> Result<crate::conference::Participant, ControlError> {
+        Err(ControlError::NotImplemented {
+            command: "conference mute".into(),
+        })
+    }
+
+    /// Takes a participant out of its conference; its call stays up and its SWML goes on
+    /// (operator extension). Unknown: [`ControlError::NotFound`].
+    async fn conference_kick(
+        &self,
+        _project: Uuid,
+        _conference_id: Uuid,
+        _call_id: Uuid,
+    ) -> Result<(), ControlError> {
+        Err(ControlError::NotImplemented {
+            command: "conference kick".into(),
+        })
+    }
 }

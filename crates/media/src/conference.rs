@@ -8,6 +8,9 @@
 //! - **deaf** (hold): hears nothing (it is still heard unless muted).
 //! - **coach** of `P`: hears everyone (not other coaches); only `P` hears it. The recording
 //!   has it.
+//! - **beep** ([`ConferenceMix::beep`]): a short tone ([`BEEP_HZ`], [`BEEP_MS`]) added to what
+//!   everyone hears (but the one it is about, say the participant who just entered) and to
+//!   the recording, counted in samples (virtual time: 20 ms per [`ConferenceMix::mix`]).
 //!
 //! Cost is O(n) per tick for n participants plus a constant per distinct rate: participants
 //! are grouped by rate; a group's sum is taken at its own rate, resampled once up to the
@@ -39,6 +42,54 @@ pub fn soft_clip(v: f32) -> i16 {
     }
     let room = f32::from(i16::MAX) - KNEE;
     crate::resample::to_i16((KNEE + room * ((a - KNEE) / room).tanh()).copysign(v))
+}
+
+/// The conference beep's pitch: apart from the tones the tests send (500, 1000, 1500, 2000 Hz).
+pub const BEEP_HZ: f32 = 1250.0;
+/// How long a beep lasts.
+pub const BEEP_MS: u32 = 250;
+/// Its peak (about −14 dBFS), reached after a 5 ms ramp (no click).
+const BEEP_LEVEL: f32 = 6_500.0;
+const BEEP_RAMP_MS: u32 = 5;
+
+/// When a participant's coming and going beeps for the others (SWML `beep`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Beeps {
+    pub on_enter: bool,
+    pub on_exit: bool,
+}
+
+/// A beep going into one output at `rate`: how far it got, out of how long (samples).
+#[derive(Debug, Default, Clone, Copy)]
+struct Beep {
+    at: u32,
+    len: u32,
+}
+
+impl Beep {
+    /// From the start (a beep already sounding starts over).
+    fn start(&mut self, rate: u32) {
+        self.at = 0;
+        self.len = rate / 1000 * BEEP_MS;
+    }
+
+    /// Adds this frame's part of the beep to `out` (samples at `rate`).
+    fn add(&mut self, out: &mut [f32], rate: u32) {
+        if self.at >= self.len || rate == 0 {
+            return;
+        }
+        let ramp = (rate / 1000 * BEEP_RAMP_MS).max(1) as f32;
+        let step = std::f32::consts::TAU * BEEP_HZ / rate as f32;
+        for o in out.iter_mut() {
+            if self.at >= self.len {
+                break;
+            }
+            let edge = self.at.min(self.len - 1 - self.at) as f32;
+            let gain = (edge / ramp).min(1.0);
+            *o += BEEP_LEVEL * gain * (step * self.at as f32).sin();
+            self.at += 1;
+        }
+    }
 }
 
 /// Samples in a 20 ms frame at `rate`.
@@ -73,8 +124,9 @@ struct Participant<K> {
     to_mix: Option<Resampler>,
     /// Scratch for a coach's converted frame.
     coach_out: Vec<f32>,
-    /// Coach whispers for this participant this tick, at its rate.
+    /// Coach whispers (and the beep) for this participant this tick, at its rate.
     whisper: Vec<f32>,
+    beep: Beep,
     /// What it hears this tick.
     out: Vec<i16>,
 }
@@ -93,6 +145,7 @@ impl<K> Participant<K> {
             to_mix: None,
             coach_out: Vec::with_capacity(n),
             whisper: vec![0.0; n],
+            beep: Beep::default(),
             out: vec![0; n],
         }
     }
@@ -155,6 +208,8 @@ pub struct ConferenceMix<K> {
     /// The recording: the room and the coaches, at the mix rate.
     all: Vec<f32>,
     all_out: Vec<i16>,
+    /// The recording's beep (at the mix rate).
+    all_beep: Beep,
     /// Coaches, for the whisper pass.
     coaches: Vec<K>,
 }
@@ -177,6 +232,7 @@ impl<K: Copy + Eq + Hash> ConferenceMix<K> {
             total: vec![0.0; m],
             all: vec![0.0; m],
             all_out: vec![0; m],
+            all_beep: Beep::default(),
             coaches: Vec::new(),
         })
     }
@@ -241,6 +297,18 @@ impl<K: Copy + Eq + Hash> ConferenceMix<K> {
             .get_mut(&key)
             .map(|p| p.muted = muted)
             .is_some()
+    }
+
+    /// A beep ([`BEEP_MS`] of [`BEEP_HZ`]) from the next [`ConferenceMix::mix`] on, heard by
+    /// every participant but `except` (the one who just entered: the others hear it come in)
+    /// and in the recording. A beep still sounding starts over.
+    pub fn beep(&mut self, except: Option<K>) {
+        for (key, p) in self.participants.iter_mut() {
+            if Some(*key) != except {
+                p.beep.start(p.rate);
+            }
+        }
+        self.all_beep.start(self.mix_rate);
     }
 
     /// Deaf (hold): it hears nothing. False if there is no such participant.
@@ -422,11 +490,13 @@ impl<K: Copy + Eq + Hash> ConferenceMix<K> {
                 c.coach_out = whisper;
             }
         }
+        self.all_beep.add(&mut self.all, self.mix_rate);
         for (a, x) in self.all_out.iter_mut().zip(&self.all) {
             *a = soft_clip(*x);
         }
         // What each one hears: the other rates, its own rate's sum less itself, whispers.
         for p in self.participants.values_mut() {
+            p.beep.add(&mut p.whisper, p.rate);
             let group = self.groups.iter().find(|g| g.rate == p.rate);
             match group {
                 Some(g) if !p.deaf => {
@@ -692,6 +762,65 @@ mod tests {
         let (heard, all) = run(&mut c, &mut voices, 5);
         assert!(heard[&1].iter().all(|&s| s == 0));
         assert!(level(&all, 16_000, 1000.0) > HEARD);
+    }
+
+    /// Someone enters: for [`BEEP_MS`] the others hear the beep over the conference, the one
+    /// who entered does not; then it is gone. The recording has it. Virtual time: 20 ms a mix.
+    #[test]
+    fn a_beep_is_heard_by_the_others_for_its_length() {
+        let mut voices = vec![
+            Voice::new(1, 8000, 500.0, 8000),
+            Voice::new(2, 16_000, 1000.0, 8000),
+            Voice::new(3, 8000, 1500.0, 8000),
+        ];
+        let mut c = conference(16_000, &voices);
+        // Before: no beep anywhere.
+        let (heard, all) = run(&mut c, &mut voices, 20);
+        for v in &voices {
+            assert!(level(&heard[&v.key], v.rate, BEEP_HZ) < ABSENT, "{}", v.key);
+        }
+        assert!(level(&all, 16_000, BEEP_HZ) < ABSENT);
+        c.beep(Some(3));
+        let beep_ticks = (BEEP_MS / 20) as usize;
+        let mut during: HashMap<u32, Vec<i16>> = HashMap::new();
+        let mut all_during = Vec::new();
+        for _ in 0..beep_ticks {
+            for v in voices.iter_mut() {
+                v.gen.fill(&mut v.frame);
+                assert!(c.push(v.key, &v.frame, v.rate));
+            }
+            c.mix();
+            for v in &voices {
+                let out = c.mix_for(v.key).unwrap_or(&[]);
+                during.entry(v.key).or_default().extend_from_slice(out);
+            }
+            all_during.extend_from_slice(c.mix_all());
+        }
+        for v in &voices {
+            let l = level(&during[&v.key], v.rate, BEEP_HZ);
+            if v.key == 3 {
+                assert!(l < ABSENT, "the one who entered hears no beep: {l}");
+            } else {
+                assert!(l > -20.0, "{} misses the beep: {l}", v.key);
+            }
+            // The conference goes on under it.
+            let other = if v.key == 1 { 1000.0 } else { 500.0 };
+            assert!(level(&during[&v.key], v.rate, other) > HEARD, "{}", v.key);
+        }
+        assert!(level(&all_during, 16_000, BEEP_HZ) > -20.0);
+        // Over: run() skips 10 ticks, then nothing of it is left.
+        let (heard, all) = run(&mut c, &mut voices, 20);
+        for v in &voices {
+            assert!(level(&heard[&v.key], v.rate, BEEP_HZ) < ABSENT, "{}", v.key);
+        }
+        assert!(level(&all, 16_000, BEEP_HZ) < ABSENT);
+        // Nobody to spare: everyone hears it; an unknown key spares nobody.
+        c.beep(None);
+        c.beep(Some(99));
+        c.mix();
+        for v in &voices {
+            assert!(c.mix_for(v.key).is_some_and(|o| o.iter().any(|&s| s != 0)));
+        }
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
-use crate::conference::ConferenceMix;
-use crate::graph::{MediaEvent, MediaLeg, MediaStats};
+use crate::conference::{Beeps, ConferenceMix};
+use crate::graph::{FrameTap, MediaEvent, MediaLeg, MediaStats};
 use crate::latch::{Admit, Latch, LatchPolicy, RejectReport};
 use crate::rtcp::CallRtcp;
 use crate::secure::SrtpSession;
@@ -123,6 +123,13 @@ pub struct ShardMedia<K> {
     conferences: HashMap<K, ConferenceMix<K>>,
     /// Which conference each participant is in.
     conference_of: HashMap<K, K>,
+    /// Participants whose leaving beeps for the others.
+    beep_on_exit: std::collections::HashSet<K>,
+    /// Recorded conferences: each tick's mix of everyone goes to the tap (with the frames it
+    /// refused since it last took one).
+    conference_taps: HashMap<K, (Box<dyn FrameTap>, u32)>,
+    /// The other direction of a conference recording's frames (nothing is "sent").
+    conference_silence: Vec<i16>,
     out: Vec<Vec<u8>>,
     policy: LatchPolicy,
     rejected: u64,
@@ -145,6 +152,9 @@ impl<K> ShardMedia<K> {
             bridged_digits: Vec::new(),
             conferences: HashMap::new(),
             conference_of: HashMap::new(),
+            beep_on_exit: std::collections::HashSet::new(),
+            conference_taps: HashMap::new(),
+            conference_silence: Vec::new(),
             out: Vec::with_capacity(4),
             policy,
             rejected: 0,
@@ -250,9 +260,10 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     }
 
     /// The call joins conference `conf` (made on first use; mixed at 16 kHz): from the next
-    /// tick it hears everyone else in it and, unless `muted`, they hear it. False unless the
-    /// call is here, in no bridge and no other conference.
-    pub fn conference_join(&mut self, conf: K, key: K, muted: bool) -> bool {
+    /// tick it hears everyone else in it and, unless `muted`, they hear it. With
+    /// `beep.on_enter` the others hear a beep now, with `beep.on_exit` when it leaves. False
+    /// unless the call is here, in no bridge and no other conference.
+    pub fn conference_join(&mut self, conf: K, key: K, muted: bool, beep: Beeps) -> bool {
         let Some(leg) = self.legs.get_mut(&key) else {
             return false;
         };
@@ -271,8 +282,32 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             return false;
         }
         mix.set_muted(key, muted);
+        if beep.on_enter {
+            mix.beep(Some(key));
+        }
+        if beep.on_exit {
+            self.beep_on_exit.insert(key);
+        }
         leg.graph.set_bridged(true);
         self.conference_of.insert(key, conf);
+        true
+    }
+
+    /// Records conference `conf`: from the next tick its mix of everyone (16 kHz, 20 ms
+    /// frames, as "heard"; silence as "sent") goes to `tap` until the conference goes or
+    /// another tap (None: none) replaces it. False when the conference is not mixed here.
+    pub fn conference_record(&mut self, conf: K, tap: Option<Box<dyn FrameTap>>) -> bool {
+        if !self.conferences.contains_key(&conf) {
+            return false;
+        }
+        match tap {
+            Some(tap) => {
+                self.conference_taps.insert(conf, (tap, 0));
+            }
+            None => {
+                self.conference_taps.remove(&conf);
+            }
+        }
         true
     }
 
@@ -304,10 +339,14 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         if let Some(leg) = self.legs.get_mut(&key) {
             leg.graph.set_bridged(false);
         }
+        let beep = self.beep_on_exit.remove(&key);
         if let Some(mix) = self.conferences.get_mut(&conf) {
             mix.leave(key);
             if mix.is_empty() {
                 self.conferences.remove(&conf);
+                self.conference_taps.remove(&conf);
+            } else if beep {
+                mix.beep(None);
             }
         }
     }
@@ -326,6 +365,19 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         }
         for mix in self.conferences.values_mut() {
             mix.mix();
+        }
+        for (conf, (tap, gap)) in self.conference_taps.iter_mut() {
+            let Some(mix) = self.conferences.get(conf) else {
+                continue;
+            };
+            let all = mix.mix_all();
+            self.conference_silence.resize(all.len(), 0);
+            // Never waits: a refused frame is counted and written as silence later.
+            if tap.offer(Some(all), &self.conference_silence, *gap) {
+                *gap = 0;
+            } else {
+                *gap = gap.saturating_add(1);
+            }
         }
         for (key, conf) in &self.conference_of {
             let (Some(leg), Some(mix)) = (self.legs.get_mut(key), self.conferences.get(conf))
@@ -890,9 +942,12 @@ mod tests {
         let mut s: ShardMedia<u8> = ShardMedia::default();
         for k in 1..=3u8 {
             s.add(k, addr(5000 + u16::from(k)), graph(u32::from(k)));
-            assert!(s.conference_join(100, k, k == 3));
+            assert!(s.conference_join(100, k, k == 3, Beeps::default()));
         }
-        assert!(!s.conference_join(100, 1, false), "already in");
+        assert!(
+            !s.conference_join(100, 1, false, Beeps::default()),
+            "already in"
+        );
         let mut loud_to = std::collections::HashMap::<u8, usize>::new();
         for t in 0..30u64 {
             let now = t * 20_000;
@@ -934,5 +989,100 @@ mod tests {
         s.conference_leave(2);
         s.conference_leave(3);
         assert!(s.conferences.is_empty() && s.conference_of.is_empty());
+    }
+
+    /// What a tap was offered: heard, the length of "sent", the gap.
+    type Offered = std::sync::Arc<std::sync::Mutex<Vec<(Vec<i16>, usize, u32)>>>;
+
+    /// A tap that keeps what it is offered (and refuses while `refuse` says so).
+    struct KeepTap {
+        frames: Offered,
+        refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl FrameTap for KeepTap {
+        fn offer(&mut self, heard: Option<&[i16]>, sent: &[i16], gap_frames: u32) -> bool {
+            if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            if let Ok(mut f) = self.frames.lock() {
+                f.push((heard.unwrap_or(&[]).to_vec(), sent.len(), gap_frames));
+            }
+            true
+        }
+    }
+
+    /// A recorded conference: its tap gets the mix of everyone each tick (16 kHz, with as
+    /// much silence as "sent"), the beeps of someone entering and leaving are in it, frames
+    /// the tap refused are counted onto the next one, and the tap goes with the conference.
+    #[test]
+    fn a_recorded_conference_taps_the_mix_with_its_beeps() {
+        use crate::conference::{BEEP_HZ, BEEP_MS};
+        use crate::tone::goertzel_dbfs;
+        let mut s: ShardMedia<u8> = ShardMedia::default();
+        let beeps = Beeps {
+            on_enter: true,
+            on_exit: true,
+        };
+        let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tap = KeepTap {
+            frames: frames.clone(),
+            refuse: refuse.clone(),
+        };
+        assert!(!s.conference_record(100, Some(Box::new(tap))), "no mix yet");
+        for k in 1..=3u8 {
+            s.add(k, addr(5000 + u16::from(k)), graph(u32::from(k)));
+        }
+        // 1 (quiet) starts it without a beep (nobody else there to hear one).
+        assert!(s.conference_join(100, 1, false, Beeps::default()));
+        let tap = KeepTap {
+            frames: frames.clone(),
+            refuse: refuse.clone(),
+        };
+        assert!(s.conference_record(100, Some(Box::new(tap))));
+        let mut t = 0u64;
+        let mut run = |s: &mut ShardMedia<u8>, ticks: u64| {
+            for _ in 0..ticks {
+                for k in 1..=3u8 {
+                    s.on_datagram(
+                        k,
+                        t * 20_000,
+                        &rtp(t as u16, 0xff),
+                        addr(6000 + u16::from(k)),
+                    );
+                }
+                tick_to(s, t * 20_000);
+                t += 1;
+            }
+        };
+        let heard = |from: usize, to: usize| -> Vec<i16> {
+            let f = frames.lock().map(|f| f.clone()).unwrap_or_default();
+            f[from..to].iter().flat_map(|(h, _, _)| h.clone()).collect()
+        };
+        run(&mut s, 10);
+        assert!(goertzel_dbfs(&heard(0, 10), 16_000, BEEP_HZ) < -70.0);
+        assert!(s.conference_join(100, 2, false, beeps));
+        let beep_ticks = (BEEP_MS / 20) as usize;
+        run(&mut s, 20);
+        assert!(goertzel_dbfs(&heard(10, 10 + beep_ticks), 16_000, BEEP_HZ) > -20.0);
+        assert!(goertzel_dbfs(&heard(24, 30), 16_000, BEEP_HZ) < -70.0);
+        // Two frames refused: the next one says so.
+        refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+        run(&mut s, 2);
+        refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+        run(&mut s, 1);
+        assert_eq!(frames.lock().map(|f| f[30].2).unwrap_or(0), 2);
+        // 2 leaves: its exit beep.
+        s.conference_leave(2);
+        run(&mut s, 20);
+        assert!(goertzel_dbfs(&heard(31, 31 + beep_ticks), 16_000, BEEP_HZ) > -20.0);
+        let all = frames.lock().map(|f| f.clone()).unwrap_or_default();
+        assert!(all
+            .iter()
+            .all(|(h, sent, _)| h.len() == 320 && *sent == 320));
+        // The last one out: the conference and its tap go.
+        s.conference_leave(1);
+        assert!(s.conferences.is_empty() && s.conference_taps.is_empty());
     }
 }

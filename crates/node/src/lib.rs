@@ -248,7 +248,7 @@ impl Node {
                     let _ = inner
                         .store
                         .append_call_event(
-                            call_id,
+                            done.meta.conference.as_ref().map_or(call_id, |c| c.call_id),
                             now_ms() as i64,
                             "recording_gap",
                             gap.to_string(),
@@ -553,6 +553,14 @@ impl NodeInner {
         tx.is_some_and(|tx| tx.send(msg).is_ok())
     }
 
+    /// The project of a live call.
+    pub(crate) fn project_of(&self, call_id: Uuid) -> Option<Uuid> {
+        self.calls
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&call_id).map(|e| e.project_id))
+    }
+
     pub(crate) fn unregister(&self, call_id: Uuid) {
         if let Ok(mut c) = self.calls.lock() {
             c.remove(&call_id);
@@ -849,6 +857,79 @@ impl CallControl for Node {
         self.inner
             .recording_bytes(project, recording_id, format)
             .await
+    }
+
+    async fn list_conferences(
+        &self,
+        project: Uuid,
+    ) -> Result<Vec<control::conference::ConferenceInfo>, ControlError> {
+        let all = self
+            .inner
+            .conferences
+            .lock()
+            .map(|c| c.list())
+            .map_err(|_| ControlError::Internal("conference registry unusable".into()))?;
+        // Only the project's own calls are shown; a conference with none of them is not.
+        let ours: std::collections::HashSet<Uuid> = self
+            .inner
+            .calls
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, e)| e.project_id == project)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(all
+            .into_iter()
+            .filter_map(|mut c| {
+                c.participants.retain(|p| ours.contains(&p.call_id));
+                (!c.participants.is_empty()).then_some(c)
+            })
+            .collect())
+    }
+
+    async fn conference_mute(
+        &self,
+        project: Uuid,
+        conference_id: Uuid,
+        call_id: Uuid,
+        muted: bool,
+    ) -> Result<control::conference::Participant, ControlError> {
+        if self.inner.project_of(call_id) != Some(project) {
+            return Err(ControlError::NotFound);
+        }
+        let participant = self
+            .inner
+            .conferences
+            .lock()
+            .map_err(|_| ControlError::Internal("conference registry unusable".into()))?
+            .set_muted(conference_id, call_id, muted)
+            .map_err(|_| ControlError::NotFound)?;
+        self.inner.tell(call_id, ActorMsg::ConferenceMute(muted));
+        info!(%conference_id, %call_id, muted, "operator: participant mute");
+        Ok(participant)
+    }
+
+    async fn conference_kick(
+        &self,
+        project: Uuid,
+        conference_id: Uuid,
+        call_id: Uuid,
+    ) -> Result<(), ControlError> {
+        let found = self.inner.project_of(call_id) == Some(project)
+            && self
+                .inner
+                .conferences
+                .lock()
+                .map_err(|_| ControlError::Internal("conference registry unusable".into()))?
+                .contains(conference_id, call_id);
+        if !found || !self.inner.tell(call_id, ActorMsg::ConferenceKick) {
+            return Err(ControlError::NotFound);
+        }
+        info!(%conference_id, %call_id, "operator: participant kicked");
+        Ok(())
     }
 
     async fn list_calls(

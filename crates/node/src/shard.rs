@@ -184,9 +184,21 @@ pub enum ShardCommand {
         conference: Uuid,
         call_id: Uuid,
         muted: bool,
+        /// Whether the others hear a beep when it comes in and when it goes.
+        beep: media::conference::Beeps,
     },
     ConferenceLeave {
         call_id: Uuid,
+    },
+    /// Mutes or unmutes a participant (an operator's request).
+    ConferenceMute {
+        call_id: Uuid,
+        muted: bool,
+    },
+    /// Records the conference's mix of everyone through `tap` (None: no longer).
+    ConferenceRecord {
+        conference: Uuid,
+        tap: Option<Box<dyn media::graph::FrameTap>>,
     },
     /// The call coaches `target` (it hears everyone, only `target` hears it).
     ConferenceCoach {
@@ -588,12 +600,23 @@ fn apply(
             conference,
             call_id,
             muted,
+            beep,
         } => {
-            if !media.conference_join(conference, call_id, muted) {
+            if !media.conference_join(conference, call_id, muted, beep) {
                 tracing::warn!(%call_id, %conference, "conference join refused by the media shard");
             }
         }
         ShardCommand::ConferenceLeave { call_id } => media.conference_leave(call_id),
+        ShardCommand::ConferenceMute { call_id, muted } => {
+            if !media.conference_set_muted(call_id, muted) {
+                tracing::warn!(%call_id, "mute refused: not in a conference on this shard");
+            }
+        }
+        ShardCommand::ConferenceRecord { conference, tap } => {
+            if !media.conference_record(conference, tap) {
+                tracing::warn!(%conference, "conference recording refused: no mix on this shard");
+            }
+        }
         ShardCommand::ConferenceCoach { call_id, target } => {
             if !media.conference_set_coach(call_id, Some(target)) {
                 tracing::warn!(%call_id, %target, "coach refused: not in one conference");

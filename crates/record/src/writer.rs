@@ -53,6 +53,17 @@ pub struct RecordingMeta {
     pub audio: serde_json::Value,
     pub started_ms: u64,
     pub project_id: Uuid,
+    /// A conference's recording (its frames come keyed by the conference's id, not a call's).
+    pub conference: Option<ConferenceOf>,
+}
+
+/// The conference a recording is of: its final event is a `calling.conference` `record-stop`
+/// to the `status_url`, sent about the call that asked for it.
+#[derive(Debug, Clone)]
+pub struct ConferenceOf {
+    pub conference_id: Uuid,
+    pub name: String,
+    pub call_id: Uuid,
 }
 
 /// Where a transcription's transcript goes.
@@ -398,6 +409,7 @@ mod tests {
                 audio: serde_json::Value::Null,
                 started_ms: 0,
                 project_id: Uuid::new_v4(),
+                conference: None,
             },
         })));
         for gap in [0, 0, 5, 0] {
@@ -424,6 +436,7 @@ mod tests {
             audio: serde_json::Value::Null,
             started_ms: 0,
             project_id: Uuid::new_v4(),
+            conference: None,
         }
     }
 

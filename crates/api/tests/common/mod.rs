@@ -28,6 +28,8 @@ pub const OTHER_TOKEN: &str = "PT-project-two-token";
 pub const CALL: Uuid = Uuid::from_u128(0x0e9c_80d7_a149_4917_892d_4200_4370_9f45);
 /// A live call of OTHER_PROJECT.
 pub const FOREIGN_CALL: Uuid = Uuid::from_u128(0x7c3f_0a52_5a0e_4a7e_9a55_2f0f_6c1d_9b11);
+/// A conference CALL (and FOREIGN_CALL) take part in.
+pub const CONFERENCE: Uuid = Uuid::from_u128(0x5c0f_0000_0000_4000_8000_0000_0000_0001);
 
 pub fn leg(id: Uuid, from: &str, to: &str) -> CallLeg {
     CallLeg {
@@ -73,6 +75,9 @@ pub fn media_report() -> control::MediaReport {
     }
 }
 
+/// (project, conference, call, Some(muted) for a mute / None for a kick).
+pub type ParticipantRequest = (Uuid, Uuid, Uuid, Option<bool>);
+
 /// Records what the API handed over; answers from a fixed set of calls.
 #[derive(Default)]
 pub struct Recorder {
@@ -85,6 +90,9 @@ pub struct Recorder {
     pub extra: Mutex<Vec<(String, Value)>>,
     pub control_id: Mutex<Option<String>>,
     pub next_cursor: Mutex<Option<String>>,
+    /// Operator requests on conference participants: (project, conference, call, Some(muted)
+    /// for a mute, None for a kick).
+    pub participant_requests: Mutex<Vec<ParticipantRequest>>,
 }
 
 impl Recorder {
@@ -153,6 +161,67 @@ impl CallControl for Recorder {
             held: Some(true),
             ..leg(call_id, "+15105550100", "sip:alice@pbx.example.net")
         })
+    }
+
+    async fn list_conferences(
+        &self,
+        project: Uuid,
+    ) -> Result<Vec<control::conference::ConferenceInfo>, ControlError> {
+        let participants: Vec<_> = [CALL, FOREIGN_CALL]
+            .into_iter()
+            .filter(|c| Self::owner(*c) == Some(project))
+            .map(|call_id| control::conference::Participant {
+                call_id,
+                muted: false,
+                coach: None,
+            })
+            .collect();
+        Ok(vec![control::conference::ConferenceInfo {
+            id: CONFERENCE,
+            name: "room".into(),
+            started: true,
+            recording_id: None,
+            participants,
+        }])
+    }
+
+    async fn conference_mute(
+        &self,
+        project: Uuid,
+        conference_id: Uuid,
+        call_id: Uuid,
+        muted: bool,
+    ) -> Result<control::conference::Participant, ControlError> {
+        if conference_id != CONFERENCE || Self::owner(call_id) != Some(project) {
+            return Err(ControlError::NotFound);
+        }
+        self.participant_requests.lock().unwrap().push((
+            project,
+            conference_id,
+            call_id,
+            Some(muted),
+        ));
+        Ok(control::conference::Participant {
+            call_id,
+            muted,
+            coach: None,
+        })
+    }
+
+    async fn conference_kick(
+        &self,
+        project: Uuid,
+        conference_id: Uuid,
+        call_id: Uuid,
+    ) -> Result<(), ControlError> {
+        if conference_id != CONFERENCE || Self::owner(call_id) != Some(project) {
+            return Err(ControlError::NotFound);
+        }
+        self.participant_requests
+            .lock()
+            .unwrap()
+            .push((project, conference_id, call_id, None));
+        Ok(())
     }
 
     async fn list_calls(

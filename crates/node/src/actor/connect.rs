@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use control::command::{ControlIdParams, MediaItem, PlayParams};
+use control::command::{MediaItem, PlayParams};
 use control::session::Origin;
 use control::{CallCommand, DialRequest, EndReason, MediaEncryption, StatusEvent};
 use swml::{Completion, ConnectDest, ConnectPlan};
@@ -331,14 +331,7 @@ impl CallActor {
         for other in others {
             self.end_leg(other);
         }
-        if let Some(control_id) = ringback {
-            let _ = self.ops.session.handle_command(
-                now_ms(),
-                CallCommand::PlayStop(ControlIdParams { control_id }),
-                Origin::Rest,
-            );
-            self.drain_ops().await;
-        }
+        self.stop_play(ringback).await;
         if self.inbound_unanswered() {
             if let Err(e) = self.answer_inbound().await {
                 warn!(error = %e, "connect: could not answer the caller");
@@ -368,14 +361,7 @@ impl CallActor {
         let Some(c) = self.connect.take() else {
             return;
         };
-        if let Some(control_id) = c.ringback {
-            let _ = self.ops.session.handle_command(
-                now_ms(),
-                CallCommand::PlayStop(ControlIdParams { control_id }),
-                Origin::Rest,
-            );
-            self.drain_ops().await;
-        }
+        self.stop_play(c.ringback).await;
         if self.script_wait == Some(ScriptWait::Connect) {
             // Boxed: completing runs the script on, which may start another connect.
             Box::pin(self.complete_script(Completion::Connect(outcome))).await;

@@ -64,6 +64,10 @@ pub(crate) enum ActorMsg {
     ConferenceStarted,
     /// The conference this call is in ended.
     ConferenceEnded,
+    /// An operator muted or unmuted this participant (the registry already says so).
+    ConferenceMute(bool),
+    /// An operator took this participant out of its conference; its script goes on.
+    ConferenceKick,
 }
 
 /// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
@@ -838,6 +842,8 @@ impl CallActor {
             ActorMsg::QueueTimeout => self.queue_timeout().await,
             ActorMsg::ConferenceStarted => self.conference_started().await,
             ActorMsg::ConferenceEnded => self.conference_ended().await,
+            ActorMsg::ConferenceMute(muted) => self.conference_mute(muted).await,
+            ActorMsg::ConferenceKick => self.conference_kick().await,
             ActorMsg::Shutdown => {
                 self.input(CallInput::Hangup {
                     reason: EndReason::Hangup,

@@ -6,6 +6,7 @@
 use serde_json::json;
 use tracing::{info, warn, Instrument};
 
+use control::command::{ControlIdParams, MediaItem, PlayParams};
 use control::session::{Action, CallEvent, CallSession, OpResult, Origin, PlayerOp, SessionEvent};
 use control::{CallCommand, ControlError};
 use media::detect::DetectListener;
@@ -48,6 +49,43 @@ pub(crate) struct Ops {
 }
 
 impl CallActor {
+    /// Plays `items` (a US ring when empty) over and over as `control_id`, until
+    /// [`CallActor::stop_play`]: the wait audio of queues and conferences. The id, or None when
+    /// the session refused it.
+    pub(crate) async fn start_looped_play(
+        &mut self,
+        control_id: String,
+        items: Vec<MediaItem>,
+    ) -> Option<String> {
+        let items = if items.is_empty() {
+            vec![MediaItem::us_ring()]
+        } else {
+            items
+        };
+        let mut play = PlayParams::new(control_id.clone(), items);
+        play.loops = 0;
+        let started = self
+            .ops
+            .session
+            .handle_command(now_ms(), CallCommand::Play(play), Origin::Rest)
+            .ok()
+            .map(|()| control_id);
+        self.drain_ops().await;
+        started
+    }
+
+    /// Stops a playback the actor started itself (wait audio, ringback), if any.
+    pub(crate) async fn stop_play(&mut self, control_id: Option<String>) {
+        if let Some(control_id) = control_id {
+            let _ = self.ops.session.handle_command(
+                now_ms(),
+                CallCommand::PlayStop(ControlIdParams { control_id }),
+                Origin::Rest,
+            );
+            self.drain_ops().await;
+        }
+    }
+
     /// Starts or controls an operation for the API or a script.
     pub(crate) async fn op_command(
         &mut self,

@@ -9,10 +9,8 @@ use serde_json::json;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use control::command::{ControlIdParams, MediaItem, PlayParams};
 use control::queue::{Left, QueueStatus, Waiting};
-use control::session::Origin;
-use control::{CallCommand, EndReason};
+use control::EndReason;
 use swml::{Completion, QueueOutcome, QueuePlan};
 
 use crate::actor::bridge::PeerEvent;
@@ -62,21 +60,10 @@ impl CallActor {
         };
         info!(queue = %plan.queue_name, position = entry.position, size = entry.size, "entered the queue");
         let control_id = format!("queue-{}", Uuid::new_v4());
-        let items = if plan.wait_audio.is_empty() {
-            // No hold music is bundled: the caller hears a ring until an agent takes it.
-            vec![MediaItem::us_ring()]
-        } else {
-            plan.wait_audio.clone()
-        };
-        let mut play = PlayParams::new(format!("{control_id}-wait"), items);
-        play.loops = 0;
+        // No hold music is bundled: without wait audio the caller hears a ring.
         let wait_play = self
-            .ops
-            .session
-            .handle_command(now, CallCommand::Play(play), Origin::Rest)
-            .ok()
-            .map(|()| format!("{control_id}-wait"));
-        self.drain_ops().await;
+            .start_looped_play(format!("{control_id}-wait"), plan.wait_audio.clone())
+            .await;
         let secs = plan.wait_time_secs;
         self.queued = Some(Queued {
             plan,
@@ -171,32 +158,18 @@ impl CallActor {
             })
     }
 
-    async fn stop_play(&mut self, control_id: Option<String>) {
-        if let Some(control_id) = control_id {
-            let _ = self.ops.session.handle_command(
-                now_ms(),
-                CallCommand::PlayStop(ControlIdParams { control_id }),
-                Origin::Rest,
-            );
-            self.drain_ops().await;
-        }
-    }
-
     /// The wait is over (`connected` after a bridge, `timeout`, `hangup`).
     async fn finish_queue(&mut self, result: &str) {
+        if result != "connected" {
+            if let Some(q) = self.queued.as_ref() {
+                let status = self.queue_status_of(q);
+                self.queue_event("leave", status).await;
+            }
+        }
         let Some(q) = self.queued.take() else {
             return;
         };
         self.stop_play(q.wait_play.clone()).await;
-        if result != "connected" {
-            let status = self.queue_status_of(&q);
-            self.queued = Some(q);
-            self.queue_event("leave", status).await;
-            let Some(q) = self.queued.take() else {
-                return;
-            };
-            return self.complete_queue(outcome_of(&q, result)).await;
-        }
         self.complete_queue(outcome_of(&q, result)).await;
     }
 

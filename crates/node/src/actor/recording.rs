@@ -142,6 +142,7 @@ impl CallActor {
             }),
             started_ms: now_ms(),
             project_id: self.ident.project_id,
+            conference: None,
         };
         // Kept until its final event is queued: a crash before that is repaired on start.
         let open = store::OpenRecording {
@@ -273,6 +274,7 @@ impl NodeInner {
                 audio: serde_json::from_str(&r.audio).unwrap_or(Value::Null),
                 started_ms: r.started_at_ms as u64,
                 project_id: r.project_id,
+                conference: None,
             };
             let path = std::path::Path::new(&r.path);
             let done = RecordingDone::after_crash(r.id, r.call_id, path, meta);
@@ -281,11 +283,13 @@ impl NodeInner {
     }
 
     async fn queue_record_event(&self, done: RecordingDone) -> Option<Value> {
-        let Ok(Some(call)) = self
-            .store
-            .get_call(done.meta.project_id, done.call_id)
-            .await
-        else {
+        // A conference's recording is told about the call that asked for it.
+        let about = done
+            .meta
+            .conference
+            .as_ref()
+            .map_or(done.call_id, |c| c.call_id);
+        let Ok(Some(call)) = self.store.get_call(done.meta.project_id, about).await else {
             return None;
         };
         let ident = self.identity_of(&call);
@@ -304,6 +308,22 @@ impl NodeInner {
             size_bytes: done.size_bytes,
             playable: done.playable,
         });
+        if let Some(conference) = done.meta.conference.as_ref() {
+            // `calling.conference` `record-stop` (swml.md §6.13), with what a call's
+            // `calling.call.record` ending says about the file.
+            let mut params = params;
+            if let Some(p) = params.as_object_mut() {
+                p.insert("status".into(), json!("record-stop"));
+                p.insert("conference_id".into(), json!(conference.conference_id));
+                p.insert("name".into(), json!(conference.name));
+                p.insert("call_id".into(), json!(conference.call_id));
+            }
+            if let Some(url) = done.meta.status_url.as_deref() {
+                let event = ident.envelope("calling.conference", now_ms(), params.clone());
+                self.notify(conference.call_id, url, &event).await;
+            }
+            return Some(params);
+        }
         if let Some(url) = done.meta.status_url.as_deref() {
             let event = ident.envelope("calling.call.record", now_ms(), params.clone());
             self.notify(done.call_id, url, &event).await;

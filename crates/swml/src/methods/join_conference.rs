@@ -21,6 +21,11 @@ pub struct ConferencePlan {
     pub status_callback: Option<String>,
     /// The call id of the participant this one coaches.
     pub coach: Option<String>,
+    /// `beep`: the others hear a beep when this participant enters / leaves.
+    pub beep_on_enter: bool,
+    pub beep_on_exit: bool,
+    /// `record: record-from-start`: the conference is recorded (one recording of the mix).
+    pub record: bool,
 }
 
 pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
@@ -82,6 +87,9 @@ pub(crate) fn run_room(run: &mut Run, params: &Value) -> Flow {
         max_participants: control::conference::MAX_PARTICIPANTS,
         status_callback: None,
         coach: None,
+        beep_on_enter: false,
+        beep_on_exit: false,
+        record: false,
     };
     Flow::Wait(
         Waiting::Conference {
@@ -124,6 +132,24 @@ pub fn plan(o: &Map<String, Value>) -> Result<ConferencePlan, String> {
             _ => return Err("max_participants must be 2 to 100000".into()),
         },
     };
+    // Strings per the spec; booleans too (swml.md §6.13 [REC]).
+    let (beep_on_enter, beep_on_exit) = match o.get("beep") {
+        None => (true, true),
+        Some(Value::Bool(b)) => (*b, *b),
+        Some(Value::String(s)) => match s.as_str() {
+            "true" => (true, true),
+            "false" => (false, false),
+            "onEnter" => (true, false),
+            "onExit" => (false, true),
+            _ => return Err("beep must be true, false, onEnter or onExit".into()),
+        },
+        Some(_) => return Err("beep must be true, false, onEnter or onExit".into()),
+    };
+    let record = match o.get("record").map(stringify).as_deref() {
+        None | Some("do-not-record") => false,
+        Some("record-from-start") => true,
+        Some(_) => return Err("record must be do-not-record or record-from-start".into()),
+    };
     let wait_audio = match o.get("wait_url").map(stringify).filter(|s| !s.is_empty()) {
         Some(url) => vec![super::play::parse_playable(&url).map_err(|e| format!("wait_url: {e}"))?],
         None => Vec::new(),
@@ -140,6 +166,9 @@ pub fn plan(o: &Map<String, Value>) -> Result<ConferencePlan, String> {
             .map(stringify)
             .filter(|s| !s.is_empty()),
         coach: o.get("coach").map(stringify).filter(|s| !s.is_empty()),
+        beep_on_enter,
+        beep_on_exit,
+        record,
     })
 }
 
@@ -186,12 +215,34 @@ mod tests {
         .unwrap();
         assert!(p.muted && p.end_on_exit && p.start_on_enter);
         assert_eq!(p.max_participants, control::conference::MAX_PARTICIPANTS);
+        assert!(
+            p.beep_on_enter && p.beep_on_exit && !p.record,
+            "beep defaults to true"
+        );
+        for (beep, enter, exit) in [
+            (json!("true"), true, true),
+            (json!("false"), false, false),
+            (json!(false), false, false),
+            (json!(true), true, true),
+            (json!("onEnter"), true, false),
+            (json!("onExit"), false, true),
+        ] {
+            let p = plan(&o(json!({"name": "r", "beep": beep.clone()}))).unwrap();
+            assert_eq!((p.beep_on_enter, p.beep_on_exit), (enter, exit), "{beep}");
+        }
+        let p = plan(&o(json!({"name": "r", "record": "record-from-start"}))).unwrap();
+        assert!(p.record);
+        let p = plan(&o(json!({"name": "r", "record": "do-not-record"}))).unwrap();
+        assert!(!p.record);
         for bad in [
             json!({}),
             json!({"name": ""}),
             json!({"name": "r", "max_participants": 1}),
             json!({"name": "r", "stream": {"url": "wss://x"}}),
             json!({"name": "r", "wait_url": "ftp://x"}),
+            json!({"name": "r", "beep": "sometimes"}),
+            json!({"name": "r", "beep": 1}),
+            json!({"name": "r", "record": "record-later"}),
         ] {
             assert!(plan(&o(bad.clone())).is_err(), "{bad}");
         }
