@@ -194,3 +194,34 @@ def test_a_confirm_past_confirm_timeout_fails_that_leg(start_dialtone, tmp_path,
     got = reported(hooks, timeout=15)
     assert got["result"] == "failed", got
     far.ctrl.wait_event("CALL_CLOSED", timeout=5)
+
+
+def test_record_call_of_a_bridged_call_holds_both_parties(start_dialtone, tmp_path, baresip, hooks):
+    """record_call on the caller's leg, then connect: the stereo recording's one channel is what the
+    caller said (its tone), the other what it heard through the bridge (the far end's tone)."""
+    from test_record import fetch_wav
+    far = baresip(codecs=["PCMU"], tone=1000, seconds=6, user="bob")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=25, user="alice")
+    swml = doc({"answer": {}},
+               {"record_call": {"format": "wav", "stereo": True, "direction": "both"}},
+               {"connect": {"to": far.uri()}},
+               {"stop_record_call": {}},
+               {"request": {"url": hooks.url("/vars"), "method": "POST",
+                            "body": {"result": "${connect_result}", "url": "${record_call_url}"}}},
+               {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    got = reported(hooks)
+    assert got["result"] == "connected", got
+    caller.ctrl.wait_event("CALL_CLOSED", timeout=10)
+    time.sleep(0.5)
+    w, samples = fetch_wav(d, got["url"])
+    assert w.getnchannels() == 2
+    left, right = list(samples[0::2]), list(samples[1::2])
+    rate = w.getframerate()
+    said, _ = tone_share(left, rate, CALLER_TONE)
+    bridged, _ = tone_share(right, rate, 1000)
+    assert said >= 30, f"{said} windows of the caller's {CALLER_TONE} Hz on the caller's channel"
+    assert bridged >= 30, f"{bridged} windows of the far end's 1 kHz on the heard channel"
+    # Each channel holds its own party only.
+    assert tone_share(left, rate, 1000)[0] <= 3 and tone_share(right, rate, CALLER_TONE)[0] <= 3
