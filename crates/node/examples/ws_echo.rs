@@ -1,0 +1,123 @@
+//! The stream benchmark's media server (bench/stream_load.py): a `wss://` server speaking the
+//! media-stream protocol (docs/streaming.md) that sends every inbound `media` frame straight
+//! back as the bot's audio, followed by a `mark` named after the time it was received; when
+//! dialtone echoes the mark (the frame has played into the call), the delay is recorded. Once a
+//! second it prints one JSON line: connections, media messages received, and the marks' delay
+//! percentiles over that second (µs).
+//!
+//!   cargo run --release -p node --example ws_echo -- <port> <cert.pem> <key.pem>
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Default)]
+struct Stats {
+    conns: AtomicU64,
+    media_in: AtomicU64,
+    delays_us: Mutex<Vec<u64>>,
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (port, cert, key) = match args.as_slice() {
+        [_, p, c, k] => (p.parse::<u16>()?, c.clone(), k.clone()),
+        _ => return Err("usage: ws_echo <port> <cert.pem> <key.pem>".into()),
+    };
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&cert)?.collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(&key)?;
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let stats = Arc::new(Stats::default());
+    let epoch = Instant::now();
+    let report = stats.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let mut d = std::mem::take(&mut *report.delays_us.lock().unwrap_or_else(|p| p.into_inner()));
+            d.sort_unstable();
+            println!(
+                "{}",
+                json!({
+                    "conns": report.conns.load(Ordering::Relaxed),
+                    "media_in": report.media_in.load(Ordering::Relaxed),
+                    "marks": d.len(),
+                    "p50_us": percentile(&d, 0.50),
+                    "p99_us": percentile(&d, 0.99),
+                    "max_us": d.last().copied().unwrap_or(0),
+                })
+            );
+        }
+    });
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                return;
+            };
+            stats.conns.fetch_add(1, Ordering::Relaxed);
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                match v.get("event").and_then(Value::as_str) {
+                    Some("media") if v.pointer("/media/track") == Some(&json!("inbound")) => {
+                        stats.media_in.fetch_add(1, Ordering::Relaxed);
+                        let now = epoch.elapsed().as_micros() as u64;
+                        let payload = v.pointer("/media/payload").cloned().unwrap_or(Value::Null);
+                        let back = json!({"event": "media", "media": {"payload": payload}});
+                        let mark = json!({"event": "mark", "mark": {"name": now.to_string()}});
+                        if ws.send(Message::text(back.to_string())).await.is_err()
+                            || ws.send(Message::text(mark.to_string())).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Some("mark") => {
+                        let sent = v
+                            .pointer("/mark/name")
+                            .and_then(Value::as_str)
+                            .and_then(|n| n.parse::<u64>().ok());
+                        if let Some(sent) = sent {
+                            let delay = (epoch.elapsed().as_micros() as u64).saturating_sub(sent);
+                            if let Ok(mut d) = stats.delays_us.lock() {
+                                d.push(delay);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            stats.conns.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
