@@ -236,10 +236,22 @@ def test_clear_cuts_the_bots_audio_and_releases_its_marks(start_dialtone, tmp_pa
     try:
         d = stream_node(start_dialtone, tmp_path, certs)
         peer = baresip(codecs=["PCMU"], tone=THEIR_TONE, seconds=20)
-        swml = doc({"stream": {"url": f"wss://127.0.0.1:{server.port}/"}},
+        swml = doc({"stream": {"url": f"wss://127.0.0.1:{server.port}/", "status_url": hooks.url("/get"),
+                               "status_url_method": "GET"}},
                    {"play": {"url": "silence:7"}}, {"hangup": {}})
-        d.sdk().calling.dial(from_=FROM, to=peer.uri(), swml=swml)
+        leg = d.sdk().calling.dial(from_=FROM, to=peer.uri(), swml=swml)
         peer.ctrl.wait_event("CALL_CLOSED", timeout=25)
+        # status_url_method GET: the events' scalars in the query of a GET, no body (A12).
+        from urllib.parse import parse_qs, urlsplit
+        deadline = time.time() + 10
+        gets = []
+        while time.time() < deadline and len(gets) < 2:
+            gets = [a for a in hooks.events if a["path"].startswith("/get?")]
+            time.sleep(0.1)
+        assert [a["method"] for a in gets] == ["GET", "GET"] and not any(a["body"] for a in gets), gets
+        queries = [parse_qs(urlsplit(a["path"]).query) for a in gets]
+        assert [q["state"] for q in queries] == [["streaming"], ["finished"]], queries
+        assert all(q["event_type"] == ["calling.call.stream"] and q["call_id"] == [leg["id"]] for q in queries)
         marks = server.events("mark")
         assert [j["mark"]["name"] for _, j in marks] == ["long"], marks
         assert marks[0][0] - bot["clear_sent"] < 0.5, "the cleared mark came back at the clear"
