@@ -22,6 +22,7 @@ import pytest
 from websockets.asyncio.server import serve
 
 from audio_check import goertzel_db, ulaw_decode
+from test_calls import alaw_decode
 from test_interop import THEIR_TONE, baresip, doc, start_node, tone_share  # noqa: F401
 from test_tls import make_certs
 
@@ -349,7 +350,7 @@ def test_rest_tap_to_rtp_and_to_a_websocket(start_dialtone, tmp_path, baresip, h
         assert gaps[len(gaps) // 2] == pytest.approx(0.02, abs=0.006), gaps[len(gaps) // 2]
         pcm = []
         for _, p in packets:
-            pcm.extend(alaw_decode(p[12:]))
+            pcm.extend(alaw_decode(b) for b in p[12:])
         hit, voiced = tone_share(pcm, 8000, THEIR_TONE)
         assert hit >= 20 and hit >= 0.7 * voiced, (hit, voiced)
         assert got_after_stop <= 5, got_after_stop
@@ -374,22 +375,6 @@ def test_rest_tap_to_rtp_and_to_a_websocket(start_dialtone, tmp_path, baresip, h
     finally:
         sock.close()
         ws.stop()
-
-
-def alaw_decode(data):
-    out = []
-    for b in data:
-        a = b ^ 0x55
-        t = (a & 0x0F) << 4
-        seg = (a & 0x70) >> 4
-        if seg == 0:
-            t += 8
-        elif seg == 1:
-            t += 0x108
-        else:
-            t = (t + 0x108) << (seg - 1)
-        out.append(t if a & 0x80 else -t)
-    return out
 
 
 def test_swml_tap_sets_its_variables_and_stop_tap_ends_it(start_dialtone, tmp_path, baresip, hooks):

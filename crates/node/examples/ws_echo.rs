@@ -56,7 +56,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let mut d = std::mem::take(&mut *report.delays_us.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut d =
+                std::mem::take(&mut *report.delays_us.lock().unwrap_or_else(|p| p.into_inner()));
             d.sort_unstable();
             println!(
                 "{}",

@@ -23,6 +23,62 @@ pub(crate) struct ForkParts {
     pub info: ForkInfo,
 }
 
+fn ready(tx: &mpsc::UnboundedSender<TaskDone>, control_id: String, parts: ForkParts) {
+    let _ = tx.send(TaskDone::ForkReady {
+        control_id,
+        parts: Box::new(parts),
+    });
+}
+
+fn ended(tx: &mpsc::UnboundedSender<TaskDone>, control_id: String, reason: String) {
+    let _ = tx.send(TaskDone::ForkEnded { control_id, reason });
+}
+
+/// A fork's WebSocket within [`ws::CONNECT_TIMEOUT`], or `None` once why it failed is reported.
+async fn connect(
+    connector: &ws::WsConnector,
+    url: &str,
+    bearer: Option<&str>,
+    tx: &mpsc::UnboundedSender<TaskDone>,
+    control_id: &str,
+) -> Option<ws::WsStream> {
+    let failure =
+        match tokio::time::timeout(ws::CONNECT_TIMEOUT, connector.connect(url, bearer)).await {
+            Ok(Ok(ws)) => return Some(ws),
+            Ok(Err(e)) => e,
+            Err(_) => "connect timed out".to_string(),
+        };
+    ended(tx, control_id.to_owned(), failure);
+    None
+}
+
+/// A WebSocket fork's media end (each tick's tracks onto a bounded queue, the queue's other end
+/// returned for the task) and what it sends, with `source` for a stream's bot audio.
+fn queue_parts(
+    tracks: media::fork::Tracks,
+    format: ForkFormat,
+    counters: &Arc<ForkCounters>,
+    source: Option<Box<dyn FrameSource>>,
+) -> (ForkParts, mpsc::Receiver<crate::fork::ForkFrame>) {
+    let (frames_tx, frames_rx) = mpsc::channel(forks::FRAME_QUEUE);
+    let parts = ForkParts {
+        fork: Box::new(QueueFork::new(
+            tracks,
+            format.rate,
+            frames_tx,
+            counters.clone(),
+        )),
+        source,
+        info: ForkInfo {
+            codec: format.name().into(),
+            rate: format.rate,
+            ptime: 20,
+            source: None,
+        },
+    };
+    (parts, frames_rx)
+}
+
 /// Where a tap or stream's media ends live in the call's graph.
 fn key(control_id: &str) -> String {
     format!("fork:{control_id}")
@@ -34,50 +90,18 @@ impl CallActor {
     pub(crate) fn start_fork(&mut self, control_id: String, spec: ForkSpec) {
         let (stop_tx, stop_rx) = oneshot::channel();
         self.forks.insert(control_id.clone(), stop_tx);
-        let call_rate = self
-            .media
-            .as_ref()
-            .map(|m| crate::media_leg::pcm_rate(m.codec))
-            .unwrap_or(8000);
-        let call_codec_pcma = self
-            .media
-            .as_ref()
-            .is_some_and(|m| m.codec == sdp::Codec::Pcma);
         let tx = self.tasks_tx.clone();
-        let ended = |tx: &mpsc::UnboundedSender<TaskDone>, control_id: String, reason: String| {
-            let _ = tx.send(TaskDone::ForkEnded { control_id, reason });
-        };
         match spec {
             ForkSpec::Tap(t) => {
                 let tracks = forks::tap_tracks(t.tap.params.direction);
-                let codec = match &t.device {
-                    TapDevice::Rtp { codec, .. } | TapDevice::Ws { codec, .. } => *codec,
-                };
-                // The call's codec when it is one a tap speaks, else PCMU.
-                let format = codec
-                    .and_then(ForkFormat::for_tap)
-                    .unwrap_or(if call_codec_pcma {
-                        ForkFormat::for_tap(control::command::TapCodec::Pcma)
-                            .unwrap_or(ForkFormat::PCMU)
-                    } else {
-                        ForkFormat::PCMU
-                    });
+                let format = self.tap_format(&t.device);
                 match t.device {
                     TapDevice::Rtp {
                         addr, port, ptime, ..
                     } => {
-                        match self.rtp_tap(
-                            SocketAddr::new(IpAddr::V4(addr), port),
-                            tracks,
-                            format,
-                            ptime.unwrap_or(20),
-                        ) {
-                            Ok(parts) => {
-                                let _ = tx.send(TaskDone::ForkReady {
-                                    control_id,
-                                    parts: Box::new(parts),
-                                });
-                            }
+                        let dest = SocketAddr::new(IpAddr::V4(addr), port);
+                        match self.rtp_tap(dest, tracks, format, ptime.unwrap_or(20)) {
+                            Ok(parts) => ready(&tx, control_id, parts),
                             Err(reason) => ended(&tx, control_id, reason),
                         }
                     }
@@ -85,42 +109,16 @@ impl CallActor {
                         let connector = self.node.ws.clone();
                         tokio::spawn(
                             async move {
-                                let ws = match tokio::time::timeout(
-                                    ws::CONNECT_TIMEOUT,
-                                    connector.connect(&uri, None),
-                                )
-                                .await
-                                {
-                                    Ok(Ok(ws)) => ws,
-                                    Ok(Err(e)) => return ended(&tx, control_id, e),
-                                    Err(_) => {
-                                        return ended(&tx, control_id, "connect timed out".into())
-                                    }
+                                let Some(ws) =
+                                    connect(&connector, &uri, None, &tx, &control_id).await
+                                else {
+                                    return;
                                 };
                                 let counters = Arc::new(ForkCounters::default());
-                                let (frames_tx, frames_rx) = mpsc::channel(forks::FRAME_QUEUE);
-                                let parts = ForkParts {
-                                    fork: Box::new(QueueFork::new(
-                                        tracks,
-                                        format.rate,
-                                        frames_tx,
-                                        counters.clone(),
-                                    )),
-                                    source: None,
-                                    info: ForkInfo {
-                                        codec: format.name().into(),
-                                        rate: format.rate,
-                                        ptime: 20,
-                                        source: None,
-                                    },
-                                };
-                                let _ = tx.send(TaskDone::ForkReady {
-                                    control_id: control_id.clone(),
-                                    parts: Box::new(parts),
-                                });
+                                let (parts, frames) = queue_parts(tracks, format, &counters, None);
+                                ready(&tx, control_id.clone(), parts);
                                 let reason =
-                                    ws::run_tap(ws, uri, format, frames_rx, stop_rx, counters)
-                                        .await;
+                                    ws::run_tap(ws, uri, format, frames, stop_rx, counters).await;
                                 ended(&tx, control_id, reason);
                             }
                             .in_current_span(),
@@ -141,51 +139,27 @@ impl CallActor {
                     project_id: self.ident.project_id,
                     tracks: forks::stream_tracks(s.track),
                     format,
-                    call_rate,
+                    call_rate: self.call_pcm_rate(),
                     custom_parameters: s.custom_parameters.clone(),
                 };
                 let bearer = s.authorization_bearer_token.clone();
                 tokio::spawn(
                     async move {
-                        let ws = match tokio::time::timeout(
-                            ws::CONNECT_TIMEOUT,
-                            connector.connect(&job.url, bearer.as_deref()),
-                        )
-                        .await
-                        {
-                            Ok(Ok(ws)) => ws,
-                            Ok(Err(e)) => return ended(&tx, control_id, e),
-                            Err(_) => return ended(&tx, control_id, "connect timed out".into()),
+                        let Some(ws) =
+                            connect(&connector, &job.url, bearer.as_deref(), &tx, &control_id)
+                                .await
+                        else {
+                            return;
                         };
                         let counters = Arc::new(ForkCounters::default());
-                        let (frames_tx, frames_rx) = mpsc::channel(forks::FRAME_QUEUE);
                         let (bot_tx, bot_rx) = mpsc::channel(forks::BOT_QUEUE);
                         let (marks_tx, marks_rx) = mpsc::unbounded_channel();
-                        let parts = ForkParts {
-                            fork: Box::new(QueueFork::new(
-                                job.tracks,
-                                format.rate,
-                                frames_tx,
-                                counters.clone(),
-                            )),
-                            source: Some(Box::new(StreamSource::new(
-                                bot_rx,
-                                marks_tx,
-                                counters.clone(),
-                            ))),
-                            info: ForkInfo {
-                                codec: format.name().into(),
-                                rate: format.rate,
-                                ptime: 20,
-                                source: None,
-                            },
-                        };
-                        let _ = tx.send(TaskDone::ForkReady {
-                            control_id: control_id.clone(),
-                            parts: Box::new(parts),
-                        });
+                        let source = StreamSource::new(bot_rx, marks_tx, counters.clone());
+                        let (parts, frames) =
+                            queue_parts(job.tracks, format, &counters, Some(Box::new(source)));
+                        ready(&tx, control_id.clone(), parts);
                         let queues = StreamQueues {
-                            frames: frames_rx,
+                            frames,
                             bot: bot_tx,
                             marks: marks_rx,
                             stop: stop_rx,
@@ -198,6 +172,33 @@ impl CallActor {
                 );
             }
         }
+    }
+
+    fn call_pcm_rate(&self) -> u32 {
+        self.media
+            .as_ref()
+            .map(|m| crate::media_leg::pcm_rate(m.codec))
+            .unwrap_or(8000)
+    }
+
+    /// A tap's codec: the one asked for, else the call's when a tap speaks it, else PCMU.
+    fn tap_format(&self, device: &TapDevice) -> ForkFormat {
+        let asked = match device {
+            TapDevice::Rtp { codec, .. } | TapDevice::Ws { codec, .. } => *codec,
+        };
+        let call_is_pcma = self
+            .media
+            .as_ref()
+            .is_some_and(|m| m.codec == sdp::Codec::Pcma);
+        let default = if call_is_pcma {
+            control::command::TapCodec::Pcma
+        } else {
+            control::command::TapCodec::Pcmu
+        };
+        asked
+            .and_then(ForkFormat::for_tap)
+            .or_else(|| ForkFormat::for_tap(default))
+            .unwrap_or(ForkFormat::PCMU)
     }
 
     /// SWML `connect` to `stream:wss://…`: the caller (answered first) is connected to a

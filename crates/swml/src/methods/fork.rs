@@ -13,9 +13,9 @@ use control::session::OpResult;
 use control::{CallCommand, HttpMethod};
 use serde_json::{Map, Value};
 
-use super::{as_f64, set_var};
+use super::{as_f64, control_step, set_var};
 use crate::expr::stringify;
-use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
+use crate::run::{Completion, ControlWait, Flow, Run};
 
 fn text(p: &Map<String, Value>, key: &str) -> Option<String> {
     p.get(key).map(stringify).filter(|s| !s.is_empty())
@@ -176,16 +176,7 @@ pub(crate) fn run_start(run: &mut Run, method: &'static str, params: &Value, now
                 CallCommand::Stream(s) => set_var(run, "stream_control_id", &s.control_id),
                 _ => {}
             }
-            Flow::Wait(
-                Waiting::Control {
-                    name: method,
-                    started: now,
-                },
-                Some(Box::new(Effect::Control {
-                    command,
-                    wait: ControlWait::Final,
-                })),
-            )
+            control_step(method, now, command, ControlWait::Final)
         }
         Err(why) => {
             run.warn(
@@ -227,16 +218,7 @@ pub(crate) fn run_stop(run: &mut Run, method: &'static str, params: &Value, now:
     } else {
         CallCommand::StreamStop(params)
     };
-    Flow::Wait(
-        Waiting::Control {
-            name: method,
-            started: now,
-        },
-        Some(Box::new(Effect::Control {
-            command,
-            wait: ControlWait::Started,
-        })),
-    )
+    control_step(method, now, command, ControlWait::Started)
 }
 
 /// The §4.4 variables of how a fork step ended.

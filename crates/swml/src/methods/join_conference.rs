@@ -237,6 +237,7 @@ mod tests {
         for bad in [
             json!({}),
             json!({"name": ""}),
+            json!({"name": "x".repeat(129)}),
             json!({"name": "r", "max_participants": 1}),
             json!({"name": "r", "stream": {"url": "wss://x"}}),
             json!({"name": "r", "wait_url": "ftp://x"}),

@@ -243,6 +243,19 @@ pub(crate) fn enter_branch(run: &mut Run, block: &Value, what: &str) -> Flow {
     }
 }
 
+/// A step that runs a call-control command and waits for it (`Started` or `Final`).
+pub(crate) fn control_step(
+    name: &'static str,
+    now: u64,
+    command: control::CallCommand,
+    wait: crate::run::ControlWait,
+) -> Flow {
+    Flow::Wait(
+        Waiting::Control { name, started: now },
+        Some(Box::new(crate::run::Effect::Control { command, wait })),
+    )
+}
+
 pub(crate) fn set_var(run: &mut Run, name: &str, value: &str) {
     run.scope
         .vars

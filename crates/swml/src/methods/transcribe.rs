@@ -6,28 +6,20 @@ use control::command::{ControlIdParams, TranscribeParams};
 use control::CallCommand;
 use serde_json::Value;
 
-use super::set_var;
+use super::{control_step, set_var};
 use crate::expr::stringify;
-use crate::run::{Completion, ControlWait, Effect, Flow, Run, Waiting};
+use crate::run::{Completion, ControlWait, Flow, Run};
 
 pub(crate) fn run_start(run: &mut Run, params: &Value, now: u64) -> Flow {
     let p = run.expand(params);
     let status_url = p.get("status_url").map(stringify).filter(|s| !s.is_empty());
     let control_id = run.new_control_id("transcribe");
     set_var(run, "transcribe_control_id", &control_id);
-    Flow::Wait(
-        Waiting::Control {
-            name: "transcribe",
-            started: now,
-        },
-        Some(Box::new(Effect::Control {
-            command: CallCommand::Transcribe(TranscribeParams {
-                control_id,
-                status_url,
-            }),
-            wait: ControlWait::Started,
-        })),
-    )
+    let command = CallCommand::Transcribe(TranscribeParams {
+        control_id,
+        status_url,
+    });
+    control_step("transcribe", now, command, ControlWait::Started)
 }
 
 pub(crate) fn run_stop(run: &mut Run, now: u64) -> Flow {
@@ -45,15 +37,11 @@ pub(crate) fn run_stop(run: &mut Run, now: u64) -> Flow {
         set_var(run, "transcribe_stop_result", "failed");
         return Flow::Next;
     };
-    Flow::Wait(
-        Waiting::Control {
-            name: "transcribe_stop",
-            started: now,
-        },
-        Some(Box::new(Effect::Control {
-            command: CallCommand::TranscribeStop(ControlIdParams { control_id }),
-            wait: ControlWait::Started,
-        })),
+    control_step(
+        "transcribe_stop",
+        now,
+        CallCommand::TranscribeStop(ControlIdParams { control_id }),
+        ControlWait::Started,
     )
 }
 
