@@ -191,6 +191,7 @@ impl CallGraph {
             rate: kind.sample_rate(),
             jitter: JitterBuffer::new(step, JITTER_MIN_MS, JITTER_MAX_MS),
             rfc4733: Rfc4733Receiver::new(cfg.rtp_clock_rate),
+            events_seen: false,
             in_band: None,
             dedup: DtmfDeduper::with_window_ms(DTMF_DEDUP_MS),
             tap: None,
@@ -249,7 +250,7 @@ impl CallGraph {
                 }));
             }
         }
-        if let Some(detector) = self.in_band.as_mut() {
+        if let Some(detector) = self.in_band.as_mut().filter(|_| !self.events_seen) {
             let found = detector.push(&self.decoded);
             for d in found {
                 self.offer_digit(now_us, d);
@@ -302,6 +303,9 @@ pub struct CallGraph {
     /// The far end's audio in order (only while someone listens: a bridge or a detector).
     jitter: JitterBuffer,
     rfc4733: Rfc4733Receiver,
+    /// The far end sends RFC 4733 events: its keys come from those, and the same keys heard
+    /// in-band (a phone that also plays the tones) are not reported a second time.
+    events_seen: bool,
     /// In-band DTMF detection, on while a digit collect runs.
     in_band: Option<InBandDetector>,
     dedup: DtmfDeduper,
@@ -383,6 +387,7 @@ impl MediaLeg for CallGraph {
                 if pkt.payload_type == self.audio_pt || Some(pkt.payload_type) == self.event_pt {
                     self.receiver.on_packet(&pkt, now_us);
                     if Some(pkt.payload_type) == self.event_pt {
+                        self.events_seen = true;
                         if let Some(d) = self.rfc4733.on_event(pkt.timestamp, pkt.payload) {
                             self.offer_digit(now_us, d);
                         }
@@ -578,6 +583,68 @@ mod tests {
             initial_timestamp: 0,
             payload_type: 9,
             telephone_event_pt: None,
+        }
+    }
+
+    /// A phone that sends RFC 4733 events and also plays the key's tones in its audio gives
+    /// one digit per press, even when the audio breaks up mid-press (the in-band detector would
+    /// hear two presses); without events the unbroken tones alone give it.
+    #[test]
+    fn a_key_sent_both_ways_is_reported_once() {
+        for with_events in [true, false] {
+            let mut cfg = config(CodecKind::Pcmu);
+            cfg.payload_type = 0;
+            cfg.telephone_event_pt = Some(101);
+            let Ok(mut g) = CallGraph::new(&cfg) else {
+                panic!("graph");
+            };
+            g.set_digit_detection(true);
+            let mut gen = crate::tone::ToneGenerator::new(8000, &[770.0, 1336.0], 8000);
+            let mut pcm = vec![0i16; 160];
+            let mut digits = Vec::new();
+            let mut out = Vec::new();
+            for tick in 0u32..80 {
+                let now = u64::from(tick) * 20_000;
+                // A 1 s press of "5" (its audio broken for 100 ms when events come too), then
+                // silence.
+                let dropout = with_events && (20..25).contains(&tick);
+                if tick < 50 && !dropout {
+                    gen.fill(&mut pcm);
+                } else {
+                    pcm.iter_mut().for_each(|x| *x = 0);
+                }
+                let payload: Vec<u8> = pcm.iter().map(|x| crate::g711::ulaw_encode(*x)).collect();
+                let mut pkt = Vec::new();
+                rtp::write(false, 0, tick as u16, tick * 160, 7, &payload, &mut pkt);
+                g.on_rtp(now, &pkt);
+                if with_events && tick < 53 {
+                    let ev = rtp::TelephoneEvent {
+                        event: 5,
+                        end: tick >= 50,
+                        volume: 10,
+                        duration: (tick.min(50) * 160) as u16,
+                    };
+                    let mut pkt = Vec::new();
+                    rtp::write(
+                        tick == 0,
+                        101,
+                        1000 + tick as u16,
+                        0,
+                        7,
+                        &ev.to_bytes(),
+                        &mut pkt,
+                    );
+                    g.on_rtp(now, &pkt);
+                }
+                out.clear();
+                g.on_tick(now, &mut out);
+                while let Some(e) = g.poll_event() {
+                    if let MediaEvent::Digit(d) = e {
+                        digits.push(d);
+                    }
+                }
+            }
+            assert_eq!(digits, vec!['5'], "with events: {with_events}");
         }
     }
 
