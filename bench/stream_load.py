@@ -8,8 +8,10 @@ The far end is one sipp UAS with -rtp_echo (as in dial_load.py); the media serve
 trusted through DIALTONE_WS_CA_FILE). For every inbound `media` frame it sends the frame back as bot
 audio followed by a `mark` named after the moment it received the frame; dialtone echoes the mark once
 that audio has played into the call (left the media shard), so the mark's delay is the return leg
-server -> call; the forward leg call -> server is the jitter buffer's delay plus at most one tick (both
-are reported separately in docs/benchmarks.md).
+server -> call. Every 25th frame the server sends a marker (20 ms of noise) instead and times its
+return on the inbound track: out of the call to sipp, echoed, back in through the jitter buffer and
+onto the stream — the whole loop call -> WebSocket -> call (as a peer would hear it, plus a loopback
+RTP echo).
 
   cargo build --release -p dialtone && cargo build --release -p node --example ws_echo
   python3 bench/stream_load.py --calls 100 500
@@ -67,13 +69,14 @@ class Echo:
 
 def run(binary, echo_bin, calls, rate, hold, stream, ca, cert, key):
     os.environ["DIALTONE_WS_CA_FILE"] = ca
-    server = start_server(binary, 20000, 20000 + 2 * calls + 200)
+    # Its own RTP range: another benchmark may run on 20000 and up.
+    server = start_server(binary, 40000, 40000 + 2 * calls + 200)
     echo = Echo(echo_bin, cert, key) if stream else None
     uas_port = free_port(socket.SOCK_DGRAM)
     sipp = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
                              "-mp", str(free_port(socket.SOCK_DGRAM)), "-rtp_echo", "-nostdin",
                              "-max_socket", "4096", "-timeout", str(hold + 120)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=open(os.path.join(server.dir, "sipp.log"), "w"), stderr=subprocess.STDOUT)
     try:
         time.sleep(0.5)
         steps = [{"answer": {}}]
@@ -113,11 +116,23 @@ def run(binary, echo_bin, calls, rate, hold, stream, ca, cert, key):
         t_start = time.time()
         time.sleep(hold)
         c2, e2, w2, rss2 = server.cpu_seconds(), echo.cpu_seconds() if echo else 0, time.perf_counter(), server.rss_mib()
+        still = count_status(server, "answered")
+        if still < answered:
+            print(f"{answered - still} calls ended during the hold; server log tail:", file=sys.stderr)
+            with open(server.log_path) as f:
+                print("".join(f.readlines()[-15:]), file=sys.stderr)
         window = [r for t, r in (echo.reports if echo else []) if t >= t_start + 1]
         conns = min((r["conns"] for r in window), default=0)
         media_rate = ((window[-1]["media_in"] - window[0]["media_in"]) / max(len(window) - 1, 1)) if len(window) > 1 else 0
+        def end(cid):
+            try:
+                server.post({"command": "calling.end", "id": cid, "params": {"reason": "hangup"}})
+            except Exception as e:  # already over: reported below by the counts
+                body = e.read()[:300] if hasattr(e, "read") else b""
+                print(f"end {cid}: {e!r} {body!r}", file=sys.stderr)
+
         with ThreadPoolExecutor(max_workers=32) as pool:
-            list(pool.map(lambda cid: server.post({"command": "calling.end", "id": cid, "params": {"reason": "hangup"}}), ids))
+            list(pool.map(end, ids))
         return {
             "calls": calls, "stream": stream, "answered": answered, "conns": conns,
             "cpu_pct": 100 * (c2 - c1) / (w2 - w1), "echo_cpu_pct": 100 * (e2 - e1) / (w2 - w1),
@@ -125,6 +140,10 @@ def run(binary, echo_bin, calls, rate, hold, stream, ca, cert, key):
             "p50_us": max((r["p50_us"] for r in window), default=0),
             "p99_us": max((r["p99_us"] for r in window), default=0),
             "max_us": max((r["max_us"] for r in window), default=0),
+            "loops": sum(r.get("loops", 0) for r in window),
+            "loop_p50_us": max((r.get("loop_p50_us", 0) for r in window), default=0),
+            "loop_p99_us": max((r.get("loop_p99_us", 0) for r in window), default=0),
+            "loop_max_us": max((r.get("loop_max_us", 0) for r in window), default=0),
         }
     finally:
         if sipp.poll() is None:
@@ -154,14 +173,15 @@ def main():
         plain = run(a.binary, a.echo, n, a.rate, a.hold, False, ca, cert, key)
         streamed = run(a.binary, a.echo, n, a.rate, a.hold, True, ca, cert, key)
         rows.append((plain, streamed))
-    print("| calls | streams up | dialtone CPU, plain (% of a core) | with a stream each | CPU per stream (%) | media server CPU (%) | inbound media msgs/s | RSS plain / streamed (MiB) | RSS per stream (KiB) | return leg p50 / p99 / max (ms) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| calls | streams up | dialtone CPU, plain (% of a core) | with a stream each | CPU per stream (%) | media server CPU (%) | inbound media msgs/s | RSS plain / streamed (MiB) | RSS per stream (KiB) | return leg p50 / p99 / max (ms) | loop call -> WS -> call p50 / p99 / max (ms), markers |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for p, s in rows:
         per = (s["cpu_pct"] - p["cpu_pct"]) / max(s["answered"], 1)
         rss_per = 1024 * (s["rss_mib"] - p["rss_mib"]) / max(s["answered"], 1)
         print(f"| {s['calls']} | {s['conns']} | {p['cpu_pct']:.1f} | {s['cpu_pct']:.1f} | {per:.3f} | {s['echo_cpu_pct']:.1f} | "
               f"{s['media_per_s']:.0f} | {p['rss_mib']:.0f} / {s['rss_mib']:.0f} | {rss_per:.0f} | "
-              f"{s['p50_us'] / 1000:.1f} / {s['p99_us'] / 1000:.1f} / {s['max_us'] / 1000:.1f} |")
+              f"{s['p50_us'] / 1000:.1f} / {s['p99_us'] / 1000:.1f} / {s['max_us'] / 1000:.1f} | "
+              f"{s['loop_p50_us'] / 1000:.1f} / {s['loop_p99_us'] / 1000:.1f} / {s['loop_max_us'] / 1000:.1f}, {s['loops']} |")
 
 
 if __name__ == "__main__":
