@@ -28,6 +28,14 @@ the two commands, to split the cost. It also reports the server's CPU by thread
 time (the recorder thread keeping up), and RSS growth over the hold. The recordings are written
 into the server's temporary data dir, deleted with it when the run ends.
 
+With --bridge, --calls counts legs: half of them are dialled (to the first sipp) and each runs
+`answer, connect` to a second sipp UAS (`-rtp_echo` too), so every bridged pair is two legs with
+RTP both ways on each (what the far ends echo crosses the bridge: no leg has a source of its own,
+so the audio is the silence dialtone sends, echoed round; G.711 coding costs the same for any
+content). With --conference SIZE every dialled call runs `join_conference` of room `bench-<i //
+SIZE>` (SIZE participants per conference; the mixer converts and sums every participant every
+tick whatever the audio). Compare either with --play at the same leg count, run right after.
+
 Only loopback is used. Results are printed as a Markdown table for docs/benchmarks.md.
 """
 import argparse, base64, io, json, math, os, re, shutil, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time, wave
@@ -195,6 +203,24 @@ class Prompt:
         self.srv.shutdown()
 
 
+def rtp_counts(server):
+    """(legs, legs that sent no packet, legs that received none) over the answered calls."""
+    legs = silent_tx = silent_rx = 0
+    cursor = None
+    while True:
+        q = "/api/calling/calls?status=answered&limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        page = server.get(q)
+        for c in page["data"]:
+            stats = c.get("media_stats") or c.get("stats") or {}
+            legs += 1
+            silent_tx += not stats.get("packets_sent")
+            silent_rx += not stats.get("packets_received")
+        nxt = page["links"]["next"]
+        if not nxt:
+            return legs, silent_tx, silent_rx
+        cursor = nxt.split("cursor=")[-1]
+
+
 def count_status(server, status):
     n, cursor = 0, None
     while True:
@@ -260,47 +286,67 @@ def start_server(binary, rtp_lo, rtp_hi):
                 raise
 
 
-def run(binary, calls, rate, hold, play, listen):
-    server = start_server(binary, 20000, 20000 + 2 * calls + 200)
-    uas_port = free_port(socket.SOCK_DGRAM)
-    uas_log = open(os.path.join(server.dir, "sipp.log"), "w")
-    sipp = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mp", str(free_port(socket.SOCK_DGRAM)),
+def start_uas(server, name, hold):
+    port = free_port(socket.SOCK_DGRAM)
+    log = open(os.path.join(server.dir, f"{name}.log"), "w")
+    proc = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port(socket.SOCK_DGRAM)),
                              "-rtp_echo", "-nostdin", "-max_socket", "4096", "-timeout", str(hold + 120)],
-                            stdout=uas_log, stderr=uas_log)
+                            stdout=log, stderr=log)
+    return port, proc, log
+
+
+def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None):
+    server = start_server(binary, 20000, 20000 + 2 * calls + 200)
+    uases = [start_uas(server, "sipp", hold)]
+    if bridge:
+        uases.append(start_uas(server, "sipp-b", hold))
     prompt = Prompt() if play or listen else None
     try:
-        return measure(server, prompt, uas_port, calls, rate, hold, listen)
+        return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference)
     finally:
         # Whatever happened, no sipp, server or data dir (with its recordings) is left behind.
-        if sipp.poll() is None:
-            sipp.send_signal(signal.SIGINT)
-            try:
-                sipp.wait(10)
-            except subprocess.TimeoutExpired:
-                sipp.kill()
-        uas_log.close()
+        for _, sipp, uas_log in uases:
+            if sipp.poll() is None:
+                sipp.send_signal(signal.SIGINT)
+                try:
+                    sipp.wait(10)
+                except subprocess.TimeoutExpired:
+                    sipp.kill()
+            uas_log.close()
         server.stop()
         if prompt:
             prompt.stop()
 
 
-def measure(server, prompt, uas_port, calls, rate, hold, listen):
+def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, conference=None):
     time.sleep(0.5)
+    uas_port = uas_ports[0]
     steps = [{"answer": {}}, {"sleep": 600000}]
     if prompt:
         steps = [{"answer": {}}, {"label": "again"}, {"play": {"url": prompt.url}}, {"goto": {"label": "again", "max": 100}}]
+    legs = calls
+    if bridge:
+        # Each dialled call is bridged to a second leg: `calls` legs are calls / 2 dials.
+        steps = [{"answer": {}}, {"connect": {"to": f"sip:bench-b@127.0.0.1:{uas_ports[1]}", "timeout": 60}}]
+        calls = calls // 2
     body = {"command": "dial", "params": {"from": "+15105550100", "to": f"sip:bench@127.0.0.1:{uas_port}",
                                           "swml": {"version": "1.0.0", "sections": {"main": steps}},
                                           "timeout": 60}}
+
+    def body_of(i):
+        if not conference:
+            return body
+        room = [{"join_conference": {"name": f"bench-{i // conference}", "max_participants": max(conference, 2)}}]
+        return {"command": "dial", "params": dict(body["params"], swml={"version": "1.0.0", "sections": {"main": room}})}
     latencies, ids = [], []
     lock = threading.Lock()
     cpu0, t0 = server.cpu_seconds(), time.perf_counter()
 
     errors = []
 
-    def one(_):
+    def one(i):
         try:
-            out, dt = server.post(body)
+            out, dt = server.post(body_of(i))
         except Exception as e:  # a refused dial is a result, not a crash of the bench
             with lock:
                 errors.append(repr(e))
@@ -321,7 +367,7 @@ def measure(server, prompt, uas_port, calls, rate, hold, listen):
     answered = 0
     while time.time() < deadline:
         answered = count_status(server, "answered")
-        if answered >= calls:
+        if answered >= legs:
             break
         time.sleep(0.2)
     setup_time = time.perf_counter() - t0
@@ -345,6 +391,9 @@ def measure(server, prompt, uas_port, calls, rate, hold, listen):
     bytes2, rec_files = server.recorded_bytes()
     reports = tick_reports(server)[n_reports:]
     rss = server.rss_mib()
+    # RTP both ways on every leg: each answered call's live packet counters (the API's media
+    # stats), summed over the hold; a leg that sent or received nothing is counted.
+    rtp = rtp_counts(server)
     cpu_pct = 100 * (c2 - c1) / (w2 - w1)
     groups = cpu_by_group(th1, th2, w2 - w1)
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -356,6 +405,7 @@ def measure(server, prompt, uas_port, calls, rate, hold, listen):
         print(f"{len(cmd_errors)} record/collect commands failed, e.g. {cmd_errors[0]}", file=sys.stderr)
     lat = sorted(latencies) or [float("nan")]
     p = lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]
+    calls = legs
     return {
         "calls": calls, "answered": answered, "fire_s": fired, "setup_rate": answered / setup_time if setup_time else 0,
         "p50_ms": p(0.50), "p99_ms": p(0.99), "cpu_pct": cpu_pct, "cpu_pct_per_call": cpu_pct / max(answered, 1),
@@ -364,7 +414,8 @@ def measure(server, prompt, uas_port, calls, rate, hold, listen):
         "tick_late_p99_us": max((r["tick_late_p99_us"] for r in reports), default=None),
         "tick_late_max_us": max((r["tick_late_max_us"] for r in reports), default=None),
         "tick_work_p99_us": max((r["tick_work_p99_us"] for r in reports), default=None),
-        "tick_reports": len(reports), "prompt_gets": prompt_gets,
+        "tick_work_p50_us": max((r.get("tick_work_p50_us", 0) for r in reports), default=None),
+        "tick_reports": len(reports), "rtp_legs": rtp[0], "rtp_no_tx": rtp[1], "rtp_no_rx": rtp[2], "prompt_gets": prompt_gets,
         "playing": prompt is not None, "listen": listen,
         "cmd_ok": len(rec_lat) + len(col_lat), "cmd_sent": {"both": 2, "record": 1, "collect": 1}.get(listen, 0) * len(ids),
         "rec_p50_ms": pct(rec_lat, 0.50), "rec_p99_ms": pct(rec_lat, 0.99),
@@ -400,12 +451,20 @@ def main():
                     help="every call is also recorded (stereo WAV, VAD on) and collects digits (in-band DTMF detection); implies --play")
     ap.add_argument("--listen-only", choices=["record", "collect"],
                     help="with --listen: send only calling.record or only calling.collect (to split the cost)")
+    ap.add_argument("--bridge", action="store_true",
+                    help="--calls counts legs: half are dialled and each `connect`s to a second sipp (bridged pairs)")
+    ap.add_argument("--conference", type=int, metavar="SIZE",
+                    help="every call joins a conference of SIZE participants (--calls / SIZE conferences)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
     listen = (a.listen_only or "both") if a.listen else None
-    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen) for n in a.calls]
+    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference) for n in a.calls]
     mode = {"both": "play + record + collect", "record": "play + record", "collect": "play + collect"}.get(
         listen, "play" if a.play else "silent")
+    if a.bridge:
+        mode = "bridged pairs (--calls = legs)"
+    if a.conference:
+        mode = f"conferences of {a.conference}"
     print(f"mode: {mode}")
     print()
     print("| concurrent calls | answered | setup rate (calls/s) | API p50 (ms) | API p99 (ms) | CPU (% of one core) | CPU per call (%) | RSS (MiB) | RSS per call (KiB) |")
@@ -413,10 +472,16 @@ def main():
     for r in rows:
         print(f"| {r['calls']} | {r['answered']} | {r['setup_rate']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_pct']:.0f} | {r['cpu_pct_per_call']:.3f} | {r['rss_mib']:.0f} | {r['rss_kib_per_call']:.0f} |")
     print()
-    print("| concurrent calls | playing | tick lateness p50 (µs) | p99 (µs) | max (µs) | tick work p99 (µs) | shard reports | prompt GETs |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| concurrent calls | playing | tick lateness p50 (µs) | p99 (µs) | max (µs) | tick work p50 (µs) | tick work p99 (µs) | shard reports | prompt GETs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['calls']} | {'yes' if r['playing'] else 'no'} | {r['tick_late_p50_us']} | {r['tick_late_p99_us']} | {r['tick_late_max_us']} | {r['tick_work_p99_us']} | {r['tick_reports']} | {r['prompt_gets']} |")
+        print(f"| {r['calls']} | {'yes' if r['playing'] else 'no'} | {r['tick_late_p50_us']} | {r['tick_late_p99_us']} | {r['tick_late_max_us']} | {r['tick_work_p50_us']} | {r['tick_work_p99_us']} | {r['tick_reports']} | {r['prompt_gets']} |")
+    print()
+    for r in rows:
+        print(f"RTP at the end of the hold ({r['calls']}): {r['rtp_legs']} answered legs, {r['rtp_no_tx']} sent no packet, "
+              f"{r['rtp_no_rx']} received none")
+    print()
+    print("JSON:", json.dumps(rows))
     print()
     print("Server CPU by thread over the hold (% of one core):")
     print()

@@ -225,3 +225,56 @@ def test_record_call_of_a_bridged_call_holds_both_parties(start_dialtone, tmp_pa
     assert bridged >= 30, f"{bridged} windows of the far end's 1 kHz on the heard channel"
     # Each channel holds its own party only.
     assert tone_share(left, rate, 1000)[0] <= 3 and tone_share(right, rate, CALLER_TONE)[0] <= 3
+
+
+def test_session_timeout_we_refresh_with_update_when_the_answer_says_uac(start_dialtone, tmp_path, baresip, sipp,
+                                                                          hooks):
+    """`session_timeout` (RFC 4028): the B-leg INVITE carries `Session-Expires: 4` and `Supported: timer`; the
+    far end's 200 makes us the refresher (`refresher=uac`), so dialtone sends a bodyless UPDATE every half
+    interval (2 s) with `Session-Expires: 4;refresher=uac`, and the call stays up past the interval."""
+    far = sipp("uas_session_timer_uac.xml")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=30, user="alice")
+    swml = doc({"connect": {"to": far.uri("timer"), "session_timeout": 4}}, report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    invite = far.wait_for("INVITE", timeout=10)
+    assert invite is not None, far.arrows()
+    assert invite.header("Session-Expires") == "4", invite.text
+    assert "timer" in ",".join(invite.headers("Supported")), invite.text
+    deadline = time.time() + 8
+    while time.time() < deadline and len(far.received("UPDATE")) < 2:
+        time.sleep(0.2)
+    updates = far.received("UPDATE")
+    assert len(updates) >= 2, far.arrows()
+    ack = far.received("ACK")[-1]
+    # The first refresh at half the interval (2 s after the answer; the ACK follows it at once).
+    assert 1.5 <= updates[0].when - ack.when <= 3.0, (ack.when, updates[0].when)
+    assert updates[0].header("Session-Expires") == "4;refresher=uac", updates[0].text
+    assert updates[0].body.strip() == "", "a refresh carries no new offer"
+    assert not far.received("BYE"), "the refreshed session did not expire"
+    caller.ctrl.cmd("hangup")
+    assert far.wait(10) == 0, far.arrows()
+
+
+def test_session_timeout_422_is_retried_with_min_se_and_an_unrefreshed_session_ends(start_dialtone, tmp_path,
+                                                                                     baresip, sipp, hooks):
+    """A 422 with `Min-SE: 6` to `session_timeout: 3`: the INVITE goes again (same Call-ID) with
+    `Session-Expires: 6` and `Min-SE: 6`. The 200 makes the far end the refresher (`refresher=uas`) and it
+    never refreshes: dialtone sends BYE min(32, 6/3) = 2 s before the expiry, i.e. ~4 s after the answer,
+    and the caller's script goes on (`connect_result = connected`)."""
+    far = sipp("uas_session_timer_422_uas.xml")
+    caller = baresip(codecs=["PCMU"], tone=CALLER_TONE, seconds=30, user="alice")
+    swml = doc({"connect": {"to": far.uri("timer"), "session_timeout": 3}}, report_step(hooks), {"hangup": {}})
+    d = start_node(start_dialtone, tmp_path, swml)
+    caller.ctrl.cmd(f"dial sip:{NUMBER}@127.0.0.1:{d.sip_port}")
+    got = reported(hooks, timeout=20)
+    assert got["result"] == "connected", got
+    assert far.wait(10) == 0, far.arrows()
+    invites = far.received("INVITE")
+    assert [i.header("Session-Expires") for i in invites] == ["3", "6"], [i.text for i in invites]
+    assert invites[0].header("Min-SE") is None and invites[1].header("Min-SE") == "6", invites[1].text
+    assert invites[0].header("Call-ID") == invites[1].header("Call-ID")
+    bye = far.received("BYE")[0]
+    ack = far.received("ACK")[-1]
+    assert 3.5 <= bye.when - ack.when <= 5.0, (ack.when, bye.when)
+    assert not far.received("UPDATE"), "the far end was the refresher"

@@ -161,6 +161,9 @@ pub struct DialRequest {
     /// `from_name`).
     pub headers: Vec<(String, String)>,
     pub from_name: Option<String>,
+    /// SIP session timer (RFC 4028) of the leg: `Session-Expires` seconds on the INVITE (SWML
+    /// `connect`'s `session_timeout`); `None`: none asked for.
+    pub session_expires_secs: Option<u32>,
     /// Ring timeout in seconds, 1–600 (default 60, ambiguity register A22).
     pub timeout_secs: u32,
     pub max_price_per_minute: Option<f64>,

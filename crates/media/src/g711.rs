@@ -22,14 +22,39 @@ pub fn ulaw_encode(s: i16) -> u8 {
     !((sign | (segment << 4) | mantissa) as u8)
 }
 
-/// Decodes one µ-law byte (0x00 → -32124, 0x80 → 32124, 0xFF → 0).
+/// Decodes one µ-law byte (0x00 → -32124, 0x80 → 32124, 0xFF → 0): a lookup in a table
+/// made at compile time by [`ulaw_formula`].
 pub fn ulaw_decode(b: u8) -> i16 {
+    ULAW_DECODE[usize::from(b)]
+}
+
+const fn ulaw_formula(b: u8) -> i16 {
     let u = !b;
-    let segment = i32::from((u >> 4) & 0x07);
-    let mantissa = i32::from(u & 0x0F);
+    let segment = ((u >> 4) & 0x07) as i32;
+    let mantissa = (u & 0x0F) as i32;
     let mag = (((mantissa << 3) + ULAW_BIAS) << segment) - ULAW_BIAS;
     (if u & 0x80 != 0 { -mag } else { mag }) as i16
 }
+
+static ULAW_DECODE: [i16; 256] = {
+    let mut t = [0i16; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = ulaw_formula(i as u8);
+        i += 1;
+    }
+    t
+};
+
+static ALAW_DECODE: [i16; 256] = {
+    let mut t = [0i16; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = alaw_formula(i as u8);
+        i += 1;
+    }
+    t
+};
 
 /// Encodes one linear sample as A-law (silence, 0, gives 0xD5).
 pub fn alaw_encode(s: i16) -> u8 {
@@ -56,11 +81,16 @@ pub fn alaw_encode(s: i16) -> u8 {
     code ^ mask
 }
 
-/// Decodes one A-law byte (0xD5 → 8, 0x55 → -8).
+/// Decodes one A-law byte (0xD5 → 8, 0x55 → -8): a lookup in a table made at compile time
+/// by [`alaw_formula`].
 pub fn alaw_decode(b: u8) -> i16 {
+    ALAW_DECODE[usize::from(b)]
+}
+
+const fn alaw_formula(b: u8) -> i16 {
     let a = b ^ 0x55;
-    let segment = i32::from((a >> 4) & 0x07);
-    let mantissa = i32::from(a & 0x0F);
+    let segment = ((a >> 4) & 0x07) as i32;
+    let mantissa = (a & 0x0F) as i32;
     let mag = if segment == 0 {
         (mantissa << 4) + 8
     } else {
@@ -88,12 +118,12 @@ impl AudioEncoder for G711Encoder {
 
     fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), MediaError> {
         check_frame(self.kind, pcm)?;
-        let law = if self.kind == CodecKind::Pcmu {
-            ulaw_encode
+        // One loop per law (not a function pointer per sample), so each inlines.
+        if self.kind == CodecKind::Pcmu {
+            out.extend(pcm.iter().map(|&s| ulaw_encode(s)));
         } else {
-            alaw_encode
-        };
-        out.extend(pcm.iter().map(|&s| law(s)));
+            out.extend(pcm.iter().map(|&s| alaw_encode(s)));
+        }
         Ok(())
     }
 }
@@ -123,13 +153,13 @@ impl AudioDecoder for G711Decoder {
         if payload.is_empty() {
             return Err(MediaError::EmptyPayload(self.kind));
         }
-        let law = if self.kind == CodecKind::Pcmu {
-            ulaw_decode
-        } else {
-            alaw_decode
-        };
         let start = out.len();
-        out.extend(payload.iter().map(|&b| law(b)));
+        let table = if self.kind == CodecKind::Pcmu {
+            &ULAW_DECODE
+        } else {
+            &ALAW_DECODE
+        };
+        out.extend(payload.iter().map(|&b| table[usize::from(b)]));
         self.plc.decoded(&out[start..]);
         Ok(())
     }

@@ -36,8 +36,10 @@ pub trait MediaLeg: Send {
     /// Bridged to another call: decode what the far end sends so the peer can hear it.
     fn set_bridged(&mut self, bridged: bool);
     /// The far end's audio received since the last tick, one 20 ms frame at `pcm_rate()`, if
-    /// a whole frame is there (bridged legs only).
-    fn take_received_frame(&mut self) -> Option<Vec<i16>>;
+    /// a whole frame is there (bridged legs only): written into `out` (cleared first; its
+    /// capacity is reused, so a warm buffer is not reallocated). False (and `out` empty) when
+    /// there is no whole frame.
+    fn take_received_frame(&mut self, out: &mut Vec<i16>) -> bool;
     /// The peer's audio for this tick (at the peer's rate `rate`), mixed into what we send.
     fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32);
     /// Receive counters for the CDR and for tests.
@@ -454,12 +456,14 @@ impl MediaLeg for CallGraph {
         }
     }
 
-    fn take_received_frame(&mut self) -> Option<Vec<i16>> {
+    fn take_received_frame(&mut self, out: &mut Vec<i16>) -> bool {
+        out.clear();
         let n = self.frame.len();
         if self.received.len() < n {
-            return None;
+            return false;
         }
-        Some(self.received.drain(..n).collect())
+        out.extend(self.received.drain(..n));
+        true
     }
 
     fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32) {

@@ -117,6 +117,8 @@ fn spread(seed: u64, now_us: u64) -> f64 {
 pub struct ShardMedia<K> {
     legs: HashMap<K, Leg<K>>,
     bridged_frames: Vec<(K, Vec<i16>, u32)>,
+    /// One participant's received frame on its way into its conference's mix (reused).
+    frame_buf: Vec<i16>,
     /// Keys pressed on a bridged leg this tick, to send on its peer (RFC 4733 across).
     bridged_digits: Vec<(K, char)>,
     /// Conferences by their key; every participant's leg is on this shard.
@@ -149,6 +151,7 @@ impl<K> ShardMedia<K> {
         ShardMedia {
             legs: HashMap::new(),
             bridged_frames: Vec::new(),
+            frame_buf: Vec::new(),
             bridged_digits: Vec::new(),
             conferences: HashMap::new(),
             conference_of: HashMap::new(),
@@ -359,8 +362,8 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             else {
                 continue;
             };
-            if let Some(frame) = leg.graph.take_received_frame() {
-                mix.push(*key, &frame, leg.graph.pcm_rate());
+            if leg.graph.take_received_frame(&mut self.frame_buf) {
+                mix.push(*key, &self.frame_buf, leg.graph.pcm_rate());
             }
         }
         for mix in self.conferences.values_mut() {
@@ -586,19 +589,30 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
     }
 
     /// Hands every bridged leg's received frame to its peer, before the tick encodes.
+    /// The frames' buffers stay in `bridged_frames` from tick to tick (only the first `n` are
+    /// this tick's), so a warm shard allocates nothing here.
     fn exchange_bridged_audio(&mut self) {
-        self.bridged_frames.clear();
-        for leg in self.legs.values_mut() {
-            if let Some(peer) = leg.peer {
-                if let Some(frame) = leg.graph.take_received_frame() {
-                    self.bridged_frames
-                        .push((peer, frame, leg.graph.pcm_rate()));
-                }
+        let Self {
+            legs,
+            bridged_frames,
+            ..
+        } = self;
+        let mut n = 0;
+        for leg in legs.values_mut() {
+            let Some(peer) = leg.peer else { continue };
+            if n == bridged_frames.len() {
+                bridged_frames.push((peer, Vec::new(), 0));
+            }
+            let slot = &mut bridged_frames[n];
+            if leg.graph.take_received_frame(&mut slot.1) {
+                slot.0 = peer;
+                slot.2 = leg.graph.pcm_rate();
+                n += 1;
             }
         }
-        for (peer, frame, rate) in self.bridged_frames.drain(..) {
-            if let Some(leg) = self.legs.get_mut(&peer) {
-                leg.graph.push_bridged_frame(&frame, rate);
+        for (peer, frame, rate) in &bridged_frames[..n] {
+            if let Some(leg) = legs.get_mut(peer) {
+                leg.graph.push_bridged_frame(frame, *rate);
             }
         }
     }

@@ -137,7 +137,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         }
                         pending.retain(|(_, sent)| now.saturating_sub(*sent) < 2_000_000);
                         frames += 1;
-                        if frames % 25 == 0 {
+                        if frames.is_multiple_of(25) {
                             use base64::Engine as _;
                             let m =
                                 base64::engine::general_purpose::STANDARD.encode(marker(frames));

@@ -673,8 +673,9 @@ mod tests {
         fn set_tap(&mut self, _tap: Option<Box<dyn FrameTap>>) {}
         fn set_listener(&mut self, _key: String, _l: Option<Box<dyn FrameListener>>) {}
         fn set_filter(&mut self, _f: Option<Box<dyn FrameFilter>>) {}
-        fn take_received_frame(&mut self) -> Option<Vec<i16>> {
-            None
+        fn take_received_frame(&mut self, out: &mut Vec<i16>) -> bool {
+            out.clear();
+            false
         }
         fn push_bridged_frame(&mut self, _pcm: &[i16], _rate: u32) {}
         fn pcm_rate(&self) -> u32 {

@@ -3,6 +3,7 @@
 
 use crate::endpoint::{Inner, LegKey};
 use crate::request::{self, UriTransport};
+use crate::session_timer::{self, Refresher, SessionTimer};
 use crate::{LegEvent, OutboundInvite, OutboundLeg, SipError};
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogInner, DialogState, TerminatedReason, TransactionHandle};
@@ -64,6 +65,8 @@ struct LegCore {
     endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
     /// Where the NOTIFYs of our REFER go.
     refer_slot: crate::refer::ReferSlot,
+    /// The `Session-Expires` our INVITE asked for.
+    session_expires: Option<u32>,
 }
 
 pub(crate) fn body_text(body: &[u8]) -> Option<String> {
@@ -97,6 +100,13 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
     let mut extra = vec![Header::Allow(crate::endpoint::ALLOW.into())];
     for (name, value) in &req.extra_headers {
         extra.push(request::extra_header(name, value)?);
+    }
+    if let Some(se) = req.session_expires.filter(|s| *s > 0) {
+        extra.push(Header::Other("Session-Expires".into(), se.to_string()));
+        extra.push(Header::Supported("timer".into()));
+        if let Some(min_se) = req.min_se.filter(|m| *m > 0) {
+            extra.push(Header::Other("Min-SE".into(), min_se.to_string()));
+        }
     }
 
     // Contact: our advertised address, with the caller's user part. Toward a TLS target,
@@ -153,6 +163,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
             auth_username: None,
         }),
         headers: Some(extra),
+        call_id: req.call_id.clone(),
         ..Default::default()
     };
 
@@ -222,6 +233,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         invite,
         endpoint: inner.endpoint.clone(),
         refer_slot: Default::default(),
+        session_expires: req.session_expires.filter(|s| *s > 0),
     });
     let handle = LegHandle { core: core.clone() };
     let leg_key: LegKey = (id.call_id.clone(), id.local_tag.clone());
@@ -232,6 +244,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
     );
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
+    let (refresh_tx, refresh_rx) = mpsc::channel(4);
     {
         let _enter = span.enter();
         info!(target = %req.target, "placing INVITE");
@@ -245,6 +258,9 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         trying_sent: false,
         receiver_gone: false,
         pending: Vec::new(),
+        timer: None,
+        refresh_tx,
+        refresh_rx,
     };
     tokio::spawn(task.run(tx, next_hop).instrument(span));
     Ok(OutboundLeg {
@@ -267,7 +283,51 @@ struct LegTask {
     receiver_gone: bool,
     /// In-dialog requests seen before `Answered` was emitted.
     pending: Vec<DialogState>,
+    /// The session timer in force (RFC 4028), with when to act next and when a session we
+    /// could not refresh is given up.
+    timer: Option<RunningTimer>,
+    /// Outcomes of our refresh UPDATEs: the response's status and `Session-Expires`, or
+    /// `None` when no response came.
+    refresh_tx: mpsc::Sender<Option<(u16, Option<String>)>>,
+    refresh_rx: mpsc::Receiver<Option<(u16, Option<String>)>>,
 }
+
+struct RunningTimer {
+    timer: SessionTimer,
+    /// Refresh (we refresh) or BYE (the far end refreshes) at this instant.
+    next: tokio::time::Instant,
+    /// We refresh and a refresh failed: BYE at this instant unless one succeeds.
+    give_up: tokio::time::Instant,
+    /// A refresh UPDATE is in flight.
+    refreshing: bool,
+}
+
+impl RunningTimer {
+    fn start(timer: SessionTimer) -> RunningTimer {
+        let now = tokio::time::Instant::now();
+        RunningTimer {
+            timer,
+            next: now + Duration::from_millis(timer.next_action_after_ms()),
+            give_up: now + Duration::from_millis(timer.give_up_after_ms()),
+            refreshing: false,
+        }
+    }
+}
+
+/// A header's value by name (case-insensitive; any of `names`, for compact forms).
+pub(crate) fn header_value(headers: &rsipstack::sip::Headers, names: &[&str]) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let text = h.to_string();
+        let (n, v) = text.split_once(':')?;
+        let n = n.trim();
+        names
+            .iter()
+            .any(|name| n.eq_ignore_ascii_case(name))
+            .then(|| v.trim().to_string())
+    })
+}
+
+const SESSION_EXPIRES: &[&str] = &["Session-Expires", "x"];
 
 /// What the leg does after a dialog state.
 enum Next {
@@ -375,6 +435,16 @@ impl LegTask {
                     break;
                 }
                 _ = self.events.closed(), if !self.receiver_gone => self.on_receiver_gone(),
+                _ = sleep_until_next(&self.timer), if self.timer.is_some() => {
+                    if let Next::Exit = self.on_timer().await {
+                        break;
+                    }
+                }
+                Some(outcome) = self.refresh_rx.recv() => {
+                    if let Next::Exit = self.on_refreshed(outcome).await {
+                        break;
+                    }
+                }
                 Some(state) = self.state_rx.recv() => {
                     if let Next::Exit = self.on_state(state, answered).await {
                         break;
@@ -424,6 +494,22 @@ impl LegTask {
             }
         };
         let code = resp.status_code.code();
+        if code == 422 {
+            let asked = self.core.session_expires.unwrap_or(0);
+            let min_se = header_value(&resp.headers, &["Min-SE"])
+                .as_deref()
+                .and_then(session_timer::parse_min_se);
+            if let Some(min_se) = min_se.filter(|m| asked > 0 && *m > asked) {
+                info!(
+                    asked,
+                    min_se, "422 Session Interval Too Small; the call layer retries"
+                );
+                let call_id = self.core.call_id.clone();
+                self.emit(LegEvent::IntervalTooSmall { min_se, call_id })
+                    .await;
+                return Next::Exit;
+            }
+        }
         if resp.status_code.kind() != StatusCodeKind::Successful {
             info!(code, "INVITE failed");
             let reason = reason_of(&resp);
@@ -434,6 +520,18 @@ impl LegTask {
         if let Some(written) = crate::wire::contact_udp_uri(&resp.headers) {
             let mut target = self.core.dialog_inner.remote_uri.lock();
             crate::wire::restore_udp(&mut target, &written);
+        }
+        if self.core.session_expires.is_some() {
+            let se = header_value(&resp.headers, SESSION_EXPIRES);
+            self.timer = session_timer::from_answer(se.as_deref()).map(RunningTimer::start);
+            match &self.timer {
+                Some(t) => info!(
+                    interval = t.timer.interval_secs,
+                    refresher = ?t.timer.refresher,
+                    "session timer"
+                ),
+                None => info!("the answer has no Session-Expires: no session timer"),
+            }
         }
         self.emit(LegEvent::Answered {
             sdp: body_text(&resp.body),
@@ -493,7 +591,10 @@ impl LegTask {
                 })
                 .await;
             }
-            DialogState::Updated(_, req, handle) => self.remote_offer(req, handle),
+            DialogState::Updated(_, req, handle) => {
+                self.on_far_end_refresh(&req);
+                self.remote_offer(req, handle)
+            }
             DialogState::Options(_, _, handle) => {
                 tokio::spawn(async move { handle.reply(StatusCode::OK).await.ok() });
             }
@@ -515,6 +616,117 @@ impl LegTask {
                 return Next::Exit;
             }
             _ => {}
+        }
+        Next::Continue
+    }
+
+    /// A re-INVITE or UPDATE of the far end refreshes the session (RFC 4028 §10): the
+    /// interval starts again; a `Session-Expires` in it may change the interval and the
+    /// refresher (`refresher=uac` is the far end, who sent it).
+    fn on_far_end_refresh(&mut self, req: &Request) {
+        let Some(running) = &self.timer else { return };
+        let mut timer = running.timer;
+        if let Some((secs, refresher)) = header_value(&req.headers, SESSION_EXPIRES)
+            .as_deref()
+            .and_then(session_timer::parse_session_expires)
+        {
+            timer.interval_secs = secs;
+            timer.refresher = match refresher.as_deref() {
+                Some("uas") => Refresher::Us,
+                _ => Refresher::FarEnd,
+            };
+        }
+        debug!(
+            interval = timer.interval_secs,
+            "session refreshed by the far end"
+        );
+        self.timer = Some(RunningTimer::start(timer));
+    }
+
+    /// The session timer's instant came: refresh, or end a session nobody refreshed.
+    async fn on_timer(&mut self) -> Next {
+        let Some(running) = self.timer.as_mut() else {
+            return Next::Continue;
+        };
+        let now = tokio::time::Instant::now();
+        let expired = match running.timer.refresher {
+            Refresher::FarEnd => true,
+            Refresher::Us => now >= running.give_up,
+        };
+        if expired {
+            warn!(
+                interval = running.timer.interval_secs,
+                refresher = ?running.timer.refresher,
+                "session expired without a refresh; sending BYE"
+            );
+            self.timer = None;
+            self.emit(LegEvent::SessionExpired).await;
+            LegHandle {
+                core: self.core.clone(),
+            }
+            .start_bye();
+            return Next::Continue;
+        }
+        // Nothing more to do until the refresh's outcome or the give-up instant.
+        running.next = running.give_up;
+        if running.refreshing {
+            return Next::Continue;
+        }
+        running.refreshing = true;
+        let headers = vec![
+            Header::Other("Session-Expires".into(), running.timer.refresh_header()),
+            Header::Supported("timer".into()),
+        ];
+        let dialog = self.core.dialog.clone();
+        let tx = self.refresh_tx.clone();
+        info!(
+            interval = running.timer.interval_secs,
+            "refreshing the session (UPDATE)"
+        );
+        tokio::spawn(
+            async move {
+                let outcome = match dialog.update(Some(headers), None).await {
+                    Ok(Some(resp)) => Some((
+                        resp.status_code.code(),
+                        header_value(&resp.headers, SESSION_EXPIRES),
+                    )),
+                    Ok(None) | Err(_) => None,
+                };
+                tx.send(outcome).await.ok();
+            }
+            .in_current_span(),
+        );
+        Next::Continue
+    }
+
+    /// Our refresh UPDATE's outcome.
+    async fn on_refreshed(&mut self, outcome: Option<(u16, Option<String>)>) -> Next {
+        let Some(running) = self.timer.as_mut() else {
+            return Next::Continue;
+        };
+        running.refreshing = false;
+        match outcome {
+            Some((code, se)) if (200..300).contains(&code) => {
+                // The 2xx may name another interval (or hand the refreshing to the far end).
+                let timer = session_timer::from_answer(se.as_deref()).unwrap_or(running.timer);
+                debug!(interval = timer.interval_secs, "session refreshed");
+                self.timer = Some(RunningTimer::start(timer));
+            }
+            other => {
+                let code = other.map(|(c, _)| c);
+                if session_timer::refresh_failure_ends_session(code) {
+                    warn!(?code, "session refresh failed; ending the session");
+                    self.timer = None;
+                    self.emit(LegEvent::SessionExpired).await;
+                    LegHandle {
+                        core: self.core.clone(),
+                    }
+                    .start_bye();
+                } else {
+                    // Leave it to expire (the give-up instant is already the next one).
+                    warn!(?code, "session refresh refused; the session will expire");
+                }
+            }
         }
         Next::Continue
     }
@@ -544,11 +756,28 @@ pub(crate) fn answer_remote_offer<E: Send + 'static>(
 ) {
     let sdp = body_text(&req.body);
     let method = req.method;
+    // RFC 4028 §9: a 2xx to a refresh that asked for a session timer names it too.
+    let timer_headers: Vec<Header> =
+        session_timer::echo_for_refresh(header_value(&req.headers, SESSION_EXPIRES).as_deref())
+            .map(|se| {
+                vec![
+                    Header::Other("Session-Expires".into(), se),
+                    Header::Other("Require".into(), "timer".into()),
+                ]
+            })
+            .unwrap_or_default();
     tokio::spawn(
         async move {
             if method == Method::Update && sdp.is_none() {
                 // A session refresh without an offer: nothing to negotiate.
-                handle.reply(StatusCode::OK).await.ok();
+                if timer_headers.is_empty() {
+                    handle.reply(StatusCode::OK).await.ok();
+                } else {
+                    handle
+                        .respond(StatusCode::OK, Some(timer_headers), None)
+                        .await
+                        .ok();
+                }
                 return;
             }
             info!(%method, has_sdp = sdp.is_some(), "remote offer");
@@ -586,15 +815,20 @@ pub(crate) fn answer_remote_offer<E: Send + 'static>(
                 }
             };
             let code = status.code();
+            let ok = status == StatusCode::OK;
             let r = if body.is_empty() {
-                handle.reply(status).await
+                if ok && !timer_headers.is_empty() {
+                    handle.respond(status, Some(timer_headers), None).await
+                } else {
+                    handle.reply(status).await
+                }
             } else {
+                let mut headers = vec![Header::ContentType("application/sdp".into())];
+                if ok {
+                    headers.extend(timer_headers);
+                }
                 handle
-                    .respond(
-                        status,
-                        Some(vec![Header::ContentType("application/sdp".into())]),
-                        Some(body.into_bytes()),
-                    )
+                    .respond(status, Some(headers), Some(body.into_bytes()))
                     .await
             };
             match r {
@@ -604,6 +838,13 @@ pub(crate) fn answer_remote_offer<E: Send + 'static>(
         }
         .in_current_span(),
     );
+}
+
+async fn sleep_until_next(timer: &Option<RunningTimer>) {
+    match timer {
+        Some(t) => tokio::time::sleep_until(t.next).await,
+        None => std::future::pending().await,
+    }
 }
 
 pub(crate) fn to_tag(resp: &Response) -> Option<String> {

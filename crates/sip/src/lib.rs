@@ -39,6 +39,11 @@
 //!   NOTIFY of the refer subscription of our own REFER → 200, any other
 //!   NOTIFY → 481; other in-dialog requests (INFO, MESSAGE) → 501; requests
 //!   in an early dialog → 501.
+//! * Session timers (RFC 4028) on legs we place ([`OutboundInvite::session_expires`],
+//!   [`session_timer`]): `Session-Expires` + `Supported: timer` on the INVITE, one retry
+//!   after a 422 ([`LegEvent::IntervalTooSmall`]), bodyless UPDATE refreshes when the 2xx
+//!   makes us the refresher, BYE ([`LegEvent::SessionExpired`]) when the far end should
+//!   refresh and does not; our 2xx to a far end's refresh echoes its `Session-Expires`.
 //! * REFER on an answered leg, either direction ([`LegHandle::refer`],
 //!   [`InboundHandle::refer`]): `Refer-To`, optional `Referred-By`, digest
 //!   auth with the REFER's own credentials, then the NOTIFY `message/sipfrag`
@@ -114,9 +119,10 @@
 //!
 //! # Not implemented yet
 //!
-//! Sending re-INVITE/UPDATE ourselves (either direction),
+//! Sending re-INVITE/UPDATE ourselves (either direction) other than the UPDATE of a session
+//! refresh,
 //! acting on a REFER of the far end, receiving INFO DTMF, PRACK/100rel on our side (a far end that
-//! requires it gets PRACKs from the stack, untested), session timers, client
+//! requires it gets PRACKs from the stack, untested), session timers on inbound calls, client
 //! certificates on the TLS listener, early-dialog UPDATE, the answer SDP of an offerless INVITE or
 //! re-INVITE (it arrives in the ACK and is not surfaced), a timeout for
 //! inbound calls the call layer never answers (the caller's CANCEL or
@@ -130,6 +136,7 @@ mod leg;
 mod refer;
 mod request;
 mod saved;
+pub mod session_timer;
 mod tls;
 mod wire;
 
@@ -304,6 +311,14 @@ pub struct OutboundInvite {
     /// Content-*, Max-Forwards, Route, Authorization, User-Agent, Allow) are
     /// refused with [`SipError::InvalidHeader`].
     pub extra_headers: Vec<(String, String)>,
+    /// RFC 4028 session timer: `Session-Expires: <n>` and `Supported: timer` on the INVITE;
+    /// the 2xx decides who refreshes ([`session_timer`]). `None`: no session timer asked for.
+    pub session_expires: Option<u32>,
+    /// `Min-SE: <n>` on the INVITE (set when retrying after a 422, [`LegEvent::IntervalTooSmall`]).
+    pub min_se: Option<u32>,
+    /// The Call-ID to use instead of a new one: the retry after a 422 keeps the first
+    /// INVITE's (its CSeq is higher; the From tag is new).
+    pub call_id: Option<String>,
     /// For tracing spans only.
     pub call_ref: String,
 }
@@ -343,6 +358,14 @@ pub enum LegEvent {
     },
     /// The far end hung up (we already answered its BYE with 200).
     RemoteBye,
+    /// The session timer ran out (RFC 4028: the far end, the refresher, sent no refresh in
+    /// time, or our refresh got 408/481/no response). The adapter has started the BYE;
+    /// `Terminated` follows.
+    SessionExpired,
+    /// `422 Session Interval Too Small` to an INVITE with `session_expires`: place it again
+    /// with `session_expires` and `min_se` set to `min_se` (RFC 4028 §7.4), once. This is
+    /// the leg's last event (no `Failed`, no `Terminated`).
+    IntervalTooSmall { min_se: u32, call_id: String },
     /// The dialog is gone, for any reason. Last event.
     Terminated,
 }

@@ -59,6 +59,7 @@ pub fn dial(p: &mut Obj<'_>) -> DialRequest {
             .and_then(MediaEncryption::parse),
         headers: Vec::new(),
         from_name: None,
+        session_expires_secs: None,
         timeout_secs: ring_timeout(p),
         max_price_per_minute: p.opt_num("max_price_per_minute", Limits::NON_NEGATIVE),
         send_digits: send_digits(p),

@@ -172,6 +172,7 @@ impl CallActor {
             encryption: dest.encryption.as_deref().and_then(MediaEncryption::parse),
             headers: dest.headers.clone(),
             from_name: dest.from_name.clone(),
+            session_expires_secs: dest.session_timeout_secs,
             status_url: dest.call_state_url.clone(),
             status_events,
             ..DialRequest::default()

@@ -136,6 +136,8 @@ pub(crate) struct CallActor {
     offered_crypto: Vec<sdp::Crypto>,
     leg_events: Option<mpsc::Receiver<sip::LegEvent>>,
     leg: Option<sip::LegHandle>,
+    /// The INVITE we placed, kept to place it again after a 422 (session timer, RFC 4028).
+    last_invite: Option<sip::OutboundInvite>,
     /// Set for inbound calls: the caller's leg, its offer, our answer.
     pub(crate) inbound: Option<crate::actor::inbound::InboundState>,
     pub(crate) in_events: Option<mpsc::Receiver<sip::InboundEvent>>,
@@ -208,6 +210,7 @@ impl CallActor {
             offered_crypto: Vec::new(),
             leg_events: None,
             leg: None,
+            last_invite: None,
             inbound: None,
             in_events: None,
             media_running: false,
@@ -359,8 +362,16 @@ impl CallActor {
             },
             sdp_offer: offer,
             extra_headers: self.request.headers.clone(),
+            session_expires: self.request.session_expires_secs,
+            min_se: None,
+            call_id: None,
             call_ref: self.ident.call_id.to_string(),
         };
+        self.send_invite(invite).await;
+    }
+
+    async fn send_invite(&mut self, invite: sip::OutboundInvite) {
+        self.last_invite = Some(invite.clone());
         match self.node.sip.invite(invite).await {
             Ok(leg) => {
                 self.leg_events = Some(leg.events);
@@ -425,6 +436,40 @@ impl CallActor {
             }
             sip::LegEvent::RemoteOffer { sdp, respond } => self.on_remote_offer(sdp, respond).await,
             sip::LegEvent::RemoteBye => self.input(CallInput::RemoteHangup).await,
+            sip::LegEvent::SessionExpired => {
+                // The leg sends the BYE; the call ends as failed by the session timer.
+                self.input(CallInput::Fail {
+                    reason: EndReason::Error,
+                    detail: "SIP session expired (RFC 4028: no session refresh)".into(),
+                })
+                .await
+            }
+            sip::LegEvent::IntervalTooSmall { min_se, call_id } => {
+                // 422: once, the same INVITE asking for the far end's minimum (RFC 4028 §7.4).
+                let retry = self
+                    .last_invite
+                    .take()
+                    .filter(|i| i.min_se.is_none() && self.core.status().is_pre_answer());
+                self.leg_events = None;
+                self.leg = None;
+                match retry {
+                    Some(mut invite) => {
+                        info!(
+                            min_se,
+                            "422 Session Interval Too Small: placing the INVITE again"
+                        );
+                        invite.session_expires = Some(min_se);
+                        invite.min_se = Some(min_se);
+                        invite.call_id = Some(call_id);
+                        self.send_invite(invite).await;
+                    }
+                    None => {
+                        info!(min_se, "422 Session Interval Too Small again");
+                        self.input(CallInput::Rejected { code: 422 }).await;
+                        self.input(CallInput::LegTerminated).await
+                    }
+                }
+            }
             sip::LegEvent::Terminated => {
                 self.leg_events = None;
                 self.input(CallInput::LegTerminated).await

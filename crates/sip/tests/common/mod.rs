@@ -295,6 +295,9 @@ pub fn invite(target: String) -> OutboundInvite {
         credentials: None,
         sdp_offer: OFFER.into(),
         extra_headers: vec![("X-Call-Ref".into(), "test".into())],
+        session_expires: None,
+        min_se: None,
+        call_id: None,
         call_ref: "test".into(),
     }
 }
@@ -348,6 +351,8 @@ pub fn names(events: &[LegEvent]) -> Vec<String> {
             LegEvent::Failed { code, .. } => format!("Failed({code})"),
             LegEvent::RemoteOffer { .. } => "RemoteOffer".to_string(),
             LegEvent::RemoteBye => "RemoteBye".to_string(),
+            LegEvent::SessionExpired => "SessionExpired".to_string(),
+            LegEvent::IntervalTooSmall { min_se, .. } => format!("IntervalTooSmall({min_se})"),
             LegEvent::Terminated => "Terminated".to_string(),
         })
         .collect()

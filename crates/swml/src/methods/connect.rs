@@ -40,6 +40,8 @@ pub struct ConnectDest {
     pub confirm: Option<Confirm>,
     /// How long `confirm` may take (default: the leg's `timeout`).
     pub confirm_timeout_secs: Option<u32>,
+    /// `session_timeout`: the SIP `Session-Expires` seconds of the leg's INVITE (RFC 4028).
+    pub session_timeout_secs: Option<u32>,
 }
 
 /// `confirm`: a SWML document's URL, or inline steps.
@@ -270,6 +272,9 @@ fn one(item: &Value, defaults: &ConnectDest) -> Result<ConnectDest, String> {
             if d.confirm_timeout_secs.is_none() {
                 d.confirm_timeout_secs = defaults.confirm_timeout_secs;
             }
+            if d.session_timeout_secs.is_none() {
+                d.session_timeout_secs = defaults.session_timeout_secs;
+            }
             if !o.contains_key("call_state_events") {
                 d.call_state_events.clone_from(&defaults.call_state_events);
             }
@@ -290,6 +295,18 @@ fn dest_of(o: &Map<String, Value>, to: Option<&Value>) -> Result<ConnectDest, St
     let confirm_timeout_secs = match o.get("confirm_timeout").and_then(number) {
         Some(t) if (1.0..=600.0).contains(&t) => Some(t as u32),
         Some(t) => return Err(format!("confirm_timeout {t} must be 1 to 600 seconds")),
+        None => None,
+    };
+    let session_timeout_secs = match o.get("session_timeout").and_then(number) {
+        Some(t) if t >= 1.0 && t <= f64::from(u32::MAX) => Some(t as u32),
+        Some(t) => {
+            return Err(format!(
+                "session_timeout {t} must be a positive number of seconds"
+            ))
+        }
+        None if o.contains_key("session_timeout") => {
+            return Err("session_timeout must be a number of seconds".into())
+        }
         None => None,
     };
     let encryption = text("encryption");
@@ -340,6 +357,7 @@ fn dest_of(o: &Map<String, Value>, to: Option<&Value>) -> Result<ConnectDest, St
         },
         confirm: o.get("confirm").map(Confirm::of).transpose()?,
         confirm_timeout_secs,
+        session_timeout_secs,
     })
 }
 
@@ -592,6 +610,29 @@ mod tests {
         assert_eq!(s.authorization_bearer_token.as_deref(), Some("t"));
         assert_eq!(s.custom_parameters.unwrap()["n"], json!("1"));
         assert_eq!(s.control_id, STREAM_CONTROL_ID);
+    }
+
+    #[test]
+    fn session_timeout_is_per_destination_with_the_top_level_as_default() {
+        let p = plan_of(json!({
+            "session_timeout": 1800,
+            "serial": ["sip:a@x.org", {"to": "sip:b@x.org", "session_timeout": "90"},
+                       {"to": "sip:c@x.org"}]
+        }))
+        .unwrap();
+        let got: Vec<Option<u32>> = p
+            .stages
+            .iter()
+            .flatten()
+            .map(|d| d.session_timeout_secs)
+            .collect();
+        assert_eq!(got, [Some(1800), Some(90), Some(1800)]);
+        let none = plan_of(json!({"to": "sip:a@x.org"})).unwrap();
+        assert_eq!(none.stages[0][0].session_timeout_secs, None);
+        for bad in [json!(0), json!(-3), json!("soon"), json!(true)] {
+            let e = plan_of(json!({"to": "sip:a@x.org", "session_timeout": bad})).unwrap_err();
+            assert!(e.contains("session_timeout"), "{e}");
+        }
     }
 
     #[test]
