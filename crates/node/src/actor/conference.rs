@@ -293,6 +293,17 @@ impl CallActor {
         if self.participant.is_none() {
             return;
         }
+        self.out_of_the_mix().await;
+        self.conference_event("participant-leave", json!({})).await;
+        self.participant = None;
+        info!("the conference ended; the script goes on");
+        if self.script_wait == Some(ScriptWait::Conference) {
+            Box::pin(self.complete_script(Completion::Conference("completed".into()))).await;
+        }
+    }
+
+    /// The call stops hearing the wait audio and leaves the mix.
+    async fn out_of_the_mix(&mut self) {
         self.stop_conference_wait().await;
         self.node.media.send(
             self.media_key,
@@ -300,12 +311,6 @@ impl CallActor {
                 call_id: self.ident.call_id,
             },
         );
-        self.conference_event("participant-leave", json!({})).await;
-        self.participant = None;
-        info!("the conference ended; the script goes on");
-        if self.script_wait == Some(ScriptWait::Conference) {
-            Box::pin(self.complete_script(Completion::Conference("completed".into()))).await;
-        }
     }
 
     /// An operator muted or unmuted this participant: into the mix (at once, or when it
@@ -343,13 +348,7 @@ impl CallActor {
         if self.participant.is_none() {
             return;
         }
-        self.stop_conference_wait().await;
-        self.node.media.send(
-            self.media_key,
-            ShardCommand::ConferenceLeave {
-                call_id: self.ident.call_id,
-            },
-        );
+        self.out_of_the_mix().await;
         info!("an operator took this call out of its conference; the script goes on");
         self.leave_conference().await;
         if self.script_wait == Some(ScriptWait::Conference) {
