@@ -165,17 +165,20 @@ def main():
     ap.add_argument("--hold", type=float, default=12.0)
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     ap.add_argument("--echo", default=os.path.join(ROOT, "target/release/examples/ws_echo"))
+    ap.add_argument("--streamed-only", action="store_true", help="skip the plain calls (e.g. to profile)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="stream-bench-")
     ca, cert, key = make_cert(tmp)
     rows = []
     for n in a.calls:
-        plain = run(a.binary, a.echo, n, a.rate, a.hold, False, ca, cert, key)
+        plain = None if a.streamed_only else run(a.binary, a.echo, n, a.rate, a.hold, False, ca, cert, key)
         streamed = run(a.binary, a.echo, n, a.rate, a.hold, True, ca, cert, key)
         rows.append((plain, streamed))
     print("| calls | streams up | dialtone CPU, plain (% of a core) | with a stream each | CPU per stream (%) | media server CPU (%) | inbound media msgs/s | RSS plain / streamed (MiB) | RSS per stream (KiB) | return leg p50 / p99 / max (ms) | loop call -> WS -> call p50 / p99 / max (ms), markers |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for p, s in rows:
+        if p is None:
+            p = {"cpu_pct": 0.0, "rss_mib": 0.0}
         per = (s["cpu_pct"] - p["cpu_pct"]) / max(s["answered"], 1)
         rss_per = 1024 * (s["rss_mib"] - p["rss_mib"]) / max(s["answered"], 1)
         print(f"| {s['calls']} | {s['conns']} | {p['cpu_pct']:.1f} | {s['cpu_pct']:.1f} | {per:.3f} | {s['echo_cpu_pct']:.1f} | "
