@@ -106,7 +106,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
-            let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(8 * 1024);
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(tls, Some(config)).await
+            else {
                 return;
             };
             stats.conns.fetch_add(1, Ordering::Relaxed);

@@ -29,6 +29,9 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// small chunks; 1 MiB is ~60 s of 8 kHz G.711 base64).
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// Bytes read from a WebSocket at a time.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// A send that takes longer than this (the server stopped reading) ends the stream.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -155,7 +158,10 @@ impl WsConnector {
             })?;
             request.headers_mut().insert("Authorization", value);
         }
+        // The read buffer is zero-filled as it grows on every read: the default 128 KiB made
+        // that a sixth of a stream's CPU (docs/perf.md); a bot's messages are a few KiB.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
         let (ws, _) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
