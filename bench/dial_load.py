@@ -295,6 +295,17 @@ def start_uas(server, name, hold):
     return port, proc, log
 
 
+def stop_uas(proc, log):
+    """Ends a sipp UAS from start_uas (SIGINT, then kill) and closes its log."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log.close()
+
+
 def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None):
     server = start_server(binary, 20000, 20000 + 2 * calls + 200)
     uases = [start_uas(server, "sipp", hold)]
@@ -306,13 +317,7 @@ def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None):
     finally:
         # Whatever happened, no sipp, server or data dir (with its recordings) is left behind.
         for _, sipp, uas_log in uases:
-            if sipp.poll() is None:
-                sipp.send_signal(signal.SIGINT)
-                try:
-                    sipp.wait(10)
-                except subprocess.TimeoutExpired:
-                    sipp.kill()
-            uas_log.close()
+            stop_uas(sipp, uas_log)
         server.stop()
         if prompt:
             prompt.stop()

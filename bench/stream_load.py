@@ -18,11 +18,11 @@ RTP echo).
 
 Only loopback is used. Results are printed as Markdown for docs/benchmarks.md.
 """
-import argparse, json, os, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, json, os, signal, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dial_load import ROOT, count_status, free_port, raise_fd_limit, start_server  # noqa: E402
+from dial_load import ROOT, count_status, free_port, raise_fd_limit, start_server, start_uas, stop_uas  # noqa: E402
 
 
 def make_cert(where):
@@ -72,11 +72,7 @@ def run(binary, echo_bin, calls, rate, hold, stream, ca, cert, key):
     # Its own RTP range: another benchmark may run on 20000 and up.
     server = start_server(binary, 40000, 40000 + 2 * calls + 200)
     echo = Echo(echo_bin, cert, key) if stream else None
-    uas_port = free_port(socket.SOCK_DGRAM)
-    sipp = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port),
-                             "-mp", str(free_port(socket.SOCK_DGRAM)), "-rtp_echo", "-nostdin",
-                             "-max_socket", "4096", "-timeout", str(hold + 120)],
-                            stdout=open(os.path.join(server.dir, "sipp.log"), "w"), stderr=subprocess.STDOUT)
+    uas_port, sipp, uas_log = start_uas(server, "sipp", hold)
     try:
         time.sleep(0.5)
         steps = [{"answer": {}}]
@@ -146,12 +142,7 @@ def run(binary, echo_bin, calls, rate, hold, stream, ca, cert, key):
             "loop_max_us": max((r.get("loop_max_us", 0) for r in window), default=0),
         }
     finally:
-        if sipp.poll() is None:
-            sipp.send_signal(signal.SIGINT)
-            try:
-                sipp.wait(10)
-            except subprocess.TimeoutExpired:
-                sipp.kill()
+        stop_uas(sipp, uas_log)
         if echo:
             echo.stop()
         server.stop()
