@@ -139,7 +139,7 @@ impl CallActor {
                     project_id: self.ident.project_id,
                     tracks: forks::stream_tracks(s.track),
                     format,
-                    call_rate: self.call_pcm_rate(),
+                    call_rate: self.pcm_rate(),
                     custom_parameters: s.custom_parameters.clone(),
                 };
                 let bearer = s.authorization_bearer_token.clone();
@@ -172,13 +172,6 @@ impl CallActor {
                 );
             }
         }
-    }
-
-    fn call_pcm_rate(&self) -> u32 {
-        self.media
-            .as_ref()
-            .map(|m| crate::media_leg::pcm_rate(m.codec))
-            .unwrap_or(8000)
     }
 
     /// A tap's codec: the one asked for, else the call's when a tap speaks it, else PCMU.

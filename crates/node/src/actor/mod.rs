@@ -183,6 +183,14 @@ pub(crate) struct CallActor {
 }
 
 impl CallActor {
+    /// The PCM rate of the call's negotiated codec (8 kHz before one is negotiated).
+    pub(crate) fn pcm_rate(&self) -> u32 {
+        self.media
+            .as_ref()
+            .map(|m| media_leg::pcm_rate(m.codec))
+            .unwrap_or(8000)
+    }
+
     pub fn new(
         ident: CallIdentity,
         request: DialRequest,

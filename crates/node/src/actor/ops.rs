@@ -167,11 +167,7 @@ impl CallActor {
         let call_id = self.ident.call_id;
         match action {
             Action::PreparePlay { id, params } => {
-                let rate = self
-                    .media
-                    .as_ref()
-                    .map(|m| crate::media_leg::pcm_rate(m.codec))
-                    .unwrap_or(8000);
+                let rate = self.pcm_rate();
                 let prep = self.node.prep.clone();
                 let tx = self.tasks_tx.clone();
                 tokio::spawn(
