@@ -138,10 +138,13 @@ impl Rfc4733Receiver {
     }
 }
 
-/// Analysis window, seconds (205 samples at 8 kHz: ~39 Hz bins).
-const WINDOW_S: f64 = 0.025_6;
-/// Hop between windows, seconds.
+/// One analysis step, seconds: a window is [`BLOCKS`] of them.
 const HOP_S: f64 = 0.005;
+/// Hops in a window (5 × 5 ms = 25 ms: 200 samples at 8 kHz, ~40 Hz bins). Each hop's block
+/// is filtered once and its result reused by the five windows that contain it.
+const BLOCKS: usize = 5;
+/// Row and column filters, computed side by side (eight lanes: SIMD-friendly).
+const FILTERS: usize = 8;
 /// Consecutive windows with the same digit before it counts as a press: windows that only
 /// partly cover a tone still see it, so a tone of T ms shows in about T / 5 windows; six
 /// take ~30-40 ms of tone and reject 20 ms blips.
@@ -164,30 +167,45 @@ const REVERSE_TWIST_DB: f64 = 4.0;
 const MIN_TONE_SHARE: f64 = 0.5;
 /// Second harmonics must stay this far below the fundamentals (speech has harmonics).
 const HARMONIC_MARGIN_DB: f64 = 10.0;
+/// Zero crossings per second a window may show and still hold a key's tone pair (a pair
+/// crosses zero about as often as its stronger tone: 1,394-3,266 times a second, more with
+/// noise on top). Outside, the window is rejected before any filter: voiced speech, hum and
+/// low tones fall below; hiss above.
+const MIN_CROSSINGS_HZ: f64 = 1_000.0;
+const MAX_CROSSINGS_HZ: f64 = 4_600.0;
 
 fn db_ratio(db: f64) -> f64 {
     10f64.powf(db / 10.0)
 }
 
-/// Goertzel coefficient `2·cos(ω)` of `freq` at `rate`.
-fn coeff(freq: f64, rate: f64) -> f64 {
-    2.0 * (TAU * freq / rate).cos()
-}
-
-/// Goertzel power |X(f)|² of `x` (a sine of amplitude A over N samples gives (A·N/2)²).
-fn goertzel_power(x: &[f64], coeff: f64) -> f64 {
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &v in x {
-        let s0 = v + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
+/// Goertzel power |X(f)|² at `omega` of the samples of `parts`, in order (a sine of
+/// amplitude A over N samples gives (A·N/2)²).
+fn goertzel_power<'a>(parts: impl Iterator<Item = &'a [f32]>, omega: f64) -> f32 {
+    let coeff = (2.0 * omega.cos()) as f32;
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for part in parts {
+        for &v in part {
+            let s0 = v + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
     }
     (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0)
 }
 
+/// What a window needs of one hop of audio.
+#[derive(Debug, Clone, Copy, Default)]
+struct Block {
+    energy: f32,
+    crossings: u32,
+    /// Each filter's Goertzel output over the block (re, im); computed only when a window
+    /// holding the block passes the cheap gates.
+    tones: Option<[[f32; 2]; FILTERS]>,
+}
+
 /// In-band DTMF detector on mono PCM at any sample rate (Goertzel at that rate).
 ///
-/// A 25.6 ms window slides by 5 ms; a window shows a digit when its strongest row and column
+/// A 25 ms window slides by 5 ms; a window shows a digit when its strongest row and column
 /// tones are each above the level threshold and 8 dB above the other rows/columns, the twist
 /// is within limits (column up to 8 dB stronger, row up to 4 dB stronger), the two tones hold
 /// at least half the window's energy, and their second harmonics are 10 dB weaker (speech).
@@ -195,21 +213,43 @@ fn goertzel_power(x: &[f64], coeff: f64) -> f64 {
 /// windows without it, or with its tones 10 dB below the press's peak (a pause of ~20 ms or
 /// more; shorter breaks are bridged), end it, and the digit is reported then, once, with its
 /// measured duration. Latency: the digit comes ~20-25 ms after the tone stops.
+///
+/// Cost: most audio holds no key, so a window is first checked by its energy and its zero
+/// crossings (both kept per 5 ms block); only a window that passes runs the eight filters,
+/// once per block (a block's result is rotated into each of the five windows that hold it).
 #[derive(Debug, Clone)]
 pub struct InBandDetector {
-    window: usize,
     hop: usize,
     hop_ms: f64,
-    row_coeffs: [f64; 4],
-    col_coeffs: [f64; 4],
+    /// `2·cos ω`, `cos ω` and `sin ω` of the four rows then the four columns.
+    coeffs: [f32; FILTERS],
+    cos: [f32; FILTERS],
+    sin: [f32; FILTERS],
+    /// e^(−iω·k·hop): brings block k of a window (oldest 0) to the window's time reference.
+    rotations: [[[f32; 2]; FILTERS]; BLOCKS],
+    /// ω of each row's and column's second harmonic.
     row_harmonics: [f64; 4],
     col_harmonics: [f64; 4],
-    /// Samples not yet slid past.
-    samples: Vec<f64>,
+    /// The last [`BLOCKS`] hops of audio (scaled to ±1), block `i` at `i·hop..`: a ring.
+    history: Vec<f32>,
+    blocks: [Block; BLOCKS],
+    /// Ring slot being filled, and how many of its samples are in.
+    slot: usize,
+    filled: usize,
+    /// Blocks completed, up to [`BLOCKS`] (a window needs them all).
+    complete: usize,
+    /// Whether the sample before the current block was negative (crossings span blocks).
+    last_negative: bool,
+    /// Gates: least window energy that can hold two tones at the minimum level, least tone
+    /// power, crossings range.
+    min_energy: f32,
+    min_power: f32,
+    min_crossings: u32,
+    max_crossings: u32,
     /// Digit of the current run of identical windows, its length and peak tone power.
-    run: Option<(char, u32, f64)>,
+    run: Option<(char, u32, f32)>,
     /// A confirmed press: its digit, windows seen and peak tone power.
-    active: Option<(char, u32, f64)>,
+    active: Option<(char, u32, f32)>,
     misses: u32,
 }
 
@@ -217,18 +257,44 @@ impl InBandDetector {
     /// A detector for PCM at `sample_rate` Hz (8000 or more for the column tones to exist).
     pub fn new(sample_rate: u32) -> Self {
         let rate = f64::from(sample_rate.max(1));
-        let window = ((rate * WINDOW_S).round() as usize).max(8);
-        let hop = ((rate * HOP_S).round() as usize).clamp(1, window);
-        let map = |freqs: [f64; 4], mult: f64| freqs.map(|f| coeff(f * mult, rate));
+        let hop = ((rate * HOP_S).round() as usize).max(2);
+        let n = (hop * BLOCKS) as f64;
+        let mut omegas = [0f64; FILTERS];
+        for (i, f) in ROWS.iter().chain(COLS.iter()).enumerate() {
+            omegas[i] = TAU * f / rate;
+        }
+        let mut rotations = [[[0f32; 2]; FILTERS]; BLOCKS];
+        for (k, rot) in rotations.iter_mut().enumerate() {
+            for (f, r) in rot.iter_mut().enumerate() {
+                let phase = -omegas[f] * (k * hop) as f64;
+                *r = [phase.cos() as f32, phase.sin() as f32];
+            }
+        }
+        // Power of a full-scale sine over the window: (N/2)².
+        let full = (n / 2.0) * (n / 2.0);
+        let min_power = full * db_ratio(MIN_LEVEL_DB);
+        let window_s = n / rate;
         InBandDetector {
-            window,
             hop,
             hop_ms: hop as f64 * 1000.0 / rate,
-            row_coeffs: map(ROWS, 1.0),
-            col_coeffs: map(COLS, 1.0),
-            row_harmonics: map(ROWS, 2.0),
-            col_harmonics: map(COLS, 2.0),
-            samples: Vec::with_capacity(window * 2),
+            coeffs: omegas.map(|w| (2.0 * w.cos()) as f32),
+            cos: omegas.map(|w| w.cos() as f32),
+            sin: omegas.map(|w| w.sin() as f32),
+            rotations,
+            row_harmonics: ROWS.map(|f| TAU * 2.0 * f / rate),
+            col_harmonics: COLS.map(|f| TAU * 2.0 * f / rate),
+            history: vec![0.0; hop * BLOCKS],
+            blocks: [Block::default(); BLOCKS],
+            slot: 0,
+            filled: 0,
+            complete: 0,
+            last_negative: false,
+            // Two tones at the minimum level hold at least this energy (a sine of power P
+            // holds P·2/N).
+            min_energy: (2.0 * min_power * 2.0 / n) as f32,
+            min_power: min_power as f32,
+            min_crossings: (MIN_CROSSINGS_HZ * window_s).floor() as u32,
+            max_crossings: (MAX_CROSSINGS_HZ * window_s).ceil() as u32,
             run: None,
             active: None,
             misses: 0,
@@ -236,18 +302,74 @@ impl InBandDetector {
     }
 
     /// Feeds PCM (any length); returns the presses that ended in it.
-    pub fn push(&mut self, pcm: &[i16]) -> Vec<Digit> {
+    pub fn push(&mut self, mut pcm: &[i16]) -> Vec<Digit> {
         let mut out = Vec::new();
-        for chunk in pcm.chunks(self.hop.max(1)) {
-            self.samples
-                .extend(chunk.iter().map(|&s| f64::from(s) / 32768.0));
-            while self.samples.len() >= self.window {
-                let seen = self.classify(&self.samples[..self.window]);
-                if let Some(d) = self.step(seen) {
-                    out.push(d);
-                }
-                self.samples.drain(..self.hop);
+        while !pcm.is_empty() {
+            let start = self.slot * self.hop + self.filled;
+            let take = (self.hop - self.filled).min(pcm.len());
+            let (now, rest) = pcm.split_at(take);
+            for (dst, &s) in self.history[start..start + take].iter_mut().zip(now) {
+                *dst = f32::from(s) * (1.0 / 32768.0);
             }
+            pcm = rest;
+            self.filled += take;
+            if self.filled == self.hop {
+                self.end_block();
+                if self.complete == BLOCKS {
+                    let seen = self.classify();
+                    if let Some(d) = self.step(seen) {
+                        out.push(d);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Closes the block being filled: its energy and crossings; the ring moves on.
+    fn end_block(&mut self) {
+        let at = self.slot * self.hop;
+        let x = &self.history[at..at + self.hop];
+        let energy: f32 = x.iter().map(|v| v * v).sum();
+        let mut crossings = 0u32;
+        let mut negative = self.last_negative;
+        for &v in x {
+            let now = v < 0.0;
+            crossings += u32::from(now != negative);
+            negative = now;
+        }
+        self.last_negative = negative;
+        self.blocks[self.slot] = Block {
+            energy,
+            crossings,
+            tones: None,
+        };
+        self.slot = (self.slot + 1) % BLOCKS;
+        self.filled = 0;
+        self.complete = (self.complete + 1).min(BLOCKS);
+    }
+
+    /// Samples of the window in time order (the oldest block is the next slot to fill).
+    fn window(&self) -> impl Iterator<Item = &[f32]> + '_ {
+        (0..BLOCKS).map(move |k| {
+            let at = ((self.slot + k) % BLOCKS) * self.hop;
+            &self.history[at..at + self.hop]
+        })
+    }
+
+    /// The eight filters over one block: each output `s1 − e^(−iω)·s2`.
+    fn filter_block(&self, x: &[f32]) -> [[f32; 2]; FILTERS] {
+        let (mut s1, mut s2) = ([0f32; FILTERS], [0f32; FILTERS]);
+        for &v in x {
+            for f in 0..FILTERS {
+                let s0 = v + self.coeffs[f] * s1[f] - s2[f];
+                s2[f] = s1[f];
+                s1[f] = s0;
+            }
+        }
+        let mut out = [[0f32; 2]; FILTERS];
+        for f in 0..FILTERS {
+            out[f] = [s1[f] - self.cos[f] * s2[f], self.sin[f] * s2[f]];
         }
         out
     }
@@ -271,10 +393,13 @@ impl InBandDetector {
     }
 
     /// Advances the press state machine by one window.
-    fn step(&mut self, seen: Option<(char, f64)>) -> Option<Digit> {
+    fn step(&mut self, seen: Option<(char, f32)>) -> Option<Digit> {
         if let Some((digit, hits, peak)) = self.active {
             match seen {
-                Some((d, power)) if d == digit && power * db_ratio(RELEASE_DROP_DB) >= peak => {
+                Some((d, power))
+                    if d == digit
+                        && f64::from(power) * db_ratio(RELEASE_DROP_DB) >= f64::from(peak) =>
+                {
                     self.active = Some((digit, hits.saturating_add(1), peak.max(power)));
                     self.misses = 0;
                     return None;
@@ -307,36 +432,53 @@ impl InBandDetector {
         None
     }
 
-    /// The digit one window shows, if any, and the power of its two tones.
-    fn classify(&self, x: &[f64]) -> Option<(char, f64)> {
-        let n = x.len() as f64;
-        let energy: f64 = x.iter().map(|v| v * v).sum();
-        if energy <= 0.0 {
+    /// The digit the current window shows, if any, and the power of its two tones.
+    fn classify(&mut self) -> Option<(char, f32)> {
+        // Cheap gates first (most audio is no DTMF): too quiet to hold two tones at the
+        // minimum level, or crossing zero too seldom or too often for a key's tones.
+        let energy: f32 = self.blocks.iter().map(|b| b.energy).sum();
+        if energy <= 0.0 || energy < self.min_energy {
             return None;
         }
-        // Power of a full-scale sine: (N/2)².
-        let full = (n / 2.0) * (n / 2.0);
-        let min_power = full * db_ratio(MIN_LEVEL_DB);
-        // Cheap gates first (most audio is no DTMF): a window too quiet to hold two tones at
-        // the minimum level, or without a loud enough row tone, needs no column filters.
-        if energy < 2.0 * min_power * 2.0 / n {
+        let crossings: u32 = self.blocks.iter().map(|b| b.crossings).sum();
+        if crossings < self.min_crossings || crossings > self.max_crossings {
             return None;
         }
-        let rows = self.row_coeffs.map(|c| goertzel_power(x, c));
+        // Each block's filters once; the window's output is the blocks' outputs brought to
+        // one time reference and summed.
+        let mut sum = [[0f32; 2]; FILTERS];
+        for k in 0..BLOCKS {
+            let slot = (self.slot + k) % BLOCKS;
+            let tones = match self.blocks[slot].tones {
+                Some(t) => t,
+                None => {
+                    let at = slot * self.hop;
+                    let t = self.filter_block(&self.history[at..at + self.hop]);
+                    self.blocks[slot].tones = Some(t);
+                    t
+                }
+            };
+            for f in 0..FILTERS {
+                let [a, b] = tones[f];
+                let [c, d] = self.rotations[k][f];
+                sum[f][0] += a * c - b * d;
+                sum[f][1] += a * d + b * c;
+            }
+        }
+        let power = sum.map(|[re, im]| re * re + im * im);
+        let rows = [power[0], power[1], power[2], power[3]];
+        let cols = [power[4], power[5], power[6], power[7]];
         let (ri, rp) = strongest(&rows);
-        if rp < min_power {
-            return None;
-        }
-        let cols = self.col_coeffs.map(|c| goertzel_power(x, c));
         let (ci, cp) = strongest(&cols);
-        if cp < min_power {
+        if rp < self.min_power || cp < self.min_power {
             return None;
         }
-        if cp > rp * db_ratio(NORMAL_TWIST_DB) || rp > cp * db_ratio(REVERSE_TWIST_DB) {
+        let ratio = |db: f64| db_ratio(db) as f32;
+        if cp > rp * ratio(NORMAL_TWIST_DB) || rp > cp * ratio(REVERSE_TWIST_DB) {
             return None;
         }
-        let margin = db_ratio(PEAK_MARGIN_DB);
-        let clear = |powers: &[f64; 4], best: usize, p: f64| {
+        let margin = ratio(PEAK_MARGIN_DB);
+        let clear = |powers: &[f32; 4], best: usize, p: f32| {
             powers
                 .iter()
                 .enumerate()
@@ -346,12 +488,13 @@ impl InBandDetector {
             return None;
         }
         // A sine of power P holds energy P·2/N of the window.
-        if (rp + cp) * 2.0 / n < MIN_TONE_SHARE * energy {
+        let n = (self.hop * BLOCKS) as f32;
+        if (rp + cp) * 2.0 / n < MIN_TONE_SHARE as f32 * energy {
             return None;
         }
-        let harmonics =
-            goertzel_power(x, self.row_harmonics[ri]) + goertzel_power(x, self.col_harmonics[ci]);
-        if harmonics * db_ratio(HARMONIC_MARGIN_DB) > rp + cp {
+        let harmonics = goertzel_power(self.window(), self.row_harmonics[ri])
+            + goertzel_power(self.window(), self.col_harmonics[ci]);
+        if harmonics * ratio(HARMONIC_MARGIN_DB) > rp + cp {
             return None;
         }
         Some((KEYS[ri][ci], rp + cp))
@@ -359,7 +502,7 @@ impl InBandDetector {
 }
 
 /// Index and value of the largest of four powers.
-fn strongest(p: &[f64; 4]) -> (usize, f64) {
+fn strongest(p: &[f32; 4]) -> (usize, f32) {
     let mut best = (0, p[0]);
     for (i, &v) in p.iter().enumerate().skip(1) {
         if v > best.1 {
@@ -648,6 +791,106 @@ mod tests {
         let pcm = dial(8000, "5", 200, 100);
         let quiet: Vec<i16> = pcm.iter().map(|&s| s / 100).collect(); // -40 dB
         assert!(detect(8000, &quiet).is_empty());
+    }
+
+    /// A quiet key at each twist limit, under noise and through µ-law: the cheap gates
+    /// (energy, zero crossings) must pass every window a key's tones fill.
+    #[test]
+    fn gates_keep_keys_at_the_level_and_twist_limits() {
+        let db = |x: f64| 10f64.powf(x / 20.0);
+        for key in ALL_KEYS.chars() {
+            let [row_f, col_f] = freqs(key);
+            // (row, column) amplitudes: -28 dBFS each, column +7 dB, row +3.5 dB.
+            let quiet = 32768.0 * db(-28.0);
+            for (row_amp, col_amp, noise_db) in [
+                (quiet, quiet, -50.0),
+                (quiet, quiet * db(7.0), -50.0),
+                (quiet * db(3.5), quiet, -50.0),
+                (8000.0, 8000.0 * db(7.0), -24.0),
+                (8000.0 * db(3.5), 8000.0, -24.0),
+            ] {
+                let n = 960;
+                let mut row = vec![0i16; n];
+                let mut col = vec![0i16; n];
+                ToneGenerator::new(8000, &[row_f], row_amp as i16).fill(&mut row);
+                ToneGenerator::new(8000, &[col_f], col_amp as i16).fill(&mut col);
+                let mut pcm = silence(8000, 50);
+                pcm.extend(row.iter().zip(&col).map(|(a, b)| a.saturating_add(*b)));
+                pcm.extend(silence(8000, 100));
+                add_noise(&mut pcm, noise_db, u64::from(key as u32));
+                let got = chars(&detect(8000, &ulaw(&pcm)));
+                assert_eq!(got, key.to_string(), "{key} {row_amp} {col_amp} {noise_db}");
+            }
+        }
+    }
+
+    /// Speech-like audio made by a formant synthesiser: voiced (a jittered pulse train at
+    /// 80-300 Hz through three formant resonators), unvoiced (filtered hiss), and both mixed,
+    /// at -35 to -6 dBFS, each segment with new formants.
+    fn speech_like(rng: &mut Rng, samples: usize) -> Vec<i16> {
+        let rate = 8000.0;
+        let f0 = 80.0 + 220.0 * (rng.unit() + 1.0) / 2.0;
+        let formants = [
+            (300.0 + 600.0 * (rng.unit() + 1.0) / 2.0, 80.0),
+            (900.0 + 1600.0 * (rng.unit() + 1.0) / 2.0, 120.0),
+            (2000.0 + 1500.0 * (rng.unit() + 1.0) / 2.0, 200.0),
+        ];
+        let kind = rng.next() % 3; // 0 voiced, 1 unvoiced, 2 both
+        let mut y = vec![0f64; samples];
+        let mut next_pulse = 0.0f64;
+        for (i, out) in y.iter_mut().enumerate() {
+            let mut x = 0.0;
+            if kind != 1 && i as f64 >= next_pulse {
+                x += 1.0;
+                // 1-3 % period jitter, a slow glide.
+                let glide = 1.0 + 0.1 * (i as f64 / 2000.0).sin();
+                next_pulse += rate / (f0 * glide) * (1.0 + 0.02 * rng.unit());
+            }
+            if kind != 0 {
+                x += 0.3 * rng.unit();
+            }
+            *out = x;
+        }
+        for (f, bw) in formants {
+            let r = (-std::f64::consts::PI * bw / rate).exp();
+            let a1 = 2.0 * r * (TAU * f / rate).cos();
+            let a2 = -r * r;
+            let (mut y1, mut y2) = (0.0, 0.0);
+            for v in y.iter_mut() {
+                let y0 = *v + a1 * y1 + a2 * y2;
+                y2 = y1;
+                y1 = y0;
+                *v = y0;
+            }
+        }
+        let rms = (y.iter().map(|v| v * v).sum::<f64>() / samples as f64).sqrt();
+        let level = 32768.0 * 10f64.powf((-35.0 + 29.0 * (rng.unit() + 1.0) / 2.0) / 20.0);
+        let gain = if rms > 0.0 { level / rms } else { 0.0 };
+        y.iter()
+            .map(|v| (v * gain).clamp(-32768.0, 32767.0) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn speech_like_noise_gives_no_false_digit() {
+        // 400 segments of 125 ms: 400 × 21 = 8,400 windows of 25 ms (every 5 ms), each segment
+        // also through µ-law, so 16,800 windows in all.
+        let mut rng = Rng(0x5eed_0f5b_eec4);
+        let mut windows = 0;
+        for segment in 0..400 {
+            let pcm = speech_like(&mut rng, 1000);
+            windows += (pcm.len() - 200) / 40 + 1;
+            for audio in [pcm.clone(), ulaw(&pcm)] {
+                let mut det = InBandDetector::new(8000);
+                let mut got = Vec::new();
+                for frame in audio.chunks(160) {
+                    got.extend(det.push(frame));
+                }
+                got.extend(det.flush());
+                assert!(got.is_empty(), "segment {segment}: {got:?}");
+            }
+        }
+        assert!(windows >= 1000, "{windows}");
     }
 
     #[test]
