@@ -9,7 +9,7 @@ use rand::Rng;
 use uuid::Uuid;
 
 use crate::config::NodeConfig;
-use record::writer::{RecorderHandle, TapFrame};
+use record::writer::RecorderHandle;
 
 /// What offer/answer settled for one call.
 #[derive(Debug, Clone, PartialEq)]
@@ -265,12 +265,7 @@ impl FrameTap for RecorderTap {
         let Some(permit) = self.handle.admit_frame() else {
             return false;
         };
-        let frame = TapFrame {
-            call_id: self.call_id,
-            heard: heard.map_or_else(|| vec![0; sent.len()], <[i16]>::to_vec),
-            sent: sent.to_vec(),
-            gap_frames,
-        };
+        let frame = self.handle.frame(self.call_id, heard, sent, gap_frames);
         self.handle.send_frame(frame, permit);
         true
     }

@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 use crate::mp3::Mp3Sink;
 use crate::sink::Sink;
 use crate::wav::{self, WavSink};
-use crate::{
-    Channels, Direction, Format, PauseBehavior, RecordError, RecordingInfo, RecordingOptions,
-};
+use crate::{Channels, Format, PauseBehavior, RecordError, RecordingInfo, RecordingOptions};
 
 /// Lowest and highest sample rates accepted.
 const MIN_RATE: u32 = 8_000;
@@ -123,21 +121,26 @@ impl Recorder {
         };
 
         self.scratch.clear();
-        let at = |frame: Option<&[i16]>, i: usize| frame.map_or(0, |f| f[i]);
         match self.opts.channels {
-            Channels::Mono => {
-                for i in 0..n {
-                    self.scratch.push(match self.opts.direction {
-                        Direction::Listen => at(listen, i),
-                        Direction::Speak => at(speak, i),
-                        Direction::Both => at(listen, i).saturating_add(at(speak, i)),
-                    });
-                }
-            }
+            // Each direction left out is None here (see above), so the pair says what to mix.
+            Channels::Mono => match (listen, speak) {
+                (Some(l), Some(s)) => self
+                    .scratch
+                    .extend(l.iter().zip(s).map(|(a, b)| a.saturating_add(*b))),
+                (Some(one), None) | (None, Some(one)) => self.scratch.extend_from_slice(one),
+                (None, None) => self.scratch.resize(n, 0),
+            },
             Channels::Stereo => {
-                for i in 0..n {
-                    self.scratch.push(at(listen, i));
-                    self.scratch.push(at(speak, i));
+                self.scratch.resize(2 * n, 0);
+                if let Some(l) = listen {
+                    for (pair, &v) in self.scratch.chunks_exact_mut(2).zip(l) {
+                        pair[0] = v;
+                    }
+                }
+                if let Some(s) = speak {
+                    for (pair, &v) in self.scratch.chunks_exact_mut(2).zip(s) {
+                        pair[1] = v;
+                    }
                 }
             }
         }
@@ -259,6 +262,7 @@ fn sync_dir(_path: &Path) -> Result<(), RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Direction;
 
     #[test]
     fn refuses_audio_past_the_wav_size_limit() {

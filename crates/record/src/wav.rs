@@ -53,6 +53,8 @@ pub(crate) struct WavSink {
     path: std::path::PathBuf,
     /// Bytes of audio written.
     pub(crate) data_len: u64,
+    /// The little-endian bytes of the frame being written, reused frame after frame.
+    raw: Vec<u8>,
 }
 
 impl WavSink {
@@ -75,6 +77,7 @@ impl WavSink {
             out,
             path: path.to_path_buf(),
             data_len: 0,
+            raw: Vec::new(),
         })
     }
 
@@ -109,12 +112,13 @@ impl crate::sink::Sink for WavSink {
         if self.data_len + bytes > MAX_DATA {
             return Err(crate::RecordError::TooLarge);
         }
-        let mut raw = Vec::with_capacity(samples.len() * 2);
-        for s in samples {
-            raw.extend_from_slice(&s.to_le_bytes());
+        self.raw.clear();
+        self.raw.resize(samples.len() * 2, 0);
+        for (bytes, s) in self.raw.chunks_exact_mut(2).zip(samples) {
+            bytes.copy_from_slice(&s.to_le_bytes());
         }
         self.out
-            .write_all(&raw)
+            .write_all(&self.raw)
             .map_err(|e| crate::RecordError::io("write", &self.path, e))?;
         self.data_len += bytes;
         Ok(())

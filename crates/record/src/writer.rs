@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use tokio::sync::mpsc;
@@ -32,13 +33,51 @@ pub const QUEUE_FRAMES: usize = 2_000;
 /// One tick of a recorded call's audio.
 pub struct TapFrame {
     pub call_id: Uuid,
-    /// What the far end said (decoded; zeros when nothing arrived).
-    pub heard: Vec<i16>,
-    /// What we sent.
-    pub sent: Vec<i16>,
+    /// What the far end said (decoded; zeros when nothing arrived), then what we sent: two
+    /// halves of one buffer, which goes back to the handle's pool once written.
+    samples: Vec<i16>,
     /// Frames of this call dropped just before this one (the recorder was behind): written
     /// as silence first.
     pub gap_frames: u32,
+}
+
+impl TapFrame {
+    /// What the far end said.
+    pub fn heard(&self) -> &[i16] {
+        &self.samples[..self.samples.len() / 2]
+    }
+
+    /// What we sent.
+    pub fn sent(&self) -> &[i16] {
+        &self.samples[self.samples.len() / 2..]
+    }
+}
+
+/// Frame buffers the recorder has written, for the media threads to fill again: a recorded
+/// call's tick allocates nothing. Both sides only `try_lock` (the media tick never waits; a
+/// lost race costs one allocation or one free).
+#[derive(Default)]
+struct FramePool {
+    free: Mutex<Vec<Vec<i16>>>,
+}
+
+impl FramePool {
+    fn take(&self) -> Vec<i16> {
+        match self.free.try_lock() {
+            Ok(mut free) => free.pop().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn give_back(&self, mut buf: Vec<i16>) {
+        if let Ok(mut free) = self.free.try_lock() {
+            // Never more than the queue can hold: the pool does not outgrow the load.
+            if free.len() < QUEUE_FRAMES {
+                buf.clear();
+                free.push(buf);
+            }
+        }
+    }
 }
 
 /// Who to tell when the recording ends (the webhook is built from it).
@@ -164,17 +203,20 @@ struct Open {
 #[derive(Clone)]
 pub struct RecorderHandle {
     tx: std_mpsc::Sender<RecorderInput>,
-    frames: std::sync::Arc<DropBudget>,
+    frames: Arc<DropBudget>,
+    pool: Arc<FramePool>,
 }
 
 impl RecorderHandle {
     /// Starts the writer thread; endings go to `done`.
     pub fn start(done: mpsc::UnboundedSender<RecordingDone>) -> std::io::Result<RecorderHandle> {
         let (tx, rx) = std_mpsc::channel();
+        let handle = RecorderHandle::over(tx, QUEUE_FRAMES);
+        let pool = handle.pool.clone();
         thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(rx, done))?;
-        Ok(RecorderHandle::over(tx, QUEUE_FRAMES))
+            .spawn(move || run(rx, done, &pool))?;
+        Ok(handle)
     }
 
     /// A handle onto `tx` holding at most `frames` frames in its queue.
@@ -182,6 +224,7 @@ impl RecorderHandle {
         RecorderHandle {
             tx,
             frames: DropBudget::new("recorder frames", frames),
+            pool: Arc::default(),
         }
     }
 
@@ -197,6 +240,27 @@ impl RecorderHandle {
         self.frames.try_admit()
     }
 
+    /// One tick of `call_id`'s audio in a pooled buffer (`heard` None: silence).
+    pub fn frame(
+        &self,
+        call_id: Uuid,
+        heard: Option<&[i16]>,
+        sent: &[i16],
+        gap_frames: u32,
+    ) -> TapFrame {
+        let mut samples = self.pool.take();
+        match heard {
+            Some(h) if h.len() == sent.len() => samples.extend_from_slice(h),
+            _ => samples.resize(sent.len(), 0),
+        }
+        samples.extend_from_slice(sent);
+        TapFrame {
+            call_id,
+            samples,
+            gap_frames,
+        }
+    }
+
     pub fn send_frame(&self, frame: TapFrame, permit: Permit) {
         let _ = self.tx.send(RecorderInput::Frame(frame, permit));
     }
@@ -208,7 +272,11 @@ impl RecorderHandle {
     }
 }
 
-fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<RecordingDone>) {
+fn run(
+    rx: std_mpsc::Receiver<RecorderInput>,
+    done: mpsc::UnboundedSender<RecordingDone>,
+    pool: &FramePool,
+) {
     let mut open: HashMap<Uuid, Open> = HashMap::new();
     // Each call's open recordings: a frame finds its files without a scan of all of them.
     let mut by_call: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
@@ -230,11 +298,13 @@ fn run(rx: std_mpsc::Receiver<RecorderInput>, done: mpsc::UnboundedSender<Record
                 let mut ended = Vec::new();
                 for rec_id in by_call.get(&f.call_id).into_iter().flatten() {
                     if let Some(rec) = open.get_mut(rec_id) {
-                        if let Some(outcome) = rec.recording.push(&f.heard, &f.sent, f.gap_frames) {
+                        if let Some(outcome) = rec.recording.push(f.heard(), f.sent(), f.gap_frames)
+                        {
                             ended.push((*rec_id, outcome));
                         }
                     }
                 }
+                pool.give_back(f.samples);
                 for (rec_id, outcome) in ended {
                     forget(&mut by_call, &open, rec_id);
                     close(&mut open, rec_id, outcome, &done);
@@ -338,10 +408,11 @@ mod tests {
     use super::*;
 
     fn frame(call_id: Uuid, gap_frames: u32) -> TapFrame {
+        let mut samples = vec![1000; 160];
+        samples.extend([-1000; 160]);
         TapFrame {
             call_id,
-            heard: vec![1000; 160],
-            sent: vec![-1000; 160],
+            samples,
             gap_frames,
         }
     }
@@ -373,6 +444,24 @@ mod tests {
         assert!(handle.admit_frame().is_some());
     }
 
+    /// A frame's two halves are what was heard and sent; a written frame's buffer is the next
+    /// frame's (no allocation per tick).
+    #[test]
+    fn frames_reuse_written_buffers() {
+        let (tx, _rx) = std_mpsc::channel();
+        let handle = RecorderHandle::over(tx, 10);
+        let call_id = Uuid::new_v4();
+        let f = handle.frame(call_id, Some(&[1, 2, 3]), &[4, 5, 6], 0);
+        assert_eq!((f.heard(), f.sent()), (&[1, 2, 3][..], &[4, 5, 6][..]));
+        let silent = handle.frame(call_id, None, &[7, 8], 2);
+        assert_eq!((silent.heard(), silent.sent()), (&[0, 0][..], &[7, 8][..]));
+        let at = f.samples.as_ptr();
+        handle.pool.give_back(f.samples);
+        let again = handle.frame(call_id, Some(&[9; 3]), &[9; 3], 0);
+        assert_eq!(again.samples.as_ptr(), at);
+        assert_eq!(again.heard(), &[9; 3]);
+    }
+
     /// Frames dropped before a frame are written as silence: the recording keeps its
     /// timeline and reports the gap.
     #[test]
@@ -380,8 +469,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std_mpsc::channel();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        let worker = thread::spawn(move || run(rx, done_tx));
         let handle = RecorderHandle::over(tx, 100);
+        let pool = handle.pool.clone();
+        let worker = thread::spawn(move || run(rx, done_tx, &pool));
         let (call_id, rec_id) = (Uuid::new_v4(), Uuid::new_v4());
         handle.send(RecorderInput::Start(Box::new(StartRecording {
             rec_id,
