@@ -9,6 +9,7 @@ CPU and memory with all N calls up, and hangs everything up.
   python3 bench/dial_load.py --calls 100 500 1000 --rate 200
   python3 bench/dial_load.py --calls 500 1000 --play     # each call loops a cached prompt
   python3 bench/dial_load.py --calls 500 1000 --listen   # + recording, DTMF detection, VAD
+  python3 bench/dial_load.py --calls 500 --listen --prompt speech   # the prompt is speech (flite)
 
 With --play, every call runs SWML that plays the same WAV prompt (served by this script, so
 dialtone fetches it once and plays it from its cache) in a loop. RTP send jitter is read from
@@ -164,16 +165,32 @@ def tick_reports(server):
     return out
 
 
-class Prompt:
-    """Serves one WAV prompt (a 2 s 440 Hz tone, 8 kHz 16-bit) and counts its GETs."""
+def speech_wav():
+    """A few seconds of real speech from flite (Debian `flite`), as a WAV file's bytes."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "speech.wav")
+        subprocess.run(["flite", "-t", "Thank you for calling. Please say or press the number of the "
+                        "department you want, or stay on the line and somebody will be with you shortly.",
+                        "-o", out], check=True)
+        with open(out, "rb") as f:
+            return f.read()
 
-    def __init__(self):
-        buf = io.BytesIO()
-        w = wave.open(buf, "wb")
-        w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
-        w.close()
-        body, prompt = buf.getvalue(), self
+
+class Prompt:
+    """Serves one WAV prompt and counts its GETs: a 2 s 440 Hz tone (8 kHz 16-bit), or with
+    `speech` a spoken sentence (flite)."""
+
+    def __init__(self, speech=False):
+        if speech:
+            body = speech_wav()
+        else:
+            buf = io.BytesIO()
+            w = wave.open(buf, "wb")
+            w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
+            w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(16000)))
+            w.close()
+            body = buf.getvalue()
+        prompt = self
         self.gets = 0
 
         class H(BaseHTTPRequestHandler):
@@ -306,12 +323,12 @@ def stop_uas(proc, log):
     log.close()
 
 
-def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None):
+def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, speech=False):
     server = start_server(binary, 20000, 20000 + 2 * calls + 200)
     uases = [start_uas(server, "sipp", hold)]
     if bridge:
         uases.append(start_uas(server, "sipp-b", hold))
-    prompt = Prompt() if play or listen else None
+    prompt = Prompt(speech) if play or listen else None
     try:
         return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference)
     finally:
@@ -460,17 +477,20 @@ def main():
                     help="--calls counts legs: half are dialled and each `connect`s to a second sipp (bridged pairs)")
     ap.add_argument("--conference", type=int, metavar="SIZE",
                     help="every call joins a conference of SIZE participants (--calls / SIZE conferences)")
+    ap.add_argument("--prompt", choices=["tone", "speech"], default="tone",
+                    help="what --play/--listen calls play (and sipp echoes back): a 440 Hz tone, or a spoken sentence (flite)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
     listen = (a.listen_only or "both") if a.listen else None
-    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference) for n in a.calls]
+    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference, a.prompt == "speech")
+            for n in a.calls]
     mode = {"both": "play + record + collect", "record": "play + record", "collect": "play + collect"}.get(
         listen, "play" if a.play else "silent")
     if a.bridge:
         mode = "bridged pairs (--calls = legs)"
     if a.conference:
         mode = f"conferences of {a.conference}"
-    print(f"mode: {mode}")
+    print(f"mode: {mode}, prompt: {a.prompt}")
     print()
     print("| concurrent calls | answered | setup rate (calls/s) | API p50 (ms) | API p99 (ms) | CPU (% of one core) | CPU per call (%) | RSS (MiB) | RSS per call (KiB) |")
     print("|---|---|---|---|---|---|---|---|---|")

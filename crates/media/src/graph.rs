@@ -11,6 +11,7 @@ use crate::dtmf::{Digit, DtmfDeduper, InBandDetector, Rfc4733Receiver};
 use crate::fork::{FrameSource, MediaFork};
 use crate::jitter::{JitterBuffer, Pulled};
 use crate::listen::{FrameFilter, FrameListener, KeyedEvent, ListenerEvent};
+use crate::packets::Packets;
 use crate::playback::{PlaybackId, Player, PlayerEvent, Source};
 use crate::resample::Resampler;
 use crate::{AudioDecoder, AudioEncoder, CodecKind, MediaError};
@@ -18,7 +19,7 @@ use crate::{AudioDecoder, AudioEncoder, CodecKind, MediaError};
 /// What a shard drives for one call.
 pub trait MediaLeg: Send {
     /// Append this tick's outgoing RTP packets to `out`.
-    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>);
+    fn on_tick(&mut self, now_us: u64, out: &mut Packets);
     /// A datagram arrived on the call's RTP port. Returns true if it was a valid RTP packet.
     fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool;
     /// Start sending RFC 4733 digits.
@@ -200,6 +201,7 @@ impl CallGraph {
             tap_gap_frames: 0,
             player: Player::new(kind.sample_rate(), kind.frame_samples()),
             payload: Vec::with_capacity(256),
+            packet: Vec::with_capacity(12 + 256),
             receiver: rtp::Receiver::new(cfg.rtp_clock_rate),
             rtp_clock_rate: cfg.rtp_clock_rate,
             audio_pt: cfg.payload_type,
@@ -232,6 +234,7 @@ impl CallGraph {
                 if self.decoder.decode(&payload, &mut self.decoded).is_err() {
                     self.decoder.conceal(&mut self.decoded);
                 }
+                self.jitter.recycle(payload);
             }
             Pulled::Missing => self.decoder.conceal(&mut self.decoded),
             Pulled::Empty => {
@@ -317,6 +320,8 @@ pub struct CallGraph {
     tap_gap_frames: u32,
     player: Player,
     payload: Vec<u8>,
+    /// This tick's RTP packet, built here and copied into the shard's packets.
+    packet: Vec<u8>,
     receiver: rtp::Receiver,
     rtp_clock_rate: u32,
     audio_pt: u8,
@@ -336,7 +341,7 @@ pub struct CallGraph {
 }
 
 impl MediaLeg for CallGraph {
-    fn on_tick(&mut self, now_us: u64, out: &mut Vec<Vec<u8>>) {
+    fn on_tick(&mut self, now_us: u64, out: &mut Packets) {
         if self.listening() {
             self.hear(now_us);
         }
@@ -373,9 +378,8 @@ impl MediaLeg for CallGraph {
             // Cannot happen for a frame of the codec's own size; skip the packet, keep the clock.
             self.payload.clear();
         }
-        let mut pkt = Vec::with_capacity(12 + self.payload.len().max(4));
-        self.sender.next_packet(&self.payload, &mut pkt);
-        out.push(pkt);
+        self.sender.next_packet(&self.payload, &mut self.packet);
+        out.push(&self.packet);
         while let Some(ev) = self.sender.poll_event() {
             match ev {
                 rtp::SenderEvent::DigitsDone => self.events.push_back(MediaEvent::DigitsSent),
@@ -606,7 +610,7 @@ mod tests {
             let mut gen = crate::tone::ToneGenerator::new(8000, &[770.0, 1336.0], 8000);
             let mut pcm = vec![0i16; 160];
             let mut digits = Vec::new();
-            let mut out = Vec::new();
+            let mut out = crate::packets::Packets::new();
             for tick in 0u32..80 {
                 let now = u64::from(tick) * 20_000;
                 // A 1 s press of "5" (its audio broken for 100 ms when events come too), then

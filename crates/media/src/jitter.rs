@@ -74,6 +74,9 @@ struct Newest {
     sequence: u16,
 }
 
+/// Played buffers kept for reuse (a few ticks' worth; more only follow a burst).
+const SPARE_BUFFERS: usize = 8;
+
 /// Reorders RTP audio payloads into a steady 20 ms frame stream for one call.
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
@@ -85,6 +88,9 @@ pub struct JitterBuffer {
     ssrc: Option<u32>,
     newest: Option<Newest>,
     slots: BTreeMap<i64, Vec<u8>>,
+    /// Payload buffers played and given back ([`JitterBuffer::recycle`]), for the next
+    /// packets: a warm buffer allocates nothing per packet.
+    spare: Vec<Vec<u8>>,
     /// Slot to play next; also the floor below which packets are late. `None` until the
     /// stream first starts playing.
     next: Option<i64>,
@@ -121,6 +127,7 @@ impl JitterBuffer {
             ssrc: None,
             newest: None,
             slots: BTreeMap::new(),
+            spare: Vec::new(),
             next: None,
             playing: false,
             played_mask: 0,
@@ -255,6 +262,13 @@ impl JitterBuffer {
         }
     }
 
+    /// Gives a played frame's buffer back for a later packet's payload.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buf);
+        }
+    }
+
     /// Counters and the current target delay.
     pub fn stats(&self) -> JitterStats {
         self.stats.clone()
@@ -291,7 +305,12 @@ impl JitterBuffer {
             self.stats.late_dropped += 1;
             return;
         }
-        self.slots.insert(slot, payload.to_vec());
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(payload);
+        if let Some(old) = self.slots.insert(slot, buf) {
+            self.recycle(old);
+        }
         if self.newest.is_none_or(|n| slot > n.slot) {
             self.newest = Some(Newest {
                 slot,

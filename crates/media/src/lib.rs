@@ -18,6 +18,7 @@ pub mod jitter;
 pub mod latch;
 pub mod listen;
 mod opus;
+pub mod packets;
 pub mod playback;
 mod plc;
 pub mod queue;

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use crate::conference::{Beeps, ConferenceMix};
 use crate::graph::{FrameTap, MediaEvent, MediaLeg, MediaStats};
 use crate::latch::{Admit, Latch, LatchPolicy, RejectReport};
+use crate::packets::Packets;
 use crate::rtcp::CallRtcp;
 use crate::secure::SrtpSession;
 
@@ -132,7 +133,7 @@ pub struct ShardMedia<K> {
     conference_taps: HashMap<K, (Box<dyn FrameTap>, u32)>,
     /// The other direction of a conference recording's frames (nothing is "sent").
     conference_silence: Vec<i16>,
-    out: Vec<Vec<u8>>,
+    out: Packets,
     policy: LatchPolicy,
     rejected: u64,
     /// The wall clock of this round (NTP format), for muxed RTCP read with the RTP.
@@ -158,7 +159,7 @@ impl<K> ShardMedia<K> {
             beep_on_exit: std::collections::HashSet::new(),
             conference_taps: HashMap::new(),
             conference_silence: Vec::new(),
-            out: Vec::with_capacity(4),
+            out: Packets::new(),
             policy,
             rejected: 0,
             ntp: 0,
@@ -558,7 +559,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             if !leg.sending {
                 self.out.clear();
             }
-            for pkt in &self.out {
+            for pkt in self.out.iter() {
                 let wire = match leg.srtp.as_mut() {
                     Some(srtp) => match srtp.protect_rtp(pkt) {
                         Some(w) => w,

@@ -295,7 +295,7 @@ mod tests {
             handle: recorder.clone(),
             call_id: Uuid::new_v4(),
         })));
-        let mut out = Vec::new();
+        let mut out = media::packets::Packets::new();
         for tick in 0..5u64 {
             leg.on_tick(tick * 20_000, &mut out);
         }

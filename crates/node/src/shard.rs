@@ -650,9 +650,9 @@ mod tests {
     }
 
     impl MediaLeg for Counter {
-        fn on_tick(&mut self, _now: u64, out: &mut Vec<Vec<u8>>) {
+        fn on_tick(&mut self, _now: u64, out: &mut media::packets::Packets) {
             self.ticks += 1;
-            out.push(vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            out.push(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         }
         fn on_rtp(&mut self, _now: u64, data: &[u8]) -> bool {
             let ok = data.len() >= 12 && data[0] >> 6 == 2;
