@@ -19,6 +19,8 @@ pub struct Settings {
     pub rtp_ports: String,
     /// Whose RTP a call accepts: `sdp-address` (default) or `any`.
     pub rtp_latch: String,
+    /// How media sockets are read: `batched` (default: epoll + recvmmsg) or `poll`.
+    pub media_io: String,
     pub data_dir: PathBuf,
     pub project_id: Option<String>,
     pub api_token: Option<String>,
@@ -205,6 +207,7 @@ impl Default for Settings {
             external_ip: None,
             rtp_ports: "20000-29999".into(),
             rtp_latch: "sdp-address".into(),
+            media_io: "batched".into(),
             data_dir: PathBuf::from("./dialtone-data"),
             project_id: None,
             api_token: None,
@@ -396,6 +399,9 @@ impl Settings {
         }
         if let Some(v) = env("DIALTONE_RTP_LATCH") {
             self.rtp_latch = v;
+        }
+        if let Some(v) = env("DIALTONE_MEDIA_IO") {
+            self.media_io = v;
         }
         if let Some(v) = env("DIALTONE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -603,6 +609,7 @@ impl Settings {
         self.codec_preference()?;
         self.encryption()?;
         self.rtp_latch_policy()?;
+        self.media_io_mode()?;
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
             bail!("rtp_ports {lo}-{hi} leaves no even port pair");
@@ -631,6 +638,11 @@ impl Settings {
             bail!("log_format must be text or json");
         }
         Ok(())
+    }
+
+    pub fn media_io_mode(&self) -> anyhow::Result<node::shard_io::MediaIo> {
+        node::shard_io::MediaIo::parse(&self.media_io)
+            .context("media_io must be \"batched\" or \"poll\"")
     }
 
     pub fn rtp_latch_policy(&self) -> anyhow::Result<node::shard::LatchPolicy> {
@@ -940,6 +952,16 @@ mod tests {
         assert!(s.check().is_ok());
         let zero: Settings = toml::from_str("sip_tcp_max_connections = 0\n").unwrap();
         assert!(zero.check().unwrap_err().to_string().contains("sip_tcp"));
+    }
+
+    #[test]
+    fn media_io_is_batched_unless_poll_is_chosen() {
+        let s = Settings::default();
+        assert_eq!(s.media_io_mode().unwrap(), node::shard_io::MediaIo::Batched);
+        let s: Settings = toml::from_str("media_io = \"poll\"\n").unwrap();
+        assert_eq!(s.media_io_mode().unwrap(), node::shard_io::MediaIo::Poll);
+        let s: Settings = toml::from_str("media_io = \"io_uring\"\n").unwrap();
+        assert!(s.check().unwrap_err().to_string().contains("media_io"));
     }
 
     #[test]

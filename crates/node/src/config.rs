@@ -17,6 +17,8 @@ pub struct NodeConfig {
     pub rtp_ports: (u16, u16),
     /// Whose RTP a call accepts: the SDP's address (default) or any source (opt-in).
     pub rtp_latch: media::latch::LatchPolicy,
+    /// How the media shards read their sockets (batched: epoll + recvmmsg; or polled).
+    pub media_io: crate::shard_io::MediaIo,
     pub data_dir: PathBuf,
     pub project_id: Uuid,
     pub api_token: String,

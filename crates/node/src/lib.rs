@@ -14,6 +14,7 @@ mod media_leg;
 pub mod ports;
 pub mod prepare;
 pub mod shard;
+pub mod shard_io;
 mod transcribe;
 
 use std::collections::HashMap;
@@ -154,11 +155,12 @@ impl Node {
         .await
         .map_err(|e| NodeError::Sip(e.to_string()))?;
         let (media_tx, media_rx) = shard::EventSink::new(shard::DROPPABLE_EVENTS_IN_FLIGHT);
-        let media = MediaShards::start(
+        let media = MediaShards::start_with_io(
             cfg.media_shards,
             media_tx,
             cfg.rtp_latch,
             cfg.metrics.clone(),
+            cfg.media_io,
         )?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,

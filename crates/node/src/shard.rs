@@ -6,7 +6,6 @@
 //!
 //! A shard is told the time by its own loop and passes it down: the media cores never ask.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -21,6 +20,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use media::queue::{DropBudget, Permit};
+
+pub use crate::shard_io::MediaIo;
+use crate::shard_io::{CallSockets, Port, SocketSet};
 
 /// The 20 ms media clock.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -237,6 +239,17 @@ impl MediaShards {
         latch: LatchPolicy,
         metrics: Arc<metrics::Metrics>,
     ) -> std::io::Result<Self> {
+        Self::start_with_io(count, events, latch, metrics, MediaIo::default())
+    }
+
+    /// [`MediaShards::start`], with the sockets read as `io` says.
+    pub fn start_with_io(
+        count: usize,
+        events: EventSink,
+        latch: LatchPolicy,
+        metrics: Arc<metrics::Metrics>,
+        io: MediaIo,
+    ) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         let mut threads = Vec::new();
         let rtp_rejected = Arc::new(AtomicU64::new(0));
@@ -248,7 +261,7 @@ impl MediaShards {
             threads.push(
                 thread::Builder::new()
                     .name(format!("media-shard-{i}"))
-                    .spawn(move || run_shard(rx, ev, latch, rejected, m))?,
+                    .spawn(move || run_shard(rx, ev, latch, rejected, m, io))?,
             );
             senders.push(tx);
         }
@@ -301,6 +314,7 @@ fn run_shard(
     latch: LatchPolicy,
     rejected: Arc<AtomicU64>,
     metrics: Arc<metrics::Metrics>,
+    io: MediaIo,
 ) {
     let (rtp_in, rtp_out) = (
         metrics.rtp_packets.with(&["in"]),
@@ -311,85 +325,88 @@ fn run_shard(
     let mut media: ShardMedia<Uuid> = ShardMedia::new(latch);
     // This shard's rejections already added to the node's counter.
     let mut counted = 0;
-    let mut sockets: HashMap<Uuid, CallSockets> = HashMap::new();
-    let mut next_tick = origin + TICK;
-    let mut buf = vec![0u8; 2048];
+    let mut sockets = SocketSet::new(io);
+    let mut outbound: [Outbound; SEND_SLOTS] = Default::default();
+    let mut next_slot = origin + SEND_SLOT;
+    let mut slot = 0usize;
     let mut stats = media::tick_stats::TickStats::default();
     let mut scheduled = origin;
     loop {
-        // Commands first, then one tick for every call.
-        loop {
-            match rx.try_recv() {
-                Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => return,
-                Ok(cmd) => apply(cmd, &mut media, &mut sockets, &events),
-                Err(std_mpsc::TryRecvError::Empty) => break,
-            }
-        }
-        let tick_start = Instant::now();
-        let now_us = tick_start.duration_since(origin).as_micros() as u64;
+        let slot_start = Instant::now();
+        let now_us = slot_start.duration_since(origin).as_micros() as u64;
         let (mut n_in, mut n_out, mut n_failed) = (0u64, 0u64, 0u64);
-        let ntp = if media.is_empty() {
-            0
-        } else {
-            media::rtcp::ntp_now()
-        };
-        media.set_ntp(ntp);
-        // RTCP sockets are read every tick, although reports come every few seconds: the
-        // arrival time of a report is part of the round trip it measures.
-        for (call_id, call) in sockets.iter() {
-            if let Some(rtcp) = &call.rtcp {
-                while let Ok((n, from)) = rtcp.recv_from(&mut buf) {
-                    media.on_rtcp(*call_id, ntp, &buf[..n], from);
-                }
-            }
-            // Bounded drain so one flooded port cannot starve the other calls of this shard.
-            for _ in 0..64 {
-                match call.rtp.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        n_in += 1;
-                        if let Some(r) = media.on_datagram(*call_id, now_us, &buf[..n], from) {
-                            tracing::warn!(
-                                %call_id,
-                                from = %r.from,
-                                rejected = r.since_last,
-                                rejected_total = r.total,
-                                "RTP from an address the call's SDP did not advertise dropped"
-                            );
-                        }
+        if slot == 0 {
+            // Commands first, then one tick for every call.
+            loop {
+                match rx.try_recv() {
+                    Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                        return
                     }
-                    Err(_) => break,
+                    Ok(cmd) => apply(cmd, &mut media, &mut sockets, &events),
+                    Err(std_mpsc::TryRecvError::Empty) => break,
                 }
             }
         }
-        let total = media.rejected_total();
-        if total > counted {
-            rejected.fetch_add(total - counted, Ordering::Relaxed);
-            metrics.rtp_rejected.add(total - counted);
-            counted = total;
-        }
-        media.tick(
-            now_us,
-            // Non-blocking: a full socket buffer loses this packet, never the tick.
-            |call_id, to, pkt| {
-                let sent = sockets
-                    .get(&call_id)
-                    .is_some_and(|s| s.rtp.send_to(pkt, to).is_ok());
-                if sent {
-                    n_out += 1;
-                } else {
-                    n_failed += 1;
+        // What arrived: every slot when reads are batched (a round that finds nothing costs
+        // one epoll_wait), once a tick when every socket is polled. RTCP is read as often,
+        // although reports come every few seconds: the arrival time of a report is part of
+        // the round trip it measures.
+        if slot == 0 || sockets.batched() {
+            let ntp = if media.is_empty() {
+                0
+            } else {
+                media::rtcp::ntp_now()
+            };
+            media.set_ntp(ntp);
+            n_in = sockets.read(|call_id, port, data, from| match port {
+                Port::Rtcp => {
+                    media.on_rtcp(call_id, ntp, data, from);
                 }
-                sent
-            },
-            |call_id, ev| events.emit(call_id, ev),
-        );
-        media.poll_rtcp(now_us, ntp, |call_id, dest, pkt| {
-            send_rtcp(&sockets, call_id, dest, pkt);
-        });
-        // Live counters for the call's actor (and its record): a droppable event, never a wait.
-        media.poll_live_stats(now_us, LIVE_STATS_EVERY_US, |call_id, stats| {
-            events.emit(call_id, MediaEvent::Stats(stats))
-        });
+                Port::Rtp => {
+                    if let Some(r) = media.on_datagram(call_id, now_us, data, from) {
+                        tracing::warn!(
+                            %call_id,
+                            from = %r.from,
+                            rejected = r.since_last,
+                            rejected_total = r.total,
+                            "RTP from an address the call's SDP did not advertise dropped"
+                        );
+                    }
+                }
+            });
+        }
+        if slot == 0 {
+            let total = media.rejected_total();
+            if total > counted {
+                rejected.fetch_add(total - counted, Ordering::Relaxed);
+                metrics.rtp_rejected.add(total - counted);
+                counted = total;
+            }
+            // Each call's packet waits for its call's send slot (a fixed phase per call): the
+            // far end gets the shard's packets spread over the 20 ms, not in one burst.
+            media.tick(
+                now_us,
+                |call_id, to, pkt| match sockets.get(&call_id) {
+                    Some(_) => {
+                        outbound[send_phase(call_id)].push(call_id, to, pkt);
+                        true
+                    }
+                    None => false,
+                },
+                |call_id, ev| events.emit(call_id, ev),
+            );
+            let ntp = media::rtcp::ntp_now();
+            media.poll_rtcp(now_us, ntp, |call_id, dest, pkt| {
+                send_rtcp(&sockets, call_id, dest, pkt);
+            });
+            // Live counters for the call's actor (and its record): a droppable event, never a
+            // wait.
+            media.poll_live_stats(now_us, LIVE_STATS_EVERY_US, |call_id, stats| {
+                events.emit(call_id, MediaEvent::Stats(stats))
+            });
+        }
+        // Non-blocking: a full socket buffer loses this packet, never the tick.
+        outbound[slot].send(&sockets, &mut n_out, &mut n_failed);
         for (counter, n) in [
             (&rtp_in, n_in),
             (&rtp_out, n_out),
@@ -400,9 +417,9 @@ fn run_shard(
             }
         }
         let now = Instant::now();
-        if !media.is_empty() {
-            let late = tick_start.saturating_duration_since(scheduled).as_micros() as u64;
-            let work = now.saturating_duration_since(tick_start).as_micros() as u64;
+        if slot == 0 && !media.is_empty() {
+            let late = slot_start.saturating_duration_since(scheduled).as_micros() as u64;
+            let work = now.saturating_duration_since(slot_start).as_micros() as u64;
             metrics.media_tick_lateness.observe_secs(late as f64 / 1e6);
             if let Some(r) = stats.record(late, work) {
                 tracing::info!(
@@ -416,16 +433,59 @@ fn run_shard(
                 );
             }
         }
-        scheduled = next_tick;
-        // Absolute schedule: a late tick does not shift every later one.
-        if next_tick > now {
-            // Wake early for commands only at tick granularity; commands wait at most one tick.
-            thread::sleep(next_tick - now);
-        } else if now - next_tick > TICK * 50 {
-            // Far behind (machine suspended): resynchronise instead of bursting.
-            next_tick = now;
+        slot = (slot + 1) % SEND_SLOTS;
+        if slot == 0 {
+            scheduled = next_slot;
         }
-        next_tick += TICK;
+        // Absolute schedule: a late round does not shift every later one.
+        if next_slot > now {
+            // Commands wait at most one tick.
+            thread::sleep(next_slot - now);
+        } else if now - next_slot > TICK * 50 {
+            // Far behind (machine suspended): resynchronise instead of bursting.
+            next_slot = now;
+        }
+        next_slot += SEND_SLOT;
+    }
+}
+
+/// Sub-slots of a tick in which a shard sends: each call sends in one of them, always the
+/// same, so a far end that receives many of a node's calls gets them spread over the 20 ms.
+const SEND_SLOTS: usize = 4;
+const SEND_SLOT: Duration = Duration::from_millis(20 / SEND_SLOTS as u64);
+
+/// The send slot of a call: fixed by its id (bits apart from those that pick its shard).
+fn send_phase(call_id: Uuid) -> usize {
+    ((call_id.as_u128() >> 64) % SEND_SLOTS as u128) as usize
+}
+
+/// One send slot's packets, waiting for it: the bytes in one reused buffer.
+#[derive(Default)]
+struct Outbound {
+    packets: media::packets::Packets,
+    to: Vec<(Uuid, SocketAddr)>,
+}
+
+impl Outbound {
+    fn push(&mut self, call_id: Uuid, to: SocketAddr, pkt: &[u8]) {
+        self.packets.push(pkt);
+        self.to.push((call_id, to));
+    }
+
+    /// Sends every packet from its call's RTP socket, counting what left and what did not.
+    fn send(&mut self, sockets: &SocketSet, sent: &mut u64, failed: &mut u64) {
+        for ((call_id, to), pkt) in self.to.iter().zip(self.packets.iter()) {
+            let ok = sockets
+                .get(call_id)
+                .is_some_and(|s| s.rtp.send_to(pkt, *to).is_ok());
+            if ok {
+                *sent += 1;
+            } else {
+                *failed += 1;
+            }
+        }
+        self.packets.clear();
+        self.to.clear();
     }
 }
 
@@ -434,12 +494,7 @@ fn run_shard(
 const LIVE_STATS_EVERY_US: u64 = 4_000_000;
 
 /// One RTCP packet out: from the RTP socket when muxed, else from the RTCP socket.
-fn send_rtcp(
-    sockets: &HashMap<Uuid, CallSockets>,
-    call_id: Uuid,
-    dest: media::shard::RtcpDestination,
-    pkt: &[u8],
-) {
+fn send_rtcp(sockets: &SocketSet, call_id: Uuid, dest: media::shard::RtcpDestination, pkt: &[u8]) {
     let Some(call) = sockets.get(&call_id) else {
         return;
     };
@@ -459,16 +514,10 @@ pub struct ExportedCall {
     sockets: CallSockets,
 }
 
-/// A call's sockets: RTP, and RTCP on the port above when it could be bound.
-struct CallSockets {
-    rtp: UdpSocket,
-    rtcp: Option<UdpSocket>,
-}
-
 fn apply(
     cmd: ShardCommand,
     media: &mut ShardMedia<Uuid>,
-    sockets: &mut HashMap<Uuid, CallSockets>,
+    sockets: &mut SocketSet,
     events: &EventSink,
 ) {
     let emit = |call_id: Uuid, ev: MediaEvent| events.emit(call_id, ev);
@@ -500,9 +549,7 @@ fn apply(
         }
         ShardCommand::SetRtcpMux { call_id, muxed } => media.set_rtcp_mux(call_id, muxed),
         ShardCommand::SetRtcpSocket { call_id, socket } => {
-            if let Some(call) = sockets.get_mut(&call_id) {
-                call.rtcp = Some(socket);
-            }
+            sockets.set_rtcp(call_id, socket);
         }
         ShardCommand::SetRemote { call_id, remote } => media.set_remote(call_id, remote),
         ShardCommand::SetSending { call_id, sending } => media.set_sending(call_id, sending),
@@ -780,11 +827,41 @@ mod tests {
     }
 
     /// Real sockets on loopback: the shard paces ~50 packets/s and latches onto the sender.
+    /// Calls spread over the send slots (about evenly), each always in the same one, and
+    /// apart from which shard they are on.
+    #[test]
+    fn calls_spread_over_the_send_slots() {
+        let mut per_slot = [[0usize; SEND_SLOTS]; 2];
+        for _ in 0..4000 {
+            let id = Uuid::new_v4();
+            assert_eq!(send_phase(id), send_phase(id));
+            per_slot[(id.as_u128() % 2) as usize][send_phase(id)] += 1;
+        }
+        for shard in per_slot {
+            for n in shard {
+                // 2000 calls a shard over 4 slots: 500 each, give or take.
+                assert!((380..=620).contains(&n), "{per_slot:?}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn shard_paces_and_latches() {
+        for io in [MediaIo::Batched, MediaIo::Poll] {
+            shard_paces_and_latches_with(io).await;
+        }
+    }
+
+    async fn shard_paces_and_latches_with(io: MediaIo) {
         let (ev_tx, _ev_rx) = EventSink::new(16);
-        let shards =
-            MediaShards::start(1, ev_tx, LatchPolicy::default(), metrics::Metrics::new()).unwrap();
+        let shards = MediaShards::start_with_io(
+            1,
+            ev_tx,
+            LatchPolicy::default(),
+            metrics::Metrics::new(),
+            io,
+        )
+        .unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         ours.set_nonblocking(true).unwrap();
         let our_addr = ours.local_addr().unwrap();
@@ -834,9 +911,21 @@ mod tests {
     /// stats (a droppable event), with the RTP sent so far; the media thread never waits.
     #[tokio::test]
     async fn a_far_end_report_becomes_live_stats() {
+        for io in [MediaIo::Batched, MediaIo::Poll] {
+            a_far_end_report_becomes_live_stats_with(io).await;
+        }
+    }
+
+    async fn a_far_end_report_becomes_live_stats_with(io: MediaIo) {
         let (ev_tx, mut ev_rx) = EventSink::new(16);
-        let shards =
-            MediaShards::start(1, ev_tx, LatchPolicy::default(), metrics::Metrics::new()).unwrap();
+        let shards = MediaShards::start_with_io(
+            1,
+            ev_tx,
+            LatchPolicy::default(),
+            metrics::Metrics::new(),
+            io,
+        )
+        .unwrap();
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
         for s in [&rtp, &rtcp] {
@@ -898,9 +987,21 @@ mod tests {
     /// the shards' total (the number metrics read); the advertised address still latches.
     #[tokio::test]
     async fn a_stranger_is_refused_and_counted() {
+        for io in [MediaIo::Batched, MediaIo::Poll] {
+            a_stranger_is_refused_and_counted_with(io).await;
+        }
+    }
+
+    async fn a_stranger_is_refused_and_counted_with(io: MediaIo) {
         let (ev_tx, _ev_rx) = EventSink::new(16);
-        let shards =
-            MediaShards::start(2, ev_tx, LatchPolicy::SdpAddress, metrics::Metrics::new()).unwrap();
+        let shards = MediaShards::start_with_io(
+            2,
+            ev_tx,
+            LatchPolicy::SdpAddress,
+            metrics::Metrics::new(),
+            io,
+        )
+        .unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
         ours.set_nonblocking(true).unwrap();
         let our_addr = ours.local_addr().unwrap();

@@ -39,6 +39,7 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         max_calls,
         metrics: metrics::Metrics::new(),
         rtp_latch: media::latch::LatchPolicy::default(),
+        media_io: node::shard_io::MediaIo::default(),
         codecs: sdp::Codec::ALL.to_vec(),
         inbound_encryption: sdp::Encryption::Optional,
         outbound_encryption: sdp::Encryption::Forbidden,
