@@ -176,6 +176,32 @@ def speech_wav():
             return f.read()
 
 
+def udp_counters():
+    """The host's UDP counters (/proc/net/snmp): datagrams in and out, receive-buffer drops."""
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Udp:")]
+    c = dict(zip(rows[0][1:], map(int, rows[1][1:])))
+    return c["InDatagrams"], c["OutDatagrams"], c["RcvbufErrors"]
+
+
+class SyscallCount:
+    """Counts the server's system calls over an interval (`perf stat -e raw_syscalls:sys_enter`,
+    Debian linux-perf; needs access to tracepoints)."""
+
+    def __init__(self, pid, seconds):
+        self.proc = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", str(pid),
+                                      "--", "sleep", str(seconds)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def result(self):
+        _, err = self.proc.communicate()
+        for line in err.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[2] == "raw_syscalls:sys_enter" and f[0].isdigit():
+                return int(f[0])
+        return None
+
+
 class Prompt:
     """Serves one WAV prompt and counts its GETs: a 2 s 440 Hz tone (8 kHz 16-bit), or with
     `speech` a spoken sentence (flite)."""
@@ -323,14 +349,14 @@ def stop_uas(proc, log):
     log.close()
 
 
-def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, speech=False):
+def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, speech=False, syscalls=False):
     server = start_server(binary, 20000, 20000 + 2 * calls + 200)
     uases = [start_uas(server, "sipp", hold)]
     if bridge:
         uases.append(start_uas(server, "sipp-b", hold))
     prompt = Prompt(speech) if play or listen else None
     try:
-        return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference)
+        return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference, syscalls)
     finally:
         # Whatever happened, no sipp, server or data dir (with its recordings) is left behind.
         for _, sipp, uas_log in uases:
@@ -340,7 +366,7 @@ def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, 
             prompt.stop()
 
 
-def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, conference=None):
+def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, conference=None, syscalls=False):
     time.sleep(0.5)
     uas_port = uas_ports[0]
     steps = [{"answer": {}}, {"sleep": 600000}]
@@ -408,8 +434,12 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
     rss1 = server.rss_mib()
     bytes1, _ = server.recorded_bytes()
     n_reports = len(tick_reports(server))
+    udp1 = udp_counters()
+    counting = SyscallCount(server.proc.pid, hold) if syscalls else None
     time.sleep(hold)
     c2, w2, th2 = server.cpu_seconds(), time.perf_counter(), server.thread_cpu()
+    udp2 = udp_counters()
+    n_syscalls = counting.result() if counting else None
     bytes2, rec_files = server.recorded_bytes()
     reports = tick_reports(server)[n_reports:]
     rss = server.rss_mib()
@@ -446,6 +476,11 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
         "cpu_shards": groups.get("media-shard", 0.0),
         "cpu_other": cpu_pct - groups.get("recorder", 0.0) - groups.get("media-shard", 0.0),
         "rec_files": rec_files,
+        # Host-wide over the hold: every datagram of the run crosses loopback once out and once
+        # in, so the server's packets (in + out) are about (in + out) / 2 of the host's.
+        "udp_datagrams": (udp2[0] - udp1[0] + udp2[1] - udp1[1]) / 2,
+        "udp_rcvbuf_drops": udp2[2] - udp1[2],
+        "syscalls": n_syscalls,
         "rec_realtime_pct": 100 * (bytes2 - bytes1) / ((w2 - w1) * RECORD_BYTES_PER_S * max(answered, 1)),
     }
 
@@ -479,10 +514,12 @@ def main():
                     help="every call joins a conference of SIZE participants (--calls / SIZE conferences)")
     ap.add_argument("--prompt", choices=["tone", "speech"], default="tone",
                     help="what --play/--listen calls play (and sipp echoes back): a 440 Hz tone, or a spoken sentence (flite)")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="count the server's system calls over the hold (perf stat) and report them per packet")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
     listen = (a.listen_only or "both") if a.listen else None
-    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference, a.prompt == "speech")
+    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference, a.prompt == "speech", a.syscalls)
             for n in a.calls]
     mode = {"both": "play + record + collect", "record": "play + record", "collect": "play + collect"}.get(
         listen, "play" if a.play else "silent")
@@ -514,6 +551,14 @@ def main():
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['calls']} | {r['cpu_recorder']:.1f} | {r['cpu_shards']:.1f} | {r['cpu_other']:.1f} | {r['rss_growth_mib']:+.1f} |")
+    print()
+    print("| concurrent calls | server packets over hold (in + out) | UDP receive-buffer drops on the host (either end) | drops (% of packets) | system calls | system calls per packet |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        pk = max(r["udp_datagrams"], 1)
+        sc = r["syscalls"]
+        print(f"| {r['calls']} | {r['udp_datagrams']:.0f} | {r['udp_rcvbuf_drops']} | {100 * r['udp_rcvbuf_drops'] / pk:.2f} | "
+              f"{sc if sc is not None else '–'} | {f'{sc / pk:.2f}' if sc is not None else '–'} |")
     if a.listen:
         print()
         print("| concurrent calls | record + collect OK | record p50 / p99 (ms) | collect p50 / p99 (ms) | WAV files | audio written (% of real time) |")
