@@ -202,6 +202,77 @@ class SyscallCount:
         return None
 
 
+class WireCapture:
+    """tcpdump on lo of the API's HTTP port and the far end's SIP port, for on-the-wire timing:
+    each dial's POST (its first packet), its response, and its INVITE (matched by the dial's
+    unique `from` number)."""
+
+    def __init__(self, http_port, sip_port, path):
+        self.path = path
+        self.proc = subprocess.Popen(["tcpdump", "-i", "lo", "-n", "-s", "2000", "-B", "16384", "-U", "-w", path,
+                                      f"tcp port {http_port} or udp port {sip_port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.http_port, self.sip_port = http_port, sip_port
+        time.sleep(1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def packets(self):
+        """(time, proto, src port, dst port, payload) of every captured IPv4 packet."""
+        with open(self.path, "rb") as f:
+            data = f.read()
+        if len(data) < 24:
+            return
+        magic, = struct.unpack("<I", data[:4])
+        order = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+        nano = magic in (0xA1B23C4D, 0x4D3CB2A1)
+        link = struct.unpack(order + "I", data[20:24])[0]
+        off = 24
+        while off + 16 <= len(data):
+            sec, frac, incl, _ = struct.unpack(order + "IIII", data[off:off + 16])
+            pkt = data[off + 16:off + 16 + incl]
+            off += 16 + incl
+            t = sec + frac / (1e9 if nano else 1e6)
+            ip = pkt[14:] if link == 1 else pkt[16:] if link == 113 else pkt[4:] if link == 0 else pkt
+            if len(ip) < 20 or ip[0] >> 4 != 4:
+                continue
+            ihl, proto = (ip[0] & 15) * 4, ip[9]
+            l4 = ip[ihl:]
+            if proto == 6 and len(l4) >= 20:
+                sport, dport = struct.unpack(">HH", l4[:4])
+                yield t, "tcp", sport, dport, l4[(l4[12] >> 4) * 4:]
+            elif proto == 17 and len(l4) >= 8:
+                sport, dport = struct.unpack(">HH", l4[:4])
+                yield t, "udp", sport, dport, l4[8:]
+
+    def timings(self):
+        """Per dial index: (API latency on the wire, POST -> INVITE), seconds."""
+        post_at, reply_at, invite_at, index_of_port = {}, {}, {}, {}
+        for t, proto, sport, dport, payload in self.packets():
+            if not payload:
+                continue
+            if proto == "tcp" and dport == self.http_port:
+                m = re.search(rb'"from": "\+1510(\d{7})"', payload)
+                if m and sport not in index_of_port:
+                    i = int(m.group(1))
+                    index_of_port[sport] = i
+                    post_at[i] = t
+            elif proto == "tcp" and sport == self.http_port and dport in index_of_port:
+                reply_at.setdefault(index_of_port[dport], t)
+            elif proto == "udp" and dport == self.sip_port and payload.startswith(b"INVITE "):
+                m = re.search(rb"From:[^\r\n]*sip:\+1510(\d{7})@", payload)
+                if m:
+                    invite_at.setdefault(int(m.group(1)), t)
+        api = sorted(reply_at[i] - post_at[i] for i in reply_at if i in post_at)
+        invite = sorted(invite_at[i] - post_at[i] for i in invite_at if i in post_at)
+        return api, invite
+
+
 class Prompt:
     """Serves one WAV prompt and counts its GETs: a 2 s 440 Hz tone (8 kHz 16-bit), or with
     `speech` a spoken sentence (flite)."""
@@ -349,14 +420,16 @@ def stop_uas(proc, log):
     log.close()
 
 
-def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, speech=False, syscalls=False):
+def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, speech=False, syscalls=False,
+        wire=False):
     server = start_server(binary, 20000, 20000 + 2 * calls + 200)
     uases = [start_uas(server, "sipp", hold)]
     if bridge:
         uases.append(start_uas(server, "sipp-b", hold))
     prompt = Prompt(speech) if play or listen else None
     try:
-        return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference, syscalls)
+        return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference, syscalls,
+                       wire)
     finally:
         # Whatever happened, no sipp, server or data dir (with its recordings) is left behind.
         for _, sipp, uas_log in uases:
@@ -366,7 +439,8 @@ def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, 
             prompt.stop()
 
 
-def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, conference=None, syscalls=False):
+def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, conference=None, syscalls=False,
+            wire=False):
     time.sleep(0.5)
     uas_port = uas_ports[0]
     steps = [{"answer": {}}, {"sleep": 600000}]
@@ -382,12 +456,16 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
                                           "timeout": 60}}
 
     def body_of(i):
+        if wire:
+            # A unique caller number per dial: the capture matches its POST to its INVITE.
+            return {"command": "dial", "params": dict(body["params"], **{"from": f"+1510{i:07d}"})}
         if not conference:
             return body
         room = [{"join_conference": {"name": f"bench-{i // conference}", "max_participants": max(conference, 2)}}]
         return {"command": "dial", "params": dict(body["params"], swml={"version": "1.0.0", "sections": {"main": room}})}
     latencies, ids = [], []
     lock = threading.Lock()
+    capture = WireCapture(server.http, uas_port, os.path.join(server.dir, "wire.pcap")) if wire else None
     cpu0, t0 = server.cpu_seconds(), time.perf_counter()
 
     errors = []
@@ -411,6 +489,11 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
                 time.sleep(delay)
             pool.submit(one, i)
     fired = time.perf_counter() - t0
+    wire_api, wire_invite = [], []
+    if capture:
+        time.sleep(2)
+        capture.stop()
+        wire_api, wire_invite = capture.timings()
     deadline = time.time() + 120
     answered = 0
     while time.time() < deadline:
@@ -481,6 +564,9 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
         "udp_datagrams": (udp2[0] - udp1[0] + udp2[1] - udp1[1]) / 2,
         "udp_rcvbuf_drops": udp2[2] - udp1[2],
         "syscalls": n_syscalls,
+        "wire_n": len(wire_api), "wire_invites": len(wire_invite),
+        "wire_api_p50_ms": pct(wire_api, 0.50), "wire_api_p99_ms": pct(wire_api, 0.99),
+        "wire_invite_p50_ms": pct(wire_invite, 0.50), "wire_invite_p99_ms": pct(wire_invite, 0.99),
         "rec_realtime_pct": 100 * (bytes2 - bytes1) / ((w2 - w1) * RECORD_BYTES_PER_S * max(answered, 1)),
     }
 
@@ -516,10 +602,13 @@ def main():
                     help="what --play/--listen calls play (and sipp echoes back): a 440 Hz tone, or a spoken sentence (flite)")
     ap.add_argument("--syscalls", action="store_true",
                     help="count the server's system calls over the hold (perf stat) and report them per packet")
+    ap.add_argument("--wire", action="store_true",
+                    help="capture the API and SIP on lo (tcpdump) and report each dial's API latency and POST -> INVITE on the wire")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
     listen = (a.listen_only or "both") if a.listen else None
-    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference, a.prompt == "speech", a.syscalls)
+    rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference, a.prompt == "speech", a.syscalls,
+                a.wire)
             for n in a.calls]
     mode = {"both": "play + record + collect", "record": "play + record", "collect": "play + collect"}.get(
         listen, "play" if a.play else "silent")
@@ -559,6 +648,13 @@ def main():
         sc = r["syscalls"]
         print(f"| {r['calls']} | {r['udp_datagrams']:.0f} | {r['udp_rcvbuf_drops']} | {100 * r['udp_rcvbuf_drops'] / pk:.2f} | "
               f"{sc if sc is not None else '–'} | {f'{sc / pk:.2f}' if sc is not None else '–'} |")
+    if a.wire:
+        print()
+        print("| concurrent calls | dials timed on the wire | INVITEs matched | API p50 / p99 on the wire (ms) | POST -> INVITE p50 / p99 (ms) |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['calls']} | {r['wire_n']} | {r['wire_invites']} | {r['wire_api_p50_ms']:.2f} / {r['wire_api_p99_ms']:.2f} | "
+                  f"{r['wire_invite_p50_ms']:.2f} / {r['wire_invite_p99_ms']:.2f} |")
     if a.listen:
         print()
         print("| concurrent calls | record + collect OK | record p50 / p99 (ms) | collect p50 / p99 (ms) | WAV files | audio written (% of real time) |")

@@ -287,7 +287,7 @@ impl Node {
                     ActorMsg::RecordingDone {
                         rec_id,
                         control_id,
-                        params: params.unwrap_or_default(),
+                        params: Box::new(params.unwrap_or_default()),
                     },
                 );
             }
@@ -699,7 +699,7 @@ where
     F: Fn(Uuid, ActorMsg) -> Option<()>,
 {
     while let Some(ev) = events.recv().await {
-        if deliver(ev.call_id, ActorMsg::Media(ev.event, ev.permit)).is_none() {
+        if deliver(ev.call_id, ActorMsg::Media(Box::new(ev.event), ev.permit)).is_none() {
             break;
         }
     }
@@ -823,7 +823,7 @@ impl CallControl for Node {
                 let (reply, rx) = oneshot::channel();
                 if inbox
                     .send(ActorMsg::Command {
-                        command: command.clone(),
+                        command: Box::new(command.clone()),
                         reply,
                     })
                     .await
@@ -1033,7 +1033,7 @@ mod tests {
         .await;
         let mut got = Vec::new();
         while let Ok(ActorMsg::Media(ev, _)) = actor_rx.try_recv() {
-            got.push(ev);
+            got.push(*ev);
         }
         assert_eq!(got.len(), 1_001);
         assert_eq!(

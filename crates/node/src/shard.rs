@@ -335,16 +335,13 @@ fn run_shard(
         let slot_start = Instant::now();
         let now_us = slot_start.duration_since(origin).as_micros() as u64;
         let (mut n_in, mut n_out, mut n_failed) = (0u64, 0u64, 0u64);
-        if slot == 0 {
-            // Commands first, then one tick for every call.
-            loop {
-                match rx.try_recv() {
-                    Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
-                        return
-                    }
-                    Ok(cmd) => apply(cmd, &mut media, &mut sockets, &events),
-                    Err(std_mpsc::TryRecvError::Empty) => break,
-                }
+        // Commands first, every slot: whatever a command changes (a new SRTP key, a call's
+        // remote address) is in force before any datagram that came after it is read.
+        loop {
+            match rx.try_recv() {
+                Ok(ShardCommand::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => return,
+                Ok(cmd) => apply(cmd, &mut media, &mut sockets, &events),
+                Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
         // What arrived: every slot when reads are batched (a round that finds nothing costs
@@ -439,7 +436,7 @@ fn run_shard(
         }
         // Absolute schedule: a late round does not shift every later one.
         if next_slot > now {
-            // Commands wait at most one tick.
+            // Commands wait at most one slot (5 ms).
             thread::sleep(next_slot - now);
         } else if now - next_slot > TICK * 50 {
             // Far behind (machine suspended): resynchronise instead of bursting.
@@ -472,13 +469,14 @@ impl Outbound {
         self.to.push((call_id, to));
     }
 
-    /// Sends every packet from its call's RTP socket, counting what left and what did not.
+    /// Sends every packet from its call's RTP socket, counting what left and what did not
+    /// (a call removed or moved since the tick is skipped: it has no socket here any more).
     fn send(&mut self, sockets: &SocketSet, sent: &mut u64, failed: &mut u64) {
         for ((call_id, to), pkt) in self.to.iter().zip(self.packets.iter()) {
-            let ok = sockets
-                .get(call_id)
-                .is_some_and(|s| s.rtp.send_to(pkt, *to).is_ok());
-            if ok {
+            let Some(call) = sockets.get(call_id) else {
+                continue;
+            };
+            if call.rtp.send_to(pkt, *to).is_ok() {
                 *sent += 1;
             } else {
                 *failed += 1;

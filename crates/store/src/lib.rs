@@ -17,12 +17,13 @@ pub use crash::OpenRecording;
 pub use leg::leg_type_name;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 pub use schema::SCHEMA_VERSION;
+
+mod group_commit;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -140,10 +141,11 @@ pub struct CallEvent {
     pub detail: String,
 }
 
-/// A handle on the store. Cheap to clone; all clones share one connection.
+/// A handle on the store. Cheap to clone; all clones share one connection, owned by one
+/// writer thread ([`group_commit`]).
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    jobs: std::sync::mpsc::Sender<group_commit::Job>,
 }
 
 impl std::fmt::Debug for Store {
@@ -190,7 +192,7 @@ impl Store {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
+            jobs: group_commit::start(conn)?,
         })
     }
 
@@ -205,25 +207,34 @@ impl Store {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
+            jobs: group_commit::start(conn)?,
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on the writer thread, inside the next group commit; the
+    /// answer comes once that transaction is on disk (or `f`'s error, its writes undone).
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves SQLite consistent (an open transaction is
-            // rolled back when dropped), so a poisoned lock is still usable.
-            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: group_commit::Job = Box::new(move |conn| {
+            let out = f(conn);
+            let failed = out.is_err();
+            let reply: group_commit::Reply = Box::new(move |committed| {
+                let _ = tx.send(match committed {
+                    Ok(()) => out,
+                    Err(e) => out.and(Err(e)),
+                });
+            });
+            (failed, reply)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Task("the store's writer thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Task("the store's writer thread dropped a job".into()))?
     }
 
     /// The schema version recorded in the database.
@@ -422,7 +433,8 @@ impl Store {
     ) -> Result<Vec<CallRecord>, StoreError> {
         let end_reason = end_reason.to_owned();
         self.with_conn(move |conn| {
-            let tx = conn.transaction()?;
+            // A savepoint: the job already runs inside the writer's transaction.
+            let tx = conn.savepoint()?;
             let mut records = Vec::new();
             {
                 let sql = format!(

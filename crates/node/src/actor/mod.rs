@@ -37,20 +37,22 @@ use crate::{now_ms, NodeInner};
 use control::routing::Route;
 use webhook::events::{CallIdentity, CallTimes};
 
+/// What a call's actor is told. Large payloads are boxed: each of a call's two channels allocates a block of 32 messages
+/// when it is made, so the message's size is paid 64 times per call whatever is sent.
 pub(crate) enum ActorMsg {
     Command {
-        command: CallCommand,
+        command: Box<CallCommand>,
         reply: oneshot::Sender<Result<CommandOk, ControlError>>,
     },
     /// An event of the call's media; a droppable one holds its place in the node's budget
     /// until handled (queue.rs).
-    Media(MediaEvent, Option<media::queue::Permit>),
+    Media(Box<MediaEvent>, Option<media::queue::Permit>),
     /// The recorder finished one of this call's recordings (its webhook is already queued).
     RecordingDone {
         rec_id: uuid::Uuid,
         control_id: String,
         /// The final `calling.call.record` event's `params`.
-        params: serde_json::Value,
+        params: Box<serde_json::Value>,
     },
     /// News from the other call of a bridge (`calling.transfer` to a SIP/phone destination).
     Peer(crate::actor::bridge::PeerEvent),
@@ -848,11 +850,11 @@ impl CallActor {
     async fn on_message(&mut self, msg: ActorMsg) {
         match msg {
             ActorMsg::Command { command, reply } => {
-                let result = self.on_command(command).await;
+                let result = self.on_command(*command).await;
                 let _ = reply.send(result);
             }
             // A droppable event's permit is released once it is handled.
-            ActorMsg::Media(ev, _permit) => self.on_media_event(ev).await,
+            ActorMsg::Media(ev, _permit) => self.on_media_event(*ev).await,
             ActorMsg::Peer(ev) => {
                 if self.connect_peer_event(&ev).await || self.queue_peer_event(&ev).await {
                     return;
@@ -881,7 +883,7 @@ impl CallActor {
                 rec_id,
                 control_id,
                 params,
-            } => self.on_recording_done(rec_id, control_id, params).await,
+            } => self.on_recording_done(rec_id, control_id, *params).await,
             ActorMsg::ConfirmTimeout if self.confirming => {
                 info!("connect: the confirm script ran out of time; this leg fails");
                 self.confirming = false;
@@ -1212,5 +1214,32 @@ fn media_report(s: &MediaStats, is_final: bool, now_ms: u64) -> control::MediaRe
         remote_packets_lost: s.rtcp.remote_packets_lost.map(i64::from),
         remote_fraction_lost: s.remote_fraction_lost(),
         remote_jitter_ms: s.remote_jitter_ms(),
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        eprintln!("ActorMsg {}", std::mem::size_of::<super::ActorMsg>());
+        eprintln!("TaskDone {}", std::mem::size_of::<super::TaskDone>());
+        eprintln!("CallActor {}", std::mem::size_of::<super::CallActor>());
+        eprintln!(
+            "MediaEvent {}",
+            std::mem::size_of::<media::graph::MediaEvent>()
+        );
+        eprintln!(
+            "CallCommand {}",
+            std::mem::size_of::<control::command::CallCommand>()
+        );
+        eprintln!(
+            "ShardEvent {}",
+            std::mem::size_of::<crate::shard::ShardEvent>()
+        );
+        eprintln!(
+            "ShardCommand {}",
+            std::mem::size_of::<crate::shard::ShardCommand>()
+        );
+        eprintln!("LegEvent {}", std::mem::size_of::<sip::LegEvent>());
     }
 }
