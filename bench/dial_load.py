@@ -251,8 +251,9 @@ class WireCapture:
                 yield t, "udp", sport, dport, l4[8:]
 
     def timings(self):
-        """Per dial index: (API latency on the wire, POST -> INVITE), seconds."""
-        post_at, reply_at, invite_at, index_of_port = {}, {}, {}, {}
+        """Per dial (seconds): API latency on the wire, POST -> INVITE, POST -> 200 OK; and the
+        200 OKs per second while the dials were being sent."""
+        post_at, reply_at, invite_at, ok_at, index_of_port = {}, {}, {}, {}, {}
         for t, proto, sport, dport, payload in self.packets():
             if not payload:
                 continue
@@ -268,9 +269,20 @@ class WireCapture:
                 m = re.search(rb"From:[^\r\n]*sip:\+1510(\d{7})@", payload)
                 if m:
                     invite_at.setdefault(int(m.group(1)), t)
+            elif proto == "udp" and sport == self.sip_port and payload.startswith(b"SIP/2.0 200") \
+                    and re.search(rb"CSeq: *\d+ INVITE", payload):
+                m = re.search(rb"From:[^\r\n]*sip:\+1510(\d{7})@", payload)
+                if m:
+                    ok_at.setdefault(int(m.group(1)), t)
         api = sorted(reply_at[i] - post_at[i] for i in reply_at if i in post_at)
         invite = sorted(invite_at[i] - post_at[i] for i in invite_at if i in post_at)
-        return api, invite
+        answer = sorted(ok_at[i] - post_at[i] for i in ok_at if i in post_at)
+        rate = 0.0
+        if post_at:
+            first, last = min(post_at.values()), max(post_at.values())
+            n = sum(1 for t in ok_at.values() if first <= t <= last)
+            rate = n / (last - first) if last > first else 0.0
+        return api, invite, answer, rate
 
 
 class Prompt:
@@ -489,11 +501,6 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
                 time.sleep(delay)
             pool.submit(one, i)
     fired = time.perf_counter() - t0
-    wire_api, wire_invite = [], []
-    if capture:
-        time.sleep(2)
-        capture.stop()
-        wire_api, wire_invite = capture.timings()
     deadline = time.time() + 120
     answered = 0
     while time.time() < deadline:
@@ -502,6 +509,11 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
             break
         time.sleep(0.2)
     setup_time = time.perf_counter() - t0
+    wire_api, wire_invite, wire_answer, wire_rate = [], [], [], 0.0
+    if capture:
+        time.sleep(0.5)
+        capture.stop()
+        wire_api, wire_invite, wire_answer, wire_rate = capture.timings()
     # With --listen: every call (all answered now) is recorded and collects digits.
     rec_lat, col_lat, cmd_errors = [], [], []
     if listen:
@@ -564,7 +576,9 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
         "udp_datagrams": (udp2[0] - udp1[0] + udp2[1] - udp1[1]) / 2,
         "udp_rcvbuf_drops": udp2[2] - udp1[2],
         "syscalls": n_syscalls,
-        "wire_n": len(wire_api), "wire_invites": len(wire_invite),
+        "wire_n": len(wire_api), "wire_invites": len(wire_invite), "wire_answers": len(wire_answer),
+        "wire_answer_rate": wire_rate, "wire_answer_p50_ms": pct(wire_answer, 0.50),
+        "wire_answer_p99_ms": pct(wire_answer, 0.99),
         "wire_api_p50_ms": pct(wire_api, 0.50), "wire_api_p99_ms": pct(wire_api, 0.99),
         "wire_invite_p50_ms": pct(wire_invite, 0.50), "wire_invite_p99_ms": pct(wire_invite, 0.99),
         "rec_realtime_pct": 100 * (bytes2 - bytes1) / ((w2 - w1) * RECORD_BYTES_PER_S * max(answered, 1)),
@@ -650,11 +664,12 @@ def main():
               f"{sc if sc is not None else '–'} | {f'{sc / pk:.2f}' if sc is not None else '–'} |")
     if a.wire:
         print()
-        print("| concurrent calls | dials timed on the wire | INVITEs matched | API p50 / p99 on the wire (ms) | POST -> INVITE p50 / p99 (ms) |")
-        print("|---|---|---|---|---|")
+        print("| concurrent calls | dials timed on the wire | INVITEs matched | API p50 / p99 on the wire (ms) | POST -> INVITE p50 / p99 (ms) | 200 OKs matched | POST -> 200 OK p50 / p99 (ms) | 200 OKs per second while dialling |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['calls']} | {r['wire_n']} | {r['wire_invites']} | {r['wire_api_p50_ms']:.2f} / {r['wire_api_p99_ms']:.2f} | "
-                  f"{r['wire_invite_p50_ms']:.2f} / {r['wire_invite_p99_ms']:.2f} |")
+                  f"{r['wire_invite_p50_ms']:.2f} / {r['wire_invite_p99_ms']:.2f} | {r['wire_answers']} | "
+                  f"{r['wire_answer_p50_ms']:.1f} / {r['wire_answer_p99_ms']:.1f} | {r['wire_answer_rate']:.0f} |")
     if a.listen:
         print()
         print("| concurrent calls | record + collect OK | record p50 / p99 (ms) | collect p50 / p99 (ms) | WAV files | audio written (% of real time) |")

@@ -791,10 +791,9 @@ impl CallControl for Node {
             ..ident
         };
         let inbox = inner.register(call_id, project, true)?;
-        if let Err(e) = inner.store.insert_call(record.clone()).await {
-            inner.unregister(call_id);
-            return Err(ControlError::Internal(e.to_string()));
-        }
+        // Not waited for: the INVITE goes out and the API answers while the row is in the
+        // next group commit (docs/call-lifecycle.md, "Durability").
+        inner.store.insert_call_behind(record.clone());
         let leg = record.leg();
         let actor = CallActor::new(ident, request, route, record, inner.clone(), inbox);
         tokio::spawn(actor.run());

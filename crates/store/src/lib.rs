@@ -254,6 +254,27 @@ impl Store {
         .await
     }
 
+    /// Queues the insert of a new call without waiting for it: it is in the next group commit,
+    /// ahead of anything queued after it (so every later read and update of the call finds
+    /// the row). A failure is logged. For the dial path, which answers without waiting for the
+    /// disk (docs/call-lifecycle.md, "Durability").
+    pub fn insert_call_behind(&self, r: CallRecord) {
+        let id = r.id;
+        let job: group_commit::Job = Box::new(move |conn| {
+            let out = execute_call(conn, INSERT_CALL, &r).map(|_| ());
+            let failed = out.is_err();
+            let reply: group_commit::Reply = Box::new(move |committed| {
+                if let Err(e) = out.and(committed) {
+                    tracing::error!(call_id = %id, error = %e, "the call's record could not be stored");
+                }
+            });
+            (failed, reply)
+        });
+        if self.jobs.send(job).is_err() {
+            tracing::error!(call_id = %id, "the call's record could not be stored: the store's writer thread has stopped");
+        }
+    }
+
     /// Replaces the whole row of the call `r.id`; [`StoreError::CallNotFound`] if there is none.
     pub async fn update_call(&self, r: CallRecord) -> Result<(), StoreError> {
         self.with_conn(move |conn| match execute_call(conn, UPDATE_CALL, &r)? {
