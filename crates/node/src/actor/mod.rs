@@ -248,16 +248,20 @@ impl CallActor {
         }
     }
 
-    pub async fn run(mut self) {
+    /// The call's task. Not an `async fn`: that would hold the actor twice (its argument and
+    /// the moved copy inside), ~4 KiB more per call.
+    pub fn run(mut self) -> impl std::future::Future<Output = ()> + Send {
         let span = tracing::info_span!("call", call_id = %self.ident.call_id);
+        // Each handler's future is boxed while it runs: the task holds the actor and the
+        // select, not the largest of every handler's state machines (~25 KiB per call).
         async move {
             if self.virtual_media.is_some() {
-                self.start_virtual().await;
+                Box::pin(self.start_virtual()).await;
             } else if self.inbound.is_some() {
-                self.input(CallInput::Offered).await;
-                self.offer_inbound().await;
+                Box::pin(self.input(CallInput::Offered)).await;
+                Box::pin(self.offer_inbound()).await;
             } else {
-                self.input(CallInput::Start).await;
+                Box::pin(self.input(CallInput::Start)).await;
             }
             while !self.core.is_finished() {
                 let deadline = self.core.poll_timeout();
@@ -265,37 +269,38 @@ impl CallActor {
                 let ops_deadline = self.ops.session.poll_timeout();
                 tokio::select! {
                     ev = recv_opt(&mut self.leg_events) => match ev {
-                        Some(ev) => self.on_leg_event(ev).await,
+                        Some(ev) => Box::pin(self.on_leg_event(ev)).await,
                         None => {
                             self.leg_events = None;
-                            self.input(CallInput::LegTerminated).await;
+                            Box::pin(self.input(CallInput::LegTerminated)).await;
                         }
                     },
                     ev = recv_opt(&mut self.in_events) => match ev {
-                        Some(ev) => self.on_inbound_event(ev).await,
+                        Some(ev) => Box::pin(self.on_inbound_event(ev)).await,
                         None => {
                             self.in_events = None;
-                            self.input(CallInput::LegTerminated).await;
+                            Box::pin(self.input(CallInput::LegTerminated)).await;
                         }
                     },
                     msg = self.inbox.recv() => match msg {
-                        Some(msg) => self.on_message(msg).await,
-                        None => self.input(CallInput::Hangup { reason: EndReason::Hangup }).await,
+                        Some(msg) => Box::pin(self.on_message(msg)).await,
+                        None => {
+                            Box::pin(self.input(CallInput::Hangup { reason: EndReason::Hangup })).await
+                        }
                     },
-                    Some(msg) = self.events.recv() => self.on_message(msg).await,
-                    Some(done) = self.tasks_rx.recv() => self.on_task(done).await,
-                    _ = sleep_until_ms(script_deadline) => self.script_timeout().await,
-                    _ = sleep_until_ms(ops_deadline) => self.op_timeout().await,
+                    Some(msg) = self.events.recv() => Box::pin(self.on_message(msg)).await,
+                    Some(done) = self.tasks_rx.recv() => Box::pin(self.on_task(done)).await,
+                    _ = sleep_until_ms(script_deadline) => Box::pin(self.script_timeout()).await,
+                    _ = sleep_until_ms(ops_deadline) => Box::pin(self.op_timeout()).await,
                     _ = sleep_until_ms(deadline) => {
                         self.core.handle_timeout(now_ms());
-                        self.drain().await;
+                        Box::pin(self.drain()).await;
                     }
                 }
             }
             self.node.unregister(self.ident.call_id);
         }
         .instrument(span)
-        .await
     }
 
     pub(crate) async fn input(&mut self, input: CallInput) {
