@@ -43,6 +43,31 @@ pub trait MediaLeg: Send {
     fn take_received_frame(&mut self, out: &mut Vec<i16>) -> bool;
     /// The peer's audio for this tick (at the peer's rate `rate`), mixed into what we send.
     fn push_bridged_frame(&mut self, pcm: &[i16], rate: u32);
+    /// The call's codec.
+    fn codec(&self) -> Option<CodecKind> {
+        None
+    }
+    /// The codec whose payload this leg could hand its bridged peer untouched: when nothing
+    /// on this leg needs the far end's decoded audio (no recording, detector, listener, fork,
+    /// filter) and the codec is stateless (G.711). None otherwise.
+    fn relay_codec(&self) -> Option<CodecKind> {
+        None
+    }
+    /// Relay (true): keep the far end's payload as it came, for `take_received_payload`,
+    /// instead of decoding it for the peer. The shard decides it each tick.
+    fn set_relay(&mut self, relay: bool) {
+        let _ = relay;
+    }
+    /// The far end's payload of the last tick, when relaying (written into `out`).
+    fn take_received_payload(&mut self, out: &mut Vec<u8>) -> bool {
+        let _ = out;
+        false
+    }
+    /// The peer's payload for this tick (same codec): sent as it is when nothing of ours is
+    /// to be mixed in, else decoded and mixed like `push_bridged_frame`.
+    fn push_bridged_payload(&mut self, payload: &[u8]) {
+        let _ = payload;
+    }
     /// Receive counters for the CDR and for tests.
     fn stats(&self) -> MediaStats;
     /// The PCM rate of the call's codec.
@@ -187,6 +212,12 @@ impl CallGraph {
             frame: vec![0; kind.frame_samples()],
             decoder: crate::decoder(kind)?,
             bridged: false,
+            codec: kind,
+            relay: false,
+            received_payload: Vec::with_capacity(kind.frame_samples()),
+            has_received_payload: false,
+            peer_payload: Vec::with_capacity(kind.frame_samples()),
+            has_peer_payload: false,
             received: VecDeque::new(),
             decoded: Vec::with_capacity(kind.frame_samples()),
             from_peer: Vec::new(),
@@ -230,6 +261,14 @@ impl CallGraph {
     fn hear(&mut self, now_us: u64) {
         self.decoded.clear();
         match self.jitter.pull(now_us) {
+            // Relaying: nobody here needs the audio, the peer sends the payload as it came.
+            Pulled::Frame(payload) if self.relay => {
+                self.received_payload.clear();
+                self.received_payload.extend_from_slice(&payload);
+                self.has_received_payload = true;
+                self.jitter.recycle(payload);
+                return;
+            }
             Pulled::Frame(payload) => {
                 if self.decoder.decode(&payload, &mut self.decoded).is_err() {
                     self.decoder.conceal(&mut self.decoded);
@@ -271,6 +310,14 @@ impl CallGraph {
         }
     }
 
+    fn poll_sender_events(&mut self) {
+        while let Some(ev) = self.sender.poll_event() {
+            match ev {
+                rtp::SenderEvent::DigitsDone => self.events.push_back(MediaEvent::DigitsSent),
+            }
+        }
+    }
+
     fn idle_listeners(&mut self, now_us: u64) {
         for (key, listener) in self.listeners.iter_mut() {
             listener.on_idle(now_us, &mut self.listener_events);
@@ -298,6 +345,14 @@ pub struct CallGraph {
     decoder: Box<dyn AudioDecoder>,
     /// Bridged: the far end's audio is decoded into `received` for the peer.
     bridged: bool,
+    codec: CodecKind,
+    /// Relaying: the far end's payload is kept as it came (`received_payload`), not decoded.
+    relay: bool,
+    received_payload: Vec<u8>,
+    has_received_payload: bool,
+    /// The peer's payload for this tick (relayed to us), if any.
+    peer_payload: Vec<u8>,
+    has_peer_payload: bool,
     received: VecDeque<i16>,
     decoded: Vec<i16>,
     /// The peer's frame for this tick, at our rate.
@@ -345,6 +400,31 @@ impl MediaLeg for CallGraph {
         if self.listening() {
             self.hear(now_us);
         }
+        if std::mem::take(&mut self.has_peer_payload) {
+            let ours_to_mix = !self.player.is_idle()
+                || !self.sources.is_empty()
+                || !self.forks.is_empty()
+                || self.tap.is_some();
+            if !ours_to_mix && self.peer_payload.len() == self.frame.len() {
+                // A relayed peer and nothing of ours: its payload goes out as it came.
+                self.sender
+                    .next_packet(&self.peer_payload, &mut self.packet);
+                out.push(&self.packet);
+                self.poll_sender_events();
+                return;
+            }
+            // Something of ours to mix in: the peer's payload is decoded (G.711: stateless,
+            // so the call's own decoder serves) and mixed like a decoded peer frame.
+            self.from_peer.clear();
+            if self
+                .decoder
+                .decode(&self.peer_payload, &mut self.from_peer)
+                .is_err()
+            {
+                self.from_peer.clear();
+            }
+            self.from_peer.resize(self.frame.len(), 0);
+        }
         self.player.next_frame(&mut self.frame);
         if !self.from_peer.is_empty() {
             for (out, peer) in self.frame.iter_mut().zip(self.from_peer.iter()) {
@@ -380,11 +460,7 @@ impl MediaLeg for CallGraph {
         }
         self.sender.next_packet(&self.payload, &mut self.packet);
         out.push(&self.packet);
-        while let Some(ev) = self.sender.poll_event() {
-            match ev {
-                rtp::SenderEvent::DigitsDone => self.events.push_back(MediaEvent::DigitsSent),
-            }
-        }
+        self.poll_sender_events();
     }
 
     fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool {
@@ -452,6 +528,9 @@ impl MediaLeg for CallGraph {
 
     fn set_bridged(&mut self, bridged: bool) {
         self.bridged = bridged;
+        self.relay = false;
+        self.has_received_payload = false;
+        self.has_peer_payload = false;
         if !bridged {
             self.received.clear();
             self.from_peer.clear();
@@ -491,6 +570,43 @@ impl MediaLeg for CallGraph {
 
     fn pcm_rate(&self) -> u32 {
         self.rate
+    }
+
+    fn codec(&self) -> Option<CodecKind> {
+        Some(self.codec)
+    }
+
+    fn relay_codec(&self) -> Option<CodecKind> {
+        let quiet_here = self.bridged
+            && self.in_band.is_none()
+            && self.tap.is_none()
+            && self.listeners.is_empty()
+            && self.forks.is_empty()
+            && self.filter.is_none();
+        let stateless = matches!(self.codec, CodecKind::Pcmu | CodecKind::Pcma);
+        (quiet_here && stateless).then_some(self.codec)
+    }
+
+    fn set_relay(&mut self, relay: bool) {
+        self.relay = relay;
+        if !relay {
+            self.has_received_payload = false;
+        }
+    }
+
+    fn take_received_payload(&mut self, out: &mut Vec<u8>) -> bool {
+        if !std::mem::take(&mut self.has_received_payload) {
+            return false;
+        }
+        out.clear();
+        out.extend_from_slice(&self.received_payload);
+        true
+    }
+
+    fn push_bridged_payload(&mut self, payload: &[u8]) {
+        self.peer_payload.clear();
+        self.peer_payload.extend_from_slice(payload);
+        self.has_peer_payload = true;
     }
 
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {

@@ -118,6 +118,10 @@ fn spread(seed: u64, now_us: u64) -> f64 {
 pub struct ShardMedia<K> {
     legs: HashMap<K, Leg<K>>,
     bridged_frames: Vec<(K, Vec<i16>, u32)>,
+    /// Relayed payloads on their way across bridges (buffers reused like `bridged_frames`).
+    bridged_payloads: Vec<(K, Vec<u8>)>,
+    /// Each bridged leg's relay decision this tick (reused).
+    relay_plan: Vec<(K, bool)>,
     /// One participant's received frame on its way into its conference's mix (reused).
     frame_buf: Vec<i16>,
     /// Keys pressed on a bridged leg this tick, to send on its peer (RFC 4733 across).
@@ -152,6 +156,8 @@ impl<K> ShardMedia<K> {
         ShardMedia {
             legs: HashMap::new(),
             bridged_frames: Vec::new(),
+            bridged_payloads: Vec::new(),
+            relay_plan: Vec::new(),
             frame_buf: Vec::new(),
             bridged_digits: Vec::new(),
             conferences: HashMap::new(),
@@ -589,18 +595,46 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         }
     }
 
-    /// Hands every bridged leg's received frame to its peer, before the tick encodes.
-    /// The frames' buffers stay in `bridged_frames` from tick to tick (only the first `n` are
-    /// this tick's), so a warm shard allocates nothing here.
+    /// Hands every bridged leg's received frame to its peer, before the tick encodes. When
+    /// both legs have the same stateless codec and nothing on the receiving leg needs the
+    /// audio, the payload crosses untouched (no decode, no encode) — the relay is decided
+    /// again every tick, so a recording or detector started on either leg switches it back.
+    /// The buffers stay in `bridged_frames`/`bridged_payloads` from tick to tick (only the
+    /// first entries are this tick's), so a warm shard allocates nothing here.
     fn exchange_bridged_audio(&mut self) {
         let Self {
             legs,
             bridged_frames,
+            bridged_payloads,
+            relay_plan,
             ..
         } = self;
-        let mut n = 0;
+        relay_plan.clear();
+        for (key, leg) in legs.iter() {
+            let Some(peer) = leg.peer else { continue };
+            let relay = leg
+                .graph
+                .relay_codec()
+                .is_some_and(|codec| legs.get(&peer).and_then(|p| p.graph.codec()) == Some(codec));
+            relay_plan.push((*key, relay));
+        }
+        for (key, relay) in relay_plan.iter() {
+            if let Some(leg) = legs.get_mut(key) {
+                leg.graph.set_relay(*relay);
+            }
+        }
+        let (mut n, mut m) = (0, 0);
         for leg in legs.values_mut() {
             let Some(peer) = leg.peer else { continue };
+            if m == bridged_payloads.len() {
+                bridged_payloads.push((peer, Vec::new()));
+            }
+            let relayed = &mut bridged_payloads[m];
+            if leg.graph.take_received_payload(&mut relayed.1) {
+                relayed.0 = peer;
+                m += 1;
+                continue;
+            }
             if n == bridged_frames.len() {
                 bridged_frames.push((peer, Vec::new(), 0));
             }
@@ -614,6 +648,11 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         for (peer, frame, rate) in &bridged_frames[..n] {
             if let Some(leg) = legs.get_mut(peer) {
                 leg.graph.push_bridged_frame(frame, *rate);
+            }
+        }
+        for (peer, payload) in &bridged_payloads[..m] {
+            if let Some(leg) = legs.get_mut(peer) {
+                leg.graph.push_bridged_payload(payload);
             }
         }
     }
@@ -783,6 +822,64 @@ mod tests {
 
     /// A held call (the far end said `sendonly`/`inactive`) ticks on but sends nothing, and
     /// sends again once resumed.
+    /// Same codec and nobody listening: leg 1's far end's payload leaves leg 2 byte for byte
+    /// (µ-law 0x7F, "negative zero", survives: a decode and re-encode would make it 0xFF).
+    /// When leg 1 starts detecting digits the audio is decoded again (0x7F becomes 0xFF),
+    /// and unbridged nothing crosses.
+    #[test]
+    fn a_bridged_pair_relays_the_payload_until_a_listener_needs_it() {
+        let mut s = ShardMedia::default();
+        s.add(1u8, addr(9), graph(1));
+        s.add(2u8, addr(10), graph(2));
+        assert!(s.bridge(1, 2));
+        // A payload no encoder makes: every 0xFF of a frame of 0x7F and a ramp.
+        let payload: Vec<u8> = (0..160u8)
+            .map(|i| if i % 2 == 0 { 0x7f } else { i })
+            .collect();
+        let mut from_2: Vec<Vec<u8>> = Vec::new();
+        let mut run = |s: &mut ShardMedia<u8>, frames: std::ops::Range<u16>| {
+            from_2.clear();
+            for i in frames {
+                let now = u64::from(i) * 20_000;
+                let mut pkt = Vec::new();
+                rtp::write(false, 0, i, u32::from(i) * 160, 5, &payload, &mut pkt);
+                s.on_datagram(1, now, &pkt, addr(5000));
+                s.tick(
+                    now,
+                    |k, _, pkt| {
+                        if k == 2 {
+                            from_2.push(pkt[12..].to_vec());
+                        }
+                        true
+                    },
+                    |_, _| {},
+                );
+            }
+            from_2.clone()
+        };
+        let relayed = run(&mut s, 0..30);
+        let same = relayed.iter().filter(|p| **p == payload).count();
+        assert!(
+            same > 20,
+            "{same} of {} packets relayed untouched",
+            relayed.len()
+        );
+        // A digit detector on leg 1 needs its audio: decoded, mixed, re-encoded.
+        if let Some(g) = s.graph(1) {
+            g.set_digit_detection(true);
+        }
+        let decoded = run(&mut s, 30..60);
+        assert!(decoded.iter().skip(5).all(|p| p != &payload));
+        let reencoded: Vec<u8> = payload
+            .iter()
+            .map(|&b| if b == 0x7f { 0xff } else { b })
+            .collect();
+        assert!(decoded.iter().filter(|p| **p == reencoded).count() > 20);
+        s.unbridge(2);
+        let apart = run(&mut s, 60..70);
+        assert!(apart.iter().skip(2).all(|p| p.iter().all(|&b| b == 0xff)));
+    }
+
     #[test]
     fn a_held_call_sends_nothing_until_resumed() {
         let mut s: ShardMedia<u8> = ShardMedia::default();
