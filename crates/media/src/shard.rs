@@ -820,8 +820,6 @@ mod tests {
         assert_eq!(loud_packets_on_2(&mut s, 30..40), 0);
     }
 
-    /// A held call (the far end said `sendonly`/`inactive`) ticks on but sends nothing, and
-    /// sends again once resumed.
     /// Same codec and nobody listening: leg 1's far end's payload leaves leg 2 byte for byte
     /// (µ-law 0x7F, "negative zero", survives: a decode and re-encode would make it 0xFF).
     /// When leg 1 starts detecting digits the audio is decoded again (0x7F becomes 0xFF),
@@ -832,7 +830,8 @@ mod tests {
         s.add(1u8, addr(9), graph(1));
         s.add(2u8, addr(10), graph(2));
         assert!(s.bridge(1, 2));
-        // A payload no encoder makes: every 0xFF of a frame of 0x7F and a ramp.
+        // A payload no encoder makes: every other byte 0x7F (an encoder writes 0xFF for
+        // zero), the rest a ramp.
         let payload: Vec<u8> = (0..160u8)
             .map(|i| if i % 2 == 0 { 0x7f } else { i })
             .collect();
@@ -880,6 +879,8 @@ mod tests {
         assert!(apart.iter().skip(2).all(|p| p.iter().all(|&b| b == 0xff)));
     }
 
+    /// A held call (the far end said `sendonly`/`inactive`) ticks on but sends nothing, and
+    /// sends again once resumed.
     #[test]
     fn a_held_call_sends_nothing_until_resumed() {
         let mut s: ShardMedia<u8> = ShardMedia::default();
