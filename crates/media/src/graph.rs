@@ -190,6 +190,10 @@ pub struct GraphConfig {
 /// Jitter buffer bounds for the far end's audio.
 const JITTER_MIN_MS: u32 = 40;
 const JITTER_MAX_MS: u32 = 200;
+/// The floor while a fork (a tap, a stream) carries the audio out live: its consumer (a bot
+/// answering the caller) waits on every millisecond, and keeps a buffer of its own. The
+/// target still grows with the measured jitter.
+const FORK_JITTER_MIN_MS: u32 = 20;
 /// A carrier sending a key both as RFC 4733 and in-band reports it once (the in-band copy
 /// comes out of the jitter buffer up to its delay later).
 const DTMF_DEDUP_MS: u64 = 200 + JITTER_MAX_MS as u64;
@@ -625,6 +629,11 @@ impl MediaLeg for CallGraph {
         if let Some(f) = fork {
             self.forks.push((key, f));
         }
+        self.jitter.set_min_delay_ms(if self.forks.is_empty() {
+            JITTER_MIN_MS
+        } else {
+            FORK_JITTER_MIN_MS
+        });
     }
 
     fn set_source(&mut self, key: String, source: Option<Box<dyn FrameSource>>) {
