@@ -142,6 +142,10 @@ pub struct ShardMedia<K> {
     rejected: u64,
     /// The wall clock of this round (NTP format), for muxed RTCP read with the RTP.
     ntp: u64,
+    /// Each call ticks in one of these parts of the 20 ms (fixed by its key), so a shard's
+    /// packets leave spread over the tick and each call's own delays are as short as its phase
+    /// allows (see [`ShardMedia::tick_phase`]).
+    phases: u64,
 }
 
 impl<K> Default for ShardMedia<K> {
@@ -169,7 +173,22 @@ impl<K> ShardMedia<K> {
             policy,
             rejected: 0,
             ntp: 0,
+            phases: 1,
         }
+    }
+
+    /// Like [`ShardMedia::new`], with the calls' ticks spread over `phases` parts of the 20 ms
+    /// (at least 1).
+    pub fn with_phases(policy: LatchPolicy, phases: usize) -> Self {
+        ShardMedia {
+            phases: u64::try_from(phases.max(1)).unwrap_or(1),
+            ..ShardMedia::new(policy)
+        }
+    }
+
+    /// How many phases the calls' ticks are spread over.
+    pub fn phases(&self) -> usize {
+        usize::try_from(self.phases).unwrap_or(1)
     }
 
     /// The wall clock (RFC 3550 NTP format) for the datagrams handed in next: RTCP that
@@ -547,19 +566,42 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         }
     }
 
-    /// One tick for every call: bridged audio crosses over, then each graph gives its packets
-    /// to `send` (which says whether the packet left) and its events to `emit`.
+    /// One tick for every call, phase after phase (all at `now_us`).
     pub fn tick(
         &mut self,
         now_us: u64,
         mut send: impl FnMut(K, SocketAddr, &[u8]) -> bool,
         mut emit: impl FnMut(K, MediaEvent),
     ) {
-        self.exchange_bridged_audio();
-        if !self.conferences.is_empty() {
-            self.exchange_conference_audio();
+        for phase in 0..self.phases() {
+            self.tick_phase(now_us, phase, &mut send, &mut emit);
         }
+    }
+
+    /// The tick of the calls in `phase` (of [`ShardMedia::phases`]; called for each phase in
+    /// turn, spread over the 20 ms): each graph gives its packets to `send` (which says whether
+    /// the packet left) and its events to `emit`. Phase 0 first hands every bridged leg's and
+    /// conference participant's last frame across, once per 20 ms whatever their phases: each
+    /// gives one frame and takes one per round, so audio crosses in under two ticks.
+    pub fn tick_phase(
+        &mut self,
+        now_us: u64,
+        phase: usize,
+        mut send: impl FnMut(K, SocketAddr, &[u8]) -> bool,
+        mut emit: impl FnMut(K, MediaEvent),
+    ) {
+        let phase = u64::try_from(phase).unwrap_or(u64::MAX);
+        if phase == 0 {
+            self.exchange_bridged_audio();
+            if !self.conferences.is_empty() {
+                self.exchange_conference_audio();
+            }
+        }
+        let phases = self.phases;
         for (key, leg) in self.legs.iter_mut() {
+            if leg.seed % phases != phase {
+                continue;
+            }
             self.out.clear();
             leg.graph.on_tick(now_us, &mut self.out);
             if !leg.sending {
@@ -824,6 +866,79 @@ mod tests {
     /// (µ-law 0x7F, "negative zero", survives: a decode and re-encode would make it 0xFF).
     /// When leg 1 starts detecting digits the audio is decoded again (0x7F becomes 0xFF),
     /// and unbridged nothing crosses.
+    #[test]
+    fn each_call_ticks_once_a_round_in_its_own_phase() {
+        let mut s = ShardMedia::with_phases(LatchPolicy::default(), 10);
+        assert_eq!(s.phases(), 10);
+        for k in 0..200u8 {
+            s.add(k, addr(20_000 + u16::from(k)), graph(u32::from(k)));
+        }
+        let mut phase_of = HashMap::new();
+        for round in 0..3u64 {
+            for phase in 0..10 {
+                let mut sent = Vec::new();
+                s.tick_phase(
+                    round * 20_000 + phase as u64 * 2_000,
+                    phase,
+                    |k, _, _| {
+                        sent.push(k);
+                        true
+                    },
+                    |_, _| {},
+                );
+                for k in sent {
+                    assert_eq!(*phase_of.entry(k).or_insert(phase), phase, "call {k}");
+                }
+            }
+        }
+        assert_eq!(phase_of.len(), 200);
+        for phase in 0..10 {
+            let n = phase_of.values().filter(|p| **p == phase).count();
+            // 200 calls over 10 phases: 20 each, give or take.
+            assert!((6..=40).contains(&n), "{phase_of:?}");
+        }
+    }
+
+    #[test]
+    fn bridged_legs_in_different_phases_hear_each_other_within_two_ticks() {
+        let mut s = ShardMedia::with_phases(LatchPolicy::default(), 10);
+        let phase = |k: u8| (seed_of(&k) % 10) as usize;
+        let a = 1u8;
+        let b = (2..=255u8)
+            .find(|k| phase(*k) != phase(a))
+            .expect("a key in another phase");
+        s.add(a, addr(9), graph(1));
+        s.add(b, addr(10), graph(2));
+        assert!(s.bridge(a, b));
+        let mut first_loud = None;
+        let mut loud = 0;
+        for round in 0..40u16 {
+            for p in 0..10 {
+                let now = u64::from(round) * 20_000 + p as u64 * 2_000;
+                if p == phase(a) {
+                    s.on_datagram(a, now, &rtp(round, 0x80), addr(5000));
+                }
+                s.tick_phase(
+                    now,
+                    p,
+                    |k, _, pkt| {
+                        if k == b && pkt.get(12).is_some_and(|x| *x != 0xff) {
+                            loud += 1;
+                            first_loud.get_or_insert(now);
+                        }
+                        true
+                    },
+                    |_, _| {},
+                );
+            }
+        }
+        // From the first packet on, the jitter buffer's 40 ms and under two ticks across.
+        let first = first_loud.expect("leg b sent leg a's audio");
+        let sent_at = phase(a) as u64 * 2_000;
+        assert!(first - sent_at < 40_000 + 20_000 + 40_000, "{first}");
+        assert!(loud >= 30, "{loud}");
+    }
+
     #[test]
     fn a_bridged_pair_relays_the_payload_until_a_listener_needs_it() {
         let mut s = ShardMedia::default();

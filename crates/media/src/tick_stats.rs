@@ -1,14 +1,20 @@
-//! How late each media tick starts against its absolute 20 ms schedule, and how long it takes:
-//! the send jitter every call of the shard sees. Logged every report period while the shard
-//! has calls, so benchmarks (and operators) can read p50/p99 without a capture.
+//! How late each media tick starts against its absolute schedule, and how long it takes: the
+//! send jitter every call of the shard sees. Logged every report period while the shard has
+//! calls, so benchmarks (and operators) can read p50/p99 without a capture.
 
-/// Ticks per report (10 s at 20 ms).
+/// Ticks per report by default (10 s at 20 ms).
 const TICKS_PER_REPORT: usize = 500;
 
-#[derive(Default)]
 pub struct TickStats {
     late_us: Vec<u32>,
     work_us: Vec<u32>,
+    per_report: usize,
+}
+
+impl Default for TickStats {
+    fn default() -> Self {
+        TickStats::reporting_every(TICKS_PER_REPORT)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,11 +28,20 @@ pub struct TickReport {
 }
 
 impl TickStats {
-    /// Records one tick; returns a report (and starts a new window) every `TICKS_PER_REPORT`.
+    /// A report every `ticks` recorded ticks (at least 1).
+    pub fn reporting_every(ticks: usize) -> Self {
+        TickStats {
+            late_us: Vec::new(),
+            work_us: Vec::new(),
+            per_report: ticks.max(1),
+        }
+    }
+
+    /// Records one tick; returns a report (and starts a new window) every `per_report` ticks.
     pub fn record(&mut self, late_us: u64, work_us: u64) -> Option<TickReport> {
         self.late_us.push(late_us.min(u64::from(u32::MAX)) as u32);
         self.work_us.push(work_us.min(u64::from(u32::MAX)) as u32);
-        if self.late_us.len() < TICKS_PER_REPORT {
+        if self.late_us.len() < self.per_report {
             return None;
         }
         let report = self.report();

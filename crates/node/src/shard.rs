@@ -322,14 +322,14 @@ fn run_shard(
     );
     let rtp_out_dropped = metrics.rtp_dropped.with(&["out"]);
     let origin = Instant::now();
-    let mut media: ShardMedia<Uuid> = ShardMedia::new(latch);
+    let mut media: ShardMedia<Uuid> = ShardMedia::with_phases(latch, SEND_SLOTS);
     // This shard's rejections already added to the node's counter.
     let mut counted = 0;
     let mut sockets = SocketSet::new(io);
-    let mut outbound: [Outbound; SEND_SLOTS] = Default::default();
     let mut next_slot = origin + SEND_SLOT;
     let mut slot = 0usize;
-    let mut stats = media::tick_stats::TickStats::default();
+    // Every slot is the tick of one phase's calls: a report every 10 s.
+    let mut stats = media::tick_stats::TickStats::reporting_every(500 * SEND_SLOTS);
     let mut scheduled = origin;
     loop {
         let slot_start = Instant::now();
@@ -379,19 +379,6 @@ fn run_shard(
                 metrics.rtp_rejected.add(total - counted);
                 counted = total;
             }
-            // Each call's packet waits for its call's send slot (a fixed phase per call): the
-            // far end gets the shard's packets spread over the 20 ms, not in one burst.
-            media.tick(
-                now_us,
-                |call_id, to, pkt| match sockets.get(&call_id) {
-                    Some(_) => {
-                        outbound[send_phase(call_id)].push(call_id, to, pkt);
-                        true
-                    }
-                    None => false,
-                },
-                |call_id, ev| events.emit(call_id, ev),
-            );
             let ntp = media::rtcp::ntp_now();
             media.poll_rtcp(now_us, ntp, |call_id, dest, pkt| {
                 send_rtcp(&sockets, call_id, dest, pkt);
@@ -402,8 +389,27 @@ fn run_shard(
                 events.emit(call_id, MediaEvent::Stats(stats))
             });
         }
-        // Non-blocking: a full socket buffer loses this packet, never the tick.
-        outbound[slot].send(&sockets, &mut n_out, &mut n_failed);
+        // The calls of this slot's phase tick and send at once (non-blocking: a full socket
+        // buffer loses the packet, never the tick). Each call keeps its phase, so a far end
+        // that receives many of a node's calls gets them spread over the 20 ms, and the time
+        // from a packet's arrival to its call's next tick is the same every round.
+        media.tick_phase(
+            now_us,
+            slot,
+            |call_id, to, pkt| match sockets.get(&call_id) {
+                Some(call) => {
+                    if call.rtp.send_to(pkt, to).is_ok() {
+                        n_out += 1;
+                        true
+                    } else {
+                        n_failed += 1;
+                        false
+                    }
+                }
+                None => false,
+            },
+            |call_id, ev| events.emit(call_id, ev),
+        );
         for (counter, n) in [
             (&rtp_in, n_in),
             (&rtp_out, n_out),
@@ -414,7 +420,7 @@ fn run_shard(
             }
         }
         let now = Instant::now();
-        if slot == 0 && !media.is_empty() {
+        if !media.is_empty() {
             let late = slot_start.saturating_duration_since(scheduled).as_micros() as u64;
             let work = now.saturating_duration_since(slot_start).as_micros() as u64;
             metrics.media_tick_lateness.observe_secs(late as f64 / 1e6);
@@ -431,9 +437,7 @@ fn run_shard(
             }
         }
         slot = (slot + 1) % SEND_SLOTS;
-        if slot == 0 {
-            scheduled = next_slot;
-        }
+        scheduled = next_slot;
         // Absolute schedule: a late round does not shift every later one.
         if next_slot > now {
             // Commands wait at most one slot (2 ms).
@@ -446,46 +450,11 @@ fn run_shard(
     }
 }
 
-/// Sub-slots of a tick in which a shard sends: each call sends in one of them, always the
-/// same, so a far end that receives many of a node's calls gets them spread over the 20 ms.
+/// Slots of a tick: each call ticks and sends in one of them (its phase, fixed by its id in
+/// [`ShardMedia`]), so a far end that receives many of a node's calls gets them spread over
+/// the 20 ms.
 const SEND_SLOTS: usize = 10;
 const SEND_SLOT: Duration = Duration::from_millis(20 / SEND_SLOTS as u64);
-
-/// The send slot of a call: fixed by its id (bits apart from those that pick its shard).
-fn send_phase(call_id: Uuid) -> usize {
-    ((call_id.as_u128() >> 64) % SEND_SLOTS as u128) as usize
-}
-
-/// One send slot's packets, waiting for it: the bytes in one reused buffer.
-#[derive(Default)]
-struct Outbound {
-    packets: media::packets::Packets,
-    to: Vec<(Uuid, SocketAddr)>,
-}
-
-impl Outbound {
-    fn push(&mut self, call_id: Uuid, to: SocketAddr, pkt: &[u8]) {
-        self.packets.push(pkt);
-        self.to.push((call_id, to));
-    }
-
-    /// Sends every packet from its call's RTP socket, counting what left and what did not
-    /// (a call removed or moved since the tick is skipped: it has no socket here any more).
-    fn send(&mut self, sockets: &SocketSet, sent: &mut u64, failed: &mut u64) {
-        for ((call_id, to), pkt) in self.to.iter().zip(self.packets.iter()) {
-            let Some(call) = sockets.get(call_id) else {
-                continue;
-            };
-            if call.rtp.send_to(pkt, *to).is_ok() {
-                *sent += 1;
-            } else {
-                *failed += 1;
-            }
-        }
-        self.packets.clear();
-        self.to.clear();
-    }
-}
 
 /// A call's actor hears its live stats at most this often (each one is a store write): the
 /// first report at once, then about once per RTCP interval however many reports go and come.
@@ -825,24 +794,6 @@ mod tests {
     }
 
     /// Real sockets on loopback: the shard paces ~50 packets/s and latches onto the sender.
-    /// Calls spread over the send slots (about evenly), each always in the same one, and
-    /// apart from which shard they are on.
-    #[test]
-    fn calls_spread_over_the_send_slots() {
-        let mut per_slot = [[0usize; SEND_SLOTS]; 2];
-        for _ in 0..4000 {
-            let id = Uuid::new_v4();
-            assert_eq!(send_phase(id), send_phase(id));
-            per_slot[(id.as_u128() % 2) as usize][send_phase(id)] += 1;
-        }
-        for shard in per_slot {
-            for n in shard {
-                // 2000 calls a shard over 10 slots: 200 each, give or take.
-                assert!((140..=260).contains(&n), "{per_slot:?}");
-            }
-        }
-    }
-
     #[tokio::test]
     async fn shard_paces_and_latches() {
         for io in [MediaIo::Batched, MediaIo::Poll] {
