@@ -822,3 +822,76 @@ mod tests {
         assert_eq!(g.from_peer.len(), 320);
     }
 }
+
+#[cfg(test)]
+mod fork_latency_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    type First = Arc<Mutex<Option<u64>>>;
+
+    fn note_loud(first: &First, now_us: u64, pcm: &[i16]) {
+        if pcm.iter().any(|s| s.unsigned_abs() > 1000) {
+            let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(now_us);
+        }
+    }
+
+    /// Notes the first tick whose far-end audio is loud, as a fork.
+    struct ForkEar(First);
+
+    impl MediaFork for ForkEar {
+        fn on_frame(&mut self, now_us: u64, heard: Option<&[i16]>, _: &[i16], _: u32) {
+            note_loud(&self.0, now_us, heard.unwrap_or_default());
+        }
+    }
+
+    /// The same, as a listener (a detector hears this way).
+    struct ListenerEar(First);
+
+    impl FrameListener for ListenerEar {
+        fn on_frame(&mut self, now_us: u64, pcm: &[i16], _: u32, _: &mut Vec<ListenerEvent>) {
+            note_loud(&self.0, now_us, pcm);
+        }
+    }
+
+    /// When the far end's first frame, sent 2 ms after a tick, is heard.
+    fn first_heard_us(through_fork: bool) -> u64 {
+        let mut g = CallGraph::new(&GraphConfig {
+            codec: CodecKind::Pcmu,
+            rtp_clock_rate: 8000,
+            ssrc: 1,
+            initial_sequence: 1,
+            initial_timestamp: 0,
+            payload_type: 0,
+            telephone_event_pt: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let first = First::default();
+        if through_fork {
+            g.set_fork("stream".into(), Some(Box::new(ForkEar(first.clone()))));
+        } else {
+            g.set_listener("detect".into(), Some(Box::new(ListenerEar(first.clone()))));
+        }
+        let mut out = Packets::new();
+        for k in 0..20u16 {
+            let now = u64::from(k) * 20_000;
+            g.on_tick(now, &mut out);
+            let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+            pkt[2..4].copy_from_slice(&k.to_be_bytes());
+            pkt[4..8].copy_from_slice(&(u32::from(k) * 160).to_be_bytes());
+            pkt.extend(std::iter::repeat_n(0x80u8, 160));
+            assert!(g.on_rtp(now + 2_000, &pkt));
+        }
+        let first = *first.lock().unwrap_or_else(|e| e.into_inner());
+        first.unwrap_or_else(|| panic!("nothing heard"))
+    }
+
+    /// A live fork gets the far end's audio at the next tick after it came (18 ms here); a
+    /// detector alone waits for the 40 ms target (38 ms: the tick nearest it).
+    #[test]
+    fn a_fork_hears_the_far_end_a_tick_sooner() {
+        assert_eq!(first_heard_us(true), 20_000);
+        assert_eq!(first_heard_us(false), 40_000);
+    }
+}
