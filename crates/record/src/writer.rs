@@ -29,6 +29,8 @@ use media::queue::{DropBudget, Permit};
 /// Frames (20 ms each, one call's) waiting for the recorder at most, all calls together:
 /// ~40 s of one call's audio, or 80 ms each of 500 recorded calls. At most ~8 MB (48 kHz).
 pub const QUEUE_FRAMES: usize = 2_000;
+/// How long the writer waits, once it has written everything queued, before it looks again.
+const CAUGHT_UP_NAP: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// One tick of a recorded call's audio.
 pub struct TapFrame {
@@ -290,7 +292,21 @@ fn run(
             }
         }
     };
-    while let Ok(input) = rx.recv() {
+    loop {
+        let input = match rx.try_recv() {
+            Ok(input) => input,
+            Err(std_mpsc::TryRecvError::Empty) => {
+                // Caught up: let the next media phases' frames gather before waking again,
+                // one wake-up per half tick rather than one per phase (recording is never
+                // waited on; the queue holds two ticks of 1,000 recorded calls).
+                thread::sleep(CAUGHT_UP_NAP);
+                match rx.recv() {
+                    Ok(input) => input,
+                    Err(_) => break,
+                }
+            }
+            Err(std_mpsc::TryRecvError::Disconnected) => break,
+        };
         match input {
             RecorderInput::Frame(f, permit) => {
                 // The place is free again as soon as the frame is out of the queue.
