@@ -13,8 +13,9 @@ CPU and memory with all N calls up, and hangs everything up.
 
 With --play, every call runs SWML that plays the same WAV prompt (served by this script, so
 dialtone fetches it once and plays it from its cache) in a loop. RTP send jitter is read from
-the server's own "media tick timing" reports: how late each 20 ms tick started against its
-absolute schedule (p50/p99 over the hold window), and how long the tick's work took.
+the server's own "media tick timing" reports: how late each 2 ms phase of the 20 ms tick (a
+tenth of the calls each) started against its absolute schedule (p50/p99 over the hold window),
+and how long its work took.
 
 With --listen, once every call is answered the script sends it `calling.record` (stereo WAV,
 both directions, initial/end-silence timeouts of 3600 s so the recorder's VAD runs on every
