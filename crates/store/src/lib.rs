@@ -211,6 +211,29 @@ impl Store {
         })
     }
 
+    /// Queues `f` for the next group commit on the writer thread; `done` gets its result once
+    /// that transaction is on disk (or `f`'s error, its writes undone). False (and `done` is
+    /// never called) when the writer thread has stopped.
+    fn submit<T, F, D>(&self, f: F, done: D) -> bool
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        D: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        let job: group_commit::Job = Box::new(move |conn| {
+            let out = f(conn);
+            let failed = out.is_err();
+            let reply: group_commit::Reply = Box::new(move |committed| {
+                done(match committed {
+                    Ok(()) => out,
+                    Err(e) => out.and(Err(e)),
+                })
+            });
+            (failed, reply)
+        });
+        self.jobs.send(job).is_ok()
+    }
+
     /// Runs `f` with the connection on the writer thread, inside the next group commit; the
     /// answer comes once that transaction is on disk (or `f`'s error, its writes undone).
     async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -219,22 +242,33 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: group_commit::Job = Box::new(move |conn| {
-            let out = f(conn);
-            let failed = out.is_err();
-            let reply: group_commit::Reply = Box::new(move |committed| {
-                let _ = tx.send(match committed {
-                    Ok(()) => out,
-                    Err(e) => out.and(Err(e)),
-                });
-            });
-            (failed, reply)
+        let sent = self.submit(f, move |result| {
+            let _ = tx.send(result);
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Task("the store's writer thread has stopped".into()))?;
+        if !sent {
+            return Err(StoreError::Task(
+                "the store's writer thread has stopped".into(),
+            ));
+        }
         rx.await
             .map_err(|_| StoreError::Task("the store's writer thread dropped a job".into()))?
+    }
+
+    /// Queues `f` without waiting: it is in the next group commit, ahead of anything queued
+    /// after it (so later reads and writes of the call see it). A failure is logged. For the
+    /// writes before a call's INVITE (docs/call-lifecycle.md, "Durability").
+    fn write_behind<F>(&self, call_id: Uuid, what: &'static str, f: F)
+    where
+        F: FnOnce(&mut Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let sent = self.submit(f, move |result| {
+            if let Err(e) = result {
+                tracing::error!(%call_id, error = %e, "the call's {what} could not be stored");
+            }
+        });
+        if !sent {
+            tracing::error!(%call_id, "the call's {what} could not be stored: the store's writer thread has stopped");
+        }
     }
 
     /// The schema version recorded in the database.
@@ -254,25 +288,23 @@ impl Store {
         .await
     }
 
-    /// Queues the insert of a new call without waiting for it: it is in the next group commit,
-    /// ahead of anything queued after it (so every later read and update of the call finds
-    /// the row). A failure is logged. For the dial path, which answers without waiting for the
-    /// disk (docs/call-lifecycle.md, "Durability").
+    /// Queues the insert of a new call without waiting for it ([`Store::write_behind`]): for
+    /// the dial path, which answers without waiting for the disk.
     pub fn insert_call_behind(&self, r: CallRecord) {
-        let id = r.id;
-        let job: group_commit::Job = Box::new(move |conn| {
-            let out = execute_call(conn, INSERT_CALL, &r).map(|_| ());
-            let failed = out.is_err();
-            let reply: group_commit::Reply = Box::new(move |committed| {
-                if let Err(e) = out.and(committed) {
-                    tracing::error!(call_id = %id, error = %e, "the call's record could not be stored");
-                }
-            });
-            (failed, reply)
+        self.write_behind(r.id, "record", move |conn| {
+            execute_call(conn, INSERT_CALL, &r).map(|_| ())
         });
-        if self.jobs.send(job).is_err() {
-            tracing::error!(call_id = %id, "the call's record could not be stored: the store's writer thread has stopped");
-        }
+    }
+
+    /// [`Store::update_call`] without waiting ([`Store::write_behind`]): the status a new
+    /// outbound call has before its INVITE.
+    pub fn update_call_behind(&self, r: CallRecord) {
+        self.write_behind(r.id, "status", move |conn| {
+            match execute_call(conn, UPDATE_CALL, &r)? {
+                0 => Err(StoreError::CallNotFound(r.id)),
+                _ => Ok(()),
+            }
+        });
     }
 
     /// Replaces the whole row of the call `r.id`; [`StoreError::CallNotFound`] if there is none.
@@ -394,14 +426,22 @@ impl Store {
         detail_json: String,
     ) -> Result<(), StoreError> {
         let kind = kind.to_owned();
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO call_events (call_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![call_id.to_string(), at_ms, kind, detail_json],
-            )?;
-            Ok(())
-        })
-        .await
+        self.with_conn(move |conn| insert_call_event(conn, call_id, at_ms, &kind, &detail_json))
+            .await
+    }
+
+    /// [`Store::append_call_event`] without waiting ([`Store::write_behind`]).
+    pub fn append_call_event_behind(
+        &self,
+        call_id: Uuid,
+        at_ms: i64,
+        kind: &str,
+        detail_json: String,
+    ) {
+        let kind = kind.to_owned();
+        self.write_behind(call_id, "event", move |conn| {
+            insert_call_event(conn, call_id, at_ms, &kind, &detail_json)
+        });
     }
 
     /// The call's events in the order they were appended.
@@ -732,6 +772,20 @@ fn found_job(updated: usize, id: i64) -> Result<(), StoreError> {
 }
 
 /// Runs [`INSERT_CALL`] or [`UPDATE_CALL`] (same parameter order) for `r`.
+fn insert_call_event(
+    conn: &Connection,
+    call_id: Uuid,
+    at_ms: i64,
+    kind: &str,
+    detail_json: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO call_events (call_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![call_id.to_string(), at_ms, kind, detail_json],
+    )?;
+    Ok(())
+}
+
 fn execute_call(conn: &Connection, sql: &str, r: &CallRecord) -> Result<usize, StoreError> {
     Ok(conn.execute(
         sql,

@@ -517,3 +517,26 @@ async fn database_files_are_owner_only() {
         assert_eq!(mode, 0o600, "{:?}", entry.file_name());
     }
 }
+
+/// Writes not waited for are in order with everything after them: a read right after them
+/// sees the row, its new status and its event.
+#[tokio::test]
+async fn writes_behind_are_seen_by_the_next_read() {
+    let store = Store::open_in_memory().await.unwrap();
+    let project = Uuid::new_v4();
+    let r = record(project, 1_000, "queued");
+    store.insert_call_behind(r.clone());
+    store.update_call_behind(CallRecord {
+        status: "initiated".into(),
+        ..r.clone()
+    });
+    store.append_call_event_behind(r.id, 1_001, "initiated", r#"{"status":"initiated"}"#.into());
+    let got = store.get_call(project, r.id).await.unwrap().unwrap();
+    assert_eq!(got.status, "initiated");
+    let events = store.call_events(r.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "initiated");
+    // A write that fails (no such call) is logged, and does not undo the others.
+    store.update_call_behind(record(project, 2_000, "initiated"));
+    assert!(store.get_call(project, r.id).await.unwrap().is_some());
+}

@@ -1054,7 +1054,14 @@ impl CallActor {
                     .observe_secs(waited as f64 / 1000.0);
             }
         }
-        self.persist(status.as_str(), now).await;
+        if status == CallStatus::Initiated {
+            // The status before the INVITE is not waited for, like the row itself: the INVITE
+            // leaves now, the writes are in the next group commit (docs/call-lifecycle.md,
+            // "Durability").
+            self.persist_behind(status.as_str(), now);
+        } else {
+            self.persist(status.as_str(), now).await;
+        }
         if status == CallStatus::Answered {
             self.save_dialog(now).await;
         }
@@ -1171,6 +1178,14 @@ impl CallActor {
         if let Err(e) = saved.await {
             warn!(error = %e, "could not keep the call's SIP dialog");
         }
+    }
+
+    /// [`Self::persist`] without waiting for the disk.
+    fn persist_behind(&mut self, kind: &str, now: u64) {
+        let store = &self.node.store;
+        store.update_call_behind(self.record.clone());
+        let detail = json!({"status": self.record.status});
+        store.append_call_event_behind(self.ident.call_id, now as i64, kind, detail.to_string());
     }
 
     async fn persist(&mut self, kind: &str, now: u64) {
