@@ -396,13 +396,15 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
             inner.tls_advertised,
         )
     };
-    let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
+    let state_rx = inner
+        .states
+        .route((id.call_id.clone(), id.local_tag.clone()));
     let dialog_inner = match DialogInner::new(
         TransactionRole::Server,
         id.clone(),
         tx.original.clone(),
         inner.endpoint.clone(),
-        state_tx,
+        inner.states.sender(),
         None,
         Some(contact),
         tx.tu_sender.clone(),
@@ -514,7 +516,7 @@ struct InboundTask {
     core: Arc<InboundCore>,
     key: LegKey,
     events: mpsc::Sender<InboundEvent>,
-    state_rx: tokio::sync::mpsc::UnboundedReceiver<DialogState>,
+    state_rx: crate::states::StateReceiver,
     receiver_gone: bool,
     answered: bool,
     confirmed: bool,

@@ -137,6 +137,7 @@ mod refer;
 mod request;
 mod saved;
 pub mod session_timer;
+mod states;
 mod tls;
 mod wire;
 
