@@ -187,4 +187,8 @@ def test_hold_and_resume_of_an_srtp_call_keep_our_key_and_the_audio(start_dialto
     hit, voiced = tone_share(tail, rate, OUR_TONE)
     assert hit >= 12, f"after the resume baresip heard {hit} windows of {OUR_TONE} Hz out of {voiced} voiced"
     stats = media_stats(d, got_call_id(d))
-    assert stats["srtp"] == SRTP_80 and stats["srtp_rejected"] <= 1, stats
+    # A few RTCP datagrams are refused at the edges, not audio (seen in the node's log): baresip
+    # sends a 16-byte RTCP packet before its SRTP starts, and in some runs under load one of its
+    # RTCP packets near hang-up fails authentication. A re-key that went wrong would refuse
+    # every packet after it.
+    assert stats["srtp"] == SRTP_80 and stats["srtp_rejected"] <= 3, stats

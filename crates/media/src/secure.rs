@@ -34,6 +34,9 @@ impl SrtpKey {
 pub struct SrtpSession {
     tx: SrtpContext,
     rx: SrtpContext,
+    /// The far end's context before its last re-key, until its new key has authenticated a
+    /// packet: datagrams it sent under the old key just before it switched are still good.
+    rx_before: Option<Box<SrtpContext>>,
     suite: Suite,
     scratch: Vec<u8>,
     /// Datagrams that did not authenticate (or were replays), since the call started.
@@ -56,6 +59,7 @@ impl SrtpSession {
         Ok(SrtpSession {
             tx: ours.context(suite)?,
             rx: theirs.context(suite)?,
+            rx_before: None,
             suite,
             scratch: Vec::with_capacity(256),
             rejected: 0,
@@ -71,7 +75,8 @@ impl SrtpSession {
     /// sends is unprotected with the new key from now on; what we send keeps its context (our
     /// key, rollover counter and SRTCP index go on).
     pub fn rekey_remote(&mut self, theirs: &SrtpKey) -> Result<(), SrtpError> {
-        self.rx = theirs.context(self.suite)?;
+        let before = std::mem::replace(&mut self.rx, theirs.context(self.suite)?);
+        self.rx_before = Some(Box::new(before));
         Ok(())
     }
 
@@ -95,8 +100,21 @@ impl SrtpSession {
     /// authenticate, is replayed or malformed.
     pub fn unprotect_rtp(&mut self, datagram: &[u8]) -> Option<&[u8]> {
         match self.rx.unprotect_rtp(datagram, &mut self.scratch) {
-            Ok(()) => Some(&self.scratch),
-            Err(e) => self.refused(e),
+            Ok(()) => {
+                self.rx_before = None;
+                Some(&self.scratch)
+            }
+            Err(e) => {
+                let before_ok = self
+                    .rx_before
+                    .as_mut()
+                    .is_some_and(|b| b.unprotect_rtp(datagram, &mut self.scratch).is_ok());
+                if before_ok {
+                    Some(&self.scratch)
+                } else {
+                    self.refused(e)
+                }
+            }
         }
     }
 
@@ -104,7 +122,17 @@ impl SrtpSession {
     pub fn unprotect_rtcp(&mut self, datagram: &[u8]) -> Option<&[u8]> {
         match self.rx.unprotect_rtcp(datagram, &mut self.scratch) {
             Ok(()) => Some(&self.scratch),
-            Err(e) => self.refused(e),
+            Err(e) => {
+                let before_ok = self
+                    .rx_before
+                    .as_mut()
+                    .is_some_and(|b| b.unprotect_rtcp(datagram, &mut self.scratch).is_ok());
+                if before_ok {
+                    Some(&self.scratch)
+                } else {
+                    self.refused(e)
+                }
+            }
         }
     }
 
@@ -192,5 +220,26 @@ mod tests {
             &key(1)
         )
         .is_err());
+    }
+
+    /// Packets the far end sent under its old key just before it switched still play; once
+    /// its new key has authenticated a packet, the old one is refused.
+    #[test]
+    fn the_old_key_is_good_until_the_new_one_has_been_heard() {
+        let suite = Suite::AesCm128HmacSha1_80;
+        let mut us = SrtpSession::new(suite, &key(1), &key(2)).unwrap();
+        let mut them_old = SrtpSession::new(suite, &key(2), &key(1)).unwrap();
+        let mut them_new = SrtpSession::new(suite, &key(3), &key(1)).unwrap();
+        let late = them_old.protect_rtp(&rtp(10)).unwrap().to_vec();
+        let later = them_old.protect_rtp(&rtp(11)).unwrap().to_vec();
+        us.rekey_remote(&key(3)).unwrap();
+        assert_eq!(us.unprotect_rtp(&late).unwrap(), &rtp(10)[..]);
+        let rr = [0x80, 201, 0, 1, 0, 0, 0, 7];
+        let old_srtcp = them_old.protect_rtcp(&rr).unwrap().to_vec();
+        assert_eq!(us.unprotect_rtcp(&old_srtcp).unwrap(), &rr[..]);
+        let fresh = them_new.protect_rtp(&rtp(12)).unwrap().to_vec();
+        assert_eq!(us.unprotect_rtp(&fresh).unwrap(), &rtp(12)[..]);
+        assert!(us.unprotect_rtp(&later).is_none(), "the old key is over");
+        assert_eq!(us.rejected(), 1);
     }
 }
