@@ -30,6 +30,9 @@ impl SrtpKey {
     }
 }
 
+/// `SrtpContext::unprotect_rtp` or `unprotect_rtcp`.
+type Unprotect = fn(&mut SrtpContext, &[u8], &mut Vec<u8>) -> Result<(), SrtpError>;
+
 /// The SRTP of one call.
 pub struct SrtpSession {
     tx: SrtpContext,
@@ -99,35 +102,30 @@ impl SrtpSession {
     /// The plain RTP inside an SRTP datagram; `None` (and counted) when it does not
     /// authenticate, is replayed or malformed.
     pub fn unprotect_rtp(&mut self, datagram: &[u8]) -> Option<&[u8]> {
-        match self.rx.unprotect_rtp(datagram, &mut self.scratch) {
-            Ok(()) => {
-                self.rx_before = None;
-                Some(&self.scratch)
-            }
-            Err(e) => {
-                let before_ok = self
-                    .rx_before
-                    .as_mut()
-                    .is_some_and(|b| b.unprotect_rtp(datagram, &mut self.scratch).is_ok());
-                if before_ok {
-                    Some(&self.scratch)
-                } else {
-                    self.refused(e)
-                }
-            }
-        }
+        self.unprotect(datagram, SrtpContext::unprotect_rtp, true)
     }
 
     /// The plain RTCP compound packet inside an SRTCP datagram; `None` (and counted) otherwise.
     pub fn unprotect_rtcp(&mut self, datagram: &[u8]) -> Option<&[u8]> {
-        match self.rx.unprotect_rtcp(datagram, &mut self.scratch) {
-            Ok(()) => Some(&self.scratch),
+        self.unprotect(datagram, SrtpContext::unprotect_rtcp, false)
+    }
+
+    /// `datagram` opened by the far end's context, or by its context before its last re-key;
+    /// an RTP packet (`ends_old_key`) that the current context opens retires the old one.
+    fn unprotect(&mut self, datagram: &[u8], open: Unprotect, ends_old_key: bool) -> Option<&[u8]> {
+        match open(&mut self.rx, datagram, &mut self.scratch) {
+            Ok(()) => {
+                if ends_old_key {
+                    self.rx_before = None;
+                }
+                Some(&self.scratch)
+            }
             Err(e) => {
-                let before_ok = self
+                let opened_by_old = self
                     .rx_before
                     .as_mut()
-                    .is_some_and(|b| b.unprotect_rtcp(datagram, &mut self.scratch).is_ok());
-                if before_ok {
+                    .is_some_and(|old| open(old, datagram, &mut self.scratch).is_ok());
+                if opened_by_old {
                     Some(&self.scratch)
                 } else {
                     self.refused(e)
