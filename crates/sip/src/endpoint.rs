@@ -85,8 +85,6 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
     /// Inbound calls go to the receiver [`SipEndpoint::start`] returned.
     pub(crate) incoming_tx: mpsc::Sender<IncomingCall>,
-    /// Every dialog's states, to its leg.
-    pub(crate) states: crate::states::StateRouter,
 }
 
 /// A live leg of either direction, as the endpoint sees it.
@@ -312,7 +310,6 @@ impl SipEndpoint {
             legs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             incoming_tx,
-            states: crate::states::StateRouter::start(token.clone()),
         });
 
         let span =

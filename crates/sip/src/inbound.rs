@@ -396,15 +396,13 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
             inner.tls_advertised,
         )
     };
-    let state_rx = inner
-        .states
-        .route((id.call_id.clone(), id.local_tag.clone()));
+    let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
     let dialog_inner = match DialogInner::new(
         TransactionRole::Server,
         id.clone(),
         tx.original.clone(),
         inner.endpoint.clone(),
-        inner.states.sender(),
+        state_tx,
         None,
         Some(contact),
         tx.tu_sender.clone(),
@@ -516,7 +514,7 @@ struct InboundTask {
     core: Arc<InboundCore>,
     key: LegKey,
     events: mpsc::Sender<InboundEvent>,
-    state_rx: crate::states::StateReceiver,
+    state_rx: tokio::sync::mpsc::UnboundedReceiver<DialogState>,
     receiver_gone: bool,
     answered: bool,
     confirmed: bool,

@@ -201,16 +201,14 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         .ok()
         .and_then(|c| c.typed().ok().map(|c| c.uri))
         .unwrap_or(contact);
-    let state_rx = inner
-        .states
-        .route((id.call_id.clone(), id.local_tag.clone()));
+    let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
     let invite = request.clone();
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
         id.clone(),
         request,
         inner.endpoint.clone(),
-        inner.states.sender(),
+        state_tx,
         opt.credential,
         Some(local_contact),
         tx.tu_sender.clone(),
@@ -280,7 +278,7 @@ struct LegTask {
     core: Arc<LegCore>,
     key: LegKey,
     events: mpsc::Sender<LegEvent>,
-    state_rx: crate::states::StateReceiver,
+    state_rx: tokio::sync::mpsc::UnboundedReceiver<DialogState>,
     trying_sent: bool,
     receiver_gone: bool,
     /// In-dialog requests seen before `Answered` was emitted.

@@ -137,7 +137,6 @@ mod refer;
 mod request;
 mod saved;
 pub mod session_timer;
-mod states;
 mod tls;
 mod wire;
 
