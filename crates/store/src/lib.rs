@@ -299,21 +299,12 @@ impl Store {
     /// [`Store::update_call`] without waiting ([`Store::write_behind`]): the status a new
     /// outbound call has before its INVITE.
     pub fn update_call_behind(&self, r: CallRecord) {
-        self.write_behind(r.id, "status", move |conn| {
-            match execute_call(conn, UPDATE_CALL, &r)? {
-                0 => Err(StoreError::CallNotFound(r.id)),
-                _ => Ok(()),
-            }
-        });
+        self.write_behind(r.id, "status", move |conn| update_call_row(conn, &r));
     }
 
     /// Replaces the whole row of the call `r.id`; [`StoreError::CallNotFound`] if there is none.
     pub async fn update_call(&self, r: CallRecord) -> Result<(), StoreError> {
-        self.with_conn(move |conn| match execute_call(conn, UPDATE_CALL, &r)? {
-            0 => Err(StoreError::CallNotFound(r.id)),
-            _ => Ok(()),
-        })
-        .await
+        self.with_conn(move |conn| update_call_row(conn, &r)).await
     }
 
     /// Stores the call's media statistics (JSON text); [`StoreError::CallNotFound`] if there is
@@ -768,6 +759,14 @@ fn found_job(updated: usize, id: i64) -> Result<(), StoreError> {
         Err(StoreError::WebhookNotFound(id))
     } else {
         Ok(())
+    }
+}
+
+/// Replaces the row of `r.id`; [`StoreError::CallNotFound`] if there is none.
+fn update_call_row(conn: &Connection, r: &CallRecord) -> Result<(), StoreError> {
+    match execute_call(conn, UPDATE_CALL, r)? {
+        0 => Err(StoreError::CallNotFound(r.id)),
+        _ => Ok(()),
     }
 }
 
