@@ -55,8 +55,25 @@ def _bindable(port, kinds=(socket.SOCK_DGRAM, socket.SOCK_STREAM)):
     return True
 
 
-def _free_run(n, lo=50000, hi=59000, step=2):
+def _outside_ephemeral(default=(50000, 59000)):
+    """A port window the kernel never hands out for outgoing connections: baresip binds TCP (SIP, TLS,
+    ctrl), and any test's HTTP client could take a port between our check and baresip's bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return default
+    if hi <= 64000:
+        return hi + 1, 65500
+    if lo >= 12000:
+        return 2000, lo - 1
+    return default
+
+
+def _free_run(n, lo=None, hi=None, step=2):
     """n consecutive ports free for UDP and TCP, base random in [lo, hi)."""
+    if lo is None or hi is None:
+        lo, hi = _outside_ephemeral()
     for _ in range(500):
         base = random.randrange(lo, hi - n, step)
         if all(_bindable(p) for p in range(base, base + n)):
@@ -98,20 +115,31 @@ class BaresipPeer:
         self.codecs = list(codecs)
         self.user = user
         self.tone = tone
-        # The SIP port and port+1 (TLS) must be free; keep a gap to the ctrl port.
-        base = _free_run(4)
-        self.sip_port, self.ctrl_port = base, base + 3
-        rtp = _free_run(10)
-        self.rtp_range = (rtp, rtp + 9)
         # aufile wants the rate (and channels) of the codec the call ends up on: the first listed
         # unless the caller knows better (wav_codec).
         first = CODECS[wav_codec or self.codecs[0]]
         self.src_wav = os.path.join(self.dir, "src.wav")
         write_tone_wav(self.src_wav, tone, seconds, rate=first[1], channels=first[2])
-        fields = {"SIP_PORT": str(self.sip_port), "CTRL_PORT": str(self.ctrl_port), "SRC_WAV": self.src_wav,
-                  "RTP_RANGE": f"{rtp}-{rtp + 9}", "DIR": self.dir, "RTP_STATS": "yes" if rtp_stats else "no",
-                  "USER": user, "ANSWERMODE": answermode, "CODECS": ",".join(CODECS[c][0] for c in self.codecs),
-                  "ACCOUNT_EXTRA": account_params, "RTCP_MUX": "yes" if rtcp_mux else "no"}
+        self._fields = {"SRC_WAV": self.src_wav, "DIR": self.dir, "RTP_STATS": "yes" if rtp_stats else "no",
+                        "USER": user, "ANSWERMODE": answermode,
+                        "CODECS": ",".join(CODECS[c][0] for c in self.codecs),
+                        "ACCOUNT_EXTRA": account_params, "RTCP_MUX": "yes" if rtcp_mux else "no"}
+        self._extra_config = list(extra_config)
+        self._configure()
+        self.log_path = os.path.join(self.dir, "baresip.log")
+        self.proc = None
+        self.ctrl = None
+
+    def _configure(self):
+        """Pick its ports and write config + accounts (again, when a port was taken under us)."""
+        # The SIP port and port+1 (TLS) must be free; keep a gap to the ctrl port.
+        base = _free_run(4)
+        self.sip_port, self.ctrl_port = base, base + 3
+        rtp = _free_run(10)
+        self.rtp_range = (rtp, rtp + 9)
+        fields = dict(self._fields, SIP_PORT=str(self.sip_port), CTRL_PORT=str(self.ctrl_port),
+                      RTP_RANGE=f"{rtp}-{rtp + 9}")
+        extra_config = self._extra_config
         for name in ("config", "accounts"):
             with open(os.path.join(TEMPLATES, name + ".in")) as f:
                 lines = f.read().splitlines(keepends=True)
@@ -126,20 +154,25 @@ class BaresipPeer:
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write("".join(out))
         open(os.path.join(self.dir, "contacts"), "w").close()
-        self.log_path = os.path.join(self.dir, "baresip.log")
-        self.proc = None
-        self.ctrl = None
 
     def start(self, lifetime=60):
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(["baresip", "-f", self.dir, "-t", str(lifetime)], stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
-        try:
-            self.ctrl = Baresip(self.ctrl_port, connect_timeout=10)
-        except OSError:
-            self.kill()
-            raise RuntimeError(f"baresip did not come up:\n{self.log()}")
-        return self
+        # Ports are checked free when picked, but another process can bind one before baresip does:
+        # pick again rather than fail the test on a race that says nothing about dialtone.
+        for attempt in range(3):
+            self._log = open(self.log_path, "ab")
+            seen = self._log.tell()
+            self.proc = subprocess.Popen(["baresip", "-f", self.dir, "-t", str(lifetime)],
+                                         stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+            try:
+                self.ctrl = Baresip(self.ctrl_port, connect_timeout=10)
+                return self
+            except OSError:
+                self.kill()
+                if attempt < 2 and "Address already in use" in self.log()[seen:]:
+                    self._configure()
+                    continue
+                raise RuntimeError(f"baresip did not come up:\n{self.log()}")
+        raise RuntimeError("unreachable")
 
     def uri(self, user=None):
         """Its account's address: baresip answers 404 to a Request-URI whose user is not the account's."""
