@@ -26,6 +26,32 @@ const MIN_LEVEL_DBFS: f32 = -45.0;
 /// Goertzel level minus RMS level: a pure sine gives +3 dB; 0 dB = the tone is half the power.
 const MIN_PURITY_DB: f32 = 0.0;
 
+/// What a fax terminal on the call reports (a `calling.call.fax` event underneath).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaxProgress {
+    /// One more page went (send) or came (receive) whole; `number` counts from 1.
+    Page { number: u32 },
+    /// The fax session is over (done, failed, stopped).
+    Finished(FaxOutcome),
+}
+
+/// How a fax session ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaxOutcome {
+    pub success: bool,
+    /// The T.30 completion code (0: OK).
+    pub code: i32,
+    pub text: String,
+    /// Pages that went (send) or came (receive) whole.
+    pub pages: u32,
+    /// The far end's station id (TSI or CSI), empty when it sent none.
+    pub remote_identity: String,
+    /// The image data rate of the last page (bit/s), 0 when no page started.
+    pub bit_rate: u32,
+    /// Whether error correction (ECM) was used.
+    pub ecm: bool,
+}
+
 /// A fax tone heard on the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaxTone {

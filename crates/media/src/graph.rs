@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use crate::dtmf::{Digit, DtmfDeduper, InBandDetector, Rfc4733Receiver};
 use crate::fork::{FrameSource, MediaFork};
 use crate::jitter::{JitterBuffer, Pulled};
-use crate::listen::{FrameFilter, FrameListener, KeyedEvent, ListenerEvent};
+use crate::listen::{FrameFilter, FrameListener, FrameModem, KeyedEvent, ListenerEvent};
 use crate::packets::Packets;
 use crate::playback::{PlaybackId, Player, PlayerEvent, Source};
 use crate::resample::Resampler;
@@ -79,6 +79,11 @@ pub trait MediaLeg: Send {
     /// Adds (Some) or removes (None) audio mixed into what the call sends under `key`.
     fn set_source(&mut self, key: String, source: Option<Box<dyn crate::fork::FrameSource>>) {
         let _ = (key, source);
+    }
+    /// Installs (Some) or removes (None) the modem that takes the call's audio over both ways
+    /// (a fax terminal); its events come keyed by `key` like a listener's.
+    fn set_modem(&mut self, key: String, modem: Option<Box<dyn FrameModem>>) {
+        let _ = (key, modem);
     }
     /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
@@ -249,6 +254,8 @@ impl CallGraph {
             filter: None,
             forks: Vec::new(),
             sources: Vec::new(),
+            modem: None,
+            modem_copy: Vec::new(),
         })
     }
 
@@ -258,6 +265,7 @@ impl CallGraph {
             || self.tap.is_some()
             || !self.listeners.is_empty()
             || !self.forks.is_empty()
+            || self.modem.is_some()
     }
 
     /// One 20 ms frame of the far end's audio out of the jitter buffer, to the detectors and
@@ -275,18 +283,18 @@ impl CallGraph {
             }
             Pulled::Frame(payload) => {
                 if self.decoder.decode(&payload, &mut self.decoded).is_err() {
-                    self.decoder.conceal(&mut self.decoded);
+                    self.conceal();
                 }
                 self.jitter.recycle(payload);
             }
-            Pulled::Missing => self.decoder.conceal(&mut self.decoded),
+            Pulled::Missing => self.conceal(),
             Pulled::Empty => {
                 self.decoded.clear();
                 self.idle_listeners(now_us);
                 return;
             }
         }
-        if let Some(filter) = self.filter.as_mut() {
+        if let Some(filter) = self.filter.as_mut().filter(|_| self.modem.is_none()) {
             filter.process(&mut self.decoded, self.rate);
         }
         for (key, listener) in self.listeners.iter_mut() {
@@ -312,6 +320,53 @@ impl CallGraph {
                 self.received.pop_front();
             }
         }
+    }
+
+    /// A lost frame: the decoder's concealment, except for a modem, which is told nothing
+    /// came (it bridges the gap itself: a made-up waveform would be taken for signal).
+    fn conceal(&mut self) {
+        if self.modem.is_some() {
+            self.decoded.clear();
+        } else {
+            self.decoder.conceal(&mut self.decoded);
+        }
+    }
+
+    /// The modem's tick: it hears the far end as it came and writes all that is sent.
+    fn modem_frame(&mut self, now_us: u64) -> bool {
+        let Some((key, modem)) = self.modem.as_mut() else {
+            return false;
+        };
+        let heard = (self.decoded.len() == self.frame.len()).then_some(&self.decoded[..]);
+        self.frame.fill(0);
+        modem.exchange(
+            now_us,
+            heard,
+            &mut self.frame,
+            self.rate,
+            &mut self.listener_events,
+        );
+        for event in self.listener_events.drain(..) {
+            self.events.push_back(MediaEvent::Listener(KeyedEvent {
+                key: key.clone(),
+                event,
+            }));
+        }
+        self.from_peer.clear();
+        true
+    }
+
+    /// Fax over G.711: a lost packet is a 20 ms hole in a modem signal, and a hole in a
+    /// training sequence or a control frame costs a retry or the whole fax. So each packet
+    /// goes twice, the copy one tick after the original (time-diverse, like RFC 2198
+    /// redundancy): the far end's jitter buffer keeps whichever comes and drops the other as
+    /// a duplicate, and a packet is lost only when both are.
+    fn send_modem_copy(&mut self, out: &mut Packets) {
+        if !self.modem_copy.is_empty() {
+            out.push(&self.modem_copy);
+        }
+        self.modem_copy.clear();
+        self.modem_copy.extend_from_slice(&self.packet);
     }
 
     fn poll_sender_events(&mut self) {
@@ -397,6 +452,10 @@ pub struct CallGraph {
     forks: Vec<(String, Box<dyn MediaFork>)>,
     /// Audio from outside mixed into what the call sends (a stream's bot), by key.
     sources: Vec<(String, Box<dyn FrameSource>)>,
+    /// A fax terminal, by key: while set, it alone makes what the call sends.
+    modem: Option<(String, Box<dyn FrameModem>)>,
+    /// The last packet sent while a modem runs, sent again on the next tick.
+    modem_copy: Vec<u8>,
 }
 
 impl MediaLeg for CallGraph {
@@ -404,7 +463,7 @@ impl MediaLeg for CallGraph {
         if self.listening() {
             self.hear(now_us);
         }
-        if std::mem::take(&mut self.has_peer_payload) {
+        if std::mem::take(&mut self.has_peer_payload) && self.modem.is_none() {
             let ours_to_mix = !self.player.is_idle()
                 || !self.sources.is_empty()
                 || !self.forks.is_empty()
@@ -429,15 +488,17 @@ impl MediaLeg for CallGraph {
             }
             self.from_peer.resize(self.frame.len(), 0);
         }
-        self.player.next_frame(&mut self.frame);
-        if !self.from_peer.is_empty() {
-            for (out, peer) in self.frame.iter_mut().zip(self.from_peer.iter()) {
-                *out = out.saturating_add(*peer);
+        if !self.modem_frame(now_us) {
+            self.player.next_frame(&mut self.frame);
+            if !self.from_peer.is_empty() {
+                for (out, peer) in self.frame.iter_mut().zip(self.from_peer.iter()) {
+                    *out = out.saturating_add(*peer);
+                }
+                self.from_peer.clear();
             }
-            self.from_peer.clear();
-        }
-        for (_, source) in self.sources.iter_mut() {
-            source.mix_into(now_us, &mut self.frame, self.rate);
+            for (_, source) in self.sources.iter_mut() {
+                source.mix_into(now_us, &mut self.frame, self.rate);
+            }
         }
         if !self.forks.is_empty() {
             let heard = (self.decoded.len() == self.frame.len()).then_some(&self.decoded[..]);
@@ -464,6 +525,9 @@ impl MediaLeg for CallGraph {
         }
         self.sender.next_packet(&self.payload, &mut self.packet);
         out.push(&self.packet);
+        if self.modem.is_some() {
+            self.send_modem_copy(out);
+        }
         self.poll_sender_events();
     }
 
@@ -586,7 +650,8 @@ impl MediaLeg for CallGraph {
             && self.tap.is_none()
             && self.listeners.is_empty()
             && self.forks.is_empty()
-            && self.filter.is_none();
+            && self.filter.is_none()
+            && self.modem.is_none();
         let stateless = matches!(self.codec, CodecKind::Pcmu | CodecKind::Pcma);
         (quiet_here && stateless).then_some(self.codec)
     }
@@ -611,6 +676,17 @@ impl MediaLeg for CallGraph {
         self.peer_payload.clear();
         self.peer_payload.extend_from_slice(payload);
         self.has_peer_payload = true;
+    }
+
+    fn set_modem(&mut self, key: String, modem: Option<Box<dyn FrameModem>>) {
+        match modem {
+            Some(m) => self.modem = Some((key, m)),
+            None if self.modem.as_ref().is_some_and(|(k, _)| *k == key) => {
+                self.modem = None;
+                self.modem_copy = Vec::new();
+            }
+            None => {}
+        }
     }
 
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {
@@ -820,6 +896,108 @@ mod tests {
         assert!(g.from_peer.is_empty());
         g.push_bridged_frame(&[], 48_000);
         assert_eq!(g.from_peer.len(), 320);
+    }
+
+    /// A modem (a fax terminal) makes all the call sends: the playback does not reach the far
+    /// end, each packet goes twice (the copy a tick later), and it hears a lost frame as
+    /// `None`, not as concealment.
+    #[test]
+    fn a_modem_owns_the_call_audio_and_each_packet_goes_twice() {
+        #[derive(Default)]
+        struct Log {
+            heard: Vec<Option<i16>>,
+        }
+        struct Modem(std::sync::Arc<std::sync::Mutex<Log>>);
+        impl FrameModem for Modem {
+            fn exchange(
+                &mut self,
+                _: u64,
+                heard: Option<&[i16]>,
+                out: &mut [i16],
+                _: u32,
+                events: &mut Vec<ListenerEvent>,
+            ) {
+                out.fill(1000);
+                if let Ok(mut l) = self.0.lock() {
+                    l.heard.push(heard.map(|h| h[0]));
+                }
+                events.push(ListenerEvent::Fax(crate::fax::FaxProgress::Page {
+                    number: 1,
+                }));
+            }
+        }
+        let Ok(mut g) = CallGraph::new(&GraphConfig {
+            codec: CodecKind::Pcmu,
+            rtp_clock_rate: 8000,
+            ssrc: 1,
+            initial_sequence: 1,
+            initial_timestamp: 0,
+            payload_type: 0,
+            telephone_event_pt: None,
+        }) else {
+            panic!("graph");
+        };
+        g.play(
+            1,
+            vec![Source::Tone {
+                freqs: vec![440.0],
+                ms: 10_000,
+            }],
+            0.0,
+            1,
+        );
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Log::default()));
+        g.set_modem("fax-1".into(), Some(Box::new(Modem(log.clone()))));
+        let mut out = Packets::new();
+        let mut sent = Vec::new();
+        for tick in 0u32..12 {
+            let now = u64::from(tick) * 20_000;
+            out.clear();
+            g.on_tick(now, &mut out);
+            sent.push(out.iter().map(|p| p.to_vec()).collect::<Vec<_>>());
+            // The far end sends a constant 500; packet 6 is lost.
+            if tick != 6 {
+                let payload = vec![crate::g711::ulaw_encode(500); 160];
+                let mut pkt = Vec::new();
+                rtp::write(false, 0, tick as u16, tick * 160, 7, &payload, &mut pkt);
+                assert!(g.on_rtp(now + 1_000, &pkt));
+            }
+        }
+        // One packet on the first tick, then each tick's own and the last one's copy.
+        assert_eq!(sent[0].len(), 1);
+        for k in 1..sent.len() {
+            assert_eq!(sent[k].len(), 2);
+            assert_eq!(sent[k][1], sent[k - 1][0]);
+        }
+        // Every payload is the modem's 1000 (the tone never plays).
+        let level = crate::g711::ulaw_encode(1000);
+        assert!(sent
+            .iter()
+            .flatten()
+            .all(|p| p[12..].iter().all(|b| *b == level)));
+        let heard = log.lock().map(|l| l.heard.clone()).unwrap_or_default();
+        let lost = heard.iter().filter(|h| h.is_none()).count();
+        let came: Vec<i16> = heard.iter().flatten().copied().collect();
+        assert!(
+            !came.is_empty() && came.iter().all(|x| (x - 500).abs() < 20),
+            "{heard:?}"
+        );
+        // Before the first frame is due, and the lost one: nothing, never a made-up frame.
+        assert!(
+            heard
+                .windows(3)
+                .any(|w| w[0].is_some() && w[1].is_none() && w[2].is_some()),
+            "{heard:?}"
+        );
+        assert!(lost >= 2);
+        match g.poll_event() {
+            Some(MediaEvent::Listener(k)) => assert_eq!(k.key, "fax-1"),
+            other => panic!("{other:?}"),
+        }
+        g.set_modem("fax-1".into(), None);
+        out.clear();
+        g.on_tick(12 * 20_000, &mut out);
+        assert_eq!(out.len(), 1);
     }
 }
 

@@ -5,6 +5,7 @@
 //! wraps their events (and makes the detector a listener).
 
 use crate::detect::{DetectEvent, DetectListener};
+use crate::fax::FaxProgress;
 use crate::speech::SpeechEvent;
 
 /// Hears the far end's audio, one 20 ms frame per tick, after the jitter buffer and the filter.
@@ -24,11 +25,31 @@ pub trait FrameFilter: Send {
     fn process(&mut self, pcm: &mut [i16], rate: u32);
 }
 
+/// Takes the call's audio over both ways, one 20 ms frame per tick: a fax modem. While one
+/// runs, what the far end sent reaches it as it came (no filter, no loss concealment: a lost
+/// frame is `None`, for the modem to bridge) and what it writes is all the call sends (no
+/// playback, no bridge, nothing mixed in), so the modem's signal reaches the far end
+/// untouched.
+pub trait FrameModem: Send {
+    /// One tick: `heard` is the far end's frame (None: lost, or nothing arrived), `out` the
+    /// frame to send (the same length, at `rate`), to be filled completely.
+    fn exchange(
+        &mut self,
+        now_us: u64,
+        heard: Option<&[i16]>,
+        out: &mut [i16],
+        rate: u32,
+        events: &mut Vec<ListenerEvent>,
+    );
+}
+
 /// What a listener reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerEvent {
     Detect(DetectEvent),
     Speech(SpeechEvent),
+    /// From the call's [`FrameModem`] (a fax terminal).
+    Fax(FaxProgress),
 }
 
 impl ListenerEvent {
