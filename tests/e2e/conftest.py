@@ -192,13 +192,13 @@ def hooks():
 
 @pytest.fixture
 def sipp(tmp_path, request):
-    """Factory: sipp("uas.xml", transport="udp", keys={...}) -> a running sipp far end (foreground,
-    -m 1); killed at teardown, its ladder printed when the test failed."""
+    """Factory: sipp("uas.xml", transport="udp", keys={...}, timeout_s=25) -> a running sipp far end
+    (foreground, -m 1, gone after timeout_s); killed at teardown, its ladder printed when the test failed."""
     from sipp_peer import Sipp
     peers = []
 
-    def start(scenario, transport="udp", keys=None, extra=()):
-        p = Sipp(scenario, tmp_path, transport=transport, keys=keys, extra=extra)
+    def start(scenario, transport="udp", keys=None, extra=(), timeout_s=25):
+        p = Sipp(scenario, tmp_path, transport=transport, keys=keys, extra=extra, timeout_s=timeout_s)
         peers.append(p)
         return p
 

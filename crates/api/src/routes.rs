@@ -44,6 +44,7 @@ pub fn router(state: ApiState) -> Router {
         .route(CALLS_PATH, post(post_command).get(list_calls))
         .route("/api/calling/calls/{id}", get(get_call))
         .route("/api/calling/recordings/{file}", get(get_recording))
+        .route("/api/calling/faxes/{file}", get(get_fax))
         .route("/api/calling/conferences", get(list_conferences))
         .route(
             "/api/calling/conferences/{conference}/participants/{call}",
@@ -196,6 +197,26 @@ async fn get_recording(
         .ok_or(ApiError::NotFound)?;
     let bytes = state.control.recording(project, id, ext).await?;
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// `GET /api/calling/faxes/{id}.pdf`: the pages a `receive_fax` got, for the project whose
+/// call received them (the URL its `calling.call.fax` `finished` event carries).
+async fn get_fax(
+    State(state): State<ApiState>,
+    Project(project): Project,
+    file: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(file) = file.map_err(|_| ApiError::NotFound)?;
+    let id = file
+        .strip_suffix(".pdf")
+        .and_then(formats::parse_uuid)
+        .ok_or(ApiError::NotFound)?;
+    let bytes = state.control.fax_document(project, id).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/pdf")],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `GET /api/calling/conferences` (operator extension): the node's conferences with the

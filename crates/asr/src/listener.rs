@@ -394,6 +394,7 @@ mod tests {
             ListenerEvent::Speech(SpeechEvent::Result { .. }) => "result",
             ListenerEvent::Speech(SpeechEvent::Error { .. }) => "error",
             ListenerEvent::Detect(_) => "detect",
+            ListenerEvent::Fax(_) => "fax",
         }
     }
 

@@ -126,6 +126,12 @@ pub trait CallControl: Send + Sync + 'static {
         Err(ControlError::NotFound)
     }
 
+    /// A received fax's PDF (served at the URL its `finished` event gave). Another project's
+    /// or an unknown fax is [`ControlError::NotFound`].
+    async fn fax_document(&self, _project: Uuid, _fax_id: Uuid) -> Result<Vec<u8>, ControlError> {
+        Err(ControlError::NotFound)
+    }
+
     /// The node's conferences and their participants (operator extension,
     /// `GET /api/calling/conferences`).
     async fn list_conferences(

@@ -55,6 +55,8 @@ pub enum FaxError {
 pub struct FaxControl {
     stop: AtomicBool,
     closed: AtomicBool,
+    /// How the session ended, once it did (also when the terminal was dropped mid-fax).
+    outcome: std::sync::Mutex<Option<FaxOutcome>>,
 }
 
 impl FaxControl {
@@ -71,6 +73,23 @@ impl FaxControl {
     /// was dropped with the call): the received pages can be read.
     pub fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// How the session ended (None while it runs). A call that hangs up right after the last
+    /// page was confirmed still ends in success: this is where that shows when the call's
+    /// media, and with it the terminal, are already gone.
+    pub fn outcome(&self) -> Option<FaxOutcome> {
+        self.outcome.lock().ok().and_then(|o| o.clone())
+    }
+
+    fn note_outcome(&self, events: &[FaxProgress]) {
+        for e in events {
+            if let FaxProgress::Finished(o) = e {
+                if let Ok(mut slot) = self.outcome.lock() {
+                    *slot = Some(o.clone());
+                }
+            }
+        }
     }
 }
 
@@ -287,6 +306,7 @@ impl FaxTerminal {
                 }
             }
             if self.shared.finished {
+                self.control.note_outcome(&self.shared.events);
                 self.control.closed.store(true, Ordering::Release);
             }
         }
@@ -335,6 +355,7 @@ impl Drop for FaxTerminal {
         if !self.shared.finished {
             // The call went away mid-fax: close the file so the pages so far are readable.
             self.terminate();
+            self.control.note_outcome(&self.shared.events);
         }
         // SAFETY: the state was allocated by fax_init and is not used after this.
         unsafe { ffi::fax_free(self.state.as_ptr()) };

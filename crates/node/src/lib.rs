@@ -860,6 +860,15 @@ impl CallControl for Node {
             .await
     }
 
+    async fn fax_document(&self, project: Uuid, fax_id: Uuid) -> Result<Vec<u8>, ControlError> {
+        match self.inner.storage.fax_bytes(project, fax_id).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(ControlError::NotFound),
+            Err(storage::StorageError::Io(e)) => Err(ControlError::Internal(e.to_string())),
+            Err(e) => Err(ControlError::Unavailable(format!("fax storage: {e}"))),
+        }
+    }
+
     async fn list_conferences(
         &self,
         project: Uuid,

@@ -165,6 +165,12 @@ pub enum ShardCommand {
         call_id: Uuid,
         filter: Option<Box<dyn FrameFilter>>,
     },
+    /// Installs (Some) or removes (None) the modem that takes the call's audio over (a fax).
+    SetModem {
+        call_id: Uuid,
+        key: String,
+        modem: Option<Box<dyn media::listen::FrameModem>>,
+    },
     /// Adds (Some) or removes (None) a tap or stream of the call's audio.
     SetFork {
         call_id: Uuid,
@@ -587,6 +593,15 @@ fn apply(
         ShardCommand::SetFilter { call_id, filter } => {
             if let Some(leg) = media.graph(call_id) {
                 leg.set_filter(filter);
+            }
+        }
+        ShardCommand::SetModem {
+            call_id,
+            key,
+            modem,
+        } => {
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_modem(key, modem);
             }
         }
         ShardCommand::SetFork { call_id, key, fork } => {

@@ -146,37 +146,71 @@ impl Recordings {
     /// Uploads a finished recording to the bucket (retried with backoff) and then removes the
     /// local copy; until then the local file is what is served. Nothing without a bucket.
     pub async fn upload(&self, project: Uuid, rec_id: Uuid, format: record::Format) {
+        let path = self.path(project, rec_id, format);
+        let name = Self::name(project, rec_id, format);
+        self.upload_file(rec_id, &path, &name, format.content_type())
+            .await;
+    }
+
+    /// The object name of a received fax: `{project}/{fax_id}.pdf`, beside the recordings.
+    pub fn fax_name(project: Uuid, fax_id: Uuid) -> String {
+        format!("{project}/{fax_id}.pdf")
+    }
+
+    /// The local file a received fax's PDF is written to.
+    pub fn fax_path(&self, project: Uuid, fax_id: Uuid) -> PathBuf {
+        self.dir()
+            .join(project.to_string())
+            .join(format!("{fax_id}.pdf"))
+    }
+
+    /// Uploads a received fax's PDF like a finished recording (then the local copy goes).
+    pub async fn upload_fax(&self, project: Uuid, fax_id: Uuid) {
+        let path = self.fax_path(project, fax_id);
+        let name = Self::fax_name(project, fax_id);
+        self.upload_file(fax_id, &path, &name, "application/pdf")
+            .await;
+    }
+
+    /// A received fax's PDF: the local file while it is there, else the bucket's object.
+    pub async fn fax_bytes(
+        &self,
+        project: Uuid,
+        fax_id: Uuid,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.named_bytes(&Self::fax_name(project, fax_id)).await
+    }
+
+    async fn upload_file(&self, rec_id: Uuid, path: &Path, name: &str, content_type: &str) {
         let Some(bucket) = self.bucket.as_ref() else {
             return;
         };
-        let path = self.path(project, rec_id, format);
-        let name = Self::name(project, rec_id, format);
-        let key = bucket.key(&name);
+        let key = bucket.key(name);
         let mut wait = self.retry_wait;
         for attempt in 1..=UPLOAD_TRIES {
-            let bytes = match tokio::fs::read(&path).await {
+            let bytes = match tokio::fs::read(path).await {
                 Ok(b) => b,
                 Err(e) => {
-                    warn!(path = %path.display(), error = %e, "recording to upload is unreadable");
+                    warn!(path = %path.display(), error = %e, "file to upload is unreadable");
                     return;
                 }
             };
-            match bucket.put(&name, bytes, format.content_type()).await {
+            match bucket.put(name, bytes, content_type).await {
                 Ok(()) => {
-                    info!(%rec_id, %key, "recording uploaded");
-                    if let Err(e) = tokio::fs::remove_file(&path).await {
-                        warn!(path = %path.display(), error = %e, "uploaded recording not removed");
+                    info!(id = %rec_id, %key, "uploaded");
+                    if let Err(e) = tokio::fs::remove_file(path).await {
+                        warn!(path = %path.display(), error = %e, "uploaded file not removed");
                     }
                     return;
                 }
                 Err(e) => {
-                    warn!(%rec_id, attempt, error = %e, "recording upload failed");
+                    warn!(id = %rec_id, attempt, error = %e, "upload failed");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(30));
                 }
             }
         }
-        warn!(%rec_id, "recording left in the data dir; upload is tried again on start");
+        warn!(id = %rec_id, "left in the data dir; a recording is uploaded again on start");
     }
 
     /// Recordings a previous run did not upload (crash, storage down): (project, id, format)
@@ -203,12 +237,15 @@ impl Recordings {
         rec_id: Uuid,
         format: record::Format,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let name = Self::name(project, rec_id, format);
-        if let Some(bytes) = self.local.get(&name).await? {
+        self.named_bytes(&Self::name(project, rec_id, format)).await
+    }
+
+    async fn named_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(bytes) = self.local.get(name).await? {
             return Ok(Some(bytes));
         }
         match self.bucket.as_ref() {
-            Some(bucket) => bucket.get(&name).await,
+            Some(bucket) => bucket.get(name).await,
             None => Ok(None),
         }
     }

@@ -90,6 +90,9 @@ pub enum Effect {
     Refer(control::command::ReferParams),
     /// Blocking: join a conference until it ends; complete with [`Completion::Conference`].
     JoinConference(crate::methods::join_conference::ConferencePlan),
+    /// Blocking: a fax on the call (`send_fax` / `receive_fax`); complete with
+    /// [`Completion::Op`] (`OpResult::Faxed`) when it ended, `Failed` when it was refused.
+    Fax(control::command::FaxTransferParams),
 }
 
 /// When a [`Effect::Control`] completes.

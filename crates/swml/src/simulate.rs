@@ -216,6 +216,23 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                 Completion::Connect(Err("no_answer".into())),
             )),
         ),
+        // No fax machine answers in a simulation: T.30 gives up after its T0 (60 s).
+        Effect::Fax(p) => (
+            match p.document.as_deref() {
+                Some(doc) => format!("send_fax {doc}"),
+                None => "receive_fax".into(),
+            },
+            Some((
+                60_000,
+                Completion::Op(control::session::OpResult::Faxed(
+                    control::session::FaxResult {
+                        result_code: 2,
+                        result_text: "Timed out waiting for initial communication".into(),
+                        ..Default::default()
+                    },
+                )),
+            )),
+        ),
         // Nobody takes a transfer in a simulation: the REFER is declined at once.
         Effect::Refer(p) => (
             format!("sip_refer {}", p.device.params.to),

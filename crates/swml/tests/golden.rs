@@ -127,6 +127,22 @@ impl Sim {
                         entry_size: 1,
                     })),
                     Effect::Refer(_) => Some(Completion::Refer(swml::ReferResult::default())),
+                    // Every fax goes through: two pages.
+                    Effect::Fax(p) => Some(Completion::Op(control::session::OpResult::Faxed(
+                        control::session::FaxResult {
+                            success: true,
+                            result_code: 0,
+                            result_text: "OK".into(),
+                            pages: 2,
+                            identity: p.identity.clone().unwrap_or_default(),
+                            remote_identity: "+15550000000".into(),
+                            document: Some(
+                                p.document
+                                    .clone()
+                                    .unwrap_or_else(|| "http://node/fax.pdf".into()),
+                            ),
+                        },
+                    ))),
                     Effect::Control { command, wait } => {
                         self.controls
                             .push((command.name().to_string(), command.params_json()));
@@ -238,6 +254,11 @@ fn describe(e: &Effect) -> String {
         Effect::EnterQueue(plan) => format!("enter_queue {}", plan.queue_name),
         Effect::JoinConference(plan) => format!("join_conference {}", plan.name),
         Effect::Refer(p) => format!("sip_refer {}", p.device.params.to),
+        Effect::Fax(p) => format!(
+            "{} {}",
+            p.direction.method(),
+            p.document.as_deref().unwrap_or("")
+        ),
         Effect::Connect(plan) => format!("connect {}", plan.describe()),
         Effect::Control { command, .. } => {
             format!("{} {}", command.name(), command.control_id().unwrap_or(""))
@@ -919,4 +940,34 @@ fn a_doubling_loop_cannot_grow_a_variable_past_its_cap() {
         "{:?}",
         sim.trace
     );
+}
+
+#[test]
+fn fax_steps_wait_for_the_fax_and_set_their_variables() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"send_fax": {"document": "https://docs.test/a.pdf", "identity": "+15551110000", "header_info": "ACME"}},
+        {"play": {"url": "say:${send_fax_result} ${send_fax_pages} ${send_fax_result_code} ${send_fax_remote_identity} ${send_fax_document} ${send_fax_identity}"}},
+        {"receive_fax": {}},
+        {"play": {"url": "say:${receive_fax_result} ${receive_fax_pages} ${receive_fax_document} ${receive_fax_result_text}"}},
+        {"send_fax": {"document": "ftp://docs.test/a.pdf"}},
+        {"play": {"url": "say:${send_fax_result}"}}
+    ]}}))
+    .go();
+    assert_eq!(
+        sim.says(),
+        vec![
+            "success 2 0 +15550000000 https://docs.test/a.pdf +15551110000",
+            "success 2 http://node/fax.pdf OK",
+            "failed",
+        ]
+    );
+    assert!(sim
+        .trace
+        .iter()
+        .any(|t| t == "send_fax https://docs.test/a.pdf"));
+    assert!(sim.trace.iter().any(|t| t == "receive_fax "));
+    assert!(sim
+        .trace
+        .iter()
+        .any(|t| t == "warning relay_script_method_parameter_invalid_value (send_fax)"));
 }

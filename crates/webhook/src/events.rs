@@ -392,7 +392,45 @@ pub fn operation_event(
         ),
         CallEvent::Dtmf { .. } => return None,
         CallEvent::Fork { spec, state, info } => fork_event(*spec, state, info.as_ref()),
+        CallEvent::Fax {
+            control_id,
+            status_url,
+            direction,
+            progress,
+        } => (
+            "calling.call.fax",
+            status_url,
+            json!({ "control_id": control_id, "fax": fax_json(direction, &progress) }),
+        ),
     })
+}
+
+/// The `fax` object of `calling.call.fax` (calling-events.md §13).
+pub fn fax_json(
+    direction: control::command::FaxDirection,
+    progress: &control::session::FaxProgress,
+) -> Value {
+    use control::session::FaxProgress;
+    match progress {
+        FaxProgress::Page { number } => json!({
+            "type": "page",
+            "params": { "direction": direction.as_str(), "number": number },
+        }),
+        FaxProgress::Finished(r) => json!({
+            "type": "finished",
+            "params": {
+                "direction": direction.as_str(),
+                "identity": r.identity,
+                "remote_identity": r.remote_identity,
+                "document": r.document,
+                "pages": r.pages,
+                "success": r.success,
+                "result": r.result_code,
+                "result_text": r.result_text,
+                "format": "pdf",
+            },
+        }),
+    }
 }
 
 /// `calling.call.tap` (calling-events.md §8) or `calling.call.stream` (§9.1); the caller adds

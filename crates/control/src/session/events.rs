@@ -158,6 +158,34 @@ pub enum CallEvent {
         /// What the running fork reported (the negotiated codec and packet time).
         info: Option<ForkInfo>,
     },
+    /// A fax's page went or came (`page`), or the fax ended (`finished`): `calling.call.fax`.
+    Fax {
+        control_id: String,
+        status_url: Option<String>,
+        direction: crate::command::FaxDirection,
+        progress: FaxProgress,
+    },
+}
+
+/// What a `calling.call.fax` event says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaxProgress {
+    Page { number: u32 },
+    Finished(FaxResult),
+}
+
+/// How a fax ended (its `finished` event and the `send_fax_*` / `receive_fax_*` variables).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaxResult {
+    pub success: bool,
+    /// The T.30 completion code: 0 when the fax went through.
+    pub result_code: i32,
+    pub result_text: String,
+    pub pages: u32,
+    pub identity: String,
+    pub remote_identity: String,
+    /// The PDF: the document sent, or where the pages received are served.
+    pub document: Option<String>,
 }
 
 /// A media fork as asked for: a tap or a stream.
@@ -235,6 +263,7 @@ pub enum OpResult {
     Recorded(RecordingResult),
     /// A tap or stream runs (`Ok`) or could not start (`Err` with why).
     Forked(Result<ForkInfo, String>),
+    Faxed(FaxResult),
 }
 
 /// What a speech collect's listener is told.

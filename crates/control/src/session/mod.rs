@@ -23,6 +23,7 @@ mod bridge;
 mod collect;
 mod detect;
 pub mod events;
+mod fax;
 mod fork;
 mod ops;
 mod play;
@@ -129,6 +130,26 @@ pub enum Action {
     StopFork {
         control_id: String,
     },
+    /// Get the fax's document ready and run it on the call, then report
+    /// [`SessionEvent::FaxStarted`], each [`SessionEvent::FaxPage`] and
+    /// [`SessionEvent::FaxFinished`].
+    StartFax {
+        params: crate::command::FaxTransferParams,
+    },
+    /// End the fax now (`.stop`): its `FaxFinished` follows, with the pages so far.
+    StopFax {
+        control_id: String,
+    },
+    /// The call ended mid-fax: once its terminal let go, report how it ended (`finished` to
+    /// `status_url`; a fax whose last page was confirmed before the hang-up succeeded) and
+    /// keep the pages received so far. No script waits any more.
+    AbandonFax {
+        control_id: String,
+        direction: crate::command::FaxDirection,
+        status_url: Option<String>,
+        /// `.stop` had been asked for.
+        stopped: bool,
+    },
 }
 
 /// Where a whole-call transcript goes (`calling.transcribe`'s `status_url`).
@@ -193,6 +214,21 @@ pub enum SessionEvent {
     ForkEnded {
         control_id: String,
         reason: String,
+    },
+    /// A fax runs on the call; `document` is its PDF's URL (received pages go there).
+    FaxStarted {
+        control_id: String,
+        document: Option<String>,
+        identity: String,
+    },
+    FaxPage {
+        control_id: String,
+        number: u32,
+    },
+    /// The fax ended (or could not start); the driver took its terminal down.
+    FaxFinished {
+        control_id: String,
+        result: FaxResult,
     },
 }
 
@@ -287,6 +323,12 @@ impl CallSession {
             CallCommand::TapStop(p) => self.stop_fork(&p.control_id, "tap"),
             CallCommand::Stream(p) => self.start_fork(ForkSpec::Stream(p), origin),
             CallCommand::StreamStop(p) => self.stop_fork(&p.control_id, "stream"),
+            CallCommand::SendFaxStop(p) => {
+                self.stop_fax(&p.control_id, crate::command::FaxDirection::Send)
+            }
+            CallCommand::ReceiveFaxStop(p) => {
+                self.stop_fax(&p.control_id, crate::command::FaxDirection::Receive)
+            }
             other => Err(ControlError::Internal(format!(
                 "{} is not an operation of the call session",
                 other.name()
@@ -341,6 +383,15 @@ impl CallSession {
             SessionEvent::ForkEnded { control_id, reason } => {
                 self.on_fork_ended(&control_id, reason)
             }
+            SessionEvent::FaxStarted {
+                control_id,
+                document,
+                identity,
+            } => self.on_fax_started(&control_id, document, identity),
+            SessionEvent::FaxPage { control_id, number } => self.on_fax_page(&control_id, number),
+            SessionEvent::FaxFinished { control_id, result } => {
+                self.on_fax_finished(&control_id, result)
+            }
         }
     }
 
@@ -383,6 +434,7 @@ impl CallSession {
         for control_id in forks {
             self.end_fork(&control_id, Some("hangup".into()));
         }
+        self.end_faxes_with_the_call();
         for op in self.ops.drain() {
             match op {
                 Op::Play(p) => self.actions.push_back(Action::Event(CallEvent::Play {
@@ -394,7 +446,7 @@ impl CallSession {
                     control_id: r.control_id,
                     op: RecorderOp::Stop,
                 }),
-                Op::Collect(_) | Op::Detect(_) | Op::Fork(_) => {}
+                Op::Collect(_) | Op::Detect(_) | Op::Fork(_) | Op::Fax(_) => {}
             }
         }
     }

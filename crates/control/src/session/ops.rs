@@ -78,6 +78,7 @@ pub(super) enum Op {
     Record(RecordOp),
     Detect(DetectOp),
     Fork(super::fork::ForkOp),
+    Fax(super::fax::FaxOp),
 }
 
 impl Op {
@@ -88,6 +89,7 @@ impl Op {
             Op::Record(_) => "recording",
             Op::Detect(_) => "detect",
             Op::Fork(f) => f.spec.kind(),
+            Op::Fax(f) => f.params.direction.method(),
         }
     }
 }

@@ -62,7 +62,9 @@ impl CallActor {
             | CallCommand::Stream(_)
             | CallCommand::StreamStop(_)
             | CallCommand::Transcribe(_)
-            | CallCommand::TranscribeStop(_)) => self.op_command(command, origin).await?,
+            | CallCommand::TranscribeStop(_)
+            | CallCommand::SendFaxStop(_)
+            | CallCommand::ReceiveFaxStop(_)) => self.op_command(command, origin).await?,
             // What the node cannot do yet answers 501 naming the command; never a fake success.
             CallCommand::Update(_)
             | CallCommand::End(_)
@@ -76,9 +78,7 @@ impl CallActor {
             | CallCommand::AiSidecarStop(_)
             | CallCommand::AiSidecarStatus(_)
             | CallCommand::LiveTranscribe(_)
-            | CallCommand::LiveTranslate(_)
-            | CallCommand::SendFaxStop(_)
-            | CallCommand::ReceiveFaxStop(_) => {
+            | CallCommand::LiveTranslate(_) => {
                 return Err(ControlError::NotImplemented {
                     command: command.name().to_owned(),
                 })

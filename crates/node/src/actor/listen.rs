@@ -25,6 +25,13 @@ pub(crate) const SPEECH_PREFIX: &str = "speech:";
 impl CallActor {
     pub(crate) async fn on_listener_event(&mut self, ev: KeyedEvent) {
         let typed = match ev.event {
+            ListenerEvent::Fax(progress) => {
+                match ev.key.strip_prefix(crate::actor::fax::FAX_PREFIX) {
+                    Some(id) => self.on_fax_progress(id.to_owned(), progress).await,
+                    None => debug!(key = %ev.key, "fax event from an unknown modem ignored"),
+                }
+                return;
+            }
             ListenerEvent::Detect(d) => {
                 ev.key
                     .strip_prefix(DETECT_PREFIX)

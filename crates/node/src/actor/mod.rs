@@ -6,6 +6,7 @@ mod bridge;
 mod commands;
 pub(crate) mod conference;
 pub(crate) mod connect;
+pub(crate) mod fax;
 mod fork;
 pub(crate) mod inbound;
 mod listen;
@@ -111,6 +112,11 @@ pub(crate) enum TaskDone {
     },
     /// A tap or stream ended, or could not start.
     ForkEnded { control_id: String, reason: String },
+    /// A fax's document is ready, or the fax is over (fax.rs).
+    Fax {
+        control_id: String,
+        task: Box<crate::actor::fax::FaxTask>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +188,14 @@ pub(crate) struct CallActor {
     pub(crate) refer_running: bool,
     /// Taps and streams being set up or running: what stops each one's task (fork.rs).
     pub(crate) forks: HashMap<String, tokio::sync::oneshot::Sender<()>>,
+    /// Faxes the session started, until they end (fax.rs).
+    pub(crate) fax_params: HashMap<String, crate::actor::fax::PendingFax>,
+    /// Faxes whose terminal runs on the call's media (fax.rs).
+    pub(crate) faxes: HashMap<String, crate::actor::fax::RunningFax>,
+    /// A fax terminal ready before the media runs (inbound, the ACK still due); a Mutex only
+    /// to keep the actor Sync (the terminal is Send, not Sync).
+    pub(crate) deferred_modem:
+        std::sync::Mutex<Option<(String, Box<dyn media::listen::FrameModem>)>>,
 }
 
 impl CallActor {
@@ -242,6 +256,9 @@ impl CallActor {
             queued: None,
             pending_bridge: None,
             forks: HashMap::new(),
+            fax_params: HashMap::new(),
+            faxes: HashMap::new(),
+            deferred_modem: std::sync::Mutex::new(None),
             pending_mix: false,
             participant: None,
             refer_running: false,
@@ -616,6 +633,17 @@ impl CallActor {
                 .media
                 .send(self.media_key, ready.into_command(self.ident.call_id));
         }
+        let deferred = self.deferred_modem.get_mut().ok().and_then(Option::take);
+        if let Some((key, modem)) = deferred {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetModem {
+                    call_id: self.ident.call_id,
+                    key,
+                    modem: Some(modem),
+                },
+            );
+        }
         Ok(())
     }
 
@@ -802,6 +830,7 @@ impl CallActor {
             TaskDone::ForkEnded { control_id, reason } => {
                 self.on_fork_ended(control_id, reason).await
             }
+            TaskDone::Fax { control_id, task } => self.on_fax_task(control_id, *task).await,
         }
     }
 

@@ -301,6 +301,14 @@ impl CallActor {
             }
             Action::StartFork { control_id, spec } => self.start_fork(control_id, spec),
             Action::StopFork { control_id } => self.stop_fork(&control_id),
+            Action::StartFax { params } => self.start_fax(params),
+            Action::StopFax { control_id } => self.stop_fax(&control_id),
+            Action::AbandonFax {
+                control_id,
+                direction,
+                status_url,
+                stopped,
+            } => self.abandon_fax(control_id, direction, status_url, stopped),
             Action::ScriptDone { control_id, result } => {
                 // Boxed: the script runs on, and may start operations again.
                 Box::pin(self.script_op_done(&control_id, result)).await;

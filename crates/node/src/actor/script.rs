@@ -267,6 +267,7 @@ impl CallActor {
                 }
             }
             Effect::Control { command, wait } => self.script_control(command, wait).await,
+            Effect::Fax(params) => self.script_fax(params).await,
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
             Effect::EnterQueue(plan) => self.start_enter_queue(plan).await,
@@ -373,6 +374,29 @@ impl CallActor {
         }
     }
 
+    /// SWML `send_fax` / `receive_fax`: the fax runs as an operation of the call; the script
+    /// waits for its end.
+    async fn script_fax(&mut self, params: control::command::FaxTransferParams) {
+        if let Err(message) = self.answer_for_control().await {
+            self.complete_now(Completion::Failed { message }).await;
+            return;
+        }
+        self.script_wait = Some(ScriptWait::Op {
+            control_id: params.control_id.clone(),
+        });
+        let result = self
+            .ops
+            .session
+            .start_fax(params, Origin::Script { wait_final: true });
+        self.drain_ops().await;
+        if let Err(e) = result {
+            self.complete_now(Completion::Failed {
+                message: e.to_string(),
+            })
+            .await;
+        }
+    }
+
     /// SWML prompt: the collect starts with its timers held, the playback starts; the
     /// playback's end starts the timers, the first input stops the playback.
     async fn script_prompt(&mut self, play: PlayParams, collect: CollectParams) {
@@ -414,6 +438,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::EnterQueue(_) => "enter_queue",
         Effect::JoinConference(_) => "join_conference",
         Effect::Refer(_) => "sip_refer",
+        Effect::Fax(p) => p.direction.method(),
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod denoise;
 pub(crate) mod detect;
 pub mod enter_queue;
 pub(crate) mod execute;
+pub(crate) mod fax;
 pub(crate) mod fork;
 pub(crate) mod goto;
 pub(crate) mod hangup;
@@ -77,7 +78,7 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 34] = [
+pub const IMPLEMENTED: [&str; 36] = [
     "answer",
     "cond",
     "connect",
@@ -92,11 +93,13 @@ pub const IMPLEMENTED: [&str; 34] = [
     "label",
     "play",
     "prompt",
+    "receive_fax",
     "record",
     "record_call",
     "request",
     "return",
     "send_digits",
+    "send_fax",
     "set",
     "sip_refer",
     "sleep",
@@ -138,6 +141,8 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "transcribe" => transcribe::run_start(run, params, now),
         "transcribe_stop" => transcribe::run_stop(run, now),
         "detect_machine" => detect::run(run, params, now),
+        "send_fax" => fax::run(run, control::command::FaxDirection::Send, params, now),
+        "receive_fax" => fax::run(run, control::command::FaxDirection::Receive, params, now),
         "denoise" => denoise::run(run, true, now),
         "stop_denoise" => denoise::run(run, false, now),
         "request" => request::run(run, params),
@@ -180,6 +185,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
                 fork::on_completion(run, name, completion)
             }
             "transcribe" | "transcribe_stop" => transcribe::on_completion(run, name, completion),
+            "send_fax" | "receive_fax" => fax::on_completion(run, name, completion),
             _ => detect::on_completion(run, name, started, now, completion),
         },
         Waiting::Method { name } => {
