@@ -752,4 +752,50 @@ mod tests {
         assert_eq!(params["pause_behavior"], "silence");
         assert!(operation_event(CallEvent::Dtmf { digit: '1' }, None).is_none());
     }
+
+    /// `calling.call.fax` (calling-events.md §13): `page` with its number, `finished` with
+    /// every field and `format: pdf`.
+    #[test]
+    fn fax_events_have_the_documented_shape() {
+        use control::command::FaxDirection;
+        use control::session::{FaxProgress, FaxResult};
+        let page = CallEvent::Fax {
+            control_id: "fax-1".into(),
+            status_url: Some("http://hooks.test/fax".into()),
+            direction: FaxDirection::Receive,
+            progress: FaxProgress::Page { number: 2 },
+        };
+        let (name, url, params) = operation_event(page, None).unwrap();
+        assert_eq!(
+            (name, url.as_deref()),
+            ("calling.call.fax", Some("http://hooks.test/fax"))
+        );
+        assert_eq!(
+            params,
+            json!({"control_id": "fax-1", "fax": {"type": "page", "params": {"direction": "receive", "number": 2}}})
+        );
+        let done = CallEvent::Fax {
+            control_id: "fax-1".into(),
+            status_url: None,
+            direction: FaxDirection::Send,
+            progress: FaxProgress::Finished(FaxResult {
+                success: true,
+                result_code: 0,
+                result_text: "OK".into(),
+                pages: 3,
+                identity: "+15551230000".into(),
+                remote_identity: "+15550000000".into(),
+                document: Some("https://docs.test/a.pdf".into()),
+            }),
+        };
+        let (_, url, params) = operation_event(done, None).unwrap();
+        assert!(url.is_none());
+        assert_eq!(
+            params["fax"],
+            json!({"type": "finished", "params": {
+                "direction": "send", "identity": "+15551230000", "remote_identity": "+15550000000",
+                "document": "https://docs.test/a.pdf", "pages": 3, "success": true, "result": 0,
+                "result_text": "OK", "format": "pdf"}})
+        );
+    }
 }

@@ -999,3 +999,152 @@ fn one_transcription_per_call() {
     drain(&mut s);
     s.handle_command(5, t("t3"), REST).unwrap();
 }
+
+fn fax(
+    control_id: &str,
+    direction: crate::command::FaxDirection,
+) -> crate::command::FaxTransferParams {
+    crate::command::FaxTransferParams {
+        control_id: control_id.into(),
+        direction,
+        document: (direction == crate::command::FaxDirection::Send)
+            .then(|| "https://docs.test/a.pdf".into()),
+        header_info: None,
+        identity: None,
+        status_url: Some("http://hooks.test/fax".into()),
+    }
+}
+
+fn fax_events(actions: &[Action]) -> Vec<FaxProgress> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(CallEvent::Fax { progress, .. }) => Some(progress.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A fax runs as an operation: one at a time, pages and its end as events, the script's
+/// result; `.stop` names the right kind and the end says `stopped`.
+#[test]
+fn a_fax_reports_pages_and_its_end_and_stops_on_request() {
+    use crate::command::FaxDirection::{Receive, Send};
+    let mut s = CallSession::new();
+    s.start_fax(fax("f1", Send), SCRIPT).unwrap();
+    assert!(
+        matches!(&drain(&mut s)[..], [Action::StartFax { params }] if params.control_id == "f1")
+    );
+    // One fax at a time; a send needs a document.
+    assert_eq!(
+        code(s.start_fax(fax("f2", Receive), SCRIPT).unwrap_err()),
+        "invalid_state"
+    );
+    let mut no_doc = fax("f3", Send);
+    no_doc.document = None;
+    let mut other = CallSession::new();
+    assert_eq!(
+        code(other.start_fax(no_doc, SCRIPT).unwrap_err()),
+        "missing_parameter"
+    );
+    s.handle_event(
+        0,
+        SessionEvent::FaxStarted {
+            control_id: "f1".into(),
+            document: Some("https://docs.test/a.pdf".into()),
+            identity: "+15551230000".into(),
+        },
+    );
+    s.handle_event(
+        0,
+        SessionEvent::FaxPage {
+            control_id: "f1".into(),
+            number: 1,
+        },
+    );
+    assert_eq!(
+        fax_events(&drain(&mut s)),
+        vec![FaxProgress::Page { number: 1 }]
+    );
+    // The stop of the other kind does not know it; the right one asks the driver once.
+    let wrong = s.handle_command(0, CallCommand::ReceiveFaxStop(cid("f1")), REST);
+    assert_eq!(code(wrong.unwrap_err()), "does_not_exist");
+    s.handle_command(0, CallCommand::SendFaxStop(cid("f1")), REST)
+        .unwrap();
+    s.handle_command(0, CallCommand::SendFaxStop(cid("f1")), REST)
+        .unwrap();
+    let stops = drain(&mut s);
+    assert_eq!(
+        stops,
+        vec![Action::StopFax {
+            control_id: "f1".into()
+        }]
+    );
+    let ended = FaxResult {
+        success: false,
+        result_code: 49,
+        result_text: "Call dropped prematurely".into(),
+        pages: 1,
+        remote_identity: "+15550000000".into(),
+        ..FaxResult::default()
+    };
+    s.handle_event(
+        0,
+        SessionEvent::FaxFinished {
+            control_id: "f1".into(),
+            result: ended,
+        },
+    );
+    let actions = drain(&mut s);
+    let expected = FaxResult {
+        success: false,
+        result_code: 49,
+        result_text: "stopped".into(),
+        pages: 1,
+        identity: "+15551230000".into(),
+        remote_identity: "+15550000000".into(),
+        document: Some("https://docs.test/a.pdf".into()),
+    };
+    assert_eq!(
+        fax_events(&actions),
+        vec![FaxProgress::Finished(expected.clone())]
+    );
+    assert_eq!(
+        script_done(&actions),
+        vec![("f1".to_string(), OpResult::Faxed(expected))]
+    );
+    // Over: another fax may start; a stop of the old one is unknown.
+    assert!(s
+        .handle_command(0, CallCommand::SendFaxStop(cid("f1")), REST)
+        .is_err());
+    s.start_fax(fax("f2", Receive), SCRIPT).unwrap();
+}
+
+/// The call's end hands each running fax to the driver to report (no event yet, no script
+/// result): the terminal may still say the last page was confirmed.
+#[test]
+fn a_fax_cut_by_the_hang_up_is_handed_to_the_driver() {
+    let mut s = CallSession::new();
+    s.start_fax(fax("r1", crate::command::FaxDirection::Receive), SCRIPT)
+        .unwrap();
+    s.handle_command(0, CallCommand::ReceiveFaxStop(cid("r1")), REST)
+        .unwrap();
+    drain(&mut s);
+    s.call_ended();
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::AbandonFax {
+            control_id: "r1".into(),
+            direction: crate::command::FaxDirection::Receive,
+            status_url: Some("http://hooks.test/fax".into()),
+            stopped: true,
+        }]
+    );
+    assert_eq!(
+        code(
+            s.start_fax(fax("r2", crate::command::FaxDirection::Receive), SCRIPT)
+                .unwrap_err()
+        ),
+        "invalid_state"
+    );
+}
