@@ -235,3 +235,23 @@ def test_a_document_that_is_not_a_pdf_fails_the_fax_before_any_audio(start_dialt
     send(a, f"sip:{NUMBER}@127.0.0.1:{b.sip_port}", url, hooks)
     txp = finished(hooks, "/tx", 30)["params"]["fax"]["params"]
     assert txp["success"] is False and "not a PDF" in txp["result_text"] and txp["pages"] == 0, txp
+
+
+def test_a_document_can_switch_an_inbound_call_to_fax_when_it_hears_cng(start_dialtone, tmp_path, hooks, http):
+    # B answers like any call, listens for a calling fax's CNG, and only then receives the fax.
+    url = http.route("/doc.pdf", make_pdf(tmp_path / "source.pdf", 1), "application/pdf")
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    swml = doc({"answer": {}},
+               {"detect_machine": {"detectors": "fax", "tone": "CNG", "timeout": 15}},
+               {"cond": [{"when": "detect_result == 'fax'",
+                          "then": [{"receive_fax": {"status_url": hooks.url("/rx")}}]},
+                         {"else": [{"play": {"url": "say:Hello"}}]}]},
+               {"hangup": {}})
+    b = start_node(start_dialtone, b_dir, [route_toml(NUMBER, swml=swml)])
+    a = start_dialtone(name="a")
+    send(a, f"sip:{NUMBER}@127.0.0.1:{b.sip_port}", url, hooks)
+    rxp = finished(hooks, "/rx", 90)["params"]["fax"]["params"]
+    txp = finished(hooks, "/tx", 30)["params"]["fax"]["params"]
+    assert rxp["success"] is True and rxp["pages"] == 1, rxp
+    assert txp["success"] is True and txp["pages"] == 1, txp
