@@ -255,3 +255,30 @@ def test_a_document_can_switch_an_inbound_call_to_fax_when_it_hears_cng(start_di
     txp = finished(hooks, "/tx", 30)["params"]["fax"]["params"]
     assert rxp["success"] is True and rxp["pages"] == 1, rxp
     assert txp["success"] is True and txp["pages"] == 1, txp
+
+
+def test_with_one_percent_packet_loss_each_way_the_fax_still_completes(start_dialtone, tmp_path, hooks, http):
+    # B advertises 127.0.0.2; a relay there forwards to B on 127.0.0.1 and drops 1 % of the RTP each way.
+    from loss_relay import LossRelay
+    from media_sink import free_rtp_range
+    url = http.route("/doc.pdf", make_pdf(tmp_path / "source.pdf", 2), "application/pdf")
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(route_toml(NUMBER, swml=doc({"receive_fax": {"status_url": hooks.url("/rx")}}, {"hangup": {}})))
+    lo, hi = free_rtp_range(20)
+    b = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_RTP_PORTS": f"{lo}-{hi}",
+                        "DIALTONE_EXTERNAL_IP": "127.0.0.2"}, name="b")
+    sip_port = int(b.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
+    rtp_ports = list(range(lo, hi + 1))
+    relay = LossRelay([sip_port, *rtp_ports], lossy=rtp_ports, loss=0.01, seed=17)
+    try:
+        a = start_dialtone(name="a")
+        send(a, f"sip:{NUMBER}@127.0.0.2:{sip_port}", url, hooks)
+        txp = finished(hooks, "/tx", 150)["params"]["fax"]["params"]
+        rxp = finished(hooks, "/rx", 30)["params"]["fax"]["params"]
+    finally:
+        relay.stop()
+    assert relay.dropped > 20 and 0.005 < relay.dropped / (relay.dropped + relay.passed) < 0.02, \
+        (relay.dropped, relay.passed)
+    assert txp["success"] is True and txp["pages"] == 2, txp
+    assert rxp["success"] is True and rxp["pages"] == 2, rxp
+    print(f"relay dropped {relay.dropped} of {relay.dropped + relay.passed} datagrams")
