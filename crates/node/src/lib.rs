@@ -622,6 +622,14 @@ impl NodeInner {
     /// with `error` and their `ended` webhook is queued, so no call stays "answered" forever.
     async fn recover_after_restart(&self) {
         self.finish_recordings_cut_by_crash().await;
+        // Faxes a crash cut off leave their rendered or half-received pages behind: no call
+        // will finish them (docs/fax.md).
+        let fax_work = self.cfg.data_dir.join("fax-work");
+        if tokio::fs::metadata(&fax_work).await.is_ok() {
+            if let Err(e) = tokio::fs::remove_dir_all(&fax_work).await {
+                warn!(error = %e, "fax work files of the last run not removed");
+            }
+        }
         self.end_dialogs_left_up().await;
         let now = now_ms();
         match self
