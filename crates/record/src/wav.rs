@@ -53,7 +53,9 @@ pub(crate) struct WavSink {
     path: std::path::PathBuf,
     /// Bytes of audio written.
     pub(crate) data_len: u64,
-    /// The little-endian bytes of the frame being written, reused frame after frame.
+    /// The little-endian bytes of the frame being written, reused frame after frame (only
+    /// where the machine's own order differs).
+    #[cfg_attr(target_endian = "little", allow(dead_code))]
     raw: Vec<u8>,
 }
 
@@ -112,13 +114,19 @@ impl crate::sink::Sink for WavSink {
         if self.data_len + bytes > MAX_DATA {
             return Err(crate::RecordError::TooLarge);
         }
-        self.raw.clear();
-        self.raw.resize(samples.len() * 2, 0);
-        for (bytes, s) in self.raw.chunks_exact_mut(2).zip(samples) {
-            bytes.copy_from_slice(&s.to_le_bytes());
-        }
+        // WAV data is little-endian: on such a machine the samples are written as they lie in
+        // memory, without a pass through a byte buffer.
+        #[cfg(target_endian = "little")]
+        let raw: &[u8] = bytemuck::cast_slice(samples);
+        #[cfg(not(target_endian = "little"))]
+        let raw: &[u8] = {
+            self.raw.clear();
+            self.raw
+                .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+            &self.raw
+        };
         self.out
-            .write_all(&self.raw)
+            .write_all(raw)
             .map_err(|e| crate::RecordError::io("write", &self.path, e))?;
         self.data_len += bytes;
         Ok(())

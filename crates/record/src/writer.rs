@@ -274,15 +274,39 @@ impl RecorderHandle {
     }
 }
 
+/// Hashes the node's own ids (random v4 UUIDs from `Uuid::new_v4`, never chosen by a caller) by
+/// folding their bytes with one multiply per 8: two map lookups per recorded frame were SipHash's
+/// 1.7 % of a listening node's samples (docs/perf.md), and keys nobody can choose need no
+/// protection from collisions made on purpose.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+}
+
+type IdMap<V> = HashMap<Uuid, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 fn run(
     rx: std_mpsc::Receiver<RecorderInput>,
     done: mpsc::UnboundedSender<RecordingDone>,
     pool: &FramePool,
 ) {
-    let mut open: HashMap<Uuid, Open> = HashMap::new();
+    let mut open: IdMap<Open> = IdMap::default();
     // Each call's open recordings: a frame finds its files without a scan of all of them.
-    let mut by_call: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    let forget = |by_call: &mut HashMap<Uuid, Vec<Uuid>>, open: &HashMap<Uuid, Open>, rec_id| {
+    let mut by_call: IdMap<Vec<Uuid>> = IdMap::default();
+    let forget = |by_call: &mut IdMap<Vec<Uuid>>, open: &IdMap<Open>, rec_id| {
         if let Some(call_id) = open.get(&rec_id).map(|r| r.call_id) {
             if let Some(ids) = by_call.get_mut(&call_id) {
                 ids.retain(|id| *id != rec_id);
@@ -391,7 +415,7 @@ fn run(
 }
 
 fn close(
-    open: &mut HashMap<Uuid, Open>,
+    open: &mut IdMap<Open>,
     rec_id: Uuid,
     outcome: crate::Outcome,
     done: &mpsc::UnboundedSender<RecordingDone>,
@@ -422,6 +446,31 @@ fn close(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ids' hashes spread over a table's buckets: 10,000 random ids give (nearly) as many
+    /// distinct low 16 bits as a uniform hash would, and distinct full hashes.
+    #[test]
+    fn ids_hash_apart() {
+        use std::hash::BuildHasher;
+        let build = std::hash::BuildHasherDefault::<IdHasher>::default();
+        let hashes: Vec<u64> = (0..10_000)
+            .map(|_| build.hash_one(Uuid::new_v4()))
+            .collect();
+        let full: std::collections::HashSet<u64> = hashes.iter().copied().collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xffff).collect();
+        assert_eq!(full.len(), 10_000);
+        // A uniform hash fills ~65536 * (1 - e^(-10000/65536)) = 9,277 distinct buckets.
+        assert!(low.len() > 9_000, "{}", low.len());
+        let mut map: IdMap<u32> = IdMap::default();
+        let ids: Vec<Uuid> = (0..100).map(|_| Uuid::new_v4()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            map.insert(*id, i as u32);
+        }
+        assert!(ids
+            .iter()
+            .enumerate()
+            .all(|(i, id)| map.get(id) == Some(&(i as u32))));
+    }
 
     fn frame(call_id: Uuid, gap_frames: u32) -> TapFrame {
         let mut samples = vec![1000; 160];
