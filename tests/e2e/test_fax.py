@@ -161,6 +161,12 @@ def test_a_three_page_pdf_goes_from_one_node_to_another_and_comes_out_the_same(
         # The page that was sent, not just any page: its own source is far closer than another page.
         assert same < 6.0 and other > 2 * same, (n, same, other)
         diffs.append((round(same, 2), round(other, 2)))
+    # The operators see it: one fax ended on each node, none running.
+    from test_ops import scrape
+    for node, direction in ((a, "send"), (b, "receive")):
+        m = scrape(node)
+        assert m[("dialtone_faxes_total", frozenset({("direction", direction), ("result", "success")}))] == 1, m
+        assert m[("dialtone_faxes_active", frozenset())] == 0
     print(f"3 pages in {took:.1f} s; page differences (own, another): {diffs}")
 
 

@@ -181,6 +181,10 @@ pub struct Metrics {
     pub rtp_rejected: Counter,
     /// Recordings open now.
     pub recordings_active: Gauge,
+    /// Faxes whose terminal runs on a call now.
+    pub faxes_active: Gauge,
+    /// Faxes ended, by direction (`send`, `receive`) and result (`success`, `failed`).
+    pub faxes: Family<Counter>,
     /// Errors by kind (`api_5xx`, `call_error`, `invite_failed`, `store_write`,
     /// `webhook_enqueue`).
     pub errors: Family<Counter>,
@@ -201,6 +205,8 @@ impl Default for Metrics {
             rtp_dropped: Family::new(&["direction"], Counter::default),
             rtp_rejected: Counter::default(),
             recordings_active: Gauge::default(),
+            faxes_active: Gauge::default(),
+            faxes: Family::new(&["direction", "result"], Counter::default),
             errors: Family::new(&["kind"], Counter::default),
         }
     }
@@ -306,6 +312,16 @@ impl Metrics {
             "dialtone_recordings_active",
             "Recordings open now.",
             self.recordings_active.get() as f64,
+        );
+        t.gauge(
+            "dialtone_faxes_active",
+            "Faxes running on calls now.",
+            self.faxes_active.get() as f64,
+        );
+        t.counter_family(
+            "dialtone_faxes_total",
+            "Faxes ended, by direction and result.",
+            &self.faxes,
         );
         if let Some(depth) = snap.webhook_queue_depth {
             t.gauge(

@@ -261,8 +261,16 @@ impl CallActor {
                 self.install_fax(control_id, fax_id, work, tiff).await
             }
             FaxTask::Done(result) => {
-                self.fax_params.remove(&control_id);
-                self.faxes.remove(&control_id);
+                let direction = self
+                    .fax_params
+                    .remove(&control_id)
+                    .map(|p| p.params.direction);
+                if self.faxes.remove(&control_id).is_some() {
+                    self.node.cfg.metrics.faxes_active.dec();
+                }
+                if let Some(direction) = direction {
+                    count_fax(&self.node, direction, result.success);
+                }
                 self.op_event(SessionEvent::FaxFinished { control_id, result })
                     .await
             }
@@ -343,6 +351,7 @@ impl CallActor {
             *deferred = Some((key, Box::new(terminal)));
         }
         info!(%control_id, "fax running");
+        self.node.cfg.metrics.faxes_active.inc();
         self.faxes.insert(
             control_id.clone(),
             RunningFax {
@@ -471,6 +480,9 @@ impl CallActor {
     ) {
         self.fax_params.remove(&control_id);
         let mut running = self.faxes.remove(&control_id);
+        if running.is_some() {
+            self.node.cfg.metrics.faxes_active.dec();
+        }
         let storage = self.node.storage.clone();
         let node = self.node.clone();
         let ident = self.ident.clone();
@@ -520,6 +532,7 @@ impl CallActor {
                 }
                 info!(%control_id, success = result.success, pages = result.pages,
                     text = %result.result_text, "fax ended with the call");
+                count_fax(&node, direction, result.success);
                 let event = control::session::CallEvent::Fax {
                     control_id,
                     status_url,
@@ -538,6 +551,15 @@ impl CallActor {
             .in_current_span(),
         );
     }
+}
+
+fn count_fax(node: &crate::NodeInner, direction: FaxDirection, success: bool) {
+    let result = if success { "success" } else { "failed" };
+    node.cfg
+        .metrics
+        .faxes
+        .with(&[direction.as_str(), result])
+        .inc();
 }
 
 /// What the end of a fax needs of it.
