@@ -76,34 +76,53 @@ impl Side {
     }
 }
 
-/// Runs a fax across two graphs (the receiver only when `receiver`) for at most `max_s` seconds of audio, losing each packet with
-/// probability `loss_per_mille`/1000 (a fixed pseudo-random sequence per `seed`). Returns
-/// (sender, receiver).
-fn run(
-    dir: &Path,
+/// How a fax between two graphs runs.
+#[derive(Clone, Copy)]
+struct Run {
     pages: u32,
     ecm: bool,
+    /// Each packet is lost with probability `loss_per_mille`/1000 (a fixed pseudo-random
+    /// sequence per `seed`).
     loss_per_mille: u64,
     seed: u64,
+    /// At most this many seconds of audio.
     max_s: u64,
-) -> (Side, Side) {
-    run_with(dir, pages, ecm, loss_per_mille, seed, max_s, true)
+    /// Whether the far graph runs a receiving terminal (else it is silent).
+    receiver: bool,
+    /// Whether the sender placed the call (else the receiver did, and polls).
+    sender_calls: bool,
 }
 
-fn run_with(
-    dir: &Path,
-    pages: u32,
-    ecm: bool,
-    loss_per_mille: u64,
-    seed: u64,
-    max_s: u64,
-    receiver: bool,
-) -> (Side, Side) {
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            pages: 1,
+            ecm: true,
+            loss_per_mille: 0,
+            seed: 0,
+            max_s: 240,
+            receiver: true,
+            sender_calls: true,
+        }
+    }
+}
+
+/// Runs a fax across two graphs. Returns (sender, receiver).
+fn run(dir: &Path, r: Run) -> (Side, Side) {
+    let Run {
+        pages,
+        ecm,
+        loss_per_mille,
+        seed,
+        max_s,
+        receiver,
+        sender_calls,
+    } = r;
     let tiff = make_tiff(dir, pages);
     let received = dir.join("received.tif");
     let (tx, _) = FaxTerminal::new(&FaxJob {
         direction: FaxDirection::Send { tiff },
-        calling_party: true,
+        calling_party: sender_calls,
         identity: Some("+15551230001".into()),
         header_info: Some("dialtone test".into()),
         ecm,
@@ -113,7 +132,7 @@ fn run_with(
         direction: FaxDirection::Receive {
             tiff: received.clone(),
         },
-        calling_party: false,
+        calling_party: !sender_calls,
         identity: Some("+15551230002".into()),
         header_info: None,
         ecm,
@@ -180,7 +199,14 @@ fn a_two_page_fax_crosses_two_call_graphs_over_pcmu() {
         return;
     }
     let dir = tempdir("plain");
-    let (a, b) = run(&dir, 2, false, 0, 0, 180);
+    let (a, b) = run(
+        &dir,
+        Run {
+            pages: 2,
+            ecm: false,
+            ..Run::default()
+        },
+    );
     let sent = a.finished.expect("sender finished");
     let got = b.finished.expect("receiver finished");
     assert!(sent.success, "{sent:?}");
@@ -202,7 +228,13 @@ fn a_far_end_that_is_not_a_fax_machine_fails_the_fax_cleanly() {
         return;
     }
     let dir = tempdir("silent");
-    let (a, b) = run_with(&dir, 1, true, 0, 0, 180, false);
+    let (a, b) = run(
+        &dir,
+        Run {
+            receiver: false,
+            ..Run::default()
+        },
+    );
     let sent = a.finished.expect("sender gave up");
     assert!(!sent.success);
     assert_ne!(sent.code, 0);
@@ -224,7 +256,16 @@ fn success_rate(loss_per_mille: u64, ecm: bool) -> (u32, Vec<String>) {
     let mut failures = Vec::new();
     for seed in 1..=20u64 {
         let dir = tempdir(&format!("loss{loss_per_mille}-{ecm}-{seed}"));
-        let (a, b) = run(&dir, 1, ecm, loss_per_mille, seed, 300);
+        let (a, b) = run(
+            &dir,
+            Run {
+                ecm,
+                loss_per_mille,
+                seed,
+                max_s: 300,
+                ..Run::default()
+            },
+        );
         let (s, g) = (
             a.finished.unwrap_or_default(),
             b.finished.unwrap_or_default(),
@@ -248,6 +289,28 @@ fn with_ecm_every_fax_completes_at_one_percent_packet_loss() {
     }
     let (ok, failures) = success_rate(10, true);
     assert_eq!(ok, 20, "{failures:#?}");
+}
+
+/// The answering side sends, the calling side receives (T.30 polling: the caller sends DTC).
+#[test]
+fn the_answering_side_can_send_and_the_calling_side_receive() {
+    if !tool("gs") {
+        eprintln!("skipped: Ghostscript (gs) is not installed");
+        return;
+    }
+    let dir = tempdir("reverse");
+    let (a, b) = run(
+        &dir,
+        Run {
+            sender_calls: false,
+            ..Run::default()
+        },
+    );
+    let sent = a.finished.expect("sender finished");
+    let got = b.finished.expect("receiver finished");
+    eprintln!("{sent:?} / {got:?}");
+    assert!(sent.success && got.success, "{sent:?} {got:?}");
+    assert_eq!(got.pages, 1);
 }
 
 /// The numbers for docs/fax.md: `cargo test -p fax --test loopback loss_survey -- --ignored
