@@ -13,8 +13,13 @@ use media::listen::ListenerEvent;
 use media::packets::Packets;
 use media::CodecKind;
 
-fn tool(name: &str) -> bool {
-    Command::new(name).arg("--help").output().is_ok()
+/// True (and says so) when Ghostscript, which renders the test documents, is missing.
+fn without_gs() -> bool {
+    let missing = Command::new("gs").arg("--help").output().is_err();
+    if missing {
+        eprintln!("skipped: Ghostscript (gs) is not installed");
+    }
+    missing
 }
 
 /// A `pages`-page document: each page a big page number and a few lines of text.
@@ -194,8 +199,7 @@ fn run(dir: &Path, r: Run) -> (Side, Side) {
 
 #[test]
 fn a_two_page_fax_crosses_two_call_graphs_over_pcmu() {
-    if !tool("gs") {
-        eprintln!("skipped: Ghostscript (gs) is not installed");
+    if without_gs() {
         return;
     }
     let dir = tempdir("plain");
@@ -223,8 +227,7 @@ fn a_two_page_fax_crosses_two_call_graphs_over_pcmu() {
 
 #[test]
 fn a_far_end_that_is_not_a_fax_machine_fails_the_fax_cleanly() {
-    if !tool("gs") {
-        eprintln!("skipped: Ghostscript (gs) is not installed");
+    if without_gs() {
         return;
     }
     let dir = tempdir("silent");
@@ -283,8 +286,7 @@ fn success_rate(loss_per_mille: u64, ecm: bool) -> (u32, Vec<String>) {
 
 #[test]
 fn with_ecm_every_fax_completes_at_one_percent_packet_loss() {
-    if !tool("gs") {
-        eprintln!("skipped: Ghostscript (gs) is not installed");
+    if without_gs() {
         return;
     }
     let (ok, failures) = success_rate(10, true);
@@ -294,8 +296,7 @@ fn with_ecm_every_fax_completes_at_one_percent_packet_loss() {
 /// The answering side sends, the calling side receives (T.30 polling: the caller sends DTC).
 #[test]
 fn the_answering_side_can_send_and_the_calling_side_receive() {
-    if !tool("gs") {
-        eprintln!("skipped: Ghostscript (gs) is not installed");
+    if without_gs() {
         return;
     }
     let dir = tempdir("reverse");

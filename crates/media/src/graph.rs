@@ -926,15 +926,9 @@ mod tests {
                 }));
             }
         }
-        let Ok(mut g) = CallGraph::new(&GraphConfig {
-            codec: CodecKind::Pcmu,
-            rtp_clock_rate: 8000,
-            ssrc: 1,
-            initial_sequence: 1,
-            initial_timestamp: 0,
-            payload_type: 0,
-            telephone_event_pt: None,
-        }) else {
+        let mut cfg = config(CodecKind::Pcmu);
+        cfg.payload_type = 0;
+        let Ok(mut g) = CallGraph::new(&cfg) else {
             panic!("graph");
         };
         g.play(

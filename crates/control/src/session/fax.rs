@@ -29,12 +29,7 @@ impl CallSession {
         params: FaxTransferParams,
         origin: Origin,
     ) -> Result<(), ControlError> {
-        if self.ended {
-            return Err(ControlError::invalid_state(
-                "invalid_state",
-                "the call has ended",
-            ));
-        }
+        self.check_live()?;
         if self.ops.iter().any(|op| matches!(op, Op::Fax(_))) {
             return Err(ControlError::invalid_state(
                 "invalid_state",

@@ -284,12 +284,7 @@ impl CallSession {
         command: CallCommand,
         origin: Origin,
     ) -> Result<(), ControlError> {
-        if self.ended {
-            return Err(ControlError::invalid_state(
-                "invalid_state",
-                "the call has ended",
-            ));
-        }
+        self.check_live()?;
         match command {
             CallCommand::Play(p) => self.start_play(p, origin, None).map(|_| ()),
             CallCommand::PlayPause(p) => self.control_play(&p.control_id, PlayerOp::Pause),
@@ -500,6 +495,17 @@ impl CallSession {
             self.in_band_digits = wanted;
             self.actions.push_back(Action::InBandDigits(wanted));
         }
+    }
+
+    /// Nothing starts or changes once the call has ended.
+    fn check_live(&self) -> Result<(), ControlError> {
+        if self.ended {
+            return Err(ControlError::invalid_state(
+                "invalid_state",
+                "the call has ended",
+            ));
+        }
+        Ok(())
     }
 
     fn emit(&mut self, event: CallEvent) {
