@@ -288,3 +288,40 @@ def test_with_one_percent_packet_loss_each_way_the_fax_still_completes(start_dia
     assert txp["success"] is True and txp["pages"] == 2, txp
     assert rxp["success"] is True and rxp["pages"] == 2, rxp
     print(f"relay dropped {relay.dropped} of {relay.dropped + relay.passed} datagrams")
+
+
+def test_a_received_fax_goes_to_the_s3_bucket_and_is_served_from_it(start_dialtone, tmp_path, hooks, http):
+    # moto's S3 server (not ours) as the bucket, as for recordings (test_record.py).
+    from conftest import free_port
+    from test_record import s3_env, start_moto
+    port = free_port()
+    server, s3 = start_moto(port)
+    try:
+        url = http.route("/doc.pdf", make_pdf(tmp_path / "source.pdf", 1), "application/pdf")
+        cfg = tmp_path / "b.toml"
+        cfg.write_text(route_toml(NUMBER, swml=doc({"receive_fax": {"status_url": hooks.url("/rx")}}, {"hangup": {}})))
+        b = start_dialtone({"DIALTONE_CONFIG": str(cfg), **s3_env(port)}, name="b")
+        sip_port = int(b.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
+        a = start_dialtone(name="a")
+        send(a, f"sip:{NUMBER}@127.0.0.1:{sip_port}", url, hooks)
+        rxp = finished(hooks, "/rx", 90)["params"]["fax"]["params"]
+        assert rxp["success"] is True and rxp["pages"] == 1, rxp
+        fax_id = rxp["document"].rsplit("/", 1)[1].removesuffix(".pdf")
+        key = f"calls/{b.project}/{fax_id}.pdf"
+        deadline = time.time() + 15
+        keys = []
+        while time.time() < deadline:
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="recs").get("Contents", [])]
+            if key in keys and not list(b.data_dir.rglob(f"{fax_id}.pdf")):
+                break
+            time.sleep(0.2)
+        assert key in keys, keys
+        assert not list(b.data_dir.rglob(f"{fax_id}.pdf")), "the local copy is removed once uploaded"
+        obj = s3.get_object(Bucket="recs", Key=key)
+        body = obj["Body"].read()
+        assert obj["ContentType"] == "application/pdf" and body.startswith(b"%PDF")
+        got = requests.get(rxp["document"], auth=(b.project, b.token), timeout=10)
+        assert got.status_code == 200 and got.content == body
+    finally:
+        server.terminate()
+        server.wait(10)
