@@ -325,3 +325,18 @@ def test_a_received_fax_goes_to_the_s3_bucket_and_is_served_from_it(start_dialto
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_call_on_opus_fails_the_fax_at_once_and_says_why(start_dialtone, tmp_path, hooks, http):
+    # B prefers Opus, which A offers: the call runs on Opus, where a fax modem cannot work.
+    url = http.route("/doc.pdf", make_pdf(tmp_path / "source.pdf", 1), "application/pdf")
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(route_toml(NUMBER, swml=doc({"receive_fax": {"status_url": hooks.url("/rx")}},
+                                               {"play": {"url": "say:${receive_fax_result}"}}, {"hangup": {}})))
+    b = start_dialtone({"DIALTONE_CONFIG": str(cfg), "DIALTONE_CODECS": "OPUS,PCMU"}, name="b")
+    sip_port = int(b.env["DIALTONE_SIP_LISTEN"].rsplit(":", 1)[1])
+    a = start_dialtone(name="a")
+    send(a, f"sip:{NUMBER}@127.0.0.1:{sip_port}", url, hooks)
+    rxp = finished(hooks, "/rx", 30)["params"]["fax"]["params"]
+    assert rxp["success"] is False and rxp["pages"] == 0 and "G.711" in rxp["result_text"], rxp
+    assert rxp["document"] is None
