@@ -196,6 +196,13 @@ impl CallActor {
     /// Gets the fax the session asked for ready; it runs once [`CallActor::install_fax`] did.
     pub(crate) fn start_fax(&mut self, params: FaxTransferParams) {
         let control_id = params.control_id.clone();
+        self.fax_params.insert(
+            control_id.clone(),
+            PendingFax {
+                params: params.clone(),
+                stop_requested: false,
+            },
+        );
         // An inbound call answered a moment ago runs its media once the ACK comes; its codec
         // is settled already.
         let codec = self.media.as_ref().map(|m| m.codec).or_else(|| {
@@ -215,13 +222,6 @@ impl CallActor {
         let fax_id = Uuid::new_v4();
         let work = self.fax_work_dir(fax_id);
         info!(%control_id, %fax_id, direction = params.direction.as_str(), "fax starting");
-        self.fax_params.insert(
-            control_id.clone(),
-            PendingFax {
-                params: params.clone(),
-                stop_requested: false,
-            },
-        );
         match params.direction {
             FaxDirection::Send => {
                 let http = self.node.http.clone();
