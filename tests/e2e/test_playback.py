@@ -412,7 +412,8 @@ def test_running_document_is_replaced(node, far, sink, media, how):
 # ---------------------------------------------------------------- 6. unimplemented method
 
 def test_unimplemented_method_warns_and_ends_with_error(node, far, sink, hooks):
-    leg = dial(node, far, swml=doc({"send_fax": {"document": "https://127.0.0.1:9/doc.pdf"}}, HOLD), status_url=hooks.url("/status"),
+    sms = {"send_sms": {"to_number": "+15551230000", "from_number": "+15551110000", "body": "hi"}}
+    leg = dial(node, far, swml=doc(sms, HOLD), status_url=hooks.url("/status"),
                events=["answered", "ended"])
     cid = leg["id"]
     assert hooks.wait_state(cid, "ended", 10), [hooks.parse(e) for e in hooks.events]
@@ -420,9 +421,9 @@ def test_unimplemented_method_warns_and_ends_with_error(node, far, sink, hooks):
     assert len(warnings) == 1, [j for _, j in webhook_events(hooks, "/status")]
     e, j = warnings[0]
     p = j["params"]
-    assert p["method"] == "send_fax", p
+    assert p["method"] == "send_sms", p
     assert p["code"] == "relay_script_method_execute_failed", p
-    assert "send_fax" in p.get("message", ""), p
+    assert "send_sms" in p.get("message", ""), p
     assert p.get("node_id") and p.get("section") == "main" and p.get("step_index") == 0, p
     ended = hooks.wait_state(cid, "ended", 1)
     assert ended["params"]["end_reason"] == "error", ended
