@@ -585,6 +585,34 @@ impl NodeInner {
         self.notify(r.id, url, event).await;
     }
 
+    /// [`NodeInner::notify_state`] queued without waiting (Store::enqueue_webhook_behind):
+    /// what is written after it commits with it or later. True when a webhook was queued; the
+    /// caller kicks the delivery once the write it waits for is done.
+    pub(crate) fn notify_state_behind(
+        &self,
+        r: &store::CallRecord,
+        state: &str,
+        event: &Value,
+    ) -> bool {
+        let Some(url) = r.status_url.as_deref().filter(|_| r.subscribed(state)) else {
+            return false;
+        };
+        let Ok(body) = serde_json::to_vec(event) else {
+            return false;
+        };
+        self.store.enqueue_webhook_behind(store::NewWebhook {
+            call_id: Some(r.id),
+            url: url.to_string(),
+            body,
+            created_at_ms: now_ms() as i64,
+        });
+        true
+    }
+
+    pub(crate) fn kick_delivery(&self) {
+        self.delivery.kick();
+    }
+
     /// A webhook sent with GET: the event's scalars in the URL's query, no body (A12).
     pub(crate) async fn notify_get(&self, call_id: Uuid, url: &str, event: &Value) {
         if let Some(url) = events::get_url(url, event) {

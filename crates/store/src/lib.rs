@@ -522,20 +522,17 @@ impl Store {
 
     /// Puts a webhook in the outbox, due at once. Returns its id; ids grow with insertion.
     pub async fn enqueue_webhook(&self, w: NewWebhook) -> Result<i64, StoreError> {
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO webhook_outbox (call_id, url, body, created_at_ms, next_attempt_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![
-                    w.call_id.map(|c| c.to_string()),
-                    w.url,
-                    w.body,
-                    w.created_at_ms
-                ],
-            )?;
-            Ok(conn.last_insert_rowid())
-        })
-        .await
+        self.with_conn(move |conn| insert_webhook(conn, &w)).await
+    }
+
+    /// [`Store::enqueue_webhook`] without waiting ([`Store::write_behind`]): it is committed
+    /// with, or before, whatever is queued after it — a call's `ended` webhook ahead of the
+    /// `ended` status (docs/call-lifecycle.md, "Durability").
+    pub fn enqueue_webhook_behind(&self, w: NewWebhook) {
+        let call_id = w.call_id.unwrap_or_default();
+        self.write_behind(call_id, "webhook", move |conn| {
+            insert_webhook(conn, &w).map(|_| ())
+        });
     }
 
     /// Jobs ready to send at `now_ms`, oldest first, at most `limit`: pending, due, and for
@@ -763,6 +760,20 @@ fn found_job(updated: usize, id: i64) -> Result<(), StoreError> {
 }
 
 /// Replaces the row of `r.id`; [`StoreError::CallNotFound`] if there is none.
+fn insert_webhook(conn: &mut Connection, w: &NewWebhook) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO webhook_outbox (call_id, url, body, created_at_ms, next_attempt_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![
+            w.call_id.map(|c| c.to_string()),
+            w.url,
+            w.body,
+            w.created_at_ms
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 fn update_call_row(conn: &Connection, r: &CallRecord) -> Result<(), StoreError> {
     match execute_call(conn, UPDATE_CALL, r)? {
         0 => Err(StoreError::CallNotFound(r.id)),

@@ -539,4 +539,22 @@ async fn writes_behind_are_seen_by_the_next_read() {
     // A write that fails (no such call) is logged, and does not undo the others.
     store.update_call_behind(record(project, 2_000, "initiated"));
     assert!(store.get_call(project, r.id).await.unwrap().is_some());
+    // A webhook queued behind is in the outbox once a later write was waited for: the `ended`
+    // webhook before the `ended` status.
+    store.enqueue_webhook_behind(NewWebhook {
+        call_id: Some(r.id),
+        url: "http://hooks.test/ended".into(),
+        body: b"{}".to_vec(),
+        created_at_ms: 1_002,
+    });
+    store
+        .update_call(CallRecord {
+            status: "ended".into(),
+            ..r.clone()
+        })
+        .await
+        .unwrap();
+    let due = store.due_webhooks(10_000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].url, "http://hooks.test/ended");
 }

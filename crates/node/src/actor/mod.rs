@@ -1179,14 +1179,20 @@ impl CallActor {
             detail = detail.as_deref().unwrap_or(""),
             "call finished"
         );
-        self.persist(status.as_str(), now).await;
-        if self.record.answered_at_ms.is_some() {
-            let _ = self.node.store.forget_dialog(self.ident.call_id).await;
-        }
+        // The `ended` webhook is queued ahead of the `ended` status, so it is committed with it
+        // or before it: whoever sees the call ended can rely on its webhook (a crash after the
+        // status was written can no longer lose it); it is sent once the status is written.
         let ev = self
             .ident
             .state_event("ended", Some(end_reason), self.times(), now);
-        self.node.notify_state(&self.record, "ended", &ev).await;
+        let queued = self.node.notify_state_behind(&self.record, "ended", &ev);
+        self.persist(status.as_str(), now).await;
+        if queued {
+            self.node.kick_delivery();
+        }
+        if self.record.answered_at_ms.is_some() {
+            let _ = self.node.store.forget_dialog(self.ident.call_id).await;
+        }
     }
 
     /// Keeps the answered call's SIP dialog in the store until it ends, so that a start
