@@ -759,7 +759,7 @@ fn found_job(updated: usize, id: i64) -> Result<(), StoreError> {
     }
 }
 
-/// Replaces the row of `r.id`; [`StoreError::CallNotFound`] if there is none.
+/// Puts `w` in the outbox, due at once; its id.
 fn insert_webhook(conn: &mut Connection, w: &NewWebhook) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO webhook_outbox (call_id, url, body, created_at_ms, next_attempt_at_ms) \
@@ -774,6 +774,7 @@ fn insert_webhook(conn: &mut Connection, w: &NewWebhook) -> Result<i64, StoreErr
     Ok(conn.last_insert_rowid())
 }
 
+/// Replaces the row of `r.id`; [`StoreError::CallNotFound`] if there is none.
 fn update_call_row(conn: &Connection, r: &CallRecord) -> Result<(), StoreError> {
     match execute_call(conn, UPDATE_CALL, r)? {
         0 => Err(StoreError::CallNotFound(r.id)),
