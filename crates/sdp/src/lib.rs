@@ -7,10 +7,13 @@
 //!   exchange for one audio stream with G.711, G.722, Opus and RFC 4733 telephone-events.
 //! * [`answer_offer_srtp`], [`build_offer_srtp`] and [`negotiate_answer_srtp`]: the same
 //!   with SDES-SRTP (RFC 4568 `a=crypto`, `RTP/SAVP`) under an [`Encryption`] policy.
+//! * [`build_t38_offer`], [`negotiate_t38_answer`], [`is_t38_offer`] and
+//!   [`answer_t38_offer`]: switching a call to T.38 fax over UDPTL (ITU-T T.38 Annex D).
 
 mod crypto;
 mod model;
 mod negotiate;
+mod t38;
 
 pub use crypto::{
     crypto_lines, Crypto, CryptoSuite, Encryption, SdesKey, SrtpParams, SDES_KEY_SALT_LEN,
@@ -19,6 +22,10 @@ pub use model::{Attribute, Connection, MediaDescription, Origin, RtpMap, Session
 pub use negotiate::{
     add_sdes, answer_offer, answer_offer_srtp, build_offer, build_offer_best_effort_srtp,
     build_offer_srtp, negotiate_answer, negotiate_answer_srtp, LocalMedia, Negotiated,
+};
+pub use t38::{
+    answer_t38_offer, build_t38_offer, is_t38_offer, negotiate_t38_answer, T38ErrorCorrection,
+    T38Negotiated, T38Params, T38RateManagement,
 };
 
 /// Largest SDP body accepted, in bytes.
@@ -175,7 +182,7 @@ pub enum SdpError {
     MediaRejected,
     #[error("no codec in common")]
     NoCommonCodec,
-    #[error("no c= line for the audio stream")]
+    #[error("no c= line for the media stream")]
     MissingConnection,
     #[error("unusable connection address {0:?}")]
     InvalidAddress(String),
@@ -187,6 +194,8 @@ pub enum SdpError {
     NoCommonCrypto,
     #[error("encryption is mandatory but the offer has only plain RTP")]
     EncryptionRequired,
+    #[error("SDP has no T.38 stream (m=image <port> udptl t38 with a nonzero port)")]
+    NoT38,
 }
 
 /// Keeps error messages bounded whatever the input.

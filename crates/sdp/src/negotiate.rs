@@ -113,7 +113,7 @@ fn event_attributes(pt: u8, clock_rate: u32, attrs: &mut Vec<Attribute>) {
     attrs.push(fmtp(pt, TELEPHONE_EVENT_FMTP));
 }
 
-fn session(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionDescription {
+pub(crate) fn session(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionDescription {
     SessionDescription {
         origin: Origin {
             username: "dialtone".into(),
@@ -499,7 +499,7 @@ fn answer_with(
 }
 
 /// An answer line refusing an offered stream (RFC 3264 §6).
-fn rejected(m: &MediaDescription) -> MediaDescription {
+pub(crate) fn rejected(m: &MediaDescription) -> MediaDescription {
     let mut formats = m.formats.clone();
     formats.truncate(1);
     if formats.is_empty() {
