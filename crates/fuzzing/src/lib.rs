@@ -19,6 +19,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sdp_negotiate", sdp_negotiate),
     ("rtp_packet", rtp_packet),
     ("rtcp_packet", rtcp_packet),
+    ("udptl_packet", udptl_packet),
     ("swml_document", swml_document),
     ("swml_expr", swml_expr),
     ("call_command", call_command),
@@ -91,6 +92,7 @@ pub fn sdp_negotiate(data: &[u8]) {
         assert!(sdp::SessionDescription::parse(&offer).is_ok(), "{offer}");
     }
     let _ = sdp::negotiate_answer(&local, &peer);
+    t38_negotiate(&local, &peer);
     if let Ok((answer, negotiated)) = sdp::answer_offer(&local, &peer) {
         let parsed = match sdp::SessionDescription::parse(&answer) {
             Ok(parsed) => parsed,
@@ -106,6 +108,25 @@ pub fn sdp_negotiate(data: &[u8]) {
         match sdp::negotiate_answer(&local, &answer) {
             Ok(back) => assert_eq!(back.codec, negotiated.codec, "{answer}"),
             Err(e) => panic!("our answer does not negotiate: {e}\n{answer}"),
+        }
+    }
+}
+
+/// The T.38 side of `sdp_negotiate`: the peer's text as a far end's answer to our T.38 offer
+/// and as its own T.38 offer. Our answer must parse and, read back as an answer, settle on a
+/// stream at our port.
+fn t38_negotiate(local: &sdp::LocalMedia, peer: &str) {
+    let ours = sdp::T38Params::default();
+    let _ = sdp::negotiate_t38_answer(&ours, peer);
+    let offered = sdp::is_t38_offer(peer);
+    if let Ok((answer, _)) = sdp::answer_t38_offer(local, &ours, peer) {
+        assert!(
+            offered,
+            "answered a T.38 offer is_t38_offer refuses\n{peer}"
+        );
+        match sdp::negotiate_t38_answer(&ours, &answer) {
+            Ok(Some(back)) => assert_eq!(back.remote.port(), local.port, "{answer}"),
+            other => panic!("our T.38 answer does not read back: {other:?}\n{answer}"),
         }
     }
 }
@@ -163,6 +184,106 @@ pub fn rtcp_packet(data: &[u8]) {
     }
     let accepted = call.on_rtcp(ntp, data, 0x1111);
     assert_eq!(call.stats().reports_received, u64::from(accepted));
+}
+
+/// UDPTL (T.38 fax) as a call receives it: `rtp::udptl::decode` of any datagram; what decodes
+/// encodes again (redundancy form) and decodes back equal. A receiver then gets the datagram
+/// under a schedule of sequence numbers (duplicate, gap, late, far jumps): it delivers only the
+/// datagram's own IFPs, in order, under their sequence numbers, and its counters never
+/// decrease. The packet's IFPs sent through a `UdptlSender` reach a fresh receiver once each.
+pub fn udptl_packet(data: &[u8]) {
+    use rtp::udptl::{decode, encode, UdptlReceiver, UdptlSender, MAX_SECONDARIES};
+
+    let Ok(packet) = decode(data) else {
+        let refused =
+            UdptlReceiver::new().receive(data, |_, _| panic!("delivered from a bad datagram"));
+        assert!(refused.is_err());
+        return;
+    };
+    let mut out = Vec::new();
+    if let Err(e) = encode(packet.seq, packet.primary, &packet.secondaries, &mut out) {
+        panic!("a decoded packet does not encode: {e}");
+    }
+    match decode(&out) {
+        Ok(back) if packet.fec => {
+            assert_eq!((back.seq, back.primary), (packet.seq, packet.primary));
+            assert!(back.secondaries.is_empty() && !back.fec);
+        }
+        Ok(back) => assert_eq!(back, packet),
+        Err(e) => panic!("an encoded packet does not decode: {e}"),
+    }
+
+    let mut receiver = UdptlReceiver::new();
+    let mut counters = (0, 0, 0);
+    let mut datagram = data.to_vec();
+    for offset in [
+        0u16, 0, 1, 3, 2, 40, 39, 5000, 5001, 0x8000, 0x7F00, 0x7F01, 0x7F02,
+    ] {
+        let seq = packet.seq.wrapping_add(offset);
+        if let Some(head) = datagram.get_mut(..2) {
+            head.copy_from_slice(&seq.to_be_bytes());
+        }
+        let mut last: Option<u16> = None;
+        let result = receiver.receive(&datagram, |at, ifp| {
+            assert!(!ifp.is_empty(), "an empty IFP delivered");
+            if at == seq {
+                assert_eq!(ifp, packet.primary);
+            } else {
+                let back = usize::from(seq.wrapping_sub(at)) - 1;
+                assert_eq!(packet.secondaries.get(back), Some(&ifp), "{at} for {seq}");
+            }
+            if let Some(last) = last {
+                let step = usize::from(at.wrapping_sub(last));
+                assert!((1..=MAX_SECONDARIES).contains(&step), "{last} then {at}");
+            }
+            last = Some(at);
+        });
+        assert!(result.is_ok());
+        let now = (receiver.recovered(), receiver.lost(), receiver.dropped());
+        assert!(
+            now.0 >= counters.0 && now.1 >= counters.1 && now.2 >= counters.2,
+            "{counters:?} then {now:?}"
+        );
+        counters = now;
+    }
+
+    let ifps: Vec<&[u8]> = packet
+        .secondaries
+        .iter()
+        .rev()
+        .copied()
+        .chain([packet.primary])
+        .collect();
+    let max_datagram = 16 + usize::from(packet.seq % 512);
+    let mut sender = UdptlSender::new(packet.seq, usize::from(packet.seq % 5), max_datagram);
+    let mut sent: Vec<(u16, &[u8], Vec<u8>)> = Vec::new();
+    for &ifp in &ifps {
+        let seq = sender.next_seq();
+        if sender.packet(ifp, &mut out).is_ok() {
+            assert!(out.len() <= max_datagram, "{} > {max_datagram}", out.len());
+            sent.push((seq, ifp, out.clone()));
+        }
+    }
+    let mut receiver = UdptlReceiver::new();
+    let mut got = Vec::new();
+    for (_, _, datagram) in &sent {
+        let result = receiver.receive(datagram, |seq, ifp| got.push((seq, ifp.to_vec())));
+        assert!(result.is_ok(), "our datagram is refused: {result:?}");
+    }
+    let expected: Vec<(u16, Vec<u8>)> = sent
+        .iter()
+        .filter(|(_, ifp, _)| !ifp.is_empty())
+        .map(|(seq, ifp, _)| (*seq, ifp.to_vec()))
+        .collect();
+    assert_eq!(got, expected);
+    for (_, _, datagram) in &sent {
+        let result = receiver.receive(datagram, |seq, _| panic!("{seq} delivered twice"));
+        assert!(result.is_ok());
+    }
+    assert_eq!(
+        (receiver.recovered(), receiver.lost(), receiver.dropped()),
+        (0, 0, sent.len() as u64)
+    );
 }
 
 /// The SWML loader and the runtime validator: `parse_text` then `check::check`; a document that

@@ -195,6 +195,7 @@ smoke_tests!(
     sdp_negotiate,
     rtp_packet,
     rtcp_packet,
+    udptl_packet,
     swml_document,
     swml_expr,
     call_command,

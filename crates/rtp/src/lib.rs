@@ -9,11 +9,14 @@
 //! * [`Receiver`]: RFC 3550 A.1/A.3/A.8 loss, duplicate and jitter accounting.
 //! * [`rtcp`]: RFC 3550 §6 compound SR/RR + SDES CNAME and BYE packets, their parsing, the
 //!   round-trip time from a report block, the ~5 s report schedule.
+//! * [`udptl`]: T.38 fax datagrams (UDPTL) with redundancy, a sender that repeats the last
+//!   IFPs and a receiver that rebuilds the in-order IFP stream from them.
 
 mod packet;
 mod receiver;
 pub mod rtcp;
 mod sender;
+pub mod udptl;
 
 pub use packet::{digit_to_event, parse, write, RtpPacket, TelephoneEvent, RTP_HEADER_LEN};
 pub use receiver::{ReceiveStats, Receiver, ReportBlockInputs};
