@@ -86,6 +86,13 @@ impl InboundHandle {
             .await
     }
 
+    /// A re-INVITE with a new offer once the call is confirmed; as [`crate::LegHandle::reoffer`].
+    pub async fn reoffer(&self, sdp: String) -> Result<crate::Reoffer, SipError> {
+        crate::leg::send_reoffer(&self.core.dialog, &self.core.last_local_sdp, sdp)
+            .instrument(self.core.span.clone())
+            .await
+    }
+
     /// The dialog once the caller's ACK confirmed it, to persist so a restart can end it
     /// ([`crate::SavedDialog`]); `None` before and after.
     pub fn saved_dialog(&self) -> Option<crate::SavedDialog> {

@@ -744,6 +744,42 @@ impl LegTask {
     }
 }
 
+/// Our re-INVITE with a new offer `sdp` on a confirmed dialog (either direction), and what
+/// the far end made of it. The stack ACKs a 2xx; a non-2xx leaves the session as it was
+/// (RFC 3261 §14.1).
+pub(crate) async fn send_reoffer(
+    dialog: &InviteDialog,
+    last_local_sdp: &Mutex<String>,
+    sdp: String,
+) -> Result<crate::Reoffer, SipError> {
+    if !dialog.state().is_confirmed() {
+        return Err(SipError::InvalidState(
+            "a re-INVITE needs an answered, live call".into(),
+        ));
+    }
+    info!("sending a re-INVITE");
+    let headers = vec![Header::ContentType("application/sdp".into())];
+    let resp = dialog
+        .reinvite(Some(headers), Some(sdp.clone().into_bytes()))
+        .await?;
+    let Some(resp) = resp else {
+        return Err(SipError::Stack("the re-INVITE got no response".into()));
+    };
+    let code = resp.status_code.code();
+    if resp.status_code.kind() != StatusCodeKind::Successful {
+        info!(code, "re-INVITE refused");
+        return Ok(crate::Reoffer::Refused { code });
+    }
+    if let Ok(mut l) = last_local_sdp.lock() {
+        *l = sdp;
+    }
+    match body_text(&resp.body) {
+        Some(answer) => Ok(crate::Reoffer::Accepted { answer }),
+        // A 2xx without an answer breaks offer/answer; the far end keeps its old view.
+        None => Ok(crate::Reoffer::Refused { code }),
+    }
+}
+
 /// A re-INVITE or UPDATE from the far end (either leg direction): ask the
 /// call layer through `events` (built by `make`), answer within
 /// [`OFFER_TIMEOUT`] whatever happens.
@@ -1006,6 +1042,14 @@ impl LegHandle {
             slot: &self.core.refer_slot,
         };
         crate::refer::refer(d, req)
+            .instrument(self.core.span.clone())
+            .await
+    }
+
+    /// Send a re-INVITE with a new offer (a switch to T.38 fax and back) and wait for the
+    /// far end's answer ([`send_reoffer`]).
+    pub async fn reoffer(&self, sdp: String) -> Result<crate::Reoffer, SipError> {
+        send_reoffer(&self.core.dialog, &self.core.last_local_sdp, sdp)
             .instrument(self.core.span.clone())
             .await
     }

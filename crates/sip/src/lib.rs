@@ -34,7 +34,9 @@
 //!   with a BYE; the first answer is the call.
 //! * CANCEL on the INVITE's branch; BYE in both directions (ours is
 //!   retransmitted per timers E/F on UDP); re-INVITE and UPDATE from the far
-//!   end through [`LegEvent::RemoteOffer`]; in-dialog OPTIONS → 200; a REFER
+//!   end through [`LegEvent::RemoteOffer`]; our own re-INVITE with a new offer
+//!   ([`LegHandle::reoffer`], [`InboundHandle::reoffer`]: the switch to T.38 fax);
+//!   in-dialog OPTIONS → 200; a REFER
 //!   from the far end → 603 with a `Warning` (we do not take transfers); a
 //!   NOTIFY of the refer subscription of our own REFER → 200, any other
 //!   NOTIFY → 481; other in-dialog requests (INFO, MESSAGE) → 501; requests
@@ -333,6 +335,17 @@ pub struct OutboundLeg {
 /// What happens to an outbound leg, in order. [`LegEvent::Terminated`] is
 /// always the last event.
 ///
+/// What the far end answered to our re-INVITE ([`LegHandle::reoffer`],
+/// [`InboundHandle::reoffer`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reoffer {
+    /// A 2xx with its SDP answer (the stack ACKed it).
+    Accepted { answer: String },
+    /// A final non-2xx (e.g. 488 Not Acceptable Here, 491 Request Pending), or a 2xx without
+    /// an answer: the session stays as it was.
+    Refused { code: u16 },
+}
+
 /// If the event receiver is dropped while the leg is alive, the adapter
 /// hangs the leg up (CANCEL or BYE) rather than leave an orphan call.
 #[derive(Debug)]

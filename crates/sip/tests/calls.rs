@@ -480,6 +480,51 @@ async fn far_end_reinvite_and_update_answered() {
     ep.shutdown().await;
 }
 
+/// Our own re-INVITE (the switch to T.38 fax): a 200 with the far end's answer, ACKed; a 488
+/// leaves the call as it was; the call goes on and ends with our BYE.
+#[tokio::test]
+async fn our_reinvite_accepted_then_refused() {
+    let sipp = Sipp::uas("takes_reinvites", "uas_takes_reinvites.xml", Tp::Udp).await;
+    let ep = endpoint().await;
+    let mut leg = ep.invite(invite(sipp.target("bob"))).await.unwrap();
+    events_until(&mut leg.events, 5, is_answered).await;
+    let t38 = "v=0\r\no=dialtone 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=image 40000 udptl t38\r\na=T38FaxVersion:0\r\n"
+        .to_string();
+    match leg.handle.reoffer(t38).await.unwrap() {
+        sip::Reoffer::Accepted { answer } => {
+            assert!(answer.contains("m=image 25110 udptl t38"), "{answer}")
+        }
+        other => panic!("expected the answer, got {other:?}"),
+    }
+    let again = OFFER.replace("1 1 IN", "1 3 IN");
+    assert_eq!(
+        leg.handle.reoffer(again).await.unwrap(),
+        sip::Reoffer::Refused { code: 488 }
+    );
+    leg.handle.hangup().await.unwrap();
+    let evs = events_until(&mut leg.events, 5, is_terminated).await;
+    assert_eq!(names(&evs).last().map(String::as_str), Some("Terminated"));
+    let (code, ladder) = sipp.finish().await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        ladder.arrows_dedup(),
+        [
+            "> INVITE", "< 200", "> ACK", "> INVITE", "< 200", "> ACK", "> INVITE", "< 488",
+            "> ACK", "> BYE", "< 200"
+        ]
+    );
+    let reinvite = ladder
+        .0
+        .iter()
+        .filter(|m| m.from_us && m.kind() == "INVITE")
+        .nth(1)
+        .unwrap();
+    assert_eq!(reinvite.header("Content-Type").unwrap(), "application/sdp");
+    assert!(reinvite.text.contains("m=image 40000 udptl t38"));
+    ep.shutdown().await;
+}
+
 #[tokio::test]
 async fn remote_offer_rejected_with_488() {
     let sipp = Sipp::uas("reinvite_488", "uas_reinvite_488.xml", Tp::Udp).await;
