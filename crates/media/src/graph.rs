@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use crate::dtmf::{Digit, DtmfDeduper, InBandDetector, Rfc4733Receiver};
 use crate::fork::{FrameSource, MediaFork};
 use crate::jitter::{JitterBuffer, Pulled};
-use crate::listen::{FrameFilter, FrameListener, FrameModem, KeyedEvent, ListenerEvent};
+use crate::listen::{
+    FrameFilter, FrameListener, FrameModem, KeyedEvent, ListenerEvent, PacketModem,
+};
 use crate::packets::Packets;
 use crate::playback::{PlaybackId, Player, PlayerEvent, Source};
 use crate::resample::Resampler;
@@ -84,6 +86,15 @@ pub trait MediaLeg: Send {
     /// (a fax terminal); its events come keyed by `key` like a listener's.
     fn set_modem(&mut self, key: String, modem: Option<Box<dyn FrameModem>>) {
         let _ = (key, modem);
+    }
+    /// Installs (Some) or removes (None) the modem that replaces the call's RTP with its own
+    /// datagrams (a T.38 terminal); its events come keyed by `key` like a listener's.
+    fn set_packet_modem(&mut self, key: String, modem: Option<Box<dyn PacketModem>>) {
+        let _ = (key, modem);
+    }
+    /// False while a [`PacketModem`] carries the call: datagrams are not RTP or RTCP then.
+    fn carries_rtp(&self) -> bool {
+        true
     }
     /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
@@ -256,6 +267,7 @@ impl CallGraph {
             sources: Vec::new(),
             modem: None,
             modem_copy: Vec::new(),
+            packet_modem: None,
         })
     }
 
@@ -456,10 +468,22 @@ pub struct CallGraph {
     modem: Option<(String, Box<dyn FrameModem>)>,
     /// The last packet sent while a modem runs, sent again on the next tick.
     modem_copy: Vec<u8>,
+    /// A T.38 terminal, by key: while set, the call's datagrams are its own, not RTP.
+    packet_modem: Option<(String, Box<dyn PacketModem>)>,
 }
 
 impl MediaLeg for CallGraph {
     fn on_tick(&mut self, now_us: u64, out: &mut Packets) {
+        if let Some((key, modem)) = self.packet_modem.as_mut() {
+            modem.tick(now_us, out, &mut self.listener_events);
+            for event in self.listener_events.drain(..) {
+                self.events.push_back(MediaEvent::Listener(KeyedEvent {
+                    key: key.clone(),
+                    event,
+                }));
+            }
+            return;
+        }
         if self.listening() {
             self.hear(now_us);
         }
@@ -532,6 +556,9 @@ impl MediaLeg for CallGraph {
     }
 
     fn on_rtp(&mut self, now_us: u64, data: &[u8]) -> bool {
+        if let Some((_, modem)) = self.packet_modem.as_mut() {
+            return modem.on_packet(now_us, data);
+        }
         match rtp::parse(data) {
             Ok(pkt) => {
                 if pkt.payload_type == self.audio_pt || Some(pkt.payload_type) == self.event_pt {
@@ -689,6 +716,20 @@ impl MediaLeg for CallGraph {
         }
     }
 
+    fn set_packet_modem(&mut self, key: String, modem: Option<Box<dyn PacketModem>>) {
+        match modem {
+            Some(m) => self.packet_modem = Some((key, m)),
+            None if self.packet_modem.as_ref().is_some_and(|(k, _)| *k == key) => {
+                self.packet_modem = None;
+            }
+            None => {}
+        }
+    }
+
+    fn carries_rtp(&self) -> bool {
+        self.packet_modem.is_none()
+    }
+
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {
         self.listeners.retain(|(k, _)| *k != key);
         if let Some(l) = listener {
@@ -739,6 +780,10 @@ impl MediaLeg for CallGraph {
     }
 
     fn rtcp_inputs(&mut self) -> Option<crate::rtcp::RtcpInputs> {
+        if self.packet_modem.is_some() {
+            // UDPTL has no RTCP; the RTP stream pauses, its reports with it.
+            return None;
+        }
         Some(crate::rtcp::RtcpInputs {
             ssrc: self.sender.ssrc(),
             rtp_timestamp: self.sender.timestamp(),
@@ -992,6 +1037,66 @@ mod tests {
         out.clear();
         g.on_tick(12 * 20_000, &mut out);
         assert_eq!(out.len(), 1);
+    }
+
+    /// A packet modem (T.38) takes the call's datagrams as they come and sends only its own:
+    /// no RTP while it runs, no RTCP, its events keyed; removed, RTP goes on.
+    #[test]
+    fn a_packet_modem_replaces_rtp_both_ways() {
+        #[derive(Default)]
+        struct Log {
+            got: Vec<Vec<u8>>,
+        }
+        struct Udptl(std::sync::Arc<std::sync::Mutex<Log>>);
+        impl crate::listen::PacketModem for Udptl {
+            fn on_packet(&mut self, _: u64, data: &[u8]) -> bool {
+                if let Ok(mut l) = self.0.lock() {
+                    l.got.push(data.to_vec());
+                }
+                data.first() == Some(&0x00)
+            }
+            fn tick(&mut self, _: u64, out: &mut Packets, events: &mut Vec<ListenerEvent>) {
+                out.push(&[0x00, 0x01, 0x02]);
+                events.push(ListenerEvent::Fax(crate::fax::FaxProgress::Page {
+                    number: 2,
+                }));
+            }
+        }
+        let mut cfg = config(CodecKind::Pcmu);
+        cfg.payload_type = 0;
+        let Ok(mut g) = CallGraph::new(&cfg) else {
+            panic!("graph");
+        };
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Log::default()));
+        assert!(g.carries_rtp() && g.rtcp_inputs().is_some());
+        g.set_packet_modem("fax-1".into(), Some(Box::new(Udptl(log.clone()))));
+        assert!(!g.carries_rtp() && g.rtcp_inputs().is_none());
+        let mut out = Packets::new();
+        g.on_tick(0, &mut out);
+        assert_eq!(
+            out.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+            vec![vec![0, 1, 2]]
+        );
+        // An RTP packet is not the modem's, a UDPTL datagram is: both reach it as they came.
+        let mut rtp_pkt = Vec::new();
+        rtp::write(false, 0, 1, 160, 7, &[0xff; 160], &mut rtp_pkt);
+        assert!(!g.on_rtp(1_000, &rtp_pkt));
+        assert!(g.on_rtp(2_000, &[0x00, 0x05, 0x01, 0x00]));
+        assert_eq!(log.lock().map(|l| l.got.len()).unwrap_or(0), 2);
+        match g.poll_event() {
+            Some(MediaEvent::Listener(k)) => assert_eq!(k.key, "fax-1"),
+            other => panic!("{other:?}"),
+        }
+        // Another key does not remove it; its own does.
+        g.set_packet_modem("fax-2".into(), None);
+        assert!(!g.carries_rtp());
+        g.set_packet_modem("fax-1".into(), None);
+        assert!(g.carries_rtp());
+        out.clear();
+        g.on_tick(20_000, &mut out);
+        let sent: Vec<Vec<u8>> = out.iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(sent.len(), 1);
+        assert!(rtp::parse(&sent[0]).is_ok());
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::detect::{DetectEvent, DetectListener};
 use crate::fax::FaxProgress;
+use crate::packets::Packets;
 use crate::speech::SpeechEvent;
 
 /// Hears the far end's audio, one 20 ms frame per tick, after the jitter buffer and the filter.
@@ -43,12 +44,23 @@ pub trait FrameModem: Send {
     );
 }
 
+/// Takes the call's transport over in place of RTP: a T.38 fax terminal, whose UDPTL
+/// datagrams use the call's media port once a re-INVITE moved the call to `m=image`. While one
+/// runs, every datagram from the far end goes to it as it came, and each tick sends only what
+/// it writes (no RTP, no RTCP).
+pub trait PacketModem: Send {
+    /// A datagram from the far end; false when it is not one of the modem's (malformed).
+    fn on_packet(&mut self, now_us: u64, data: &[u8]) -> bool;
+    /// One 20 ms tick: the datagrams to send go into `out`.
+    fn tick(&mut self, now_us: u64, out: &mut Packets, events: &mut Vec<ListenerEvent>);
+}
+
 /// What a listener reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ListenerEvent {
     Detect(DetectEvent),
     Speech(SpeechEvent),
-    /// From the call's [`FrameModem`] (a fax terminal).
+    /// From the call's [`FrameModem`] or [`PacketModem`] (a fax terminal).
     Fax(FaxProgress),
 }
 

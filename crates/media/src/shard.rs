@@ -541,7 +541,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
         from: SocketAddr,
     ) -> Option<RejectReport> {
         let leg = self.legs.get_mut(&key)?;
-        if leg.rtcp_mux && is_rtcp(data) {
+        if leg.rtcp_mux && leg.graph.carries_rtp() && is_rtcp(data) {
             leg.on_rtcp(self.ntp, data, from);
             return None;
         }
@@ -607,6 +607,7 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
             if !leg.sending {
                 self.out.clear();
             }
+            let carries_rtp = leg.graph.carries_rtp();
             for pkt in self.out.iter() {
                 let wire = match leg.srtp.as_mut() {
                     Some(srtp) => match srtp.protect_rtp(pkt) {
@@ -617,8 +618,10 @@ impl<K: Copy + Eq + Hash> ShardMedia<K> {
                 };
                 if send(*key, leg.latch.target(), wire) {
                     leg.packets_sent += 1;
-                    // RFC 3550's octet count is of the plain payload.
-                    leg.rtcp.on_sent(pkt.len());
+                    if carries_rtp {
+                        // RFC 3550's octet count is of the plain payload.
+                        leg.rtcp.on_sent(pkt.len());
+                    }
                 }
             }
             while let Some(ev) = leg.graph.poll_event() {
