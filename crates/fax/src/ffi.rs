@@ -1,5 +1,5 @@
 //! The few spandsp 0.0.6 entry points a fax terminal needs (fax.h, t30.h, t30_api.h,
-//! t30_logging.h), declared by hand: the structs stay opaque except `t30_stats_t`, which the
+//! t30_logging.h, t38_terminal.h, t38_core.h), declared by hand: the structs stay opaque except `t30_stats_t`, which the
 //! library fills in and whose layout (fifteen `int`s) is fixed for 0.0.6.
 
 use std::ffi::{c_char, c_int, c_void};
@@ -35,6 +35,25 @@ pub struct T30Stats {
     pub current_status: c_int,
 }
 
+#[repr(C)]
+pub struct T38TerminalState {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+pub struct T38CoreState {
+    _private: [u8; 0],
+}
+
+/// `t38_tx_packet_handler_t`: one IFP packet to send `count` times.
+pub type T38TxHandler = unsafe extern "C" fn(
+    s: *mut T38CoreState,
+    user: *mut c_void,
+    buf: *const u8,
+    len: c_int,
+    count: c_int,
+) -> c_int;
+
 pub type PhaseHandler =
     unsafe extern "C" fn(s: *mut T30State, user: *mut c_void, result: c_int) -> c_int;
 pub type PhaseEHandler = unsafe extern "C" fn(s: *mut T30State, user: *mut c_void, code: c_int);
@@ -42,11 +61,47 @@ pub type PhaseEHandler = unsafe extern "C" fn(s: *mut T30State, user: *mut c_voi
 pub const T30_ERR_OK: c_int = 0;
 pub const T30_SUPPORT_V27TER: c_int = 0x01;
 pub const T30_SUPPORT_V29: c_int = 0x02;
+pub const T30_SUPPORT_V17: c_int = 0x04;
 pub const T30_SUPPORT_T4_1D_COMPRESSION: c_int = 0x02;
 pub const T30_SUPPORT_T4_2D_COMPRESSION: c_int = 0x04;
 pub const T30_SUPPORT_T6_COMPRESSION: c_int = 0x08;
 
+/// `t38_packet_categories_e`.
+pub const T38_PACKET_CATEGORY_INDICATOR: c_int = 0;
+pub const T38_PACKET_CATEGORY_CONTROL_DATA: c_int = 1;
+pub const T38_PACKET_CATEGORY_CONTROL_DATA_END: c_int = 2;
+pub const T38_PACKET_CATEGORY_IMAGE_DATA: c_int = 3;
+pub const T38_PACKET_CATEGORY_IMAGE_DATA_END: c_int = 4;
+/// `t38_data_rate_management_types_e`.
+pub const T38_DATA_RATE_MANAGEMENT_LOCAL_TCF: c_int = 1;
+pub const T38_DATA_RATE_MANAGEMENT_TRANSFERRED_TCF: c_int = 2;
+
 extern "C" {
+    pub fn t38_terminal_init(
+        s: *mut T38TerminalState,
+        calling_party: c_int,
+        tx_packet_handler: Option<T38TxHandler>,
+        tx_packet_user_data: *mut c_void,
+    ) -> *mut T38TerminalState;
+    pub fn t38_terminal_free(s: *mut T38TerminalState) -> c_int;
+    pub fn t38_terminal_send_timeout(s: *mut T38TerminalState, samples: c_int) -> c_int;
+    pub fn t38_terminal_set_config(s: *mut T38TerminalState, config: c_int);
+    pub fn t38_terminal_set_tep_mode(s: *mut T38TerminalState, use_tep: c_int);
+    pub fn t38_terminal_set_fill_bit_removal(s: *mut T38TerminalState, remove: c_int);
+    pub fn t38_terminal_get_t30_state(s: *mut T38TerminalState) -> *mut T30State;
+    pub fn t38_terminal_get_t38_core_state(s: *mut T38TerminalState) -> *mut T38CoreState;
+    pub fn t38_core_rx_ifp_packet(
+        s: *mut T38CoreState,
+        buf: *const u8,
+        len: c_int,
+        seq_no: u16,
+    ) -> c_int;
+    pub fn t38_set_t38_version(s: *mut T38CoreState, version: c_int);
+    pub fn t38_set_max_datagram_size(s: *mut T38CoreState, size: c_int);
+    pub fn t38_set_redundancy_control(s: *mut T38CoreState, category: c_int, setting: c_int);
+    pub fn t38_set_data_rate_management_method(s: *mut T38CoreState, method: c_int);
+    pub fn t38_set_fastest_image_data_rate(s: *mut T38CoreState, max_rate: c_int);
+
     pub fn fax_init(s: *mut FaxState, calling_party: c_int) -> *mut FaxState;
     pub fn fax_free(s: *mut FaxState) -> c_int;
     pub fn fax_rx(s: *mut FaxState, amp: *mut i16, len: c_int) -> c_int;

@@ -6,7 +6,10 @@
 //! boundaries, a few times per fax: that small file I/O happens on the media thread.
 
 mod ffi;
+mod t38;
 pub mod tiff;
+
+pub use t38::{T38Config, T38Terminal};
 
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -198,8 +201,16 @@ pub struct FaxTerminal {
 // media thread and only used there); it holds no thread-bound resources.
 unsafe impl Send for FaxTerminal {}
 
-impl FaxTerminal {
-    pub fn new(job: &FaxJob) -> Result<(FaxTerminal, Arc<FaxControl>), FaxError> {
+/// A job's strings as spandsp takes them.
+struct JobStrings {
+    identity: Option<CString>,
+    header: Option<CString>,
+    sending: bool,
+    file: CString,
+}
+
+impl JobStrings {
+    fn of(job: &FaxJob) -> Result<JobStrings, FaxError> {
         let identity = job
             .identity
             .as_deref()
@@ -214,53 +225,107 @@ impl FaxTerminal {
             FaxDirection::Send { tiff } => (true, path_c_string(tiff)?),
             FaxDirection::Receive { tiff } => (false, path_c_string(tiff)?),
         };
-        // SAFETY: a null state asks spandsp to allocate one; it is freed in Drop.
-        let raw = unsafe { ffi::fax_init(std::ptr::null_mut(), c_int::from(job.calling_party)) };
-        let state = NonNull::new(raw).ok_or(FaxError::Init)?;
-        let mut shared = Box::new(Shared {
+        Ok(JobStrings {
+            identity,
+            header,
             sending,
+            file,
+        })
+    }
+
+    fn shared(&self) -> Box<Shared> {
+        Box::new(Shared {
+            sending: self.sending,
             pages_reported: 0,
             events: Vec::new(),
             finished: false,
-        });
-        let user = (&mut *shared as *mut Shared).cast::<c_void>();
-        // SAFETY: state is live; every string is copied by spandsp before the call returns
-        // (ident 20, header 50, file name 256 bytes); `user` outlives the state (Drop frees
-        // the state first).
+        })
+    }
+}
+
+/// Sets up a terminal's T.30 engine for `job` (the same over audio and over T.38); `modems`
+/// are the T30_SUPPORT_* bits allowed.
+///
+/// # Safety
+/// `t30` belongs to a live fax or T.38 terminal state; `shared` outlives that state.
+unsafe fn configure_t30(
+    t30: *mut ffi::T30State,
+    job: &FaxJob,
+    strings: &JobStrings,
+    shared: &mut Shared,
+    modems: c_int,
+    trace_tag: &std::ffi::CStr,
+) {
+    let user = (shared as *mut Shared).cast::<c_void>();
+    // SAFETY: every string is copied by spandsp before the call returns (ident 20, header
+    // 50, file name 256 bytes); the caller keeps `shared` alive as long as the state.
+    unsafe {
+        if let Some(id) = &strings.identity {
+            ffi::t30_set_tx_ident(t30, id.as_ptr());
+        }
+        if let Some(h) = &strings.header {
+            ffi::t30_set_tx_page_header_info(t30, h.as_ptr());
+        }
+        if strings.sending {
+            ffi::t30_set_tx_file(t30, strings.file.as_ptr(), -1, -1);
+        } else {
+            ffi::t30_set_rx_file(t30, strings.file.as_ptr(), -1);
+        }
+        ffi::t30_set_ecm_capability(t30, c_int::from(job.ecm));
+        ffi::t30_set_supported_modems(t30, modems);
+        let mut compressions =
+            ffi::T30_SUPPORT_T4_1D_COMPRESSION | ffi::T30_SUPPORT_T4_2D_COMPRESSION;
+        if job.ecm {
+            // T.6 needs ECM.
+            compressions |= ffi::T30_SUPPORT_T6_COMPRESSION;
+        }
+        ffi::t30_set_supported_compressions(t30, compressions);
+        // spandsp's own T.30 trace on stderr, for diagnosing a fax that fails.
+        if std::env::var_os("DIALTONE_FAX_TRACE").is_some() {
+            let log = ffi::t30_get_logging_state(t30);
+            ffi::span_log_set_level(log, 0x0400 | 0x0200 | 0x2000 | 5);
+            ffi::span_log_set_tag(log, trace_tag.as_ptr());
+        }
+        ffi::t30_set_phase_d_handler(t30, Some(on_phase_d), user);
+        ffi::t30_set_phase_e_handler(t30, Some(on_phase_e), user);
+    }
+}
+
+/// The `Finished` of a session ended before its phase E could run (it never started).
+fn cut_short(shared: &mut Shared) {
+    if !shared.finished {
+        shared.finished = true;
+        shared.events.push(FaxProgress::Finished(FaxOutcome {
+            text: "Call dropped prematurely".into(),
+            code: -1,
+            pages: shared.pages_reported,
+            ..FaxOutcome::default()
+        }));
+    }
+}
+
+impl FaxTerminal {
+    pub fn new(job: &FaxJob) -> Result<(FaxTerminal, Arc<FaxControl>), FaxError> {
+        let strings = JobStrings::of(job)?;
+        // SAFETY: a null state asks spandsp to allocate one; it is freed in Drop.
+        let raw = unsafe { ffi::fax_init(std::ptr::null_mut(), c_int::from(job.calling_party)) };
+        let state = NonNull::new(raw).ok_or(FaxError::Init)?;
+        let mut shared = strings.shared();
+        let tag = if strings.sending { c"TX" } else { c"RX" };
+        // SAFETY: state is live; `shared` is boxed and outlives the state (Drop frees the
+        // state first).
         unsafe {
             ffi::fax_set_transmit_on_idle(state.as_ptr(), 1);
-            let t30 = ffi::fax_get_t30_state(state.as_ptr());
-            if let Some(id) = &identity {
-                ffi::t30_set_tx_ident(t30, id.as_ptr());
-            }
-            if let Some(h) = &header {
-                ffi::t30_set_tx_page_header_info(t30, h.as_ptr());
-            }
-            if sending {
-                ffi::t30_set_tx_file(t30, file.as_ptr(), -1, -1);
-            } else {
-                ffi::t30_set_rx_file(t30, file.as_ptr(), -1);
-            }
-            ffi::t30_set_ecm_capability(t30, c_int::from(job.ecm));
             // Up to 9600 bit/s (V.29, V.27ter): V.17's 1.4 s training breaks on a single lost
             // packet, and fax over VoIP is commonly capped at 9600 for that reason.
-            ffi::t30_set_supported_modems(t30, ffi::T30_SUPPORT_V27TER | ffi::T30_SUPPORT_V29);
-            let mut compressions =
-                ffi::T30_SUPPORT_T4_1D_COMPRESSION | ffi::T30_SUPPORT_T4_2D_COMPRESSION;
-            if job.ecm {
-                // T.6 needs ECM.
-                compressions |= ffi::T30_SUPPORT_T6_COMPRESSION;
-            }
-            ffi::t30_set_supported_compressions(t30, compressions);
-            // spandsp's own T.30 trace on stderr, for diagnosing a fax that fails.
-            if std::env::var_os("DIALTONE_FAX_TRACE").is_some() {
-                let log = ffi::t30_get_logging_state(t30);
-                ffi::span_log_set_level(log, 0x0400 | 0x0200 | 0x2000 | 5);
-                let tag = if sending { c"TX" } else { c"RX" };
-                ffi::span_log_set_tag(log, tag.as_ptr());
-            }
-            ffi::t30_set_phase_d_handler(t30, Some(on_phase_d), user);
-            ffi::t30_set_phase_e_handler(t30, Some(on_phase_e), user);
+            configure_t30(
+                ffi::fax_get_t30_state(state.as_ptr()),
+                job,
+                &strings,
+                &mut shared,
+                ffi::T30_SUPPORT_V27TER | ffi::T30_SUPPORT_V29,
+                tag,
+            );
         }
         let control = Arc::new(FaxControl::default());
         Ok((
@@ -317,16 +382,8 @@ impl FaxTerminal {
     fn terminate(&mut self) {
         // SAFETY: the state is live.
         unsafe { ffi::t30_terminate(ffi::fax_get_t30_state(self.state.as_ptr())) };
-        if !self.shared.finished {
-            // A session that never started has no phase E to run.
-            self.shared.finished = true;
-            self.shared.events.push(FaxProgress::Finished(FaxOutcome {
-                text: "Call dropped prematurely".into(),
-                code: -1,
-                pages: self.shared.pages_reported,
-                ..FaxOutcome::default()
-            }));
-        }
+        // A session that never started has no phase E to run.
+        cut_short(&mut self.shared);
     }
 }
 

@@ -1,12 +1,12 @@
-//! A fax from one call graph to another through the G.711 codec path, on virtual time: two
-//! real `CallGraph`s exchange their RTP packets each 20 ms tick, one running a sending
-//! terminal, the other a receiving one. The document is rendered by Ghostscript from a
+//! A fax from one call graph to another through the G.711 codec path, or as T.38 (UDPTL)
+//! datagrams, on virtual time: two real `CallGraph`s exchange their packets each 20 ms tick,
+//! one running a sending terminal, the other a receiving one. The document is rendered by Ghostscript from a
 //! PostScript page description written here, so the test has no binary fixture.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fax::{FaxDirection, FaxJob, FaxTerminal};
+use fax::{FaxDirection, FaxJob, FaxTerminal, T38Config, T38Terminal};
 use media::fax::{FaxOutcome, FaxProgress};
 use media::graph::{CallGraph, GraphConfig, MediaEvent, MediaLeg};
 use media::listen::ListenerEvent;
@@ -96,6 +96,8 @@ struct Run {
     receiver: bool,
     /// Whether the sender placed the call (else the receiver did, and polls).
     sender_calls: bool,
+    /// T.38 terminals exchanging UDPTL datagrams (else G.711 terminals and RTP).
+    t38: bool,
 }
 
 impl Default for Run {
@@ -108,6 +110,7 @@ impl Default for Run {
             max_s: 240,
             receiver: true,
             sender_calls: true,
+            t38: false,
         }
     }
 }
@@ -122,18 +125,18 @@ fn run(dir: &Path, r: Run) -> (Side, Side) {
         max_s,
         receiver,
         sender_calls,
+        t38,
     } = r;
     let tiff = make_tiff(dir, pages);
     let received = dir.join("received.tif");
-    let (tx, _) = FaxTerminal::new(&FaxJob {
+    let send = FaxJob {
         direction: FaxDirection::Send { tiff },
         calling_party: sender_calls,
         identity: Some("+15551230001".into()),
         header_info: Some("dialtone test".into()),
         ecm,
-    })
-    .unwrap();
-    let (rx, _) = FaxTerminal::new(&FaxJob {
+    };
+    let receive = FaxJob {
         direction: FaxDirection::Receive {
             tiff: received.clone(),
         },
@@ -141,8 +144,7 @@ fn run(dir: &Path, r: Run) -> (Side, Side) {
         identity: Some("+15551230002".into()),
         header_info: None,
         ecm,
-    })
-    .unwrap();
+    };
     let mut a = Side {
         graph: graph(1),
         pages: vec![],
@@ -155,9 +157,27 @@ fn run(dir: &Path, r: Run) -> (Side, Side) {
         finished: None,
         took_s: 0.0,
     };
-    a.graph.set_modem("fax".into(), Some(Box::new(tx)));
-    if receiver {
-        b.graph.set_modem("fax".into(), Some(Box::new(rx)));
+    if t38 {
+        let config = T38Config {
+            version: 0,
+            max_bit_rate: 14400,
+            local_tcf: false,
+            max_datagram: 400,
+            fill_bit_removal: false,
+        };
+        let (tx, _) = T38Terminal::new(&send, &config, 65_000).unwrap();
+        a.graph.set_packet_modem("fax".into(), Some(Box::new(tx)));
+        if receiver {
+            let (rx, _) = T38Terminal::new(&receive, &config, 7).unwrap();
+            b.graph.set_packet_modem("fax".into(), Some(Box::new(rx)));
+        }
+    } else {
+        let (tx, _) = FaxTerminal::new(&send).unwrap();
+        a.graph.set_modem("fax".into(), Some(Box::new(tx)));
+        if receiver {
+            let (rx, _) = FaxTerminal::new(&receive).unwrap();
+            b.graph.set_modem("fax".into(), Some(Box::new(rx)));
+        }
     }
     let mut pa = Packets::new();
     let mut pb = Packets::new();
@@ -312,6 +332,85 @@ fn the_answering_side_can_send_and_the_calling_side_receive() {
     eprintln!("{sent:?} / {got:?}");
     assert!(sent.success && got.success, "{sent:?} {got:?}");
     assert_eq!(got.pages, 1);
+}
+
+/// T.38: the same pages as UDPTL datagrams, no audio on the way (and V.17 allowed).
+#[test]
+fn a_two_page_fax_crosses_as_t38() {
+    if without_gs() {
+        return;
+    }
+    let dir = tempdir("t38");
+    let (a, b) = run(
+        &dir,
+        Run {
+            pages: 2,
+            t38: true,
+            ..Run::default()
+        },
+    );
+    let sent = a.finished.expect("sender finished");
+    let got = b.finished.expect("receiver finished");
+    assert!(sent.success && got.success, "{sent:?} {got:?}");
+    assert_eq!((sent.pages, got.pages), (2, 2));
+    assert_eq!(b.pages, vec![1, 2]);
+    assert_eq!(got.remote_identity, "+15551230001");
+    assert!(got.ecm);
+    let data = std::fs::read(dir.join("received.tif")).unwrap();
+    assert_eq!(fax::tiff::count_pages(&data), Some(2));
+    eprintln!(
+        "T.38: 2 pages took {:.1} s at {} bit/s",
+        a.took_s, got.bit_rate
+    );
+}
+
+/// T.38 over a lossy network: UDPTL redundancy rebuilds the lost datagrams, ECM the rest.
+#[test]
+fn over_t38_every_fax_completes_at_one_percent_packet_loss() {
+    if without_gs() {
+        return;
+    }
+    let mut failures = Vec::new();
+    for seed in 1..=10u64 {
+        let dir = tempdir(&format!("t38-loss-{seed}"));
+        let (a, b) = run(
+            &dir,
+            Run {
+                loss_per_mille: 10,
+                seed,
+                t38: true,
+                ..Run::default()
+            },
+        );
+        let (s, g) = (
+            a.finished.unwrap_or_default(),
+            b.finished.unwrap_or_default(),
+        );
+        if !(s.success && g.success && g.pages == 1) {
+            failures.push(format!("seed {seed}: {} / {}", s.text, g.text));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A T.38 sender whose far end sends nothing gives up cleanly.
+#[test]
+fn a_silent_t38_far_end_fails_the_fax_cleanly() {
+    if without_gs() {
+        return;
+    }
+    let dir = tempdir("t38-silent");
+    let (a, _) = run(
+        &dir,
+        Run {
+            receiver: false,
+            t38: true,
+            ..Run::default()
+        },
+    );
+    let sent = a.finished.expect("sender gave up");
+    assert!(!sent.success && sent.pages == 0, "{sent:?}");
 }
 
 /// The numbers for docs/fax.md: `cargo test -p fax --test loopback loss_survey -- --ignored
