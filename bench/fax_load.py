@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Fax benchmark: N concurrent faxes of a 3-page PDF from one dialtone node to another over loopback SIP
-and RTP (G.711 with ECM, T.30 by spandsp on each node's media shards), as in tests/e2e/test_fax.py.
+and RTP, as in tests/e2e/test_fax.py: over T.38 (B offers it, A accepts; UDPTL) or, with `--transport audio`,
+over G.711 with ECM (A refuses T.38); T.30 by spandsp on each node's media shards.
 
 Node A dials node B N times (20 dials a second) with SWML `send_fax`; B's inbound route runs
 `receive_fax`. The script measures how long each fax took (dial to A's `finished` event), how many
 went through, and the CPU time (user + system) each node used over the run, per fax.
 
   cargo build --release -p dialtone
-  python3 bench/fax_load.py --calls 1 10 40
+  python3 bench/fax_load.py --calls 1 10 40 [--transport audio|t38]
 
 Only loopback is used. Results are printed as Markdown for docs/benchmarks.md.
 """
@@ -80,7 +81,7 @@ class Http:
                     and e["params"]["fax"]["type"] == "finished"]
 
 
-def run(binary, calls, work):
+def run(binary, calls, work, transport):
     peer = Http(make_pdf(work))
     cfg = os.path.join(work, "b.toml")
     swml = {"version": "1.0.0", "sections": {"main": [
@@ -90,7 +91,10 @@ def run(binary, calls, work):
     os.environ["DIALTONE_CONFIG"] = cfg
     b = start_server(binary, 30000, 30000 + 4 * calls + 100)
     del os.environ["DIALTONE_CONFIG"]
+    if transport == "audio":
+        os.environ["DIALTONE_FAX_T38"] = "false"
     a = start_server(binary, 40000, 40000 + 4 * calls + 100)
+    os.environ.pop("DIALTONE_FAX_T38", None)
     try:
         doc = {"version": "1.0.0", "sections": {"main": [
             {"send_fax": {"document": f"http://127.0.0.1:{peer.port}/doc.pdf",
@@ -130,12 +134,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, nargs="+", default=[1, 10])
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "dialtone"))
+    ap.add_argument("--transport", choices=["t38", "audio"], default="t38")
     args = ap.parse_args()
     raise_fd_limit()
     rows = []
     for n in args.calls:
         with tempfile.TemporaryDirectory(prefix="fax-bench-") as work:
-            r = run(args.binary, n, work)
+            r = run(args.binary, n, work, args.transport)
         print("JSON:", json.dumps(r), flush=True)
         rows.append(r)
     print("| faxes at once | sent / received whole | time per fax p50 / max | CPU per fax call, sender / receiver |")

@@ -79,6 +79,8 @@ pub struct Settings {
     /// RTP taps (`calling.tap`, SWML `tap` to `rtp://`) may send to private, loopback and
     /// reserved addresses; off by default (ambiguity register A14).
     pub tap_allow_private: bool,
+    /// Faxes offer and accept T.38 (UDPTL) by re-INVITE; off: fax over G.711 audio only.
+    pub fax_t38: bool,
     pub log: String,
     pub log_format: String,
     /// Where inbound calls go (`[[inbound_routes]]` tables).
@@ -250,6 +252,7 @@ impl Default for Settings {
             tls_ca_file: None,
             ws_ca_file: None,
             tap_allow_private: false,
+            fax_t38: true,
             log: "info".into(),
             log_format: "text".into(),
             inbound_routes: Vec::new(),
@@ -323,6 +326,14 @@ pub struct Credentials {
     pub signing_key: String,
     pub space_id: Uuid,
     pub node_id: Uuid,
+}
+
+fn parse_bool(name: &str, v: &str) -> anyhow::Result<bool> {
+    match v {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{name} must be true or false"),
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -438,11 +449,10 @@ impl Settings {
         opt!("DIALTONE_PUBLIC_URL", public_url);
         opt!("DIALTONE_ASR_COMMAND", asr_command);
         if let Some(v) = env("DIALTONE_TAP_ALLOW_PRIVATE") {
-            self.tap_allow_private = match v.as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => bail!("DIALTONE_TAP_ALLOW_PRIVATE must be true or false"),
-            };
+            self.tap_allow_private = parse_bool("DIALTONE_TAP_ALLOW_PRIVATE", &v)?;
+        }
+        if let Some(v) = env("DIALTONE_FAX_T38") {
+            self.fax_t38 = parse_bool("DIALTONE_FAX_T38", &v)?;
         }
         if let Some(v) = env("DIALTONE_MEDIA_SHARDS") {
             self.media_shards = v

@@ -393,6 +393,7 @@ fn node_config(
         sip_tls_ca_pem: s.tls_ca_pem()?,
         ws_ca_pem: s.ws_ca_pem()?,
         tap_allow_private: s.tap_allow_private,
+        fax_t38: s.fax_t38,
         max_calls: s.max_calls,
         metrics: metrics::Metrics::new(),
         script_threads: if s.script_threads == 0 {

@@ -183,7 +183,8 @@ pub struct Metrics {
     pub recordings_active: Gauge,
     /// Faxes whose terminal runs on a call now.
     pub faxes_active: Gauge,
-    /// Faxes ended, by direction (`send`, `receive`) and result (`success`, `failed`).
+    /// Faxes ended, by direction (`send`, `receive`), result (`success`, `failed`) and
+    /// transport (`audio`: G.711, `t38`).
     pub faxes: Family<Counter>,
     /// Errors by kind (`api_5xx`, `call_error`, `invite_failed`, `store_write`,
     /// `webhook_enqueue`).
@@ -206,7 +207,7 @@ impl Default for Metrics {
             rtp_rejected: Counter::default(),
             recordings_active: Gauge::default(),
             faxes_active: Gauge::default(),
-            faxes: Family::new(&["direction", "result"], Counter::default),
+            faxes: Family::new(&["direction", "result", "transport"], Counter::default),
             errors: Family::new(&["kind"], Counter::default),
         }
     }

@@ -62,6 +62,9 @@ pub struct NodeConfig {
     pub ws_ca_pem: Option<Vec<u8>>,
     /// RTP taps may send to private, loopback and reserved addresses (off: refused).
     pub tap_allow_private: bool,
+    /// Faxes switch the call to T.38 by re-INVITE (a receiving fax offers it, either side
+    /// accepts the far end's offer); off: fax over G.711 only.
+    pub fax_t38: bool,
     /// Calls (every leg counts) held at once at most; more are refused with 503 (API and SIP).
     /// 0: no cap but the RTP ports.
     pub max_calls: usize,

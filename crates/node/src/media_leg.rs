@@ -72,7 +72,7 @@ pub fn srtp_key(k: &sdp::SdesKey) -> media::secure::SrtpKey {
 
 /// Whether the far end of `n` takes our audio: not when it said `sendonly` or `inactive`, nor
 /// when it held the call the old way (`c=0.0.0.0`).
-fn takes_our_audio(n: &sdp::Negotiated) -> bool {
+pub(crate) fn takes_our_audio(n: &sdp::Negotiated) -> bool {
     matches!(
         n.direction,
         sdp::Direction::SendRecv | sdp::Direction::RecvOnly

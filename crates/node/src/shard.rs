@@ -171,6 +171,13 @@ pub enum ShardCommand {
         key: String,
         modem: Option<Box<dyn media::listen::FrameModem>>,
     },
+    /// Installs (Some) or removes (None) the T.38 terminal that carries the call in place of
+    /// RTP.
+    SetPacketModem {
+        call_id: Uuid,
+        key: String,
+        modem: Option<Box<dyn media::listen::PacketModem>>,
+    },
     /// Adds (Some) or removes (None) a tap or stream of the call's audio.
     SetFork {
         call_id: Uuid,
@@ -602,6 +609,15 @@ fn apply(
         } => {
             if let Some(leg) = media.graph(call_id) {
                 leg.set_modem(key, modem);
+            }
+        }
+        ShardCommand::SetPacketModem {
+            call_id,
+            key,
+            modem,
+        } => {
+            if let Some(leg) = media.graph(call_id) {
+                leg.set_packet_modem(key, modem);
             }
         }
         ShardCommand::SetFork { call_id, key, fork } => {

@@ -38,6 +38,20 @@ pub(crate) struct RunningFax {
     pages: u32,
     /// Set once the terminal finished: the result, when its PDF is made.
     finishing: Option<tokio::sync::oneshot::Receiver<FaxResult>>,
+    /// What its terminal was made for (a move to T.38 makes it again).
+    job: fax::FaxJob,
+}
+
+impl RunningFax {
+    /// Whether its T.30 session may start over on T.38: nothing of the document went yet.
+    pub(crate) fn may_restart(&self) -> bool {
+        self.pages == 0 && self.finishing.is_none()
+    }
+
+    /// Its terminal still runs (it has not finished).
+    pub(crate) fn finishing_pending(&self) -> bool {
+        self.finishing.is_none()
+    }
 }
 
 /// What the node's tasks hand back for a fax.
@@ -50,6 +64,12 @@ pub(crate) enum FaxTask {
     },
     /// The fax could not start (document, rendering) or is over: its result.
     Done(FaxResult),
+    /// The far end answered our T.38 offer for the fax that is `ready` (t38.rs).
+    T38Answer {
+        ready: Box<FaxTask>,
+        offer: String,
+        reply: Result<sip::Reoffer, String>,
+    },
 }
 
 fn failure(text: impl Into<String>) -> FaxResult {
@@ -201,6 +221,8 @@ impl CallActor {
             PendingFax {
                 params: params.clone(),
                 stop_requested: false,
+                t38_offered: false,
+                transport: "audio",
             },
         );
         // An inbound call answered a moment ago runs its media once the ACK comes; its codec
@@ -219,6 +241,7 @@ impl CallActor {
             warn!(%control_id, %why, "fax refused");
             return self.fax_task(control_id, FaxTask::Done(failure(why)));
         }
+        self.answer_waiting_t38_offer();
         let fax_id = Uuid::new_v4();
         let work = self.fax_work_dir(fax_id);
         info!(%control_id, %fax_id, direction = params.direction.as_str(), "fax starting");
@@ -260,16 +283,23 @@ impl CallActor {
             FaxTask::Ready { fax_id, work, tiff } => {
                 self.install_fax(control_id, fax_id, work, tiff).await
             }
+            FaxTask::T38Answer {
+                ready,
+                offer,
+                reply,
+            } => {
+                self.on_t38_answer(offer, reply);
+                if let FaxTask::Ready { fax_id, work, tiff } = *ready {
+                    self.install_fax(control_id, fax_id, work, tiff).await
+                }
+            }
             FaxTask::Done(result) => {
-                let direction = self
-                    .fax_params
-                    .remove(&control_id)
-                    .map(|p| p.params.direction);
+                let pending = self.fax_params.remove(&control_id);
                 if self.faxes.remove(&control_id).is_some() {
                     self.node.cfg.metrics.faxes_active.dec();
                 }
-                if let Some(direction) = direction {
-                    count_fax(&self.node, direction, result.success);
+                if let Some(p) = pending {
+                    count_fax(&self.node, p.params.direction, p.transport, result.success);
                 }
                 self.op_event(SessionEvent::FaxFinished { control_id, result })
                     .await
@@ -290,9 +320,10 @@ impl CallActor {
             return;
         };
         if params.stop_requested {
-            // Stopped while the document was being fetched.
+            // Stopped while the document was being fetched (or T.38 negotiated).
             let _ = tokio::fs::remove_dir_all(&work).await;
             self.fax_params.remove(&control_id);
+            self.t38_fax_over(&control_id);
             let result = failure("stopped");
             return self
                 .op_event(SessionEvent::FaxFinished { control_id, result })
@@ -309,6 +340,27 @@ impl CallActor {
             .clone()
             .unwrap_or_else(|| default_identity(own));
         let direction = params.params.direction;
+        if direction == FaxDirection::Receive
+            && !params.t38_offered
+            && self.t38.is_none()
+            && !self.media_running
+            && self.t38_allowed()
+        {
+            // T.38 is offered once the call is confirmed (its media runs then).
+            self.faxes_awaiting_media
+                .push((control_id, FaxTask::Ready { fax_id, work, tiff }));
+            return;
+        }
+        if direction == FaxDirection::Receive
+            && !params.t38_offered
+            && self.t38.is_none()
+            && self.t38_possible()
+        {
+            if let Some(p) = self.fax_params.get_mut(&control_id) {
+                p.t38_offered = true;
+            }
+            return self.offer_t38(control_id, FaxTask::Ready { fax_id, work, tiff });
+        }
         let job = fax::FaxJob {
             direction: match direction {
                 FaxDirection::Send => fax::FaxDirection::Send { tiff },
@@ -319,8 +371,13 @@ impl CallActor {
             header_info: params.params.header_info.clone(),
             ecm: true,
         };
-        let (terminal, control) = match fax::FaxTerminal::new(&job) {
-            Ok(t) => t,
+        let key = format!("{FAX_PREFIX}{control_id}");
+        let installed = match self.t38.as_ref().map(|m| m.negotiated.clone()) {
+            Some(negotiated) => self.install_t38_terminal(&job, &negotiated, key),
+            None => self.install_audio_terminal(&job, key),
+        };
+        let control = match installed {
+            Ok(c) => c,
             Err(e) => {
                 let _ = tokio::fs::remove_dir_all(&work).await;
                 self.fax_params.remove(&control_id);
@@ -337,20 +394,11 @@ impl CallActor {
                 self.node.cfg.public_url.trim_end_matches('/')
             )),
         };
-        let key = format!("{FAX_PREFIX}{control_id}");
-        if self.media_running {
-            self.node.media.send(
-                self.media_key,
-                ShardCommand::SetModem {
-                    call_id: self.ident.call_id,
-                    key,
-                    modem: Some(Box::new(terminal)),
-                },
-            );
-        } else if let Ok(mut deferred) = self.deferred_modem.lock() {
-            *deferred = Some((key, Box::new(terminal)));
+        let transport = self.fax_transport();
+        if let Some(p) = self.fax_params.get_mut(&control_id) {
+            p.transport = transport;
         }
-        info!(%control_id, "fax running");
+        info!(%control_id, transport, "fax running");
         self.node.cfg.metrics.faxes_active.inc();
         self.faxes.insert(
             control_id.clone(),
@@ -363,6 +411,7 @@ impl CallActor {
                 identity: identity.clone(),
                 pages: 0,
                 finishing: None,
+                job,
             },
         );
         self.op_event(SessionEvent::FaxStarted {
@@ -412,14 +461,25 @@ impl CallActor {
         }
         info!(%control_id, success = outcome.success, code = outcome.code, text = %outcome.text,
             pages = outcome.pages, "fax finished");
+        let call_id = self.ident.call_id;
+        let key = format!("{FAX_PREFIX}{control_id}");
         self.node.media.send(
             self.media_key,
             ShardCommand::SetModem {
-                call_id: self.ident.call_id,
-                key: format!("{FAX_PREFIX}{control_id}"),
+                call_id,
+                key: key.clone(),
                 modem: None,
             },
         );
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::SetPacketModem {
+                call_id,
+                key,
+                modem: None,
+            },
+        );
+        self.t38_fax_over(&control_id);
         let storage = self.node.storage.clone();
         let project = self.ident.project_id;
         let tx = self.tasks_tx.clone();
@@ -478,8 +538,21 @@ impl CallActor {
         status_url: Option<String>,
         stopped: bool,
     ) {
-        self.fax_params.remove(&control_id);
+        let transport = self
+            .fax_params
+            .remove(&control_id)
+            .map_or("audio", |p| p.transport);
         let mut running = self.faxes.remove(&control_id);
+        let awaiting = self
+            .faxes_awaiting_media
+            .iter()
+            .position(|(id, _)| *id == control_id)
+            .map(|i| self.faxes_awaiting_media.remove(i).1);
+        if let Some(FaxTask::Ready { work, .. }) = awaiting {
+            tokio::spawn(async move {
+                let _ = tokio::fs::remove_dir_all(&work).await;
+            });
+        }
         if running.is_some() {
             self.node.cfg.metrics.faxes_active.dec();
         }
@@ -532,7 +605,7 @@ impl CallActor {
                 }
                 info!(%control_id, success = result.success, pages = result.pages,
                     text = %result.result_text, "fax ended with the call");
-                count_fax(&node, direction, result.success);
+                count_fax(&node, direction, transport, result.success);
                 let event = control::session::CallEvent::Fax {
                     control_id,
                     status_url,
@@ -553,12 +626,105 @@ impl CallActor {
     }
 }
 
-fn count_fax(node: &crate::NodeInner, direction: FaxDirection, success: bool) {
+impl CallActor {
+    /// What a fax terminal started now runs over.
+    fn fax_transport(&self) -> &'static str {
+        if self.t38.is_some() {
+            "t38"
+        } else {
+            "audio"
+        }
+    }
+
+    /// A G.711 terminal becomes the call's modem (deferred until the media runs).
+    fn install_audio_terminal(
+        &mut self,
+        job: &fax::FaxJob,
+        key: String,
+    ) -> Result<Arc<fax::FaxControl>, fax::FaxError> {
+        let (terminal, control) = fax::FaxTerminal::new(job)?;
+        if self.media_running {
+            self.node.media.send(
+                self.media_key,
+                ShardCommand::SetModem {
+                    call_id: self.ident.call_id,
+                    key,
+                    modem: Some(Box::new(terminal)),
+                },
+            );
+        } else if let Ok(mut deferred) = self.deferred_modem.lock() {
+            *deferred = Some((key, Box::new(terminal)));
+        }
+        Ok(control)
+    }
+
+    /// A T.38 terminal carries the call in place of RTP.
+    fn install_t38_terminal(
+        &mut self,
+        job: &fax::FaxJob,
+        negotiated: &sdp::T38Negotiated,
+        key: String,
+    ) -> Result<Arc<fax::FaxControl>, fax::FaxError> {
+        let config = crate::actor::t38::terminal_config(negotiated);
+        let (terminal, control) = fax::T38Terminal::new(job, &config, rand::random())?;
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::SetPacketModem {
+                call_id: self.ident.call_id,
+                key,
+                modem: Some(Box::new(terminal)),
+            },
+        );
+        Ok(control)
+    }
+
+    /// The call moved to T.38 under a fax whose G.711 session got nothing across yet: it
+    /// starts over on a T.38 terminal.
+    pub(crate) fn restart_fax_on_t38(&mut self, control_id: &str) {
+        let Some(negotiated) = self.t38.as_ref().map(|m| m.negotiated.clone()) else {
+            return;
+        };
+        let Some(job) = self.faxes.get(control_id).map(|f| f.job.clone()) else {
+            return;
+        };
+        let key = format!("{FAX_PREFIX}{control_id}");
+        if let Ok(mut deferred) = self.deferred_modem.lock() {
+            *deferred = None;
+        }
+        self.node.media.send(
+            self.media_key,
+            ShardCommand::SetModem {
+                call_id: self.ident.call_id,
+                key: key.clone(),
+                modem: None,
+            },
+        );
+        match self.install_t38_terminal(&job, &negotiated, key) {
+            Ok(control) => {
+                info!(%control_id, "fax restarted on T.38");
+                if let Some(f) = self.faxes.get_mut(control_id) {
+                    f.control = control;
+                }
+                if let Some(p) = self.fax_params.get_mut(control_id) {
+                    p.transport = "t38";
+                }
+            }
+            Err(e) => warn!(%control_id, error = %e, "fax could not restart on T.38"),
+        }
+    }
+}
+
+fn count_fax(
+    node: &crate::NodeInner,
+    direction: FaxDirection,
+    transport: &'static str,
+    success: bool,
+) {
     let result = if success { "success" } else { "failed" };
     node.cfg
         .metrics
         .faxes
-        .with(&[direction.as_str(), result])
+        .with(&[direction.as_str(), result, transport])
         .inc();
 }
 
@@ -577,6 +743,10 @@ pub(crate) struct PendingFax {
     pub params: FaxTransferParams,
     /// `.stop` came while the document was being fetched.
     pub stop_requested: bool,
+    /// T.38 was offered for it already (a receiving fax offers once).
+    pub t38_offered: bool,
+    /// How its terminal runs: `audio` (G.711) or `t38`, for the metrics.
+    pub transport: &'static str,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod recording;
 mod refer;
 mod script;
 pub(crate) mod script_call;
+mod t38;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -117,6 +118,31 @@ pub(crate) enum TaskDone {
         control_id: String,
         task: Box<crate::actor::fax::FaxTask>,
     },
+    /// A far end's T.38 offer waited long enough for a fax to start (t38.rs).
+    T38OfferWaited { serial: u64 },
+    /// The far end answered our offer of the call's audio after T.38 (t38.rs).
+    AudioBack {
+        local: Box<sdp::LocalMedia>,
+        offer: String,
+        reply: Result<sip::Reoffer, String>,
+    },
+}
+
+/// The call's SIP dialog, whichever side placed it.
+#[derive(Clone)]
+pub(crate) enum SipLeg {
+    Outbound(sip::LegHandle),
+    Inbound(sip::InboundHandle),
+}
+
+impl SipLeg {
+    /// Our re-INVITE with a new offer (the switch to T.38 and back).
+    pub(crate) async fn reoffer(&self, sdp: String) -> Result<sip::Reoffer, sip::SipError> {
+        match self {
+            SipLeg::Outbound(h) => h.reoffer(sdp).await,
+            SipLeg::Inbound(h) => h.reoffer(sdp).await,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +222,13 @@ pub(crate) struct CallActor {
     /// to keep the actor Sync (the terminal is Send, not Sync).
     pub(crate) deferred_modem:
         std::sync::Mutex<Option<(String, Box<dyn media::listen::FrameModem>)>>,
+    /// The call's media is T.38 (UDPTL) since a re-INVITE moved it there (t38.rs).
+    pub(crate) t38: Option<t38::T38Mode>,
+    /// A far end's T.38 offer waiting for a fax to start, and the count of such waits.
+    pub(crate) t38_offer_waiting: Option<t38::WaitingOffer>,
+    pub(crate) t38_offer_serial: u64,
+    /// Receiving faxes ready before the media runs, to offer T.38 for once it does.
+    pub(crate) faxes_awaiting_media: Vec<(String, crate::actor::fax::FaxTask)>,
 }
 
 impl CallActor {
@@ -259,6 +292,10 @@ impl CallActor {
             fax_params: HashMap::new(),
             faxes: HashMap::new(),
             deferred_modem: std::sync::Mutex::new(None),
+            t38: None,
+            t38_offer_waiting: None,
+            t38_offer_serial: 0,
+            faxes_awaiting_media: Vec::new(),
             pending_mix: false,
             participant: None,
             refer_running: false,
@@ -633,6 +670,12 @@ impl CallActor {
                 .media
                 .send(self.media_key, ready.into_command(self.ident.call_id));
         }
+        for (control_id, task) in std::mem::take(&mut self.faxes_awaiting_media) {
+            let _ = self.tasks_tx.send(TaskDone::Fax {
+                control_id,
+                task: Box::new(task),
+            });
+        }
         let deferred = self.deferred_modem.get_mut().ok().and_then(Option::take);
         if let Some((key, modem)) = deferred {
             self.node.media.send(
@@ -654,13 +697,24 @@ impl CallActor {
     ) {
         let encryption = self.encryption();
         let current = self.media.as_ref().and_then(|m| m.srtp.clone());
-        let (Some(_), Some(local)) = (self.rtp.as_ref(), self.local.as_mut()) else {
+        if self.rtp.is_none() || self.local.is_none() {
             let _ = respond.send(Err(488));
             return;
-        };
+        }
         let Some(offer) = sdp else {
             // An offerless re-INVITE: offer our current SDP again.
             let _ = respond.send(self.local_sdp.clone().ok_or(488));
+            return;
+        };
+        if sdp::is_t38_offer(&offer) {
+            return self.on_t38_offer_or_wait(offer, respond);
+        }
+        if let Err(code) = self.may_leave_t38() {
+            let _ = respond.send(Err(code));
+            return;
+        }
+        let Some(local) = self.local.as_mut() else {
+            let _ = respond.send(Err(488));
             return;
         };
         match media_leg::answer_remote_offer(local, &offer, encryption, current.as_ref()) {
@@ -700,6 +754,7 @@ impl CallActor {
                     self.node.media.send(self.media_key, cmd);
                 }
                 let _ = respond.send(Ok(re.sdp));
+                self.left_t38();
                 if self.held == re.sending {
                     self.held = !re.sending;
                     self.store_held(self.held).await;
@@ -709,6 +764,15 @@ impl CallActor {
                 warn!(error = %e, "re-INVITE offer not acceptable");
                 let _ = respond.send(Err(488));
             }
+        }
+    }
+
+    /// The call's SIP dialog, once there is one.
+    pub(crate) fn sip_leg(&self) -> Option<SipLeg> {
+        match (&self.leg, &self.inbound) {
+            (Some(h), _) => Some(SipLeg::Outbound(h.clone())),
+            (None, Some(i)) => Some(SipLeg::Inbound(i.handle.clone())),
+            (None, None) => None,
         }
     }
 
@@ -831,6 +895,12 @@ impl CallActor {
                 self.on_fork_ended(control_id, reason).await
             }
             TaskDone::Fax { control_id, task } => self.on_fax_task(control_id, *task).await,
+            TaskDone::AudioBack {
+                local,
+                offer,
+                reply,
+            } => self.on_audio_back(*local, offer, reply),
+            TaskDone::T38OfferWaited { serial } => self.t38_offer_waited(serial),
         }
     }
 

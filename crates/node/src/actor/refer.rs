@@ -10,16 +10,11 @@ use control::LegType;
 use control::{CallStatus, ControlError};
 use tracing::{info, Instrument};
 
-use crate::actor::{CallActor, TaskDone};
+use crate::actor::{CallActor, SipLeg, TaskDone};
 use crate::now_ms;
 
 /// How long a REFER the far end accepted may take to report the transfer's final status.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(120);
-
-enum Leg {
-    Outbound(sip::LegHandle),
-    Inbound(sip::InboundHandle),
-}
 
 impl CallActor {
     /// Sends the REFER; `for_script`: a `sip_refer` waits for [`TaskDone::Refer`]. Refused
@@ -39,10 +34,8 @@ impl CallActor {
         if self.refer_running {
             return invalid("a REFER is already in progress on this call");
         }
-        let leg = match (&self.leg, &self.inbound) {
-            (Some(h), _) => Leg::Outbound(h.clone()),
-            (None, Some(i)) => Leg::Inbound(i.handle.clone()),
-            (None, None) => return invalid("the call has no SIP leg"),
+        let Some(leg) = self.sip_leg() else {
+            return invalid("the call has no SIP leg");
         };
         let target = p.device.params;
         let req = sip::ReferRequest {
@@ -63,8 +56,8 @@ impl CallActor {
         tokio::spawn(
             async move {
                 let result = match leg {
-                    Leg::Outbound(h) => h.refer(req).await,
-                    Leg::Inbound(h) => h.refer(req).await,
+                    SipLeg::Outbound(h) => h.refer(req).await,
+                    SipLeg::Inbound(h) => h.refer(req).await,
                 };
                 let outcome = result.unwrap_or_else(|e| sip::ReferOutcome {
                     success: false,
