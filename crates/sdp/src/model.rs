@@ -202,6 +202,11 @@ impl MediaDescription {
     pub fn direction(&self) -> Option<Direction> {
         direction(&self.attributes)
     }
+
+    /// Its `c=` line, else the session's (RFC 8866 §5.7).
+    pub fn connection_in<'a>(&'a self, sdp: &'a SessionDescription) -> Option<&'a Connection> {
+        self.connection.as_ref().or(sdp.connection.as_ref())
+    }
 }
 
 fn ptime(attrs: &[Attribute]) -> Option<u32> {

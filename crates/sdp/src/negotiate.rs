@@ -284,9 +284,7 @@ fn negotiate_media(
         None
     };
     let connection = media
-        .connection
-        .as_ref()
-        .or(sdp.connection.as_ref())
+        .connection_in(sdp)
         .ok_or(SdpError::MissingConnection)?;
     let ip = connection.ip()?;
     if ip.is_multicast() {

@@ -294,9 +294,7 @@ fn remote_address(
     media: &MediaDescription,
 ) -> Result<SocketAddr, SdpError> {
     let connection = media
-        .connection
-        .as_ref()
-        .or(sdp.connection.as_ref())
+        .connection_in(sdp)
         .ok_or(SdpError::MissingConnection)?;
     let ip = connection.ip()?;
     if ip.is_unspecified() {
