@@ -24,6 +24,7 @@ use uuid::Uuid;
 pub use schema::SCHEMA_VERSION;
 
 mod group_commit;
+mod reader;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -142,10 +143,11 @@ pub struct CallEvent {
 }
 
 /// A handle on the store. Cheap to clone; all clones share one connection, owned by one
-/// writer thread ([`group_commit`]).
+/// writer thread ([`group_commit`]), and a read-only one for the API's reads ([`reader`]).
 #[derive(Clone)]
 pub struct Store {
     jobs: std::sync::mpsc::Sender<group_commit::Job>,
+    reader: reader::Reader,
 }
 
 impl std::fmt::Debug for Store {
@@ -179,7 +181,7 @@ impl Store {
     /// Opens (creating if needed) the database file and migrates it to [`SCHEMA_VERSION`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+        let opened = tokio::task::spawn_blocking(move || {
             let mut conn = Connection::open(&path).map_err(|source| StoreError::Open {
                 path: path.clone(),
                 source,
@@ -187,12 +189,15 @@ impl Store {
             schema::configure(&conn)?;
             schema::migrate(&mut conn)?;
             owner_only(&path);
-            Ok(conn)
+            let reader = reader::Reader::open(&path)?;
+            Ok::<_, StoreError>((conn, reader))
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
+        let (conn, reader) = opened;
         Ok(Store {
             jobs: group_commit::start(conn)?,
+            reader,
         })
     }
 
@@ -208,6 +213,7 @@ impl Store {
         .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(Store {
             jobs: group_commit::start(conn)?,
+            reader: reader::Reader::default(),
         })
     }
 
@@ -261,13 +267,31 @@ impl Store {
     where
         F: FnOnce(&mut Connection) -> Result<(), StoreError> + Send + 'static,
     {
+        let in_flight = self.reader.in_flight.clone();
+        in_flight.begin(call_id);
         let sent = self.submit(f, move |result| {
+            in_flight.end(call_id);
             if let Err(e) = result {
                 tracing::error!(%call_id, error = %e, "the call's {what} could not be stored");
             }
         });
         if !sent {
+            self.reader.in_flight.end(call_id);
             tracing::error!(%call_id, "the call's {what} could not be stored: the store's writer thread has stopped");
+        }
+    }
+
+    /// Runs the read `f` without waiting for the writer's commits when nothing queued behind
+    /// for `call` (None: for any call) is still in flight; else behind those writes, on the
+    /// writer thread ([`reader`]).
+    async fn read<T, F>(&self, call: Option<Uuid>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.reader.for_read(call) {
+            Some(conn) => reader::read(conn, f).await,
+            None => self.with_conn(f).await,
         }
     }
 
@@ -343,7 +367,7 @@ impl Store {
         project_id: Uuid,
         id: Uuid,
     ) -> Result<Option<CallRecord>, StoreError> {
-        self.with_conn(move |conn| {
+        self.read(Some(id), move |conn| {
             let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1 AND project_id = ?2");
             let row = conn
                 .query_row(
@@ -370,7 +394,7 @@ impl Store {
         let after = cursor.as_deref().map(parse_cursor).transpose()?;
         let status = status.map(str::to_owned);
         let limit = limit.max(1);
-        self.with_conn(move |conn| {
+        self.read(None, move |conn| {
             let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE project_id = ?1");
             if status.is_some() {
                 sql.push_str(" AND status = ?2");
@@ -457,7 +481,7 @@ impl Store {
     /// Calls still live (`ended_at_ms` unset) by status, for the operator's `/metrics`
     /// (the partial index `calls_live` keeps it to the live rows).
     pub async fn live_calls_by_status(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.with_conn(|conn| {
+        self.read(None, |conn| {
             let mut stmt = conn.prepare(
                 "SELECT status, COUNT(*) FROM calls WHERE ended_at_ms IS NULL \
                  GROUP BY status ORDER BY status",
@@ -961,6 +985,87 @@ mod tests {
                 matches!(parse_cursor(bad), Err(StoreError::BadCursor(_))),
                 "{bad}"
             );
+        }
+    }
+
+    fn call(project: Uuid, status: &str) -> CallRecord {
+        CallRecord {
+            id: Uuid::new_v4(),
+            project_id: project,
+            status: status.into(),
+            created_at_ms: 1_000,
+            direction: "outbound".into(),
+            leg_type: "outbound-api".into(),
+            status_events: "[]".into(),
+            dial_request: "{}".into(),
+            ..CallRecord::default()
+        }
+    }
+
+    /// Holds the writer thread for `ms` (a commit stuck on a slow disk) without waiting.
+    fn stall_writer(store: &Store, ms: u64) {
+        let stalled = store.submit(
+            move |_| {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(())
+            },
+            |_: Result<(), StoreError>| {},
+        );
+        assert!(stalled);
+    }
+
+    /// The API's reads go to the read-only connection while the writer is stuck, except a
+    /// read of a call whose queued write is not committed yet: that one waits for it.
+    #[tokio::test]
+    async fn reads_do_not_wait_for_a_stuck_writer_unless_they_need_its_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("dialtone.db")).await.unwrap();
+        let project = Uuid::new_v4();
+        let committed = call(project, "answered");
+        store.insert_call(committed.clone()).await.unwrap();
+
+        stall_writer(&store, 1_500);
+        let t0 = std::time::Instant::now();
+        let got = store.get_call(project, committed.id).await.unwrap();
+        let (page, _) = store.list_calls(project, None, 10, None).await.unwrap();
+        let live = store.live_calls_by_status().await.unwrap();
+        assert!(
+            t0.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert_eq!(got.map(|c| c.status), Some("answered".into()));
+        assert_eq!(page.len(), 1);
+        assert_eq!(live, vec![("answered".to_string(), 1)]);
+
+        // A call queued behind the stuck writer: its read (and a listing) wait and see it.
+        let queued = call(project, "queued");
+        store.insert_call_behind(queued.clone());
+        let got = store.get_call(project, queued.id).await.unwrap();
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(1_000));
+        assert_eq!(got.map(|c| c.status), Some("queued".into()));
+        // Committed now: nothing in flight, the reader sees it too.
+        assert!(store.reader.for_read(None).is_some());
+        let (page, _) = store.list_calls(project, None, 10, None).await.unwrap();
+        assert_eq!(page.len(), 2);
+    }
+
+    /// An update behind of a committed call is seen by the next read (the read waits for it).
+    #[tokio::test]
+    async fn an_update_behind_is_seen_by_the_next_read_of_a_file_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("dialtone.db")).await.unwrap();
+        let project = Uuid::new_v4();
+        let r = call(project, "queued");
+        store.insert_call(r.clone()).await.unwrap();
+        for status in ["initiated", "ringing", "answered"] {
+            stall_writer(&store, 50);
+            store.update_call_behind(CallRecord {
+                status: status.into(),
+                ..r.clone()
+            });
+            let got = store.get_call(project, r.id).await.unwrap();
+            assert_eq!(got.map(|c| c.status), Some(status.to_string()));
         }
     }
 }
