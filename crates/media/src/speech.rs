@@ -75,6 +75,8 @@ pub struct SpeechSegmenter {
     vad: Option<Vad>,
     phase: Phase,
     preroll: VecDeque<Vec<i16>>,
+    /// Since when no audio has come (None while frames arrive).
+    idle_since_us: Option<u64>,
 }
 
 impl SpeechSegmenter {
@@ -84,6 +86,7 @@ impl SpeechSegmenter {
             vad: None,
             phase: Phase::Waiting,
             preroll: VecDeque::new(),
+            idle_since_us: None,
         }
     }
 
@@ -105,6 +108,7 @@ impl SpeechSegmenter {
         actions: &mut Vec<SegmentAction>,
         events: &mut Vec<SpeechEvent>,
     ) {
+        self.idle_since_us = None;
         match self.phase {
             Phase::Done | Phase::Recognising => return,
             Phase::Waiting | Phase::Speaking { .. } => {}
@@ -141,11 +145,16 @@ impl SpeechSegmenter {
         }
     }
 
-    /// A tick without audio: no audio at all (the far end stopped sending) ends an
-    /// utterance too, at its longest.
+    /// A tick without audio. No audio for as long as the silence that ends an utterance
+    /// ends it too: a far end that sends nothing while its user is quiet (DTX, silence
+    /// suppression, a stream that ran out) has stopped talking. A tick or two without a packet
+    /// (jitter) is far shorter.
     pub fn on_idle(&mut self, now_us: u64, actions: &mut Vec<SegmentAction>) {
+        let idle_since = *self.idle_since_us.get_or_insert(now_us);
         if let Phase::Speaking { since_us } = self.phase {
-            if now_us.saturating_sub(since_us) / 1000 >= self.config.speech_timeout_ms {
+            let quiet_ms = now_us.saturating_sub(idle_since) / 1000;
+            let long_ms = now_us.saturating_sub(since_us) / 1000;
+            if quiet_ms >= self.config.end_silence_ms || long_ms >= self.config.speech_timeout_ms {
                 self.finish(actions);
             }
         }
@@ -289,10 +298,14 @@ mod tests {
         assert_eq!(events, [SpeechEvent::StartOfInput]);
     }
 
+    /// A far end that stops sending mid-utterance (DTX, a stream that ran out): the
+    /// utterance ends once no audio came for the end-of-speech silence, not at the longest an
+    /// utterance may last.
     #[test]
-    fn silence_from_the_far_end_ends_an_utterance_at_the_speech_timeout() {
+    fn no_audio_from_the_far_end_ends_an_utterance_after_the_end_silence() {
         let mut s = SpeechSegmenter::new(SegmenterConfig {
-            speech_timeout_ms: 1_000,
+            end_silence_ms: 600,
+            speech_timeout_ms: 60_000,
             ..config(false, false)
         });
         let (mut actions, mut events) = (Vec::new(), Vec::new());
@@ -303,11 +316,23 @@ mod tests {
         }
         assert!(s.in_utterance());
         actions.clear();
-        while t < 2_000_000 && actions.is_empty() {
+        // A few ticks without a packet (jitter) end nothing.
+        let idle_from = t;
+        for _ in 0..5 {
             s.on_idle(t, &mut actions);
             t += 20_000;
         }
-        assert_eq!(actions, [SegmentAction::Finish]);
+        s.on_frame(t, &voice(30), 8000, &mut actions, &mut Vec::new());
+        t += 20_000;
+        assert!(actions.iter().all(|a| *a != SegmentAction::Finish));
+        let stopped = t;
+        while t < idle_from + 5_000_000 && !actions.contains(&SegmentAction::Finish) {
+            s.on_idle(t, &mut actions);
+            t += 20_000;
+        }
+        assert_eq!(actions.last(), Some(&SegmentAction::Finish));
+        let quiet_ms = (t - stopped) / 1000;
+        assert!((600..=640).contains(&quiet_ms), "{quiet_ms} ms");
         let mut events = Vec::new();
         s.on_recognised(Recognised::Error("no engine".into()), &mut events);
         assert_eq!(
