@@ -92,6 +92,11 @@ pub struct Settings {
     /// A free-form speech engine run as a separate process (program and arguments, split on
     /// whitespace), used instead of the embedded pocketsphinx grammar engine.
     pub asr_command: Option<String>,
+    /// The `ai` agent's model backend: an OpenAI-compatible chat-completions base URL (e.g.
+    /// `https://api.openai.com/v1`, `http://127.0.0.1:8080/v1`), its API key and default model.
+    pub ai_base_url: Option<String>,
+    pub ai_api_key: Option<String>,
+    pub ai_model: String,
     /// Calls held at once at most (every leg counts; 0: only the RTP ports limit).
     pub max_calls: usize,
     /// On SIGTERM: seconds live calls may go on before the rest are hung up.
@@ -258,6 +263,9 @@ impl Default for Settings {
             inbound_routes: Vec::new(),
             inbound_url: None,
             asr_command: None,
+            ai_base_url: None,
+            ai_api_key: None,
+            ai_model: "gpt-4o-mini".into(),
             storage: StorageSetting::default(),
             egress: EgressSetting::default(),
             max_calls: 1000,
@@ -448,6 +456,11 @@ impl Settings {
         opt!("DIALTONE_INBOUND_URL", inbound_url);
         opt!("DIALTONE_PUBLIC_URL", public_url);
         opt!("DIALTONE_ASR_COMMAND", asr_command);
+        opt!("DIALTONE_AI_BASE_URL", ai_base_url);
+        opt!("DIALTONE_AI_API_KEY", ai_api_key);
+        if let Some(v) = env("DIALTONE_AI_MODEL") {
+            self.ai_model = v;
+        }
         if let Some(v) = env("DIALTONE_TAP_ALLOW_PRIVATE") {
             self.tap_allow_private = parse_bool("DIALTONE_TAP_ALLOW_PRIVATE", &v)?;
         }

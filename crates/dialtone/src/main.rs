@@ -394,6 +394,15 @@ fn node_config(
         ws_ca_pem: s.ws_ca_pem()?,
         tap_allow_private: s.tap_allow_private,
         fax_t38: s.fax_t38,
+        ai: s
+            .ai_base_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .map(|base_url| node::config::AiBackend {
+                base_url,
+                api_key: s.ai_api_key.clone(),
+                model: s.ai_model.clone(),
+            }),
         max_calls: s.max_calls,
         metrics: metrics::Metrics::new(),
         script_threads: if s.script_threads == 0 {

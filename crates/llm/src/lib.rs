@@ -3,7 +3,7 @@
 //! point the agent at OpenAI or at a self-hosted server speaking the same API (vLLM, Ollama,
 //! llama.cpp's `llama-server`).
 //!
-//! Nothing in the node uses this crate yet; the agent will, through [`ChatBackend`].
+//! The node's SWML `ai` agent uses it through [`ChatBackend`] (node/src/actor/ai.rs).
 //!
 //! - [`sse`]: Server-Sent Events framing, sans-IO;
 //! - [`stream`]: chat-completion chunks to events and a [`Completion`], sans-IO;

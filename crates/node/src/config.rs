@@ -9,6 +9,26 @@ use uuid::Uuid;
 
 use control::routing::Trunk;
 
+/// Where the `ai` agent's model runs (docs/ai.md).
+#[derive(Clone)]
+pub struct AiBackend {
+    /// E.g. `https://api.openai.com/v1`, `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    /// Used when a document names no `params.ai_model`.
+    pub model: String,
+}
+
+impl std::fmt::Debug for AiBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiBackend")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub sip_listen: SocketAddr,
@@ -62,6 +82,9 @@ pub struct NodeConfig {
     pub ws_ca_pem: Option<Vec<u8>>,
     /// RTP taps may send to private, loopback and reserved addresses (off: refused).
     pub tap_allow_private: bool,
+    /// The `ai` agent's model backend (an OpenAI-compatible chat-completions server); None:
+    /// `ai` steps say they cannot answer.
+    pub ai: Option<AiBackend>,
     /// Faxes switch the call to T.38 by re-INVITE (a receiving fax offers it, either side
     /// accepts the far end's offer); off: fax over G.711 only.
     pub fax_t38: bool,

@@ -97,6 +97,8 @@ pub(crate) struct NodeInner {
     pub speech: asr::listener::SpeechWorker,
     /// Where SWML steps (and their JavaScript) run, off the async runtime.
     pub(crate) eval: eval::ScriptPool,
+    /// The `ai` agent's model backend, when one is configured.
+    pub(crate) model: Option<Arc<dyn llm::ChatBackend>>,
     calls: Mutex<HashMap<Uuid, CallEntry>>,
     /// This node's call queues (SWML `enter_queue`, `connect` to `queue:`). Scaling out
     /// will move them to the shared store; callers and agents must be on one node today.
@@ -205,6 +207,20 @@ impl Node {
         let (rec_done_tx, mut rec_done_rx) = mpsc::unbounded_channel();
         let recorder = record::writer::RecorderHandle::start(rec_done_tx)?;
         let eval = eval::ScriptPool::start(cfg.script_threads)?;
+        let model = cfg.ai.as_ref().and_then(|ai| {
+            let mut backend = llm::BackendConfig::new(ai.base_url.clone(), ai.model.clone());
+            backend.api_key = ai.api_key.clone();
+            match llm::OpenAiClient::new(backend) {
+                Ok(client) => {
+                    tracing::info!(base_url = %ai.base_url, model = %ai.model, "ai model backend");
+                    Some(Arc::new(client) as Arc<dyn llm::ChatBackend>)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "ai model backend unusable; `ai` steps will say so");
+                    None
+                }
+            }
+        });
         let inner = Arc::new(NodeInner {
             cfg,
             store,
@@ -221,6 +237,7 @@ impl Node {
             storage,
             speech: asr::listener::SpeechWorker::start(move || start_asr(asr_command)),
             eval,
+            model,
             calls: Mutex::new(HashMap::new()),
             queues: Mutex::new(control::queue::Queues::default()),
             conferences: Mutex::new(control::conference::Conferences::default()),

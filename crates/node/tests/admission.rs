@@ -49,6 +49,7 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         ws_ca_pem: None,
         tap_allow_private: false,
         fax_t38: true,
+        ai: None,
         egress: egress::EgressPolicy::default(),
         script_threads: 2,
         js_budget: swml::expr::JS_SCRIPT_BUDGET,

@@ -93,6 +93,9 @@ pub enum Effect {
     /// Blocking: a fax on the call (`send_fax` / `receive_fax`); complete with
     /// [`Completion::Op`] (`OpResult::Faxed`) when it ended, `Failed` when it was refused.
     Fax(control::command::FaxTransferParams),
+    /// Blocking: a chat-completions request of the `ai` agent to the model backend; complete
+    /// with [`Completion::Model`].
+    Model(crate::methods::ai::ModelRequest),
 }
 
 /// When a [`Effect::Control`] completes.
@@ -150,6 +153,8 @@ pub enum Completion {
     Refer(ReferResult),
     /// The participant left its conference: `join_conference_result` (`completed`, `failed`).
     Conference(String),
+    /// The model's answer to an [`Effect::Model`], or why there is none.
+    Model(Result<crate::methods::ai::ModelReply, String>),
 }
 
 /// How a REFER ended: the transfer succeeded (the NOTIFYs reported a 2xx), the answer to the
@@ -240,6 +245,8 @@ pub(crate) enum Waiting {
         result: Option<Value>,
         room: bool,
     },
+    /// An `ai` agent between two of its effects.
+    Ai(Box<crate::methods::ai::Agent>),
 }
 
 /// What one step did. A short-lived return value, never stored, so its size does not matter.

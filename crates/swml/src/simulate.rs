@@ -233,6 +233,15 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                 )),
             )),
         ),
+        // No model in a simulation: the agent says it cannot answer and ends.
+        Effect::Model(r) => (
+            format!(
+                "ai model turn ({} messages, {} tools)",
+                r.messages.len(),
+                r.tools.len()
+            ),
+            Some((0, Completion::Model(Err("no model in simulation".into())))),
+        ),
         // Nobody takes a transfer in a simulation: the REFER is declined at once.
         Effect::Refer(p) => (
             format!("sip_refer {}", p.device.params.to),

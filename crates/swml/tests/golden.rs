@@ -37,6 +37,12 @@ struct Sim {
     detect_result: DetectOutcome,
     /// Call-control commands the script ran, with their params.
     controls: Vec<(String, Value)>,
+    /// The `ai` agent's model answers, in order; then an error.
+    model_replies: std::collections::VecDeque<Result<swml::ModelReply, String>>,
+    /// What the agent asked its model.
+    model_requests: Vec<swml::ModelRequest>,
+    /// Every HTTP request the script made.
+    requests: Vec<swml::HttpRequest>,
 }
 
 fn call() -> Map<String, Value> {
@@ -70,6 +76,9 @@ impl Sim {
             prompt_results: Default::default(),
             detect_result: DetectOutcome::new(DetectKind::Machine, "UNKNOWN"),
             controls: Vec::new(),
+            model_replies: Default::default(),
+            model_requests: Vec::new(),
+            requests: Vec::new(),
         }
     }
 
@@ -99,12 +108,24 @@ impl Sim {
                         message: "404".into(),
                     }),
                     Effect::Play { .. } => Some(Completion::Done),
-                    Effect::Request(r) => Some(Completion::Http(
-                        self.http
-                            .get(&r.url)
-                            .cloned()
-                            .unwrap_or(Err("connection refused".into())),
-                    )),
+                    Effect::Request(r) => {
+                        let c = Completion::Http(
+                            self.http
+                                .get(&r.url)
+                                .cloned()
+                                .unwrap_or(Err("connection refused".into())),
+                        );
+                        self.requests.push(r);
+                        Some(c)
+                    }
+                    Effect::Model(req) => {
+                        self.model_requests.push(req);
+                        Some(Completion::Model(
+                            self.model_replies
+                                .pop_front()
+                                .unwrap_or(Err("no model".into())),
+                        ))
+                    }
                     Effect::Fetch { url, payload } => {
                         self.fetch_payloads.push(payload);
                         Some(Completion::Document(
@@ -260,6 +281,11 @@ fn describe(e: &Effect) -> String {
             p.document.as_deref().unwrap_or("")
         ),
         Effect::Connect(plan) => format!("connect {}", plan.describe()),
+        Effect::Model(r) => format!(
+            "model {} messages, {} tools",
+            r.messages.len(),
+            r.tools.len()
+        ),
         Effect::Control { command, .. } => {
             format!("{} {}", command.name(), command.control_id().unwrap_or(""))
         }
@@ -970,4 +996,247 @@ fn fax_steps_wait_for_the_fax_and_set_their_variables() {
         .trace
         .iter()
         .any(|t| t == "warning relay_script_method_parameter_invalid_value (send_fax)"));
+}
+
+fn speech(text: &str) -> CollectResult {
+    CollectResult::Speech {
+        text: text.into(),
+        confidence: 0.9,
+    }
+}
+
+fn tool_call(id: &str, name: &str, arguments: &str) -> Result<swml::ModelReply, String> {
+    Ok(swml::ModelReply {
+        text: String::new(),
+        tool_calls: vec![swml::ModelToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+        }],
+    })
+}
+
+fn says(text: &str) -> Result<swml::ModelReply, String> {
+    Ok(swml::ModelReply {
+        text: text.into(),
+        tool_calls: Vec::new(),
+    })
+}
+
+fn json_ok(body: Value) -> Result<HttpResponse, String> {
+    Ok(HttpResponse {
+        code: 200,
+        headers: vec![],
+        body: body.to_string(),
+    })
+}
+
+/// A whole conversation: the greeting, the caller's question, a SWAIG tool call to the user's
+/// webhook and its answer back to the model, the answer spoken while the caller's next words are
+/// collected, a tool whose actions say goodbye and hang up, the summary and the report.
+#[test]
+fn ai_agent_talks_calls_tools_and_reports() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {
+            "prompt": {"text": "You are a weather bot.", "temperature": 0.3},
+            "post_prompt": {"text": "Summarize the call."},
+            "post_prompt_url": "https://hooks.test/post",
+            "global_data": {"caller": "alice"},
+            "hints": ["weather", {"hint": "Paris"}],
+            "params": {"static_greeting": "Hello, ask me about the weather.", "end_of_speech_timeout": 900},
+            "SWAIG": {
+                "defaults": {"web_hook_url": "https://hooks.test/swaig"},
+                "functions": [
+                    {"function": "get_weather", "description": "The weather in a city",
+                     "meta_data_token": "tok",
+                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                    {"function": "end_call", "description": "End the call", "web_hook_url": "https://hooks.test/end"},
+                    {"function": "disabled", "description": "Off", "active": false}
+                ]
+            }
+        }},
+        {"play": {"url": "say:after the agent"}}
+    ]}}));
+    sim.prompt_results
+        .push_back(speech("what is the weather in paris"));
+    sim.prompt_results.push_back(speech("thank you goodbye"));
+    sim.model_replies
+        .push_back(tool_call("call-1", "get_weather", r#"{"city":"Paris"}"#));
+    sim.model_replies.push_back(says("It is sunny in Paris."));
+    sim.model_replies
+        .push_back(tool_call("call-2", "end_call", "{}"));
+    sim.model_replies
+        .push_back(says("The caller asked for the weather in Paris."));
+    sim.http.insert(
+        "https://hooks.test/swaig".into(),
+        json_ok(json!({"response": "sunny, 22 degrees", "action": [{"set_global_data": {"city": "Paris"}}]})),
+    );
+    sim.http.insert(
+        "https://hooks.test/end".into(),
+        json_ok(json!({"response": "ok", "action": [{"say": "Goodbye!"}, {"hangup": true}]})),
+    );
+    sim.http
+        .insert("https://hooks.test/post".into(), json_ok(json!({})));
+    let sim = sim.go();
+    let prompts: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("prompt "))
+        .collect();
+    assert_eq!(prompts.len(), 2, "{:#?}", sim.trace);
+    assert!(prompts[0].starts_with("prompt say:Hello, ask me about the weather. collect"));
+    assert!(prompts[1].starts_with("prompt say:It is sunny in Paris. collect"));
+    // Each turn collects speech with the hints and the end-of-speech timeout; input stops the
+    // agent's words (barge-in), as a prompt's collect does.
+    let (_, collect) = &sim.controls[0];
+    assert_eq!(collect["speech"]["hints"], json!(["weather", "Paris"]));
+    assert_eq!(collect["speech"]["end_silence_timeout"], json!(0.9));
+    assert_eq!(
+        sim.says(),
+        vec!["Goodbye!"],
+        "the closing words, then hang up"
+    );
+    assert_eq!(sim.trace.last().map(String::as_str), Some("hangup hangup"));
+    assert_eq!(sim.var("ai_result"), json!("success"));
+
+    // The model saw the system prompt, the greeting, the caller, its own tool call and the
+    // function's response, with the functions as tools (the inactive one left out).
+    let first = &sim.model_requests[0];
+    assert_eq!(first.temperature, Some(0.3));
+    let names: Vec<&str> = first
+        .tools
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["get_weather", "end_call"]);
+    assert_eq!(
+        first.tools[0]["function"]["parameters"]["properties"]["city"]["type"],
+        "string"
+    );
+    let roles = |r: &swml::ModelRequest| -> Vec<String> {
+        r.messages
+            .iter()
+            .map(|m| m["role"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(roles(first), ["system", "assistant", "user"]);
+    assert_eq!(first.messages[2]["content"], "what is the weather in paris");
+    let second = &sim.model_requests[1];
+    assert_eq!(
+        roles(second),
+        ["system", "assistant", "user", "assistant", "tool"]
+    );
+    assert_eq!(
+        second.messages[3]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+    assert_eq!(second.messages[4]["tool_call_id"], "call-1");
+    assert_eq!(second.messages[4]["content"], "sunny, 22 degrees");
+    // The summary: the conversation and the post prompt, no tools.
+    let summary = &sim.model_requests[3];
+    assert!(summary.tools.is_empty());
+    assert_eq!(
+        summary.messages.last().unwrap()["content"],
+        "Summarize the call."
+    );
+
+    // The SWAIG request as SignalWire sends it.
+    let swaig: Value = serde_json::from_str(sim.requests[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sim.requests[0].url, "https://hooks.test/swaig");
+    assert_eq!(sim.requests[0].method, "POST");
+    assert_eq!(swaig["function"], "get_weather");
+    assert_eq!(swaig["argument"]["parsed"][0]["city"], "Paris");
+    assert_eq!(swaig["argument"]["raw"], r#"{"city":"Paris"}"#);
+    assert_eq!(swaig["call_id"], "c-1");
+    assert_eq!(swaig["meta_data_token"], "tok");
+    assert_eq!(swaig["content_type"], "text/swaig");
+    assert_eq!(swaig["global_data"], json!({"caller": "alice"}));
+    // set_global_data reached the next call.
+    let end: Value = serde_json::from_str(sim.requests[1].body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        end["global_data"],
+        json!({"caller": "alice", "city": "Paris"})
+    );
+    // The report.
+    let report: Value = serde_json::from_str(sim.requests[2].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sim.requests[2].url, "https://hooks.test/post");
+    assert_eq!(report["action"], "post_conversation");
+    assert_eq!(
+        report["post_prompt_data"]["raw"],
+        "The caller asked for the weather in Paris."
+    );
+    assert_eq!(
+        report["call_log"][0]["content"],
+        "Hello, ask me about the weather."
+    );
+    assert_eq!(report["call_id"], "c-1");
+}
+
+/// A model that does not answer: the caller hears a fallback, `ai_result` is `failed`, the
+/// script goes on.
+#[test]
+fn ai_agent_with_its_model_down_says_so_and_the_script_goes_on() {
+    let sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"pom": [{"title": "Role", "body": "You help.", "bullets": ["Be brief"]}]}}},
+        {"play": {"url": "say:ai ${ai_result}"}}
+    ]}}))
+    .go();
+    assert_eq!(
+        sim.says(),
+        vec!["I'm sorry, I cannot answer right now.", "ai failed"]
+    );
+    // The POM prompt became Markdown.
+    assert_eq!(
+        sim.model_requests[0].messages[0]["content"],
+        "## Role\n\nYou help.\n\n- Be brief"
+    );
+}
+
+/// A function's `stop` action ends the agent; the call stays up and the script continues. A
+/// webhook that fails tells the model so.
+#[test]
+fn ai_agent_stop_action_continues_the_script() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"},
+                "SWAIG": {"functions": [
+                    {"function": "broken", "description": "x", "web_hook_url": "https://hooks.test/down"},
+                    {"function": "done", "description": "y", "web_hook_url": "https://hooks.test/done"}]}}},
+        {"play": {"url": "say:next ${ai_result}"}}
+    ]}}));
+    sim.model_replies.push_back(tool_call("a", "broken", "{}"));
+    sim.model_replies
+        .push_back(tool_call("b", "done", "not json"));
+    sim.http.insert(
+        "https://hooks.test/done".into(),
+        json_ok(json!({"response": "bye", "action": {"stop": true, "say": "All done."}})),
+    );
+    let sim = sim.go();
+    assert_eq!(sim.says(), vec!["All done.", "next success"]);
+    let second = &sim.model_requests[1];
+    let tool = second.messages.last().unwrap();
+    assert_eq!(tool["role"], "tool");
+    assert!(
+        tool["content"].as_str().unwrap().contains("failed"),
+        "{tool}"
+    );
+    // Unparsable arguments reach the webhook as raw text, parsed as an empty object.
+    let done: Value = serde_json::from_str(sim.requests[1].body.as_deref().unwrap()).unwrap();
+    assert_eq!(done["argument"]["raw"], "not json");
+    assert_eq!(done["argument"]["parsed"][0], json!({}));
+}
+
+/// `prompt` must be an object: a bare string fails the step visibly, the script goes on.
+#[test]
+fn ai_with_a_bare_string_prompt_fails_the_step() {
+    let sim = Sim::unchecked(json!({"sections": {"main": [
+        {"ai": {"prompt": "You are a bot"}},
+        {"play": {"url": "say:${ai_result}"}}
+    ]}}))
+    .go();
+    assert_eq!(sim.says(), vec!["failed"]);
+    assert!(sim
+        .trace
+        .iter()
+        .any(|t| t == "warning relay_script_element_wrong_type (ai)"));
+    assert!(sim.model_requests.is_empty());
 }

@@ -2,6 +2,7 @@
 //! [`control::call::OutboundCall`] core. Its inbox is one closed enum; it applies one input,
 //! executes the core's outputs, then awaits the next input or the core's deadline.
 
+mod ai;
 mod bridge;
 mod commands;
 pub(crate) mod conference;
@@ -118,6 +119,8 @@ pub(crate) enum TaskDone {
         control_id: String,
         task: Box<crate::actor::fax::FaxTask>,
     },
+    /// The `ai` agent's model answered (ai.rs).
+    Model(Result<swml::ModelReply, String>),
     /// A far end's T.38 offer waited long enough for a fax to start (t38.rs).
     T38OfferWaited { serial: u64 },
     /// The far end answered our offer of the call's audio after T.38 (t38.rs).
@@ -887,6 +890,7 @@ impl CallActor {
             TaskDone::Document { purpose, result } => self.on_document(purpose, result).await,
             TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
+            TaskDone::Model(result) => self.complete_script(swml::Completion::Model(result)).await,
             TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
             TaskDone::ForkReady { control_id, parts } => {
                 self.on_fork_ready(control_id, parts).await

@@ -38,6 +38,8 @@ pub(crate) enum ScriptWait {
     Conference,
     /// A `sip_refer` waiting for the REFER's outcome (crate::actor::refer).
     Refer,
+    /// The `ai` agent's model thinking (crate::actor::ai).
+    Model,
 }
 
 /// Largest response body `request` keeps (swml.md: `request` stores the body in variables).
@@ -268,6 +270,7 @@ impl CallActor {
             }
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Fax(params) => self.script_fax(params).await,
+            Effect::Model(req) => self.script_model(req),
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
             Effect::EnterQueue(plan) => self.start_enter_queue(plan).await,
@@ -439,6 +442,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::JoinConference(_) => "join_conference",
         Effect::Refer(_) => "sip_refer",
         Effect::Fax(p) => p.direction.method(),
+        Effect::Model(_) => "ai",
     }
 }
 

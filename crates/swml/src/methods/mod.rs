@@ -1,6 +1,7 @@
 //! One module per SWML method (swml.md §6). Each exposes `run(&mut Run, &params, now) -> Flow`;
 //! methods that wait for the runtime also handle their completion.
 
+pub mod ai;
 pub(crate) mod answer;
 pub(crate) mod cond;
 pub mod connect;
@@ -78,7 +79,8 @@ pub const ALL_METHODS: [&str; 43] = [
 ];
 
 /// The methods this interpreter runs; the rest are recognised and fail the document visibly.
-pub const IMPLEMENTED: [&str; 36] = [
+pub const IMPLEMENTED: [&str; 37] = [
+    "ai",
     "answer",
     "cond",
     "connect",
@@ -119,6 +121,7 @@ pub const IMPLEMENTED: [&str; 36] = [
 
 pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> Flow {
     match name {
+        "ai" => ai::run(run, params, now),
         "answer" => answer::run(run, params),
         "cond" => cond::run(run, params),
         "connect" => connect::run(run, params),
@@ -230,6 +233,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
             join_conference::on_completion(run, result, room, completion)
         }
         Waiting::Refer { to } => sip_refer::on_completion(run, to, completion),
+        Waiting::Ai(agent) => ai::on_completion(run, *agent, completion, now),
     }
 }
 

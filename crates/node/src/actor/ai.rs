@@ -1,0 +1,91 @@
+//! The `ai` agent's model turns (the agent itself is swml::methods::ai): an
+//! [`swml::ModelRequest`] goes to the configured OpenAI-compatible backend (llm), its whole
+//! answer comes back as [`swml::Completion::Model`].
+
+use std::sync::Arc;
+
+use tracing::{info, warn, Instrument};
+
+use crate::actor::script::ScriptWait;
+use crate::actor::{CallActor, TaskDone};
+
+/// What the caller's agent is told when no backend is configured.
+const NO_BACKEND: &str = "no AI model backend is configured (ai_base_url)";
+
+/// The chat request of a model turn.
+fn chat_request(req: swml::ModelRequest) -> Result<llm::ChatRequest, String> {
+    let messages = req
+        .messages
+        .into_iter()
+        .map(serde_json::from_value::<llm::Message>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("a conversation message does not fit the model API: {e}"))?;
+    let tools = req
+        .tools
+        .iter()
+        .filter_map(|t| {
+            let f = t.get("function")?;
+            Some(llm::Tool::function(
+                f.get("name")?.as_str()?,
+                f.get("description").and_then(|d| d.as_str()).unwrap_or(""),
+                f.get("parameters").cloned().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let mut chat = llm::ChatRequest::new(messages).with_tools(tools);
+    chat.model = req.model;
+    chat.temperature = req.temperature;
+    chat.top_p = req.top_p;
+    chat.max_tokens = req.max_tokens;
+    Ok(chat)
+}
+
+async fn ask(
+    backend: Option<Arc<dyn llm::ChatBackend>>,
+    req: swml::ModelRequest,
+) -> Result<swml::ModelReply, String> {
+    let backend = backend.ok_or_else(|| NO_BACKEND.to_string())?;
+    let chat = chat_request(req)?;
+    let started = std::time::Instant::now();
+    let done = backend
+        .chat_stream(&chat, &mut |_| llm::Flow::Continue)
+        .await
+        .map_err(|e| e.to_string())?;
+    info!(
+        ms = started.elapsed().as_millis() as u64,
+        tools = done.tool_calls.len(),
+        chars = done.text.len(),
+        "ai model answered"
+    );
+    Ok(swml::ModelReply {
+        text: done.text,
+        tool_calls: done
+            .tool_calls
+            .into_iter()
+            .map(|t| swml::ModelToolCall {
+                id: t.id,
+                name: t.name,
+                arguments: t.arguments,
+            })
+            .collect(),
+    })
+}
+
+impl CallActor {
+    /// A model turn of the call's `ai` step, on a task of its own.
+    pub(crate) fn script_model(&mut self, req: swml::ModelRequest) {
+        self.script_wait = Some(ScriptWait::Model);
+        let backend = self.node.model.clone();
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(
+            async move {
+                let result = ask(backend, req).await;
+                if let Err(e) = &result {
+                    warn!(error = %e, "ai model turn failed");
+                }
+                let _ = tx.send(TaskDone::Model(result));
+            }
+            .in_current_span(),
+        );
+    }
+}

@@ -1,0 +1,744 @@
+//! `ai` (swml.md §6.1): a conversational agent on the call, as a machine the interpreter steps
+//! through the effects it already has — a turn is a `prompt` (the agent's words spoken while the
+//! caller's speech is collected, so talking over the agent stops it: barge-in), a SWAIG tool call
+//! is a `request` to the function's webhook — plus one of its own: [`Effect::Model`], a
+//! chat-completions request the runtime sends to its model backend.
+//!
+//! Supported here: `prompt` (`text` or `pom`, `temperature`, `top_p`, `max_tokens`),
+//! `post_prompt` + `post_prompt_url` (the `post_conversation` report), `global_data`, `hints`,
+//! `params.static_greeting`, `params.ai_model`, `params.end_of_speech_timeout`,
+//! `params.inactivity_timeout`, `params.attention_timeout`, `SWAIG.defaults.web_hook_url` and
+//! `SWAIG.functions[]` with webhooks (the actions `say`, `stop`, `hangup`, `set_global_data`,
+//! `unset_global_data`). Everything else is accepted and ignored (docs/ai.md).
+
+use std::collections::VecDeque;
+
+use control::command::{CollectParams, MediaItem, PlayParams, SpeechParams, TtsItem};
+use control::session::{CollectResult, OpResult};
+use serde_json::{json, Map, Value};
+
+use super::{as_f64, set_var};
+use crate::run::{Completion, Effect, Flow, HttpRequest, Run, Waiting};
+
+/// Tool rounds (model asks, tools answer) in one turn before the agent gives up on the turn.
+const MAX_TOOL_ROUNDS: u32 = 5;
+/// Turns in one session; a bound on a conversation that never ends.
+const MAX_TURNS: u32 = 500;
+/// What the caller hears when the model cannot answer.
+const FALLBACK: &str = "I'm sorry, I cannot answer right now.";
+/// How long one listen waits for the caller to start speaking, seconds.
+const LISTEN_S: f64 = 10.0;
+const SWAIG_TIMEOUT_MS: u64 = 10_000;
+
+/// One chat-completions request ([`Effect::Model`]): OpenAI-format `messages` and `tools`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRequest {
+    /// `params.ai_model`; the backend's default when absent.
+    pub model: Option<String>,
+    pub messages: Vec<Value>,
+    pub tools: Vec<Value>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<u32>,
+}
+
+/// The model's answer ([`Completion::Model`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelReply {
+    pub text: String,
+    pub tool_calls: Vec<ModelToolCall>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelToolCall {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model wrote it.
+    pub arguments: String,
+}
+
+/// A SWAIG function the model may call.
+#[derive(Debug, Clone)]
+struct Function {
+    name: String,
+    description: String,
+    parameters: Value,
+    web_hook_url: Option<String>,
+    meta_data_token: Option<String>,
+    meta_data: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The agent speaks and the caller's answer is collected.
+    Turn,
+    /// The model is thinking.
+    Model,
+    /// A SWAIG function's webhook runs.
+    Tool,
+    /// The last words before the agent ends (a `say` with `stop`/`hangup`, the fallback).
+    Closing,
+    /// The post-prompt summary.
+    Summary,
+    /// The `post_conversation` report.
+    Report,
+}
+
+/// How the session ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Ending {
+    hangup: bool,
+    stop: bool,
+    failed: bool,
+}
+
+/// A running `ai` step.
+#[derive(Debug, Clone)]
+pub(crate) struct Agent {
+    phase: Phase,
+    messages: Vec<Value>,
+    functions: Vec<Function>,
+    default_hook: Option<String>,
+    model: Option<String>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<u32>,
+    global_data: Map<String, Value>,
+    hints: Vec<String>,
+    end_of_speech_s: f64,
+    inactivity_ms: u64,
+    /// When the caller last said something (or the session began).
+    heard_at: u64,
+    post_prompt: Option<String>,
+    post_prompt_url: Option<String>,
+    summary: Option<String>,
+    tool_calls: VecDeque<ModelToolCall>,
+    calling: Option<ModelToolCall>,
+    tool_rounds: u32,
+    turns: u32,
+    to_say: Vec<String>,
+    ending: Ending,
+    session_id: String,
+    started_at: u64,
+}
+
+fn failed(run: &mut Run, code: &'static str, why: impl Into<String>) -> Flow {
+    run.warn(code, format!("ai: {}", why.into()));
+    set_var(run, "ai_result", "failed");
+    set_var(run, "return_value", "failed");
+    Flow::Next
+}
+
+/// A prompt's text: `text`, or `pom` rendered as Markdown sections.
+fn prompt_text(p: &Value) -> Option<String> {
+    if let Some(t) = p.get("text").and_then(Value::as_str) {
+        return Some(t.to_string());
+    }
+    let pom = p.get("pom")?.as_array()?;
+    let mut out = String::new();
+    for section in pom {
+        render_pom(section, 2, &mut out);
+    }
+    Some(out.trim_end().to_string())
+}
+
+fn render_pom(section: &Value, level: usize, out: &mut String) {
+    if let Some(title) = section.get("title").and_then(Value::as_str) {
+        out.push_str(&"#".repeat(level.min(6)));
+        out.push(' ');
+        out.push_str(title);
+        out.push_str("\n\n");
+    }
+    if let Some(body) = section.get("body").and_then(Value::as_str) {
+        out.push_str(body);
+        out.push_str("\n\n");
+    }
+    if let Some(bullets) = section.get("bullets").and_then(Value::as_array) {
+        let numbered = section
+            .get("numberedBullets")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        for (i, b) in bullets.iter().enumerate() {
+            let text = crate::expr::stringify(b);
+            if numbered {
+                out.push_str(&format!("{}. {text}\n", i + 1));
+            } else {
+                out.push_str(&format!("- {text}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    if let Some(subs) = section.get("subsections").and_then(Value::as_array) {
+        for s in subs {
+            render_pom(s, level + 1, out);
+        }
+    }
+}
+
+fn ms_param(params: &Value, key: &str) -> Option<u64> {
+    params
+        .get(key)
+        .and_then(as_f64)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| v as u64)
+}
+
+fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
+    let mut out = Vec::new();
+    let Some(list) = swaig.get("functions") else {
+        return Ok(out);
+    };
+    let Some(list) = list.as_array() else {
+        return Err("`SWAIG.functions` must be a list".into());
+    };
+    for f in list {
+        let name = f
+            .get("function")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or("each SWAIG function needs a `function` name")?;
+        if f.get("active").and_then(super::as_bool) == Some(false) {
+            continue;
+        }
+        let parameters = f
+            .get("parameters")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        out.push(Function {
+            name: name.to_string(),
+            description: f
+                .get("description")
+                .or_else(|| f.get("purpose"))
+                .map(crate::expr::stringify)
+                .unwrap_or_default(),
+            parameters,
+            web_hook_url: f
+                .get("web_hook_url")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            meta_data_token: f
+                .get("meta_data_token")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            meta_data: f.get("meta_data").cloned().unwrap_or_else(|| json!({})),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let p = run.expand(params);
+    let Some(prompt) = p.get("prompt") else {
+        return failed(
+            run,
+            "relay_script_method_parameter_missing",
+            "needs `prompt`",
+        );
+    };
+    if !prompt.is_object() {
+        return failed(
+            run,
+            "relay_script_element_wrong_type",
+            "`prompt` must be an object with `text` or `pom`",
+        );
+    }
+    let Some(system) = prompt_text(prompt) else {
+        return failed(
+            run,
+            "relay_script_method_parameter_missing",
+            "`prompt` needs `text` or `pom`",
+        );
+    };
+    let swaig = p.get("SWAIG").cloned().unwrap_or_else(|| json!({}));
+    let functions = match functions_of(&swaig) {
+        Ok(f) => f,
+        Err(why) => return failed(run, "relay_script_method_parameter_invalid_value", why),
+    };
+    let tuning = p.get("params").cloned().unwrap_or_else(|| json!({}));
+    let hints = p
+        .get("hints")
+        .and_then(Value::as_array)
+        .map(|h| {
+            h.iter()
+                .filter_map(|x| match x {
+                    Value::String(s) => Some(s.clone()),
+                    other => other
+                        .get("hint")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let post_prompt = p.get("post_prompt").and_then(prompt_text);
+    let call_id = run
+        .scope
+        .call
+        .get("call_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let session_id = format!("{call_id}-ai-{}", run.new_control_id("ai"));
+    let mut agent = Agent {
+        phase: Phase::Turn,
+        messages: vec![json!({"role": "system", "content": system})],
+        functions,
+        default_hook: swaig
+            .get("defaults")
+            .and_then(|d| d.get("web_hook_url"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        model: tuning
+            .get("ai_model")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        temperature: prompt.get("temperature").and_then(as_f64),
+        top_p: prompt.get("top_p").and_then(as_f64),
+        max_tokens: prompt
+            .get("max_tokens")
+            .and_then(as_f64)
+            .filter(|t| *t >= 1.0)
+            .map(|t| t.min(4096.0) as u32),
+        global_data: p
+            .get("global_data")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        hints,
+        end_of_speech_s: ms_param(&tuning, "end_of_speech_timeout").unwrap_or(700) as f64 / 1000.0,
+        inactivity_ms: ms_param(&tuning, "inactivity_timeout")
+            .or_else(|| ms_param(&tuning, "attention_timeout"))
+            .unwrap_or(600_000),
+        heard_at: now,
+        post_prompt,
+        post_prompt_url: p
+            .get("post_prompt_url")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        summary: None,
+        tool_calls: VecDeque::new(),
+        calling: None,
+        tool_rounds: 0,
+        turns: 0,
+        to_say: Vec::new(),
+        ending: Ending::default(),
+        session_id,
+        started_at: now,
+    };
+    match tuning.get("static_greeting").and_then(Value::as_str) {
+        Some(greeting) if !greeting.trim().is_empty() => {
+            agent
+                .messages
+                .push(json!({"role": "assistant", "content": greeting}));
+            let text = greeting.to_string();
+            turn(run, agent, &text, now)
+        }
+        _ => ask_model(agent),
+    }
+}
+
+fn wait(agent: Agent, effect: Effect) -> Flow {
+    Flow::Wait(Waiting::Ai(Box::new(agent)), Some(Box::new(effect)))
+}
+
+/// Keeps the step waiting from a completion: the next effect of the same agent.
+fn wait_again(run: &mut Run, agent: Agent, effect: Effect) {
+    run.waiting = Some(Waiting::Ai(Box::new(agent)));
+    run.emit(effect);
+}
+
+fn speech(text: &str) -> Vec<MediaItem> {
+    if text.trim().is_empty() {
+        vec![MediaItem::Silence { duration: 0.1 }]
+    } else {
+        vec![MediaItem::Tts(TtsItem {
+            text: text.to_string(),
+            language: None,
+            gender: None,
+            voice: None,
+        })]
+    }
+}
+
+/// The agent says `text` while the caller's answer is collected; the listening after it lasts
+/// at most what is left of the inactivity timeout.
+fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect {
+    agent.phase = Phase::Turn;
+    agent.turns += 1;
+    let play = PlayParams::new(run.new_control_id("ai-say"), speech(text));
+    let mut collect = CollectParams::new(run.new_control_id("ai-listen"));
+    let idle_ms = now.saturating_sub(agent.heard_at);
+    let left_s = agent.inactivity_ms.saturating_sub(idle_ms) as f64 / 1000.0;
+    collect.initial_timeout = left_s.clamp(1.0, LISTEN_S);
+    collect.start_input_timers = false;
+    let mut s = SpeechParams::new();
+    s.end_silence_timeout = agent.end_of_speech_s.max(0.3);
+    s.hints = agent.hints.clone();
+    collect.speech = Some(s);
+    Effect::Prompt { play, collect }
+}
+
+fn turn(run: &mut Run, mut agent: Agent, text: &str, now: u64) -> Flow {
+    let effect = turn_effect(run, &mut agent, text, now);
+    wait(agent, effect)
+}
+
+fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelRequest {
+    ModelRequest {
+        model: agent.model.clone(),
+        messages,
+        tools: if tools {
+            agent
+                .functions
+                .iter()
+                .map(|f| {
+                    json!({"type": "function", "function": {
+                        "name": f.name, "description": f.description, "parameters": f.parameters}})
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        temperature: agent.temperature,
+        top_p: agent.top_p,
+        max_tokens: agent.max_tokens,
+    }
+}
+
+fn ask_model(mut agent: Agent) -> Flow {
+    agent.phase = Phase::Model;
+    let req = model_request(&agent, agent.messages.clone(), true);
+    wait(agent, Effect::Model(req))
+}
+
+pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
+    match agent.phase {
+        Phase::Turn => on_heard(run, agent, c, now),
+        Phase::Model => on_model(run, agent, c, now),
+        Phase::Tool => {
+            on_tool(&mut agent, c);
+            next_tool(run, agent);
+        }
+        Phase::Closing => finish(run, agent),
+        Phase::Summary => {
+            if let Completion::Model(Ok(reply)) = c {
+                agent.summary = Some(reply.text);
+            }
+            report_or_end(run, agent);
+        }
+        Phase::Report => end(run, agent),
+    }
+}
+
+fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
+    match c {
+        Completion::Op(OpResult::Collected(CollectResult::Speech { text, .. }))
+            if !text.trim().is_empty() =>
+        {
+            agent.heard_at = now;
+            agent.tool_rounds = 0;
+            agent
+                .messages
+                .push(json!({"role": "user", "content": text.trim()}));
+            agent.phase = Phase::Model;
+            let req = model_request(&agent, agent.messages.clone(), true);
+            wait_again(run, agent, Effect::Model(req));
+        }
+        Completion::Op(OpResult::Collected(
+            CollectResult::NoInput | CollectResult::NoMatch | CollectResult::Speech { .. },
+        )) => {
+            if now.saturating_sub(agent.heard_at) >= agent.inactivity_ms || agent.turns >= MAX_TURNS
+            {
+                return finish(run, agent);
+            }
+            let effect = turn_effect(run, &mut agent, "", now);
+            wait_again(run, agent, effect);
+        }
+        Completion::Failed { message } => {
+            run.warn(
+                "relay_script_method_execute_failed",
+                format!("ai: listening failed: {message}"),
+            );
+            agent.ending.failed = true;
+            finish(run, agent);
+        }
+        // The call ended under the agent, or the collect errored.
+        _ => {
+            agent.ending.failed = true;
+            finish(run, agent);
+        }
+    }
+}
+
+fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
+    let reply = match c {
+        Completion::Model(Ok(reply)) => reply,
+        Completion::Model(Err(why)) | Completion::Failed { message: why } => {
+            run.warn(
+                "relay_script_method_execute_failed",
+                format!("ai: the model did not answer: {why}"),
+            );
+            agent.ending.failed = true;
+            return closing(run, agent, FALLBACK.to_string());
+        }
+        _ => {
+            agent.ending.failed = true;
+            return closing(run, agent, FALLBACK.to_string());
+        }
+    };
+    let mut message = json!({"role": "assistant",
+        "content": if reply.text.is_empty() && !reply.tool_calls.is_empty() { Value::Null } else { json!(reply.text) }});
+    if !reply.tool_calls.is_empty() {
+        message["tool_calls"] = reply
+            .tool_calls
+            .iter()
+            .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}))
+            .collect();
+    }
+    agent.messages.push(message);
+    if !reply.tool_calls.is_empty() && agent.tool_rounds < MAX_TOOL_ROUNDS {
+        agent.tool_rounds += 1;
+        agent.tool_calls = reply.tool_calls.into();
+        return next_tool(run, agent);
+    }
+    let mut text = std::mem::take(&mut agent.to_say).join(" ");
+    if !reply.text.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&reply.text);
+    }
+    if agent.ending.hangup || agent.ending.stop {
+        return closing(run, agent, text);
+    }
+    // The caller's silence counts from the end of the agent's answer, not from its question.
+    agent.heard_at = now;
+    let effect = turn_effect(run, &mut agent, &text, now);
+    wait_again(run, agent, effect);
+}
+
+/// The next SWAIG call the model asked for, or the model again once all have answered.
+fn next_tool(run: &mut Run, mut agent: Agent) {
+    while let Some(call) = agent.tool_calls.pop_front() {
+        let function = agent
+            .functions
+            .iter()
+            .find(|f| f.name == call.name)
+            .cloned();
+        let hook = function
+            .as_ref()
+            .and_then(|f| f.web_hook_url.clone())
+            .or_else(|| function.as_ref().and(agent.default_hook.clone()));
+        let (Some(function), Some(url)) = (function, hook) else {
+            let why = format!("the function {} is not available", call.name);
+            push_tool_result(&mut agent, &call.id, &why);
+            continue;
+        };
+        let body = swaig_body(run, &agent, &function, &call);
+        agent.phase = Phase::Tool;
+        agent.calling = Some(call);
+        let req = HttpRequest {
+            url,
+            method: "POST".into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Some(body.to_string()),
+            timeout_ms: SWAIG_TIMEOUT_MS,
+            connect_timeout_ms: SWAIG_TIMEOUT_MS,
+            save_variables: false,
+        };
+        return wait_again(run, agent, Effect::Request(req));
+    }
+    if agent.ending.hangup || agent.ending.stop {
+        let text = std::mem::take(&mut agent.to_say).join(" ");
+        return closing(run, agent, text);
+    }
+    agent.phase = Phase::Model;
+    let req = model_request(&agent, agent.messages.clone(), true);
+    wait_again(run, agent, Effect::Model(req));
+}
+
+fn push_tool_result(agent: &mut Agent, id: &str, content: &str) {
+    agent
+        .messages
+        .push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+}
+
+/// The request body of a SWAIG function call (swml.md §6.1, "Webhooks the AI calls").
+fn swaig_body(run: &Run, agent: &Agent, f: &Function, call: &ModelToolCall) -> Value {
+    let parsed: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+    let c = &run.scope.call;
+    let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "function": f.name,
+        "argument": {"parsed": [parsed], "raw": call.arguments, "substituted": ""},
+        "argument_desc": f.parameters,
+        "description": f.description,
+        "purpose": f.description,
+        "call_id": get("call_id"),
+        "ai_session_id": agent.session_id,
+        "app_name": "dialtone",
+        "global_data": agent.global_data,
+        "meta_data_token": f.meta_data_token,
+        "meta_data": f.meta_data,
+        "caller_id_name": c.get("from").cloned().unwrap_or(Value::Null),
+        "caller_id_num": c.get("from").cloned().unwrap_or(Value::Null),
+        "channel_active": true,
+        "channel_offhook": true,
+        "channel_ready": true,
+        "content_type": "text/swaig",
+        "content_disposition": "SWAIG Function",
+        "version": "2.0",
+        "conversation_type": "voice",
+        "project_id": get("project_id"),
+        "space_id": get("space_id"),
+    })
+}
+
+/// A function's result: its `response` goes back to the model, its actions act.
+fn on_tool(agent: &mut Agent, c: Completion) {
+    let Some(call) = agent.calling.take() else {
+        return;
+    };
+    let reply = match c {
+        Completion::Http(Ok(r)) if (200..300).contains(&r.code) => {
+            serde_json::from_str::<Value>(&r.body).ok()
+        }
+        _ => None,
+    };
+    let Some(reply) = reply else {
+        push_tool_result(
+            agent,
+            &call.id,
+            "The function failed; tell the user it is not available.",
+        );
+        return;
+    };
+    let response = match reply.get("response") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other
+            .get("tool_result")
+            .map(crate::expr::stringify)
+            .unwrap_or_else(|| other.to_string()),
+        None => String::new(),
+    };
+    push_tool_result(agent, &call.id, &response);
+    let actions: Vec<Value> = match reply.get("action") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    for action in actions {
+        let Some(action) = action.as_object() else {
+            continue;
+        };
+        for (name, value) in action {
+            match name.as_str() {
+                "say" => agent.to_say.push(crate::expr::stringify(value)),
+                "stop" if super::as_bool(value) != Some(false) => agent.ending.stop = true,
+                "hangup" if super::as_bool(value) != Some(false) => agent.ending.hangup = true,
+                "set_global_data" => {
+                    if let Some(m) = value.as_object() {
+                        for (k, v) in m {
+                            agent.global_data.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                "unset_global_data" => match value {
+                    Value::String(k) => {
+                        agent.global_data.remove(k);
+                    }
+                    Value::Array(keys) => {
+                        for k in keys.iter().filter_map(Value::as_str) {
+                            agent.global_data.remove(k);
+                        }
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Last words, then the session ends.
+fn closing(run: &mut Run, mut agent: Agent, text: String) {
+    if text.trim().is_empty() {
+        return finish(run, agent);
+    }
+    agent.phase = Phase::Closing;
+    let play = PlayParams::new(run.new_control_id("ai-say"), speech(&text));
+    wait_again(
+        run,
+        agent,
+        Effect::Play {
+            params: play,
+            auto_answer: true,
+        },
+    );
+}
+
+/// The conversation is over: the summary and the report, then the script goes on.
+fn finish(run: &mut Run, mut agent: Agent) {
+    if agent.post_prompt_url.is_some() {
+        if let Some(post) = agent.post_prompt.clone() {
+            agent.phase = Phase::Summary;
+            let mut messages = agent.messages.clone();
+            messages.push(json!({"role": "system", "content": post}));
+            let req = model_request(&agent, messages, false);
+            return wait_again(run, agent, Effect::Model(req));
+        }
+    }
+    report_or_end(run, agent);
+}
+
+fn report_or_end(run: &mut Run, mut agent: Agent) {
+    let Some(url) = agent.post_prompt_url.clone() else {
+        return end(run, agent);
+    };
+    agent.phase = Phase::Report;
+    let call_log: Vec<Value> = agent
+        .messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) != Some("system"))
+        .cloned()
+        .collect();
+    let summary = agent.summary.clone();
+    let body = json!({
+        "action": "post_conversation",
+        "call_id": run.scope.call.get("call_id").cloned().unwrap_or(Value::Null),
+        "ai_session_id": agent.session_id,
+        "app_name": "dialtone",
+        "call_log": call_log,
+        "raw_call_log": agent.messages,
+        "post_prompt_data": {"raw": summary, "substituted": summary, "parsed": []},
+        "SWMLVars": Value::Object(run.scope.vars.clone()),
+        "global_data": agent.global_data,
+        "times": {"started_at_ms": agent.started_at},
+        "content_type": "text/swaig",
+        "version": "2.0",
+    });
+    let req = HttpRequest {
+        url,
+        method: "POST".into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: Some(body.to_string()),
+        timeout_ms: SWAIG_TIMEOUT_MS,
+        connect_timeout_ms: SWAIG_TIMEOUT_MS,
+        save_variables: false,
+    };
+    wait_again(run, agent, Effect::Request(req));
+}
+
+fn end(run: &mut Run, agent: Agent) {
+    let result = if agent.ending.failed {
+        "failed"
+    } else {
+        "success"
+    };
+    set_var(run, "ai_result", result);
+    set_var(run, "return_value", result);
+    if agent.ending.hangup {
+        run.hang_up("hangup");
+    }
+}

@@ -1,0 +1,129 @@
+"""The SWML `ai` agent on a real call (docs/ai.md): dialtone dials sipp, which speaks a question (flite speech);
+the agent hears it through the embedded recogniser, asks the model backend — a scripted OpenAI-compatible server
+(tests/e2e/llm_server.py) that streams a SWAIG tool call, then an answer — calls the function's webhook with the
+SWAIG request body, speaks the answer (a `record_call` of what the far end hears holds it), and POSTs the
+post-prompt report; then the script goes on."""
+import math
+import time
+
+from llm_server import ScriptedModel
+from test_calls import sipp_done
+from test_record import fetch_wav
+from test_speech import write_speech_wav
+
+QUESTION = "what is the weather in paris"
+ANSWER = "It is sunny in Paris. Goodbye."
+
+
+def doc(*steps):
+    return {"version": "1.0.0", "sections": {"main": list(steps)}}
+
+
+def after(hooks):
+    return {"request": {"url": hooks.url("/after"), "method": "POST",
+                        "body": {"ai_result": "${ai_result}", "return_value": "${return_value}"}}}
+
+
+def speech_seconds(samples, rate=8000):
+    """Seconds of 20 ms windows loud enough to be speech."""
+    n = rate // 50
+    loud = 0
+    for i in range(0, len(samples) - n + 1, n):
+        win = samples[i:i + n]
+        if math.sqrt(sum(x * x for x in win) / n) > 500:
+            loud += 1
+    return loud * 0.02
+
+
+def test_an_ai_agent_hears_the_caller_calls_a_swaig_function_and_answers(start_dialtone, sipp, tmp_path, hooks):
+    write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"text": ANSWER},
+        {"text": "The caller asked about the weather in Paris."},
+    ])
+    model.hooks["weather"] = {"response": "sunny, 22 degrees"}
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_API_KEY": "sk-test",
+                            "DIALTONE_AI_MODEL": "scripted-1"})
+        swml = doc(
+            {"record_call": {"format": "wav", "direction": "listen", "status_url": hooks.url("/rec")}},
+            {"ai": {
+                "prompt": {"text": "You are a weather assistant.", "temperature": 0.2},
+                "post_prompt": {"text": "Summarize the conversation."},
+                "post_prompt_url": model.hook_url("post"),
+                "hints": [QUESTION],
+                "params": {"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000},
+                "SWAIG": {"functions": [{
+                    "function": "get_weather", "description": "The weather in a city",
+                    "web_hook_url": model.hook_url("weather"), "meta_data_token": "tok-1",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]},
+            }},
+            {"stop_record_call": {}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        call_id = r.json()["id"]
+        got = hooks.wait_on("/after", 1, timeout=60)[0]
+        assert got == {"ai_result": "success", "return_value": "success"}, got
+
+        # The model was asked three times: the caller's words, the function's response, the summary.
+        assert len(model.requests) == 3, [q["body"]["messages"] for q in model.requests]
+        first = model.requests[0]
+        assert {k.lower(): v for k, v in first["headers"].items()}.get("authorization") == "Bearer sk-test"
+        body = first["body"]
+        assert body["model"] == "scripted-1" and body["stream"] is True and body["temperature"] == 0.2, body
+        assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
+        roles = [m["role"] for m in body["messages"]]
+        assert roles == ["system", "assistant", "user"], body["messages"]
+        assert body["messages"][0]["content"] == "You are a weather assistant."
+        assert body["messages"][2]["content"] == QUESTION, body["messages"]
+        second = model.requests[1]["body"]["messages"]
+        assert second[-2]["tool_calls"][0]["function"]["name"] == "get_weather", second
+        assert second[-1] == {"role": "tool", "tool_call_id": "call_0", "content": "sunny, 22 degrees"}, second
+        assert "tools" not in model.requests[2]["body"]
+        assert model.requests[2]["body"]["messages"][-1]["content"] == "Summarize the conversation."
+
+        # The SWAIG function's webhook got the request body SignalWire documents.
+        swaig = model.hook_bodies["weather"][0]
+        assert swaig["function"] == "get_weather" and swaig["argument"]["parsed"] == [{"city": "Paris"}], swaig
+        assert swaig["call_id"] == call_id and swaig["meta_data_token"] == "tok-1", swaig
+        assert swaig["content_type"] == "text/swaig" and swaig["content_disposition"] == "SWAIG Function", swaig
+
+        # The post-prompt report.
+        report = model.hook_bodies["post"][0]
+        assert report["action"] == "post_conversation" and report["call_id"] == call_id, report
+        assert report["post_prompt_data"]["raw"] == "The caller asked about the weather in Paris."
+        said = [m.get("content") for m in report["call_log"] if m["role"] == "assistant"]
+        assert said == ["Hello, ask me about the weather.", None, ANSWER], said
+
+        # The agent's speech is in the recording of what the far end heard: the greeting (cut short when the
+        # caller talked over it) and the answer.
+        deadline = time.time() + 20
+        rec = []
+        while time.time() < deadline and not rec:
+            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
+            time.sleep(0.2)
+        assert rec, hooks.on("/rec")
+        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        spoken = speech_seconds(list(samples), w.getframerate())
+        assert spoken >= 1.5, f"{spoken} s of the agent's speech in the recording"
+        sipp_done(far)
+    finally:
+        model.stop()
+
+
+def test_an_ai_agent_whose_model_is_down_says_so_and_the_script_goes_on(start_dialtone, sipp, tmp_path, hooks):
+    write_speech_wav(tmp_path, QUESTION, tail_s=2.0)
+    from conftest import free_port
+    far = sipp("uas_stream_wav.xml")
+    # Nothing listens there: the backend is down.
+    d = start_dialtone({"DIALTONE_AI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"})
+    swml = doc({"ai": {"prompt": {"text": "You are a bot."}}}, after(hooks), {"hangup": {}})
+    r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+    assert r.status_code == 200, r.text
+    got = hooks.wait_on("/after", 1, timeout=30)[0]
+    assert got == {"ai_result": "failed", "return_value": "failed"}, got
+    sipp_done(far)
