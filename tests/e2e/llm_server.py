@@ -18,6 +18,7 @@ class ScriptedModel:
         self.requests = []
         self.hooks = {}
         self.hook_bodies = {}
+        self.hook_headers = {}
         self.lock = threading.Lock()
         me = self
 
@@ -39,6 +40,7 @@ class ScriptedModel:
                     name = self.path[len("/hooks/"):]
                     with me.lock:
                         me.hook_bodies.setdefault(name, []).append(data)
+                        me.hook_headers.setdefault(name, []).append({k.lower(): v for k, v in self.headers.items()})
                         answer = me.hooks.get(name, {})
                     out = json.dumps(answer).encode()
                     self.send_response(200)
@@ -96,8 +98,10 @@ class ScriptedModel:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def hook_url(self, name):
-        return f"http://127.0.0.1:{self.port}/hooks/{name}"
+    def hook_url(self, name, credentials=""):
+        """`credentials`: `user:pass` to put in the URL (sent as basic auth)."""
+        at = f"{credentials}@" if credentials else ""
+        return f"http://{at}127.0.0.1:{self.port}/hooks/{name}"
 
     def stop(self):
         self.server.shutdown()

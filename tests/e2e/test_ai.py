@@ -57,7 +57,7 @@ def test_an_ai_agent_hears_the_caller_calls_a_swaig_function_and_answers(start_d
                 "params": {"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000},
                 "SWAIG": {"functions": [{
                     "function": "get_weather", "description": "The weather in a city",
-                    "web_hook_url": model.hook_url("weather"), "meta_data_token": "tok-1",
+                    "web_hook_url": model.hook_url("weather", "agent:secret"), "meta_data_token": "tok-1",
                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]},
             }},
             {"stop_record_call": {}},
@@ -91,6 +91,8 @@ def test_an_ai_agent_hears_the_caller_calls_a_swaig_function_and_answers(start_d
         assert swaig["function"] == "get_weather" and swaig["argument"]["parsed"] == [{"city": "Paris"}], swaig
         assert swaig["call_id"] == call_id and swaig["meta_data_token"] == "tok-1", swaig
         assert swaig["content_type"] == "text/swaig" and swaig["content_disposition"] == "SWAIG Function", swaig
+        # Credentials in the function's URL go as basic auth.
+        assert model.hook_headers["weather"][0].get("authorization") == "Basic YWdlbnQ6c2VjcmV0"
 
         # The post-prompt report.
         report = model.hook_bodies["post"][0]

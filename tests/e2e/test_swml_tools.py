@@ -65,14 +65,28 @@ def test_run_traces_a_document_on_virtual_time(tmp_path):
     assert '"n": 3' in r.stdout
 
 
-def test_run_reports_unimplemented_methods_visibly():
+def test_run_reports_unimplemented_methods_visibly(tmp_path):
+    path = tmp_path / "sms.json"
+    path.write_text(json.dumps({"version": "1.0.0", "sections": {"main": [
+        {"answer": {}},
+        {"send_sms": {"to_number": "+15551230000", "from_number": "+15551110000", "body": "hi"}}]}}))
+    r = run("run", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "not implemented" in r.stdout and "`send_sms`" in r.stdout, r.stdout
+    assert r.stdout.strip().splitlines()[-1].endswith("hangup (error)")
+
+
+def test_run_simulates_the_ai_agent_without_a_model():
+    # No model in a simulation: the agent says it cannot answer, the report is still sent, the script goes on.
     path = os.path.join(EXAMPLES, "18-ai-agent.json")
     if not os.path.exists(path):
         pytest.skip("shared examples not present")
     r = run("run", path)
-    assert r.returncode == 0
-    assert "not implemented" in r.stdout and "`ai`" in r.stdout
-    assert r.stdout.strip().splitlines()[-1].endswith("hangup (error)")
+    assert r.returncode == 0, r.stderr
+    assert "ai model turn (1 messages, 2 tools)" in r.stdout, r.stdout
+    assert "JavaScript" not in r.stdout, "the data_map templates are not SWML expressions"
+    assert "request POST https://hooks.example.com/ai/summary" in r.stdout, r.stdout
+    assert "finished with result failed" in r.stdout, r.stdout
 
 
 def test_run_simulates_a_voicemail_recording_with_nobody_speaking():

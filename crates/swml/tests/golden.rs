@@ -1240,3 +1240,35 @@ fn ai_with_a_bare_string_prompt_fails_the_step() {
         .any(|t| t == "warning relay_script_element_wrong_type (ai)"));
     assert!(sim.model_requests.is_empty());
 }
+
+/// The AI's own templates (`${args.x}`, `${lc:…}` in a `data_map`, swml.md §5.7) are not SWML
+/// expressions: the step leaves them alone (§5.8) instead of failing to evaluate them.
+#[test]
+fn ai_leaves_the_swaig_templates_alone() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Hours bot for ${global_data.clinic}"},
+                "params": {"static_greeting": "Hello ${call.from}"},
+                "SWAIG": {"functions": [{"function": "get_hours", "description": "hours",
+                    "data_map": {"expressions": [{"string": "${lc:args.day}", "pattern": "sunday",
+                                                  "output": {"response": "closed"}}]}}]}}}
+    ]}}));
+    sim.prompt_results
+        .push_back(speech("are you open on sunday"));
+    sim.model_replies.push_back(says("Bye."));
+    let sim = sim.go();
+    assert!(
+        !sim.trace.iter().any(|t| t.starts_with("warning")),
+        "{:#?}",
+        sim.trace
+    );
+    // SWML variables expand in `params`; the prompt keeps its own templates.
+    assert!(
+        sim.trace[0].starts_with("prompt say:Hello +14155550123 collect"),
+        "{:#?}",
+        sim.trace
+    );
+    assert_eq!(
+        sim.model_requests[0].messages[0]["content"],
+        "Hours bot for ${global_data.clinic}"
+    );
+}

@@ -227,8 +227,20 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
     Ok(out)
 }
 
+/// Parameters left as written: SWAIG's `data_map` and the prompts hold the AI's own templates
+/// (`${args.x}`, `${lc:…}`, swml.md §5.7), which SWML expansion must not touch (§5.8).
+const NOT_EXPANDED: [&str; 4] = ["prompt", "post_prompt", "SWAIG", "global_data"];
+
 pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
-    let p = run.expand(params);
+    let mut rest = params.as_object().cloned().unwrap_or_default();
+    let kept: Vec<(String, Value)> = NOT_EXPANDED
+        .iter()
+        .filter_map(|k| rest.remove(*k).map(|v| (k.to_string(), v)))
+        .collect();
+    let mut p = run.expand(&Value::Object(rest));
+    if let Some(m) = p.as_object_mut() {
+        m.extend(kept);
+    }
     let Some(prompt) = p.get("prompt") else {
         return failed(
             run,
