@@ -550,16 +550,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         let body = swaig_body(run, &agent, &function, &call);
         agent.phase = Phase::Tool;
         agent.calling = Some(call);
-        let req = HttpRequest {
-            url,
-            method: "POST".into(),
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            body: Some(body.to_string()),
-            timeout_ms: SWAIG_TIMEOUT_MS,
-            connect_timeout_ms: SWAIG_TIMEOUT_MS,
-            save_variables: false,
-        };
-        return wait_again(run, agent, Effect::Request(req));
+        return wait_again(run, agent, Effect::Request(post_json(url, &body)));
     }
     if agent.ending.hangup || agent.ending.stop {
         let text = std::mem::take(&mut agent.to_say).join(" ");
@@ -730,7 +721,12 @@ fn report_or_end(run: &mut Run, mut agent: Agent) {
         "content_type": "text/swaig",
         "version": "2.0",
     });
-    let req = HttpRequest {
+    wait_again(run, agent, Effect::Request(post_json(url, &body)));
+}
+
+/// A JSON POST to the user's side (a SWAIG function, the report).
+fn post_json(url: String, body: &Value) -> HttpRequest {
+    HttpRequest {
         url,
         method: "POST".into(),
         headers: vec![("Content-Type".into(), "application/json".into())],
@@ -738,8 +734,7 @@ fn report_or_end(run: &mut Run, mut agent: Agent) {
         timeout_ms: SWAIG_TIMEOUT_MS,
         connect_timeout_ms: SWAIG_TIMEOUT_MS,
         save_variables: false,
-    };
-    wait_again(run, agent, Effect::Request(req));
+    }
 }
 
 fn end(run: &mut Run, agent: Agent) {
