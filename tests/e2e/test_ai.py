@@ -129,3 +129,52 @@ def test_an_ai_agent_whose_model_is_down_says_so_and_the_script_goes_on(start_di
     got = hooks.wait_on("/after", 1, timeout=30)[0]
     assert got == {"ai_result": "failed", "return_value": "failed"}, got
     sipp_done(far)
+
+
+def windows_rms(samples, rate=8000):
+    n = rate // 50
+    return [math.sqrt(sum(x * x for x in samples[i:i + n]) / n) for i in range(0, len(samples) - n + 1, n)]
+
+
+def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp, tmp_path, hooks):
+    """Barge-in: the agent's long greeting is playing when the caller starts to speak (sipp, 1.5 s after the
+    answer); in a stereo recording (left: the caller, right: what the agent sends) the agent's speech stops
+    soon after the caller's starts."""
+    write_speech_wav(tmp_path, QUESTION, tail_s=3.0)
+    model = ScriptedModel([{"text": "Sunny."}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
+        greeting = ("Hello and welcome to the weather line. I can tell you the weather anywhere in the world, "
+                    "today or tomorrow, in any city you like, and for as many days ahead as you wish to know.")
+        swml = doc(
+            {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
+            {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
+                    "params": {"static_greeting": greeting, "inactivity_timeout": 2000}}},
+            {"stop_record_call": {}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
+        assert model.requests[0]["body"]["messages"][-1]["content"] == QUESTION
+        deadline = time.time() + 20
+        rec = []
+        while time.time() < deadline and not rec:
+            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
+            time.sleep(0.2)
+        assert rec, hooks.on("/rec")
+        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        assert w.getnchannels() == 2
+        caller, agent = windows_rms(list(samples[0::2])), windows_rms(list(samples[1::2]))
+        start = next(i for i, v in enumerate(caller) if v > 500)
+        # The agent was talking when the caller began (the greeting lasts far longer than 1.5 s)...
+        assert max(agent[max(0, start - 15):start]) > 500, "the agent was not speaking when the caller began"
+        # ...and went quiet for good soon after: the first window from which 0.5 s stays silent.
+        stop = next(i for i in range(start, len(agent)) if max(agent[i:i + 25], default=0) < 300)
+        took = (stop - start) * 0.02
+        print(f"barge-in: the agent's speech stopped {took * 1000:.0f} ms after the caller's began")
+        assert took < 0.6, f"the agent went on {took:.2f} s over the caller"
+        sipp_done(far)
+    finally:
+        model.stop()
