@@ -1272,3 +1272,86 @@ fn ai_leaves_the_swaig_templates_alone() {
         "Hours bot for ${global_data.clinic}"
     );
 }
+
+/// Shared example 18 (EXPECTED.md): `get_hours` is answered by its `data_map` without any HTTP
+/// (the expression on `${lc:args.day}`, else the top-level output, `${global_data.clinic}`
+/// expanded); `transfer_to_human` is POSTed to `defaults.web_hook_url` with its credentials;
+/// the summary goes to `post_prompt_url`; the agent ends without hangup or transfer, so the
+/// script goes on with `ai_result` success.
+#[test]
+fn example_18_ai_agent() {
+    let Some(mut sim) = Sim::from_example("18-ai-agent.json") else {
+        return;
+    };
+    sim.prompt_results
+        .push_back(speech("are you open on saturday"));
+    sim.prompt_results.push_back(speech("and on monday"));
+    sim.prompt_results
+        .push_back(speech("let me talk to someone"));
+    sim.model_replies
+        .push_back(says("Hello, Example Dental, how can I help?"));
+    sim.model_replies
+        .push_back(tool_call("h1", "get_hours", r#"{"day":"Saturday"}"#));
+    sim.model_replies
+        .push_back(says("We are closed on weekends."));
+    sim.model_replies
+        .push_back(tool_call("h2", "get_hours", r#"{"day":"Monday"}"#));
+    sim.model_replies
+        .push_back(says("We are open 8 to 5 on Monday."));
+    sim.model_replies
+        .push_back(tool_call("t1", "transfer_to_human", "{}"));
+    sim.model_replies
+        .push_back(says("Asked for hours and a human."));
+    sim.http.insert(
+        "https://user:pass@hooks.example.com/ai/swaig".into(),
+        json_ok(json!({"response": "nobody is available", "action": [{"stop": true}]})),
+    );
+    sim.http.insert(
+        "https://hooks.example.com/ai/summary".into(),
+        json_ok(json!({})),
+    );
+    let sim = sim.go();
+    let tool_results: Vec<&Value> = sim
+        .model_requests
+        .iter()
+        .filter_map(|r| r.messages.last())
+        .filter(|m| m["role"] == "tool")
+        .map(|m| &m["content"])
+        .collect();
+    assert_eq!(
+        tool_results,
+        [
+            &json!("Example Dental is closed on weekends."),
+            &json!("Example Dental is open 8 to 5 on Monday.")
+        ]
+    );
+    // The webhook's `stop` ended the agent: its response is in the report, not asked about.
+    let report: Value = serde_json::from_str(sim.requests[1].body.as_deref().unwrap()).unwrap();
+    let last_tool = report["call_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    assert_eq!(last_tool["content"], "nobody is available");
+    assert_eq!(
+        report["post_prompt_data"]["raw"],
+        "Asked for hours and a human."
+    );
+    // Only the webhook function and the report made HTTP requests.
+    let urls: Vec<&str> = sim.requests.iter().map(|r| r.url.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://user:pass@hooks.example.com/ai/swaig",
+            "https://hooks.example.com/ai/summary"
+        ]
+    );
+    assert_eq!(sim.var("ai_result"), json!("success"));
+    assert_eq!(
+        sim.says().last().map(String::as_str),
+        Some("The assistant has finished with result success. Goodbye.")
+    );
+    assert_eq!(sim.trace.last().map(String::as_str), Some("hangup hangup"));
+}

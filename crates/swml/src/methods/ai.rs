@@ -66,6 +66,8 @@ struct Function {
     web_hook_url: Option<String>,
     meta_data_token: Option<String>,
     meta_data: Value,
+    /// Answered by the engine itself (data_map.rs), no webhook.
+    data_map: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +224,7 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             meta_data: f.get("meta_data").cloned().unwrap_or_else(|| json!({})),
+            data_map: f.get("data_map").cloned().filter(Value::is_object),
         });
     }
     Ok(out)
@@ -538,6 +541,12 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             .iter()
             .find(|f| f.name == call.name)
             .cloned();
+        if let Some(map) = function.as_ref().and_then(|f| f.data_map.clone()) {
+            let data = template_data(run, &agent, function.as_ref(), &call);
+            let reply = super::data_map::evaluate(&map, &data);
+            apply_result(&mut agent, &call, reply);
+            continue;
+        }
         let hook = function
             .as_ref()
             .and_then(|f| f.web_hook_url.clone())
@@ -598,7 +607,32 @@ fn swaig_body(run: &Run, agent: &Agent, f: &Function, call: &ModelToolCall) -> V
     })
 }
 
-/// A function's result: its `response` goes back to the model, its actions act.
+/// What a `data_map`'s templates can read (swml.md §5.7).
+fn template_data(
+    run: &Run,
+    agent: &Agent,
+    function: Option<&Function>,
+    call: &ModelToolCall,
+) -> Value {
+    let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+    let c = &run.scope.call;
+    let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "args": args,
+        "global_data": agent.global_data,
+        "meta_data": function.map_or(Value::Null, |f| f.meta_data.clone()),
+        "call_id": get("call_id"),
+        "ai_session_id": agent.session_id,
+        "function": call.name,
+        "caller_id_name": get("from"),
+        "caller_id_num": get("from"),
+        "project_id": get("project_id"),
+        "space_id": get("space_id"),
+        "app_name": "dialtone",
+    })
+}
+
+/// A webhook's answer.
 fn on_tool(agent: &mut Agent, c: Completion) {
     let Some(call) = agent.calling.take() else {
         return;
@@ -609,6 +643,11 @@ fn on_tool(agent: &mut Agent, c: Completion) {
         }
         _ => None,
     };
+    apply_result(agent, &call, reply);
+}
+
+/// A function's result: its `response` goes back to the model, its actions act.
+fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
     let Some(reply) = reply else {
         push_tool_result(
             agent,

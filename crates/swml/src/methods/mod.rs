@@ -5,6 +5,7 @@ pub mod ai;
 pub(crate) mod answer;
 pub(crate) mod cond;
 pub mod connect;
+pub(crate) mod data_map;
 pub(crate) mod denoise;
 pub(crate) mod detect;
 pub mod enter_queue;
