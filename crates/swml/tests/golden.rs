@@ -1355,3 +1355,46 @@ fn example_18_ai_agent() {
     );
     assert_eq!(sim.trace.last().map(String::as_str), Some("hangup hangup"));
 }
+
+/// The actions that change the agent: `toggle_functions` (the model's tools change),
+/// `set_meta_data` (shared by the functions with the same token, seen by the next call),
+/// `context_switch` (a new system prompt) and `user_input` (words put in the caller's mouth).
+#[test]
+fn ai_actions_change_tools_meta_data_prompt_and_input() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "First prompt"},
+                "SWAIG": {"defaults": {"web_hook_url": "https://hooks.test/swaig"},
+                          "functions": [
+                    {"function": "login", "description": "log in", "meta_data_token": "t"},
+                    {"function": "account", "description": "account", "meta_data_token": "t", "active": false}]}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("log me in"));
+    sim.model_replies.push_back(tool_call("1", "login", "{}"));
+    sim.model_replies.push_back(tool_call("2", "account", "{}"));
+    sim.model_replies.push_back(says("Done."));
+    sim.http.insert(
+        "https://hooks.test/swaig".into(),
+        json_ok(json!({"response": "ok", "action": [
+            {"toggle_functions": [{"function": "login", "active": false}, {"function": "account", "active": true}]},
+            {"set_meta_data": {"user": "alice"}},
+            {"context_switch": {"system_prompt": "Second prompt", "user_prompt": "show my account"}}]})),
+    );
+    let sim = sim.go();
+    let tools = |i: usize| -> Vec<String> {
+        sim.model_requests[i]
+            .tools
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(tools(0), ["login"]);
+    assert_eq!(tools(1), ["account"]);
+    let second = &sim.model_requests[1].messages;
+    assert_eq!(second[0]["content"], "Second prompt");
+    let last = second.last().unwrap();
+    assert_eq!((&last["role"], &last["content"]), (&json!("user"), &json!("show my account")));
+    // The account call carries the meta_data the login call set (one token).
+    let account: Value = serde_json::from_str(sim.requests[1].body.as_deref().unwrap()).unwrap();
+    assert_eq!(account["function"], "account");
+    assert_eq!(account["meta_data"], json!({"user": "alice"}));
+}

@@ -68,6 +68,8 @@ struct Function {
     meta_data: Value,
     /// Answered by the engine itself (data_map.rs), no webhook.
     data_map: Option<Value>,
+    /// Offered to the model (`active`, changed by `toggle_functions`).
+    active: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +121,8 @@ pub(crate) struct Agent {
     tool_rounds: u32,
     turns: u32,
     to_say: Vec<String>,
+    /// What `user_input` actions put in the caller's mouth, for the model's next turn.
+    user_input: Vec<String>,
     ending: Ending,
     session_id: String,
     started_at: u64,
@@ -199,9 +203,6 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or("each SWAIG function needs a `function` name")?;
-        if f.get("active").and_then(super::as_bool) == Some(false) {
-            continue;
-        }
         let parameters = f
             .get("parameters")
             .cloned()
@@ -225,6 +226,7 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
                 .map(str::to_string),
             meta_data: f.get("meta_data").cloned().unwrap_or_else(|| json!({})),
             data_map: f.get("data_map").cloned().filter(Value::is_object),
+            active: f.get("active").and_then(super::as_bool) != Some(false),
         });
     }
     Ok(out)
@@ -337,6 +339,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         tool_rounds: 0,
         turns: 0,
         to_say: Vec::new(),
+        user_input: Vec::new(),
         ending: Ending::default(),
         session_id,
         started_at: now,
@@ -407,6 +410,7 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
             agent
                 .functions
                 .iter()
+                .filter(|f| f.active)
                 .map(|f| {
                     json!({"type": "function", "function": {
                         "name": f.name, "description": f.description, "parameters": f.parameters}})
@@ -539,7 +543,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         let function = agent
             .functions
             .iter()
-            .find(|f| f.name == call.name)
+            .find(|f| f.name == call.name && f.active)
             .cloned();
         if let Some(map) = function.as_ref().and_then(|f| f.data_map.clone()) {
             let data = template_data(run, &agent, function.as_ref(), &call);
@@ -564,6 +568,11 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
     if agent.ending.hangup || agent.ending.stop {
         let text = std::mem::take(&mut agent.to_say).join(" ");
         return closing(run, agent, text);
+    }
+    for text in std::mem::take(&mut agent.user_input) {
+        agent
+            .messages
+            .push(json!({"role": "user", "content": text}));
     }
     agent.phase = Phase::Model;
     let req = model_request(&agent, agent.messages.clone(), true);
@@ -686,18 +695,86 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                         }
                     }
                 }
-                "unset_global_data" => match value {
-                    Value::String(k) => {
-                        agent.global_data.remove(k);
+                "unset_global_data" => {
+                    for k in keys_of(value) {
+                        agent.global_data.remove(&k);
                     }
-                    Value::Array(keys) => {
-                        for k in keys.iter().filter_map(Value::as_str) {
-                            agent.global_data.remove(k);
+                }
+                "toggle_functions" => {
+                    for t in value.as_array().into_iter().flatten() {
+                        let name = t.get("function").and_then(Value::as_str);
+                        let on = t.get("active").and_then(super::as_bool).unwrap_or(true);
+                        for f in agent
+                            .functions
+                            .iter_mut()
+                            .filter(|f| Some(f.name.as_str()) == name)
+                        {
+                            f.active = on;
                         }
                     }
-                    _ => {}
-                },
+                }
+                "user_input" => agent.user_input.push(crate::expr::stringify(value)),
+                "context_switch" => {
+                    if let Some(system) = value.get("system_prompt").and_then(Value::as_str) {
+                        if let Some(first) = agent.messages.first_mut() {
+                            first["content"] = json!(system);
+                        }
+                    }
+                    if let Some(user) = value.get("user_prompt").and_then(Value::as_str) {
+                        agent.user_input.push(user.to_string());
+                    }
+                }
+                "set_meta_data" | "unset_meta_data" => {
+                    edit_meta_data(agent, &call.name, name == "set_meta_data", value)
+                }
                 _ => {}
+            }
+        }
+    }
+}
+
+/// The keys an `unset_*` action names: one string or a list.
+fn keys_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(k) => vec![k.clone()],
+        Value::Array(keys) => keys
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `set_meta_data` / `unset_meta_data` of the function `name`: shared by every function with
+/// the same `meta_data_token` (or its own when it has none).
+fn edit_meta_data(agent: &mut Agent, name: &str, set: bool, value: &Value) {
+    let token = agent
+        .functions
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.meta_data_token.clone());
+    let Some(token) = token else {
+        return;
+    };
+    for f in agent
+        .functions
+        .iter_mut()
+        .filter(|f| f.name == name || (token.is_some() && f.meta_data_token == token))
+    {
+        if !f.meta_data.is_object() {
+            f.meta_data = json!({});
+        }
+        let Some(m) = f.meta_data.as_object_mut() else {
+            continue;
+        };
+        if set {
+            for (k, v) in value.as_object().into_iter().flatten() {
+                m.insert(k.clone(), v.clone());
+            }
+        } else {
+            for k in keys_of(value) {
+                m.remove(&k);
             }
         }
     }
