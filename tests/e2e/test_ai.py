@@ -178,3 +178,50 @@ def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_calling_ai_stop_and_ai_message_act_on_the_running_agent(start_dialtone, sipp, tmp_path, hooks):
+    """`calling.ai_message` while the agent speaks its greeting joins the model's next turn... which never
+    comes: `calling.ai.stop` cuts the greeting, the agent ends (its report is sent) and the script goes on.
+    With no agent running both answer 422."""
+    from test_record import write_ulaw_wav
+    write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 20)
+    model = ScriptedModel([])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
+        greeting = "Hello. " + "This greeting goes on and on. " * 20
+        swml = doc({"ai": {"prompt": {"text": "Bot"}, "post_prompt_url": model.hook_url("post"),
+                           "params": {"static_greeting": greeting}}},
+                   # sipp takes a BYE only once its stream started (1.5 s after the answer).
+                   after(hooks), {"play": {"url": "silence:2"}}, {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        call_id = r.json()["id"]
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            r = d.post({"command": "calling.ai_message", "id": call_id,
+                        "params": {"role": "system", "message_text": "Be brief.", "global_data": {"vip": True}}})
+            if r.status_code == 200:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200, r.text
+        time.sleep(1.0)
+        t0 = time.time()
+        r = d.post({"command": "calling.ai.stop", "id": call_id, "params": {}})
+        assert r.status_code == 200, r.text
+        got = hooks.wait_on("/after", 1, timeout=10)[0]
+        took = time.time() - t0
+        assert got["ai_result"] == "success", got
+        assert took < 3.0, f"the script went on {took:.1f} s after the stop"
+        report = model.hook_bodies["post"][0]
+        assert report["action"] == "post_conversation" and report["global_data"] == {"vip": True}, report
+        assert {"role": "system", "content": "Be brief."} in report["raw_call_log"], report["raw_call_log"]
+        assert model.requests == [], "the model was never asked"
+        # No agent any more.
+        for command, params in (("calling.ai.stop", {}), ("calling.ai_message", {"message_text": "x"})):
+            r = d.post({"command": command, "id": call_id, "params": params})
+            assert r.status_code in (404, 422), (command, r.status_code, r.text)
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -951,12 +951,15 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
     # Commands of later issues (AI): refused, naming the command.
-    for command, params, named in [("calling.ai_message", {"role": "user", "message_text": "hi"}, ""),
+    for command, params, named in [("calling.ai_hold", {"timeout": 30}, ""),
                                    ("calling.live_transcribe", {"action": "stop"}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)
         err = r.json()["errors"][0]
         assert command in err["message"] and named in err["message"], err
+    # A message for an AI agent is built: with no agent on the call it is 422 invalid_state (docs/ai.md).
+    r = d.post({"command": "calling.ai_message", "id": call_id, "params": {"role": "user", "message_text": "hi"}})
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_state", r.text
     # A fax stop is built: with no such fax it is 422 does_not_exist (docs/fax.md).
     r = d.post({"command": "calling.receive_fax.stop", "id": call_id, "params": {"control_id": "f1"}})
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "does_not_exist", r.text

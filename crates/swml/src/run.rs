@@ -322,6 +322,34 @@ impl Run {
         &self.scope.vars
     }
 
+    /// `calling.ai.stop` for the script's running `ai` step: `None` when there is none;
+    /// `Some(Some(ops))` when the agent is listening — the runtime stops that playback and
+    /// collect and completes the step's effect (any completion: the agent ends on it); else
+    /// `Some(None)`: the agent ends when its current effect completes.
+    pub fn ai_stop(&mut self) -> Option<Option<crate::methods::ai::AiTurnOps>> {
+        match self.waiting.as_mut() {
+            Some(Waiting::Ai(agent)) => Some(crate::methods::ai::stop(agent)),
+            _ => None,
+        }
+    }
+
+    /// `calling.ai_message` for the running `ai` step (false: none runs): the message joins
+    /// the conversation the model gets next, `global_data` is merged.
+    pub fn ai_message(
+        &mut self,
+        role: &str,
+        text: Option<&str>,
+        global_data: Option<&Map<String, Value>>,
+    ) -> bool {
+        match self.waiting.as_mut() {
+            Some(Waiting::Ai(agent)) => {
+                crate::methods::ai::message(agent, role, text, global_data);
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished
     }

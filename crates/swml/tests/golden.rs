@@ -1392,9 +1392,92 @@ fn ai_actions_change_tools_meta_data_prompt_and_input() {
     let second = &sim.model_requests[1].messages;
     assert_eq!(second[0]["content"], "Second prompt");
     let last = second.last().unwrap();
-    assert_eq!((&last["role"], &last["content"]), (&json!("user"), &json!("show my account")));
+    assert_eq!(
+        (&last["role"], &last["content"]),
+        (&json!("user"), &json!("show my account"))
+    );
     // The account call carries the meta_data the login call set (one token).
     let account: Value = serde_json::from_str(sim.requests[1].body.as_deref().unwrap()).unwrap();
     assert_eq!(account["function"], "account");
     assert_eq!(account["meta_data"], json!({"user": "alice"}));
+}
+
+/// `calling.ai.stop` and `calling.ai_message` reach the waiting agent through the Run: a
+/// message joins the next model turn, a stop while listening hands the runtime the turn's
+/// operations and ends the agent (its report sent) on the completion that follows.
+#[test]
+fn ai_stop_and_message_reach_the_waiting_agent() {
+    let doc = swml::Document::from_value(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"}, "post_prompt_url": "https://hooks.test/post",
+                "params": {"static_greeting": "Hi"}}},
+        {"play": {"url": "say:after ${ai_result}"}}
+    ]}}))
+    .unwrap()
+    .into_value();
+    let mut run = Run::new(doc, call(), Map::new());
+    assert!(run.ai_stop().is_none(), "no agent before the step runs");
+    run.start(0);
+    let Some(Effect::Prompt { play, collect }) = run.poll_effect() else {
+        panic!("the greeting turn")
+    };
+    let mut global = Map::new();
+    global.insert("vip".into(), json!(true));
+    assert!(run.ai_message("system", Some("Be formal."), Some(&global)));
+    run.complete(
+        10,
+        Completion::Op(OpResult::Collected(speech("hello there"))),
+    );
+    let Some(Effect::Model(req)) = run.poll_effect() else {
+        panic!("a model turn")
+    };
+    let roles: Vec<&str> = req
+        .messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "assistant", "system", "user"]);
+    assert_eq!(req.messages[2]["content"], "Be formal.");
+    run.complete(
+        20,
+        says("How can I help?")
+            .map_or_else(|e| Completion::Model(Err(e)), |r| Completion::Model(Ok(r))),
+    );
+    let Some(Effect::Prompt {
+        play: play2,
+        collect: collect2,
+    }) = run.poll_effect()
+    else {
+        panic!("the answer turn")
+    };
+    assert_ne!(
+        (&play.control_id, &collect.control_id),
+        (&play2.control_id, &collect2.control_id)
+    );
+    // Stopped while listening: the runtime gets this turn's operations.
+    let ops = run.ai_stop().expect("an agent runs").expect("it listens");
+    assert_eq!(
+        (ops.play, ops.collect),
+        (play2.control_id.clone(), collect2.control_id.clone())
+    );
+    run.complete(
+        30,
+        Completion::Failed {
+            message: "stopped".into(),
+        },
+    );
+    let Some(Effect::Request(report)) = run.poll_effect() else {
+        panic!("the report")
+    };
+    assert_eq!(report.url, "https://hooks.test/post");
+    let body: Value = serde_json::from_str(report.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["global_data"], json!({"vip": true}));
+    run.complete(40, Completion::Http(json_ok(json!({}))));
+    let Some(Effect::Play { params, .. }) = run.poll_effect() else {
+        panic!("the script goes on")
+    };
+    assert!(matches!(&params.play[0], MediaItem::Tts(t) if t.text == "after success"));
+    assert!(
+        !run.ai_message("user", Some("late"), None),
+        "the agent is over"
+    );
 }

@@ -4,10 +4,17 @@
 
 use std::sync::Arc;
 
+use control::command::AiMessageParams;
+use control::session::Origin;
+use control::{CallCommand, ControlError};
 use tracing::{info, warn, Instrument};
 
 use crate::actor::script::ScriptWait;
 use crate::actor::{CallActor, TaskDone};
+
+fn no_agent() -> ControlError {
+    ControlError::invalid_state("invalid_state", "no AI agent is running on this call")
+}
 
 /// What the caller's agent is told when no backend is configured.
 const NO_BACKEND: &str = "no AI model backend is configured (ai_base_url)";
@@ -72,6 +79,52 @@ async fn ask(
 }
 
 impl CallActor {
+    /// `calling.ai.stop`: the agent ends (its report is sent) and the script goes on. A turn
+    /// it is listening in is cut at once: its playback and collect are stopped and the step's
+    /// wait is completed here (a stopped collect reports nothing).
+    pub(crate) async fn ai_stop(&mut self) -> Result<(), ControlError> {
+        let Some(run) = self.script.as_mut() else {
+            return Err(no_agent());
+        };
+        let Some(listening) = run.ai_stop() else {
+            return Err(no_agent());
+        };
+        info!("ai agent stopped by calling.ai.stop");
+        if let Some(ops) = listening {
+            for stop in [
+                CallCommand::CollectStop(control::command::ControlIdParams {
+                    control_id: ops.collect,
+                }),
+                CallCommand::PlayStop(control::command::ControlIdParams {
+                    control_id: ops.play,
+                }),
+            ] {
+                // Either may be over already (a playback that ended, a collect that answered).
+                let _ = self.op_command(stop, Origin::Rest).await;
+            }
+            self.complete_script(swml::Completion::Failed {
+                message: "stopped by calling.ai.stop".into(),
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    /// `calling.ai_message`: a message for the agent's next model turn, `global_data` merged.
+    pub(crate) fn ai_message(&mut self, p: &AiMessageParams) -> Result<(), ControlError> {
+        let role = match p.role() {
+            control::command::AiRole::System => "system",
+            control::command::AiRole::User => "user",
+            control::command::AiRole::Assistant => "assistant",
+        };
+        let run = self.script.as_mut().ok_or_else(no_agent)?;
+        if run.ai_message(role, p.message_text.as_deref(), p.global_data.as_ref()) {
+            Ok(())
+        } else {
+            Err(no_agent())
+        }
+    }
+
     /// A model turn of the call's `ai` step, on a task of its own.
     pub(crate) fn script_model(&mut self, req: swml::ModelRequest) {
         self.script_wait = Some(ScriptWait::Model);

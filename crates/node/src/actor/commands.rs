@@ -41,6 +41,8 @@ impl CallActor {
             CallCommand::UserEvent(p) => {
                 self.user_event(serde_json::Value::Object(p.event)).await;
             }
+            CallCommand::AiStop(_) => self.ai_stop().await?,
+            CallCommand::AiMessage(p) => self.ai_message(&p)?,
             command @ (CallCommand::Play(_)
             | CallCommand::PlayPause(_)
             | CallCommand::PlayResume(_)
@@ -70,8 +72,6 @@ impl CallActor {
             | CallCommand::End(_)
             | CallCommand::AiHold(_)
             | CallCommand::AiUnhold(_)
-            | CallCommand::AiMessage(_)
-            | CallCommand::AiStop(_)
             | CallCommand::AiSidecar(_)
             | CallCommand::AiSidecarPoke(_)
             | CallCommand::AiSidecarAsk(_)

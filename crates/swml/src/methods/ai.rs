@@ -30,6 +30,42 @@ const FALLBACK: &str = "I'm sorry, I cannot answer right now.";
 const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
 
+/// The operations of an agent's turn, for a runtime that must stop them
+/// ([`Run::ai_stop`](crate::Run::ai_stop)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiTurnOps {
+    pub play: String,
+    pub collect: String,
+}
+
+/// `calling.ai.stop` on the waiting agent: it ends once its current effect completes. `Some`
+/// with the turn's operations when it is listening (the runtime stops them and completes the
+/// effect), `Some(None)` otherwise; `None` when no agent runs.
+pub(crate) fn stop(agent: &mut Agent) -> Option<AiTurnOps> {
+    agent.stop_requested = true;
+    agent.turn_ops.clone()
+}
+
+/// `calling.ai_message`: a message for the model's next turn (`system`, `user` or
+/// `assistant`) and `global_data` merged.
+pub(crate) fn message(
+    agent: &mut Agent,
+    role: &str,
+    text: Option<&str>,
+    global_data: Option<&Map<String, Value>>,
+) {
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        let role = match role {
+            "user" | "assistant" => role,
+            _ => "system",
+        };
+        agent.messages.push(json!({"role": role, "content": text}));
+    }
+    for (k, v) in global_data.into_iter().flatten() {
+        agent.global_data.insert(k.clone(), v.clone());
+    }
+}
+
 /// One chat-completions request ([`Effect::Model`]): OpenAI-format `messages` and `tools`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRequest {
@@ -123,6 +159,10 @@ pub(crate) struct Agent {
     to_say: Vec<String>,
     /// What `user_input` actions put in the caller's mouth, for the model's next turn.
     user_input: Vec<String>,
+    /// The playback and the collect of the turn running now.
+    turn_ops: Option<AiTurnOps>,
+    /// `calling.ai.stop` came: the agent ends when its current effect completes.
+    stop_requested: bool,
     ending: Ending,
     session_id: String,
     started_at: u64,
@@ -340,6 +380,8 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         turns: 0,
         to_say: Vec::new(),
         user_input: Vec::new(),
+        turn_ops: None,
+        stop_requested: false,
         ending: Ending::default(),
         session_id,
         started_at: now,
@@ -386,6 +428,10 @@ fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect
     agent.turns += 1;
     let play = PlayParams::new(run.new_control_id("ai-say"), speech(text));
     let mut collect = CollectParams::new(run.new_control_id("ai-listen"));
+    agent.turn_ops = Some(AiTurnOps {
+        play: play.control_id.clone(),
+        collect: collect.control_id.clone(),
+    });
     let idle_ms = now.saturating_sub(agent.heard_at);
     let left_s = agent.inactivity_ms.saturating_sub(idle_ms) as f64 / 1000.0;
     collect.initial_timeout = left_s.clamp(1.0, LISTEN_S);
@@ -432,6 +478,12 @@ fn ask_model(mut agent: Agent) -> Flow {
 }
 
 pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
+    agent.turn_ops = None;
+    if agent.stop_requested && matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
+        agent.stop_requested = false;
+        agent.ending.stop = true;
+        return finish(run, agent);
+    }
     match agent.phase {
         Phase::Turn => on_heard(run, agent, c, now),
         Phase::Model => on_model(run, agent, c, now),
