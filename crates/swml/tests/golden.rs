@@ -1481,3 +1481,49 @@ fn ai_stop_and_message_reach_the_waiting_agent() {
         "the agent is over"
     );
 }
+
+/// A `SWML` action with `transfer` (the SDK sends `"true"` as a string) leaves the agent and
+/// hands the call to that document; a `transfer` action to a URL fetches it as `transfer` does.
+/// Either way the steps after `ai` never run.
+#[test]
+fn ai_swml_transfer_actions_leave_the_agent_for_the_document() {
+    let doc = |hook: &str| {
+        json!({"sections": {"main": [
+            {"ai": {"prompt": {"text": "Bot"},
+                    "SWAIG": {"functions": [{"function": "go", "description": "go", "web_hook_url": hook}]}}},
+            {"play": {"url": "say:after the agent"}}
+        ]}})
+    };
+    let mut sim = Sim::new(doc("https://hooks.test/swml"));
+    sim.model_replies.push_back(tool_call("1", "go", "{}"));
+    sim.http.insert(
+        "https://hooks.test/swml".into(),
+        json_ok(json!({"response": "transferring", "action": [
+            {"say": "Transferring you."},
+            {"SWML": {"version": "1.0.0", "sections": {"main": [{"play": {"url": "say:in the new document"}}]}},
+             "transfer": "true"}]})),
+    );
+    let sim = sim.go();
+    assert_eq!(sim.says(), vec!["Transferring you.", "in the new document"]);
+    assert_eq!(sim.var("ai_result"), json!("success"));
+
+    let mut sim = Sim::new(doc("https://hooks.test/transfer"));
+    sim.model_replies.push_back(tool_call("1", "go", "{}"));
+    sim.http.insert(
+        "https://hooks.test/transfer".into(),
+        json_ok(json!({"response": "ok", "action": [{"transfer": {"dest": "https://app.test/next.json"}}]})),
+    );
+    sim.documents.insert(
+        "https://app.test/next.json".into(),
+        json!({"version": "1.0.0", "sections": {"main": [{"play": {"url": "say:next document"}}]}}),
+    );
+    let sim = sim.go();
+    assert_eq!(sim.says(), vec!["next document"]);
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t == "fetch https://app.test/next.json"),
+        "{:#?}",
+        sim.trace
+    );
+}

@@ -125,11 +125,14 @@ enum Phase {
 }
 
 /// How the session ends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Ending {
     hangup: bool,
     stop: bool,
     failed: bool,
+    /// Where the call goes after the agent (a `SWML` action with `transfer`, a `transfer`
+    /// action): a document, a URL or a section, as `transfer`'s `dest`.
+    transfer: Option<Value>,
 }
 
 /// A running `ai` step.
@@ -779,6 +782,29 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                 "set_meta_data" | "unset_meta_data" => {
                     edit_meta_data(agent, &call.name, name == "set_meta_data", value)
                 }
+                // Inline SWML that leaves the agent; without `transfer` it would run beside
+                // the agent, which is not built (docs/ai.md).
+                "SWML" if action.get("transfer").and_then(super::as_bool) == Some(true) => {
+                    let doc = match value {
+                        Value::String(text) => crate::parse_text(text).ok(),
+                        other => Some(other.clone()),
+                    };
+                    if let Some(doc) = doc {
+                        agent.ending.transfer = Some(doc);
+                        agent.ending.stop = true;
+                    }
+                }
+                "transfer" if !action.contains_key("SWML") => {
+                    let dest = match value {
+                        Value::Object(o) => o.get("dest").cloned(),
+                        Value::String(_) => Some(value.clone()),
+                        _ => None,
+                    };
+                    if let Some(dest) = dest {
+                        agent.ending.transfer = Some(dest);
+                        agent.ending.stop = true;
+                    }
+                }
                 _ => {}
             }
         }
@@ -914,6 +940,18 @@ fn end(run: &mut Run, agent: Agent) {
     set_var(run, "ai_result", result);
     set_var(run, "return_value", result);
     if agent.ending.hangup {
-        run.hang_up("hangup");
+        return run.hang_up("hangup");
+    }
+    if let Some(dest) = agent.ending.transfer {
+        // As a `transfer` step would: the call's script is handed over for good.
+        match super::transfer::run(run, &json!({ "dest": dest })) {
+            Flow::Wait(waiting, effect) => {
+                run.waiting = Some(waiting);
+                if let Some(e) = effect {
+                    run.emit(*e);
+                }
+            }
+            Flow::Next | Flow::Jumped | Flow::Stop => {}
+        }
     }
 }
