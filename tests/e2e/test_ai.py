@@ -181,12 +181,12 @@ def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp
 
 
 def test_calling_ai_stop_and_ai_message_act_on_the_running_agent(start_dialtone, sipp, tmp_path, hooks):
-    """`calling.ai_message` while the agent speaks its greeting joins the model's next turn... which never
-    comes: `calling.ai.stop` cuts the greeting, the agent ends (its report is sent) and the script goes on.
-    With no agent running both answer 422."""
+    """`calling.ai_message` while the agent speaks its greeting: a `system` one waits for the model's next turn,
+    a `user` one cuts the greeting and is answered at once; `calling.ai.stop` cuts the answer, the agent ends (its
+    report is sent) and the script goes on. With no agent running both answer 422."""
     from test_record import write_ulaw_wav
     write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 20)
-    model = ScriptedModel([])
+    model = ScriptedModel([{"text": "It is noon. " + "Let me tell you more about the time. " * 10}])
     try:
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
@@ -206,6 +206,18 @@ def test_calling_ai_stop_and_ai_message_act_on_the_running_agent(start_dialtone,
                 break
             time.sleep(0.2)
         assert r.status_code == 200, r.text
+        time.sleep(0.5)
+        assert model.requests == [], "a system message waits for the next turn"
+        r = d.post({"command": "calling.ai_message", "id": call_id,
+                    "params": {"role": "user", "message_text": "what time is it"}})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 5
+        while time.time() < deadline and not model.requests:
+            time.sleep(0.05)
+        assert model.requests, "the user message is answered at once"
+        messages = model.requests[0]["body"]["messages"]
+        assert messages[-2:] == [{"role": "system", "content": "Be brief."},
+                                 {"role": "user", "content": "what time is it"}], messages
         time.sleep(1.0)
         t0 = time.time()
         r = d.post({"command": "calling.ai.stop", "id": call_id, "params": {}})
@@ -217,7 +229,7 @@ def test_calling_ai_stop_and_ai_message_act_on_the_running_agent(start_dialtone,
         report = model.hook_bodies["post"][0]
         assert report["action"] == "post_conversation" and report["global_data"] == {"vip": True}, report
         assert {"role": "system", "content": "Be brief."} in report["raw_call_log"], report["raw_call_log"]
-        assert model.requests == [], "the model was never asked"
+        assert len(model.requests) == 1, "the model was asked once, for the user message"
         # No agent any more.
         for command, params in (("calling.ai.stop", {}), ("calling.ai_message", {"message_text": "x"})):
             r = d.post({"command": command, "id": call_id, "params": params})

@@ -333,20 +333,17 @@ impl Run {
         }
     }
 
-    /// `calling.ai_message` for the running `ai` step (false: none runs): the message joins
-    /// the conversation the model gets next, `global_data` is merged.
+    /// `calling.ai_message` for the running `ai` step: `None` when there is none; `Some(Some(ops))`
+    /// when a `user` message should be answered at once and the agent is listening — the
+    /// runtime stops that turn's playback and collect and completes the step's effect, as for
+    /// [`Run::ai_stop`]; else `Some(None)` (the message joins the model's next turn).
     pub fn ai_message(
         &mut self,
-        role: &str,
-        text: Option<&str>,
-        global_data: Option<&Map<String, Value>>,
-    ) -> bool {
+        m: crate::methods::ai::AiMessage,
+    ) -> Option<Option<crate::methods::ai::AiTurnOps>> {
         match self.waiting.as_mut() {
-            Some(Waiting::Ai(agent)) => {
-                crate::methods::ai::message(agent, role, text, global_data);
-                true
-            }
-            _ => false,
+            Some(Waiting::Ai(agent)) => Some(crate::methods::ai::message(agent, m)),
+            _ => None,
         }
     }
 

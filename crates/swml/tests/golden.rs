@@ -1422,7 +1422,17 @@ fn ai_stop_and_message_reach_the_waiting_agent() {
     };
     let mut global = Map::new();
     global.insert("vip".into(), json!(true));
-    assert!(run.ai_message("system", Some("Be formal."), Some(&global)));
+    let formal = swml::AiMessage {
+        role: "system".into(),
+        text: Some("Be formal.".into()),
+        global_data: Some(global),
+        ..Default::default()
+    };
+    assert_eq!(
+        run.ai_message(formal),
+        Some(None),
+        "a system message waits for the next turn"
+    );
     run.complete(
         10,
         Completion::Op(OpResult::Collected(speech("hello there"))),
@@ -1476,10 +1486,12 @@ fn ai_stop_and_message_reach_the_waiting_agent() {
         panic!("the script goes on")
     };
     assert!(matches!(&params.play[0], MediaItem::Tts(t) if t.text == "after success"));
-    assert!(
-        !run.ai_message("user", Some("late"), None),
-        "the agent is over"
-    );
+    let late = swml::AiMessage {
+        role: "user".into(),
+        text: Some("late".into()),
+        ..Default::default()
+    };
+    assert_eq!(run.ai_message(late), None, "the agent is over");
 }
 
 /// A `SWML` action with `transfer` (the SDK sends `"true"` as a string) leaves the agent and
@@ -1525,5 +1537,54 @@ fn ai_swml_transfer_actions_leave_the_agent_for_the_document() {
             .any(|t| t == "fetch https://app.test/next.json"),
         "{:#?}",
         sim.trace
+    );
+}
+
+/// A `user` message (`calling.ai_message`) while the agent listens is answered at once: the
+/// runtime cuts the turn and the model gets the message; `reset` replaces the prompt and
+/// starts the conversation over.
+#[test]
+fn ai_user_message_is_answered_at_once_and_reset_starts_over() {
+    let doc = swml::Document::from_value(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Old prompt"}, "params": {"static_greeting": "Hi"}}}
+    ]}}))
+    .unwrap()
+    .into_value();
+    let mut run = Run::new(doc, call(), Map::new());
+    run.start(0);
+    let Some(Effect::Prompt { play, collect }) = run.poll_effect() else {
+        panic!("the greeting turn")
+    };
+    let m = swml::AiMessage {
+        role: "user".into(),
+        text: Some("what time is it".into()),
+        full_reset: true,
+        system_prompt: Some("New prompt".into()),
+        ..Default::default()
+    };
+    let ops = run
+        .ai_message(m)
+        .expect("an agent runs")
+        .expect("it listens: cut");
+    assert_eq!(
+        (ops.play, ops.collect),
+        (play.control_id, collect.control_id)
+    );
+    run.complete(
+        5,
+        Completion::Failed {
+            message: "cut".into(),
+        },
+    );
+    let Some(Effect::Model(req)) = run.poll_effect() else {
+        panic!("the model answers at once")
+    };
+    assert_eq!(
+        req.messages,
+        vec![
+            json!({"role": "system", "content": "New prompt"}),
+            json!({"role": "user", "content": "what time is it"})
+        ],
+        "the greeting is gone with the reset"
     );
 }

@@ -80,49 +80,59 @@ async fn ask(
 
 impl CallActor {
     /// `calling.ai.stop`: the agent ends (its report is sent) and the script goes on. A turn
-    /// it is listening in is cut at once: its playback and collect are stopped and the step's
-    /// wait is completed here (a stopped collect reports nothing).
+    /// it is listening in is cut at once ([`CallActor::cut_ai_turn`]).
     pub(crate) async fn ai_stop(&mut self) -> Result<(), ControlError> {
-        let Some(run) = self.script.as_mut() else {
-            return Err(no_agent());
-        };
-        let Some(listening) = run.ai_stop() else {
-            return Err(no_agent());
-        };
+        let run = self.script.as_mut().ok_or_else(no_agent)?;
+        let listening = run.ai_stop().ok_or_else(no_agent)?;
         info!("ai agent stopped by calling.ai.stop");
         if let Some(ops) = listening {
-            for stop in [
-                CallCommand::CollectStop(control::command::ControlIdParams {
-                    control_id: ops.collect,
-                }),
-                CallCommand::PlayStop(control::command::ControlIdParams {
-                    control_id: ops.play,
-                }),
-            ] {
-                // Either may be over already (a playback that ended, a collect that answered).
-                let _ = self.op_command(stop, Origin::Rest).await;
-            }
-            self.complete_script(swml::Completion::Failed {
-                message: "stopped by calling.ai.stop".into(),
-            })
-            .await;
+            self.cut_ai_turn(ops, "stopped by calling.ai.stop").await;
         }
         Ok(())
     }
 
-    /// `calling.ai_message`: a message for the agent's next model turn, `global_data` merged.
-    pub(crate) fn ai_message(&mut self, p: &AiMessageParams) -> Result<(), ControlError> {
+    /// `calling.ai_message`: a message for the agent (a `user` one is answered at once, the
+    /// turn it listens in cut), `global_data` merged, `reset` applied.
+    pub(crate) async fn ai_message(&mut self, p: AiMessageParams) -> Result<(), ControlError> {
         let role = match p.role() {
             control::command::AiRole::System => "system",
             control::command::AiRole::User => "user",
             control::command::AiRole::Assistant => "assistant",
         };
+        let reset = p.reset.clone();
+        let message = swml::AiMessage {
+            role: role.to_string(),
+            text: p.message_text,
+            global_data: p.global_data,
+            full_reset: reset.as_ref().and_then(|r| r.full_reset).unwrap_or(false),
+            system_prompt: reset.as_ref().and_then(|r| r.system_prompt.clone()),
+            user_prompt: reset.and_then(|r| r.user_prompt),
+        };
         let run = self.script.as_mut().ok_or_else(no_agent)?;
-        if run.ai_message(role, p.message_text.as_deref(), p.global_data.as_ref()) {
-            Ok(())
-        } else {
-            Err(no_agent())
+        if let Some(ops) = run.ai_message(message).ok_or_else(no_agent)? {
+            self.cut_ai_turn(ops, "answering calling.ai_message").await;
         }
+        Ok(())
+    }
+
+    /// Ends the agent's listening turn now: its playback and collect are stopped and the
+    /// step's wait is completed here (a stopped collect reports nothing itself).
+    async fn cut_ai_turn(&mut self, ops: swml::AiTurnOps, why: &str) {
+        for stop in [
+            CallCommand::CollectStop(control::command::ControlIdParams {
+                control_id: ops.collect,
+            }),
+            CallCommand::PlayStop(control::command::ControlIdParams {
+                control_id: ops.play,
+            }),
+        ] {
+            // Either may be over already (a playback that ended, a collect that answered).
+            let _ = self.op_command(stop, Origin::Rest).await;
+        }
+        self.complete_script(swml::Completion::Failed {
+            message: why.to_string(),
+        })
+        .await;
     }
 
     /// A model turn of the call's `ai` step, on a task of its own.

@@ -42,7 +42,7 @@ impl CallActor {
                 self.user_event(serde_json::Value::Object(p.event)).await;
             }
             CallCommand::AiStop(_) => self.ai_stop().await?,
-            CallCommand::AiMessage(p) => self.ai_message(&p)?,
+            CallCommand::AiMessage(p) => self.ai_message(p).await?,
             command @ (CallCommand::Play(_)
             | CallCommand::PlayPause(_)
             | CallCommand::PlayResume(_)

@@ -46,24 +46,53 @@ pub(crate) fn stop(agent: &mut Agent) -> Option<AiTurnOps> {
     agent.turn_ops.clone()
 }
 
-/// `calling.ai_message`: a message for the model's next turn (`system`, `user` or
-/// `assistant`) and `global_data` merged.
-pub(crate) fn message(
-    agent: &mut Agent,
-    role: &str,
-    text: Option<&str>,
-    global_data: Option<&Map<String, Value>>,
-) {
-    if let Some(text) = text.filter(|t| !t.is_empty()) {
+/// `calling.ai_message` (calling-api.md §6.24).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AiMessage {
+    /// `system` (a silent instruction), `user` (as if the caller said it: the agent answers)
+    /// or `assistant` (as if the agent said it).
+    pub role: String,
+    pub text: Option<String>,
+    pub global_data: Option<Map<String, Value>>,
+    /// `reset.full_reset`: the conversation starts over (the prompt stays).
+    pub full_reset: bool,
+    /// `reset.system_prompt`: replaces the prompt.
+    pub system_prompt: Option<String>,
+    /// `reset.user_prompt`: a caller's message, as `role: user`.
+    pub user_prompt: Option<String>,
+}
+
+/// Applies `m`; `Some(ops)` when the agent should answer a `user` message at once and is
+/// listening: the runtime cuts that turn (as for a stop) and the model is asked.
+pub(crate) fn message(agent: &mut Agent, m: AiMessage) -> Option<AiTurnOps> {
+    if m.full_reset {
+        agent.messages.truncate(1);
+    }
+    if let Some(system) = m.system_prompt {
+        if let Some(first) = agent.messages.first_mut() {
+            first["content"] = json!(system);
+        }
+    }
+    let mut user = false;
+    for (role, text) in [(m.role.as_str(), m.text), ("user", m.user_prompt)] {
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            continue;
+        };
         let role = match role {
             "user" | "assistant" => role,
             _ => "system",
         };
+        user |= role == "user";
         agent.messages.push(json!({"role": role, "content": text}));
     }
-    for (k, v) in global_data.into_iter().flatten() {
-        agent.global_data.insert(k.clone(), v.clone());
+    for (k, v) in m.global_data.into_iter().flatten() {
+        agent.global_data.insert(k, v);
     }
+    if user && agent.phase == Phase::Turn {
+        agent.answer_now = true;
+        return agent.turn_ops.clone();
+    }
+    None
 }
 
 /// One chat-completions request ([`Effect::Model`]): OpenAI-format `messages` and `tools`.
@@ -166,6 +195,8 @@ pub(crate) struct Agent {
     turn_ops: Option<AiTurnOps>,
     /// `calling.ai.stop` came: the agent ends when its current effect completes.
     stop_requested: bool,
+    /// A `user` message came (`calling.ai_message`): the turn is cut and the model answers.
+    answer_now: bool,
     ending: Ending,
     session_id: String,
     started_at: u64,
@@ -385,6 +416,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         user_input: Vec::new(),
         turn_ops: None,
         stop_requested: false,
+        answer_now: false,
         ending: Ending::default(),
         session_id,
         started_at: now,
@@ -486,6 +518,13 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         agent.stop_requested = false;
         agent.ending.stop = true;
         return finish(run, agent);
+    }
+    if std::mem::take(&mut agent.answer_now) && agent.phase == Phase::Turn {
+        agent.heard_at = now;
+        agent.tool_rounds = 0;
+        agent.phase = Phase::Model;
+        let req = model_request(&agent, agent.messages.clone(), true);
+        return wait_again(run, agent, Effect::Model(req));
     }
     match agent.phase {
         Phase::Turn => on_heard(run, agent, c, now),
