@@ -237,3 +237,50 @@ def test_calling_ai_stop_and_ai_message_act_on_the_running_agent(start_dialtone,
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_calling_ai_hold_and_unhold(start_dialtone, sipp, tmp_path, hooks):
+    """`calling.ai_hold` (timeout as the platform's numeric string): the agent announces the hold and hold music
+    plays; `calling.ai_unhold` ends it long before the timeout and the model, told the caller is back, speaks."""
+    from test_record import write_ulaw_wav
+    write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 30)
+    model = ScriptedModel([{"text": "Please hold on."}, {"text": "Thanks for waiting."}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
+        swml = doc({"ai": {"prompt": {"text": "Bot"}, "params": {"static_greeting": "Hello."}}},
+                   after(hooks), {"play": {"url": "silence:2"}}, {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        call_id = r.json()["id"]
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            r = d.post({"command": "calling.ai_hold", "id": call_id, "params": {"timeout": "60"}})
+            if r.status_code == 200:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 5
+        while time.time() < deadline and not model.requests:
+            time.sleep(0.05)
+        assert model.requests, "the hold is announced"
+        hold = model.requests[0]["body"]
+        assert "tools" not in hold and hold["messages"][-1] == {
+            "role": "system", "content": "Tell the user you are putting them on hold."}, hold
+        time.sleep(2.0)
+        assert len(model.requests) == 1, "on hold: the agent waits"
+        t0 = time.time()
+        r = d.post({"command": "calling.ai_unhold", "id": call_id, "params": {"prompt": "The caller is back."}})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 5
+        while time.time() < deadline and len(model.requests) < 2:
+            time.sleep(0.05)
+        assert len(model.requests) == 2, "unhold ends the hold"
+        assert time.time() - t0 < 3
+        assert model.requests[1]["body"]["messages"][-1] == {"role": "system", "content": "The caller is back."}
+        r = d.post({"command": "calling.ai.stop", "id": call_id, "params": {}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=10)[0]["ai_result"] == "success"
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -951,7 +951,7 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
     # Commands of later issues (AI): refused, naming the command.
-    for command, params, named in [("calling.ai_hold", {"timeout": 30}, ""),
+    for command, params, named in [("calling.live_translate", {"action": "stop"}, ""),
                                    ("calling.live_transcribe", {"action": "stop"}, "")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)

@@ -333,6 +333,31 @@ impl Run {
         }
     }
 
+    /// `calling.ai_hold` for the running `ai` step: `None` when there is none; `Some(Some(ops))`
+    /// when it listens (the runtime cuts that turn, as for [`Run::ai_stop`]); the agent then
+    /// announces the hold and plays hold music for `timeout_s` or until `calling.ai_unhold`.
+    pub fn ai_hold(
+        &mut self,
+        timeout_s: u32,
+        prompt: Option<String>,
+    ) -> Option<Option<crate::methods::ai::AiTurnOps>> {
+        match self.waiting.as_mut() {
+            Some(Waiting::Ai(agent)) => {
+                Some(crate::methods::ai::request_hold(agent, timeout_s, prompt))
+            }
+            _ => None,
+        }
+    }
+
+    /// `calling.ai_unhold`: `None` when no agent runs; `Some(Some(play))` when it is on hold —
+    /// the runtime stops that playback and the agent resumes; `Some(None)` otherwise.
+    pub fn ai_unhold(&mut self, prompt: Option<String>) -> Option<Option<String>> {
+        match self.waiting.as_mut() {
+            Some(Waiting::Ai(agent)) => Some(crate::methods::ai::request_unhold(agent, prompt)),
+            _ => None,
+        }
+    }
+
     /// `calling.ai_message` for the running `ai` step: `None` when there is none; `Some(Some(ops))`
     /// when a `user` message should be answered at once and the agent is listening — the
     /// runtime stops that turn's playback and collect and completes the step's effect, as for

@@ -1588,3 +1588,78 @@ fn ai_user_message_is_answered_at_once_and_reset_starts_over() {
         "the greeting is gone with the reset"
     );
 }
+
+/// `calling.ai_hold`: the listening turn is cut, the model words the announcement (no tools),
+/// then the announcement and hold music play; `calling.ai_unhold` stops that playback and the
+/// model, told the caller is back, speaks again.
+#[test]
+fn ai_hold_and_unhold() {
+    let doc = swml::Document::from_value(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"}, "params": {"static_greeting": "Hi"},
+                "SWAIG": {"functions": [{"function": "f", "description": "f", "web_hook_url": "https://h.test/f"}]}}}
+    ]}}))
+    .unwrap()
+    .into_value();
+    let mut run = Run::new(doc, call(), Map::new());
+    assert_eq!(run.ai_hold(30, None), None, "no agent yet");
+    run.start(0);
+    let Some(Effect::Prompt { collect, .. }) = run.poll_effect() else {
+        panic!("the greeting turn")
+    };
+    let ops = run
+        .ai_hold(30, None)
+        .expect("an agent")
+        .expect("listening: cut");
+    assert_eq!(ops.collect, collect.control_id);
+    assert_eq!(
+        run.ai_unhold(None),
+        Some(None),
+        "not on hold yet: nothing to stop"
+    );
+    // That unhold called the hold off; ask again.
+    assert!(run.ai_hold(30, None).is_some());
+    run.complete(
+        5,
+        Completion::Failed {
+            message: "cut".into(),
+        },
+    );
+    let Some(Effect::Model(announce)) = run.poll_effect() else {
+        panic!("the announcement")
+    };
+    assert!(announce.tools.is_empty());
+    assert_eq!(
+        announce.messages.last().unwrap()["content"],
+        "Tell the user you are putting them on hold."
+    );
+    run.complete(
+        6,
+        says("Please hold on.")
+            .map_or_else(|e| Completion::Model(Err(e)), |r| Completion::Model(Ok(r))),
+    );
+    let Some(Effect::Play { params, .. }) = run.poll_effect() else {
+        panic!("the hold")
+    };
+    assert!(matches!(&params.play[0], MediaItem::Tts(t) if t.text == "Please hold on."));
+    assert!(matches!(&params.play[1], MediaItem::Ringtone { duration: Some(d), .. } if *d == 30.0));
+    let play_id = run
+        .ai_unhold(Some("Back now".into()))
+        .expect("an agent")
+        .expect("on hold");
+    assert_eq!(play_id, params.control_id);
+    run.complete(7, Completion::Done);
+    let Some(Effect::Model(back)) = run.poll_effect() else {
+        panic!("the model speaks again")
+    };
+    assert_eq!(back.tools.len(), 1);
+    assert_eq!(back.messages.last().unwrap()["content"], "Back now");
+    run.complete(
+        8,
+        says("Thanks for waiting.")
+            .map_or_else(|e| Completion::Model(Err(e)), |r| Completion::Model(Ok(r))),
+    );
+    let Some(Effect::Prompt { play, .. }) = run.poll_effect() else {
+        panic!("a turn again")
+    };
+    assert!(matches!(&play.play[0], MediaItem::Tts(t) if t.text == "Thanks for waiting."));
+}

@@ -115,6 +115,33 @@ impl CallActor {
         Ok(())
     }
 
+    /// `calling.ai_hold`: the agent announces the hold (a turn it listens in is cut) and hold
+    /// music plays for `timeout` seconds or until `calling.ai_unhold`.
+    pub(crate) async fn ai_hold(
+        &mut self,
+        timeout: u32,
+        prompt: Option<String>,
+    ) -> Result<(), ControlError> {
+        let run = self.script.as_mut().ok_or_else(no_agent)?;
+        if let Some(ops) = run.ai_hold(timeout, prompt).ok_or_else(no_agent)? {
+            self.cut_ai_turn(ops, "put on hold by calling.ai_hold")
+                .await;
+        }
+        Ok(())
+    }
+
+    /// `calling.ai_unhold`: the hold music stops and the agent resumes.
+    pub(crate) async fn ai_unhold(&mut self, prompt: Option<String>) -> Result<(), ControlError> {
+        let run = self.script.as_mut().ok_or_else(no_agent)?;
+        if let Some(play) = run.ai_unhold(prompt).ok_or_else(no_agent)? {
+            // Its end completes the hold (the script waits on that playback).
+            let stop =
+                CallCommand::PlayStop(control::command::ControlIdParams { control_id: play });
+            let _ = self.op_command(stop, Origin::Rest).await;
+        }
+        Ok(())
+    }
+
     /// Ends the agent's listening turn now: its playback and collect are stopped and the
     /// step's wait is completed here (a stopped collect reports nothing itself).
     async fn cut_ai_turn(&mut self, ops: swml::AiTurnOps, why: &str) {

@@ -43,6 +43,8 @@ impl CallActor {
             }
             CallCommand::AiStop(_) => self.ai_stop().await?,
             CallCommand::AiMessage(p) => self.ai_message(p).await?,
+            CallCommand::AiHold(p) => self.ai_hold(p.timeout, p.prompt).await?,
+            CallCommand::AiUnhold(p) => self.ai_unhold(p.prompt).await?,
             command @ (CallCommand::Play(_)
             | CallCommand::PlayPause(_)
             | CallCommand::PlayResume(_)
@@ -70,8 +72,6 @@ impl CallActor {
             // What the node cannot do yet answers 501 naming the command; never a fake success.
             CallCommand::Update(_)
             | CallCommand::End(_)
-            | CallCommand::AiHold(_)
-            | CallCommand::AiUnhold(_)
             | CallCommand::AiSidecar(_)
             | CallCommand::AiSidecarPoke(_)
             | CallCommand::AiSidecarAsk(_)

@@ -151,6 +151,10 @@ enum Phase {
     Summary,
     /// The `post_conversation` report.
     Report,
+    /// `calling.ai_hold`: the model words the hold announcement.
+    HoldAnnounce,
+    /// On hold: the announcement, then hold music until `calling.ai_unhold` or the timeout.
+    Held,
 }
 
 /// How the session ends.
@@ -197,6 +201,14 @@ pub(crate) struct Agent {
     stop_requested: bool,
     /// A `user` message came (`calling.ai_message`): the turn is cut and the model answers.
     answer_now: bool,
+    /// `calling.ai_hold` came: (timeout in seconds, the announcement's instruction).
+    hold_requested: Option<(u32, String)>,
+    /// The hold's length (seconds), its playback while on hold, and what `calling.ai_unhold`
+    /// tells the model; `unhold_pending`: the unhold came before the hold music began.
+    hold_timeout: u32,
+    hold_play: Option<String>,
+    unhold_prompt: Option<String>,
+    unhold_pending: bool,
     ending: Ending,
     session_id: String,
     started_at: u64,
@@ -417,6 +429,11 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         turn_ops: None,
         stop_requested: false,
         answer_now: false,
+        hold_requested: None,
+        hold_timeout: 0,
+        hold_play: None,
+        unhold_prompt: None,
+        unhold_pending: false,
         ending: Ending::default(),
         session_id,
         started_at: now,
@@ -519,6 +536,11 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         agent.ending.stop = true;
         return finish(run, agent);
     }
+    if matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
+        if let Some((timeout, prompt)) = agent.hold_requested.take() {
+            return hold(run, agent, timeout, prompt);
+        }
+    }
     if std::mem::take(&mut agent.answer_now) && agent.phase == Phase::Turn {
         agent.heard_at = now;
         agent.tool_rounds = 0;
@@ -541,6 +563,102 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
             report_or_end(run, agent);
         }
         Phase::Report => end(run, agent),
+        Phase::HoldAnnounce => {
+            let text = match c {
+                Completion::Model(Ok(reply)) if !reply.text.trim().is_empty() => reply.text,
+                _ => HOLD_SAY.to_string(),
+            };
+            agent
+                .messages
+                .push(json!({"role": "assistant", "content": text}));
+            let mut items = speech(&text);
+            if !std::mem::take(&mut agent.unhold_pending) {
+                items.push(MediaItem::Ringtone {
+                    name: "us".into(),
+                    duration: Some(f64::from(agent.hold_timeout)),
+                    single_cycle: false,
+                });
+            }
+            let play = PlayParams::new(run.new_control_id("ai-hold"), items);
+            agent.hold_play = Some(play.control_id.clone());
+            agent.phase = Phase::Held;
+            wait_again(
+                run,
+                agent,
+                Effect::Play {
+                    params: play,
+                    auto_answer: true,
+                },
+            );
+        }
+        Phase::Held => {
+            agent.hold_play = None;
+            let prompt = agent
+                .unhold_prompt
+                .take()
+                .unwrap_or_else(|| UNHOLD_PROMPT.to_string());
+            agent
+                .messages
+                .push(json!({"role": "system", "content": prompt}));
+            agent.heard_at = now;
+            agent.phase = Phase::Model;
+            let req = model_request(&agent, agent.messages.clone(), true);
+            wait_again(run, agent, Effect::Model(req));
+        }
+    }
+}
+
+/// The instruction before hold music (calling-api.md §6.22), what is said when the model has
+/// nothing to say, and the instruction after it (§6.23).
+const HOLD_PROMPT: &str = "Tell the user you are putting them on hold.";
+const HOLD_SAY: &str = "Please hold.";
+const UNHOLD_PROMPT: &str = "The user has been taken off hold.";
+
+/// `calling.ai_hold` takes effect: the model words the announcement (no tools), then the
+/// announcement and hold music play ([`Phase::Held`]).
+fn hold(run: &mut Run, mut agent: Agent, timeout: u32, prompt: String) {
+    agent
+        .messages
+        .push(json!({"role": "system", "content": prompt}));
+    agent.hold_timeout = timeout;
+    agent.phase = Phase::HoldAnnounce;
+    let req = model_request(&agent, agent.messages.clone(), false);
+    wait_again(run, agent, Effect::Model(req));
+}
+
+/// `calling.ai_hold` on the waiting agent: it goes on hold once its current effect completes;
+/// `Some(ops)` when it listens (the runtime cuts that turn). Ignored while on hold or ending.
+pub(crate) fn request_hold(
+    agent: &mut Agent,
+    timeout: u32,
+    prompt: Option<String>,
+) -> Option<AiTurnOps> {
+    if !matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
+        return None;
+    }
+    let prompt = prompt
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| HOLD_PROMPT.to_string());
+    agent.hold_requested = Some((timeout.clamp(1, 900), prompt));
+    agent.turn_ops.clone()
+}
+
+/// `calling.ai_unhold`: the hold ends (its playback, returned, is to be stopped by the
+/// runtime); `prompt` is what the model is told. None when the agent is not on hold.
+pub(crate) fn request_unhold(agent: &mut Agent, prompt: Option<String>) -> Option<String> {
+    agent.unhold_prompt = prompt.filter(|p| !p.trim().is_empty());
+    match agent.phase {
+        Phase::Held => agent.hold_play.clone(),
+        Phase::HoldAnnounce => {
+            agent.unhold_pending = true;
+            None
+        }
+        _ => {
+            // A hold that has not begun is called off.
+            agent.hold_requested = None;
+            agent.unhold_prompt = None;
+            None
+        }
     }
 }
 
