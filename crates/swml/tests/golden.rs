@@ -1663,3 +1663,81 @@ fn ai_hold_and_unhold() {
     };
     assert!(matches!(&play.play[0], MediaItem::Tts(t) if t.text == "Thanks for waiting."));
 }
+
+/// A hold asked while the model thinks waits for its answer, which is said with the
+/// announcement; a stop while a function runs gives its call a result, so the summary's
+/// conversation is one the model API accepts.
+#[test]
+fn ai_hold_while_thinking_and_stop_while_calling() {
+    let doc = swml::Document::from_value(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"}, "post_prompt": {"text": "Sum up"}, "post_prompt_url": "https://h.test/post",
+                "SWAIG": {"functions": [{"function": "f", "description": "f", "web_hook_url": "https://h.test/f"}]}}}
+    ]}}))
+    .unwrap()
+    .into_value();
+    let mut run = Run::new(doc, call(), Map::new());
+    run.start(0);
+    assert!(
+        matches!(run.poll_effect(), Some(Effect::Model(_))),
+        "the model speaks first"
+    );
+    assert_eq!(
+        run.ai_hold(10, None),
+        Some(None),
+        "thinking: nothing to cut"
+    );
+    run.complete(
+        1,
+        Completion::Model(Ok(swml::ModelReply {
+            text: "Welcome.".into(),
+            tool_calls: vec![],
+        })),
+    );
+    let Some(Effect::Model(announce)) = run.poll_effect() else {
+        panic!("the announcement")
+    };
+    assert!(announce.tools.is_empty());
+    run.complete(
+        2,
+        Completion::Model(Ok(swml::ModelReply {
+            text: "One moment.".into(),
+            tool_calls: vec![],
+        })),
+    );
+    let Some(Effect::Play { params, .. }) = run.poll_effect() else {
+        panic!("the hold")
+    };
+    assert!(matches!(&params.play[0], MediaItem::Tts(t) if t.text == "Welcome. One moment."));
+    run.complete(3, Completion::Done); // the hold's timeout
+    assert!(
+        matches!(run.poll_effect(), Some(Effect::Model(_))),
+        "back from hold"
+    );
+    run.complete(
+        4,
+        Completion::Model(Ok(swml::ModelReply {
+            text: String::new(),
+            tool_calls: vec![swml::ModelToolCall {
+                id: "c1".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
+            }],
+        })),
+    );
+    assert!(
+        matches!(run.poll_effect(), Some(Effect::Request(_))),
+        "the function's webhook"
+    );
+    assert_eq!(run.ai_stop(), Some(None), "calling: nothing to cut");
+    run.complete(5, Completion::Http(Err("slow".into())));
+    let Some(Effect::Model(summary)) = run.poll_effect() else {
+        panic!("the summary")
+    };
+    let tool = summary
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    assert_eq!(tool["tool_call_id"], "c1");
+}

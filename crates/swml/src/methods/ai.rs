@@ -206,6 +206,8 @@ pub(crate) struct Agent {
     /// The hold's length (seconds), its playback while on hold, and what `calling.ai_unhold`
     /// tells the model; `unhold_pending`: the unhold came before the hold music began.
     hold_timeout: u32,
+    /// The model's answer that came with the hold, said before its announcement.
+    hold_prefix: String,
     hold_play: Option<String>,
     unhold_prompt: Option<String>,
     unhold_pending: bool,
@@ -431,6 +433,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         answer_now: false,
         hold_requested: None,
         hold_timeout: 0,
+        hold_prefix: String::new(),
         hold_play: None,
         unhold_prompt: None,
         unhold_pending: false,
@@ -534,11 +537,13 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     if agent.stop_requested && matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
         agent.stop_requested = false;
         agent.ending.stop = true;
+        settle_tool_calls(&mut agent);
         return finish(run, agent);
     }
-    if matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
+    // A hold waits for a turn (a model turn or a tool call is let finish first).
+    if agent.phase == Phase::Turn {
         if let Some((timeout, prompt)) = agent.hold_requested.take() {
-            return hold(run, agent, timeout, prompt);
+            return hold(run, agent, timeout, prompt, String::new());
         }
     }
     if std::mem::take(&mut agent.answer_now) && agent.phase == Phase::Turn {
@@ -571,7 +576,13 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
             agent
                 .messages
                 .push(json!({"role": "assistant", "content": text}));
-            let mut items = speech(&text);
+            let prefix = std::mem::take(&mut agent.hold_prefix);
+            let spoken = if prefix.trim().is_empty() {
+                text
+            } else {
+                format!("{prefix} {text}")
+            };
+            let mut items = speech(&spoken);
             if !std::mem::take(&mut agent.unhold_pending) {
                 items.push(MediaItem::Ringtone {
                     name: "us".into(),
@@ -614,20 +625,41 @@ const HOLD_PROMPT: &str = "Tell the user you are putting them on hold.";
 const HOLD_SAY: &str = "Please hold.";
 const UNHOLD_PROMPT: &str = "The user has been taken off hold.";
 
-/// `calling.ai_hold` takes effect: the model words the announcement (no tools), then the
-/// announcement and hold music play ([`Phase::Held`]).
-fn hold(run: &mut Run, mut agent: Agent, timeout: u32, prompt: String) {
+/// Function calls the model made that will not be answered (the agent was stopped): each gets
+/// a result, so the conversation stays one the model API accepts.
+fn settle_tool_calls(agent: &mut Agent) {
+    let open: Vec<ModelToolCall> = agent
+        .calling
+        .take()
+        .into_iter()
+        .chain(agent.tool_calls.drain(..))
+        .collect();
+    for call in open {
+        push_tool_result(
+            agent,
+            &call.id,
+            "The conversation ended before this function answered.",
+        );
+    }
+}
+
+/// `calling.ai_hold` takes effect: the model words the announcement (no tools), then `said`
+/// (an answer not spoken yet), the announcement and hold music play ([`Phase::Held`]).
+fn hold(run: &mut Run, mut agent: Agent, timeout: u32, prompt: String, said: String) {
     agent
         .messages
         .push(json!({"role": "system", "content": prompt}));
+    agent.hold_prefix = said;
     agent.hold_timeout = timeout;
     agent.phase = Phase::HoldAnnounce;
     let req = model_request(&agent, agent.messages.clone(), false);
     wait_again(run, agent, Effect::Model(req));
 }
 
-/// `calling.ai_hold` on the waiting agent: it goes on hold once its current effect completes;
-/// `Some(ops)` when it listens (the runtime cuts that turn). Ignored while on hold or ending.
+/// `calling.ai_hold` on the waiting agent: it goes on hold at its next turn — at once when it
+/// listens (`Some(ops)`: the runtime cuts that turn), else once the model turn or function
+/// call in progress is over (its answer is said with the announcement). Ignored while on hold
+/// or ending.
 pub(crate) fn request_hold(
     agent: &mut Agent,
     timeout: u32,
@@ -742,6 +774,10 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     }
     if agent.ending.hangup || agent.ending.stop {
         return closing(run, agent, text);
+    }
+    if let Some((timeout, prompt)) = agent.hold_requested.take() {
+        // The answer is said with the hold's announcement.
+        return hold(run, agent, timeout, prompt, text);
     }
     // The caller's silence counts from the end of the agent's answer, not from its question.
     agent.heard_at = now;
