@@ -269,6 +269,11 @@ fn render_pom(section: &Value, level: usize, out: &mut String) {
     }
 }
 
+/// The string at `key` of `v`, if it is one.
+fn text_at(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
 fn ms_param(params: &Value, key: &str) -> Option<u64> {
     params
         .get(key)
@@ -304,14 +309,8 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
                 .map(crate::expr::stringify)
                 .unwrap_or_default(),
             parameters,
-            web_hook_url: f
-                .get("web_hook_url")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            meta_data_token: f
-                .get("meta_data_token")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            web_hook_url: text_at(f, "web_hook_url"),
+            meta_data_token: text_at(f, "meta_data_token"),
             meta_data: f.get("meta_data").cloned().unwrap_or_else(|| json!({})),
             data_map: f.get("data_map").cloned().filter(Value::is_object),
             active: f.get("active").and_then(super::as_bool) != Some(false),
@@ -368,10 +367,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             h.iter()
                 .filter_map(|x| match x {
                     Value::String(s) => Some(s.clone()),
-                    other => other
-                        .get("hint")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    other => text_at(other, "hint"),
                 })
                 .collect()
         })
@@ -394,10 +390,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             .and_then(|d| d.get("web_hook_url"))
             .and_then(Value::as_str)
             .map(str::to_string),
-        model: tuning
-            .get("ai_model")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        model: text_at(&tuning, "ai_model"),
         temperature: prompt.get("temperature").and_then(as_f64),
         top_p: prompt.get("top_p").and_then(as_f64),
         max_tokens: prompt
@@ -417,10 +410,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             .unwrap_or(600_000),
         heard_at: now,
         post_prompt,
-        post_prompt_url: p
-            .get("post_prompt_url")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        post_prompt_url: text_at(&p, "post_prompt_url"),
         summary: None,
         tool_calls: VecDeque::new(),
         calling: None,
