@@ -323,12 +323,11 @@ pub fn negotiate_t38_answer(
     answer_sdp: &str,
 ) -> Result<Option<T38Negotiated>, SdpError> {
     let sdp = SessionDescription::parse(answer_sdp)?;
-    let Some(media) = sdp.media.iter().find(|m| is_t38(m)) else {
+    // The active one decides: an answer to an offer with a declined image stream beside the
+    // accepted one has a port-0 section first (found by the sdp_negotiate fuzz target).
+    let Some(media) = sdp.media.iter().find(|m| is_t38(m) && m.port != 0) else {
         return Ok(None);
     };
-    if media.port == 0 {
-        return Ok(None);
-    }
     let remote = remote_address(&sdp, media)?;
     let params = Declared::read(&sdp, media).settle(ours);
     Ok(Some(T38Negotiated { remote, params }))

@@ -776,3 +776,32 @@ fn no_panic_on_truncations_and_mutations() {
         }
     }
 }
+
+/// An answer whose first image stream is declined (port 0) and a later one active: the active
+/// one is the answer (found by the `sdp_negotiate` fuzz target: our own answer to such an offer
+/// did not read back).
+#[test]
+fn answer_with_a_declined_image_stream_before_the_active_one() {
+    let offer = "v=0\r\no=gw 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=image 0 udptl t38\r\nm=image 30000 udptl t38\r\na=T38FaxVersion:0\r\n";
+    let local = sdp::LocalMedia {
+        ip: "192.0.2.1".parse().unwrap(),
+        port: 40000,
+        codecs: vec![sdp::Codec::Pcmu],
+        telephone_event: true,
+        session_id: 1,
+        session_version: 1,
+        ptime_ms: 20,
+    };
+    let ours = sdp::T38Params::default();
+    let (answer, settled) = sdp::answer_t38_offer(&local, &ours, offer).unwrap();
+    assert_eq!(settled.remote.port(), 30000);
+    let back = sdp::negotiate_t38_answer(&ours, &answer)
+        .unwrap()
+        .expect("accepted");
+    assert_eq!(back.remote.port(), 40000);
+    let far = sdp::negotiate_t38_answer(&ours, offer)
+        .unwrap()
+        .expect("the active stream");
+    assert_eq!(far.remote.port(), 30000);
+}
