@@ -17,6 +17,7 @@ use control::command::{CollectParams, MediaItem, PlayParams, SpeechParams, TtsIt
 use control::session::{CollectResult, OpResult};
 use serde_json::{json, Map, Value};
 
+use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
 use crate::run::{Completion, Effect, Flow, HttpRequest, Run, Waiting};
 
@@ -190,6 +191,8 @@ pub(crate) struct Agent {
     summary: Option<String>,
     tool_calls: VecDeque<ModelToolCall>,
     calling: Option<ModelToolCall>,
+    /// The `data_map` function being called waits on one of its webhooks.
+    data_map_run: Option<DataMapRun>,
     tool_rounds: u32,
     turns: u32,
     to_say: Vec<String>,
@@ -414,6 +417,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         summary: None,
         tool_calls: VecDeque::new(),
         calling: None,
+        data_map_run: None,
         tool_rounds: 0,
         turns: 0,
         to_say: Vec::new(),
@@ -546,10 +550,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     match agent.phase {
         Phase::Turn => on_heard(run, agent, c, now),
         Phase::Model => on_model(run, agent, c, now),
-        Phase::Tool => {
-            on_tool(&mut agent, c);
-            next_tool(run, agent);
-        }
+        Phase::Tool => on_tool(run, agent, c),
         Phase::Closing => finish(run, agent),
         Phase::Summary => {
             if let Completion::Model(Ok(reply)) = c {
@@ -618,6 +619,7 @@ const UNHOLD_PROMPT: &str = "The user has been taken off hold.";
 /// Function calls the model made that will not be answered (the agent was stopped): each gets
 /// a result, so the conversation stays one the model API accepts.
 fn settle_tool_calls(agent: &mut Agent) {
+    agent.data_map_run = None;
     let open: Vec<ModelToolCall> = agent
         .calling
         .take()
@@ -785,9 +787,18 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             .cloned();
         if let Some(map) = function.as_ref().and_then(|f| f.data_map.clone()) {
             let data = template_data(run, &agent, function.as_ref(), &call);
-            let reply = super::data_map::evaluate(&map, &data);
-            apply_result(&mut agent, &call, reply);
-            continue;
+            match data_map::start(&map, data) {
+                DataMapStep::Done(reply) => {
+                    apply_result(&mut agent, &call, reply);
+                    continue;
+                }
+                DataMapStep::Fetch(request, pending) => {
+                    agent.phase = Phase::Tool;
+                    agent.calling = Some(call);
+                    agent.data_map_run = Some(pending);
+                    return wait_again(run, agent, Effect::Request(request));
+                }
+            }
         }
         let hook = function
             .as_ref()
@@ -879,18 +890,33 @@ fn template_data(
     })
 }
 
-/// A webhook's answer.
-fn on_tool(agent: &mut Agent, c: Completion) {
+/// A webhook's answer: a SWAIG function's result, or a `data_map` webhook's response (which
+/// may lead to its next webhook).
+fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
     let Some(call) = agent.calling.take() else {
-        return;
+        return next_tool(run, agent);
     };
-    let reply = match c {
-        Completion::Http(Ok(r)) if (200..300).contains(&r.code) => {
-            serde_json::from_str::<Value>(&r.body).ok()
-        }
+    let response = match c {
+        Completion::Http(Ok(r)) => Some(r),
         _ => None,
     };
-    apply_result(agent, &call, reply);
+    if let Some(pending) = agent.data_map_run.take() {
+        let (code, body) = response.map_or((None, String::new()), |r| (Some(r.code), r.body));
+        match pending.on_response(code, &body) {
+            DataMapStep::Done(reply) => apply_result(&mut agent, &call, reply),
+            DataMapStep::Fetch(request, pending) => {
+                agent.calling = Some(call);
+                agent.data_map_run = Some(pending);
+                return wait_again(run, agent, Effect::Request(request));
+            }
+        }
+        return next_tool(run, agent);
+    }
+    let reply = response
+        .filter(|r| (200..300).contains(&r.code))
+        .and_then(|r| serde_json::from_str::<Value>(&r.body).ok());
+    apply_result(&mut agent, &call, reply);
+    next_tool(run, agent);
 }
 
 /// A function's result: its `response` goes back to the model, its actions act.

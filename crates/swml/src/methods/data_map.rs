@@ -1,7 +1,8 @@
 //! SWAIG `data_map` functions (swml.md §6.1) and the AI's template language (§5.7): a function
 //! the engine answers itself, without a round trip to the user — `expressions` (a templated
-//! string searched with a pattern), then the top-level `output`. Webhooks inside a `data_map`
-//! are not built: they are skipped (docs/ai.md).
+//! string searched with a pattern), then `webhooks` (each a request whose JSON answer feeds
+//! its own `foreach`, `expressions` and `output`), then the top-level `output`; the first that
+//! yields an answer wins.
 //!
 //! Templates: `${path}` into the function's data (`args`, `global_data`, `meta_data`, `call_id`,
 //! …), field names matched case-insensitively, negative indexes from the end; the prefixes
@@ -13,31 +14,255 @@
 use regex::RegexBuilder;
 use serde_json::{Map, Value};
 
+use crate::run::HttpRequest;
+
 /// Longest template result, and longest pattern, in bytes.
 const MAX_EXPANDED: usize = 64 * 1024;
 const MAX_PATTERN: usize = 1024;
 /// Compiled pattern size limit (the regex crate runs in linear time; this bounds its memory).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// The function's answer when `data_map` yields one (`None`: nothing matched and no `output`).
-pub(crate) fn evaluate(data_map: &Value, data: &Value) -> Option<Value> {
-    if let Some(expressions) = data_map.get("expressions").and_then(Value::as_array) {
-        for e in expressions {
-            let (Some(string), Some(pattern)) = (
-                e.get("string").and_then(Value::as_str),
-                e.get("pattern").and_then(Value::as_str),
-            ) else {
-                continue;
-            };
-            let subject = expand_str(string, data);
-            if matches(pattern, &subject) {
-                if let Some(output) = e.get("output") {
-                    return Some(expand_value(output, data));
-                }
+/// Where a `data_map` function's evaluation stands.
+#[derive(Debug)]
+pub(crate) enum DataMapStep {
+    /// The function's answer (`None`: nothing matched and there is no `output`).
+    Done(Option<Value>),
+    /// A webhook to call; its answer goes to [`DataMapRun::on_response`].
+    Fetch(HttpRequest, DataMapRun),
+}
+
+/// A `data_map` waiting on one of its webhooks.
+#[derive(Debug, Clone)]
+pub(crate) struct DataMapRun {
+    map: Value,
+    data: Value,
+    /// The webhook after the one being called.
+    next: usize,
+}
+
+/// Starts a `data_map` function: its `expressions`, then its first webhook that can run.
+pub(crate) fn start(data_map: &Value, data: Value) -> DataMapStep {
+    if let Some(out) = expressions(data_map, &data) {
+        return DataMapStep::Done(Some(out));
+    }
+    DataMapRun {
+        map: data_map.clone(),
+        data,
+        next: 0,
+    }
+    .next_webhook()
+}
+
+impl DataMapRun {
+    fn webhooks(&self) -> &[Value] {
+        self.map
+            .get("webhooks")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn next_webhook(mut self) -> DataMapStep {
+        while let Some(request) = self
+            .webhooks()
+            .get(self.next)
+            .map(|hook| webhook_request(hook, &self.data))
+        {
+            self.next += 1;
+            if let Some(request) = request {
+                return DataMapStep::Fetch(request, self);
+            }
+        }
+        let output = self.map.get("output").map(|o| expand_value(o, &self.data));
+        DataMapStep::Done(output)
+    }
+
+    /// The webhook's answer (`None`: it could not be reached): its output, or the next
+    /// webhook, or the top-level `output`.
+    pub(crate) fn on_response(self, code: Option<u16>, body: &str) -> DataMapStep {
+        let answer = self
+            .next
+            .checked_sub(1)
+            .and_then(|i| self.webhooks().get(i))
+            .and_then(|hook| webhook_answer(hook, code, body, &self.data));
+        match answer {
+            Some(out) => DataMapStep::Done(Some(out)),
+            None => self.next_webhook(),
+        }
+    }
+}
+
+/// The first expression whose templated `string` matches its `pattern`, as its `output`.
+fn expressions(map: &Value, data: &Value) -> Option<Value> {
+    for e in map.get("expressions").and_then(Value::as_array)? {
+        let (Some(string), Some(pattern)) = (
+            e.get("string").and_then(Value::as_str),
+            e.get("pattern").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let subject = expand_str(string, data);
+        if matches(pattern, &subject) {
+            if let Some(output) = e.get("output") {
+                return Some(expand_value(output, data));
             }
         }
     }
-    data_map.get("output").map(|o| expand_value(o, data))
+    None
+}
+
+/// The function's answer, for a `data_map` without webhooks (tests and callers that need no
+/// round trip).
+#[cfg(test)]
+pub(crate) fn evaluate(data_map: &Value, data: &Value) -> Option<Value> {
+    match start(data_map, data.clone()) {
+        DataMapStep::Done(out) => out,
+        DataMapStep::Fetch(..) => None,
+    }
+}
+
+/// Longest answer read from a webhook, and most `foreach` items appended.
+const MAX_WEBHOOK_BODY: usize = 1 << 20;
+const MAX_FOREACH: usize = 100;
+const WEBHOOK_TIMEOUT_MS: u64 = 10_000;
+
+/// A webhook's request (swml.md §6.1): `url` and `params` templated, `headers` as written,
+/// the body the params as JSON when there are params or the method is POST. `None` when the
+/// webhook cannot run: no usable URL or method, or an argument in `require_args` missing.
+fn webhook_request(hook: &Value, data: &Value) -> Option<HttpRequest> {
+    let url = expand_str(hook.get("url")?.as_str()?, data);
+    let method = hook
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET")
+        .to_ascii_uppercase();
+    if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE") {
+        return None;
+    }
+    let args = data.get("args");
+    let required = match hook.get("require_args") {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(names)) => names.iter().map(text_of).collect(),
+        _ => Vec::new(),
+    };
+    let present = |name: &str| {
+        args.and_then(|a| a.get(name))
+            .is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+    };
+    if !required.iter().all(|n| present(n)) {
+        return None;
+    }
+    let mut params = hook.get("params").map(|p| expand_value(p, data));
+    if hook.get("input_args_as_params").and_then(super::as_bool) == Some(true) {
+        let mut merged = match params.take() {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for (k, v) in args.and_then(Value::as_object).into_iter().flatten() {
+            merged.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        params = Some(Value::Object(merged));
+    }
+    let body = match params {
+        Some(p) => Some(p.to_string()),
+        None if method == "POST" => Some("{}".to_string()),
+        None => None,
+    };
+    let mut headers: Vec<(String, String)> = hook
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
+    if body.is_some()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type".into(), "application/json".into()));
+    }
+    Some(HttpRequest {
+        url,
+        method,
+        headers,
+        body,
+        timeout_ms: WEBHOOK_TIMEOUT_MS,
+        connect_timeout_ms: WEBHOOK_TIMEOUT_MS,
+        save_variables: false,
+    })
+}
+
+/// A webhook's output from its answer: the response's fields (an array response under
+/// `array`) beside `input` (the call's data), `global_data` and `prompt_vars`; `foreach`
+/// first, then its `expressions`, then its `output`. `None`: failed (not 2xx, not JSON, one
+/// of its `error_keys` present) or nothing matched.
+fn webhook_answer(hook: &Value, code: Option<u16>, body: &str, data: &Value) -> Option<Value> {
+    if !(200..300).contains(&code?) || body.len() > MAX_WEBHOOK_BODY {
+        return None;
+    }
+    let response: Value = serde_json::from_str(body).ok()?;
+    let mut ctx = match response {
+        Value::Object(m) => m,
+        Value::Array(a) => Map::from_iter([("array".to_string(), Value::Array(a))]),
+        _ => return None,
+    };
+    let error_keys = match hook.get("error_keys") {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(keys)) => keys.iter().map(text_of).collect(),
+        _ => Vec::new(),
+    };
+    if error_keys.iter().any(|k| ctx.contains_key(k)) {
+        return None;
+    }
+    ctx.insert("input".into(), data.clone());
+    for key in ["global_data", "prompt_vars"] {
+        if let Some(v) = data.get(key) {
+            ctx.entry(key.to_string()).or_insert_with(|| v.clone());
+        }
+    }
+    let mut ctx = Value::Object(ctx);
+    if let Some(each) = hook.get("foreach").filter(|f| f.is_object()) {
+        foreach(each, &mut ctx);
+    }
+    if let Some(out) = expressions(hook, &ctx) {
+        return Some(out);
+    }
+    hook.get("output").map(|o| expand_value(o, &ctx))
+}
+
+/// `foreach {input_key, output_key, max, append}`: `append` expanded once per item of the
+/// list at `input_key` (the item as `this`), the texts joined under `output_key`.
+fn foreach(each: &Value, ctx: &mut Value) {
+    let (Some(input), Some(output)) = (
+        each.get("input_key").and_then(Value::as_str),
+        each.get("output_key").and_then(Value::as_str),
+    ) else {
+        return;
+    };
+    let append = each.get("append").and_then(Value::as_str).unwrap_or("");
+    let max = each
+        .get("max")
+        .and_then(super::as_f64)
+        .filter(|m| *m >= 1.0)
+        .map_or(MAX_FOREACH, |m| (m as usize).min(MAX_FOREACH));
+    let items: Vec<Value> = value_at(ctx, input)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().take(max).cloned().collect())
+        .unwrap_or_default();
+    let mut text = String::new();
+    for item in items {
+        if let Some(m) = ctx.as_object_mut() {
+            m.insert("this".into(), item);
+        }
+        text.push_str(&expand_str(append, ctx));
+        if text.len() > MAX_EXPANDED {
+            break;
+        }
+    }
+    if let Some(m) = ctx.as_object_mut() {
+        m.remove("this");
+        m.insert(output.to_string(), Value::String(text));
+    }
 }
 
 fn matches(pattern: &str, subject: &str) -> bool {
@@ -286,6 +511,84 @@ mod tests {
             Some(json!({"response": "X is open 8 to 5 on Monday."}))
         );
         assert_eq!(evaluate(&json!({"expressions": []}), &monday), None);
+    }
+
+    fn fetch(step: DataMapStep) -> (HttpRequest, DataMapRun) {
+        match step {
+            DataMapStep::Fetch(req, run) => (req, run),
+            DataMapStep::Done(out) => panic!("expected a webhook, got {out:?}"),
+        }
+    }
+
+    fn done(step: DataMapStep) -> Option<Value> {
+        match step {
+            DataMapStep::Done(out) => out,
+            DataMapStep::Fetch(req, _) => {
+                panic!("expected an answer, got a request to {}", req.url)
+            }
+        }
+    }
+
+    /// Webhooks in order: one that needs an argument not given is skipped, one that fails
+    /// (its error key) gives way to the next, whose list `foreach` turns into text.
+    #[test]
+    fn webhooks_foreach_expressions_and_fallbacks() {
+        let map = json!({"webhooks": [
+            {"url": "https://api.test/needs?x=${args.missing}", "require_args": ["missing"]},
+            {"url": "https://api.test/first/${enc:args.city}", "method": "post",
+             "headers": {"X-Key": "${not.expanded}"}, "params": {"q": "${args.city}"},
+             "error_keys": "error", "output": {"response": "first"}},
+            {"url": "https://api.test/list", "input_args_as_params": true,
+             "foreach": {"input_key": "items", "output_key": "names", "max": 2, "append": "${this.name}, "},
+             "expressions": [{"string": "${count}", "pattern": "^0$", "output": {"response": "none"}}],
+             "output": {"response": "Found ${names}in ${input.args.city} (${global_data.clinic})."}}
+        ], "output": {"response": "fallback"}});
+        let (req, run) = fetch(start(&map, data()));
+        assert_eq!(req.url, "https://api.test/first/New%20York");
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.body.as_deref(), Some(r#"{"q":"New York"}"#));
+        assert!(req
+            .headers
+            .contains(&("X-Key".into(), "${not.expanded}".into())));
+        let (req, run) = fetch(run.on_response(Some(200), r#"{"error": "no such city"}"#));
+        assert_eq!(
+            (req.url.as_str(), req.method.as_str()),
+            ("https://api.test/list", "GET")
+        );
+        let params: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+        assert_eq!(params["day"], "Saturday", "the arguments as params");
+        let answer = done(run.clone().on_response(
+            Some(200),
+            r#"{"count": 3, "items": [{"name": "Ann"}, {"name": "Bo"}, {"name": "Cy"}]}"#,
+        ));
+        assert_eq!(
+            answer,
+            Some(json!({"response": "Found Ann, Bo, in New York (Example Dental)."}))
+        );
+        assert_eq!(
+            done(
+                run.clone()
+                    .on_response(Some(200), r#"{"count": 0, "items": []}"#)
+            ),
+            Some(json!({"response": "none"}))
+        );
+        // Down, garbage, an error status: the top-level output.
+        for (code, body) in [(None, ""), (Some(200), "<html>"), (Some(500), "{}")] {
+            assert_eq!(
+                done(run.clone().on_response(code, body)),
+                Some(json!({"response": "fallback"}))
+            );
+        }
+        // An array answer is under `array`.
+        let map = json!({"webhooks": [{"url": "https://api.test/a", "output": {"response": "${array.1}"}}]});
+        let (_, run) = fetch(start(&map, data()));
+        assert_eq!(
+            done(run.on_response(Some(200), r#"["x", "y"]"#)),
+            Some(json!({"response": "y"}))
+        );
+        // Nothing matched and no output at all.
+        let map = json!({"webhooks": [{"url": "https://api.test/a", "method": "PATCH"}]});
+        assert_eq!(done(start(&map, data())), None);
     }
 
     #[test]
