@@ -1741,3 +1741,239 @@ fn ai_hold_while_thinking_and_stop_while_calling() {
         .unwrap();
     assert_eq!(tool["tool_call_id"], "c1");
 }
+
+fn calls(list: &[(&str, &str, &str)]) -> Result<swml::ModelReply, String> {
+    Ok(swml::ModelReply {
+        text: String::new(),
+        tool_calls: list
+            .iter()
+            .map(|(id, name, arguments)| swml::ModelToolCall {
+                id: (*id).into(),
+                name: (*name).into(),
+                arguments: (*arguments).into(),
+            })
+            .collect(),
+    })
+}
+
+fn tool_names(r: &swml::ModelRequest) -> Vec<String> {
+    r.tools
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Contexts and steps, the native functions, an include's remote signatures and a `data_map`
+/// webhook with `foreach`, in one conversation: the included function is fetched first; the
+/// first step offers no SWAIG function; `next_step` moves on (the prompt and the tools follow);
+/// `wait_seconds` waits in silence; the data_map's webhook answers the model; `change_context`
+/// enters an isolated context (its filler said, the conversation wiped) whose step is the end.
+#[test]
+fn ai_contexts_steps_natives_includes_and_data_map_webhooks() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {
+            "prompt": {"text": "You are a clinic's assistant.", "contexts": {
+                "default": {"steps": [
+                    {"name": "greet", "text": "Ask for the caller's name.", "functions": "none"},
+                    {"name": "help", "text": "Find them a doctor.", "step_criteria": "a doctor was found",
+                     "functions": ["find_doctor"], "valid_contexts": ["billing"]}]},
+                "billing": {"text": "You explain bills.", "isolated": true,
+                            "enter_fillers": {"en-US": ["Billing here."]},
+                            "steps": [{"name": "bill", "text": "Explain the bill.", "end": true}]}}},
+            "SWAIG": {
+                "native_functions": ["check_time", "wait_seconds"],
+                "includes": [{"url": "https://inc.test/swaig", "functions": ["remote_fn"], "meta_data": {"k": "v"}}],
+                "functions": [{"function": "find_doctor", "description": "Find a doctor",
+                    "parameters": {"type": "object", "properties": {"specialty": {"type": "string"}}},
+                    "data_map": {"webhooks": [{
+                        "url": "https://api.test/doctors?s=${enc:args.specialty}",
+                        "foreach": {"input_key": "doctors", "output_key": "list", "max": 3, "append": "${this.name}; "},
+                        "output": {"response": "Doctors: ${list}"}}]}}]}
+        }},
+        {"play": {"url": "say:after the agent"}}
+    ]}}));
+    sim.http.insert(
+        "https://inc.test/swaig".into(),
+        json_ok(json!([
+            {"function": "remote_fn", "description": "Remote", "argument": {"type": "object", "properties": {}}},
+            {"function": "not_wanted", "description": "Left out"}])),
+    );
+    sim.http.insert(
+        "https://api.test/doctors?s=dentist".into(),
+        json_ok(json!({"doctors": [{"name": "Dr. Ann"}, {"name": "Dr. Bo"}]})),
+    );
+    sim.model_replies.push_back(calls(&[
+        ("1", "next_step", r#"{"step": "help"}"#),
+        ("2", "wait_seconds", r#"{"seconds": 2}"#),
+    ]));
+    sim.model_replies.push_back(says("How can I help?"));
+    sim.prompt_results.push_back(speech("i need a dentist"));
+    sim.model_replies
+        .push_back(tool_call("3", "find_doctor", r#"{"specialty": "dentist"}"#));
+    sim.model_replies.push_back(tool_call(
+        "4",
+        "change_context",
+        r#"{"context": "billing"}"#,
+    ));
+    sim.model_replies
+        .push_back(says("Your bill is ten dollars."));
+    let sim = sim.go();
+
+    // The include's signature request came first; only the function it names joined.
+    let sig: Value = serde_json::from_str(sim.requests[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(sig["action"], "get_signature");
+    assert_eq!(sig["functions"], json!(["remote_fn"]));
+    assert_eq!(sig["content_disposition"], "function signature request");
+
+    let m = &sim.model_requests;
+    assert_eq!(m.len(), 5, "{:#?}", sim.trace);
+    // Step `greet`: no SWAIG function, the natives and next_step.
+    assert_eq!(
+        tool_names(&m[0]),
+        ["check_time", "wait_seconds", "next_step"]
+    );
+    let system = m[0].messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("You are a clinic's assistant."),
+        "{system}"
+    );
+    assert!(
+        system.contains("## Current step: greet") && system.contains("Ask for the caller's name.")
+    );
+    // Step `help`: its one function and change_context; the tool answers reached the model.
+    assert_eq!(
+        tool_names(&m[1]),
+        [
+            "find_doctor",
+            "check_time",
+            "wait_seconds",
+            "change_context"
+        ]
+    );
+    let system = m[1].messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("## Current step: help")
+            && system.contains("complete when: a doctor was found")
+    );
+    let results: Vec<&Value> = m[1]
+        .messages
+        .iter()
+        .filter(|x| x["role"] == "tool")
+        .map(|x| &x["content"])
+        .collect();
+    assert_eq!(
+        results,
+        [
+            &json!("Now in the step `help`; follow its instructions."),
+            &json!("Waited 2 seconds.")
+        ]
+    );
+    assert!(
+        sim.trace.iter().any(|t| t == "play silence:2"),
+        "{:#?}",
+        sim.trace
+    );
+    // The data_map's webhook, its list through foreach.
+    assert_eq!(sim.requests[1].url, "https://api.test/doctors?s=dentist");
+    assert_eq!(sim.requests[1].method, "GET");
+    assert_eq!(
+        m[3].messages.last().unwrap()["content"],
+        "Doctors: Dr. Ann; Dr. Bo; "
+    );
+    // The isolated billing context: only its system prompt is left.
+    assert_eq!(m[4].messages.len(), 1, "{:#?}", m[4].messages);
+    let system = m[4].messages[0]["content"].as_str().unwrap();
+    assert!(system.contains("You explain bills.") && system.contains("## Current step: bill"));
+    assert!(tool_names(&m[4]).iter().all(|t| t != "next_step"));
+    // Its end step: the filler and the answer are the last words, then the script goes on.
+    assert_eq!(
+        sim.says(),
+        ["Billing here. Your bill is ten dollars.", "after the agent"]
+    );
+    assert_eq!(sim.var("ai_result"), json!("success"));
+}
+
+/// A native `wait_for_user` listens without a word; an unknown step is refused to the model;
+/// `check_time` answers in UTC.
+#[test]
+fn ai_wait_for_user_and_check_time() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief.", "contexts": {"default": {"steps": [
+                    {"name": "one", "text": "First."}, {"name": "two", "text": "Second."}]}}},
+                "params": {"static_greeting": "Hi."},
+                "SWAIG": {"native_functions": ["wait_for_user", "check_time"]}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("hold on"));
+    sim.prompt_results.push_back(speech("what time is it"));
+    sim.model_replies.push_back(calls(&[
+        ("1", "wait_for_user", "{}"),
+        ("2", "next_step", r#"{"step": "three"}"#),
+    ]));
+    sim.model_replies
+        .push_back(tool_call("3", "check_time", r#"{"timezone": "UTC"}"#));
+    sim.model_replies.push_back(says("It is late."));
+    let sim = sim.go();
+    let prompts: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("prompt "))
+        .collect();
+    assert!(
+        prompts[0].starts_with("prompt say:Hi. collect"),
+        "{}",
+        prompts[0]
+    );
+    assert!(
+        prompts[1].starts_with("prompt Silence { duration: 0.1 } collect"),
+        "listens in silence: {}",
+        prompts[1]
+    );
+    let m = &sim.model_requests;
+    let refused = &m[1].messages[m[1].messages.len() - 2];
+    assert!(
+        refused["content"]
+            .as_str()
+            .unwrap()
+            .contains("`three` is not a step you can move to now; valid: two"),
+        "{refused}"
+    );
+    let time = m[2].messages.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        time.starts_with("It is ") && time.ends_with(" UTC."),
+        "{time}"
+    );
+}
+
+/// A function's `hold` action puts the caller on hold as `calling.ai_hold` would: the model's
+/// answer and its announcement, hold music for the action's timeout, then the conversation on.
+#[test]
+fn ai_hold_action_holds_for_its_timeout() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."}, "params": {"static_greeting": "Hi."},
+                "SWAIG": {"functions": [{"function": "check", "description": "check",
+                    "data_map": {"output": {"response": "checking", "action": [{"hold": {"timeout": 7}}]}}}]}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("check it"));
+    sim.model_replies.push_back(tool_call("1", "check", "{}"));
+    sim.model_replies.push_back(says("Let me check."));
+    sim.model_replies.push_back(says("Please hold on."));
+    let sim = sim.go();
+    let held = sim
+        .trace
+        .iter()
+        .find(|t| t.starts_with("play say:Let me check. Please hold on."))
+        .unwrap_or_else(|| panic!("{:?}", &sim.trace[..sim.trace.len().min(8)]));
+    assert!(held.contains("ring:us:Some(7.0)"), "{held}");
+    let m = &sim.model_requests;
+    assert!(
+        m[2].tools.is_empty(),
+        "the announcement is worded without tools"
+    );
+    assert_eq!(
+        m[3].messages.last().unwrap()["content"],
+        "The user has been taken off hold."
+    );
+}

@@ -4,12 +4,8 @@
 //! is a `request` to the function's webhook — plus one of its own: [`Effect::Model`], a
 //! chat-completions request the runtime sends to its model backend.
 //!
-//! Supported here: `prompt` (`text` or `pom`, `temperature`, `top_p`, `max_tokens`),
-//! `post_prompt` + `post_prompt_url` (the `post_conversation` report), `global_data`, `hints`,
-//! `params.static_greeting`, `params.ai_model`, `params.end_of_speech_timeout`,
-//! `params.inactivity_timeout`, `params.attention_timeout`, `SWAIG.defaults.web_hook_url` and
-//! `SWAIG.functions[]` with webhooks (the actions `say`, `stop`, `hangup`, `set_global_data`,
-//! `unset_global_data`). Everything else is accepted and ignored (docs/ai.md).
+//! What is honoured and what is accepted and ignored: docs/ai.md. Contexts and steps are in
+//! ai_contexts.rs, the native functions in ai_native.rs, `data_map` functions in data_map.rs.
 
 use std::collections::VecDeque;
 
@@ -17,6 +13,8 @@ use control::command::{CollectParams, MediaItem, PlayParams, SpeechParams, TtsIt
 use control::session::{CollectResult, OpResult};
 use serde_json::{json, Map, Value};
 
+use super::ai_contexts::{Contexts, Entered, CHANGE_CONTEXT, NEXT_STEP};
+use super::ai_native::{self, Native};
 use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
 use crate::run::{Completion, Effect, Flow, HttpRequest, Run, Waiting};
@@ -70,9 +68,8 @@ pub(crate) fn message(agent: &mut Agent, m: AiMessage) -> Option<AiTurnOps> {
         agent.messages.truncate(1);
     }
     if let Some(system) = m.system_prompt {
-        if let Some(first) = agent.messages.first_mut() {
-            first["content"] = json!(system);
-        }
+        agent.base_prompt = system;
+        refresh_system(agent);
     }
     let mut user = false;
     for (role, text) in [(m.role.as_str(), m.text), ("user", m.user_prompt)] {
@@ -140,6 +137,8 @@ struct Function {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// `SWAIG.includes`: the remote functions' signatures are fetched before the first turn.
+    Include,
     /// The agent speaks and the caller's answer is collected.
     Turn,
     /// The model is thinking.
@@ -174,7 +173,23 @@ struct Ending {
 pub(crate) struct Agent {
     phase: Phase,
     messages: Vec<Value>,
+    /// The prompt before the contexts' words (`messages[0]` is it plus them).
+    base_prompt: String,
+    contexts: Option<Contexts>,
     functions: Vec<Function>,
+    natives: Vec<Native>,
+    /// `SWAIG.includes` whose signatures are still to fetch.
+    includes: VecDeque<Value>,
+    /// The step entered asks the agent to go on without the caller once it has spoken.
+    skip_user_turn: bool,
+    /// `wait_for_user`: the next turn listens without the agent speaking.
+    wait_for_user: bool,
+    /// An `isolated` context was entered: the conversation starts over after this tool round.
+    isolate: bool,
+    /// A `wait_seconds` in progress: the function's answer when it is over.
+    native_wait: Option<String>,
+    /// The time of the completion being handled (Unix ms).
+    now: u64,
     default_hook: Option<String>,
     model: Option<String>,
     temperature: Option<f64>,
@@ -215,6 +230,10 @@ pub(crate) struct Agent {
     unhold_prompt: Option<String>,
     unhold_pending: bool,
     ending: Ending,
+    /// `params.static_greeting`.
+    greeting: Option<String>,
+    /// The include whose signatures are being fetched.
+    including: Option<Value>,
     session_id: String,
     started_at: u64,
 }
@@ -227,7 +246,7 @@ fn failed(run: &mut Run, code: &'static str, why: impl Into<String>) -> Flow {
 }
 
 /// A prompt's text: `text`, or `pom` rendered as Markdown sections.
-fn prompt_text(p: &Value) -> Option<String> {
+pub(crate) fn prompt_text(p: &Value) -> Option<String> {
     if let Some(t) = p.get("text").and_then(Value::as_str) {
         return Some(t.to_string());
     }
@@ -294,17 +313,26 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
         return Err("`SWAIG.functions` must be a list".into());
     };
     for f in list {
-        let name = f
-            .get("function")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or("each SWAIG function needs a `function` name")?;
-        let parameters = f
-            .get("parameters")
-            .cloned()
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-        out.push(Function {
+        out.push(function_of(f)?);
+    }
+    Ok(out)
+}
+
+/// One SWAIG function definition (`argument` is the deprecated spelling of `parameters`).
+fn function_of(f: &Value) -> Result<Function, String> {
+    let name = f
+        .get("function")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or("each SWAIG function needs a `function` name")?;
+    let parameters = f
+        .get("parameters")
+        .or_else(|| f.get("argument"))
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    {
+        Ok(Function {
             name: name.to_string(),
             description: f
                 .get("description")
@@ -317,9 +345,8 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
             meta_data: f.get("meta_data").cloned().unwrap_or_else(|| json!({})),
             data_map: f.get("data_map").cloned().filter(Value::is_object),
             active: f.get("active").and_then(super::as_bool) != Some(false),
-        });
+        })
     }
-    Ok(out)
 }
 
 /// Parameters left as written: SWAIG's `data_map` and the prompts hold the AI's own templates
@@ -362,6 +389,18 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         Ok(f) => f,
         Err(why) => return failed(run, "relay_script_method_parameter_invalid_value", why),
     };
+    let contexts = match Contexts::from_prompt(prompt) {
+        Ok(c) => c,
+        Err(why) => return failed(run, "relay_script_method_parameter_invalid_value", why),
+    };
+    let includes: VecDeque<Value> = swaig
+        .get("includes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|i| i.get("url").and_then(Value::as_str).is_some())
+        .cloned()
+        .collect();
     let tuning = p.get("params").cloned().unwrap_or_else(|| json!({}));
     let hints = p
         .get("hints")
@@ -386,13 +425,18 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     let session_id = format!("{call_id}-ai-{}", run.new_control_id("ai"));
     let mut agent = Agent {
         phase: Phase::Turn,
-        messages: vec![json!({"role": "system", "content": system})],
+        messages: vec![json!({"role": "system", "content": system.clone()})],
+        base_prompt: system,
+        contexts,
         functions,
-        default_hook: swaig
-            .get("defaults")
-            .and_then(|d| d.get("web_hook_url"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        natives: ai_native::enabled(&swaig),
+        includes,
+        skip_user_turn: false,
+        wait_for_user: false,
+        isolate: false,
+        native_wait: None,
+        now,
+        default_hook: swaig.get("defaults").and_then(default_hook),
         model: text_at(&tuning, "ai_model"),
         temperature: prompt.get("temperature").and_then(as_f64),
         top_p: prompt.get("top_p").and_then(as_f64),
@@ -432,19 +476,144 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         unhold_prompt: None,
         unhold_pending: false,
         ending: Ending::default(),
+        greeting: None,
+        including: None,
         session_id,
         started_at: now,
     };
-    match tuning.get("static_greeting").and_then(Value::as_str) {
-        Some(greeting) if !greeting.trim().is_empty() => {
+    agent.greeting = tuning
+        .get("static_greeting")
+        .and_then(Value::as_str)
+        .filter(|g| !g.trim().is_empty())
+        .map(str::to_string);
+    refresh_system(&mut agent);
+    if let Some(include) = agent.includes.pop_front() {
+        agent.phase = Phase::Include;
+        let request = signature_request(run, &agent, &include);
+        agent.including = Some(include);
+        return wait(agent, Effect::Request(request));
+    }
+    let effect = begin(run, &mut agent, now);
+    wait(agent, effect)
+}
+
+/// `SWAIG.defaults.web_hook_url`, with `web_hook_auth_user`/`web_hook_auth_password` put in
+/// it as its user info.
+fn default_hook(defaults: &Value) -> Option<String> {
+    let url = defaults.get("web_hook_url").and_then(Value::as_str)?;
+    let user = text_at(defaults, "web_hook_auth_user");
+    let pass = text_at(defaults, "web_hook_auth_password")
+        .or_else(|| text_at(defaults, "web_hook_auth_pass"));
+    match (user, url.split_once("://")) {
+        (Some(user), Some((scheme, rest))) if !rest.contains('@') => Some(format!(
+            "{scheme}://{}:{}@{rest}",
+            data_map::url_encode(&user),
+            data_map::url_encode(&pass.unwrap_or_default())
+        )),
+        _ => Some(url.to_string()),
+    }
+}
+
+/// The first turn: the static greeting spoken, or the model asked for its opening words.
+fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
+    match agent.greeting.clone() {
+        Some(greeting) => {
             agent
                 .messages
                 .push(json!({"role": "assistant", "content": greeting}));
-            let text = greeting.to_string();
-            turn(run, agent, &text, now)
+            turn_effect(run, agent, &greeting, now)
         }
-        _ => ask_model(agent),
+        None => {
+            agent.phase = Phase::Model;
+            Effect::Model(model_request(agent, agent.messages.clone(), true))
+        }
     }
+}
+
+/// The system prompt: the base prompt, then what the current context and step say.
+fn refresh_system(agent: &mut Agent) {
+    let text = match &agent.contexts {
+        Some(c) => format!("{}\n\n{}", agent.base_prompt.trim_end(), c.instructions()),
+        None => agent.base_prompt.clone(),
+    };
+    if let Some(first) = agent.messages.first_mut() {
+        first["content"] = json!(text);
+    }
+}
+
+/// `get_signature` (swml.md §6.1, "Signature request"): the include's functions described by
+/// its server.
+fn signature_request(run: &Run, agent: &Agent, include: &Value) -> HttpRequest {
+    let url = text_at(include, "url").unwrap_or_default();
+    let c = &run.scope.call;
+    let body = json!({
+        "action": "get_signature",
+        "functions": include.get("functions").cloned().unwrap_or_else(|| json!([])),
+        "meta_data": include.get("meta_data").cloned().unwrap_or_else(|| json!({})),
+        "call_id": c.get("call_id").cloned().unwrap_or(Value::Null),
+        "ai_session_id": agent.session_id,
+        "app_name": "dialtone",
+        "content_type": "text/swaig",
+        "content_disposition": "function signature request",
+        "version": "2.0",
+    });
+    post_json(url, &body)
+}
+
+/// An include's signatures arrived: its functions join the agent's (those it names, when it
+/// names any), their webhook the include's URL unless they give one.
+fn on_signatures(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
+    if let Some(include) = agent.including.take() {
+        let url = text_at(&include, "url").unwrap_or_default();
+        let listed = match c {
+            Completion::Http(Ok(r)) if (200..300).contains(&r.code) => {
+                match serde_json::from_str::<Value>(&r.body) {
+                    Ok(Value::Array(list)) => list,
+                    Ok(Value::Object(m)) => m
+                        .get("functions")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        };
+        if listed.is_empty() {
+            run.warn(
+                "relay_script_method_execute_failed",
+                format!("ai: the include {url} gave no function signatures"),
+            );
+        }
+        let wanted: Vec<&str> = include
+            .get("functions")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for def in &listed {
+            let Ok(mut f) = function_of(def) else {
+                continue;
+            };
+            let unwanted = !wanted.is_empty() && !wanted.contains(&f.name.as_str());
+            if unwanted || agent.functions.iter().any(|g| g.name == f.name) {
+                continue;
+            }
+            f.web_hook_url = f.web_hook_url.or_else(|| Some(url.clone()));
+            if let Some(meta) = include.get("meta_data").filter(|m| m.is_object()) {
+                if f.meta_data.as_object().is_none_or(|m| m.is_empty()) {
+                    f.meta_data = meta.clone();
+                }
+            }
+            agent.functions.push(f);
+        }
+    }
+    if let Some(include) = agent.includes.pop_front() {
+        let request = signature_request(run, &agent, &include);
+        agent.including = Some(include);
+        return wait_again(run, agent, Effect::Request(request));
+    }
+    let effect = begin(run, &mut agent, now);
+    wait_again(run, agent, effect);
 }
 
 fn wait(agent: Agent, effect: Effect) -> Flow {
@@ -492,25 +661,24 @@ fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect
     Effect::Prompt { play, collect }
 }
 
-fn turn(run: &mut Run, mut agent: Agent, text: &str, now: u64) -> Flow {
-    let effect = turn_effect(run, &mut agent, text, now);
-    wait(agent, effect)
-}
-
 fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelRequest {
     ModelRequest {
         model: agent.model.clone(),
         messages,
         tools: if tools {
-            agent
+            let allowed = |name: &str| agent.contexts.as_ref().is_none_or(|c| c.allows(name));
+            let mut tools: Vec<Value> = agent
                 .functions
                 .iter()
-                .filter(|f| f.active)
+                .filter(|f| f.active && allowed(&f.name))
                 .map(|f| {
                     json!({"type": "function", "function": {
                         "name": f.name, "description": f.description, "parameters": f.parameters}})
                 })
-                .collect()
+                .collect();
+            tools.extend(agent.natives.iter().map(|n| n.tool()));
+            tools.extend(agent.contexts.iter().flat_map(Contexts::tools));
+            tools
         } else {
             Vec::new()
         },
@@ -520,15 +688,14 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
     }
 }
 
-fn ask_model(mut agent: Agent) -> Flow {
-    agent.phase = Phase::Model;
-    let req = model_request(&agent, agent.messages.clone(), true);
-    wait(agent, Effect::Model(req))
-}
-
 pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     agent.turn_ops = None;
-    if agent.stop_requested && matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
+    agent.now = now;
+    let stoppable = matches!(
+        agent.phase,
+        Phase::Include | Phase::Turn | Phase::Model | Phase::Tool
+    );
+    if agent.stop_requested && stoppable {
         agent.stop_requested = false;
         agent.ending.stop = true;
         settle_tool_calls(&mut agent);
@@ -548,6 +715,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         return wait_again(run, agent, Effect::Model(req));
     }
     match agent.phase {
+        Phase::Include => on_signatures(run, agent, c, now),
         Phase::Turn => on_heard(run, agent, c, now),
         Phase::Model => on_model(run, agent, c, now),
         Phase::Tool => on_tool(run, agent, c),
@@ -657,7 +825,10 @@ pub(crate) fn request_hold(
     timeout: u32,
     prompt: Option<String>,
 ) -> Option<AiTurnOps> {
-    if !matches!(agent.phase, Phase::Turn | Phase::Model | Phase::Tool) {
+    if !matches!(
+        agent.phase,
+        Phase::Include | Phase::Turn | Phase::Model | Phase::Tool
+    ) {
         return None;
     }
     let prompt = prompt
@@ -764,8 +935,19 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
         }
         text.push_str(&reply.text);
     }
+    if agent.contexts.as_ref().is_some_and(Contexts::is_end) {
+        // The last step: the agent's answer in it closes the conversation.
+        agent.ending.stop = true;
+    }
     if agent.ending.hangup || agent.ending.stop {
         return closing(run, agent, text);
+    }
+    if std::mem::take(&mut agent.skip_user_turn) && !reply.text.trim().is_empty() {
+        // The step goes on without the caller: the answer is said with the next one.
+        agent.to_say.push(text);
+        agent.phase = Phase::Model;
+        let req = model_request(&agent, agent.messages.clone(), true);
+        return wait_again(run, agent, Effect::Model(req));
     }
     if let Some((timeout, prompt)) = agent.hold_requested.take() {
         // The answer is said with the hold's announcement.
@@ -785,6 +967,17 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             .iter()
             .find(|f| f.name == call.name && f.active)
             .cloned();
+        if function.is_none() {
+            match engine_function(run, &mut agent, &call) {
+                Engine::Answered => continue,
+                Engine::Waits(effect) => {
+                    agent.phase = Phase::Tool;
+                    agent.calling = Some(call);
+                    return wait_again(run, agent, *effect);
+                }
+                Engine::NotOurs => {}
+            }
+        }
         if let Some(map) = function.as_ref().and_then(|f| f.data_map.clone()) {
             let data = template_data(run, &agent, function.as_ref(), &call);
             match data_map::start(&map, data) {
@@ -823,9 +1016,94 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             .messages
             .push(json!({"role": "user", "content": text}));
     }
+    if std::mem::take(&mut agent.isolate) {
+        agent.messages.truncate(1);
+    }
+    if std::mem::take(&mut agent.wait_for_user) {
+        let text = std::mem::take(&mut agent.to_say).join(" ");
+        let now = agent.now;
+        agent.heard_at = now;
+        let effect = turn_effect(run, &mut agent, &text, now);
+        return wait_again(run, agent, effect);
+    }
     agent.phase = Phase::Model;
     let req = model_request(&agent, agent.messages.clone(), true);
     wait_again(run, agent, Effect::Model(req));
+}
+
+/// How the engine took a tool call that no SWAIG function of the document answers.
+enum Engine {
+    Answered,
+    /// It answers once this effect completes (`wait_seconds`).
+    Waits(Box<Effect>),
+    NotOurs,
+}
+
+/// `next_step`, `change_context` and the enabled native functions, answered by the engine.
+fn engine_function(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engine {
+    let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+    let arg = |k: &str| args.get(k).map(crate::expr::stringify).unwrap_or_default();
+    let answer = match call.name.as_str() {
+        NEXT_STEP | CHANGE_CONTEXT if agent.contexts.is_some() => {
+            let step = call.name == NEXT_STEP;
+            let target = arg(if step { "step" } else { "context" });
+            match move_to(agent, step, &target, true) {
+                Ok(()) => format!(
+                    "Now in the {} `{target}`; follow its instructions.",
+                    if step { "step" } else { "context" }
+                ),
+                Err(why) => why,
+            }
+        }
+        name => match Native::named(name).filter(|n| agent.natives.contains(n)) {
+            Some(Native::CheckTime) => {
+                let tz = args.get("timezone").and_then(Value::as_str);
+                ai_native::check_time(agent.now, tz)
+            }
+            Some(Native::WaitSeconds) => {
+                let seconds = ai_native::wait_seconds(&args);
+                agent.native_wait = Some(format!("Waited {seconds} seconds."));
+                let items = vec![MediaItem::Silence {
+                    duration: f64::from(seconds),
+                }];
+                let play = PlayParams::new(run.new_control_id("ai-wait"), items);
+                return Engine::Waits(Box::new(Effect::Play {
+                    params: play,
+                    auto_answer: true,
+                }));
+            }
+            Some(Native::WaitForUser) => {
+                agent.wait_for_user = true;
+                "Waiting for the user to speak; say nothing now.".to_string()
+            }
+            Some(Native::AdjustResponseLatency) => "OK.".to_string(),
+            None => return Engine::NotOurs,
+        },
+    };
+    push_tool_result(agent, &call.id, &answer);
+    Engine::Answered
+}
+
+/// Moves the conversation to the step or context `target` (`checked`: only where the current
+/// step allows, as for the model's own tools); the system prompt follows.
+fn move_to(agent: &mut Agent, step: bool, target: &str, checked: bool) -> Result<(), String> {
+    let Some(contexts) = agent.contexts.as_mut() else {
+        return Err("this conversation has no contexts".into());
+    };
+    let entered: Entered = if step {
+        contexts.go_step(target, checked)?
+    } else {
+        contexts.go_context(target, checked)?
+    };
+    agent.skip_user_turn = contexts.skips_user_turn();
+    // Mid-round the conversation must keep the model's function calls and their results; the
+    // slate is wiped once the round is over.
+    agent.isolate |= entered.isolated;
+    if let Some(filler) = entered.filler {
+        agent.to_say.push(filler);
+    }
+    refresh_system(agent);
+    Ok(())
 }
 
 fn push_tool_result(agent: &mut Agent, id: &str, content: &str) {
@@ -896,6 +1174,10 @@ fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
     let Some(call) = agent.calling.take() else {
         return next_tool(run, agent);
     };
+    if let Some(answer) = agent.native_wait.take() {
+        push_tool_result(&mut agent, &call.id, &answer);
+        return next_tool(run, agent);
+    }
     let response = match c {
         Completion::Http(Ok(r)) => Some(r),
         _ => None,
@@ -980,13 +1262,27 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                 "user_input" => agent.user_input.push(crate::expr::stringify(value)),
                 "context_switch" => {
                     if let Some(system) = value.get("system_prompt").and_then(Value::as_str) {
-                        if let Some(first) = agent.messages.first_mut() {
-                            first["content"] = json!(system);
-                        }
+                        agent.base_prompt = system.to_string();
+                        refresh_system(agent);
                     }
                     if let Some(user) = value.get("user_prompt").and_then(Value::as_str) {
                         agent.user_input.push(user.to_string());
                     }
+                }
+                "hold" => {
+                    // An int of seconds or `{timeout}`; 300 by default, at most 900.
+                    let timeout = match value {
+                        Value::Object(o) => o.get("timeout").and_then(as_f64),
+                        other => as_f64(other),
+                    }
+                    .filter(|t| t.is_finite() && *t >= 1.0)
+                    .map_or(300, |t| t.min(900.0) as u32);
+                    agent.hold_requested = Some((timeout, HOLD_PROMPT.to_string()));
+                }
+                "change_context" | "change_step" => {
+                    // A step or context that does not exist is no move.
+                    let target = crate::expr::stringify(value);
+                    let _ = move_to(agent, name == "change_step", &target, false);
                 }
                 "set_meta_data" | "unset_meta_data" => {
                     edit_meta_data(agent, &call.name, name == "set_meta_data", value)

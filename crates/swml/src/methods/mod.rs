@@ -2,6 +2,8 @@
 //! methods that wait for the runtime also handle their completion.
 
 pub mod ai;
+mod ai_contexts;
+mod ai_native;
 pub(crate) mod answer;
 pub(crate) mod cond;
 pub mod connect;
