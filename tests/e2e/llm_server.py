@@ -12,8 +12,9 @@ import time
 
 class ScriptedModel:
     def __init__(self, replies):
-        """`replies`: dicts, one per model request, in order: {"text": "..."} or {"tool_calls": [{"name", "arguments"}]};
-        after the last, every request gets {"text": ""}."""
+        """`replies`: dicts, one per model request, in order: {"text": "..."}, {"parts": [[pause_s, "text"], ...]}
+        (text streamed after pauses) or {"tool_calls": [{"name", "arguments"}]}; after the last, every request
+        gets {"text": ""}."""
         self.replies = list(replies)
         self.requests = []
         self.hooks = {}
@@ -78,11 +79,14 @@ class ScriptedModel:
                             time.sleep(0.005)
                     finish = "tool_calls"
                 else:
-                    words = reply.get("text", "").split(" ")
-                    for k, w in enumerate(words):
-                        piece = w if k == 0 else " " + w
-                        self.chunk({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-                        time.sleep(0.005)
+                    # "parts": [[seconds to wait, text], ...] streams each text after its pause.
+                    for pause, text in reply.get("parts") or [[0, reply.get("text", "")]]:
+                        time.sleep(pause)
+                        for k, w in enumerate(text.split(" ")):
+                            piece = w if k == 0 else " " + w
+                            self.chunk({**base, "choices": [{"index": 0, "delta": {"content": piece},
+                                                             "finish_reason": None}]})
+                            time.sleep(0.005)
                     finish = "stop"
                 self.chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
                 data = b"data: [DONE]\n\n"

@@ -284,3 +284,41 @@ def test_calling_ai_hold_and_unhold(start_dialtone, sipp, tmp_path, hooks):
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_the_agent_speaks_its_answer_as_the_model_writes_it(start_dialtone, sipp, tmp_path, hooks):
+    """Sentence by sentence: the model writes its first sentence at once and the second 4 s later; the first is
+    heard by the far end long before the model has finished (in a recording of what the far end hears, started
+    just before the agent), the second after it."""
+    from test_record import write_ulaw_wav
+    write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 12)
+    model = ScriptedModel([{"parts": [[0, "Hello there, welcome."], [4.0, " This second sentence came later."]]}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
+        swml = doc(
+            {"record_call": {"format": "wav", "direction": "listen", "status_url": hooks.url("/rec")}},
+            {"ai": {"prompt": {"text": "Greeter."}, "params": {"inactivity_timeout": 2000}}},
+            {"stop_record_call": {}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
+        deadline = time.time() + 20
+        rec = []
+        while time.time() < deadline and not rec:
+            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
+            time.sleep(0.2)
+        assert rec, hooks.on("/rec")
+        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        loud = [i * 0.02 for i, v in enumerate(windows_rms(list(samples), w.getframerate())) if v > 500]
+        assert loud, "the agent said nothing"
+        print(f"first speech at {loud[0]:.2f} s, last at {loud[-1]:.2f} s of the recording")
+        # The model's answer takes over 4 s to write; its first sentence is heard well before that...
+        assert loud[0] < 2.0, f"the first words came {loud[0]:.2f} s in"
+        # ...and the second after it.
+        assert loud[-1] > 4.0, f"the last words ended at {loud[-1]:.2f} s"
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -31,6 +31,35 @@ impl MediaPrep {
         Ok(out)
     }
 
+    /// The source of a playback whose text is still being written (`feed`; the playback's
+    /// items are not used): speech sentence by sentence as the text comes, in the playback's
+    /// voice and language.
+    pub async fn prepare_fed(
+        &self,
+        play: &PlayParams,
+        feed: tokio::sync::mpsc::UnboundedReceiver<String>,
+        rate: u32,
+    ) -> Result<Vec<Source>, String> {
+        let tts = self
+            .tts
+            .as_ref()
+            .ok_or_else(|| "no text-to-speech engine is available".to_string())?;
+        let request = tts::TtsRequest {
+            text: String::new(),
+            voice: play.voice.clone().unwrap_or_default(),
+            language: play.language.clone(),
+            gender: play.gender.as_str().to_string(),
+        };
+        let mut speech = tts::SpeechStream::fed(tts.clone(), request, feed, move |spoken| {
+            resampled(spoken, rate)
+        });
+        speech
+            .first_chunk()
+            .await
+            .map_err(|e| format!("say: {e}"))?;
+        Ok(vec![Source::Stream(Box::new(speech))])
+    }
+
     async fn source(
         &self,
         play: &PlayParams,
@@ -64,13 +93,7 @@ impl MediaPrep {
                 };
                 // Sentence by sentence: the playback starts with the first one.
                 let mut speech = tts::SpeechStream::start(tts.clone(), request, move |spoken| {
-                    let pcm = audio::Pcm {
-                        rate: spoken.sample_rate,
-                        samples: Arc::from(spoken.samples.as_slice()),
-                    };
-                    audio::resample(&pcm, rate)
-                        .map(|p| p.samples)
-                        .map_err(|e| e.to_string())
+                    resampled(spoken, rate)
                 });
                 speech
                     .first_chunk()
@@ -95,6 +118,17 @@ impl MediaPrep {
             },
         })
     }
+}
+
+/// Synthesised speech at the call's rate.
+fn resampled(spoken: &tts::Audio, rate: u32) -> Result<Arc<[i16]>, String> {
+    let pcm = audio::Pcm {
+        rate: spoken.sample_rate,
+        samples: Arc::from(spoken.samples.as_slice()),
+    };
+    audio::resample(&pcm, rate)
+        .map(|p| p.samples)
+        .map_err(|e| e.to_string())
 }
 
 /// Non-finite or negative durations are no time at all; huge ones saturate.

@@ -17,7 +17,7 @@ pub mod simulate;
 pub mod size;
 
 pub use expr::JsBudget;
-pub use methods::ai::{AiMessage, AiTurnOps, ModelReply, ModelRequest, ModelToolCall};
+pub use methods::ai::{AiMessage, AiTurnOps, ModelReply, ModelRequest, ModelToolCall, SpeakPlan};
 pub use methods::connect::{Confirm, ConnectDest, ConnectPlan, STREAM_CONTROL_ID};
 pub use methods::enter_queue::{QueueOutcome, QueuePlan};
 pub use methods::join_conference::ConferencePlan;

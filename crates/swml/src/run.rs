@@ -79,6 +79,16 @@ pub enum Effect {
         play: PlayParams,
         collect: CollectParams,
     },
+    /// Blocking: `calling.collect` for the answer to the playback `play_id` the runtime
+    /// started itself (a model's answer spoken as it streamed, [`ModelRequest::speak`]): as in
+    /// a `Prompt`, input stops that playback and the input timers start when it ends — at once
+    /// when it has. Complete with the collect's result ([`Completion::Op`]).
+    ///
+    /// [`ModelRequest::speak`]: crate::ModelRequest::speak
+    Listen {
+        play_id: String,
+        collect: CollectParams,
+    },
     /// Blocking: dial the plan's far ends and bridge the first to answer; complete with
     /// [`Completion::Connect`] when the bridge ended or every destination failed.
     Connect(crate::methods::connect::ConnectPlan),

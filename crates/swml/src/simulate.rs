@@ -316,6 +316,16 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
                 Some((took, completion)),
             )
         }
+        Effect::Listen { play_id, collect } => {
+            let collect_json = CallCommand::Collect(collect.clone()).params_json();
+            (
+                format!("listen after {play_id} collect {collect_json}"),
+                Some((
+                    (collect.initial_timeout * 1000.0) as u64,
+                    Completion::Op(OpResult::Collected(CollectResult::NoInput)),
+                )),
+            )
+        }
         Effect::Prompt { play, collect } => {
             let collect_json = CallCommand::Collect(collect.clone()).params_json();
             (

@@ -43,6 +43,9 @@ struct Sim {
     model_requests: Vec<swml::ModelRequest>,
     /// Every HTTP request the script made.
     requests: Vec<swml::HttpRequest>,
+    /// The runtime speaks a model's answer as it streams when the agent asks (a trace line
+    /// `spoke <play> <words>`).
+    speaks: bool,
 }
 
 fn call() -> Map<String, Value> {
@@ -78,6 +81,7 @@ impl Sim {
             controls: Vec::new(),
             model_replies: Default::default(),
             model_requests: Vec::new(),
+            speaks: false,
             requests: Vec::new(),
         }
     }
@@ -119,12 +123,21 @@ impl Sim {
                         Some(c)
                     }
                     Effect::Model(req) => {
+                        let mut reply = self
+                            .model_replies
+                            .pop_front()
+                            .unwrap_or(Err("no model".into()));
+                        if let (true, Some(plan), Ok(r)) = (self.speaks, &req.speak, &mut reply) {
+                            if !r.text.is_empty() {
+                                let words = format!("{} {}", plan.prefix, r.text);
+                                let line =
+                                    format!("spoke {} {}", plan.play.control_id, words.trim());
+                                self.trace.push(line);
+                                r.spoken = true;
+                            }
+                        }
                         self.model_requests.push(req);
-                        Some(Completion::Model(
-                            self.model_replies
-                                .pop_front()
-                                .unwrap_or(Err("no model".into())),
-                        ))
+                        Some(Completion::Model(reply))
                     }
                     Effect::Fetch { url, payload } => {
                         self.fetch_payloads.push(payload);
@@ -184,7 +197,7 @@ impl Sim {
                             _ => Completion::Op(OpResult::Detected(self.detect_result.clone())),
                         })
                     }
-                    Effect::Prompt { collect, .. } => {
+                    Effect::Prompt { collect, .. } | Effect::Listen { collect, .. } => {
                         self.controls.push((
                             "prompt".into(),
                             control::CallCommand::Collect(collect).params_json(),
@@ -288,6 +301,10 @@ fn describe(e: &Effect) -> String {
         ),
         Effect::Control { command, .. } => {
             format!("{} {}", command.name(), command.control_id().unwrap_or(""))
+        }
+        Effect::Listen { play_id, collect } => {
+            let collect = control::CallCommand::Collect(collect.clone()).params_json();
+            format!("listen {play_id} collect {collect}")
         }
         Effect::Prompt { play, collect } => {
             let say: Vec<String> = play
@@ -1013,6 +1030,7 @@ fn tool_call(id: &str, name: &str, arguments: &str) -> Result<swml::ModelReply, 
             name: name.into(),
             arguments: arguments.into(),
         }],
+        spoken: false,
     })
 }
 
@@ -1020,6 +1038,7 @@ fn says(text: &str) -> Result<swml::ModelReply, String> {
     Ok(swml::ModelReply {
         text: text.into(),
         tool_calls: Vec::new(),
+        spoken: false,
     })
 }
 
@@ -1691,6 +1710,7 @@ fn ai_hold_while_thinking_and_stop_while_calling() {
         Completion::Model(Ok(swml::ModelReply {
             text: "Welcome.".into(),
             tool_calls: vec![],
+            spoken: false,
         })),
     );
     let Some(Effect::Model(announce)) = run.poll_effect() else {
@@ -1702,6 +1722,7 @@ fn ai_hold_while_thinking_and_stop_while_calling() {
         Completion::Model(Ok(swml::ModelReply {
             text: "One moment.".into(),
             tool_calls: vec![],
+            spoken: false,
         })),
     );
     let Some(Effect::Play { params, .. }) = run.poll_effect() else {
@@ -1722,6 +1743,7 @@ fn ai_hold_while_thinking_and_stop_while_calling() {
                 name: "f".into(),
                 arguments: "{}".into(),
             }],
+            spoken: false,
         })),
     );
     assert!(
@@ -1753,6 +1775,7 @@ fn calls(list: &[(&str, &str, &str)]) -> Result<swml::ModelReply, String> {
                 arguments: (*arguments).into(),
             })
             .collect(),
+        spoken: false,
     })
 }
 
@@ -1976,4 +1999,60 @@ fn ai_hold_action_holds_for_its_timeout() {
         m[3].messages.last().unwrap()["content"],
         "The user has been taken off hold."
     );
+}
+
+/// The runtime speaks the model's answers as they stream: the turn then listens after that
+/// playback (no second playback of the same words); words a function said first go with the
+/// answer.
+#[test]
+fn ai_answers_spoken_as_they_stream_are_listened_after() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."},
+                "SWAIG": {"functions": [
+                    {"function": "lookup", "description": "look up",
+                     "data_map": {"output": {"response": "found", "action": [{"say": "One moment."}]}}},
+                    {"function": "bye", "description": "end",
+                     "data_map": {"output": {"response": "ok", "action": [{"stop": true}]}}}]}}},
+        {"play": {"url": "say:after"}}
+    ]}}));
+    sim.speaks = true;
+    sim.model_replies
+        .push_back(says("Hello, what do you need?"));
+    sim.prompt_results.push_back(speech("look it up"));
+    sim.model_replies.push_back(tool_call("1", "lookup", "{}"));
+    sim.model_replies.push_back(says("It is found."));
+    sim.prompt_results.push_back(speech("thanks bye"));
+    sim.model_replies.push_back(tool_call("2", "bye", "{}"));
+    let sim = sim.go();
+    let lines: Vec<&str> = sim
+        .trace
+        .iter()
+        .map(String::as_str)
+        .filter(|t| {
+            t.starts_with("spoke ")
+                || t.starts_with("listen ")
+                || t.starts_with("prompt ")
+                || t.starts_with("play ")
+        })
+        .collect();
+    let short: Vec<String> = lines
+        .iter()
+        .map(|l| l.split(" collect ").next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        short,
+        [
+            "spoke swml-ai-say-2 Hello, what do you need?",
+            "listen swml-ai-say-2",
+            "spoke swml-ai-say-5 One moment. It is found.",
+            "listen swml-ai-say-5",
+            "play say:after"
+        ],
+        "{:#?}",
+        sim.trace
+    );
+    // The stop ends the agent without another model turn; each turn's plan was a fresh
+    // playback.
+    assert_eq!(sim.model_requests.len(), 4);
+    assert!(sim.model_requests.iter().all(|r| r.speak.is_some()));
 }

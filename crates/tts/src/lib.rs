@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 pub use flite::FliteTts;
-pub use stream::{split_sentences, SpeechStream};
+pub use stream::{split_sentences, SentenceFeed, SpeechStream};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TtsError {

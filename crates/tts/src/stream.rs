@@ -13,6 +13,8 @@ use crate::{Audio, Tts, TtsRequest};
 
 /// Longest chunk handed to the engine, in characters.
 pub const MAX_CHUNK_CHARS: usize = 240;
+/// How long fed text that ends like a sentence waits for more before it is spoken as one.
+pub const SENTENCE_END_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
 /// Chunks synthesised ahead of the one playing (bounds memory for any length of text).
 pub const CHUNKS_AHEAD: usize = 2;
 
@@ -67,6 +69,98 @@ fn push_chunk(out: &mut Vec<String>, chunk: &[char]) {
     }
 }
 
+/// Synthesises one chunk and hands it on; false when the stream is over (the listener left,
+/// or the first chunk failed: the playback fails rather than starting silent).
+async fn speak_chunk<F>(
+    tts: &dyn Tts,
+    request: &TtsRequest,
+    text: String,
+    index: usize,
+    convert: &F,
+    tx: &mpsc::Sender<Chunk>,
+) -> bool
+where
+    F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Sync,
+{
+    let chunk = TtsRequest {
+        text,
+        ..request.clone()
+    };
+    let audio = match tts.synthesize(&chunk).await {
+        Ok(audio) => convert(&audio),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = &audio {
+        if index > 0 {
+            // The speech so far plays on; this sentence is skipped.
+            warn!(error = %e, chunk = index, "a sentence could not be synthesised");
+            return true;
+        }
+    }
+    let first_failed = audio.is_err();
+    tx.send(audio).await.is_ok() && !first_failed
+}
+
+/// Text arriving in pieces, cut into the chunks [`split_sentences`] would make as soon as they
+/// are complete: a sentence once the character after its end has come (`3.` may be `3.5`), a
+/// long run without one at [`MAX_CHUNK_CHARS`].
+#[derive(Debug, Default)]
+pub struct SentenceFeed {
+    pending: String,
+}
+
+impl SentenceFeed {
+    /// Adds `text`; returns the chunks it completed.
+    pub fn push(&mut self, text: &str) -> Vec<String> {
+        self.pending.push_str(text);
+        let mut out = Vec::new();
+        if let Some(cut) = last_sentence_end(&self.pending) {
+            let done: String = self.pending.drain(..cut).collect();
+            out.extend(split_sentences(&done, MAX_CHUNK_CHARS));
+        }
+        if self.pending.chars().count() > MAX_CHUNK_CHARS {
+            let mut parts = split_sentences(&self.pending, MAX_CHUNK_CHARS);
+            // The last part may go on: it waits for more (a space after it is kept, so the
+            // next word does not run into it).
+            let spaced = self.pending.ends_with(char::is_whitespace);
+            self.pending = parts.pop().unwrap_or_default();
+            if spaced {
+                self.pending.push(' ');
+            }
+            out.extend(parts);
+        }
+        out
+    }
+
+    /// The text is complete: what is left.
+    pub fn finish(self) -> Vec<String> {
+        split_sentences(&self.pending, MAX_CHUNK_CHARS)
+    }
+
+    /// The text so far ends like a sentence (it may yet go on: `3.` of `3.5`).
+    pub fn may_have_ended(&self) -> bool {
+        self.pending.trim_end().ends_with(['.', '!', '?'])
+    }
+
+    /// What is pending, as chunks, now (the writer paused after a sentence end).
+    pub fn take_pending(&mut self) -> Vec<String> {
+        split_sentences(&std::mem::take(&mut self.pending), MAX_CHUNK_CHARS)
+    }
+}
+
+/// The byte index just after the last sentence end of `text` that is known to be one.
+fn last_sentence_end(text: &str) -> Option<usize> {
+    let mut end = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next_is_space = chars.peek().is_some_and(|(_, n)| n.is_whitespace());
+        if c == '\n' || (matches!(c, '.' | '!' | '?') && next_is_space) {
+            end = Some(i + c.len_utf8());
+        }
+    }
+    end
+}
+
 /// One chunk of speech at the call's rate, or why it could not be had.
 pub type Chunk = Result<Arc<[i16]>, String>;
 
@@ -83,7 +177,7 @@ impl SpeechStream {
     /// not split: it is one chunk.
     pub fn start<F>(tts: Arc<dyn Tts>, request: TtsRequest, convert: F) -> SpeechStream
     where
-        F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Send + 'static,
+        F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Send + Sync + 'static,
     {
         let chunks = if request.text.trim_start().starts_with('<') {
             vec![request.text.clone()]
@@ -93,23 +187,61 @@ impl SpeechStream {
         let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
         tokio::spawn(async move {
             for (index, text) in chunks.into_iter().enumerate() {
-                let chunk = TtsRequest {
-                    text,
-                    ..request.clone()
-                };
-                let audio = match tts.synthesize(&chunk).await {
-                    Ok(audio) => convert(&audio),
-                    Err(e) => Err(e.to_string()),
-                };
-                if let Err(e) = &audio {
-                    if index > 0 {
-                        // The speech so far plays on; this sentence is skipped.
-                        warn!(error = %e, chunk = index, "a sentence could not be synthesised");
-                        continue;
-                    }
+                if !speak_chunk(&*tts, &request, text, index, &convert, &tx).await {
+                    return;
                 }
-                let first_failed = audio.is_err();
-                if tx.send(audio).await.is_err() || first_failed {
+            }
+        });
+        SpeechStream { rx, first: None }
+    }
+
+    /// Like [`SpeechStream::start`], for text that is still being written (a language model's
+    /// answer as it streams): each sentence is synthesised as soon as it is complete; the
+    /// speech ends once `text` closes and the rest is spoken. `request.text` is not used.
+    pub fn fed<F>(
+        tts: Arc<dyn Tts>,
+        request: TtsRequest,
+        mut text: mpsc::UnboundedReceiver<String>,
+        convert: F,
+    ) -> SpeechStream
+    where
+        F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Send + Sync + 'static,
+    {
+        let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
+        tokio::spawn(async move {
+            let mut feed = SentenceFeed::default();
+            let mut index = 0;
+            loop {
+                // A sentence end with nothing after it yet is taken as one if no more text
+                // comes soon (a model pausing after its first sentence).
+                let next = if feed.may_have_ended() {
+                    match tokio::time::timeout(SENTENCE_END_GRACE, text.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            for chunk in feed.take_pending() {
+                                if !speak_chunk(&*tts, &request, chunk, index, &convert, &tx).await
+                                {
+                                    return;
+                                }
+                                index += 1;
+                            }
+                            continue;
+                        }
+                    }
+                } else {
+                    text.recv().await
+                };
+                let (chunks, last) = match next {
+                    Some(more) => (feed.push(&more), false),
+                    None => (std::mem::take(&mut feed).finish(), true),
+                };
+                for chunk in chunks {
+                    if !speak_chunk(&*tts, &request, chunk, index, &convert, &tx).await {
+                        return;
+                    }
+                    index += 1;
+                }
+                if last {
                     return;
                 }
             }
@@ -147,6 +279,45 @@ impl ChunkStream for SpeechStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feed_cuts_sentences_as_they_complete() {
+        let mut feed = SentenceFeed::default();
+        assert!(feed.push("It is 3").is_empty());
+        assert!(feed.push(".").is_empty(), "3. may be 3.5");
+        let mut got = Vec::new();
+        let mut feed = SentenceFeed::default();
+        for piece in ["It is 3", ".5 deg", "rees. Sunny", " all day!", " Bye"] {
+            got.extend(feed.push(piece));
+        }
+        assert_eq!(got, ["It is 3.5 degrees.", "Sunny all day!"]);
+        assert_eq!(feed.finish(), ["Bye"]);
+        // A long run with no sentence end is cut once it is longer than a chunk.
+        let mut feed = SentenceFeed::default();
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            got.extend(feed.push("word "));
+        }
+        got.extend(feed.finish());
+        assert!(got.len() >= 2 && got.iter().all(|c| c.chars().count() <= MAX_CHUNK_CHARS));
+        assert_eq!(got.join(" ").split_whitespace().count(), 100);
+        // Whatever the pieces, the chunks are those of the whole text.
+        let text = "Hello there. How are you? I am fine, thanks!\nNew line. 3.14 is pi.";
+        for size in 1..8 {
+            let mut feed = SentenceFeed::default();
+            let mut got = Vec::new();
+            let chars: Vec<char> = text.chars().collect();
+            for piece in chars.chunks(size) {
+                got.extend(feed.push(&piece.iter().collect::<String>()));
+            }
+            got.extend(feed.finish());
+            assert_eq!(
+                got,
+                split_sentences(text, MAX_CHUNK_CHARS),
+                "pieces of {size}"
+            );
+        }
+    }
     use crate::TtsError;
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -272,5 +443,66 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(engine.0.load(Ordering::SeqCst), 1 + CHUNKS_AHEAD);
+    }
+
+    /// Fed text: the first sentence plays as soon as it is complete, before the rest is
+    /// written; the stream ends once the feed closes and the rest is spoken.
+    #[tokio::test]
+    async fn a_fed_stream_speaks_each_sentence_once_it_is_complete() {
+        let engine = Arc::new(Slow(AtomicUsize::new(0)));
+        let (feed, text) = mpsc::unbounded_channel();
+        let mut s = SpeechStream::fed(engine.clone(), request(""), text, convert);
+        feed.send("Hi".to_string()).unwrap();
+        feed.send(" there. Still wri".to_string()).unwrap();
+        s.first_chunk().await.unwrap();
+        assert!(matches!(s.poll_chunk(), StreamPoll::Chunk(c) if c.len() == "Hi there.".len()));
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            matches!(s.poll_chunk(), StreamPoll::Pending),
+            "the rest waits"
+        );
+        feed.send("ting".to_string()).unwrap();
+        drop(feed);
+        let mut rest = Vec::new();
+        loop {
+            match s.poll_chunk() {
+                StreamPoll::Chunk(c) => rest.push(c.len()),
+                StreamPoll::Pending => tokio::task::yield_now().await,
+                StreamPoll::End => break,
+            }
+        }
+        assert_eq!(rest, vec!["Still writing".len()]);
+        // A feed that closes with nothing to say fails the playback.
+        let (feed, text) = mpsc::unbounded_channel::<String>();
+        drop(feed);
+        let mut s = SpeechStream::fed(engine, request(""), text, convert);
+        assert!(s.first_chunk().await.is_err());
+    }
+
+    /// A writer that pauses after a sentence: the sentence is spoken once the grace is over,
+    /// without waiting for what comes next.
+    #[tokio::test(start_paused = true)]
+    async fn a_sentence_end_before_a_pause_is_spoken_after_the_grace() {
+        let engine = Arc::new(Slow(AtomicUsize::new(0)));
+        let (feed, text) = mpsc::unbounded_channel();
+        let mut s = SpeechStream::fed(engine, request(""), text, convert);
+        feed.send("Hello there.".to_string()).unwrap();
+        let started = tokio::time::Instant::now();
+        s.first_chunk().await.unwrap();
+        assert_eq!(started.elapsed(), SENTENCE_END_GRACE);
+        assert!(matches!(s.poll_chunk(), StreamPoll::Chunk(c) if c.len() == "Hello there.".len()));
+        feed.send(" More.".to_string()).unwrap();
+        drop(feed);
+        let mut rest = Vec::new();
+        loop {
+            match s.poll_chunk() {
+                StreamPoll::Chunk(c) => rest.push(c.len()),
+                StreamPoll::Pending => tokio::task::yield_now().await,
+                StreamPoll::End => break,
+            }
+        }
+        assert_eq!(rest, vec!["More.".len()]);
     }
 }

@@ -356,6 +356,32 @@ impl CallSession {
             .map(|_| ())
     }
 
+    /// A prompt whose playback already runs (the runtime started it itself, e.g. speech of
+    /// a language model's answer as it streams): the collect is linked to the playback
+    /// `play_id` as [`CallSession::start_prompt`] links its own — input stops it, the input
+    /// timers start when it ends — or, when it has ended already, starts with its timers.
+    pub fn listen_after(
+        &mut self,
+        now: u64,
+        play_id: &str,
+        mut collect: CollectParams,
+    ) -> Result<(), ControlError> {
+        let collect_id = collect.control_id.clone();
+        let playing = self.ops.play_mut(play_id).is_ok();
+        collect.start_input_timers = !playing;
+        let prompt_play = playing.then(|| play_id.to_string());
+        self.start_collect(
+            now,
+            collect,
+            Origin::Script { wait_final: true },
+            prompt_play,
+        )?;
+        if let Ok(play) = self.ops.play_mut(play_id) {
+            play.prompt_of = Some(collect_id);
+        }
+        Ok(())
+    }
+
     pub fn handle_event(&mut self, now: u64, event: SessionEvent) {
         match event {
             SessionEvent::PlayReady { id, result } => self.on_play_ready(now, id, result),

@@ -472,6 +472,43 @@ fn prompt_input_stops_its_playback() {
     );
 }
 
+/// `listen_after`: a collect joins a playback the runtime started itself — input stops it
+/// and its end starts the timers; once it has ended, the timers start at once.
+#[test]
+fn listening_after_a_running_playback_makes_it_the_prompts() {
+    let mut s = CallSession::new();
+    let script = Origin::Script { wait_final: false };
+    s.handle_command(0, CallCommand::Play(play("spoken")), script)
+        .unwrap();
+    ready(&mut s, 1, 1);
+    drain(&mut s);
+    s.listen_after(100, "spoken", digits("c1", 2)).unwrap();
+    assert_eq!(s.poll_timeout(), None, "the timers wait for the playback");
+    s.handle_event(500, SessionEvent::Digit('5'));
+    assert!(drain(&mut s).contains(&Action::PlayControl {
+        id: 1,
+        op: PlayerOp::Stop
+    }));
+
+    let mut s = CallSession::new();
+    s.handle_command(0, CallCommand::Play(play("spoken")), script)
+        .unwrap();
+    ready(&mut s, 1, 1);
+    s.handle_event(2_000, SessionEvent::Player(PlayerEvent::Finished(1)));
+    drain(&mut s);
+    s.listen_after(2_100, "spoken", digits("c1", 2)).unwrap();
+    assert_eq!(
+        s.poll_timeout(),
+        Some(7_100),
+        "ended already: the timers run"
+    );
+    s.handle_timeout(7_100);
+    assert_eq!(
+        script_done(&drain(&mut s)),
+        [("c1".into(), OpResult::Collected(CollectResult::NoInput))]
+    );
+}
+
 fn record(control_id: &str) -> RecordParams {
     RecordParams {
         control_id: control_id.into(),

@@ -1,6 +1,8 @@
 //! The `ai` agent's model turns (the agent itself is swml::methods::ai): an
 //! [`swml::ModelRequest`] goes to the configured OpenAI-compatible backend (llm), its whole
-//! answer comes back as [`swml::Completion::Model`].
+//! answer comes back as [`swml::Completion::Model`]. When the agent asks
+//! ([`swml::SpeakPlan`]), the answer is spoken as it streams: at its first words a playback
+//! starts whose speech is synthesised sentence by sentence from the text still arriving.
 
 use std::sync::Arc;
 
@@ -8,6 +10,8 @@ use control::command::AiMessageParams;
 use control::session::Origin;
 use control::{CallCommand, ControlError};
 use tracing::{info, warn, Instrument};
+
+use tokio::sync::mpsc;
 
 use crate::actor::script::ScriptWait;
 use crate::actor::{CallActor, TaskDone};
@@ -49,22 +53,51 @@ fn chat_request(req: swml::ModelRequest) -> Result<llm::ChatRequest, String> {
 
 async fn ask(
     backend: Option<Arc<dyn llm::ChatBackend>>,
-    req: swml::ModelRequest,
+    mut req: swml::ModelRequest,
+    tasks: mpsc::UnboundedSender<TaskDone>,
 ) -> Result<swml::ModelReply, String> {
     let backend = backend.ok_or_else(|| NO_BACKEND.to_string())?;
+    let mut plan = req.speak.take();
     let chat = chat_request(req)?;
     let started = std::time::Instant::now();
-    let done = backend
-        .chat_stream(&chat, &mut |_| llm::Flow::Continue)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut feed: Option<mpsc::UnboundedSender<String>> = None;
+    let mut on_event = |event: llm::ChatEvent| {
+        if let llm::ChatEvent::TextDelta(text) = event {
+            if let Some(plan) = plan.take() {
+                // The first words: the playback starts with them.
+                let (tx, rx) = mpsc::unbounded_channel();
+                if !plan.prefix.trim().is_empty() {
+                    let _ = tx.send(format!("{} ", plan.prefix.trim()));
+                }
+                info!(
+                    first_words_ms = started.elapsed().as_millis() as u64,
+                    "ai answer spoken as it streams"
+                );
+                let _ = tasks.send(TaskDone::AiSpeak {
+                    play: Box::new(plan.play),
+                    feed: rx,
+                });
+                feed = Some(tx);
+            }
+            if let Some(tx) = &feed {
+                let _ = tx.send(text);
+            }
+        }
+        llm::Flow::Continue
+    };
+    let done = backend.chat_stream(&chat, &mut on_event).await;
+    // The speech ends with the answer (or with what came of it before a failure).
+    let spoken = feed.take().is_some();
+    let done = done.map_err(|e| e.to_string())?;
     info!(
         ms = started.elapsed().as_millis() as u64,
         tools = done.tool_calls.len(),
         chars = done.text.len(),
+        spoken,
         "ai model answered"
     );
     Ok(swml::ModelReply {
+        spoken,
         text: done.text,
         tool_calls: done
             .tool_calls
@@ -88,7 +121,53 @@ impl CallActor {
         if let Some(ops) = listening {
             self.cut_ai_turn(ops, "stopped by calling.ai.stop").await;
         }
+        // An answer being spoken while the model still writes stops now; the agent ends when
+        // the model is done.
+        if let Some(play) = self.ops.ai_speaking.take() {
+            let stop =
+                CallCommand::PlayStop(control::command::ControlIdParams { control_id: play });
+            let _ = self.op_command(stop, Origin::Rest).await;
+        }
         Ok(())
+    }
+
+    /// The model's first words: they are spoken as the rest streams in, unless the agent no
+    /// longer waits for this answer.
+    pub(crate) async fn start_ai_speech(
+        &mut self,
+        play: Box<control::command::PlayParams>,
+        feed: mpsc::UnboundedReceiver<String>,
+    ) {
+        if self.script_wait != Some(ScriptWait::Model) {
+            return;
+        }
+        let control_id = play.control_id.clone();
+        self.ops.speech_feeds.insert(control_id.clone(), feed);
+        let mut play = *play;
+        // The items stand for the fed speech (crate::prepare::MediaPrep::prepare_fed).
+        play.play = vec![control::command::MediaItem::Silence { duration: 0.0 }];
+        let origin = Origin::Script { wait_final: false };
+        match self.op_command(CallCommand::Play(play), origin).await {
+            Ok(()) => self.ops.ai_speaking = Some(control_id),
+            Err(e) => {
+                self.ops.speech_feeds.remove(&control_id);
+                warn!(error = %e, "the ai answer could not be spoken as it streams");
+            }
+        }
+    }
+
+    /// The model's whole answer.
+    pub(crate) async fn on_model_answer(&mut self, result: Result<swml::ModelReply, String>) {
+        if self.script_wait != Some(ScriptWait::Model) {
+            return;
+        }
+        let speaking = self.ops.ai_speaking.take();
+        let result = result.map(|mut reply| {
+            // Spoken only if its playback started.
+            reply.spoken &= speaking.is_some();
+            reply
+        });
+        self.complete_script(swml::Completion::Model(result)).await;
     }
 
     /// `calling.ai_message`: a message for the agent (a `user` one is answered at once, the
@@ -169,7 +248,7 @@ impl CallActor {
         let tx = self.tasks_tx.clone();
         tokio::spawn(
             async move {
-                let result = ask(backend, req).await;
+                let result = ask(backend, req, tx.clone()).await;
                 if let Err(e) = &result {
                     warn!(error = %e, "ai model turn failed");
                 }

@@ -121,6 +121,11 @@ pub(crate) enum TaskDone {
     },
     /// The `ai` agent's model answered (ai.rs).
     Model(Result<swml::ModelReply, String>),
+    /// The model's first words came: its answer is spoken as it streams (ai.rs).
+    AiSpeak {
+        play: Box<control::command::PlayParams>,
+        feed: mpsc::UnboundedReceiver<String>,
+    },
     /// A far end's T.38 offer waited long enough for a fax to start (t38.rs).
     T38OfferWaited { serial: u64 },
     /// The far end answered our offer of the call's audio after T.38 (t38.rs).
@@ -890,7 +895,8 @@ impl CallActor {
             TaskDone::Document { purpose, result } => self.on_document(purpose, result).await,
             TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
-            TaskDone::Model(result) => self.complete_script(swml::Completion::Model(result)).await,
+            TaskDone::Model(result) => self.on_model_answer(result).await,
+            TaskDone::AiSpeak { play, feed } => self.start_ai_speech(play, feed).await,
             TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
             TaskDone::ForkReady { control_id, parts } => {
                 self.on_fork_ready(control_id, parts).await

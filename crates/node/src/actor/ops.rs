@@ -46,6 +46,12 @@ pub(crate) struct Ops {
     prepared: std::collections::HashMap<PlaybackId, Vec<Source>>,
     /// Playbacks ready before the media runs (inbound, before answer): queued once it does.
     pub deferred: Vec<ReadyPlay>,
+    /// The text of playbacks spoken as it is written (an `ai` model's answer as it streams),
+    /// by control id, until their audio is prepared.
+    pub speech_feeds:
+        std::collections::HashMap<String, tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// The playback an `ai` model's answer is being spoken in while the model still writes.
+    pub ai_speaking: Option<String>,
 }
 
 impl CallActor {
@@ -170,9 +176,13 @@ impl CallActor {
                 let rate = self.pcm_rate();
                 let prep = self.node.prep.clone();
                 let tx = self.tasks_tx.clone();
+                let feed = self.ops.speech_feeds.remove(&params.control_id);
                 tokio::spawn(
                     async move {
-                        let result = prep.prepare(&params, rate).await;
+                        let result = match feed {
+                            Some(feed) => prep.prepare_fed(&params, feed, rate).await,
+                            None => prep.prepare(&params, rate).await,
+                        };
                         let _ = tx.send(TaskDone::PlayReady { id, result });
                     }
                     .in_current_span(),

@@ -272,6 +272,7 @@ impl CallActor {
             Effect::Fax(params) => self.script_fax(params).await,
             Effect::Model(req) => self.script_model(req),
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
+            Effect::Listen { play_id, collect } => self.script_listen(play_id, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
             Effect::EnterQueue(plan) => self.start_enter_queue(plan).await,
             Effect::JoinConference(plan) => self.start_join_conference(plan).await,
@@ -418,6 +419,21 @@ impl CallActor {
         }
     }
 
+    /// The `ai` agent listens after the answer it spoke as the model wrote it.
+    async fn script_listen(&mut self, play_id: String, collect: CollectParams) {
+        self.script_wait = Some(ScriptWait::Op {
+            control_id: collect.control_id.clone(),
+        });
+        let result = self.ops.session.listen_after(now_ms(), &play_id, collect);
+        self.drain_ops().await;
+        if let Err(e) = result {
+            self.complete_now(Completion::Failed {
+                message: e.to_string(),
+            })
+            .await;
+        }
+    }
+
     /// Completes a blocking effect right away (the effect needed no I/O).
     async fn complete_now(&mut self, completion: Completion) {
         self.script_wait = None;
@@ -437,6 +453,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::Hangup { .. } => "hangup",
         Effect::Control { command, .. } => command.name(),
         Effect::Prompt { .. } => "prompt",
+        Effect::Listen { .. } => "ai",
         Effect::Connect(_) => "connect",
         Effect::EnterQueue(_) => "enter_queue",
         Effect::JoinConference(_) => "join_conference",

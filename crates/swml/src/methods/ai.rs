@@ -103,6 +103,20 @@ pub struct ModelRequest {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Speak the answer as it streams: the runtime starts `play` (its items left to the
+    /// runtime: `prefix`, then the answer's text sentence by sentence) once the first words
+    /// come, and says so in [`ModelReply::spoken`]. The turn then listens after that playback
+    /// ([`Effect::Listen`]).
+    pub speak: Option<SpeakPlan>,
+}
+
+/// How a model turn's answer is to be spoken as it streams ([`ModelRequest::speak`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeakPlan {
+    /// The playback's control id, voice and language; its items are the streamed speech.
+    pub play: PlayParams,
+    /// Words said before the answer (a function's `say`, fillers).
+    pub prefix: String,
 }
 
 /// The model's answer ([`Completion::Model`]).
@@ -110,6 +124,9 @@ pub struct ModelRequest {
 pub struct ModelReply {
     pub text: String,
     pub tool_calls: Vec<ModelToolCall>,
+    /// The runtime spoke the answer's text (with the plan's prefix) as it streamed, in the
+    /// plan's playback, which may still be playing.
+    pub spoken: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +232,9 @@ pub(crate) struct Agent {
     user_input: Vec<String>,
     /// The playback and the collect of the turn running now.
     turn_ops: Option<AiTurnOps>,
+    /// The playback the model's answer is to be spoken in as it streams (the model turn's
+    /// [`SpeakPlan`]).
+    speaking: Option<String>,
     /// `calling.ai.stop` came: the agent ends when its current effect completes.
     stop_requested: bool,
     /// A `user` message came (`calling.ai_message`): the turn is cut and the model answers.
@@ -467,6 +487,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         to_say: Vec::new(),
         user_input: Vec::new(),
         turn_ops: None,
+        speaking: None,
         stop_requested: false,
         answer_now: false,
         hold_requested: None,
@@ -523,10 +544,7 @@ fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
                 .push(json!({"role": "assistant", "content": greeting}));
             turn_effect(run, agent, &greeting, now)
         }
-        None => {
-            agent.phase = Phase::Model;
-            Effect::Model(model_request(agent, agent.messages.clone(), true))
-        }
+        None => ask_for_turn(run, agent),
     }
 }
 
@@ -642,12 +660,25 @@ fn speech(text: &str) -> Vec<MediaItem> {
 /// The agent says `text` while the caller's answer is collected; the listening after it lasts
 /// at most what is left of the inactivity timeout.
 fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect {
+    let play = PlayParams::new(run.new_control_id("ai-say"), speech(text));
+    let collect = listening(run, agent, &play.control_id, now);
+    Effect::Prompt { play, collect }
+}
+
+/// The turn after an answer spoken as it streamed: the caller is heard once (and while) the
+/// playback `play_id` plays.
+fn listen_effect(run: &mut Run, agent: &mut Agent, play_id: String, now: u64) -> Effect {
+    let collect = listening(run, agent, &play_id, now);
+    Effect::Listen { play_id, collect }
+}
+
+/// The collect of a turn whose words play in `play_id`.
+fn listening(run: &mut Run, agent: &mut Agent, play_id: &str, now: u64) -> CollectParams {
     agent.phase = Phase::Turn;
     agent.turns += 1;
-    let play = PlayParams::new(run.new_control_id("ai-say"), speech(text));
     let mut collect = CollectParams::new(run.new_control_id("ai-listen"));
     agent.turn_ops = Some(AiTurnOps {
-        play: play.control_id.clone(),
+        play: play_id.to_string(),
         collect: collect.control_id.clone(),
     });
     let idle_ms = now.saturating_sub(agent.heard_at);
@@ -658,7 +689,7 @@ fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect
     s.end_silence_timeout = agent.end_of_speech_s.max(0.3);
     s.hints = agent.hints.clone();
     collect.speech = Some(s);
-    Effect::Prompt { play, collect }
+    collect
 }
 
 fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelRequest {
@@ -685,7 +716,30 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
         temperature: agent.temperature,
         top_p: agent.top_p,
         max_tokens: agent.max_tokens,
+        speak: None,
     }
+}
+
+/// The model asked for the agent's next words, to be spoken as they stream when nothing
+/// else must happen first (an ending, a hold, a step that moves on by itself).
+fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
+    agent.phase = Phase::Model;
+    let mut req = model_request(agent, agent.messages.clone(), true);
+    let plain = !(agent.ending.hangup
+        || agent.ending.stop
+        || agent.hold_requested.is_some()
+        || agent.skip_user_turn
+        || agent.wait_for_user
+        || agent.contexts.as_ref().is_some_and(Contexts::is_end));
+    if plain {
+        let play = PlayParams::new(run.new_control_id("ai-say"), Vec::new());
+        agent.speaking = Some(play.control_id.clone());
+        req.speak = Some(SpeakPlan {
+            play,
+            prefix: agent.to_say.join(" "),
+        });
+    }
+    Effect::Model(req)
 }
 
 pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
@@ -710,9 +764,8 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     if std::mem::take(&mut agent.answer_now) && agent.phase == Phase::Turn {
         agent.heard_at = now;
         agent.tool_rounds = 0;
-        agent.phase = Phase::Model;
-        let req = model_request(&agent, agent.messages.clone(), true);
-        return wait_again(run, agent, Effect::Model(req));
+        let effect = ask_for_turn(run, &mut agent);
+        return wait_again(run, agent, effect);
     }
     match agent.phase {
         Phase::Include => on_signatures(run, agent, c, now),
@@ -771,9 +824,8 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
                 .messages
                 .push(json!({"role": "system", "content": prompt}));
             agent.heard_at = now;
-            agent.phase = Phase::Model;
-            let req = model_request(&agent, agent.messages.clone(), true);
-            wait_again(run, agent, Effect::Model(req));
+            let effect = ask_for_turn(run, &mut agent);
+            wait_again(run, agent, effect);
         }
     }
 }
@@ -867,9 +919,8 @@ fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
             agent
                 .messages
                 .push(json!({"role": "user", "content": text.trim()}));
-            agent.phase = Phase::Model;
-            let req = model_request(&agent, agent.messages.clone(), true);
-            wait_again(run, agent, Effect::Model(req));
+            let effect = ask_for_turn(run, &mut agent);
+            wait_again(run, agent, effect);
         }
         Completion::Op(OpResult::Collected(
             CollectResult::NoInput | CollectResult::NoMatch | CollectResult::Speech { .. },
@@ -913,6 +964,11 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
             return closing(run, agent, FALLBACK.to_string());
         }
     };
+    // Spoken as it streamed: the words before it were said with it.
+    let spoken = agent.speaking.take().filter(|_| reply.spoken);
+    if spoken.is_some() {
+        agent.to_say.clear();
+    }
     let mut message = json!({"role": "assistant",
         "content": if reply.text.is_empty() && !reply.tool_calls.is_empty() { Value::Null } else { json!(reply.text) }});
     if !reply.tool_calls.is_empty() {
@@ -929,7 +985,7 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
         return next_tool(run, agent);
     }
     let mut text = std::mem::take(&mut agent.to_say).join(" ");
-    if !reply.text.is_empty() {
+    if !reply.text.is_empty() && spoken.is_none() {
         if !text.is_empty() {
             text.push(' ');
         }
@@ -955,7 +1011,10 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     }
     // The caller's silence counts from the end of the agent's answer, not from its question.
     agent.heard_at = now;
-    let effect = turn_effect(run, &mut agent, &text, now);
+    let effect = match spoken {
+        Some(play_id) => listen_effect(run, &mut agent, play_id, now),
+        None => turn_effect(run, &mut agent, &text, now),
+    };
     wait_again(run, agent, effect);
 }
 
@@ -1026,9 +1085,8 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         let effect = turn_effect(run, &mut agent, &text, now);
         return wait_again(run, agent, effect);
     }
-    agent.phase = Phase::Model;
-    let req = model_request(&agent, agent.messages.clone(), true);
-    wait_again(run, agent, Effect::Model(req));
+    let effect = ask_for_turn(run, &mut agent);
+    wait_again(run, agent, effect);
 }
 
 /// How the engine took a tool call that no SWAIG function of the document answers.
