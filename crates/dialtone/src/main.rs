@@ -2,6 +2,7 @@
 
 mod config;
 mod http;
+mod local_model;
 mod operator;
 mod ops;
 
@@ -160,7 +161,23 @@ async fn run(settings: config::Settings) -> anyhow::Result<()> {
     }
     let creds = config::credentials(&settings)?;
     sip::install_crypto_provider();
-    let node_cfg = node_config(&settings, &creds)?;
+    let mut node_cfg = node_config(&settings, &creds)?;
+    // Held for as long as dialtone runs: dropping it stops the model's server.
+    let _local_model = match (&node_cfg.ai, settings.ai_local_command.as_deref()) {
+        (None, Some(command)) if !command.trim().is_empty() => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+            let log = settings.data_dir.join("ai-local-model.log");
+            let local = local_model::start(command, &log)?;
+            node_cfg.ai = Some(node::config::AiBackend {
+                base_url: local.base_url.clone(),
+                api_key: None,
+                model: "embedded".into(),
+            });
+            Some(local)
+        }
+        _ => None,
+    };
     let node = node::Node::start(node_cfg)
         .await
         .context("starting the call runtime")?;

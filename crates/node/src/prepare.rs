@@ -57,6 +57,7 @@ impl MediaPrep {
             .first_chunk()
             .await
             .map_err(|e| format!("say: {e}"))?;
+        tracing::info!(control_id = %play.control_id, "the first words are synthesised");
         Ok(vec![Source::Stream(Box::new(speech))])
     }
 

@@ -104,7 +104,11 @@ fn speech_event(ev: media::speech::SpeechEvent) -> SpeechEvent {
     match ev {
         S::StartOfInput => SpeechEvent::StartOfInput,
         S::Partial { text } => SpeechEvent::Partial { text },
-        S::Result { text, confidence } => SpeechEvent::Result { text, confidence },
+        S::Result { text, confidence } => {
+            // The end of an utterance (turn-latency timelines start here: docs/benchmarks.md).
+            info!(chars = text.len(), confidence, "speech recognised");
+            SpeechEvent::Result { text, confidence }
+        }
         S::Error { message } => {
             warn!(%message, "speech collect failed");
             SpeechEvent::Error { message }
