@@ -46,6 +46,8 @@ struct Sim {
     /// The runtime speaks a model's answer as it streams when the agent asks (a trace line
     /// `spoke <play> <words>`).
     speaks: bool,
+    /// Virtual time each completion takes (0: completions are instant).
+    tick_ms: u64,
 }
 
 fn call() -> Map<String, Value> {
@@ -82,6 +84,7 @@ impl Sim {
             model_replies: Default::default(),
             model_requests: Vec::new(),
             speaks: false,
+            tick_ms: 0,
             requests: Vec::new(),
         }
     }
@@ -211,6 +214,7 @@ impl Sim {
                 };
             }
             if let Some(c) = pending {
+                self.now += self.tick_ms;
                 self.run.complete(self.now, c);
             } else if let Some(t) = self.run.poll_timeout() {
                 self.now = t;
@@ -2055,4 +2059,45 @@ fn ai_answers_spoken_as_they_stream_are_listened_after() {
     // playback.
     assert_eq!(sim.model_requests.len(), 4);
     assert!(sim.model_requests.iter().all(|r| r.speak.is_some()));
+}
+
+/// `amazon_bedrock` is the same agent (its `contexts` left out); `params.wait_for_user` hears
+/// the caller first; `params.hard_stop_time` ends the conversation at the next turn once it is
+/// up, with the model's goodbye (worded without tools).
+#[test]
+fn amazon_bedrock_waits_for_the_user_and_stops_at_the_hard_stop_time() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"amazon_bedrock": {"prompt": {"text": "Be brief.", "voice_id": "amy",
+                                       "contexts": {"default": {"steps": [{"name": "x", "text": "X"}]}}},
+                            "params": {"wait_for_user": true, "hard_stop_time": "0:00:02",
+                                       "hard_stop_prompt": "Say goodbye."}}},
+        {"play": {"url": "say:after"}}
+    ]}}));
+    sim.prompt_results.push_back(speech("hello"));
+    sim.model_replies.push_back(says("Hi, how can I help?"));
+    sim.model_replies
+        .push_back(says("Sorry, time is up. Goodbye."));
+    // Every step of the simulation is a second: the hard stop is up by the second turn's end.
+    sim.tick_ms = 1_000;
+    let sim = sim.go();
+    let prompts: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("prompt "))
+        .collect();
+    assert!(
+        prompts[0].starts_with("prompt Silence { duration: 0.1 } collect"),
+        "the caller first: {}",
+        prompts[0]
+    );
+    let m = &sim.model_requests;
+    assert_eq!(m.len(), 2, "{:#?}", sim.trace);
+    assert!(!m[0].messages[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("Current step"));
+    assert_eq!(m[1].messages.last().unwrap()["content"], "Say goodbye.");
+    assert!(m[1].tools.is_empty());
+    assert_eq!(sim.says(), ["Sorry, time is up. Goodbye.", "after"]);
+    assert_eq!(sim.var("ai_result"), json!("success"));
 }

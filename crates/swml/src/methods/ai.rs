@@ -252,6 +252,9 @@ pub(crate) struct Agent {
     ending: Ending,
     /// `params.static_greeting`.
     greeting: Option<String>,
+    /// `params.hard_stop_time` as a deadline (Unix ms) and what the model is then told.
+    hard_stop_at: Option<u64>,
+    hard_stop_prompt: String,
     /// The include whose signatures are being fetched.
     including: Option<Value>,
     session_id: String,
@@ -372,6 +375,17 @@ fn function_of(f: &Value) -> Result<Function, String> {
 /// Parameters left as written: SWAIG's `data_map` and the prompts hold the AI's own templates
 /// (`${args.x}`, `${lc:…}`, swml.md §5.7), which SWML expansion must not touch (§5.8).
 const NOT_EXPANDED: [&str; 4] = ["prompt", "post_prompt", "SWAIG", "global_data"];
+
+/// `amazon_bedrock` (swml.md §6.3): the same agent with `ai`'s narrower parameter set; what it
+/// does not have (`contexts`) is left out, `prompt.voice_id` is accepted and not used. Its model
+/// is the configured backend, like `ai`'s (docs/ai.md).
+pub(crate) fn run_bedrock(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let mut params = params.clone();
+    if let Some(prompt) = params.get_mut("prompt").and_then(Value::as_object_mut) {
+        prompt.remove("contexts");
+    }
+    self::run(run, &params, now)
+}
 
 pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     let mut rest = params.as_object().cloned().unwrap_or_default();
@@ -498,15 +512,27 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         unhold_pending: false,
         ending: Ending::default(),
         greeting: None,
+        hard_stop_at: None,
+        hard_stop_prompt: String::new(),
         including: None,
         session_id,
         started_at: now,
     };
+    agent.hard_stop_at = tuning
+        .get("hard_stop_time")
+        .and_then(duration_ms)
+        .map(|ms| now.saturating_add(ms));
+    agent.hard_stop_prompt = text_at(&tuning, "hard_stop_prompt")
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| HARD_STOP_PROMPT.to_string());
     agent.greeting = tuning
         .get("static_greeting")
         .and_then(Value::as_str)
         .filter(|g| !g.trim().is_empty())
         .map(str::to_string);
+    // `params.wait_for_user`: without a greeting the caller speaks first.
+    agent.wait_for_user = agent.greeting.is_none()
+        && tuning.get("wait_for_user").and_then(super::as_bool) == Some(true);
     refresh_system(&mut agent);
     if let Some(include) = agent.includes.pop_front() {
         agent.phase = Phase::Include;
@@ -535,8 +561,35 @@ fn default_hook(defaults: &Value) -> Option<String> {
     }
 }
 
-/// The first turn: the static greeting spoken, or the model asked for its opening words.
+/// `params.hard_stop_time`: `hh:mm:ss`, `mm:ss`, seconds, or a number with `s`, `m` or `h`.
+fn duration_ms(v: &Value) -> Option<u64> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_ascii_lowercase(),
+        _ => return None,
+    };
+    let secs: f64 = if let Some(n) = text.strip_suffix('h') {
+        n.trim().parse::<f64>().ok()? * 3600.0
+    } else if let Some(n) = text.strip_suffix('m') {
+        n.trim().parse::<f64>().ok()? * 60.0
+    } else if let Some(n) = text.strip_suffix('s') {
+        n.trim().parse().ok()?
+    } else {
+        let mut total = 0.0;
+        for part in text.split(':') {
+            total = total * 60.0 + part.trim().parse::<f64>().ok()?;
+        }
+        total
+    };
+    (secs.is_finite() && secs > 0.0).then(|| (secs.min(86_400.0) * 1000.0) as u64)
+}
+
+/// The first turn: the static greeting spoken, or the model asked for its opening words —
+/// or, with `params.wait_for_user`, the caller heard first.
 fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
+    if std::mem::take(&mut agent.wait_for_user) {
+        return turn_effect(run, agent, "", now);
+    }
     match agent.greeting.clone() {
         Some(greeting) => {
             agent
@@ -682,7 +735,11 @@ fn listening(run: &mut Run, agent: &mut Agent, play_id: &str, now: u64) -> Colle
         collect: collect.control_id.clone(),
     });
     let idle_ms = now.saturating_sub(agent.heard_at);
-    let left_s = agent.inactivity_ms.saturating_sub(idle_ms) as f64 / 1000.0;
+    let mut left_ms = agent.inactivity_ms.saturating_sub(idle_ms);
+    if let Some(at) = agent.hard_stop_at {
+        left_ms = left_ms.min(at.saturating_sub(now));
+    }
+    let left_s = left_ms as f64 / 1000.0;
     collect.initial_timeout = left_s.clamp(1.0, LISTEN_S);
     collect.start_input_timers = false;
     let mut s = SpeechParams::new();
@@ -767,6 +824,11 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         let effect = ask_for_turn(run, &mut agent);
         return wait_again(run, agent, effect);
     }
+    let out_of_time = agent.hard_stop_at.is_some_and(|at| now >= at);
+    if out_of_time && agent.phase == Phase::Turn {
+        agent.hard_stop_at = None;
+        return hard_stop(run, agent);
+    }
     match agent.phase {
         Phase::Include => on_signatures(run, agent, c, now),
         Phase::Turn => on_heard(run, agent, c, now),
@@ -829,6 +891,21 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         }
     }
 }
+
+/// `params.hard_stop_time` is up: the model words the goodbye (no tools), it is said, the agent
+/// ends.
+fn hard_stop(run: &mut Run, mut agent: Agent) {
+    agent.ending.stop = true;
+    let prompt = agent.hard_stop_prompt.clone();
+    agent
+        .messages
+        .push(json!({"role": "system", "content": prompt}));
+    agent.phase = Phase::Model;
+    let req = model_request(&agent, agent.messages.clone(), false);
+    wait_again(run, agent, Effect::Model(req));
+}
+
+const HARD_STOP_PROMPT: &str = "The time for this conversation is up. Tell the user, politely      and briefly, that you have to end the call now.";
 
 /// The instruction before hold music (calling-api.md §6.22), what is said when the model has
 /// nothing to say, and the instruction after it (§6.23).
@@ -1516,5 +1593,36 @@ fn end(run: &mut Run, agent: Agent) {
             }
             Flow::Next | Flow::Jumped | Flow::Stop => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_stop_times_read_as_durations() {
+        assert_eq!(duration_ms(&json!("1:02:03")), Some(3_723_000));
+        assert_eq!(duration_ms(&json!("05:00")), Some(300_000));
+        assert_eq!(duration_ms(&json!("90")), Some(90_000));
+        assert_eq!(duration_ms(&json!(90)), Some(90_000));
+        assert_eq!(duration_ms(&json!("2m")), Some(120_000));
+        assert_eq!(duration_ms(&json!("1.5h")), Some(5_400_000));
+        assert_eq!(duration_ms(&json!("45s")), Some(45_000));
+        for bad in [
+            json!("soon"),
+            json!("-5"),
+            json!("0"),
+            json!(""),
+            json!(true),
+            json!("1::2"),
+        ] {
+            assert_eq!(duration_ms(&bad), None, "{bad}");
+        }
+        assert_eq!(
+            duration_ms(&json!("1e9")),
+            Some(86_400_000),
+            "a day at most"
+        );
     }
 }

@@ -125,6 +125,7 @@ pub const IMPLEMENTED: [&str; 37] = [
 pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> Flow {
     match name {
         "ai" => ai::run(run, params, now),
+        "amazon_bedrock" => ai::run_bedrock(run, params, now),
         "answer" => answer::run(run, params),
         "cond" => cond::run(run, params),
         "connect" => connect::run(run, params),
