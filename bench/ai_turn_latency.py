@@ -114,7 +114,7 @@ def trial(d, hooks, where, eos_ms):
         total = (start - end) * 0.02
         lines = log_times(d.log_path, call_id)
         t_rec_start, _ = first(lines, ": recording control_id")
-        t_heard, _ = first(lines, "speech recognised")
+        t_heard, _ = first(lines, "utterance recognised")
         t_words, words = first(lines, "ai answer spoken as it streams", after=t_heard or 0)
         t_synth, _ = first(lines, "the first words are synthesised", after=t_words or 0)
         if None in (t_rec_start, t_heard, t_words, t_synth):

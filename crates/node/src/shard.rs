@@ -160,6 +160,8 @@ pub enum ShardCommand {
         call_id: Uuid,
         key: String,
         listener: Option<Box<dyn FrameListener>>,
+        /// On what the call sends rather than on what it hears.
+        sent: bool,
     },
     SetFilter {
         call_id: Uuid,
@@ -592,9 +594,14 @@ fn apply(
             call_id,
             key,
             listener,
+            sent,
         } => {
             if let Some(leg) = media.graph(call_id) {
-                leg.set_listener(key, listener);
+                if sent {
+                    leg.set_sent_listener(key, listener);
+                } else {
+                    leg.set_listener(key, listener);
+                }
             }
         }
         ShardCommand::SetFilter { call_id, filter } => {

@@ -45,6 +45,7 @@ impl CallActor {
             CallCommand::AiMessage(p) => self.ai_message(p).await?,
             CallCommand::AiHold(p) => self.ai_hold(p.timeout, p.prompt).await?,
             CallCommand::AiUnhold(p) => self.ai_unhold(p.prompt).await?,
+            CallCommand::LiveTranscribe(p) => self.live_transcribe(p).await?,
             command @ (CallCommand::Play(_)
             | CallCommand::PlayPause(_)
             | CallCommand::PlayResume(_)
@@ -77,7 +78,6 @@ impl CallActor {
             | CallCommand::AiSidecarAsk(_)
             | CallCommand::AiSidecarStop(_)
             | CallCommand::AiSidecarStatus(_)
-            | CallCommand::LiveTranscribe(_)
             | CallCommand::LiveTranslate(_) => {
                 return Err(ControlError::NotImplemented {
                     command: command.name().to_owned(),

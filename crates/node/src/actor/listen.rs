@@ -41,6 +41,9 @@ impl CallActor {
                     })
             }
             ListenerEvent::Speech(s) => {
+                if let Some(tap) = ev.key.strip_prefix(crate::actor::live::LIVE_PREFIX) {
+                    return self.on_live_speech(tap, speech_event(s)).await;
+                }
                 ev.key
                     .strip_prefix(SPEECH_PREFIX)
                     .map(|id| SessionEvent::Speech {
@@ -106,7 +109,7 @@ fn speech_event(ev: media::speech::SpeechEvent) -> SpeechEvent {
         S::Partial { text } => SpeechEvent::Partial { text },
         S::Result { text, confidence } => {
             // The end of an utterance (turn-latency timelines start here: docs/benchmarks.md).
-            info!(chars = text.len(), confidence, "speech recognised");
+            info!(chars = text.len(), confidence, "utterance recognised");
             SpeechEvent::Result { text, confidence }
         }
         S::Error { message } => {

@@ -11,6 +11,7 @@ pub(crate) mod fax;
 mod fork;
 pub(crate) mod inbound;
 mod listen;
+mod live;
 pub(crate) mod ops;
 pub(crate) mod queue;
 mod recording;
@@ -206,6 +207,8 @@ pub(crate) struct CallActor {
     pub(crate) recordings: crate::actor::recording::Recordings,
     /// `calling.denoise` is on (the filter is set on the media leg).
     pub(crate) denoising: bool,
+    /// `calling.live_transcribe` running on the call (live.rs).
+    pub(crate) live: Option<live::LiveTranscript>,
     /// A SWML `connect` dialling or bridged.
     pub(crate) connect: Option<crate::actor::connect::Connecting>,
     /// This far leg of a `connect` runs its `confirm` script before it is bridged.
@@ -292,6 +295,7 @@ impl CallActor {
             virtual_media: None,
             recordings: crate::actor::recording::Recordings::default(),
             denoising: false,
+            live: None,
             connect: None,
             confirming: false,
             queued: None,
@@ -1192,6 +1196,7 @@ impl CallActor {
         self.end_connect();
         self.end_queue();
         self.leave_conference().await;
+        self.stop_live(true).await;
         self.end_ops().await;
         if self.media_running {
             let (tx, rx) = oneshot::channel();

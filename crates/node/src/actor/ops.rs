@@ -232,6 +232,7 @@ impl CallActor {
                         call_id,
                         key: format!("{SPEECH_PREFIX}{control_id}"),
                         listener,
+                        sent: false,
                     },
                 );
             }
@@ -247,6 +248,7 @@ impl CallActor {
                         call_id,
                         key: format!("{DETECT_PREFIX}{control_id}"),
                         listener,
+                        sent: false,
                     },
                 );
             }
@@ -401,7 +403,7 @@ impl CallActor {
 }
 
 /// What the recogniser and the segmenter are told of a speech collect.
-fn speech_params(spec: control::session::SpeechSpec) -> asr::listener::SpeechParams {
+pub(crate) fn speech_params(spec: control::session::SpeechSpec) -> asr::listener::SpeechParams {
     asr::listener::SpeechParams {
         request: asr::RecognitionRequest {
             language: spec.language,

@@ -17,6 +17,7 @@ pub(crate) mod fork;
 pub(crate) mod goto;
 pub(crate) mod hangup;
 pub mod join_conference;
+mod live;
 pub(crate) mod play;
 pub(crate) mod prompt;
 pub(crate) mod record;
@@ -146,6 +147,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "stop_tap" => fork::run_stop(run, "stop_tap", params, now),
         "stop_stream" => fork::run_stop(run, "stop_stream", params, now),
         "transcribe" => transcribe::run_start(run, params, now),
+        "live_transcribe" => live::run_transcribe(run, params, now),
         "transcribe_stop" => transcribe::run_stop(run, now),
         "detect_machine" => detect::run(run, params, now),
         "send_fax" => fax::run(run, control::command::FaxDirection::Send, params, now),
@@ -192,6 +194,7 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
                 fork::on_completion(run, name, completion)
             }
             "transcribe" | "transcribe_stop" => transcribe::on_completion(run, name, completion),
+            "live_transcribe" => live::on_completion(run, completion),
             "send_fax" | "receive_fax" => fax::on_completion(run, name, completion),
             _ => detect::on_completion(run, name, started, now, completion),
         },
