@@ -1196,4 +1196,44 @@ mod fork_latency_tests {
         assert_eq!(first_heard_us(true), 20_000);
         assert_eq!(first_heard_us(false), 40_000);
     }
+
+    /// A listener on what the call sends hears its playback — and nothing of the far end's.
+    #[test]
+    fn a_sent_listener_hears_what_the_call_plays() {
+        let mut g = CallGraph::new(&GraphConfig {
+            codec: CodecKind::Pcmu,
+            rtp_clock_rate: 8000,
+            ssrc: 1,
+            initial_sequence: 1,
+            initial_timestamp: 0,
+            payload_type: 0,
+            telephone_event_pt: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let sent = First::default();
+        g.set_sent_listener(
+            "live:local".into(),
+            Some(Box::new(ListenerEar(sent.clone()))),
+        );
+        let mut out = Packets::new();
+        // The far end is loud from the start; the call plays a loud sound from 100 ms on.
+        for k in 0..20u16 {
+            let now = u64::from(k) * 20_000;
+            if k == 5 {
+                let loud: std::sync::Arc<[i16]> = vec![8000i16; 1600].into();
+                g.play(1, vec![crate::playback::Source::Pcm(loud)], 0.0, 1);
+            }
+            g.on_tick(now, &mut out);
+            let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+            pkt[2..4].copy_from_slice(&k.to_be_bytes());
+            pkt[4..8].copy_from_slice(&(u32::from(k) * 160).to_be_bytes());
+            pkt.extend(std::iter::repeat_n(0x80u8, 160));
+            assert!(g.on_rtp(now + 2_000, &pkt));
+        }
+        let first = *sent.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(first, Some(100_000));
+        // Removed by its key, it hears no more.
+        g.set_sent_listener("live:local".into(), None);
+        assert!(g.sent_listeners.is_empty());
+    }
 }
