@@ -25,6 +25,7 @@ impl CallActor {
             ));
         }
         let control_id = command.control_id().map(str::to_owned);
+        let mut extra = Vec::new();
         if let CallCommand::Play(p) = &command {
             if p.direction != AudioDirection::Listen {
                 // Playing "as the party" (to the bridge peer and recordings only) needs a
@@ -46,6 +47,17 @@ impl CallActor {
             CallCommand::AiHold(p) => self.ai_hold(p.timeout, p.prompt).await?,
             CallCommand::AiUnhold(p) => self.ai_unhold(p.prompt).await?,
             CallCommand::LiveTranscribe(p) => self.live_transcribe(p).await?,
+            CallCommand::AiSidecar(p) => self.ai_sidecar(*p).await?,
+            CallCommand::AiSidecarPoke(p) => self.sidecar_poke(p.text)?,
+            CallCommand::AiSidecarStop(_) => self.stop_sidecar("api_stop").await?,
+            CallCommand::AiSidecarAsk(p) => {
+                let ask_id = self.sidecar_ask(p.text).await?;
+                extra.push(("ask_id".to_string(), serde_json::json!(ask_id)));
+            }
+            CallCommand::AiSidecarStatus(_) => {
+                let status = self.sidecar_status()?;
+                extra.push(("result".to_string(), serde_json::json!(status)));
+            }
             command @ (CallCommand::Play(_)
             | CallCommand::PlayPause(_)
             | CallCommand::PlayResume(_)
@@ -71,14 +83,7 @@ impl CallActor {
             | CallCommand::SendFaxStop(_)
             | CallCommand::ReceiveFaxStop(_)) => self.op_command(command, origin).await?,
             // What the node cannot do yet answers 501 naming the command; never a fake success.
-            CallCommand::Update(_)
-            | CallCommand::End(_)
-            | CallCommand::AiSidecar(_)
-            | CallCommand::AiSidecarPoke(_)
-            | CallCommand::AiSidecarAsk(_)
-            | CallCommand::AiSidecarStop(_)
-            | CallCommand::AiSidecarStatus(_)
-            | CallCommand::LiveTranslate(_) => {
+            CallCommand::Update(_) | CallCommand::End(_) | CallCommand::LiveTranslate(_) => {
                 return Err(ControlError::NotImplemented {
                     command: command.name().to_owned(),
                 })
@@ -86,6 +91,7 @@ impl CallActor {
         }
         let mut ok = CommandOk::leg(self.snapshot_record().leg());
         ok.control_id = control_id;
+        ok.extra = extra;
         Ok(ok)
     }
 

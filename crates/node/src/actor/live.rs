@@ -63,6 +63,13 @@ impl CallActor {
     ) -> Result<(), ControlError> {
         match p.action {
             LiveTranscribeAction::Start(start) => {
+                if self.sidecar.is_some() {
+                    return Err(ControlError::Conflict {
+                        code: "value_not_unique",
+                        message: "one transcriber per call: an AI sidecar runs".into(),
+                        attribute: None,
+                    });
+                }
                 self.stop_live(false).await;
                 let legs = if start.direction.is_empty() {
                     control::command::both_legs()
@@ -111,7 +118,7 @@ impl CallActor {
         }
     }
 
-    fn set_live_tap(&mut self, leg: CallerLeg, spec: Option<SpeechSpec>) {
+    pub(crate) fn set_live_tap(&mut self, leg: CallerLeg, spec: Option<SpeechSpec>) {
         let listener = spec.map(|spec| {
             Box::new(asr::listener::SpeechListener::new(
                 self.node.speech.clone(),
@@ -155,6 +162,14 @@ impl CallActor {
             "local" => CallerLeg::LocalCaller,
             _ => return,
         };
+        if self.sidecar.is_some() {
+            if let SpeechEvent::Result { text, .. } = event {
+                if !text.trim().is_empty() {
+                    self.sidecar_heard(leg, text.trim().to_string()).await;
+                }
+            }
+            return;
+        }
         let Some(live) = self.live.as_mut() else {
             return;
         };

@@ -18,6 +18,7 @@ mod recording;
 mod refer;
 mod script;
 pub(crate) mod script_call;
+mod sidecar;
 mod t38;
 
 use std::collections::HashMap;
@@ -123,6 +124,8 @@ pub(crate) enum TaskDone {
     /// The `ai` agent's model answered (ai.rs).
     Model(Result<swml::ModelReply, String>),
     /// The model's first words came: its answer is spoken as it streams (ai.rs).
+    /// An AI sidecar's evaluation is over (sidecar.rs).
+    Sidecar(Box<sidecar::Evaluated>),
     AiSpeak {
         play: Box<control::command::PlayParams>,
         feed: mpsc::UnboundedReceiver<String>,
@@ -209,6 +212,8 @@ pub(crate) struct CallActor {
     pub(crate) denoising: bool,
     /// `calling.live_transcribe` running on the call (live.rs).
     pub(crate) live: Option<live::LiveTranscript>,
+    /// `calling.ai_sidecar` attached to the call (sidecar.rs).
+    pub(crate) sidecar: Option<sidecar::Sidecar>,
     /// A SWML `connect` dialling or bridged.
     pub(crate) connect: Option<crate::actor::connect::Connecting>,
     /// This far leg of a `connect` runs its `confirm` script before it is bridged.
@@ -296,6 +301,7 @@ impl CallActor {
             recordings: crate::actor::recording::Recordings::default(),
             denoising: false,
             live: None,
+            sidecar: None,
             connect: None,
             confirming: false,
             queued: None,
@@ -901,6 +907,7 @@ impl CallActor {
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
             TaskDone::Model(result) => self.on_model_answer(result).await,
             TaskDone::AiSpeak { play, feed } => self.start_ai_speech(play, feed).await,
+            TaskDone::Sidecar(done) => self.sidecar_evaluated(*done),
             TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
             TaskDone::ForkReady { control_id, parts } => {
                 self.on_fork_ready(control_id, parts).await
@@ -1197,6 +1204,7 @@ impl CallActor {
         self.end_queue();
         self.leave_conference().await;
         self.stop_live(true).await;
+        let _ = self.stop_sidecar("transcribe_close").await;
         self.end_ops().await;
         if self.media_running {
             let (tx, rx) = oneshot::channel();

@@ -1,7 +1,8 @@
-//! `live_transcribe` (swml.md §6.16): REST `calling.live_transcribe` underneath. The step goes
-//! on once the command is accepted; what is heard goes to the start's `webhook`.
+//! `live_transcribe` (swml.md §6.16) and `ai_sidecar` (§6.2): REST `calling.live_transcribe`
+//! and `calling.ai_sidecar` underneath. The step goes on once the command is accepted; what is
+//! heard goes to the start's `webhook` / the sidecar's `url`.
 
-use control::command::LiveTranscribeParams;
+use control::command::{AiSidecarParams, LiveTranscribeParams};
 use control::CallCommand;
 use serde_json::{json, Value};
 
@@ -31,11 +32,40 @@ pub(crate) fn run_transcribe(run: &mut Run, params: &Value, now: u64) -> Flow {
     }
 }
 
-pub(crate) fn on_completion(run: &mut Run, completion: Completion) {
+/// `ai_sidecar`: attaches the observer (or, with `action.summarize`, asks for a summary).
+pub(crate) fn run_sidecar(run: &mut Run, params: &Value, now: u64) -> Flow {
+    // The prompt and the SWAIG definitions are the sidecar's own, not SWML expressions.
+    let mut rest = params.as_object().cloned().unwrap_or_default();
+    let kept: Vec<(String, Value)> = ["prompt", "SWAIG", "global_data"]
+        .iter()
+        .filter_map(|k| rest.remove(*k).map(|v| (k.to_string(), v)))
+        .collect();
+    let mut p = run.expand(&Value::Object(rest));
+    if let Some(m) = p.as_object_mut() {
+        m.extend(kept);
+    }
+    match serde_json::from_value::<AiSidecarParams>(p) {
+        Ok(params) => control_step(
+            "ai_sidecar",
+            now,
+            CallCommand::AiSidecar(Box::new(params)),
+            ControlWait::Started,
+        ),
+        Err(e) => {
+            run.warn(
+                "relay_script_method_parameter_invalid_value",
+                format!("ai_sidecar: {e}"),
+            );
+            Flow::Next
+        }
+    }
+}
+
+pub(crate) fn on_completion(run: &mut Run, name: &str, completion: Completion) {
     if let Completion::Failed { message } = completion {
         run.warn(
             "relay_script_method_execute_failed",
-            format!("live_transcribe failed: {message}"),
+            format!("{name} failed: {message}"),
         );
     }
 }

@@ -1,0 +1,751 @@
+//! `calling.ai_sidecar` (calling-api.md §6.26–6.27, swml.md §6.2): an AI observer that listens
+//! to both legs (the live transcription's taps, live.rs: one transcriber per call), never
+//! speaks, and at each customer turn asks the model for advice — with the user's SWAIG tools —
+//! reporting every step as `{sidecar_event, call_info}` callbacks to `url` (calling-events.md
+//! §10). `poke` makes it evaluate now, `ask` answers a one-off question (`ask_answer`), `stop`
+//! detaches it (`stop`, `final`), `status` is the `+OK` counters line.
+
+use std::sync::Arc;
+
+use control::command::{AiPrompt, AiSidecarParams, CallerLeg, SidecarFunction};
+use control::ControlError;
+use serde_json::{json, Map, Value};
+use tracing::{info, warn, Instrument};
+
+use crate::actor::{CallActor, TaskDone};
+use crate::NodeInner;
+
+const DEFAULT_PROMPT: &str = "You listen to a phone call between an agent and a customer. \
+     After each customer turn, give the agent one short, useful piece of advice, or call \
+     sidecar_skip when there is nothing worth saying.";
+const SKIP: &str = "sidecar_skip";
+const SWAIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Conversation messages kept (the oldest turns go first).
+const MAX_HISTORY: usize = 200;
+
+/// Where a sidecar's callbacks go, and what every one of them carries.
+#[derive(Clone)]
+pub(crate) struct SidecarOut {
+    node: Arc<NodeInner>,
+    ident: webhook::events::CallIdentity,
+    url: Option<String>,
+    channel_data: Value,
+}
+
+impl SidecarOut {
+    async fn send(&self, kind: &str, tick: u64, fields: Value) {
+        let Some(url) = self.url.as_deref() else {
+            return;
+        };
+        let mut event = json!({
+            "type": kind,
+            "ts": crate::now_ms().saturating_mul(1000),
+            "tick_id": tick,
+            "channel_data": self.channel_data,
+        });
+        if let (Some(e), Value::Object(more)) = (event.as_object_mut(), fields) {
+            e.extend(more);
+        }
+        let body = json!({
+            "sidecar_event": event,
+            "call_info": {
+                "call_id": self.ident.call_id,
+                "project_id": self.ident.project_id,
+                "space_id": self.ident.space_id,
+                "content_type": "text/json",
+                "content_disposition": "post_data",
+                "conversation_type": "voice",
+            },
+        });
+        self.node.notify(self.ident.call_id, url, &body).await;
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    ticks: u64,
+    insights: u64,
+    skips: u64,
+    tools: u64,
+    errors: u64,
+}
+
+/// A sidecar attached to the call.
+pub(crate) struct Sidecar {
+    out: SidecarOut,
+    model: Option<String>,
+    system: String,
+    customer: CallerLeg,
+    functions: Vec<SidecarFunction>,
+    default_hook: Option<String>,
+    global_data: Map<String, Value>,
+    history: Vec<Value>,
+    transcript: Vec<Value>,
+    customer_text: String,
+    agent_text: String,
+    tick: u64,
+    stats: Stats,
+    busy: bool,
+    /// A turn (or poke) came while the model was busy: evaluate again when it is done.
+    again: bool,
+    summary: Option<String>,
+    started_at: u64,
+}
+
+fn no_sidecar() -> ControlError {
+    ControlError::invalid_state("invalid_state", "no AI sidecar is attached to this call")
+}
+
+fn prompt_text(p: Option<&AiPrompt>) -> String {
+    match p {
+        Some(AiPrompt::Plain(t)) | Some(AiPrompt::Text { text: t }) => t.clone(),
+        Some(AiPrompt::Pom { pom }) => pom
+            .iter()
+            .map(|s| {
+                let title = s.get("title").and_then(Value::as_str).unwrap_or("");
+                let body = s.get("body").and_then(Value::as_str).unwrap_or("");
+                format!("## {title}\n\n{body}\n")
+            })
+            .collect(),
+        Some(AiPrompt::File { .. }) | None => DEFAULT_PROMPT.to_string(),
+    }
+}
+
+fn leg_name(leg: CallerLeg) -> &'static str {
+    match leg {
+        CallerLeg::RemoteCaller => "remote-caller",
+        CallerLeg::LocalCaller => "local-caller",
+    }
+}
+
+/// A webhook URL with its basic-auth user info put in.
+fn with_auth(url: &str, user: Option<&str>, pass: Option<&str>) -> String {
+    match (user, url.split_once("://")) {
+        (Some(user), Some((scheme, rest))) if !rest.contains('@') => {
+            format!("{scheme}://{user}:{}@{rest}", pass.unwrap_or(""))
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// What one evaluation did, for the actor to merge.
+pub(crate) struct Evaluated {
+    history: Vec<Value>,
+    global_data: Map<String, Value>,
+    stats: Stats,
+}
+
+impl CallActor {
+    /// `calling.ai_sidecar`: attach (both legs are heard), or with `action.summarize` a
+    /// one-off summary of what the running sidecar heard.
+    pub(crate) async fn ai_sidecar(&mut self, p: AiSidecarParams) -> Result<(), ControlError> {
+        if let Some(action) = p.action {
+            let transcript = self
+                .sidecar
+                .as_ref()
+                .map(|s| transcript_text(&s.transcript))
+                .ok_or_else(no_sidecar)?;
+            let out = self.sidecar.as_ref().map(|s| s.out.clone());
+            let prompt = action
+                .summarize
+                .prompt
+                .or(p.params.ai_summary_prompt)
+                .unwrap_or_else(|| "Summarize this phone conversation.".into());
+            let backend = self.node.model.clone();
+            let webhook = action.summarize.webhook;
+            tokio::spawn(
+                async move {
+                    let summary = crate::actor::live::summarize(backend, &prompt, &transcript)
+                        .await
+                        .unwrap_or_else(|e| format!("(no summary: {e})"));
+                    if let Some(mut out) = out {
+                        if webhook.is_some() {
+                            out.url = webhook;
+                        }
+                        out.send("summary", 0, json!({"summary": summary})).await;
+                    }
+                }
+                .in_current_span(),
+            );
+            return Ok(());
+        }
+        if self.sidecar.is_some() || self.live.is_some() {
+            return Err(ControlError::Conflict {
+                code: "value_not_unique",
+                message: "one transcriber per call: an AI sidecar or a live transcription \
+                          already runs"
+                    .into(),
+                attribute: None,
+            });
+        }
+        if p.direction.len() < 2 {
+            return Err(ControlError::Unprocessable {
+                code: "invalid_parameter",
+                message: "an AI sidecar hears both legs: remote-caller and local-caller".into(),
+                attribute: Some("direction".into()),
+            });
+        }
+        let spec = control::session::SpeechSpec {
+            language: p.lang.clone(),
+            hints: p.hints.clone().unwrap_or_default(),
+            digits_allowed: false,
+            end_silence_ms: u64::from(p.params.vad_silence_ms.unwrap_or(500).max(100)),
+            speech_timeout_ms: if p.params.speech_timeout == 0 {
+                60_000
+            } else {
+                u64::from(p.params.speech_timeout.max(1500))
+            },
+            partial_results: false,
+            continuous: true,
+        };
+        for leg in [CallerLeg::RemoteCaller, CallerLeg::LocalCaller] {
+            self.set_live_tap(leg, Some(spec.clone()));
+        }
+        let channel_data = json!({"call_id": self.ident.call_id,
+            "caller_id_number": self.ident.from, "destination_number": self.ident.to});
+        let out = SidecarOut {
+            node: self.node.clone(),
+            ident: self.ident.clone(),
+            url: p.url.clone(),
+            channel_data,
+        };
+        let swaig = p.swaig.unwrap_or_default();
+        let default_hook = swaig.defaults.as_ref().and_then(|d| {
+            d.web_hook_url.as_deref().map(|u| {
+                with_auth(
+                    u,
+                    d.web_hook_auth_user.as_deref(),
+                    d.web_hook_auth_password.as_deref(),
+                )
+            })
+        });
+        let model = (p.model != "gpt-4o-mini").then(|| p.model.clone());
+        let tools: Vec<&str> = swaig
+            .functions
+            .iter()
+            .map(|f| f.function.as_str())
+            .collect();
+        let global_data = p.global_data.unwrap_or_default();
+        out.send(
+            "start",
+            0,
+            json!({"model": p.model, "tools": tools, "global_data": global_data}),
+        )
+        .await;
+        info!(lang = %p.lang, tools = swaig.functions.len(), "ai sidecar attached");
+        self.sidecar = Some(Sidecar {
+            out,
+            model,
+            system: prompt_text(p.prompt.as_ref()),
+            customer: p.customer_role,
+            functions: swaig.functions,
+            default_hook,
+            global_data,
+            history: Vec::new(),
+            transcript: Vec::new(),
+            customer_text: String::new(),
+            agent_text: String::new(),
+            tick: 0,
+            stats: Stats::default(),
+            busy: false,
+            again: false,
+            summary: (p.params.ai_summary || p.params.final_summary).then(|| {
+                p.params
+                    .ai_summary_prompt
+                    .clone()
+                    .unwrap_or_else(|| "Summarize this phone conversation.".to_string())
+            }),
+            started_at: crate::now_ms(),
+        });
+        Ok(())
+    }
+
+    /// An utterance the sidecar's taps heard: a customer's ends a turn.
+    pub(crate) async fn sidecar_heard(&mut self, leg: CallerLeg, text: String) {
+        let Some(s) = self.sidecar.as_mut() else {
+            return;
+        };
+        s.transcript
+            .push(json!({"role": leg_name(leg), "text": text, "ts": crate::now_ms()}));
+        if leg != s.customer {
+            if !s.agent_text.is_empty() {
+                s.agent_text.push(' ');
+            }
+            s.agent_text.push_str(&text);
+            return;
+        }
+        if !s.customer_text.is_empty() {
+            s.customer_text.push(' ');
+        }
+        s.customer_text.push_str(&text);
+        let customer = std::mem::take(&mut s.customer_text);
+        let agent = std::mem::take(&mut s.agent_text);
+        s.tick += 1;
+        s.stats.ticks += 1;
+        let delta = if agent.is_empty() {
+            format!("Customer: {customer}")
+        } else {
+            format!("Agent: {agent}\nCustomer: {customer}")
+        };
+        s.out
+            .send(
+                "turn",
+                s.tick,
+                json!({"transcript_delta": delta, "customer_text": customer, "agent_text": agent}),
+            )
+            .await;
+        s.history.push(json!({"role": "user", "content": delta}));
+        self.sidecar_evaluate();
+    }
+
+    /// The model is asked for advice on the conversation so far (on a task), unless it is
+    /// already thinking: then once more when it is done.
+    fn sidecar_evaluate(&mut self) {
+        let Some(s) = self.sidecar.as_mut() else {
+            return;
+        };
+        if s.busy {
+            s.again = true;
+            return;
+        }
+        s.busy = true;
+        let job = Evaluation {
+            backend: self.node.model.clone(),
+            http: self.node.http.clone(),
+            out: s.out.clone(),
+            model: s.model.clone(),
+            system: s.system.clone(),
+            functions: s.functions.clone(),
+            default_hook: s.default_hook.clone(),
+            history: s.history.clone(),
+            global_data: s.global_data.clone(),
+            tick: s.tick,
+            max_iters: 5,
+        };
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(
+            async move {
+                let done = job.run().await;
+                let _ = tx.send(TaskDone::Sidecar(Box::new(done)));
+            }
+            .in_current_span(),
+        );
+    }
+
+    pub(crate) fn sidecar_evaluated(&mut self, done: Evaluated) {
+        let Some(s) = self.sidecar.as_mut() else {
+            return;
+        };
+        s.busy = false;
+        s.history = done.history;
+        let drop = s.history.len().saturating_sub(MAX_HISTORY);
+        s.history.drain(..drop);
+        s.global_data = done.global_data;
+        s.stats.insights += done.stats.insights;
+        s.stats.skips += done.stats.skips;
+        s.stats.tools += done.stats.tools;
+        s.stats.errors += done.stats.errors;
+        if std::mem::take(&mut s.again) {
+            self.sidecar_evaluate();
+        }
+    }
+
+    /// `calling.ai_sidecar.poke`: a message for the sidecar, answered now.
+    pub(crate) fn sidecar_poke(&mut self, text: String) -> Result<(), ControlError> {
+        let s = self.sidecar.as_mut().ok_or_else(no_sidecar)?;
+        s.tick += 1;
+        s.stats.ticks += 1;
+        s.history.push(json!({"role": "user", "content": text}));
+        self.sidecar_evaluate();
+        Ok(())
+    }
+
+    /// `calling.ai_sidecar.ask`: a one-off question about the call; the answer comes as
+    /// `ask_answer` with the returned `ask_id`.
+    pub(crate) async fn sidecar_ask(&mut self, question: String) -> Result<String, ControlError> {
+        let s = self.sidecar.as_ref().ok_or_else(no_sidecar)?;
+        let ask_id = uuid::Uuid::new_v4().to_string();
+        let tick = s.tick;
+        s.out
+            .send(
+                "ask_request",
+                tick,
+                json!({"question": question, "ask_id": ask_id, "triggered_by": "ask"}),
+            )
+            .await;
+        let mut messages = vec![json!({"role": "system", "content": s.system})];
+        messages.extend(s.history.iter().cloned());
+        messages.push(json!({"role": "user", "content": question}));
+        let (backend, out, model, id) = (
+            self.node.model.clone(),
+            s.out.clone(),
+            s.model.clone(),
+            ask_id.clone(),
+        );
+        tokio::spawn(
+            async move {
+                match ask_model(backend, model, messages, Vec::new()).await {
+                    Ok(reply) => {
+                        out.send(
+                            "ask_answer",
+                            tick,
+                            json!({"raw": reply.text, "iter": 0, "total_iters": 1,
+                                   "ask_id": id, "triggered_by": "ask"}),
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        out.send(
+                            "error",
+                            tick,
+                            json!({"error_reason": "llm_error", "detail": e, "ask_id": id,
+                                   "triggered_by": "ask"}),
+                        )
+                        .await
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        Ok(ask_id)
+    }
+
+    /// `calling.ai_sidecar.status`: the spec's single `+OK` line of counters.
+    pub(crate) fn sidecar_status(&self) -> Result<String, ControlError> {
+        let s = self.sidecar.as_ref().ok_or_else(no_sidecar)?;
+        Ok(format!(
+            "+OK running=1 ticks={} insights={} skips={} tools={} errors={} in_tokens=0 \
+             out_tokens=0 history_size={} event_log_bytes=0",
+            s.stats.ticks,
+            s.stats.insights,
+            s.stats.skips,
+            s.stats.tools,
+            s.stats.errors,
+            s.history.len()
+        ))
+    }
+
+    /// Detaches the sidecar: its taps go, `stop` and `final` are sent.
+    pub(crate) async fn stop_sidecar(&mut self, reason: &str) -> Result<(), ControlError> {
+        let s = self.sidecar.take().ok_or_else(no_sidecar)?;
+        for leg in [CallerLeg::RemoteCaller, CallerLeg::LocalCaller] {
+            self.set_live_tap(leg, None);
+        }
+        info!(reason, ticks = s.stats.ticks, "ai sidecar detached");
+        s.out
+            .send("stop", s.tick, json!({"stop_reason": reason}))
+            .await;
+        let ended = crate::now_ms();
+        let backend = self.node.model.clone();
+        let reason = reason.to_string();
+        tokio::spawn(
+            async move {
+                let summary = match &s.summary {
+                    Some(prompt) => {
+                        let text = transcript_text(&s.transcript);
+                        crate::actor::live::summarize(backend, prompt, &text)
+                            .await
+                            .ok()
+                    }
+                    None => None,
+                };
+                let st = &s.stats;
+                s.out
+                    .send(
+                        "final",
+                        s.tick,
+                        json!({
+                            "stop_reason": reason,
+                            "summary": summary,
+                            "history": s.history,
+                            "transcript": s.transcript,
+                            "event_log": [],
+                            "stats": {"ticks": st.ticks, "insights": st.insights, "skips": st.skips,
+                                      "tools": st.tools, "errors": st.errors},
+                            "metrics": {},
+                            "global_data": s.global_data,
+                            "model": s.model.clone().unwrap_or_else(|| "default".into()),
+                            "started_at": s.started_at,
+                            "ended_at": ended,
+                            "duration_ms": ended.saturating_sub(s.started_at),
+                        }),
+                    )
+                    .await;
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+}
+
+fn transcript_text(lines: &[Value]) -> String {
+    lines
+        .iter()
+        .map(|l| {
+            format!(
+                "{}: {}\n",
+                l["role"].as_str().unwrap_or(""),
+                l["text"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// One evaluation: the model, its tool calls answered by the user's webhooks, until it gives
+/// advice, skips, or runs out of iterations.
+struct Evaluation {
+    backend: Option<Arc<dyn llm::ChatBackend>>,
+    http: egress::EgressClient,
+    out: SidecarOut,
+    model: Option<String>,
+    system: String,
+    functions: Vec<SidecarFunction>,
+    default_hook: Option<String>,
+    history: Vec<Value>,
+    global_data: Map<String, Value>,
+    tick: u64,
+    max_iters: u32,
+}
+
+impl Evaluation {
+    fn tools(&self) -> Vec<Value> {
+        let mut tools: Vec<Value> = self
+            .functions
+            .iter()
+            .map(|f| {
+                json!({"type": "function", "function": {
+                    "name": f.function,
+                    "description": f.description.clone().or_else(|| f.purpose.clone()).unwrap_or_default(),
+                    "parameters": f.parameters.clone().map(Value::Object)
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}))}})
+            })
+            .collect();
+        tools.push(json!({"type": "function", "function": {"name": SKIP,
+            "description": "Nothing worth telling the agent now.",
+            "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}}}}));
+        tools
+    }
+
+    async fn run(mut self) -> Evaluated {
+        let mut stats = Stats::default();
+        let tools = self.tools();
+        for iter in 0..self.max_iters {
+            let mut messages = vec![json!({"role": "system", "content": self.system})];
+            messages.extend(self.history.iter().cloned());
+            self.out
+                .send(
+                    "request",
+                    self.tick,
+                    json!({"model": self.model, "iter": iter, "messages_count": messages.len(),
+                           "messages_token_count": 0, "tool_choice": "auto"}),
+                )
+                .await;
+            let reply = match ask_model(
+                self.backend.clone(),
+                self.model.clone(),
+                messages,
+                tools.clone(),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    stats.errors += 1;
+                    warn!(error = %e, "ai sidecar: the model did not answer");
+                    self.out
+                        .send(
+                            "error",
+                            self.tick,
+                            json!({"error_reason": "llm_error", "detail": e}),
+                        )
+                        .await;
+                    break;
+                }
+            };
+            if reply.tool_calls.is_empty() {
+                if reply.text.trim().is_empty() {
+                    stats.skips += 1;
+                    self.out.send("skip", self.tick, json!({})).await;
+                } else {
+                    stats.insights += 1;
+                    self.out
+                        .send(
+                            "insight",
+                            self.tick,
+                            json!({"raw": reply.text, "iter": iter, "total_iters": iter + 1}),
+                        )
+                        .await;
+                    self.history
+                        .push(json!({"role": "assistant", "content": reply.text}));
+                }
+                break;
+            }
+            self.history.push(json!({"role": "assistant", "content": Value::Null,
+                "tool_calls": reply.tool_calls.iter().map(|t| json!({"id": t.id, "type": "function",
+                    "function": {"name": t.name, "arguments": t.arguments}})).collect::<Vec<_>>()}));
+            let mut skipped = false;
+            for call in &reply.tool_calls {
+                let args: Value =
+                    serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+                if call.name == SKIP {
+                    stats.skips += 1;
+                    skipped = true;
+                    self.out
+                        .send("skip", self.tick, json!({"reason": args.get("reason")}))
+                        .await;
+                    self.history.push(
+                        json!({"role": "tool", "tool_call_id": call.id, "content": "skipped"}),
+                    );
+                    continue;
+                }
+                stats.tools += 1;
+                self.out
+                    .send(
+                        "tool_call",
+                        self.tick,
+                        json!({"name": call.name, "arguments": args, "iter": iter}),
+                    )
+                    .await;
+                let response = self.call_tool(&call.name, args, &mut stats).await;
+                self.out
+                    .send(
+                        "tool_result",
+                        self.tick,
+                        json!({"name": call.name, "response": response, "iter": iter}),
+                    )
+                    .await;
+                self.history
+                    .push(json!({"role": "tool", "tool_call_id": call.id, "content": response}));
+            }
+            if skipped {
+                break;
+            }
+        }
+        Evaluated {
+            history: self.history,
+            global_data: self.global_data,
+            stats,
+        }
+    }
+
+    /// A tool's webhook (calling-events.md §10: `{function, argument, call_id, global_data,
+    /// channel_data}`); its `response` for the model, its `set_global_data` applied, its other
+    /// actions reported and not executed (the sidecar does not act on the call).
+    async fn call_tool(&mut self, name: &str, args: Value, stats: &mut Stats) -> String {
+        let function = self.functions.iter().find(|f| f.function == name);
+        let url = function
+            .and_then(|f| {
+                f.web_hook.web_hook_url.as_deref().map(|u| {
+                    with_auth(
+                        u,
+                        f.web_hook.web_hook_auth_user.as_deref(),
+                        f.web_hook.web_hook_auth_password.as_deref(),
+                    )
+                })
+            })
+            .or_else(|| self.default_hook.clone());
+        let Some(url) = url.filter(|_| function.is_some()) else {
+            return format!("the function {name} is not available");
+        };
+        let body = json!({"function": name, "argument": args, "call_id": self.out.ident.call_id,
+                          "global_data": self.global_data, "channel_data": self.out.channel_data});
+        let reply = async {
+            let parsed = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
+            let resp = self
+                .http
+                .request(reqwest::Method::POST, parsed)
+                .map_err(|e| e.to_string())?
+                .timeout(SWAIG_TIMEOUT)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let code = resp.status().as_u16();
+            let text = resp.text().await.map_err(|e| e.to_string())?;
+            if !(200..300).contains(&code) {
+                return Err(format!("HTTP {code}"));
+            }
+            serde_json::from_str::<Value>(&text).map_err(|e| e.to_string())
+        }
+        .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                stats.errors += 1;
+                self.out
+                    .send(
+                        "error",
+                        self.tick,
+                        json!({"error_reason": "webhook_http_failure", "function": name, "detail": e}),
+                    )
+                    .await;
+                return "The function failed.".to_string();
+            }
+        };
+        let actions: Vec<Value> = match reply.get("action") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(one @ Value::Object(_)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        for action in actions {
+            for (kind, value) in action.as_object().into_iter().flatten() {
+                if kind == "set_global_data" {
+                    for (k, v) in value.as_object().into_iter().flatten() {
+                        let old = self.global_data.insert(k.clone(), v.clone());
+                        self.out
+                            .send(
+                                "global_data_change",
+                                self.tick,
+                                json!({"key": k, "old_value": old, "new_value": v}),
+                            )
+                            .await;
+                    }
+                    continue;
+                }
+                let mut fields =
+                    json!({"action": kind, "source_function": name, "executed": false});
+                if kind == "say" {
+                    fields["spoken"] = json!(false);
+                    fields["reason"] = json!("no_tts_in_sidecar");
+                }
+                self.out.send("action", self.tick, fields).await;
+            }
+        }
+        match reply.get("response") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    }
+}
+
+async fn ask_model(
+    backend: Option<Arc<dyn llm::ChatBackend>>,
+    model: Option<String>,
+    messages: Vec<Value>,
+    tools: Vec<Value>,
+) -> Result<llm::Completion, String> {
+    let backend = backend.ok_or("no AI model backend is configured (ai_base_url)")?;
+    let messages = messages
+        .into_iter()
+        .map(serde_json::from_value::<llm::Message>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let tools = tools
+        .iter()
+        .filter_map(|t| {
+            let f = t.get("function")?;
+            Some(llm::Tool::function(
+                f.get("name")?.as_str()?,
+                f.get("description").and_then(Value::as_str).unwrap_or(""),
+                f.get("parameters").cloned().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let mut chat = llm::ChatRequest::new(messages).with_tools(tools);
+    chat.model = model;
+    backend
+        .chat_stream(&chat, &mut |_| llm::Flow::Continue)
+        .await
+        .map_err(|e| e.to_string())
+}
