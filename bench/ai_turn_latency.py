@@ -107,7 +107,14 @@ def trial(d, hooks, where, eos_ms):
         loud_caller = [i for i, v in enumerate(caller) if v > 500]
         if not loud_caller:
             raise RuntimeError("the caller's question is not in the recording")
-        end = loud_caller[-1] + 1
+        # The question's end: its first loud stretch, over once 0.5 s stay quiet (sipp's stream
+        # may loop back to the question later).
+        end = loud_caller[0]
+        for i in loud_caller:
+            if i - end > 25:
+                break
+            end = i
+        end += 1
         start = next((i for i in range(end, len(agent)) if agent[i] > 500), None)
         if start is None:
             raise RuntimeError("the agent did not answer")

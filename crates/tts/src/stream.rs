@@ -87,6 +87,10 @@ where
         ..request.clone()
     };
     let audio = match tts.synthesize(&chunk).await {
+        // The first sentence starts at its first sound: engines pad their output (flite:
+        // ~200 ms), which every caller would wait through. Later sentences keep theirs, the
+        // pause between sentences.
+        Ok(audio) if index == 0 => convert(&audio).map(trim_leading_silence),
         Ok(audio) => convert(&audio),
         Err(e) => Err(e.to_string()),
     };
@@ -99,6 +103,22 @@ where
     }
     let first_failed = audio.is_err();
     tx.send(audio).await.is_ok() && !first_failed
+}
+
+/// Below this, a sample is silence (of 32767).
+const SILENCE_LEVEL: u16 = 300;
+/// Kept before the first sound, in samples at 8 kHz (scaled at other rates by their length).
+const LEAD_KEPT: usize = 160;
+
+/// `samples` from a little before their first sound (all of them when there is none).
+pub fn trim_leading_silence(samples: Arc<[i16]>) -> Arc<[i16]> {
+    match samples
+        .iter()
+        .position(|s| s.unsigned_abs() > SILENCE_LEVEL)
+    {
+        Some(first) if first > LEAD_KEPT => Arc::from(&samples[first - LEAD_KEPT..]),
+        _ => samples,
+    }
 }
 
 /// Text arriving in pieces, cut into the chunks [`split_sentences`] would make as soon as they
@@ -504,5 +524,22 @@ mod tests {
             }
         }
         assert_eq!(rest, vec!["More.".len()]);
+    }
+
+    #[test]
+    fn the_first_sentence_starts_at_its_first_sound() {
+        let mut padded = vec![0i16; 2000];
+        padded.extend([5000, -5000, 4000]);
+        let trimmed = trim_leading_silence(Arc::from(padded.as_slice()));
+        assert_eq!(trimmed.len(), LEAD_KEPT + 3);
+        assert_eq!(trimmed[LEAD_KEPT], 5000);
+        let quiet: Arc<[i16]> = Arc::from(vec![10i16; 500].as_slice());
+        assert_eq!(
+            trim_leading_silence(quiet.clone()).len(),
+            500,
+            "no sound: untouched"
+        );
+        let short: Arc<[i16]> = Arc::from(vec![0, 0, 9000].as_slice());
+        assert_eq!(trim_leading_silence(short).len(), 3);
     }
 }
