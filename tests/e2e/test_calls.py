@@ -950,13 +950,20 @@ def test_commands_not_built_answer_501_naming_them_on_a_live_call(start_dialtone
     leg = dial(d, far.uri("service"), hooks.url(), timeout=5)
     call_id = leg["id"]
     wait_hook(hooks, call_id, "answered")
-    # Commands of later issues (AI): refused, naming the command.
-    for command, params, named in [("calling.live_translate", {"action": "stop"}, ""),
-                                   ("calling.live_transcribe", {"action": "stop"}, "")]:
+    # What is not built: refused, naming the command and what of it is missing.
+    speak = {"control_id": "p9", "direction": "speak", "play": [{"type": "silence", "params": {"duration": 1}}]}
+    for command, params, named in [("calling.play", speak, "direction speak")]:
         r = d.post({"command": command, "id": call_id, "params": params})
         assert r.status_code == 501, (command, r.status_code, r.text)
         err = r.json()["errors"][0]
         assert command in err["message"] and named in err["message"], err
+    # Live transcription and translation and the sidecar are built: with none running, their
+    # stops are 422 invalid_state (docs/ai.md).
+    for command in ["calling.live_translate", "calling.live_transcribe"]:
+        r = d.post({"command": command, "id": call_id, "params": {"action": "stop"}})
+        assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_state", r.text
+    r = d.post({"command": "calling.ai_sidecar.stop", "id": call_id, "params": {}})
+    assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_state", r.text
     # A message for an AI agent is built: with no agent on the call it is 422 invalid_state (docs/ai.md).
     r = d.post({"command": "calling.ai_message", "id": call_id, "params": {"role": "user", "message_text": "hi"}})
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "invalid_state", r.text

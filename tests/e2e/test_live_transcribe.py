@@ -53,7 +53,8 @@ def test_rest_live_transcribe_hears_both_legs_and_summarizes(start_dialtone, sip
             by_leg.setdefault(e["params"]["direction"], []).extend(words(e["params"]["text"]))
         print("heard:", by_leg)
         local, remote = by_leg.get("local-caller", []), by_leg.get("remote-caller", [])
-        assert {"order", "tomorrow", "morning"} <= set(local), local
+        # Whisper tiny hears flite's "order ships" variously ("order shipped", "ownership").
+        assert {"tomorrow", "morning"} <= set(local), local
         assert {"delivery", "tuesday"} <= set(remote), remote
 
         r = d.post({"command": "calling.live_transcribe", "id": call_id, "params": {"action": "stop"}})
@@ -91,3 +92,79 @@ def test_swml_live_transcribe_starts_and_the_call_end_stops_it(start_dialtone, s
     states = [e["params"]["state"] for e in hooks.on("/live") if e["params"].get("kind") == "state"]
     assert states == ["started", "stopped"], states
     sipp_done(far)
+
+
+def test_rest_live_translate_translates_each_utterance_and_injects(start_dialtone, sipp, hooks, tmp_path):
+    """`calling.live_translate`: the far end's English utterance (Whisper) comes with the model's translation (the
+    scripted server) under `calling.call.live_translate`; `inject` to the remote caller is translated and spoken to
+    it (a recording of what it hears holds speech after the inject); the status URL gets the states; `stop` sends
+    the summary in both languages."""
+    from test_ai import windows_rms
+    from test_record import fetch_wav
+    write_speech_wav(tmp_path, REMOTE, tail_s=10.0)
+    model = ScriptedModel([
+        {"text": "La fecha de entrega es el martes."},
+        {"text": "Gracias por su llamada."},
+        {"text": "Delivery on Tuesday was discussed."},
+        {"text": "Se hablo de la entrega el martes."},
+    ])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+        wait_hook(hooks, call_id, "answered")
+        r = d.post({"command": "calling.record", "id": call_id, "params": {
+            "control_id": "rec", "record": {"audio": {"format": "wav", "direction": "listen", "initial_timeout": 0,
+                                                      "end_silence_timeout": 0}},
+            "status_url": hooks.url("/rec")}})
+        assert r.status_code == 200, r.text
+        r = d.post({"command": "calling.live_translate", "id": call_id, "params": {
+            "status_url": hooks.url("/tstatus"),
+            "action": {"start": {"from_lang": "en-US", "to_lang": "es-ES", "direction": ["remote-caller"],
+                                 "webhook": hooks.url("/translate"), "filter_to": "polite", "ai_summary": True}}}})
+        assert r.status_code == 200, r.text
+        got = live_events(hooks, "/translate", "utterance", 1, 30)
+        assert got, hooks.on("/translate")
+        ev = got[0]
+        assert ev["event_type"] == "calling.call.live_translate", ev
+        p = ev["params"]
+        assert p["direction"] == "remote-caller" and p["lang"] == "en-US" and p["to_lang"] == "es-ES", p
+        assert {"delivery", "tuesday"} <= set(words(p["text"])), p
+        assert p["translated_text"] == "La fecha de entrega es el martes.", p
+        asked = model.requests[0]["body"]["messages"]
+        assert "from the language en-US into the language es-ES" in asked[0]["content"], asked
+        assert asked[1]["content"] == p["text"], asked
+
+        # An inject to the remote caller: translated (from the near side's language), then spoken.
+        r = d.post({"command": "calling.live_translate", "id": call_id, "params": {
+            "action": {"inject": {"message": "Thank you for calling.", "direction": "remote-caller"}}}})
+        assert r.status_code == 200, r.text
+        local = d.post({"command": "calling.live_translate", "id": call_id, "params": {
+            "action": {"inject": {"message": "Hello.", "direction": "local-caller"}}}})
+        assert local.status_code == 501, local.text
+        deadline = time.time() + 10
+        while time.time() < deadline and len(model.requests) < 2:
+            time.sleep(0.1)
+        assert model.requests[1]["body"]["messages"][1]["content"] == "Thank you for calling."
+        time.sleep(3)
+        r = d.post({"command": "calling.live_translate", "id": call_id, "params": {"action": "stop"}})
+        assert r.status_code == 200, r.text
+        summary = live_events(hooks, "/translate", "summary", 1, 15)
+        assert summary, hooks.on("/translate")
+        assert summary[0]["params"]["summaries"] == {"en-US": "Delivery on Tuesday was discussed.",
+                                                     "es-ES": "Se hablo de la entrega el martes."}, summary
+        states = [e["params"]["state"] for e in hooks.on("/tstatus")]
+        assert states == ["started", "stopped"], states
+        d.sdk().calling.end(call_id, reason="hangup")
+        sipp_done(far)
+        deadline = time.time() + 20
+        rec = []
+        while time.time() < deadline and not rec:
+            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
+            time.sleep(0.2)
+        assert rec, hooks.on("/rec")
+        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        loud = sum(1 for v in windows_rms(list(samples), w.getframerate()) if v > 500) * 0.02
+        assert loud >= 0.5, f"the injected translation was not spoken ({loud:.2f} s of speech)"
+    finally:
+        model.stop()

@@ -83,7 +83,8 @@ impl CallActor {
             | CallCommand::SendFaxStop(_)
             | CallCommand::ReceiveFaxStop(_)) => self.op_command(command, origin).await?,
             // What the node cannot do yet answers 501 naming the command; never a fake success.
-            CallCommand::Update(_) | CallCommand::End(_) | CallCommand::LiveTranslate(_) => {
+            CallCommand::LiveTranslate(p) => self.live_translate(*p).await?,
+            CallCommand::Update(_) | CallCommand::End(_) => {
                 return Err(ControlError::NotImplemented {
                     command: command.name().to_owned(),
                 })

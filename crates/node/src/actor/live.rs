@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use control::command::{CallerLeg, LiveTranscribeAction, LiveTranscribeParams, Summarize};
+use control::command::{
+    CallerLeg, LiveSpeechSettings, LiveTranscribeAction, LiveTranscribeParams, Summarize,
+};
 use control::session::{SpeechEvent, SpeechSpec};
 use control::ControlError;
 use serde_json::{json, Value};
@@ -22,21 +24,36 @@ use crate::shard::ShardCommand;
 pub(crate) const LIVE_PREFIX: &str = "live:";
 /// Utterances kept for the summary (the oldest go first).
 const MAX_LINES: usize = 2_000;
-const EVENT: &str = "calling.call.live_transcribe";
 const SUMMARY_PROMPT: &str = "Summarize this phone conversation in a few sentences.";
 
-/// A live transcription running on the call.
+/// A live transcription (or translation, translate.rs) running on the call.
 pub(crate) struct LiveTranscript {
-    lang: String,
-    legs: Vec<CallerLeg>,
-    webhook: Option<String>,
-    live_events: bool,
-    ai_summary: bool,
-    summary_prompt: Option<String>,
-    lines: Vec<(CallerLeg, String)>,
+    pub(crate) lang: String,
+    pub(crate) legs: Vec<CallerLeg>,
+    pub(crate) webhook: Option<String>,
+    pub(crate) live_events: bool,
+    pub(crate) ai_summary: bool,
+    pub(crate) summary_prompt: Option<String>,
+    pub(crate) lines: Vec<(CallerLeg, String)>,
+    /// `calling.call.live_transcribe` or `calling.call.live_translate`.
+    pub(crate) event_type: &'static str,
+    pub(crate) translation: Option<crate::actor::translate::Translation>,
 }
 
-fn leg_name(leg: CallerLeg) -> &'static str {
+/// The speech taps' settings for a leg.
+pub(crate) fn tap_spec(language: &str, speech: &LiveSpeechSettings) -> SpeechSpec {
+    SpeechSpec {
+        language: language.to_string(),
+        hints: Vec::new(),
+        digits_allowed: false,
+        end_silence_ms: u64::from(speech.vad_silence_ms().max(1)),
+        speech_timeout_ms: u64::from(speech.speech_timeout.max(1500)),
+        partial_results: speech.live_events,
+        continuous: true,
+    }
+}
+
+pub(crate) fn leg_name(leg: CallerLeg) -> &'static str {
     match leg {
         CallerLeg::RemoteCaller => "remote-caller",
         CallerLeg::LocalCaller => "local-caller",
@@ -50,8 +67,17 @@ fn tap_key(leg: CallerLeg) -> String {
     }
 }
 
-fn no_session() -> ControlError {
+pub(crate) fn no_session() -> ControlError {
     ControlError::invalid_state("invalid_state", "no live transcription runs on this call")
+}
+
+/// One transcriber per call: a sidecar holds the taps.
+pub(crate) fn sidecar_conflict() -> ControlError {
+    ControlError::Conflict {
+        code: "value_not_unique",
+        message: "one transcriber per call: an AI sidecar runs".into(),
+        attribute: None,
+    }
 }
 
 impl CallActor {
@@ -64,11 +90,7 @@ impl CallActor {
         match p.action {
             LiveTranscribeAction::Start(start) => {
                 if self.sidecar.is_some() {
-                    return Err(ControlError::Conflict {
-                        code: "value_not_unique",
-                        message: "one transcriber per call: an AI sidecar runs".into(),
-                        attribute: None,
-                    });
+                    return Err(sidecar_conflict());
                 }
                 self.stop_live(false).await;
                 let legs = if start.direction.is_empty() {
@@ -76,15 +98,7 @@ impl CallActor {
                 } else {
                     start.direction.clone()
                 };
-                let spec = SpeechSpec {
-                    language: start.lang.clone(),
-                    hints: Vec::new(),
-                    digits_allowed: false,
-                    end_silence_ms: u64::from(start.speech.vad_silence_ms().max(1)),
-                    speech_timeout_ms: u64::from(start.speech.speech_timeout.max(1500)),
-                    partial_results: start.speech.live_events,
-                    continuous: true,
-                };
+                let spec = tap_spec(&start.lang, &start.speech);
                 for leg in &legs {
                     self.set_live_tap(*leg, Some(spec.clone()));
                 }
@@ -97,6 +111,8 @@ impl CallActor {
                     ai_summary: start.speech.ai_summary,
                     summary_prompt: start.speech.ai_summary_prompt,
                     lines: Vec::new(),
+                    event_type: "calling.call.live_transcribe",
+                    translation: None,
                 };
                 self.live_event(&live, json!({"kind": "state", "state": "started"}))
                     .await;
@@ -104,14 +120,18 @@ impl CallActor {
                 Ok(())
             }
             LiveTranscribeAction::Stop => {
-                if self.live.is_none() {
+                if self.live.as_ref().is_none_or(|l| l.translation.is_some()) {
                     return Err(no_session());
                 }
                 self.stop_live(true).await;
                 Ok(())
             }
             LiveTranscribeAction::Summarize(s) => {
-                let live = self.live.as_ref().ok_or_else(no_session)?;
+                let live = self
+                    .live
+                    .as_ref()
+                    .filter(|l| l.translation.is_none())
+                    .ok_or_else(no_session)?;
                 self.summarize_live(live, Some(s));
                 Ok(())
             }
@@ -192,6 +212,9 @@ impl CallActor {
             }
             live.lines.push((leg, text.clone()));
         }
+        if let Some(t) = live.translation.clone().filter(|_| last) {
+            return self.translate_utterance(leg, text, t);
+        }
         if !live.live_events {
             return;
         }
@@ -203,19 +226,21 @@ impl CallActor {
         }
     }
 
-    async fn live_event(&self, live: &LiveTranscript, mut params: Value) {
+    pub(crate) async fn live_event(&self, live: &LiveTranscript, mut params: Value) {
         let Some(url) = live.webhook.as_deref() else {
             return;
         };
         params["call_id"] = json!(self.ident.call_id);
         params["node_id"] = json!(self.ident.node_id);
-        let event = self.ident.envelope(EVENT, crate::now_ms(), params);
+        let event = self
+            .ident
+            .envelope(live.event_type, crate::now_ms(), params);
         self.node.notify(self.ident.call_id, url, &event).await;
     }
 
     /// The model summarises the transcript (on a task); the summary goes to the summarize
     /// action's webhook, else the start's.
-    fn summarize_live(&self, live: &LiveTranscript, on_demand: Option<Summarize>) {
+    pub(crate) fn summarize_live(&self, live: &LiveTranscript, on_demand: Option<Summarize>) {
         let url = on_demand
             .as_ref()
             .and_then(|s| s.webhook.clone())
@@ -236,9 +261,12 @@ impl CallActor {
         let node = self.node.clone();
         let ident = self.ident.clone();
         let lang = live.lang.clone();
+        let event_type = live.event_type;
+        // A translation's summary comes in both its languages.
+        let other = live.translation.as_ref().map(|t| t.to_lang.clone());
         tokio::spawn(
             async move {
-                let summary = summarize(backend, &prompt, &transcript).await;
+                let summary = summarize(backend.clone(), &prompt, &transcript).await;
                 let mut params = match summary {
                     Ok(text) => json!({"kind": "summary", "summary": text}),
                     Err(e) => {
@@ -246,10 +274,17 @@ impl CallActor {
                         json!({"kind": "summary", "summary": Value::Null, "error": e})
                     }
                 };
+                if let (Some(to), Some(text)) = (other, params["summary"].as_str()) {
+                    let asked = format!(
+                        "Translate this text into the language {to}. Answer with the translation only."
+                    );
+                    let translated = summarize(backend, &asked, text).await.ok();
+                    params["summaries"] = json!({lang.clone(): text, to: translated});
+                }
                 params["lang"] = json!(lang);
                 params["call_id"] = json!(ident.call_id);
                 params["node_id"] = json!(ident.node_id);
-                let event = ident.envelope(EVENT, crate::now_ms(), params);
+                let event = ident.envelope(event_type, crate::now_ms(), params);
                 node.notify(ident.call_id, &url, &event).await;
             }
             .in_current_span(),

@@ -20,6 +20,7 @@ mod script;
 pub(crate) mod script_call;
 mod sidecar;
 mod t38;
+mod translate;
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -124,6 +125,8 @@ pub(crate) enum TaskDone {
     /// The `ai` agent's model answered (ai.rs).
     Model(Result<swml::ModelReply, String>),
     /// The model's first words came: its answer is spoken as it streams (ai.rs).
+    /// A live translation's injected message, translated (translate.rs).
+    TranslationSay { text: String, language: String },
     /// An AI sidecar's evaluation is over (sidecar.rs).
     Sidecar(Box<sidecar::Evaluated>),
     AiSpeak {
@@ -908,6 +911,9 @@ impl CallActor {
             TaskDone::Model(result) => self.on_model_answer(result).await,
             TaskDone::AiSpeak { play, feed } => self.start_ai_speech(play, feed).await,
             TaskDone::Sidecar(done) => self.sidecar_evaluated(*done),
+            TaskDone::TranslationSay { text, language } => {
+                self.say_translation(text, language).await
+            }
             TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
             TaskDone::ForkReady { control_id, parts } => {
                 self.on_fork_ready(control_id, parts).await

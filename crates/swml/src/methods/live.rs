@@ -2,7 +2,7 @@
 //! and `calling.ai_sidecar` underneath. The step goes on once the command is accepted; what is
 //! heard goes to the start's `webhook` / the sidecar's `url`.
 
-use control::command::{AiSidecarParams, LiveTranscribeParams};
+use control::command::{AiSidecarParams, LiveTranscribeParams, LiveTranslateParams};
 use control::CallCommand;
 use serde_json::{json, Value};
 
@@ -26,6 +26,29 @@ pub(crate) fn run_transcribe(run: &mut Run, params: &Value, now: u64) -> Flow {
             run.warn(
                 "relay_script_method_parameter_invalid_value",
                 format!("live_transcribe: {e}"),
+            );
+            Flow::Next
+        }
+    }
+}
+
+/// `live_translate` (swml.md §6.17): REST `calling.live_translate` underneath.
+pub(crate) fn run_translate(run: &mut Run, params: &Value, now: u64) -> Flow {
+    let mut p = run.expand(params);
+    if p.get("action").and_then(Value::as_str) == Some("summarize") {
+        p["action"] = json!({"summarize": {}});
+    }
+    match serde_json::from_value::<LiveTranslateParams>(p) {
+        Ok(params) => control_step(
+            "live_translate",
+            now,
+            CallCommand::LiveTranslate(Box::new(params)),
+            ControlWait::Started,
+        ),
+        Err(e) => {
+            run.warn(
+                "relay_script_method_parameter_invalid_value",
+                format!("live_translate: {e}"),
             );
             Flow::Next
         }

@@ -149,6 +149,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "transcribe" => transcribe::run_start(run, params, now),
         "live_transcribe" => live::run_transcribe(run, params, now),
         "ai_sidecar" => live::run_sidecar(run, params, now),
+        "live_translate" => live::run_translate(run, params, now),
         "transcribe_stop" => transcribe::run_stop(run, now),
         "detect_machine" => detect::run(run, params, now),
         "send_fax" => fax::run(run, control::command::FaxDirection::Send, params, now),
@@ -195,7 +196,9 @@ pub(crate) fn on_completion(run: &mut Run, waiting: Waiting, completion: Complet
                 fork::on_completion(run, name, completion)
             }
             "transcribe" | "transcribe_stop" => transcribe::on_completion(run, name, completion),
-            "live_transcribe" | "ai_sidecar" => live::on_completion(run, name, completion),
+            "live_transcribe" | "live_translate" | "ai_sidecar" => {
+                live::on_completion(run, name, completion)
+            }
             "send_fax" | "receive_fax" => fax::on_completion(run, name, completion),
             _ => detect::on_completion(run, name, started, now, completion),
         },

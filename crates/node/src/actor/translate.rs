@@ -1,0 +1,238 @@
+//! `calling.live_translate` (calling-api.md §6.29) and SWML `live_translate` (swml.md §6.17):
+//! live transcription (live.rs) whose utterances are translated by the model — the
+//! `remote-caller` speaks `from_lang`, the `local-caller` `to_lang`; each final utterance is
+//! translated into the other language (with the leg's `filter_*` as an instruction) and sent as
+//! a `calling.call.live_translate` event. `inject` translates a message into a party's
+//! language and speaks it to that party — on this call, the remote caller; the local side of a
+//! plain call is dialtone itself, and speaking to a bridged peer is not built (docs/ai.md).
+
+use control::command::{
+    CallerLeg, LiveTranslateAction, LiveTranslateParams, MediaItem, PlayParams, TtsItem,
+};
+use control::session::Origin;
+use control::{CallCommand, ControlError};
+use serde_json::json;
+use tracing::{info, warn, Instrument};
+
+use crate::actor::live::{leg_name, no_session, sidecar_conflict, tap_spec, LiveTranscript};
+use crate::actor::{CallActor, TaskDone};
+
+/// What a running translation needs beside the transcription.
+#[derive(Debug, Clone)]
+pub(crate) struct Translation {
+    pub from_lang: String,
+    pub to_lang: String,
+    filter_from: Option<String>,
+    filter_to: Option<String>,
+    status_url: Option<String>,
+}
+
+impl Translation {
+    /// The languages of `leg`'s speech and of its translation.
+    fn langs(&self, leg: CallerLeg) -> (&str, &str) {
+        match leg {
+            CallerLeg::RemoteCaller => (&self.from_lang, &self.to_lang),
+            CallerLeg::LocalCaller => (&self.to_lang, &self.from_lang),
+        }
+    }
+
+    /// The instruction for translating `leg`'s words.
+    fn instruction(&self, leg: CallerLeg) -> String {
+        let (from, to) = self.langs(leg);
+        let filter = match leg {
+            CallerLeg::RemoteCaller => self.filter_from.as_deref(),
+            CallerLeg::LocalCaller => self.filter_to.as_deref(),
+        };
+        let style = match filter {
+            Some(custom) if custom.starts_with("prompt:") => {
+                format!(" {}", custom.trim_start_matches("prompt:").trim())
+            }
+            Some("polite") => " Make it polite.".into(),
+            Some("rude") => " Make it rude.".into(),
+            Some("professional") => " Make it professional.".into(),
+            Some("shakespeare") => " Phrase it as Shakespeare would.".into(),
+            Some("gen-z") => " Phrase it as Gen Z would.".into(),
+            _ => String::new(),
+        };
+        format!(
+            "Translate the user's words from the language {from} into the language {to}.{style} \
+             Answer with the translation only."
+        )
+    }
+}
+
+impl CallActor {
+    /// `calling.live_translate`: start, stop, summarize (in both languages), inject.
+    pub(crate) async fn live_translate(
+        &mut self,
+        p: LiveTranslateParams,
+    ) -> Result<(), ControlError> {
+        match p.action {
+            LiveTranslateAction::Start(start) => {
+                if self.sidecar.is_some() {
+                    return Err(sidecar_conflict());
+                }
+                self.stop_live(false).await;
+                let legs = if start.direction.is_empty() {
+                    control::command::both_legs()
+                } else {
+                    start.direction.clone()
+                };
+                let translation = Translation {
+                    from_lang: start.from_lang.clone(),
+                    to_lang: start.to_lang.clone(),
+                    filter_from: start.filter_from.clone(),
+                    filter_to: start.filter_to.clone(),
+                    status_url: p.status_url,
+                };
+                for leg in &legs {
+                    let (lang, _) = translation.langs(*leg);
+                    let spec = tap_spec(lang, &start.speech);
+                    self.set_live_tap(*leg, Some(spec));
+                }
+                info!(from = %start.from_lang, to = %start.to_lang, legs = legs.len(),
+                      "live translation started");
+                let live = LiveTranscript {
+                    lang: start.from_lang,
+                    legs,
+                    webhook: start.speech.webhook,
+                    live_events: start.speech.live_events,
+                    ai_summary: start.speech.ai_summary,
+                    summary_prompt: start.speech.ai_summary_prompt,
+                    lines: Vec::new(),
+                    event_type: "calling.call.live_translate",
+                    translation: Some(translation),
+                };
+                self.translation_state(&live, "started").await;
+                self.live = Some(live);
+                Ok(())
+            }
+            LiveTranslateAction::Stop => {
+                let live = self
+                    .live
+                    .as_ref()
+                    .filter(|l| l.translation.is_some())
+                    .ok_or_else(no_session)?;
+                // The stop's own `stopped` goes to the webhook (live.rs); the status URL too.
+                if let Some(url) = live.translation.as_ref().and_then(|t| t.status_url.clone()) {
+                    self.translation_state_to(&url, "stopped").await;
+                }
+                self.stop_live(true).await;
+                Ok(())
+            }
+            LiveTranslateAction::Summarize(s) => {
+                let live = self
+                    .live
+                    .as_ref()
+                    .filter(|l| l.translation.is_some())
+                    .ok_or_else(no_session)?;
+                self.summarize_live(live, Some(s));
+                Ok(())
+            }
+            LiveTranslateAction::Inject(inject) => {
+                let t = self
+                    .live
+                    .as_ref()
+                    .and_then(|l| l.translation.clone())
+                    .ok_or_else(no_session)?;
+                if inject.direction != CallerLeg::RemoteCaller {
+                    return Err(ControlError::NotImplemented {
+                        command: "calling.live_translate inject to the local-caller (speaking to \
+                                  the near side or a bridged peer)"
+                            .into(),
+                    });
+                }
+                // Into the remote caller's language, from the near side's.
+                let instruction = t.instruction(CallerLeg::LocalCaller);
+                let backend = self.node.model.clone();
+                let tx = self.tasks_tx.clone();
+                let language = t.from_lang.clone();
+                tokio::spawn(
+                    async move {
+                        match crate::actor::live::summarize(backend, &instruction, &inject.message)
+                            .await
+                        {
+                            Ok(text) => {
+                                let _ = tx.send(TaskDone::TranslationSay { text, language });
+                            }
+                            Err(e) => warn!(error = %e, "live translation: inject not translated"),
+                        }
+                    }
+                    .in_current_span(),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn translation_state(&self, live: &LiveTranscript, state: &str) {
+        self.live_event(live, json!({"kind": "state", "state": state}))
+            .await;
+        if let Some(url) = live.translation.as_ref().and_then(|t| t.status_url.clone()) {
+            self.translation_state_to(&url, state).await;
+        }
+    }
+
+    async fn translation_state_to(&self, url: &str, state: &str) {
+        let params = json!({"call_id": self.ident.call_id, "node_id": self.ident.node_id,
+                            "kind": "state", "state": state});
+        let event = self
+            .ident
+            .envelope("calling.call.live_translate", crate::now_ms(), params);
+        self.node.notify(self.ident.call_id, url, &event).await;
+    }
+
+    /// A final utterance of a translated leg: the model translates it (on a task); the event
+    /// carries both.
+    pub(crate) fn translate_utterance(&self, leg: CallerLeg, text: String, t: Translation) {
+        let Some(live) = self.live.as_ref() else {
+            return;
+        };
+        let Some(url) = live.webhook.clone() else {
+            return;
+        };
+        let instruction = t.instruction(leg);
+        let (lang, to_lang) = t.langs(leg);
+        let (lang, to_lang) = (lang.to_string(), to_lang.to_string());
+        let backend = self.node.model.clone();
+        let node = self.node.clone();
+        let ident = self.ident.clone();
+        tokio::spawn(
+            async move {
+                let translated = crate::actor::live::summarize(backend, &instruction, &text).await;
+                let mut params = json!({"kind": "utterance", "direction": leg_name(leg),
+                    "lang": lang, "to_lang": to_lang, "text": text, "final": true,
+                    "call_id": ident.call_id, "node_id": ident.node_id});
+                match translated {
+                    Ok(t) => params["translated_text"] = json!(t),
+                    Err(e) => {
+                        warn!(error = %e, "live translation: not translated");
+                        params["translated_text"] = serde_json::Value::Null;
+                        params["error"] = json!(e);
+                    }
+                }
+                let event = ident.envelope("calling.call.live_translate", crate::now_ms(), params);
+                node.notify(ident.call_id, &url, &event).await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// An injected message, translated: spoken to the remote caller.
+    pub(crate) async fn say_translation(&mut self, text: String, language: String) {
+        if self.live.as_ref().is_none_or(|l| l.translation.is_none()) {
+            return;
+        }
+        let item = MediaItem::Tts(TtsItem {
+            text,
+            language: Some(language),
+            gender: None,
+            voice: None,
+        });
+        let play = PlayParams::new(format!("translate-{}", uuid::Uuid::new_v4()), vec![item]);
+        let origin = Origin::Script { wait_final: false };
+        if let Err(e) = self.op_command(CallCommand::Play(play), origin).await {
+            warn!(error = %e, "live translation: the injected message could not be spoken");
+        }
+    }
+}
