@@ -2101,3 +2101,68 @@ fn amazon_bedrock_waits_for_the_user_and_stops_at_the_hard_stop_time() {
     assert_eq!(sim.says(), ["Sorry, time is up. Goodbye.", "after"]);
     assert_eq!(sim.var("ai_result"), json!("success"));
 }
+
+/// `languages[0]` gives the agent's voice and language (its TTS and its recogniser);
+/// `static_greeting_no_barge` plays the greeting whole before listening, and
+/// `enable_barge: false` does so for every answer (none is then streamed).
+#[test]
+fn ai_voice_language_and_barge_settings() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."},
+                "languages": [{"name": "French", "code": "fr-FR", "voice": "slt"}],
+                "params": {"static_greeting": "Bonjour.", "static_greeting_no_barge": true}}}
+    ]}}));
+    sim.speaks = true;
+    sim.prompt_results.push_back(speech("salut"));
+    sim.model_replies.push_back(says("Comment allez-vous?"));
+    let sim = sim.go();
+    let t: Vec<&str> = sim
+        .trace
+        .iter()
+        .map(|l| l.split(" collect ").next().unwrap_or(""))
+        .take(4)
+        .collect();
+    assert_eq!(
+        t,
+        [
+            "play say[slt/fr-FR]:Bonjour.",
+            "prompt Silence { duration: 0.1 }",
+            "model 3 messages, 0 tools",
+            "spoke swml-ai-say-5 Comment allez-vous?"
+        ],
+        "{:#?}",
+        sim.trace
+    );
+    let (_, collect) = &sim.controls[0];
+    assert_eq!(collect["speech"]["language"], "fr-FR");
+    assert_eq!(
+        sim.model_requests[0]
+            .speak
+            .as_ref()
+            .unwrap()
+            .play
+            .voice
+            .as_deref(),
+        Some("slt")
+    );
+    assert_eq!(
+        sim.model_requests[0].speak.as_ref().unwrap().play.language,
+        "fr-FR"
+    );
+
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."}, "params": {"enable_barge": false}}}
+    ]}}));
+    sim.speaks = true;
+    sim.model_replies.push_back(says("Hello there."));
+    let sim = sim.go();
+    assert!(
+        sim.model_requests[0].speak.is_none(),
+        "no barge: nothing streamed"
+    );
+    assert!(
+        sim.trace.iter().any(|l| l == "play say:Hello there."),
+        "{:#?}",
+        sim.trace
+    );
+}

@@ -172,6 +172,8 @@ enum Phase {
     HoldAnnounce,
     /// On hold: the announcement, then hold music until `calling.ai_unhold` or the timeout.
     Held,
+    /// The agent's words play with barge-in off; the caller is heard once they end.
+    Say,
 }
 
 /// How the session ends.
@@ -207,6 +209,14 @@ pub(crate) struct Agent {
     native_wait: Option<String>,
     /// The time of the completion being handled (Unix ms).
     now: u64,
+    /// The TTS voice and language (`languages[0]`: `voice`, `code`); the language is also the
+    /// recogniser's.
+    voice: Option<String>,
+    language: Option<String>,
+    /// `params.enable_barge` (talking over the agent stops it); `static_greeting_no_barge`
+    /// turns it off for the greeting only.
+    barge: bool,
+    no_barge_once: bool,
     default_hook: Option<String>,
     model: Option<String>,
     temperature: Option<f64>,
@@ -470,6 +480,10 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         isolate: false,
         native_wait: None,
         now,
+        voice: None,
+        language: None,
+        barge: true,
+        no_barge_once: false,
         default_hook: swaig.get("defaults").and_then(default_hook),
         model: text_at(&tuning, "ai_model"),
         temperature: prompt.get("temperature").and_then(as_f64),
@@ -518,6 +532,15 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         session_id,
         started_at: now,
     };
+    if let Some(lang) = p
+        .get("languages")
+        .and_then(Value::as_array)
+        .and_then(|l| l.first())
+    {
+        agent.voice = text_at(lang, "voice").filter(|v| !v.is_empty());
+        agent.language = text_at(lang, "code").filter(|c| !c.is_empty());
+    }
+    agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.hard_stop_at = tuning
         .get("hard_stop_time")
         .and_then(duration_ms)
@@ -530,6 +553,11 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .and_then(Value::as_str)
         .filter(|g| !g.trim().is_empty())
         .map(str::to_string);
+    agent.no_barge_once = agent.greeting.is_some()
+        && tuning
+            .get("static_greeting_no_barge")
+            .and_then(super::as_bool)
+            == Some(true);
     // `params.wait_for_user`: without a greeting the caller speaks first.
     agent.wait_for_user = agent.greeting.is_none()
         && tuning.get("wait_for_user").and_then(super::as_bool) == Some(true);
@@ -710,10 +738,29 @@ fn speech(text: &str) -> Vec<MediaItem> {
     }
 }
 
+/// A playback of the agent's: its voice and language.
+fn agent_play(run: &mut Run, agent: &Agent, prefix: &str, items: Vec<MediaItem>) -> PlayParams {
+    let mut play = PlayParams::new(run.new_control_id(prefix), items);
+    play.voice = agent.voice.clone();
+    if let Some(language) = &agent.language {
+        play.language = language.clone();
+    }
+    play
+}
+
 /// The agent says `text` while the caller's answer is collected; the listening after it lasts
 /// at most what is left of the inactivity timeout.
 fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect {
-    let play = PlayParams::new(run.new_control_id("ai-say"), speech(text));
+    let barge = agent.barge && !std::mem::take(&mut agent.no_barge_once);
+    let play = agent_play(run, agent, "ai-say", speech(text));
+    if !barge && !text.trim().is_empty() {
+        // Heard out: the words play whole, then the caller is heard.
+        agent.phase = Phase::Say;
+        return Effect::Play {
+            params: play,
+            auto_answer: true,
+        };
+    }
     let collect = listening(run, agent, &play.control_id, now);
     Effect::Prompt { play, collect }
 }
@@ -745,6 +792,9 @@ fn listening(run: &mut Run, agent: &mut Agent, play_id: &str, now: u64) -> Colle
     let mut s = SpeechParams::new();
     s.end_silence_timeout = agent.end_of_speech_s.max(0.3);
     s.hints = agent.hints.clone();
+    if let Some(language) = &agent.language {
+        s.language = language.clone();
+    }
     collect.speech = Some(s);
     collect
 }
@@ -782,14 +832,15 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
 fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
     agent.phase = Phase::Model;
     let mut req = model_request(agent, agent.messages.clone(), true);
-    let plain = !(agent.ending.hangup
-        || agent.ending.stop
-        || agent.hold_requested.is_some()
-        || agent.skip_user_turn
-        || agent.wait_for_user
-        || agent.contexts.as_ref().is_some_and(Contexts::is_end));
+    let plain = agent.barge
+        && !(agent.ending.hangup
+            || agent.ending.stop
+            || agent.hold_requested.is_some()
+            || agent.skip_user_turn
+            || agent.wait_for_user
+            || agent.contexts.as_ref().is_some_and(Contexts::is_end));
     if plain {
-        let play = PlayParams::new(run.new_control_id("ai-say"), Vec::new());
+        let play = agent_play(run, agent, "ai-say", Vec::new());
         agent.speaking = Some(play.control_id.clone());
         req.speak = Some(SpeakPlan {
             play,
@@ -804,7 +855,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     agent.now = now;
     let stoppable = matches!(
         agent.phase,
-        Phase::Include | Phase::Turn | Phase::Model | Phase::Tool
+        Phase::Include | Phase::Turn | Phase::Model | Phase::Tool | Phase::Say
     );
     if agent.stop_requested && stoppable {
         agent.stop_requested = false;
@@ -835,6 +886,12 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         Phase::Model => on_model(run, agent, c, now),
         Phase::Tool => on_tool(run, agent, c),
         Phase::Closing => finish(run, agent),
+        Phase::Say => {
+            // The caller's silence counts from the end of the agent's words.
+            agent.heard_at = now;
+            let effect = turn_effect(run, &mut agent, "", now);
+            wait_again(run, agent, effect);
+        }
         Phase::Summary => {
             if let Completion::Model(Ok(reply)) = c {
                 agent.summary = Some(reply.text);
@@ -864,7 +921,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
                     single_cycle: false,
                 });
             }
-            let play = PlayParams::new(run.new_control_id("ai-hold"), items);
+            let play = agent_play(run, &agent, "ai-hold", items);
             agent.hold_play = Some(play.control_id.clone());
             agent.phase = Phase::Held;
             wait_again(
@@ -1504,7 +1561,7 @@ fn closing(run: &mut Run, mut agent: Agent, text: String) {
         return finish(run, agent);
     }
     agent.phase = Phase::Closing;
-    let play = PlayParams::new(run.new_control_id("ai-say"), speech(&text));
+    let play = agent_play(run, &agent, "ai-say", speech(&text));
     wait_again(
         run,
         agent,
