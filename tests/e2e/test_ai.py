@@ -57,6 +57,7 @@ def test_an_ai_agent_hears_the_caller_calls_a_swaig_function_and_answers(start_d
                 "params": {"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000},
                 "SWAIG": {"functions": [{
                     "function": "get_weather", "description": "The weather in a city",
+                    "fillers": {"en-US": ["Let me check."]},
                     "web_hook_url": model.hook_url("weather", "agent:secret"), "meta_data_token": "tok-1",
                     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]},
             }},

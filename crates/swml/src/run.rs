@@ -126,6 +126,9 @@ pub struct HttpRequest {
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub save_variables: bool,
+    /// Words the runtime says on the call while it waits (an AI function's filler); the wait
+    /// does not wait for them.
+    pub filler: Option<PlayParams>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2166,3 +2166,51 @@ fn ai_voice_language_and_barge_settings() {
         sim.trace
     );
 }
+
+/// A function's `fillers` (else the language's `function_fillers`) are said while its webhook
+/// runs, in turn; `skip_fillers` says none.
+#[test]
+fn ai_fillers_are_said_while_functions_run() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."},
+                "languages": [{"name": "English", "code": "en-US", "voice": "kal",
+                               "function_fillers": ["One moment.", "Let me check."]}],
+                "SWAIG": {"defaults": {"web_hook_url": "https://hooks.test/swaig"},
+                          "functions": [
+                    {"function": "a", "description": "a"},
+                    {"function": "b", "description": "b", "fillers": {"en-US": ["Looking it up."]}},
+                    {"function": "c", "description": "c", "skip_fillers": true}]}}}
+    ]}}));
+    sim.model_replies.push_back(calls(&[
+        ("1", "a", "{}"),
+        ("2", "b", "{}"),
+        ("3", "c", "{}"),
+        ("4", "a", "{}"),
+    ]));
+    sim.http.insert(
+        "https://hooks.test/swaig".into(),
+        json_ok(json!({"response": "ok"})),
+    );
+    let sim = sim.go();
+    let said: Vec<Option<String>> = sim
+        .requests
+        .iter()
+        .map(|r| {
+            r.filler.as_ref().map(|p| match &p.play[0] {
+                control::command::MediaItem::Tts(t) => {
+                    format!("{}:{}", p.voice.clone().unwrap_or_default(), t.text)
+                }
+                other => format!("{other:?}"),
+            })
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            Some("kal:One moment.".to_string()),
+            Some("kal:Looking it up.".to_string()),
+            None,
+            Some("kal:Let me check.".to_string())
+        ]
+    );
+}

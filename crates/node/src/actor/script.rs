@@ -216,7 +216,14 @@ impl CallActor {
                     },
                 );
             }
-            Effect::Request(req) => {
+            Effect::Request(mut req) => {
+                if let Some(filler) = req.filler.take() {
+                    // Said while the request runs; nobody waits for it.
+                    let origin = Origin::Script { wait_final: false };
+                    if let Err(e) = self.op_command(CallCommand::Play(filler), origin).await {
+                        tracing::debug!(error = %e, "a filler could not be played");
+                    }
+                }
                 self.script_wait = Some(ScriptWait::Http);
                 let tx = self.tasks_tx.clone();
                 let client = self.node.http.clone();

@@ -150,6 +150,11 @@ struct Function {
     data_map: Option<Value>,
     /// Offered to the model (`active`, changed by `toggle_functions`).
     active: bool,
+    /// Said while its webhook runs (its `fillers`, else the language's `function_fillers`),
+    /// unless `skip_fillers`.
+    fillers: Vec<String>,
+    skip_fillers: bool,
+    fillers_said: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +218,9 @@ pub(crate) struct Agent {
     /// recogniser's.
     voice: Option<String>,
     language: Option<String>,
+    /// `languages[0].function_fillers` (or `fillers`): said while a function runs.
+    function_fillers: Vec<String>,
+    fillers_said: usize,
     /// `params.enable_barge` (talking over the agent stops it); `static_greeting_no_barge`
     /// turns it off for the greeting only.
     barge: bool,
@@ -351,6 +359,25 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
     Ok(out)
 }
 
+/// Filler phrases: a list, or `{"<language>": [...]}` (English first, else the first).
+fn phrases(v: Option<&Value>) -> Vec<String> {
+    let list = match v {
+        Some(Value::Array(a)) => Some(a),
+        Some(Value::Object(m)) => m
+            .iter()
+            .find(|(lang, _)| lang.starts_with("en"))
+            .or_else(|| m.iter().next())
+            .and_then(|(_, v)| v.as_array()),
+        _ => None,
+    };
+    list.into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// One SWAIG function definition (`argument` is the deprecated spelling of `parameters`).
 fn function_of(f: &Value) -> Result<Function, String> {
     let name = f
@@ -378,6 +405,9 @@ fn function_of(f: &Value) -> Result<Function, String> {
             meta_data: f.get("meta_data").cloned().unwrap_or_else(|| json!({})),
             data_map: f.get("data_map").cloned().filter(Value::is_object),
             active: f.get("active").and_then(super::as_bool) != Some(false),
+            fillers: phrases(f.get("fillers")),
+            skip_fillers: f.get("skip_fillers").and_then(super::as_bool) == Some(true),
+            fillers_said: 0,
         })
     }
 }
@@ -482,6 +512,8 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         now,
         voice: None,
         language: None,
+        function_fillers: Vec::new(),
+        fillers_said: 0,
         barge: true,
         no_barge_once: false,
         default_hook: swaig.get("defaults").and_then(default_hook),
@@ -538,6 +570,10 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .and_then(|l| l.first())
     {
         agent.voice = text_at(lang, "voice").filter(|v| !v.is_empty());
+        agent.function_fillers = phrases(lang.get("function_fillers"));
+        if agent.function_fillers.is_empty() {
+            agent.function_fillers = phrases(lang.get("fillers"));
+        }
         agent.language = text_at(lang, "code").filter(|c| !c.is_empty());
     }
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
@@ -1196,9 +1232,11 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             continue;
         };
         let body = swaig_body(run, &agent, &function, &call);
+        let mut request = post_json(url, &body);
+        request.filler = filler(run, &mut agent, &function);
         agent.phase = Phase::Tool;
         agent.calling = Some(call);
-        return wait_again(run, agent, Effect::Request(post_json(url, &body)));
+        return wait_again(run, agent, Effect::Request(request));
     }
     if agent.ending.hangup || agent.ending.stop {
         let text = std::mem::take(&mut agent.to_say).join(" ");
@@ -1296,6 +1334,32 @@ fn move_to(agent: &mut Agent, step: bool, target: &str, checked: bool) -> Result
     }
     refresh_system(agent);
     Ok(())
+}
+
+/// What the agent says while `function`'s webhook runs, if anything: the phrases of its list
+/// in turn (its own list counts its own calls).
+fn filler(run: &mut Run, agent: &mut Agent, function: &Function) -> Option<PlayParams> {
+    if function.skip_fillers {
+        return None;
+    }
+    let phrase = if function.fillers.is_empty() {
+        let list = &agent.function_fillers;
+        let phrase = list.get(agent.fillers_said % list.len().max(1))?.clone();
+        agent.fillers_said += 1;
+        phrase
+    } else {
+        let own = agent
+            .functions
+            .iter_mut()
+            .find(|f| f.name == function.name)?;
+        let phrase = own
+            .fillers
+            .get(own.fillers_said % own.fillers.len())?
+            .clone();
+        own.fillers_said += 1;
+        phrase
+    };
+    Some(agent_play(run, agent, "ai-filler", speech(&phrase)))
 }
 
 fn push_tool_result(agent: &mut Agent, id: &str, content: &str) {
@@ -1625,6 +1689,7 @@ fn post_json(url: String, body: &Value) -> HttpRequest {
         timeout_ms: SWAIG_TIMEOUT_MS,
         connect_timeout_ms: SWAIG_TIMEOUT_MS,
         save_variables: false,
+        filler: None,
     }
 }
 

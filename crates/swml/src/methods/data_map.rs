@@ -189,6 +189,7 @@ fn webhook_request(hook: &Value, data: &Value) -> Option<HttpRequest> {
         timeout_ms: WEBHOOK_TIMEOUT_MS,
         connect_timeout_ms: WEBHOOK_TIMEOUT_MS,
         save_variables: false,
+        filler: None,
     })
 }
 

@@ -85,6 +85,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
         timeout_ms: ms("timeout", TIMEOUT_CAP_MS),
         connect_timeout_ms: ms("connect_timeout", CONNECT_TIMEOUT_CAP_MS),
         save_variables,
+        filler: None,
     };
     Flow::Wait(
         Waiting::Request {
