@@ -1218,7 +1218,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
                     agent.phase = Phase::Tool;
                     agent.calling = Some(call);
                     agent.data_map_run = Some(pending);
-                    return wait_again(run, agent, Effect::Request(request));
+                    return wait_again(run, agent, Effect::Request(*request));
                 }
             }
         }
@@ -1445,7 +1445,7 @@ fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
             DataMapStep::Fetch(request, pending) => {
                 agent.calling = Some(call);
                 agent.data_map_run = Some(pending);
-                return wait_again(run, agent, Effect::Request(request));
+                return wait_again(run, agent, Effect::Request(*request));
             }
         }
         return next_tool(run, agent);

@@ -28,7 +28,7 @@ pub(crate) enum DataMapStep {
     /// The function's answer (`None`: nothing matched and there is no `output`).
     Done(Option<Value>),
     /// A webhook to call; its answer goes to [`DataMapRun::on_response`].
-    Fetch(HttpRequest, DataMapRun),
+    Fetch(Box<HttpRequest>, DataMapRun),
 }
 
 /// A `data_map` waiting on one of its webhooks.
@@ -69,7 +69,7 @@ impl DataMapRun {
         {
             self.next += 1;
             if let Some(request) = request {
-                return DataMapStep::Fetch(request, self);
+                return DataMapStep::Fetch(Box::new(request), self);
             }
         }
         let output = self.map.get("output").map(|o| expand_value(o, &self.data));
@@ -516,7 +516,7 @@ mod tests {
 
     fn fetch(step: DataMapStep) -> (HttpRequest, DataMapRun) {
         match step {
-            DataMapStep::Fetch(req, run) => (req, run),
+            DataMapStep::Fetch(req, run) => (*req, run),
             DataMapStep::Done(out) => panic!("expected a webhook, got {out:?}"),
         }
     }
