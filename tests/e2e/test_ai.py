@@ -24,6 +24,17 @@ def after(hooks):
                         "body": {"ai_result": "${ai_result}", "return_value": "${return_value}"}}}
 
 
+def finished_recording(d, hooks, path="/rec", timeout=20):
+    """The (wave, samples) of the first recording whose `finished` event reached `path`."""
+    deadline = time.time() + timeout
+    rec = []
+    while time.time() < deadline and not rec:
+        rec = [e for e in hooks.on(path) if e["params"]["state"] == "finished"]
+        time.sleep(0.2)
+    assert rec, hooks.on(path)
+    return fetch_wav(d, rec[0]["params"]["url"])
+
+
 def speech_seconds(samples, rate=8000):
     """Seconds of 20 ms windows loud enough to be speech."""
     n = rate // 50
@@ -104,13 +115,7 @@ def test_an_ai_agent_hears_the_caller_calls_a_swaig_function_and_answers(start_d
 
         # The agent's speech is in the recording of what the far end heard: the greeting (cut short when the
         # caller talked over it) and the answer.
-        deadline = time.time() + 20
-        rec = []
-        while time.time() < deadline and not rec:
-            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
-            time.sleep(0.2)
-        assert rec, hooks.on("/rec")
-        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        w, samples = finished_recording(d, hooks)
         spoken = speech_seconds(list(samples), w.getframerate())
         assert spoken >= 1.5, f"{spoken} s of the agent's speech in the recording"
         sipp_done(far)
@@ -159,13 +164,7 @@ def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
         assert model.requests[0]["body"]["messages"][-1]["content"] == QUESTION
-        deadline = time.time() + 20
-        rec = []
-        while time.time() < deadline and not rec:
-            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
-            time.sleep(0.2)
-        assert rec, hooks.on("/rec")
-        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        w, samples = finished_recording(d, hooks)
         assert w.getnchannels() == 2
         caller, agent = windows_rms(list(samples[0::2])), windows_rms(list(samples[1::2]))
         start = next(i for i, v in enumerate(caller) if v > 500)
@@ -306,13 +305,7 @@ def test_the_agent_speaks_its_answer_as_the_model_writes_it(start_dialtone, sipp
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
-        deadline = time.time() + 20
-        rec = []
-        while time.time() < deadline and not rec:
-            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
-            time.sleep(0.2)
-        assert rec, hooks.on("/rec")
-        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        w, samples = finished_recording(d, hooks)
         loud = [i * 0.02 for i, v in enumerate(windows_rms(list(samples), w.getframerate())) if v > 500]
         assert loud, "the agent said nothing"
         print(f"first speech at {loud[0]:.2f} s, last at {loud[-1]:.2f} s of the recording")

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from test_ai import after, doc, windows_rms
+from test_ai import after, doc, finished_recording, windows_rms
 from test_calls import sipp_done
-from test_record import fetch_wav, write_ulaw_wav
+from test_record import write_ulaw_wav
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,13 +56,7 @@ def test_the_embedded_model_answers_on_a_real_call(start_dialtone, sipp, tmp_pat
     answered = wait_log(d, r"ai model answered ms=(\d+) tools=\d+ chars=(\d+)", 5)
     print(f"the embedded model answered {answered.group(2)} characters in {answered.group(1)} ms")
     assert int(answered.group(2)) > 0
-    deadline = time.time() + 20
-    rec = []
-    while time.time() < deadline and not rec:
-        rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
-        time.sleep(0.2)
-    assert rec, hooks.on("/rec")
-    w, samples = fetch_wav(d, rec[0]["params"]["url"])
+    w, samples = finished_recording(d, hooks)
     loud = sum(1 for v in windows_rms(list(samples), w.getframerate()) if v > 500) * 0.02
     assert loud >= 0.5, f"only {loud:.2f} s of the agent's speech reached the far end"
     sipp_done(far)

@@ -8,13 +8,10 @@ import os
 import threading
 import time
 
-import pytest
-
 from conftest import free_port
 from llm_server import ScriptedModel
-from test_ai import QUESTION
+from test_ai import QUESTION, finished_recording
 from test_calls import sipp_done
-from test_record import fetch_wav
 from test_speech import write_speech_wav
 
 ANSWER = "It is sunny in Paris today."
@@ -123,13 +120,7 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
         assert report["post_prompt_data"]["raw"] == "The caller asked about the weather in Paris.", report
 
         # The answer reached the far end: Whisper hears it in the recording.
-        deadline = time.time() + 20
-        rec = []
-        while time.time() < deadline and not rec:
-            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
-            time.sleep(0.2)
-        assert rec, hooks.on("/rec")
-        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        w, samples = finished_recording(d, hooks)
         words = whisper_words(list(samples), w.getframerate())
         print("the far end heard:", " ".join(words))
         # Whisper tiny hears flite's "Paris" as "pears" at times: the answer's other words decide.

@@ -99,8 +99,7 @@ def test_rest_live_translate_translates_each_utterance_and_injects(start_dialton
     scripted server) under `calling.call.live_translate`; `inject` to the remote caller is translated and spoken to
     it (a recording of what it hears holds speech after the inject); the status URL gets the states; `stop` sends
     the summary in both languages."""
-    from test_ai import windows_rms
-    from test_record import fetch_wav
+    from test_ai import finished_recording, windows_rms
     write_speech_wav(tmp_path, REMOTE, tail_s=10.0)
     model = ScriptedModel([
         {"text": "La fecha de entrega es el martes."},
@@ -157,13 +156,7 @@ def test_rest_live_translate_translates_each_utterance_and_injects(start_dialton
         assert states == ["started", "stopped"], states
         d.sdk().calling.end(call_id, reason="hangup")
         sipp_done(far)
-        deadline = time.time() + 20
-        rec = []
-        while time.time() < deadline and not rec:
-            rec = [e for e in hooks.on("/rec") if e["params"]["state"] == "finished"]
-            time.sleep(0.2)
-        assert rec, hooks.on("/rec")
-        w, samples = fetch_wav(d, rec[0]["params"]["url"])
+        w, samples = finished_recording(d, hooks)
         loud = sum(1 for v in windows_rms(list(samples), w.getframerate()) if v > 500) * 0.02
         assert loud >= 0.5, f"the injected translation was not spoken ({loud:.2f} s of speech)"
     finally:

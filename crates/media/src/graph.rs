@@ -1139,6 +1139,28 @@ mod fork_latency_tests {
         }
     }
 
+    fn pcmu_graph() -> CallGraph {
+        CallGraph::new(&GraphConfig {
+            codec: CodecKind::Pcmu,
+            rtp_clock_rate: 8000,
+            ssrc: 1,
+            initial_sequence: 1,
+            initial_timestamp: 0,
+            payload_type: 0,
+            telephone_event_pt: None,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The far end's packet `k`: 20 ms of loud PCMU (0x80 is +8031).
+    fn loud_packet(k: u16) -> Vec<u8> {
+        let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+        pkt[2..4].copy_from_slice(&k.to_be_bytes());
+        pkt[4..8].copy_from_slice(&(u32::from(k) * 160).to_be_bytes());
+        pkt.extend(std::iter::repeat_n(0x80u8, 160));
+        pkt
+    }
+
     /// Notes the first tick whose far-end audio is loud, as a fork.
     struct ForkEar(First);
 
@@ -1159,16 +1181,7 @@ mod fork_latency_tests {
 
     /// When the far end's first frame, sent 2 ms after a tick, is heard.
     fn first_heard_us(through_fork: bool) -> u64 {
-        let mut g = CallGraph::new(&GraphConfig {
-            codec: CodecKind::Pcmu,
-            rtp_clock_rate: 8000,
-            ssrc: 1,
-            initial_sequence: 1,
-            initial_timestamp: 0,
-            payload_type: 0,
-            telephone_event_pt: None,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut g = pcmu_graph();
         let first = First::default();
         if through_fork {
             g.set_fork("stream".into(), Some(Box::new(ForkEar(first.clone()))));
@@ -1179,11 +1192,7 @@ mod fork_latency_tests {
         for k in 0..20u16 {
             let now = u64::from(k) * 20_000;
             g.on_tick(now, &mut out);
-            let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-            pkt[2..4].copy_from_slice(&k.to_be_bytes());
-            pkt[4..8].copy_from_slice(&(u32::from(k) * 160).to_be_bytes());
-            pkt.extend(std::iter::repeat_n(0x80u8, 160));
-            assert!(g.on_rtp(now + 2_000, &pkt));
+            assert!(g.on_rtp(now + 2_000, &loud_packet(k)));
         }
         let first = *first.lock().unwrap_or_else(|e| e.into_inner());
         first.unwrap_or_else(|| panic!("nothing heard"))
@@ -1200,16 +1209,7 @@ mod fork_latency_tests {
     /// A listener on what the call sends hears its playback — and nothing of the far end's.
     #[test]
     fn a_sent_listener_hears_what_the_call_plays() {
-        let mut g = CallGraph::new(&GraphConfig {
-            codec: CodecKind::Pcmu,
-            rtp_clock_rate: 8000,
-            ssrc: 1,
-            initial_sequence: 1,
-            initial_timestamp: 0,
-            payload_type: 0,
-            telephone_event_pt: None,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let mut g = pcmu_graph();
         let sent = First::default();
         g.set_sent_listener(
             "live:local".into(),
@@ -1224,11 +1224,7 @@ mod fork_latency_tests {
                 g.play(1, vec![crate::playback::Source::Pcm(loud)], 0.0, 1);
             }
             g.on_tick(now, &mut out);
-            let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
-            pkt[2..4].copy_from_slice(&k.to_be_bytes());
-            pkt[4..8].copy_from_slice(&(u32::from(k) * 160).to_be_bytes());
-            pkt.extend(std::iter::repeat_n(0x80u8, 160));
-            assert!(g.on_rtp(now + 2_000, &pkt));
+            assert!(g.on_rtp(now + 2_000, &loud_packet(k)));
         }
         let first = *sent.lock().unwrap_or_else(|e| e.into_inner());
         assert_eq!(first, Some(100_000));

@@ -465,6 +465,18 @@ mod tests {
         assert_eq!(engine.0.load(Ordering::SeqCst), 1 + CHUNKS_AHEAD);
     }
 
+    /// The lengths of the chunks left in `s`, until it ends.
+    async fn chunk_lengths(s: &mut SpeechStream) -> Vec<usize> {
+        let mut lengths = Vec::new();
+        loop {
+            match s.poll_chunk() {
+                StreamPoll::Chunk(c) => lengths.push(c.len()),
+                StreamPoll::Pending => tokio::task::yield_now().await,
+                StreamPoll::End => return lengths,
+            }
+        }
+    }
+
     /// Fed text: the first sentence plays as soon as it is complete, before the rest is
     /// written; the stream ends once the feed closes and the rest is spoken.
     #[tokio::test]
@@ -485,14 +497,7 @@ mod tests {
         );
         feed.send("ting".to_string()).unwrap();
         drop(feed);
-        let mut rest = Vec::new();
-        loop {
-            match s.poll_chunk() {
-                StreamPoll::Chunk(c) => rest.push(c.len()),
-                StreamPoll::Pending => tokio::task::yield_now().await,
-                StreamPoll::End => break,
-            }
-        }
+        let rest = chunk_lengths(&mut s).await;
         assert_eq!(rest, vec!["Still writing".len()]);
         // A feed that closes with nothing to say fails the playback.
         let (feed, text) = mpsc::unbounded_channel::<String>();
@@ -515,14 +520,7 @@ mod tests {
         assert!(matches!(s.poll_chunk(), StreamPoll::Chunk(c) if c.len() == "Hello there.".len()));
         feed.send(" More.".to_string()).unwrap();
         drop(feed);
-        let mut rest = Vec::new();
-        loop {
-            match s.poll_chunk() {
-                StreamPoll::Chunk(c) => rest.push(c.len()),
-                StreamPoll::Pending => tokio::task::yield_now().await,
-                StreamPoll::End => break,
-            }
-        }
+        let rest = chunk_lengths(&mut s).await;
         assert_eq!(rest, vec!["More.".len()]);
     }
 

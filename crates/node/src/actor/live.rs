@@ -89,15 +89,7 @@ impl CallActor {
     ) -> Result<(), ControlError> {
         match p.action {
             LiveTranscribeAction::Start(start) => {
-                if self.sidecar.is_some() {
-                    return Err(sidecar_conflict());
-                }
-                self.stop_live(false).await;
-                let legs = if start.direction.is_empty() {
-                    control::command::both_legs()
-                } else {
-                    start.direction.clone()
-                };
+                let legs = self.begin_live(&start.direction).await?;
                 let spec = tap_spec(&start.lang, &start.speech);
                 for leg in &legs {
                     self.set_live_tap(*leg, Some(spec.clone()));
@@ -136,6 +128,23 @@ impl CallActor {
                 Ok(())
             }
         }
+    }
+
+    /// Before a live transcription or translation starts: a sidecar holds the taps (409), a
+    /// running one is replaced; the legs it hears (both when none are named).
+    pub(crate) async fn begin_live(
+        &mut self,
+        direction: &[CallerLeg],
+    ) -> Result<Vec<CallerLeg>, ControlError> {
+        if self.sidecar.is_some() {
+            return Err(sidecar_conflict());
+        }
+        self.stop_live(false).await;
+        Ok(if direction.is_empty() {
+            control::command::both_legs()
+        } else {
+            direction.to_vec()
+        })
     }
 
     pub(crate) fn set_live_tap(&mut self, leg: CallerLeg, spec: Option<SpeechSpec>) {

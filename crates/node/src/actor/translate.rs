@@ -14,7 +14,7 @@ use control::{CallCommand, ControlError};
 use serde_json::json;
 use tracing::{info, warn, Instrument};
 
-use crate::actor::live::{leg_name, no_session, sidecar_conflict, tap_spec, LiveTranscript};
+use crate::actor::live::{leg_name, no_session, tap_spec, LiveTranscript};
 use crate::actor::{CallActor, TaskDone};
 
 /// What a running translation needs beside the transcription.
@@ -69,15 +69,7 @@ impl CallActor {
     ) -> Result<(), ControlError> {
         match p.action {
             LiveTranslateAction::Start(start) => {
-                if self.sidecar.is_some() {
-                    return Err(sidecar_conflict());
-                }
-                self.stop_live(false).await;
-                let legs = if start.direction.is_empty() {
-                    control::command::both_legs()
-                } else {
-                    start.direction.clone()
-                };
+                let legs = self.begin_live(&start.direction).await?;
                 let translation = Translation {
                     from_lang: start.from_lang.clone(),
                     to_lang: start.to_lang.clone(),
