@@ -24,7 +24,7 @@ fn no_agent() -> ControlError {
 const NO_BACKEND: &str = "no AI model backend is configured (ai_base_url)";
 
 /// The chat request of a model turn.
-fn chat_request(req: swml::ModelRequest) -> Result<llm::ChatRequest, String> {
+pub(crate) fn chat_request(req: swml::ModelRequest) -> Result<llm::ChatRequest, String> {
     let messages = req
         .messages
         .into_iter()

@@ -2,7 +2,7 @@
 //! [`control::call::OutboundCall`] core. Its inbox is one closed enum; it applies one input,
 //! executes the core's outputs, then awaits the next input or the core's deadline.
 
-mod ai;
+pub(crate) mod ai;
 mod bridge;
 mod commands;
 pub(crate) mod conference;

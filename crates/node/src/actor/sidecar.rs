@@ -726,24 +726,15 @@ async fn ask_model(
     tools: Vec<Value>,
 ) -> Result<llm::Completion, String> {
     let backend = backend.ok_or("no AI model backend is configured (ai_base_url)")?;
-    let messages = messages
-        .into_iter()
-        .map(serde_json::from_value::<llm::Message>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let tools = tools
-        .iter()
-        .filter_map(|t| {
-            let f = t.get("function")?;
-            Some(llm::Tool::function(
-                f.get("name")?.as_str()?,
-                f.get("description").and_then(Value::as_str).unwrap_or(""),
-                f.get("parameters").cloned().unwrap_or_default(),
-            ))
-        })
-        .collect();
-    let mut chat = llm::ChatRequest::new(messages).with_tools(tools);
-    chat.model = model;
+    let chat = crate::actor::ai::chat_request(swml::ModelRequest {
+        model,
+        messages,
+        tools,
+        temperature: None,
+        top_p: None,
+        max_tokens: None,
+        speak: None,
+    })?;
     backend
         .chat_stream(&chat, &mut |_| llm::Flow::Continue)
         .await

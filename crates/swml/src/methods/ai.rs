@@ -428,15 +428,7 @@ pub(crate) fn run_bedrock(run: &mut Run, params: &Value, now: u64) -> Flow {
 }
 
 pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
-    let mut rest = params.as_object().cloned().unwrap_or_default();
-    let kept: Vec<(String, Value)> = NOT_EXPANDED
-        .iter()
-        .filter_map(|k| rest.remove(*k).map(|v| (k.to_string(), v)))
-        .collect();
-    let mut p = run.expand(&Value::Object(rest));
-    if let Some(m) = p.as_object_mut() {
-        m.extend(kept);
-    }
+    let p = super::expand_except(run, params, &NOT_EXPANDED);
     let Some(prompt) = p.get("prompt") else {
         return failed(
             run,

@@ -58,15 +58,7 @@ pub(crate) fn run_translate(run: &mut Run, params: &Value, now: u64) -> Flow {
 /// `ai_sidecar`: attaches the observer (or, with `action.summarize`, asks for a summary).
 pub(crate) fn run_sidecar(run: &mut Run, params: &Value, now: u64) -> Flow {
     // The prompt and the SWAIG definitions are the sidecar's own, not SWML expressions.
-    let mut rest = params.as_object().cloned().unwrap_or_default();
-    let kept: Vec<(String, Value)> = ["prompt", "SWAIG", "global_data"]
-        .iter()
-        .filter_map(|k| rest.remove(*k).map(|v| (k.to_string(), v)))
-        .collect();
-    let mut p = run.expand(&Value::Object(rest));
-    if let Some(m) = p.as_object_mut() {
-        m.extend(kept);
-    }
+    let p = super::expand_except(run, params, &["prompt", "SWAIG", "global_data"]);
     match serde_json::from_value::<AiSidecarParams>(p) {
         Ok(params) => control_step(
             "ai_sidecar",

@@ -277,6 +277,21 @@ pub(crate) fn control_step(
     )
 }
 
+/// `params` with SWML expressions expanded, except under `kept` (left as written: they hold
+/// the AI's own templates, swml.md §5.7–5.8).
+pub(crate) fn expand_except(run: &mut Run, params: &Value, kept: &[&str]) -> Value {
+    let mut rest = params.as_object().cloned().unwrap_or_default();
+    let kept: Vec<(String, Value)> = kept
+        .iter()
+        .filter_map(|k| rest.remove(*k).map(|v| (k.to_string(), v)))
+        .collect();
+    let mut out = run.expand(&Value::Object(rest));
+    if let Some(m) = out.as_object_mut() {
+        m.extend(kept);
+    }
+    out
+}
+
 pub(crate) fn set_var(run: &mut Run, name: &str, value: &str) {
     run.scope
         .vars
