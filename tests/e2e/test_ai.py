@@ -316,3 +316,42 @@ def test_the_agent_speaks_its_answer_as_the_model_writes_it(start_dialtone, sipp
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_the_caller_talking_over_a_streaming_answer_stops_it(start_dialtone, sipp, tmp_path, hooks):
+    """Barge-in while the model still writes: its long first sentence is being spoken when the caller (sipp, 1.5 s
+    after the answer) starts talking, and the rest of the answer comes 6 s later. The agent's speech stops soon
+    after the caller's starts — before the model has finished — and the caller's words reach the model's next
+    turn."""
+    write_speech_wav(tmp_path, QUESTION, tail_s=7.0)
+    first = ("Hello and welcome to the weather line, where I can tell you the weather anywhere in the world, "
+             "today or tomorrow, in any city you like, for as many days ahead as you wish.")
+    model = ScriptedModel([{"parts": [[0, first], [6.0, " Ask me anything."]]}, {"text": "Sunny."}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
+        swml = doc(
+            {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
+            {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
+                    "params": {"inactivity_timeout": 2000}}},
+            {"stop_record_call": {}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
+        assert len(model.requests) >= 2, model.requests
+        assert model.requests[1]["body"]["messages"][-1] == {"role": "user", "content": QUESTION}
+        w, samples = finished_recording(d, hooks)
+        caller, agent = windows_rms(list(samples[0::2])), windows_rms(list(samples[1::2]))
+        start = next(i for i, v in enumerate(caller) if v > 500)
+        assert max(agent[max(0, start - 15):start]) > 500, "the agent was not speaking when the caller began"
+        stop = next(i for i in range(start, len(agent)) if max(agent[i:i + 25], default=0) < 300)
+        took = (stop - start) * 0.02
+        print(f"barge-in over a streaming answer: the agent stopped {took * 1000:.0f} ms after the caller began")
+        assert took < 0.6, f"the agent went on {took:.2f} s over the caller"
+        # The model was still writing then: its answer took 6 s, the caller began 1.5 s in.
+        assert start * 0.02 < 4.0
+        sipp_done(far)
+    finally:
+        model.stop()

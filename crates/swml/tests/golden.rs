@@ -2048,8 +2048,8 @@ fn ai_answers_spoken_as_they_stream_are_listened_after() {
         [
             "spoke swml-ai-say-2 Hello, what do you need?",
             "listen swml-ai-say-2",
-            "spoke swml-ai-say-5 One moment. It is found.",
-            "listen swml-ai-say-5",
+            "spoke swml-ai-say-6 One moment. It is found.",
+            "listen swml-ai-say-6",
             "play say:after"
         ],
         "{:#?}",
@@ -2059,6 +2059,16 @@ fn ai_answers_spoken_as_they_stream_are_listened_after() {
     // playback.
     assert_eq!(sim.model_requests.len(), 4);
     assert!(sim.model_requests.iter().all(|r| r.speak.is_some()));
+    // A turn listens with the collect its plan named (the runtime started it with the
+    // playback, so the caller could talk over the answer while the model wrote it).
+    let planned = &sim.model_requests[0]
+        .speak
+        .as_ref()
+        .unwrap()
+        .collect
+        .control_id;
+    let (_, listened) = &sim.controls[0];
+    assert_eq!(&listened["control_id"], planned);
 }
 
 /// `amazon_bedrock` is the same agent (its `contexts` left out); `params.wait_for_user` hears

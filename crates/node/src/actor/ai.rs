@@ -74,7 +74,7 @@ async fn ask(
                     "ai answer spoken as it streams"
                 );
                 let _ = tasks.send(TaskDone::AiSpeak {
-                    play: Box::new(plan.play),
+                    play: Box::new((plan.play, plan.collect)),
                     feed: rx,
                 });
                 feed = Some(tx);
@@ -127,6 +127,7 @@ impl CallActor {
             let stop =
                 CallCommand::PlayStop(control::command::ControlIdParams { control_id: play });
             let _ = self.op_command(stop, Origin::Rest).await;
+            self.drop_ai_listening().await;
         }
         Ok(())
     }
@@ -135,24 +136,49 @@ impl CallActor {
     /// longer waits for this answer.
     pub(crate) async fn start_ai_speech(
         &mut self,
-        play: Box<control::command::PlayParams>,
+        plan: Box<(
+            control::command::PlayParams,
+            control::command::CollectParams,
+        )>,
         feed: mpsc::UnboundedReceiver<String>,
     ) {
         if self.script_wait != Some(ScriptWait::Model) {
             return;
         }
+        let (mut play, collect) = *plan;
         let control_id = play.control_id.clone();
         self.ops.speech_feeds.insert(control_id.clone(), feed);
-        let mut play = *play;
         // The items stand for the fed speech (crate::prepare::MediaPrep::prepare_fed).
         play.play = vec![control::command::MediaItem::Silence { duration: 0.0 }];
         let origin = Origin::Script { wait_final: false };
-        match self.op_command(CallCommand::Play(play), origin).await {
-            Ok(()) => self.ops.ai_speaking = Some(control_id),
-            Err(e) => {
-                self.ops.speech_feeds.remove(&control_id);
-                warn!(error = %e, "the ai answer could not be spoken as it streams");
-            }
+        if let Err(e) = self.op_command(CallCommand::Play(play), origin).await {
+            self.ops.speech_feeds.remove(&control_id);
+            warn!(error = %e, "the ai answer could not be spoken as it streams");
+            return;
+        }
+        self.ops.ai_speaking = Some(control_id.clone());
+        // The caller is heard from now on: talking over the answer stops it even while the
+        // model still writes (the result waits for the turn, script.rs `script_listen`).
+        let collect_id = collect.control_id.clone();
+        let listening = self
+            .ops
+            .session
+            .listen_after(crate::now_ms(), &control_id, collect);
+        self.drain_ops().await;
+        match listening {
+            Ok(()) => self.ops.ai_listening = Some((collect_id, None)),
+            Err(e) => warn!(error = %e, "the caller cannot be heard over the streaming answer"),
+        }
+    }
+
+    /// The turn's collect started with a streamed answer, when the turn does not take it (the
+    /// answer called functions, the agent stops or holds): stopped, its result dropped.
+    pub(crate) async fn drop_ai_listening(&mut self) {
+        if let Some((collect, _)) = self.ops.ai_listening.take() {
+            let stop = CallCommand::CollectStop(control::command::ControlIdParams {
+                control_id: collect,
+            });
+            let _ = self.op_command(stop, Origin::Rest).await;
         }
     }
 
@@ -168,6 +194,8 @@ impl CallActor {
             reply
         });
         self.complete_script(swml::Completion::Model(result)).await;
+        // A turn that listens has taken the early collect by now (script_listen).
+        self.drop_ai_listening().await;
     }
 
     /// `calling.ai_message`: a message for the agent (a `user` one is answered at once, the

@@ -130,7 +130,10 @@ pub(crate) enum TaskDone {
     /// An AI sidecar's evaluation is over (sidecar.rs).
     Sidecar(Box<sidecar::Evaluated>),
     AiSpeak {
-        play: Box<control::command::PlayParams>,
+        play: Box<(
+            control::command::PlayParams,
+            control::command::CollectParams,
+        )>,
         feed: mpsc::UnboundedReceiver<String>,
     },
     /// A far end's T.38 offer waited long enough for a fax to start (t38.rs).

@@ -52,6 +52,9 @@ pub(crate) struct Ops {
         std::collections::HashMap<String, tokio::sync::mpsc::UnboundedReceiver<String>>,
     /// The playback an `ai` model's answer is being spoken in while the model still writes.
     pub ai_speaking: Option<String>,
+    /// The turn's collect started with that playback, and its result if it came before the
+    /// turn took it.
+    pub ai_listening: Option<(String, Option<swml::Completion>)>,
 }
 
 impl CallActor {

@@ -324,6 +324,13 @@ impl CallActor {
     /// An operation the script started produced its final result (the session's
     /// `ScriptDone`): a no-op unless the script waits on that `control_id`.
     pub(crate) async fn script_op_finished(&mut self, control_id: &str, completion: Completion) {
+        if let Some((early, result)) = self.ops.ai_listening.as_mut() {
+            if early == control_id {
+                // Heard while the model still wrote: kept for the turn that takes it.
+                *result = Some(completion);
+                return;
+            }
+        }
         match &self.script_wait {
             Some(ScriptWait::Op { control_id: waited }) if waited == control_id => {}
             _ => return,
@@ -431,6 +438,17 @@ impl CallActor {
         self.script_wait = Some(ScriptWait::Op {
             control_id: collect.control_id.clone(),
         });
+        let early = self
+            .ops
+            .ai_listening
+            .take_if(|(id, _)| *id == collect.control_id);
+        if let Some((_, heard)) = early {
+            // Started with the answer's playback: its result, now or when it comes.
+            if let Some(completion) = heard {
+                self.complete_now(completion).await;
+            }
+            return;
+        }
         let result = self.ops.session.listen_after(now_ms(), &play_id, collect);
         self.drain_ops().await;
         if let Err(e) = result {

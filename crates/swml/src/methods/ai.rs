@@ -117,6 +117,9 @@ pub struct SpeakPlan {
     pub play: PlayParams,
     /// Words said before the answer (a function's `say`, fillers).
     pub prefix: String,
+    /// The turn's collect, to start with the playback (the caller may talk over the answer
+    /// while the model still writes it); the turn's [`Effect::Listen`] carries the same one.
+    pub collect: CollectParams,
 }
 
 /// The model's answer ([`Completion::Model`]).
@@ -250,9 +253,10 @@ pub(crate) struct Agent {
     user_input: Vec<String>,
     /// The playback and the collect of the turn running now.
     turn_ops: Option<AiTurnOps>,
-    /// The playback the model's answer is to be spoken in as it streams (the model turn's
-    /// [`SpeakPlan`]).
+    /// The playback the model's answer is to be spoken in as it streams, and the turn's
+    /// collect started with it (the model turn's [`SpeakPlan`]).
     speaking: Option<String>,
+    planned_collect: Option<CollectParams>,
     /// `calling.ai.stop` came: the agent ends when its current effect completes.
     stop_requested: bool,
     /// A `user` message came (`calling.ai_message`): the turn is cut and the model answers.
@@ -540,6 +544,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         user_input: Vec::new(),
         turn_ops: None,
         speaking: None,
+        planned_collect: None,
         stop_requested: false,
         answer_now: false,
         hold_requested: None,
@@ -795,20 +800,44 @@ fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect
 
 /// The turn after an answer spoken as it streamed: the caller is heard once (and while) the
 /// playback `play_id` plays.
-fn listen_effect(run: &mut Run, agent: &mut Agent, play_id: String, now: u64) -> Effect {
-    let collect = listening(run, agent, &play_id, now);
+fn listen_effect(
+    run: &mut Run,
+    agent: &mut Agent,
+    play_id: String,
+    planned: Option<CollectParams>,
+    now: u64,
+) -> Effect {
+    // The collect the runtime started with the playback, when it was planned.
+    let collect = match planned {
+        Some(collect) => {
+            enter_turn(agent, &play_id, &collect);
+            collect
+        }
+        None => listening(run, agent, &play_id, now),
+    };
     Effect::Listen { play_id, collect }
 }
 
 /// The collect of a turn whose words play in `play_id`.
 fn listening(run: &mut Run, agent: &mut Agent, play_id: &str, now: u64) -> CollectParams {
+    let collect = turn_collect(run, agent, now);
+    enter_turn(agent, play_id, &collect);
+    collect
+}
+
+fn enter_turn(agent: &mut Agent, play_id: &str, collect: &CollectParams) {
     agent.phase = Phase::Turn;
     agent.turns += 1;
-    let mut collect = CollectParams::new(run.new_control_id("ai-listen"));
     agent.turn_ops = Some(AiTurnOps {
         play: play_id.to_string(),
         collect: collect.control_id.clone(),
     });
+}
+
+/// A turn's speech collect: at most what is left of the inactivity timeout (and of the hard
+/// stop), the end-of-speech timeout, the hints, the language.
+fn turn_collect(run: &mut Run, agent: &Agent, now: u64) -> CollectParams {
+    let mut collect = CollectParams::new(run.new_control_id("ai-listen"));
     let idle_ms = now.saturating_sub(agent.heard_at);
     let mut left_ms = agent.inactivity_ms.saturating_sub(idle_ms);
     if let Some(at) = agent.hard_stop_at {
@@ -859,6 +888,7 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
 /// else must happen first (an ending, a hold, a step that moves on by itself).
 fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
     agent.phase = Phase::Model;
+    agent.planned_collect = None;
     let mut req = model_request(agent, agent.messages.clone(), true);
     let plain = agent.barge
         && !(agent.ending.hangup
@@ -870,9 +900,12 @@ fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
     if plain {
         let play = agent_play(run, agent, "ai-say", Vec::new());
         agent.speaking = Some(play.control_id.clone());
+        let collect = turn_collect(run, agent, agent.now);
+        agent.planned_collect = Some(collect.clone());
         req.speak = Some(SpeakPlan {
             play,
             prefix: agent.to_say.join(" "),
+            collect,
         });
     }
     Effect::Model(req)
@@ -1128,6 +1161,8 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     };
     // Spoken as it streamed: the words before it were said with it.
     let spoken = agent.speaking.take().filter(|_| reply.spoken);
+    // Used only when this answer is the turn's words (the runtime stops it otherwise).
+    let planned = agent.planned_collect.take();
     if spoken.is_some() {
         agent.to_say.clear();
     }
@@ -1174,7 +1209,7 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     // The caller's silence counts from the end of the agent's answer, not from its question.
     agent.heard_at = now;
     let effect = match spoken {
-        Some(play_id) => listen_effect(run, &mut agent, play_id, now),
+        Some(play_id) => listen_effect(run, &mut agent, play_id, planned, now),
         None => turn_effect(run, &mut agent, &text, now),
     };
     wait_again(run, agent, effect);
