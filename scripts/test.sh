@@ -27,4 +27,4 @@ fi
 echo "== end-to-end"
 cargo build -p dialtone
 export DIALTONE_BIN="$PWD/target/debug/dialtone"
-"$VENV/bin/python" -m pytest tests/e2e -n 2 -q -p no:cacheprovider --timeout 120 "$@"
+"$VENV/bin/python" -m pytest tests/e2e -n 2 --dist loadgroup -q -p no:cacheprovider --timeout 120 "$@"

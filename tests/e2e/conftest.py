@@ -1,4 +1,9 @@
-"""End-to-end fixtures: the real `dialtone` binary on free loopback ports, per-test data dirs."""
+"""End-to-end fixtures: the real `dialtone` binary on free loopback ports, per-test data dirs.
+
+Tests run two at a time (`-n 2 --dist loadgroup`, scripts/test.sh). Those that keep a core busy
+or measure timing under load — software fax modems, runaway scripts, the embedded language
+model — share the xdist group `cpu_bound`, so they run one after another on one worker and never
+beside each other."""
 import os
 import socket
 import subprocess

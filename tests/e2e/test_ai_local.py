@@ -13,6 +13,9 @@ from test_ai import after, doc, finished_recording, windows_rms
 from test_calls import sipp_done
 from test_record import write_ulaw_wav
 
+# A language model on the CPU: never beside the other CPU-bound tests (conftest.py).
+pytestmark = pytest.mark.xdist_group("cpu_bound")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

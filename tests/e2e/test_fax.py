@@ -22,8 +22,12 @@ from test_record import write_ulaw_wav
 NUMBER = "+15557770000"
 SENDER = "+15551110000"
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run(["which", "gs"], capture_output=True).returncode != 0, reason="Ghostscript (gs) is not installed")
+pytestmark = [
+    pytest.mark.skipif(subprocess.run(["which", "gs"], capture_output=True).returncode != 0,
+                       reason="Ghostscript (gs) is not installed"),
+    # Modems in software keep a core busy: never beside the other CPU-bound tests (conftest.py).
+    pytest.mark.xdist_group("cpu_bound"),
+]
 
 
 def doc(*steps):

@@ -9,10 +9,14 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import rtp_port_range
 from test_hardening import sip_request
+
+# Timing under runaway scripts: never beside the other CPU-bound tests (conftest.py).
+pytestmark = pytest.mark.xdist_group("cpu_bound")
 
 FROM = "+15105550100"
 RUNAWAY = "${(function(){ var n = 0; for (;;) { n++; } })()}"
