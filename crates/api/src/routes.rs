@@ -331,7 +331,7 @@ async fn list_calls(
             url.push_str(status.as_str());
         }
         url.push_str("&cursor=");
-        url.push_str(&percent_encode(&cursor));
+        url.push_str(&swml::url::percent_encode(&cursor));
         url
     });
     Ok(Json(json!({ "data": page.calls, "links": { "next": next } })).into_response())
@@ -399,28 +399,9 @@ fn is_cursor_shape(raw: &str) -> bool {
             .is_some_and(|(ms, id)| ms.parse::<i64>().is_ok() && uuid::Uuid::parse_str(id).is_ok())
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursor_encoding() {
-        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(percent_encode("abc-1_2.3~"), "abc-1_2.3~");
-    }
 
     #[test]
     fn list_filter_defaults_and_errors() {

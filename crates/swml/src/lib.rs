@@ -15,6 +15,7 @@ pub mod pool;
 pub mod run;
 pub mod simulate;
 pub mod size;
+pub mod url;
 
 pub use expr::JsBudget;
 pub use methods::ai::{AiMessage, AiTurnOps, ModelReply, ModelRequest, ModelToolCall, SpeakPlan};

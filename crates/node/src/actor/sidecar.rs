@@ -118,16 +118,6 @@ fn leg_name(leg: CallerLeg) -> &'static str {
     }
 }
 
-/// A webhook URL with its basic-auth user info put in.
-fn with_auth(url: &str, user: Option<&str>, pass: Option<&str>) -> String {
-    match (user, url.split_once("://")) {
-        (Some(user), Some((scheme, rest))) if !rest.contains('@') => {
-            format!("{scheme}://{user}:{}@{rest}", pass.unwrap_or(""))
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// What one evaluation did, for the actor to merge.
 pub(crate) struct Evaluated {
     history: Vec<Value>,
@@ -212,7 +202,7 @@ impl CallActor {
         let swaig = p.swaig.unwrap_or_default();
         let default_hook = swaig.defaults.as_ref().and_then(|d| {
             d.web_hook_url.as_deref().map(|u| {
-                with_auth(
+                swml::url::with_basic_auth(
                     u,
                     d.web_hook_auth_user.as_deref(),
                     d.web_hook_auth_password.as_deref(),
@@ -636,7 +626,7 @@ impl Evaluation {
         let url = function
             .and_then(|f| {
                 f.web_hook.web_hook_url.as_deref().map(|u| {
-                    with_auth(
+                    swml::url::with_basic_auth(
                         u,
                         f.web_hook.web_hook_auth_user.as_deref(),
                         f.web_hook.web_hook_auth_password.as_deref(),

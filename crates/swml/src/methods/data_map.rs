@@ -402,7 +402,7 @@ fn lookup(spec: &str, data: &Value) -> String {
         text = text.to_lowercase();
     }
     if encode {
-        text = url_encode(&text);
+        text = crate::url::percent_encode(&text);
     }
     text
 }
@@ -436,18 +436,6 @@ fn text_of(v: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
-}
-
-pub(crate) fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
