@@ -112,22 +112,23 @@ impl CallActor {
                 Ok(())
             }
             LiveTranscribeAction::Stop => {
-                if self.live.as_ref().is_none_or(|l| l.translation.is_some()) {
-                    return Err(no_session());
-                }
+                self.live_session(false)?;
                 self.stop_live(true).await;
                 Ok(())
             }
             LiveTranscribeAction::Summarize(s) => {
-                let live = self
-                    .live
-                    .as_ref()
-                    .filter(|l| l.translation.is_none())
-                    .ok_or_else(no_session)?;
-                self.summarize_live(live, Some(s));
+                self.summarize_live(self.live_session(false)?, Some(s));
                 Ok(())
             }
         }
+    }
+
+    /// The running live transcription (`translating`: translation), or 422 `invalid_state`.
+    pub(crate) fn live_session(&self, translating: bool) -> Result<&LiveTranscript, ControlError> {
+        self.live
+            .as_ref()
+            .filter(|l| l.translation.is_some() == translating)
+            .ok_or_else(no_session)
     }
 
     /// Before a live transcription or translation starts: a sidecar holds the taps (409), a

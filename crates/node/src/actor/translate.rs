@@ -100,11 +100,7 @@ impl CallActor {
                 Ok(())
             }
             LiveTranslateAction::Stop => {
-                let live = self
-                    .live
-                    .as_ref()
-                    .filter(|l| l.translation.is_some())
-                    .ok_or_else(no_session)?;
+                let live = self.live_session(true)?;
                 // The stop's own `stopped` goes to the webhook (live.rs); the status URL too.
                 if let Some(url) = live.translation.as_ref().and_then(|t| t.status_url.clone()) {
                     self.translation_state_to(&url, "stopped").await;
@@ -113,12 +109,7 @@ impl CallActor {
                 Ok(())
             }
             LiveTranslateAction::Summarize(s) => {
-                let live = self
-                    .live
-                    .as_ref()
-                    .filter(|l| l.translation.is_some())
-                    .ok_or_else(no_session)?;
-                self.summarize_live(live, Some(s));
+                self.summarize_live(self.live_session(true)?, Some(s));
                 Ok(())
             }
             LiveTranslateAction::Inject(inject) => {

@@ -612,14 +612,11 @@ fn default_hook(defaults: &Value) -> Option<String> {
     let user = text_at(defaults, "web_hook_auth_user");
     let pass = text_at(defaults, "web_hook_auth_password")
         .or_else(|| text_at(defaults, "web_hook_auth_pass"));
-    match (user, url.split_once("://")) {
-        (Some(user), Some((scheme, rest))) if !rest.contains('@') => Some(format!(
-            "{scheme}://{}:{}@{rest}",
-            data_map::url_encode(&user),
-            data_map::url_encode(&pass.unwrap_or_default())
-        )),
-        _ => Some(url.to_string()),
-    }
+    Some(crate::url::with_basic_auth(
+        url,
+        user.as_deref(),
+        pass.as_deref(),
+    ))
 }
 
 /// `params.hard_stop_time`: `hh:mm:ss`, `mm:ss`, seconds, or a number with `s`, `m` or `h`.
@@ -758,6 +755,14 @@ fn wait_again(run: &mut Run, agent: Agent, effect: Effect) {
     run.emit(effect);
 }
 
+/// The agent's words, played (answering an inbound call that is still ringing).
+fn play_effect(play: PlayParams) -> Effect {
+    Effect::Play {
+        params: play,
+        auto_answer: true,
+    }
+}
+
 fn speech(text: &str) -> Vec<MediaItem> {
     if text.trim().is_empty() {
         vec![MediaItem::Silence { duration: 0.1 }]
@@ -789,10 +794,7 @@ fn turn_effect(run: &mut Run, agent: &mut Agent, text: &str, now: u64) -> Effect
     if !barge && !text.trim().is_empty() {
         // Heard out: the words play whole, then the caller is heard.
         agent.phase = Phase::Say;
-        return Effect::Play {
-            params: play,
-            auto_answer: true,
-        };
+        return play_effect(play);
     }
     let collect = listening(run, agent, &play.control_id, now);
     Effect::Prompt { play, collect }
@@ -985,14 +987,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
             let play = agent_play(run, &agent, "ai-hold", items);
             agent.hold_play = Some(play.control_id.clone());
             agent.phase = Phase::Held;
-            wait_again(
-                run,
-                agent,
-                Effect::Play {
-                    params: play,
-                    auto_answer: true,
-                },
-            );
+            wait_again(run, agent, play_effect(play));
         }
         Phase::Held => {
             agent.hold_play = None;
@@ -1324,10 +1319,7 @@ fn engine_function(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> En
                     duration: f64::from(seconds),
                 }];
                 let play = PlayParams::new(run.new_control_id("ai-wait"), items);
-                return Engine::Waits(Box::new(Effect::Play {
-                    params: play,
-                    auto_answer: true,
-                }));
+                return Engine::Waits(Box::new(play_effect(play)));
             }
             Some(Native::WaitForUser) => {
                 agent.wait_for_user = true;
@@ -1653,14 +1645,7 @@ fn closing(run: &mut Run, mut agent: Agent, text: String) {
     }
     agent.phase = Phase::Closing;
     let play = agent_play(run, &agent, "ai-say", speech(&text));
-    wait_again(
-        run,
-        agent,
-        Effect::Play {
-            params: play,
-            auto_answer: true,
-        },
-    );
+    wait_again(run, agent, play_effect(play));
 }
 
 /// The conversation is over: the summary and the report, then the script goes on.
