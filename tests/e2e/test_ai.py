@@ -137,6 +137,17 @@ def test_an_ai_agent_whose_model_is_down_says_so_and_the_script_goes_on(start_di
     sipp_done(far)
 
 
+def barge_in(samples):
+    """From a stereo recording (left: the caller, right: the agent): the 20 ms window where the caller began,
+    and how long the agent went on talking after it — to the first window from which 0.5 s stays silent. Fails
+    when the agent was not talking as the caller began."""
+    caller, agent = windows_rms(list(samples[0::2])), windows_rms(list(samples[1::2]))
+    start = next(i for i, v in enumerate(caller) if v > 500)
+    assert max(agent[max(0, start - 15):start]) > 500, "the agent was not speaking when the caller began"
+    stop = next(i for i in range(start, len(agent)) if max(agent[i:i + 25], default=0) < 300)
+    return start, (stop - start) * 0.02
+
+
 def windows_rms(samples, rate=8000):
     n = rate // 50
     return [math.sqrt(sum(x * x for x in samples[i:i + n]) / n) for i in range(0, len(samples) - n + 1, n)]
@@ -166,13 +177,9 @@ def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp
         assert model.requests[0]["body"]["messages"][-1]["content"] == QUESTION
         w, samples = finished_recording(d, hooks)
         assert w.getnchannels() == 2
-        caller, agent = windows_rms(list(samples[0::2])), windows_rms(list(samples[1::2]))
-        start = next(i for i, v in enumerate(caller) if v > 500)
-        # The agent was talking when the caller began (the greeting lasts far longer than 1.5 s)...
-        assert max(agent[max(0, start - 15):start]) > 500, "the agent was not speaking when the caller began"
-        # ...and went quiet for good soon after: the first window from which 0.5 s stays silent.
-        stop = next(i for i in range(start, len(agent)) if max(agent[i:i + 25], default=0) < 300)
-        took = (stop - start) * 0.02
+        # The agent was talking when the caller began (the greeting lasts far longer than 1.5 s), and went quiet
+        # for good soon after.
+        _, took = barge_in(samples)
         print(f"barge-in: the agent's speech stopped {took * 1000:.0f} ms after the caller's began")
         assert took < 0.6, f"the agent went on {took:.2f} s over the caller"
         sipp_done(far)
@@ -343,11 +350,7 @@ def test_the_caller_talking_over_a_streaming_answer_stops_it(start_dialtone, sip
         assert len(model.requests) >= 2, model.requests
         assert model.requests[1]["body"]["messages"][-1] == {"role": "user", "content": QUESTION}
         w, samples = finished_recording(d, hooks)
-        caller, agent = windows_rms(list(samples[0::2])), windows_rms(list(samples[1::2]))
-        start = next(i for i, v in enumerate(caller) if v > 500)
-        assert max(agent[max(0, start - 15):start]) > 500, "the agent was not speaking when the caller began"
-        stop = next(i for i in range(start, len(agent)) if max(agent[i:i + 25], default=0) < 300)
-        took = (stop - start) * 0.02
+        start, took = barge_in(samples)
         print(f"barge-in over a streaming answer: the agent stopped {took * 1000:.0f} ms after the caller began")
         assert took < 0.6, f"the agent went on {took:.2f} s over the caller"
         # The model was still writing then: its answer took 6 s, the caller began 1.5 s in.
