@@ -1921,13 +1921,13 @@ fn ai_contexts_steps_natives_includes_and_data_map_webhooks() {
 }
 
 /// A native `wait_for_user` listens without a word; an unknown step is refused to the model;
-/// `check_time` answers in UTC.
+/// `check_time` answers in the zone asked for (else `params.local_tz`).
 #[test]
 fn ai_wait_for_user_and_check_time() {
     let mut sim = Sim::new(json!({"sections": {"main": [
         {"ai": {"prompt": {"text": "Be brief.", "contexts": {"default": {"steps": [
                     {"name": "one", "text": "First."}, {"name": "two", "text": "Second."}]}}},
-                "params": {"static_greeting": "Hi."},
+                "params": {"static_greeting": "Hi.", "local_tz": "Europe/Paris"},
                 "SWAIG": {"native_functions": ["wait_for_user", "check_time"]}}}
     ]}}));
     sim.prompt_results.push_back(speech("hold on"));
@@ -1938,6 +1938,8 @@ fn ai_wait_for_user_and_check_time() {
     ]));
     sim.model_replies
         .push_back(tool_call("3", "check_time", r#"{"timezone": "UTC"}"#));
+    sim.model_replies
+        .push_back(tool_call("4", "check_time", "{}"));
     sim.model_replies.push_back(says("It is late."));
     let sim = sim.go();
     let prompts: Vec<&String> = sim
@@ -1969,9 +1971,14 @@ fn ai_wait_for_user_and_check_time() {
         .unwrap()
         .to_string();
     assert!(
-        time.starts_with("It is ") && time.ends_with(" UTC."),
+        time.starts_with("It is ") && time.ends_with(" UTC (UTC)."),
         "{time}"
     );
+    let local = m[3].messages.last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(local.ends_with("(Europe/Paris)."), "{local}");
 }
 
 /// A function's `hold` action puts the caller on hold as `calling.ai_hold` would: the model's
@@ -2002,6 +2009,42 @@ fn ai_hold_action_holds_for_its_timeout() {
     assert_eq!(
         m[3].messages.last().unwrap()["content"],
         "The user has been taken off hold."
+    );
+}
+
+/// The `@{…}` template functions in a `data_map` output: the date in a zone, a phone number,
+/// arithmetic; `@{sleep}` makes the agent wait in silence once the function has answered.
+#[test]
+fn ai_data_map_template_functions_and_sleep() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."}, "params": {"static_greeting": "Hi."},
+                "SWAIG": {"functions": [{"function": "info", "description": "info",
+                    "data_map": {"output": {"response":
+                        "@{strftime_tz America/New_York %Y-%m-%d}|${fmt_ph:args.n}|@{fmt_ph international:sep:. ${args.n}}|@{expr ${args.k} * 2 + 1}@{sleep 2.5}"}}}]}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("tell me"));
+    sim.model_replies
+        .push_back(tool_call("1", "info", r#"{"n": "+15551234567", "k": 20}"#));
+    sim.model_replies.push_back(says("Done."));
+    let sim = sim.go();
+    let answer = sim.model_requests[1].messages.last().unwrap()["content"].clone();
+    assert_eq!(
+        answer, "1969-12-31|(555) 123-4567|+1.555.123.4567|41",
+        "{:#?}",
+        sim.model_requests[1].messages
+    );
+    let waited = sim
+        .trace
+        .iter()
+        .position(|t| t.starts_with("play silence:2.5"))
+        .unwrap_or_else(|| panic!("{:#?}", sim.trace));
+    let next = sim.trace[waited + 1..]
+        .iter()
+        .find(|t| t.starts_with("play") || t.starts_with("prompt"))
+        .unwrap_or_else(|| panic!("{:#?}", sim.trace));
+    assert!(
+        next.contains("Done."),
+        "the model answers after the sleep: {next}"
     );
 }
 

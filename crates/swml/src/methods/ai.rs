@@ -277,6 +277,8 @@ pub(crate) struct Agent {
     /// `params.hard_stop_time` as a deadline (Unix ms) and what the model is then told.
     hard_stop_at: Option<u64>,
     hard_stop_prompt: String,
+    /// `params.local_tz`: the zone `check_time` answers in when the model names none.
+    local_tz: String,
     /// The include whose signatures are being fetched.
     including: Option<Value>,
     session_id: String,
@@ -557,6 +559,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         greeting: None,
         hard_stop_at: None,
         hard_stop_prompt: String::new(),
+        local_tz: ai_native::DEFAULT_LOCAL_TZ.to_string(),
         including: None,
         session_id,
         started_at: now,
@@ -581,6 +584,9 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     agent.hard_stop_prompt = text_at(&tuning, "hard_stop_prompt")
         .filter(|p| !p.trim().is_empty())
         .unwrap_or_else(|| HARD_STOP_PROMPT.to_string());
+    if let Some(tz) = text_at(&tuning, "local_tz").filter(|tz| !tz.trim().is_empty()) {
+        agent.local_tz = tz;
+    }
     agent.greeting = tuning
         .get("static_greeting")
         .and_then(Value::as_str)
@@ -1231,9 +1237,14 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         }
         if let Some(map) = function.as_ref().and_then(|f| f.data_map.clone()) {
             let data = template_data(run, &agent, function.as_ref(), &call);
-            match data_map::start(&map, data) {
-                DataMapStep::Done(reply) => {
+            match data_map::start(&map, data, agent.now) {
+                DataMapStep::Done(reply, sleep_ms) => {
                     apply_result(&mut agent, &call, reply);
+                    if sleep_ms > 0 {
+                        agent.phase = Phase::Tool;
+                        let effect = pause(run, sleep_ms);
+                        return wait_again(run, agent, effect);
+                    }
                     continue;
                 }
                 DataMapStep::Fetch(request, pending) => {
@@ -1283,6 +1294,14 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
     wait_again(run, agent, effect);
 }
 
+/// The agent waits `ms` in silence (`wait_seconds`, a `data_map`'s `@{sleep}`).
+fn pause(run: &mut Run, ms: u64) -> Effect {
+    let items = vec![MediaItem::Silence {
+        duration: ms as f64 / 1000.0,
+    }];
+    play_effect(PlayParams::new(run.new_control_id("ai-wait"), items))
+}
+
 /// How the engine took a tool call that no SWAIG function of the document answers.
 enum Engine {
     Answered,
@@ -1310,16 +1329,12 @@ fn engine_function(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> En
         name => match Native::named(name).filter(|n| agent.natives.contains(n)) {
             Some(Native::CheckTime) => {
                 let tz = args.get("timezone").and_then(Value::as_str);
-                ai_native::check_time(agent.now, tz)
+                ai_native::check_time(agent.now, tz, &agent.local_tz)
             }
             Some(Native::WaitSeconds) => {
                 let seconds = ai_native::wait_seconds(&args);
                 agent.native_wait = Some(format!("Waited {seconds} seconds."));
-                let items = vec![MediaItem::Silence {
-                    duration: f64::from(seconds),
-                }];
-                let play = PlayParams::new(run.new_control_id("ai-wait"), items);
-                return Engine::Waits(Box::new(play_effect(play)));
+                return Engine::Waits(Box::new(pause(run, u64::from(seconds) * 1000)));
             }
             Some(Native::WaitForUser) => {
                 agent.wait_for_user = true;
@@ -1460,7 +1475,13 @@ fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
     if let Some(pending) = agent.data_map_run.take() {
         let (code, body) = response.map_or((None, String::new()), |r| (Some(r.code), r.body));
         match pending.on_response(code, &body) {
-            DataMapStep::Done(reply) => apply_result(&mut agent, &call, reply),
+            DataMapStep::Done(reply, sleep_ms) => {
+                apply_result(&mut agent, &call, reply);
+                if sleep_ms > 0 {
+                    let effect = pause(run, sleep_ms);
+                    return wait_again(run, agent, effect);
+                }
+            }
             DataMapStep::Fetch(request, pending) => {
                 agent.calling = Some(call);
                 agent.data_map_run = Some(pending);

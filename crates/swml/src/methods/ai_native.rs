@@ -1,10 +1,15 @@
 //! `SWAIG.native_functions` (swml.md §6.1): tools the engine answers itself. `check_time` tells
-//! the time (UTC: the engine carries no time-zone database), `wait_seconds` waits in silence,
+//! the time (in the zone asked for, else `params.local_tz`), `wait_seconds` waits in silence,
 //! `wait_for_user` listens without the agent saying anything, `adjust_response_latency` is
 //! accepted and changes nothing (docs/ai.md).
 
-use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde_json::{json, Value};
+
+use super::template_fns::utc;
+
+/// `params.local_tz`'s default (swml.md §6.1).
+pub(crate) const DEFAULT_LOCAL_TZ: &str = "US/Central";
 
 /// Longest `wait_seconds`.
 pub(crate) const MAX_WAIT_S: u32 = 60;
@@ -43,7 +48,7 @@ impl Native {
         let (description, properties, required) = match self {
             Native::CheckTime => (
                 "Tell the current date and time.",
-                json!({"timezone": {"type": "string", "description": "An IANA time zone; the answer is in UTC."}}),
+                json!({"timezone": {"type": "string", "description": "An IANA time zone such as Europe/Paris; the local one when absent."}}),
                 json!([]),
             ),
             Native::WaitSeconds => (
@@ -81,18 +86,25 @@ pub(crate) fn enabled(swaig: &Value) -> Vec<Native> {
     out
 }
 
-/// `check_time`'s answer at `now_ms` (Unix milliseconds).
-pub(crate) fn check_time(now_ms: u64, timezone: Option<&str>) -> String {
-    let when = i64::try_from(now_ms)
-        .ok()
-        .and_then(DateTime::<Utc>::from_timestamp_millis)
-        .unwrap_or_default();
-    let text = when.format("%A, %B %-d, %Y, %H:%M UTC").to_string();
-    match timezone.map(str::trim) {
-        Some(tz) if !tz.is_empty() && !tz.eq_ignore_ascii_case("utc") => {
-            format!("It is {text}. The time in {tz} is not known here; work it out from UTC.")
-        }
-        _ => format!("It is {text}."),
+/// `check_time`'s answer at `now_ms` (Unix milliseconds) in the IANA zone `timezone`, else
+/// `local_tz`; a zone that is not known is said so, and the time given in `local_tz`.
+pub(crate) fn check_time(now_ms: u64, timezone: Option<&str>, local_tz: &str) -> String {
+    let when = utc(now_ms);
+    let local: Tz = local_tz.trim().parse().unwrap_or(Tz::UTC);
+    let say = |zone: Tz| {
+        when.with_timezone(&zone)
+            .format("%A, %B %-d, %Y, %H:%M %Z")
+            .to_string()
+    };
+    match timezone.map(str::trim).filter(|tz| !tz.is_empty()) {
+        None => format!("It is {} ({local}).", say(local)),
+        Some(tz) => match tz.parse::<Tz>() {
+            Ok(zone) => format!("It is {} ({zone}).", say(zone)),
+            Err(_) => format!(
+                "The time zone {tz} is not known. It is {} ({local}).",
+                say(local)
+            ),
+        },
     }
 }
 
@@ -122,10 +134,19 @@ mod tests {
         // 2026-12-06 19:00 UTC
         let t = 1_796_583_600_000;
         assert_eq!(
-            check_time(t, None),
-            "It is Sunday, December 6, 2026, 19:00 UTC."
+            check_time(t, None, DEFAULT_LOCAL_TZ),
+            "It is Sunday, December 6, 2026, 13:00 CST (US/Central)."
         );
-        assert!(check_time(t, Some("Europe/Paris")).contains("Europe/Paris is not known"));
+        assert_eq!(
+            check_time(t, Some("Europe/Paris"), DEFAULT_LOCAL_TZ),
+            "It is Sunday, December 6, 2026, 20:00 CET (Europe/Paris)."
+        );
+        assert_eq!(
+            check_time(t, Some("Mars/Base"), "Asia/Tokyo"),
+            "The time zone Mars/Base is not known. It is Monday, December 7, 2026, 04:00 JST (Asia/Tokyo)."
+        );
+        // A local zone that is not known falls back to UTC.
+        assert!(check_time(t, None, "nowhere").ends_with("19:00 UTC (UTC)."));
         assert_eq!(wait_seconds(&json!({"seconds": 3})), 3);
         assert_eq!(wait_seconds(&json!({"seconds": "1e9"})), MAX_WAIT_S);
         assert_eq!(wait_seconds(&json!({})), 5);

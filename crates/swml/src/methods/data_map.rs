@@ -9,11 +9,13 @@
 //! `lc:` and `enc:` (also spelled `enc:url:`), applied in that order whatever the written order;
 //! one level of nesting inside-out (`${meta_data.x.${lc:args.y}}`); a non-string value inserted
 //! into text is its JSON, a non-integer number prints with six decimals; a path that leads
-//! nowhere is empty. `@{echo …}` and `@{separate …}`; other `@{…}` functions stay as written.
+//! nowhere is empty. The `@{…}` functions are in [`super::template_fns`]; an unknown one stays
+//! as written. `${fmt_ph:path}` writes a phone number in the national style.
 
 use regex::RegexBuilder;
 use serde_json::{Map, Value};
 
+use super::template_fns::{self, PhoneStyle, TemplateEnv};
 use crate::run::HttpRequest;
 
 /// Longest template result, and longest pattern, in bytes.
@@ -25,8 +27,9 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Where a `data_map` function's evaluation stands.
 #[derive(Debug)]
 pub(crate) enum DataMapStep {
-    /// The function's answer (`None`: nothing matched and there is no `output`).
-    Done(Option<Value>),
+    /// The function's answer (`None`: nothing matched and there is no `output`), and how long
+    /// its `@{sleep}` templates ask the agent to wait before it goes on (ms).
+    Done(Option<Value>, u64),
     /// A webhook to call; its answer goes to [`DataMapRun::on_response`].
     Fetch(Box<HttpRequest>, DataMapRun),
 }
@@ -38,17 +41,20 @@ pub(crate) struct DataMapRun {
     data: Value,
     /// The webhook after the one being called.
     next: usize,
+    env: TemplateEnv,
 }
 
 /// Starts a `data_map` function: its `expressions`, then its first webhook that can run.
-pub(crate) fn start(data_map: &Value, data: Value) -> DataMapStep {
-    if let Some(out) = expressions(data_map, &data) {
-        return DataMapStep::Done(Some(out));
+pub(crate) fn start(data_map: &Value, data: Value, now_ms: u64) -> DataMapStep {
+    let env = TemplateEnv::at(now_ms);
+    if let Some(out) = expressions(data_map, &data, &env) {
+        return DataMapStep::Done(Some(out), env.slept_ms());
     }
     DataMapRun {
         map: data_map.clone(),
         data,
         next: 0,
+        env,
     }
     .next_webhook()
 }
@@ -65,15 +71,18 @@ impl DataMapRun {
         while let Some(request) = self
             .webhooks()
             .get(self.next)
-            .map(|hook| webhook_request(hook, &self.data))
+            .map(|hook| webhook_request(hook, &self.data, &self.env))
         {
             self.next += 1;
             if let Some(request) = request {
                 return DataMapStep::Fetch(Box::new(request), self);
             }
         }
-        let output = self.map.get("output").map(|o| expand_value(o, &self.data));
-        DataMapStep::Done(output)
+        let output = self
+            .map
+            .get("output")
+            .map(|o| expand_value(o, &self.data, &self.env));
+        DataMapStep::Done(output, self.env.slept_ms())
     }
 
     /// The webhook's answer (`None`: it could not be reached): its output, or the next
@@ -83,16 +92,16 @@ impl DataMapRun {
             .next
             .checked_sub(1)
             .and_then(|i| self.webhooks().get(i))
-            .and_then(|hook| webhook_answer(hook, code, body, &self.data));
+            .and_then(|hook| webhook_answer(hook, code, body, &self.data, &self.env));
         match answer {
-            Some(out) => DataMapStep::Done(Some(out)),
+            Some(out) => DataMapStep::Done(Some(out), self.env.slept_ms()),
             None => self.next_webhook(),
         }
     }
 }
 
 /// The first expression whose templated `string` matches its `pattern`, as its `output`.
-fn expressions(map: &Value, data: &Value) -> Option<Value> {
+fn expressions(map: &Value, data: &Value, env: &TemplateEnv) -> Option<Value> {
     for e in map.get("expressions").and_then(Value::as_array)? {
         let (Some(string), Some(pattern)) = (
             e.get("string").and_then(Value::as_str),
@@ -100,10 +109,10 @@ fn expressions(map: &Value, data: &Value) -> Option<Value> {
         ) else {
             continue;
         };
-        let subject = expand_str(string, data);
+        let subject = expand_str(string, data, env);
         if matches(pattern, &subject) {
             if let Some(output) = e.get("output") {
-                return Some(expand_value(output, data));
+                return Some(expand_value(output, data, env));
             }
         }
     }
@@ -114,8 +123,8 @@ fn expressions(map: &Value, data: &Value) -> Option<Value> {
 /// round trip).
 #[cfg(test)]
 pub(crate) fn evaluate(data_map: &Value, data: &Value) -> Option<Value> {
-    match start(data_map, data.clone()) {
-        DataMapStep::Done(out) => out,
+    match start(data_map, data.clone(), 0) {
+        DataMapStep::Done(out, _) => out,
         DataMapStep::Fetch(..) => None,
     }
 }
@@ -128,8 +137,8 @@ const WEBHOOK_TIMEOUT_MS: u64 = 10_000;
 /// A webhook's request (swml.md §6.1): `url` and `params` templated, `headers` as written,
 /// the body the params as JSON when there are params or the method is POST. `None` when the
 /// webhook cannot run: no usable URL or method, or an argument in `require_args` missing.
-fn webhook_request(hook: &Value, data: &Value) -> Option<HttpRequest> {
-    let url = expand_str(hook.get("url")?.as_str()?, data);
+fn webhook_request(hook: &Value, data: &Value, env: &TemplateEnv) -> Option<HttpRequest> {
+    let url = expand_str(hook.get("url")?.as_str()?, data, env);
     let method = hook
         .get("method")
         .and_then(Value::as_str)
@@ -151,7 +160,7 @@ fn webhook_request(hook: &Value, data: &Value) -> Option<HttpRequest> {
     if !required.iter().all(|n| present(n)) {
         return None;
     }
-    let mut params = hook.get("params").map(|p| expand_value(p, data));
+    let mut params = hook.get("params").map(|p| expand_value(p, data, env));
     if hook.get("input_args_as_params").and_then(super::as_bool) == Some(true) {
         let mut merged = match params.take() {
             Some(Value::Object(m)) => m,
@@ -197,7 +206,13 @@ fn webhook_request(hook: &Value, data: &Value) -> Option<HttpRequest> {
 /// `array`) beside `input` (the call's data), `global_data` and `prompt_vars`; `foreach`
 /// first, then its `expressions`, then its `output`. `None`: failed (not 2xx, not JSON, one
 /// of its `error_keys` present) or nothing matched.
-fn webhook_answer(hook: &Value, code: Option<u16>, body: &str, data: &Value) -> Option<Value> {
+fn webhook_answer(
+    hook: &Value,
+    code: Option<u16>,
+    body: &str,
+    data: &Value,
+    env: &TemplateEnv,
+) -> Option<Value> {
     if !(200..300).contains(&code?) || body.len() > MAX_WEBHOOK_BODY {
         return None;
     }
@@ -223,17 +238,17 @@ fn webhook_answer(hook: &Value, code: Option<u16>, body: &str, data: &Value) -> 
     }
     let mut ctx = Value::Object(ctx);
     if let Some(each) = hook.get("foreach").filter(|f| f.is_object()) {
-        foreach(each, &mut ctx);
+        foreach(each, &mut ctx, env);
     }
-    if let Some(out) = expressions(hook, &ctx) {
+    if let Some(out) = expressions(hook, &ctx, env) {
         return Some(out);
     }
-    hook.get("output").map(|o| expand_value(o, &ctx))
+    hook.get("output").map(|o| expand_value(o, &ctx, env))
 }
 
 /// `foreach {input_key, output_key, max, append}`: `append` expanded once per item of the
 /// list at `input_key` (the item as `this`), the texts joined under `output_key`.
-fn foreach(each: &Value, ctx: &mut Value) {
+fn foreach(each: &Value, ctx: &mut Value, env: &TemplateEnv) {
     let (Some(input), Some(output)) = (
         each.get("input_key").and_then(Value::as_str),
         each.get("output_key").and_then(Value::as_str),
@@ -255,7 +270,7 @@ fn foreach(each: &Value, ctx: &mut Value) {
         if let Some(m) = ctx.as_object_mut() {
             m.insert("this".into(), item);
         }
-        text.push_str(&expand_str(append, ctx));
+        text.push_str(&expand_str(append, ctx, env));
         if text.len() > MAX_EXPANDED {
             break;
         }
@@ -279,13 +294,13 @@ fn matches(pattern: &str, subject: &str) -> bool {
 }
 
 /// Every string in `v` expanded (keys stay as written).
-pub(crate) fn expand_value(v: &Value, data: &Value) -> Value {
+pub(crate) fn expand_value(v: &Value, data: &Value, env: &TemplateEnv) -> Value {
     match v {
-        Value::String(s) => Value::String(expand_str(s, data)),
-        Value::Array(a) => Value::Array(a.iter().map(|x| expand_value(x, data)).collect()),
+        Value::String(s) => Value::String(expand_str(s, data, env)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| expand_value(x, data, env)).collect()),
         Value::Object(m) => Value::Object(
             m.iter()
-                .map(|(k, x)| (k.clone(), expand_value(x, data)))
+                .map(|(k, x)| (k.clone(), expand_value(x, data, env)))
                 .collect::<Map<_, _>>(),
         ),
         other => other.clone(),
@@ -293,13 +308,13 @@ pub(crate) fn expand_value(v: &Value, data: &Value) -> Value {
 }
 
 /// `text` with its `${…}` and `@{…}` templates expanded.
-pub(crate) fn expand_str(text: &str, data: &Value) -> String {
-    expand_nested(text, data, true)
+pub(crate) fn expand_str(text: &str, data: &Value, env: &TemplateEnv) -> String {
+    expand_nested(text, data, env, true)
 }
 
-/// `nest`: a `${…}` inside a `${…}` is expanded first (one level only, so a deeply nested
+/// `nest`: a `${…}` inside a `${…}` or `@{…}` is expanded first (one level only, so a deeply nested
 /// template costs no deeper recursion).
-fn expand_nested(text: &str, data: &Value, nest: bool) -> String {
+fn expand_nested(text: &str, data: &Value, env: &TemplateEnv, nest: bool) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find(['$', '@']) {
@@ -316,15 +331,19 @@ fn expand_nested(text: &str, data: &Value, nest: bool) -> String {
             break;
         };
         let inner = &from[2..end];
+        let inner = if nest && inner.contains("${") {
+            expand_nested(inner, data, env, false)
+        } else {
+            inner.to_string()
+        };
         if from.starts_with("${") {
-            let inner = if nest && inner.contains("${") {
-                expand_nested(inner, data, false)
-            } else {
-                inner.to_string()
-            };
             out.push_str(&lookup(&inner, data));
         } else {
-            out.push_str(&function(inner, &from[..=end]));
+            let (name, args) = inner.trim().split_once(' ').unwrap_or((inner.trim(), ""));
+            match template_fns::call(name, args, env) {
+                Some(text) => out.push_str(&text),
+                None => out.push_str(&from[..=end]),
+            }
         }
         rest = &from[end + 1..];
         if out.len() > MAX_EXPANDED {
@@ -364,27 +383,16 @@ fn closing_brace(s: &str) -> Option<usize> {
     None
 }
 
-/// `@{name args}`: `echo` and `separate`; anything else as written.
-fn function(inner: &str, written: &str) -> String {
-    let (name, args) = inner.trim().split_once(' ').unwrap_or((inner.trim(), ""));
-    match name {
-        "echo" => args.to_string(),
-        "separate" => args
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(String::from)
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => written.to_string(),
-    }
-}
-
-/// `lc:enc:path` → the value at `path`, lower-cased then URL-encoded when asked.
+/// `fmt_ph:lc:enc:path` → the value at `path`, written as a phone number, lower-cased, then
+/// URL-encoded when asked (in that order, whatever the written order).
 fn lookup(spec: &str, data: &Value) -> String {
     let mut path = spec.trim();
-    let (mut lower, mut encode) = (false, false);
+    let (mut phone, mut lower, mut encode) = (false, false, false);
     loop {
-        if let Some(p) = path.strip_prefix("lc:") {
+        if let Some(p) = path.strip_prefix("fmt_ph:") {
+            phone = true;
+            path = p;
+        } else if let Some(p) = path.strip_prefix("lc:") {
             lower = true;
             path = p;
         } else if let Some(p) = path.strip_prefix("enc:url:") {
@@ -398,6 +406,11 @@ fn lookup(spec: &str, data: &Value) -> String {
         }
     }
     let mut text = value_at(data, path).map(text_of).unwrap_or_default();
+    if phone {
+        if let Some(written) = template_fns::format_phone(&text, PhoneStyle::National, None) {
+            text = written;
+        }
+    }
     if lower {
         text = text.to_lowercase();
     }
@@ -443,6 +456,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    // 2026-12-06 19:00:00 UTC
+    const NOW: u64 = 1_796_583_600_000;
+
+    fn ex(text: &str, data: &Value) -> String {
+        expand_str(text, data, &TemplateEnv::at(NOW))
+    }
+
     fn data() -> Value {
         json!({"args": {"day": "Saturday", "City": "New York", "n": 2, "x": 72.5, "list": ["a", "b", "c"]},
                "global_data": {"clinic": "Example Dental"},
@@ -453,35 +473,34 @@ mod tests {
     #[test]
     fn templates_expand_paths_prefixes_and_nesting() {
         let d = data();
-        assert_eq!(expand_str("${lc:args.day}", &d), "saturday");
-        assert_eq!(expand_str("${enc:args.city}", &d), "New%20York");
-        assert_eq!(expand_str("${lc:enc:url:args.City}", &d), "new%20york");
+        assert_eq!(ex("${lc:args.day}", &d), "saturday");
+        assert_eq!(ex("${enc:args.city}", &d), "New%20York");
+        assert_eq!(ex("${lc:enc:url:args.City}", &d), "new%20york");
+        assert_eq!(ex("${enc:lc:args.City}", &d), "new%20york", "lc before enc");
+        assert_eq!(ex("${args.n} ${args.x}", &d), "2 72.500000");
+        assert_eq!(ex("${args.list.-1}${args.list.0}", &d), "ca");
+        assert_eq!(ex("${args.list}", &d), r#"["a","b","c"]"#);
         assert_eq!(
-            expand_str("${enc:lc:args.City}", &d),
-            "new%20york",
-            "lc before enc"
-        );
-        assert_eq!(expand_str("${args.n} ${args.x}", &d), "2 72.500000");
-        assert_eq!(expand_str("${args.list.-1}${args.list.0}", &d), "ca");
-        assert_eq!(expand_str("${args.list}", &d), r#"["a","b","c"]"#);
-        assert_eq!(
-            expand_str(
+            ex(
                 "${meta_data.contacts.${lc:args.dept}}",
                 &json!({"args": {"dept": "SALES"}, "meta_data": {"contacts": {"sales": "+1555"}}})
             ),
             "+1555"
         );
-        assert_eq!(expand_str("${args.nothing} and ${nope.x}", &d), " and ");
+        assert_eq!(ex("${args.nothing} and ${nope.x}", &d), " and ");
+        assert_eq!(ex("@{echo hi there} @{separate 123}", &d), "hi there 1 2 3");
+        assert_eq!(ex("@{strftime_tz UTC %H:%M}", &d), "19:00");
+        assert_eq!(ex("@{expr 2 * (3 + ${args.n})}", &d), "10");
         assert_eq!(
-            expand_str("@{echo hi there} @{separate 123}", &d),
-            "hi there 1 2 3"
+            ex(
+                "${fmt_ph:args.phone} / @{fmt_ph e164 ${args.phone}}",
+                &json!({"args": {"phone": "+1 555 123 4567"}})
+            ),
+            "(555) 123-4567 / +15551234567"
         );
-        assert_eq!(
-            expand_str("@{strftime_tz UTC %H}", &d),
-            "@{strftime_tz UTC %H}"
-        );
-        assert_eq!(expand_str("cost $5, ${unclosed", &d), "cost $5, ${unclosed");
-        assert_eq!(expand_str("a@b.c", &d), "a@b.c");
+        assert_eq!(ex("@{nope x} @{expr 1/0}", &d), "@{nope x} @{expr 1/0}");
+        assert_eq!(ex("cost $5, ${unclosed", &d), "cost $5, ${unclosed");
+        assert_eq!(ex("a@b.c", &d), "a@b.c");
     }
 
     #[test]
@@ -502,16 +521,29 @@ mod tests {
         assert_eq!(evaluate(&json!({"expressions": []}), &monday), None);
     }
 
+    /// `@{sleep}` is counted for the agent to wait out once the function has answered.
+    #[test]
+    fn sleeps_come_back_with_the_answer() {
+        let map = json!({"output": {"response": "@{sleep 1.5}Done.@{sleep 0.5}"}});
+        match start(&map, data(), NOW) {
+            DataMapStep::Done(out, sleep_ms) => {
+                assert_eq!(out, Some(json!({"response": "Done."})));
+                assert_eq!(sleep_ms, 2000);
+            }
+            DataMapStep::Fetch(..) => panic!("no webhook here"),
+        }
+    }
+
     fn fetch(step: DataMapStep) -> (HttpRequest, DataMapRun) {
         match step {
             DataMapStep::Fetch(req, run) => (*req, run),
-            DataMapStep::Done(out) => panic!("expected a webhook, got {out:?}"),
+            DataMapStep::Done(out, _) => panic!("expected a webhook, got {out:?}"),
         }
     }
 
     fn done(step: DataMapStep) -> Option<Value> {
         match step {
-            DataMapStep::Done(out) => out,
+            DataMapStep::Done(out, _) => out,
             DataMapStep::Fetch(req, _) => {
                 panic!("expected an answer, got a request to {}", req.url)
             }
@@ -532,7 +564,7 @@ mod tests {
              "expressions": [{"string": "${count}", "pattern": "^0$", "output": {"response": "none"}}],
              "output": {"response": "Found ${names}in ${input.args.city} (${global_data.clinic})."}}
         ], "output": {"response": "fallback"}});
-        let (req, run) = fetch(start(&map, data()));
+        let (req, run) = fetch(start(&map, data(), NOW));
         assert_eq!(req.url, "https://api.test/first/New%20York");
         assert_eq!(req.method, "POST");
         assert_eq!(req.body.as_deref(), Some(r#"{"q":"New York"}"#));
@@ -570,14 +602,14 @@ mod tests {
         }
         // An array answer is under `array`.
         let map = json!({"webhooks": [{"url": "https://api.test/a", "output": {"response": "${array.1}"}}]});
-        let (_, run) = fetch(start(&map, data()));
+        let (_, run) = fetch(start(&map, data(), NOW));
         assert_eq!(
             done(run.on_response(Some(200), r#"["x", "y"]"#)),
             Some(json!({"response": "y"}))
         );
         // Nothing matched and no output at all.
         let map = json!({"webhooks": [{"url": "https://api.test/a", "method": "PATCH"}]});
-        assert_eq!(done(start(&map, data())), None);
+        assert_eq!(done(start(&map, data(), NOW)), None);
     }
 
     #[test]
@@ -589,10 +621,10 @@ mod tests {
             let _ = evaluate(&map, &d);
         }
         let big = "${args.list}".repeat(20_000);
-        assert!(expand_str(&big, &d).len() <= MAX_EXPANDED);
+        assert!(ex(&big, &d).len() <= MAX_EXPANDED);
         let deep = "${".repeat(10_000);
-        assert_eq!(expand_str(&deep, &d), deep);
+        assert_eq!(ex(&deep, &d), deep);
         let nested = format!("{}args.day{}", "${".repeat(10_000), "}".repeat(10_000));
-        assert!(expand_str(&nested, &d).len() <= nested.len());
+        assert!(ex(&nested, &d).len() <= nested.len());
     }
 }

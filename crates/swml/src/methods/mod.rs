@@ -27,6 +27,7 @@ pub mod set;
 pub(crate) mod sip_refer;
 pub(crate) mod sleep;
 pub(crate) mod switch;
+mod template_fns;
 pub(crate) mod transcribe;
 pub(crate) mod transfer;
 pub(crate) mod user_event;
