@@ -358,3 +358,44 @@ def test_the_caller_talking_over_a_streaming_answer_stops_it(start_dialtone, sip
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_a_functions_inline_swml_runs_on_the_call_and_the_agent_goes_on(start_dialtone, sipp, tmp_path, hooks):
+    """A SWAIG function answers with a `SWML` action without `transfer`: its document runs on the real call (it
+    says something and calls a webhook with a variable it set), then the agent takes the call back: the model
+    is asked again with the function's response and its answer is spoken; the script goes on after the agent."""
+    write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "jingle", "arguments": {}}]},
+        {"text": ANSWER},
+    ])
+    model.hooks["jingle"] = {"response": "the jingle was played", "action": [{"SWML": {
+        "version": "1.0.0", "sections": {"main": [
+            {"play": {"url": "say:This is the inline part."}},
+            {"set": {"inline": "ran"}},
+            {"request": {"url": hooks.url("/inline"), "method": "POST", "body": {"inline": "${inline}"}}},
+        ]}}}]}
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        swml = doc(
+            {"ai": {
+                "prompt": {"text": "You are a bot."},
+                "params": {"inactivity_timeout": 3000},
+                "SWAIG": {"functions": [{"function": "jingle", "description": "Plays the jingle",
+                                         "web_hook_url": model.hook_url("jingle")}]},
+            }},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/inline", 1, timeout=40)[0] == {"inline": "ran"}
+        got = hooks.wait_on("/after", 1, timeout=40)[0]
+        assert got == {"ai_result": "success", "return_value": "success"}, got
+        # The second model turn came after the inline document and carried the function's response.
+        assert len(model.requests) >= 2, [q["body"]["messages"] for q in model.requests]
+        second = model.requests[1]["body"]["messages"]
+        assert second[-1]["content"] == "the jingle was played", second
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -197,6 +197,9 @@ pub(crate) struct Level {
 pub(crate) struct ReturnHooks {
     pub on_return: Option<Value>,
     pub result: Option<Value>,
+    /// An `ai` agent that ran this document inline (a SWAIG `SWML` action without
+    /// `transfer`): it takes the call back when the document is done.
+    pub resume_ai: Option<Box<crate::methods::ai::Agent>>,
 }
 
 #[derive(Debug, Clone)]
@@ -576,7 +579,7 @@ impl Run {
 
     /// Pops the top frame (subroutine finished) and runs the caller's hooks. Returns false when
     /// there is no caller: the script is over.
-    pub(crate) fn pop_frame(&mut self) -> bool {
+    pub(crate) fn pop_frame(&mut self, now: u64) -> bool {
         let Some(done) = self.stack.pop() else {
             return false;
         };
@@ -585,7 +588,7 @@ impl Run {
             return false;
         };
         self.scope.params = caller.params.clone();
-        methods::execute::after_return(self, done.hooks);
+        methods::execute::after_return(self, done.hooks, now);
         true
     }
 
@@ -621,7 +624,7 @@ impl Run {
                     continue;
                 }
                 // Section ran off its end: return to the caller, or the script is over.
-                if !self.pop_frame() {
+                if !self.pop_frame(now) {
                     self.end_of_document();
                 }
                 continue;

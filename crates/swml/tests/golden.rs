@@ -1563,6 +1563,79 @@ fn ai_swml_transfer_actions_leave_the_agent_for_the_document() {
     );
 }
 
+/// A `SWML` action without `transfer` runs on the call once the function has answered (here a
+/// `play`, then a `return` out of the document), and the agent goes on: the model is asked
+/// again and the conversation continues; a document that does not validate is a warning.
+#[test]
+fn ai_inline_swml_action_runs_and_the_agent_goes_on() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"},
+                "SWAIG": {"functions": [{"function": "go", "description": "go",
+                                         "web_hook_url": "https://hooks.test/inline"}]}}},
+        {"play": {"url": "say:after the agent"}}
+    ]}}));
+    sim.model_replies.push_back(tool_call("1", "go", "{}"));
+    sim.http.insert(
+        "https://hooks.test/inline".into(),
+        json_ok(json!({"response": "played the jingle", "action": [
+            {"SWML": {"version": "1.0.0", "sections": {"main": [
+                {"play": {"url": "say:the inline jingle"}},
+                {"set": {"jingle": "done"}},
+                {"return": {}},
+                {"play": {"url": "say:never said"}}]}}},
+            {"SWML": {"sections": {"main": [{"no_such_method": {}}]}}}]})),
+    );
+    sim.model_replies.push_back(says("Back with you."));
+    let sim = sim.go();
+    let t = &sim.trace;
+    let jingle = t.iter().position(|s| s == "play say:the inline jingle");
+    let back = t
+        .iter()
+        .position(|s| s.starts_with("prompt say:Back with you."));
+    assert!(
+        jingle.is_some() && back.is_some() && jingle < back,
+        "{t:#?}"
+    );
+    assert!(!t.iter().any(|s| s.contains("never said")), "{t:#?}");
+    assert_eq!(
+        sim.says().last().map(String::as_str),
+        Some("after the agent"),
+        "the script goes on after the agent"
+    );
+    assert_eq!(sim.var("jingle"), json!("done"));
+    assert!(
+        sim.trace.iter().any(|t| t.starts_with("warning")),
+        "the second document is refused: {:#?}",
+        sim.trace
+    );
+    let m = &sim.model_requests;
+    assert_eq!(
+        m[1].messages.last().unwrap()["content"],
+        "played the jingle"
+    );
+}
+
+/// `params.swaig_allow_swml: false`: a function's SWML is not run.
+#[test]
+fn ai_swaig_allow_swml_false_ignores_swml_actions() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"}, "params": {"swaig_allow_swml": false},
+                "SWAIG": {"functions": [{"function": "go", "description": "go",
+                                         "web_hook_url": "https://hooks.test/inline"}]}}},
+        {"play": {"url": "say:after the agent"}}
+    ]}}));
+    sim.model_replies.push_back(tool_call("1", "go", "{}"));
+    sim.http.insert(
+        "https://hooks.test/inline".into(),
+        json_ok(json!({"response": "ok", "action": [
+            {"SWML": {"sections": {"main": [{"play": {"url": "say:the inline jingle"}}]}},
+             "transfer": "true"},
+            {"stop": true}]})),
+    );
+    let sim = sim.go();
+    assert_eq!(sim.says(), vec!["after the agent"]);
+}
+
 /// A `user` message (`calling.ai_message`) while the agent listens is answered at once: the
 /// runtime cuts the turn and the model gets the message; `reset` replaces the prompt and
 /// starts the conversation over.

@@ -17,7 +17,7 @@ use super::ai_contexts::{Contexts, Entered, CHANGE_CONTEXT, NEXT_STEP};
 use super::ai_native::{self, Native};
 use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
-use crate::run::{Completion, Effect, Flow, HttpRequest, Run, Waiting};
+use crate::run::{Completion, Effect, Flow, HttpRequest, ReturnHooks, Run, Waiting, MAX_FRAMES};
 
 /// Tool rounds (model asks, tools answer) in one turn before the agent gives up on the turn.
 const MAX_TOOL_ROUNDS: u32 = 5;
@@ -28,6 +28,8 @@ const FALLBACK: &str = "I'm sorry, I cannot answer right now.";
 /// How long one listen waits for the caller to start speaking, seconds.
 const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
+/// Most SWML documents one tool round may run inline.
+const MAX_INLINE_SWML: usize = 8;
 
 /// The operations of an agent's turn, for a runtime that must stop them
 /// ([`Run::ai_stop`](crate::Run::ai_stop)).
@@ -249,6 +251,10 @@ pub(crate) struct Agent {
     tool_rounds: u32,
     turns: u32,
     to_say: Vec<String>,
+    /// SWML documents from `SWML` actions without `transfer`, to run before the agent goes on.
+    inline_swml: VecDeque<Value>,
+    /// `params.swaig_allow_swml` (default true): functions may run SWML on the call.
+    allow_swml: bool,
     /// What `user_input` actions put in the caller's mouth, for the model's next turn.
     user_input: Vec<String>,
     /// The playback and the collect of the turn running now.
@@ -543,6 +549,8 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         tool_rounds: 0,
         turns: 0,
         to_say: Vec::new(),
+        inline_swml: VecDeque::new(),
+        allow_swml: true,
         user_input: Vec::new(),
         turn_ops: None,
         speaking: None,
@@ -577,6 +585,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         agent.language = text_at(lang, "code").filter(|c| !c.is_empty());
     }
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
+    agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
     agent.hard_stop_at = tuning
         .get("hard_stop_time")
         .and_then(duration_ms)
@@ -1271,6 +1280,12 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         agent.calling = Some(call);
         return wait_again(run, agent, Effect::Request(request));
     }
+    if !(agent.ending.hangup || agent.ending.stop) {
+        if let Some(doc) = agent.inline_swml.pop_front() {
+            return run_inline(run, agent, doc);
+        }
+    }
+    agent.inline_swml.clear();
     if agent.ending.hangup || agent.ending.stop {
         let text = std::mem::take(&mut agent.to_say).join(" ");
         return closing(run, agent, text);
@@ -1300,6 +1315,40 @@ fn pause(run: &mut Run, ms: u64) -> Effect {
         duration: ms as f64 / 1000.0,
     }];
     play_effect(PlayParams::new(run.new_control_id("ai-wait"), items))
+}
+
+/// Runs a function's SWML on the call (its `main` section, as an `execute` would); the agent
+/// takes the call back when it is done ([`resume`]). A document that does not validate is a
+/// warning and the agent goes on.
+fn run_inline(run: &mut Run, agent: Agent, doc: Value) {
+    let doc = match crate::Document::from_value(doc) {
+        Ok(d) => d.into_value(),
+        Err(e) => {
+            run.warn(e.code(), format!("ai: a function's SWML: {e}"));
+            return next_tool(run, agent);
+        }
+    };
+    if doc.pointer("/sections/main").is_none() || run.stack.len() >= MAX_FRAMES {
+        run.warn(
+            "relay_script_method_execute_failed",
+            "ai: a function's SWML has no main section, or runs too deep",
+        );
+        return next_tool(run, agent);
+    }
+    let hooks = ReturnHooks {
+        resume_ai: Some(Box::new(agent)),
+        ..ReturnHooks::default()
+    };
+    run.enter_document(std::sync::Arc::new(doc), "main", Map::new(), hooks);
+}
+
+/// The SWML a function ran is done: the agent goes on (its next inline document, or the
+/// model's next turn).
+pub(crate) fn resume(run: &mut Run, mut agent: Agent, now: u64) {
+    agent.now = now;
+    agent.heard_at = now;
+    agent.phase = Phase::Tool;
+    next_tool(run, agent);
 }
 
 /// How the engine took a tool call that no SWAIG function of the document answers.
@@ -1583,16 +1632,19 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                 "set_meta_data" | "unset_meta_data" => {
                     edit_meta_data(agent, &call.name, name == "set_meta_data", value)
                 }
-                // Inline SWML that leaves the agent; without `transfer` it would run beside
-                // the agent, which is not built (docs/ai.md).
-                "SWML" if action.get("transfer").and_then(super::as_bool) == Some(true) => {
+                // SWML on the call: with `transfer` the agent ends and the call is handed to
+                // it; without, it runs once this tool round is over and the agent goes on.
+                "SWML" if agent.allow_swml => {
                     let doc = match value {
                         Value::String(text) => crate::parse_text(text).ok(),
                         other => Some(other.clone()),
                     };
-                    if let Some(doc) = doc {
+                    let Some(doc) = doc else { continue };
+                    if action.get("transfer").and_then(super::as_bool) == Some(true) {
                         agent.ending.transfer = Some(doc);
                         agent.ending.stop = true;
+                    } else if agent.inline_swml.len() < MAX_INLINE_SWML {
+                        agent.inline_swml.push_back(doc);
                     }
                 }
                 "transfer" if !action.contains_key("SWML") => {

@@ -31,6 +31,7 @@ pub(crate) fn run(run: &mut Run, params: &Value) -> Flow {
     let hooks = ReturnHooks {
         on_return: obj.get("on_return").cloned(),
         result: obj.get("result").cloned(),
+        resume_ai: None,
     };
     match classify_dest(&dest) {
         Dest::Section(name) => {
@@ -116,7 +117,7 @@ pub(crate) fn on_document(
     }
 }
 
-pub(crate) fn run_return(run: &mut Run, params: &Value) -> Flow {
+pub(crate) fn run_return(run: &mut Run, params: &Value, now: u64) -> Flow {
     let value = run.expand(params);
     let empty = matches!(&value, Value::Null) || value.as_object().is_some_and(|o| o.is_empty());
     if empty {
@@ -124,7 +125,7 @@ pub(crate) fn run_return(run: &mut Run, params: &Value) -> Flow {
     } else {
         run.scope.vars.insert("return_value".into(), value);
     }
-    if run.pop_frame() {
+    if run.pop_frame(now) {
         Flow::Jumped
     } else {
         run.hang_up("hangup");
@@ -138,7 +139,10 @@ pub(crate) const RESULT_STEP: &str = "__execute_result";
 
 /// After a callee returns: `on_return`, then `result` (switch-object or cond-array), each
 /// evaluated when it runs, so `result` sees what `on_return` changed.
-pub(crate) fn after_return(run: &mut Run, hooks: ReturnHooks) {
+pub(crate) fn after_return(run: &mut Run, hooks: ReturnHooks, now: u64) {
+    if let Some(agent) = hooks.resume_ai {
+        return super::ai::resume(run, *agent, now);
+    }
     if let Some(result) = hooks.result {
         // The block entered last runs first: result below, on_return on top.
         run.enter_block(&Value::Array(vec![json!({ RESULT_STEP: result })]));

@@ -158,7 +158,7 @@ pub(crate) fn dispatch(run: &mut Run, name: &str, params: &Value, now: u64) -> F
         "denoise" => denoise::run(run, true, now),
         "stop_denoise" => denoise::run(run, false, now),
         "request" => request::run(run, params),
-        "return" => execute::run_return(run, params),
+        "return" => execute::run_return(run, params, now),
         execute::RESULT_STEP => execute::run_result(run, params),
         "send_digits" => send_digits::run(run, params),
         "set" => set::run_set(run, params),

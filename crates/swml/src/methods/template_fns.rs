@@ -3,7 +3,7 @@
 //! `@{echo …}`, `@{separate …}` and `@{sleep <seconds>}`. Pure: the time comes from the
 //! caller, and a sleep is only counted (the agent waits it out after the function's answer).
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
@@ -15,25 +15,35 @@ pub(crate) const MAX_SLEEP_MS: u64 = 60_000;
 const MAX_EXPR_DEPTH: usize = 32;
 const MAX_EXPR_LEN: usize = 1024;
 
-/// What the functions need from outside: the time, and where the sleeps are counted.
-#[derive(Debug, Clone, Default)]
+/// What the functions need from outside: the time, and where the sleeps are counted (an
+/// atomic only so that an agent holding it stays `Sync`; it is never shared).
+#[derive(Debug, Default)]
 pub(crate) struct TemplateEnv {
     /// Unix milliseconds.
     pub(crate) now_ms: u64,
-    slept_ms: Cell<u64>,
+    slept_ms: AtomicU64,
+}
+
+impl Clone for TemplateEnv {
+    fn clone(&self) -> TemplateEnv {
+        TemplateEnv {
+            now_ms: self.now_ms,
+            slept_ms: AtomicU64::new(self.slept_ms()),
+        }
+    }
 }
 
 impl TemplateEnv {
     pub(crate) fn at(now_ms: u64) -> TemplateEnv {
         TemplateEnv {
             now_ms,
-            slept_ms: Cell::new(0),
+            slept_ms: AtomicU64::new(0),
         }
     }
 
     /// The sleeps asked for so far (at most [`MAX_SLEEP_MS`]).
     pub(crate) fn slept_ms(&self) -> u64 {
-        self.slept_ms.get()
+        self.slept_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -65,8 +75,8 @@ pub(crate) fn call(name: &str, args: &str, env: &TemplateEnv) -> Option<String> 
         "sleep" => {
             let seconds: f64 = args.trim().parse().ok().filter(|s: &f64| s.is_finite())?;
             let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-            let total = env.slept_ms.get().saturating_add(ms).min(MAX_SLEEP_MS);
-            env.slept_ms.set(total);
+            let total = env.slept_ms().saturating_add(ms).min(MAX_SLEEP_MS);
+            env.slept_ms.store(total, Ordering::Relaxed);
             Some(String::new())
         }
         _ => None,
