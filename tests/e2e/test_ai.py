@@ -399,3 +399,40 @@ def test_a_functions_inline_swml_runs_on_the_call_and_the_agent_goes_on(start_di
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_the_agents_background_file_plays_under_it_and_stops_with_it(start_dialtone, sipp, tmp_path, hooks):
+    """`params.background_file`: a 1 kHz clip loops under the agent's speech on the real call (a recording of what
+    the far end hears has the tone while the agent runs) and stops when the agent ends (the silence played after
+    the agent is silent)."""
+    from media_sink import HttpPeer, labels, tone_wav
+    media = HttpPeer()
+    music = media.route("/music.wav", tone_wav(1000, 0.5, 8000, amp=0.3), "audio/wav")
+    model = ScriptedModel([{"text": "Hello there."}])
+    try:
+        from test_speech import write_ulaw_wav
+        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 12)  # the far end says nothing
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        swml = doc(
+            {"record_call": {"format": "wav", "direction": "listen", "status_url": hooks.url("/rec")}},
+            {"ai": {"prompt": {"text": "You are a bot."},
+                    "params": {"background_file": music, "inactivity_timeout": 3000}}},
+            {"play": {"url": "silence:2"}},
+            {"stop_record_call": {}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=40)[0]["ai_result"] == "success"
+        w, samples = finished_recording(d, hooks)
+        assert w.getframerate() == 8000, w.getframerate()
+        labs = labels(list(samples))
+        tone = [i for i, l in enumerate(labs) if l == "1k"]
+        # The clip is half a second long: over 3 s of agent it looped; the 2 s after the agent has none of it.
+        assert len(tone) >= 15, labs
+        assert "1k" not in labs[-15:], labs
+        assert len(media.hits("/music.wav")) >= 1
+        sipp_done(far)
+    finally:
+        model.stop()

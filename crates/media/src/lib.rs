@@ -5,6 +5,7 @@
 //! panic and report malformed payloads as [`MediaError`].
 
 pub mod amd;
+pub mod background;
 pub mod conference;
 pub mod denoise;
 pub mod detect;

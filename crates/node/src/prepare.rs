@@ -31,6 +31,16 @@ impl MediaPrep {
         Ok(out)
     }
 
+    /// A whole audio file at `rate` Hz (background audio mixed under the call's).
+    pub async fn clip(&self, url: &str, rate: u32) -> Result<Arc<[i16]>, String> {
+        let pcm = self
+            .audio
+            .fetch(url, rate)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(pcm.samples)
+    }
+
     /// The source of a playback whose text is still being written (`feed`; the playback's
     /// items are not used): speech sentence by sentence as the text comes, in the playback's
     /// voice and language.

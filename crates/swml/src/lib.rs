@@ -25,8 +25,8 @@ pub use methods::join_conference::ConferencePlan;
 pub use methods::set::{MAX_VARIABLES_BYTES, MAX_VARIABLE_BYTES};
 pub use methods::{ALL_METHODS, IMPLEMENTED};
 pub use run::{
-    Completion, ControlWait, Effect, HttpRequest, HttpResponse, ReferResult, Run, ScriptWarning,
-    Step,
+    BackgroundAudio, Completion, ControlWait, Effect, HttpRequest, HttpResponse, ReferResult, Run,
+    ScriptWarning, Step,
 };
 
 /// Largest document accepted, in bytes of source text.

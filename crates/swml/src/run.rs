@@ -106,6 +106,19 @@ pub enum Effect {
     /// Blocking: a chat-completions request of the `ai` agent to the model backend; complete
     /// with [`Completion::Model`].
     Model(crate::methods::ai::ModelRequest),
+    /// Fire and forget: audio mixed under what the call sends (the `ai` agent's
+    /// `background_file` and `playback_bg`), replacing any before it; `None` stops it.
+    Background(Option<BackgroundAudio>),
+}
+
+/// A clip looped under the call's audio ([`Effect::Background`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackgroundAudio {
+    pub url: String,
+    /// Gain in dB.
+    pub volume_db: f64,
+    /// Times it plays; 0 until stopped.
+    pub loops: u32,
 }
 
 /// When a [`Effect::Control`] completes.

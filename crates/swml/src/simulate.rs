@@ -177,6 +177,11 @@ fn describe(e: &Effect, opts: &SimOptions) -> (String, Option<(u64, Completion)>
             (format!("fetch SWML {url}"), Some((0, c)))
         }
         Effect::UserEvent { event } => (format!("user_event {event}"), None),
+        Effect::Background(Some(b)) => (
+            format!("background audio {} (loops {})", b.url, b.loops),
+            None,
+        ),
+        Effect::Background(None) => ("background audio stops".to_string(), None),
         Effect::Warning(w) => (
             format!(
                 "warning {}: {} ({} at {}[{}])",

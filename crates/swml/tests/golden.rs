@@ -151,9 +151,10 @@ impl Sim {
                                 .ok_or("HTTP 500".to_string()),
                         ))
                     }
-                    Effect::UserEvent { .. } | Effect::Warning(_) | Effect::Hangup { .. } => {
-                        pending
-                    }
+                    Effect::UserEvent { .. }
+                    | Effect::Warning(_)
+                    | Effect::Hangup { .. }
+                    | Effect::Background(_) => pending,
                     // Nobody answers in these runs.
                     Effect::Connect(_) => Some(Completion::Connect(Err("no_answer".into()))),
                     Effect::JoinConference(_) => Some(Completion::Conference("completed".into())),
@@ -287,6 +288,10 @@ fn describe(e: &Effect) -> String {
         Effect::Request(r) => format!("request {} {}", r.method, r.url),
         Effect::Fetch { url, .. } => format!("fetch {url}"),
         Effect::UserEvent { event } => format!("user_event {event}"),
+        Effect::Background(Some(b)) => {
+            format!("background {} {}dB x{}", b.url, b.volume_db, b.loops)
+        }
+        Effect::Background(None) => "background stop".into(),
         Effect::Warning(w) => format!("warning {} ({})", w.code, w.method),
         Effect::Hangup { reason, .. } => format!("hangup {reason}"),
         Effect::EnterQueue(plan) => format!("enter_queue {}", plan.queue_name),
@@ -1612,6 +1617,59 @@ fn ai_inline_swml_action_runs_and_the_agent_goes_on() {
     assert_eq!(
         m[1].messages.last().unwrap()["content"],
         "played the jingle"
+    );
+}
+
+/// Background audio: `params.background_file` starts with the agent (its loops and volume),
+/// `playback_bg` replaces it (once), `stop_playback_bg` stops it; what still plays when the
+/// agent ends is stopped.
+#[test]
+fn ai_background_file_and_playback_bg_actions() {
+    let doc = |second: Value| {
+        json!({"sections": {"main": [
+            {"ai": {"prompt": {"text": "Bot"},
+                    "params": {"background_file": "https://m.test/music.wav",
+                               "background_file_loops": 3, "background_file_volume": -6},
+                    "SWAIG": {"functions": [
+                        {"function": "ding", "description": "ding", "data_map": {"output":
+                            {"response": "ok", "action": [{"playback_bg": {"file": "https://m.test/ding.wav", "wait": true}}]}}},
+                        {"function": "quiet", "description": "quiet", "data_map": {"output":
+                            {"response": "ok", "action": second}}}]}}},
+            {"play": {"url": "say:after the agent"}}
+        ]}})
+    };
+    let backgrounds = |sim: &Sim| -> Vec<String> {
+        sim.trace
+            .iter()
+            .filter(|t| t.starts_with("background") || t.starts_with("play say:after"))
+            .cloned()
+            .collect()
+    };
+    let mut sim = Sim::new(doc(json!([{"stop_playback_bg": true}])));
+    sim.model_replies.push_back(tool_call("1", "ding", "{}"));
+    sim.model_replies.push_back(tool_call("2", "quiet", "{}"));
+    let sim = sim.go();
+    assert_eq!(
+        backgrounds(&sim),
+        vec![
+            "background https://m.test/music.wav -6dB x3",
+            "background https://m.test/ding.wav 0dB x1",
+            "background stop",
+            "play say:after the agent",
+        ]
+    );
+
+    let mut sim = Sim::new(doc(json!([{"say": "nothing to stop"}])));
+    sim.model_replies.push_back(tool_call("1", "ding", "{}"));
+    let sim = sim.go();
+    assert_eq!(
+        backgrounds(&sim),
+        vec![
+            "background https://m.test/music.wav -6dB x3",
+            "background https://m.test/ding.wav 0dB x1",
+            "background stop",
+            "play say:after the agent",
+        ]
     );
 }
 

@@ -16,6 +16,9 @@ use tokio::sync::mpsc;
 use crate::actor::script::ScriptWait;
 use crate::actor::{CallActor, TaskDone};
 
+/// The media key of the agent's background audio.
+const AI_BACKGROUND_KEY: &str = "ai-background";
+
 fn no_agent() -> ControlError {
     ControlError::invalid_state("invalid_state", "no AI agent is running on this call")
 }
@@ -267,6 +270,58 @@ impl CallActor {
             message: why.to_string(),
         })
         .await;
+    }
+
+    /// The agent's background audio (`background_file`, `playback_bg`): fetched and decoded
+    /// on a task, then mixed under what the call sends; `None` stops it.
+    pub(crate) fn ai_background(&mut self, audio: Option<swml::BackgroundAudio>) {
+        self.ops.ai_background += 1;
+        let serial = self.ops.ai_background;
+        let Some(audio) = audio else {
+            return self.set_ai_background(None);
+        };
+        let prep = self.node.prep.clone();
+        let rate = self.pcm_rate();
+        let tx = self.tasks_tx.clone();
+        tokio::spawn(
+            async move {
+                let clip = prep.clip(&audio.url, rate).await.map(|pcm| (pcm, audio));
+                let _ = tx.send(TaskDone::AiBackground { serial, clip });
+            }
+            .in_current_span(),
+        );
+    }
+
+    pub(crate) fn ai_background_ready(
+        &mut self,
+        serial: u64,
+        clip: Result<(Arc<[i16]>, swml::BackgroundAudio), String>,
+    ) {
+        if serial != self.ops.ai_background {
+            return;
+        }
+        match clip {
+            Ok((pcm, audio)) => {
+                info!(url = %audio.url, loops = audio.loops, "background audio plays");
+                let clip = media::background::LoopedClip::new(pcm, audio.volume_db, audio.loops);
+                self.set_ai_background(Some(Box::new(clip)));
+            }
+            Err(e) => warn!(error = %e, "the agent's background audio could not be had"),
+        }
+    }
+
+    fn set_ai_background(&mut self, source: Option<Box<dyn media::fork::FrameSource>>) {
+        if !self.media_running {
+            return;
+        }
+        self.node.media.send(
+            self.media_key,
+            crate::shard::ShardCommand::SetSource {
+                call_id: self.ident.call_id,
+                key: AI_BACKGROUND_KEY.to_string(),
+                source,
+            },
+        );
     }
 
     /// A model turn of the call's `ai` step, on a task of its own.

@@ -124,11 +124,17 @@ pub(crate) enum TaskDone {
     },
     /// The `ai` agent's model answered (ai.rs).
     Model(Result<swml::ModelReply, String>),
-    /// The model's first words came: its answer is spoken as it streams (ai.rs).
     /// A live translation's injected message, translated (translate.rs).
     TranslationSay { text: String, language: String },
     /// An AI sidecar's evaluation is over (sidecar.rs).
     Sidecar(Box<sidecar::Evaluated>),
+    /// The agent's background audio is fetched and decoded (ai.rs); `serial` is
+    /// `ops.ai_background` when it was asked for.
+    AiBackground {
+        serial: u64,
+        clip: Result<(Arc<[i16]>, swml::BackgroundAudio), String>,
+    },
+    /// The model's first words came: its answer is spoken as it streams (ai.rs).
     AiSpeak {
         play: Box<(
             control::command::PlayParams,
@@ -913,6 +919,7 @@ impl CallActor {
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
             TaskDone::Model(result) => self.on_model_answer(result).await,
             TaskDone::AiSpeak { play, feed } => self.start_ai_speech(play, feed).await,
+            TaskDone::AiBackground { serial, clip } => self.ai_background_ready(serial, clip),
             TaskDone::Sidecar(done) => self.sidecar_evaluated(*done),
             TaskDone::TranslationSay { text, language } => {
                 self.say_translation(text, language).await

@@ -55,6 +55,9 @@ pub(crate) struct Ops {
     /// The turn's collect started with that playback, and its result if it came before the
     /// turn took it.
     pub ai_listening: Option<(String, Option<swml::Completion>)>,
+    /// Counts the agent's background audio changes: a clip fetched for an older one is
+    /// dropped.
+    pub ai_background: u64,
 }
 
 impl CallActor {

@@ -278,6 +278,7 @@ impl CallActor {
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Fax(params) => self.script_fax(params).await,
             Effect::Model(req) => self.script_model(req),
+            Effect::Background(audio) => self.ai_background(audio),
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Listen { play_id, collect } => self.script_listen(play_id, collect).await,
             Effect::Connect(plan) => self.start_connect(plan).await,
@@ -484,7 +485,7 @@ fn effect_name(e: &Effect) -> &'static str {
         Effect::JoinConference(_) => "join_conference",
         Effect::Refer(_) => "sip_refer",
         Effect::Fax(p) => p.direction.method(),
-        Effect::Model(_) => "ai",
+        Effect::Model(_) | Effect::Background(_) => "ai",
     }
 }
 

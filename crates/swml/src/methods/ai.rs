@@ -17,7 +17,9 @@ use super::ai_contexts::{Contexts, Entered, CHANGE_CONTEXT, NEXT_STEP};
 use super::ai_native::{self, Native};
 use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
-use crate::run::{Completion, Effect, Flow, HttpRequest, ReturnHooks, Run, Waiting, MAX_FRAMES};
+use crate::run::{
+    BackgroundAudio, Completion, Effect, Flow, HttpRequest, ReturnHooks, Run, Waiting, MAX_FRAMES,
+};
 
 /// Tool rounds (model asks, tools answer) in one turn before the agent gives up on the turn.
 const MAX_TOOL_ROUNDS: u32 = 5;
@@ -255,6 +257,12 @@ pub(crate) struct Agent {
     inline_swml: VecDeque<Value>,
     /// `params.swaig_allow_swml` (default true): functions may run SWML on the call.
     allow_swml: bool,
+    /// `params.background_file`, started with the agent.
+    background_file: Option<BackgroundAudio>,
+    /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
+    background_change: Option<Option<BackgroundAudio>>,
+    /// Background audio plays (stopped when the agent ends).
+    background: bool,
     /// What `user_input` actions put in the caller's mouth, for the model's next turn.
     user_input: Vec<String>,
     /// The playback and the collect of the turn running now.
@@ -551,6 +559,9 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         to_say: Vec::new(),
         inline_swml: VecDeque::new(),
         allow_swml: true,
+        background_file: None,
+        background_change: None,
+        background: false,
         user_input: Vec::new(),
         turn_ops: None,
         speaking: None,
@@ -586,6 +597,20 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     }
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
+    agent.background_file = text_at(&tuning, "background_file")
+        .filter(|f| !f.trim().is_empty())
+        .map(|url| BackgroundAudio {
+            url,
+            volume_db: tuning
+                .get("background_file_volume")
+                .and_then(as_f64)
+                .unwrap_or(0.0),
+            loops: tuning
+                .get("background_file_loops")
+                .and_then(as_f64)
+                .filter(|n| n.is_finite() && *n >= 1.0)
+                .map_or(0, |n| n.min(f64::from(u32::MAX)) as u32),
+        });
     agent.hard_stop_at = tuning
         .get("hard_stop_time")
         .and_then(duration_ms)
@@ -660,6 +685,10 @@ fn duration_ms(v: &Value) -> Option<u64> {
 /// The first turn: the static greeting spoken, or the model asked for its opening words —
 /// or, with `params.wait_for_user`, the caller heard first.
 fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
+    if let Some(background) = agent.background_file.take() {
+        agent.background = true;
+        run.emit(Effect::Background(Some(background)));
+    }
     if std::mem::take(&mut agent.wait_for_user) {
         return turn_effect(run, agent, "", now);
     }
@@ -1226,8 +1255,18 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
 }
 
 /// The next SWAIG call the model asked for, or the model again once all have answered.
+/// A `playback_bg` / `stop_playback_bg` action takes effect.
+fn change_background(run: &mut Run, agent: &mut Agent) {
+    if let Some(change) = agent.background_change.take() {
+        agent.background = change.is_some();
+        run.emit(Effect::Background(change));
+    }
+}
+
 fn next_tool(run: &mut Run, mut agent: Agent) {
+    change_background(run, &mut agent);
     while let Some(call) = agent.tool_calls.pop_front() {
+        change_background(run, &mut agent);
         let function = agent
             .functions
             .iter()
@@ -1280,6 +1319,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         agent.calling = Some(call);
         return wait_again(run, agent, Effect::Request(request));
     }
+    change_background(run, &mut agent);
     if !(agent.ending.hangup || agent.ending.stop) {
         if let Some(doc) = agent.inline_swml.pop_front() {
             return run_inline(run, agent, doc);
@@ -1605,6 +1645,24 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                     }
                 }
                 "user_input" => agent.user_input.push(crate::expr::stringify(value)),
+                // `wait` (keep the agent from prompting the caller while it plays) is
+                // accepted and not used (docs/ai.md).
+                "playback_bg" => {
+                    let file = match value {
+                        Value::Object(o) => o.get("file").map(crate::expr::stringify),
+                        other => Some(crate::expr::stringify(other)),
+                    };
+                    if let Some(url) = file.filter(|f| !f.trim().is_empty()) {
+                        agent.background_change = Some(Some(BackgroundAudio {
+                            url,
+                            volume_db: 0.0,
+                            loops: 1,
+                        }));
+                    }
+                }
+                "stop_playback_bg" if super::as_bool(value) != Some(false) => {
+                    agent.background_change = Some(None);
+                }
                 "context_switch" => {
                     if let Some(system) = value.get("system_prompt").and_then(Value::as_str) {
                         agent.base_prompt = system.to_string();
@@ -1779,6 +1837,9 @@ fn post_json(url: String, body: &Value) -> HttpRequest {
 }
 
 fn end(run: &mut Run, agent: Agent) {
+    if agent.background {
+        run.emit(Effect::Background(None));
+    }
     let result = if agent.ending.failed {
         "failed"
     } else {
