@@ -2179,6 +2179,52 @@ fn ai_data_map_template_functions_and_sleep() {
     );
 }
 
+/// `params.hold_music`: after the hold announcement the music loops (as background audio over
+/// a silent wait) for the rest of the hold, then stops and the conversation goes on.
+#[test]
+fn ai_hold_music_plays_after_the_announcement() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."},
+                "params": {"static_greeting": "Hi.", "hold_music": "https://m.test/hold.wav"},
+                "SWAIG": {"functions": [{"function": "check", "description": "check",
+                    "data_map": {"output": {"response": "checking", "action": [{"hold": {"timeout": 7}}]}}}]}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("check it"));
+    sim.model_replies.push_back(tool_call("1", "check", "{}"));
+    sim.model_replies.push_back(says("Let me check."));
+    sim.model_replies.push_back(says("Please hold on."));
+    let sim = sim.go();
+    let at = sim
+        .trace
+        .iter()
+        .position(|t| t.starts_with("play say:Let me check. Please hold on."))
+        .unwrap_or_else(|| panic!("{:#?}", sim.trace));
+    assert!(
+        !sim.trace[at].contains("ring:"),
+        "no ringback: {}",
+        sim.trace[at]
+    );
+    let next: Vec<&String> = sim.trace[at + 1..]
+        .iter()
+        .filter(|t| t.starts_with("play") || t.starts_with("background"))
+        .take(3)
+        .collect();
+    assert_eq!(
+        next,
+        vec![
+            "background https://m.test/hold.wav 0dB x0",
+            "play silence:7",
+            "background stop"
+        ],
+        "{:#?}",
+        sim.trace
+    );
+    assert_eq!(
+        sim.model_requests[3].messages.last().unwrap()["content"],
+        "The user has been taken off hold."
+    );
+}
+
 /// The runtime speaks the model's answers as they stream: the turn then listens after that
 /// playback (no second playback of the same words); words a function said first go with the
 /// answer.

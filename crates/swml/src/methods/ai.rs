@@ -261,8 +261,15 @@ pub(crate) struct Agent {
     background_file: Option<BackgroundAudio>,
     /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
     background_change: Option<Option<BackgroundAudio>>,
-    /// Background audio plays (stopped when the agent ends).
-    background: bool,
+    /// The background audio playing (stopped when the agent ends, back after hold music).
+    background: Option<BackgroundAudio>,
+    /// `params.hold_music`: played (looping, under nothing) while on hold, after the
+    /// announcement, instead of a ringback cadence.
+    hold_music: Option<String>,
+    /// On hold with `hold_music`: the announcement plays; the music comes once it is over.
+    music_next: bool,
+    /// `calling.ai_unhold` came while on hold.
+    unheld: bool,
     /// What `user_input` actions put in the caller's mouth, for the model's next turn.
     user_input: Vec<String>,
     /// The playback and the collect of the turn running now.
@@ -561,7 +568,10 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         allow_swml: true,
         background_file: None,
         background_change: None,
-        background: false,
+        background: None,
+        hold_music: None,
+        music_next: false,
+        unheld: false,
         user_input: Vec::new(),
         turn_ops: None,
         speaking: None,
@@ -597,6 +607,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     }
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
+    agent.hold_music = text_at(&tuning, "hold_music").filter(|m| !m.trim().is_empty());
     agent.background_file = text_at(&tuning, "background_file")
         .filter(|f| !f.trim().is_empty())
         .map(|url| BackgroundAudio {
@@ -686,7 +697,7 @@ fn duration_ms(v: &Value) -> Option<u64> {
 /// or, with `params.wait_for_user`, the caller heard first.
 fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
     if let Some(background) = agent.background_file.take() {
-        agent.background = true;
+        agent.background = Some(background.clone());
         run.emit(Effect::Background(Some(background)));
     }
     if std::mem::take(&mut agent.wait_for_user) {
@@ -1021,20 +1032,47 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
                 format!("{prefix} {text}")
             };
             let mut items = speech(&spoken);
-            if !std::mem::take(&mut agent.unhold_pending) {
-                items.push(MediaItem::Ringtone {
-                    name: "us".into(),
-                    duration: Some(f64::from(agent.hold_timeout)),
-                    single_cycle: false,
-                });
+            agent.unheld = std::mem::take(&mut agent.unhold_pending);
+            if !agent.unheld {
+                if agent.hold_music.is_some() {
+                    agent.music_next = true;
+                } else {
+                    items.push(MediaItem::Ringtone {
+                        name: "us".into(),
+                        duration: Some(f64::from(agent.hold_timeout)),
+                        single_cycle: false,
+                    });
+                }
             }
             let play = agent_play(run, &agent, "ai-hold", items);
             agent.hold_play = Some(play.control_id.clone());
             agent.phase = Phase::Held;
             wait_again(run, agent, play_effect(play));
         }
+        Phase::Held if std::mem::take(&mut agent.music_next) && !agent.unheld => {
+            // The announcement is over: the music, for what is left of the hold.
+            if let Some(url) = agent.hold_music.clone() {
+                run.emit(Effect::Background(Some(BackgroundAudio {
+                    url,
+                    volume_db: 0.0,
+                    loops: 0,
+                })));
+            }
+            let items = vec![MediaItem::Silence {
+                duration: f64::from(agent.hold_timeout),
+            }];
+            let play = agent_play(run, &agent, "ai-hold", items);
+            agent.hold_play = Some(play.control_id.clone());
+            wait_again(run, agent, play_effect(play));
+        }
         Phase::Held => {
             agent.hold_play = None;
+            agent.music_next = false;
+            agent.unheld = false;
+            if agent.hold_music.is_some() {
+                // The agent's own background audio (if any) comes back after the music.
+                run.emit(Effect::Background(agent.background.clone()));
+            }
             let prompt = agent
                 .unhold_prompt
                 .take()
@@ -1129,7 +1167,10 @@ pub(crate) fn request_hold(
 pub(crate) fn request_unhold(agent: &mut Agent, prompt: Option<String>) -> Option<String> {
     agent.unhold_prompt = prompt.filter(|p| !p.trim().is_empty());
     match agent.phase {
-        Phase::Held => agent.hold_play.clone(),
+        Phase::Held => {
+            agent.unheld = true;
+            agent.hold_play.clone()
+        }
         Phase::HoldAnnounce => {
             agent.unhold_pending = true;
             None
@@ -1258,7 +1299,7 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
 /// A `playback_bg` / `stop_playback_bg` action takes effect.
 fn change_background(run: &mut Run, agent: &mut Agent) {
     if let Some(change) = agent.background_change.take() {
-        agent.background = change.is_some();
+        agent.background = change.clone();
         run.emit(Effect::Background(change));
     }
 }
@@ -1837,7 +1878,7 @@ fn post_json(url: String, body: &Value) -> HttpRequest {
 }
 
 fn end(run: &mut Run, agent: Agent) {
-    if agent.background {
+    if agent.background.is_some() {
         run.emit(Effect::Background(None));
     }
     let result = if agent.ending.failed {
