@@ -436,3 +436,34 @@ def test_the_agents_background_file_plays_under_it_and_stops_with_it(start_dialt
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_path, hooks):
+    """`params.barge_min_words`: the caller says six words over the agent's long greeting; with 20 needed the
+    greeting plays on over them (a stereo recording shows the agent still talking seconds after the caller began)
+    and the words are let go (the model is never asked about them)."""
+    write_speech_wav(tmp_path, QUESTION, tail_s=3.0)
+    model = ScriptedModel([{"text": "Sunny."}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
+        greeting = ("Hello and welcome to the weather line. I can tell you the weather anywhere in the world, "
+                    "today or tomorrow, in any city you like.")
+        swml = doc(
+            {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
+            {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
+                    "params": {"static_greeting": greeting, "inactivity_timeout": 2000, "barge_min_words": 20}}},
+            {"stop_record_call": {}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
+        asked = [q["body"]["messages"][-1]["content"] for q in model.requests]
+        assert QUESTION not in asked, asked
+        w, samples = finished_recording(d, hooks)
+        _, went_on = barge_in(samples)
+        assert went_on > 2.0, f"the agent stopped {went_on:.2f} s after the caller began"
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -70,6 +70,10 @@ pub struct CollectParams {
     pub start_input_timers: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_url: Option<String>,
+    /// Not a REST parameter: the words the caller must say before speech stops a prompt's
+    /// playback (an AI agent's `barge_min_words`); 0 or 1: any speech does.
+    #[serde(skip)]
+    pub barge_min_words: u32,
 }
 
 impl CollectParams {
@@ -85,6 +89,7 @@ impl CollectParams {
             send_start_of_input: false,
             start_input_timers: false,
             status_url: None,
+            barge_min_words: 0,
         }
     }
 }

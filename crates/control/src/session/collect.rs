@@ -63,7 +63,11 @@ impl CallSession {
             speech_started: false,
             deadline: p.start_input_timers.then(|| now + initial_timeout_ms),
             prompt_play,
+            barge_min_words: p.barge_min_words,
         };
+        // Counting words needs the running transcript, and an utterance let go needs the
+        // listener to go on listening.
+        let words_barge = p.barge_min_words > 1;
         self.ops.insert(p.control_id.clone(), Op::Collect(op))?;
         if let Some(sp) = p.speech {
             let spec = SpeechSpec {
@@ -72,8 +76,8 @@ impl CallSession {
                 hints: sp.hints,
                 end_silence_ms: secs_to_ms(sp.end_silence_timeout),
                 speech_timeout_ms: secs_to_ms(sp.speech_timeout),
-                partial_results: p.partial_results,
-                continuous: p.continuous,
+                partial_results: p.partial_results || words_barge,
+                continuous: p.continuous || words_barge,
             };
             self.actions.push_back(Action::SpeechListener {
                 control_id: p.control_id,
@@ -193,7 +197,12 @@ impl CallSession {
         let Ok(c) = self.ops.collect_mut(control_id) else {
             return;
         };
-        let prompt_play = c.prompt_play.take();
+        let prompt_play = if c.barge_min_words > 1 && c.digits.is_empty() {
+            // Speech: the playback stops once enough words are heard (`on_speech_event`).
+            None
+        } else {
+            c.prompt_play.take()
+        };
         let c = c.clone();
         if c.send_start_of_input {
             self.emit(CallEvent::Collect {
@@ -268,6 +277,14 @@ impl CallSession {
                 }
             }
             SpeechEvent::Partial { text } => {
+                if c.barge_min_words > 1 && word_count(&text) >= c.barge_min_words {
+                    if let Some(play) = c.prompt_play.take() {
+                        let _ = self.control_play(&play, PlayerOp::Stop);
+                    }
+                }
+                let Ok(c) = self.ops.collect_mut(control_id) else {
+                    return;
+                };
                 if c.partial_results {
                     let c = c.clone();
                     // Partials are not scored until the utterance ends.
@@ -284,6 +301,16 @@ impl CallSession {
                 }
             }
             SpeechEvent::Result { text, confidence } => {
+                if c.prompt_play.is_some()
+                    && c.barge_min_words > 1
+                    && word_count(&text) < c.barge_min_words
+                {
+                    // Too few words to cut the prompt: not input. The input timers wait for
+                    // the playback's end again.
+                    c.speech_started = false;
+                    c.deadline = None;
+                    return;
+                }
                 let result = if text.is_empty() || confidence < MIN_CONFIDENCE {
                     CollectResult::NoMatch
                 } else {
@@ -296,4 +323,8 @@ impl CallSession {
             }
         }
     }
+}
+
+fn word_count(text: &str) -> u32 {
+    u32::try_from(text.split_whitespace().count()).unwrap_or(u32::MAX)
 }

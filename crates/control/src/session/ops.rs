@@ -45,6 +45,9 @@ pub(super) struct CollectOp {
     pub deadline: Option<u64>,
     /// The prompt's playback, while it plays.
     pub prompt_play: Option<String>,
+    /// Speech stops the prompt's playback only with this many words (> 1); an utterance
+    /// with fewer, while it plays, is let go and the collect listens on.
+    pub barge_min_words: u32,
 }
 
 #[derive(Debug, Clone)]

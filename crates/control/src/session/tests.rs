@@ -1185,3 +1185,122 @@ fn a_fax_cut_by_the_hang_up_is_handed_to_the_driver() {
         "invalid_state"
     );
 }
+
+fn speech_event(s: &mut CallSession, now: u64, event: SpeechEvent) {
+    s.handle_event(
+        now,
+        SessionEvent::Speech {
+            control_id: "c1".into(),
+            event,
+        },
+    );
+}
+
+/// `barge_min_words` (an AI agent's): speech stops the prompt only once the running
+/// transcript has that many words; an utterance with fewer while it plays is let go and the
+/// collect listens on; after the playback any utterance counts.
+#[test]
+fn prompt_barge_waits_for_enough_words() {
+    let mut s = CallSession::new();
+    let mut c = CollectParams::new("c1".into());
+    c.speech = Some(SpeechParams::new());
+    c.barge_min_words = 3;
+    s.start_prompt(0, play("pp"), c).unwrap();
+    let a = drain(&mut s);
+    let spec = a.iter().find_map(|x| match x {
+        Action::SpeechListener {
+            spec: Some(spec), ..
+        } => Some(spec.clone()),
+        _ => None,
+    });
+    let spec = spec.expect("a listener");
+    assert!(
+        spec.partial_results && spec.continuous,
+        "partials to count words, and listening on: {spec:?}"
+    );
+    ready(&mut s, 1, 1);
+    drain(&mut s);
+    let stops = |a: &[Action]| {
+        a.iter()
+            .filter(|x| {
+                matches!(
+                    x,
+                    Action::PlayControl {
+                        op: PlayerOp::Stop,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    speech_event(&mut s, 500, SpeechEvent::StartOfInput);
+    speech_event(
+        &mut s,
+        900,
+        SpeechEvent::Partial {
+            text: "uh huh".into(),
+        },
+    );
+    assert_eq!(stops(&drain(&mut s)), 0, "two words do not cut the prompt");
+    speech_event(
+        &mut s,
+        1_200,
+        SpeechEvent::Result {
+            text: "uh huh".into(),
+            confidence: 0.9,
+        },
+    );
+    let a = drain(&mut s);
+    assert_eq!(stops(&a), 0);
+    assert!(script_done(&a).is_empty(), "let go, not a result: {a:?}");
+    assert_eq!(s.poll_timeout(), None, "timers wait for the playback's end");
+
+    speech_event(&mut s, 2_000, SpeechEvent::StartOfInput);
+    speech_event(
+        &mut s,
+        2_600,
+        SpeechEvent::Partial {
+            text: "wait a second".into(),
+        },
+    );
+    assert_eq!(stops(&drain(&mut s)), 1, "three words cut it");
+    s.handle_event(2_620, SessionEvent::Player(PlayerEvent::Stopped(1)));
+    speech_event(
+        &mut s,
+        3_000,
+        SpeechEvent::Result {
+            text: "wait a second".into(),
+            confidence: 0.9,
+        },
+    );
+    assert_eq!(
+        script_done(&drain(&mut s)),
+        [(
+            "c1".into(),
+            OpResult::Collected(CollectResult::Speech {
+                text: "wait a second".into(),
+                confidence: 0.9
+            })
+        )]
+    );
+
+    // Once the prompt has played, one word is an answer.
+    let mut s = CallSession::new();
+    let mut c = CollectParams::new("c1".into());
+    c.speech = Some(SpeechParams::new());
+    c.barge_min_words = 3;
+    s.start_prompt(0, play("pp"), c).unwrap();
+    ready(&mut s, 1, 1);
+    s.handle_event(2_000, SessionEvent::Player(PlayerEvent::Finished(1)));
+    drain(&mut s);
+    speech_event(&mut s, 2_500, SpeechEvent::StartOfInput);
+    speech_event(
+        &mut s,
+        3_000,
+        SpeechEvent::Result {
+            text: "yes".into(),
+            confidence: 0.9,
+        },
+    );
+    assert_eq!(script_done(&drain(&mut s)).len(), 1);
+}

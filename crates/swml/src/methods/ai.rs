@@ -232,6 +232,8 @@ pub(crate) struct Agent {
     /// turns it off for the greeting only.
     barge: bool,
     no_barge_once: bool,
+    /// `params.barge_min_words`: the caller's words it takes to cut the agent.
+    barge_min_words: u32,
     default_hook: Option<String>,
     model: Option<String>,
     temperature: Option<f64>,
@@ -535,6 +537,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         fillers_said: 0,
         barge: true,
         no_barge_once: false,
+        barge_min_words: 0,
         default_hook: swaig.get("defaults").and_then(default_hook),
         model: text_at(&tuning, "ai_model"),
         temperature: prompt.get("temperature").and_then(as_f64),
@@ -607,6 +610,11 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     }
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
+    agent.barge_min_words = tuning
+        .get("barge_min_words")
+        .and_then(as_f64)
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .map_or(0, |n| n.min(100.0) as u32);
     agent.hold_music = text_at(&tuning, "hold_music").filter(|m| !m.trim().is_empty());
     agent.background_file = text_at(&tuning, "background_file")
         .filter(|f| !f.trim().is_empty())
@@ -910,6 +918,7 @@ fn turn_collect(run: &mut Run, agent: &Agent, now: u64) -> CollectParams {
         s.language = language.clone();
     }
     collect.speech = Some(s);
+    collect.barge_min_words = agent.barge_min_words;
     collect
 }
 
