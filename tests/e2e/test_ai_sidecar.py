@@ -102,6 +102,10 @@ def test_rest_ai_sidecar_listens_calls_a_tool_advises_and_answers_an_ask(start_d
         r = d.post({"command": "calling.ai_sidecar.status", "id": call_id, "params": {}})
         assert r.status_code == 200, r.text
         assert r.json()["result"].startswith("+OK running=1 ticks=1 insights=1 skips=0 tools=1 errors=0"), r.json()
+        counters = dict(kv.split("=") for kv in r.json()["result"].split()[1:])
+        # The scripted model reports no usage: the counts are estimates of what went each way.
+        assert int(counters["in_tokens"]) > 10 and int(counters["out_tokens"]) > 5, counters
+        assert sidecar_events(hooks, "request")[0]["messages_token_count"] > 5
 
         r = d.post({"command": "calling.ai_sidecar.stop", "id": call_id, "params": {}})
         assert r.status_code == 200, r.text
@@ -111,6 +115,37 @@ def test_rest_ai_sidecar_listens_calls_a_tool_advises_and_answers_an_ask(start_d
         assert sidecar_events(hooks, "stop")[0]["stop_reason"] == "api_stop"
         r = d.post({"command": "calling.ai_sidecar.stop", "id": call_id, "params": {}})
         assert r.status_code == 422, r.text
+        d.sdk().calling.end(call_id, reason="hangup")
+        sipp_done(far)
+    finally:
+        model.stop()
+
+
+def test_min_interval_ms_holds_the_next_evaluation_back(start_dialtone, sipp, hooks, tmp_path):
+    """`params.min_interval_ms`: the far end says two things 1.5 s apart; the first turn is evaluated at once, the
+    second only once 8 s have passed since (its `request` callback comes after the interval, not at its turn)."""
+    from test_record import write_ulaw_wav
+    from test_speech import flite_samples
+    pause = [0] * int(8000 * 1.5)
+    write_ulaw_wav(tmp_path / "stream.wav", flite_samples(tmp_path, REMOTE) + pause
+                   + flite_samples(tmp_path, "and can I change the address") + [0] * 8000 * 14)
+    model = ScriptedModel([{"text": "First advice."}, {"text": "Second advice."}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_ASR_COMMAND": WHISPER})
+        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+        wait_hook(hooks, call_id, "answered")
+        r = d.post({"command": "calling.ai_sidecar", "id": call_id, "params": {
+            "lang": "en-US", "prompt": {"text": "Coach the agent."}, "url": hooks.url("/sidecar"),
+            "params": {"min_interval_ms": 8000}}})
+        assert r.status_code == 200, r.text
+        turns = wait_event(hooks, "turn", timeout=40, n=2)
+        requests = wait_event(hooks, "request", timeout=20, n=2)
+        print("turns at", [t["ts"] // 1000 for t in turns], "requests at", [q["ts"] // 1000 for q in requests])
+        first, second = (q["ts"] // 1000 for q in requests[:2])
+        assert second - first >= 7900, (first, second)
+        assert second - turns[1]["ts"] // 1000 >= 2000, "the second turn waited for the interval"
+        assert [e["raw"] for e in wait_event(hooks, "insight", n=2)] == ["First advice.", "Second advice."]
         d.sdk().calling.end(call_id, reason="hangup")
         sipp_done(far)
     finally:

@@ -128,6 +128,8 @@ pub(crate) enum TaskDone {
     TranslationSay { text: String, language: String },
     /// An AI sidecar's evaluation is over (sidecar.rs).
     Sidecar(Box<sidecar::Evaluated>),
+    /// The sidecar's `min_interval_ms` is over: the turns that came meanwhile are evaluated.
+    SidecarDue,
     /// The agent's background audio is fetched and decoded (ai.rs); `serial` is
     /// `ops.ai_background` when it was asked for.
     AiBackground {
@@ -921,6 +923,7 @@ impl CallActor {
             TaskDone::AiSpeak { play, feed } => self.start_ai_speech(play, feed).await,
             TaskDone::AiBackground { serial, clip } => self.ai_background_ready(serial, clip),
             TaskDone::Sidecar(done) => self.sidecar_evaluated(*done),
+            TaskDone::SidecarDue => self.sidecar_due(),
             TaskDone::TranslationSay { text, language } => {
                 self.say_translation(text, language).await
             }

@@ -20,8 +20,6 @@ const DEFAULT_PROMPT: &str = "You listen to a phone call between an agent and a 
      sidecar_skip when there is nothing worth saying.";
 const SKIP: &str = "sidecar_skip";
 const SWAIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Conversation messages kept (the oldest turns go first).
-const MAX_HISTORY: usize = 200;
 
 /// Where a sidecar's callbacks go, and what every one of them carries.
 #[derive(Clone)]
@@ -68,6 +66,43 @@ struct Stats {
     skips: u64,
     tools: u64,
     errors: u64,
+    in_tokens: u64,
+    out_tokens: u64,
+}
+
+/// Tokens of `text` as models count them, roughly: the backend's own count is used when it
+/// reports one.
+fn estimated_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
+/// A message's tokens (its text and tool calls, and a few for its framing).
+fn message_tokens(m: &Value) -> u64 {
+    let text = match m.get("content") {
+        Some(Value::String(s)) => estimated_tokens(s),
+        _ => 0,
+    };
+    let calls = m
+        .get("tool_calls")
+        .map_or(0, |c| estimated_tokens(&c.to_string()));
+    text + calls + 4
+}
+
+/// The oldest messages dropped until the history fits `max_tokens` (the newest is kept, and
+/// a tool answer never starts the history without the call it answers).
+fn trim_history(history: &mut Vec<Value>, max_tokens: u64) {
+    let mut total: u64 = history.iter().map(message_tokens).sum();
+    let mut drop = 0;
+    while drop + 1 < history.len() && total > max_tokens {
+        total -= message_tokens(&history[drop]);
+        drop += 1;
+    }
+    while drop < history.len().saturating_sub(1)
+        && history[drop].get("role").and_then(Value::as_str) == Some("tool")
+    {
+        drop += 1;
+    }
+    history.drain(..drop);
 }
 
 /// A sidecar attached to the call.
@@ -90,6 +125,14 @@ pub(crate) struct Sidecar {
     again: bool,
     summary: Option<String>,
     started_at: u64,
+    /// `params.max_iters_per_tick`, `max_history_tokens`, `min_interval_ms`.
+    max_iters: u32,
+    max_history_tokens: u64,
+    min_interval_ms: u64,
+    /// When the model was last asked (Unix ms), and whether an evaluation waits for the
+    /// interval to pass.
+    evaluated_at: u64,
+    due: bool,
 }
 
 fn no_sidecar() -> ControlError {
@@ -246,6 +289,11 @@ impl CallActor {
                     .unwrap_or_else(|| "Summarize this phone conversation.".to_string())
             }),
             started_at: crate::now_ms(),
+            max_iters: p.params.max_iters_per_tick.clamp(1, 20),
+            max_history_tokens: u64::from(p.params.max_history_tokens.clamp(1000, 200_000)),
+            min_interval_ms: u64::from(p.params.min_interval_ms.min(60_000)),
+            evaluated_at: 0,
+            due: false,
         });
         Ok(())
     }
@@ -298,6 +346,23 @@ impl CallActor {
             s.again = true;
             return;
         }
+        let now = crate::now_ms();
+        let next_at = s.evaluated_at.saturating_add(s.min_interval_ms);
+        if s.evaluated_at > 0 && now < next_at {
+            // `min_interval_ms`: one evaluation when the interval is over covers every turn
+            // that came meanwhile.
+            if !std::mem::take(&mut s.due) {
+                let tx = self.tasks_tx.clone();
+                let wait = std::time::Duration::from_millis(next_at - now);
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = tx.send(TaskDone::SidecarDue);
+                });
+            }
+            s.due = true;
+            return;
+        }
+        s.evaluated_at = now;
         s.busy = true;
         let job = Evaluation {
             backend: self.node.model.clone(),
@@ -310,7 +375,7 @@ impl CallActor {
             history: s.history.clone(),
             global_data: s.global_data.clone(),
             tick: s.tick,
-            max_iters: 5,
+            max_iters: s.max_iters,
         };
         let tx = self.tasks_tx.clone();
         tokio::spawn(
@@ -322,14 +387,23 @@ impl CallActor {
         );
     }
 
+    pub(crate) fn sidecar_due(&mut self) {
+        if let Some(s) = self.sidecar.as_mut() {
+            if std::mem::take(&mut s.due) {
+                self.sidecar_evaluate();
+            }
+        }
+    }
+
     pub(crate) fn sidecar_evaluated(&mut self, done: Evaluated) {
         let Some(s) = self.sidecar.as_mut() else {
             return;
         };
         s.busy = false;
         s.history = done.history;
-        let drop = s.history.len().saturating_sub(MAX_HISTORY);
-        s.history.drain(..drop);
+        trim_history(&mut s.history, s.max_history_tokens);
+        s.stats.in_tokens += done.stats.in_tokens;
+        s.stats.out_tokens += done.stats.out_tokens;
         s.global_data = done.global_data;
         s.stats.insights += done.stats.insights;
         s.stats.skips += done.stats.skips;
@@ -346,6 +420,8 @@ impl CallActor {
         s.tick += 1;
         s.stats.ticks += 1;
         s.history.push(json!({"role": "user", "content": text}));
+        // "Respond now": not held back by `min_interval_ms`.
+        s.evaluated_at = 0;
         self.sidecar_evaluate();
         Ok(())
     }
@@ -404,13 +480,15 @@ impl CallActor {
     pub(crate) fn sidecar_status(&self) -> Result<String, ControlError> {
         let s = self.sidecar.as_ref().ok_or_else(no_sidecar)?;
         Ok(format!(
-            "+OK running=1 ticks={} insights={} skips={} tools={} errors={} in_tokens=0 \
-             out_tokens=0 history_size={} event_log_bytes=0",
+            "+OK running=1 ticks={} insights={} skips={} tools={} errors={} in_tokens={} \
+             out_tokens={} history_size={} event_log_bytes=0",
             s.stats.ticks,
             s.stats.insights,
             s.stats.skips,
             s.stats.tools,
             s.stats.errors,
+            s.stats.in_tokens,
+            s.stats.out_tokens,
             s.history.len()
         ))
     }
@@ -522,12 +600,13 @@ impl Evaluation {
         for iter in 0..self.max_iters {
             let mut messages = vec![json!({"role": "system", "content": self.system})];
             messages.extend(self.history.iter().cloned());
+            let asked_tokens: u64 = messages.iter().map(message_tokens).sum();
             self.out
                 .send(
                     "request",
                     self.tick,
                     json!({"model": self.model, "iter": iter, "messages_count": messages.len(),
-                           "messages_token_count": 0, "tool_choice": "auto"}),
+                           "messages_token_count": asked_tokens, "tool_choice": "auto"}),
                 )
                 .await;
             let reply = match ask_model(
@@ -538,7 +617,22 @@ impl Evaluation {
             )
             .await
             {
-                Ok(r) => r,
+                Ok(r) => {
+                    let (asked, answered) = match &r.usage {
+                        Some(u) => (u.prompt_tokens, u.completion_tokens),
+                        None => (
+                            asked_tokens,
+                            estimated_tokens(&r.text)
+                                + r.tool_calls
+                                    .iter()
+                                    .map(|t| estimated_tokens(&t.arguments) + 4)
+                                    .sum::<u64>(),
+                        ),
+                    };
+                    stats.in_tokens += asked;
+                    stats.out_tokens += answered;
+                    r
+                }
                 Err(e) => {
                     stats.errors += 1;
                     warn!(error = %e, "ai sidecar: the model did not answer");
@@ -729,4 +823,33 @@ async fn ask_model(
         .chat_stream(&chat, &mut |_| llm::Flow::Continue)
         .await
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_is_trimmed_to_its_tokens_oldest_first() {
+        let msg = |role: &str, n: usize| json!({"role": role, "content": "x".repeat(n)});
+        // 400 characters = 100 tokens + 4 of framing each.
+        let mut h: Vec<Value> = (0..30).map(|_| msg("user", 400)).collect();
+        trim_history(&mut h, 1000);
+        assert_eq!(h.len(), 9, "9 × 104 tokens fit in 1000");
+        // A tool answer is not left without its call.
+        let mut h = vec![
+            msg("user", 4000),
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "1"}]}),
+            msg("tool", 400),
+            msg("user", 400),
+        ];
+        trim_history(&mut h, 210);
+        assert_eq!(h.len(), 1, "the tool answer went with its call: {h:?}");
+        assert_eq!(h[0]["role"], "user");
+        // The newest message stays even when it alone is too long.
+        let mut h = vec![msg("user", 40_000)];
+        trim_history(&mut h, 1000);
+        assert_eq!(h.len(), 1);
+        assert_eq!(estimated_tokens("abcde"), 2);
+    }
 }
