@@ -46,6 +46,8 @@ def start_agent(port, rec_url):
             self.prompt_add_section("Role", body="You are a weather assistant.",
                                     bullets=["Answer in one sentence."])
             self.add_hints([QUESTION])
+            # Said, not written: the model's "sunny" reaches the far end as "bright and sunny".
+            self.add_pronunciation("sunny", "bright and sunny")
             self.set_params({"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000})
             self.set_post_prompt("Summarize the conversation.")
             # What the far end hears, recorded so the test can check the agent's words.
@@ -125,6 +127,10 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
         print("the far end heard:", " ".join(words))
         # Whisper tiny hears flite's "Paris" as "pears" at times: the answer's other words decide.
         assert "sunny" in words and ("paris" in words or "today" in words), words
+        # The SDK's pronunciation rule was applied to the spoken answer (the conversation keeps the model's words).
+        assert "bright" in words, words
+        said = [m.get("content") for m in report["call_log"] if m["role"] == "assistant"]
+        assert ANSWER in said, said
         sipp_done(far)
     finally:
         model.stop()

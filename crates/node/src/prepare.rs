@@ -48,6 +48,7 @@ impl MediaPrep {
         &self,
         play: &PlayParams,
         feed: tokio::sync::mpsc::UnboundedReceiver<String>,
+        pronounce: Vec<swml::Pronounce>,
         rate: u32,
     ) -> Result<Vec<Source>, String> {
         let tts = self
@@ -60,9 +61,13 @@ impl MediaPrep {
             language: play.language.clone(),
             gender: play.gender.as_str().to_string(),
         };
-        let mut speech = tts::SpeechStream::fed(tts.clone(), request, feed, move |spoken| {
-            resampled(spoken, rate)
-        });
+        let mut speech = tts::SpeechStream::fed_rewritten(
+            tts.clone(),
+            request,
+            feed,
+            move |spoken| resampled(spoken, rate),
+            move |sentence| swml::pronounced(&pronounce, &sentence),
+        );
         speech
             .first_chunk()
             .await

@@ -19,6 +19,7 @@ pub mod url;
 
 pub use expr::JsBudget;
 pub use methods::ai::{AiMessage, AiTurnOps, ModelReply, ModelRequest, ModelToolCall, SpeakPlan};
+pub use methods::ai_pronounce::{pronounced, Pronounce};
 pub use methods::connect::{Confirm, ConnectDest, ConnectPlan, STREAM_CONTROL_ID};
 pub use methods::enter_queue::{QueueOutcome, QueuePlan};
 pub use methods::join_conference::ConferencePlan;

@@ -1673,6 +1673,33 @@ fn ai_background_file_and_playback_bg_actions() {
     );
 }
 
+/// `pronounce` (the document's, then `languages[0]`'s) changes what is said, not what the
+/// conversation holds.
+#[test]
+fn ai_pronounce_rules_apply_to_speech_only() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"},
+                "params": {"static_greeting": "Ask the SQL desk, Dr. Lee."},
+                "pronounce": [{"replace": "sql", "with": "sequel"}],
+                "languages": [{"name": "English", "code": "en-US",
+                               "pronounce": [{"replace": "Dr.", "with": "Doctor", "ignore_case": false}]}]}}
+    ]}}));
+    sim.prompt_results.push_back(speech("thanks"));
+    sim.model_replies.push_back(says("You're welcome."));
+    let sim = sim.go();
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t.starts_with("prompt say:Ask the sequel desk, Doctor Lee. collect")),
+        "{:#?}",
+        sim.trace
+    );
+    assert_eq!(
+        sim.model_requests[0].messages[1]["content"],
+        "Ask the SQL desk, Dr. Lee."
+    );
+}
+
 /// `params.swaig_allow_swml: false`: a function's SWML is not run.
 #[test]
 fn ai_swaig_allow_swml_false_ignores_swml_actions() {

@@ -221,11 +221,28 @@ impl SpeechStream {
     pub fn fed<F>(
         tts: Arc<dyn Tts>,
         request: TtsRequest,
-        mut text: mpsc::UnboundedReceiver<String>,
+        text: mpsc::UnboundedReceiver<String>,
         convert: F,
     ) -> SpeechStream
     where
         F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Send + Sync + 'static,
+    {
+        SpeechStream::fed_rewritten(tts, request, text, convert, |chunk| chunk)
+    }
+
+    /// [`SpeechStream::fed`], each sentence passed through `rewrite` before it is
+    /// synthesised (pronunciation rules: whole sentences, so a rule never straddles two
+    /// pieces of streamed text).
+    pub fn fed_rewritten<F, R>(
+        tts: Arc<dyn Tts>,
+        request: TtsRequest,
+        mut text: mpsc::UnboundedReceiver<String>,
+        convert: F,
+        rewrite: R,
+    ) -> SpeechStream
+    where
+        F: Fn(&Audio) -> Result<Arc<[i16]>, String> + Send + Sync + 'static,
+        R: Fn(String) -> String + Send + Sync + 'static,
     {
         let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
         tokio::spawn(async move {
@@ -239,7 +256,15 @@ impl SpeechStream {
                         Ok(next) => next,
                         Err(_) => {
                             for chunk in feed.take_pending() {
-                                if !speak_chunk(&*tts, &request, chunk, index, &convert, &tx).await
+                                if !speak_chunk(
+                                    &*tts,
+                                    &request,
+                                    rewrite(chunk),
+                                    index,
+                                    &convert,
+                                    &tx,
+                                )
+                                .await
                                 {
                                     return;
                                 }
@@ -256,7 +281,7 @@ impl SpeechStream {
                     None => (std::mem::take(&mut feed).finish(), true),
                 };
                 for chunk in chunks {
-                    if !speak_chunk(&*tts, &request, chunk, index, &convert, &tx).await {
+                    if !speak_chunk(&*tts, &request, rewrite(chunk), index, &convert, &tx).await {
                         return;
                     }
                     index += 1;

@@ -79,6 +79,7 @@ async fn ask(
                 let _ = tasks.send(TaskDone::AiSpeak {
                     play: Box::new((plan.play, plan.collect)),
                     feed: rx,
+                    pronounce: plan.pronounce,
                 });
                 feed = Some(tx);
             }
@@ -144,13 +145,16 @@ impl CallActor {
             control::command::CollectParams,
         )>,
         feed: mpsc::UnboundedReceiver<String>,
+        pronounce: Vec<swml::Pronounce>,
     ) {
         if self.script_wait != Some(ScriptWait::Model) {
             return;
         }
         let (mut play, collect) = *plan;
         let control_id = play.control_id.clone();
-        self.ops.speech_feeds.insert(control_id.clone(), feed);
+        self.ops
+            .speech_feeds
+            .insert(control_id.clone(), (feed, pronounce));
         // The items stand for the fed speech (crate::prepare::MediaPrep::prepare_fed).
         play.play = vec![control::command::MediaItem::Silence { duration: 0.0 }];
         let origin = Origin::Script { wait_final: false };

@@ -143,6 +143,7 @@ pub(crate) enum TaskDone {
             control::command::CollectParams,
         )>,
         feed: mpsc::UnboundedReceiver<String>,
+        pronounce: Vec<swml::Pronounce>,
     },
     /// A far end's T.38 offer waited long enough for a fax to start (t38.rs).
     T38OfferWaited { serial: u64 },
@@ -920,7 +921,11 @@ impl CallActor {
             TaskDone::PlayReady { id, result } => self.on_play_ready(id, result).await,
             TaskDone::Http(result) => self.complete_script(swml::Completion::Http(result)).await,
             TaskDone::Model(result) => self.on_model_answer(result).await,
-            TaskDone::AiSpeak { play, feed } => self.start_ai_speech(play, feed).await,
+            TaskDone::AiSpeak {
+                play,
+                feed,
+                pronounce,
+            } => self.start_ai_speech(play, feed, pronounce).await,
             TaskDone::AiBackground { serial, clip } => self.ai_background_ready(serial, clip),
             TaskDone::Sidecar(done) => self.sidecar_evaluated(*done),
             TaskDone::SidecarDue => self.sidecar_due(),

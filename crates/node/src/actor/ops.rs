@@ -48,8 +48,14 @@ pub(crate) struct Ops {
     pub deferred: Vec<ReadyPlay>,
     /// The text of playbacks spoken as it is written (an `ai` model's answer as it streams),
     /// by control id, until their audio is prepared.
-    pub speech_feeds:
-        std::collections::HashMap<String, tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// With them, how their words are to be said (`pronounce`).
+    pub speech_feeds: std::collections::HashMap<
+        String,
+        (
+            tokio::sync::mpsc::UnboundedReceiver<String>,
+            Vec<swml::Pronounce>,
+        ),
+    >,
     /// The playback an `ai` model's answer is being spoken in while the model still writes.
     pub ai_speaking: Option<String>,
     /// The turn's collect started with that playback, and its result if it came before the
@@ -186,7 +192,9 @@ impl CallActor {
                 tokio::spawn(
                     async move {
                         let result = match feed {
-                            Some(feed) => prep.prepare_fed(&params, feed, rate).await,
+                            Some((feed, pronounce)) => {
+                                prep.prepare_fed(&params, feed, pronounce, rate).await
+                            }
                             None => prep.prepare(&params, rate).await,
                         };
                         let _ = tx.send(TaskDone::PlayReady { id, result });

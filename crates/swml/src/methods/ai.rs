@@ -124,6 +124,8 @@ pub struct SpeakPlan {
     /// The turn's collect, to start with the playback (the caller may talk over the answer
     /// while the model still writes it); the turn's [`Effect::Listen`] carries the same one.
     pub collect: CollectParams,
+    /// How words are to be said (`pronounce`), applied to each sentence before synthesis.
+    pub pronounce: Vec<super::ai_pronounce::Pronounce>,
 }
 
 /// The model's answer ([`Completion::Model`]).
@@ -234,6 +236,8 @@ pub(crate) struct Agent {
     no_barge_once: bool,
     /// `params.barge_min_words`: the caller's words it takes to cut the agent.
     barge_min_words: u32,
+    /// `pronounce` (and `languages[0].pronounce`): applied to what the agent says.
+    pronounce: Vec<super::ai_pronounce::Pronounce>,
     default_hook: Option<String>,
     model: Option<String>,
     temperature: Option<f64>,
@@ -538,6 +542,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         barge: true,
         no_barge_once: false,
         barge_min_words: 0,
+        pronounce: Vec::new(),
         default_hook: swaig.get("defaults").and_then(default_hook),
         model: text_at(&tuning, "ai_model"),
         temperature: prompt.get("temperature").and_then(as_f64),
@@ -607,7 +612,12 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             agent.function_fillers = phrases(lang.get("fillers"));
         }
         agent.language = text_at(lang, "code").filter(|c| !c.is_empty());
+        agent.pronounce = super::ai_pronounce::rules(lang.get("pronounce"));
     }
+    // The document's own rules first, then the language's.
+    let mut pronounce = super::ai_pronounce::rules(p.get("pronounce"));
+    pronounce.append(&mut agent.pronounce);
+    agent.pronounce = pronounce;
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
     agent.barge_min_words = tuning
@@ -840,7 +850,12 @@ fn speech(text: &str) -> Vec<MediaItem> {
 }
 
 /// A playback of the agent's: its voice and language.
-fn agent_play(run: &mut Run, agent: &Agent, prefix: &str, items: Vec<MediaItem>) -> PlayParams {
+fn agent_play(run: &mut Run, agent: &Agent, prefix: &str, mut items: Vec<MediaItem>) -> PlayParams {
+    for item in &mut items {
+        if let MediaItem::Tts(t) = item {
+            t.text = super::ai_pronounce::pronounced(&agent.pronounce, &t.text);
+        }
+    }
     let mut play = PlayParams::new(run.new_control_id(prefix), items);
     play.voice = agent.voice.clone();
     if let Some(language) = &agent.language {
@@ -972,6 +987,7 @@ fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
             play,
             prefix: agent.to_say.join(" "),
             collect,
+            pronounce: agent.pronounce.clone(),
         });
     }
     Effect::Model(req)

@@ -4,6 +4,7 @@
 pub mod ai;
 mod ai_contexts;
 mod ai_native;
+pub mod ai_pronounce;
 pub(crate) mod answer;
 pub(crate) mod cond;
 pub mod connect;
