@@ -7,6 +7,7 @@ import time
 
 from llm_server import ScriptedModel
 from test_calls import dial, sipp_done, wait_hook
+from test_interop import baresip  # noqa: F401  (the fixture)
 from test_speech import write_speech_wav
 from test_transcribe import WHISPER, words
 
@@ -159,5 +160,41 @@ def test_rest_live_translate_translates_each_utterance_and_injects(start_dialton
         w, samples = finished_recording(d, hooks)
         loud = sum(1 for v in windows_rms(list(samples), w.getframerate()) if v > 500) * 0.02
         assert loud >= 0.5, f"the injected translation was not spoken ({loud:.2f} s of speech)"
+    finally:
+        model.stop()
+
+
+def test_swml_live_translate_speaks_the_remote_callers_words_to_the_bridged_party(start_dialtone, sipp, hooks,
+                                                                                   tmp_path, baresip):
+    """A call dialtone made to sipp (the remote caller, saying an English sentence after 2 s) runs `live_translate`,
+    then `connect`s to a baresip (the local side). The utterance, translated by the model, is spoken to the bridged
+    party: Whisper hears the translation in baresip's recording (after the original words it heard through the
+    bridge); the event still carries both."""
+    from test_ai_sdk import whisper_words
+    from test_record import write_ulaw_wav
+    from test_speech import flite_samples
+    write_ulaw_wav(tmp_path / "stream.wav",
+                   [0] * 16000 + flite_samples(tmp_path, REMOTE) + [0] * 8000 * 12)
+    model = ScriptedModel([{"text": "The translated words are here."}])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        local = baresip(codecs=["PCMU"], tone=1000, seconds=14, user="bob")
+        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+        swml = {"version": "1.0.0", "sections": {"main": [
+            {"live_translate": {"action": {"start": {
+                "from_lang": "en-US", "to_lang": "es-ES", "direction": ["remote-caller"],
+                "webhook": hooks.url("/translate")}}}},
+            {"connect": {"to": local.uri()}},
+            {"hangup": {}}]}}
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        got = live_events(hooks, "/translate", "utterance", 1, 30)
+        assert got and got[0]["params"]["translated_text"] == "The translated words are here.", got
+        local.ctrl.wait_event("CALL_CLOSED", timeout=30)
+        rate, _, samples = local.heard()
+        heard = whisper_words(list(samples), rate)
+        print("the bridged party heard:", " ".join(heard))
+        assert "translated" in heard, heard
+        sipp_done(far)
     finally:
         model.stop()

@@ -32,6 +32,13 @@ pub(crate) struct Connecting {
     ringback: Option<String>,
 }
 
+impl CallActor {
+    /// The call a `connect` bridged this one to, while it is.
+    pub(crate) fn bridged_peer(&self) -> Option<Uuid> {
+        self.connect.as_ref().and_then(|c| c.bridged)
+    }
+}
+
 /// `connect_failed_reason` for a leg that ended unanswered.
 fn failure_reason(r: EndReason) -> &'static str {
     match r {

@@ -125,7 +125,11 @@ pub(crate) enum TaskDone {
     /// The `ai` agent's model answered (ai.rs).
     Model(Result<swml::ModelReply, String>),
     /// A live translation's injected message, translated (translate.rs).
-    TranslationSay { text: String, language: String },
+    TranslationSay {
+        text: String,
+        language: String,
+        to: control::command::CallerLeg,
+    },
     /// An AI sidecar's evaluation is over (sidecar.rs).
     Sidecar(Box<sidecar::Evaluated>),
     /// The sidecar's `min_interval_ms` is over: the turns that came meanwhile are evaluated.
@@ -929,8 +933,8 @@ impl CallActor {
             TaskDone::AiBackground { serial, clip } => self.ai_background_ready(serial, clip),
             TaskDone::Sidecar(done) => self.sidecar_evaluated(*done),
             TaskDone::SidecarDue => self.sidecar_due(),
-            TaskDone::TranslationSay { text, language } => {
-                self.say_translation(text, language).await
+            TaskDone::TranslationSay { text, language, to } => {
+                self.say_translation(text, language, to).await
             }
             TaskDone::Refer { for_script, result } => self.on_refer_done(for_script, result).await,
             TaskDone::ForkReady { control_id, parts } => {

@@ -2,9 +2,10 @@
 //! live transcription (live.rs) whose utterances are translated by the model — the
 //! `remote-caller` speaks `from_lang`, the `local-caller` `to_lang`; each final utterance is
 //! translated into the other language (with the leg's `filter_*` as an instruction) and sent as
-//! a `calling.call.live_translate` event. `inject` translates a message into a party's
-//! language and speaks it to that party — on this call, the remote caller; the local side of a
-//! plain call is dialtone itself, and speaking to a bridged peer is not built (docs/ai.md).
+//! a `calling.call.live_translate` event and spoken to the other party: the remote caller's
+//! words to the call this one is bridged to (a `connect`), the local side's to the remote
+//! caller. `inject` translates a message into a party's language and speaks it to that party.
+//! On a plain call the local side is dialtone itself: nobody to speak to (docs/ai.md).
 
 use control::command::{
     CallerLeg, LiveTranslateAction, LiveTranslateParams, MediaItem, PlayParams, TtsItem,
@@ -25,6 +26,23 @@ pub(crate) struct Translation {
     filter_from: Option<String>,
     filter_to: Option<String>,
     status_url: Option<String>,
+    /// Until when (Unix ms, roughly) a translation is being said to the remote caller: the
+    /// local side's tap hears it too (it is in what the call sends), and is not translated
+    /// back.
+    quiet_until: u64,
+}
+
+/// The other party of a translated conversation.
+fn other(leg: CallerLeg) -> CallerLeg {
+    match leg {
+        CallerLeg::RemoteCaller => CallerLeg::LocalCaller,
+        CallerLeg::LocalCaller => CallerLeg::RemoteCaller,
+    }
+}
+
+/// About how long flite takes to say `text`, with the utterance's end silence after it.
+fn speaking_ms(text: &str) -> u64 {
+    1500 + 70 * text.chars().count() as u64
 }
 
 impl Translation {
@@ -76,6 +94,7 @@ impl CallActor {
                     filter_from: start.filter_from.clone(),
                     filter_to: start.filter_to.clone(),
                     status_url: p.status_url,
+                    quiet_until: 0,
                 };
                 for leg in &legs {
                     let (lang, _) = translation.langs(*leg);
@@ -118,25 +137,26 @@ impl CallActor {
                     .as_ref()
                     .and_then(|l| l.translation.clone())
                     .ok_or_else(no_session)?;
-                if inject.direction != CallerLeg::RemoteCaller {
+                let to = inject.direction;
+                if to == CallerLeg::LocalCaller && self.bridged_peer().is_none() {
                     return Err(ControlError::NotImplemented {
-                        command: "calling.live_translate inject to the local-caller (speaking to \
-                                  the near side or a bridged peer)"
+                        command: "calling.live_translate inject to the local-caller of a call \
+                                  that is not bridged (the near side is dialtone itself)"
                             .into(),
                     });
                 }
-                // Into the remote caller's language, from the near side's.
-                let instruction = t.instruction(CallerLeg::LocalCaller);
+                // Into the listener's language, from the other party's.
+                let instruction = t.instruction(other(to));
                 let backend = self.node.model.clone();
                 let tx = self.tasks_tx.clone();
-                let language = t.from_lang.clone();
+                let language = t.langs(to).0.to_string();
                 tokio::spawn(
                     async move {
                         match crate::actor::live::summarize(backend, &instruction, &inject.message)
                             .await
                         {
                             Ok(text) => {
-                                let _ = tx.send(TaskDone::TranslationSay { text, language });
+                                let _ = tx.send(TaskDone::TranslationSay { text, language, to });
                             }
                             Err(e) => warn!(error = %e, "live translation: inject not translated"),
                         }
@@ -166,23 +186,36 @@ impl CallActor {
     }
 
     /// A final utterance of a translated leg: the model translates it (on a task); the event
-    /// carries both.
+    /// carries both, and the translation is said to the other party.
     pub(crate) fn translate_utterance(&self, leg: CallerLeg, text: String, t: Translation) {
         let Some(live) = self.live.as_ref() else {
             return;
         };
-        let Some(url) = live.webhook.clone() else {
+        if leg == CallerLeg::LocalCaller && crate::now_ms() < t.quiet_until {
+            tracing::debug!(%text, "live translation: our own translation, heard back, left out");
             return;
-        };
+        }
+        let url = live.webhook.clone();
         let instruction = t.instruction(leg);
         let (lang, to_lang) = t.langs(leg);
         let (lang, to_lang) = (lang.to_string(), to_lang.to_string());
         let backend = self.node.model.clone();
         let node = self.node.clone();
         let ident = self.ident.clone();
+        let tx = self.tasks_tx.clone();
         tokio::spawn(
             async move {
                 let translated = crate::actor::live::summarize(backend, &instruction, &text).await;
+                if let Ok(said) = &translated {
+                    let _ = tx.send(TaskDone::TranslationSay {
+                        text: said.clone(),
+                        language: to_lang.clone(),
+                        to: other(leg),
+                    });
+                }
+                let Some(url) = url else {
+                    return;
+                };
                 let mut params = json!({"kind": "utterance", "direction": leg_name(leg),
                     "lang": lang, "to_lang": to_lang, "text": text, "final": true,
                     "call_id": ident.call_id, "node_id": ident.node_id});
@@ -201,10 +234,18 @@ impl CallActor {
         );
     }
 
-    /// An injected message, translated: spoken to the remote caller.
-    pub(crate) async fn say_translation(&mut self, text: String, language: String) {
-        if self.live.as_ref().is_none_or(|l| l.translation.is_none()) {
+    /// A translation (of an utterance, or an injected message) said to `to`: the remote
+    /// caller on this call; the local side is the call this one is bridged to, when it is
+    /// (else nobody: a plain call's local side is dialtone).
+    pub(crate) async fn say_translation(&mut self, text: String, language: String, to: CallerLeg) {
+        let Some(t) = self.live.as_mut().and_then(|l| l.translation.as_mut()) else {
             return;
+        };
+        if text.trim().is_empty() {
+            return;
+        }
+        if to == CallerLeg::RemoteCaller {
+            t.quiet_until = t.quiet_until.max(crate::now_ms()) + speaking_ms(&text);
         }
         let item = MediaItem::Tts(TtsItem {
             text,
@@ -213,9 +254,32 @@ impl CallActor {
             voice: None,
         });
         let play = PlayParams::new(format!("translate-{}", uuid::Uuid::new_v4()), vec![item]);
-        let origin = Origin::Script { wait_final: false };
-        if let Err(e) = self.op_command(CallCommand::Play(play), origin).await {
-            warn!(error = %e, "live translation: the injected message could not be spoken");
+        match to {
+            CallerLeg::RemoteCaller => {
+                let origin = Origin::Script { wait_final: false };
+                if let Err(e) = self.op_command(CallCommand::Play(play), origin).await {
+                    warn!(error = %e, "live translation: a translation could not be spoken");
+                }
+            }
+            CallerLeg::LocalCaller => {
+                let Some(peer) = self.bridged_peer() else {
+                    tracing::debug!("live translation: no bridged party to speak to");
+                    return;
+                };
+                // The bridged call plays it as a command of its own (its answer is not
+                // awaited: it tells its own status URL how the playback went).
+                let (reply, _) = tokio::sync::oneshot::channel();
+                let sent = self.node.tell(
+                    peer,
+                    crate::actor::ActorMsg::Command {
+                        command: Box::new(CallCommand::Play(play)),
+                        reply,
+                    },
+                );
+                if !sent {
+                    warn!(%peer, "live translation: the bridged call is gone");
+                }
+            }
         }
     }
 }
