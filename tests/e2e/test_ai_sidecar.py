@@ -150,3 +150,38 @@ def test_min_interval_ms_holds_the_next_evaluation_back(start_dialtone, sipp, ho
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_sidecar_permissions_keep_its_tools_from_changing_global_data(start_dialtone, sipp, hooks, tmp_path):
+    """`permissions.swaig_set_global_data: false`: a tool's `set_global_data` is reported as an action not
+    executed (`not_permitted`) and the sidecar's global data stays as it was."""
+    write_speech_wav(tmp_path, REMOTE, tail_s=8.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "lookup_order", "arguments": {"order": "42"}}]},
+        {"text": "Tell the customer order 42 ships on Tuesday."},
+    ])
+    model.hooks["lookup"] = {"response": "order 42 ships tuesday",
+                             "action": [{"set_global_data": {"order": "42"}}, {"unset_global_data": "tier"}]}
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+        wait_hook(hooks, call_id, "answered")
+        r = d.post({"command": "calling.ai_sidecar", "id": call_id, "params": {
+            "lang": "en-US", "url": hooks.url("/sidecar"), "global_data": {"tier": "gold"},
+            "permissions": {"swaig_set_global_data": False},
+            "SWAIG": {"functions": [{"function": "lookup_order", "description": "Look up an order",
+                                     "web_hook_url": model.hook_url("lookup")}]}}})
+        assert r.status_code == 200, r.text
+        wait_event(hooks, "insight", timeout=40)
+        actions = sidecar_events(hooks, "action")
+        assert [(a["action"], a["executed"], a["reason"]) for a in actions] == [
+            ("set_global_data", False, "not_permitted"), ("unset_global_data", False, "not_permitted")], actions
+        assert not sidecar_events(hooks, "global_data_change")
+        r = d.post({"command": "calling.ai_sidecar.stop", "id": call_id, "params": {}})
+        assert r.status_code == 200, r.text
+        assert wait_event(hooks, "final")[0]["global_data"] == {"tier": "gold"}
+        d.sdk().calling.end(call_id, reason="hangup")
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -127,6 +127,8 @@ pub(crate) struct Sidecar {
     started_at: u64,
     /// `params.max_iters_per_tick`, `max_history_tokens`, `min_interval_ms`.
     max_iters: u32,
+    /// `permissions`: what its tools' actions may do.
+    permissions: control::command::SidecarPermissions,
     max_history_tokens: u64,
     min_interval_ms: u64,
     /// When the model was last asked (Unix ms), and whether an evaluation waits for the
@@ -290,6 +292,7 @@ impl CallActor {
             }),
             started_at: crate::now_ms(),
             max_iters: p.params.max_iters_per_tick.clamp(1, 20),
+            permissions: p.permissions.clone(),
             max_history_tokens: u64::from(p.params.max_history_tokens.clamp(1000, 200_000)),
             min_interval_ms: u64::from(p.params.min_interval_ms.min(60_000)),
             evaluated_at: 0,
@@ -376,6 +379,7 @@ impl CallActor {
             global_data: s.global_data.clone(),
             tick: s.tick,
             max_iters: s.max_iters,
+            permissions: s.permissions.clone(),
         };
         let tx = self.tasks_tx.clone();
         tokio::spawn(
@@ -573,6 +577,7 @@ struct Evaluation {
     global_data: Map<String, Value>,
     tick: u64,
     max_iters: u32,
+    permissions: control::command::SidecarPermissions,
 }
 
 impl Evaluation {
@@ -712,6 +717,42 @@ impl Evaluation {
         }
     }
 
+    /// A `set_global_data` (an object merged) or `unset_global_data` (a key or keys) action;
+    /// each change a `global_data_change` callback.
+    async fn edit_global_data(&mut self, set: bool, value: &Value) {
+        let changes: Vec<(String, Option<Value>)> = if set {
+            value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect()
+        } else {
+            match value {
+                Value::String(k) => vec![(k.clone(), None)],
+                Value::Array(keys) => keys
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|k| (k.to_string(), None))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        for (k, v) in changes {
+            let old = match &v {
+                Some(v) => self.global_data.insert(k.clone(), v.clone()),
+                None => self.global_data.remove(&k),
+            };
+            self.out
+                .send(
+                    "global_data_change",
+                    self.tick,
+                    json!({"key": k, "old_value": old, "new_value": v}),
+                )
+                .await;
+        }
+    }
+
     /// A tool's webhook (calling-events.md §10: `{function, argument, call_id, global_data,
     /// channel_data}`); its `response` for the model, its `set_global_data` applied, its other
     /// actions reported and not executed (the sidecar does not act on the call).
@@ -773,22 +814,22 @@ impl Evaluation {
         };
         for action in actions {
             for (kind, value) in action.as_object().into_iter().flatten() {
-                if kind == "set_global_data" {
-                    for (k, v) in value.as_object().into_iter().flatten() {
-                        let old = self.global_data.insert(k.clone(), v.clone());
-                        self.out
-                            .send(
-                                "global_data_change",
-                                self.tick,
-                                json!({"key": k, "old_value": old, "new_value": v}),
-                            )
-                            .await;
-                    }
+                let global = matches!(kind.as_str(), "set_global_data" | "unset_global_data");
+                if global && self.permissions.swaig_set_global_data {
+                    self.edit_global_data(kind == "set_global_data", value)
+                        .await;
                     continue;
                 }
                 let mut fields =
                     json!({"action": kind, "source_function": name, "executed": false});
-                if kind == "say" {
+                let permitted = match kind.as_str() {
+                    "SWML" | "transfer" => self.permissions.swaig_allow_swml,
+                    "settings" | "toggle_functions" => self.permissions.swaig_allow_settings,
+                    _ => !global,
+                };
+                if !permitted {
+                    fields["reason"] = json!("not_permitted");
+                } else if kind == "say" {
                     fields["spoken"] = json!(false);
                     fields["reason"] = json!("no_tts_in_sidecar");
                 }
