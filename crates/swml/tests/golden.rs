@@ -1,13 +1,13 @@
 //! Golden tests: documents run through the interpreter on virtual time with a scripted runtime;
 //! the trace of effects and the final variables are asserted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use control::command::MediaItem;
 use control::session::{CollectResult, DetectKind, DetectOutcome, OpResult, RecordingResult};
 use serde_json::{json, Map, Value};
-use swml::{Completion, Effect, HttpResponse, Run};
+use swml::{Completion, Effect, HttpRequest, HttpResponse, Run};
 
 /// The shared SWML examples: `DIALTONE_SWML_EXAMPLES`, else `shared/spec/swml-examples` beside
 /// any ancestor of this crate (where CI puts it).
@@ -29,6 +29,8 @@ struct Sim {
     trace: Vec<String>,
     documents: HashMap<String, Value>,
     http: HashMap<String, Result<HttpResponse, String>>,
+    /// Answers given in turn to requests to one URL (before `http`'s).
+    http_queue: HashMap<String, VecDeque<Result<HttpResponse, String>>>,
     fail_plays: bool,
     fetch_payloads: Vec<Value>,
     /// Results of the script's prompts, in order; then no_input.
@@ -76,6 +78,7 @@ impl Sim {
             trace: Vec::new(),
             documents: HashMap::new(),
             http: HashMap::new(),
+            http_queue: HashMap::new(),
             fail_plays: false,
             fetch_payloads: Vec::new(),
             prompt_results: Default::default(),
@@ -116,10 +119,13 @@ impl Sim {
                     }),
                     Effect::Play { .. } => Some(Completion::Done),
                     Effect::Request(r) => {
+                        let queued = self
+                            .http_queue
+                            .get_mut(&r.url)
+                            .and_then(VecDeque::pop_front);
                         let c = Completion::Http(
-                            self.http
-                                .get(&r.url)
-                                .cloned()
+                            queued
+                                .or_else(|| self.http.get(&r.url).cloned())
                                 .unwrap_or(Err("connection refused".into())),
                         );
                         self.requests.push(r);
@@ -1697,6 +1703,78 @@ fn ai_pronounce_rules_apply_to_speech_only() {
     assert_eq!(
         sim.model_requests[0].messages[1]["content"],
         "Ask the SQL desk, Dr. Lee."
+    );
+}
+
+/// `SWAIG.mcp_servers`: the server is initialised (its session kept), its tools listed and
+/// offered to the model; a call of one is a `tools/call` in that session and its text goes
+/// back to the model. A server that fails is a warning; the agent goes on.
+#[test]
+fn ai_mcp_server_tools_are_listed_and_called() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"},
+                "SWAIG": {"mcp_servers": [{"url": "http://mcp.test/mcp", "headers": {"Authorization": "Bearer t"}},
+                                          {"url": "http://down.test/mcp"}]}}}
+    ]}}));
+    let ok = |headers: Vec<(String, String)>, body: &str| {
+        Ok(HttpResponse {
+            code: 200,
+            headers,
+            body: body.into(),
+        })
+    };
+    sim.http_queue.insert(
+        "http://mcp.test/mcp".into(),
+        VecDeque::from([
+            ok(
+                vec![("mcp-session-id".into(), "s-1".into())],
+                "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":\"2025-06-18\"}}\n\n",
+            ),
+            Ok(HttpResponse { code: 202, headers: vec![], body: String::new() }),
+            ok(vec![], r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"get_weather","description":"The weather","inputSchema":{"type":"object","properties":{"city":{"type":"string"}}}}]}}"#),
+            ok(vec![], r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"sunny in Paris"}]}}"#),
+        ]),
+    );
+    sim.model_replies
+        .push_back(tool_call("1", "get_weather", r#"{"city": "Paris"}"#));
+    sim.model_replies.push_back(says("It is sunny."));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    let tools: Vec<&str> = m[0]
+        .tools
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(tools, ["get_weather"]);
+    assert_eq!(m[1].messages.last().unwrap()["content"], "sunny in Paris");
+    let to_mcp: Vec<&HttpRequest> = sim
+        .requests
+        .iter()
+        .filter(|r| r.url == "http://mcp.test/mcp")
+        .collect();
+    assert_eq!(to_mcp.len(), 4);
+    let call = to_mcp[3];
+    let body: Value = serde_json::from_str(call.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["method"], "tools/call");
+    assert_eq!(
+        body["params"],
+        json!({"name": "get_weather", "arguments": {"city": "Paris"}})
+    );
+    for h in [
+        ("Mcp-Session-Id", "s-1"),
+        ("Authorization", "Bearer t"),
+        ("MCP-Protocol-Version", "2025-06-18"),
+    ] {
+        assert!(
+            call.headers.contains(&(h.0.to_string(), h.1.to_string())),
+            "{:?}",
+            call.headers
+        );
+    }
+    let warned = sim.var("script_error_message");
+    assert!(
+        warned.as_str().unwrap_or("").contains("http://down.test/mcp"),
+        "the server that is down is a warning: {warned}"
     );
 }
 

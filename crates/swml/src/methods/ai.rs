@@ -14,6 +14,7 @@ use control::session::{CollectResult, OpResult};
 use serde_json::{json, Map, Value};
 
 use super::ai_contexts::{Contexts, Entered, CHANGE_CONTEXT, NEXT_STEP};
+use super::ai_mcp::{self, Discovery, McpServer};
 use super::ai_native::{self, Native};
 use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
@@ -30,6 +31,8 @@ const FALLBACK: &str = "I'm sorry, I cannot answer right now.";
 /// How long one listen waits for the caller to start speaking, seconds.
 const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
+/// Most `SWAIG.mcp_servers` used.
+const MAX_MCP_SERVERS: usize = 8;
 /// Most SWML documents one tool round may run inline.
 const MAX_INLINE_SWML: usize = 8;
 
@@ -164,12 +167,16 @@ struct Function {
     fillers: Vec<String>,
     skip_fillers: bool,
     fillers_said: usize,
+    /// A tool of this server of `SWAIG.mcp_servers` (its index): called over MCP.
+    mcp: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// `SWAIG.includes`: the remote functions' signatures are fetched before the first turn.
     Include,
+    /// `SWAIG.mcp_servers`: their tools are listed before the first turn.
+    Mcp,
     /// The agent speaks and the caller's answer is collected.
     Turn,
     /// The model is thinking.
@@ -213,6 +220,12 @@ pub(crate) struct Agent {
     natives: Vec<Native>,
     /// `SWAIG.includes` whose signatures are still to fetch.
     includes: VecDeque<Value>,
+    /// `SWAIG.mcp_servers`; those whose tools are still to list (indexes), the discovery step
+    /// of the one being listed, the one a tool call waits on.
+    mcp_servers: Vec<McpServer>,
+    mcp_pending: VecDeque<usize>,
+    mcp_discovering: Option<(usize, Discovery)>,
+    mcp_calling: Option<usize>,
     /// The step entered asks the agent to go on without the caller once it has spoken.
     skip_user_turn: bool,
     /// `wait_for_user`: the next turn listens without the agent speaking.
@@ -441,6 +454,7 @@ fn function_of(f: &Value) -> Result<Function, String> {
             fillers: phrases(f.get("fillers")),
             skip_fillers: f.get("skip_fillers").and_then(super::as_bool) == Some(true),
             fillers_said: 0,
+            mcp: None,
         })
     }
 }
@@ -513,6 +527,14 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
                 .collect()
         })
         .unwrap_or_default();
+    let mcp_servers: Vec<McpServer> = swaig
+        .get("mcp_servers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(McpServer::of)
+        .take(MAX_MCP_SERVERS)
+        .collect();
     let post_prompt = p.get("post_prompt").and_then(prompt_text);
     let call_id = run
         .scope
@@ -530,6 +552,10 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         functions,
         natives: ai_native::enabled(&swaig),
         includes,
+        mcp_pending: (0..mcp_servers.len()).collect(),
+        mcp_servers,
+        mcp_discovering: None,
+        mcp_calling: None,
         skip_user_turn: false,
         wait_for_user: false,
         isolate: false,
@@ -664,14 +690,72 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     agent.wait_for_user = agent.greeting.is_none()
         && tuning.get("wait_for_user").and_then(super::as_bool) == Some(true);
     refresh_system(&mut agent);
+    let effect = setup_next(run, &mut agent, now);
+    wait(agent, effect)
+}
+
+/// Before the first turn: the next include's signatures, the next MCP server's tools, then
+/// the first turn itself.
+fn setup_next(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
     if let Some(include) = agent.includes.pop_front() {
         agent.phase = Phase::Include;
-        let request = signature_request(run, &agent, &include);
+        let request = signature_request(run, agent, &include);
         agent.including = Some(include);
-        return wait(agent, Effect::Request(request));
+        return Effect::Request(request);
     }
-    let effect = begin(run, &mut agent, now);
-    wait(agent, effect)
+    if let Some(i) = agent.mcp_pending.pop_front() {
+        agent.phase = Phase::Mcp;
+        agent.mcp_discovering = Some((i, Discovery::Initialize));
+        return Effect::Request(agent.mcp_servers[i].discovery_request(Discovery::Initialize));
+    }
+    begin(run, agent, now)
+}
+
+/// A step of an MCP server's discovery answered: the next step, or its tools join the
+/// agent's; a server that fails is a warning and the agent goes on without it.
+fn on_mcp(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
+    if let Some((i, step)) = agent.mcp_discovering.take() {
+        let server = &mut agent.mcp_servers[i];
+        let outcome = match (&c, step) {
+            (Completion::Http(Ok(r)), Discovery::Initialize) => {
+                server.on_answer(r).map(|_| Some(Discovery::Initialized))
+            }
+            (Completion::Http(Ok(r)), Discovery::Initialized) => {
+                server.on_notified(r).map(|()| Some(Discovery::ListTools))
+            }
+            (Completion::Http(Ok(r)), Discovery::ListTools) => server.on_answer(r).map(|result| {
+                for def in ai_mcp::tool_definitions(&result) {
+                    let Ok(mut f) = function_of(&def) else {
+                        continue;
+                    };
+                    if !agent.functions.iter().any(|g| g.name == f.name) {
+                        f.mcp = Some(i);
+                        agent.functions.push(f);
+                    }
+                }
+                None
+            }),
+            (Completion::Http(Err(e)), _) => Err(e.clone()),
+            _ => Err("an unexpected answer".to_string()),
+        };
+        match outcome {
+            Ok(Some(next)) => {
+                agent.mcp_discovering = Some((i, next));
+                let request = agent.mcp_servers[i].discovery_request(next);
+                return wait_again(run, agent, Effect::Request(request));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let url = agent.mcp_servers[i].url.clone();
+                run.warn(
+                    "relay_script_method_execute_failed",
+                    format!("ai: the MCP server {url} gave no tools: {e}"),
+                );
+            }
+        }
+    }
+    let effect = setup_next(run, &mut agent, now);
+    wait_again(run, agent, effect);
 }
 
 /// `SWAIG.defaults.web_hook_url`, with `web_hook_auth_user`/`web_hook_auth_password` put in
@@ -809,12 +893,7 @@ fn on_signatures(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
             agent.functions.push(f);
         }
     }
-    if let Some(include) = agent.includes.pop_front() {
-        let request = signature_request(run, &agent, &include);
-        agent.including = Some(include);
-        return wait_again(run, agent, Effect::Request(request));
-    }
-    let effect = begin(run, &mut agent, now);
+    let effect = setup_next(run, &mut agent, now);
     wait_again(run, agent, effect);
 }
 
@@ -998,7 +1077,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     agent.now = now;
     let stoppable = matches!(
         agent.phase,
-        Phase::Include | Phase::Turn | Phase::Model | Phase::Tool | Phase::Say
+        Phase::Include | Phase::Mcp | Phase::Turn | Phase::Model | Phase::Tool | Phase::Say
     );
     if agent.stop_requested && stoppable {
         agent.stop_requested = false;
@@ -1025,6 +1104,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     }
     match agent.phase {
         Phase::Include => on_signatures(run, agent, c, now),
+        Phase::Mcp => on_mcp(run, agent, c, now),
         Phase::Turn => on_heard(run, agent, c, now),
         Phase::Model => on_model(run, agent, c, now),
         Phase::Tool => on_tool(run, agent, c),
@@ -1176,7 +1256,7 @@ pub(crate) fn request_hold(
 ) -> Option<AiTurnOps> {
     if !matches!(
         agent.phase,
-        Phase::Include | Phase::Turn | Phase::Model | Phase::Tool
+        Phase::Include | Phase::Mcp | Phase::Turn | Phase::Model | Phase::Tool
     ) {
         return None;
     }
@@ -1348,6 +1428,17 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
                 }
                 Engine::NotOurs => {}
             }
+        }
+        if let Some(i) = function.as_ref().and_then(|f| f.mcp) {
+            let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+            let mut request = agent.mcp_servers[i].call_request(&call.name, args);
+            if let Some(f) = function.as_ref() {
+                request.filler = filler(run, &mut agent, f);
+            }
+            agent.phase = Phase::Tool;
+            agent.calling = Some(call);
+            agent.mcp_calling = Some(i);
+            return wait_again(run, agent, Effect::Request(request));
         }
         if let Some(map) = function.as_ref().and_then(|f| f.data_map.clone()) {
             let data = template_data(run, &agent, function.as_ref(), &call);
@@ -1621,6 +1712,18 @@ fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
     };
     if let Some(answer) = agent.native_wait.take() {
         push_tool_result(&mut agent, &call.id, &answer);
+        return next_tool(run, agent);
+    }
+    if let Some(i) = agent.mcp_calling.take() {
+        let answer = match &c {
+            Completion::Http(Ok(r)) => agent.mcp_servers[i]
+                .on_answer(r)
+                .map(|result| ai_mcp::call_text(&result)),
+            Completion::Http(Err(e)) => Err(e.clone()),
+            _ => Err("an unexpected answer".to_string()),
+        };
+        let text = answer.unwrap_or_else(|e| format!("The tool failed: {e}"));
+        push_tool_result(&mut agent, &call.id, &text);
         return next_tool(run, agent);
     }
     let response = match c {
