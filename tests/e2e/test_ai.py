@@ -472,34 +472,20 @@ def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_
 def test_an_mcp_servers_tools_are_the_agents(start_dialtone, sipp, tmp_path, hooks):
     """`SWAIG.mcp_servers`: a server made with the official MCP SDK (FastMCP, Streamable HTTP) lists its tool;
     the model is offered it, calls it, and the tool's answer (from the MCP server) goes back to the model."""
-    import os
-    import subprocess
-    import sys
-    import urllib.request
-    from conftest import free_port
-    port = free_port()
-    server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "mcp_weather.py"), str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    from mcp_weather import WeatherMcp
+    server = WeatherMcp()
     write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
     model = ScriptedModel([
         {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
         {"text": ANSWER},
     ])
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/mcp", timeout=1)
-            except urllib.error.HTTPError:
-                break  # it answers (a GET without a session is refused)
-            except OSError:
-                time.sleep(0.2)
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
         swml = doc(
             {"ai": {"prompt": {"text": "You are a weather assistant."}, "hints": [QUESTION],
                     "params": {"inactivity_timeout": 3000},
-                    "SWAIG": {"mcp_servers": [{"url": f"http://127.0.0.1:{port}/mcp"}]}}},
+                    "SWAIG": {"mcp_servers": [{"url": server.url}]}}},
             after(hooks),
             {"hangup": {}})
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
@@ -514,5 +500,4 @@ def test_an_mcp_servers_tools_are_the_agents(start_dialtone, sipp, tmp_path, hoo
         sipp_done(far)
     finally:
         model.stop()
-        server.terminate()
-        server.wait(timeout=10)
+        server.stop()

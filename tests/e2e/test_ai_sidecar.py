@@ -185,3 +185,33 @@ def test_sidecar_permissions_keep_its_tools_from_changing_global_data(start_dial
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_sidecar_tools_from_an_mcp_server(start_dialtone, sipp, hooks, tmp_path):
+    """The sidecar's `SWAIG.mcp_servers`: the tools of a server made with the official MCP SDK are offered to the
+    model at the first turn; its call of one goes to the server and the answer comes back as the tool's result."""
+    from mcp_weather import WeatherMcp
+    server = WeatherMcp()
+    write_speech_wav(tmp_path, REMOTE, tail_s=8.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+        {"text": "Tell them it is sunny."},
+    ])
+    try:
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+        wait_hook(hooks, call_id, "answered")
+        r = d.post({"command": "calling.ai_sidecar", "id": call_id, "params": {
+            "lang": "en-US", "url": hooks.url("/sidecar"), "SWAIG": {"mcp_servers": [{"url": server.url}]}}})
+        assert r.status_code == 200, r.text
+        assert wait_event(hooks, "insight", timeout=40)[0]["raw"] == "Tell them it is sunny."
+        names = [t["function"]["name"] for t in model.requests[0]["body"]["tools"]]
+        assert names == ["get_weather", "sidecar_skip"], names
+        result = sidecar_events(hooks, "tool_result")[0]
+        assert result["name"] == "get_weather" and result["response"] == "sunny in Paris, 22 degrees", result
+        d.sdk().calling.end(call_id, reason="hangup")
+        sipp_done(far)
+    finally:
+        model.stop()
+        server.stop()

@@ -1773,7 +1773,10 @@ fn ai_mcp_server_tools_are_listed_and_called() {
     }
     let warned = sim.var("script_error_message");
     assert!(
-        warned.as_str().unwrap_or("").contains("http://down.test/mcp"),
+        warned
+            .as_str()
+            .unwrap_or("")
+            .contains("http://down.test/mcp"),
         "the server that is down is a warning: {warned}"
     );
 }

@@ -490,7 +490,7 @@ fn effect_name(e: &Effect) -> &'static str {
 }
 
 /// The HTTP call of SWML `request`, bounded in time and size.
-async fn perform_request(
+pub(crate) async fn perform_request(
     client: &egress::EgressClient,
     req: swml::HttpRequest,
 ) -> Result<swml::HttpResponse, String> {

@@ -129,6 +129,7 @@ pub(crate) struct Sidecar {
     max_iters: u32,
     /// `permissions`: what its tools' actions may do.
     permissions: control::command::SidecarPermissions,
+    mcp: Mcp,
     max_history_tokens: u64,
     min_interval_ms: u64,
     /// When the model was last asked (Unix ms), and whether an evaluation waits for the
@@ -168,6 +169,16 @@ pub(crate) struct Evaluated {
     history: Vec<Value>,
     global_data: Map<String, Value>,
     stats: Stats,
+    mcp: Mcp,
+}
+
+/// `SWAIG.mcp_servers`: the servers (their sessions), and once listed (at the first
+/// evaluation) their tools, each with its server's index.
+#[derive(Debug, Clone, Default)]
+struct Mcp {
+    servers: Vec<swml::mcp::McpServer>,
+    tools: Vec<(usize, Value)>,
+    listed: bool,
 }
 
 impl CallActor {
@@ -293,6 +304,17 @@ impl CallActor {
             started_at: crate::now_ms(),
             max_iters: p.params.max_iters_per_tick.clamp(1, 20),
             permissions: p.permissions.clone(),
+            mcp: Mcp {
+                servers: swaig
+                    .mcp_servers
+                    .iter()
+                    .flatten()
+                    .filter_map(swml::mcp::McpServer::of)
+                    .take(8)
+                    .collect(),
+                tools: Vec::new(),
+                listed: false,
+            },
             max_history_tokens: u64::from(p.params.max_history_tokens.clamp(1000, 200_000)),
             min_interval_ms: u64::from(p.params.min_interval_ms.min(60_000)),
             evaluated_at: 0,
@@ -380,6 +402,7 @@ impl CallActor {
             tick: s.tick,
             max_iters: s.max_iters,
             permissions: s.permissions.clone(),
+            mcp: s.mcp.clone(),
         };
         let tx = self.tasks_tx.clone();
         tokio::spawn(
@@ -409,6 +432,7 @@ impl CallActor {
         s.stats.in_tokens += done.stats.in_tokens;
         s.stats.out_tokens += done.stats.out_tokens;
         s.global_data = done.global_data;
+        s.mcp = done.mcp;
         s.stats.insights += done.stats.insights;
         s.stats.skips += done.stats.skips;
         s.stats.tools += done.stats.tools;
@@ -578,6 +602,7 @@ struct Evaluation {
     tick: u64,
     max_iters: u32,
     permissions: control::command::SidecarPermissions,
+    mcp: Mcp,
 }
 
 impl Evaluation {
@@ -593,14 +618,83 @@ impl Evaluation {
                         .unwrap_or_else(|| json!({"type": "object", "properties": {}}))}})
             })
             .collect();
+        for (_, def) in &self.mcp.tools {
+            tools.push(json!({"type": "function", "function": {
+                "name": def["function"], "description": def["description"],
+                "parameters": def["parameters"]}}));
+        }
         tools.push(json!({"type": "function", "function": {"name": SKIP,
             "description": "Nothing worth telling the agent now.",
             "parameters": {"type": "object", "properties": {"reason": {"type": "string"}}}}}));
         tools
     }
 
+    /// Lists the MCP servers' tools (once, at the first evaluation); a server that fails is
+    /// an `error` callback and left out.
+    async fn list_mcp_tools(&mut self) {
+        use swml::mcp::{tool_definitions, Discovery};
+        if std::mem::replace(&mut self.mcp.listed, true) {
+            return;
+        }
+        for i in 0..self.mcp.servers.len() {
+            let mut listed = Err(String::new());
+            for step in [
+                Discovery::Initialize,
+                Discovery::Initialized,
+                Discovery::ListTools,
+            ] {
+                let request = self.mcp.servers[i].discovery_request(step);
+                let answer = crate::actor::script::perform_request(&self.http, request).await;
+                let server = &mut self.mcp.servers[i];
+                listed = match (answer, step) {
+                    (Ok(a), Discovery::Initialized) => server.on_notified(&a).map(|()| Value::Null),
+                    (Ok(a), _) => server.on_answer(&a),
+                    (Err(e), _) => Err(e),
+                };
+                if listed.is_err() {
+                    break;
+                }
+            }
+            match listed {
+                Ok(result) => {
+                    for def in tool_definitions(&result) {
+                        let name = def["function"].as_str().unwrap_or_default();
+                        let taken = self.functions.iter().any(|f| f.function == name)
+                            || self.mcp.tools.iter().any(|(_, d)| d["function"] == name);
+                        if !taken && name != SKIP {
+                            self.mcp.tools.push((i, def));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let url = self.mcp.servers[i].url.clone();
+                    warn!(%url, error = %e, "ai sidecar: an MCP server gave no tools");
+                    self.out
+                        .send(
+                            "error",
+                            self.tick,
+                            json!({"error_reason": "mcp_failure", "url": url, "detail": e}),
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// A call of an MCP server's tool: its text for the model.
+    async fn call_mcp_tool(&mut self, i: usize, name: &str, args: Value) -> String {
+        let request = self.mcp.servers[i].call_request(name, args);
+        let answer = crate::actor::script::perform_request(&self.http, request).await;
+        let result = answer.and_then(|a| self.mcp.servers[i].on_answer(&a));
+        match result {
+            Ok(r) => swml::mcp::call_text(&r),
+            Err(e) => format!("The tool failed: {e}"),
+        }
+    }
+
     async fn run(mut self) -> Evaluated {
         let mut stats = Stats::default();
+        self.list_mcp_tools().await;
         let tools = self.tools();
         for iter in 0..self.max_iters {
             let mut messages = vec![json!({"role": "system", "content": self.system})];
@@ -714,6 +808,7 @@ impl Evaluation {
             history: self.history,
             global_data: self.global_data,
             stats,
+            mcp: self.mcp,
         }
     }
 
@@ -757,6 +852,15 @@ impl Evaluation {
     /// channel_data}`); its `response` for the model, its `set_global_data` applied, its other
     /// actions reported and not executed (the sidecar does not act on the call).
     async fn call_tool(&mut self, name: &str, args: Value, stats: &mut Stats) -> String {
+        if let Some(i) = self
+            .mcp
+            .tools
+            .iter()
+            .find(|(_, d)| d["function"] == name)
+            .map(|(i, _)| *i)
+        {
+            return self.call_mcp_tool(i, name, args).await;
+        }
         let function = self.functions.iter().find(|f| f.function == name);
         let url = function
             .and_then(|f| {

@@ -18,7 +18,7 @@ const MAX_RESULT_CHARS: usize = 16 * 1024;
 
 /// One server of `SWAIG.mcp_servers`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct McpServer {
+pub struct McpServer {
     pub url: String,
     headers: Vec<(String, String)>,
     session: Option<String>,
@@ -28,7 +28,7 @@ pub(crate) struct McpServer {
 
 /// Where a server's discovery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Discovery {
+pub enum Discovery {
     Initialize,
     Initialized,
     ListTools,
@@ -36,7 +36,7 @@ pub(crate) enum Discovery {
 
 impl McpServer {
     /// A server entry `{url, headers?}`; `None` without a usable URL.
-    pub(crate) fn of(entry: &Value) -> Option<McpServer> {
+    pub fn of(entry: &Value) -> Option<McpServer> {
         let url = entry.get("url")?.as_str()?.trim();
         if url.is_empty() {
             return None;
@@ -58,7 +58,7 @@ impl McpServer {
     }
 
     /// The request of a discovery step (its JSON-RPC id is the server's last).
-    pub(crate) fn discovery_request(&mut self, step: Discovery) -> HttpRequest {
+    pub fn discovery_request(&mut self, step: Discovery) -> HttpRequest {
         match step {
             Discovery::Initialize => self.request(
                 "initialize",
@@ -72,7 +72,7 @@ impl McpServer {
     }
 
     /// `tools/call` of `name` with the model's `arguments`.
-    pub(crate) fn call_request(&mut self, name: &str, arguments: Value) -> HttpRequest {
+    pub fn call_request(&mut self, name: &str, arguments: Value) -> HttpRequest {
         let arguments = if arguments.is_object() {
             arguments
         } else {
@@ -120,7 +120,7 @@ impl McpServer {
 
     /// The answer to the server's last request: its JSON-RPC `result`. The session and the
     /// protocol revision an `initialize` answer gives are kept.
-    pub(crate) fn on_answer(&mut self, answer: &HttpResponse) -> Result<Value, String> {
+    pub fn on_answer(&mut self, answer: &HttpResponse) -> Result<Value, String> {
         if !(200..300).contains(&answer.code) {
             return Err(format!("HTTP {}", answer.code));
         }
@@ -139,7 +139,7 @@ impl McpServer {
     }
 
     /// A notification's answer: any 2xx.
-    pub(crate) fn on_notified(&self, answer: &HttpResponse) -> Result<(), String> {
+    pub fn on_notified(&self, answer: &HttpResponse) -> Result<(), String> {
         if (200..300).contains(&answer.code) {
             Ok(())
         } else {
@@ -177,7 +177,7 @@ fn rpc_result(body: &str, id: u64) -> Result<Value, String> {
 }
 
 /// A `tools/list` result as SWAIG function definitions (`inputSchema` as the parameters).
-pub(crate) fn tool_definitions(result: &Value) -> Vec<Value> {
+pub fn tool_definitions(result: &Value) -> Vec<Value> {
     result
         .get("tools")
         .and_then(Value::as_array)
@@ -200,7 +200,7 @@ pub(crate) fn tool_definitions(result: &Value) -> Vec<Value> {
 
 /// A `tools/call` result as the text the model gets: its text content (structured content
 /// as JSON when there is no text); a result marked `isError` says the tool failed.
-pub(crate) fn call_text(result: &Value) -> String {
+pub fn call_text(result: &Value) -> String {
     let mut text: String = result
         .get("content")
         .and_then(Value::as_array)

@@ -3,7 +3,7 @@
 
 pub mod ai;
 mod ai_contexts;
-mod ai_mcp;
+pub mod ai_mcp;
 mod ai_native;
 pub mod ai_pronounce;
 pub(crate) mod answer;
