@@ -153,6 +153,22 @@ def windows_rms(samples, rate=8000):
     return [math.sqrt(sum(x * x for x in samples[i:i + n]) / n) for i in range(0, len(samples) - n + 1, n)]
 
 
+GREETING = ("Hello and welcome to the weather line. I can tell you the weather anywhere in the world, "
+            "today or tomorrow, in any city you like")
+
+
+def greeting_over_a_recording(hooks, greeting, **params):
+    """An agent that greets the caller at length (`params` beside), in a stereo recording of the call (left: the
+    caller, right: the agent); then the `/after` report."""
+    return doc(
+        {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
+        {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
+                "params": {"static_greeting": greeting, "inactivity_timeout": 2000, **params}}},
+        {"stop_record_call": {}},
+        after(hooks),
+        {"hangup": {}})
+
+
 def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp, tmp_path, hooks):
     """Barge-in: the agent's long greeting is playing when the caller starts to speak (sipp, 1.5 s after the
     answer); in a stereo recording (left: the caller, right: what the agent sends) the agent's speech stops
@@ -162,15 +178,7 @@ def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp
     try:
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
-        greeting = ("Hello and welcome to the weather line. I can tell you the weather anywhere in the world, "
-                    "today or tomorrow, in any city you like, and for as many days ahead as you wish to know.")
-        swml = doc(
-            {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
-            {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
-                    "params": {"static_greeting": greeting, "inactivity_timeout": 2000}}},
-            {"stop_record_call": {}},
-            after(hooks),
-            {"hangup": {}})
+        swml = greeting_over_a_recording(hooks, GREETING + ", and for as many days ahead as you wish to know.")
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
@@ -447,15 +455,7 @@ def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_
     try:
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
-        greeting = ("Hello and welcome to the weather line. I can tell you the weather anywhere in the world, "
-                    "today or tomorrow, in any city you like.")
-        swml = doc(
-            {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
-            {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
-                    "params": {"static_greeting": greeting, "inactivity_timeout": 2000, "barge_min_words": 20}}},
-            {"stop_record_call": {}},
-            after(hooks),
-            {"hangup": {}})
+        swml = greeting_over_a_recording(hooks, GREETING + ".", barge_min_words=20)
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"

@@ -33,6 +33,16 @@ def wait_event(hooks, kind, timeout=30, n=1):
     raise AssertionError(f"no {kind} callback; got {[e['type'] for e in sidecar_events(hooks)]}")
 
 
+def answered_call(start_dialtone, sipp, hooks, model):
+    """dialtone (Whisper as its recogniser, `model` as its backend) calls sipp, which says stream.wav; once
+    answered: (sipp, dialtone, call_id)."""
+    far = sipp("uas_stream_wav.xml")
+    d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+    call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
+    wait_hook(hooks, call_id, "answered")
+    return far, d, call_id
+
+
 def test_rest_ai_sidecar_listens_calls_a_tool_advises_and_answers_an_ask(start_dialtone, sipp, hooks, tmp_path):
     write_speech_wav(tmp_path, REMOTE, tail_s=10.0)
     model = ScriptedModel([
@@ -43,10 +53,7 @@ def test_rest_ai_sidecar_listens_calls_a_tool_advises_and_answers_an_ask(start_d
     model.hooks["lookup"] = {"response": "order 42 ships tuesday",
                              "action": [{"set_global_data": {"order": "42"}}, {"say": "hello"}]}
     try:
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
-        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
-        wait_hook(hooks, call_id, "answered")
+        far, d, call_id = answered_call(start_dialtone, sipp, hooks, model)
         r = d.post({"command": "calling.ai_sidecar.status", "id": call_id, "params": {}})
         assert r.status_code == 422, r.text
         one_leg = {"lang": "en-US", "direction": ["remote-caller"]}
@@ -131,10 +138,7 @@ def test_min_interval_ms_holds_the_next_evaluation_back(start_dialtone, sipp, ho
                    + flite_samples(tmp_path, "and can I change the address") + [0] * 8000 * 14)
     model = ScriptedModel([{"text": "First advice."}, {"text": "Second advice."}])
     try:
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_ASR_COMMAND": WHISPER})
-        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
-        wait_hook(hooks, call_id, "answered")
+        far, d, call_id = answered_call(start_dialtone, sipp, hooks, model)
         r = d.post({"command": "calling.ai_sidecar", "id": call_id, "params": {
             "lang": "en-US", "prompt": {"text": "Coach the agent."}, "url": hooks.url("/sidecar"),
             "params": {"min_interval_ms": 8000}}})
@@ -163,10 +167,7 @@ def test_sidecar_permissions_keep_its_tools_from_changing_global_data(start_dial
     model.hooks["lookup"] = {"response": "order 42 ships tuesday",
                              "action": [{"set_global_data": {"order": "42"}}, {"unset_global_data": "tier"}]}
     try:
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
-        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
-        wait_hook(hooks, call_id, "answered")
+        far, d, call_id = answered_call(start_dialtone, sipp, hooks, model)
         r = d.post({"command": "calling.ai_sidecar", "id": call_id, "params": {
             "lang": "en-US", "url": hooks.url("/sidecar"), "global_data": {"tier": "gold"},
             "permissions": {"swaig_set_global_data": False},
@@ -198,10 +199,7 @@ def test_sidecar_tools_from_an_mcp_server(start_dialtone, sipp, hooks, tmp_path)
         {"text": "Tell them it is sunny."},
     ])
     try:
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
-        call_id = dial(d, far.uri("service"), hooks.url(), timeout=5)["id"]
-        wait_hook(hooks, call_id, "answered")
+        far, d, call_id = answered_call(start_dialtone, sipp, hooks, model)
         r = d.post({"command": "calling.ai_sidecar", "id": call_id, "params": {
             "lang": "en-US", "url": hooks.url("/sidecar"), "SWAIG": {"mcp_servers": [{"url": server.url}]}}})
         assert r.status_code == 200, r.text

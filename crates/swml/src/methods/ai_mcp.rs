@@ -41,13 +41,7 @@ impl McpServer {
         if url.is_empty() {
             return None;
         }
-        let headers = entry
-            .get("headers")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-            .collect();
+        let headers = super::string_pairs(entry.get("headers"));
         Some(McpServer {
             url: url.to_string(),
             headers,

@@ -176,13 +176,7 @@ fn webhook_request(hook: &Value, data: &Value, env: &TemplateEnv) -> Option<Http
         None if method == "POST" => Some("{}".to_string()),
         None => None,
     };
-    let mut headers: Vec<(String, String)> = hook
-        .get("headers")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-        .collect();
+    let mut headers = super::string_pairs(hook.get("headers"));
     if body.is_some()
         && !headers
             .iter()

@@ -379,6 +379,15 @@ pub(crate) fn as_f64(v: &Value) -> Option<f64> {
     }
 }
 
+/// The string entries of an object of headers (`{name: value}`; other values left out).
+pub(crate) fn string_pairs(v: Option<&Value>) -> Vec<(String, String)> {
+    v.and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect()
+}
+
 pub(crate) fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
