@@ -48,6 +48,8 @@ def start_agent(port, rec_url):
             self.add_hints([QUESTION])
             # Said, not written: the model's "sunny" reaches the far end as "bright and sunny".
             self.add_pronunciation("sunny", "bright and sunny")
+            # Said while the model thinks about the caller's words.
+            self.add_language("English", "en-US", "kal", speech_fillers=["Let me look that up."])
             self.set_params({"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000})
             self.set_post_prompt("Summarize the conversation.")
             # What the far end hears, recorded so the test can check the agent's words.
@@ -129,6 +131,8 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
         assert "sunny" in words and ("paris" in words or "today" in words), words
         # The SDK's pronunciation rule was applied to the spoken answer (the conversation keeps the model's words).
         assert "bright" in words, words
+        # The speech filler was said before the answer.
+        assert "look" in words and words.index("look") < words.index("bright"), words
         said = [m.get("content") for m in report["call_log"] if m["role"] == "assistant"]
         assert ANSWER in said, said
         sipp_done(far)

@@ -310,9 +310,12 @@ fn describe(e: &Effect) -> String {
         ),
         Effect::Connect(plan) => format!("connect {}", plan.describe()),
         Effect::Model(r) => format!(
-            "model {} messages, {} tools",
+            "model {} messages, {} tools{}",
             r.messages.len(),
-            r.tools.len()
+            r.tools.len(),
+            r.filler
+                .as_ref()
+                .map_or(String::new(), |f| format!(", filler {:?}", f.play))
         ),
         Effect::Control { command, .. } => {
             format!("{} {}", command.name(), command.control_id().unwrap_or(""))
@@ -1779,6 +1782,31 @@ fn ai_mcp_server_tools_are_listed_and_called() {
             .contains("http://down.test/mcp"),
         "the server that is down is a warning: {warned}"
     );
+}
+
+/// `languages[0].speech_fillers`: one is said (in turn) as the model starts on the caller's
+/// words — not on the agent's opening words.
+#[test]
+fn ai_speech_fillers_are_said_while_the_model_thinks() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"},
+                "languages": [{"name": "English", "code": "en-US",
+                               "speech_fillers": ["Let me see.", "One moment."]}]}}
+    ]}}));
+    sim.prompt_results.push_back(speech("first question"));
+    sim.prompt_results.push_back(speech("second question"));
+    sim.model_replies.push_back(says("Hello."));
+    sim.model_replies.push_back(says("First answer."));
+    sim.model_replies.push_back(says("Second answer."));
+    let sim = sim.go();
+    let models: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("model "))
+        .collect();
+    assert!(!models[0].contains("filler"), "{}", models[0]);
+    assert!(models[1].contains("Let me see."), "{}", models[1]);
+    assert!(models[2].contains("One moment."), "{}", models[2]);
 }
 
 /// `params.swaig_allow_swml: false`: a function's SWML is not run.

@@ -329,7 +329,14 @@ impl CallActor {
     }
 
     /// A model turn of the call's `ai` step, on a task of its own.
-    pub(crate) fn script_model(&mut self, req: swml::ModelRequest) {
+    pub(crate) async fn script_model(&mut self, mut req: swml::ModelRequest) {
+        if let Some(filler) = req.filler.take() {
+            // Said while the model thinks; the answer's playback queues after it.
+            let origin = Origin::Script { wait_final: false };
+            if let Err(e) = self.op_command(CallCommand::Play(*filler), origin).await {
+                tracing::debug!(error = %e, "a speech filler could not be played");
+            }
+        }
         self.script_wait = Some(ScriptWait::Model);
         let backend = self.node.model.clone();
         let tx = self.tasks_tx.clone();

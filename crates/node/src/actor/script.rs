@@ -277,7 +277,7 @@ impl CallActor {
             }
             Effect::Control { command, wait } => self.script_control(command, wait).await,
             Effect::Fax(params) => self.script_fax(params).await,
-            Effect::Model(req) => self.script_model(req),
+            Effect::Model(req) => self.script_model(req).await,
             Effect::Background(audio) => self.ai_background(audio),
             Effect::Prompt { play, collect } => self.script_prompt(play, collect).await,
             Effect::Listen { play_id, collect } => self.script_listen(play_id, collect).await,

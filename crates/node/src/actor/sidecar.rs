@@ -963,6 +963,7 @@ async fn ask_model(
         top_p: None,
         max_tokens: None,
         speak: None,
+        filler: None,
     })?;
     backend
         .chat_stream(&chat, &mut |_| llm::Flow::Continue)

@@ -115,6 +115,9 @@ pub struct ModelRequest {
     /// come, and says so in [`ModelReply::spoken`]. The turn then listens after that playback
     /// ([`Effect::Listen`]).
     pub speak: Option<SpeakPlan>,
+    /// Words the runtime says as the request starts (a speech filler, while the model
+    /// thinks); nobody waits for them, and the answer is spoken after them.
+    pub filler: Option<Box<PlayParams>>,
 }
 
 /// How a model turn's answer is to be spoken as it streams ([`ModelRequest::speak`]).
@@ -243,6 +246,11 @@ pub(crate) struct Agent {
     /// `languages[0].function_fillers` (or `fillers`): said while a function runs.
     function_fillers: Vec<String>,
     fillers_said: usize,
+    /// `languages[0].speech_fillers`: said while the model thinks about the caller's words;
+    /// `filler_due`: the next model turn answers them.
+    speech_fillers: Vec<String>,
+    speech_fillers_said: usize,
+    filler_due: bool,
     /// `params.enable_barge` (talking over the agent stops it); `static_greeting_no_barge`
     /// turns it off for the greeting only.
     barge: bool,
@@ -565,6 +573,9 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         language: None,
         function_fillers: Vec::new(),
         fillers_said: 0,
+        speech_fillers: Vec::new(),
+        speech_fillers_said: 0,
+        filler_due: false,
         barge: true,
         no_barge_once: false,
         barge_min_words: 0,
@@ -637,6 +648,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         if agent.function_fillers.is_empty() {
             agent.function_fillers = phrases(lang.get("fillers"));
         }
+        agent.speech_fillers = phrases(lang.get("speech_fillers"));
         agent.language = text_at(lang, "code").filter(|c| !c.is_empty());
         agent.pronounce = super::ai_pronounce::rules(lang.get("pronounce"));
     }
@@ -1041,6 +1053,7 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
         top_p: agent.top_p,
         max_tokens: agent.max_tokens,
         speak: None,
+        filler: None,
     }
 }
 
@@ -1050,6 +1063,17 @@ fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
     agent.phase = Phase::Model;
     agent.planned_collect = None;
     let mut req = model_request(agent, agent.messages.clone(), true);
+    if std::mem::take(&mut agent.filler_due) && !agent.speech_fillers.is_empty() {
+        let list = &agent.speech_fillers;
+        let phrase = list[agent.speech_fillers_said % list.len()].clone();
+        agent.speech_fillers_said += 1;
+        req.filler = Some(Box::new(agent_play(
+            run,
+            agent,
+            "ai-filler",
+            speech(&phrase),
+        )));
+    }
     let plain = agent.barge
         && !(agent.ending.hangup
             || agent.ending.stop
@@ -1299,6 +1323,7 @@ fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
             agent
                 .messages
                 .push(json!({"role": "user", "content": text.trim()}));
+            agent.filler_due = true;
             let effect = ask_for_turn(run, &mut agent);
             wait_again(run, agent, effect);
         }
