@@ -1809,6 +1809,38 @@ fn ai_speech_fillers_are_said_while_the_model_thinks() {
     assert!(models[2].contains("One moment."), "{}", models[2]);
 }
 
+/// `SWAIG.internal_fillers`: a phrase for `check_time` starts the model's next turn; one for
+/// `wait_seconds` is said before the wait.
+#[test]
+fn ai_internal_fillers_are_said_for_engine_functions() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"}, "params": {"static_greeting": "Hi."},
+                "SWAIG": {"native_functions": ["check_time", "wait_seconds"],
+                          "internal_fillers": {"check_time": {"en-US": ["Checking the clock."]},
+                                               "wait_seconds": ["Take your time."]}}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("what time is it"));
+    sim.model_replies
+        .push_back(tool_call("1", "check_time", "{}"));
+    sim.model_replies
+        .push_back(tool_call("2", "wait_seconds", r#"{"seconds": 2}"#));
+    sim.model_replies.push_back(says("Done."));
+    let sim = sim.go();
+    let models: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("model "))
+        .collect();
+    assert!(models[1].contains("Checking the clock."), "{}", models[1]);
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t == "play say:Take your time. | silence:2"),
+        "{:#?}",
+        sim.trace
+    );
+}
+
 /// `params.swaig_allow_swml: false`: a function's SWML is not run.
 #[test]
 fn ai_swaig_allow_swml_false_ignores_swml_actions() {

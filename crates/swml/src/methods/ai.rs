@@ -251,6 +251,10 @@ pub(crate) struct Agent {
     speech_fillers: Vec<String>,
     speech_fillers_said: usize,
     filler_due: bool,
+    /// `SWAIG.internal_fillers`: phrases said while an engine function runs, by its name;
+    /// `internal_filler`: the one the next model turn starts with.
+    internal_fillers: Map<String, Value>,
+    internal_filler: Option<String>,
     /// `params.enable_barge` (talking over the agent stops it); `static_greeting_no_barge`
     /// turns it off for the greeting only.
     barge: bool,
@@ -559,6 +563,12 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         contexts,
         functions,
         natives: ai_native::enabled(&swaig),
+        internal_fillers: swaig
+            .get("internal_fillers")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        internal_filler: None,
         includes,
         mcp_pending: (0..mcp_servers.len()).collect(),
         mcp_servers,
@@ -1063,16 +1073,15 @@ fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
     agent.phase = Phase::Model;
     agent.planned_collect = None;
     let mut req = model_request(agent, agent.messages.clone(), true);
+    let mut phrase = agent.internal_filler.take();
     if std::mem::take(&mut agent.filler_due) && !agent.speech_fillers.is_empty() {
         let list = &agent.speech_fillers;
-        let phrase = list[agent.speech_fillers_said % list.len()].clone();
+        phrase = phrase.or_else(|| Some(list[agent.speech_fillers_said % list.len()].clone()));
         agent.speech_fillers_said += 1;
-        req.filler = Some(Box::new(agent_play(
-            run,
-            agent,
-            "ai-filler",
-            speech(&phrase),
-        )));
+    }
+    if let Some(phrase) = phrase {
+        let play = agent_play(run, agent, "ai-filler", speech(&phrase));
+        req.filler = Some(Box::new(play));
     }
     let plain = agent.barge
         && !(agent.ending.hangup
@@ -1581,8 +1590,38 @@ enum Engine {
     NotOurs,
 }
 
-/// `next_step`, `change_context` and the enabled native functions, answered by the engine.
+/// A phrase of `SWAIG.internal_fillers` for the engine function `name` (each list's phrases
+/// in turn, counted across the session).
+fn internal_filler(agent: &mut Agent, name: &str) -> Option<String> {
+    let list = phrases(agent.internal_fillers.get(name));
+    let phrase = list.get(agent.fillers_said % list.len().max(1))?.clone();
+    agent.fillers_said += 1;
+    Some(phrase)
+}
+
+/// `next_step`, `change_context` and the enabled native functions, answered by the engine
+/// (an `internal_fillers` phrase said as the model goes on, or before a wait).
 fn engine_function(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engine {
+    let mut engine = engine_answer(run, agent, call);
+    if matches!(engine, Engine::NotOurs) {
+        return engine;
+    }
+    if let Some(phrase) = internal_filler(agent, &call.name) {
+        match &mut engine {
+            // Said before the wait.
+            Engine::Waits(effect) => {
+                if let Effect::Play { params, .. } = effect.as_mut() {
+                    let said = super::ai_pronounce::pronounced(&agent.pronounce, &phrase);
+                    params.play.splice(0..0, speech(&said));
+                }
+            }
+            _ => agent.internal_filler = Some(phrase),
+        }
+    }
+    engine
+}
+
+fn engine_answer(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engine {
     let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
     let arg = |k: &str| args.get(k).map(crate::expr::stringify).unwrap_or_default();
     let answer = match call.name.as_str() {
