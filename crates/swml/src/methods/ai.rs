@@ -297,8 +297,10 @@ pub(crate) struct Agent {
     /// `params.hold_music`: played (looping, under nothing) while on hold, after the
     /// announcement, instead of a ringback cadence.
     hold_music: Option<String>,
-    /// On hold with `hold_music`: the announcement plays; the music comes once it is over.
+    /// On hold with `hold_music`: the announcement plays, the music comes once it is over
+    /// (`music_on` while it plays).
     music_next: bool,
+    music_on: bool,
     /// `calling.ai_unhold` came while on hold.
     unheld: bool,
     /// What `user_input` actions put in the caller's mouth, for the model's next turn.
@@ -626,6 +628,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         background: None,
         hold_music: None,
         music_next: false,
+        music_on: false,
         unheld: false,
         user_input: Vec::new(),
         turn_ops: None,
@@ -1190,6 +1193,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         Phase::Held if std::mem::take(&mut agent.music_next) && !agent.unheld => {
             // The announcement is over: the music, for what is left of the hold.
             if let Some(url) = agent.hold_music.clone() {
+                agent.music_on = true;
                 run.emit(Effect::Background(Some(BackgroundAudio {
                     url,
                     volume_db: 0.0,
@@ -1207,7 +1211,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
             agent.hold_play = None;
             agent.music_next = false;
             agent.unheld = false;
-            if agent.hold_music.is_some() {
+            if std::mem::take(&mut agent.music_on) {
                 // The agent's own background audio (if any) comes back after the music.
                 run.emit(Effect::Background(agent.background.clone()));
             }
