@@ -60,6 +60,7 @@ def free_port(kind=socket.SOCK_STREAM):
 
 class Server:
     def __init__(self, binary, rtp_lo, rtp_hi):
+        self.rtp_lo, self.rtp_hi = rtp_lo, rtp_hi
         self.http = free_port()
         self.sip = free_port(socket.SOCK_DGRAM)
         self.dir = tempfile.mkdtemp(prefix="dialtone-bench-")
@@ -183,6 +184,19 @@ def udp_counters():
         rows = [l.split() for l in f if l.startswith("Udp:")]
     c = dict(zip(rows[0][1:], map(int, rows[1][1:])))
     return c["InDatagrams"], c["OutDatagrams"], c["RcvbufErrors"]
+
+
+def socket_drops():
+    """Receive-buffer drops of every open UDP socket on the host by local port (/proc/net/udp's
+    last column): tells the far end's overflows from the server's."""
+    out = {}
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            port = int(cols[1].rsplit(":", 1)[1], 16)
+            out[port] = out.get(port, 0) + int(cols[-1])
+    return out
 
 
 class SyscallCount:
@@ -413,11 +427,52 @@ def start_server(binary, rtp_lo, rtp_hi):
                 raise
 
 
-def start_uas(server, name, hold):
+class LeanEcho:
+    """bench/rtp-echo (recvmmsg/sendmmsg on one socket) as the far end's RTP: sipp answers the
+    SIP side with an SDP that names this program's port instead of echoing RTP itself."""
+
+    def __init__(self, directory):
+        binary = os.path.join(ROOT, "target/release/rtp-echo")
+        if not os.path.exists(binary):
+            raise SystemExit("--echo lean needs `cargo build --release -p rtp-echo` first")
+        self.log = open(os.path.join(directory, "rtp-echo.log"), "w+")
+        # A 4 MiB receive buffer holds what 1,000 calls send while the echo naps (1 ms) or waits for a core.
+        self.proc = subprocess.Popen([binary, "--bind", "127.0.0.1:0", "--rcvbuf", str(4 << 20)], stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline().split()
+        if line[:1] != ["listening"]:
+            raise RuntimeError(f"rtp-echo did not start: {line}")
+        self.port = int(line[1].rsplit(":", 1)[1])
+        with open(os.path.join(ROOT, "bench/sipp/uas_echo_elsewhere.xml")) as f:
+            scenario = f.read().replace("@ECHO_PORT@", str(self.port))
+        self.scenario = os.path.join(directory, "uas_echo_elsewhere.xml")
+        with open(self.scenario, "w") as f:
+            f.write(scenario)
+
+    def stop(self):
+        """Stops the echo and returns its counters line."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out = ""
+        self.log.close()
+        return out.strip()
+
+
+def process_cpu(pid):
+    """CPU seconds (user + system) of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_uas(server, name, hold, echo=None):
     port = free_port(socket.SOCK_DGRAM)
     log = open(os.path.join(server.dir, f"{name}.log"), "w")
-    proc = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port(socket.SOCK_DGRAM)),
-                             "-rtp_echo", "-nostdin", "-max_socket", "4096", "-timeout", str(hold + 120)],
+    media = ["-sf", echo.scenario] if echo else ["-sn", "uas", "-rtp_echo"]
+    proc = subprocess.Popen(["sipp", *media, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_port(socket.SOCK_DGRAM)),
+                             "-nostdin", "-max_socket", "4096", "-timeout", str(hold + 120)],
                             stdout=log, stderr=log)
     return port, proc, log
 
@@ -434,26 +489,31 @@ def stop_uas(proc, log):
 
 
 def run(binary, calls, rate, hold, play, listen, bridge=False, conference=None, speech=False, syscalls=False,
-        wire=False):
+        wire=False, lean=False):
     server = start_server(binary, 20000, 20000 + 2 * calls + 200)
-    uases = [start_uas(server, "sipp", hold)]
+    echo = LeanEcho(server.dir) if lean else None
+    uases = [start_uas(server, "sipp", hold, echo)]
     if bridge:
-        uases.append(start_uas(server, "sipp-b", hold))
+        uases.append(start_uas(server, "sipp-b", hold, echo))
     prompt = Prompt(speech) if play or listen else None
     try:
+        # The far end's processes (sipp, and the lean echo), whose CPU the run reports.
+        peers = [u[1].pid for u in uases] + ([echo.proc.pid] if echo else [])
         return measure(server, prompt, [u[0] for u in uases], calls, rate, hold, listen, bridge, conference, syscalls,
-                       wire)
+                       wire, "rtp-echo" if echo else "sipp -rtp_echo", peers)
     finally:
-        # Whatever happened, no sipp, server or data dir (with its recordings) is left behind.
+        # Whatever happened, no sipp, echo, server or data dir (with its recordings) is left behind.
         for _, sipp, uas_log in uases:
             stop_uas(sipp, uas_log)
+        if echo:
+            print(f"rtp-echo ({calls} calls): {echo.stop()}", file=sys.stderr)
         server.stop()
         if prompt:
             prompt.stop()
 
 
 def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, conference=None, syscalls=False,
-            wire=False):
+            wire=False, echo="sipp -rtp_echo", peers=()):
     time.sleep(0.5)
     uas_port = uas_ports[0]
     steps = [{"answer": {}}, {"sleep": 600000}]
@@ -527,14 +587,18 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
     # Steady state: all calls up, RTP flowing both ways (and, with --listen, recorded).
     time.sleep(1)
     c1, w1, th1 = server.cpu_seconds(), time.perf_counter(), server.thread_cpu()
+    peer1 = sum(process_cpu(p) for p in peers)
     rss1 = server.rss_mib()
     bytes1, _ = server.recorded_bytes()
     n_reports = len(tick_reports(server))
-    udp1 = udp_counters()
+    udp1, sock1 = udp_counters(), socket_drops()
     counting = SyscallCount(server.proc.pid, hold) if syscalls else None
     time.sleep(hold)
     c2, w2, th2 = server.cpu_seconds(), time.perf_counter(), server.thread_cpu()
-    udp2 = udp_counters()
+    peer2 = sum(process_cpu(p) for p in peers)
+    udp2, sock2 = udp_counters(), socket_drops()
+    sock_drops = {p: d - sock1.get(p, 0) for p, d in sock2.items() if d > sock1.get(p, 0)}
+    server_drops = sum(d for p, d in sock_drops.items() if server.rtp_lo <= p <= server.rtp_hi)
     n_syscalls = counting.result() if counting else None
     bytes2, rec_files = server.recorded_bytes()
     reports = tick_reports(server)[n_reports:]
@@ -576,12 +640,16 @@ def measure(server, prompt, uas_ports, calls, rate, hold, listen, bridge=False, 
         # in, so the server's packets (in + out) are about (in + out) / 2 of the host's.
         "udp_datagrams": (udp2[0] - udp1[0] + udp2[1] - udp1[1]) / 2,
         "udp_rcvbuf_drops": udp2[2] - udp1[2],
+        # Of those, the ones at the server's RTP sockets; the rest were the far end's.
+        "server_socket_drops": server_drops,
+        "far_end_drops": sum(sock_drops.values()) - server_drops,
         "syscalls": n_syscalls,
         "wire_n": len(wire_api), "wire_invites": len(wire_invite), "wire_answers": len(wire_answer),
         "wire_answer_rate": wire_rate, "wire_answer_p50_ms": pct(wire_answer, 0.50),
         "wire_answer_p99_ms": pct(wire_answer, 0.99),
         "wire_api_p50_ms": pct(wire_api, 0.50), "wire_api_p99_ms": pct(wire_api, 0.99),
         "wire_invite_p50_ms": pct(wire_invite, 0.50), "wire_invite_p99_ms": pct(wire_invite, 0.99),
+        "echo": echo, "peer_cpu_pct": 100 * (peer2 - peer1) / (w2 - w1),
         "rec_realtime_pct": 100 * (bytes2 - bytes1) / ((w2 - w1) * RECORD_BYTES_PER_S * max(answered, 1)),
     }
 
@@ -619,11 +687,13 @@ def main():
                     help="count the server's system calls over the hold (perf stat) and report them per packet")
     ap.add_argument("--wire", action="store_true",
                     help="capture the API and SIP on lo (tcpdump) and report each dial's API latency and POST -> INVITE on the wire")
+    ap.add_argument("--echo", choices=["sipp", "lean"], default="sipp",
+                    help="the far end's RTP echo: sipp's own (-rtp_echo) or bench/rtp-echo (batched, one thread; sipp only answers)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/dialtone"))
     a = ap.parse_args()
     listen = (a.listen_only or "both") if a.listen else None
     rows = [run(a.binary, n, a.rate, a.hold, a.play, listen, a.bridge, a.conference, a.prompt == "speech", a.syscalls,
-                a.wire)
+                a.wire, a.echo == "lean")
             for n in a.calls]
     mode = {"both": "play + record + collect", "record": "play + record", "collect": "play + collect"}.get(
         listen, "play" if a.play else "silent")
@@ -631,7 +701,7 @@ def main():
         mode = "bridged pairs (--calls = legs)"
     if a.conference:
         mode = f"conferences of {a.conference}"
-    print(f"mode: {mode}, prompt: {a.prompt}")
+    print(f"mode: {mode}, prompt: {a.prompt}, far end's RTP: {rows[0]['echo'] if rows else a.echo}")
     print()
     print("| concurrent calls | answered | setup rate (calls/s) | API p50 (ms) | API p99 (ms) | CPU (% of one core) | CPU per call (%) | RSS (MiB) | RSS per call (KiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -656,13 +726,14 @@ def main():
     for r in rows:
         print(f"| {r['calls']} | {r['cpu_recorder']:.1f} | {r['cpu_shards']:.1f} | {r['cpu_other']:.1f} | {r['rss_growth_mib']:+.1f} |")
     print()
-    print("| concurrent calls | server packets over hold (in + out) | UDP receive-buffer drops on the host (either end) | drops (% of packets) | system calls | system calls per packet |")
-    print("|---|---|---|---|---|---|")
+    print("| concurrent calls | server packets over hold (in + out) | UDP receive-buffer drops on the host (either end) | drops (% of packets) | system calls | system calls per packet | far end's CPU: sipp (+ rtp-echo) (% of one core) | drops at the server's / the far end's sockets |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         pk = max(r["udp_datagrams"], 1)
         sc = r["syscalls"]
         print(f"| {r['calls']} | {r['udp_datagrams']:.0f} | {r['udp_rcvbuf_drops']} | {100 * r['udp_rcvbuf_drops'] / pk:.2f} | "
-              f"{sc if sc is not None else '–'} | {f'{sc / pk:.2f}' if sc is not None else '–'} |")
+              f"{sc if sc is not None else '–'} | {f'{sc / pk:.2f}' if sc is not None else '–'} | {r['peer_cpu_pct']:.1f} | "
+              f"{r['server_socket_drops']} / {r['far_end_drops']} |")
     if a.wire:
         print()
         print("| concurrent calls | dials timed on the wire | INVITEs matched | API p50 / p99 on the wire (ms) | POST -> INVITE p50 / p99 (ms) | 200 OKs matched | POST -> 200 OK p50 / p99 (ms) | 200 OKs per second while dialling |")

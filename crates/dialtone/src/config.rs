@@ -21,6 +21,8 @@ pub struct Settings {
     pub rtp_latch: String,
     /// How media sockets are read: `batched` (default: epoll + recvmmsg) or `poll`.
     pub media_io: String,
+    /// The media shard threads' nice value (-20..=19; negative needs CAP_SYS_NICE).
+    pub media_thread_nice: i32,
     pub data_dir: PathBuf,
     pub project_id: Option<String>,
     pub api_token: Option<String>,
@@ -219,6 +221,7 @@ impl Default for Settings {
             rtp_ports: "20000-29999".into(),
             rtp_latch: "sdp-address".into(),
             media_io: "batched".into(),
+            media_thread_nice: -10,
             data_dir: PathBuf::from("./dialtone-data"),
             project_id: None,
             api_token: None,
@@ -426,6 +429,11 @@ impl Settings {
         }
         if let Some(v) = env("DIALTONE_MEDIA_IO") {
             self.media_io = v;
+        }
+        if let Some(v) = env("DIALTONE_MEDIA_THREAD_NICE") {
+            self.media_thread_nice = v
+                .parse()
+                .context("DIALTONE_MEDIA_THREAD_NICE must be a number from -20 to 19")?;
         }
         if let Some(v) = env("DIALTONE_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -639,6 +647,9 @@ impl Settings {
         self.encryption()?;
         self.rtp_latch_policy()?;
         self.media_io_mode()?;
+        if !(-20..=19).contains(&self.media_thread_nice) {
+            bail!("media_thread_nice must be from -20 to 19");
+        }
         let (lo, hi) = self.rtp_port_range()?;
         if hi < lo + 2 {
             bail!("rtp_ports {lo}-{hi} leaves no even port pair");
@@ -991,6 +1002,20 @@ mod tests {
         assert_eq!(s.media_io_mode().unwrap(), node::shard_io::MediaIo::Poll);
         let s: Settings = toml::from_str("media_io = \"io_uring\"\n").unwrap();
         assert!(s.check().unwrap_err().to_string().contains("media_io"));
+    }
+
+    #[test]
+    fn media_threads_are_favoured_unless_told_otherwise() {
+        assert_eq!(Settings::default().media_thread_nice, -10);
+        let s: Settings = toml::from_str("media_thread_nice = 0\n").unwrap();
+        assert_eq!(s.media_thread_nice, 0);
+        s.check().unwrap();
+        let s: Settings = toml::from_str("media_thread_nice = -21\n").unwrap();
+        assert!(s
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("media_thread_nice"));
     }
 
     #[test]

@@ -352,6 +352,7 @@ fn node_config(
         rtp_ports: s.rtp_port_range()?,
         rtp_latch: s.rtp_latch_policy()?,
         media_io: s.media_io_mode()?,
+        media_thread_nice: s.media_thread_nice,
         data_dir: s.data_dir.clone(),
         project_id: creds.project_id,
         api_token: creds.api_token.clone(),

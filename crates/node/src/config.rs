@@ -39,6 +39,9 @@ pub struct NodeConfig {
     pub rtp_latch: media::latch::LatchPolicy,
     /// How the media shards read their sockets (batched: epoll + recvmmsg; or polled).
     pub media_io: crate::shard_io::MediaIo,
+    /// The media shard threads' nice value (docs/benchmarks.md: on a busy box the ticks are
+    /// late by tens of milliseconds at the default priority).
+    pub media_thread_nice: i32,
     pub data_dir: PathBuf,
     pub project_id: Uuid,
     pub api_token: String,

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod prepare;
 pub mod shard;
 pub mod shard_io;
+mod thread_priority;
 mod transcribe;
 
 use std::collections::HashMap;
@@ -163,6 +164,7 @@ impl Node {
             cfg.rtp_latch,
             cfg.metrics.clone(),
             cfg.media_io,
+            cfg.media_thread_nice,
         )?;
         let fetcher = Fetcher::new(
             &cfg.signing_key,

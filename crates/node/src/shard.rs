@@ -254,16 +254,19 @@ impl MediaShards {
         latch: LatchPolicy,
         metrics: Arc<metrics::Metrics>,
     ) -> std::io::Result<Self> {
-        Self::start_with_io(count, events, latch, metrics, MediaIo::default())
+        Self::start_with_io(count, events, latch, metrics, MediaIo::default(), 0)
     }
 
-    /// [`MediaShards::start`], with the sockets read as `io` says.
+    /// [`MediaShards::start`], with the sockets read as `io` says and each shard thread at
+    /// `nice` (0 leaves the process's priority; a negative value needs CAP_SYS_NICE, and
+    /// without it the threads run at the default priority, said once in the log).
     pub fn start_with_io(
         count: usize,
         events: EventSink,
         latch: LatchPolicy,
         metrics: Arc<metrics::Metrics>,
         io: MediaIo,
+        nice: i32,
     ) -> std::io::Result<Self> {
         let mut senders = Vec::new();
         let mut threads = Vec::new();
@@ -276,7 +279,10 @@ impl MediaShards {
             threads.push(
                 thread::Builder::new()
                     .name(format!("media-shard-{i}"))
-                    .spawn(move || run_shard(rx, ev, latch, rejected, m, io))?,
+                    .spawn(move || {
+                        crate::thread_priority::set_own_nice(nice, i == 0);
+                        run_shard(rx, ev, latch, rejected, m, io)
+                    })?,
             );
             senders.push(tx);
         }
@@ -856,6 +862,7 @@ mod tests {
             LatchPolicy::default(),
             metrics::Metrics::new(),
             io,
+            0,
         )
         .unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -920,6 +927,7 @@ mod tests {
             LatchPolicy::default(),
             metrics::Metrics::new(),
             io,
+            0,
         )
         .unwrap();
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -996,6 +1004,7 @@ mod tests {
             LatchPolicy::SdpAddress,
             metrics::Metrics::new(),
             io,
+            -10,
         )
         .unwrap();
         let ours = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -40,6 +40,7 @@ fn config(dir: &std::path::Path, rtp: (u16, u16), max_calls: usize) -> node::Nod
         metrics: metrics::Metrics::new(),
         rtp_latch: media::latch::LatchPolicy::default(),
         media_io: node::shard_io::MediaIo::default(),
+        media_thread_nice: 0,
         codecs: sdp::Codec::ALL.to_vec(),
         inbound_encryption: sdp::Encryption::Optional,
         outbound_encryption: sdp::Encryption::Forbidden,
