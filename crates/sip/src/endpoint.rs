@@ -85,6 +85,12 @@ pub(crate) struct Inner {
     shutting_down: AtomicBool,
     /// Inbound calls go to the receiver [`SipEndpoint::start`] returned.
     pub(crate) incoming_tx: mpsc::Sender<IncomingCall>,
+    /// The transaction-user sender every dialog we place is built with. The stack sends on a
+    /// dialog's sender only for a UAS (responses, the ACK), so a UAC dialog's goes unused; one
+    /// shared (drained, discarding) channel saves each call the INVITE transaction's own
+    /// channel, ~11 KiB that its sender kept alive for the whole call (docs/benchmarks.md,
+    /// "Memory per call").
+    pub(crate) uac_dialog_tu: rsipstack::transaction::transaction::TransactionEventSender,
 }
 
 /// A live leg of either direction, as the endpoint sees it.
@@ -310,6 +316,7 @@ impl SipEndpoint {
             legs: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             incoming_tx,
+            uac_dialog_tu: rsipstack::transaction::transaction::transaction_event_sender_noop(),
         });
 
         let span =

@@ -211,7 +211,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         state_tx,
         opt.credential,
         Some(local_contact),
-        tx.tu_sender.clone(),
+        inner.uac_dialog_tu.clone(),
     )?;
     let dialog_inner = Arc::new(dialog_inner);
     let dialog = InviteDialog::from_inner(dialog_inner.clone());
@@ -926,7 +926,7 @@ async fn bye_forked_branch(inner: Arc<Inner>, invite: Request, resp: Response) {
             state_tx,
             None,
             None,
-            rsipstack::transaction::transaction::transaction_event_sender_noop(),
+            inner.uac_dialog_tu.clone(),
         )?;
         dialog_inner.set_remote_target(contact, resp.contact_header().ok().cloned());
         let mut routes: Vec<rsipstack::sip::Route> = resp
