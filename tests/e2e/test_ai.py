@@ -58,23 +58,18 @@ def test_an_ai_agent_hears_the_caller_calls_a_swaig_function_and_answers(start_d
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_API_KEY": "sk-test",
                             "DIALTONE_AI_MODEL": "scripted-1"})
-        swml = doc(
-            {"record_call": {"format": "wav", "direction": "listen", "status_url": hooks.url("/rec")}},
-            {"ai": {
-                "prompt": {"text": "You are a weather assistant.", "temperature": 0.2},
-                "post_prompt": {"text": "Summarize the conversation."},
-                "post_prompt_url": model.hook_url("post"),
-                "hints": [QUESTION],
-                "params": {"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000},
-                "SWAIG": {"functions": [{
-                    "function": "get_weather", "description": "The weather in a city",
-                    "fillers": {"en-US": ["Let me check."]},
-                    "web_hook_url": model.hook_url("weather", "agent:secret"), "meta_data_token": "tok-1",
-                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]},
-            }},
-            {"stop_record_call": {}},
-            after(hooks),
-            {"hangup": {}})
+        swml = agent_over_a_recording(hooks, {
+            "prompt": {"text": "You are a weather assistant.", "temperature": 0.2},
+            "post_prompt": {"text": "Summarize the conversation."},
+            "post_prompt_url": model.hook_url("post"),
+            "hints": [QUESTION],
+            "params": {"static_greeting": "Hello, ask me about the weather.", "inactivity_timeout": 4000},
+            "SWAIG": {"functions": [{
+                "function": "get_weather", "description": "The weather in a city",
+                "fillers": {"en-US": ["Let me check."]},
+                "web_hook_url": model.hook_url("weather", "agent:secret"), "meta_data_token": "tok-1",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]},
+        })
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         call_id = r.json()["id"]
@@ -157,16 +152,25 @@ GREETING = ("Hello and welcome to the weather line. I can tell you the weather a
             "today or tomorrow, in any city you like")
 
 
-def greeting_over_a_recording(hooks, greeting, **params):
-    """An agent that greets the caller at length (`params` beside), in a stereo recording of the call (left: the
-    caller, right: the agent); then the `/after` report."""
+def agent_over_a_recording(hooks, ai, both=False, then=()):
+    """The `ai` method (its object) in a recording of the call — of what the far end hears, or with `both` a
+    stereo one (left: the caller, right: the agent) — then the steps `then`, the `/after` report and a hangup."""
+    record = {"direction": "both", "stereo": True} if both else {"direction": "listen"}
     return doc(
-        {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
-        {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
-                "params": {"static_greeting": greeting, "inactivity_timeout": 2000, **params}}},
+        {"record_call": {"format": "wav", **record, "status_url": hooks.url("/rec")}},
+        {"ai": ai},
+        *then,
         {"stop_record_call": {}},
         after(hooks),
         {"hangup": {}})
+
+
+def greeting_over_a_recording(hooks, greeting, **params):
+    """An agent that greets the caller at length (`params` beside), in a stereo recording of the call; then the
+    `/after` report."""
+    return agent_over_a_recording(hooks, {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
+                                          "params": {"static_greeting": greeting, "inactivity_timeout": 2000,
+                                                     **params}}, both=True)
 
 
 def test_the_caller_talking_over_the_agent_stops_its_speech(start_dialtone, sipp, tmp_path, hooks):
@@ -311,12 +315,7 @@ def test_the_agent_speaks_its_answer_as_the_model_writes_it(start_dialtone, sipp
     try:
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
-        swml = doc(
-            {"record_call": {"format": "wav", "direction": "listen", "status_url": hooks.url("/rec")}},
-            {"ai": {"prompt": {"text": "Greeter."}, "params": {"inactivity_timeout": 2000}}},
-            {"stop_record_call": {}},
-            after(hooks),
-            {"hangup": {}})
+        swml = agent_over_a_recording(hooks, {"prompt": {"text": "Greeter."}, "params": {"inactivity_timeout": 2000}})
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
@@ -345,13 +344,8 @@ def test_the_caller_talking_over_a_streaming_answer_stops_it(start_dialtone, sip
     try:
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url})
-        swml = doc(
-            {"record_call": {"format": "wav", "stereo": True, "direction": "both", "status_url": hooks.url("/rec")}},
-            {"ai": {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
-                    "params": {"inactivity_timeout": 2000}}},
-            {"stop_record_call": {}},
-            after(hooks),
-            {"hangup": {}})
+        swml = agent_over_a_recording(hooks, {"prompt": {"text": "Weather bot."}, "hints": [QUESTION],
+                                              "params": {"inactivity_timeout": 2000}}, both=True)
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
@@ -422,14 +416,9 @@ def test_the_agents_background_file_plays_under_it_and_stops_with_it(start_dialt
         write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 12)  # the far end says nothing
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
-        swml = doc(
-            {"record_call": {"format": "wav", "direction": "listen", "status_url": hooks.url("/rec")}},
-            {"ai": {"prompt": {"text": "You are a bot."},
-                    "params": {"background_file": music, "inactivity_timeout": 3000}}},
-            {"play": {"url": "silence:2"}},
-            {"stop_record_call": {}},
-            after(hooks),
-            {"hangup": {}})
+        swml = agent_over_a_recording(hooks, {"prompt": {"text": "You are a bot."},
+                                              "params": {"background_file": music, "inactivity_timeout": 3000}},
+                                      then=[{"play": {"url": "silence:2"}}])
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=40)[0]["ai_result"] == "success"

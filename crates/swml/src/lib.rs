@@ -22,7 +22,9 @@ pub use methods::ai::{AiMessage, AiTurnOps, ModelReply, ModelRequest, ModelToolC
 pub use methods::ai_pronounce::{pronounced, Pronounce};
 /// The Model Context Protocol client of `SWAIG.mcp_servers` (also the AI sidecar's).
 pub mod mcp {
-    pub use crate::methods::ai_mcp::{call_text, tool_definitions, Discovery, McpServer};
+    pub use crate::methods::ai_mcp::{
+        call_text, tool_definitions, Discovery, McpServer, MAX_SERVERS,
+    };
 }
 pub use methods::connect::{Confirm, ConnectDest, ConnectPlan, STREAM_CONTROL_ID};
 pub use methods::enter_queue::{QueueOutcome, QueuePlan};

@@ -310,7 +310,7 @@ impl CallActor {
                     .iter()
                     .flatten()
                     .filter_map(swml::mcp::McpServer::of)
-                    .take(8)
+                    .take(swml::mcp::MAX_SERVERS)
                     .collect(),
                 tools: Vec::new(),
                 listed: false,

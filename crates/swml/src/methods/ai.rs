@@ -31,8 +31,6 @@ const FALLBACK: &str = "I'm sorry, I cannot answer right now.";
 /// How long one listen waits for the caller to start speaking, seconds.
 const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
-/// Most `SWAIG.mcp_servers` used.
-const MAX_MCP_SERVERS: usize = 8;
 /// Most SWML documents one tool round may run inline.
 const MAX_INLINE_SWML: usize = 8;
 
@@ -547,7 +545,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .into_iter()
         .flatten()
         .filter_map(McpServer::of)
-        .take(MAX_MCP_SERVERS)
+        .take(super::ai_mcp::MAX_SERVERS)
         .collect();
     let post_prompt = p.get("post_prompt").and_then(prompt_text);
     let call_id = run

@@ -12,6 +12,8 @@ use crate::run::{HttpRequest, HttpResponse};
 const TIMEOUT_MS: u64 = 10_000;
 /// The protocol revision dialtone asks for (the server answers with the one it speaks).
 const PROTOCOL_VERSION: &str = "2025-06-18";
+/// Most `SWAIG.mcp_servers` an agent or a sidecar uses.
+pub const MAX_SERVERS: usize = 8;
 /// Most tools taken from one server, and longest tool result kept.
 const MAX_TOOLS: usize = 64;
 const MAX_RESULT_CHARS: usize = 16 * 1024;
