@@ -435,6 +435,47 @@ def test_the_agents_background_file_plays_under_it_and_stops_with_it(start_dialt
         model.stop()
 
 
+def test_a_functions_wait_file_plays_while_its_webhook_runs(start_dialtone, sipp, tmp_path, hooks):
+    """A SWAIG function's `wait_file`: its webhook (a real HTTP server) takes 3 s to answer, and the far end hears
+    the 1 kHz wait file under the call for that long — in a recording of what it hears, the tone lasts about as long
+    as the webhook did, not as long as the agent ran, and is gone after."""
+    from media_sink import HttpPeer, labels, tone_wav
+
+    def slow_answer():
+        time.sleep(3)
+        return 200, "application/json", b'{"response": "done"}'
+    media = HttpPeer()
+    wait_file = media.route("/wait.wav", tone_wav(1000, 0.5, 8000, amp=0.3), "audio/wav")
+    media.routes["/slow"] = slow_answer
+    model = ScriptedModel([{"tool_calls": [{"name": "slow_lookup", "arguments": {}}]}, {"text": "All done."}])
+    try:
+        from test_speech import write_ulaw_wav
+        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 16)  # the far end says nothing
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        swml = agent_over_a_recording(hooks, {
+            "prompt": {"text": "You are a bot."}, "params": {"inactivity_timeout": 3000},
+            "SWAIG": {"functions": [{"function": "slow_lookup", "description": "Looks something up slowly",
+                                     "web_hook_url": media.url("/slow"), "wait_file": wait_file}]}},
+            then=[{"play": {"url": "silence:2"}}])
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=40)[0]["ai_result"] == "success"
+        assert len(media.hits("/slow")) == 1
+        w, samples = finished_recording(d, hooks)
+        labs = labels(list(samples))
+        tone = [i for i, l in enumerate(labs) if l == "1k"]
+        # 100 ms windows: about 3 s of tone while the webhook ran — not the whole agent (answer + 3 s of
+        # inactivity after it) — and none in the 2 s played after the agent.
+        assert 15 <= len(tone) <= 45, labs
+        assert "1k" not in labs[-15:], labs
+        assert len(model.requests) == 2, model.requests
+        sipp_done(far)
+    finally:
+        model.stop()
+        media.stop()
+
+
 def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_path, hooks):
     """`params.barge_min_words`: the caller says six words over the agent's long greeting; with 20 needed the
     greeting plays on over them (a stereo recording shows the agent still talking seconds after the caller began)

@@ -1682,6 +1682,60 @@ fn ai_background_file_and_playback_bg_actions() {
     );
 }
 
+/// A function's `wait_file` is mixed under the call from the moment its webhook goes out until
+/// it answers (`wait_file_loops` times, else until then); the agent's own background audio
+/// comes back after it, and a function without one changes nothing.
+#[test]
+fn ai_function_wait_file_plays_while_its_webhook_runs() {
+    let doc = |params: Value| {
+        json!({"sections": {"main": [
+            {"ai": {"prompt": {"text": "Bot"}, "params": params,
+                    "SWAIG": {"functions": [
+                        {"function": "slow", "description": "slow", "web_hook_url": "https://hooks.test/slow",
+                         "wait_file": "https://m.test/wait.wav", "wait_file_loops": 2},
+                        {"function": "plain", "description": "plain", "web_hook_url": "https://hooks.test/plain"}]}}}
+        ]}})
+    };
+    let traced = |sim: &Sim| -> Vec<String> {
+        sim.trace
+            .iter()
+            .filter(|t| t.starts_with("background") || t.starts_with("request"))
+            .cloned()
+            .collect()
+    };
+    let answer = || json_ok(json!({"response": "done"}));
+    let mut sim = Sim::new(doc(json!({})));
+    sim.http.insert("https://hooks.test/slow".into(), answer());
+    sim.http.insert("https://hooks.test/plain".into(), answer());
+    sim.model_replies.push_back(tool_call("1", "slow", "{}"));
+    sim.model_replies.push_back(tool_call("2", "plain", "{}"));
+    let sim = sim.go();
+    assert_eq!(
+        traced(&sim),
+        vec![
+            "background https://m.test/wait.wav 0dB x2",
+            "request POST https://hooks.test/slow",
+            "background stop",
+            "request POST https://hooks.test/plain",
+        ]
+    );
+
+    let mut sim = Sim::new(doc(json!({"background_file": "https://m.test/music.wav"})));
+    sim.http.insert("https://hooks.test/slow".into(), answer());
+    sim.model_replies.push_back(tool_call("1", "slow", "{}"));
+    let sim = sim.go();
+    assert_eq!(
+        traced(&sim),
+        vec![
+            "background https://m.test/music.wav 0dB x0",
+            "background https://m.test/wait.wav 0dB x2",
+            "request POST https://hooks.test/slow",
+            "background https://m.test/music.wav 0dB x0",
+            "background stop",
+        ]
+    );
+}
+
 /// `pronounce` (the document's, then `languages[0]`'s) changes what is said, not what the
 /// conversation holds.
 #[test]

@@ -168,6 +168,9 @@ struct Function {
     fillers: Vec<String>,
     skip_fillers: bool,
     fillers_said: usize,
+    /// `wait_file` (`wait_file_loops` times; 0: until the answer): mixed under the call while
+    /// its webhook runs.
+    wait_file: Option<BackgroundAudio>,
     /// A tool of this server of `SWAIG.mcp_servers` (its index): called over MCP.
     mcp: Option<usize>,
 }
@@ -292,6 +295,8 @@ pub(crate) struct Agent {
     background_change: Option<Option<BackgroundAudio>>,
     /// The background audio playing (stopped when the agent ends, back after hold music).
     background: Option<BackgroundAudio>,
+    /// A function's `wait_file` plays in its place until the function answers.
+    wait_file_on: bool,
     /// `params.hold_music`: played (looping, under nothing) while on hold, after the
     /// announcement, instead of a ringback cadence.
     hold_music: Option<String>,
@@ -466,6 +471,13 @@ fn function_of(f: &Value) -> Result<Function, String> {
             fillers: phrases(f.get("fillers")),
             skip_fillers: f.get("skip_fillers").and_then(super::as_bool) == Some(true),
             fillers_said: 0,
+            wait_file: text_at(f, "wait_file")
+                .filter(|url| !url.trim().is_empty())
+                .map(|url| BackgroundAudio {
+                    url,
+                    volume_db: 0.0,
+                    loops: loop_count(f.get("wait_file_loops")),
+                }),
             mcp: None,
         })
     }
@@ -623,6 +635,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         allow_swml: true,
         background_file: None,
         background_change: None,
+        wait_file_on: false,
         background: None,
         hold_music: None,
         music_next: false,
@@ -683,11 +696,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
                 .get("background_file_volume")
                 .and_then(as_f64)
                 .unwrap_or(0.0),
-            loops: tuning
-                .get("background_file_loops")
-                .and_then(as_f64)
-                .filter(|n| n.is_finite() && *n >= 1.0)
-                .map_or(0, |n| n.min(f64::from(u32::MAX)) as u32),
+            loops: loop_count(tuning.get("background_file_loops")),
         });
     agent.hard_stop_at = tuning
         .get("hard_stop_time")
@@ -1437,6 +1446,32 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
 }
 
 /// The next SWAIG call the model asked for, or the model again once all have answered.
+/// Times a clip plays, as `background_file_loops` / `wait_file_loops` say: 0 (until stopped)
+/// when absent or below one.
+fn loop_count(value: Option<&Value>) -> u32 {
+    value
+        .and_then(as_f64)
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .map_or(0, |n| n.min(f64::from(u32::MAX)) as u32)
+}
+
+/// A function's `wait_file` starts under the call as its webhook (or MCP call, or data_map
+/// fetch) goes out.
+fn start_wait_file(run: &mut Run, agent: &mut Agent, function: Option<&Function>) {
+    if let Some(file) = function.and_then(|f| f.wait_file.clone()) {
+        agent.wait_file_on = true;
+        run.emit(Effect::Background(Some(file)));
+    }
+}
+
+/// The function answered: the agent's own background audio (if any) takes the wait file's
+/// place.
+fn end_wait_file(run: &mut Run, agent: &mut Agent) {
+    if std::mem::take(&mut agent.wait_file_on) {
+        run.emit(Effect::Background(agent.background.clone()));
+    }
+}
+
 /// A `playback_bg` / `stop_playback_bg` action takes effect.
 fn change_background(run: &mut Run, agent: &mut Agent) {
     if let Some(change) = agent.background_change.take() {
@@ -1446,6 +1481,9 @@ fn change_background(run: &mut Run, agent: &mut Agent) {
 }
 
 fn next_tool(run: &mut Run, mut agent: Agent) {
+    // Every way a function ends comes here (a data_map's next fetch and an `@{sleep}` pause
+    // do not: the wait file goes on under them).
+    end_wait_file(run, &mut agent);
     change_background(run, &mut agent);
     while let Some(call) = agent.tool_calls.pop_front() {
         change_background(run, &mut agent);
@@ -1471,6 +1509,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             if let Some(f) = function.as_ref() {
                 request.filler = filler(run, &mut agent, f);
             }
+            start_wait_file(run, &mut agent, function.as_ref());
             agent.phase = Phase::Tool;
             agent.calling = Some(call);
             agent.mcp_calling = Some(i);
@@ -1489,6 +1528,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
                     continue;
                 }
                 DataMapStep::Fetch(request, pending) => {
+                    start_wait_file(run, &mut agent, function.as_ref());
                     agent.phase = Phase::Tool;
                     agent.calling = Some(call);
                     agent.data_map_run = Some(pending);
@@ -1508,6 +1548,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         let body = swaig_body(run, &agent, &function, &call);
         let mut request = post_json(url, &body);
         request.filler = filler(run, &mut agent, &function);
+        start_wait_file(run, &mut agent, Some(&function));
         agent.phase = Phase::Tool;
         agent.calling = Some(call);
         return wait_again(run, agent, Effect::Request(request));
