@@ -476,6 +476,38 @@ def test_a_functions_wait_file_plays_while_its_webhook_runs(start_dialtone, sipp
         media.stop()
 
 
+def test_playback_bg_with_wait_plays_its_file_before_the_agent_answers(start_dialtone, sipp, tmp_path, hooks):
+    """A function's `playback_bg` action with `wait`: the 1 s file (1 kHz) plays in the open on the real call and
+    the agent's answer is heard only after it — in a recording of what the far end hears, a second of tone, then
+    the answer's speech, never both at once."""
+    from media_sink import HttpPeer, labels, major_runs, tone_wav
+    media = HttpPeer()
+    ding = media.route("/ding.wav", tone_wav(1000, 1.0, 8000, amp=0.3), "audio/wav")
+    model = ScriptedModel([{"tool_calls": [{"name": "ding", "arguments": {}}]}, {"text": "All done now."}])
+    try:
+        from test_speech import write_ulaw_wav
+        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 16)  # the far end says nothing
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        swml = agent_over_a_recording(hooks, {
+            "prompt": {"text": "You are a bot."}, "params": {"inactivity_timeout": 2000},
+            "SWAIG": {"functions": [{"function": "ding", "description": "Rings a bell", "data_map": {"output": {
+                "response": "rang", "action": [{"playback_bg": {"file": ding, "wait": True}}]}}}]}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=40)[0]["ai_result"] == "success"
+        w, samples = finished_recording(d, hooks)
+        heard = [(l, n) for l, _, n in major_runs(labels(list(samples))) if l != "silence"]
+        # One run of tone about a second long, then the spoken answer.
+        assert [l for l, _ in heard][:2] == ["1k", "sound"], heard
+        assert 8 <= heard[0][1] <= 11, heard
+        assert len(model.requests) == 2, model.requests
+        sipp_done(far)
+    finally:
+        model.stop()
+        media.stop()
+
+
 def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_path, hooks):
     """`params.barge_min_words`: the caller says six words over the agent's long greeting; with 20 needed the
     greeting plays on over them (a stereo recording shows the agent still talking seconds after the caller began)

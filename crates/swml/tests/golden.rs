@@ -1641,7 +1641,7 @@ fn ai_background_file_and_playback_bg_actions() {
                                "background_file_loops": 3, "background_file_volume": -6},
                     "SWAIG": {"functions": [
                         {"function": "ding", "description": "ding", "data_map": {"output":
-                            {"response": "ok", "action": [{"playback_bg": {"file": "https://m.test/ding.wav", "wait": true}}]}}},
+                            {"response": "ok", "action": [{"playback_bg": {"file": "https://m.test/ding.wav"}}]}}},
                         {"function": "quiet", "description": "quiet", "data_map": {"output":
                             {"response": "ok", "action": second}}}]}}},
             {"play": {"url": "say:after the agent"}}
@@ -1679,6 +1679,40 @@ fn ai_background_file_and_playback_bg_actions() {
             "background stop",
             "play say:after the agent",
         ]
+    );
+}
+
+/// `playback_bg` with `wait`: what plays under the call stops, the file plays once in the open,
+/// and only then is the model asked with the function's answer.
+#[test]
+fn ai_playback_bg_with_wait_plays_the_file_before_the_agent_goes_on() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Bot"},
+                "params": {"background_file": "https://m.test/music.wav"},
+                "SWAIG": {"functions": [
+                    {"function": "ding", "description": "ding", "data_map": {"output":
+                        {"response": "ok", "action": [{"playback_bg": {"file": "https://m.test/ding.wav", "wait": true}}]}}}]}}}
+    ]}}));
+    sim.model_replies.push_back(tool_call("1", "ding", "{}"));
+    let sim = sim.go();
+    let seen: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| {
+            t.starts_with("background") || t.starts_with("play audio") || t.starts_with("model")
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            "background https://m.test/music.wav 0dB x0",
+            "model 1 messages, 1 tools",
+            "background stop",
+            "play audio:https://m.test/ding.wav",
+            "model 3 messages, 1 tools",
+        ],
+        "{:#?}",
+        sim.trace
     );
 }
 

@@ -293,6 +293,8 @@ pub(crate) struct Agent {
     background_file: Option<BackgroundAudio>,
     /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
     background_change: Option<Option<BackgroundAudio>>,
+    /// That `playback_bg` had `wait`: the agent waits for the file to play once.
+    background_wait: bool,
     /// The background audio playing (stopped when the agent ends, back after hold music).
     background: Option<BackgroundAudio>,
     /// A function's `wait_file` plays in its place until the function answers.
@@ -635,6 +637,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         allow_swml: true,
         background_file: None,
         background_change: None,
+        background_wait: false,
         wait_file_on: false,
         background: None,
         hold_music: None,
@@ -1472,11 +1475,26 @@ fn end_wait_file(run: &mut Run, agent: &mut Agent) {
     }
 }
 
-/// A `playback_bg` / `stop_playback_bg` action takes effect.
-fn change_background(run: &mut Run, agent: &mut Agent) {
-    if let Some(change) = agent.background_change.take() {
-        agent.background = change.clone();
-        run.emit(Effect::Background(change));
+/// A `playback_bg` / `stop_playback_bg` action takes effect. With `wait`, the file is played
+/// once in the open (what played under the call stops) and the agent goes on when it has
+/// ended: the effect to wait for.
+fn change_background(run: &mut Run, agent: &mut Agent) -> Option<Effect> {
+    let change = agent.background_change.take()?;
+    match change {
+        Some(file) if std::mem::take(&mut agent.background_wait) => {
+            agent.background = None;
+            run.emit(Effect::Background(None));
+            let items = vec![MediaItem::Audio { url: file.url }];
+            Some(play_effect(PlayParams::new(
+                run.new_control_id("ai-playback-bg"),
+                items,
+            )))
+        }
+        change => {
+            agent.background = change.clone();
+            run.emit(Effect::Background(change));
+            None
+        }
     }
 }
 
@@ -1484,9 +1502,15 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
     // Every way a function ends comes here (a data_map's next fetch and an `@{sleep}` pause
     // do not: the wait file goes on under them).
     end_wait_file(run, &mut agent);
-    change_background(run, &mut agent);
-    while let Some(call) = agent.tool_calls.pop_front() {
-        change_background(run, &mut agent);
+    loop {
+        if let Some(effect) = change_background(run, &mut agent) {
+            // Back here (no call pending) once the file has played.
+            agent.phase = Phase::Tool;
+            return wait_again(run, agent, effect);
+        }
+        let Some(call) = agent.tool_calls.pop_front() else {
+            break;
+        };
         let function = agent
             .functions
             .iter()
@@ -1553,7 +1577,6 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         agent.calling = Some(call);
         return wait_again(run, agent, Effect::Request(request));
     }
-    change_background(run, &mut agent);
     if !(agent.ending.hangup || agent.ending.stop) {
         if let Some(doc) = agent.inline_swml.pop_front() {
             return run_inline(run, agent, doc);
@@ -1934,6 +1957,8 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                             volume_db: 0.0,
                             loops: 1,
                         }));
+                        agent.background_wait =
+                            value.get("wait").and_then(super::as_bool) == Some(true);
                     }
                 }
                 "stop_playback_bg" if super::as_bool(value) != Some(false) => {
