@@ -34,7 +34,7 @@ class ScriptedModel:
                     data = {"_raw": body.decode("utf-8", "replace")}
                 if self.path.rstrip("/").endswith("/chat/completions"):
                     with me.lock:
-                        me.requests.append({"body": data, "headers": dict(self.headers)})
+                        me.requests.append({"body": data, "headers": dict(self.headers), "t": time.time()})
                         reply = me.replies.pop(0) if me.replies else {"text": ""}
                     return self.stream(reply)
                 if self.path.startswith("/hooks/"):

@@ -508,6 +508,43 @@ def test_playback_bg_with_wait_plays_its_file_before_the_agent_answers(start_dia
         media.stop()
 
 
+def test_wait_for_fillers_sends_the_webhook_once_the_filler_is_said(start_dialtone, sipp, tmp_path, hooks):
+    """A function with `wait_for_fillers`: its filler (a sentence of a few seconds) is said first, and its webhook (a
+    real HTTP server) is called only after — seconds after the model asked for the function, where a function
+    without it is called at once."""
+    from media_sink import HttpPeer
+    media = HttpPeer()
+    media.route("/patient", '{"response": "found it"}', "application/json")
+    media.route("/eager", '{"response": "found it"}', "application/json")
+    filler = "Please hold on while I look that up for you in all of our records."
+    model = ScriptedModel([{"tool_calls": [{"name": "patient_lookup", "arguments": {}}]},
+                           {"tool_calls": [{"name": "eager_lookup", "arguments": {}}]},
+                           {"text": "Done."}])
+    try:
+        from test_speech import write_ulaw_wav
+        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 20)  # the far end says nothing
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        functions = [{"function": "patient_lookup", "description": "Looks up, patiently", "fillers": [filler],
+                      "wait_for_fillers": True, "web_hook_url": media.url("/patient")},
+                     {"function": "eager_lookup", "description": "Looks up at once", "fillers": [filler],
+                      "web_hook_url": media.url("/eager")}]
+        swml = doc({"ai": {"prompt": {"text": "You are a bot."}, "params": {"inactivity_timeout": 2000},
+                           "SWAIG": {"functions": functions}}}, after(hooks), {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
+        patient = media.wait_hit("/patient")["t"] - model.requests[0]["t"]
+        eager = media.wait_hit("/eager")["t"] - model.requests[1]["t"]
+        print(f"webhook {patient:.2f} s after the model's call with wait_for_fillers, {eager:.2f} s without")
+        assert patient > 2.0, patient
+        assert eager < 1.0, eager
+        sipp_done(far)
+    finally:
+        model.stop()
+        media.stop()
+
+
 def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_path, hooks):
     """`params.barge_min_words`: the caller says six words over the agent's long greeting; with 20 needed the
     greeting plays on over them (a stereo recording shows the agent still talking seconds after the caller began)

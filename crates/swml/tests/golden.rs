@@ -2653,8 +2653,47 @@ fn ai_voice_language_and_barge_settings() {
     );
 }
 
+/// `wait_for_fillers`: the function's filler is said first and its webhook goes out after it;
+/// without it the two go together (the filler rides on the request).
+#[test]
+fn ai_wait_for_fillers_sends_the_webhook_after_the_filler() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Be brief."},
+                "SWAIG": {"defaults": {"web_hook_url": "https://hooks.test/swaig"},
+                          "functions": [
+                    {"function": "patient", "description": "p", "fillers": ["Hold on."],
+                     "wait_for_fillers": true},
+                    {"function": "eager", "description": "e", "fillers": ["Checking."]}]}}}
+    ]}}));
+    sim.model_replies
+        .push_back(calls(&[("1", "patient", "{}"), ("2", "eager", "{}")]));
+    sim.http.insert(
+        "https://hooks.test/swaig".into(),
+        json_ok(json!({"response": "ok"})),
+    );
+    let sim = sim.go();
+    let seen: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.starts_with("play say") || t.starts_with("request"))
+        .collect();
+    // (Then the model, out of replies, gives the fallback phrase.)
+    assert_eq!(
+        seen[..3],
+        [
+            "play say:Hold on.",
+            "request POST https://hooks.test/swaig",
+            "request POST https://hooks.test/swaig",
+        ],
+        "{:#?}",
+        sim.trace
+    );
+    assert!(sim.requests[0].filler.is_none());
+    assert!(sim.requests[1].filler.is_some());
+}
+
 /// A function's `fillers` (else the language's `function_fillers`) are said while its webhook
-/// runs, in turn; `skip_fillers` says none.
+/// runs, in turn; `skip_fillers` leaves out the language's, not the function's own.
 #[test]
 fn ai_fillers_are_said_while_functions_run() {
     let mut sim = Sim::new(json!({"sections": {"main": [
@@ -2665,13 +2704,16 @@ fn ai_fillers_are_said_while_functions_run() {
                           "functions": [
                     {"function": "a", "description": "a"},
                     {"function": "b", "description": "b", "fillers": {"en-US": ["Looking it up."]}},
-                    {"function": "c", "description": "c", "skip_fillers": true}]}}}
+                    {"function": "c", "description": "c", "skip_fillers": true},
+                    {"function": "d", "description": "d", "skip_fillers": true,
+                     "fillers": ["Its own words."]}]}}}
     ]}}));
     sim.model_replies.push_back(calls(&[
         ("1", "a", "{}"),
         ("2", "b", "{}"),
         ("3", "c", "{}"),
         ("4", "a", "{}"),
+        ("5", "d", "{}"),
     ]));
     sim.http.insert(
         "https://hooks.test/swaig".into(),
@@ -2696,7 +2738,8 @@ fn ai_fillers_are_said_while_functions_run() {
             Some("kal:One moment.".to_string()),
             Some("kal:Looking it up.".to_string()),
             None,
-            Some("kal:Let me check.".to_string())
+            Some("kal:Let me check.".to_string()),
+            Some("kal:Its own words.".to_string())
         ]
     );
 }

@@ -163,10 +163,12 @@ struct Function {
     data_map: Option<Value>,
     /// Offered to the model (`active`, changed by `toggle_functions`).
     active: bool,
-    /// Said while its webhook runs (its `fillers`, else the language's `function_fillers`),
-    /// unless `skip_fillers`.
+    /// Said while its webhook runs: its own `fillers`, else the language's
+    /// `function_fillers` unless `skip_fillers` (which skips only the language's).
     fillers: Vec<String>,
     skip_fillers: bool,
+    /// `wait_for_fillers`: the webhook goes out once the filler has been said.
+    wait_for_fillers: bool,
     fillers_said: usize,
     /// `wait_file` (`wait_file_loops` times; 0: until the answer): mixed under the call while
     /// its webhook runs.
@@ -299,6 +301,8 @@ pub(crate) struct Agent {
     background: Option<BackgroundAudio>,
     /// A function's `wait_file` plays in its place until the function answers.
     wait_file_on: bool,
+    /// A `wait_for_fillers` function's webhook, sent once its filler has been said.
+    request_after_filler: Option<HttpRequest>,
     /// `params.hold_music`: played (looping, under nothing) while on hold, after the
     /// announcement, instead of a ringback cadence.
     hold_music: Option<String>,
@@ -472,6 +476,7 @@ fn function_of(f: &Value) -> Result<Function, String> {
             active: f.get("active").and_then(super::as_bool) != Some(false),
             fillers: phrases(f.get("fillers")),
             skip_fillers: f.get("skip_fillers").and_then(super::as_bool) == Some(true),
+            wait_for_fillers: f.get("wait_for_fillers").and_then(super::as_bool) == Some(true),
             fillers_said: 0,
             wait_file: text_at(f, "wait_file")
                 .filter(|url| !url.trim().is_empty())
@@ -639,6 +644,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         background_change: None,
         background_wait: false,
         wait_file_on: false,
+        request_after_filler: None,
         background: None,
         hold_music: None,
         music_next: false,
@@ -1575,6 +1581,13 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         start_wait_file(run, &mut agent, Some(&function));
         agent.phase = Phase::Tool;
         agent.calling = Some(call);
+        if function.wait_for_fillers {
+            if let Some(said) = request.filler.take() {
+                // The webhook goes out once the filler has been said (`on_tool`).
+                agent.request_after_filler = Some(request);
+                return wait_again(run, agent, play_effect(said));
+            }
+        }
         return wait_again(run, agent, Effect::Request(request));
     }
     if !(agent.ending.hangup || agent.ending.stop) {
@@ -1747,9 +1760,9 @@ fn move_to(agent: &mut Agent, step: bool, target: &str, checked: bool) -> Result
 }
 
 /// What the agent says while `function`'s webhook runs, if anything: the phrases of its list
-/// in turn (its own list counts its own calls).
+/// in turn (its own list counts its own calls); `skip_fillers` leaves out the language's.
 fn filler(run: &mut Run, agent: &mut Agent, function: &Function) -> Option<PlayParams> {
-    if function.skip_fillers {
+    if function.fillers.is_empty() && function.skip_fillers {
         return None;
     }
     let phrase = if function.fillers.is_empty() {
@@ -1837,6 +1850,9 @@ fn template_data(
 /// A webhook's answer: a SWAIG function's result, or a `data_map` webhook's response (which
 /// may lead to its next webhook).
 fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
+    if let Some(request) = agent.request_after_filler.take() {
+        return wait_again(run, agent, Effect::Request(request));
+    }
     let Some(call) = agent.calling.take() else {
         return next_tool(run, agent);
     };
