@@ -8,7 +8,7 @@
 //! JSGF search. 8 kHz audio is upsampled to the model's 16 kHz with a half-band interpolator,
 //! which recognised flite's 8 kHz speech reliably, rather than re-tuning the front end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,8 @@ const POOL_MAX: usize = 4;
 const MODEL_RATE: u32 = 16_000;
 /// Search name every recognition installs (replacing the previous one on the decoder).
 const SEARCH: &CStr = c"dialtone";
+/// The dictionary a grammar decoder starts with: none (an empty file).
+const GRAMMAR_DICT: &CStr = c"/dev/null";
 
 type CmdLnParseR =
     unsafe extern "C" fn(*mut c_void, *const c_void, i32, *const *const c_char, i32) -> *mut c_void;
@@ -37,6 +39,7 @@ type PsFree = unsafe extern "C" fn(*mut c_void) -> c_int;
 type PsSetJsgfString = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
 type PsSetSearch = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
 type PsSetLmFile = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
+type PsAddWord = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, c_int) -> c_int;
 type PsUtt = unsafe extern "C" fn(*mut c_void) -> c_int;
 type PsProcessRaw = unsafe extern "C" fn(*mut c_void, *const i16, usize, c_int, c_int) -> c_int;
 type PsGetHyp = unsafe extern "C" fn(*mut c_void, *mut i32) -> *const c_char;
@@ -55,6 +58,7 @@ struct Lib {
     ps_set_jsgf_string: PsSetJsgfString,
     ps_set_search: PsSetSearch,
     ps_set_lm_file: PsSetLmFile,
+    ps_add_word: PsAddWord,
     ps_start_utt: PsUtt,
     ps_end_utt: PsUtt,
     ps_process_raw: PsProcessRaw,
@@ -93,6 +97,7 @@ impl Lib {
             ps_set_jsgf_string: sym(&ps, "ps_set_jsgf_string")?,
             ps_set_search: sym(&ps, "ps_set_search")?,
             ps_set_lm_file: sym(&ps, "ps_set_lm_file")?,
+            ps_add_word: sym(&ps, "ps_add_word")?,
             ps_start_utt: sym(&ps, "ps_start_utt")?,
             ps_end_utt: sym(&ps, "ps_end_utt")?,
             ps_process_raw: sym(&ps, "ps_process_raw")?,
@@ -110,6 +115,41 @@ impl Lib {
 struct Decoder {
     ps: *mut c_void,
     lib: Arc<Lib>,
+    /// Words given to a grammar decoder so far (it starts with an empty dictionary).
+    known: HashSet<String>,
+}
+
+/// The pronunciation dictionary (`cmudict-en-us.dict`), read once for every decoder: a
+/// grammar decoder starts with none of it and is given the words its grammar uses, where one
+/// loaded with the whole dictionary held ~14 MiB of it (docs/benchmarks.md, "AI turn
+/// latency": the memory per agent).
+struct Pronunciations(HashMap<String, Vec<Box<str>>>);
+
+impl Pronunciations {
+    /// Entries are `word PHONES`, alternates `word(2) PHONES`.
+    fn parse(text: &str) -> Pronunciations {
+        let mut words: HashMap<String, Vec<Box<str>>> = HashMap::new();
+        for line in text.lines() {
+            let Some((word, phones)) = line.trim().split_once(char::is_whitespace) else {
+                continue;
+            };
+            let word = word.split('(').next().unwrap_or(word);
+            let phones = phones.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !word.is_empty() && !phones.is_empty() {
+                words
+                    .entry(word.to_string())
+                    .or_default()
+                    .push(phones.into());
+            }
+        }
+        Pronunciations(words)
+    }
+
+    /// Phones of the first pronunciation.
+    fn phone_count(&self, word: &str) -> Option<usize> {
+        let first = self.0.get(word)?.first()?;
+        Some(first.split(' ').count())
+    }
 }
 
 // SAFETY: a decoder is used by one thread at a time (it moves between the pool and one
@@ -144,8 +184,8 @@ pub struct Pocketsphinx {
     lib: Arc<Lib>,
     hmm: CString,
     dict: CString,
-    /// Dictionary words and their phone count (first pronunciation).
-    words: Arc<HashMap<String, usize>>,
+    /// Every dictionary word's pronunciations.
+    words: Arc<Pronunciations>,
     pool: Arc<Mutex<Vec<Decoder>>>,
     /// The statistical language model of free-form transcription (`en-us.lm.bin`), if there.
     lm: Option<CString>,
@@ -164,14 +204,7 @@ impl Pocketsphinx {
         let text = std::fs::read_to_string(&dict_path).map_err(|e| {
             AsrError::Unavailable(format!("dictionary {}: {e}", dict_path.display()))
         })?;
-        // Entries are `word PHONES`, alternates `word(2) PHONES`.
-        let mut words: HashMap<String, usize> = HashMap::new();
-        for line in text.lines() {
-            let mut parts = line.split_whitespace();
-            let Some(w) = parts.next() else { continue };
-            let w = w.split('(').next().unwrap_or(w);
-            words.entry(w.to_string()).or_insert_with(|| parts.count());
-        }
+        let words = Pronunciations::parse(&text);
         let cstr = |p: PathBuf| {
             CString::new(p.to_string_lossy().into_owned())
                 .map_err(|_| AsrError::Unavailable("model path contains NUL".into()))
@@ -190,25 +223,27 @@ impl Pocketsphinx {
             words: Arc::new(words),
             pool: Arc::new(Mutex::new(Vec::new())),
         };
-        let first = engine.new_decoder()?;
+        let first = engine.new_decoder(GRAMMAR_DICT)?;
         if let Ok(mut pool) = engine.pool.lock() {
             pool.push(first);
         }
-        info!(words = engine.words.len(), "pocketsphinx loaded");
+        info!(words = engine.words.0.len(), "pocketsphinx loaded");
         Ok(engine)
     }
 
     /// Whether `word` (normalised) is in the pronunciation dictionary.
     pub fn knows(&self, word: &str) -> bool {
-        self.words.contains_key(word)
+        self.words.0.contains_key(word)
     }
 
-    fn new_decoder(&self) -> Result<Decoder, AsrError> {
+    /// A decoder whose dictionary is the file `dict` ([`GRAMMAR_DICT`]: none; grammar words
+    /// are added as needed by [`Pocketsphinx::teach`]).
+    fn new_decoder(&self, dict: &CStr) -> Result<Decoder, AsrError> {
         let args: [&CStr; 6] = [
             c"-hmm",
             self.hmm.as_c_str(),
             c"-dict",
-            self.dict.as_c_str(),
+            dict,
             // pocketsphinx logs verbosely to stderr otherwise; failures surface as null returns.
             c"-logfn",
             c"/dev/null",
@@ -243,6 +278,7 @@ impl Pocketsphinx {
         Ok(Decoder {
             ps,
             lib: self.lib.clone(),
+            known: HashSet::new(),
         })
     }
 
@@ -250,8 +286,42 @@ impl Pocketsphinx {
         let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
         match pooled {
             Some(d) => Ok(d),
-            None => self.new_decoder(),
+            None => self.new_decoder(GRAMMAR_DICT),
         }
+    }
+
+    /// Gives a grammar decoder the pronunciations of `words` it does not have yet.
+    fn teach<'w>(
+        &self,
+        dec: &mut Decoder,
+        words: impl Iterator<Item = &'w str>,
+    ) -> Result<(), AsrError> {
+        for word in words {
+            if dec.known.contains(word) {
+                continue;
+            }
+            let Some(variants) = self.words.0.get(word) else {
+                continue;
+            };
+            for (i, phones) in variants.iter().enumerate() {
+                let name = if i == 0 {
+                    word.to_string()
+                } else {
+                    format!("{word}({})", i + 1)
+                };
+                let (Ok(name), Ok(phones)) = (CString::new(name), CString::new(&**phones)) else {
+                    continue;
+                };
+                // SAFETY: valid decoder and C strings; `update` 0: the grammar set next sees it.
+                let rc =
+                    unsafe { (dec.lib.ps_add_word)(dec.ps, name.as_ptr(), phones.as_ptr(), 0) };
+                if rc < 0 && i == 0 {
+                    return Err(AsrError::Engine(format!("the word {word} was refused")));
+                }
+            }
+            dec.known.insert(word.to_string());
+        }
+        Ok(())
     }
 }
 
@@ -273,7 +343,16 @@ impl SpeechEngine for Pocketsphinx {
         let phrases = grammar::phrases(req, &|w| self.knows(w));
         let source = grammar::jsgf(&phrases, req.digits_allowed).ok_or(AsrError::EmptyGrammar)?;
         let source = CString::new(source).map_err(|_| AsrError::EmptyGrammar)?;
-        let dec = self.take_decoder()?;
+        let mut dec = self.take_decoder()?;
+        let digits = req
+            .digits_allowed
+            .then_some(grammar::DIGIT_WORDS.as_slice());
+        let used = phrases
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .chain(digits.into_iter().flatten().copied());
+        self.teach(&mut dec, used)?;
         let lib = &dec.lib;
         // SAFETY: valid decoder and C strings; the search replaces the previous one by name.
         let rc = unsafe { (lib.ps_set_jsgf_string)(dec.ps, SEARCH.as_ptr(), source.as_ptr()) };
@@ -323,7 +402,7 @@ impl crate::Transcriber for Pocketsphinx {
                 )))
             }
         };
-        let dec = self.new_decoder()?;
+        let dec = self.new_decoder(&self.dict)?;
         let lib = &dec.lib;
         // SAFETY: valid decoder and C strings; the search is added by name, then selected.
         let rc = unsafe { (lib.ps_set_lm_file)(dec.ps, LM_SEARCH.as_ptr(), lm.as_ptr()) };
@@ -369,7 +448,7 @@ struct SphinxRecognizer {
     pool: Arc<Mutex<Vec<Decoder>>>,
     up: Option<Upsampler>,
     scratch: Vec<i16>,
-    words: Arc<HashMap<String, usize>>,
+    words: Arc<Pronunciations>,
     /// Energy of each 10 ms of the audio pushed, for the voiced duration.
     levels: Vec<f64>,
     /// The 10 ms block in progress: energy sum and samples.
@@ -463,7 +542,7 @@ impl Recognizer for SphinxRecognizer {
         }
         let phones: usize = text
             .split_whitespace()
-            .map(|w| self.words.get(w).copied().unwrap_or(3))
+            .map(|w| self.words.phone_count(w).unwrap_or(3))
             .sum();
         let voiced_ms = voiced_ms(&self.levels);
         let confidence = if text.is_empty() {
@@ -599,6 +678,48 @@ mod tests {
             .max()
             .unwrap_or(0);
         assert!((9_000..=11_000).contains(&peak), "peak {peak}");
+    }
+
+    #[test]
+    fn pronunciations_keep_every_variant_and_count_phones() {
+        let d = Pronunciations::parse("read R EH D\nread(2) R IY D\nhello  HH AH L OW\n\nbroken\n");
+        assert_eq!(d.0["read"].len(), 2);
+        assert_eq!(&*d.0["read"][1], "R IY D");
+        assert_eq!(d.phone_count("hello"), Some(4));
+        assert_eq!(d.phone_count("broken"), None);
+    }
+
+    /// A grammar decoder starts with no dictionary and holds the words its grammars used, and
+    /// recognition still works on it (crates/asr/tests hears real speech through it).
+    #[test]
+    fn a_grammar_decoder_learns_only_its_grammars_words() {
+        let engine = Pocketsphinx::new(PocketsphinxConfig::default()).expect("model installed");
+        let request = |hints: &[&str], digits: bool| RecognitionRequest {
+            language: "en-US".into(),
+            hints: hints.iter().map(|h| h.to_string()).collect(),
+            sample_rate: 8000,
+            digits_allowed: digits,
+        };
+        let known = |engine: &Pocketsphinx| -> HashSet<String> {
+            let pool = engine.pool.lock().unwrap();
+            pool.iter().flat_map(|d| d.known.iter().cloned()).collect()
+        };
+        let mut rec = engine
+            .start(&request(&["weather in paris"], false))
+            .unwrap();
+        rec.push(&[0i16; 1600]);
+        rec.finish().unwrap();
+        let mut expected: HashSet<String> = ["weather", "in", "paris"]
+            .iter()
+            .chain(grammar::YES_NO_WORDS.iter())
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(known(&engine), expected);
+        let mut rec = engine.start(&request(&[], true)).unwrap();
+        rec.push(&[0i16; 1600]);
+        rec.finish().unwrap();
+        expected.extend(grammar::DIGIT_WORDS.iter().map(|w| w.to_string()));
+        assert_eq!(known(&engine), expected);
     }
 
     #[test]
