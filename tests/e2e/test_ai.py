@@ -165,6 +165,15 @@ def agent_over_a_recording(hooks, ai, both=False, then=()):
         {"hangup": {}})
 
 
+def a_silent_caller(tmp_path, sipp, start_dialtone, model, seconds):
+    """sipp answering and saying nothing for `seconds`, and a dialtone whose agents ask `model`: (far, d)."""
+    from test_speech import write_ulaw_wav
+    write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * seconds)
+    far = sipp("uas_stream_wav.xml")
+    d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+    return far, d
+
+
 def greeting_over_a_recording(hooks, greeting, **params):
     """An agent that greets the caller at length (`params` beside), in a stereo recording of the call; then the
     `/after` report."""
@@ -412,10 +421,7 @@ def test_the_agents_background_file_plays_under_it_and_stops_with_it(start_dialt
     music = media.route("/music.wav", tone_wav(1000, 0.5, 8000, amp=0.3), "audio/wav")
     model = ScriptedModel([{"text": "Hello there."}])
     try:
-        from test_speech import write_ulaw_wav
-        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 12)  # the far end says nothing
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        far, d = a_silent_caller(tmp_path, sipp, start_dialtone, model, 12)
         swml = agent_over_a_recording(hooks, {"prompt": {"text": "You are a bot."},
                                               "params": {"background_file": music, "inactivity_timeout": 3000}},
                                       then=[{"play": {"url": "silence:2"}}])
@@ -449,10 +455,7 @@ def test_a_functions_wait_file_plays_while_its_webhook_runs(start_dialtone, sipp
     media.routes["/slow"] = slow_answer
     model = ScriptedModel([{"tool_calls": [{"name": "slow_lookup", "arguments": {}}]}, {"text": "All done."}])
     try:
-        from test_speech import write_ulaw_wav
-        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 16)  # the far end says nothing
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        far, d = a_silent_caller(tmp_path, sipp, start_dialtone, model, 16)
         swml = agent_over_a_recording(hooks, {
             "prompt": {"text": "You are a bot."}, "params": {"inactivity_timeout": 3000},
             "SWAIG": {"functions": [{"function": "slow_lookup", "description": "Looks something up slowly",
@@ -485,10 +488,7 @@ def test_playback_bg_with_wait_plays_its_file_before_the_agent_answers(start_dia
     ding = media.route("/ding.wav", tone_wav(1000, 1.0, 8000, amp=0.3), "audio/wav")
     model = ScriptedModel([{"tool_calls": [{"name": "ding", "arguments": {}}]}, {"text": "All done now."}])
     try:
-        from test_speech import write_ulaw_wav
-        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 16)  # the far end says nothing
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        far, d = a_silent_caller(tmp_path, sipp, start_dialtone, model, 16)
         swml = agent_over_a_recording(hooks, {
             "prompt": {"text": "You are a bot."}, "params": {"inactivity_timeout": 2000},
             "SWAIG": {"functions": [{"function": "ding", "description": "Rings a bell", "data_map": {"output": {
@@ -521,10 +521,7 @@ def test_wait_for_fillers_sends_the_webhook_once_the_filler_is_said(start_dialto
                            {"tool_calls": [{"name": "eager_lookup", "arguments": {}}]},
                            {"text": "Done."}])
     try:
-        from test_speech import write_ulaw_wav
-        write_ulaw_wav(tmp_path / "stream.wav", [0] * 8000 * 20)  # the far end says nothing
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        far, d = a_silent_caller(tmp_path, sipp, start_dialtone, model, 20)
         functions = [{"function": "patient_lookup", "description": "Looks up, patiently", "fillers": [filler],
                       "wait_for_fillers": True, "web_hook_url": media.url("/patient")},
                      {"function": "eager_lookup", "description": "Looks up at once", "fillers": [filler],
