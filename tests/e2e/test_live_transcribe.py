@@ -198,3 +198,49 @@ def test_swml_live_translate_speaks_the_remote_callers_words_to_the_bridged_part
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue(start_dialtone, sipp, hooks,
+                                                                                  tmp_path, baresip):
+    """A call dialtone made to sipp (the remote caller, saying an English sentence 9 s in) runs `live_translate`,
+    then waits in a queue; a baresip agent dials in and its route `connect`s to the queue, taking the call. The
+    utterance, translated by the model, is spoken to that agent: Whisper hears the translation in its
+    recording."""
+    from test_ai_sdk import whisper_words
+    from test_interop import start_node
+    from test_record import write_ulaw_wav
+    from test_speech import flite_samples
+    write_ulaw_wav(tmp_path / "stream.wav",
+                   [0] * 8000 * 9 + flite_samples(tmp_path, REMOTE) + [0] * 8000 * 12)
+    model = ScriptedModel([{"text": "The translated words are here."}])
+    agent_number = "+15551230009"
+    try:
+        far = sipp("uas_stream_wav.xml")
+        agent = baresip(codecs=["PCMU"], tone=1000, seconds=16, user="agent")
+        d = start_node(start_dialtone, tmp_path,
+                       routes={agent_number: {"version": "1.0.0", "sections": {"main": [
+                           {"connect": {"to": "queue:translated", "transfer_after_bridge": "after"}},
+                           {"hangup": {}}], "after": [{"hangup": {}}]}}},
+                       extra_env={"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+        swml = {"version": "1.0.0", "sections": {"main": [
+            {"live_translate": {"action": {"start": {
+                "from_lang": "en-US", "to_lang": "es-ES", "direction": ["remote-caller"],
+                "webhook": hooks.url("/translate")}}}},
+            {"enter_queue": {"queue_name": "translated", "transfer_after_bridge": "after",
+                             "status_url": hooks.url("/queue")}},
+            {"hangup": {}}], "after": [{"hangup": {}}]}}
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/queue", 1, timeout=15)[0]["params"]["status"] == "enqueue"
+        agent.ctrl.cmd(f"dial sip:{agent_number}@127.0.0.1:{d.sip_port}")
+        agent.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+        got = live_events(hooks, "/translate", "utterance", 1, 30)
+        assert got and got[0]["params"]["translated_text"] == "The translated words are here.", got
+        agent.ctrl.wait_event("CALL_CLOSED", timeout=30)
+        rate, _, samples = agent.heard()
+        heard = whisper_words(list(samples), rate)
+        print("the agent heard:", " ".join(heard))
+        assert "translated" in heard, heard
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -33,9 +33,13 @@ pub(crate) struct Connecting {
 }
 
 impl CallActor {
-    /// The call a `connect` bridged this one to, while it is.
+    /// The call this one is bridged to, while it is: its `connect`'s, or the agent that took
+    /// it from a queue.
     pub(crate) fn bridged_peer(&self) -> Option<Uuid> {
-        self.connect.as_ref().and_then(|c| c.bridged)
+        self.connect
+            .as_ref()
+            .and_then(|c| c.bridged)
+            .or_else(|| self.queue_agent())
     }
 }
 

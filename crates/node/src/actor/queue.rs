@@ -212,7 +212,7 @@ impl CallActor {
     /// `calling.disconnect` on a caller an agent took: the bridge comes apart, the agent's
     /// script and this one go on. False when this call is not such a caller.
     pub(crate) async fn queue_disconnect(&mut self) -> bool {
-        let Some(agent) = self.queued.as_ref().and_then(|q| q.agent) else {
+        let Some(agent) = self.queue_agent() else {
             return false;
         };
         self.node.tell(
@@ -229,6 +229,11 @@ impl CallActor {
         );
         self.finish_queue("connected").await;
         true
+    }
+
+    /// The agent that took this caller from its queue and is bridged to it, if any.
+    pub(crate) fn queue_agent(&self) -> Option<Uuid> {
+        self.queued.as_ref().and_then(|q| q.agent)
     }
 
     /// The agent's side: take the longest-waiting caller of `name` and bridge to it. The
