@@ -164,13 +164,25 @@ def test_rest_live_translate_translates_each_utterance_and_injects(start_dialton
         model.stop()
 
 
+def the_translation_was_heard_by(hooks, peer):
+    """The scripted translation reached the webhook, and `peer` (a baresip bridged to the call) heard it said:
+    Whisper finds it in its recording once its call is over."""
+    from test_ai_sdk import whisper_words
+    got = live_events(hooks, "/translate", "utterance", 1, 30)
+    assert got and got[0]["params"]["translated_text"] == "The translated words are here.", got
+    peer.ctrl.wait_event("CALL_CLOSED", timeout=30)
+    rate, _, samples = peer.heard()
+    heard = whisper_words(list(samples), rate)
+    print("the bridged party heard:", " ".join(heard))
+    assert "translated" in heard, heard
+
+
 def test_swml_live_translate_speaks_the_remote_callers_words_to_the_bridged_party(start_dialtone, sipp, hooks,
                                                                                    tmp_path, baresip):
     """A call dialtone made to sipp (the remote caller, saying an English sentence after 2 s) runs `live_translate`,
     then `connect`s to a baresip (the local side). The utterance, translated by the model, is spoken to the bridged
     party: Whisper hears the translation in baresip's recording (after the original words it heard through the
     bridge); the event still carries both."""
-    from test_ai_sdk import whisper_words
     from test_record import write_ulaw_wav
     from test_speech import flite_samples
     write_ulaw_wav(tmp_path / "stream.wav",
@@ -188,13 +200,7 @@ def test_swml_live_translate_speaks_the_remote_callers_words_to_the_bridged_part
             {"hangup": {}}]}}
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
-        got = live_events(hooks, "/translate", "utterance", 1, 30)
-        assert got and got[0]["params"]["translated_text"] == "The translated words are here.", got
-        local.ctrl.wait_event("CALL_CLOSED", timeout=30)
-        rate, _, samples = local.heard()
-        heard = whisper_words(list(samples), rate)
-        print("the bridged party heard:", " ".join(heard))
-        assert "translated" in heard, heard
+        the_translation_was_heard_by(hooks, local)
         sipp_done(far)
     finally:
         model.stop()
@@ -206,7 +212,6 @@ def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue
     then waits in a queue; a baresip agent dials in and its route `connect`s to the queue, taking the call. The
     utterance, translated by the model, is spoken to that agent: Whisper hears the translation in its
     recording."""
-    from test_ai_sdk import whisper_words
     from test_interop import start_node
     from test_record import write_ulaw_wav
     from test_speech import flite_samples
@@ -234,13 +239,7 @@ def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue
         assert hooks.wait_on("/queue", 1, timeout=15)[0]["params"]["status"] == "enqueue"
         agent.ctrl.cmd(f"dial sip:{agent_number}@127.0.0.1:{d.sip_port}")
         agent.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
-        got = live_events(hooks, "/translate", "utterance", 1, 30)
-        assert got and got[0]["params"]["translated_text"] == "The translated words are here.", got
-        agent.ctrl.wait_event("CALL_CLOSED", timeout=30)
-        rate, _, samples = agent.heard()
-        heard = whisper_words(list(samples), rate)
-        print("the agent heard:", " ".join(heard))
-        assert "translated" in heard, heard
+        the_translation_was_heard_by(hooks, agent)
         sipp_done(far)
     finally:
         model.stop()

@@ -1454,7 +1454,6 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     wait_again(run, agent, effect);
 }
 
-/// The next SWAIG call the model asked for, or the model again once all have answered.
 /// Times a clip plays, as `background_file_loops` / `wait_file_loops` say: 0 (until stopped)
 /// when absent or below one.
 fn loop_count(value: Option<&Value>) -> u32 {
@@ -1504,6 +1503,7 @@ fn change_background(run: &mut Run, agent: &mut Agent) -> Option<Effect> {
     }
 }
 
+/// The next SWAIG call the model asked for, or the model again once all have answered.
 fn next_tool(run: &mut Run, mut agent: Agent) {
     // Every way a function ends comes here (a data_map's next fetch and an `@{sleep}` pause
     // do not: the wait file goes on under them).
