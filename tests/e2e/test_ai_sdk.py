@@ -65,7 +65,11 @@ def start_agent(port, rec_url):
         def on_summary(self, summary, raw_data=None):
             self.summaries.append((summary, raw_data))
 
-    agent = WeatherAgent()
+    return serve(WeatherAgent(), port)
+
+
+def serve(agent, port):
+    """Runs the SDK's agent (route /agent, basic auth agent:secret) and waits until it answers."""
     threading.Thread(target=agent.run, daemon=True).start()
     import requests
     deadline = time.time() + 15
@@ -135,6 +139,101 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
         assert "look" in words and words.index("look") < words.index("bright"), words
         said = [m.get("content") for m in report["call_log"] if m["role"] == "assistant"]
         assert ANSWER in said, said
+        sipp_done(far)
+    finally:
+        model.stop()
+
+
+BILL = "Your bill is ten dollars."
+
+
+def start_contexts_agent(port, rec_url):
+    """An agent built with the SDK's ContextBuilder: a front desk whose step leaves for a billing context with a
+    consolidated conversation (the step's reset), the billing context's own system prompt and post prompt."""
+    from signalwire import AgentBase
+
+    class DeskAgent(AgentBase):
+        def __init__(self):
+            super().__init__(name="desk", route="/agent", host="127.0.0.1", port=port,
+                             basic_auth=("agent", "secret"), suppress_logs=True)
+            self.summaries = []
+            self.prompt_add_section("Role", body="You are a front desk.")
+            self.add_hints([QUESTION])
+            self.set_params({"static_greeting": "Hello, how can I help?", "inactivity_timeout": 4000})
+            self.set_post_prompt("Summarize the conversation.")
+            self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen", "status_url": rec_url})
+            contexts = self.define_contexts()
+            desk = contexts.add_context("default")
+            desk.set_prompt("Greet callers and route them.")
+            desk.add_step("greet").set_text("Never entered: the context starts at its initial step.")
+            ask = desk.add_step("ask").set_text("Find out what the caller needs.")
+            ask.set_valid_contexts(["billing"])
+            ask.set_reset_consolidate(True)
+            ask.set_reset_user_prompt("I have a billing question.")
+            desk.set_initial_step("ask")
+            billing = contexts.add_context("billing")
+            billing.set_system_prompt("You are the billing desk.")
+            billing.set_post_prompt("Summarise the billing talk.")
+            billing.add_step("bill").set_text("Explain the bill.").set_end(True)
+
+        def on_summary(self, summary, raw_data=None):
+            self.summaries.append((summary, raw_data))
+
+    return serve(DeskAgent(), port)
+
+
+def test_sdk_contexts_consolidate_the_conversation_on_a_switch(start_dialtone, sipp, tmp_path, hooks, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("SWML_PROXY_URL_BASE", f"http://127.0.0.1:{port}")
+    write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "change_context", "arguments": {"context": "billing"}}]},
+        {"text": "The caller asked a question."},
+        {"text": BILL},
+        {"text": "Explained the bill."},
+    ])
+    try:
+        agent = start_contexts_agent(port, hooks.url("/rec"))
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
+                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
+        assert r.status_code == 200, r.text
+
+        deadline = time.time() + 60
+        while time.time() < deadline and not agent.summaries:
+            time.sleep(0.2)
+        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
+        bodies = [x["body"] for x in model.requests]
+        assert len(bodies) == 4, bodies
+
+        # The context's prompt and its initial step; the step may leave for billing.
+        first = bodies[0]["messages"]
+        assert "Greet callers and route them." in first[0]["content"], first[0]
+        assert "## Current step: ask" in first[0]["content"], first[0]
+        assert first[-1] == {"role": "user", "content": QUESTION}, first
+        # The step's reset: the model summarises the conversation (no tools offered)...
+        consolidate = bodies[1]
+        assert not consolidate.get("tools"), consolidate.get("tools")
+        assert consolidate["messages"][-1]["content"].startswith("Summarise the conversation"), consolidate
+        # ...and the billing desk sees its own prompt, the summary and the step's user prompt, nothing else.
+        billing = bodies[2]["messages"]
+        assert len(billing) == 3, billing
+        assert billing[0]["content"].startswith("You are the billing desk."), billing[0]
+        assert billing[1] == {"role": "system",
+                              "content": "Summary of the conversation so far: The caller asked a question."}, billing
+        assert billing[2] == {"role": "user", "content": "I have a billing question."}, billing
+        # The billing context's post prompt stood in for the agent's.
+        assert bodies[3]["messages"][-1]["content"] == "Summarise the billing talk.", bodies[3]
+        _, report = agent.summaries[0]
+        assert report["post_prompt_data"]["raw"] == "Explained the bill.", report
+
+        # The billing desk's answer reached the far end.
+        w, samples = finished_recording(d, hooks)
+        words = whisper_words(list(samples), w.getframerate())
+        print("the far end heard:", " ".join(words))
+        # Whisper writes "ten" as "10" at times; the recording may end before the last word's tail.
+        assert "bill" in words and ("ten" in words or "10" in words), words
         sipp_done(far)
     finally:
         model.stop()

@@ -2743,3 +2743,151 @@ fn ai_fillers_are_said_while_functions_run() {
         ]
     );
 }
+
+/// The signalwire-sdk's contexts: a context's `prompt`, `initial_step` and `valid_steps`; a step's
+/// `reset` (a `consolidate` and a `user_prompt` when it leaves for a context); the new context's
+/// `system_prompt` and `post_prompt`. The model summarises the conversation once the tool
+/// round is over, and that summary is all of it the next turn sees.
+#[test]
+fn ai_sdk_contexts_switch_with_a_consolidated_conversation() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {
+            "prompt": {"text": "Base prompt.", "contexts": {
+                "default": {"prompt": "Front desk.", "initial_step": "ask", "valid_steps": ["bye"],
+                    "steps": [
+                        {"name": "greet", "text": "Never entered."},
+                        {"name": "ask", "text": "Ask what they need.", "valid_contexts": ["billing"],
+                         "reset": {"consolidate": true, "user_prompt": "I have a billing question."}},
+                        {"name": "bye", "text": "Say goodbye.", "end": true}]},
+                "billing": {"system_prompt": "You are the billing desk.",
+                            "post_prompt": "Summarise the billing talk.",
+                            "steps": [{"name": "bill", "text": "Explain the bill.", "end": true}]}}},
+            "post_prompt": {"text": "Summarise the call."},
+            "post_prompt_url": "https://hooks.test/post"
+        }}
+    ]}}));
+    sim.http
+        .insert("https://hooks.test/post".into(), json_ok(json!({})));
+    sim.model_replies.push_back(says("Hello, how can I help?"));
+    sim.prompt_results.push_back(speech("my bill is wrong"));
+    sim.model_replies.push_back(tool_call(
+        "1",
+        "change_context",
+        r#"{"context": "billing"}"#,
+    ));
+    sim.model_replies
+        .push_back(says("The caller says their bill is wrong."));
+    sim.model_replies
+        .push_back(says("Let me explain the bill."));
+    sim.model_replies.push_back(says("Explained a wrong bill."));
+    let sim = sim.go();
+
+    let m = &sim.model_requests;
+    assert_eq!(m.len(), 5, "{:#?}", sim.trace);
+    // `initial_step` and the context's own `prompt`; `valid_steps` from the context.
+    let system = m[0].messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("Base prompt.\n\nFront desk.")
+            && system.contains("## Current step: ask"),
+        "{system}"
+    );
+    assert_eq!(tool_names(&m[0]), ["next_step", "change_context"]);
+    assert_eq!(
+        m[0].tools[0]["function"]["parameters"]["properties"]["step"]["enum"],
+        json!(["bye"])
+    );
+    // The consolidation: the whole conversation, the model's switch and its result, then the
+    // request for a summary; no tools.
+    let ask = &m[2].messages;
+    let roles: Vec<&str> = ask.iter().map(|x| x["role"].as_str().unwrap()).collect();
+    assert_eq!(
+        roles,
+        ["system", "assistant", "user", "assistant", "tool", "system"]
+    );
+    assert!(ask[5]["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("Summarise the conversation"));
+    assert!(m[2].tools.is_empty());
+    // The billing desk sees its prompt, the summary and the step's user prompt, nothing else.
+    let next = &m[3].messages;
+    assert_eq!(next.len(), 3, "{next:#?}");
+    let system = next[0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("You are the billing desk.") && system.contains("## Current step: bill"),
+        "{system}"
+    );
+    assert_eq!(
+        next[1],
+        json!({"role": "system", "content":
+            "Summary of the conversation so far: The caller says their bill is wrong."})
+    );
+    assert_eq!(
+        next[2],
+        json!({"role": "user", "content": "I have a billing question."})
+    );
+    // The context's post_prompt stands in for the agent's.
+    assert_eq!(
+        m[4].messages.last().unwrap()["content"],
+        "Summarise the billing talk."
+    );
+    let report: Value = serde_json::from_str(sim.requests[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(report["post_prompt_data"]["raw"], "Explained a wrong bill.");
+    assert_eq!(sim.says(), ["Let me explain the bill."]);
+}
+
+/// `context_switch` as the SDK writes it: a bare string is a new system prompt (the
+/// conversation kept); `system_pom` with `full_reset` starts the conversation over with the
+/// rendered prompt and the `user_prompt`. A model that cannot summarise leaves the
+/// conversation whole.
+#[test]
+fn ai_context_switch_string_pom_full_reset_and_a_failed_consolidation() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "First prompt"},
+                "SWAIG": {"defaults": {"web_hook_url": "https://hooks.test/swaig"},
+                          "functions": [{"function": "switch", "description": "switch"}]}}}
+    ]}}));
+    sim.http_queue.insert(
+        "https://hooks.test/swaig".into(),
+        VecDeque::from([
+            json_ok(json!({"response": "ok", "action": [{"context_switch": "Second prompt"}]})),
+            json_ok(json!({"response": "ok", "action": [{"context_switch": {
+                "system_pom": [{"title": "Role", "body": "Third prompt."}],
+                "user_prompt": "start again", "full_reset": true}}]})),
+            json_ok(
+                json!({"response": "ok", "action": [{"context_switch": {"consolidate": true}}]}),
+            ),
+        ]),
+    );
+    sim.prompt_results.push_back(speech("switch please"));
+    sim.model_replies.push_back(tool_call("1", "switch", "{}"));
+    sim.model_replies.push_back(tool_call("2", "switch", "{}"));
+    sim.model_replies.push_back(tool_call("3", "switch", "{}"));
+    sim.model_replies.push_back(Err("the model is down".into()));
+    sim.model_replies.push_back(says("Done."));
+    sim.model_replies.push_back(says("Bye."));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    assert_eq!(m.len(), 6, "{:#?}", sim.trace);
+    // The string: a new prompt, the conversation kept.
+    assert_eq!(m[1].messages[0]["content"], "Second prompt");
+    assert_eq!(m[1].messages.len(), 3, "{:#?}", m[1].messages);
+    // system_pom + full_reset: the rendered prompt and the user prompt only.
+    assert_eq!(
+        m[2].messages,
+        [
+            json!({"role": "system", "content": "## Role\n\nThird prompt."}),
+            json!({"role": "user", "content": "start again"})
+        ]
+    );
+    // The summary failed: the conversation goes on whole, with a warning.
+    assert_eq!(m[3].messages.len(), 5, "{:#?}", m[3].messages);
+    assert_eq!(m[4].messages.len(), 4, "{:#?}", m[4].messages);
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t == "warning relay_script_method_execute_failed (ai)"),
+        "{:#?}",
+        sim.trace
+    );
+}

@@ -13,7 +13,7 @@ use control::command::{CollectParams, MediaItem, PlayParams, SpeechParams, TtsIt
 use control::session::{CollectResult, OpResult};
 use serde_json::{json, Map, Value};
 
-use super::ai_contexts::{Contexts, Entered, CHANGE_CONTEXT, NEXT_STEP};
+use super::ai_contexts::{Contexts, Entered, Reset, CHANGE_CONTEXT, NEXT_STEP};
 use super::ai_mcp::{self, Discovery, McpServer};
 use super::ai_native::{self, Native};
 use super::data_map::{self, DataMapRun, DataMapStep};
@@ -33,6 +33,11 @@ const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
 /// Most SWML documents one tool round may run inline.
 const MAX_INLINE_SWML: usize = 8;
+/// What the model is asked for a `consolidate` switch, and how its summary is put to it after.
+const CONSOLIDATE_PROMPT: &str =
+    "Summarise the conversation so far in a few sentences: what the user \
+     wants, what they told you, what was done and what is still open. Write only the summary.";
+const CONSOLIDATED: &str = "Summary of the conversation so far: ";
 
 /// The operations of an agent's turn, for a runtime that must stop them
 /// ([`Run::ai_stop`](crate::Run::ai_stop)).
@@ -191,6 +196,8 @@ enum Phase {
     Tool,
     /// The last words before the agent ends (a `say` with `stop`/`hangup`, the fallback).
     Closing,
+    /// The model summarises the conversation so far (a `consolidate` switch).
+    Consolidate,
     /// The post-prompt summary.
     Summary,
     /// The `post_conversation` report.
@@ -238,6 +245,8 @@ pub(crate) struct Agent {
     wait_for_user: bool,
     /// An `isolated` context was entered: the conversation starts over after this tool round.
     isolate: bool,
+    /// A switch asked for the conversation to be summarised after this tool round.
+    consolidate: bool,
     /// A `wait_seconds` in progress: the function's answer when it is over.
     native_wait: Option<String>,
     /// The time of the completion being handled (Unix ms).
@@ -596,6 +605,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         skip_user_turn: false,
         wait_for_user: false,
         isolate: false,
+        consolidate: false,
         native_wait: None,
         now,
         voice: None,
@@ -1129,7 +1139,13 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     agent.now = now;
     let stoppable = matches!(
         agent.phase,
-        Phase::Include | Phase::Mcp | Phase::Turn | Phase::Model | Phase::Tool | Phase::Say
+        Phase::Include
+            | Phase::Mcp
+            | Phase::Turn
+            | Phase::Model
+            | Phase::Tool
+            | Phase::Consolidate
+            | Phase::Say
     );
     if agent.stop_requested && stoppable {
         agent.stop_requested = false;
@@ -1161,6 +1177,22 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         Phase::Model => on_model(run, agent, c, now),
         Phase::Tool => on_tool(run, agent, c),
         Phase::Closing => finish(run, agent),
+        Phase::Consolidate => {
+            match c {
+                Completion::Model(Ok(reply)) if !reply.text.trim().is_empty() => {
+                    agent.messages.truncate(1);
+                    agent.messages.push(json!({"role": "system", "content":
+                        format!("{CONSOLIDATED}{}", reply.text.trim())}));
+                    // The summary is what an isolated context keeps of the conversation.
+                    agent.isolate = false;
+                }
+                _ => run.warn(
+                    "relay_script_method_execute_failed",
+                    "ai: the model did not summarise the conversation; it is kept whole",
+                ),
+            }
+            after_tool_round(run, agent)
+        }
         Phase::Say => {
             // The caller's silence counts from the end of the agent's words.
             agent.heard_at = now;
@@ -1309,7 +1341,7 @@ pub(crate) fn request_hold(
 ) -> Option<AiTurnOps> {
     if !matches!(
         agent.phase,
-        Phase::Include | Phase::Mcp | Phase::Turn | Phase::Model | Phase::Tool
+        Phase::Include | Phase::Mcp | Phase::Turn | Phase::Model | Phase::Tool | Phase::Consolidate
     ) {
         return None;
     }
@@ -1600,13 +1632,26 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         let text = std::mem::take(&mut agent.to_say).join(" ");
         return closing(run, agent, text);
     }
+    if std::mem::take(&mut agent.consolidate) && agent.messages.len() > 1 {
+        agent.phase = Phase::Consolidate;
+        let mut messages = agent.messages.clone();
+        messages.push(json!({"role": "system", "content": CONSOLIDATE_PROMPT}));
+        let req = model_request(&agent, messages, false);
+        return wait_again(run, agent, Effect::Model(req));
+    }
+    after_tool_round(run, agent);
+}
+
+/// The tool round is over and the conversation goes on: an isolated context's clean slate, the
+/// words put in the caller's mouth, then the caller's turn or the model's.
+fn after_tool_round(run: &mut Run, mut agent: Agent) {
+    if std::mem::take(&mut agent.isolate) {
+        agent.messages.truncate(1);
+    }
     for text in std::mem::take(&mut agent.user_input) {
         agent
             .messages
             .push(json!({"role": "user", "content": text}));
-    }
-    if std::mem::take(&mut agent.isolate) {
-        agent.messages.truncate(1);
     }
     if std::mem::take(&mut agent.wait_for_user) {
         let text = std::mem::take(&mut agent.to_say).join(" ");
@@ -1749,14 +1794,26 @@ fn move_to(agent: &mut Agent, step: bool, target: &str, checked: bool) -> Result
         contexts.go_context(target, checked)?
     };
     agent.skip_user_turn = contexts.skips_user_turn();
-    // Mid-round the conversation must keep the model's function calls and their results; the
-    // slate is wiped once the round is over.
-    agent.isolate |= entered.isolated;
     if let Some(filler) = entered.filler {
         agent.to_say.push(filler);
     }
+    switch(agent, entered.reset);
     refresh_system(agent);
     Ok(())
+}
+
+/// A context switch's changes. Mid-round the conversation must keep the model's function calls
+/// and their results: it is summarised or wiped once the round is over.
+fn switch(agent: &mut Agent, reset: Reset) {
+    if let Some(system) = reset.system_prompt {
+        agent.base_prompt = system;
+        refresh_system(agent);
+    }
+    if let Some(user) = reset.user_prompt {
+        agent.user_input.push(user);
+    }
+    agent.consolidate |= reset.consolidate;
+    agent.isolate |= reset.full_reset;
 }
 
 /// What the agent says while `function`'s webhook runs, if anything: the phrases of its list
@@ -1980,15 +2037,7 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                 "stop_playback_bg" if super::as_bool(value) != Some(false) => {
                     agent.background_change = Some(None);
                 }
-                "context_switch" => {
-                    if let Some(system) = value.get("system_prompt").and_then(Value::as_str) {
-                        agent.base_prompt = system.to_string();
-                        refresh_system(agent);
-                    }
-                    if let Some(user) = value.get("user_prompt").and_then(Value::as_str) {
-                        agent.user_input.push(user.to_string());
-                    }
-                }
+                "context_switch" => switch(agent, Reset::from_value(Some(value))),
                 "hold" => {
                     // An int of seconds or `{timeout}`; 300 by default, at most 900.
                     let timeout = match value {
@@ -2099,7 +2148,8 @@ fn closing(run: &mut Run, mut agent: Agent, text: String) {
 /// The conversation is over: the summary and the report, then the script goes on.
 fn finish(run: &mut Run, mut agent: Agent) {
     if agent.post_prompt_url.is_some() {
-        if let Some(post) = agent.post_prompt.clone() {
+        let context_post = agent.contexts.as_ref().and_then(Contexts::post_prompt);
+        if let Some(post) = context_post.or_else(|| agent.post_prompt.clone()) {
             agent.phase = Phase::Summary;
             let mut messages = agent.messages.clone();
             messages.push(json!({"role": "system", "content": post}));

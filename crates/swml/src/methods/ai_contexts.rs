@@ -3,6 +3,9 @@
 //! `step_criteria`), and is offered the engine's own tools to move on: `next_step` among the
 //! step's `valid_steps` (the next step in order when it names none) and `change_context` among
 //! its `valid_contexts`. A step's `functions` limits the SWAIG functions offered while it runs.
+//! The signalwire-sdk's shapes are read too: a context's `prompt` (its text), `valid_steps`,
+//! `initial_step`, `post_prompt` and entry parameters (`system_prompt`, `user_prompt`,
+//! `consolidate`, `full_reset`), a step's `reset` (the same, when it leaves for a context).
 
 use serde_json::{json, Map, Value};
 
@@ -21,10 +24,62 @@ pub(crate) struct Contexts {
 /// What entering a context or step asks of the agent.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Entered {
-    /// The conversation so far is dropped (an `isolated` context).
-    pub isolated: bool,
+    /// How the conversation changes (an `isolated` context drops it: `full_reset`).
+    pub reset: Reset,
     /// Words to say on the way (`exit_fillers` of the context left, `enter_fillers` of the new).
     pub filler: Option<String>,
+}
+
+/// How the conversation changes on a switch: a context's entry parameters, the `reset` of the
+/// step that leaves for it, a `context_switch` action.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Reset {
+    /// Replaces the agent's prompt.
+    pub system_prompt: Option<String>,
+    /// Words added as the caller's.
+    pub user_prompt: Option<String>,
+    /// The model summarises the conversation so far, and the summary replaces it.
+    pub consolidate: bool,
+    /// The conversation so far is dropped (the prompt stays).
+    pub full_reset: bool,
+}
+
+impl Reset {
+    /// From an object with those keys (`system_pom` / `user_pom` rendered as a prompt's `pom`
+    /// is), or a string: a new system prompt.
+    pub(crate) fn from_value(v: Option<&Value>) -> Reset {
+        let text = |key: &str, pom: &str| -> Option<String> {
+            let v = v?;
+            v.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| super::ai::prompt_text(&json!({"pom": v.get(pom)?})))
+                .filter(|t| !t.trim().is_empty())
+        };
+        let flag = |key: &str| v.and_then(|v| v.get(key)).and_then(super::as_bool) == Some(true);
+        match v {
+            Some(Value::String(system)) => Reset {
+                system_prompt: Some(system.clone()).filter(|t| !t.trim().is_empty()),
+                ..Reset::default()
+            },
+            _ => Reset {
+                system_prompt: text("system_prompt", "system_pom"),
+                user_prompt: text("user_prompt", "user_pom"),
+                consolidate: flag("consolidate"),
+                full_reset: flag("full_reset"),
+            },
+        }
+    }
+
+    /// `over`'s parameters win over these.
+    fn overlaid(self, over: Reset) -> Reset {
+        Reset {
+            system_prompt: over.system_prompt.or(self.system_prompt),
+            user_prompt: over.user_prompt.or(self.user_prompt),
+            consolidate: over.consolidate || self.consolidate,
+            full_reset: over.full_reset || self.full_reset,
+        }
+    }
 }
 
 fn steps_of(context: &Value) -> &[Value] {
@@ -87,11 +142,33 @@ impl Contexts {
                 }
             }
         }
-        Ok(Some(Contexts {
+        let mut contexts = Contexts {
             all: all.clone(),
             context: "default".into(),
             step: 0,
-        }))
+        };
+        contexts.step = contexts.initial_step();
+        Ok(Some(contexts))
+    }
+
+    /// Where the current context starts: its `initial_step`, else its first.
+    fn initial_step(&self) -> usize {
+        let context = self.current_context();
+        let initial = context.get("initial_step").and_then(Value::as_str);
+        steps_of(context)
+            .iter()
+            .position(|s| initial.is_some() && s.get("name").and_then(Value::as_str) == initial)
+            .unwrap_or(0)
+    }
+
+    /// The current context's `post_prompt` (a string, or a prompt object), which stands in for
+    /// the agent's while it is current.
+    pub(crate) fn post_prompt(&self) -> Option<String> {
+        match self.current_context().get("post_prompt")? {
+            Value::String(text) => Some(text.clone()),
+            other => super::ai::prompt_text(other),
+        }
+        .filter(|t| !t.trim().is_empty())
     }
 
     fn current_context(&self) -> &Value {
@@ -131,7 +208,9 @@ impl Contexts {
             .and_then(|s| s.get("name"))
             .and_then(Value::as_str)
             .map(str::to_string);
-        match names(self.current_step().get("valid_steps")) {
+        let listed = names(self.current_step().get("valid_steps"))
+            .or_else(|| names(self.current_context().get("valid_steps")));
+        match listed {
             Some(list) => list
                 .into_iter()
                 .filter_map(|n| if n == "next" { next.clone() } else { Some(n) })
@@ -169,7 +248,15 @@ impl Contexts {
     /// What the system prompt says about the current context and step.
     pub(crate) fn instructions(&self) -> String {
         let mut out = String::new();
-        if let Some(text) = super::ai::prompt_text(self.current_context()) {
+        let context = self.current_context();
+        // The signalwire-sdk writes a context's own text as `prompt`.
+        let text = super::ai::prompt_text(context).or_else(|| {
+            context
+                .get("prompt")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        if let Some(text) = text {
             if !text.trim().is_empty() {
                 out.push_str(text.trim());
                 out.push_str("\n\n");
@@ -254,15 +341,17 @@ impl Contexts {
         let Some(next) = self.all.get(name) else {
             return Err(format!("there is no context `{name}`"));
         };
-        let isolated = next.get("isolated").and_then(super::as_bool) == Some(true);
+        let mut reset = Reset::from_value(Some(next))
+            .overlaid(Reset::from_value(self.current_step().get("reset")));
+        reset.full_reset |= next.get("isolated").and_then(super::as_bool) == Some(true);
         let filler = filler(self.current_context().get("exit_fillers"))
             .into_iter()
             .chain(filler(next.get("enter_fillers")))
             .collect::<Vec<_>>();
         self.context = name.to_string();
-        self.step = 0;
+        self.step = self.initial_step();
         Ok(Entered {
-            isolated,
+            reset,
             filler: (!filler.is_empty()).then(|| filler.join(" ")),
         })
     }
@@ -330,7 +419,10 @@ mod tests {
         assert_eq!(
             entered,
             Entered {
-                isolated: true,
+                reset: Reset {
+                    full_reset: true,
+                    ..Reset::default()
+                },
                 filler: Some("One moment, billing here.".into())
             }
         );
@@ -339,6 +431,34 @@ mod tests {
         let text = c.instructions();
         assert!(text.starts_with("You handle bills."), "{text}");
         assert!(text.contains("## Bills"), "{text}");
+    }
+
+    #[test]
+    fn a_leaving_steps_reset_wins_over_the_contexts_entry_parameters() {
+        let prompt = json!({"contexts": {
+            "default": {"steps": [{"name": "a", "valid_contexts": ["b"],
+                "reset": {"user_prompt": "from the step", "consolidate": true}}]},
+            "b": {"system_prompt": "B", "user_prompt": "from the context", "isolated": true,
+                  "initial_step": "two", "steps": [{"name": "one"}, {"name": "two"}]}}});
+        let mut c = Contexts::from_prompt(&prompt).unwrap().unwrap();
+        let entered = c.go_context("b", true).unwrap();
+        assert_eq!(
+            entered.reset,
+            Reset {
+                system_prompt: Some("B".into()),
+                user_prompt: Some("from the step".into()),
+                consolidate: true,
+                full_reset: true,
+            }
+        );
+        assert_eq!(c.position(), ("b".into(), "two".into()));
+        assert_eq!(
+            Reset::from_value(Some(&json!("just a prompt")))
+                .system_prompt
+                .as_deref(),
+            Some("just a prompt")
+        );
+        assert_eq!(Reset::from_value(Some(&json!(42))), Reset::default());
     }
 
     #[test]
