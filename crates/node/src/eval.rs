@@ -70,8 +70,5 @@ impl ScriptPool {
 
 /// Below the runtime and the media shards: a runaway script slows other scripts, not calls.
 fn lower_priority() {
-    // SAFETY: setpriority on the calling thread (who = 0) has no memory effects.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) } != 0 {
-        warn!("could not lower the script evaluator's priority");
-    }
+    crate::thread_priority::set_own_nice(10, Some("the script evaluator's threads"));
 }

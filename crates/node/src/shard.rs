@@ -280,7 +280,8 @@ impl MediaShards {
                 thread::Builder::new()
                     .name(format!("media-shard-{i}"))
                     .spawn(move || {
-                        crate::thread_priority::set_own_nice(nice, i == 0);
+                        let report = (i == 0).then_some("media threads (media_thread_nice)");
+                        crate::thread_priority::set_own_nice(nice, report);
                         run_shard(rx, ev, latch, rejected, m, io)
                     })?,
             );

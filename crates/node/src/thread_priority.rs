@@ -2,14 +2,15 @@
 //! default priority waits behind the runtime's workers, the recorder and other processes, and
 //! its 2 ms slots start tens of milliseconds late (docs/benchmarks.md, "Headroom"); a lower
 //! nice value lets the scheduler run it first without the risks of a real-time policy (a shard
-//! that spun could never starve the rest of the machine).
+//! that spun could never starve the rest of the machine). The script evaluator's threads go the
+//! other way (nice 10): a runaway script slows other scripts, not calls.
 
 use tracing::{info, warn};
 
 /// Sets the calling thread's nice value (Linux: `setpriority` on the thread's id). A refusal
-/// (a negative value without CAP_SYS_NICE) leaves the default priority; `report` says so in the
-/// log, for the first of several threads.
-pub(crate) fn set_own_nice(nice: i32, report: bool) {
+/// (a negative value without CAP_SYS_NICE) leaves the default priority; `report_as` names the
+/// threads in the log line that says so (None: not said, e.g. for all but the first of a set).
+pub(crate) fn set_own_nice(nice: i32, report_as: Option<&str>) {
     if nice == 0 {
         return;
     }
@@ -18,16 +19,17 @@ pub(crate) fn set_own_nice(nice: i32, report: bool) {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, nice)
     };
-    if result != 0 && report {
-        let error = std::io::Error::last_os_error();
-        if error.kind() == std::io::ErrorKind::PermissionDenied {
-            info!(
-                nice,
-                "media threads keep the default priority: a lower nice value needs CAP_SYS_NICE (or set media_thread_nice = 0)"
-            );
-        } else {
-            warn!(nice, %error, "media threads keep the default priority");
-        }
+    let Some(whose) = report_as.filter(|_| result != 0) else {
+        return;
+    };
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        info!(
+            nice,
+            "{whose} keep the default priority: a lower nice value needs CAP_SYS_NICE"
+        );
+    } else {
+        warn!(nice, %error, "{whose} keep the default priority");
     }
 }
 
@@ -48,7 +50,7 @@ mod tests {
         let before = own_nice();
         // A higher nice value is always allowed, so this holds without privileges.
         let inside = std::thread::spawn(|| {
-            set_own_nice(7, true);
+            set_own_nice(7, Some("test threads"));
             own_nice()
         })
         .join()
