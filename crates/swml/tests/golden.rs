@@ -1278,12 +1278,14 @@ fn ai_with_a_bare_string_prompt_fails_the_step() {
     assert!(sim.model_requests.is_empty());
 }
 
-/// The AI's own templates (`${args.x}`, `${lc:…}` in a `data_map`, swml.md §5.7) are not SWML
-/// expressions: the step leaves them alone (§5.8) instead of failing to evaluate them.
+/// The AI's own templates (`${args.x}`, `${lc:…}` in a `data_map`, a prompt's
+/// `${global_data.x}`, swml.md §5.7) are not SWML expressions: the step leaves them to the agent
+/// (§5.8) instead of failing to evaluate them.
 #[test]
 fn ai_leaves_the_swaig_templates_alone() {
     let mut sim = Sim::new(json!({"sections": {"main": [
-        {"ai": {"prompt": {"text": "Hours bot for ${global_data.clinic}"},
+        {"ai": {"prompt": {"text": "Hours bot for ${global_data.clinic}, caller ${caller_id_number}"},
+                "global_data": {"clinic": "Main St"},
                 "params": {"static_greeting": "Hello ${call.from}"},
                 "SWAIG": {"functions": [{"function": "get_hours", "description": "hours",
                     "data_map": {"expressions": [{"string": "${lc:args.day}", "pattern": "sunday",
@@ -1298,7 +1300,8 @@ fn ai_leaves_the_swaig_templates_alone() {
         "{:#?}",
         sim.trace
     );
-    // SWML variables expand in `params`; the prompt keeps its own templates.
+    // SWML variables expand in `params`; the prompt is expanded by the AI's own templates, with
+    // the prompt variables.
     assert!(
         sim.trace[0].starts_with("prompt say:Hello +14155550123 collect"),
         "{:#?}",
@@ -1306,7 +1309,7 @@ fn ai_leaves_the_swaig_templates_alone() {
     );
     assert_eq!(
         sim.model_requests[0].messages[0]["content"],
-        "Hours bot for ${global_data.clinic}"
+        "Hours bot for Main St, caller +14155550123"
     );
 }
 
@@ -2889,5 +2892,41 @@ fn ai_context_switch_string_pom_full_reset_and_a_failed_consolidation() {
             .any(|t| t == "warning relay_script_method_execute_failed (ai)"),
         "{:#?}",
         sim.trace
+    );
+}
+
+/// The prompt is a template of the prompt variables: a `set_global_data` shows in the next
+/// turn's system message; a `data_map` output reads them at its root and under `prompt_vars`.
+#[test]
+fn ai_prompt_variables_follow_global_data() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Talking to ${name} on a ${call_direction} call."},
+                "global_data": {"name": "a stranger"},
+                "SWAIG": {"defaults": {"web_hook_url": "https://hooks.test/swaig"},
+                          "functions": [
+                    {"function": "login", "description": "log in"},
+                    {"function": "whoami", "description": "who am I", "data_map": {"output": {
+                        "response": "You are ${name} calling from ${prompt_vars.caller_id_number}."}}}]}}}
+    ]}}));
+    sim.http.insert(
+        "https://hooks.test/swaig".into(),
+        json_ok(json!({"response": "ok", "action": [{"set_global_data": {"name": "Ann"}}]})),
+    );
+    sim.model_replies.push_back(tool_call("1", "login", "{}"));
+    sim.model_replies.push_back(tool_call("2", "whoami", "{}"));
+    sim.model_replies.push_back(says("Done."));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    assert_eq!(
+        m[0].messages[0]["content"],
+        "Talking to a stranger on a inbound call."
+    );
+    assert_eq!(
+        m[1].messages[0]["content"],
+        "Talking to Ann on a inbound call."
+    );
+    assert_eq!(
+        m[2].messages.last().unwrap()["content"],
+        "You are Ann calling from +14155550123."
     );
 }

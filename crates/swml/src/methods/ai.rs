@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::ai_contexts::{Contexts, Entered, Reset, CHANGE_CONTEXT, NEXT_STEP};
 use super::ai_mcp::{self, Discovery, McpServer};
 use super::ai_native::{self, Native};
+use super::ai_vars;
 use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
 use crate::run::{
@@ -251,6 +252,8 @@ pub(crate) struct Agent {
     native_wait: Option<String>,
     /// The time of the completion being handled (Unix ms).
     now: u64,
+    /// What the prompts' templates read of the call and the script (ai_vars.rs).
+    call_vars: Map<String, Value>,
     /// The TTS voice and language (`languages[0]`: `voice`, `code`); the language is also the
     /// recogniser's.
     voice: Option<String>,
@@ -576,6 +579,14 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .take(super::ai_mcp::MAX_SERVERS)
         .collect();
     let post_prompt = p.get("post_prompt").and_then(prompt_text);
+    let language_names: Vec<String> = p
+        .get("languages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| text_at(l, "name"))
+        .filter(|n| !n.trim().is_empty())
+        .collect();
     let call_id = run
         .scope
         .call
@@ -608,6 +619,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         consolidate: false,
         native_wait: None,
         now,
+        call_vars: ai_vars::call_vars(&run.scope, &language_names),
         voice: None,
         language: None,
         function_fillers: Vec::new(),
@@ -873,9 +885,27 @@ fn refresh_system(agent: &mut Agent) {
         Some(c) => format!("{}\n\n{}", agent.base_prompt.trim_end(), c.instructions()),
         None => agent.base_prompt.clone(),
     };
+    let text = expand_prompt(agent, &text);
     if let Some(first) = agent.messages.first_mut() {
         first["content"] = json!(text);
     }
+}
+
+/// The prompt variables now (ai_vars.rs).
+fn prompt_vars(agent: &Agent) -> Map<String, Value> {
+    ai_vars::prompt_vars(
+        &agent.call_vars,
+        agent.now,
+        &agent.local_tz,
+        &agent.global_data,
+    )
+}
+
+/// A prompt's text with its templates expanded: the prompt variables, `global_data`, the
+/// script's variables (prompts are the AI's templates, never SWML's).
+fn expand_prompt(agent: &Agent, text: &str) -> String {
+    let data = ai_vars::prompt_data(prompt_vars(agent), &agent.global_data);
+    ai_vars::expand(text, &data, agent.now)
 }
 
 /// `get_signature` (swml.md §6.1, "Signature request"): the include's functions described by
@@ -1099,6 +1129,8 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
 /// The model asked for the agent's next words, to be spoken as they stream when nothing
 /// else must happen first (an ending, a hold, a step that moves on by itself).
 fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
+    // The prompt variables as they are now (the time, global_data).
+    refresh_system(agent);
     agent.phase = Phase::Model;
     agent.planned_collect = None;
     let mut req = model_request(agent, agent.messages.clone(), true);
@@ -1810,6 +1842,7 @@ fn switch(agent: &mut Agent, reset: Reset) {
         refresh_system(agent);
     }
     if let Some(user) = reset.user_prompt {
+        let user = expand_prompt(agent, &user);
         agent.user_input.push(user);
     }
     agent.consolidate |= reset.consolidate;
@@ -1889,7 +1922,8 @@ fn template_data(
     let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
     let c = &run.scope.call;
     let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
-    json!({
+    let vars = prompt_vars(agent);
+    let own = json!({
         "args": args,
         "global_data": agent.global_data,
         "meta_data": function.map_or(Value::Null, |f| f.meta_data.clone()),
@@ -1901,7 +1935,14 @@ fn template_data(
         "project_id": get("project_id"),
         "space_id": get("space_id"),
         "app_name": "dialtone",
-    })
+    });
+    // The prompt variables are merged into the root, under the call data's own keys.
+    let mut data = vars.clone();
+    data.insert("prompt_vars".into(), Value::Object(vars));
+    for (k, v) in own.as_object().into_iter().flatten() {
+        data.insert(k.clone(), v.clone());
+    }
+    Value::Object(data)
 }
 
 /// A webhook's answer: a SWAIG function's result, or a `data_map` webhook's response (which
@@ -2150,6 +2191,7 @@ fn finish(run: &mut Run, mut agent: Agent) {
     if agent.post_prompt_url.is_some() {
         let context_post = agent.contexts.as_ref().and_then(Contexts::post_prompt);
         if let Some(post) = context_post.or_else(|| agent.post_prompt.clone()) {
+            let post = expand_prompt(&agent, &post);
             agent.phase = Phase::Summary;
             let mut messages = agent.messages.clone();
             messages.push(json!({"role": "system", "content": post}));

@@ -6,6 +6,7 @@ mod ai_contexts;
 pub mod ai_mcp;
 mod ai_native;
 pub mod ai_pronounce;
+mod ai_vars;
 pub(crate) mod answer;
 pub(crate) mod cond;
 pub mod connect;
