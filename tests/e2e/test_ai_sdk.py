@@ -237,3 +237,71 @@ def test_sdk_contexts_consolidate_the_conversation_on_a_switch(start_dialtone, s
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_sdk_gather_info_asks_and_stores_the_answer(start_dialtone, sipp, tmp_path, hooks, monkeypatch):
+    """The SDK's gather mode (`set_gather_info` / `add_gather_question`): the question is the model's instruction
+    and `gather_submit` its only tool; the answer lands in global_data (the SDK's report shows it) without a trace in
+    the conversation, and the next step's text reads it."""
+    from signalwire import AgentBase
+
+    class GatherAgent(AgentBase):
+        def __init__(self):
+            super().__init__(name="gather", route="/agent", host="127.0.0.1", port=port,
+                             basic_auth=("agent", "secret"), suppress_logs=True)
+            self.summaries = []
+            self.prompt_add_section("Role", body="You are a weather desk.")
+            self.add_hints([QUESTION])
+            self.set_params({"static_greeting": "Hello, which city?", "inactivity_timeout": 4000})
+            self.set_post_prompt("Summarize the conversation.")
+            self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen",
+                                                      "status_url": hooks.url("/rec")})
+            desk = self.define_contexts().add_context("default")
+            intake = desk.add_step("intake").set_text("Find out the city.")
+            intake.set_gather_info(output_key="caller", completion_action="next_step")
+            intake.add_gather_question("city", "Which city is the weather for?")
+            desk.add_step("answer").set_text("Tell the caller the weather in ${caller.city}.").set_end(True)
+
+        def on_summary(self, summary, raw_data=None):
+            self.summaries.append((summary, raw_data))
+
+    port = free_port()
+    monkeypatch.setenv("SWML_PROXY_URL_BASE", f"http://127.0.0.1:{port}")
+    write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "gather_submit", "arguments": {"answer": "Paris"}}]},
+        {"text": ANSWER},
+        {"text": "Gave the weather in Paris."},
+    ])
+    try:
+        agent = serve(GatherAgent(), port)
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
+                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 60
+        while time.time() < deadline and not agent.summaries:
+            time.sleep(0.2)
+        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
+        bodies = [x["body"] for x in model.requests]
+        assert len(bodies) == 3, bodies
+
+        first = bodies[0]
+        assert 'Ask the user: "Which city is the weather for?"' in first["messages"][0]["content"], first["messages"][0]
+        assert [t["function"]["name"] for t in first["tools"]] == ["gather_submit"], first["tools"]
+        assert first["messages"][-1] == {"role": "user", "content": QUESTION}, first["messages"]
+        # The answer: the next step reads it, and the conversation has no trace of the submission.
+        second = bodies[1]["messages"]
+        assert "Tell the caller the weather in Paris." in second[0]["content"], second[0]
+        assert all("tool_calls" not in m and m["role"] != "tool" for m in second), second
+        _, report = agent.summaries[0]
+        assert report["global_data"]["caller"] == {"city": "Paris"}, report["global_data"]
+
+        w, samples = finished_recording(d, hooks)
+        words = whisper_words(list(samples), w.getframerate())
+        print("the far end heard:", " ".join(words))
+        assert "sunny" in words, words
+        sipp_done(far)
+    finally:
+        model.stop()

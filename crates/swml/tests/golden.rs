@@ -2930,3 +2930,84 @@ fn ai_prompt_variables_follow_global_data() {
         "You are Ann calling from +14155550123."
     );
 }
+
+/// A step's `gather_info` (the SDK's gather mode): its questions asked one at a time in the
+/// system message with only `gather_submit` offered; an accepted answer leaves no trace in the
+/// conversation and lands in `global_data.<output_key>`; a question to confirm refuses an
+/// unconfirmed answer; the last answer takes the step to its `completion_action`, whose text
+/// reads the answers.
+#[test]
+fn ai_gather_info_asks_one_question_at_a_time() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {
+            "prompt": {"text": "Travel desk.", "contexts": {"default": {"steps": [
+                {"name": "intake", "text": "Help with the trip.", "gather_info": {
+                    "output_key": "profile", "prompt": "Introduce yourself.", "completion_action": "plan",
+                    "questions": [
+                        {"key": "name", "question": "What is your name?"},
+                        {"key": "nights", "question": "How many nights?", "type": "integer", "confirm": true}]}},
+                {"name": "skipped", "text": "Never entered."},
+                {"name": "plan", "text": "Plan ${profile.nights} nights for ${profile.name}.", "end": true}]}}},
+            "SWAIG": {"native_functions": ["check_time"],
+                      "functions": [{"function": "book", "description": "book", "web_hook_url": "https://hooks.test/book"}]}
+        }}
+    ]}}));
+    sim.model_replies.push_back(says("Hi, what is your name?"));
+    sim.prompt_results.push_back(speech("ann"));
+    sim.model_replies
+        .push_back(tool_call("1", "gather_submit", r#"{"answer": "Ann"}"#));
+    sim.model_replies
+        .push_back(tool_call("2", "gather_submit", r#"{"answer": "3"}"#));
+    sim.model_replies
+        .push_back(says("Three nights, is that right?"));
+    sim.prompt_results.push_back(speech("yes"));
+    sim.model_replies.push_back(tool_call(
+        "3",
+        "gather_submit",
+        r#"{"answer": 3, "confirmed_by_user": "true"}"#,
+    ));
+    sim.model_replies.push_back(says("Planned."));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    assert_eq!(m.len(), 6, "{:#?}", sim.trace);
+    let system = |i: usize| m[i].messages[0]["content"].as_str().unwrap().to_string();
+    // The first question, with the preamble; gather_submit alone (no natives, no functions).
+    assert!(
+        system(0).contains("Introduce yourself.\n\nAsk the user: \"What is your name?\""),
+        "{}",
+        system(0)
+    );
+    assert!(!system(0).contains("Help with the trip."));
+    assert_eq!(tool_names(&m[0]), ["gather_submit"]);
+    // The answer left no trace: the next question is asked over the plain conversation.
+    assert!(system(2).contains("How many nights?") && system(2).contains("MUST confirm"));
+    let roles: Vec<&str> = m[2]
+        .messages
+        .iter()
+        .map(|x| x["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["system", "assistant", "user"]);
+    assert_eq!(
+        m[2].tools[0]["function"]["parameters"]["required"],
+        json!(["answer", "confirmed_by_user"])
+    );
+    // The unconfirmed answer was refused to the model.
+    let refused = m[3].messages.last().unwrap();
+    assert_eq!(refused["role"], "tool");
+    assert!(refused["content"]
+        .as_str()
+        .unwrap()
+        .contains("confirmation"));
+    // The last answer: the step `plan`, its text reading global_data.profile; the tools back.
+    assert!(system(5).contains("## Current step: plan"), "{}", system(5));
+    assert!(
+        system(5).contains("Plan 3 nights for Ann."),
+        "{}",
+        system(5)
+    );
+    assert_eq!(tool_names(&m[5]), ["book", "check_time"]);
+    assert!(m[5].messages.iter().all(|x| x["tool_calls"]
+        .as_array()
+        .is_none_or(|c| c.iter().all(|t| t["id"] != "1" && t["id"] != "3"))));
+    assert_eq!(sim.says().last().map(String::as_str), Some("Planned."));
+}

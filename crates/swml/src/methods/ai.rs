@@ -14,6 +14,7 @@ use control::session::{CollectResult, OpResult};
 use serde_json::{json, Map, Value};
 
 use super::ai_contexts::{Contexts, Entered, Reset, CHANGE_CONTEXT, NEXT_STEP};
+use super::ai_gather::{self, GATHER_SUBMIT};
 use super::ai_mcp::{self, Discovery, McpServer};
 use super::ai_native::{self, Native};
 use super::ai_vars;
@@ -1112,7 +1113,10 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
                         "name": f.name, "description": f.description, "parameters": f.parameters}})
                 })
                 .collect();
-            tools.extend(agent.natives.iter().map(|n| n.tool()));
+            // A gathering step offers gather_submit and its question's functions only.
+            if !agent.contexts.as_ref().is_some_and(Contexts::gathering) {
+                tools.extend(agent.natives.iter().map(|n| n.tool()));
+            }
             tools.extend(agent.contexts.iter().flat_map(Contexts::tools));
             tools
         } else {
@@ -1781,6 +1785,17 @@ fn engine_answer(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engi
     let args: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
     let arg = |k: &str| args.get(k).map(crate::expr::stringify).unwrap_or_default();
     let answer = match call.name.as_str() {
+        GATHER_SUBMIT if agent.contexts.as_ref().is_some_and(Contexts::gathering) => {
+            let submitted = agent.contexts.as_mut().map(|c| c.submit(&args));
+            match submitted {
+                Some(Ok(answer)) => {
+                    gathered(agent, answer, &call.id);
+                    return Engine::Answered;
+                }
+                Some(Err(why)) => why,
+                None => return Engine::NotOurs,
+            }
+        }
         NEXT_STEP | CHANGE_CONTEXT if agent.contexts.is_some() => {
             let step = call.name == NEXT_STEP;
             let target = arg(if step { "step" } else { "context" });
@@ -1812,6 +1827,59 @@ fn engine_answer(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engi
     };
     push_tool_result(agent, &call.id, &answer);
     Engine::Answered
+}
+
+/// An answer of a gathering step: into `global_data` (under `output_key` when it has one), and
+/// the model's call out of the conversation (the next question is in the system message).
+fn gathered(agent: &mut Agent, answer: ai_gather::Answer, call_id: &str) {
+    let slot = match answer.output_key {
+        Some(key) => {
+            let entry = agent.global_data.entry(key).or_insert_with(|| json!({}));
+            if !entry.is_object() {
+                *entry = json!({});
+            }
+            entry.as_object_mut()
+        }
+        None => Some(&mut agent.global_data),
+    };
+    if let Some(slot) = slot {
+        slot.insert(answer.key, answer.value);
+    }
+    drop_tool_call(&mut agent.messages, call_id);
+    if let Some(contexts) = &agent.contexts {
+        agent.skip_user_turn = contexts.skips_user_turn();
+    }
+    refresh_system(agent);
+}
+
+/// The tool call `id` taken out of the model's message (the message too, when nothing is left
+/// of it).
+fn drop_tool_call(messages: &mut Vec<Value>, id: &str) {
+    let Some(at) = messages.iter().rposition(|m| {
+        m.get("tool_calls")
+            .and_then(Value::as_array)
+            .is_some_and(|calls| calls.iter().any(|c| c["id"] == id))
+    }) else {
+        return;
+    };
+    let message = &mut messages[at];
+    if let Some(calls) = message.get_mut("tool_calls").and_then(Value::as_array_mut) {
+        calls.retain(|c| c["id"] != id);
+        if !calls.is_empty() {
+            return;
+        }
+    }
+    let said = message
+        .get("content")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    if said {
+        if let Some(m) = message.as_object_mut() {
+            m.remove("tool_calls");
+        }
+    } else {
+        messages.remove(at);
+    }
 }
 
 /// Moves the conversation to the step or context `target` (`checked`: only where the current

@@ -9,6 +9,8 @@
 
 use serde_json::{json, Map, Value};
 
+use super::ai_gather;
+
 /// The engine's tools for moving between steps and contexts.
 pub(crate) const NEXT_STEP: &str = "next_step";
 pub(crate) const CHANGE_CONTEXT: &str = "change_context";
@@ -19,6 +21,8 @@ pub(crate) struct Contexts {
     all: Map<String, Value>,
     context: String,
     step: usize,
+    /// The step's open `gather_info` question (ai_gather.rs), while it gathers.
+    gather: Option<usize>,
 }
 
 /// What entering a context or step asks of the agent.
@@ -146,9 +150,49 @@ impl Contexts {
             all: all.clone(),
             context: "default".into(),
             step: 0,
+            gather: None,
         };
         contexts.step = contexts.initial_step();
+        contexts.enter_step();
         Ok(Some(contexts))
+    }
+
+    /// A step is entered: it starts gathering when it has questions.
+    fn enter_step(&mut self) {
+        self.gather = ai_gather::questions(self.current_step()).map(|_| 0);
+    }
+
+    /// A question of the step's `gather_info` is open.
+    pub(crate) fn gathering(&self) -> bool {
+        self.gather.is_some()
+    }
+
+    /// The model's `gather_submit`: the answer accepted (for `global_data`) and the next
+    /// question opened — or, after the last, the step's `completion_action` taken; or why it
+    /// is refused.
+    pub(crate) fn submit(&mut self, args: &Value) -> Result<ai_gather::Answer, String> {
+        let index = self.gather.ok_or("no question is open")?;
+        let step = self.current_step().clone();
+        let answer = ai_gather::submit(&step, index, args)?;
+        let count = ai_gather::questions(&step).map_or(0, <[Value]>::len);
+        if index + 1 < count {
+            self.gather = Some(index + 1);
+            return Ok(answer);
+        }
+        self.gather = None;
+        let steps = steps_of(self.current_context());
+        let target = match ai_gather::completion(&step) {
+            Some("next_step") => Some(self.step + 1).filter(|i| *i < steps.len()),
+            Some(name) => steps
+                .iter()
+                .position(|s| s.get("name").and_then(Value::as_str) == Some(name)),
+            None => None,
+        };
+        if let Some(index) = target {
+            self.step = index;
+            self.enter_step();
+        }
+        Ok(answer)
     }
 
     /// Where the current context starts: its `initial_step`, else its first.
@@ -237,6 +281,9 @@ impl Contexts {
     /// The SWAIG function may be offered in this step (`functions`: a list of names, or
     /// `"none"`; all when absent).
     pub(crate) fn allows(&self, function: &str) -> bool {
+        if let Some(index) = self.gather {
+            return ai_gather::allows(self.current_step(), index, function);
+        }
         match self.current_step().get("functions") {
             None => true,
             Some(Value::String(s)) => s != "none" && s == function,
@@ -264,6 +311,10 @@ impl Contexts {
         }
         let step = self.current_step();
         out.push_str(&format!("## Current step: {}\n\n", self.step_name()));
+        if let Some(index) = self.gather {
+            out.push_str(&ai_gather::instructions(step, index));
+            return out;
+        }
         if let Some(text) = super::ai::prompt_text(step) {
             out.push_str(text.trim());
             out.push_str("\n\n");
@@ -290,6 +341,11 @@ impl Contexts {
 
     /// The engine's tools this step offers the model.
     pub(crate) fn tools(&self) -> Vec<Value> {
+        if let Some(index) = self.gather {
+            return ai_gather::tool(self.current_step(), index)
+                .into_iter()
+                .collect();
+        }
         let mut out = Vec::new();
         let steps = self.valid_steps();
         if !steps.is_empty() {
@@ -326,6 +382,7 @@ impl Contexts {
             .position(|s| s.get("name").and_then(Value::as_str) == Some(name))
             .ok_or_else(|| format!("there is no step `{name}`"))?;
         self.step = index;
+        self.enter_step();
         Ok(Entered::default())
     }
 
@@ -350,6 +407,7 @@ impl Contexts {
             .collect::<Vec<_>>();
         self.context = name.to_string();
         self.step = self.initial_step();
+        self.enter_step();
         Ok(Entered {
             reset,
             filler: (!filler.is_empty()).then(|| filler.join(" ")),

@@ -3,6 +3,7 @@
 
 pub mod ai;
 mod ai_contexts;
+mod ai_gather;
 pub mod ai_mcp;
 mod ai_native;
 pub mod ai_pronounce;
