@@ -1,5 +1,6 @@
 """A Model Context Protocol server made with the official `mcp` SDK (FastMCP), over Streamable HTTP on
-127.0.0.1:<port>/mcp, with one tool: `get_weather(city)`.
+127.0.0.1:<port>/mcp, with one tool, `get_weather(city)`, a resource `weather://station` (text) and a resource
+template `crm://customer/{caller_id}` (a JSON object).
 
   server = WeatherMcp()     starts it as a subprocess on a free port (server.url); server.stop()
   python mcp_weather.py <port>
@@ -44,5 +45,14 @@ if __name__ == "__main__":
     def get_weather(city: str) -> str:
         """The weather in a city."""
         return f"sunny in {city}, 22 degrees"
+
+    @server.resource("weather://station", name="station")
+    def station() -> str:
+        return "Orly"
+
+    @server.resource("crm://customer/{caller_id}", name="customer", mime_type="application/json")
+    def customer(caller_id: str) -> str:
+        import json
+        return json.dumps({"customer_name": "Ann Example", "caller": caller_id})
 
     server.run(transport="streamable-http")

@@ -567,7 +567,9 @@ def test_barge_min_words_lets_a_short_interruption_go(start_dialtone, sipp, tmp_
 
 def test_an_mcp_servers_tools_are_the_agents(start_dialtone, sipp, tmp_path, hooks):
     """`SWAIG.mcp_servers`: a server made with the official MCP SDK (FastMCP, Streamable HTTP) lists its tool;
-    the model is offered it, calls it, and the tool's answer (from the MCP server) goes back to the model."""
+    the model is offered it, calls it, and the tool's answer (from the MCP server) goes back to the model. With
+    `resources: true` its resources are read first (a template filled from `resource_vars` with the caller's
+    number) and the prompt reads them from global_data."""
     from mcp_weather import WeatherMcp
     server = WeatherMcp()
     write_speech_wav(tmp_path, QUESTION, tail_s=4.0)
@@ -579,15 +581,18 @@ def test_an_mcp_servers_tools_are_the_agents(start_dialtone, sipp, tmp_path, hoo
         far = sipp("uas_stream_wav.xml")
         d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
         swml = doc(
-            {"ai": {"prompt": {"text": "You are a weather assistant."}, "hints": [QUESTION],
-                    "params": {"inactivity_timeout": 3000},
-                    "SWAIG": {"mcp_servers": [{"url": server.url}]}}},
+            {"ai": {"prompt": {"text": "You are a weather assistant for ${customer_name} (${caller}) at ${station}."},
+                    "hints": [QUESTION], "params": {"inactivity_timeout": 3000},
+                    "SWAIG": {"mcp_servers": [{"url": server.url, "resources": True,
+                                               "resource_vars": {"caller_id": "${caller_id_number}"}}]}}},
             after(hooks),
             {"hangup": {}})
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
         assert hooks.wait_on("/after", 1, timeout=60)[0]["ai_result"] == "success"
         first = model.requests[0]["body"]
+        assert first["messages"][0]["content"] == \
+            "You are a weather assistant for Ann Example (+15551110000) at Orly.", first["messages"][0]
         tools = {t["function"]["name"]: t["function"] for t in first["tools"]}
         assert "get_weather" in tools, first["tools"]
         assert tools["get_weather"]["parameters"]["properties"]["city"]["type"] == "string", tools

@@ -3011,3 +3011,75 @@ fn ai_gather_info_asks_one_question_at_a_time() {
         .is_none_or(|c| c.iter().all(|t| t["id"] != "1" && t["id"] != "3"))));
     assert_eq!(sim.says().last().map(String::as_str), Some("Planned."));
 }
+
+/// An MCP server with `resources: true`: its resources are listed and read before the first
+/// turn (a URI template filled from `resource_vars`, expanded with the prompt variables); a
+/// JSON object's keys join `global_data`, other text goes under the resource's name; one that
+/// cannot be read is passed over. The prompt reads them.
+#[test]
+fn ai_mcp_resources_fill_global_data() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Customer ${customer_name} (${global_data.caller}); notes: ${notes}; ${missing}."},
+                "SWAIG": {"mcp_servers": [{"url": "http://crm.test/mcp", "resources": true,
+                                           "resource_vars": {"caller_id": "${caller_id_number}"}}]}}}
+    ]}}));
+    let ok = |body: &str| {
+        Ok(HttpResponse {
+            code: 200,
+            headers: vec![],
+            body: body.into(),
+        })
+    };
+    sim.http_queue.insert(
+        "http://crm.test/mcp".into(),
+        VecDeque::from([
+            ok(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18"}}"#),
+            Ok(HttpResponse { code: 202, headers: vec![], body: String::new() }),
+            ok(r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}"#),
+            ok(r#"{"jsonrpc":"2.0","id":3,"result":{"resources":[
+                {"uri":"crm://notes","name":"notes"},{"uri":"crm://gone","name":"gone"}]}}"#),
+            ok(r#"{"jsonrpc":"2.0","id":4,"result":{"resourceTemplates":[
+                {"uriTemplate":"crm://customer/{caller_id}","name":"customer"},
+                {"uriTemplate":"crm://order/{order_id}","name":"order"}]}}"#),
+            ok(r#"{"jsonrpc":"2.0","id":5,"result":{"contents":[{"uri":"crm://notes","text":"prefers mornings"}]}}"#),
+            ok(r#"{"jsonrpc":"2.0","id":6,"error":{"code":-32002,"message":"Resource not found"}}"#),
+            ok(r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[{"uri":"crm://customer/+14155550123",
+                "text":"{\"customer_name\":\"Ann\",\"caller\":\"+14155550123\"}"}]}}"#),
+        ]),
+    );
+    sim.model_replies.push_back(says("Hello Ann."));
+    let sim = sim.go();
+    let bodies: Vec<Value> = sim
+        .requests
+        .iter()
+        .filter(|r| r.url == "http://crm.test/mcp")
+        .map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap())
+        .collect();
+    let methods: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/list",
+            "resources/list",
+            "resources/templates/list",
+            "resources/read",
+            "resources/read",
+            "resources/read"
+        ]
+    );
+    // The template without a value for its variable was not read.
+    assert_eq!(bodies[7]["params"]["uri"], "crm://customer/+14155550123");
+    assert_eq!(
+        sim.model_requests[0].messages[0]["content"],
+        "Customer Ann (+14155550123); notes: prefers mornings; ."
+    );
+    assert!(sim
+        .trace
+        .iter()
+        .any(|t| t == "warning relay_script_method_execute_failed (ai)"));
+}

@@ -779,15 +779,17 @@ fn setup_next(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
 /// agent's; a server that fails is a warning and the agent goes on without it.
 fn on_mcp(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     if let Some((i, step)) = agent.mcp_discovering.take() {
+        let answer = match &c {
+            Completion::Http(Ok(r)) => Ok(r),
+            Completion::Http(Err(e)) => Err(e.clone()),
+            _ => Err("an unexpected answer".to_string()),
+        };
+        let vars = resource_vars(&agent, i);
         let server = &mut agent.mcp_servers[i];
-        let outcome = match (&c, step) {
-            (Completion::Http(Ok(r)), Discovery::Initialize) => {
-                server.on_answer(r).map(|_| Some(Discovery::Initialized))
-            }
-            (Completion::Http(Ok(r)), Discovery::Initialized) => {
-                server.on_notified(r).map(|()| Some(Discovery::ListTools))
-            }
-            (Completion::Http(Ok(r)), Discovery::ListTools) => server.on_answer(r).map(|result| {
+        let outcome = answer.and_then(|r| match step {
+            Discovery::Initialize => server.on_answer(r).map(|_| Some(Discovery::Initialized)),
+            Discovery::Initialized => server.on_notified(r).map(|()| Some(Discovery::ListTools)),
+            Discovery::ListTools => server.on_answer(r).map(|result| {
                 for def in ai_mcp::tool_definitions(&result) {
                     let Ok(mut f) = function_of(&def) else {
                         continue;
@@ -797,10 +799,47 @@ fn on_mcp(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
                         agent.functions.push(f);
                     }
                 }
-                None
+                server.resources.then_some(Discovery::ListResources)
             }),
-            (Completion::Http(Err(e)), _) => Err(e.clone()),
-            _ => Err("an unexpected answer".to_string()),
+            Discovery::ListResources => server.on_answer(r).map(|result| {
+                server.on_resource_list(&result);
+                Some(Discovery::ListTemplates)
+            }),
+            Discovery::ListTemplates => server.on_answer(r).map(|result| {
+                server.on_template_list(&result, &vars);
+                server.has_reads().then_some(Discovery::ReadResource)
+            }),
+            Discovery::ReadResource => server.on_answer(r).map(|result| {
+                let fields = server.on_read(&result);
+                let more = server.has_reads();
+                agent.global_data.extend(fields);
+                more.then_some(Discovery::ReadResource)
+            }),
+        });
+        // A step of the resources that fails is passed over; the tools stay.
+        let outcome = match outcome {
+            Err(e)
+                if matches!(
+                    step,
+                    Discovery::ListResources | Discovery::ListTemplates | Discovery::ReadResource
+                ) =>
+            {
+                let url = agent.mcp_servers[i].url.clone();
+                run.warn(
+                    "relay_script_method_execute_failed",
+                    format!("ai: the MCP server {url}'s resources: {e}"),
+                );
+                let server = &mut agent.mcp_servers[i];
+                match step {
+                    Discovery::ListResources => Ok(Some(Discovery::ListTemplates)),
+                    Discovery::ReadResource => {
+                        server.read_done();
+                        Ok(server.has_reads().then_some(Discovery::ReadResource))
+                    }
+                    _ => Ok(server.has_reads().then_some(Discovery::ReadResource)),
+                }
+            }
+            other => other,
         };
         match outcome {
             Ok(Some(next)) => {
@@ -820,6 +859,15 @@ fn on_mcp(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     }
     let effect = setup_next(run, &mut agent, now);
     wait_again(run, agent, effect);
+}
+
+/// Server `i`'s `resource_vars`, expanded with the prompt variables (`${caller_id_number}`).
+fn resource_vars(agent: &Agent, i: usize) -> Vec<(String, String)> {
+    agent.mcp_servers[i]
+        .resource_vars
+        .iter()
+        .map(|(k, v)| (k.clone(), expand_prompt(agent, v)))
+        .collect()
 }
 
 /// `SWAIG.defaults.web_hook_url`, with `web_hook_auth_user`/`web_hook_auth_password` put in

@@ -1,11 +1,16 @@
 //! `SWAIG.mcp_servers` (swml.md §6.1): tools discovered from Model Context Protocol servers
 //! over the Streamable HTTP transport — `initialize` (the server may hand out a session in
 //! `Mcp-Session-Id`), `notifications/initialized`, `tools/list` before the first turn, then
-//! `tools/call` for each call of one of its tools. Sans-IO: each step is an [`HttpRequest`]
+//! `tools/call` for each call of one of its tools. A server with `resources: true` is also read
+//! before the first turn (`resources/list`, `resources/templates/list` with the URI templates
+//! filled from `resource_vars`, `resources/read` of each): what it holds goes into the agent's
+//! `global_data`. Sans-IO: each step is an [`HttpRequest`]
 //! the runtime performs; an answer is a JSON-RPC message as JSON or as a Server-Sent Events
 //! stream.
 
-use serde_json::{json, Value};
+use std::collections::VecDeque;
+
+use serde_json::{json, Map, Value};
 
 use crate::run::{HttpRequest, HttpResponse};
 
@@ -17,6 +22,8 @@ pub const MAX_SERVERS: usize = 8;
 /// Most tools taken from one server, and longest tool result kept.
 const MAX_TOOLS: usize = 64;
 const MAX_RESULT_CHARS: usize = 16 * 1024;
+/// Most resources read from one server.
+const MAX_RESOURCES: usize = 16;
 
 /// One server of `SWAIG.mcp_servers`.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +33,12 @@ pub struct McpServer {
     session: Option<String>,
     protocol: Option<String>,
     next_id: u64,
+    /// `resources: true`: its resources are read into `global_data`.
+    pub resources: bool,
+    /// `resource_vars`: the values of the URI templates' variables (before expansion).
+    pub resource_vars: Vec<(String, String)>,
+    /// Resources still to read: their name and URI.
+    to_read: VecDeque<(String, String)>,
 }
 
 /// Where a server's discovery stands.
@@ -34,6 +47,9 @@ pub enum Discovery {
     Initialize,
     Initialized,
     ListTools,
+    ListResources,
+    ListTemplates,
+    ReadResource,
 }
 
 impl McpServer {
@@ -50,6 +66,9 @@ impl McpServer {
             session: None,
             protocol: None,
             next_id: 0,
+            resources: entry.get("resources").and_then(super::as_bool) == Some(true),
+            resource_vars: super::string_pairs(entry.get("resource_vars")),
+            to_read: VecDeque::new(),
         })
     }
 
@@ -64,7 +83,77 @@ impl McpServer {
             ),
             Discovery::Initialized => self.request("notifications/initialized", Value::Null, false),
             Discovery::ListTools => self.request("tools/list", json!({}), true),
+            Discovery::ListResources => self.request("resources/list", json!({}), true),
+            Discovery::ListTemplates => self.request("resources/templates/list", json!({}), true),
+            Discovery::ReadResource => {
+                let uri = self.to_read.front().map_or("", |(_, uri)| uri.as_str());
+                let params = json!({"uri": uri});
+                self.request("resources/read", params, true)
+            }
         }
+    }
+
+    /// A `resources/list` result: its resources are to be read.
+    pub fn on_resource_list(&mut self, result: &Value) {
+        for r in listed(result, "resources") {
+            if let (Some(uri), name) = (text_of(r, "uri"), text_of(r, "name")) {
+                self.queue_read(name.unwrap_or(uri), uri);
+            }
+        }
+    }
+
+    /// A `resources/templates/list` result: each template whose variables `vars` all give is
+    /// filled (RFC 6570's simple `{var}`, the value percent-encoded) and to be read.
+    pub fn on_template_list(&mut self, result: &Value, vars: &[(String, String)]) {
+        for t in listed(result, "resourceTemplates") {
+            let Some(template) = text_of(t, "uriTemplate") else {
+                continue;
+            };
+            if let Some(uri) = fill_template(template, vars) {
+                self.queue_read(text_of(t, "name").unwrap_or(template), &uri);
+            }
+        }
+    }
+
+    fn queue_read(&mut self, name: &str, uri: &str) {
+        if self.to_read.len() < MAX_RESOURCES {
+            self.to_read.push_back((name.to_string(), uri.to_string()));
+        }
+    }
+
+    /// A resource is still to be read.
+    pub fn has_reads(&self) -> bool {
+        !self.to_read.is_empty()
+    }
+
+    /// The resource being read is done (read, or not to be had).
+    pub fn read_done(&mut self) {
+        self.to_read.pop_front();
+    }
+
+    /// A `resources/read` result of the resource being read: what goes into `global_data` —
+    /// a JSON object's keys, else its text under the resource's name.
+    pub fn on_read(&mut self, result: &Value) -> Map<String, Value> {
+        let name = self
+            .to_read
+            .front()
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+        self.read_done();
+        let mut out = Map::new();
+        for content in listed(result, "contents") {
+            let Some(text) = text_of(content, "text") else {
+                continue;
+            };
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(fields)) => out.extend(fields),
+                _ => {
+                    let kept: String = text.chars().take(MAX_RESULT_CHARS).collect();
+                    out.insert(name.clone(), Value::String(kept));
+                }
+            }
+        }
+        out
     }
 
     /// `tools/call` of `name` with the model's `arguments`.
@@ -142,6 +231,50 @@ impl McpServer {
             Err(format!("HTTP {}", answer.code))
         }
     }
+}
+
+fn listed<'a>(result: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    result
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn text_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|t| !t.is_empty())
+}
+
+/// `template` with each `{name}` replaced by its value in `vars`, encoded as a URI path segment
+/// is (RFC 3986 `pchar`: `+`, `:`, `@` and the other sub-delimiters stay, so a caller's E.164
+/// number reads as itself — the official MCP SDK does not decode template values); `None`
+/// when one has no value.
+fn fill_template(template: &str, vars: &[(String, String)]) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}')? + open;
+        let name = &rest[open + 1..close];
+        let (_, value) = vars.iter().find(|(k, _)| k == name)?;
+        out.push_str(&path_segment(value));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn path_segment(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        let kept = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b);
+        if kept {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The `result` of the JSON-RPC response with `id` in `body` (JSON, or SSE `data:` lines).
@@ -322,5 +455,32 @@ mod tests {
         assert!(s.on_notified(&down).is_err());
         assert!(McpServer::of(&json!({"url": " "})).is_none());
         assert!(McpServer::of(&json!({})).is_none());
+    }
+
+    #[test]
+    fn uri_templates_are_filled_only_when_every_variable_has_a_value() {
+        let vars = vec![("id".to_string(), "+1 555/0".to_string())];
+        assert_eq!(
+            fill_template("crm://c/{id}?x=1", &vars).as_deref(),
+            Some("crm://c/+1%20555%2F0?x=1")
+        );
+        assert_eq!(fill_template("crm://c/{other}", &vars), None);
+        assert_eq!(fill_template("crm://c/{id", &vars), None);
+        assert_eq!(fill_template("plain", &vars).as_deref(), Some("plain"));
+    }
+
+    #[test]
+    fn a_read_resource_gives_its_object_or_its_text() {
+        let mut s = McpServer::of(&json!({"url": "http://m", "resources": true})).unwrap();
+        s.on_resource_list(
+            &json!({"resources": [{"uri": "a://1", "name": "one"}, {"uri": "a://2"}]}),
+        );
+        assert!(s.has_reads());
+        let first = s.on_read(&json!({"contents": [{"text": "{\"k\": 1}"}, {"text": "plain"}]}));
+        assert_eq!(Value::Object(first), json!({"k": 1, "one": "plain"}));
+        // A resource without a name goes under its URI.
+        let second = s.on_read(&json!({"contents": [{"text": "[1, 2]"}]}));
+        assert_eq!(Value::Object(second), json!({"a://2": "[1, 2]"}));
+        assert!(!s.has_reads());
     }
 }
