@@ -243,3 +243,41 @@ def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue
         sipp_done(far)
     finally:
         model.stop()
+
+
+def test_swml_live_translate_speaks_to_the_others_in_a_conference(start_dialtone, sipp, hooks, tmp_path, baresip):
+    """A call dialtone made to sipp (the remote caller, saying an English sentence 9 s in) runs `live_translate`,
+    then joins a conference; a baresip dials in and its route joins the same conference. The utterance, translated
+    by the model, is spoken to the other participant: Whisper hears the translation in baresip's recording."""
+    from test_interop import start_node
+    from test_record import write_ulaw_wav
+    from test_speech import flite_samples
+    write_ulaw_wav(tmp_path / "stream.wav",
+                   [0] * 8000 * 9 + flite_samples(tmp_path, REMOTE) + [0] * 8000 * 12)
+    model = ScriptedModel([{"text": "The translated words are here."}])
+    member_number = "+15551230010"
+    room = {"join_conference": {"name": "translated-room", "beep": "false"}}
+    try:
+        far = sipp("uas_stream_wav.xml")
+        member = baresip(codecs=["PCMU"], tone=1000, seconds=16, user="member")
+        d = start_node(start_dialtone, tmp_path,
+                       # The member's leaving ends the conference, so the sipp call's script hangs up.
+                       routes={member_number: {"version": "1.0.0", "sections": {"main": [
+                           {"join_conference": dict(room["join_conference"], end_on_exit=True)},
+                           {"hangup": {}}]}}},
+                       extra_env={"DIALTONE_ASR_COMMAND": WHISPER, "DIALTONE_AI_BASE_URL": model.base_url})
+        swml = {"version": "1.0.0", "sections": {"main": [
+            {"live_translate": {"action": {"start": {
+                "from_lang": "en-US", "to_lang": "es-ES", "direction": ["remote-caller"],
+                "webhook": hooks.url("/translate")}}}},
+            room,
+            {"hangup": {}}]}}
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        time.sleep(2)
+        member.ctrl.cmd(f"dial sip:{member_number}@127.0.0.1:{d.sip_port}")
+        member.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
+        the_translation_was_heard_by(hooks, member)
+        sipp_done(far)
+    finally:
+        model.stop()

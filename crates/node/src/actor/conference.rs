@@ -356,6 +356,21 @@ impl CallActor {
         }
     }
 
+    /// The others in the conference this call is in (none when it is in none).
+    pub(crate) fn conference_others(&self) -> Vec<Uuid> {
+        let Some(p) = self.participant.as_ref() else {
+            return Vec::new();
+        };
+        let me = self.ident.call_id;
+        let everyone = self
+            .node
+            .conferences
+            .lock()
+            .map(|c| c.participants(&p.plan.name))
+            .unwrap_or_default();
+        everyone.into_iter().filter(|id| *id != me).collect()
+    }
+
     /// This call leaves its conference (it ended, or it was kicked), which ends for everyone
     /// with `end_on_exit` or when it was the last one in; an ending conference's recording
     /// stops (its `record-stop` follows from the recorder, lib.rs).

@@ -138,10 +138,11 @@ impl CallActor {
                     .and_then(|l| l.translation.clone())
                     .ok_or_else(no_session)?;
                 let to = inject.direction;
-                if to == CallerLeg::LocalCaller && self.bridged_peer().is_none() {
+                if to == CallerLeg::LocalCaller && self.local_listeners().is_empty() {
                     return Err(ControlError::NotImplemented {
                         command: "calling.live_translate inject to the local-caller of a call \
-                                  that is not bridged (the near side is dialtone itself)"
+                                  that is not bridged nor in a conference (the near side is \
+                                  dialtone itself)"
                             .into(),
                     });
                 }
@@ -234,9 +235,18 @@ impl CallActor {
         );
     }
 
+    /// Who hears what is said to the local side: the call this one is bridged to (a
+    /// `connect`, a queue's agent), or the others in its conference.
+    fn local_listeners(&self) -> Vec<uuid::Uuid> {
+        match self.bridged_peer() {
+            Some(peer) => vec![peer],
+            None => self.conference_others(),
+        }
+    }
+
     /// A translation (of an utterance, or an injected message) said to `to`: the remote
-    /// caller on this call; the local side is the call this one is bridged to, when it is
-    /// (else nobody: a plain call's local side is dialtone).
+    /// caller on this call; the local side is the call this one is bridged to, or the others
+    /// in its conference (else nobody: a plain call's local side is dialtone).
     pub(crate) async fn say_translation(&mut self, text: String, language: String, to: CallerLeg) {
         let Some(t) = self.live.as_mut().and_then(|l| l.translation.as_mut()) else {
             return;
@@ -262,22 +272,27 @@ impl CallActor {
                 }
             }
             CallerLeg::LocalCaller => {
-                let Some(peer) = self.bridged_peer() else {
+                let listeners = self.local_listeners();
+                if listeners.is_empty() {
                     tracing::debug!("live translation: no bridged party to speak to");
-                    return;
-                };
-                // The bridged call plays it as a command of its own (its answer is not
-                // awaited: it tells its own status URL how the playback went).
-                let (reply, _) = tokio::sync::oneshot::channel();
-                let sent = self.node.tell(
-                    peer,
-                    crate::actor::ActorMsg::Command {
-                        command: Box::new(CallCommand::Play(play)),
-                        reply,
-                    },
-                );
-                if !sent {
-                    warn!(%peer, "live translation: the bridged call is gone");
+                }
+                for peer in listeners {
+                    // Each plays it as a command of its own (its answer is not awaited: it
+                    // tells its own status URL how the playback went); in a conference each
+                    // participant's playback reaches only its own far end.
+                    let mut play = play.clone();
+                    play.control_id = format!("translate-{}", uuid::Uuid::new_v4());
+                    let (reply, _) = tokio::sync::oneshot::channel();
+                    let sent = self.node.tell(
+                        peer,
+                        crate::actor::ActorMsg::Command {
+                            command: Box::new(CallCommand::Play(play)),
+                            reply,
+                        },
+                    );
+                    if !sent {
+                        warn!(%peer, "live translation: the bridged call is gone");
+                    }
                 }
             }
         }
