@@ -23,6 +23,8 @@ ensure_build_deps() {
   # The embedded speech recogniser: pocketsphinx's libraries and its US English model, loaded
   # at run time (the -dev packages are not needed and do not install on every Debian 12 image).
   apt_install libpocketsphinx3 libsphinxbase3 pocketsphinx-en-us
+  # Speech in the languages flite has no voice for (run as a program; docs/speech.md).
+  apt_install espeak-ng
 }
 
 # A private Python environment for the SWML schema (shipped in signalwire-sdk) and the tests.

@@ -138,3 +138,55 @@ def test_the_whole_text_plays_sentence_after_sentence(node, far, sink, tmp_path)
     # Every sentence was spoken: the speech lasts about as long as the text synthesised whole.
     assert abs(span - expected) < 0.2 * expected, (span, expected)
     node.post({"command": "calling.end", "id": cid, "params": {"reason": "hangup"}})
+
+
+def envelope(samples, rate, ms=10):
+    """RMS per `ms` window, normalised to its peak."""
+    import numpy as np
+    x = np.asarray(samples, dtype=np.float64)
+    n = int(rate * ms / 1000)
+    frames = x[:len(x) // n * n].reshape(-1, n)
+    env = np.sqrt((frames ** 2).mean(axis=1))
+    return env / max(env.max(), 1e-9)
+
+
+def best_match(heard, reference):
+    """The best normalised correlation of `reference`'s envelope against `heard`'s at any offset."""
+    import numpy as np
+    best = -1.0
+    for lag in range(0, max(1, len(heard) - len(reference) + 1)):
+        part = heard[lag:lag + len(reference)]
+        if len(part) < len(reference):
+            break
+        c = np.corrcoef(part, reference)[0, 1]
+        best = max(best, float(c))
+    return best
+
+
+def test_another_language_is_spoken_by_espeak(node, far, sink, tmp_path):
+    """A `tts` item in `es-ES` is spoken by eSpeak NG's Spanish voice, not flite's English one: what the far end
+    receives follows the envelope of `espeak-ng -v es` saying the text, and not that of flite saying it."""
+    text = "Las palabras traducidas están aquí, muchas gracias por llamar."
+    refs = {}
+    subprocess.run(["espeak-ng", "-v", "es", "-w", str(tmp_path / "es.wav"), text], check=True, timeout=30)
+    subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(tmp_path / "en.wav")], check=True, timeout=30)
+    for name in ("es", "en"):
+        with wave.open(str(tmp_path / f"{name}.wav")) as w:
+            data = w.readframes(w.getnframes())
+            samples = [int.from_bytes(data[i:i + 2], "little", signed=True) for i in range(0, len(data), 2)]
+            refs[name] = (envelope(samples, w.getframerate()), w.getnframes() / w.getframerate())
+    cid = answered_call(node, far)
+    t_play = time.time()
+    r = node.post({"command": "calling.play", "id": cid, "params": {
+        "control_id": "es", "play": [{"type": "tts", "params": {"text": text, "language": "es-ES"}},
+                                     {"type": "silence", "params": {"duration": 1}}]}})
+    assert r.status_code == 200, r.text
+    first = speech_after(sink, t_play, timeout=5)
+    assert first is not None, "no speech"
+    time.sleep(max(d for _, d in refs.values()) + 1.5)
+    heard = envelope([ULAW[b] for p in sink.snapshot() if p[0] >= first - 0.2 for b in p[4]], 8000)
+    match = {name: best_match(heard, env) for name, (env, _) in refs.items()}
+    print(f"envelope correlation with espeak-ng es: {match['es']:.2f}, with flite: {match['en']:.2f}")
+    assert match["es"] > 0.8, match
+    assert match["es"] > match["en"] + 0.2, match
+    node.post({"command": "calling.end", "id": cid, "params": {"reason": "hangup"}})

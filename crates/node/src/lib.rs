@@ -778,8 +778,19 @@ fn start_asr(command: Option<Vec<String>>) -> Result<Arc<dyn asr::SpeechEngine>,
 }
 
 fn start_tts() -> Option<Arc<dyn ::tts::Tts>> {
+    // Other languages than English, when eSpeak NG is installed (docs/speech.md).
+    let other = match ::tts::EspeakTts::start() {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            info!(error = %e, "speech in other languages than English needs espeak-ng: flite speaks everything");
+            None
+        }
+    };
     match ::tts::FliteTts::start() {
-        Ok(engine) => Some(Arc::new(::tts::CachedTts::new(engine, 256))),
+        Ok(engine) => Some(Arc::new(::tts::CachedTts::new(
+            ::tts::Speech::new(engine, other),
+            256,
+        ))),
         Err(e) => {
             warn!(error = %e, "text-to-speech engine unavailable");
             None

@@ -1,8 +1,10 @@
 //! Text-to-speech behind a provider trait. The embedded default engine is flite (Debian's
 //! `libflite`), initialised once and run on [`flite::WORKERS`] threads that share its voices;
+//! languages flite has no voice for are spoken by eSpeak NG when it is installed ([`Speech`]);
 //! results are cached by (text, voice, language) so a prompt played to many calls is
 //! synthesized once. Long text is spoken sentence by sentence ([`stream`]).
 
+pub mod espeak;
 pub mod flite;
 pub mod stream;
 
@@ -11,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+pub use espeak::EspeakTts;
 pub use flite::FliteTts;
 pub use stream::{split_sentences, SentenceFeed, SpeechStream};
 
@@ -55,6 +58,30 @@ impl Audio {
 #[async_trait]
 pub trait Tts: Send + Sync + 'static {
     async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, TtsError>;
+}
+
+/// The node's speech: eSpeak NG for a request in a language it has a voice for (or naming one
+/// of its voices), `english` (flite) for the rest — and for everything when eSpeak NG is not
+/// installed.
+pub struct Speech<E: Tts> {
+    english: E,
+    other: Option<EspeakTts>,
+}
+
+impl<E: Tts> Speech<E> {
+    pub fn new(english: E, other: Option<EspeakTts>) -> Self {
+        Speech { english, other }
+    }
+}
+
+#[async_trait]
+impl<E: Tts> Tts for Speech<E> {
+    async fn synthesize(&self, request: &TtsRequest) -> Result<Arc<Audio>, TtsError> {
+        match &self.other {
+            Some(other) if other.voice_for(request).is_some() => other.synthesize(request).await,
+            _ => self.english.synthesize(request).await,
+        }
+    }
 }
 
 /// Most audio the cache keeps, in bytes of samples: entries are a few seconds each (one
