@@ -305,3 +305,62 @@ def test_sdk_gather_info_asks_and_stores_the_answer(start_dialtone, sipp, tmp_pa
         sipp_done(far)
     finally:
         model.stop()
+
+
+HOLA = "Hola, hace sol en Madrid y la temperatura es muy agradable hoy."
+
+
+def test_sdk_languages_switch_the_agents_voice(start_dialtone, sipp, tmp_path, hooks, monkeypatch):
+    """Two languages added with the SDK's `add_language`: the model is offered `change_language`; once it switches
+    to Spanish its answer is spoken by eSpeak NG's Spanish voice — the far end's recording follows the envelope of
+    `espeak-ng -v es` saying it, not flite's."""
+    from signalwire import AgentBase
+    from test_tts import spoken_in_spanish
+
+    class TwoLanguages(AgentBase):
+        def __init__(self):
+            super().__init__(name="two", route="/agent", host="127.0.0.1", port=port,
+                             basic_auth=("agent", "secret"), suppress_logs=True)
+            self.summaries = []
+            self.prompt_add_section("Role", body="You are a weather desk.")
+            self.add_hints([QUESTION])
+            self.add_language("English", "en-US", "kal")
+            self.add_language("Spanish", "es-ES", "gcloud.es-ES-Standard-A")
+            self.set_params({"static_greeting": "Hello.", "inactivity_timeout": 4000})
+            self.set_post_prompt("Summarize the conversation.")
+            self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen",
+                                                      "status_url": hooks.url("/rec")})
+
+        def on_summary(self, summary, raw_data=None):
+            self.summaries.append((summary, raw_data))
+
+    port = free_port()
+    monkeypatch.setenv("SWML_PROXY_URL_BASE", f"http://127.0.0.1:{port}")
+    write_speech_wav(tmp_path, QUESTION, tail_s=8.0)
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "change_language", "arguments": {"language": "Spanish"}}]},
+        {"text": HOLA},
+        {"text": "Answered in Spanish."},
+    ])
+    try:
+        agent = serve(TwoLanguages(), port)
+        far = sipp("uas_stream_wav.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
+                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 60
+        while time.time() < deadline and not agent.summaries:
+            time.sleep(0.2)
+        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
+        bodies = [x["body"] for x in model.requests]
+        assert "change_language" in [t["function"]["name"] for t in bodies[0]["tools"]], bodies[0]["tools"]
+        assert "You are speaking English" in bodies[0]["messages"][0]["content"], bodies[0]["messages"][0]
+        assert bodies[1]["messages"][-1]["content"] == "Now speaking Spanish: answer in Spanish.", bodies[1]
+        assert "You are speaking Spanish" in bodies[1]["messages"][0]["content"], bodies[1]["messages"][0]
+
+        w, samples = finished_recording(d, hooks)
+        assert spoken_in_spanish(list(samples), w.getframerate(), HOLA, tmp_path)
+        sipp_done(far)
+    finally:
+        model.stop()

@@ -164,30 +164,31 @@ def test_rest_live_translate_translates_each_utterance_and_injects(start_dialton
         model.stop()
 
 
-def the_translation_was_heard_by(hooks, peer):
-    """The scripted translation reached the webhook, and `peer` (a baresip bridged to the call) heard it said:
-    Whisper finds it in its recording once its call is over."""
-    from test_ai_sdk import whisper_words
+TRANSLATED = "Las palabras traducidas están aquí, muchas gracias."
+
+
+def the_translation_was_heard_by(hooks, peer, tmp_path):
+    """The scripted translation reached the webhook, and `peer` (a baresip bridged to the call) heard it said in
+    Spanish: its recording, once its call is over, follows the envelope of eSpeak NG's Spanish voice saying it."""
+    from test_tts import spoken_in_spanish
     got = live_events(hooks, "/translate", "utterance", 1, 30)
-    assert got and got[0]["params"]["translated_text"] == "The translated words are here.", got
+    assert got and got[0]["params"]["translated_text"] == TRANSLATED, got
     peer.ctrl.wait_event("CALL_CLOSED", timeout=30)
     rate, _, samples = peer.heard()
-    heard = whisper_words(list(samples), rate)
-    print("the bridged party heard:", " ".join(heard))
-    assert "translated" in heard, heard
+    assert spoken_in_spanish(list(samples), rate, TRANSLATED, tmp_path)
 
 
 def test_swml_live_translate_speaks_the_remote_callers_words_to_the_bridged_party(start_dialtone, sipp, hooks,
                                                                                    tmp_path, baresip):
     """A call dialtone made to sipp (the remote caller, saying an English sentence after 2 s) runs `live_translate`,
     then `connect`s to a baresip (the local side). The utterance, translated by the model, is spoken to the bridged
-    party: Whisper hears the translation in baresip's recording (after the original words it heard through the
-    bridge); the event still carries both."""
+    party in Spanish: its recording follows eSpeak NG's Spanish voice saying the translation (after the original
+    words it heard through the bridge); the event still carries both."""
     from test_record import write_ulaw_wav
     from test_speech import flite_samples
     write_ulaw_wav(tmp_path / "stream.wav",
                    [0] * 16000 + flite_samples(tmp_path, REMOTE) + [0] * 8000 * 12)
-    model = ScriptedModel([{"text": "The translated words are here."}])
+    model = ScriptedModel([{"text": TRANSLATED}])
     try:
         far = sipp("uas_stream_wav.xml")
         local = baresip(codecs=["PCMU"], tone=1000, seconds=14, user="bob")
@@ -200,7 +201,7 @@ def test_swml_live_translate_speaks_the_remote_callers_words_to_the_bridged_part
             {"hangup": {}}]}}
         r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
         assert r.status_code == 200, r.text
-        the_translation_was_heard_by(hooks, local)
+        the_translation_was_heard_by(hooks, local, tmp_path)
         sipp_done(far)
     finally:
         model.stop()
@@ -210,18 +211,19 @@ def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue
                                                                                   tmp_path, baresip):
     """A call dialtone made to sipp (the remote caller, saying an English sentence 9 s in) runs `live_translate`,
     then waits in a queue; a baresip agent dials in and its route `connect`s to the queue, taking the call. The
-    utterance, translated by the model, is spoken to that agent: Whisper hears the translation in its
-    recording."""
+    utterance, translated by the model, is spoken to that agent in Spanish (its recording follows eSpeak NG's
+    Spanish voice saying the translation)."""
     from test_interop import start_node
     from test_record import write_ulaw_wav
     from test_speech import flite_samples
     write_ulaw_wav(tmp_path / "stream.wav",
                    [0] * 8000 * 9 + flite_samples(tmp_path, REMOTE) + [0] * 8000 * 12)
-    model = ScriptedModel([{"text": "The translated words are here."}])
+    model = ScriptedModel([{"text": TRANSLATED}])
     agent_number = "+15551230009"
     try:
         far = sipp("uas_stream_wav.xml")
-        agent = baresip(codecs=["PCMU"], tone=1000, seconds=16, user="agent")
+        # Long enough for the Spanish translation (about 3.5 s) after the sentence 9 s in.
+        agent = baresip(codecs=["PCMU"], tone=1000, seconds=19, user="agent")
         d = start_node(start_dialtone, tmp_path,
                        routes={agent_number: {"version": "1.0.0", "sections": {"main": [
                            {"connect": {"to": "queue:translated", "transfer_after_bridge": "after"}},
@@ -239,7 +241,7 @@ def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue
         assert hooks.wait_on("/queue", 1, timeout=15)[0]["params"]["status"] == "enqueue"
         agent.ctrl.cmd(f"dial sip:{agent_number}@127.0.0.1:{d.sip_port}")
         agent.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
-        the_translation_was_heard_by(hooks, agent)
+        the_translation_was_heard_by(hooks, agent, tmp_path)
         sipp_done(far)
     finally:
         model.stop()
@@ -248,18 +250,19 @@ def test_swml_live_translate_speaks_to_the_agent_that_took_the_call_from_a_queue
 def test_swml_live_translate_speaks_to_the_others_in_a_conference(start_dialtone, sipp, hooks, tmp_path, baresip):
     """A call dialtone made to sipp (the remote caller, saying an English sentence 9 s in) runs `live_translate`,
     then joins a conference; a baresip dials in and its route joins the same conference. The utterance, translated
-    by the model, is spoken to the other participant: Whisper hears the translation in baresip's recording."""
+    by the model, is spoken to the other participant in Spanish (its recording follows eSpeak NG's Spanish voice
+    saying the translation)."""
     from test_interop import start_node
     from test_record import write_ulaw_wav
     from test_speech import flite_samples
     write_ulaw_wav(tmp_path / "stream.wav",
                    [0] * 8000 * 9 + flite_samples(tmp_path, REMOTE) + [0] * 8000 * 12)
-    model = ScriptedModel([{"text": "The translated words are here."}])
+    model = ScriptedModel([{"text": TRANSLATED}])
     member_number = "+15551230010"
     room = {"join_conference": {"name": "translated-room", "beep": "false"}}
     try:
         far = sipp("uas_stream_wav.xml")
-        member = baresip(codecs=["PCMU"], tone=1000, seconds=16, user="member")
+        member = baresip(codecs=["PCMU"], tone=1000, seconds=18, user="member")
         d = start_node(start_dialtone, tmp_path,
                        # The member's leaving ends the conference, so the sipp call's script hangs up.
                        routes={member_number: {"version": "1.0.0", "sections": {"main": [
@@ -277,7 +280,7 @@ def test_swml_live_translate_speaks_to_the_others_in_a_conference(start_dialtone
         time.sleep(2)
         member.ctrl.cmd(f"dial sip:{member_number}@127.0.0.1:{d.sip_port}")
         member.ctrl.wait_event("CALL_ESTABLISHED", timeout=10)
-        the_translation_was_heard_by(hooks, member)
+        the_translation_was_heard_by(hooks, member, tmp_path)
         sipp_done(far)
     finally:
         model.stop()

@@ -328,9 +328,14 @@ fn describe(e: &Effect) -> String {
             let say: Vec<String> = play
                 .play
                 .iter()
-                .map(|i| match i {
-                    MediaItem::Tts(t) => format!("say:{}", t.text),
-                    other => format!("{other:?}"),
+                .map(|i| match (i, &play.voice, play.language.as_str()) {
+                    (MediaItem::Tts(t), None, "en-US") => format!("say:{}", t.text),
+                    (MediaItem::Tts(t), voice, language) => format!(
+                        "say[{}/{language}]:{}",
+                        voice.as_deref().unwrap_or(""),
+                        t.text
+                    ),
+                    (other, _, _) => format!("{other:?}"),
                 })
                 .collect();
             let collect = control::CallCommand::Collect(collect.clone()).params_json();
@@ -3082,4 +3087,57 @@ fn ai_mcp_resources_fill_global_data() {
         .trace
         .iter()
         .any(|t| t == "warning relay_script_method_execute_failed (ai)"));
+}
+
+/// An agent with two `languages`: the model is told which it speaks and offered
+/// `change_language`; a switch changes the voice and speech language of what it says next (and
+/// the system message), and the speech fillers are the new language's.
+#[test]
+fn ai_languages_switch_when_the_model_asks() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Help."},
+                "languages": [
+                    {"name": "English", "code": "en-US", "voice": "kal"},
+                    {"name": "Spanish", "code": "es-ES", "voice": "espeak:es"}]}}
+    ]}}));
+    sim.model_replies.push_back(says("Hello."));
+    sim.prompt_results.push_back(speech("speak spanish please"));
+    sim.model_replies.push_back(tool_call(
+        "1",
+        "change_language",
+        r#"{"language": "Spanish"}"#,
+    ));
+    sim.model_replies.push_back(says("Hola."));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    let system = |i: usize| m[i].messages[0]["content"].as_str().unwrap().to_string();
+    assert!(
+        system(0).contains("You are speaking English") && system(0).contains("also speak Spanish"),
+        "{}",
+        system(0)
+    );
+    assert!(tool_names(&m[0]).contains(&"change_language".to_string()));
+    assert_eq!(
+        m[2].messages.last().unwrap()["content"],
+        "Now speaking Spanish: answer in Spanish."
+    );
+    assert!(
+        system(2).contains("You are speaking Spanish"),
+        "{}",
+        system(2)
+    );
+    let said: Vec<&String> = sim
+        .trace
+        .iter()
+        .filter(|t| t.contains("say[") || t.contains("say:"))
+        .collect();
+    assert!(
+        said.iter().any(|t| t.contains("say[kal/en-US]:Hello.")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|t| t.contains("say[espeak:es/es-ES]:Hola.")),
+        "{said:#?}"
+    );
 }

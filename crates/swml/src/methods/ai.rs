@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::ai_contexts::{Contexts, Entered, Reset, CHANGE_CONTEXT, NEXT_STEP};
 use super::ai_gather::{self, GATHER_SUBMIT};
+use super::ai_languages::{self, Language, CHANGE_LANGUAGE};
 use super::ai_mcp::{self, Discovery, McpServer};
 use super::ai_native::{self, Native};
 use super::ai_vars;
@@ -277,8 +278,13 @@ pub(crate) struct Agent {
     no_barge_once: bool,
     /// `params.barge_min_words`: the caller's words it takes to cut the agent.
     barge_min_words: u32,
-    /// `pronounce` (and `languages[0].pronounce`): applied to what the agent says.
+    /// `pronounce` (and the current language's): applied to what the agent says.
     pronounce: Vec<super::ai_pronounce::Pronounce>,
+    /// The document's own `pronounce` rules (the language's follow them).
+    doc_pronounce: Vec<super::ai_pronounce::Pronounce>,
+    /// `languages` (or `multilingual`), and the one spoken now.
+    languages: Vec<Language>,
+    language_at: usize,
     default_hook: Option<String>,
     model: Option<String>,
     temperature: Option<f64>,
@@ -580,14 +586,8 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .take(super::ai_mcp::MAX_SERVERS)
         .collect();
     let post_prompt = p.get("post_prompt").and_then(prompt_text);
-    let language_names: Vec<String> = p
-        .get("languages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|l| text_at(l, "name"))
-        .filter(|n| !n.trim().is_empty())
-        .collect();
+    let (languages, start_language) = ai_languages::of(&p);
+    let language_names: Vec<String> = languages.iter().map(|l| l.name.clone()).collect();
     let call_id = run
         .scope
         .call
@@ -632,6 +632,9 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         no_barge_once: false,
         barge_min_words: 0,
         pronounce: Vec::new(),
+        doc_pronounce: super::ai_pronounce::rules(p.get("pronounce")),
+        languages,
+        language_at: 0,
         default_hook: swaig.get("defaults").and_then(default_hook),
         model: text_at(&tuning, "ai_model"),
         temperature: prompt.get("temperature").and_then(as_f64),
@@ -694,24 +697,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         session_id,
         started_at: now,
     };
-    if let Some(lang) = p
-        .get("languages")
-        .and_then(Value::as_array)
-        .and_then(|l| l.first())
-    {
-        agent.voice = text_at(lang, "voice").filter(|v| !v.is_empty());
-        agent.function_fillers = phrases(lang.get("function_fillers"));
-        if agent.function_fillers.is_empty() {
-            agent.function_fillers = phrases(lang.get("fillers"));
-        }
-        agent.speech_fillers = phrases(lang.get("speech_fillers"));
-        agent.language = text_at(lang, "code").filter(|c| !c.is_empty());
-        agent.pronounce = super::ai_pronounce::rules(lang.get("pronounce"));
-    }
-    // The document's own rules first, then the language's.
-    let mut pronounce = super::ai_pronounce::rules(p.get("pronounce"));
-    pronounce.append(&mut agent.pronounce);
-    agent.pronounce = pronounce;
+    use_language(&mut agent, start_language);
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
     agent.barge_min_words = tuning
@@ -930,10 +916,13 @@ fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
 
 /// The system prompt: the base prompt, then what the current context and step say.
 fn refresh_system(agent: &mut Agent) {
-    let text = match &agent.contexts {
+    let mut text = match &agent.contexts {
         Some(c) => format!("{}\n\n{}", agent.base_prompt.trim_end(), c.instructions()),
         None => agent.base_prompt.clone(),
     };
+    if let Some(languages) = ai_languages::instructions(&agent.languages, agent.language_at) {
+        text = format!("{}\n\n{languages}", text.trim_end());
+    }
     let text = expand_prompt(agent, &text);
     if let Some(first) = agent.messages.first_mut() {
         first["content"] = json!(text);
@@ -948,6 +937,21 @@ fn prompt_vars(agent: &Agent) -> Map<String, Value> {
         &agent.local_tz,
         &agent.global_data,
     )
+}
+
+/// The agent speaks language `at` of its languages from now on: its voice, its code (the
+/// speech language), its fillers and `pronounce` rules (after the document's).
+fn use_language(agent: &mut Agent, at: usize) {
+    agent.pronounce = agent.doc_pronounce.clone();
+    let Some(lang) = agent.languages.get(at) else {
+        return;
+    };
+    agent.language_at = at;
+    agent.voice = lang.voice.clone();
+    agent.language = lang.code.clone();
+    agent.function_fillers = lang.function_fillers.clone();
+    agent.speech_fillers = lang.speech_fillers.clone();
+    agent.pronounce.extend(lang.pronounce.iter().cloned());
 }
 
 /// A prompt's text with its templates expanded: the prompt variables, `global_data`, the
@@ -1164,6 +1168,7 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
             // A gathering step offers gather_submit and its question's functions only.
             if !agent.contexts.as_ref().is_some_and(Contexts::gathering) {
                 tools.extend(agent.natives.iter().map(|n| n.tool()));
+                tools.extend(ai_languages::tool(&agent.languages));
             }
             tools.extend(agent.contexts.iter().flat_map(Contexts::tools));
             tools
@@ -1842,6 +1847,25 @@ fn engine_answer(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engi
                 }
                 Some(Err(why)) => why,
                 None => return Engine::NotOurs,
+            }
+        }
+        CHANGE_LANGUAGE if agent.languages.len() > 1 => {
+            let asked = arg("language");
+            match ai_languages::find(&agent.languages, &asked) {
+                Some(at) => {
+                    use_language(agent, at);
+                    refresh_system(agent);
+                    let name = &agent.languages[at].name;
+                    format!("Now speaking {name}: answer in {name}.")
+                }
+                None => {
+                    let names: Vec<&str> =
+                        agent.languages.iter().map(|l| l.name.as_str()).collect();
+                    format!(
+                        "`{asked}` is not one of the languages: {}",
+                        names.join(", ")
+                    )
+                }
             }
         }
         NEXT_STEP | CHANGE_CONTEXT if agent.contexts.is_some() => {

@@ -4,6 +4,7 @@
 pub mod ai;
 mod ai_contexts;
 mod ai_gather;
+mod ai_languages;
 pub mod ai_mcp;
 mod ai_native;
 pub mod ai_pronounce;
