@@ -3141,3 +3141,45 @@ fn ai_languages_switch_when_the_model_asks() {
         "{said:#?}"
     );
 }
+
+/// `params.attention_timeout`: after that much silence the model is given the attention prompt
+/// and what it says is the next turn's words; the inactivity timeout still counts from the
+/// caller's last words (the agent's attempts do not reset it) and ends the session.
+#[test]
+fn ai_attention_timeout_prompts_the_model_and_inactivity_still_ends() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Help."},
+                "params": {"attention_timeout": 10000, "inactivity_timeout": 25000,
+                           "attention_timeout_prompt": "Ask if they are still there."}}}
+    ]}}));
+    sim.tick_ms = 2000;
+    sim.model_replies.push_back(says("Hello."));
+    sim.model_replies.push_back(says("Are you still there?"));
+    sim.model_replies.push_back(says("Hello?"));
+    sim.model_replies.push_back(says("Goodbye."));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    let attention: Vec<usize> = m
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.messages.last().unwrap()["content"] == "Ask if they are still there.")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(attention, [1, 2], "{:#?}", sim.trace);
+    let listens: Vec<f64> = sim
+        .controls
+        .iter()
+        .filter(|(name, _)| name == "prompt")
+        .map(|(_, p)| p["initial_timeout"].as_f64().unwrap())
+        .collect();
+    // Each listen waits at most what is left of the attention timeout.
+    assert!(listens.iter().all(|t| *t <= 10.0), "{listens:?}");
+    assert_eq!(sim.var("ai_result"), json!("success"), "{:#?}", sim.trace);
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t.contains("say:Are you still there?")),
+        "{:#?}",
+        sim.trace
+    );
+}

@@ -294,6 +294,14 @@ pub(crate) struct Agent {
     hints: Vec<String>,
     end_of_speech_s: f64,
     inactivity_ms: u64,
+    /// `params.attention_timeout`: after that much of the caller's silence the model is given
+    /// `attention_timeout_prompt` and says something to get their attention (off unless set).
+    attention_ms: Option<u64>,
+    attention_prompt: String,
+    /// The end of the agent's last words to get attention (the silence counts from it too).
+    attention_from: u64,
+    /// The turn in progress answers the attention prompt.
+    attention_turn: bool,
     /// When the caller last said something (or the session began).
     heard_at: u64,
     post_prompt: Option<String>,
@@ -651,9 +659,15 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             .unwrap_or_default(),
         hints,
         end_of_speech_s: ms_param(&tuning, "end_of_speech_timeout").unwrap_or(700) as f64 / 1000.0,
-        inactivity_ms: ms_param(&tuning, "inactivity_timeout")
-            .or_else(|| ms_param(&tuning, "attention_timeout"))
-            .unwrap_or(600_000),
+        inactivity_ms: ms_param(&tuning, "inactivity_timeout").unwrap_or(600_000),
+        attention_ms: ms_param(&tuning, "attention_timeout")
+            .filter(|ms| *ms > 0)
+            .map(|ms| ms.clamp(1_000, 600_000)),
+        attention_prompt: text_at(&tuning, "attention_timeout_prompt")
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| ATTENTION_PROMPT.to_string()),
+        attention_from: now,
+        attention_turn: false,
         heard_at: now,
         post_prompt,
         post_prompt_url: text_at(&p, "post_prompt_url"),
@@ -1127,12 +1141,16 @@ fn enter_turn(agent: &mut Agent, play_id: &str, collect: &CollectParams) {
     });
 }
 
-/// A turn's speech collect: at most what is left of the inactivity timeout (and of the hard
-/// stop), the end-of-speech timeout, the hints, the language.
+/// A turn's speech collect: at most what is left of the inactivity timeout (and of the
+/// attention timeout and the hard stop), the end-of-speech timeout, the hints, the language.
 fn turn_collect(run: &mut Run, agent: &Agent, now: u64) -> CollectParams {
     let mut collect = CollectParams::new(run.new_control_id("ai-listen"));
     let idle_ms = now.saturating_sub(agent.heard_at);
     let mut left_ms = agent.inactivity_ms.saturating_sub(idle_ms);
+    if let Some(attention) = agent.attention_ms {
+        let quiet_ms = now.saturating_sub(agent.heard_at.max(agent.attention_from));
+        left_ms = left_ms.min(attention.saturating_sub(quiet_ms));
+    }
     if let Some(at) = agent.hard_stop_at {
         left_ms = left_ms.min(at.saturating_sub(now));
     }
@@ -1284,7 +1302,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         }
         Phase::Say => {
             // The caller's silence counts from the end of the agent's words.
-            agent.heard_at = now;
+            silence_starts(&mut agent, now);
             let effect = turn_effect(run, &mut agent, "", now);
             wait_again(run, agent, effect);
         }
@@ -1384,6 +1402,9 @@ const HARD_STOP_PROMPT: &str = "The time for this conversation is up. Tell the u
 /// The instruction before hold music (calling-api.md §6.22), what is said when the model has
 /// nothing to say, and the instruction after it (§6.23).
 const HOLD_PROMPT: &str = "Tell the user you are putting them on hold.";
+/// `params.attention_timeout_prompt`'s default (swml.md §6.1).
+const ATTENTION_PROMPT: &str =
+    "The user has not responded, try to get their attention. Stay in the same language.";
 const HOLD_SAY: &str = "Please hold.";
 const UNHOLD_PROMPT: &str = "The user has been taken off hold.";
 
@@ -1463,12 +1484,23 @@ pub(crate) fn request_unhold(agent: &mut Agent, prompt: Option<String>) -> Optio
     }
 }
 
+/// The agent's words are over: the caller's silence counts from now — for the inactivity
+/// timeout too, unless they were said to get the caller's attention.
+fn silence_starts(agent: &mut Agent, now: u64) {
+    if std::mem::take(&mut agent.attention_turn) {
+        agent.attention_from = now;
+    } else {
+        agent.heard_at = now;
+    }
+}
+
 fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     match c {
         Completion::Op(OpResult::Collected(CollectResult::Speech { text, .. }))
             if !text.trim().is_empty() =>
         {
             agent.heard_at = now;
+            agent.attention_turn = false;
             agent.tool_rounds = 0;
             agent
                 .messages
@@ -1483,6 +1515,18 @@ fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
             if now.saturating_sub(agent.heard_at) >= agent.inactivity_ms || agent.turns >= MAX_TURNS
             {
                 return finish(run, agent);
+            }
+            let quiet_ms = now.saturating_sub(agent.heard_at.max(agent.attention_from));
+            if agent.attention_ms.is_some_and(|ms| quiet_ms >= ms) {
+                // The model is told, and what it says is the next turn's words.
+                let prompt = agent.attention_prompt.clone();
+                agent
+                    .messages
+                    .push(json!({"role": "system", "content": prompt}));
+                agent.attention_turn = true;
+                agent.tool_rounds = 0;
+                let effect = ask_for_turn(run, &mut agent);
+                return wait_again(run, agent, effect);
             }
             let effect = turn_effect(run, &mut agent, "", now);
             wait_again(run, agent, effect);
@@ -1567,7 +1611,7 @@ fn on_model(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
         return hold(run, agent, timeout, prompt, text);
     }
     // The caller's silence counts from the end of the agent's answer, not from its question.
-    agent.heard_at = now;
+    silence_starts(&mut agent, now);
     let effect = match spoken {
         Some(play_id) => listen_effect(run, &mut agent, play_id, planned, now),
         None => turn_effect(run, &mut agent, &text, now),
