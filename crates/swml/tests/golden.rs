@@ -339,7 +339,12 @@ fn describe(e: &Effect) -> String {
                 })
                 .collect();
             let collect = control::CallCommand::Collect(collect.clone()).params_json();
-            format!("prompt {} collect {collect}", say.join(" | "))
+            let volume = if play.volume != 0.0 {
+                format!(" @{}dB", play.volume)
+            } else {
+                String::new()
+            };
+            format!("prompt {}{volume} collect {collect}", say.join(" | "))
         }
     }
 }
@@ -3182,4 +3187,87 @@ fn ai_attention_timeout_prompts_the_model_and_inactivity_still_ends() {
         "{:#?}",
         sim.trace
     );
+}
+
+/// The rest of the SWAIG actions and the `params` that shape what the model and the webhooks
+/// get: `add_dynamic_hints` / `clear_dynamic_hints` (the listens' hints), `end_of_speech_timeout`,
+/// `settings`, `replace_in_history`, `user_event`, `wait_for_user`; `swaig_set_global_data:
+/// false`, `swaig_post_conversation`, `swaig_post_swml_vars`, `ai_volume`,
+/// `conversation_sliding_window`, `max_response_tokens`.
+#[test]
+fn ai_more_actions_and_params() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"set": {"plan": "gold", "other": "x"}},
+        {"ai": {"prompt": {"text": "Help."}, "hints": ["doc hint"],
+                "params": {"ai_volume": 6, "conversation_sliding_window": 3, "max_response_tokens": 50,
+                           "swaig_set_global_data": false, "swaig_post_conversation": true,
+                           "swaig_post_swml_vars": ["plan"]},
+                "SWAIG": {"functions": [{"function": "tune", "description": "tune",
+                                         "web_hook_url": "https://hooks.test/tune"}]}}}
+    ]}}));
+    sim.http_queue.insert(
+        "https://hooks.test/tune".into(),
+        VecDeque::from([
+            json_ok(json!({"response": "secret details", "action": [
+                {"add_dynamic_hints": ["alpha", {"hint": "beta", "pattern": "b", "replace": "B"}]},
+                {"end_of_speech_timeout": 1500},
+                {"settings": {"temperature": 0.2, "max_tokens": 99}},
+                {"replace_in_history": "done"},
+                {"user_event": {"k": "v"}},
+                {"set_global_data": {"x": 1}}]})),
+            json_ok(json!({"response": "ok", "action": [
+                {"clear_dynamic_hints": {}}, {"wait_for_user": true}]})),
+        ]),
+    );
+    sim.model_replies.push_back(says("Hi."));
+    sim.prompt_results.push_back(speech("tune it"));
+    sim.model_replies.push_back(tool_call("1", "tune", "{}"));
+    sim.model_replies.push_back(says("Tuned."));
+    sim.prompt_results.push_back(speech("again"));
+    sim.model_replies.push_back(tool_call("2", "tune", "{}"));
+    let sim = sim.go();
+    let m = &sim.model_requests;
+    assert_eq!(
+        m.len(),
+        4,
+        "wait_for_user: no model turn after the second call"
+    );
+    assert_eq!(m[0].max_tokens, Some(50));
+    assert_eq!((m[2].temperature, m[2].max_tokens), (Some(0.2), Some(99)));
+    // The model sees the replaced result, and at most 3 messages after the system message.
+    let result = m[2].messages.iter().find(|x| x["tool_call_id"] == "1");
+    assert_eq!(result.map(|r| &r["content"]), Some(&json!("done")));
+    assert!(m.iter().all(|r| r.messages.len() <= 4), "{m:#?}");
+    // The listens: the dynamic hints and the end-of-speech timeout, then the hints cleared.
+    let listens: Vec<&Value> = sim
+        .controls
+        .iter()
+        .filter(|(n, _)| n == "prompt")
+        .map(|(_, p)| &p["speech"])
+        .collect();
+    assert_eq!(listens[0]["hints"], json!(["doc hint"]));
+    assert_eq!(listens[1]["hints"], json!(["doc hint", "alpha", "beta"]));
+    assert_eq!(listens[1]["end_silence_timeout"], json!(1.5));
+    assert_eq!(listens[2]["hints"], json!(["doc hint"]));
+    assert!(sim.trace.iter().any(|t| t == r#"user_event {"k":"v"}"#));
+    // The agent's words at ai_volume.
+    assert!(
+        sim.trace
+            .iter()
+            .any(|t| t.starts_with("prompt say:Hi. @6dB collect")),
+        "{:#?}",
+        sim.trace
+    );
+    // The webhooks: the conversation and the named variable; global_data left as it was.
+    let bodies: Vec<Value> = sim
+        .requests
+        .iter()
+        .map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(bodies[0]["SWMLVars"], json!({"plan": "gold"}));
+    assert_eq!(
+        bodies[0]["call_log"][0],
+        json!({"role": "assistant", "content": "Hi."})
+    );
+    assert_eq!(bodies[1]["global_data"], json!({}));
 }

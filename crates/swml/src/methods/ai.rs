@@ -36,6 +36,8 @@ const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
 /// Most SWML documents one tool round may run inline.
 const MAX_INLINE_SWML: usize = 8;
+/// Most hints `add_dynamic_hints` actions add.
+const MAX_DYNAMIC_HINTS: usize = 500;
 /// What the model is asked for a `consolidate` switch, and how its summary is put to it after.
 const CONSOLIDATE_PROMPT: &str =
     "Summarise the conversation so far in a few sentences: what the user \
@@ -318,6 +320,21 @@ pub(crate) struct Agent {
     inline_swml: VecDeque<Value>,
     /// `params.swaig_allow_swml` (default true): functions may run SWML on the call.
     allow_swml: bool,
+    /// `params.swaig_set_global_data` (default true): functions may change `global_data`.
+    allow_global_data: bool,
+    /// `params.swaig_allow_settings` (default true): functions may change the model's settings.
+    allow_settings: bool,
+    /// `params.swaig_post_conversation` / `swaig_post_swml_vars`: what a function's webhook
+    /// gets besides the call (the conversation; the script's variables, all or those named).
+    post_conversation: bool,
+    post_swml_vars: Option<Vec<String>>,
+    /// Hints added by `add_dynamic_hints` actions (after the document's).
+    dynamic_hints: Vec<String>,
+    /// `params.ai_volume`: the agent's speech, in dB (−50 to 50).
+    volume_db: f64,
+    /// `params.conversation_sliding_window`: the model sees at most this many of the latest
+    /// messages besides the system message (0: all).
+    sliding_window: usize,
     /// `params.background_file`, started with the agent.
     background_file: Option<BackgroundAudio>,
     /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
@@ -626,6 +643,13 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         wait_for_user: false,
         isolate: false,
         consolidate: false,
+        allow_global_data: true,
+        allow_settings: true,
+        post_conversation: false,
+        post_swml_vars: None,
+        dynamic_hints: Vec::new(),
+        volume_db: 0.0,
+        sliding_window: 0,
         native_wait: None,
         now,
         call_vars: ai_vars::call_vars(&run.scope, &language_names),
@@ -714,6 +738,42 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
     use_language(&mut agent, start_language);
     agent.barge = tuning.get("enable_barge").and_then(super::as_bool) != Some(false);
     agent.allow_swml = tuning.get("swaig_allow_swml").and_then(super::as_bool) != Some(false);
+    agent.allow_global_data =
+        tuning.get("swaig_set_global_data").and_then(super::as_bool) != Some(false);
+    agent.allow_settings =
+        tuning.get("swaig_allow_settings").and_then(super::as_bool) != Some(false);
+    agent.post_conversation = tuning
+        .get("swaig_post_conversation")
+        .and_then(super::as_bool)
+        == Some(true);
+    agent.post_swml_vars = match tuning.get("swaig_post_swml_vars") {
+        Some(Value::Array(names)) => Some(
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        Some(v) if super::as_bool(v) == Some(true) => Some(Vec::new()),
+        _ => None,
+    };
+    agent.volume_db = tuning
+        .get("ai_volume")
+        .and_then(as_f64)
+        .filter(|v| v.is_finite())
+        .map_or(0.0, |v| v.clamp(-50.0, 50.0));
+    agent.sliding_window = tuning
+        .get("conversation_sliding_window")
+        .and_then(as_f64)
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .map_or(0, |n| n.min(10_000.0) as usize);
+    if agent.max_tokens.is_none() {
+        agent.max_tokens = tuning
+            .get("max_response_tokens")
+            .and_then(as_f64)
+            .filter(|t| *t >= 1.0)
+            .map(|t| t.min(4096.0) as u32);
+    }
     agent.barge_min_words = tuning
         .get("barge_min_words")
         .and_then(as_f64)
@@ -1085,6 +1145,7 @@ fn agent_play(run: &mut Run, agent: &Agent, prefix: &str, mut items: Vec<MediaIt
     }
     let mut play = PlayParams::new(run.new_control_id(prefix), items);
     play.voice = agent.voice.clone();
+    play.volume = agent.volume_db;
     if let Some(language) = &agent.language {
         play.language = language.clone();
     }
@@ -1160,6 +1221,7 @@ fn turn_collect(run: &mut Run, agent: &Agent, now: u64) -> CollectParams {
     let mut s = SpeechParams::new();
     s.end_silence_timeout = agent.end_of_speech_s.max(0.3);
     s.hints = agent.hints.clone();
+    s.hints.extend(agent.dynamic_hints.iter().cloned());
     if let Some(language) = &agent.language {
         s.language = language.clone();
     }
@@ -1168,7 +1230,10 @@ fn turn_collect(run: &mut Run, agent: &Agent, now: u64) -> CollectParams {
     collect
 }
 
-fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelRequest {
+fn model_request(agent: &Agent, mut messages: Vec<Value>, tools: bool) -> ModelRequest {
+    if agent.sliding_window > 0 {
+        slide(&mut messages, agent.sliding_window);
+    }
     ModelRequest {
         model: agent.model.clone(),
         messages,
@@ -1199,6 +1264,19 @@ fn model_request(agent: &Agent, messages: Vec<Value>, tools: bool) -> ModelReque
         speak: None,
         filler: None,
     }
+}
+
+/// `conversation_sliding_window`: the system message and at most the `window` latest messages
+/// after it — never starting with a tool's result whose call was cut off.
+fn slide(messages: &mut Vec<Value>, window: usize) {
+    if messages.len() <= window + 1 {
+        return;
+    }
+    let mut from = messages.len() - window;
+    while from < messages.len() && messages[from]["role"] == "tool" {
+        from += 1;
+    }
+    messages.drain(1..from);
 }
 
 /// The model asked for the agent's next words, to be spoken as they stream when nothing
@@ -1714,7 +1792,7 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
             let data = template_data(run, &agent, function.as_ref(), &call);
             match data_map::start(&map, data, agent.now) {
                 DataMapStep::Done(reply, sleep_ms) => {
-                    apply_result(&mut agent, &call, reply);
+                    apply_result(run, &mut agent, &call, reply);
                     if sleep_ms > 0 {
                         agent.phase = Phase::Tool;
                         let effect = pause(run, sleep_ms);
@@ -2070,7 +2148,7 @@ fn swaig_body(run: &Run, agent: &Agent, f: &Function, call: &ModelToolCall) -> V
     let parsed: Value = serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
     let c = &run.scope.call;
     let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
-    json!({
+    let mut body = json!({
         "function": f.name,
         "argument": {"parsed": [parsed], "raw": call.arguments, "substituted": ""},
         "argument_desc": f.parameters,
@@ -2093,7 +2171,24 @@ fn swaig_body(run: &Run, agent: &Agent, f: &Function, call: &ModelToolCall) -> V
         "conversation_type": "voice",
         "project_id": get("project_id"),
         "space_id": get("space_id"),
-    })
+    });
+    if agent.post_conversation {
+        body["call_log"] = json!(agent
+            .messages
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .collect::<Vec<_>>());
+    }
+    if let Some(names) = &agent.post_swml_vars {
+        let vars = &run.scope.vars;
+        let chosen: Map<String, Value> = vars
+            .iter()
+            .filter(|(k, _)| names.is_empty() || names.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        body["SWMLVars"] = Value::Object(chosen);
+    }
+    body
 }
 
 /// What a `data_map`'s templates can read (swml.md §5.7).
@@ -2162,7 +2257,7 @@ fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
         let (code, body) = response.map_or((None, String::new()), |r| (Some(r.code), r.body));
         match pending.on_response(code, &body) {
             DataMapStep::Done(reply, sleep_ms) => {
-                apply_result(&mut agent, &call, reply);
+                apply_result(run, &mut agent, &call, reply);
                 if sleep_ms > 0 {
                     let effect = pause(run, sleep_ms);
                     return wait_again(run, agent, effect);
@@ -2179,12 +2274,12 @@ fn on_tool(run: &mut Run, mut agent: Agent, c: Completion) {
     let reply = response
         .filter(|r| (200..300).contains(&r.code))
         .and_then(|r| serde_json::from_str::<Value>(&r.body).ok());
-    apply_result(&mut agent, &call, reply);
+    apply_result(run, &mut agent, &call, reply);
     next_tool(run, agent);
 }
 
 /// A function's result: its `response` goes back to the model, its actions act.
-fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
+fn apply_result(run: &mut Run, agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
     let Some(reply) = reply else {
         push_tool_result(
             agent,
@@ -2216,17 +2311,56 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                 "say" => agent.to_say.push(crate::expr::stringify(value)),
                 "stop" if super::as_bool(value) != Some(false) => agent.ending.stop = true,
                 "hangup" if super::as_bool(value) != Some(false) => agent.ending.hangup = true,
-                "set_global_data" => {
+                "set_global_data" if agent.allow_global_data => {
                     if let Some(m) = value.as_object() {
                         for (k, v) in m {
                             agent.global_data.insert(k.clone(), v.clone());
                         }
                     }
                 }
-                "unset_global_data" => {
+                "unset_global_data" if agent.allow_global_data => {
                     for k in keys_of(value) {
                         agent.global_data.remove(&k);
                     }
+                }
+                "add_dynamic_hints" => {
+                    for h in value.as_array().into_iter().flatten() {
+                        let hint = match h {
+                            Value::String(s) => Some(s.clone()),
+                            other => text_at(other, "hint"),
+                        };
+                        if let Some(hint) = hint.filter(|h| !h.trim().is_empty()) {
+                            if agent.dynamic_hints.len() < MAX_DYNAMIC_HINTS {
+                                agent.dynamic_hints.push(hint);
+                            }
+                        }
+                    }
+                }
+                "clear_dynamic_hints" => agent.dynamic_hints.clear(),
+                "end_of_speech_timeout" => {
+                    if let Some(ms) = as_f64(value).filter(|ms| ms.is_finite() && *ms > 0.0) {
+                        agent.end_of_speech_s = ms.min(60_000.0) / 1000.0;
+                    }
+                }
+                "settings" if agent.allow_settings => apply_settings(agent, value),
+                "replace_in_history" => {
+                    // The function's result, as the model sees it from now on.
+                    let text = match value {
+                        Value::String(t) => Some(t.clone()),
+                        other if super::as_bool(other) == Some(true) => Some(String::new()),
+                        _ => None,
+                    };
+                    if let Some(text) = text {
+                        replace_tool_result(&mut agent.messages, &call.id, &text);
+                    }
+                }
+                "user_event" if value.is_object() => {
+                    run.emit(Effect::UserEvent {
+                        event: value.clone(),
+                    });
+                }
+                "wait_for_user" if super::as_bool(value) != Some(false) => {
+                    agent.wait_for_user = true;
                 }
                 "toggle_functions" => {
                     for t in value.as_array().into_iter().flatten() {
@@ -2310,6 +2444,42 @@ fn apply_result(agent: &mut Agent, call: &ModelToolCall, reply: Option<Value>) {
                 _ => {}
             }
         }
+    }
+}
+
+/// A `settings` action: the model's `temperature`, `top_p`, `max_tokens` from now on.
+fn apply_settings(agent: &mut Agent, value: &Value) {
+    if let Some(t) = value
+        .get("temperature")
+        .and_then(as_f64)
+        .filter(|t| (0.0..=2.0).contains(t))
+    {
+        agent.temperature = Some(t);
+    }
+    if let Some(p) = value
+        .get("top_p")
+        .and_then(as_f64)
+        .filter(|p| (0.0..=1.0).contains(p))
+    {
+        agent.top_p = Some(p);
+    }
+    if let Some(n) = value
+        .get("max_tokens")
+        .and_then(as_f64)
+        .filter(|n| *n >= 1.0)
+    {
+        agent.max_tokens = Some(n.min(4096.0) as u32);
+    }
+}
+
+/// The result of tool call `id` replaced by `text` in the conversation.
+fn replace_tool_result(messages: &mut [Value], id: &str, text: &str) {
+    if let Some(m) = messages
+        .iter_mut()
+        .rev()
+        .find(|m| m["role"] == "tool" && m["tool_call_id"] == id)
+    {
+        m["content"] = json!(text);
     }
 }
 
