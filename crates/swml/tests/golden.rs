@@ -3199,7 +3199,9 @@ fn ai_more_actions_and_params() {
     let mut sim = Sim::new(json!({"sections": {"main": [
         {"set": {"plan": "gold", "other": "x"}},
         {"ai": {"prompt": {"text": "Help."}, "hints": ["doc hint"],
-                "params": {"ai_volume": 6, "conversation_sliding_window": 3, "max_response_tokens": 50,
+                "params": {"ai_volume": 6, "conversation_sliding_window": 4, "max_response_tokens": 50,
+                           "conscience": "Stay on topic.",
+                           "convo": [{"role": "user", "content": "earlier words"}, {"role": "bogus", "content": "x"}],
                            "swaig_set_global_data": false, "swaig_post_conversation": true,
                            "swaig_post_swml_vars": ["plan"]},
                 "SWAIG": {"functions": [{"function": "tune", "description": "tune",
@@ -3234,10 +3236,26 @@ fn ai_more_actions_and_params() {
     );
     assert_eq!(m[0].max_tokens, Some(50));
     assert_eq!((m[2].temperature, m[2].max_tokens), (Some(0.2), Some(99)));
-    // The model sees the replaced result, and at most 3 messages after the system message.
+    // The model sees the replaced result, and at most 4 messages after the system message (and
+    // the conscience after a function's result).
     let result = m[2].messages.iter().find(|x| x["tool_call_id"] == "1");
     assert_eq!(result.map(|r| &r["content"]), Some(&json!("done")));
-    assert!(m.iter().all(|r| r.messages.len() <= 4), "{m:#?}");
+    assert!(m.iter().all(|r| r.messages.len() <= 6), "{m:#?}");
+    assert_eq!(m[3].messages.len(), 5, "{:#?}", m[3].messages);
+    // `convo` seeded the conversation; `conscience` follows the functions' results only.
+    assert_eq!(
+        m[0].messages[1],
+        json!({"role": "user", "content": "earlier words"})
+    );
+    assert_eq!(m[0].messages.len(), 2);
+    assert_eq!(
+        m[2].messages.last().unwrap(),
+        &json!({"role": "system", "content": "Stay on topic."})
+    );
+    assert!(m[1]
+        .messages
+        .iter()
+        .all(|x| x["content"] != "Stay on topic."));
     // The listens: the dynamic hints and the end-of-speech timeout, then the hints cleared.
     let listens: Vec<&Value> = sim
         .controls
@@ -3266,7 +3284,7 @@ fn ai_more_actions_and_params() {
         .collect();
     assert_eq!(bodies[0]["SWMLVars"], json!({"plan": "gold"}));
     assert_eq!(
-        bodies[0]["call_log"][0],
+        bodies[0]["call_log"][1],
         json!({"role": "assistant", "content": "Hi."})
     );
     assert_eq!(bodies[1]["global_data"], json!({}));

@@ -335,6 +335,8 @@ pub(crate) struct Agent {
     /// `params.conversation_sliding_window`: the model sees at most this many of the latest
     /// messages besides the system message (0: all).
     sliding_window: usize,
+    /// `params.conscience`: reminded to the model after functions have answered.
+    conscience: Option<String>,
     /// `params.background_file`, started with the agent.
     background_file: Option<BackgroundAudio>,
     /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
@@ -650,6 +652,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         dynamic_hints: Vec::new(),
         volume_db: 0.0,
         sliding_window: 0,
+        conscience: None,
         native_wait: None,
         now,
         call_vars: ai_vars::call_vars(&run.scope, &language_names),
@@ -767,6 +770,22 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .and_then(as_f64)
         .filter(|n| n.is_finite() && *n >= 1.0)
         .map_or(0, |n| n.min(10_000.0) as usize);
+    agent.conscience = text_at(&tuning, "conscience").filter(|c| !c.trim().is_empty());
+    // `params.convo`: the conversation so far, as if it had happened.
+    for m in tuning
+        .get("convo")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let role = m.get("role").and_then(Value::as_str);
+        let content = m.get("content").and_then(Value::as_str);
+        if let (Some(role @ ("user" | "assistant" | "system")), Some(content)) = (role, content) {
+            agent
+                .messages
+                .push(json!({"role": role, "content": content}));
+        }
+    }
     if agent.max_tokens.is_none() {
         agent.max_tokens = tuning
             .get("max_response_tokens")
@@ -1287,6 +1306,13 @@ fn ask_for_turn(run: &mut Run, agent: &mut Agent) -> Effect {
     agent.phase = Phase::Model;
     agent.planned_collect = None;
     let mut req = model_request(agent, agent.messages.clone(), true);
+    if let Some(conscience) = &agent.conscience {
+        // After the functions' results: a reminder for this request only.
+        if req.messages.last().is_some_and(|m| m["role"] == "tool") {
+            req.messages
+                .push(json!({"role": "system", "content": conscience}));
+        }
+    }
     let mut phrase = agent.internal_filler.take();
     if std::mem::take(&mut agent.filler_due) && !agent.speech_fillers.is_empty() {
         let list = &agent.speech_fillers;
