@@ -158,6 +158,8 @@ def best_match(heard, reference):
         part = heard[lag:lag + len(reference)]
         if len(part) < len(reference):
             break
+        if part.std() == 0:
+            continue  # silence: no correlation to speak of
         c = np.corrcoef(part, reference)[0, 1]
         best = max(best, float(c))
     return best
