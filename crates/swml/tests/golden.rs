@@ -3200,7 +3200,7 @@ fn ai_more_actions_and_params() {
         {"set": {"plan": "gold", "other": "x"}},
         {"ai": {"prompt": {"text": "Help."}, "hints": ["doc hint"],
                 "params": {"ai_volume": 6, "conversation_sliding_window": 4, "max_response_tokens": 50,
-                           "conscience": "Stay on topic.",
+                           "conscience": "Stay on topic.", "app_name": "desk",
                            "convo": [{"role": "user", "content": "earlier words"}, {"role": "bogus", "content": "x"}],
                            "swaig_set_global_data": false, "swaig_post_conversation": true,
                            "swaig_post_swml_vars": ["plan"]},
@@ -3283,6 +3283,7 @@ fn ai_more_actions_and_params() {
         .map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap())
         .collect();
     assert_eq!(bodies[0]["SWMLVars"], json!({"plan": "gold"}));
+    assert_eq!(bodies[0]["app_name"], "desk");
     assert_eq!(
         bodies[0]["call_log"][1],
         json!({"role": "assistant", "content": "Hi."})

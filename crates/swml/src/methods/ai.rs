@@ -337,6 +337,8 @@ pub(crate) struct Agent {
     sliding_window: usize,
     /// `params.conscience`: reminded to the model after functions have answered.
     conscience: Option<String>,
+    /// `params.app_name`: named in every webhook's body (`dialtone` by default).
+    app_name: String,
     /// `params.background_file`, started with the agent.
     background_file: Option<BackgroundAudio>,
     /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
@@ -653,9 +655,12 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         volume_db: 0.0,
         sliding_window: 0,
         conscience: None,
+        app_name: text_at(&tuning, "app_name")
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "dialtone".to_string()),
         native_wait: None,
         now,
-        call_vars: ai_vars::call_vars(&run.scope, &language_names),
+        call_vars: ai_vars::call_vars(&run.scope, &language_names, text_at(&tuning, "direction")),
         voice: None,
         language: None,
         function_fillers: Vec::new(),
@@ -1065,7 +1070,7 @@ fn signature_request(run: &Run, agent: &Agent, include: &Value) -> HttpRequest {
         "meta_data": include.get("meta_data").cloned().unwrap_or_else(|| json!({})),
         "call_id": c.get("call_id").cloned().unwrap_or(Value::Null),
         "ai_session_id": agent.session_id,
-        "app_name": "dialtone",
+        "app_name": agent.app_name,
         "content_type": "text/swaig",
         "content_disposition": "function signature request",
         "version": "2.0",
@@ -2182,7 +2187,7 @@ fn swaig_body(run: &Run, agent: &Agent, f: &Function, call: &ModelToolCall) -> V
         "purpose": f.description,
         "call_id": get("call_id"),
         "ai_session_id": agent.session_id,
-        "app_name": "dialtone",
+        "app_name": agent.app_name,
         "global_data": agent.global_data,
         "meta_data_token": f.meta_data_token,
         "meta_data": f.meta_data,
@@ -2239,7 +2244,7 @@ fn template_data(
         "caller_id_num": get("from"),
         "project_id": get("project_id"),
         "space_id": get("space_id"),
-        "app_name": "dialtone",
+        "app_name": agent.app_name,
     });
     // The prompt variables are merged into the root, under the call data's own keys.
     let mut data = vars.clone();
@@ -2598,7 +2603,7 @@ fn report_or_end(run: &mut Run, mut agent: Agent) {
         "action": "post_conversation",
         "call_id": run.scope.call.get("call_id").cloned().unwrap_or(Value::Null),
         "ai_session_id": agent.session_id,
-        "app_name": "dialtone",
+        "app_name": agent.app_name,
         "call_log": call_log,
         "raw_call_log": agent.messages,
         "post_prompt_data": {"raw": summary, "substituted": summary, "parsed": []},

@@ -12,13 +12,20 @@ use super::template_fns::{utc, TemplateEnv};
 use crate::expr::Scope;
 
 /// What does not change while the agent runs: the script's variables, the call, its direction
-/// and caller, the agent's languages.
-pub(crate) fn call_vars(scope: &Scope, languages: &[String]) -> Map<String, Value> {
+/// (`params.direction` when it forces one) and caller, the agent's languages.
+pub(crate) fn call_vars(
+    scope: &Scope,
+    languages: &[String],
+    direction: Option<String>,
+) -> Map<String, Value> {
     let c = &scope.call;
     let get = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
     let mut vars = scope.vars.clone();
     vars.insert("call".into(), Value::Object(c.clone()));
-    vars.insert("call_direction".into(), get("direction"));
+    let direction = direction
+        .filter(|d| d == "inbound" || d == "outbound")
+        .map_or_else(|| get("direction"), Value::String);
+    vars.insert("call_direction".into(), direction);
     vars.insert("caller_id_name".into(), get("from"));
     vars.insert("caller_id_number".into(), get("from"));
     let languages: Vec<String> = if languages.is_empty() {
@@ -99,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_prompt_reads_the_call_the_script_the_time_and_global_data() {
-        let call = call_vars(&scope(), &[]);
+        let call = call_vars(&scope(), &[], None);
         let global = json!({"name": "Ann", "plan": "silver"})
             .as_object()
             .cloned()
@@ -119,5 +126,7 @@ mod tests {
         assert_eq!(time_of_day(12), "afternoon");
         assert_eq!(time_of_day(23), "evening");
         assert_eq!(expand("no templates", &data, now_ms), "no templates");
+        let forced = call_vars(&scope(), &[], Some("outbound".into()));
+        assert_eq!(forced["call_direction"], "outbound");
     }
 }
