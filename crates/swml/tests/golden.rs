@@ -3290,3 +3290,60 @@ fn ai_more_actions_and_params() {
     );
     assert_eq!(bodies[1]["global_data"], json!({}));
 }
+
+/// `initial_sleep_ms` waits before the greeting; `enable_pause` offers `pause_conversation`:
+/// once the model pauses, the caller's words are not answered until they say the agent's name
+/// (`ai_name` after `wake_prefix`); `digit_terminators` lets keypresses in as the caller's words.
+#[test]
+fn ai_pause_wake_name_digits_and_initial_sleep() {
+    let mut sim = Sim::new(json!({"sections": {"main": [
+        {"ai": {"prompt": {"text": "Help."},
+                "params": {"initial_sleep_ms": 1500, "static_greeting": "Hi.", "enable_pause": true,
+                           "ai_name": "Max", "wake_prefix": "hey", "digit_terminators": "#"}}}
+    ]}}));
+    sim.prompt_results.push_back(speech("hold on please"));
+    sim.model_replies
+        .push_back(tool_call("1", "pause_conversation", "{}"));
+    sim.prompt_results
+        .push_back(speech("talking to someone else"));
+    sim.prompt_results.push_back(speech("hey max i am back"));
+    sim.model_replies
+        .push_back(says("Welcome back. Your account number?"));
+    sim.prompt_results.push_back(CollectResult::Digit {
+        digits: "4321".into(),
+        terminator: "#".into(),
+    });
+    sim.model_replies.push_back(says("Thanks."));
+    let sim = sim.go();
+    assert_eq!(sim.trace[0], "play silence:1.5", "{:#?}", sim.trace);
+    let m = &sim.model_requests;
+    assert_eq!(m.len(), 3, "{:#?}", sim.trace);
+    assert!(tool_names(&m[0]).contains(&"pause_conversation".to_string()));
+    // Paused: the words not said to Max were not answered (nor kept); the wake words are, and
+    // the pause is offered again.
+    assert!(tool_names(&m[1]).contains(&"pause_conversation".to_string()));
+    let users: Vec<&Value> = m[1]
+        .messages
+        .iter()
+        .filter(|x| x["role"] == "user")
+        .map(|x| &x["content"])
+        .collect();
+    assert_eq!(
+        users,
+        [&json!("hold on please"), &json!("hey max i am back")]
+    );
+    assert_eq!(
+        m[2].messages.last().unwrap(),
+        &json!({"role": "user", "content": "4321"})
+    );
+    // The listens take keypresses up to `#`.
+    let digits = sim
+        .controls
+        .iter()
+        .find(|(n, _)| n == "prompt")
+        .map(|(_, p)| p["digits"].clone());
+    assert_eq!(
+        digits,
+        Some(json!({"max": 32, "terminators": "#", "digit_timeout": 3.0}))
+    );
+}

@@ -19,6 +19,7 @@ use super::ai_languages::{self, Language, CHANGE_LANGUAGE};
 use super::ai_mcp::{self, Discovery, McpServer};
 use super::ai_native::{self, Native};
 use super::ai_vars;
+use super::ai_wake::{Wake, PAUSE_CONVERSATION};
 use super::data_map::{self, DataMapRun, DataMapStep};
 use super::{as_f64, set_var};
 use crate::run::{
@@ -36,6 +37,8 @@ const LISTEN_S: f64 = 10.0;
 const SWAIG_TIMEOUT_MS: u64 = 10_000;
 /// Most SWML documents one tool round may run inline.
 const MAX_INLINE_SWML: usize = 8;
+/// Most keys one keypad entry takes.
+const MAX_DIGITS: u32 = 32;
 /// Most hints `add_dynamic_hints` actions add.
 const MAX_DYNAMIC_HINTS: usize = 500;
 /// What the model is asked for a `consolidate` switch, and how its summary is put to it after.
@@ -193,6 +196,8 @@ enum Phase {
     Include,
     /// `SWAIG.mcp_servers`: their tools are listed before the first turn.
     Mcp,
+    /// `params.initial_sleep_ms`: the wait before the first turn.
+    Sleep,
     /// The agent speaks and the caller's answer is collected.
     Turn,
     /// The model is thinking.
@@ -339,6 +344,12 @@ pub(crate) struct Agent {
     conscience: Option<String>,
     /// `params.app_name`: named in every webhook's body (`dialtone` by default).
     app_name: String,
+    /// `ai_name`, `enable_pause`, `start_paused`, `speak_when_spoken_to` (ai_wake.rs).
+    wake: Wake,
+    /// `params.digit_terminators` / `digit_timeout`: the listens also take keypresses.
+    digits: Option<control::command::DigitsParams>,
+    /// `params.initial_sleep_ms`, still to wait before the first turn.
+    initial_sleep_ms: u64,
     /// `params.background_file`, started with the agent.
     background_file: Option<BackgroundAudio>,
     /// A `playback_bg` (Some) or `stop_playback_bg` (None) action, for the runtime.
@@ -655,6 +666,9 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         volume_db: 0.0,
         sliding_window: 0,
         conscience: None,
+        wake: Wake::of(&tuning),
+        digits: digits_of(&tuning),
+        initial_sleep_ms: ms_param(&tuning, "initial_sleep_ms").map_or(0, |ms| ms.min(300_000)),
         app_name: text_at(&tuning, "app_name")
             .filter(|a| !a.trim().is_empty())
             .unwrap_or_else(|| "dialtone".to_string()),
@@ -856,6 +870,11 @@ fn setup_next(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
         agent.mcp_discovering = Some((i, Discovery::Initialize));
         return Effect::Request(agent.mcp_servers[i].discovery_request(Discovery::Initialize));
     }
+    let sleep_ms = std::mem::take(&mut agent.initial_sleep_ms);
+    if sleep_ms > 0 {
+        agent.phase = Phase::Sleep;
+        return pause(run, sleep_ms);
+    }
     begin(run, agent, now)
 }
 
@@ -954,6 +973,21 @@ fn resource_vars(agent: &Agent, i: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `params.digit_terminators` / `digit_timeout` (ms, default 3000): keypresses are taken as
+/// the caller's words, up to a terminator or that long after the last key.
+fn digits_of(params: &Value) -> Option<control::command::DigitsParams> {
+    let terminators = text_at(params, "digit_terminators");
+    let timeout = ms_param(params, "digit_timeout");
+    if terminators.is_none() && timeout.is_none() {
+        return None;
+    }
+    Some(control::command::DigitsParams {
+        max: MAX_DIGITS,
+        terminators: terminators.unwrap_or_default(),
+        digit_timeout: timeout.unwrap_or(3000).clamp(500, 30_000) as f64 / 1000.0,
+    })
+}
+
 /// `SWAIG.defaults.web_hook_url`, with `web_hook_auth_user`/`web_hook_auth_password` put in
 /// it as its user info.
 fn default_hook(defaults: &Value) -> Option<String> {
@@ -998,7 +1032,7 @@ fn begin(run: &mut Run, agent: &mut Agent, now: u64) -> Effect {
         agent.background = Some(background.clone());
         run.emit(Effect::Background(Some(background)));
     }
-    if std::mem::take(&mut agent.wait_for_user) {
+    if std::mem::take(&mut agent.wait_for_user) || agent.wake.paused {
         return turn_effect(run, agent, "", now);
     }
     match agent.greeting.clone() {
@@ -1250,6 +1284,7 @@ fn turn_collect(run: &mut Run, agent: &Agent, now: u64) -> CollectParams {
         s.language = language.clone();
     }
     collect.speech = Some(s);
+    collect.digits = agent.digits.clone();
     collect.barge_min_words = agent.barge_min_words;
     collect
 }
@@ -1276,6 +1311,7 @@ fn model_request(agent: &Agent, mut messages: Vec<Value>, tools: bool) -> ModelR
             if !agent.contexts.as_ref().is_some_and(Contexts::gathering) {
                 tools.extend(agent.natives.iter().map(|n| n.tool()));
                 tools.extend(ai_languages::tool(&agent.languages));
+                tools.extend(agent.wake.tool());
             }
             tools.extend(agent.contexts.iter().flat_map(Contexts::tools));
             tools
@@ -1357,6 +1393,7 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
         agent.phase,
         Phase::Include
             | Phase::Mcp
+            | Phase::Sleep
             | Phase::Turn
             | Phase::Model
             | Phase::Tool
@@ -1389,6 +1426,10 @@ pub(crate) fn on_completion(run: &mut Run, mut agent: Agent, c: Completion, now:
     match agent.phase {
         Phase::Include => on_signatures(run, agent, c, now),
         Phase::Mcp => on_mcp(run, agent, c, now),
+        Phase::Sleep => {
+            let effect = setup_next(run, &mut agent, now);
+            wait_again(run, agent, effect);
+        }
         Phase::Turn => on_heard(run, agent, c, now),
         Phase::Model => on_model(run, agent, c, now),
         Phase::Tool => on_tool(run, agent, c),
@@ -1605,11 +1646,21 @@ fn silence_starts(agent: &mut Agent, now: u64) {
 
 fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
     match c {
-        Completion::Op(OpResult::Collected(CollectResult::Speech { text, .. }))
-            if !text.trim().is_empty() =>
-        {
+        Completion::Op(OpResult::Collected(
+            CollectResult::Speech { text, .. } | CollectResult::Digit { digits: text, .. },
+        )) if !text.trim().is_empty() => {
             agent.heard_at = now;
             agent.attention_turn = false;
+            if !agent.wake.answers(&text) {
+                // Paused, or spoken to by name only: heard, not answered.
+                if agent.wake.only_when_named {
+                    agent
+                        .messages
+                        .push(json!({"role": "user", "content": text.trim()}));
+                }
+                let effect = turn_effect(run, &mut agent, "", now);
+                return wait_again(run, agent, effect);
+            }
             agent.tool_rounds = 0;
             agent
                 .messages
@@ -2001,6 +2052,11 @@ fn engine_answer(run: &mut Run, agent: &mut Agent, call: &ModelToolCall) -> Engi
                 Some(Err(why)) => why,
                 None => return Engine::NotOurs,
             }
+        }
+        PAUSE_CONVERSATION if agent.wake.pausable && !agent.wake.paused => {
+            // After this round the agent listens without a word.
+            agent.wait_for_user = true;
+            agent.wake.pause()
         }
         CHANGE_LANGUAGE if agent.languages.len() > 1 => {
             let asked = arg("language");

@@ -9,6 +9,7 @@ pub mod ai_mcp;
 mod ai_native;
 pub mod ai_pronounce;
 mod ai_vars;
+mod ai_wake;
 pub(crate) mod answer;
 pub(crate) mod cond;
 pub mod connect;
