@@ -602,3 +602,25 @@ def test_an_mcp_servers_tools_are_the_agents(start_dialtone, sipp, tmp_path, hoo
     finally:
         model.stop()
         server.stop()
+
+
+def test_keypresses_reach_the_agent_as_the_callers_words(start_dialtone, sipp, hooks):
+    """`params.digit_terminators`: the far end (sipp) presses 1, 2, 3 and # as RFC 4733 events while the agent
+    listens; the model gets "123" as the caller's words and the script goes on after the agent."""
+    model = ScriptedModel([{"text": "Thank you."}])
+    try:
+        far = sipp("uas_dtmf.xml")
+        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+        swml = doc(
+            {"ai": {"prompt": {"text": "Take the caller's account number."},
+                    "params": {"wait_for_user": True, "digit_terminators": "#", "inactivity_timeout": 5000}}},
+            after(hooks),
+            {"hangup": {}})
+        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"), "swml": swml}})
+        assert r.status_code == 200, r.text
+        assert hooks.wait_on("/after", 1, timeout=40)[0]["ai_result"] == "success"
+        first = model.requests[0]["body"]["messages"]
+        assert first[-1] == {"role": "user", "content": "123"}, first
+        sipp_done(far)
+    finally:
+        model.stop()
