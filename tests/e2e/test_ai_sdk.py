@@ -83,6 +83,22 @@ def serve(agent, port):
     raise AssertionError("the SDK's agent did not start")
 
 
+def call_the_agent(start_dialtone, sipp, model, port, agent):
+    """dialtone (its model the scripted one) dials sipp, which says the question, and runs the SDK agent's SWML
+    from its URL; returns (node, sipp, the model's request bodies, the call's id) once the SDK's `on_summary` got
+    the report."""
+    far = sipp("uas_stream_wav.xml")
+    d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
+    r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
+                                              "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
+    assert r.status_code == 200, r.text
+    deadline = time.time() + 60
+    while time.time() < deadline and not agent.summaries:
+        time.sleep(0.2)
+    assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
+    return d, far, [x["body"] for x in model.requests], r.json()["id"]
+
+
 def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, tmp_path, hooks, monkeypatch):
     port = free_port()
     # The SDK builds its webhook URLs from this base (else from the Host header, `localhost`).
@@ -95,20 +111,10 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
     ])
     try:
         agent = start_agent(port, hooks.url("/rec"))
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
-        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
-                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
-        assert r.status_code == 200, r.text
-        call_id = r.json()["id"]
-
-        deadline = time.time() + 60
-        while time.time() < deadline and not agent.summaries:
-            time.sleep(0.2)
-        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
+        d, far, bodies, call_id = call_the_agent(start_dialtone, sipp, model, port, agent)
 
         # The model got the SDK's prompt (POM rendered) and its tool, and the caller's words.
-        first = model.requests[0]["body"]
+        first = bodies[0]
         assert first["messages"][0]["content"].startswith("## Role\n\nYou are a weather assistant."), first
         assert [t["function"]["name"] for t in first["tools"]] == ["get_weather"], first["tools"]
         assert first["messages"][-1] == {"role": "user", "content": QUESTION}, first["messages"]
@@ -120,7 +126,7 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
         assert raw["call_id"] == call_id and raw["function"] == "get_weather", raw
         assert raw["argument"]["parsed"] == [{"city": "Paris"}], raw["argument"]
         # Its reply went back to the model as the tool's result.
-        second = model.requests[1]["body"]["messages"]
+        second = bodies[1]["messages"]
         assert second[-1]["role"] == "tool" and second[-1]["content"] == "sunny in Paris", second[-1]
 
         summary, report = agent.summaries[0]
@@ -194,17 +200,7 @@ def test_sdk_contexts_consolidate_the_conversation_on_a_switch(start_dialtone, s
     ])
     try:
         agent = start_contexts_agent(port, hooks.url("/rec"))
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
-        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
-                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
-        assert r.status_code == 200, r.text
-
-        deadline = time.time() + 60
-        while time.time() < deadline and not agent.summaries:
-            time.sleep(0.2)
-        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
-        bodies = [x["body"] for x in model.requests]
+        d, far, bodies, _ = call_the_agent(start_dialtone, sipp, model, port, agent)
         assert len(bodies) == 4, bodies
 
         # The context's prompt and its initial step; the step may leave for billing.
@@ -275,16 +271,7 @@ def test_sdk_gather_info_asks_and_stores_the_answer(start_dialtone, sipp, tmp_pa
     ])
     try:
         agent = serve(GatherAgent(), port)
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
-        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
-                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
-        assert r.status_code == 200, r.text
-        deadline = time.time() + 60
-        while time.time() < deadline and not agent.summaries:
-            time.sleep(0.2)
-        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
-        bodies = [x["body"] for x in model.requests]
+        d, far, bodies, _ = call_the_agent(start_dialtone, sipp, model, port, agent)
         assert len(bodies) == 3, bodies
 
         first = bodies[0]
@@ -344,16 +331,7 @@ def test_sdk_languages_switch_the_agents_voice(start_dialtone, sipp, tmp_path, h
     ])
     try:
         agent = serve(TwoLanguages(), port)
-        far = sipp("uas_stream_wav.xml")
-        d = start_dialtone({"DIALTONE_AI_BASE_URL": model.base_url, "DIALTONE_AI_MODEL": "scripted-1"})
-        r = d.post({"command": "dial", "params": {"from": "+15551110000", "to": far.uri("service"),
-                                                  "url": f"http://agent:secret@127.0.0.1:{port}/agent"}})
-        assert r.status_code == 200, r.text
-        deadline = time.time() + 60
-        while time.time() < deadline and not agent.summaries:
-            time.sleep(0.2)
-        assert agent.summaries, f"no report reached the SDK; model requests: {len(model.requests)}"
-        bodies = [x["body"] for x in model.requests]
+        d, far, bodies, _ = call_the_agent(start_dialtone, sipp, model, port, agent)
         assert "change_language" in [t["function"]["name"] for t in bodies[0]["tools"]], bodies[0]["tools"]
         assert "You are speaking English" in bodies[0]["messages"][0]["content"], bodies[0]["messages"][0]
         assert bodies[1]["messages"][-1]["content"] == "Now speaking Spanish: answer in Spanish.", bodies[1]

@@ -489,21 +489,7 @@ fn functions_of(swaig: &Value) -> Result<Vec<Function>, String> {
 
 /// Filler phrases: a list, or `{"<language>": [...]}` (English first, else the first).
 fn phrases(v: Option<&Value>) -> Vec<String> {
-    let list = match v {
-        Some(Value::Array(a)) => Some(a),
-        Some(Value::Object(m)) => m
-            .iter()
-            .find(|(lang, _)| lang.starts_with("en"))
-            .or_else(|| m.iter().next())
-            .and_then(|(_, v)| v.as_array()),
-        _ => None,
-    };
-    list.into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_string)
-        .collect()
+    ai_languages::phrases(v, "en-US")
 }
 
 /// One SWAIG function definition (`argument` is the deprecated spelling of `parameters`).

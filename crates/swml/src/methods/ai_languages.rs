@@ -32,15 +32,25 @@ fn text(v: &Value, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A fillers list: a plain list, or a map by language (`code`'s entry, else its base
-/// language's, else `default`, else the first).
-fn phrases(v: Option<&Value>, code: &str) -> Vec<String> {
-    let base = code.split(['-', '_']).next().unwrap_or("");
+/// A fillers list: a plain list, or a map by language (`code`'s entry, else one of the same
+/// base language — `en-GB` for `en-US` — else `default`, else the first).
+pub(crate) fn phrases(v: Option<&Value>, code: &str) -> Vec<String> {
+    let base = |c: &str| {
+        c.split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
     let list = match v {
         Some(Value::Array(a)) => Some(a),
-        Some(Value::Object(m)) => [code, base, "default"]
-            .iter()
-            .find_map(|k| m.get(*k))
+        Some(Value::Object(m)) => m
+            .get(code)
+            .or_else(|| {
+                m.iter()
+                    .find(|(k, _)| base(k) == base(code))
+                    .map(|(_, v)| v)
+            })
+            .or_else(|| m.get("default"))
             .or_else(|| m.values().next())
             .and_then(Value::as_array),
         _ => None,
