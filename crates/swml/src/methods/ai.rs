@@ -1075,6 +1075,9 @@ fn use_language(agent: &mut Agent, at: usize) {
 /// A prompt's text with its templates expanded: the prompt variables, `global_data`, the
 /// script's variables (prompts are the AI's templates, never SWML's).
 fn expand_prompt(agent: &Agent, text: &str) -> String {
+    if !ai_vars::has_templates(text) {
+        return text.to_string();
+    }
     let data = ai_vars::prompt_data(prompt_vars(agent), &agent.global_data);
     ai_vars::expand(text, &data, agent.now)
 }

@@ -81,9 +81,14 @@ pub(crate) fn prompt_data(vars: Map<String, Value>, global_data: &Map<String, Va
     Value::Object(root)
 }
 
+/// `text` has a `${…}` or `@{…}` template (else there is nothing to expand, nor data to build).
+pub(crate) fn has_templates(text: &str) -> bool {
+    text.contains("${") || text.contains("@{")
+}
+
 /// `text` with its templates expanded against `data` (at `now_ms`, for `@{…}` functions).
 pub(crate) fn expand(text: &str, data: &Value, now_ms: u64) -> String {
-    if !(text.contains("${") || text.contains("@{")) {
+    if !has_templates(text) {
         return text.to_string();
     }
     expand_str(text, data, &TemplateEnv::at(now_ms))
