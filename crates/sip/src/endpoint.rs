@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     /// channel, ~11 KiB that its sender kept alive for the whole call (docs/benchmarks.md,
     /// "Memory per call").
     pub(crate) uac_dialog_tu: rsipstack::transaction::transaction::TransactionEventSender,
+    /// The dialog states of every call we place, routed to each leg (dialog_states.rs).
+    pub(crate) uac_states: Arc<crate::dialog_states::StateRouter>,
 }
 
 /// A live leg of either direction, as the endpoint sees it.
@@ -317,6 +319,7 @@ impl SipEndpoint {
             shutting_down: AtomicBool::new(false),
             incoming_tx,
             uac_dialog_tu: rsipstack::transaction::transaction::transaction_event_sender_noop(),
+            uac_states: crate::dialog_states::StateRouter::start(token.clone()),
         });
 
         let span =

@@ -201,14 +201,13 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         .ok()
         .and_then(|c| c.typed().ok().map(|c| c.uri))
         .unwrap_or(contact);
-    let (state_tx, state_rx) = tokio::sync::mpsc::unbounded_channel();
     let invite = request.clone();
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
         id.clone(),
         request,
         inner.endpoint.clone(),
-        state_tx,
+        inner.uac_states.sender(),
         opt.credential,
         Some(local_contact),
         inner.uac_dialog_tu.clone(),
@@ -237,6 +236,8 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
     });
     let handle = LegHandle { core: core.clone() };
     let leg_key: LegKey = (id.call_id.clone(), id.local_tag.clone());
+    // Open before the INVITE goes out: its states start with it.
+    let states = inner.uac_states.open(leg_key.clone());
     inner.register_leg(
         leg_key.clone(),
         dialog,
@@ -254,7 +255,7 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         core,
         key: leg_key,
         events: events_tx,
-        state_rx,
+        states,
         trying_sent: false,
         receiver_gone: false,
         pending: Vec::new(),
@@ -278,7 +279,8 @@ struct LegTask {
     core: Arc<LegCore>,
     key: LegKey,
     events: mpsc::Sender<LegEvent>,
-    state_rx: tokio::sync::mpsc::UnboundedReceiver<DialogState>,
+    /// This leg's dialog states (dialog_states.rs).
+    states: Arc<crate::dialog_states::Inbox>,
     trying_sent: bool,
     receiver_gone: bool,
     /// In-dialog requests seen before `Answered` was emitted.
@@ -387,6 +389,8 @@ impl LegTask {
                         return;
                     }
                     let result = driver_dialog.process_invite(&mut tx).await;
+                    // Its provisional states reach the leg before the final response does.
+                    inner.uac_states.flush().await;
                     let confirmed_tag = match &result {
                         Ok((id, Some(r))) if r.status_code.kind() == StatusCodeKind::Successful => {
                             Some(id.remote_tag.clone())
@@ -445,14 +449,16 @@ impl LegTask {
                         break;
                     }
                 }
-                Some(state) = self.state_rx.recv() => {
+                state = self.states.recv() => {
                     if let Next::Exit = self.on_state(state, answered).await {
                         break;
                     }
                 }
                 result = &mut final_rx, if !answered => {
-                    // States sent before the final response come first.
-                    while let Ok(state) = self.state_rx.try_recv() {
+                    // States sent before the final response come first (the driver flushed
+                    // them into the inbox before handing the response over).
+                    let states = self.states.clone();
+                    while let Some(state) = states.try_recv() {
                         self.on_state(state, false).await;
                     }
                     match self.on_final(result).await {
@@ -470,6 +476,7 @@ impl LegTask {
             }
         }
         self.inner.remove_leg(&self.key);
+        self.inner.uac_states.close(&self.key);
         // A REFER still waiting for NOTIFYs learns the leg is gone.
         self.core.refer_slot.close();
         debug!("leg finished");

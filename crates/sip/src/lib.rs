@@ -131,6 +131,7 @@
 //! timer C ends them), and routing by anything but the receiver (one queue
 //! for every inbound INVITE).
 
+mod dialog_states;
 mod endpoint;
 mod error;
 mod inbound;
