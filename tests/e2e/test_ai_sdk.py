@@ -153,39 +153,49 @@ def test_the_sdk_agentbase_serves_the_agent_and_its_tool(start_dialtone, sipp, t
 BILL = "Your bill is ten dollars."
 
 
-def start_contexts_agent(port, rec_url):
-    """An agent built with the SDK's ContextBuilder: a front desk whose step leaves for a billing context with a
-    consolidated conversation (the step's reset), the billing context's own system prompt and post prompt."""
+def recorded_agent(port, rec_url, role, greeting, configure):
+    """An SDK `AgentBase` (route /agent, basic auth agent:secret) with a Role section, the question as a hint, a
+    static greeting, a post prompt, a `record_call` of what the far end hears to `rec_url`, and what
+    `configure(agent)` adds; started with serve(). Its `summaries` are what `on_summary` got."""
     from signalwire import AgentBase
 
-    class DeskAgent(AgentBase):
+    class Recorded(AgentBase):
         def __init__(self):
-            super().__init__(name="desk", route="/agent", host="127.0.0.1", port=port,
+            super().__init__(name="recorded", route="/agent", host="127.0.0.1", port=port,
                              basic_auth=("agent", "secret"), suppress_logs=True)
             self.summaries = []
-            self.prompt_add_section("Role", body="You are a front desk.")
+            self.prompt_add_section("Role", body=role)
             self.add_hints([QUESTION])
-            self.set_params({"static_greeting": "Hello, how can I help?", "inactivity_timeout": 4000})
+            self.set_params({"static_greeting": greeting, "inactivity_timeout": 4000})
             self.set_post_prompt("Summarize the conversation.")
             self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen", "status_url": rec_url})
-            contexts = self.define_contexts()
-            desk = contexts.add_context("default")
-            desk.set_prompt("Greet callers and route them.")
-            desk.add_step("greet").set_text("Never entered: the context starts at its initial step.")
-            ask = desk.add_step("ask").set_text("Find out what the caller needs.")
-            ask.set_valid_contexts(["billing"])
-            ask.set_reset_consolidate(True)
-            ask.set_reset_user_prompt("I have a billing question.")
-            desk.set_initial_step("ask")
-            billing = contexts.add_context("billing")
-            billing.set_system_prompt("You are the billing desk.")
-            billing.set_post_prompt("Summarise the billing talk.")
-            billing.add_step("bill").set_text("Explain the bill.").set_end(True)
+            configure(self)
 
         def on_summary(self, summary, raw_data=None):
             self.summaries.append((summary, raw_data))
 
-    return serve(DeskAgent(), port)
+    return serve(Recorded(), port)
+
+
+def start_contexts_agent(port, rec_url):
+    """An agent built with the SDK's ContextBuilder: a front desk whose step leaves for a billing context with a
+    consolidated conversation (the step's reset), the billing context's own system prompt and post prompt."""
+    def configure(agent):
+        contexts = agent.define_contexts()
+        desk = contexts.add_context("default")
+        desk.set_prompt("Greet callers and route them.")
+        desk.add_step("greet").set_text("Never entered: the context starts at its initial step.")
+        ask = desk.add_step("ask").set_text("Find out what the caller needs.")
+        ask.set_valid_contexts(["billing"])
+        ask.set_reset_consolidate(True)
+        ask.set_reset_user_prompt("I have a billing question.")
+        desk.set_initial_step("ask")
+        billing = contexts.add_context("billing")
+        billing.set_system_prompt("You are the billing desk.")
+        billing.set_post_prompt("Summarise the billing talk.")
+        billing.add_step("bill").set_text("Explain the bill.").set_end(True)
+
+    return recorded_agent(port, rec_url, "You are a front desk.", "Hello, how can I help?", configure)
 
 
 def test_sdk_contexts_consolidate_the_conversation_on_a_switch(start_dialtone, sipp, tmp_path, hooks, monkeypatch):
@@ -239,27 +249,12 @@ def test_sdk_gather_info_asks_and_stores_the_answer(start_dialtone, sipp, tmp_pa
     """The SDK's gather mode (`set_gather_info` / `add_gather_question`): the question is the model's instruction
     and `gather_submit` its only tool; the answer lands in global_data (the SDK's report shows it) without a trace in
     the conversation, and the next step's text reads it."""
-    from signalwire import AgentBase
-
-    class GatherAgent(AgentBase):
-        def __init__(self):
-            super().__init__(name="gather", route="/agent", host="127.0.0.1", port=port,
-                             basic_auth=("agent", "secret"), suppress_logs=True)
-            self.summaries = []
-            self.prompt_add_section("Role", body="You are a weather desk.")
-            self.add_hints([QUESTION])
-            self.set_params({"static_greeting": "Hello, which city?", "inactivity_timeout": 4000})
-            self.set_post_prompt("Summarize the conversation.")
-            self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen",
-                                                      "status_url": hooks.url("/rec")})
-            desk = self.define_contexts().add_context("default")
-            intake = desk.add_step("intake").set_text("Find out the city.")
-            intake.set_gather_info(output_key="caller", completion_action="next_step")
-            intake.add_gather_question("city", "Which city is the weather for?")
-            desk.add_step("answer").set_text("Tell the caller the weather in ${caller.city}.").set_end(True)
-
-        def on_summary(self, summary, raw_data=None):
-            self.summaries.append((summary, raw_data))
+    def configure(agent):
+        desk = agent.define_contexts().add_context("default")
+        intake = desk.add_step("intake").set_text("Find out the city.")
+        intake.set_gather_info(output_key="caller", completion_action="next_step")
+        intake.add_gather_question("city", "Which city is the weather for?")
+        desk.add_step("answer").set_text("Tell the caller the weather in ${caller.city}.").set_end(True)
 
     port = free_port()
     monkeypatch.setenv("SWML_PROXY_URL_BASE", f"http://127.0.0.1:{port}")
@@ -270,7 +265,7 @@ def test_sdk_gather_info_asks_and_stores_the_answer(start_dialtone, sipp, tmp_pa
         {"text": "Gave the weather in Paris."},
     ])
     try:
-        agent = serve(GatherAgent(), port)
+        agent = recorded_agent(port, hooks.url("/rec"), "You are a weather desk.", "Hello, which city?", configure)
         d, far, bodies, _ = call_the_agent(start_dialtone, sipp, model, port, agent)
         assert len(bodies) == 3, bodies
 
@@ -301,25 +296,11 @@ def test_sdk_languages_switch_the_agents_voice(start_dialtone, sipp, tmp_path, h
     """Two languages added with the SDK's `add_language`: the model is offered `change_language`; once it switches
     to Spanish its answer is spoken by eSpeak NG's Spanish voice — the far end's recording follows the envelope of
     `espeak-ng -v es` saying it, not flite's."""
-    from signalwire import AgentBase
     from test_tts import spoken_in_spanish
 
-    class TwoLanguages(AgentBase):
-        def __init__(self):
-            super().__init__(name="two", route="/agent", host="127.0.0.1", port=port,
-                             basic_auth=("agent", "secret"), suppress_logs=True)
-            self.summaries = []
-            self.prompt_add_section("Role", body="You are a weather desk.")
-            self.add_hints([QUESTION])
-            self.add_language("English", "en-US", "kal")
-            self.add_language("Spanish", "es-ES", "gcloud.es-ES-Standard-A")
-            self.set_params({"static_greeting": "Hello.", "inactivity_timeout": 4000})
-            self.set_post_prompt("Summarize the conversation.")
-            self.add_post_answer_verb("record_call", {"format": "wav", "direction": "listen",
-                                                      "status_url": hooks.url("/rec")})
-
-        def on_summary(self, summary, raw_data=None):
-            self.summaries.append((summary, raw_data))
+    def configure(agent):
+        agent.add_language("English", "en-US", "kal")
+        agent.add_language("Spanish", "es-ES", "gcloud.es-ES-Standard-A")
 
     port = free_port()
     monkeypatch.setenv("SWML_PROXY_URL_BASE", f"http://127.0.0.1:{port}")
@@ -330,7 +311,7 @@ def test_sdk_languages_switch_the_agents_voice(start_dialtone, sipp, tmp_path, h
         {"text": "Answered in Spanish."},
     ])
     try:
-        agent = serve(TwoLanguages(), port)
+        agent = recorded_agent(port, hooks.url("/rec"), "You are a weather desk.", "Hello.", configure)
         d, far, bodies, _ = call_the_agent(start_dialtone, sipp, model, port, agent)
         assert "change_language" in [t["function"]["name"] for t in bodies[0]["tools"]], bodies[0]["tools"]
         assert "You are speaking English" in bodies[0]["messages"][0]["content"], bodies[0]["messages"][0]

@@ -1915,13 +1915,19 @@ fn next_tool(run: &mut Run, mut agent: Agent) {
         return closing(run, agent, text);
     }
     if std::mem::take(&mut agent.consolidate) && agent.messages.len() > 1 {
-        agent.phase = Phase::Consolidate;
-        let mut messages = agent.messages.clone();
-        messages.push(json!({"role": "system", "content": CONSOLIDATE_PROMPT}));
-        let req = model_request(&agent, messages, false);
-        return wait_again(run, agent, Effect::Model(req));
+        return ask_over_the_conversation(run, agent, Phase::Consolidate, CONSOLIDATE_PROMPT);
     }
     after_tool_round(run, agent);
+}
+
+/// The model is asked, without tools, for something about the whole conversation (its summary
+/// for a consolidation or the post prompt): `instruction` follows the conversation.
+fn ask_over_the_conversation(run: &mut Run, mut agent: Agent, phase: Phase, instruction: &str) {
+    agent.phase = phase;
+    let mut messages = agent.messages.clone();
+    messages.push(json!({"role": "system", "content": instruction}));
+    let req = model_request(&agent, messages, false);
+    wait_again(run, agent, Effect::Model(req));
 }
 
 /// The tool round is over and the conversation goes on: an isolated context's clean slate, the
@@ -2622,11 +2628,7 @@ fn finish(run: &mut Run, mut agent: Agent) {
         let context_post = agent.contexts.as_ref().and_then(Contexts::post_prompt);
         if let Some(post) = context_post.or_else(|| agent.post_prompt.clone()) {
             let post = expand_prompt(&agent, &post);
-            agent.phase = Phase::Summary;
-            let mut messages = agent.messages.clone();
-            messages.push(json!({"role": "system", "content": post}));
-            let req = model_request(&agent, messages, false);
-            return wait_again(run, agent, Effect::Model(req));
+            return ask_over_the_conversation(run, agent, Phase::Summary, &post);
         }
     }
     report_or_end(run, agent);
