@@ -2623,7 +2623,7 @@ fn closing(run: &mut Run, mut agent: Agent, text: String) {
 }
 
 /// The conversation is over: the summary and the report, then the script goes on.
-fn finish(run: &mut Run, mut agent: Agent) {
+fn finish(run: &mut Run, agent: Agent) {
     if agent.post_prompt_url.is_some() {
         let context_post = agent.contexts.as_ref().and_then(Contexts::post_prompt);
         if let Some(post) = context_post.or_else(|| agent.post_prompt.clone()) {
