@@ -3309,6 +3309,11 @@ fn ai_pause_wake_name_digits_and_initial_sleep() {
     sim.prompt_results.push_back(speech("hey max i am back"));
     sim.model_replies
         .push_back(says("Welcome back. Your account number?"));
+    // The terminator alone is nothing said: the agent listens on.
+    sim.prompt_results.push_back(CollectResult::Digit {
+        digits: String::new(),
+        terminator: "#".into(),
+    });
     sim.prompt_results.push_back(CollectResult::Digit {
         digits: "4321".into(),
         terminator: "#".into(),

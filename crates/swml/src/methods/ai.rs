@@ -1659,7 +1659,10 @@ fn on_heard(run: &mut Run, mut agent: Agent, c: Completion, now: u64) {
             wait_again(run, agent, effect);
         }
         Completion::Op(OpResult::Collected(
-            CollectResult::NoInput | CollectResult::NoMatch | CollectResult::Speech { .. },
+            CollectResult::NoInput
+            | CollectResult::NoMatch
+            | CollectResult::Speech { .. }
+            | CollectResult::Digit { .. },
         )) => {
             if now.saturating_sub(agent.heard_at) >= agent.inactivity_ms || agent.turns >= MAX_TURNS
             {
