@@ -19,7 +19,8 @@ apt_install() {
 
 # Build dependencies of the server itself.
 ensure_build_deps() {
-  apt_install pkg-config python3-venv flite1-dev libopus-dev libmp3lame-dev libspandsp-dev ghostscript libtiff-tools
+  # make: jemalloc (the binary's allocator) is built from source by tikv-jemalloc-sys.
+  apt_install make pkg-config python3-venv flite1-dev libopus-dev libmp3lame-dev libspandsp-dev ghostscript libtiff-tools
   # The embedded speech recogniser: pocketsphinx's libraries and its US English model, loaded
   # at run time (the -dev packages are not needed and do not install on every Debian 12 image).
   apt_install libpocketsphinx3 libsphinxbase3 pocketsphinx-en-us

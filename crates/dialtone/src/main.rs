@@ -6,6 +6,14 @@ mod local_model;
 mod operator;
 mod ops;
 
+// jemalloc, not glibc's malloc: a call's setup (its HTTP request, INVITE transaction, SWML
+// fetch) frees memory between long-lived allocations, and glibc kept those holes resident —
+// ~100 KiB of RSS per playing call at 1,000 calls against ~72 with jemalloc, same heap
+// (docs/benchmarks.md, "Session 16").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
