@@ -546,6 +546,7 @@ impl NodeInner {
         let (inbox, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events) = mpsc::unbounded_channel();
         let js = swml::JsBudget::new(self.cfg.js_budget);
+        let tasks = crate::actor::TaskSender::new(events_tx.clone());
         {
             calls.insert(
                 call_id,
@@ -560,6 +561,7 @@ impl NodeInner {
         Ok(Inbox {
             commands,
             events,
+            tasks,
             js,
         })
     }

@@ -54,10 +54,9 @@ struct InboundCore {
     bye_pending: AtomicBool,
     /// The SDP we last sent (our answer, or answer to a re-offer).
     last_local_sdp: Arc<Mutex<String>>,
-    /// The dialog's state, the caller's INVITE and its connection (for a REFER's copy of
-    /// the dialog), and where the NOTIFYs of our REFER go.
+    /// The dialog's state and the caller's connection (for a REFER's copy of the dialog,
+    /// with the caller's INVITE the dialog keeps), and where the NOTIFYs of our REFER go.
     dialog_inner: Arc<DialogInner>,
-    invite: rsipstack::sip::Request,
     connection: Option<rsipstack::transport::SipConnection>,
     endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
     refer_slot: crate::refer::ReferSlot,
@@ -76,7 +75,7 @@ impl InboundHandle {
     pub async fn refer(&self, req: crate::ReferRequest) -> Result<crate::ReferOutcome, SipError> {
         let d = crate::refer::ReferDialog {
             real: &self.core.dialog_inner,
-            initial: self.core.invite.clone(),
+            initial: self.core.dialog.initial_request(),
             endpoint: self.core.endpoint.clone(),
             connection: self.core.connection.clone(),
             slot: &self.core.refer_slot,
@@ -451,7 +450,6 @@ pub(crate) async fn handle_invite(inner: &Arc<Inner>, mut tx: Transaction) {
         bye_pending: AtomicBool::new(false),
         last_local_sdp: Arc::new(Mutex::new(String::new())),
         dialog_inner,
-        invite: tx.original.clone(),
         connection: tx.connection.clone(),
         endpoint: inner.endpoint.clone(),
         refer_slot: Default::default(),

@@ -60,8 +60,6 @@ struct LegCore {
     bye_started: AtomicBool,
     /// The SDP we last sent (offer, or answer to a remote re-offer).
     last_local_sdp: Arc<Mutex<String>>,
-    /// Our INVITE (a REFER's copy of the dialog is built from it).
-    invite: Request,
     endpoint: rsipstack::transaction::endpoint::EndpointInnerRef,
     /// Where the NOTIFYs of our REFER go.
     refer_slot: crate::refer::ReferSlot,
@@ -201,7 +199,6 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         .ok()
         .and_then(|c| c.typed().ok().map(|c| c.uri))
         .unwrap_or(contact);
-    let invite = request.clone();
     let dialog_inner = DialogInner::new(
         TransactionRole::Client,
         id.clone(),
@@ -229,7 +226,6 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         cancel_started: AtomicBool::new(false),
         bye_started: AtomicBool::new(false),
         last_local_sdp: Arc::new(Mutex::new(sdp)),
-        invite,
         endpoint: inner.endpoint.clone(),
         refer_slot: Default::default(),
         session_expires: req.session_expires.filter(|s| *s > 0),
@@ -245,7 +241,6 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
     );
 
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
-    let (refresh_tx, refresh_rx) = mpsc::channel(4);
     {
         let _enter = span.enter();
         info!(target = %req.target, "placing INVITE");
@@ -260,14 +255,26 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         receiver_gone: false,
         pending: Vec::new(),
         timer: None,
-        refresh_tx,
-        refresh_rx,
+        refresh: None,
     };
     tokio::spawn(task.run(tx, next_hop).instrument(span));
     Ok(OutboundLeg {
         events: events_rx,
         handle,
     })
+}
+
+/// A refresh UPDATE's response: its status and `Session-Expires`, or `None` when none came.
+type RefreshOutcome = Option<(u16, Option<String>)>;
+
+/// The outcome of the refresh in flight (pending while there is none).
+async fn refresh_outcome(
+    refresh: &mut Option<oneshot::Receiver<RefreshOutcome>>,
+) -> RefreshOutcome {
+    match refresh {
+        Some(rx) => rx.await.unwrap_or(None),
+        None => std::future::pending().await,
+    }
 }
 
 /// How the INVITE transaction ended: its final response, or why there was
@@ -288,10 +295,9 @@ struct LegTask {
     /// The session timer in force (RFC 4028), with when to act next and when a session we
     /// could not refresh is given up.
     timer: Option<RunningTimer>,
-    /// Outcomes of our refresh UPDATEs: the response's status and `Session-Expires`, or
-    /// `None` when no response came.
-    refresh_tx: mpsc::Sender<Option<(u16, Option<String>)>>,
-    refresh_rx: mpsc::Receiver<Option<(u16, Option<String>)>>,
+    /// The outcome of our refresh UPDATE in flight: a one-shot per refresh, made when it is
+    /// sent (a channel kept for the call's life would cost every call a block of messages).
+    refresh: Option<oneshot::Receiver<RefreshOutcome>>,
 }
 
 struct RunningTimer {
@@ -444,7 +450,8 @@ impl LegTask {
                         break;
                     }
                 }
-                Some(outcome) = self.refresh_rx.recv() => {
+                outcome = refresh_outcome(&mut self.refresh), if self.refresh.is_some() => {
+                    self.refresh = None;
                     if let Next::Exit = self.on_refreshed(outcome).await {
                         break;
                     }
@@ -685,7 +692,8 @@ impl LegTask {
             Header::Supported("timer".into()),
         ];
         let dialog = self.core.dialog.clone();
-        let tx = self.refresh_tx.clone();
+        let (tx, rx) = oneshot::channel();
+        self.refresh = Some(rx);
         info!(
             interval = running.timer.interval_secs,
             "refreshing the session (UPDATE)"
@@ -699,7 +707,7 @@ impl LegTask {
                     )),
                     Ok(None) | Err(_) => None,
                 };
-                tx.send(outcome).await.ok();
+                tx.send(outcome).ok();
             }
             .in_current_span(),
         );
@@ -1043,7 +1051,8 @@ impl LegHandle {
     pub async fn refer(&self, req: crate::ReferRequest) -> Result<crate::ReferOutcome, SipError> {
         let d = crate::refer::ReferDialog {
             real: &self.core.dialog_inner,
-            initial: self.core.invite.clone(),
+            // Our INVITE (the dialog keeps it; a REFER's copy of the dialog is built from it).
+            initial: self.core.dialog.initial_request(),
             endpoint: self.core.endpoint.clone(),
             connection: None,
             slot: &self.core.refer_slot,

@@ -57,7 +57,7 @@ pub(crate) fn chat_request(req: swml::ModelRequest) -> Result<llm::ChatRequest, 
 async fn ask(
     backend: Option<Arc<dyn llm::ChatBackend>>,
     mut req: swml::ModelRequest,
-    tasks: mpsc::UnboundedSender<TaskDone>,
+    tasks: crate::actor::TaskSender,
 ) -> Result<swml::ModelReply, String> {
     let backend = backend.ok_or_else(|| NO_BACKEND.to_string())?;
     let mut plan = req.speak.take();

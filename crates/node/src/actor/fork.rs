@@ -23,14 +23,14 @@ pub(crate) struct ForkParts {
     pub info: ForkInfo,
 }
 
-fn ready(tx: &mpsc::UnboundedSender<TaskDone>, control_id: String, parts: ForkParts) {
+fn ready(tx: &crate::actor::TaskSender, control_id: String, parts: ForkParts) {
     let _ = tx.send(TaskDone::ForkReady {
         control_id,
         parts: Box::new(parts),
     });
 }
 
-fn ended(tx: &mpsc::UnboundedSender<TaskDone>, control_id: String, reason: String) {
+fn ended(tx: &crate::actor::TaskSender, control_id: String, reason: String) {
     let _ = tx.send(TaskDone::ForkEnded { control_id, reason });
 }
 
@@ -39,7 +39,7 @@ async fn connect(
     connector: &ws::WsConnector,
     url: &str,
     bearer: Option<&str>,
-    tx: &mpsc::UnboundedSender<TaskDone>,
+    tx: &crate::actor::TaskSender,
     control_id: &str,
 ) -> Option<ws::WsStream> {
     let failure =

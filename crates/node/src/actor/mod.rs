@@ -76,6 +76,25 @@ pub(crate) enum ActorMsg {
     ConferenceMute(bool),
     /// An operator took this participant out of its conference; its script goes on.
     ConferenceKick,
+    /// A task the actor spawned came back ([`TaskSender`]).
+    Task(Box<TaskDone>),
+}
+
+/// Where the tasks a call's actor spawns (fetch, synthesis, HTTP, the model) send what they
+/// came back with: the actor's own event queue, not a queue of their own — every channel costs
+/// a call a block of 32 messages whether it is used or not.
+#[derive(Clone)]
+pub(crate) struct TaskSender(mpsc::UnboundedSender<ActorMsg>);
+
+impl TaskSender {
+    pub(crate) fn new(events: mpsc::UnboundedSender<ActorMsg>) -> TaskSender {
+        TaskSender(events)
+    }
+
+    /// Fails only when the actor is gone.
+    pub(crate) fn send(&self, done: TaskDone) -> Result<(), mpsc::error::SendError<ActorMsg>> {
+        self.0.send(ActorMsg::Task(Box::new(done)))
+    }
 }
 
 /// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
@@ -86,6 +105,8 @@ pub(crate) enum ActorMsg {
 pub(crate) struct Inbox {
     pub commands: mpsc::Receiver<ActorMsg>,
     pub events: mpsc::UnboundedReceiver<ActorMsg>,
+    /// Sends on `events`: the actor's spawned tasks answer there.
+    pub tasks: TaskSender,
     /// The call's JavaScript budget, shared with its `CallEntry` (which cancels it).
     pub js: swml::JsBudget,
 }
@@ -211,8 +232,7 @@ pub(crate) struct CallActor {
     pub(crate) held: bool,
     /// The negotiated media, once answered (its PCM rate is what playback prepares for).
     pub(crate) media: Option<media_leg::NegotiatedMedia>,
-    pub(crate) tasks_tx: mpsc::UnboundedSender<TaskDone>,
-    tasks_rx: mpsc::UnboundedReceiver<TaskDone>,
+    pub(crate) tasks_tx: TaskSender,
     pub(crate) script: Option<swml::Run>,
     pub(crate) script_wait: Option<ScriptWait>,
     /// Every document the call runs spends this one budget.
@@ -284,7 +304,6 @@ impl CallActor {
         inbox: Inbox,
     ) -> Self {
         let core = OutboundCall::new(request.timeout_secs);
-        let (tasks_tx, tasks_rx) = mpsc::unbounded_channel();
         let ident_call_id = ident.call_id;
         CallActor {
             ident,
@@ -308,8 +327,7 @@ impl CallActor {
             media_running: false,
             held: false,
             media: None,
-            tasks_tx,
-            tasks_rx,
+            tasks_tx: inbox.tasks,
             script: None,
             script_wait: None,
             js: inbox.js,
@@ -380,7 +398,6 @@ impl CallActor {
                         }
                     },
                     Some(msg) = self.events.recv() => Box::pin(self.on_message(msg)).await,
-                    Some(done) = self.tasks_rx.recv() => Box::pin(self.on_task(done)).await,
                     _ = sleep_until_ms(script_deadline) => Box::pin(self.script_timeout()).await,
                     _ = sleep_until_ms(ops_deadline) => Box::pin(self.op_timeout()).await,
                     _ = sleep_until_ms(deadline) => {
@@ -899,7 +916,9 @@ impl CallActor {
     /// accepted) or the one fetched from url → fallback_url. A document that cannot be had
     /// fails the call visibly (ambiguity register A15).
     pub(crate) fn start_document_fetch(&mut self) {
-        match (self.request.swml.clone(), self.request.url.clone()) {
+        // Taken, not cloned: the call runs its inline document once, and a copy kept for the
+        // call's life was ~3 KiB of every call's heap.
+        match (self.request.swml.take(), self.request.url.clone()) {
             (Some(doc), _) => {
                 let _ = self.tasks_tx.send(TaskDone::Document {
                     purpose: DocPurpose::Initial,
@@ -1008,6 +1027,7 @@ impl CallActor {
             }
             // A droppable event's permit is released once it is handled.
             ActorMsg::Media(ev, _permit) => self.on_media_event(*ev).await,
+            ActorMsg::Task(done) => Box::pin(self.on_task(*done)).await,
             ActorMsg::Peer(ev) => {
                 if self.connect_peer_event(&ev).await || self.queue_peer_event(&ev).await {
                     return;
