@@ -303,11 +303,11 @@ impl Node {
                 }
                 inner.tell(
                     call_id,
-                    ActorMsg::RecordingDone {
+                    ActorMsg::RecordingDone(Box::new(crate::actor::RecordingEnded {
                         rec_id,
                         control_id,
-                        params: Box::new(params.unwrap_or_default()),
-                    },
+                        params: params.unwrap_or_default(),
+                    })),
                 );
             }
         });

@@ -257,11 +257,92 @@ pub(crate) fn place(inner: &Arc<Inner>, req: OutboundInvite) -> Result<OutboundL
         timer: None,
         refresh: None,
     };
-    tokio::spawn(task.run(tx, next_hop).instrument(span));
+    let final_rx = {
+        let _enter = span.enter();
+        drive_invite(inner.clone(), task.core.dialog.clone(), tx, next_hop)
+    };
+    tokio::spawn(task.run(final_rx).instrument(span));
     Ok(OutboundLeg {
         events: events_rx,
         handle,
     })
+}
+
+/// Starts the INVITE transaction's driver: its own task, because its receive loop is not
+/// cancel-safe and so is never raced against anything else. A function of its own, not part
+/// of the leg task, so that the leg task's future (which lives as long as the call) has no
+/// room for the transaction. Call within the leg's span.
+fn drive_invite(
+    inner: Arc<Inner>,
+    driver_dialog: InviteDialog,
+    mut tx: Transaction,
+    next_hop: SipAddr,
+) -> oneshot::Receiver<InviteOutcome> {
+    let (final_tx, final_rx) = oneshot::channel::<InviteOutcome>();
+    tokio::spawn(
+        async move {
+            let work = async {
+                // Resolve and connect first. The stack treats a failed
+                // lookup (DNS, TCP refused, TLS handshake) as transient
+                // and retries it on timer A until timer B, so a dead TCP
+                // peer would take 32 s to fail: fail it now instead.
+                let lookup = tokio::time::timeout(
+                    inner.transaction_timeout,
+                    inner.endpoint.transport_layer.lookup(&next_hop, None),
+                )
+                .await;
+                let reached = match lookup {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("cannot reach {next_hop}: {e}")),
+                    Err(_) => Err(format!("cannot reach {next_hop}: timed out")),
+                };
+                if let Err(why) = reached {
+                    warn!(reason = %why, "INVITE not sent");
+                    let _ = final_tx.send(Err(why));
+                    return;
+                }
+                let result = driver_dialog.process_invite(&mut tx).await;
+                // Its provisional states reach the leg before the final response does.
+                inner.uac_states.flush().await;
+                let confirmed_tag = match &result {
+                    Ok((id, Some(r))) if r.status_code.kind() == StatusCodeKind::Successful => {
+                        Some(id.remote_tag.clone())
+                    }
+                    _ => None,
+                };
+                let _ = final_tx.send(result.map(|(_, r)| r).map_err(|e| e.to_string()));
+                if let Some(confirmed_tag) = confirmed_tag {
+                    // RFC 6026 Accepted state (timer M): keep receiving
+                    // so retransmitted 2xx are ACKed again (the
+                    // transaction does that), and end forked branches.
+                    let mut forks: Vec<String> = Vec::new();
+                    while let Some(msg) = tx.receive().await {
+                        let SipMessage::Response(resp) = msg else {
+                            continue;
+                        };
+                        let Some(tag) = to_tag(&resp) else { continue };
+                        if resp.status_code.kind() != StatusCodeKind::Successful
+                            || tag == confirmed_tag
+                            || forks.contains(&tag)
+                        {
+                            continue;
+                        }
+                        forks.push(tag);
+                        tokio::spawn(
+                            bye_forked_branch(inner.clone(), tx.original.clone(), resp)
+                                .in_current_span(),
+                        );
+                    }
+                }
+            };
+            tokio::select! {
+                _ = inner.token.cancelled() => {}
+                _ = work => {}
+            }
+        }
+        .in_current_span(),
+    );
+    final_rx
 }
 
 /// A refresh UPDATE's response: its status and `Session-Expires`, or `None` when none came.
@@ -366,76 +447,7 @@ impl LegTask {
         .start_hangup();
     }
 
-    async fn run(mut self, mut tx: Transaction, next_hop: SipAddr) {
-        // The INVITE transaction runs in its own task: its receive loop is
-        // not cancel-safe, so it is never raced against anything else.
-        let (final_tx, mut final_rx) = oneshot::channel::<InviteOutcome>();
-        let driver_dialog = self.core.dialog.clone();
-        let inner = self.inner.clone();
-        tokio::spawn(
-            async move {
-                let work = async {
-                    // Resolve and connect first. The stack treats a failed
-                    // lookup (DNS, TCP refused, TLS handshake) as transient
-                    // and retries it on timer A until timer B, so a dead TCP
-                    // peer would take 32 s to fail: fail it now instead.
-                    let lookup = tokio::time::timeout(
-                        inner.transaction_timeout,
-                        inner.endpoint.transport_layer.lookup(&next_hop, None),
-                    )
-                    .await;
-                    let reached = match lookup {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(format!("cannot reach {next_hop}: {e}")),
-                        Err(_) => Err(format!("cannot reach {next_hop}: timed out")),
-                    };
-                    if let Err(why) = reached {
-                        warn!(reason = %why, "INVITE not sent");
-                        let _ = final_tx.send(Err(why));
-                        return;
-                    }
-                    let result = driver_dialog.process_invite(&mut tx).await;
-                    // Its provisional states reach the leg before the final response does.
-                    inner.uac_states.flush().await;
-                    let confirmed_tag = match &result {
-                        Ok((id, Some(r))) if r.status_code.kind() == StatusCodeKind::Successful => {
-                            Some(id.remote_tag.clone())
-                        }
-                        _ => None,
-                    };
-                    let _ = final_tx.send(result.map(|(_, r)| r).map_err(|e| e.to_string()));
-                    if let Some(confirmed_tag) = confirmed_tag {
-                        // RFC 6026 Accepted state (timer M): keep receiving
-                        // so retransmitted 2xx are ACKed again (the
-                        // transaction does that), and end forked branches.
-                        let mut forks: Vec<String> = Vec::new();
-                        while let Some(msg) = tx.receive().await {
-                            let SipMessage::Response(resp) = msg else {
-                                continue;
-                            };
-                            let Some(tag) = to_tag(&resp) else { continue };
-                            if resp.status_code.kind() != StatusCodeKind::Successful
-                                || tag == confirmed_tag
-                                || forks.contains(&tag)
-                            {
-                                continue;
-                            }
-                            forks.push(tag);
-                            tokio::spawn(
-                                bye_forked_branch(inner.clone(), tx.original.clone(), resp)
-                                    .in_current_span(),
-                            );
-                        }
-                    }
-                };
-                tokio::select! {
-                    _ = inner.token.cancelled() => {}
-                    _ = work => {}
-                }
-            }
-            .in_current_span(),
-        );
-
+    async fn run(mut self, mut final_rx: oneshot::Receiver<InviteOutcome>) {
         let mut answered = false;
         loop {
             tokio::select! {

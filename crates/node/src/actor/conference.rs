@@ -83,14 +83,14 @@ impl CallActor {
                 .await;
         }
         info!(conference = %plan.name, started = joined.started, "joined the conference");
-        self.participant = Some(Participant {
+        self.participant = Some(Box::new(Participant {
             muted: plan.muted,
             plan,
             conference_id: joined.conference_id,
             wait_play: None,
             mixed: false,
             record: joined.record,
-        });
+        }));
         if joined.created {
             self.conference_event("conference-create", json!({})).await;
         }

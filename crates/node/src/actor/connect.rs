@@ -87,14 +87,14 @@ impl CallActor {
             .ok()
             .map(|()| ringback);
         self.drain_ops().await;
-        self.connect = Some(Connecting {
+        self.connect = Some(Box::new(Connecting {
             plan,
             stage: 0,
             ringing: Vec::new(),
             bridged: None,
             last_failure: "no_answer".into(),
             ringback,
-        });
+        }));
         self.connect_event("connecting", None, None).await;
         self.dial_stage().await;
     }
@@ -428,6 +428,6 @@ impl CallActor {
     }
 }
 
-fn c_max(c: &Option<Connecting>) -> u64 {
+fn c_max(c: &Option<Box<Connecting>>) -> u64 {
     c.as_ref().map_or(0, |c| c.plan.max_duration_secs)
 }

@@ -108,7 +108,7 @@ impl CallActor {
                 };
                 self.live_event(&live, json!({"kind": "state", "state": "started"}))
                     .await;
-                self.live = Some(live);
+                self.live = Some(Box::new(live));
                 Ok(())
             }
             LiveTranscribeAction::Stop => {
@@ -126,7 +126,7 @@ impl CallActor {
     /// The running live transcription (`translating`: translation), or 422 `invalid_state`.
     pub(crate) fn live_session(&self, translating: bool) -> Result<&LiveTranscript, ControlError> {
         self.live
-            .as_ref()
+            .as_deref()
             .filter(|l| l.translation.is_some() == translating)
             .ok_or_else(no_session)
     }

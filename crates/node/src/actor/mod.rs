@@ -54,12 +54,7 @@ pub(crate) enum ActorMsg {
     /// until handled (queue.rs).
     Media(Box<MediaEvent>, Option<media::queue::Permit>),
     /// The recorder finished one of this call's recordings (its webhook is already queued).
-    RecordingDone {
-        rec_id: uuid::Uuid,
-        control_id: String,
-        /// The final `calling.call.record` event's `params`.
-        params: Box<serde_json::Value>,
-    },
+    RecordingDone(Box<RecordingEnded>),
     /// News from the other call of a bridge (`calling.transfer` to a SIP/phone destination).
     Peer(crate::actor::bridge::PeerEvent),
     /// The node is shutting down: hang up.
@@ -78,6 +73,14 @@ pub(crate) enum ActorMsg {
     ConferenceKick,
     /// A task the actor spawned came back ([`TaskSender`]).
     Task(Box<TaskDone>),
+}
+
+/// A recording the recorder finished.
+pub(crate) struct RecordingEnded {
+    pub rec_id: uuid::Uuid,
+    pub control_id: String,
+    /// The final `calling.call.record` event's `params`.
+    pub params: serde_json::Value,
 }
 
 /// Where the tasks a call's actor spawns (fetch, synthesis, HTTP, the model) send what they
@@ -204,6 +207,9 @@ pub(crate) enum DocPurpose {
     Script,
 }
 
+/// What a call's actor keeps for the call's life (its task's future holds it). What few calls
+/// use (a sidecar, a live transcript, a connect, a queue, a conference, a call to a script) is
+/// boxed: ~2 KiB of every call's heap otherwise.
 pub(crate) struct CallActor {
     pub ident: CallIdentity,
     pub core: OutboundCall,
@@ -245,26 +251,26 @@ pub(crate) struct CallActor {
     /// Why the call ended, once it has (told to the other call of a bridge).
     pub(crate) end_reason: Option<EndReason>,
     /// Set for the two ends of a call to a script: no SIP, RTP straight to this address.
-    pub(crate) virtual_media: Option<media_leg::NegotiatedMedia>,
+    pub(crate) virtual_media: Option<Box<media_leg::NegotiatedMedia>>,
     pub(crate) recordings: crate::actor::recording::Recordings,
     /// `calling.denoise` is on (the filter is set on the media leg).
     pub(crate) denoising: bool,
     /// `calling.live_transcribe` running on the call (live.rs).
-    pub(crate) live: Option<live::LiveTranscript>,
+    pub(crate) live: Option<Box<live::LiveTranscript>>,
     /// `calling.ai_sidecar` attached to the call (sidecar.rs).
-    pub(crate) sidecar: Option<sidecar::Sidecar>,
+    pub(crate) sidecar: Option<Box<sidecar::Sidecar>>,
     /// A SWML `connect` dialling or bridged.
-    pub(crate) connect: Option<crate::actor::connect::Connecting>,
+    pub(crate) connect: Option<Box<crate::actor::connect::Connecting>>,
     /// This far leg of a `connect` runs its `confirm` script before it is bridged.
     pub(crate) confirming: bool,
     /// The caller waits in a queue (SWML `enter_queue`).
-    pub(crate) queued: Option<crate::actor::queue::Queued>,
+    pub(crate) queued: Option<Box<crate::actor::queue::Queued>>,
     /// A call to bridge with once this call's media runs (it was answered, the ACK is due).
     pub(crate) pending_bridge: Option<uuid::Uuid>,
     /// A conference mix to join once this call's media runs (answered, its ACK still due).
     pub(crate) pending_mix: bool,
     /// The conference this call is in (SWML `join_conference`).
-    pub(crate) participant: Option<crate::actor::conference::Participant>,
+    pub(crate) participant: Option<Box<crate::actor::conference::Participant>>,
     /// A REFER of this call is waiting for its outcome (refer.rs).
     pub(crate) refer_running: bool,
     /// Taps and streams being set up or running: what stops each one's task (fork.rs).
@@ -1052,11 +1058,14 @@ impl CallActor {
                 };
                 self.op_event(ev).await
             }
-            ActorMsg::RecordingDone {
-                rec_id,
-                control_id,
-                params,
-            } => self.on_recording_done(rec_id, control_id, *params).await,
+            ActorMsg::RecordingDone(done) => {
+                let RecordingEnded {
+                    rec_id,
+                    control_id,
+                    params,
+                } = *done;
+                self.on_recording_done(rec_id, control_id, params).await
+            }
             ActorMsg::ConfirmTimeout if self.confirming => {
                 info!("connect: the confirm script ran out of time; this leg fails");
                 self.confirming = false;
@@ -1416,10 +1425,10 @@ fn media_report(s: &MediaStats, is_final: bool, now_ms: u64) -> control::MediaRe
 #[cfg(test)]
 mod sizes {
     /// Each call's two channels allocate 32 messages up front: the message stays small (large
-    /// payloads boxed), so an idle call's queues cost ~3 KiB and not ~15.
+    /// payloads boxed), so an idle call's queues cost ~2 KiB and not ~15.
     #[test]
     fn actor_messages_stay_small() {
-        assert!(std::mem::size_of::<super::ActorMsg>() <= 64);
+        assert!(std::mem::size_of::<super::ActorMsg>() <= 32);
         assert!(std::mem::size_of::<super::TaskDone>() <= 96);
     }
 }

@@ -65,7 +65,7 @@ impl CallActor {
             .start_looped_play(format!("{control_id}-wait"), plan.wait_audio.clone())
             .await;
         let secs = plan.wait_time_secs;
-        self.queued = Some(Queued {
+        self.queued = Some(Box::new(Queued {
             plan,
             control_id,
             entered_ms: now,
@@ -73,7 +73,7 @@ impl CallActor {
             wait_play,
             agent: None,
             dequeued_ms: None,
-        });
+        }));
         self.queue_event("enqueue", entry).await;
         let (node, me) = (self.node.clone(), self.ident.call_id);
         tokio::spawn(async move {

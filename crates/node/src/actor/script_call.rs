@@ -141,7 +141,7 @@ impl NodeInner {
             origin_rx,
         );
         origin.rtp = Some((origin_port, origin_socket));
-        origin.virtual_media = Some(media_to(dest_port));
+        origin.virtual_media = Some(Box::new(media_to(dest_port)));
         origin.ops.session.transferred(dest_id, false);
         let mut dest = CallActor::new(
             dest_ident,
@@ -152,7 +152,7 @@ impl NodeInner {
             dest_rx,
         );
         dest.rtp = Some((dest_port, dest_socket));
-        dest.virtual_media = Some(media_to(origin_port));
+        dest.virtual_media = Some(Box::new(media_to(origin_port)));
         dest.ops.session.far_leg_of(origin_id);
         info!(call_id = %origin_id, script_end = %dest_id, "dial to a script accepted");
         tokio::spawn(origin.run());
@@ -188,7 +188,7 @@ impl CallActor {
             return;
         };
         self.input(control::call::CallInput::Offered).await;
-        if let Err(detail) = self.start_media(media) {
+        if let Err(detail) = self.start_media(*media) {
             self.input(control::call::CallInput::Fail {
                 reason: control::EndReason::Error,
                 detail,

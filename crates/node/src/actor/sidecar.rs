@@ -279,7 +279,7 @@ impl CallActor {
         )
         .await;
         info!(lang = %p.lang, tools = swaig.functions.len(), "ai sidecar attached");
-        self.sidecar = Some(Sidecar {
+        self.sidecar = Some(Box::new(Sidecar {
             out,
             model,
             system: prompt_text(p.prompt.as_ref()),
@@ -319,7 +319,7 @@ impl CallActor {
             min_interval_ms: u64::from(p.params.min_interval_ms.min(60_000)),
             evaluated_at: 0,
             due: false,
-        });
+        }));
         Ok(())
     }
 

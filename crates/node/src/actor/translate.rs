@@ -115,7 +115,7 @@ impl CallActor {
                     translation: Some(translation),
                 };
                 self.translation_state(&live, "started").await;
-                self.live = Some(live);
+                self.live = Some(Box::new(live));
                 Ok(())
             }
             LiveTranslateAction::Stop => {
