@@ -9,7 +9,9 @@ mod ops;
 // jemalloc, not glibc's malloc: a call's setup (its HTTP request, INVITE transaction, SWML
 // fetch) frees memory between long-lived allocations, and glibc kept those holes resident —
 // ~100 KiB of RSS per playing call at 1,000 calls against ~72 with jemalloc, same heap
-// (docs/benchmarks.md, "Session 16").
+// (docs/benchmarks.md, "Session 16"). Its background threads (the crate's
+// `background_threads` feature) give freed pages back on time, not only when the thread that
+// freed them allocates again.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
