@@ -102,9 +102,10 @@ impl TaskSender {
 
 /// A call's two queues. Commands (REST requests, shutdown) come on a bounded channel whose
 /// senders wait when it is full: backpressure on the API, nothing lost. Events (media, the
-/// recorder, the other call of a bridge) come on an unbounded one: what an operation or a
-/// script waits on is never dropped, and there are few of them (one per operation, key press
-/// or verdict; droppable media events are bounded by their budget).
+/// recorder, the other call of a bridge, the tasks the actor spawned) come on an unbounded
+/// one: what an operation or a script waits on is never dropped, and there are few of them
+/// (one per operation, key press, verdict or task; droppable media events are bounded by
+/// their budget).
 pub(crate) struct Inbox {
     pub commands: mpsc::Receiver<ActorMsg>,
     pub events: mpsc::UnboundedReceiver<ActorMsg>,
