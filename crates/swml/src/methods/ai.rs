@@ -465,6 +465,19 @@ fn text_at(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
+/// A string parameter that says something (not missing, not blank), as written.
+fn filled_at(v: &Value, key: &str) -> Option<String> {
+    text_at(v, key).filter(|t| !t.trim().is_empty())
+}
+
+/// A count parameter of at least 1, capped at `max`.
+fn count_at(v: &Value, key: &str, max: f64) -> Option<f64> {
+    v.get(key)
+        .and_then(as_f64)
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .map(|n| n.min(max))
+}
+
 fn ms_param(params: &Value, key: &str) -> Option<u64> {
     params
         .get(key)
@@ -523,13 +536,11 @@ fn function_of(f: &Value) -> Result<Function, String> {
             skip_fillers: f.get("skip_fillers").and_then(super::as_bool) == Some(true),
             wait_for_fillers: f.get("wait_for_fillers").and_then(super::as_bool) == Some(true),
             fillers_said: 0,
-            wait_file: text_at(f, "wait_file")
-                .filter(|url| !url.trim().is_empty())
-                .map(|url| BackgroundAudio {
-                    url,
-                    volume_db: 0.0,
-                    loops: loop_count(f.get("wait_file_loops")),
-                }),
+            wait_file: filled_at(f, "wait_file").map(|url| BackgroundAudio {
+                url,
+                volume_db: 0.0,
+                loops: loop_count(f.get("wait_file_loops")),
+            }),
             mcp: None,
         })
     }
@@ -655,9 +666,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         wake: Wake::of(&tuning),
         digits: digits_of(&tuning),
         initial_sleep_ms: ms_param(&tuning, "initial_sleep_ms").map_or(0, |ms| ms.min(300_000)),
-        app_name: text_at(&tuning, "app_name")
-            .filter(|a| !a.trim().is_empty())
-            .unwrap_or_else(|| "dialtone".to_string()),
+        app_name: filled_at(&tuning, "app_name").unwrap_or_else(|| "dialtone".to_string()),
         native_wait: None,
         now,
         call_vars: ai_vars::call_vars(&run.scope, &language_names, text_at(&tuning, "direction")),
@@ -695,8 +704,7 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         attention_ms: ms_param(&tuning, "attention_timeout")
             .filter(|ms| *ms > 0)
             .map(|ms| ms.clamp(1_000, 600_000)),
-        attention_prompt: text_at(&tuning, "attention_timeout_prompt")
-            .filter(|p| !p.trim().is_empty())
+        attention_prompt: filled_at(&tuning, "attention_timeout_prompt")
             .unwrap_or_else(|| ATTENTION_PROMPT.to_string()),
         attention_from: now,
         attention_turn: false,
@@ -770,12 +778,9 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
         .and_then(as_f64)
         .filter(|v| v.is_finite())
         .map_or(0.0, |v| v.clamp(-50.0, 50.0));
-    agent.sliding_window = tuning
-        .get("conversation_sliding_window")
-        .and_then(as_f64)
-        .filter(|n| n.is_finite() && *n >= 1.0)
-        .map_or(0, |n| n.min(10_000.0) as usize);
-    agent.conscience = text_at(&tuning, "conscience").filter(|c| !c.trim().is_empty());
+    agent.sliding_window =
+        count_at(&tuning, "conversation_sliding_window", 10_000.0).map_or(0, |n| n as usize);
+    agent.conscience = filled_at(&tuning, "conscience");
     // `params.convo`: the conversation so far, as if it had happened.
     for m in tuning
         .get("convo")
@@ -798,37 +803,26 @@ pub(crate) fn run(run: &mut Run, params: &Value, now: u64) -> Flow {
             .filter(|t| *t >= 1.0)
             .map(|t| t.min(4096.0) as u32);
     }
-    agent.barge_min_words = tuning
-        .get("barge_min_words")
-        .and_then(as_f64)
-        .filter(|n| n.is_finite() && *n >= 1.0)
-        .map_or(0, |n| n.min(100.0) as u32);
-    agent.hold_music = text_at(&tuning, "hold_music").filter(|m| !m.trim().is_empty());
-    agent.background_file = text_at(&tuning, "background_file")
-        .filter(|f| !f.trim().is_empty())
-        .map(|url| BackgroundAudio {
-            url,
-            volume_db: tuning
-                .get("background_file_volume")
-                .and_then(as_f64)
-                .unwrap_or(0.0),
-            loops: loop_count(tuning.get("background_file_loops")),
-        });
+    agent.barge_min_words = count_at(&tuning, "barge_min_words", 100.0).map_or(0, |n| n as u32);
+    agent.hold_music = filled_at(&tuning, "hold_music");
+    agent.background_file = filled_at(&tuning, "background_file").map(|url| BackgroundAudio {
+        url,
+        volume_db: tuning
+            .get("background_file_volume")
+            .and_then(as_f64)
+            .unwrap_or(0.0),
+        loops: loop_count(tuning.get("background_file_loops")),
+    });
     agent.hard_stop_at = tuning
         .get("hard_stop_time")
         .and_then(duration_ms)
         .map(|ms| now.saturating_add(ms));
-    agent.hard_stop_prompt = text_at(&tuning, "hard_stop_prompt")
-        .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| HARD_STOP_PROMPT.to_string());
-    if let Some(tz) = text_at(&tuning, "local_tz").filter(|tz| !tz.trim().is_empty()) {
+    agent.hard_stop_prompt =
+        filled_at(&tuning, "hard_stop_prompt").unwrap_or_else(|| HARD_STOP_PROMPT.to_string());
+    if let Some(tz) = filled_at(&tuning, "local_tz") {
         agent.local_tz = tz;
     }
-    agent.greeting = tuning
-        .get("static_greeting")
-        .and_then(Value::as_str)
-        .filter(|g| !g.trim().is_empty())
-        .map(str::to_string);
+    agent.greeting = filled_at(&tuning, "static_greeting");
     agent.no_barge_once = agent.greeting.is_some()
         && tuning
             .get("static_greeting_no_barge")
